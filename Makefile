@@ -1,0 +1,40 @@
+# Set-up and entry points. `make demo` and `make test` each do the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.atmospec-installed
+OUT ?= atmospec-demo
+
+.PHONY: setup data demo test lint docs benchmarks-quick clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch first (see DEVELOPERS.md); the package's torch>= range is then satisfied.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+data: setup
+	$(BIN)/atmospec data fetch
+
+demo: data
+	$(BIN)/atmospec demo --out $(OUT)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: data lint docs
+	$(BIN)/python -m pytest -n 2 --durations=15
+
+benchmarks-quick: data
+	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) site .pytest_cache

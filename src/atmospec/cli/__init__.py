@@ -1,0 +1,1 @@
+"""The ``atmospec`` command line: a thin Typer layer over the Python API."""

