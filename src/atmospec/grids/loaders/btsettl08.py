@@ -1,0 +1,59 @@
+"""BT-Settl 2008 (Allard et al. 2012) at SpeX prism resolution, from the splat resources.
+
+File names such as ``btsettl08_t1000_g4.00_z-0.50_en0.20_SPEX-PRISM.txt.gz`` give ``teff``,
+``logg``, ``mh`` and the alpha enhancement ``en`` -> ``alpha``. The set is sparse (485 of
+the 31 x 6 x 7 x 3 combinations): alpha is tied to [M/H] (0 for [M/H] >= 0, +0.2 at -0.5,
++0.4 at -1.0 and below), and the metal-poor models exist only at high Teff. atmospec
+therefore interpolates BT-Settl over (teff, logg, mh) with a Delaunay triangulation and
+takes alpha from [M/H] (see :class:`atmospec.grids.ModelGrid`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from atmospec.grids.loaders._splat import build_splat_grid, number
+
+__all__ = ["PARAM_NAMES", "BUILDER", "parse_name", "build"]
+
+PARAM_NAMES = ("teff", "logg", "mh", "alpha")
+BUILDER = "splat-btsettl08/1"
+_PATTERN = re.compile(
+    r"btsettl08_t(?P<teff>\d+)_g(?P<logg>[\d.]+)_z(?P<mh>[-+]?[\d.]+)_en(?P<alpha>[-+]?[\d.]+)"
+    r"_SPEX-PRISM\.txt(\.gz)?"
+)
+
+
+def parse_name(filename: str) -> dict[str, float]:
+    """Parameters of a BT-Settl 2008 file name.
+
+    Example:
+        >>> parse_name("btsettl08_t1000_g4.00_z-0.50_en0.20_SPEX-PRISM.txt.gz")
+        {'teff': 1000.0, 'logg': 4.0, 'mh': -0.5, 'alpha': 0.2}
+    """
+    m = _PATTERN.fullmatch(filename)
+    if m is None:
+        raise ValueError(f"{filename}: not a BT-Settl 2008 SpeX-prism file name")
+    return {k: number(m[k]) for k in PARAM_NAMES}
+
+
+def build(
+    out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None, *, quiet: bool = True
+) -> Path:
+    """Convert the 485 BT-Settl 2008 files (default: the fetched splat data) to a grid file."""
+    return build_splat_grid(
+        "btsettl08",
+        out,
+        parse_name,
+        param_names=PARAM_NAMES,
+        pattern=_PATTERN,
+        folder=folder,
+        builder=BUILDER,
+        quiet=quiet,
+        notes=(
+            "sparse grid: alpha ('en' in the file names) is tied to mh and metal-poor models "
+            "exist only at high Teff; interpolation is Delaunay-linear over (teff, logg, mh)",
+        ),
+    )
