@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import astropy.units as u
     from matplotlib.axes import Axes
 
-__all__ = ["Spectrum", "validate_arrays"]
+__all__ = ["Spectrum", "validate_arrays", "invalid_pixels"]
 
 
 def validate_arrays(
@@ -24,14 +24,17 @@ def validate_arrays(
     flux: NDArray[np.float64],
     uncertainty: NDArray[np.float64] | None,
     *,
+    mask: NDArray[np.bool_] | None = None,
     source: str = "spectrum",
     require_positive_flux: bool = False,
 ) -> None:
     """Check the rules every spectrum obeys; raise :class:`InvalidSpectrumError` naming ``source``.
 
     Rules: 1-D arrays of equal length (at least 2 points); finite, strictly increasing (sorted,
-    unique) wavelengths; finite flux; uncertainties, where given, finite and positive. With
-    ``require_positive_flux`` the flux must also be > 0 (model grids, log-flux estimators).
+    unique) wavelengths on *every* pixel; on the unmasked pixels (``mask`` True = bad): finite
+    flux and, where given, finite positive uncertainties; at least 2 unmasked pixels. With
+    ``require_positive_flux`` the unmasked flux must also be > 0 (model grids, log-flux
+    estimators).
 
     Example:
         >>> import numpy as np
@@ -40,6 +43,9 @@ def validate_arrays(
         Traceback (most recent call last):
         ...
         atmospec.errors.InvalidSpectrumError: a.fits: wavelengths are not sorted in increasing order (first decrease at index 1: 2 -> 1)
+        >>> nan = float("nan")
+        >>> validate_arrays(np.array([1.0, 2.0, 3.0]), np.array([1.0, nan, 1.0]), None,
+        ...                 mask=np.array([False, True, False]))  # masked NaN is allowed
     """
     if wavelength.ndim != 1 or flux.ndim != 1:
         raise InvalidSpectrumError(
@@ -54,6 +60,12 @@ def validate_arrays(
         raise InvalidSpectrumError(
             f"{source}: a spectrum needs at least 2 points, found {flux.size}"
         )
+    if uncertainty is not None and uncertainty.shape != flux.shape:
+        raise InvalidSpectrumError(
+            f"{source}: uncertainty has shape {uncertainty.shape}, flux {flux.shape}"
+        )
+    if mask is not None and mask.shape != flux.shape:
+        raise InvalidSpectrumError(f"{source}: mask has shape {mask.shape}, flux {flux.shape}")
     bad = ~np.isfinite(wavelength)
     if bad.any():
         raise InvalidSpectrumError(
@@ -72,30 +84,52 @@ def validate_arrays(
             f"{source}: wavelengths are not sorted in increasing order (first decrease at index "
             f"{i + 1}: {wavelength[i]:g} -> {wavelength[i + 1]:g})"
         )
+    good = np.ones(flux.shape, dtype=bool) if mask is None else ~mask
+    if good.sum() < 2:
+        raise InvalidSpectrumError(
+            f"{source}: fewer than 2 unmasked pixels ({int(good.sum())} of {good.size})"
+        )
+    wave, flux = wavelength[good], flux[good]
     bad = ~np.isfinite(flux)
     if bad.any():
         raise InvalidSpectrumError(
             f"{source}: {int(bad.sum())} flux value(s) are NaN or infinite (first at "
-            f"{wavelength[int(np.argmax(bad))]:g} um); remove them or mark them with a mask"
+            f"{wave[int(np.argmax(bad))]:g} um); remove them or mark them with a mask"
         )
     if require_positive_flux and (flux <= 0).any():
         i = int(np.argmax(flux <= 0))
         raise InvalidSpectrumError(
             f"{source}: {int((flux <= 0).sum())} flux value(s) are zero or negative (first "
-            f"{flux[i]:g} at {wavelength[i]:g} um); positive flux is required here"
+            f"{flux[i]:g} at {wave[i]:g} um); positive flux is required here"
         )
     if uncertainty is not None:
-        if uncertainty.shape != flux.shape:
-            raise InvalidSpectrumError(
-                f"{source}: uncertainty has shape {uncertainty.shape}, flux {flux.shape}"
-            )
-        bad = ~np.isfinite(uncertainty) | (uncertainty <= 0)
+        unc = uncertainty[good]
+        bad = ~np.isfinite(unc) | (unc <= 0)
         if bad.any():
             i = int(np.argmax(bad))
             raise InvalidSpectrumError(
                 f"{source}: {int(bad.sum())} uncertainty value(s) are missing, zero, negative or "
-                f"NaN (first {uncertainty[i]:g} at {wavelength[i]:g} um); uncertainties must be > 0"
+                f"NaN (first {unc[i]:g} at {wave[i]:g} um); uncertainties must be > 0"
             )
+
+
+def invalid_pixels(
+    flux: NDArray[np.float64], uncertainty: NDArray[np.float64] | None = None
+) -> NDArray[np.bool_]:
+    """The pixels :func:`validate_arrays` would reject: non-finite flux, bad uncertainties.
+
+    Readers of archive products (SpeX library, JWST x1d) use this to *mask* such pixels, where
+    NaN is the documented way of flagging them, instead of refusing the file.
+
+    Example:
+        >>> import numpy as np
+        >>> invalid_pixels(np.array([1.0, np.nan, 2.0]), np.array([0.1, 0.1, -1.0])).tolist()
+        [False, True, True]
+    """
+    bad = ~np.isfinite(flux)
+    if uncertainty is not None:
+        bad |= ~np.isfinite(uncertainty) | (uncertainty <= 0)
+    return bad
 
 
 class Spectrum:
@@ -162,22 +196,12 @@ class Spectrum:
         return str(self.meta.get("source", self.name))
 
     def validate(self, *, require_positive_flux: bool = False) -> Spectrum:
-        """Check the spectrum's rules on its unmasked pixels; return self, raise if broken."""
-        if self.mask.shape != self.flux.shape:
-            raise InvalidSpectrumError(
-                f"{self.source}: mask has shape {self.mask.shape}, flux {self.flux.shape}"
-            )
-        good = ~self.mask
-        validate_arrays(self.wavelength, self.flux, None, source=self.source)  # shape checks
-        if good.sum() < 2:
-            raise InvalidSpectrumError(
-                f"{self.source}: fewer than 2 unmasked pixels ({int(good.sum())} of {good.size})"
-            )
-        unc = None if self.uncertainty is None else self.uncertainty[good]
+        """Check the spectrum's rules (see :func:`validate_arrays`); return self, raise if broken."""
         validate_arrays(
-            self.wavelength[good],
-            self.flux[good],
-            unc,
+            self.wavelength,
+            self.flux,
+            self.uncertainty,
+            mask=self.mask,
             source=self.source,
             require_positive_flux=require_positive_flux,
         )
@@ -322,7 +346,7 @@ class Spectrum:
         return write(self, path, **kwargs)
 
     def to_specutils(self) -> Any:
-        """This spectrum as a ``specutils.Spectrum1D`` (uncertainty as StdDevUncertainty)."""
+        """This spectrum as a ``specutils.Spectrum`` (``Spectrum1D`` before specutils 2)."""
         from atmospec.io.specutils_bridge import to_specutils
 
         return to_specutils(self)

@@ -1,0 +1,157 @@
+"""Reading and writing spectra: one reader per format and a ``read()`` that detects it."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from atmospec.errors import FileFormatError
+from atmospec.io._common import check_file, open_fits
+from atmospec.io.fits_table import read_fits_table
+from atmospec.io.jwst import has_extract1d, read_jwst_x1d
+from atmospec.io.spex import read_spex
+from atmospec.io.telescopeml import read_fluxcal
+from atmospec.io.text import read_csv, read_ecsv, read_text
+from atmospec.io.writers import WRITE_FORMATS, format_for_path
+from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "read",
+    "write",
+    "detect_format",
+    "READERS",
+    "read_spex",
+    "read_jwst_x1d",
+    "read_fits_table",
+    "read_text",
+    "read_csv",
+    "read_ecsv",
+    "read_fluxcal",
+]
+
+READERS: dict[str, Callable[..., Spectrum]] = {
+    "spex": read_spex,
+    "jwst-x1d": read_jwst_x1d,
+    "fits-table": read_fits_table,
+    "ecsv": read_ecsv,
+    "csv": read_csv,
+    "text": read_text,
+    "telescopeml": read_fluxcal,
+}
+"""Format name -> reader. Each reader takes the path plus its own keyword arguments."""
+
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+
+
+def _head(path: Path, n: int = 2880) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+    if raw[:2] == b"\x1f\x8b":  # gzip
+        try:
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(n)
+        except (OSError, EOFError) as err:
+            raise FileFormatError(f"{path}: corrupt gzip file ({err})") from err
+    return raw
+
+
+def detect_format(path: str | Path) -> str:
+    """The format name of a spectrum file, from its content and name (a key of READERS).
+
+    FITS (by content, even compressed): an EXTRACT1D extension is ``jwst-x1d``, a 2-4 × N
+    primary array ``spex``, a binary table ``fits-table``. Text: ``# %ECSV`` is ``ecsv``,
+    ``*_fluxcal.dat`` is ``telescopeml``, ``.csv`` is ``csv``, anything else ``text``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "HD3651B_fluxcal.dat"
+        >>> _ = f.write_text("1.0 1e-16 1e-17\\n1.1 1e-16 1e-17\\n")
+        >>> detect_format(f)
+        'telescopeml'
+    """
+    p = check_file(path)
+    head = _head(p)
+    name = p.name.lower()
+    if head.startswith(b"SIMPLE  ="):
+        with open_fits(p) as hdul:
+            if has_extract1d(hdul):
+                return "jwst-x1d"
+            primary = hdul[0].data
+            if primary is not None and primary.ndim in (2, 3):
+                return "spex"
+            if any(getattr(h, "columns", None) is not None for h in hdul[1:]):
+                return "fits-table"
+        raise FileFormatError(
+            f"{p}: a FITS file with neither a spectrum array in the primary HDU nor a table "
+            "extension; cannot read a spectrum from it"
+        )
+    if name.endswith(_FITS_SUFFIXES):
+        raise FileFormatError(
+            f"{p}: named like a FITS file but does not start with a FITS header "
+            "(truncated, corrupt or mislabelled)"
+        )
+    if b"\x00" in head:
+        raise FileFormatError(f"{p}: binary file of unknown format")
+    text = head.decode("utf-8-sig", errors="replace")
+    if text.startswith("# %ECSV"):
+        return "ecsv"
+    if name.endswith(".ecsv"):
+        raise FileFormatError(f"{p}: named .ecsv but the first line is not '# %ECSV <version>'")
+    if name.endswith(("_fluxcal.dat", "_fluxcal.dat.gz")):
+        return "telescopeml"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return "text"
+
+
+def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum:  # noqa: A002
+    """Read a spectrum file of any supported format (detected when ``format`` is None).
+
+    Args:
+        path: the file.
+        format: one of :data:`READERS` (``spex``, ``jwst-x1d``, ``fits-table``, ``ecsv``,
+            ``csv``, ``text``, ``telescopeml``) to skip detection.
+        **kwargs: passed to the reader (e.g. ``invalid="mask"``, ``wave_unit="nm"``).
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        FileFormatError: empty, corrupt or truncated file, unknown layout, missing columns.
+        UnitError: missing, unknown or wrong units.
+        InvalidSpectrumError: unsorted / repeated wavelengths, NaN flux, bad uncertainties.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.csv"
+        >>> _ = f.write_text("wavelength [AA],flux [erg s-1 cm-2 AA-1]\\n12000,1e-16\\n13000,2e-16\\n")
+        >>> s = read(f)
+        >>> s.wavelength.round(6).tolist(), s.meta["format"]
+        ([1.2, 1.3], 'csv')
+    """
+    if format is None:
+        format = detect_format(path)  # noqa: A001
+    if format not in READERS:
+        raise FileFormatError(f"{path}: unknown format {format!r}; known: {sorted(READERS)}")
+    return READERS[format](path, **kwargs)
+
+
+def write(spectrum: Spectrum, path: str | Path, format: str | None = None) -> Path:  # noqa: A002
+    """Write ``spectrum`` to ECSV or FITS (by the file name, or ``format``), atomically.
+
+    Reading the file back with :func:`read` gives the same arrays, mask, unit, name and meta.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.spectrum import Spectrum
+        >>> s = Spectrum([1, 2, 3], [3, 4, 5], [0.1, 0.2, 0.1], mask=[0, 1, 0], meta={"a": 1})
+        >>> f = write(s, pathlib.Path(tempfile.mkdtemp()) / "s.fits")
+        >>> t = read(f)
+        >>> t.flux.tolist(), t.mask.tolist(), t.meta
+        ([3.0, 4.0, 5.0], [False, True, False], {'a': 1})
+    """
+    target = Path(path)
+    fmt = format or format_for_path(target)
+    if fmt not in WRITE_FORMATS:
+        raise FileFormatError(f"{target}: cannot write format {fmt!r}; use 'ecsv' or 'fits'")
+    return WRITE_FORMATS[fmt](spectrum, target)

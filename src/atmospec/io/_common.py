@@ -1,0 +1,344 @@
+"""Shared helpers of the readers: file checks, units, column names, building the Spectrum."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import json
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from atmospec.errors import DataNotFoundError, FileFormatError, UnitError
+from atmospec.spectrum import Spectrum, invalid_pixels, validate_arrays
+
+if TYPE_CHECKING:
+    from astropy.io.fits import HDUList
+
+__all__ = [
+    "Invalid",
+    "check_file",
+    "open_fits",
+    "open_text",
+    "parse_unit",
+    "check_wave_unit",
+    "check_flux_unit",
+    "find_column",
+    "build_spectrum",
+    "meta_to_json",
+    "meta_from_json",
+    "WAVE_NAMES",
+    "FLUX_NAMES",
+    "ERROR_NAMES",
+    "MASK_NAMES",
+]
+
+Invalid = Literal["error", "mask"]
+"""What a reader does with NaN flux or bad uncertainties: refuse the file, or mask the pixels."""
+
+WAVE_NAMES = ("wavelength", "wave", "lambda", "wl", "wav", "lam", "wavelength_um")
+FLUX_NAMES = ("flux", "f_lambda", "flam", "f_nu", "fnu", "flux_density", "fluxdensity")
+ERROR_NAMES = (
+    "error",
+    "err",
+    "uncertainty",
+    "unc",
+    "sigma",
+    "flux_error",
+    "flux_err",
+    "fluxerr",
+    "flux_unc",
+    "flux_uncertainty",
+    "e_flux",
+    "eflux",
+    "f_lambda_error",
+    "noise",
+)
+MASK_NAMES = ("mask", "bad")
+
+# Compact spellings found in real headers (SpeX library YUNITS) and common aliases.
+_UNIT_ALIASES = {
+    "wm-2um-1": "W m-2 um-1",
+    "ergss-1cm-2a-1": "erg s-1 cm-2 AA-1",
+    "ergs s-1 cm-2 a-1": "erg s-1 cm-2 AA-1",
+    "erg/s/cm2/a": "erg s-1 cm-2 AA-1",
+    "erg/s/cm^2/a": "erg s-1 cm-2 AA-1",
+    "erg/cm2/s/a": "erg s-1 cm-2 AA-1",
+    "microns": "um",
+    "micron": "um",
+    "angstrom": "AA",
+    "angstroms": "AA",
+    "a": "AA",
+    "å": "AA",
+}
+
+
+def check_file(path: str | Path) -> Path:
+    """Return ``path`` as a Path; raise if it is missing, a directory or empty."""
+    p = Path(path)
+    if not p.exists():
+        raise DataNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise FileFormatError(f"{p}: is a directory, not a spectrum file")
+    if p.stat().st_size == 0:
+        raise FileFormatError(f"{p}: the file is empty (0 bytes)")
+    return p
+
+
+@contextlib.contextmanager
+def open_fits(path: Path) -> Iterator[HDUList]:
+    """Open a FITS file fully in memory; corrupt or truncated files raise FileFormatError."""
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    with warnings.catch_warnings():
+        # non-standard cards (e.g. Spextool history banners) are harmless; truncation is not
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.filterwarnings("error", message=".*truncated.*", category=AstropyUserWarning)
+        try:
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            for hdu in hdul:  # force reading every data block now
+                _ = hdu.data
+        except (OSError, EOFError, ValueError, TypeError, IndexError, AstropyUserWarning) as err:
+            raise FileFormatError(
+                f"{path}: not a readable FITS file (truncated or corrupt): {err}"
+            ) from err
+        try:
+            yield hdul
+        finally:
+            hdul.close()
+
+
+def open_text(path: Path) -> list[str]:
+    """The lines of a text file (gzip-compressed if it ends with .gz); binary content raises."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise FileFormatError(f"{path}: cannot be read ({err})") from err
+    if b"\x00" in raw[:4096]:
+        raise FileFormatError(f"{path}: binary content, not a text table")
+    text = raw.decode("utf-8-sig", errors="replace")
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise FileFormatError(f"{path}: the file is empty (no data lines)")
+    return lines
+
+
+def parse_unit(text: str | None, *, source: str, column: str) -> str | None:
+    """Parse a unit string from a file header into an astropy unit string (None if absent).
+
+    Understands compact spellings (``Wm-2um-1``), ``µm``, ``microns``, ``Angstrom``/``Å``/``A``.
+
+    Example:
+        >>> parse_unit("ergss-1cm-2A-1", source="x.fits", column="flux")
+        'erg / (Angstrom s cm2)'
+        >>> parse_unit("µm", source="x.fits", column="wavelength")
+        'um'
+    """
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return _parse_unit_cached(str(text).strip())
+    except (ValueError, TypeError) as err:
+        raise UnitError(
+            f"{source}: unknown unit {str(text).strip()!r} for column '{column}'; "
+            "write it as an astropy unit string such as 'um', 'nm', 'AA', 'W m-2 um-1' or 'Jy'"
+        ) from err
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_unit_cached(raw: str) -> str:
+    import astropy.units as u
+
+    key = raw.lower().replace("µ", "u").replace("μ", "u")
+    candidate = _UNIT_ALIASES.get(key, _UNIT_ALIASES.get(key.replace(" ", ""), None))
+    if candidate is None:
+        candidate = raw.replace("µ", "u").replace("μ", "u").replace("Å", "AA")
+        candidate = re.sub(r"\bmicrons?\b", "um", candidate)
+        candidate = re.sub(r"\b[Aa]ngstroms?\b", "AA", candidate)
+        candidate = re.sub(r"\bergs\b", "erg", candidate)
+        candidate = re.sub(r"(?<![A-Za-z])A(?=$|[\s/\-^0-9)])", "AA", candidate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return u.Unit(candidate, parse_strict="raise").to_string()
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_kind(unit: str) -> str:
+    """'spectral', 'flux density', 'dimensionless' or 'other' (cached: astropy is slow here)."""
+    import astropy.units as u
+
+    q = u.Unit(unit)
+    if q.physical_type == "dimensionless":
+        return "dimensionless"
+    if q.is_equivalent(u.um, equivalencies=u.spectral()):
+        return "spectral"
+    # F_lambda or F_nu (energy or photon), but not lambda F_lambda = an integrated flux
+    if q.is_equivalent(u.W / u.m**2 / u.um) or q.is_equivalent(u.Jy):
+        return "flux density"
+    photon = u.photon / u.s / u.cm**2
+    if q.is_equivalent(photon / u.AA) or q.is_equivalent(photon / u.Hz):
+        return "flux density"
+    return "other"
+
+
+def check_wave_unit(unit: str | None, *, source: str, column: str = "wavelength") -> str:
+    """Check that ``unit`` is a spectral coordinate (length, frequency, wavenumber, energy)."""
+    unit = parse_unit(unit, source=source, column=column)
+    if unit is None:
+        raise UnitError(
+            f"{source}: no unit for the wavelength column '{column}'; put it in the header "
+            "(e.g. '# wavelength [um] flux [W m-2 um-1]') or pass wave_unit='um'"
+        )
+    if _unit_kind(unit) != "spectral":
+        raise UnitError(
+            f"{source}: wavelength column '{column}' has unit {unit!r}, which is not a "
+            "wavelength (expected a length such as um, nm or AA)"
+        )
+    return unit
+
+
+def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> str:
+    """Check that ``unit`` is a spectral flux density (F_λ or F_ν) or dimensionless ('')."""
+    unit = parse_unit(unit, source=source, column=column)
+    if unit is None or unit == "":
+        return ""
+    kind = _unit_kind(unit)
+    if kind == "dimensionless":
+        return "" if unit in ("", "dimensionless") else unit
+    if kind != "flux density":
+        raise UnitError(
+            f"{source}: flux column '{column}' has unit {unit!r}, which is not a spectral flux "
+            "density (expected F_lambda like 'W m-2 um-1' / 'erg s-1 cm-2 AA-1' or F_nu like "
+            "'Jy'); pass flux_unit= to override"
+        )
+    return unit
+
+
+def find_column(
+    names: Sequence[str],
+    candidates: Sequence[str],
+    *,
+    what: str,
+    source: str,
+    given: str | None = None,
+    required: bool = True,
+) -> str | None:
+    """Pick the column for ``what`` among ``names`` (case-insensitive), or raise naming them."""
+    lower = {n.lower().strip(): n for n in names}
+    if given is not None:
+        if given.lower() in lower:
+            return lower[given.lower()]
+        raise FileFormatError(f"{source}: no column named {given!r}; columns are {list(names)}")
+    for cand in candidates:
+        if cand in lower:
+            return lower[cand]
+    token = {"wavelength": ("wave", "lam"), "flux": ("flux",), "uncertainty": ("err", "unc", "sig")}
+    for low, orig in lower.items():
+        starts = token.get(what, ())
+        if what == "uncertainty" and any(t in low for t in starts):
+            return orig
+        if (
+            what != "uncertainty"
+            and low.startswith(starts)
+            and not any(t in low for t in ("err", "unc", "sig", "ivar"))
+        ):
+            return orig
+    if required:
+        raise FileFormatError(
+            f"{source}: no {what} column; expected one of {list(candidates)} "
+            f"(case-insensitive), found columns {list(names)}"
+        )
+    return None
+
+
+def build_spectrum(
+    wavelength: ArrayLike,
+    flux: ArrayLike,
+    uncertainty: ArrayLike | None = None,
+    *,
+    source: str,
+    wave_unit: str = "um",
+    flux_unit: str = "",
+    mask: ArrayLike | None = None,
+    meta: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Turn arrays read from ``source`` into a validated Spectrum.
+
+    Wavelengths are converted to micron; a strictly decreasing axis is reversed (recorded as
+    ``meta["reversed"]``). With ``invalid="mask"`` pixels with NaN flux or non-positive / NaN
+    uncertainty are masked and pixels with a NaN *wavelength* are dropped (their number in
+    ``meta["dropped_pixels"]``); with ``invalid="error"`` they raise InvalidSpectrumError.
+    """
+    if invalid not in ("error", "mask"):
+        raise ValueError(f"invalid={invalid!r}: expected 'error' or 'mask'")
+    wave = np.asarray(wavelength, dtype=np.float64)
+    flx = np.asarray(flux, dtype=np.float64)
+    unc = None if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
+    msk = np.zeros(flx.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if wave.shape != flx.shape:
+        validate_arrays(wave, flx, None, source=source)  # raises with the shapes
+    meta = dict(meta or {})
+    if wave_unit not in ("um", "micron"):
+        import astropy.units as u
+
+        wave = (wave * u.Unit(wave_unit)).to_value(u.um, equivalencies=u.spectral())
+    if invalid == "mask":
+        keep = np.isfinite(wave)
+        if not keep.all():
+            meta["dropped_pixels"] = int((~keep).sum())
+            wave, flx, msk = wave[keep], flx[keep], msk[keep]
+            unc = None if unc is None else unc[keep]
+    if wave.size > 1 and np.all(np.diff(wave) < 0):
+        wave, flx, msk = wave[::-1], flx[::-1], msk[::-1]
+        unc = None if unc is None else unc[::-1]
+        meta["reversed"] = True
+    if invalid == "mask" and unc is not None and unc.shape == flx.shape:
+        msk = msk | invalid_pixels(flx, unc)
+    elif invalid == "mask":
+        msk = msk | invalid_pixels(flx)
+    validate_arrays(wave, flx, unc, mask=msk, source=source)
+    return Spectrum(
+        np.ascontiguousarray(wave),
+        np.ascontiguousarray(flx),
+        None if unc is None else np.ascontiguousarray(unc),
+        mask=np.ascontiguousarray(msk),
+        meta=meta,
+        flux_unit=flux_unit,
+        name=name,
+        validate=False,
+    )
+
+
+def meta_to_json(spectrum: Spectrum) -> str:
+    """Serialise a spectrum's name and metadata as JSON (numpy values become plain numbers)."""
+    from atmospec._fileio import _json_default
+
+    payload = {"name": spectrum.name, "meta": spectrum.meta}
+    try:
+        return json.dumps(payload, default=_json_default, ensure_ascii=True, allow_nan=True)
+    except TypeError as err:
+        raise FileFormatError(
+            f"{spectrum.source}: metadata cannot be written ({err}); keep meta to JSON types"
+        ) from err
+
+
+def meta_from_json(text: str, *, source: str) -> tuple[str | None, dict[str, Any]]:
+    """Inverse of :func:`meta_to_json`: return (name, meta)."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FileFormatError(f"{source}: the stored atmospec metadata is corrupt ({err})") from err
+    return payload.get("name"), dict(payload.get("meta") or {})

@@ -1,0 +1,326 @@
+"""Readers of text tables: ECSV, CSV and whitespace-separated columns with units in the header."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import FileFormatError
+from atmospec.io._common import (
+    ERROR_NAMES,
+    FLUX_NAMES,
+    MASK_NAMES,
+    WAVE_NAMES,
+    Invalid,
+    build_spectrum,
+    check_file,
+    check_flux_unit,
+    check_wave_unit,
+    find_column,
+    meta_from_json,
+    open_text,
+    parse_unit,
+)
+from atmospec.spectrum import Spectrum
+
+__all__ = ["read_text", "read_csv", "read_ecsv", "parse_table", "TextTable", "ECSV_META_KEY"]
+
+ECSV_META_KEY = "atmospec"  # table meta key holding the JSON name/meta of files atmospec writes
+
+_FIELD = re.compile(r"([^\s\[\(,]+)\s*(?:\[([^\]]*)\]|\(([^)]*)\))?")
+_KEYVAL = re.compile(r"^\s*([A-Za-z][\w .-]*?)\s*[:=]\s*(.+?)\s*$")
+
+
+@dataclass
+class TextTable:
+    """A parsed text table: column names and units from the header, the numbers, comments."""
+
+    names: list[str] | None
+    units: list[str | None] | None
+    data: NDArray[np.float64]
+    header: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_header(line: str, delimiter: str | None) -> tuple[list[str], list[str | None]]:
+    fields = line.split(delimiter) if delimiter else None
+    names: list[str] = []
+    units: list[str | None] = []
+    if fields is not None:
+        for f in fields:
+            m = _FIELD.match(f.strip())
+            if not m:
+                names.append(f.strip())
+                units.append(None)
+                continue
+            names.append(m.group(1))
+            units.append(m.group(2) if m.group(2) is not None else m.group(3))
+    else:
+        for m in _FIELD.finditer(line):
+            names.append(m.group(1))
+            units.append(m.group(2) if m.group(2) is not None else m.group(3))
+    return names, units
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _raise_row_error(rows: list[tuple[int, str]], *, source: str, delimiter: str | None) -> None:
+    ncol = len(rows[0][1].split(delimiter))
+    for number, row in rows:
+        fields = [f.strip() for f in row.split(delimiter)]
+        if len(fields) != ncol:
+            raise FileFormatError(
+                f"{source}: line {number} has {len(fields)} columns, expected {ncol} "
+                "(truncated or malformed file)"
+            )
+        for f in fields:
+            if not _is_number(f):
+                raise FileFormatError(f"{source}: line {number}: cannot read {f!r} as a number")
+
+
+def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) -> TextTable:
+    """Parse comment lines, an optional header of ``name [unit]`` fields and numeric rows.
+
+    The header is the last ``#`` comment line before the data (or a first non-numeric line);
+    ``# key: value`` comment lines go into ``header``. Rows with another number of columns or
+    non-numeric values raise FileFormatError naming the line.
+
+    Example:
+        >>> t = parse_table(["# wavelength [um] flux [Jy]", "1.0 2.0", "1.1 2.5"], source="x.txt")
+        >>> t.names, t.units, t.data.shape
+        (['wavelength', 'flux'], ['um', 'Jy'], (2, 2))
+    """
+    comments: list[str] = []
+    header_line: str | None = None
+    rows: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            if not rows:
+                comments.append(stripped.lstrip("#").strip())
+            continue
+        first = stripped.split(delimiter)[0].strip() if delimiter else stripped.split()[0]
+        if not rows and header_line is None and not _is_number(first):
+            header_line = stripped
+            continue
+        rows.append((number, stripped))
+    if not rows:
+        raise FileFormatError(f"{source}: no numeric data rows (only header or comments)")
+    header: dict[str, str] = {}
+    for c in comments:
+        m = _KEYVAL.match(c)
+        if m and not re.search(r"\[", c):
+            header[m.group(1)] = m.group(2)
+    text = "\n".join(r for _, r in rows)
+    try:
+        data = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=np.float64)
+    except ValueError:
+        _raise_row_error(rows, source=source, delimiter=delimiter)
+        raise
+    if data.shape[1] < 2:
+        raise FileFormatError(
+            f"{source}: needs at least 2 columns (wavelength, flux), found {data.shape[1]}"
+        )
+    names = units = None
+    if header_line is not None:
+        names, units = _parse_header(header_line, delimiter)
+        if len(names) != data.shape[1]:
+            raise FileFormatError(
+                f"{source}: the header names {len(names)} columns {names} but the data rows "
+                f"have {data.shape[1]}"
+            )
+    else:  # the last comment line that names every column, one of them a wavelength
+        for c in reversed(comments):
+            n, un = _parse_header(c, delimiter)
+            known = find_column(n, WAVE_NAMES, what="wavelength", source=source, required=False)
+            if len(n) == data.shape[1] and known is not None:
+                names, units = n, un
+                break
+    return TextTable(names=names, units=units, data=data, header=header)
+
+
+def read_text(
+    path: str | Path,
+    *,
+    delimiter: str | None = None,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Read a whitespace- (or ``delimiter``-) separated text table.
+
+    A header line such as ``# wavelength [um] flux [W m-2 um-1] error [W m-2 um-1]`` gives the
+    column names and units (Å, nm and µm are converted to micron). Without a header the columns
+    are wavelength, flux[, uncertainty] and ``wave_unit`` must be given; a ``wave_unit`` /
+    ``flux_unit`` argument overrides the header. A flux without unit is relative ("").
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.txt"
+        >>> _ = f.write_text("# wavelength [nm] flux [Jy] error [Jy]\\n1000 2.0 0.1\\n1500 2.5 0.1\\n")
+        >>> s = read_text(f)
+        >>> s.wavelength.tolist(), s.flux_unit
+        ([1.0, 1.5], 'Jy')
+    """
+    p = check_file(path)
+    src = str(p)
+    table = parse_table(open_text(p), source=src, delimiter=delimiter)
+    fmt = "csv" if delimiter == "," else "text"
+    return _from_table(
+        table,
+        source=src,
+        fmt=fmt,
+        name=p.name.split(".")[0],
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
+        wave_unit=wave_unit,
+        flux_unit=flux_unit,
+        invalid=invalid,
+    )
+
+
+def read_csv(path: str | Path, **kwargs: Any) -> Spectrum:
+    """Read a comma-separated table (see :func:`read_text`; header ``wavelength [um],flux,...``)."""
+    return read_text(path, delimiter=",", **kwargs)
+
+
+def _from_table(
+    table: TextTable,
+    *,
+    source: str,
+    fmt: str,
+    name: str,
+    wave_col: str | None,
+    flux_col: str | None,
+    err_col: str | None,
+    wave_unit: str | None,
+    flux_unit: str | None,
+    invalid: Invalid,
+) -> Spectrum:
+    data = table.data
+    if table.names is None:
+        if any(c is not None for c in (wave_col, flux_col, err_col)):
+            raise FileFormatError(f"{source}: has no header line, so columns cannot be named")
+        iw, jf = 0, 1
+        je: int | None = 2 if data.shape[1] >= 3 else None
+        wu = fu = None
+        labels = ["column 1", "column 2"]
+    else:
+        names = table.names
+        cw = find_column(names, WAVE_NAMES, what="wavelength", source=source, given=wave_col)
+        cf = find_column(names, FLUX_NAMES, what="flux", source=source, given=flux_col)
+        ce = find_column(
+            names, ERROR_NAMES, what="uncertainty", source=source, given=err_col, required=False
+        )
+        iw, jf = names.index(cw), names.index(cf)  # type: ignore[arg-type]
+        je = None if ce is None else names.index(ce)
+        units = table.units or [None] * len(names)
+        wu = parse_unit(units[iw], source=source, column=names[iw])
+        fu = parse_unit(units[jf], source=source, column=names[jf])
+        labels = [names[iw], names[jf]]
+    wunit = check_wave_unit(wave_unit or wu, source=source, column=labels[0])
+    funit = check_flux_unit(
+        flux_unit if flux_unit is not None else fu, source=source, column=labels[1]
+    )
+    meta: dict[str, Any] = {"source": source, "format": fmt}
+    if table.header:
+        meta["header"] = table.header
+    return build_spectrum(
+        data[:, iw],
+        data[:, jf],
+        None if je is None else data[:, je],
+        source=source,
+        wave_unit=wunit,
+        flux_unit=funit,
+        meta=meta,
+        name=table.header.get("object", name),
+        invalid=invalid,
+    )
+
+
+def read_ecsv(
+    path: str | Path,
+    *,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Read an ECSV table (units and metadata in its YAML header), e.g. one atmospec wrote.
+
+    Columns are matched as in :func:`read_text`; a ``mask`` column restores the mask, and the
+    metadata atmospec stores (``meta['atmospec']``) restores name and meta exactly.
+    """
+    from astropy.table import Table
+
+    p = check_file(path)
+    src = str(p)
+    lines = open_text(p)
+    if not lines[0].startswith("# %ECSV"):
+        raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
+    try:
+        table = Table.read("\n".join(lines), format="ascii.ecsv")
+    except Exception as err:  # astropy raises many types for malformed YAML / rows
+        raise FileFormatError(f"{src}: malformed ECSV ({type(err).__name__}: {err})") from err
+    names = list(table.colnames)
+    cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=wave_col)
+    cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=flux_col)
+    ce = find_column(
+        names, ERROR_NAMES, what="uncertainty", source=src, given=err_col, required=False
+    )
+    cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
+
+    def unit_of(col: str | None) -> str | None:
+        if col is None or table[col].unit is None:
+            return None
+        return table[col].unit.to_string()
+
+    def values(col: str | None) -> NDArray[np.float64] | None:
+        if col is None:
+            return None
+        return np.ma.filled(np.ma.asarray(table[col], dtype=np.float64), np.nan)
+
+    wunit = check_wave_unit(wave_unit or unit_of(cw), source=src, column=str(cw))
+    funit = check_flux_unit(
+        flux_unit if flux_unit is not None else unit_of(cf), source=src, column=str(cf)
+    )
+    stored = table.meta.get(ECSV_META_KEY)
+    name: str | None
+    if stored is not None:
+        name, meta = meta_from_json(str(stored), source=src)
+    else:
+        meta = {"source": src, "format": "ecsv"}
+        meta.update({k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))})
+        name = p.name.split(".")[0]
+    mask = None if cm is None else np.asarray(table[cm], dtype=bool)
+    return build_spectrum(
+        values(cw),  # type: ignore[arg-type]
+        values(cf),  # type: ignore[arg-type]
+        values(ce),
+        source=src,
+        wave_unit=wunit,
+        flux_unit=funit,
+        mask=mask,
+        meta=meta,
+        name=name,
+        invalid=invalid,
+    )

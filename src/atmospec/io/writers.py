@@ -1,0 +1,86 @@
+"""Writers: a Spectrum to ECSV or to a FITS binary table, atomically and losslessly."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+from atmospec._fileio import atomic_path
+from atmospec.errors import FileFormatError
+from atmospec.io._common import meta_to_json
+from atmospec.io.fits_table import META_KEY
+from atmospec.io.text import ECSV_META_KEY
+from atmospec.spectrum import Spectrum
+
+__all__ = ["write_ecsv", "write_fits", "WRITE_FORMATS"]
+
+
+def _table(spectrum: Spectrum) -> object:
+    import astropy.units as u
+    from astropy.table import Table
+
+    unit = u.Unit(spectrum.flux_unit) if spectrum.flux_unit else None
+    table = Table()
+    table["wavelength"] = u.Quantity(spectrum.wavelength, u.um)
+    table["flux"] = spectrum.flux if unit is None else u.Quantity(spectrum.flux, unit)
+    if spectrum.uncertainty is not None:
+        unc = spectrum.uncertainty
+        table["uncertainty"] = unc if unit is None else u.Quantity(unc, unit)
+    table["mask"] = spectrum.mask.astype(bool)
+    return table
+
+
+def write_ecsv(spectrum: Spectrum, path: str | Path) -> Path:
+    """Write ``spectrum`` as ECSV (columns wavelength [um], flux, uncertainty, mask).
+
+    Floats are written with full precision, so reading the file back gives identical arrays;
+    name and metadata are kept as JSON in ``meta['atmospec']``.
+    """
+    table = _table(spectrum)
+    table.meta[ECSV_META_KEY] = meta_to_json(spectrum)  # type: ignore[attr-defined]
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)  # type: ignore[attr-defined]
+    return target
+
+
+def write_fits(spectrum: Spectrum, path: str | Path) -> Path:
+    """Write ``spectrum`` as a FITS binary table (EXTNAME SPECTRUM; gzip if the name ends .gz).
+
+    Columns WAVELENGTH (um), FLUX, UNCERTAINTY (TUNIT = the flux unit) and MASK (logical);
+    name and metadata as JSON in the ``ATMSMETA`` header card.
+    """
+    from astropy.io import fits
+
+    hdu = fits.table_to_hdu(_table(spectrum))
+    hdu.name = "SPECTRUM"
+    hdu.header[META_KEY] = meta_to_json(spectrum)
+    primary = fits.PrimaryHDU()
+    primary.header["ORIGIN"] = "atmospec"
+    primary.header["OBJECT"] = spectrum.name[:68]
+    buffer = io.BytesIO()
+    fits.HDUList([primary, hdu]).writeto(buffer)
+    payload = buffer.getvalue()
+    target = Path(path)
+    if target.name.endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(payload)
+    return target
+
+
+WRITE_FORMATS = {"ecsv": write_ecsv, "fits": write_fits}
+
+
+def format_for_path(path: Path) -> str:
+    """The writer format chosen by the file name."""
+    name = path.name.lower()
+    if name.endswith(".ecsv"):
+        return "ecsv"
+    if name.endswith((".fits", ".fits.gz", ".fit", ".fts")):
+        return "fits"
+    raise FileFormatError(
+        f"{path}: cannot choose a format from the name; use a .ecsv or .fits (.fits.gz) name "
+        "or pass format='ecsv' / 'fits'"
+    )
