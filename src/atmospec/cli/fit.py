@@ -1,0 +1,117 @@
+"""``atmospec fit``: classic grid fitting (chi-square over nodes, or nested sampling)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["register", "load_target", "write_fit"]
+
+
+def load_target(target: str) -> Any:
+    """A Spectrum from a file path, or from the SpeX library when ``target`` is a library key."""
+    path = Path(target)
+    if path.exists():
+        from atmospec.io import read
+
+        return read(path)
+    from atmospec.library import catalogue, load
+
+    if target in set(catalogue()["key"]):
+        return load(target)
+    from atmospec.errors import DataNotFoundError
+
+    raise DataNotFoundError(
+        f"{target}: no such file, and not a SpeX library key (see `atmospec library`)"
+    )
+
+
+def fit_cmd(
+    target: str = typer.Argument(..., help="Spectrum file, or a SpeX library key (10703_10070)."),
+    grid: str = typer.Option(..., "--grid", "-g", help="Grid name (atmospec grids) or .h5 path."),
+    method: str = typer.Option("chi2", help="chi2 (best grid node) or nested (dynesty)."),
+    distance_pc: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--distance-pc", help="Distance [pc]: radius from the scale (calibrated flux)."
+    ),
+    inflate_errors: bool = typer.Option(
+        False,
+        "--inflate-errors",
+        help="Fit an error-inflation floor (chi2: chi2_red=1 at the best node; nested: sampled).",
+    ),
+    sys_floor: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--sys-floor", help="chi2: fixed systematic floor, fraction of median |flux|."
+    ),
+    nlive: int = typer.Option(250, help="nested: live points."),
+    seed: int = typer.Option(0, help="nested: random seed."),
+    top: int = typer.Option(5, help="chi2: show this many best nodes."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results here."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
+    from rich.console import Console
+
+    from atmospec.grids import load_grid
+    from atmospec.inference import fit
+    from atmospec.inference.fit import rich_table
+
+    console = Console(quiet=quiet)
+    spectrum = load_target(target)
+    model_grid = load_grid(grid)
+    kwargs: dict[str, Any] = {"distance_pc": distance_pc, "quiet": quiet}
+    if method == "chi2":
+        if inflate_errors and sys_floor is not None:
+            raise typer.BadParameter("give --inflate-errors or --sys-floor, not both")
+        kwargs["inflate_errors"] = "auto" if inflate_errors else sys_floor
+    elif method == "nested":
+        kwargs.update(inflate_errors=inflate_errors, nlive=nlive, seed=seed)
+    else:
+        raise typer.BadParameter(f"--method must be chi2 or nested, got {method!r}")
+    result = fit(spectrum, model_grid, method=method, **kwargs)  # type: ignore[arg-type]
+    result.source = spectrum.name if spectrum.name else result.source
+    console.print(rich_table([result], f"{spectrum.name}: {method} fit with {model_grid.name}"))
+    console.print(
+        f"dof = {result.n_pix} pixels - {result.n_fitted} fitted "
+        f"({', '.join(result.fitted)} + scale{' + inflation' if result.inflation_fitted else ''})"
+    )
+    if result.radius_rjup is not None:
+        console.print(f"radius = {result.radius_rjup:.3f} R_Jup at {distance_pc} pc")
+    if result.logz is not None:
+        console.print(f"log Z = {result.logz:.2f} ± {result.logz_err:.2f}")
+    console.print(f"wall time {result.wall_time_s:.2f} s")
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]")
+    if result.nodes is not None and top > 0:
+        console.print(result.nodes.head(top).to_string(index=False))
+    if out is not None:
+        written = write_fit(result, out)
+        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+def write_fit(result: Any, out: Path) -> list[Path]:
+    """Write fit.ecsv, fit.json, fit.png (+ nodes.csv or samples.csv and corner.png)."""
+    from atmospec._fileio import atomic_path, write_json
+    from atmospec.plots import corner, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with atomic_path(out / "fit.ecsv") as tmp:
+        result.table().write(tmp, format="ascii.ecsv", overwrite=True)
+    written.append(out / "fit.ecsv")
+    written.append(write_json(out / "fit.json", result.to_dict()))
+    written.append(save_figure(result.plot(), out / "fit.png"))
+    if result.nodes is not None:
+        with atomic_path(out / "nodes.csv") as tmp:
+            result.nodes.to_csv(tmp, index=False)
+        written.append(out / "nodes.csv")
+    if result.samples is not None:
+        with atomic_path(out / "samples.csv") as tmp:
+            result.samples.to_csv(tmp, index=False)
+        written.append(out / "samples.csv")
+        written.append(save_figure(corner(result.samples), out / "corner.png"))
+    return written
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_cmd)

@@ -1,0 +1,164 @@
+"""Classic grid fitting: chi-square over nodes, dof, error inflation, radius, nested sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atmospec.errors import CoverageError, InvalidSpectrumError
+from atmospec.inference import fit
+from atmospec.inference.chi2 import chi2_with_scale, fit_chi2
+from atmospec.inference.fit import PARSEC_M, R_JUP_M
+from atmospec.spectrum import Spectrum
+from atmospec.transforms import add_noise, check_coverage, resample
+
+pytestmark = pytest.mark.realdata
+
+SPEX_KEY = "10703_10070"  # HD 3651B: its real SpeX pixel grid is used for synthetic data
+
+
+@pytest.fixture(scope="module")
+def dback(splat_dir: Path):  # noqa: ANN201
+    from atmospec.grids import load_grid
+
+    return load_grid("dback24")
+
+
+@pytest.fixture(scope="module")
+def spex_wave(splat_dir: Path) -> np.ndarray:
+    from atmospec.library import load
+
+    return load(SPEX_KEY).wavelength
+
+
+def _synthetic(grid, wave, flux_native, *, snr, seed, scale=1.0, unit="", name="synthetic"):  # noqa: ANN001, ANN202
+    """A model spectrum on a real SpeX pixel grid with Gaussian noise of known sigma."""
+    inside = wave[check_coverage(grid.wavelength, wave, policy="mask")]
+    clean = scale * resample(inside, grid.wavelength, flux_native)
+    noisy, sigma = add_noise(clean, snr=snr, rng=np.random.default_rng(seed))
+    return Spectrum(inside, noisy, sigma, flux_unit=unit, name=name, meta={"source": name})
+
+
+def test_scale_costs_one_degree_of_freedom() -> None:
+    # For a linear scale fitted to N Gaussian points, E[chi2] = N - 1 (not N). With N = 8 and
+    # 20,000 noise draws the mean is known to +-sqrt(2 * 7 / 20000) = 0.026.
+    rng = np.random.default_rng(7)
+    model = np.linspace(1.0, 3.0, 8)
+    sigma = np.full(8, 0.1)
+    data = 2.0 * model + sigma * rng.standard_normal((20000, 8))
+    chi2 = np.array([chi2_with_scale(model, d, sigma)[0][0] for d in data])
+    assert np.mean(chi2) == pytest.approx(7.0, abs=0.1)
+
+
+def test_chi2_recovers_the_generating_node(dback, spex_wave: np.ndarray) -> None:
+    node = int(
+        np.flatnonzero(
+            (dback.params.teff == 1300)
+            & (dback.params.logg == 5.0)
+            & (dback.params.mh == 0.0)
+            & (dback.params.fsed == 2.0)
+        )[0]
+    )
+    # Normalised-looking data: the flux scale (here 1 / 4e5) absorbs the surface flux unit.
+    spec = _synthetic(dback, spex_wave, dback.flux(node), snr=50, seed=1, scale=1 / 4e5)
+    res = fit_chi2(spec, dback)
+    assert res.best == {"teff": 1300.0, "logg": 5.0, "mh": 0.0, "fsed": 2.0}
+    assert res.scale == pytest.approx(1 / 4e5, rel=0.01)
+    # dof = N - (4 grid parameters + scale); the right model with the right errors gives
+    # chi2_red ~ 1 within a few sqrt(2/dof) (~0.06 for ~500 pixels).
+    assert res.n_fitted == 5 and res.dof == res.n_pix - 5
+    assert abs(res.chi2_red - 1.0) < 4 * np.sqrt(2 / res.dof)
+    assert 0.001 < res.p_value < 0.999
+    assert res.nodes is not None and res.nodes.iloc[0]["chi2"] == res.chi2
+    assert res.nodes["chi2"].is_monotonic_increasing
+
+
+def test_radius_from_distance_and_units(dback, spex_wave: np.ndarray) -> None:
+    # Observed flux of a 1 R_Jup object at 10 pc is (R/d)^2 = (R_Jup / 10 pc)^2 times its
+    # surface flux; the fit must return R = d sqrt(s) = 1 R_Jup.
+    dilution = (R_JUP_M / (10 * PARSEC_M)) ** 2
+    spec = _synthetic(
+        dback,
+        spex_wave,
+        dback.flux(700),
+        snr=100,
+        seed=2,
+        scale=dilution,
+        unit="erg / (s cm2 um)",
+    )
+    res = fit(spec, dback, distance_pc=10.0)
+    assert res.radius_rjup == pytest.approx(1.0, rel=0.01)
+    # The same data in W m-2 um-1 (1 W m-2 um-1 = 1e3 erg s-1 cm-2 um-1): same radius.
+    si = spec.with_arrays(spec.wavelength, spec.flux * 1e-3, spec.uncertainty * 1e-3)
+    si.flux_unit = "W / (m2 um)"
+    assert fit(si, dback, distance_pc=10.0).radius_rjup == pytest.approx(1.0, rel=0.01)
+    # Normalised data have no radius, and the result says why.
+    norm = spec.normalize()
+    res_n = fit(norm, dback, distance_pc=10.0)
+    assert res_n.radius_rjup is None and any("normalised" in n for n in res_n.notes)
+
+
+def test_auto_inflation_makes_best_chi2_red_one(dback, spex_wave: np.ndarray) -> None:
+    # Errors claimed 3x too small: chi2_red ~ 9 without inflation; "auto" finds the floor
+    # that gives 1 at the best node, and the extra parameter costs a degree of freedom.
+    node = 300
+    spec = _synthetic(dback, spex_wave, dback.flux(node), snr=40, seed=3)
+    small = spec.with_arrays(spec.wavelength, spec.flux, spec.uncertainty / 3)
+    raw = fit_chi2(small, dback)
+    assert raw.chi2_red == pytest.approx(9.0, rel=0.2)
+    res = fit_chi2(small, dback, inflate_errors="auto")
+    assert res.chi2_red == pytest.approx(1.0, abs=1e-4)
+    assert res.n_fitted == raw.n_fitted + 1 and res.inflation > 0
+    assert res.table()["chi2_red"][0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_coverage_and_missing_errors(dback, spex_wave: np.ndarray) -> None:
+    from atmospec.library import load
+
+    real = load(SPEX_KEY)  # spans 0.651-2.563 um, beyond dback24's 0.686-2.537 um
+    with pytest.raises(CoverageError, match="not covered"):
+        fit_chi2(real, dback, coverage="error")
+    res = fit_chi2(real, dback)
+    assert res.n_pix < len(real) and any("outside the dback24" in n for n in res.notes)
+    no_err = Spectrum(real.wavelength, real.flux, name="noerr")
+    with pytest.raises(InvalidSpectrumError, match="no uncertainties"):
+        fit_chi2(no_err, dback)
+
+
+def test_nested_posterior_covers_an_off_node_truth(dback, spex_wave: np.ndarray) -> None:
+    from atmospec.inference.nested import fit_nested
+
+    truth = {"teff": 1250.0, "logg": 4.75, "mh": 0.0, "fsed": 2.0}
+    spec = _synthetic(dback, spex_wave, dback.interpolate(truth), snr=30, seed=4, scale=3e-6)
+    res = fit_nested(
+        spec,
+        dback,
+        fixed={"mh": 0.0, "fsed": 2.0},
+        bounds={"teff": (1100.0, 1400.0), "logg": (4.0, 5.5)},
+        nlive=50,
+        dlogz=1.0,
+        seed=0,
+    )
+    assert res.samples is not None and {"teff", "logg", "scale"} <= set(res.samples.columns)
+    summary = res.summary()
+    # The data were drawn from the model at the truth: it lies inside the 95 % interval.
+    for p in ("teff", "logg"):
+        assert summary[p]["p2.5"] <= truth[p] <= summary[p]["p97.5"], (p, summary[p])
+    assert summary["scale"]["p2.5"] <= 3e-6 <= summary["scale"]["p97.5"]
+    assert np.isfinite(res.logz) and 0 < res.logz_err < 5
+    assert abs(res.chi2_red - 1.0) < 5 * np.sqrt(2 / res.dof)
+    assert res.wall_time_s > 0
+
+
+def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    out = tmp_path / "fit"
+    res = CliRunner().invoke(app, ["fit", SPEX_KEY, "--grid", "btsettl08", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "chi2_red" in res.output.replace("…", "") or "chi2" in res.output
+    assert {p.name for p in out.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
