@@ -13,6 +13,7 @@ __all__ = [
     "OutOfGridError",
     "ModelFileError",
     "IncompatibleModelError",
+    "ModelInputError",
 ]
 
 
@@ -54,3 +55,7 @@ class ModelFileError(AtmospecError):
 
 class IncompatibleModelError(AtmospecError, ValueError):
     """A model was applied to data it was not trained for (e.g. another wavelength axis)."""
+
+
+class ModelInputError(AtmospecError, ValueError):
+    """Physical model inputs are invalid (negative temperature, unbound atmosphere, bad prior)."""

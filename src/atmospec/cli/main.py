@@ -27,6 +27,7 @@ _GROUPS = (
     "predict",
     "posteriors",
     "report",
+    "stats",
     "molecules",
     "transit",
     "highres",
