@@ -9,7 +9,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "Spectrum"]
+__all__ = ["__version__", "Spectrum", "predict"]
 
 
 def __getattr__(name: str) -> object:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> object:
         from atmospec.spectrum import Spectrum
 
         return Spectrum
+    if name == "predict":
+        from atmospec.inference.predict import predict
+
+        return predict
     raise AttributeError(f"module 'atmospec' has no attribute {name!r}")
