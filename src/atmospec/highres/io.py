@@ -1,0 +1,201 @@
+"""Readers for high-resolution data: HPF spectra, muler templates and the NSO/Kitt Peak atlas."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from atmospec.errors import DataNotFoundError, FileFormatError
+from atmospec.spectrum import Spectrum
+
+__all__ = ["read_hpf", "read_muler_template", "read_solar_atlas", "MULER_TEMPLATES"]
+
+MULER_TEMPLATES = {
+    "phoenix": "PHOENIX_10kK_hpf_template.csv",
+    "telfit": "telfit_HPFtemplate_temp286_hum050.csv",
+    "psg": "psg_trn_r100000_1.4_2.5_um.txt",
+}
+
+_FRAME = (
+    "vacuum wavelengths in the observatory (topocentric) frame: the HPF pipeline applies no "
+    "barycentric correction; BRVCORR in the header (m/s) is the correction to add to a "
+    "measured RV"
+)
+
+
+def _exists(path: Path) -> None:
+    if not path.is_file():
+        raise DataNotFoundError(f"{path}: no such file")
+
+
+def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) -> list[Spectrum]:
+    """Read an HPF spectrum: a Goldilocks file (28 orders) or a one-order table (WASP-69 stack).
+
+    Goldilocks files hold image HDUs ``"<fiber> Flux"``, ``"<fiber> Error"`` and
+    ``"<fiber> Wavl"`` (28 orders × 2048 pixels, Å); the stack is a binary table with columns
+    wavelength (Å), flux, uncertainty. Wavelengths are vacuum, in the observatory frame (no
+    barycentric correction; ``meta["berv_kms"]`` holds the header's BRVCORR in km/s).
+    NaN pixels are masked.
+
+    Args:
+        path: the FITS file.
+        fiber: ``"Sci"``, ``"Sky"`` or ``"Cal"`` (Goldilocks only).
+        order: keep only this order index (0-27); all orders by default.
+
+    Returns:
+        One :class:`~atmospec.spectrum.Spectrum` per order (wavelengths stored in µm).
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    _exists(path)
+    try:
+        hdul = fits.open(path)
+    except OSError as err:
+        raise FileFormatError(f"{path}: not a FITS file ({err})") from err
+    with hdul:
+        names = [h.name.upper() for h in hdul]
+        header = hdul[0].header if f"{fiber} FLUX".upper() in names else hdul[1].header
+        meta = {
+            "source": str(path),
+            "object": str(header.get("OBJECT", "")),
+            "date_obs": str(header.get("DATE-OBS", "")),
+            "berv_kms": float(header["BRVCORR"]) / 1000.0 if "BRVCORR" in header else None,
+            "wavelength_frame": _FRAME,
+            "instrument": "HPF",
+        }
+        if f"{fiber} FLUX".upper() in names:
+            try:
+                flux = np.asarray(hdul[f"{fiber} Flux"].data, dtype=np.float64)
+                err = np.asarray(hdul[f"{fiber} Error"].data, dtype=np.float64)
+                wave = np.asarray(hdul[f"{fiber} Wavl"].data, dtype=np.float64)
+            except KeyError as e:
+                raise FileFormatError(f"{path}: Goldilocks HDU missing ({e})") from e
+        elif len(hdul) > 1 and hasattr(hdul[1], "columns"):
+            cols = [c.lower() for c in hdul[1].columns.names]
+            need = {"wavelength", "flux", "uncertainty"}
+            if not need <= set(cols):
+                raise FileFormatError(
+                    f"{path}: table lacks columns {sorted(need - set(cols))} (has {cols})"
+                )
+            data = hdul[1].data
+            wave = np.asarray(data["wavelength"], dtype=np.float64)[None, :]
+            flux = np.asarray(data["flux"], dtype=np.float64)[None, :]
+            err = np.asarray(data["uncertainty"], dtype=np.float64)[None, :]
+        else:
+            raise FileFormatError(
+                f"{path}: neither a Goldilocks file (HDUs '{fiber} Flux/Error/Wavl') nor an "
+                f"HPF table (wavelength, flux, uncertainty); HDUs are {names}"
+            )
+    if flux.shape != wave.shape or err.shape != wave.shape:
+        raise FileFormatError(f"{path}: flux {flux.shape}, error {err.shape}, wave {wave.shape}")
+    orders = range(wave.shape[0]) if order is None else [order]
+    out: list[Spectrum] = []
+    for i in orders:
+        if not 0 <= i < wave.shape[0]:
+            raise FileFormatError(f"{path}: order {i} out of range 0-{wave.shape[0] - 1}")
+        bad = ~np.isfinite(flux[i]) | ~np.isfinite(err[i]) | (err[i] <= 0)
+        f = np.where(bad, 1.0, flux[i])
+        e = np.where(bad, 1.0, err[i])
+        out.append(
+            Spectrum(
+                wave[i],
+                f,
+                e,
+                mask=bad,
+                wave_unit="AA",
+                meta={**meta, "order": i},
+                name=f"{path.stem}[{i}]",
+            )
+        )
+    return out
+
+
+def read_muler_template(name: str, root: str | Path | None = None) -> Spectrum:
+    """Read a muler template: ``"phoenix"`` (10,000 K on the HPF grid), ``"telfit"``, ``"psg"``.
+
+    The PSG file has one transmittance column per molecule; its ``Total`` column is returned.
+    Wavelengths are returned in µm (the PHOENIX template's are vacuum: Ca II 8662 sits at
+    8664.5 Å).
+    """
+    if name not in MULER_TEMPLATES:
+        raise FileFormatError(f"unknown muler template {name!r}; known: {sorted(MULER_TEMPLATES)}")
+    if root is None:
+        from atmospec.data import require
+
+        root = require("muler") / "templates"
+    path = Path(root) / MULER_TEMPLATES[name]
+    _exists(path)
+    try:
+        if name == "psg":
+            arr = np.loadtxt(path, comments="#", usecols=(0, 1))
+            wave_um, flux = arr[:, 0], arr[:, 1]
+        else:
+            arr = np.loadtxt(path, delimiter=",", skiprows=1)
+            wave_um, flux = arr[:, 0] / 1e4, arr[:, 1]
+    except ValueError as err:
+        raise FileFormatError(f"{path}: cannot parse ({err})") from err
+    _, keep = np.unique(wave_um, return_index=True)
+    return Spectrum(
+        wave_um[keep],
+        flux[keep],
+        meta={"source": str(path), "template": name, "credit": "muler (MIT)"},
+        name=f"muler:{name}",
+    )
+
+
+def read_solar_atlas(
+    start: int, stop: int | None = None, root: str | Path | None = None
+) -> dict[str, Spectrum]:
+    """Read pages of the NSO/Kitt Peak FTS solar atlas (Livingston & Wallace 1991).
+
+    Each ``wnXXXX.gz`` page covers XXXX to XXXX+25 cm⁻¹ (plus 2 cm⁻¹ overlaps, dropped here;
+    its last "total" value is the ``dg`` parameter, also dropped). Columns are wavenumber, the
+    solar component, the atmospheric (telluric) component and the total. Pages are scaled
+    independently, so combine pages only after renormalising. Wavelengths are vacuum
+    (λ = 1/σ), returned increasing, in µm. Credit: "NSO/Kitt Peak FTS data used here were
+    produced by NSF/NOAO."
+
+    Args:
+        start: the first page's wavenumber (a multiple of 25, 1850-8975).
+        stop: the last page (inclusive); ``start`` alone by default.
+        root: the SolAtlas folder; the embedded splat data by default.
+
+    Returns:
+        ``{"solar": ..., "telluric": ..., "total": ...}`` spectra on one wavelength grid.
+    """
+    if root is None:
+        from atmospec.data import require
+
+        root = require("splat") / "resources" / "Telluric" / "SolAtlas"
+    root = Path(root)
+    pages = range(start, (stop if stop is not None else start) + 1, 25)
+    rows = []
+    for p in pages:
+        path = root / f"wn{p:04d}.gz"
+        _exists(path)
+        try:
+            with gzip.open(path, "rt") as fh:
+                arr = np.loadtxt(fh)
+        except (OSError, ValueError) as err:
+            raise FileFormatError(f"{path}: cannot read the atlas page ({err})") from err
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise FileFormatError(f"{path}: expected 4 columns, found shape {arr.shape}")
+        arr = arr[:-1]
+        arr = arr[(arr[:, 0] >= p) & (arr[:, 0] < p + 25)]
+        rows.append(arr)
+    data = np.concatenate(rows)
+    data = data[np.argsort(-data[:, 0])]  # decreasing wavenumber = increasing wavelength
+    wave_um = 1e4 / data[:, 0]
+    meta = {
+        "source": str(root),
+        "pages": list(pages),
+        "credit": "NSO/Kitt Peak FTS data used here were produced by NSF/NOAO.",
+        "wavelength_frame": "vacuum, ground-based (telluric lines at rest)",
+    }
+    return {
+        key: Spectrum(wave_um, data[:, col], meta={**meta, "component": key}, name=f"NSO {key}")
+        for key, col in (("solar", 1), ("telluric", 2), ("total", 3))
+    }

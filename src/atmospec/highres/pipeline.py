@@ -1,0 +1,137 @@
+"""One-call workflows behind the CLI: clone a template, fit an HPF file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atmospec.errors import CoverageError, FileFormatError
+from atmospec.highres.emulator import LineEmulator, clone
+from atmospec.highres.fit import FitResult, fit_spectrum
+from atmospec.highres.io import MULER_TEMPLATES, read_hpf, read_muler_template
+from atmospec.highres.linefinder import continuum_envelope
+from atmospec.spectrum import Spectrum
+
+__all__ = ["load_template", "clone_template", "normalize_order", "fit_file"]
+
+
+def load_template(
+    source: str, band: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wavelength (Å) and flux of a muler template name or a CSV/text file (Å, flux) in ``band``."""
+    if source in MULER_TEMPLATES:
+        spec = read_muler_template(source)
+        w, f = spec.wavelength * 1e4, spec.flux
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileFormatError(
+                f"{source}: neither a muler template ({sorted(MULER_TEMPLATES)}) nor a file"
+            )
+        try:
+            arr = np.loadtxt(
+                path,
+                delimiter="," if path.suffix == ".csv" else None,
+                skiprows=1 if path.suffix == ".csv" else 0,
+                usecols=(0, 1),
+            )
+        except ValueError as err:
+            raise FileFormatError(
+                f"{path}: expected two columns, wavelength (Å) and flux ({err})"
+            ) from err
+        w, f = arr[:, 0], arr[:, 1]
+    if band is not None:
+        m = (w >= band[0]) & (w <= band[1])
+        if m.sum() < 10:
+            raise CoverageError(f"{source}: fewer than 10 points in the band {band} Å")
+        w, f = w[m], f[m]
+    return w, f
+
+
+def clone_template(
+    source: str,
+    band: tuple[float, float] | None = None,
+    *,
+    continuum_window: float = 100.0,
+    normalized: bool = False,
+    **kwargs: Any,
+) -> tuple[LineEmulator, np.ndarray, np.ndarray]:
+    """Normalise a template's continuum (unless ``normalized``) and :func:`clone` it.
+
+    The continuum is the upper envelope in chunks of ``continuum_window`` Å (at most a third
+    of the band).
+
+    Returns the trained emulator, the wavelengths (Å) and the normalised flux it was fitted to.
+    """
+    w, f = load_template(source, band)
+    continuum_window = min(continuum_window, (w[-1] - w[0]) / 3.0)
+    fn = (
+        f
+        if normalized
+        else f / continuum_envelope(w, f, window=continuum_window, quantile=1.0, smooth=1)
+    )
+    kwargs.setdefault("max_window", 60.0)
+    return clone(w, fn, **kwargs), w, fn
+
+
+def normalize_order(spec: Spectrum, *, window: float = 8.0, quantile: float = 0.95) -> Spectrum:
+    """Divide an echelle order by its upper envelope (blaze and continuum); wavelengths kept."""
+    good = ~spec.mask
+    w = spec.wavelength
+    cont = continuum_envelope(w[good], spec.flux[good], window=window * 1e-4, quantile=quantile)
+    cont = np.interp(w, w[good], cont)
+    unc = None if spec.uncertainty is None else spec.uncertainty / cont
+    return spec.with_arrays(spec.wavelength, spec.flux / cont, unc, spec.mask)
+
+
+def fit_file(
+    path: str | Path,
+    *,
+    star: LineEmulator | None = None,
+    order: int | None = None,
+    template: str = "phoenix",
+    device: str | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> FitResult:
+    """Read an HPF file, continuum-normalise one order and fit it from a clone.
+
+    Without ``star`` a clone of ``template`` over the order's range (±20 Å) is trained first.
+    For Goldilocks files ``order`` is required (0-27); the WASP-69 stack has one order.
+    """
+    orders = read_hpf(path, order=order)
+    if len(orders) != 1:
+        raise FileFormatError(
+            f"{path}: {len(orders)} orders; choose one with order=0..{len(orders) - 1}"
+        )
+    spec = normalize_order(orders[0])
+    w = spec.wavelength * 1e4
+    if star is None:
+        star, _, _ = clone_template(
+            template,
+            (w[0] - 20.0, w[-1] + 20.0),
+            prominence=0.005,
+            rounds=2,
+            epochs=200,
+            profile="pseudo-voigt",
+            device=device,
+            progress=progress,
+        )
+    assert spec.uncertainty is not None
+    result = fit_spectrum(
+        w,
+        spec.flux,
+        spec.uncertainty,
+        star,
+        mask=spec.mask,
+        device=device,
+        progress=progress,
+        **kwargs,
+    )
+    result.meta.update({k: v for k, v in spec.meta.items() if isinstance(v, (str, int, float))})
+    berv = spec.meta.get("berv_kms")
+    if berv is not None:
+        result.meta["berv_kms"] = berv
+    return result

@@ -1,0 +1,189 @@
+"""Tests of the highres line-by-line model on synthetic lines with known parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import voigt_profile as scipy_voigt
+from scipy.special import wofz
+
+from atmospec.highres.emulator import (
+    LineEmulator,
+    clone,
+    default_device,
+    dense_optical_depth,
+    train_clone,
+)
+from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel, rotation_kernel
+from atmospec.highres.fit import fit_spectrum
+from atmospec.highres.linefinder import LineList, find_lines
+from atmospec.highres.voigt import faddeeva, pseudo_voigt_profile, voigt_profile
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize(
+    "sigma,gamma", [(1.0, 0.0), (1.0, 1e-4), (1.0, 0.5), (0.1, 3.0), (0.01, 0.01), (2.0, 30.0)]
+)
+def test_voigt_matches_scipy_to_1e6(sigma: float, gamma: float) -> None:
+    x = np.linspace(-100.0, 100.0, 20001)
+    ours = voigt_profile(torch.as_tensor(x), sigma, gamma).numpy()
+    ref = scipy_voigt(x, sigma, gamma)
+    assert np.abs(ours - ref).max() < 1e-6 * max(1.0, ref.max())  # absolute, and relative to peak
+
+
+def test_faddeeva_matches_wofz() -> None:
+    re, im = np.meshgrid(np.linspace(-30, 30, 121), np.concatenate([[0.0], np.logspace(-6, 2, 40)]))
+    z = re + 1j * im
+    ours = faddeeva(torch.as_tensor(z)).numpy()
+    assert np.abs(ours - wofz(z)).max() < 1e-6
+
+
+def test_pseudo_voigt_close_to_exact() -> None:
+    # Thompson, Cox & Hastings (1987) pseudo-Voigt: ~1 % of the peak at worst
+    x = torch.linspace(-20, 20, 4001, dtype=torch.float64)
+    for gamma in (0.0, 0.3, 1.0, 5.0):
+        exact = voigt_profile(x, 1.0, gamma)
+        approx = pseudo_voigt_profile(x, 1.0, gamma)
+        assert float((exact - approx).abs().max() / exact.max()) < 0.02
+
+
+def test_voigt_is_differentiable() -> None:
+    args = (
+        torch.randn(6, dtype=torch.float64, requires_grad=True),
+        torch.tensor(0.7, dtype=torch.float64, requires_grad=True),
+        torch.tensor(0.2, dtype=torch.float64, requires_grad=True),
+    )
+    assert torch.autograd.gradcheck(voigt_profile, args)
+
+
+def _truth() -> LineList:
+    return LineList(
+        center=[5000.6, 5001.5, 5002.3],
+        amplitude=[0.03, 0.05, 0.015],
+        sigma=[0.04, 0.05, 0.03],
+        gamma=[0.01, 0.03, 0.005],
+    )
+
+
+def test_sparse_equals_dense_reference() -> None:
+    w = torch.linspace(4999.0, 5004.0, 2001, dtype=torch.float64)
+    em = LineEmulator(_truth(), wing=400.0, device="cpu")  # windows wider than the band
+    assert torch.allclose(em.optical_depth(w), dense_optical_depth(em, w), atol=1e-12)
+    narrow = LineEmulator(_truth(), wing=25.0, device="cpu")
+    # a Lorentzian beyond 25 FWHM holds < 1/(pi*50) of the line's area: tiny truncation error
+    assert float((narrow.optical_depth(w) - dense_optical_depth(narrow, w)).abs().max()) < 0.02
+
+
+def test_clone_recovers_known_lines() -> None:
+    truth = _truth()
+    w = np.linspace(4999.5, 5003.5, 1601)  # 0.0025 Å pixels
+    flux = LineEmulator(truth, device="cpu")(torch.as_tensor(w)).detach().numpy()
+    em = clone(
+        w, flux, prominence=0.01, rounds=1, epochs=600, lr=0.02, device="cpu", progress=False
+    )
+    got = em.lines()
+    assert len(got) == 3
+    # noise-free data: centres to a tenth of a pixel, amplitude and Voigt FWHM to 2 %,
+    # the Gaussian/Lorentzian split (sigma, gamma separately) to 25 %.
+    assert np.abs(got.center - truth.center).max() < 0.00025
+    assert np.abs(got.amplitude / truth.amplitude - 1).max() < 0.02
+    assert np.abs(got.fwhm / truth.fwhm - 1).max() < 0.02
+    assert np.abs(got.sigma / truth.sigma - 1).max() < 0.25
+    assert np.abs(got.gamma / truth.gamma - 1).max() < 0.25 + 0.005 / truth.gamma.min()
+
+
+def test_find_lines_initial_depth() -> None:
+    # one Gaussian line of central optical depth 0.5: depth 1 - exp(-0.5) = 0.3935
+    w = np.linspace(5000.0, 5010.0, 4001)
+    f = np.exp(-0.5 * np.exp(-0.5 * ((w - 5005.0) / 0.05) ** 2))
+    ll = find_lines(w, f, prominence=0.05)
+    assert len(ll) == 1
+    assert abs(ll.depth[0] - (1 - np.exp(-0.5))) < 1e-3
+
+
+def test_rotation_kernel_matches_gray_profile() -> None:
+    # Gray (2005) eq. 18.14 with epsilon = 0.6 evaluated directly at bin centres (fine bins)
+    vsini, eps, dv = 20.0, 0.6, 0.05
+    k = rotation_kernel(dv, torch.tensor(vsini, dtype=torch.float64), eps, oversample=1).numpy()
+    v = (np.arange(k.size) - (k.size - 1) / 2) * dv
+    u2 = np.clip(1 - (v / vsini) ** 2, 0, None)
+    g = 2 * (1 - eps) * np.sqrt(u2) + 0.5 * np.pi * eps * u2
+    assert np.abs(k - g / g.sum()).max() < 1e-12
+    # its second moment: <v^2> = vsini^2 (1/4 (1-eps) + 1/5 eps... ) normalised, computed here
+    uu = np.linspace(-1, 1, 200001)
+    gg = 2 * (1 - eps) * np.sqrt(1 - uu**2) + 0.5 * np.pi * eps * (1 - uu**2)
+    m2 = np.trapezoid(gg * uu**2, uu) / np.trapezoid(gg, uu) * vsini**2
+    assert abs((k * v**2).sum() - m2) / m2 < 1e-3
+
+
+def test_fit_recovers_rv_and_vsini() -> None:
+    rng = np.random.default_rng(42)
+    lines = LineList(
+        center=np.linspace(8602.0, 8638.0, 13),
+        amplitude=np.full(13, 0.06),
+        sigma=np.full(13, 0.03),
+        gamma=np.full(13, 0.01),
+    )
+    star = LineEmulator(lines, device="cpu")
+    pix = 8600.0 * np.exp(np.arange(2000) * np.log1p(1.0 / C_KMS * 1.3))  # HPF-like 1.3 km/s px
+    true_rv, true_vsini, snr = 12.3, 9.0, 200.0
+    ext = ExtrinsicModel(pix, rv=true_rv, vsini=true_vsini, resolution=55_000, device="cpu")
+    with torch.no_grad():
+        clean = ext(star).numpy()
+    sd = np.full(pix.size, 1.0 / snr)
+    data = clean + rng.normal(0, sd)
+    res = fit_spectrum(
+        pix,
+        data,
+        sd,
+        LineEmulator(lines, device="cpu"),
+        vsini=4.0,
+        fit_resolution=False,
+        epochs=(150, 0),
+        lr=0.03,
+        device="cpu",
+        progress=False,
+    )
+    rv, vs = res.params["rv"], res.params["vsini"]
+    erv, evs = res.errors["rv"], res.errors["vsini"]
+    # Laplace errors must be honest: true values within 4 sigma; and small in absolute terms
+    assert abs(rv - true_rv) < max(4 * erv, 0.02) and erv < 0.2
+    assert abs(vs - true_vsini) < max(4 * evs, 0.05) and evs < 0.5
+    assert 0.7 < res.reduced_chi2 < 1.3  # noise drawn with sd: chi2/dof ~ 1
+
+
+def test_default_device_and_device_following() -> None:
+    em = LineEmulator(_truth(), device=None)
+    assert em.center0.device.type == default_device().type
+    w = torch.linspace(4999.0, 5004.0, 501, dtype=torch.float64, device=default_device())
+    out = em(w)
+    assert out.device.type == default_device().type
+    if torch.cuda.is_available():  # same code, other device
+        cpu = LineEmulator(_truth(), device="cpu")(w.cpu())
+        assert torch.allclose(out.cpu(), cpu, atol=1e-10)
+
+
+def test_train_clone_lowers_loss_and_save_roundtrip(tmp_path) -> None:
+    w = np.linspace(4999.5, 5003.5, 801)
+    flux = LineEmulator(_truth(), device="cpu")(torch.as_tensor(w)).detach().numpy()
+    em = LineEmulator(find_lines(w, flux, prominence=0.01), device="cpu")
+    hist = train_clone(em, w, flux, epochs=50, progress=False)
+    assert hist[-1] < hist[0]
+    em.save(tmp_path / "c.safetensors")
+    back = LineEmulator.load(tmp_path / "c.safetensors", device="cpu")
+    assert np.allclose(back.lines().center, em.lines().center)
+    em.lines().write(tmp_path / "lines.ecsv")
+    assert np.allclose(LineList.read(tmp_path / "lines.ecsv").amplitude, em.lines().amplitude)
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path) -> None:
+    from atmospec.errors import AtmospecError, ModelFileError
+
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="x.safetensors"):
+        LineEmulator.load(bad)
+    with pytest.raises(AtmospecError):
+        find_lines([1.0, 2.0], [1.0, 1.0])

@@ -1,0 +1,124 @@
+"""Real-data tests of highres: HPF spectra (shared data), muler templates and the solar atlas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from atmospec.highres.io import read_hpf, read_muler_template, read_solar_atlas
+
+torch.set_num_threads(1)
+
+pytestmark = pytest.mark.realdata
+
+# Triaud et al. 2013 (A&A 551, A80): WASP-69 systemic velocity -9.628 km/s (barycentric)
+WASP69_GAMMA = -9.628
+
+
+def test_goldilocks_layout(shared_dir) -> None:
+    path = next((shared_dir / "hpf").glob("Goldilocks_*.fits"))
+    orders = read_hpf(path)
+    assert len(orders) == 28 and all(len(o) == 2048 for o in orders)
+    # HPF covers 8079-12786 Å (shared/data README)
+    assert (
+        abs(orders[0].wavelength[0] * 1e4 - 8079) < 2
+        and abs(orders[-1].wavelength[-1] * 1e4 - 12786) < 2
+    )
+    assert orders[0].meta["berv_kms"] is not None
+
+
+def test_goldilocks_is_in_observatory_frame(shared_dir, muler_dir) -> None:
+    """Telluric lines sit at rest in the file's wavelengths: the frame is topocentric."""
+    from atmospec.highres.emulator import LineEmulator, train_clone
+    from atmospec.highres.extrinsic import ExtrinsicModel
+    from atmospec.highres.fit import scan_rv
+    from atmospec.highres.linefinder import find_lines
+    from atmospec.highres.pipeline import normalize_order
+
+    path = next((shared_dir / "hpf").glob("Goldilocks_*.fits"))
+    spec = normalize_order(read_hpf(path, order=3)[0])  # 8416-8525 Å: H2O lines, 12 % deep
+    w = spec.wavelength * 1e4
+    tel = read_muler_template("telfit")
+    tw = tel.wavelength * 1e4
+    m = (tw > w[0] - 5) & (tw < w[-1] + 5)
+    em = LineEmulator(
+        find_lines(tw[m], tel.flux[m], prominence=0.005), profile="pseudo-voigt", device="cpu"
+    )
+    train_clone(em, tw[m], tel.flux[m], epochs=60, progress=False)
+    good = ~spec.mask
+    fl = torch.as_tensor(np.where(good, spec.flux, 1.0))
+    wt = torch.as_tensor(good / spec.uncertainty**2)
+    ext = ExtrinsicModel(w, vsini=1.0, device="cpu")
+    rv, _ = scan_rv(ext, em, fl, wt, np.arange(-40.0, 40.1, 0.5))
+    # the barycentric correction of this exposure is about -21.9 km/s: a barycentric frame would
+    # put the tellurics near +21.9 km/s; the observatory frame puts them at 0
+    assert abs(rv) < 1.5
+
+
+def test_wasp69_rv_and_vsini(shared_dir, muler_dir) -> None:
+    from atmospec.highres.pipeline import fit_file
+
+    res = fit_file(
+        shared_dir / "hpf" / "WASP_69_hpf_stack.fits",
+        device="cpu",
+        progress=False,
+        fit_resolution=False,
+        epochs=(80, 40),
+    )
+    berv = res.meta["berv_kms"]
+    rv = res.params["rv"]
+    # In the observatory frame the star would sit at gamma - BERV = -9.63 + 27.52 = +17.9 km/s.
+    # The fitted RV instead agrees with the barycentric systemic velocity: the stacked flux of
+    # this file was moved to the barycentric frame when stacked (its wavelength column is the
+    # fixed HPF solution). Tolerance 1.5 km/s: the 10,000 K PHOENIX clone is a poor match to a
+    # K5 star (template mismatch), far above the Laplace error.
+    assert abs(rv - WASP69_GAMMA) < 1.5
+    assert abs(rv - (WASP69_GAMMA - berv)) > 20
+    # WASP-69 is a slow rotator (vsini 2.2 ± 0.4 km/s, Anderson et al. 2014): below the HPF
+    # resolution element c/R = 5.5 km/s
+    assert res.params["vsini"] < 5.5
+    assert np.isfinite(res.errors["rv"]) and res.errors["rv"] > 0
+
+
+def test_solar_atlas_components_multiply(splat_dir) -> None:
+    """The atlas's total is the product of its solar and atmospheric components."""
+    atlas = read_solar_atlas(5875)
+    wave = atlas["total"].wavelength
+    assert np.all(np.diff(wave) > 0) and abs(wave[0] - 1e4 / 5900) < 1e-3
+    product = atlas["solar"].flux * atlas["telluric"].flux
+    # each page is scaled independently: compare after matching the medians
+    ratio = atlas["total"].flux / product
+    assert np.std(ratio) / np.median(ratio) < 0.02
+
+
+def test_cli_clone_writes_outputs(tmp_path, muler_dir) -> None:
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    r = CliRunner().invoke(
+        app,
+        [
+            "highres",
+            "clone",
+            "phoenix",
+            "--band",
+            "8700",
+            "8760",
+            "--epochs",
+            "30",
+            "--rounds",
+            "1",
+            "--profile",
+            "pseudo-voigt",
+            "--device",
+            "cpu",
+            "-q",
+            "-o",
+            str(tmp_path),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    for name in ("clone.safetensors", "clone_lines.ecsv", "clone.json", "clone.png"):
+        assert (tmp_path / name).is_file()
