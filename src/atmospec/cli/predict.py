@@ -1,0 +1,130 @@
+"""``atmospec predict``: parameters with intervals for files, a folder, a table or the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def predict_cmd(
+    files: Optional[list[Path]] = typer.Argument(  # noqa: UP045
+        None, help="Spectrum files (FITS, ECSV, CSV, text)."
+    ),
+    model: str = typer.Option("default", "--model", "-m", help="Model name or saved folder."),
+    out: Path = typer.Option(Path("atmospec-predict"), "--out", "-o", help="Output folder."),
+    library: bool = typer.Option(False, "--library", help="Predict SpeX library spectra."),
+    spt: Optional[str] = typer.Option(None, "--spt", help="Library: type range, e.g. L0-T8."),  # noqa: UP045
+    snr_min: Optional[float] = typer.Option(None, "--snr-min", help="Library: minimum S/N."),  # noqa: UP045
+    quality: Optional[str] = typer.Option(None, "--quality", help="Library: OK, POOR, BG."),  # noqa: UP045
+    limit: Optional[int] = typer.Option(None, "--limit", help="Library: at most this many."),  # noqa: UP045
+    catalog: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--catalog", help="Table with a column of spectrum files (file/path) or keys."
+    ),
+    column: Optional[str] = typer.Option(None, "--column", help="--catalog: column name."),  # noqa: UP045
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Every spectrum in a folder."),  # noqa: UP045
+    grid: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--grid", help="Grid for chi2 and model plots (default: the model's grid)."
+    ),
+    coverage: str = typer.Option(
+        "refuse", "--coverage", help="refuse: stop on gaps; mask: mask missing bins."
+    ),
+    max_masked: float = typer.Option(0.5, "--max-masked", help="mask: largest masked fraction."),
+    assume_snr: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--assume-snr", help="Constant S/N for spectra without errors."
+    ),
+    draws: int = typer.Option(1000, "--draws", help="Monte Carlo draws per spectrum."),
+    chunk: int = typer.Option(32, "--chunk", help="Spectra per chunk (memory bound)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Per object PNG figures."),
+    max_plots: int = typer.Option(100, "--max-plots", help="Figures for this many objects."),
+    no_ood: bool = typer.Option(False, "--no-ood", help="Skip the out-of-distribution score."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry failed spectra."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
+
+    Rows go to OUT/predictions.ecsv and .csv, figures to OUT/objects/. An interrupted run
+    resumes where it stopped when rerun with the same --out.
+    """
+    from rich.console import Console
+
+    from atmospec.inference.batch import (
+        catalog_sources,
+        file_sources,
+        folder_sources,
+        library_sources,
+        run_batch,
+    )
+    from atmospec.inference.predict import Predictor
+
+    if coverage not in ("refuse", "mask"):
+        raise typer.BadParameter(f"--coverage must be refuse or mask, not {coverage!r}")
+    if draws < 1:
+        raise typer.BadParameter("--draws must be >= 1")
+    console = Console(quiet=quiet, stderr=False)
+    sources = []
+    if files:
+        sources += file_sources(files)
+    if folder is not None:
+        sources += folder_sources(folder)
+    if catalog is not None:
+        sources += catalog_sources(catalog, column)
+    if library:
+        sources += library_sources(spt=spt, snr_min=snr_min, quality=quality, limit=limit)
+    elif any(v is not None for v in (spt, snr_min, quality, limit)):
+        raise typer.BadParameter("--spt / --snr-min / --quality / --limit need --library")
+    if not sources:
+        raise typer.BadParameter("give spectrum FILEs, --folder, --catalog or --library")
+    predictor = Predictor(
+        model,
+        grid=grid,
+        ood=not no_ood,
+        draws=draws,
+        coverage=coverage,  # type: ignore[arg-type]
+        max_masked_fraction=max_masked,
+        assume_snr=assume_snr,
+        seed=seed,
+        quiet=quiet,
+    )
+    options = {
+        "model": model,
+        "coverage": coverage,
+        "draws": draws,
+        "chunk": chunk,
+        "seed": seed,
+        "library": library,
+        "spt": spt,
+        "snr_min": snr_min,
+        "quality": quality,
+        "catalog": None if catalog is None else str(catalog),
+        "folder": None if folder is None else str(folder),
+        "plots": plots,
+    }
+    summary = run_batch(
+        sources,
+        out,
+        predictor,
+        chunk=chunk,
+        plots=plots,
+        max_plots=max_plots,
+        quiet=quiet,
+        retry_failed=retry_failed,
+        options=options,
+    )
+    if summary.n_done_before:
+        console.print(f"resumed: {summary.n_done_before} spectra were already done")
+    console.print(
+        f"{summary.n_predicted} predicted, {summary.n_failed} could not be used "
+        f"(see {out / 'failures.csv'}) in {summary.wall_time_s:.1f} s: "
+        f"{summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
+    )
+    console.print(f"model {predictor.model_id}; results in {out / 'predictions.ecsv'}")
+    console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_cmd)

@@ -1,0 +1,314 @@
+"""Coverage policy: put an observed spectrum on a model's wavelength axis, refuse or mask gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
+
+if TYPE_CHECKING:
+    from atmospec.spectrum import Spectrum
+
+__all__ = ["ModelInput", "CoveragePolicy", "prepare_input", "MODEL_FLUX_UNIT", "MIN_BIN_FILL"]
+
+CoveragePolicy = Literal["refuse", "mask"]
+
+MODEL_FLUX_UNIT = "erg / (s cm2 um)"
+"""Flux-calibrated spectra are converted to this F_lambda unit before they reach a model."""
+
+MIN_BIN_FILL: float = 0.5
+"""A model bin is usable when valid data pixels fill at least this fraction of its width."""
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass
+class ModelInput:
+    """One spectrum resampled onto a model's wavelength axis, ready for a network.
+
+    Attributes:
+        source: file path or library key (for messages and tables).
+        name: short label.
+        flux: (n_wave,) flux on the model axis, divided by its median over usable bins; masked
+            bins hold values interpolated from their neighbours (never NaN).
+        sigma: (n_wave,) 1-sigma uncertainties on the same scale; ``inf`` on masked bins (the
+            network reads them as "no information").
+        masked: (n_wave,) True for bins the spectrum does not cover (coverage policy "mask").
+        scale: the factor the resampled flux was divided by.
+        notes: what was done to the spectrum (unit conversion, masking, assumed errors).
+        spectrum: the spectrum as used (flux unit converted, assumed errors filled in).
+    """
+
+    source: str
+    name: str
+    flux: FloatArray
+    sigma: FloatArray
+    masked: BoolArray
+    scale: float
+    notes: list[str] = field(default_factory=list)
+    spectrum: Spectrum | None = None
+
+    @property
+    def masked_fraction(self) -> float:
+        """Fraction of the model's bins that are masked."""
+        return float(self.masked.mean())
+
+    @property
+    def snr(self) -> float:
+        """Median S/N per model bin over the usable bins."""
+        good = ~self.masked
+        return float(np.median(self.flux[good] / self.sigma[good]))
+
+
+def _ranges(wave: FloatArray, sel: BoolArray) -> str:
+    idx = np.flatnonzero(sel)
+    if idx.size == 0:
+        return ""
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    text = ", ".join(f"{wave[r[0]]:.3f}-{wave[r[-1]]:.3f} um" for r in runs[:6])
+    return text + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
+
+
+def _to_model_units(spectrum: Spectrum, notes: list[str]) -> Spectrum:
+    """Normalised flux passes; F_lambda / F_nu are converted to F_lambda; anything else fails."""
+    if not spectrum.flux_unit:
+        return spectrum
+    import astropy.units as u
+
+    unit = u.Unit(spectrum.flux_unit)
+    target = u.Unit(MODEL_FLUX_UNIT)
+    if unit.is_equivalent(target):
+        return spectrum
+    wave = spectrum.wavelength * u.um
+    if not unit.is_equivalent(target, equivalencies=u.spectral_density(wave)):
+        raise UnitError(
+            f"{spectrum.source}: flux unit {spectrum.flux_unit!r} is not a spectral flux density; "
+            f"models read F_lambda (e.g. {MODEL_FLUX_UNIT!r}) or F_nu (e.g. 'Jy', converted) or "
+            "a normalised flux (no unit). Convert the flux (magnitudes, counts and temperatures "
+            "cannot be used) or build the Spectrum with the right flux_unit"
+        )
+    notes.append(
+        f"flux converted from {spectrum.flux_unit} (F_nu) to F_lambda ({MODEL_FLUX_UNIT}) "
+        "before prediction"
+    )
+    return spectrum.to_flux_unit(MODEL_FLUX_UNIT)
+
+
+def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) -> None:
+    lo, hi = float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])
+    if hi >= wave[0] and lo <= wave[-1]:
+        return
+    hint = ""
+    for factor, unit in ((1e4, "AA"), (1e3, "nm"), (1e-4, "cm"), (1e-6, "m")):
+        if lo / factor <= wave[-1] and hi / factor >= wave[0]:
+            hint = (
+                f"; they look like {unit!r}: build the Spectrum with wave_unit={unit!r} "
+                f"(or pass --wave-unit {unit} / read(..., wave_unit={unit!r}))"
+            )
+            break
+    if hint:
+        raise UnitError(
+            f"{spectrum.source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap the "
+            f"{model} axis {wave[0]:.3f}-{wave[-1]:.3f} um{hint}"
+        )
+    raise CoverageError(
+        f"{spectrum.source}: the spectrum ({lo:.4g}-{hi:.4g} um) does not overlap the {model} "
+        f"axis ({wave[0]:.3f}-{wave[-1]:.3f} um); use a model trained for this wavelength range"
+    )
+
+
+def _uncertainty(spectrum: Spectrum, assume_snr: float | None, notes: list[str]) -> FloatArray:
+    flux = spectrum.flux
+    unc = spectrum.uncertainty
+    if unc is not None and assume_snr is None:
+        usable = ~spectrum.mask & np.isfinite(flux)
+        u = unc[usable]
+        bad = ~np.isfinite(u) | (u <= 0)
+        if u.size and bad.mean() > 0.5:
+            n_zero = int(np.sum(np.isfinite(u) & (u <= 0)))
+            n_nan = int(np.sum(~np.isfinite(u)))
+            raise InvalidSpectrumError(
+                f"{spectrum.source}: {int(bad.sum())} of {u.size} uncertainties are zero, "
+                f"negative or missing ({n_zero} zero/negative, {n_nan} NaN); prediction intervals "
+                "need 1-sigma errors per pixel. Provide the error column, or state a typical "
+                "S/N with assume_snr= (CLI --assume-snr)"
+            )
+        return np.asarray(unc, dtype=np.float64)
+    if assume_snr is None:
+        raise InvalidSpectrumError(
+            f"{spectrum.source}: the spectrum has no uncertainties; prediction intervals need "
+            "1-sigma errors per pixel (Monte Carlo over the flux errors). Provide them "
+            "(Spectrum(..., uncertainty=...), an error column in the file), or state a typical "
+            "S/N with assume_snr= (CLI --assume-snr)"
+        )
+    if not np.isfinite(assume_snr) or assume_snr <= 0:
+        raise ValueError(f"assume_snr must be a positive number, got {assume_snr!r}")
+    good = ~spectrum.mask & np.isfinite(flux)
+    level = float(np.median(np.abs(flux[good]))) / float(assume_snr)
+    notes.append(
+        f"uncertainties assumed: constant sigma = median |flux| / {assume_snr:g} (assume_snr)"
+    )
+    return np.full(flux.shape, level)
+
+
+def prepare_input(
+    spectrum: Spectrum,
+    wavelength: ArrayLike,
+    *,
+    policy: CoveragePolicy = "refuse",
+    max_masked_fraction: float = 0.5,
+    assume_snr: float | None = None,
+    model: str = "the model",
+) -> ModelInput:
+    """Resample ``spectrum`` onto a model's ``wavelength`` axis under a coverage policy.
+
+    Every data pixel that is masked, has a non-finite flux, or a zero, negative or missing
+    uncertainty is invalid. Each model bin receives the flux-conserving (spectres) average of
+    the valid pixels inside it, with propagated errors; a bin is usable when the spectrum
+    covers it wholly and valid pixels fill at least :data:`MIN_BIN_FILL` of it.
+
+    Policies for unusable bins:
+
+    * ``"refuse"`` (default): raise :class:`~atmospec.errors.CoverageError` (bins outside the
+      spectrum's range) or :class:`~atmospec.errors.InvalidSpectrumError` (NaN fluxes, zero or
+      missing errors inside it), naming the wavelength ranges.
+    * ``"mask"``: mark them masked (flux interpolated from neighbours, sigma infinite, so the
+      network is told they carry no information; NaN never reaches it), up to
+      ``max_masked_fraction`` of the bins.
+
+    Units: wavelengths must be micron (a spectrum whose range only overlaps the model after
+    an Å / nm / cm / m conversion is refused with that hint); flux may be normalised (no
+    unit), F_lambda or F_nu (converted to F_lambda, noted); other units are refused.
+
+    Args:
+        spectrum: the observed spectrum.
+        wavelength: the model's axis (``estimator.wavelength_``), micron.
+        policy: ``"refuse"`` or ``"mask"``.
+        max_masked_fraction: with ``"mask"``, refuse spectra missing more of the axis.
+        assume_snr: when the spectrum has no errors, assume this constant S/N (noted).
+        model: model name used in messages.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> w = np.linspace(1.0, 2.0, 201)
+        >>> s = Spectrum(w, np.ones(201), np.full(201, 0.05), name="flat")
+        >>> m = prepare_input(s, np.linspace(1.1, 1.9, 20))
+        >>> round(float(m.flux.mean()), 6), bool(np.all(m.sigma < 0.05)), bool(m.masked.any())
+        (1.0, True, False)
+        >>> prepare_input(s, np.linspace(1.5, 2.5, 20))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.CoverageError: flat: the spectrum covers 1.000-2.000 um but the model reads 1.474-2.526 um: 10 of 20 bins (2.026-2.500 um) lie outside it...
+    """
+    from atmospec.transforms import bin_edges, resampling_matrix
+
+    if policy not in ("refuse", "mask"):
+        raise ValueError(f"coverage policy must be 'refuse' or 'mask', not {policy!r}")
+    wave = np.asarray(wavelength, dtype=np.float64)
+    notes: list[str] = []
+    _check_wavelength_units(spectrum, wave, model)
+    spectrum = _to_model_units(spectrum, notes)
+    src = spectrum.source
+    unc = _uncertainty(spectrum, assume_snr, notes)
+    flux = spectrum.flux
+    nan_flux = ~spectrum.mask & ~np.isfinite(flux)
+    bad_unc = ~spectrum.mask & np.isfinite(flux) & (~np.isfinite(unc) | (unc <= 0))
+    valid = ~spectrum.mask & ~nan_flux & ~bad_unc
+    if valid.sum() < 2:
+        raise InvalidSpectrumError(f"{src}: fewer than 2 valid pixels ({int(valid.sum())})")
+
+    W, covered = resampling_matrix(wave, spectrum.wavelength)
+    Wv = W[:, np.flatnonzero(valid)]
+    fill = np.asarray(Wv.sum(axis=1)).ravel()
+    usable = covered & (fill >= MIN_BIN_FILL)
+    safe = np.where(fill > 0, fill, 1.0)
+    f_v = np.where(valid, flux, 0.0)[valid]
+    u_v = np.where(valid, unc, 0.0)[valid]
+    out_flux = np.asarray(Wv @ f_v).ravel() / safe
+    out_var = np.asarray(Wv.multiply(Wv) @ (u_v**2)).ravel() / safe**2
+
+    if not usable.all():
+        edges = bin_edges(wave)
+        span = (
+            f"the spectrum covers {spectrum.wavelength[0]:.3f}-{spectrum.wavelength[-1]:.3f} um "
+            f"but {model} reads {edges[0]:.3f}-{edges[-1]:.3f} um"
+        )
+        outside = ~covered
+        gap = covered & ~usable
+        if policy == "refuse":
+            hint = (
+                "; use coverage='mask' (CLI --coverage mask) to mask these bins (the network is "
+                "told they are missing, never given NaN), or a model for this range"
+            )
+            if outside.any():
+                raise CoverageError(
+                    f"{src}: {span}: {int(outside.sum())} of {wave.size} bins "
+                    f"({_ranges(wave, outside)}) lie outside it{hint}"
+                )
+            # Name the cause of the gaps inside the covered range.
+            gap_w = _ranges(wave, gap)
+            if nan_flux.any():
+                raise InvalidSpectrumError(
+                    f"{src}: {int(nan_flux.sum())} pixels have NaN or infinite flux "
+                    f"({_ranges(spectrum.wavelength, nan_flux)}), leaving {int(gap.sum())} model "
+                    f"bins ({gap_w}) without data{hint}"
+                )
+            if bad_unc.any():
+                raise InvalidSpectrumError(
+                    f"{src}: {int(bad_unc.sum())} pixels have zero, negative or missing "
+                    f"uncertainties ({_ranges(spectrum.wavelength, bad_unc)}), leaving "
+                    f"{int(gap.sum())} model bins ({gap_w}) without data{hint}"
+                )
+            raise CoverageError(
+                f"{src}: {int(gap.sum())} model bins ({gap_w}) fall on masked pixels (NaN or "
+                f"invalid values in the file, or the spectrum's mask){hint}"
+            )
+        frac = float((~usable).mean())
+        if frac > max_masked_fraction:
+            raise CoverageError(
+                f"{src}: {span}; {int((~usable).sum())} of {wave.size} bins "
+                f"({frac:.0%}) would be masked, more than max_masked_fraction = "
+                f"{max_masked_fraction:.0%}; the estimate would rest on too little of the spectrum"
+            )
+        if outside.any():
+            notes.append(
+                f"{int(outside.sum())} bins outside the spectrum ({_ranges(wave, outside)}) masked"
+            )
+        if gap.any():
+            why = (
+                "NaN fluxes"
+                if nan_flux.any()
+                else "bad uncertainties"
+                if bad_unc.any()
+                else ("masked pixels")
+            )
+            notes.append(f"{int(gap.sum())} bins on {why} ({_ranges(wave, gap)}) masked")
+
+    idx = np.arange(wave.size)
+    out_flux[~usable] = np.interp(idx[~usable], idx[usable], out_flux[usable])
+    sigma = np.sqrt(out_var)
+    scale = float(np.median(out_flux[usable]))
+    if not np.isfinite(scale) or scale <= 0:
+        raise InvalidSpectrumError(
+            f"{src}: the median flux over the model's range is {scale:g}; a positive flux is "
+            "needed (is the spectrum background-subtracted to zero, or in magnitudes?)"
+        )
+    sigma = np.where(usable, sigma / scale, np.inf)
+    if np.any(sigma[usable] <= 0):
+        raise InvalidSpectrumError(f"{src}: resampled uncertainties are zero on some bins")
+    return ModelInput(
+        source=src,
+        name=spectrum.name,
+        flux=out_flux / scale,
+        sigma=sigma,
+        masked=~usable,
+        scale=scale,
+        notes=notes,
+        spectrum=spectrum if spectrum.uncertainty is unc else spectrum.copy(uncertainty=unc),
+    )

@@ -1,0 +1,708 @@
+"""Predict atmospheric parameters of observed spectra with a learned estimator, with intervals."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import ModelFileError, OutOfGridError
+from atmospec.inference.coverage import CoveragePolicy, ModelInput, prepare_input
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+    from atmospec.estimators.base import Estimator
+    from atmospec.grids import ModelGrid
+    from atmospec.inference.ood import OODDetector
+    from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "predict",
+    "Predictor",
+    "PredictionResult",
+    "ObjectModel",
+    "monte_carlo",
+    "resolve_model",
+    "QUANTILES",
+]
+
+FloatArray = NDArray[np.float64]
+
+QUANTILES: dict[str, float] = {"median": 50.0, "p16": 16.0, "p84": 84.0, "p2.5": 2.5, "p97.5": 97.5}
+"""Column suffix -> percentile of the predictive samples."""
+
+SpectrumLike = "Spectrum | str | os.PathLike[str]"
+
+
+# ----------------------------------------------------------------------------- models
+def _state_digest(estimator: Estimator) -> str:
+    h = hashlib.sha256()
+    config, arrays = estimator._get_state()
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    if estimator.wavelength_ is not None:
+        h.update(estimator.wavelength_.tobytes())
+    return h.hexdigest()[:10]
+
+
+def resolve_model(model: Any) -> tuple[Estimator, str]:
+    """An estimator and its id from an Estimator, a saved model folder, or a registry name.
+
+    The id is ``meta_["model_id"]`` when the model records one, else
+    ``<kind>-<grid>-<sha256 of the weights, 10 hex>`` so that results name the exact weights.
+    """
+    from atmospec.estimators.base import Estimator, load_estimator
+
+    if isinstance(model, Estimator):
+        est = model
+    elif isinstance(model, (str, os.PathLike)) and Path(model).exists():
+        est = load_estimator(model)
+    elif isinstance(model, str):
+        est = _from_registry(model)
+    else:
+        raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
+    est._require_fitted()
+    mid = est.meta_.get("model_id") or est.meta_.get("name")
+    digest = _state_digest(est)
+    if not mid:
+        mid = f"{est.kind}-{est.meta_.get('grid') or 'nogrid'}"
+    return est, f"{mid}-{digest}"
+
+
+def _from_registry(name: str) -> Estimator:
+    try:
+        import atmospec.models as registry
+    except ModuleNotFoundError as err:
+        if err.name != "atmospec.models":
+            raise
+        raise ModelFileError(
+            f"model {name!r}: this build has no registry of pretrained models "
+            "(atmospec.models); pass a saved model folder or an Estimator instead"
+        ) from None
+    for attr in ("load_model", "load", "get_model"):
+        loader = getattr(registry, attr, None)
+        if callable(loader):
+            est = loader(name)
+            return est  # type: ignore[no-any-return]
+    raise ModelFileError(f"model {name!r}: atmospec.models offers no loader function")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_grid_cached(name: str) -> ModelGrid:
+    from atmospec.grids import load_grid
+
+    return load_grid(name).load()
+
+
+def _resolve_grid(grid: ModelGrid | str | None, estimator: Estimator) -> ModelGrid | None:
+    if grid is None:
+        grid = estimator.meta_.get("grid")
+        if not grid:
+            return None
+    if isinstance(grid, str):
+        return _load_grid_cached(grid)
+    return grid
+
+
+# ------------------------------------------------------------------------ Monte Carlo
+def _spectrum_seed(seed: int, source: str) -> np.random.Generator:
+    """A generator per (seed, source): a spectrum's draws do not depend on its batch."""
+    return np.random.default_rng([seed, zlib.crc32(source.encode("utf-8"))])
+
+
+def monte_carlo(
+    estimator: Estimator,
+    flux: FloatArray,
+    sigma: FloatArray,
+    *,
+    draws: int = 1000,
+    rngs: Sequence[np.random.Generator],
+    max_rows: int = 65536,
+) -> tuple[NDArray[np.float32], FloatArray, FloatArray | None, NDArray[np.bool_]]:
+    """Predictive samples combining measurement noise and model uncertainty.
+
+    For each spectrum, ``draws`` noisy copies ``flux + sigma * N(0, 1)`` (masked bins of
+    infinite sigma are left unchanged) go through the estimator in one batched call together
+    with the observed spectrum itself; each copy contributes one sample from
+    ``N(mean, std)`` of its prediction (sigma heads / ensemble spread; the mean alone for
+    point estimators). Samples are clipped to the grid bounds (an estimate never leaves the
+    grid). Memory stays bounded: at most ``max_rows`` network rows per call.
+
+    Returns:
+        ``(samples (n, draws, p) float32, point_mean (n, p), point_std (n, p) or None,
+        at_bound (n, p))``, the last three for the observed spectra themselves.
+    """
+    flux = np.atleast_2d(flux)
+    sigma = np.atleast_2d(sigma)
+    n, n_wave = flux.shape
+    p = len(estimator.param_names_)
+    lo = np.array([estimator.bounds_[q][0] for q in estimator.param_names_])
+    hi = np.array([estimator.bounds_[q][1] for q in estimator.param_names_])
+    samples = np.empty((n, draws, p), dtype=np.float32)
+    point = np.empty((n, p))
+    point_std: FloatArray | None = np.empty((n, p))
+    at_bound = np.zeros((n, p), dtype=bool)
+    per_call = max(1, max_rows // (draws + 1))
+    noise_sigma = np.where(np.isfinite(sigma), sigma, 0.0).astype(np.float32)
+    for start in range(0, n, per_call):
+        sl = slice(start, min(start + per_call, n))
+        c = sl.stop - sl.start
+        block = np.empty((c, draws + 1, n_wave), dtype=np.float32)
+        block[:, 0] = flux[sl]
+        z = []
+        for i in range(c):
+            g = rngs[sl.start + i]
+            eps = g.standard_normal((draws, n_wave), dtype=np.float32)
+            block[i, 1:] = flux[sl.start + i] + noise_sigma[sl.start + i] * eps
+            z.append(g.standard_normal((draws, p)))
+        sig = np.broadcast_to(sigma[sl, None, :], block.shape).reshape(-1, n_wave)
+        pred = estimator.predict(block.reshape(-1, n_wave), sig)
+        mean = pred.mean.reshape(c, draws + 1, p)
+        std = None if pred.std is None else pred.std.reshape(c, draws + 1, p)
+        point[sl] = mean[:, 0]
+        at_bound[sl] = pred.at_bound.reshape(c, draws + 1, p)[:, 0]
+        draw = mean[:, 1:]
+        if std is not None:
+            assert point_std is not None
+            point_std[sl] = std[:, 0]
+            draw = draw + std[:, 1:] * np.stack(z)
+        else:
+            point_std = None
+        samples[sl] = np.clip(draw, lo, hi)
+    return samples, point, point_std, at_bound
+
+
+# ------------------------------------------------------------------------- results
+@dataclass
+class ObjectModel:
+    """The data of one object over the grid model interpolated at its prediction."""
+
+    wavelength: FloatArray
+    flux: FloatArray
+    uncertainty: FloatArray
+    model_flux: FloatArray
+    chi2: float
+    dof: int
+    point: dict[str, float]
+    grid: str
+    flux_unit: str = ""
+
+    @property
+    def chi2_red(self) -> float:
+        return self.chi2 / self.dof
+
+
+@dataclass
+class PredictionResult:
+    """Predictions for one or more spectra: samples, percentiles, OOD score, model fit.
+
+    Attributes:
+        param_names: parameters, in the column order of ``samples``.
+        sources: file path or library key of each spectrum; ``names`` short labels.
+        samples: (n_spectra, draws, n_params) predictive samples (noise x model uncertainty).
+        point, point_std: the estimator's mean and sigma for the observed spectra.
+        at_bound: (n, p) True where the estimate presses on a grid bound.
+        ood_score, ood_flag, ood_reason: out-of-distribution score (> 1 flags) and why.
+        chi2_red, dof: the grid model at the median prediction against the data pixels
+            (flux scale solved; dof = pixels - (parameters + 1)); NaN without a grid.
+        fits: per object, the data over that model (for plots), or None.
+        model_id: the estimator's id (kind, grid, hash of the weights).
+    """
+
+    param_names: tuple[str, ...]
+    sources: list[str]
+    names: list[str]
+    samples: NDArray[np.float32]
+    point: FloatArray
+    point_std: FloatArray | None
+    at_bound: NDArray[np.bool_]
+    bounds: dict[str, tuple[float, float]]
+    ood_score: FloatArray
+    ood_flag: NDArray[np.bool_]
+    ood_reason: list[str]
+    chi2_red: FloatArray
+    dof: NDArray[np.int64]
+    fits: list[ObjectModel | None]
+    inputs: list[ModelInput]
+    model_id: str
+    grid: str
+    draws: int
+    notes: list[list[str]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def quantiles(self) -> dict[str, FloatArray]:
+        """``"<param>_<suffix>"`` -> (n,) for every percentile of :data:`QUANTILES`."""
+        q = np.percentile(self.samples, list(QUANTILES.values()), axis=1)  # (5, n, p)
+        out: dict[str, FloatArray] = {}
+        for j, p in enumerate(self.param_names):
+            for k, suffix in enumerate(QUANTILES):
+                out[f"{p}_{suffix}"] = q[k, :, j].astype(np.float64)
+        return out
+
+    def table(self) -> Table:
+        """One row per spectrum: ``source``, ``<param>_median/_p16/_p84/_p2.5/_p97.5``,
+        ``ood_score``, ``ood_flag``, ``chi2_red``, ``model_id``, then ``name``, ``dof``,
+        ``ood_reason``, ``<param>_at_bound``, ``masked_fraction``, ``snr`` and ``notes``."""
+        from astropy.table import Table
+
+        from atmospec.grids import PARAMETERS
+
+        cols: dict[str, Any] = {"source": list(self.sources)}
+        cols.update(self.quantiles())
+        cols["ood_score"] = self.ood_score
+        cols["ood_flag"] = self.ood_flag
+        cols["chi2_red"] = self.chi2_red
+        cols["model_id"] = [self.model_id] * len(self)
+        cols["name"] = list(self.names)
+        cols["dof"] = self.dof
+        cols["ood_reason"] = list(self.ood_reason)
+        for j, p in enumerate(self.param_names):
+            cols[f"{p}_at_bound"] = self.at_bound[:, j]
+        cols["masked_fraction"] = [m.masked_fraction for m in self.inputs]
+        cols["snr"] = [m.snr for m in self.inputs]
+        cols["notes"] = ["; ".join(n) for n in self.notes] if self.notes else [""] * len(self)
+        table = Table(cols)
+        for p in self.param_names:
+            unit = PARAMETERS.get(p, ("", ""))[0]
+            if unit == "K":  # dex units stay plain numbers (astropy dex quantities confuse CSV)
+                for suffix in QUANTILES:
+                    table[f"{p}_{suffix}"].unit = unit
+        table.meta["model_id"] = self.model_id
+        table.meta["grid"] = self.grid
+        table.meta["draws"] = self.draws
+        table.meta["bounds"] = {k: list(v) for k, v in self.bounds.items()}
+        table.meta["intervals"] = (
+            "predictive percentiles of samples combining Monte Carlo over the flux errors and "
+            "the estimator's own uncertainty (one N(mean, sigma) draw per noise draw)"
+        )
+        table.meta["chi2_rule"] = "grid model at the medians, flux scale solved; dof = N - (p + 1)"
+        table.meta["provenance"] = self.provenance
+        return table
+
+    def samples_frame(self, i: int = 0) -> pd.DataFrame:
+        """The samples of spectrum ``i`` as a DataFrame (one column per parameter)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.samples[i].astype(np.float64), columns=list(self.param_names))
+
+    def plot(self, i: int = 0) -> Figure:
+        """Data of spectrum ``i`` over the grid model at its prediction, with residuals."""
+        from atmospec.plots import plot_fit
+
+        fit = self.fits[i]
+        if fit is None:
+            raise ValueError(
+                f"{self.sources[i]}: no grid model for this prediction (no grid known for model "
+                f"{self.model_id}, or the estimate lies in a hole of a sparse grid); pass grid="
+            )
+        label = ", ".join(f"{p}={v:.4g}" for p, v in fit.point.items())
+        flag = "  [OUT OF DISTRIBUTION]" if self.ood_flag[i] else ""
+        return plot_fit(
+            fit.wavelength,
+            fit.flux,
+            fit.uncertainty,
+            fit.model_flux,
+            model_label=f"{fit.grid} at the median prediction: {label}",
+            data_label=self.names[i],
+            title=f"{self.names[i]}: chi2_red = {fit.chi2_red:.2f} (dof {fit.dof}), "
+            f"ood_score = {self.ood_score[i]:.2f}{flag}",
+            flux_unit=fit.flux_unit,
+        )
+
+    def corner(self, i: int = 0) -> Figure:
+        """Corner plot of the predictive samples of spectrum ``i``."""
+        from atmospec.plots import corner
+
+        return corner(self.samples_frame(i))
+
+    def to_dict(self, i: int) -> dict[str, Any]:
+        """A JSON-ready record of spectrum ``i`` (no samples)."""
+        row = {k: float(v[i]) for k, v in self.quantiles().items()}
+        return {
+            "source": self.sources[i],
+            "name": self.names[i],
+            "model_id": self.model_id,
+            "grid": self.grid,
+            "percentiles": row,
+            "point": dict(zip(self.param_names, map(float, self.point[i]), strict=True)),
+            "ood_score": float(self.ood_score[i]),
+            "ood_flag": bool(self.ood_flag[i]),
+            "ood_reason": self.ood_reason[i],
+            "chi2_red": float(self.chi2_red[i]),
+            "dof": int(self.dof[i]),
+            "notes": self.notes[i] if self.notes else [],
+        }
+
+    def write(self, out: str | os.PathLike[str], *, plots: bool = True) -> list[Path]:
+        """Write ``predictions.ecsv`` / ``.csv`` / ``run.json`` and per object
+        ``objects/<name>_fit.png`` and ``objects/<name>_corner.png`` (all atomically)."""
+        from atmospec._fileio import atomic_path, write_json
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        table = self.table()
+        written = []
+        with atomic_path(out / "predictions.ecsv") as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
+        written.append(out / "predictions.ecsv")
+        with atomic_path(out / "predictions.csv") as tmp:
+            table.to_pandas().to_csv(tmp, index=False)
+        written.append(out / "predictions.csv")
+        written.append(
+            write_json(
+                out / "run.json",
+                {
+                    "kind": "predict",
+                    "model_id": self.model_id,
+                    "grid": self.grid,
+                    "draws": self.draws,
+                    "n_spectra": len(self),
+                    "wall_time_s": self.wall_time_s,
+                    "objects": [self.to_dict(i) for i in range(len(self))],
+                    "provenance": self.provenance,
+                },
+            )
+        )
+        if plots:
+            written += write_object_figures(self, out / "objects")
+        return written
+
+
+def object_stem(source: str, name: str) -> str:
+    """A file-name-safe stem for an object's figures (name plus a short hash of the source).
+
+    Example:
+        >>> object_stem("/data/HD 3651B.fits", "HD 3651B")[:9]
+        'HD_3651B-'
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "spectrum"
+    return f"{safe}-{hashlib.sha1(source.encode('utf-8')).hexdigest()[:6]}"
+
+
+def write_object_figures(result: PredictionResult, folder: Path) -> list[Path]:
+    """The fit and corner PNGs of every object of ``result`` (atomic writes)."""
+    from atmospec.plots import save_figure
+
+    written = []
+    for i in range(len(result)):
+        stem = object_stem(result.sources[i], result.names[i])
+        if result.fits[i] is not None:
+            written.append(save_figure(result.plot(i), folder / f"{stem}_fit.png", dpi=90))
+        written.append(save_figure(result.corner(i), folder / f"{stem}_corner.png", dpi=80))
+    return written
+
+
+# ------------------------------------------------------------------------ predictor
+def _read(item: Any, policy: CoveragePolicy) -> Spectrum:
+    from atmospec.spectrum import Spectrum
+
+    if isinstance(item, Spectrum):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        from atmospec.io import read
+
+        path = Path(item)
+        if not path.exists():
+            from atmospec.errors import DataNotFoundError
+
+            raise DataNotFoundError(f"{path}: no such spectrum file")
+        # Files with NaN pixels are read with those pixels masked; the coverage policy then
+        # decides (refuse names them; mask masks the model bins they leave empty).
+        try:
+            return read(path, invalid="mask")
+        except TypeError:
+            return read(path)
+    raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
+
+
+def _point_mapping(grid: ModelGrid, names: tuple[str, ...], values: FloatArray) -> dict[str, float]:
+    point = {p: float(v) for p, v in zip(names, values, strict=True) if p in grid.param_names}
+    for p in getattr(grid, "categorical", ()) or ():
+        if p in point:
+            axis = np.asarray(grid.axes[p], dtype=np.float64)
+            point[p] = float(axis[np.argmin(np.abs(axis - point[p]))])
+    return point
+
+
+class Predictor:
+    """A loaded estimator with its grid and OOD detector, ready to predict many spectra.
+
+    Args:
+        model: an Estimator, a saved model folder, or a registry name (``"default"``).
+        grid: the model grid (or its name) for the chi-square and the model plot; default the
+            grid the estimator records in ``meta_["grid"]``.
+        ood: True (calibrate on first use and cache under the data directory), False, or an
+            :class:`~atmospec.inference.ood.OODDetector`.
+        draws: Monte Carlo draws per spectrum (>= 1,000 recommended).
+        coverage: ``"refuse"`` or ``"mask"`` (see :func:`~atmospec.inference.coverage.prepare_input`).
+        max_masked_fraction: passed to ``prepare_input``.
+        assume_snr: passed to ``prepare_input``.
+        seed: base seed; each spectrum's draws use ``(seed, crc32(source))``.
+    """
+
+    def __init__(
+        self,
+        model: Any = "default",
+        *,
+        grid: ModelGrid | str | None = None,
+        ood: bool | OODDetector = True,
+        draws: int = 1000,
+        coverage: CoveragePolicy = "refuse",
+        max_masked_fraction: float = 0.5,
+        assume_snr: float | None = None,
+        seed: int = 0,
+        max_rows: int = 65536,
+        quiet: bool = True,
+    ) -> None:
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1, got {draws}")
+        self.estimator, self.model_id = resolve_model(model)
+        self.grid = _resolve_grid(grid, self.estimator)
+        self.draws = int(draws)
+        self.coverage: CoveragePolicy = coverage
+        self.max_masked_fraction = max_masked_fraction
+        self.assume_snr = assume_snr
+        self.seed = seed
+        self.max_rows = max_rows
+        self.quiet = quiet
+        self.detector: OODDetector | None = None
+        self.ood_note = ""
+        if ood is True:
+            self.detector = self._detector()
+        elif ood is not False:
+            self.detector = ood
+
+    def _detector(self) -> OODDetector | None:
+        from atmospec.inference.ood import OODDetector, calibrate_ood, ood_cache_path
+
+        if self.grid is None:
+            self.ood_note = "no OOD score: the model records no grid (pass grid=)"
+            return None
+        path = ood_cache_path(self.model_id)
+        if path.exists():
+            try:
+                det = OODDetector.load(path)
+                if det.wavelength.shape == self.estimator.wavelength_.shape:  # type: ignore[union-attr]
+                    return det
+            except ModelFileError:
+                pass
+        if not self.quiet:
+            print(
+                f"calibrating the OOD score of {self.model_id} on synthetic {self.grid.name} "
+                "spectra (once; cached)"
+            )
+        det = calibrate_ood(self.estimator, self.grid, quiet=self.quiet)
+        det.save(path)
+        return det
+
+    def prepare(self, spectrum: Spectrum) -> ModelInput:
+        """The spectrum on the model's axis under this predictor's coverage policy."""
+        inp = prepare_input(
+            spectrum,
+            self.estimator.wavelength_,  # type: ignore[arg-type]
+            policy=self.coverage,
+            max_masked_fraction=self.max_masked_fraction,
+            assume_snr=self.assume_snr,
+            model=f"model {self.model_id}",
+        )
+        return inp
+
+    def _object_model(self, inp: ModelInput, median: FloatArray) -> ObjectModel | None:
+        from atmospec.inference.chi2 import chi2_with_scale
+        from atmospec.inference.fit import prepare
+        from atmospec.transforms import bin_edges
+
+        grid = self.grid
+        if grid is None:
+            return None
+        names = self.estimator.param_names_
+        point = _point_mapping(grid, names, median)
+        spec = inp.spectrum
+        assert spec is not None
+        edges = bin_edges(self.estimator.wavelength_)  # type: ignore[arg-type]
+        try:
+            data = prepare(spec, grid, coverage="mask", wave_range=(edges[0], edges[-1]))
+            native = grid.interpolate(point)
+        except OutOfGridError:
+            return None
+        model = data.model(native)
+        chi2, scale = chi2_with_scale(model, data.flux, data.uncertainty)
+        return ObjectModel(
+            wavelength=data.wavelength,
+            flux=data.flux,
+            uncertainty=data.uncertainty,
+            model_flux=scale[0] * model,
+            chi2=float(chi2[0]),
+            dof=max(data.n_pix - (len(names) + 1), 1),
+            point=point,
+            grid=grid.name,
+            flux_unit=data.flux_unit,
+        )
+
+    def predict(self, spectra: Any) -> PredictionResult:
+        """Predict one spectrum or a list (Spectrum objects or file paths)."""
+        from atmospec._fileio import provenance
+        from atmospec.inference.ood import grid_model_on_axis
+
+        t0 = time.perf_counter()
+        items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
+        inputs = [self.prepare(_read(s, self.coverage)) for s in items]
+        return self.predict_inputs(
+            inputs,
+            t0=t0,
+            provenance_record=provenance(
+                seed=self.seed,
+                grid=self.grid.name if self.grid else None,
+                job="atmospec predict",
+                model_id=self.model_id,
+                draws=self.draws,
+                coverage=self.coverage,
+            ),
+            grid_model_fn=grid_model_on_axis,
+        )
+
+    def predict_inputs(
+        self,
+        inputs: list[ModelInput],
+        *,
+        t0: float | None = None,
+        provenance_record: dict[str, Any] | None = None,
+        grid_model_fn: Any = None,
+    ) -> PredictionResult:
+        """Predict spectra already put on the model axis by :meth:`prepare`."""
+        from atmospec.inference.ood import grid_model_on_axis
+
+        t0 = time.perf_counter() if t0 is None else t0
+        est = self.estimator
+        names = est.param_names_
+        n = len(inputs)
+        flux = np.array([m.flux for m in inputs]).reshape(n, -1)
+        sigma = np.array([m.sigma for m in inputs]).reshape(n, -1)
+        rngs = [_spectrum_seed(self.seed, m.source) for m in inputs]
+        samples, point, point_std, at_bound = monte_carlo(
+            est, flux, sigma, draws=self.draws, rngs=rngs, max_rows=self.max_rows
+        )
+        median = np.median(samples, axis=1).astype(np.float64)
+        fits = [self._object_model(m, median[i]) for i, m in enumerate(inputs)]
+        chi2_red = np.array([f.chi2_red if f else np.nan for f in fits])
+        dof = np.array([f.dof if f else 0 for f in fits], dtype=np.int64)
+        notes = [list(m.notes) for m in inputs]
+        if self.detector is not None and n:
+            assert self.grid is not None
+            fn = grid_model_fn or grid_model_on_axis
+            gm = fn(self.grid, point, names, est.wavelength_)
+            raw = self.detector.raw_scores(flux, sigma, point, point_std, gm)
+            score, flag, reasons = self.detector.score(raw)
+        else:
+            score = np.full(n, np.nan)
+            flag = np.zeros(n, dtype=bool)
+            reasons = [""] * n
+            if self.ood_note:
+                for nt in notes:
+                    nt.append(self.ood_note)
+        for i in range(n):
+            hit = [p for j, p in enumerate(names) if at_bound[i, j]]
+            if hit:
+                notes[i].append(
+                    "estimate presses the grid bound of "
+                    + ", ".join(hit)
+                    + " (the truth may lie beyond the grid: read it as a limit)"
+                )
+        return PredictionResult(
+            param_names=tuple(names),
+            sources=[m.source for m in inputs],
+            names=[m.name for m in inputs],
+            samples=samples,
+            point=point,
+            point_std=point_std,
+            at_bound=at_bound,
+            bounds=dict(est.bounds_),
+            ood_score=score,
+            ood_flag=flag,
+            ood_reason=reasons,
+            chi2_red=chi2_red,
+            dof=dof,
+            fits=fits,
+            inputs=inputs,
+            model_id=self.model_id,
+            grid=self.grid.name if self.grid is not None else "",
+            draws=self.draws,
+            notes=notes,
+            wall_time_s=time.perf_counter() - t0,
+            provenance=provenance_record or {},
+        )
+
+
+def predict(
+    spectra: Any,
+    model: Any = "default",
+    *,
+    grid: ModelGrid | str | None = None,
+    draws: int = 1000,
+    coverage: CoveragePolicy = "refuse",
+    max_masked_fraction: float = 0.5,
+    assume_snr: float | None = None,
+    ood: bool | OODDetector = True,
+    seed: int = 0,
+    quiet: bool = True,
+) -> PredictionResult:
+    """Predict atmospheric parameters of observed spectra, with predictive intervals.
+
+    Each spectrum is checked (units, errors, wavelength coverage under the ``coverage``
+    policy: refuse, or mask; NaN never reaches the network), resampled onto the model's axis
+    and normalised. ``draws`` noisy copies drawn from its flux errors go through the
+    estimator in one batched call; each contributes one sample of the estimator's predictive
+    Gaussian (sigma heads, ensembles), so the percentiles combine measurement noise and model
+    uncertainty. The grid model at the medians gives ``chi2_red`` and the plot; a calibrated
+    score flags spectra unlike anything the model learned.
+
+    Args:
+        spectra: a Spectrum, a file path, or a list of them.
+        model: an Estimator, a saved model folder, or a registry name.
+        grid: the model grid; default the grid the model was trained on.
+        draws: Monte Carlo draws per spectrum.
+        coverage: ``"refuse"`` (default) or ``"mask"``.
+        max_masked_fraction: with ``"mask"``, the largest fraction of the axis to mask.
+        assume_snr: constant S/N to assume for spectra without errors.
+        ood: compute the OOD score (calibrated once per model, cached), or a detector.
+        seed: random seed (per spectrum: ``(seed, crc32(source))``).
+        quiet: no messages.
+
+    Returns:
+        A :class:`PredictionResult`: ``.table()``, ``.samples``, ``.plot()``, ``.corner()``,
+        ``.write(folder)``.
+
+    Example:
+        >>> import atmospec
+        >>> result = atmospec.predict("HD3651B.fits")  # doctest: +SKIP
+        >>> result.table()["teff_median", "teff_p16", "teff_p84", "ood_flag"]  # doctest: +SKIP
+    """
+    predictor = Predictor(
+        model,
+        grid=grid,
+        ood=ood,
+        draws=draws,
+        coverage=coverage,
+        max_masked_fraction=max_masked_fraction,
+        assume_snr=assume_snr,
+        seed=seed,
+        quiet=quiet,
+    )
+    return predictor.predict(spectra)

@@ -1,0 +1,142 @@
+"""Batch prediction: folders and tables of files, failures recorded, resume after interruption."""
+
+# ruff: noqa: F811  (the `tiny` fixture is imported from _inference_support)
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture()
+def folder(tiny: dict[str, Any], tmp_path: Path) -> Path:
+    """Eight synthetic ECSV spectra (Teff 1000-2200 K) and one file that is not a spectrum."""
+    d = tmp_path / "spectra"
+    d.mkdir()
+    for i, teff in enumerate(range(1000, 2400, 175)):
+        spec = synthetic_spectrum(
+            tiny["grid"],
+            {"teff": float(teff), "logg": 5.0, "mh": 0.0, "fsed": 2.0},
+            snr=40,
+            seed=i,
+            name=f"s{i}",
+        )
+        spec.write(d / f"s{i}.ecsv")
+    (d / "broken.csv").write_text("this is not a spectrum\n")
+    return d
+
+
+def _predictor(tiny: dict[str, Any]) -> Any:
+    from atmospec.inference.predict import Predictor
+
+    return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=200)
+
+
+def test_folder_batch_with_failure(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
+    from atmospec.inference.batch import folder_sources, run_batch
+
+    out = tmp_path / "run"
+    summary = run_batch(
+        folder_sources(folder), out, _predictor(tiny), chunk=3, quiet=True, max_plots=2
+    )
+    assert (summary.n_predicted, summary.n_failed) == (8, 1)
+    rows = pd.read_csv(out / "predictions.csv")
+    assert len(rows) == 8 and rows["source"].is_unique
+    fails = pd.read_csv(out / "failures.csv")
+    assert fails["source"].str.endswith("broken.csv").all() and "broken.csv" in fails["error"][0]
+    # max_plots=2: figures only for the first chunk (broken.csv, s0, s1 by name): 2 objects
+    assert len(list((out / "objects").glob("*_corner.png"))) == 2
+    # Teff of the synthetic spectra rises by 175 K per file: the medians follow in order.
+    med = rows.sort_values("source")["teff_median"].to_numpy()
+    assert (pd.Series(med).diff().dropna() > 0).mean() >= 6 / 7
+
+
+def test_interrupted_batch_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
+    from atmospec.inference.batch import Source, folder_sources, run_batch
+
+    sources = [s for s in folder_sources(folder) if not s.id.endswith("broken.csv")]
+
+    def interrupt() -> Any:
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the 6th spectrum loads
+
+    flaky = sources[:5] + [Source(sources[5].id, interrupt)] + sources[6:]
+    out = tmp_path / "run"
+    predictor = _predictor(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(flaky, out, predictor, chunk=2, quiet=True, plots=False)
+    parts = sorted((out / "parts").glob("rows-*.csv"))
+    assert len(parts) == 2  # chunks [0,1] and [2,3] finished; [4,5] was in flight
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts}
+    summary = run_batch(sources, out, predictor, chunk=2, quiet=True, plots=False)
+    assert summary.n_done_before == 4 and summary.n_predicted == 4  # nothing redone
+    for p in parts:  # finished parts untouched
+        assert (p.stat().st_mtime_ns, p.read_bytes()) == before[p.name]
+    rows = pd.read_csv(out / "predictions.csv")
+    assert sorted(rows["source"]) == sorted(s.id for s in sources)  # nothing lost, no duplicate
+
+
+def test_catalog_table_and_model_mixing(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
+    from atmospec.errors import AtmospecError
+    from atmospec.inference.batch import catalog_sources, run_batch
+
+    table = folder / "list.csv"
+    table.write_text("file,comment\ns1.ecsv,a\ns2.ecsv,b\n")  # paths relative to the table
+    sources = catalog_sources(table)
+    assert [Path(s.id).name for s in sources] == ["s1.ecsv", "s2.ecsv"]
+    out = tmp_path / "run"
+    run_batch(sources, out, _predictor(tiny), quiet=True, plots=False)
+    other = _predictor(tiny)
+    other.model_id = "another-model"
+    with pytest.raises(AtmospecError, match="would mix two models"):
+        run_batch(sources, out, other, quiet=True, plots=False)
+
+
+def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
+    """A real interruption: the CLI process is killed (SIGKILL) mid-run, then rerun."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model_dir = tmp_path / "model"
+    tiny["estimator"].save(model_dir)
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from atmospec.cli.main import main; main()",
+        "predict",
+        "--folder",
+        str(folder),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+        "--chunk",
+        "1",
+        "--draws",
+        "3000",
+        "--no-ood",
+        "--no-plots",
+        "--quiet",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "parts").glob("rows-*.csv"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_parts = len(list((out / "parts").glob("rows-*.csv")))
+    assert 2 <= n_parts
+    assert not (out / "predictions.csv").exists() or n_parts < 8
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = pd.read_csv(out / "predictions.csv")
+    assert len(rows) == 8 and rows["source"].is_unique

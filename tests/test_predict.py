@@ -1,0 +1,182 @@
+"""atmospec.predict: intervals from noise x model uncertainty, tables, plots, input checks."""
+
+# ruff: noqa: F811  (the `tiny` fixture is imported from _inference_support)
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.realdata
+
+TRUTH = {"teff": 1450.0, "logg": 4.75, "mh": 0.1, "fsed": 2.5}  # off-node point inside dback24
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny: dict[str, Any]) -> Any:
+    from atmospec.inference.predict import Predictor
+
+    return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=1000)
+
+
+def test_predict_table_columns_and_truth(predictor: Any, tiny: dict[str, Any]) -> None:
+    spec = synthetic_spectrum(tiny["grid"], TRUTH, snr=50, seed=3)
+    result = predictor.predict(spec)
+    table = result.table()
+    required = ["source"]
+    for p in ("teff", "logg", "mh", "fsed"):
+        required += [f"{p}_median", f"{p}_p16", f"{p}_p84", f"{p}_p2.5", f"{p}_p97.5"]
+    required += ["ood_score", "ood_flag", "chi2_red", "model_id"]
+    assert table.colnames[: len(required)] == required
+    assert result.samples.shape == (1, 1000, 4)
+    row = table[0]
+    for p in ("teff", "logg", "mh", "fsed"):
+        assert row[f"{p}_p2.5"] <= row[f"{p}_p16"] <= row[f"{p}_median"] <= row[f"{p}_p84"]
+        assert row[f"{p}_p84"] <= row[f"{p}_p97.5"]
+    # Teff is the best constrained parameter: the truth lies inside the 95 % interval, and the
+    # interval is far narrower than the grid's 1500 K span.
+    assert row["teff_p2.5"] <= TRUTH["teff"] <= row["teff_p97.5"]
+    assert row["teff_p97.5"] - row["teff_p2.5"] < 600
+    # chi2_red of the grid model at the medians: dof = 104 pixels - (4 params + 1 scale) = 99.
+    assert result.dof[0] == 104 - 5
+    assert np.isfinite(row["chi2_red"]) and row["chi2_red"] > 0
+    assert not row["ood_flag"]
+    assert row["model_id"].startswith("mlp-dback24-")
+
+
+def test_intervals_combine_noise_and_model_uncertainty(
+    predictor: Any, tiny: dict[str, Any]
+) -> None:
+    # Variance of the mixture = model variance + noise-induced variance of the mean, so the
+    # Teff samples (far from the grid bounds, so not clipped) spread at least as much as the
+    # estimator's own sigma (up to MC error: ~2 % on a std from 1000 draws), and lower S/N
+    # widens the interval.
+    hi = predictor.predict(synthetic_spectrum(tiny["grid"], TRUTH, snr=100, seed=4, name="hi"))
+    lo = predictor.predict(synthetic_spectrum(tiny["grid"], TRUTH, snr=8, seed=4, name="lo"))
+    spread = float(hi.samples[0, :, 0].std())
+    assert spread >= 0.95 * hi.point_std[0, 0]
+    width = lambda r: np.subtract(*np.percentile(r.samples[0, :, 0], [84, 16]))  # noqa: E731
+    assert width(lo) > width(hi)
+
+
+def test_draws_do_not_depend_on_batch(predictor: Any, tiny: dict[str, Any]) -> None:
+    a = synthetic_spectrum(tiny["grid"], TRUTH, snr=30, seed=5, name="a")
+    b = synthetic_spectrum(tiny["grid"], {**TRUTH, "teff": 1900.0}, snr=30, seed=6, name="b")
+    alone = predictor.predict(a)
+    both = predictor.predict([b, a])
+    np.testing.assert_allclose(alone.samples[0], both.samples[1], rtol=1e-5)
+
+
+def test_plots_and_write(predictor: Any, tiny: dict[str, Any], tmp_path: Path) -> None:
+    result = predictor.predict(synthetic_spectrum(tiny["grid"], TRUTH, snr=40, seed=7))
+    assert len(result.plot().axes) == 2  # data over model, residuals
+    assert len(result.corner().axes) == 10  # 4 parameters: 4 diagonal + 6 pairs
+    files = result.write(tmp_path / "run")
+    names = {f.name for f in files}
+    assert {"predictions.ecsv", "predictions.csv", "run.json"} <= names
+    assert any(n.endswith("_fit.png") for n in names) and any(
+        n.endswith("_corner.png") for n in names
+    )
+
+
+def test_lazy_top_level_predict() -> None:
+    import atmospec
+    from atmospec.inference.predict import predict
+
+    assert atmospec.predict is predict
+
+
+# ---------------------------------------------------------------- input checks
+def _spec(**kw: Any) -> Any:
+    from atmospec.spectrum import Spectrum
+
+    wave = kw.pop("wave", np.linspace(0.85, 2.55, 400))
+    flux = kw.pop("flux", 1.0 + 0.2 * np.sin(4 * wave))
+    unc = kw.pop("unc", np.full(wave.size, 0.02))
+    return Spectrum(wave, flux, unc, meta={"source": "test.fits"}, **kw)
+
+
+def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
+    from atmospec.errors import CoverageError
+    from atmospec.inference.coverage import prepare_input
+
+    wave = predictor.estimator.wavelength_
+    short = _spec(wave=np.linspace(1.1, 2.55, 400))
+    with pytest.raises(CoverageError, match=r"test.fits: .* lie outside it; use coverage='mask'"):
+        prepare_input(short, wave)
+    m = prepare_input(short, wave, policy="mask")
+    # bins below 1.1 um are masked: ~ln(1.1/0.897)/ln(2.512/0.897) = 20 % of a log-uniform axis
+    assert 0.15 < m.masked_fraction < 0.25
+    assert np.all(np.isfinite(m.flux)) and np.all(np.isinf(m.sigma[m.masked]))
+    assert "masked" in m.notes[0]
+    with pytest.raises(CoverageError, match="more than max_masked_fraction"):
+        prepare_input(_spec(wave=np.linspace(1.9, 2.55, 400)), wave, policy="mask")
+
+
+def test_nan_flux_named(predictor: Any) -> None:
+    from atmospec.errors import InvalidSpectrumError
+    from atmospec.inference.coverage import prepare_input
+    from atmospec.spectrum import Spectrum
+
+    wave = np.linspace(0.85, 2.55, 400)
+    flux = 1.0 + 0.2 * np.sin(4 * wave)
+    flux[100:120] = np.nan
+    spec = Spectrum(wave, flux, np.full(400, 0.02), meta={"source": "nan.fits"}, validate=False)
+    with pytest.raises(
+        InvalidSpectrumError, match=r"nan.fits: 20 pixels have NaN or infinite flux"
+    ):
+        prepare_input(spec, predictor.estimator.wavelength_)
+    m = prepare_input(spec, predictor.estimator.wavelength_, policy="mask")
+    assert m.masked.any() and np.all(np.isfinite(m.flux))
+
+
+def test_missing_and_zero_errors(predictor: Any) -> None:
+    from atmospec.errors import InvalidSpectrumError
+    from atmospec.inference.coverage import prepare_input
+    from atmospec.spectrum import Spectrum
+
+    wave = predictor.estimator.wavelength_
+    no_err = _spec(unc=None)
+    with pytest.raises(InvalidSpectrumError, match="no uncertainties.*assume_snr"):
+        prepare_input(no_err, wave)
+    m = prepare_input(no_err, wave, assume_snr=50)
+    # constant per-pixel sigma = median |flux| / 50 (before averaging pixels into model bins)
+    assert np.allclose(m.spectrum.uncertainty, np.median(np.abs(no_err.flux)) / 50)
+    assert "assume_snr" in m.notes[0]
+    w = np.linspace(0.85, 2.55, 400)
+    zero = Spectrum(w, np.ones(400), np.zeros(400), meta={"source": "z.fits"}, validate=False)
+    with pytest.raises(InvalidSpectrumError, match="z.fits: 400 of 400 uncertainties are zero"):
+        prepare_input(zero, wave)
+
+
+def test_wrong_units(predictor: Any) -> None:
+    from atmospec.errors import UnitError
+    from atmospec.inference.coverage import prepare_input
+    from atmospec.spectrum import Spectrum
+
+    wave = predictor.estimator.wavelength_
+    w_aa = np.linspace(8500.0, 25500.0, 400)  # Angstrom values given as micron
+    with pytest.raises(UnitError, match="look like 'AA'"):
+        prepare_input(_spec(wave=w_aa), wave)
+    w = np.linspace(0.85, 2.55, 400)
+    mags = Spectrum(
+        w, np.full(400, 15.0), np.full(400, 0.1), flux_unit="mag", meta={"source": "m.txt"}
+    )
+    with pytest.raises(UnitError, match="m.txt: flux unit 'mag' is not a spectral flux density"):
+        prepare_input(mags, wave)
+
+
+def test_fnu_converted_to_flambda(predictor: Any, tiny: dict[str, Any]) -> None:
+    # The same object in F_lambda and in Jy (F_nu = F_lambda lambda^2 / c) must give the same
+    # prediction: the F_nu spectrum is converted back before the network sees it.
+    base = synthetic_spectrum(tiny["grid"], TRUTH, snr=40, seed=8, name="obj")
+    flam = base.copy(
+        flux_unit="erg / (s cm2 um)", flux=base.flux * 1e-15, uncertainty=base.uncertainty * 1e-15
+    )
+    fnu = flam.to_flux_unit("Jy")
+    r1, r2 = predictor.predict(flam), predictor.predict(fnu)
+    np.testing.assert_allclose(r1.samples, r2.samples, rtol=1e-4, atol=1e-3)
+    assert any("F_nu" in n for n in r2.notes[0])

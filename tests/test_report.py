@@ -1,0 +1,58 @@
+"""atmospec report: one self-contained HTML page for predict and fit runs."""
+
+# ruff: noqa: F811  (the `tiny` fixture is imported from _inference_support)
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.realdata
+
+
+def test_report_of_predict_run(tiny: dict[str, Any], tmp_path: Path) -> None:
+    from atmospec.inference.predict import Predictor
+    from atmospec.report import write_report
+
+    pred = Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=300)
+    specs = [
+        synthetic_spectrum(
+            tiny["grid"],
+            {"teff": t, "logg": 5.0, "mh": 0.0, "fsed": 2.0},
+            snr=30,
+            seed=1,
+            name=f"obj{int(t)}",
+        )
+        for t in (1200.0, 1800.0)
+    ]
+    pred.predict(specs).write(tmp_path / "run")
+    html = write_report(tmp_path / "run").read_text()
+    assert html.count("data:image/png;base64,") == 4  # fit + corner per object
+    assert "obj1200" in html and "obj1800" in html and "teff" in html
+    assert not re.search(r'(src|href)="(http|//)', html)  # no external resources
+
+
+def test_report_of_fit_run_and_cli(tiny: dict[str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from atmospec.cli.fit import write_fit
+    from atmospec.cli.main import app
+    from atmospec.inference.chi2 import fit_chi2
+
+    spec = synthetic_spectrum(
+        tiny["grid"],
+        {"teff": 1500.0, "logg": 5.0, "mh": 0.0, "fsed": 2.0},
+        snr=30,
+        seed=2,
+        name="fitme",
+    )
+    write_fit(fit_chi2(spec, tiny["grid"]), tmp_path / "fit")
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "fit")])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "fit" / "report.html").read_text()
+    assert "chi2_red" in html and "fitme" in html and "data:image/png;base64," in html
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert res.exit_code != 0
