@@ -1,0 +1,256 @@
+"""Benchmark of the transit detrenders on simulated Ariel-like planets (issue 7).
+
+Simulates training planets (in memory) for the CNNs and the score's reference, and test
+planets written to disk in the Ariel raw format, read back and calibrated, then measures per
+method the Ariel 2024 GLL score, the depth RMSE, the 68% coverage and the seconds per planet.
+The last printed line is one JSON object: {"methods": {name: {gll_score, rmse_ppm,
+coverage68, seconds_per_planet}}}.
+
+    python benchmarks/transit.py --quick --out transit.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("poly", "pca", "gp", "cnn1d", "cnn2d")
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _train_item(args: tuple[int, int, dict[str, Any]]) -> tuple[Any, np.ndarray]:
+    from atmospec.transit.calibration import calibrate
+    from atmospec.transit.detrenders.cnn import cnn_features
+    from atmospec.transit.simulator import SimulationConfig, simulate_planet
+
+    seed, i, cfg = args
+    raw, truth = simulate_planet(str(i), SimulationConfig(**cfg), np.random.default_rng([seed, i]))
+    return cnn_features(calibrate(raw)), truth.depth
+
+
+def _cal_item(args: tuple[int, int, dict[str, Any], str, list[str]]) -> dict[str, Any]:
+    """A planet of the training stream (never a test planet), reduced by every method with
+    sigma_scale = 1: the data on which each method's sigma scale is calibrated."""
+    from atmospec.transit.calibration import calibrate
+    from atmospec.transit.simulator import SimulationConfig, simulate_planet
+
+    seed, i, cfg, model_root, methods = args
+    raw, truth = simulate_planet(str(i), SimulationConfig(**cfg), np.random.default_rng([seed, i]))
+    out = _reduce(calibrate(raw), 0.0, model_root, methods, {})
+    out["truth"] = truth.depth
+    return out
+
+
+def _test_item(
+    args: tuple[str, str, list[str], dict[str, tuple[float, float]]],
+) -> dict[str, Any]:
+    from atmospec.transit.calibration import calibrate
+    from atmospec.transit.io import read_planet
+
+    planet_dir, model_root, methods, scales = args
+    t = time.perf_counter()
+    obs = calibrate(read_planet(planet_dir))
+    t_cal = time.perf_counter() - t
+    out = _reduce(obs, t_cal, model_root, methods, scales)
+    out["planet_id"] = Path(planet_dir).name
+    return out
+
+
+def _reduce(
+    obs: Any,
+    t_cal: float,
+    model_root: str,
+    methods: list[str],
+    scales: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
+    from atmospec.transit.detrenders.cnn import CNNDetrender
+    from atmospec.transit.detrenders.gp import GPDetrender
+    from atmospec.transit.detrenders.pca import PCADetrender
+    from atmospec.transit.detrenders.polynomial import PolynomialDetrender
+
+    out: dict[str, Any] = {"calibration_s": t_cal}
+    for m in methods:
+        if m == "poly":
+            det: Any = PolynomialDetrender()
+        elif m == "pca":
+            det = PCADetrender()
+        elif m == "gp":
+            det = GPDetrender()
+        else:
+            det = CNNDetrender.load(Path(model_root) / m)
+        det.sigma_scale, det.sigma_floor = scales.get(m, (1.0, 0.0))
+        t = time.perf_counter()
+        spec = det.fit(obs)
+        out[m] = {
+            "depth": spec.depth,
+            "sigma": spec.sigma,
+            "seconds": time.perf_counter() - t + t_cal,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="50 test planets, a small training set")
+    ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    ap.add_argument("--planets", type=int, default=None, help="test planets (default 50 / 100)")
+    ap.add_argument("--train-planets", type=int, default=None, help="default 160 / 600")
+    ap.add_argument("--epochs", type=int, default=None, help="CNN epochs (default 30 / 60)")
+    ap.add_argument(
+        "--cal-planets",
+        type=int,
+        default=None,
+        help="planets for the sigma calibration (default 10 / 30; 0 turns it off)",
+    )
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--data", type=Path, default=None, help="keep the simulated test set here")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+
+    _init_worker()
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from atmospec._fileio import provenance, write_json
+    from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender
+    from atmospec.transit.io import read_labels
+    from atmospec.transit.scoring import (
+        ariel_score,
+        coverage,
+        fit_sigma_model,
+        rmse_ppm,
+    )
+    from atmospec.transit.simulator import SimulationConfig, simulate_dataset
+
+    console = Console(stderr=True, quiet=args.quiet)
+    n_test = args.planets or (50 if args.quick else 100)
+    n_train = args.train_planets or (160 if args.quick else 600)
+    epochs = args.epochs or (30 if args.quick else 60)
+    methods = [m for m in args.methods.split(",") if m]
+    sim = SimulationConfig()
+    t_start = time.perf_counter()
+
+    # 1. training planets (disjoint seed) -> CNN training and the score's reference
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+        items = list(
+            pool.map(
+                _train_item, [(args.seed + 1, i, asdict(sim)) for i in range(n_train)], chunksize=4
+            )
+        )
+    feats = [f for f, _ in items]
+    train_depths = np.stack([d for _, d in items])
+    console.print(f"simulated {n_train} training planets in {time.perf_counter() - t_start:.0f} s")
+
+    tmp = tempfile.TemporaryDirectory()
+    model_root = Path(tmp.name) / "models"
+    train_s: dict[str, float] = {}
+    for kind in ("1d", "2d"):
+        if f"cnn{kind}" not in methods:
+            continue
+        t = time.perf_counter()
+        det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=args.seed))
+        det.train_features(feats, list(train_depths), progress=not args.quiet)
+        det.save(model_root / det.name, training_planets=n_train, simulation=asdict(sim))
+        train_s[det.name] = time.perf_counter() - t
+        console.print(f"trained {det.name} in {train_s[det.name]:.0f} s")
+
+    # 2. sigma calibration on further planets of the training stream (not used in training)
+    n_cal = args.cal_planets if args.cal_planets is not None else (16 if args.quick else 30)
+    scales: dict[str, tuple[float, float]] = {}
+    if n_cal > 0:
+        with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+            cal = list(
+                pool.map(
+                    _cal_item,
+                    [
+                        (args.seed + 1, n_train + i, asdict(sim), str(model_root), methods)
+                        for i in range(n_cal)
+                    ],
+                )
+            )
+        yc = np.concatenate([r["truth"] for r in cal])
+        for m in methods:
+            scales[m] = fit_sigma_model(
+                yc,
+                np.concatenate([r[m]["depth"] for r in cal]),
+                np.concatenate([r[m]["sigma"] for r in cal]),
+            )
+        listed = ", ".join(f"{m} x{a:.2f} + {b * 1e6:.0f} ppm" for m, (a, b) in scales.items())
+        console.print(f"sigma models from {n_cal} calibration planets: {listed}")
+
+    # 3. test planets on disk (Ariel raw format), read back, calibrated and reduced
+    data = args.data or Path(tmp.name) / "test"
+    simulate_dataset(data, n_test, sim, seed=args.seed, progress=False)
+    truth = read_labels(data)
+    dirs = sorted(str(p) for p in (data / "train").iterdir())
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+        results = list(pool.map(_test_item, [(d, str(model_root), methods, scales) for d in dirs]))
+
+    ref_mean, ref_sigma = float(train_depths.mean()), float(train_depths.std())
+    y = np.stack([truth[r["planet_id"]] for r in results])
+    summary: dict[str, dict[str, float]] = {}
+    for m in methods:
+        mu = np.stack([r[m]["depth"] for r in results])
+        sg = np.stack([r[m]["sigma"] for r in results])
+        summary[m] = {
+            "gll_score": round(ariel_score(y, mu, sg, ref_mean=ref_mean, ref_sigma=ref_sigma), 4),
+            "rmse_ppm": round(rmse_ppm(y, mu), 1),
+            "coverage68": round(coverage(y, mu, sg), 4),
+            "seconds_per_planet": round(float(np.mean([r[m]["seconds"] for r in results])), 3),
+        }
+    table = Table(
+        title=f"transit detrenders on {n_test} simulated planets "
+        f"({y.shape[1]} bins; CNNs trained on {n_train} other planets)"
+    )
+    for col in ("method", "GLL score", "RMSE (ppm)", "68% coverage", "s / planet"):
+        table.add_column(col)
+    for m, s in summary.items():
+        table.add_row(
+            m,
+            f"{s['gll_score']:.4f}",
+            f"{s['rmse_ppm']:.1f}",
+            f"{s['coverage68']:.3f}",
+            f"{s['seconds_per_planet']:.2f}",
+        )
+    Console(quiet=args.quiet).print(table)
+    result = {"methods": summary}
+    if args.out:
+        write_json(
+            args.out,
+            {
+                **result,
+                "n_test": n_test,
+                "n_train": n_train,
+                "training_seconds": train_s,
+                "sigma_scales": scales,
+                "wall_seconds": time.perf_counter() - t_start,
+                "simulation": asdict(sim),
+                "provenance": provenance(seed=args.seed),
+            },
+        )
+    tmp.cleanup()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The Detrender contract: fit(observation) -> DepthSpectrum; diagnose() -> figures."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec._fileio import atomic_path
+from atmospec.errors import FileFormatError, InvalidSpectrumError
+from atmospec.transit.observation import TransitObservation
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from atmospec.spectrum import Spectrum
+
+__all__ = ["DepthSpectrum", "Detrender"]
+
+
+@dataclass
+class DepthSpectrum:
+    """A transmission spectrum: transit depth ``(Rp/Rs)**2`` and its 1-sigma per wavelength bin.
+
+    Example:
+        >>> import numpy as np
+        >>> s = DepthSpectrum(np.array([0.7, 2.0]), np.array([0.01, 0.0102]), np.array([5e-5, 8e-5]))
+        >>> s.depth_ppm.tolist()
+        [10000.0, 10200.0]
+    """
+
+    wavelength: NDArray[np.float64]
+    depth: NDArray[np.float64]
+    sigma: NDArray[np.float64]
+    planet_id: str = ""
+    method: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.wavelength = np.asarray(self.wavelength, dtype=np.float64)
+        self.depth = np.asarray(self.depth, dtype=np.float64)
+        self.sigma = np.asarray(self.sigma, dtype=np.float64)
+        if not (self.wavelength.shape == self.depth.shape == self.sigma.shape):
+            raise InvalidSpectrumError(
+                f"depth spectrum {self.planet_id}: wavelength, depth and sigma shapes differ "
+                f"({self.wavelength.shape}, {self.depth.shape}, {self.sigma.shape})"
+            )
+
+    @property
+    def depth_ppm(self) -> NDArray[np.float64]:
+        """The depths in parts per million."""
+        return self.depth * 1e6
+
+    def to_spectrum(self) -> Spectrum:
+        """The core :class:`~atmospec.spectrum.Spectrum` (flux = depth, uncertainty = sigma)."""
+        from atmospec.spectrum import Spectrum
+
+        return Spectrum(
+            self.wavelength,
+            self.depth,
+            self.sigma,
+            name=f"{self.planet_id} ({self.method})",
+            meta={"quantity": "transit depth (Rp/Rs)^2", **self.meta},
+        )
+
+    def write(self, path: str | Path) -> Path:
+        """Write an ECSV table (wavelength um, depth, sigma) with the metadata, atomically."""
+        from astropy.table import Table
+
+        table = Table(
+            {"wavelength": self.wavelength, "depth": self.depth, "sigma": self.sigma},
+            meta={"planet_id": self.planet_id, "method": self.method, **_plain(self.meta)},
+        )
+        table["wavelength"].unit = "um"
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> DepthSpectrum:
+        """Read a file written by :meth:`write`."""
+        from astropy.table import Table
+
+        try:
+            table = Table.read(path, format="ascii.ecsv")
+            meta = dict(table.meta)
+            return cls(
+                np.asarray(table["wavelength"]),
+                np.asarray(table["depth"]),
+                np.asarray(table["sigma"]),
+                planet_id=str(meta.pop("planet_id", "")),
+                method=str(meta.pop("method", "")),
+                meta=meta,
+            )
+        except (KeyError, ValueError) as err:
+            raise FileFormatError(f"{path}: not a depth-spectrum ECSV ({err})") from err
+
+
+def _plain(meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in meta.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v.tolist()
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
+class Detrender(ABC):
+    """Removes instrument systematics and measures the transit depth at every wavelength.
+
+    Subclasses implement :meth:`fit`; after it, ``observation_``, ``model_`` (the full fitted
+    model, normalised flux, ``(n_time, n_wl)``), ``transit_`` (its transit part) and
+    ``spectrum_`` are set and :meth:`diagnose` draws them.
+    """
+
+    name: ClassVar[str] = "detrender"
+    #: sigma_total = sqrt((sigma_scale * sigma)^2 + sigma_floor^2); set by
+    #: :meth:`calibrate_sigma` on simulated planets with known depths
+    sigma_scale: float = 1.0
+    sigma_floor: float = 0.0
+
+    observation_: TransitObservation
+    model_: NDArray[np.float64]
+    transit_: NDArray[np.float64]
+    spectrum_: DepthSpectrum
+
+    @abstractmethod
+    def fit(self, observation: TransitObservation) -> DepthSpectrum:
+        """Measure the depth spectrum of ``observation`` (depth and 1-sigma per bin)."""
+
+    def calibrate_sigma(
+        self,
+        observations: list[TransitObservation],
+        depths: list[NDArray[np.float64]],
+    ) -> tuple[float, float]:
+        """Fit planets with known depths (disjoint from those to be measured) and set
+        :attr:`sigma_scale` and :attr:`sigma_floor` to maximise their Gaussian likelihood."""
+        from atmospec.transit.scoring import fit_sigma_model
+
+        self.sigma_scale, self.sigma_floor = 1.0, 0.0
+        specs = [self.fit(o) for o in observations]
+        y = np.concatenate([np.asarray(d) for d in depths])
+        mu = np.concatenate([s.depth for s in specs])
+        sg = np.concatenate([s.sigma for s in specs])
+        self.sigma_scale, self.sigma_floor = fit_sigma_model(y, mu, sg)
+        return self.sigma_scale, self.sigma_floor
+
+    def _scaled(self, spec: DepthSpectrum) -> DepthSpectrum:
+        if self.sigma_scale != 1.0 or self.sigma_floor != 0.0:
+            spec.sigma = np.hypot(spec.sigma * self.sigma_scale, self.sigma_floor)
+            spec.meta["sigma_scale"] = self.sigma_scale
+            spec.meta["sigma_floor"] = self.sigma_floor
+        return spec
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "spectrum_"):
+            raise RuntimeError(f"{type(self).__name__}: call fit(observation) before diagnose()")
+
+    def diagnose(self, truth: NDArray[np.float64] | None = None) -> list[Figure]:
+        """Figures: white-light curve with the model, residuals (time x wavelength), and the
+        spectrum with its 1-sigma bars (and the true depths if given)."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        self._check_fitted()
+        obs, spec = self.observation_.normalized(), self.spectrum_
+        t = obs.time_h
+        figs: list[Figure] = []
+
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
+        white = obs.flux[:, 1:].mean(axis=1)
+        model = self.model_[:, 1:].mean(axis=1)
+        ax.plot(t, white, ".", ms=3, label="AIRS-CH0 white light")
+        ax.plot(t, model, "-", label=f"{self.name} model")
+        ax.plot(t, self.transit_[:, 1:].mean(axis=1) * np.median(model), "--", label="transit")
+        ax.set(xlabel="time (h)", ylabel="normalised flux", title=f"planet {obs.planet_id}")
+        ax.legend()
+        figs.append(fig)
+
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
+        resid = (obs.flux - self.model_) * 1e6
+        lim = float(np.nanpercentile(np.abs(resid), 99)) or 1.0
+        im = ax.imshow(
+            resid.T,
+            aspect="auto",
+            origin="lower",
+            cmap="RdBu_r",
+            vmin=-lim,
+            vmax=lim,
+            extent=(t[0], t[-1], -0.5, obs.n_wavelength - 0.5),
+        )
+        fig.colorbar(im, ax=ax, label="residual (ppm)")
+        ax.set(xlabel="time (h)", ylabel="channel (0 = FGS1)", title="residuals")
+        figs.append(fig)
+
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
+        ax.errorbar(
+            spec.wavelength,
+            spec.depth_ppm,
+            spec.sigma * 1e6,
+            fmt="o",
+            ms=3,
+            label=f"{self.name} (1 sigma)",
+        )
+        if truth is not None:
+            ax.plot(spec.wavelength, np.asarray(truth) * 1e6, "k-", lw=1, label="injected")
+        ax.set(xlabel="wavelength (um)", ylabel="transit depth (ppm)", title="spectrum")
+        ax.legend()
+        figs.append(fig)
+        return figs

@@ -1,0 +1,60 @@
+"""PCADetrender: common-mode systematics found as principal components across wavelength."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.transit.detrenders._core import regressors
+from atmospec.transit.detrenders.base import DepthSpectrum
+from atmospec.transit.detrenders.polynomial import PolynomialDetrender, fit_linear_spectrum
+from atmospec.transit.observation import TransitObservation
+
+__all__ = ["PCADetrender", "common_modes"]
+
+
+def common_modes(
+    obs: TransitObservation, n_components: int = 2, degree: int = 2
+) -> NDArray[np.float64]:
+    """The leading temporal principal components of the AIRS-CH0 residuals left by a
+    polynomial-baseline transit fit (systematics the polynomial missed that the channels share).
+
+    Returns an ``(n_time, n_components)`` array of unit-variance components.
+    """
+    first = PolynomialDetrender(degree=degree, centroid=True)
+    first.fit(obs)
+    norm = obs.normalized()
+    resid = norm.flux[:, 1:] - first.model_[:, 1:]
+    sd = resid.std(axis=0)
+    resid = resid / np.where(sd > 0, sd, 1.0)
+    u, _, _ = np.linalg.svd(resid - resid.mean(axis=0), full_matrices=False)
+    comps = u[:, :n_components]
+    sd_c = comps.std(axis=0)
+    return np.asarray(comps / np.where(sd_c > 0, sd_c, 1.0), dtype=np.float64)
+
+
+class PCADetrender(PolynomialDetrender):
+    """Baseline = the polynomial regressors + the leading principal components of the
+    residuals shared by all channels.
+
+    Systematics common to the wavelength channels (a gain drift ``1 + f(t) g(lambda)``, a
+    ramp) that a low-order polynomial misses appear as the first principal components of the
+    residual matrix; every channel then regresses on them (with its own coefficients).
+
+    Args:
+        n_components: principal components used as regressors.
+        degree: polynomial degree in time kept alongside them.
+    """
+
+    name = "pca"
+
+    def __init__(self, n_components: int = 2, degree: int = 2) -> None:
+        super().__init__(degree=degree, centroid=True)
+        self.n_components = n_components
+
+    def fit(self, observation: TransitObservation) -> DepthSpectrum:
+        comps = common_modes(observation, self.n_components, self.degree)
+        R = np.column_stack([regressors(observation, self.degree, self.centroid), comps])
+        white, fits = fit_linear_spectrum(observation, R)
+        self.components_ = comps
+        return self._finish(observation, white, fits)

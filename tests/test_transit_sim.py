@@ -1,0 +1,97 @@
+"""Simulator + detrenders: noiseless recovery and each systematic removed by its method."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from atmospec.transit.calibration import CalibrationConfig, calibrate
+from atmospec.transit.detrenders.gp import GPDetrender
+from atmospec.transit.detrenders.pca import PCADetrender
+from atmospec.transit.detrenders.polynomial import PolynomialDetrender
+from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+from atmospec.transit.simulator import SimulationConfig, simulate_planet
+
+# small visits keep the tests fast: 200 exposures, 24 detector columns (19 AIRS bins + FGS1)
+SMALL = SimulationConfig(n_exposures=200, airs_cols=24, airs_rows=12)
+
+
+def _rms_ppm(detrender, config: SimulationConfig, seed: int = 1, cal=None) -> float:
+    raw, truth = simulate_planet("1", config, np.random.default_rng(seed))
+    spec = detrender.fit(calibrate(raw, cal))
+    return float(np.sqrt(np.mean((spec.depth - truth.depth) ** 2)) * 1e6)
+
+
+def test_transit_model_physics() -> None:
+    geo = TransitGeometry(0.0, 3.0, 10.0, 90.0)
+    m = TransitModel(np.array([0.0, 10.0]), geo)
+    # uniform disc: the flux drop at mid-transit is exactly (Rp/Rs)^2
+    assert 1 - m(0.05, 0.0, 0.0)[0] == pytest.approx(0.0025, rel=1e-9)
+    # quadratic limb darkening, small planet at the disc centre: I(1)/<I> = 1/(1 - u1/3 - u2/6)
+    u1, u2, rp = 0.4, 0.2, 0.01
+    assert 1 - m(rp, u1, u2)[0] == pytest.approx(rp**2 / (1 - u1 / 3 - u2 / 6), rel=2e-3)
+    assert m(rp, u1, u2)[1] == 1.0  # out of transit
+    # supersampling averages the exposures of a bin
+    t = np.linspace(-0.2, 0.2, 5)
+    off = np.array([-0.01, 0.0, 0.01])
+    fine = TransitModel((t[:, None] + off).ravel(), geo)(0.1, u1, u2).reshape(5, 3).mean(1)
+    np.testing.assert_allclose(TransitModel(t, geo, off)(0.1, u1, u2), fine, rtol=1e-12)
+
+
+def test_noiseless_transit_is_recovered_below_one_ppm() -> None:
+    # no noise, no systematics, no ADC rounding: the only errors left are numerical
+    for det in (PolynomialDetrender(), PCADetrender()):
+        assert _rms_ppm(det, SMALL.clean()) < 1.0, det.name
+
+
+def test_hot_and_dead_pixels_are_removed_by_masking() -> None:
+    cfg = SMALL.only("dead_fraction", "hot_fraction")
+    masked = _rms_ppm(PolynomialDetrender(), cfg)
+    unmasked = _rms_ppm(PolynomialDetrender(), cfg, cal=CalibrationConfig(mask_pixels=False))
+    # telegraphing hot pixels (+-30% of 50-500 counts/s) and garbage dead pixels spoil the
+    # unmasked columns by ~1000 ppm; masked, the clean-visit accuracy (< 1 ppm) returns
+    assert unmasked > 100.0
+    assert masked < 1.0
+
+
+def test_pointing_jitter_is_removed_by_centroid_regression() -> None:
+    cfg = SMALL.only("jitter_px")
+    plain = _rms_ppm(PolynomialDetrender(degree=0, centroid=False), cfg)
+    with_centroids = _rms_ppm(PolynomialDetrender(degree=0, centroid=True), cfg)
+    # 0.15 px rms jitter x 3e-3 loss per px: a few hundred ppm of flux noise, correlated with
+    # the FGS1 centroids that the polynomial detrender regresses on
+    assert plain > 50.0
+    assert with_centroids < plain / 4
+
+
+def test_ramp_is_removed_by_the_gp_detrender() -> None:
+    cfg = SMALL.only("ramp")
+    poly = _rms_ppm(PolynomialDetrender(), cfg)
+    gp = _rms_ppm(GPDetrender(), cfg)
+    # a 1500 ppm exponential ramp biases a quadratic baseline by ~100 ppm; the GP detrender's
+    # fitted ramp time scale removes it to the level of the LD/white-light fit
+    assert poly > 50.0
+    assert gp < poly / 5
+
+
+def test_gain_drift_is_reduced_by_the_gp_detrender() -> None:
+    cfg = SMALL.only("gain_drift")
+    constant = _rms_ppm(PolynomialDetrender(degree=0, centroid=False), cfg)
+    gp = _rms_ppm(GPDetrender(), cfg)
+    # a 1000 ppm drift f(t) g(lambda) with a sinusoidal part; the GP follows the smooth drift
+    assert constant > 200.0
+    assert gp < constant / 3
+
+
+def test_white_noise_sigmas_are_honest() -> None:
+    # photon + read noise only: the errors scatter like the quoted sigmas (z rms near 1)
+    cfg = replace(SMALL.clean(), photon_noise=True, read_noise=13.0)
+    zs = []
+    for seed in (1, 2, 3):
+        raw, truth = simulate_planet("1", cfg, np.random.default_rng(seed))
+        spec = GPDetrender().fit(calibrate(raw))
+        zs.append((spec.depth - truth.depth) / spec.sigma)
+    z = np.concatenate(zs)
+    assert 0.5 < np.sqrt(np.mean(z**2)) < 2.0

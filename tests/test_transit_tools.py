@@ -1,0 +1,140 @@
+"""Scoring, the CNN detrender (train / save / load) and the ``atmospec transit`` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from atmospec.errors import ModelFileError
+from atmospec.transit.calibration import calibrate
+from atmospec.transit.detrenders.base import DepthSpectrum
+from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender, cnn_features
+from atmospec.transit.scoring import ariel_score, coverage, gaussian_log_likelihood
+from atmospec.transit.simulator import SimulationConfig, simulate_planet
+
+TINY = SimulationConfig(n_exposures=80, airs_cols=20, airs_rows=8, fgs_size=6)
+
+
+def test_ariel_score_definition() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.005, 0.015, size=(4, 10))
+    ref_mean, ref_sigma = float(y.mean()), float(y.std())
+    # the ideal prediction (truth, 10 ppm) scores 1, the reference scores 0
+    assert ariel_score(y, y, np.full(y.shape, 1e-5), ref_mean=ref_mean, ref_sigma=ref_sigma) == 1.0
+    assert (
+        ariel_score(
+            y,
+            np.full(y.shape, ref_mean),
+            np.full(y.shape, ref_sigma),
+            ref_mean=ref_mean,
+            ref_sigma=ref_sigma,
+        )
+        == 0.0
+    )
+    # an unbiased prediction with sigma s and z ~ N(0,1) errors: the expected score is
+    # [ln(s_ref/s) + (z_ref^2 - 1)/2] / [ln(s_ref/1e-5) + (z_ref^2 - 1)/2]-ish; check direction
+    s = 1e-4
+    mu = y + rng.normal(0, s, y.shape)
+    sc = ariel_score(y, mu, np.full(y.shape, s), ref_mean=ref_mean, ref_sigma=ref_sigma)
+    gll = gaussian_log_likelihood(y, mu, np.full(y.shape, s))
+    gll_ref = gaussian_log_likelihood(y, np.full(y.shape, ref_mean), np.full(y.shape, ref_sigma))
+    gll_ideal = gaussian_log_likelihood(y, y, np.full(y.shape, 1e-5))
+    assert sc == pytest.approx((gll - gll_ref) / (gll_ideal - gll_ref))
+    assert 0.3 < sc < 0.9
+    assert coverage(y, mu, np.full(y.shape, 1e-9)) < 0.05
+
+
+def test_depth_spectrum_ecsv_round_trip(tmp_path: Path) -> None:
+    s = DepthSpectrum(
+        np.array([0.7, 2.0, 3.0]),
+        np.array([0.010, 0.0102, 0.0101]),
+        np.array([5e-5, 8e-5, 9e-5]),
+        planet_id="42",
+        method="gp",
+    )
+    back = DepthSpectrum.read(s.write(tmp_path / "s.ecsv"))
+    np.testing.assert_allclose(back.depth, s.depth)
+    assert back.planet_id == "42" and back.method == "gp"
+    assert s.to_spectrum().uncertainty is not None
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_cnn_trains_saves_and_reloads(tmp_path: Path, kind: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    obs, depths = [], []
+    for i in range(8):
+        raw, truth = simulate_planet(str(i), TINY, np.random.default_rng([5, i]))
+        obs.append(calibrate(raw))
+        depths.append(truth.depth)
+    feats = [cnn_features(o) for o in obs]
+    det = CNNDetrender(CNNConfig(kind=kind, epochs=3, width=8, seed=0))
+    stats = det.train_features(feats[:6], depths[:6])
+    assert np.isfinite(stats["val_nll"])
+    spec = det.fit(obs[7])
+    assert spec.depth.shape == depths[7].shape and (spec.sigma > 0).all()
+    # the white-light depth anchors the prediction: within 20% of the true mean depth
+    assert abs(spec.depth.mean() / depths[7].mean() - 1) < 0.2
+    again = CNNDetrender.load(det.save(tmp_path / "m"))
+    np.testing.assert_allclose(again.fit(obs[7]).depth, spec.depth, rtol=1e-6)
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["config"]["kind"] == kind and "provenance" in meta
+    (tmp_path / "m" / "weights.safetensors").unlink()
+    with pytest.raises(ModelFileError, match="weights.safetensors"):
+        CNNDetrender.load(tmp_path / "m")
+
+
+def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
+    from atmospec.cli.main import app
+
+    runner = CliRunner()
+    data = tmp_path / "data"
+    r = runner.invoke(
+        app,
+        [
+            "transit",
+            "simulate",
+            "--planets",
+            "2",
+            "--out",
+            str(data),
+            "--seed",
+            "3",
+            "--exposures",
+            "120",
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    outs = []
+    for pid in ("3000000", "3000001"):
+        r = runner.invoke(
+            app,
+            [
+                "transit",
+                "reduce",
+                str(data / "train" / pid),
+                "--method",
+                "poly",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+        )
+        assert r.exit_code == 0, r.output
+        outs.append(r.output.strip().splitlines()[-1])
+    assert (tmp_path / "out" / "3000000_poly_spectrum.png").exists()
+    r = runner.invoke(
+        app, ["transit", "score", *outs, "--labels", str(data / "train_labels.csv"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["planets"] == 2 and 0.0 <= res["gll_score"] <= 1.0 and res["rmse_ppm"] > 0
+    r = runner.invoke(
+        app, ["transit", "reduce", str(data / "train" / "3000000"), "--method", "cnn"]
+    )
+    assert r.exit_code != 0
