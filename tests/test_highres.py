@@ -69,11 +69,44 @@ def _truth() -> LineList:
 
 def test_sparse_equals_dense_reference() -> None:
     w = torch.linspace(4999.0, 5004.0, 2001, dtype=torch.float64)
-    em = LineEmulator(_truth(), wing=400.0, device="cpu")  # windows wider than the band
+    # windows wider than the band, no tolerance cut, no coarse sampling: identical sums
+    em = LineEmulator(_truth(), wing=400.0, tolerance=0.0, samples_per_fwhm=0, device="cpu")
     assert torch.allclose(em.optical_depth(w), dense_optical_depth(em, w), atol=1e-12)
-    narrow = LineEmulator(_truth(), wing=25.0, device="cpu")
+    narrow = LineEmulator(_truth(), wing=25.0, tolerance=0.0, device="cpu")
     # a Lorentzian beyond 25 FWHM holds < 1/(pi*50) of the line's area: tiny truncation error
-    assert float((narrow.optical_depth(w) - dense_optical_depth(narrow, w)).abs().max()) < 0.02
+    diff = (narrow.optical_depth(w) - dense_optical_depth(narrow, w)).detach().abs().max()
+    assert float(diff) < 0.02
+
+
+def test_tolerance_windows_bound_the_truncation() -> None:
+    from scipy.special import voigt_profile as v
+
+    w = torch.linspace(4999.0, 5004.0, 2001, dtype=torch.float64)
+    tol = 1e-5
+    em = LineEmulator(_truth(), wing=400.0, tolerance=tol, samples_per_fwhm=0, device="cpu")
+    half = em.window_half_widths().numpy()
+    t = _truth()
+    # each window ends where the line's own optical depth A V(h) has fallen to the tolerance
+    assert np.allclose(t.amplitude * v(half, t.sigma, t.gamma), tol, rtol=1e-3)
+    # weaker lines get narrower windows than the strongest one
+    assert half[2] < half[1]
+    # beyond its window a line adds < tol everywhere (V decreases with |x|): 3 lines -> 3 tol
+    diff = (em.optical_depth(w) - dense_optical_depth(em, w)).detach().abs().max()
+    assert float(diff) <= 3 * tol
+
+
+def test_broad_lines_on_coarse_grid_are_accurate() -> None:
+    # a 2 A-wide Gaussian line on 0.0025 A pixels: evaluated on every s-th pixel, with
+    # s = floor(FWHM / (24 px)) = 33, then linearly interpolated. Linear interpolation errs by
+    # at most h^2/8 max|tau''| = h^2/8 * tau0 / sigma^2 (h = 33 px = 0.0825 A).
+    sigma, amp = 2.0 / 2.3548, 0.5
+    line = LineList([5001.5], [amp], [sigma], [1e-6])
+    w = torch.linspace(4995.0, 5008.0, 5201, dtype=torch.float64)
+    em = LineEmulator(line, wing=400.0, tolerance=0.0, device="cpu")
+    tau0 = amp / (sigma * np.sqrt(2 * np.pi))
+    bound = (33 * 0.0025) ** 2 / 8 * tau0 / sigma**2
+    diff = (em.optical_depth(w) - dense_optical_depth(em, w)).detach().abs().max()
+    assert 0.0 < float(diff) <= bound
 
 
 def test_clone_recovers_known_lines() -> None:
@@ -152,6 +185,46 @@ def test_fit_recovers_rv_and_vsini() -> None:
     assert abs(rv - true_rv) < max(4 * erv, 0.02) and erv < 0.2
     assert abs(vs - true_vsini) < max(4 * evs, 0.05) and evs < 0.5
     assert 0.7 < res.reduced_chi2 < 1.3  # noise drawn with sd: chi2/dof ~ 1
+
+
+def test_resolution_stays_within_its_bounds() -> None:
+    # data broadened at R = 30,000 fitted with R bounded to 45,000-65,000: the fit must stop at
+    # the lower bound (it would run away to ~30,000 without it), flag it and give no R error
+    lines = LineList(
+        center=np.linspace(8602.0, 8618.0, 7),
+        amplitude=np.full(7, 0.06),
+        sigma=np.full(7, 0.03),
+        gamma=np.full(7, 0.01),
+    )
+    pix = 8600.0 * np.exp(np.arange(900) * np.log1p(1.3 / C_KMS))
+    ext = ExtrinsicModel(pix, vsini=2.0, resolution=30_000, device="cpu")
+    with torch.no_grad():
+        data = ext(LineEmulator(lines, device="cpu")).numpy()
+    res = fit_spectrum(
+        pix,
+        data,
+        np.full(pix.size, 0.002),
+        LineEmulator(lines, device="cpu"),
+        rv_range=(-5.0, 5.0),
+        vsini=2.0,
+        resolution_bounds=(45_000.0, 65_000.0),
+        epochs=(40, 0),
+        lr=0.05,
+        device="cpu",
+        progress=False,
+    )
+    assert res.params["resolution"] == pytest.approx(45_000.0, rel=1e-6)
+    assert res.meta["resolution_at_bound"] and np.isnan(res.errors["resolution"])
+    with pytest.raises(ValueError, match="outside bounds"):
+        fit_spectrum(
+            pix,
+            data,
+            np.full(pix.size, 0.002),
+            LineEmulator(lines, device="cpu"),
+            resolution=80_000.0,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_default_device_and_device_following() -> None:

@@ -56,31 +56,6 @@ def test_goldilocks_is_in_observatory_frame(shared_dir, muler_dir) -> None:
     assert abs(rv) < 1.5
 
 
-def test_wasp69_rv_and_vsini(shared_dir, muler_dir) -> None:
-    from atmospec.highres.pipeline import fit_file
-
-    res = fit_file(
-        shared_dir / "hpf" / "WASP_69_hpf_stack.fits",
-        device="cpu",
-        progress=False,
-        fit_resolution=False,
-        epochs=(80, 40),
-    )
-    berv = res.meta["berv_kms"]
-    rv = res.params["rv"]
-    # In the observatory frame the star would sit at gamma - BERV = -9.63 + 27.52 = +17.9 km/s.
-    # The fitted RV instead agrees with the barycentric systemic velocity: the stacked flux of
-    # this file was moved to the barycentric frame when stacked (its wavelength column is the
-    # fixed HPF solution). Tolerance 1.5 km/s: the 10,000 K PHOENIX clone is a poor match to a
-    # K5 star (template mismatch), far above the Laplace error.
-    assert abs(rv - WASP69_GAMMA) < 1.5
-    assert abs(rv - (WASP69_GAMMA - berv)) > 20
-    # WASP-69 is a slow rotator (vsini 2.2 ± 0.4 km/s, Anderson et al. 2014): below the HPF
-    # resolution element c/R = 5.5 km/s
-    assert res.params["vsini"] < 5.5
-    assert np.isfinite(res.errors["rv"]) and res.errors["rv"] > 0
-
-
 def test_solar_atlas_components_multiply(splat_dir) -> None:
     """The atlas's total is the product of its solar and atmospheric components."""
     atlas = read_solar_atlas(5875)
@@ -92,33 +67,50 @@ def test_solar_atlas_components_multiply(splat_dir) -> None:
     assert np.std(ratio) / np.median(ratio) < 0.02
 
 
-def test_cli_clone_writes_outputs(tmp_path, muler_dir) -> None:
+def test_cli_clone_then_fit_wasp69(tmp_path, shared_dir, muler_dir) -> None:
+    """End to end through the CLI: clone PHOENIX over the WASP-69 order, then fit the star."""
+    import json
+
     from typer.testing import CliRunner
 
     from atmospec.cli.main import app
 
-    r = CliRunner().invoke(
+    runner = CliRunner()
+    clone_dir, fit_dir = tmp_path / "clone", tmp_path / "fit"
+    r = runner.invoke(
         app,
         [
-            "highres",
-            "clone",
-            "phoenix",
-            "--band",
-            "8700",
-            "8760",
-            "--epochs",
-            "30",
-            "--rounds",
-            "1",
-            "--profile",
-            "pseudo-voigt",
-            "--device",
-            "cpu",
-            "-q",
-            "-o",
-            str(tmp_path),
+            "highres", "clone", "phoenix", "--band", "8636", "8788", "--epochs", "60",
+            "--rounds", "1", "--profile", "pseudo-voigt", "--device", "cpu", "-q",
+            "-o", str(clone_dir),
         ],
-    )
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
     for name in ("clone.safetensors", "clone_lines.ecsv", "clone.json", "clone.png"):
-        assert (tmp_path / name).is_file()
+        assert (clone_dir / name).is_file()
+    r = runner.invoke(
+        app,
+        [
+            "highres", "fit", str(shared_dir / "hpf" / "WASP_69_hpf_stack.fits"),
+            "--clone", str(clone_dir / "clone.safetensors"), "--epochs", "40",
+            "--rv-range", "-60", "60", "--device", "cpu", "-q", "-o", str(fit_dir),
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for name in ("fit_params.json", "fit_lines.ecsv", "fit.png"):
+        assert (fit_dir / name).is_file()
+    out = json.loads((fit_dir / "fit_params.json").read_text())
+    rv, berv = out["params"]["rv"], out["meta"]["berv_kms"]
+    # In the observatory frame the star would sit at gamma - BERV = -9.63 + 27.52 = +17.9 km/s.
+    # The fitted RV instead agrees with the barycentric systemic velocity: the stacked flux of
+    # this file was moved to the barycentric frame when stacked (its wavelength column is the
+    # fixed HPF solution). Tolerance 1.5 km/s: the 10,000 K PHOENIX clone is a poor match to a
+    # K5 star (template mismatch), far above the Laplace error.
+    assert abs(rv - WASP69_GAMMA) < 1.5
+    assert abs(rv - (WASP69_GAMMA - berv)) > 20
+    # WASP-69 is a slow rotator (vsini 2.2 ± 0.4 km/s, Anderson et al. 2014): below the HPF
+    # resolution element c/R = 5.5 km/s
+    assert out["params"]["vsini"] < 5.5
+    assert np.isfinite(out["errors"]["rv"]) and out["errors"]["rv"] > 0
+    # the resolving power stays within its default bounds around HPF's R = 55,000
+    assert 45_000 - 1e-6 <= out["params"]["resolution"] <= 65_000 + 1e-6

@@ -99,6 +99,12 @@ def fit_cmd(
     order: Optional[int] = typer.Option(None, help="Echelle order (0-27) for Goldilocks files."),  # noqa: UP045
     resolution: float = typer.Option(55_000.0, help="Initial (and prior mean) resolving power."),
     fix_resolution: bool = typer.Option(False, help="Keep the resolution fixed."),
+    resolution_bounds: tuple[float, float] = typer.Option(
+        (45_000.0, 65_000.0), help="Hard bounds on the fitted resolving power."
+    ),
+    rv_range: tuple[float, float] = typer.Option(
+        (-150.0, 150.0), help="Radial-velocity scan range, km/s."
+    ),
     l1: float = typer.Option(1.0, help="L1 weight on line-amplitude changes."),
     epochs: int = typer.Option(200, help="Adam steps per stage."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
@@ -118,15 +124,20 @@ def fit_cmd(
         progress=not quiet,
         resolution=resolution,
         fit_resolution=not fix_resolution,
+        resolution_bounds=resolution_bounds,
+        rv_range=rv_range,
         l1=l1,
         epochs=(epochs, epochs),
     )
-    result.meta["provenance"] = provenance(file=file, clone=clone_path, order=order)
+    result.meta["provenance"] = provenance(
+        file=file, clone=clone_path, order=order, resolution_bounds=resolution_bounds
+    )
     result.write(out)
     p, e = result.params, result.errors_scaled
     typer.echo(
         f"RV {p['rv']:.3f} ± {e['rv']:.3f} km/s (frame of the file), vsini {p['vsini']:.2f} ± "
-        f"{e['vsini']:.2f} km/s, R {p['resolution']:.0f} ± {e['resolution']:.0f}; "
+        f"{e['vsini']:.2f} km/s, R {p['resolution']:.0f} ± {e['resolution']:.0f}"
+        f"{' (at its bound)' if result.meta.get('resolution_at_bound') else ''}; "
         f"reduced chi2 {result.reduced_chi2:.2f}; written to {out}"
     )
 

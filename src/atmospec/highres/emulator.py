@@ -32,16 +32,26 @@ class LineEmulator(nn.Module):
 
     Parameters are learned in log space (amplitude, sigma, gamma stay positive) plus a shift of
     each centre. Evaluation is sparse: each line touches only a window of pixels around its
-    centre, ``wing`` Voigt-FWHMs on each side (lines are grouped by window size), and the
-    optical depths are accumulated with ``index_add_`` -- memory and time scale with
-    lines × window, never lines × pixels. Runs on the device it is built on.
+    centre and the optical depths are accumulated with ``index_add`` -- memory and time scale
+    with lines × window, never lines × pixels. Each line's window is sized from its own
+    parameters: it ends where the line's optical depth falls below ``tolerance`` (so a weak or
+    narrow line gets a narrow window and a strong Lorentzian a wide one), never closer than
+    ``min_wing`` FWHM and never beyond ``wing`` FWHM or ``max_window``. Lines are grouped by
+    window size (factors of 2) so each group is one padded tensor operation; there is no
+    Python loop over lines. Broad groups are evaluated on every ``k``-th pixel (at least
+    ``samples_per_fwhm`` samples per FWHM of the group's narrowest line) and linearly
+    interpolated. :meth:`set_windows` re-sizes the windows from the current (fitted)
+    parameters. Runs on the device it is built on.
 
     Args:
         lines: the initial lines (e.g. from :func:`~atmospec.highres.linefinder.find_lines`).
         profile: ``"voigt"`` (exact, Faddeeva) or ``"pseudo-voigt"`` (faster, ~1 %).
-        wing: half-width of each line's window in units of its initial FWHM.
+        wing: the largest half-window in units of the line's FWHM.
+        tolerance: optical depth at which a line's window ends (0: always ``wing`` FWHM).
+        min_wing: the smallest half-window in units of the line's FWHM.
         min_window: the smallest half-window, in wavelength units.
         max_window: the largest half-window (caps very broad lines), in wavelength units.
+        samples_per_fwhm: sampling of broad groups before interpolation (0: every pixel).
         device: where the parameters live; CUDA if available by default.
         dtype: floating dtype of the parameters.
 
@@ -61,8 +71,11 @@ class LineEmulator(nn.Module):
         *,
         profile: str = "voigt",
         wing: float = 25.0,
+        tolerance: float = 1e-5,
+        min_wing: float = 2.0,
         min_window: float | None = None,
         max_window: float | None = None,
+        samples_per_fwhm: float = 24.0,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> None:
@@ -71,6 +84,11 @@ class LineEmulator(nn.Module):
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
         self.profile = profile
         self.wing = float(wing)
+        self.tolerance = float(tolerance)
+        self.min_wing = float(min_wing)
+        self.min_window = min_window
+        self.max_window = max_window
+        self.samples_per_fwhm = float(samples_per_fwhm)
         dev = torch.device(device) if device is not None else default_device()
         kw: dict[str, Any] = {"dtype": dtype, "device": dev}
         self.register_buffer("center0", torch.as_tensor(lines.center, **kw))
@@ -78,17 +96,73 @@ class LineEmulator(nn.Module):
         self.ln_amp = nn.Parameter(torch.as_tensor(np.log(lines.amplitude), **kw))
         self.ln_sigma = nn.Parameter(torch.as_tensor(np.log(lines.sigma), **kw))
         self.ln_gamma = nn.Parameter(torch.as_tensor(np.log(np.maximum(lines.gamma, 1e-12)), **kw))
-        half = self.wing * lines.fwhm
-        half = np.clip(half, min_window, max_window)
-        # group lines whose windows are within a factor 2 of each other
-        base = float(half.min()) if len(lines) else 1.0
-        klass = np.floor(np.log2(np.maximum(half / base, 1.0))).astype(np.int64)
-        self.register_buffer("group", torch.as_tensor(klass, device=dev))
-        self.half_windows = [
-            float(half[klass == k].max()) if (klass == k).any() else 0.0
-            for k in range(int(klass.max(initial=0)) + 1)
-        ]
+        self.register_buffer("group", torch.zeros(len(lines), dtype=torch.int64, device=dev))
+        self.half_windows: list[float] = []
+        self.group_fwhm: list[float] = []
         self.meta: dict[str, Any] = dict(lines.meta)
+        self.set_windows()
+
+    def window_half_widths(self) -> torch.Tensor:
+        """Each line's half-window from its current parameters (see the class docstring).
+
+        The reach where A·V(x) = ``tolerance`` is found by bisection on the profile itself,
+        so it holds for either profile; the result is clipped to [``min_wing``, ``wing``] FWHM
+        and to [``min_window``, ``max_window``].
+        """
+        from atmospec.highres.voigt import voigt_fwhm
+
+        with torch.no_grad():
+            amp, sig, gam = self.amplitude, self.sigma, self.gamma
+            fwhm = voigt_fwhm(sig, gam)
+            lo, hi = self.min_wing * fwhm, self.wing * fwhm
+            if self.max_window is not None:
+                hi = hi.clamp(max=self.max_window)
+            if self.tolerance > 0:
+                profile = PROFILES[self.profile]
+                a, b = torch.zeros_like(hi), hi.clone()
+                for _ in range(40):  # the profile decreases with |x|: bisect A·V(x) = tol
+                    mid = 0.5 * (a + b)
+                    above = amp * profile(mid, sig, gam) > self.tolerance
+                    a = torch.where(above, mid, a)
+                    b = torch.where(above, b, mid)
+                half = torch.maximum(b, lo).minimum(hi)
+            else:
+                half = hi
+            if self.min_window is not None:
+                half = half.clamp(min=self.min_window)
+            if self.max_window is not None:
+                half = half.clamp(max=self.max_window)
+        return half
+
+    def set_windows(self) -> None:
+        """Re-size every line's window from the current parameters and regroup the lines."""
+        if self.n_lines == 0:
+            self.half_windows, self.group_fwhm = [], []
+            return
+        from atmospec.highres.voigt import voigt_fwhm
+
+        half = self.window_half_widths().cpu().numpy()
+        with torch.no_grad():
+            fwhm = voigt_fwhm(self.sigma, self.gamma).cpu().numpy()
+        base = float(half.min())
+        klass = np.floor(np.log2(np.maximum(half / base, 1.0))).astype(np.int64)
+        used = np.unique(klass)
+        klass = np.searchsorted(used, klass)  # consecutive group labels, no empty group
+        self.group = torch.as_tensor(klass, device=self.center0.device)
+        self.half_windows = [float(half[klass == k].max()) for k in range(used.size)]
+        self.group_fwhm = [float(fwhm[klass == k].min()) for k in range(used.size)]
+
+    def settings(self) -> dict[str, Any]:
+        """The evaluation settings (profile and windowing), to build a sibling emulator."""
+        return {
+            "profile": self.profile,
+            "wing": self.wing,
+            "tolerance": self.tolerance,
+            "min_wing": self.min_wing,
+            "min_window": self.min_window,
+            "max_window": self.max_window,
+            "samples_per_fwhm": self.samples_per_fwhm,
+        }
 
     @property
     def n_lines(self) -> int:
@@ -117,23 +191,57 @@ class LineEmulator(nn.Module):
         tau = torch.zeros(n_pix, dtype=wl.dtype, device=wl.device)
         if self.n_lines == 0:
             return tau
-        step = float((wl[-1] - wl[0]).detach()) / (n_pix - 1) if n_pix > 1 else math.inf
-        profile = PROFILES[self.profile]
+        wl_d = wl.detach()
+        step = float(wl_d[-1] - wl_d[0]) / (n_pix - 1) if n_pix > 1 else math.inf
+        max_step = float((wl_d[1:] - wl_d[:-1]).max()) if n_pix > 1 else math.inf
         center, amp, sig, gam = self.center, self.amplitude, self.sigma, self.gamma
         for k, half in enumerate(self.half_windows):
             sel = torch.nonzero(self.group == k).squeeze(1)
             if sel.numel() == 0:
                 continue
-            half_px = int(math.ceil(half / step))
-            width = min(2 * half_px + 1, n_pix)
-            c = center[sel]
-            idx0 = torch.searchsorted(wl.detach(), c.detach()) - half_px
-            idx0 = idx0.clamp(0, n_pix - width)
-            win = idx0.unsqueeze(1) + torch.arange(width, device=wl.device).unsqueeze(0)
-            x = wl[win] - c.unsqueeze(1)
-            t = amp[sel].unsqueeze(1) * profile(x, sig[sel].unsqueeze(1), gam[sel].unsqueeze(1))
-            tau = tau.index_add(0, win.reshape(-1), t.reshape(-1))
+            stride = 1
+            if self.samples_per_fwhm > 0:
+                stride = max(int(self.group_fwhm[k] / (self.samples_per_fwhm * max_step)), 1)
+                stride = min(stride, max(n_pix // 4, 1))
+            if stride == 1:
+                tau = tau + self._accumulate(wl, step, half, sel, center, amp, sig, gam)
+                continue
+            # a broad group: evaluate on every stride-th pixel (plus the last) and interpolate
+            idx = torch.arange(0, n_pix, stride, device=wl.device)
+            if int(idx[-1]) != n_pix - 1:
+                idx = torch.cat([idx, torch.tensor([n_pix - 1], device=wl.device)])
+            coarse = wl[idx]
+            tau_c = self._accumulate(coarse, step * stride, half, sel, center, amp, sig, gam)
+            j = (torch.arange(n_pix, device=wl.device) // stride).clamp(max=idx.numel() - 2)
+            x0, x1 = coarse[j].detach(), coarse[j + 1].detach()
+            frac = (wl_d - x0) / (x1 - x0)
+            tau = tau + tau_c[j] * (1.0 - frac) + tau_c[j + 1] * frac
         return tau
+
+    def _accumulate(
+        self,
+        wl: torch.Tensor,
+        step: float,
+        half: float,
+        sel: torch.Tensor,
+        center: torch.Tensor,
+        amp: torch.Tensor,
+        sig: torch.Tensor,
+        gam: torch.Tensor,
+    ) -> torch.Tensor:
+        """Optical depth of the lines ``sel`` on ``wl``, each over ±``half`` (one padded op)."""
+        n_pix = wl.numel()
+        half_px = int(math.ceil(half / step))
+        width = min(2 * half_px + 1, n_pix)
+        c = center[sel]
+        idx0 = torch.searchsorted(wl.detach(), c.detach()) - half_px
+        idx0 = idx0.clamp(0, n_pix - width)
+        win = idx0.unsqueeze(1) + torch.arange(width, device=wl.device).unsqueeze(0)
+        x = wl[win] - c.unsqueeze(1)
+        profile = PROFILES[self.profile]
+        t = amp[sel].unsqueeze(1) * profile(x, sig[sel].unsqueeze(1), gam[sel].unsqueeze(1))
+        out = torch.zeros(n_pix, dtype=wl.dtype, device=wl.device)
+        return out.index_add(0, win.reshape(-1), t.reshape(-1))
 
     def forward(self, wavelength: torch.Tensor) -> torch.Tensor:
         """The normalised flux exp(-τ) at ``wavelength``."""
@@ -167,6 +275,7 @@ class LineEmulator(nn.Module):
             "format": _FORMAT,
             "profile": self.profile,
             "wing": repr(self.wing),
+            "settings": json.dumps(self.settings()),
             "meta": json.dumps(self.meta, default=str),
             "provenance": json.dumps(provenance or {}, default=str),
         }
@@ -194,7 +303,11 @@ class LineEmulator(nn.Module):
             t["gamma"].numpy(),
             json.loads(meta.get("meta", "{}")),
         )
-        return cls(ll, profile=meta["profile"], wing=float(meta["wing"]), device=device)
+        settings = json.loads(meta.get("settings", "{}")) or {
+            "profile": meta["profile"],
+            "wing": float(meta["wing"]),
+        }
+        return cls(ll, **settings, device=device)
 
 
 def dense_optical_depth(em: LineEmulator, wavelength: torch.Tensor) -> torch.Tensor:
@@ -221,6 +334,7 @@ def train_clone(
     penalty: Callable[[], torch.Tensor] | None = None,
     progress: bool = True,
     desc: str = "clone",
+    refresh: int = 50,
 ) -> list[float]:
     """Fit a model's parameters to a spectrum with Adam (mean squared error, optionally weighted).
 
@@ -233,6 +347,8 @@ def train_clone(
         weight: per-pixel weights (e.g. 0 on masked pixels).
         penalty: an extra term added to the loss (a regulariser).
         progress: show a progress bar.
+        refresh: re-size the line windows from the current widths every this many epochs
+            (and at the end); 0 never.
 
     Returns:
         The loss after each epoch.
@@ -256,8 +372,12 @@ def train_clone(
     params = [p for p in em.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     history: list[float] = []
+    emulators = [m for m in em.modules() if isinstance(m, LineEmulator)]
     bar = trange(epochs, desc=desc, disable=not progress, leave=False)
-    for _ in bar:
+    for epoch in bar:
+        if refresh and epoch > 0 and epoch % refresh == 0:
+            for e in emulators:  # widths move during training: re-size the windows
+                e.set_windows()
         opt.zero_grad()
         resid2 = (em(wl) - target) ** 2
         loss = resid2.mean() if wt is None else (wt * resid2).sum() / wt.sum()
@@ -267,6 +387,8 @@ def train_clone(
         history.append(float(loss.detach()))
         if progress:
             bar.set_postfix(rms=f"{math.sqrt(history[-1]):.2e}")
+    for e in emulators:
+        e.set_windows()
     return history
 
 
@@ -280,6 +402,7 @@ def clone(
     lr: float = 0.02,
     profile: str = "voigt",
     wing: float = 25.0,
+    tolerance: float = 1e-5,
     max_window: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -298,7 +421,8 @@ def clone(
         epochs: Adam steps per round.
         lr: Adam learning rate.
         profile: ``"voigt"`` or ``"pseudo-voigt"``.
-        wing: window half-width in FWHM.
+        wing: the largest window half-width in FWHM.
+        tolerance: optical depth at which each line's window ends (see :class:`LineEmulator`).
         max_window: cap on the window half-width (wavelength units).
         device: CUDA if available by default.
         progress: show progress bars.
@@ -318,7 +442,14 @@ def clone(
     w = np.asarray(wavelength, dtype=np.float64)
     f = np.asarray(flux, dtype=np.float64)
     lines = find_lines(w, f, prominence=prominence)
-    em = LineEmulator(lines, profile=profile, wing=wing, max_window=max_window, device=device)
+    em = LineEmulator(
+        lines,
+        profile=profile,
+        wing=wing,
+        tolerance=tolerance,
+        max_window=max_window,
+        device=device,
+    )
     for r in range(max(int(rounds), 1)):
         if r > 0:
             with torch.no_grad():
@@ -334,9 +465,7 @@ def clone(
                 np.concatenate([fitted.gamma, extra.gamma]),
                 dict(fitted.meta),
             )
-            em = LineEmulator(
-                lines, profile=profile, wing=wing, max_window=max_window, device=device
-            )
+            em = LineEmulator(lines, **em.settings(), device=device)
         train_clone(em, w, f, epochs=epochs, lr=lr, progress=progress, desc=f"clone round {r + 1}")
     em.meta.update({"prominence": prominence, "rounds": rounds, "epochs": epochs})
     return em

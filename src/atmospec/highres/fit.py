@@ -141,6 +141,7 @@ def fit_spectrum(
     vsini: float = 3.0,
     resolution: float = 55_000.0,
     resolution_prior: tuple[float, float] | None = (55_000.0, 5_000.0),
+    resolution_bounds: tuple[float, float] | None = (45_000.0, 65_000.0),
     fit_resolution: bool = True,
     epsilon: float = 0.6,
     poly_degree: int = 2,
@@ -171,6 +172,11 @@ def fit_spectrum(
         vsini: initial vsini, km/s.
         resolution: initial resolving power.
         resolution_prior: Gaussian prior (mean, sd) on R, or None.
+        resolution_bounds: hard bounds on R (projection after each Adam step), or None. The
+            defaults bracket HPF's R ≈ 55,000 (Mahadevan et al. 2012) by ±18 %: with a
+            mismatched template the χ² (thousands of pixels) swamps any Gaussian prior and R
+            runs away to absorb the line-width mismatch; the bound stops that. A fit that ends
+            on a bound is flagged in ``meta["resolution_at_bound"]`` and its R error is NaN.
         fit_resolution: learn R (otherwise fixed).
         epsilon: limb darkening.
         poly_degree: continuum polynomial degree.
@@ -209,6 +215,13 @@ def fit_spectrum(
         device=dev,
     )
     ext.ln_resolution.requires_grad_(fit_resolution)
+    if resolution_bounds is not None:
+        r_lo, r_hi = sorted(float(b) for b in resolution_bounds)
+        if not r_lo <= resolution <= r_hi:
+            raise ValueError(
+                f"initial resolution {resolution:g} outside bounds {resolution_bounds}"
+            )
+        ln_r_bounds = (math.log(r_lo), math.log(r_hi))
 
     # 1. RV scan
     rvs = np.arange(rv_range[0], rv_range[1] + 0.5, 1.0)
@@ -244,6 +257,9 @@ def fit_spectrum(
                 loss = loss + l1 * (star.ln_amp - ln_amp0).abs().sum()
             (loss / n_good).backward()
             opt.step()
+            if resolution_bounds is not None and fit_resolution:
+                with torch.no_grad():
+                    ext.ln_resolution.clamp_(*ln_r_bounds)
             if progress:
                 bar.set_postfix(chi2_red=f"{float(chi2) / n_good:.3f}")
     star.ln_amp.requires_grad_(False)
@@ -276,6 +292,11 @@ def fit_spectrum(
         errors[_GLOBALS[idx]] = math.sqrt(v) if v > 0 else float("nan")
     if not fit_resolution:
         errors["resolution"] = 0.0
+    at_bound = False
+    if resolution_bounds is not None and fit_resolution:
+        at_bound = any(abs(float(ext.ln_resolution.detach()) - b) < 1e-6 for b in ln_r_bounds)
+        if at_bound:  # the curvature at a hard bound is no uncertainty
+            errors["resolution"] = float("nan")
     with torch.no_grad():
         model = ext(star, telluric)
         chi2 = float((wt * (fl - model) ** 2).sum())
@@ -291,6 +312,8 @@ def fit_spectrum(
     changed = (star.ln_amp - ln_amp0).abs() > 1e-3
     meta = {
         "rv_scan_best": rv0,
+        "resolution_bounds": list(resolution_bounds) if resolution_bounds else None,
+        "resolution_at_bound": at_bound,
         "epsilon": epsilon,
         "l1": l1,
         "n_lines_changed": int(changed.sum()),

@@ -10,7 +10,13 @@ import numpy as np
 from atmospec.errors import DataNotFoundError, FileFormatError
 from atmospec.spectrum import Spectrum
 
-__all__ = ["read_hpf", "read_muler_template", "read_solar_atlas", "MULER_TEMPLATES"]
+__all__ = [
+    "read_hpf",
+    "read_muler_template",
+    "read_psg_molecules",
+    "read_solar_atlas",
+    "MULER_TEMPLATES",
+]
 
 MULER_TEMPLATES = {
     "phoenix": "PHOENIX_10kK_hpf_template.csv",
@@ -144,6 +150,51 @@ def read_muler_template(name: str, root: str | Path | None = None) -> Spectrum:
         meta={"source": str(path), "template": name, "credit": "muler (MIT)"},
         name=f"muler:{name}",
     )
+
+
+def read_psg_molecules(
+    band_um: tuple[float, float] | None = None, root: str | Path | None = None
+) -> dict[str, Spectrum]:
+    """The muler PSG transmittance (R = 100,000, 1.4-2.5 µm) split by molecule.
+
+    The file (NASA-GSFC Planetary Spectrum Generator, Villanueva et al. 2018) has one column
+    per absorber after the total: H2O, CO2, O3, N2O, CO, CH4, O2, N2, Rayleigh, CIA. Returns
+    ``{name: Spectrum}`` for every column (``"Total"`` included), wavelengths in µm,
+    restricted to ``band_um`` when given.
+    """
+    if root is None:
+        from atmospec.data import require
+
+        root = require("muler") / "templates"
+    path = Path(root) / MULER_TEMPLATES["psg"]
+    _exists(path)
+    names: list[str] = []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("# Wave"):
+                names = line[1:].split()[1:]
+                break
+    if not names:
+        raise FileFormatError(f"{path}: no '# Wave/freq ...' header naming the columns")
+    try:
+        arr = np.loadtxt(path, comments="#")
+    except ValueError as err:
+        raise FileFormatError(f"{path}: cannot parse ({err})") from err
+    if arr.ndim != 2 or arr.shape[1] != len(names) + 1:
+        raise FileFormatError(f"{path}: header names {len(names)} columns, data has {arr.shape}")
+    _, keep = np.unique(arr[:, 0], return_index=True)
+    arr = arr[keep]
+    if band_um is not None:
+        arr = arr[(arr[:, 0] >= band_um[0]) & (arr[:, 0] <= band_um[1])]
+        if arr.shape[0] < 5:
+            raise FileFormatError(f"{path}: fewer than 5 points in {band_um} µm")
+    meta = {"source": str(path), "template": "psg", "credit": "muler (MIT); NASA-GSFC PSG"}
+    return {
+        name: Spectrum(
+            arr[:, 0], arr[:, i + 1], meta={**meta, "molecule": name}, name=f"PSG {name}"
+        )
+        for i, name in enumerate(names)
+    }
 
 
 def read_solar_atlas(

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from atmospec.highres.emulator import LineEmulator, train_clone
+from atmospec.highres.emulator import LineEmulator
 from atmospec.highres.linefinder import LineList, find_lines
 
-__all__ = ["TelluricModel", "JointModel", "decompose"]
+__all__ = ["TelluricModel", "MolecularTelluric", "JointModel", "clone_molecules", "decompose"]
 
 _C_KMS = 299_792.458
 
@@ -61,13 +62,52 @@ class TelluricModel(nn.Module):
         return torch.exp(-self.optical_depth(wavelength))
 
 
+class MolecularTelluric(nn.Module):
+    """Earth's transmission as a product over molecules: T(λ) = exp(-Σ_m s_m τ_m(λ)).
+
+    Each molecule is a :class:`TelluricModel` (its own line emulator and optical-depth scale
+    s_m: a well-mixed gas such as CO2 scales with airmass, water with the water column too),
+    all sharing one velocity shift.
+
+    Example:
+        >>> import torch
+        >>> from atmospec.highres.linefinder import LineList
+        >>> h2o = LineEmulator(LineList([9000.0], [0.05], [0.03], [0.01]), device="cpu")
+        >>> co2 = LineEmulator(LineList([9001.0], [0.02], [0.03], [0.01]), device="cpu")
+        >>> t = MolecularTelluric({"H2O": h2o, "CO2": co2})
+        >>> wl = torch.tensor([9000.0, 9001.0], dtype=torch.float64)
+        >>> bool(torch.allclose(t(wl), h2o(wl) * co2(wl)))
+        True
+    """
+
+    def __init__(self, emulators: Mapping[str, LineEmulator], *, rv: float = 0.0) -> None:
+        super().__init__()
+        if not emulators:
+            raise ValueError("MolecularTelluric needs at least one molecule")
+        self.molecules = nn.ModuleDict({k: TelluricModel(v) for k, v in emulators.items()})
+        ref = next(iter(emulators.values())).center0
+        self.rv = nn.Parameter(torch.tensor(float(rv), dtype=ref.dtype, device=ref.device))
+        self.rv.requires_grad_(False)
+
+    def scales(self) -> dict[str, float]:
+        """The fitted optical-depth scale of each molecule."""
+        return {k: float(m.scale.detach()) for k, m in self.molecules.items()}
+
+    def optical_depth(self, wavelength: torch.Tensor) -> torch.Tensor:
+        wl = wavelength / (1.0 + self.rv / _C_KMS)
+        return sum(m.scale * m.emulator.optical_depth(wl) for m in self.molecules.values())
+
+    def forward(self, wavelength: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-self.optical_depth(wavelength))
+
+
 class JointModel(nn.Module):
     """Star × telluric × constant continuum, both line models evaluated on one grid.
 
     For spectra at a resolution far above the lines' widths (an FTS atlas), no convolution.
     """
 
-    def __init__(self, star: LineEmulator, telluric: TelluricModel) -> None:
+    def __init__(self, star: LineEmulator, telluric: nn.Module) -> None:
         super().__init__()
         self.star = star
         self.telluric = telluric
@@ -78,67 +118,232 @@ class JointModel(nn.Module):
         return self.level * self.star(wavelength) * self.telluric(wavelength)
 
 
+def clone_molecules(
+    wavelength: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    *,
+    prominence: float = 0.003,
+    min_depth: float = 0.01,
+    rounds: int = 2,
+    epochs: int = 200,
+    profile: str = "voigt",
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, LineEmulator]:
+    """Clone each molecule's transmittance (e.g. the PSG columns) into its own line emulator.
+
+    Molecules whose deepest line is shallower than ``min_depth`` in the band are skipped.
+
+    Example:
+        >>> import numpy as np
+        >>> w = np.linspace(9000.0, 9004.0, 801)
+        >>> co2 = np.exp(-0.3 * np.exp(-0.5 * ((w - 9002.0) / 0.03) ** 2))
+        >>> ems = clone_molecules(w, {"CO2": co2, "O3": np.ones_like(w)}, rounds=1,
+        ...                       epochs=50, device="cpu", progress=False)
+        >>> sorted(ems), ems["CO2"].n_lines
+        (['CO2'], 1)
+    """
+    from atmospec.highres.emulator import clone
+
+    out: dict[str, LineEmulator] = {}
+    for name, flux in columns.items():
+        f = np.asarray(flux, dtype=np.float64)
+        if 1.0 - float(np.min(f)) < min_depth:
+            continue
+        em = clone(
+            wavelength,
+            f,
+            prominence=prominence,
+            rounds=rounds,
+            epochs=epochs,
+            profile=profile,
+            device=device,
+            progress=progress,
+        )
+        if em.n_lines:
+            em.meta["molecule"] = name
+            out[name] = em
+    return out
+
+
+def _restrict(em: LineEmulator, lo: float, hi: float, min_depth: float) -> LineEmulator:
+    """A copy of ``em`` with only its lines in [lo, hi] deeper than ``min_depth``."""
+    ll = em.lines()
+    keep = (ll.center > lo) & (ll.center < hi) & (ll.depth > min_depth)
+    if not keep.any():
+        keep = (ll.center > lo) & (ll.center < hi)
+    sub = ll.select(keep)
+    return LineEmulator(sub, **em.settings(), device=em.center0.device)
+
+
 def decompose(
     wavelength: np.ndarray,
     total: np.ndarray,
-    telluric_prior: LineEmulator,
+    telluric_prior: LineEmulator | Mapping[str, LineEmulator],
     *,
     prominence: float = 0.01,
-    match: float = 3.0,
-    epochs: int = 400,
+    star_sigma_kms: tuple[float, float] = (1.2, 10.0),
+    star_gamma_kms: float = 10.0,
+    telluric_sigma_kms: tuple[float, float] = (0.1, 1.0),
+    telluric_gamma_cm: float = 0.1,
+    max_shift_kms: float = 0.6,
+    star_shift_kms: float = 3.0,
+    l1: float = 1e-5,
+    robust: float = 0.01,
+    epochs: tuple[int, int] = (150, 400),
     lr: float = 0.01,
     progress: bool = True,
 ) -> tuple[JointModel, dict[str, Any]]:
     """Split an observed (star × atmosphere) spectrum into its stellar and telluric parts.
 
-    The telluric prior (a clone of a model transmission such as PSG or TelFit) fixes which
-    lines are Earth's: prior lines where ``total`` shows absorption are kept (centres fixed);
-    lines found in ``total`` within ``match`` pixels of a prior telluric line are telluric,
-    the others stellar. Both sets are then fitted jointly to ``total`` (amplitudes, widths,
-    stellar centres, the telluric scale and the continuum level). Returns the fitted :class:`JointModel` and a summary.
+    The model is ``level · S(λ) · T(λ)`` with T a :class:`MolecularTelluric` built from the
+    prior (one line emulator per molecule, e.g. clones of the PSG columns) and S a stellar
+    line emulator found in the data. Physics separates the two:
+
+    - **positions**: Earth's lines stay where the prior puts them (each may move by at most
+      ``max_shift_kms``, plus one common velocity shift), their strengths scale per molecule
+      (airmass, water column) and each line's amplitude may change only against an L1
+      penalty ``l1 · Σ|Δ ln A|``;
+    - **widths**: telluric Gaussian widths are thermal Doppler widths of cold molecules,
+      bounded to ``telluric_sigma_kms`` (CO2 at 250 K: 0.22 km/s), while stellar lines are
+      broadened by the photosphere's thermal motion, turbulence and rotation, bounded below
+      by ``star_sigma_kms[0]`` (the Sun: ≳ 1.2 km/s), with Lorentzian (damping) half-widths
+      below ``star_gamma_kms``; telluric Lorentzian half-widths are
+      pressure widths, at most ``telluric_gamma_cm`` (cm⁻¹; air-broadening coefficients of
+      H2O and CO2 are ≤ 0.1 cm⁻¹ atm⁻¹). Stellar lines may move by at most
+      ``star_shift_kms`` from where they were found. Bounds are enforced by projection
+      after each Adam step.
+
+    Steps: (1) fit T alone to ``total`` with a robust (Cauchy, scale ``robust``) loss that
+    ignores the stellar lines; (2) find the stellar lines in ``total / T``, dropping narrow
+    features at the cores of telluric lines (misfit telluric residue); (3) fit S and T
+    jointly (squared error). ``epochs`` gives the Adam steps of (1) and (3).
+
+    Returns:
+        The fitted :class:`JointModel` and a summary dict.
     """
+    from tqdm.auto import trange
+
     w = np.asarray(wavelength, dtype=np.float64)
     f = np.asarray(total, dtype=np.float64)
-    dev = telluric_prior.center0.device
-    found = find_lines(w, f, prominence=prominence)
-    tell_lines = telluric_prior.lines()
-    in_band = (tell_lines.center > w[0]) & (tell_lines.center < w[-1])
-    strong = in_band & (tell_lines.depth > 0.5 * prominence)
-    tc = tell_lines.center[strong]
-    step = np.gradient(w)
-    pos = np.searchsorted(w, found.center).clip(0, w.size - 1)
-    if tc.size:
-        j = (
-            np.searchsorted(tc, found.center).clip(1, tc.size - 1)
-            if tc.size > 1
-            else np.zeros(len(found), dtype=int)
-        )
-        dist = np.minimum(
-            np.abs(found.center - tc[j - 1 if tc.size > 1 else 0]), np.abs(found.center - tc[j])
-        )
-        is_tell = dist <= match * step[pos]
-    else:
-        is_tell = np.zeros(len(found), bool)
-    star_lines = found.select(~is_tell)
-    seen = np.interp(tell_lines.center, w, f) < 1.0 - 0.5 * prominence
-    tell_prior = tell_lines.select(in_band & seen)
-    star = LineEmulator(
-        star_lines if len(star_lines) else LineList([w.mean()], [1e-9], [step.mean()], [1e-6]),
-        profile=telluric_prior.profile,
-        wing=telluric_prior.wing,
-        device=dev,
+    priors = (
+        {"telluric": telluric_prior}
+        if isinstance(telluric_prior, LineEmulator)
+        else dict(telluric_prior)
     )
-    tell_em = LineEmulator(
-        tell_prior, profile=telluric_prior.profile, wing=telluric_prior.wing, device=dev
+    first = next(iter(priors.values()))
+    dev = first.center0.device
+    kw: dict[str, Any] = {"dtype": first.center0.dtype, "device": dev}
+    lam = float(np.median(w))
+    to_wl = lam / _C_KMS  # km/s -> wavelength units at the band centre
+    ems = {k: _restrict(v, w[0] - 1.0, w[-1] + 1.0, 0.5 * robust) for k, v in priors.items()}
+    tell = MolecularTelluric(ems)
+    tell.rv.requires_grad_(True)
+    wt = torch.as_tensor(w, **kw)
+    ft = torch.as_tensor(f, **kw)
+    prior_ln_amp = {k: m.emulator.ln_amp.detach().clone() for k, m in tell.molecules.items()}
+    t_sig = (math.log(telluric_sigma_kms[0] * to_wl), math.log(telluric_sigma_kms[1] * to_wl))
+    s_sig = (math.log(star_sigma_kms[0] * to_wl), math.log(star_sigma_kms[1] * to_wl))
+    max_shift = max_shift_kms * to_wl
+    t_gam_max = math.log(telluric_gamma_cm * lam / (1e8 / lam))  # HWHM in wavelength units
+    star_shift = star_shift_kms * to_wl
+    s_gam_max = math.log(star_gamma_kms * to_wl)
+    with torch.no_grad():
+        for m in tell.molecules.values():
+            m.emulator.ln_sigma.clamp_(*t_sig)
+            m.emulator.ln_gamma.clamp_(max=t_gam_max)
+            m.emulator.set_windows()
+
+    def project(star: LineEmulator | None) -> None:
+        with torch.no_grad():
+            for m in tell.molecules.values():
+                m.emulator.ln_sigma.clamp_(*t_sig)
+                m.emulator.ln_gamma.clamp_(max=t_gam_max)
+                m.emulator.d_center.clamp_(-max_shift, max_shift)
+            if star is not None:
+                star.ln_sigma.clamp_(*s_sig)
+                star.ln_gamma.clamp_(max=s_gam_max)
+                star.d_center.clamp_(-star_shift, star_shift)
+
+    def l1_penalty() -> torch.Tensor:
+        return l1 * sum(
+            (m.emulator.ln_amp - prior_ln_amp[k]).abs().sum() for k, m in tell.molecules.items()
+        )
+
+    def run(model: nn.Module, n: int, loss_fn: Any, star: LineEmulator | None, desc: str) -> float:
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        emus = [e for e in model.modules() if isinstance(e, LineEmulator)]
+        last = math.nan
+        for epoch in trange(n, desc=desc, disable=not progress, leave=False):
+            if epoch and epoch % 50 == 0:
+                for e in emus:
+                    e.set_windows()
+            opt.zero_grad()
+            r = model(wt) - ft
+            loss = loss_fn(r)
+            (loss + l1_penalty()).backward()
+            opt.step()
+            project(star)
+            last = float((r.detach() ** 2).mean())
+        for e in emus:
+            e.set_windows()
+        return last
+
+    # (1) the telluric model alone, robust to the stellar lines
+    level = nn.Parameter(torch.tensor(float(np.percentile(f, 99)), **kw))
+
+    class _TellOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.t = tell
+            self.level = level
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.level * self.t(x)
+
+    def cauchy(r: torch.Tensor) -> torch.Tensor:
+        return robust**2 * torch.log1p((r / robust) ** 2).mean()
+
+    run(_TellOnly(), epochs[0], cauchy, None, "telluric")
+
+    # (2) stellar lines in total / telluric, minus telluric residue
+    with torch.no_grad():
+        t_now = tell(wt).cpu().numpy()
+    ratio = f / (float(level.detach()) * np.maximum(t_now, 1e-3))
+    found = find_lines(w, ratio, prominence=prominence)
+    t_at = np.interp(found.center, w, t_now)
+    narrow = found.fwhm < 2.0 * math.sqrt(2.0 * math.log(2.0)) * star_sigma_kms[0] * to_wl
+    residue = narrow & (t_at < 1.0 - 2.0 * prominence)
+    # features centred within the half-width of a strong telluric line are its misfit core
+    tl = [m.emulator.lines() for m in tell.molecules.values()]
+    tc = np.concatenate([x.center for x in tl])
+    thw = np.concatenate([0.5 * x.fwhm for x in tl])
+    strong = np.interp(tc, w, t_now) < 0.7
+    if strong.any() and len(found):
+        near = np.abs(found.center[:, None] - tc[strong][None, :]) < thw[strong][None, :]
+        residue |= near.any(1)
+    star_lines = found.select(~residue)
+    if len(star_lines) == 0:
+        star_lines = LineList([lam], [1e-9], [math.exp(s_sig[0])], [1e-6])
+    sig0 = np.clip(star_lines.sigma, math.exp(s_sig[0]), math.exp(s_sig[1]))
+    star_lines = LineList(
+        star_lines.center, star_lines.amplitude, sig0, star_lines.gamma, star_lines.meta
     )
-    tell_em.d_center.requires_grad_(False)  # Earth's line positions are known from the prior
-    joint = JointModel(star, TelluricModel(tell_em))
-    history = train_clone(joint, w, f, epochs=epochs, lr=lr, progress=progress, desc="decompose")
+    star = LineEmulator(star_lines, **first.settings(), device=dev)
+    star.max_window = None
+    star.set_windows()
+
+    # (3) both together
+    joint = JointModel(star, tell)
+    with torch.no_grad():
+        joint.level.copy_(level.detach())
+    rms2 = run(joint, epochs[1], lambda r: (r**2).mean(), star, "decompose")
     info = {
         "n_star_lines": star.n_lines,
-        "n_telluric_lines": tell_em.n_lines,
-        "n_found_telluric": int(is_tell.sum()),
-        "rms_total": math.sqrt(history[-1]),
-        "telluric_scale": float(joint.telluric.scale.detach()),
+        "n_telluric_lines": {k: m.emulator.n_lines for k, m in tell.molecules.items()},
+        "n_residue_dropped": int(residue.sum()),
+        "rms_total": math.sqrt(rms2),
+        "telluric_scales": tell.scales(),
+        "telluric_rv_kms": float(tell.rv.detach()),
     }
     return joint, info
