@@ -1,0 +1,126 @@
+"""``atmospec molecules``: which molecules an observed transmission spectrum shows."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+train_app = typer.Typer(add_completion=False, help="Rebuild the molecule classifier.")
+
+
+@train_app.command()
+def train_cmd(
+    bins: str = typer.Option(
+        "",
+        "--bins",
+        help="Observed spectrum whose bins and error bars to train on "
+        "(default: the WASP-39b JWST file in the shared data).",
+    ),
+    n: int = typer.Option(24000, "--n", help="Number of simulated planets (70/15/15 split)."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    training_set: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--training-set", help="HDF5 training set: reused if it exists, else written."
+    ),
+    epochs: int = typer.Option(40, "--epochs", help="Maximum epochs."),
+    tune: int = typer.Option(0, "--tune", help="Optuna trials before the final fit (0 = off)."),
+    max_minutes: Optional[float] = typer.Option(  # noqa: UP045
+        20.0, "--max-minutes", help="Training budget (minutes)."
+    ),
+) -> None:
+    """Simulate a training set, train and calibrate the CNN, save it to --out."""
+
+
+def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
+    import click
+
+    from atmospec.errors import DataNotFoundError
+
+    cmd = typer.main.get_command(train_app)
+    try:
+        ctx = cmd.make_context("atmospec molecules train", list(args))
+    except click.exceptions.Exit:
+        raise typer.Exit() from None
+    except click.ClickException as err:
+        err.show()
+        raise typer.Exit(2) from None
+    p = ctx.params
+    if out is None:
+        raise typer.BadParameter("`atmospec molecules train` needs --out DIR")
+    bins = p["bins"]
+    if not bins:
+        from atmospec.data import shared_data
+
+        shared = shared_data()
+        if shared is None:
+            raise DataNotFoundError("no --bins given and the shared WASP-39b file is absent")
+        bins = str(shared / "transmission" / "wasp39b_jwst_transit.dat")
+    from atmospec.molecules.pipeline import train_classifier
+
+    train_classifier(
+        bins,
+        out,
+        n=p["n"],
+        seed=p["seed"],
+        training_set=p["training_set"],
+        max_epochs=p["epochs"],
+        tune_trials=p["tune"],
+        max_minutes=p["max_minutes"],
+        quiet=quiet,
+    )
+    typer.echo(f"saved the classifier to {out}")
+
+
+def molecules_cmd(
+    ctx: typer.Context,
+    file: str = typer.Argument(
+        ..., help="Observed spectrum (pyratbay .dat, CSV or ECSV), or 'train' to rebuild."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {molecule: p}."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for report, plot and JSON."),  # noqa: UP045
+    model: str | None = typer.Option(None, "--model", help="Classifier folder (default: shipped)."),  # noqa: UP045
+    n_mc: int = typer.Option(100, "--n-mc", help="Dropout passes for the intervals."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Probability per molecule (H2O, CO2, CH4, CO, Na, K) with an interval, attributions, report.
+
+    `atmospec molecules train --out DIR [--bins FILE --n N --epochs E --tune T]` rebuilds the
+    classifier instead.
+    """
+    if file == "train":
+        _run_train(ctx.args, out, quiet)
+        return
+    if ctx.args:
+        raise typer.BadParameter(f"unexpected arguments {ctx.args}")
+    import torch
+
+    torch.set_num_threads(1)
+    from atmospec.molecules.pipeline import identify
+
+    report = identify(file, model=model, out=out, n_mc=n_mc)
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"molecules in {report.name} (present and detectable)")
+    for col in ("molecule", "probability", "90% interval"):
+        table.add_column(col)
+    for m, v in report.probabilities.items():
+        table.add_row(m, f"{v['probability']:.3f}", f"{v['low']:.3f} - {v['high']:.3f}")
+    Console().print(table)
+    if report.files:
+        Console().print(
+            f"report: {report.files['report']}  plot: {report.files['attribution_plot']}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "molecules",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(molecules_cmd)

@@ -1,0 +1,557 @@
+"""Multi-label molecule classifiers: a 1D CNN, random-forest and MLP baselines, calibration, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import IncompatibleModelError, ModelFileError
+from atmospec.molecules.binning import Binning
+from atmospec.molecules.dataset import TrainingSet
+from atmospec.molecules.io import TransmissionSpectrum
+
+__all__ = [
+    "features",
+    "noisy_observations",
+    "MoleculeClassifier",
+    "BaselineClassifier",
+    "train_cnn",
+    "train_baseline",
+    "tune_cnn",
+    "evaluate",
+    "recall_at_fpr",
+    "load_pretrained",
+    "PRETRAINED_DIR",
+]
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained" / "molecules"
+
+
+def features(
+    depth: NDArray[np.floating], error: NDArray[np.floating], instrument_ids: NDArray[np.int64]
+) -> NDArray[np.float32]:
+    """Network inputs ``(n, 2, n_bins)`` from observed depths and their errors.
+
+    Channel 0: depth minus its error-weighted mean per instrument (offsets between
+    instruments carry no molecular information), divided by the spectrum's RMS of that
+    residual ``s``. Channel 1: ``log10(error / s)``, which tells the network the S/N.
+
+    Example:
+        >>> x = features(np.array([[1.0, 3.0]]), np.array([[1.0, 1.0]]), np.array([0, 0]))
+        >>> x[0, 0].tolist(), bool(abs(x[0, 1]).max() < 1e-6)   # s = 1 = error: log10(1) = 0
+        ([-1.0, 1.0], True)
+    """
+    d = np.atleast_2d(np.asarray(depth, dtype=float))
+    e = np.broadcast_to(np.asarray(error, dtype=float), d.shape)
+    w = 1.0 / e**2
+    resid = np.empty_like(d)
+    for k in np.unique(instrument_ids):
+        sel = instrument_ids == k
+        mean = (d[:, sel] * w[:, sel]).sum(axis=1, keepdims=True) / w[:, sel].sum(
+            axis=1, keepdims=True
+        )
+        resid[:, sel] = d[:, sel] - mean
+    s = np.sqrt((resid**2).mean(axis=1, keepdims=True)) + 1e-12
+    out = np.stack([resid / s, np.log10(e / s)], axis=1)
+    return out.astype(np.float32)
+
+
+def noisy_observations(
+    ts: TrainingSet,
+    rng: np.random.Generator,
+    noise_scale: float | NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Observed depths, their errors and labels: Gaussian noise of ``noise_scale`` x the
+    reference errors (default: each spectrum's own ``noise_scale``)."""
+    s = ts.column("noise_scale") if noise_scale is None else np.asarray(noise_scale, float)
+    s = np.broadcast_to(s, (len(ts),))
+    err = s[:, None] * ts.binning.error[None, :]
+    obs = ts.depth + err * rng.standard_normal(ts.depth.shape)
+    return obs, err, ts.labels(s)
+
+
+def _network(n_bins: int, n_out: int, width: int, dropout: float) -> Any:
+    import torch.nn as nn
+
+    def block(cin: int, cout: int, k: int) -> list[nn.Module]:
+        return [
+            nn.Conv1d(cin, cout, k, padding=k // 2),
+            nn.GELU(),
+            nn.Conv1d(cout, cout, k, padding=k // 2),
+            nn.GELU(),
+            nn.MaxPool1d(2),
+        ]
+
+    length = n_bins // 2 // 2 // 2
+    return nn.Sequential(
+        *block(2, width, 7),
+        *block(width, 2 * width, 5),
+        *block(2 * width, 2 * width, 3),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(2 * width * length, 128),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(128, n_out),
+    )
+
+
+def _fit_temperature(logits: NDArray[np.float64], labels: NDArray[np.bool_]) -> float:
+    """Temperature T minimising the binary cross-entropy of sigmoid(logit / T)."""
+    from scipy.optimize import minimize_scalar
+
+    y = labels.astype(float)
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+    res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(res.x))
+
+
+@dataclass
+class MoleculeClassifier:
+    """The trained CNN with its bins, calibration temperatures and provenance.
+
+    ``predict_proba`` gives calibrated probabilities that each molecule is present and
+    detectable; ``predict_spectrum`` adds an interval from Monte-Carlo dropout.
+    """
+
+    network: Any
+    molecules: tuple[str, ...]
+    binning: Binning
+    temperatures: NDArray[np.float64]
+    config: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def _logits(self, x: NDArray[np.float32], *, dropout: bool = False, seed: int = 0) -> NDArray:
+        import torch
+
+        net = self.network
+        net.train(dropout)
+        with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            out = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        net.eval()
+        return out.astype(np.float64)
+
+    def check_bins(self, spec: TransmissionSpectrum) -> None:
+        """Raise :class:`IncompatibleModelError` unless the spectrum has this model's bins."""
+        b = self.binning
+        same = (
+            len(spec) == len(b)
+            and np.allclose(spec.wavelength, b.centre, rtol=1e-4)
+            and (np.allclose(spec.half_width, b.half_width, rtol=1e-3))
+        )
+        if not same:
+            raise IncompatibleModelError(
+                f"{spec.name}: {len(spec)} bins ({spec.wavelength.min():g}-"
+                f"{spec.wavelength.max():g} um) differ from the {len(b)} bins this classifier "
+                "was trained on; train one for these bins with `atmospec molecules train "
+                "--bins FILE`"
+            )
+
+    def predict_proba(self, depth: NDArray, error: NDArray) -> NDArray[np.float64]:
+        """Calibrated probabilities ``(n, n_molecules)`` for binned depths and errors."""
+        x = features(depth, error, self.binning.instrument_ids())
+        return _sigmoid(self._logits(x) / self.temperatures)
+
+    def predict_spectrum(
+        self, spec: TransmissionSpectrum, *, n_mc: int = 100, level: float = 0.9
+    ) -> dict[str, dict[str, float]]:
+        """Probability per molecule with a ``level`` interval from ``n_mc`` dropout passes."""
+        self.check_bins(spec)
+        x = features(spec.depth, spec.error, self.binning.instrument_ids())
+        p = _sigmoid(self._logits(x)[0] / self.temperatures)
+        mc = np.stack(
+            [
+                _sigmoid(self._logits(x, dropout=True, seed=i)[0] / self.temperatures)
+                for i in range(n_mc)
+            ]
+        )
+        lo, hi = np.quantile(mc, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return {
+            m: {"probability": float(p[j]), "low": float(lo[j]), "high": float(hi[j])}
+            for j, m in enumerate(self.molecules)
+        }
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``model.safetensors`` and ``model.json`` (config, bins, calibration, provenance)."""
+        from safetensors.torch import save_file
+
+        from atmospec._fileio import atomic_path, sha256_file, write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_file(state, str(tmp))
+        b = self.binning
+        meta = {
+            "format": "atmospec.molecules.cnn/1",
+            "molecules": list(self.molecules),
+            "config": self.config,
+            "temperatures": self.temperatures.tolist(),
+            "bins": {
+                "centre": b.centre.tolist(),
+                "half_width": b.half_width.tolist(),
+                "instrument": b.instrument.tolist(),
+                "error": b.error.tolist(),
+            },
+            "weights_sha256": sha256_file(folder / "model.safetensors"),
+            "info": self.info,
+        }
+        write_json(folder / "model.json", meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> MoleculeClassifier:
+        """Read a folder written by :meth:`save`; the weights' sha256 must match the JSON."""
+        from safetensors.torch import load_file
+
+        from atmospec._fileio import sha256_file
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            if meta.get("format") != "atmospec.molecules.cnn/1":
+                raise ModelFileError(f"{folder}: unknown model format {meta.get('format')!r}")
+            digest = sha256_file(folder / "model.safetensors")
+            if digest != meta["weights_sha256"]:
+                raise ModelFileError(
+                    f"{folder}/model.safetensors: sha256 does not match model.json"
+                )
+            state = load_file(str(folder / "model.safetensors"))
+        except (OSError, KeyError, json.JSONDecodeError) as err:
+            raise ModelFileError(f"{folder}: not a saved molecule classifier ({err})") from None
+        cfg = meta["config"]
+        b = meta["bins"]
+        binning = Binning(
+            np.array(b["centre"]),
+            np.array(b["half_width"]),
+            np.array(b["instrument"]),
+            np.array(b["error"]),
+        )
+        net = _network(len(binning), len(meta["molecules"]), cfg["width"], cfg["dropout"])
+        net.load_state_dict(state)
+        net.eval()
+        return cls(
+            net,
+            tuple(meta["molecules"]),
+            binning,
+            np.array(meta["temperatures"]),
+            cfg,
+            meta.get("info", {}),
+        )
+
+
+def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def load_pretrained() -> MoleculeClassifier:
+    """The shipped classifier (trained on the WASP-39b JWST bins)."""
+    if not (PRETRAINED_DIR / "model.json").is_file():
+        raise ModelFileError(
+            f"{PRETRAINED_DIR}: no shipped molecule classifier; build one with "
+            "`atmospec molecules train`"
+        )
+    return MoleculeClassifier.load(PRETRAINED_DIR)
+
+
+class _NoisyBatches:
+    """Re-iterable batches with fresh noise and fresh noise scales each epoch (augmentation)."""
+
+    def __init__(
+        self, ts: TrainingSet, batch: int, seed: int, log_scale: tuple[float, float] | None
+    ) -> None:
+        self.ts, self.batch, self.log_scale = ts, batch, log_scale
+        self.rng = np.random.default_rng(seed)
+        self.ids = ts.binning.instrument_ids()
+
+    def __iter__(self) -> Any:
+        import torch
+
+        ts, n = self.ts, len(self.ts)
+        if self.log_scale is None:
+            scale = ts.column("noise_scale")
+        else:
+            scale = 10 ** self.rng.uniform(*self.log_scale, size=n)
+        order = self.rng.permutation(n)
+        for k in range(0, n, self.batch):
+            idx = order[k : k + self.batch]
+            err = scale[idx, None] * ts.binning.error[None, :]
+            obs = ts.depth[idx] + err * self.rng.standard_normal(err.shape)
+            y = ts.present[idx] & (ts.dchi2[idx] / scale[idx, None] ** 2 > ts.threshold)
+            yield (
+                torch.from_numpy(features(obs, err, self.ids)),
+                torch.from_numpy(y.astype(np.float32)),
+            )
+
+
+def train_cnn(
+    ts: TrainingSet,
+    *,
+    width: int = 24,
+    dropout: float = 0.2,
+    lr: float = 2e-3,
+    batch: int = 128,
+    max_epochs: int = 40,
+    patience: int = 8,
+    seed: int = 0,
+    quiet: bool = False,
+    max_seconds: float | None = None,
+    weight_decay: float = 1e-4,
+) -> MoleculeClassifier:
+    """Train the CNN on the training split with noise augmentation; calibrate on validation.
+
+    Each epoch draws new noise and new noise scales (log-uniform over the prior's range), and
+    the labels follow the drawn scale. Calibration: one temperature per molecule fitted on
+    the validation split (fixed noise draw).
+    """
+    import torch
+
+    from atmospec._fileio import provenance
+    from atmospec.training.trainer import Trainer
+
+    train, val = ts.subset(0), ts.subset(1)
+    log_scale = tuple(ts.meta.get("prior", {}).get("log_noise_scale", (-0.456, 0.477)))
+    rng = np.random.default_rng(seed + 1)
+    v_obs, v_err, v_lab = noisy_observations(val, rng)
+    ids = ts.binning.instrument_ids()
+    v_x = features(v_obs, v_err, ids)
+    val_loader = [
+        (
+            torch.from_numpy(v_x[k : k + 512]),
+            torch.from_numpy(v_lab[k : k + 512].astype(np.float32)),
+        )
+        for k in range(0, len(val), 512)
+    ]
+    torch.manual_seed(seed)
+    net = _network(len(ts.binning), len(ts.molecules), width, dropout)
+    trainer = Trainer(
+        net,
+        torch.nn.functional.binary_cross_entropy_with_logits,
+        lr=lr,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+        num_threads=1,
+        quiet=quiet,
+        device="cpu",
+        weight_decay=weight_decay,
+        max_seconds=max_seconds,
+    )
+    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)  # type: ignore[arg-type]
+    clf = MoleculeClassifier(
+        net,
+        ts.molecules,
+        ts.binning,
+        np.ones(len(ts.molecules)),
+        {
+            "width": width,
+            "dropout": dropout,
+            "lr": lr,
+            "batch": batch,
+            "weight_decay": weight_decay,
+        },
+    )
+    logits = clf._logits(v_x)
+    clf.temperatures = np.array(
+        [_fit_temperature(logits[:, j], v_lab[:, j]) for j in range(len(ts.molecules))]
+    )
+    clf.info = {
+        "provenance": provenance(
+            seed=seed, training_set=ts.meta.get("n"), training_meta_seed=ts.meta.get("seed")
+        ),
+        "history": history.to_dict(),
+        "detection_threshold": ts.threshold,
+        "training_set": {
+            k: ts.meta.get(k) for k in ("seed", "n", "prior", "species", "data_credits")
+        },
+        "n_train": len(train),
+        "n_val": len(val),
+    }
+    return clf
+
+
+@dataclass
+class BaselineClassifier:
+    """A scikit-learn random forest or MLP on the flattened CNN inputs, isotonic-calibrated."""
+
+    kind: str
+    model: Any
+    binning: Binning
+    molecules: tuple[str, ...]
+    calibrators: list[Any] = field(default_factory=list)
+
+    def _raw(self, depth: NDArray, error: NDArray) -> NDArray[np.float64]:
+        x = features(depth, error, self.binning.instrument_ids()).reshape(
+            np.atleast_2d(depth).shape[0], -1
+        )
+        proba = self.model.predict_proba(x)
+        if isinstance(proba, list):  # random forest: one (n, 2) array per output
+            return np.stack(
+                [p[:, -1] if p.shape[1] > 1 else np.zeros(len(p)) for p in proba], axis=1
+            )
+        return np.asarray(proba)
+
+    def predict_proba(self, depth: NDArray, error: NDArray) -> NDArray[np.float64]:
+        raw = self._raw(depth, error)
+        if not self.calibrators:
+            return raw
+        return np.stack([c.predict(raw[:, j]) for j, c in enumerate(self.calibrators)], axis=1)
+
+
+def train_baseline(
+    ts: TrainingSet, kind: str = "rf", *, seed: int = 0, n_jobs: int = 1
+) -> BaselineClassifier:
+    """Fit a random forest (``"rf"``) or MLP (``"mlp"``) on one noisy draw per training spectrum,
+    then isotonic calibration per molecule on the validation split."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(seed)
+    train, val = ts.subset(0), ts.subset(1)
+    obs, err, lab = noisy_observations(train, rng)
+    x = features(obs, err, ts.binning.instrument_ids()).reshape(len(train), -1)
+    if kind == "rf":
+        model: Any = RandomForestClassifier(
+            n_estimators=200,
+            min_samples_leaf=2,
+            max_features="sqrt",
+            n_jobs=n_jobs,
+            random_state=seed,
+        )
+    elif kind == "mlp":
+        model = MLPClassifier(
+            hidden_layer_sizes=(256, 128),
+            alpha=1e-3,
+            early_stopping=True,
+            max_iter=200,
+            random_state=seed,
+        )
+    else:
+        raise ValueError(f"kind must be 'rf' or 'mlp', not {kind!r}")
+    model.fit(x, lab.astype(int))
+    clf = BaselineClassifier(kind, model, ts.binning, ts.molecules)
+    v_obs, v_err, v_lab = noisy_observations(val, rng)
+    raw = clf._raw(v_obs, v_err)
+    clf.calibrators = [
+        IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw[:, j], v_lab[:, j])
+        for j in range(len(ts.molecules))
+    ]
+    return clf
+
+
+def recall_at_fpr(
+    labels: NDArray[np.bool_], scores: NDArray[np.float64], fpr: float = 0.05
+) -> float:
+    """Highest true-positive rate with a false-positive rate <= ``fpr`` (ROC curve).
+
+    Example:
+        >>> recall_at_fpr(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.2, 0.3, 0.9]))
+        1.0
+    """
+    from sklearn.metrics import roc_curve
+
+    if labels.all() or not labels.any():
+        return float("nan")
+    f, t, _ = roc_curve(labels, scores)
+    return float(t[f <= fpr].max())
+
+
+def evaluate(
+    proba: NDArray[np.float64],
+    labels: NDArray[np.bool_],
+    molecules: Sequence[str],
+    *,
+    n_reliability: int = 10,
+) -> dict[str, dict[str, Any]]:
+    """Per molecule: precision, recall, F1 (at 0.5), ROC-AUC, PR-AUC, recall at 5 % FPR,
+    confusion matrix [[tn, fp], [fn, tp]] and a reliability table (mean predicted vs observed
+    frequency in ``n_reliability`` probability bins)."""
+    from sklearn.metrics import (
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    out: dict[str, dict[str, Any]] = {}
+    for j, m in enumerate(molecules):
+        y, p = labels[:, j].astype(bool), proba[:, j]
+        both = y.any() and not y.all()
+        prec, rec, f1, _ = precision_recall_fscore_support(
+            y, p >= 0.5, average="binary", zero_division=0
+        )
+        edges = np.linspace(0, 1, n_reliability + 1)
+        which = np.clip(np.digitize(p, edges) - 1, 0, n_reliability - 1)
+        rel = [
+            {
+                "bin": [float(edges[k]), float(edges[k + 1])],
+                "count": int((which == k).sum()),
+                "mean_predicted": float(p[which == k].mean()) if (which == k).any() else None,
+                "observed": float(y[which == k].mean()) if (which == k).any() else None,
+            }
+            for k in range(n_reliability)
+        ]
+        out[m] = {
+            "n_positive": int(y.sum()),
+            "n": int(y.size),
+            "precision": float(prec),
+            "recall": float(rec),
+            "f1": float(f1),
+            "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+            "recall_at_5pct_fpr": recall_at_fpr(y, p, 0.05),
+            "confusion": confusion_matrix(y, p >= 0.5, labels=[False, True]).tolist(),
+            "reliability": rel,
+        }
+    return out
+
+
+def tune_cnn(
+    ts: TrainingSet,
+    *,
+    n_trials: int = 10,
+    seed: int = 0,
+    max_seconds_per_trial: float = 120.0,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Optuna TPE search over width, dropout, learning rate and weight decay.
+
+    The objective is the mean validation ROC-AUC over molecules (each trial trains with a
+    wall-time budget). Returns the best parameters and value.
+    """
+    import optuna
+
+    val = ts.subset(1)
+    rng = np.random.default_rng(seed + 7)
+    obs, err, lab = noisy_observations(val, rng)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            "width": trial.suggest_categorical("width", [16, 32, 48]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-3, log=True),
+        }
+        clf = train_cnn(ts, seed=seed, quiet=True, max_seconds=max_seconds_per_trial, **params)
+        metrics = evaluate(clf.predict_proba(obs, err), lab, ts.molecules)
+        return float(np.nanmean([metrics[m]["roc_auc"] for m in ts.molecules]))
+
+    if quiet:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=n_trials)
+    return {"best_params": study.best_params, "best_value": study.best_value}
