@@ -1,0 +1,303 @@
+"""The estimator contract: fit / predict / save / load, bounded to the grid, axis-checked."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from atmospec.errors import IncompatibleModelError, ModelFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from atmospec.spectrum import Spectrum
+
+__all__ = ["Estimator", "Prediction", "load_estimator", "ESTIMATOR_KINDS"]
+
+# kind -> module defining it; imported lazily by load_estimator.
+ESTIMATOR_KINDS: dict[str, str] = {
+    "telescope_cnn": "atmospec.estimators.telescope_cnn",
+    "cnn": "atmospec.estimators.cnn",
+    "mlp": "atmospec.estimators.mlp",
+    "random_forest": "atmospec.estimators.baselines",
+    "gradient_boosting": "atmospec.estimators.baselines",
+}
+BOUND_TOLERANCE = 0.01  # an estimate within 1 % of the range from a grid edge "presses" on it
+
+
+@dataclass
+class Prediction:
+    """Estimates for a batch of spectra.
+
+    Attributes:
+        param_names: parameter order of the columns.
+        mean: (n, p) point estimates, inside the grid bounds.
+        std: (n, p) predictive standard deviations, or None for point estimators.
+        at_bound: (n, p) True where the estimate presses against a grid bound (the truth
+            may lie outside the grid: treat the value as a limit).
+        bounds: parameter -> (low, high) of the training grid.
+
+    Example:
+        >>> p = Prediction(("teff",), np.array([[1000.0]]), np.array([[50.0]]),
+        ...                np.array([[False]]), {"teff": (900.0, 2400.0)})
+        >>> lo, hi = p.interval(0.68); (round(float(lo[0, 0])), round(float(hi[0, 0])))
+        (950, 1050)
+    """
+
+    param_names: tuple[str, ...]
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64] | None
+    at_bound: NDArray[np.bool_]
+    bounds: dict[str, tuple[float, float]]
+
+    def interval(self, level: float = 0.68) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Central Gaussian predictive interval at ``level`` (e.g. 0.68, 0.95), clipped to bounds."""
+        if self.std is None:
+            raise ValueError("this estimator gives point estimates only (no predictive sigma)")
+        from scipy.stats import norm
+
+        k = float(norm.ppf(0.5 + level / 2))
+        lo = np.array([self.bounds[p][0] for p in self.param_names])
+        hi = np.array([self.bounds[p][1] for p in self.param_names])
+        return np.clip(self.mean - k * self.std, lo, hi), np.clip(self.mean + k * self.std, lo, hi)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per spectrum: ``<param>``, ``<param>_std``, ``<param>_at_bound``."""
+        import pandas as pd
+
+        cols: dict[str, Any] = {}
+        for i, p in enumerate(self.param_names):
+            cols[p] = self.mean[:, i]
+            if self.std is not None:
+                cols[f"{p}_std"] = self.std[:, i]
+            cols[f"{p}_at_bound"] = self.at_bound[:, i]
+        return pd.DataFrame(cols)
+
+
+class Estimator(ABC):
+    """Base of all estimators: sklearn-like ``fit`` / ``predict`` plus safe ``save`` / ``load``.
+
+    Hyperparameters are the ``__init__`` arguments (``get_params``); learned state lives in
+    attributes ending in ``_``: ``wavelength_`` (the axis the model reads), ``param_names_``,
+    ``bounds_`` (grid ranges; predictions never leave them), ``history_`` and ``meta_``.
+    Subclasses implement ``_fit``, ``_predict``, ``_get_state`` and ``_set_state``.
+    """
+
+    kind: ClassVar[str] = ""
+    uses_sigma: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.wavelength_: NDArray[np.float64] | None = None
+        self.param_names_: tuple[str, ...] = ()
+        self.bounds_: dict[str, tuple[float, float]] = {}
+        self.meta_: dict[str, Any] = {}
+
+    # -- hyperparameters ---------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The ``__init__`` arguments of this estimator."""
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in sig.parameters if n != "self"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- contract ------------------------------------------------------------------------
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        wavelength: ArrayLike,
+        param_names: Sequence[str],
+        sigma: ArrayLike | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        validation: tuple[Any, ...] | None = None,
+    ) -> Estimator:
+        """Learn parameters ``y`` (n, p) from fluxes ``X`` (n, n_wave) on ``wavelength``.
+
+        Args:
+            X: fluxes (any scale; every spectrum is normalised on its own).
+            y: parameters in physical units, columns in ``param_names`` order.
+            wavelength: the axis of ``X`` (µm); recorded, and checked on every prediction.
+            param_names: parameter names.
+            sigma: per-pixel 1-sigma uncertainties of ``X`` (needed by models that read them).
+            bounds: parameter -> (low, high) of the grid; default: range of ``y``.
+            validation: ``(X_val, y_val)`` or ``(X_val, y_val, sigma_val)`` for early stopping.
+        Returns:
+            self
+        """
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        wave = np.asarray(wavelength, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != wave.size:
+            raise ValueError(
+                f"X must have shape (n, {wave.size}) to match wavelength, found {X.shape}"
+            )
+        if y.shape != (X.shape[0], len(param_names)):
+            raise ValueError(
+                f"y must have shape ({X.shape[0]}, {len(param_names)}), found {y.shape}"
+            )
+        if self.uses_sigma and sigma is None:
+            raise ValueError(f"{type(self).__name__} needs per-pixel uncertainties: pass sigma=")
+        self.wavelength_ = wave
+        self.param_names_ = tuple(param_names)
+        if bounds is None:
+            bounds = {
+                p: (float(y[:, i].min()), float(y[:, i].max())) for i, p in enumerate(param_names)
+            }
+        self.bounds_ = {p: (float(bounds[p][0]), float(bounds[p][1])) for p in self.param_names_}
+        sig = None if sigma is None else np.asarray(sigma, dtype=np.float64)
+        self._fit(X, y, sig, validation)
+        return self
+
+    def predict(self, X: ArrayLike, sigma: ArrayLike | None = None) -> Prediction:
+        """Estimate parameters for fluxes ``X`` (n, n_wave) on the training axis."""
+        self._require_fitted()
+        assert self.wavelength_ is not None
+        X = np.array(X, dtype=np.float64, ndmin=2)
+        if X.shape[1] != self.wavelength_.size:
+            raise IncompatibleModelError(
+                f"{type(self).__name__} reads {self.wavelength_.size} pixels "
+                f"({self.wavelength_[0]:.4g}-{self.wavelength_[-1]:.4g} um) but X has "
+                f"{X.shape[1]}; resample the spectra onto model.wavelength_ first"
+            )
+        if self.uses_sigma and sigma is None:
+            raise ValueError(
+                f"{type(self).__name__} reads per-pixel uncertainties: pass sigma= "
+                "(a spectrum without uncertainties cannot be used with this model)"
+            )
+        sig = None if sigma is None else np.array(sigma, dtype=np.float64, ndmin=2)
+        mean, std = self._predict(X, sig)
+        lo = np.array([self.bounds_[p][0] for p in self.param_names_])
+        hi = np.array([self.bounds_[p][1] for p in self.param_names_])
+        mean = np.clip(mean, lo, hi)
+        tol = BOUND_TOLERANCE * (hi - lo)
+        at_bound = (mean <= lo + tol) | (mean >= hi - tol)
+        return Prediction(self.param_names_, mean, std, at_bound, dict(self.bounds_))
+
+    def predict_spectrum(self, spectrum: Spectrum | Sequence[Spectrum]) -> Prediction:
+        """Predict for Spectrum object(s) on exactly the training axis (masked pixels filled)."""
+        specs = [spectrum] if not isinstance(spectrum, Sequence) else list(spectrum)
+        rows, sigs = [], []
+        for s in specs:
+            self.check_wavelength(s.wavelength, source=s.name or "spectrum")
+            f = np.where(s.mask, np.nan, s.flux)
+            rows.append(f)
+            if s.uncertainty is not None:
+                sigs.append(np.where(s.mask, np.inf, s.uncertainty))
+        sigma = np.array(sigs) if len(sigs) == len(rows) else None
+        return self.predict(np.array(rows), sigma)
+
+    def check_wavelength(self, wavelength: ArrayLike, *, source: str = "spectrum") -> None:
+        """Raise IncompatibleModelError unless ``wavelength`` is the model's training axis."""
+        self._require_fitted()
+        assert self.wavelength_ is not None
+        w = np.asarray(wavelength, dtype=np.float64)
+        mine = self.wavelength_
+        if w.shape != mine.shape or not np.allclose(w, mine, rtol=1e-6, atol=0.0):
+            raise IncompatibleModelError(
+                f"{source}: wavelength axis ({w.size} pixels, {w.min():.4g}-{w.max():.4g} um) is "
+                f"not the axis this model was trained on ({mine.size} pixels, {mine[0]:.4g}-"
+                f"{mine[-1]:.4g} um); resample the spectrum onto model.wavelength_ "
+                "(atmospec.transforms.resample) or use a model trained for this instrument"
+            )
+
+    def _require_fitted(self) -> None:
+        if self.wavelength_ is None:
+            raise ValueError(f"{type(self).__name__} is not fitted yet: call fit() or load()")
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], **provenance_extra: Any) -> Path:
+        """Write the model folder (``model.json`` + ``weights.safetensors``); returns it."""
+        from atmospec._fileio import provenance
+
+        from .serialization import save_arrays
+
+        self._require_fitted()
+        assert self.wavelength_ is not None
+        config, arrays = self._get_state()
+        arrays = {f"w.{k}": v for k, v in arrays.items()}
+        arrays["meta.wavelength"] = self.wavelength_
+        meta = dict(self.meta_)
+        meta.setdefault(
+            "provenance",
+            provenance(seed=getattr(self, "seed", None), grid=meta.get("grid"), **provenance_extra),
+        )
+        record = {
+            "kind": self.kind,
+            "params": self.get_params(),
+            "param_names": list(self.param_names_),
+            "bounds": {k: list(v) for k, v in self.bounds_.items()},
+            "state": config,
+            "meta": meta,
+        }
+        return save_arrays(path, record, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Estimator:
+        """Load any saved estimator (the ``kind`` in its record picks the class)."""
+        return load_estimator(path)
+
+    @abstractmethod
+    def _fit(
+        self,
+        X: NDArray[np.float64],
+        y: NDArray[np.float64],
+        sigma: NDArray[np.float64] | None,
+        validation: tuple[Any, ...] | None,
+    ) -> None: ...
+
+    @abstractmethod
+    def _predict(
+        self, X: NDArray[np.float64], sigma: NDArray[np.float64] | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]: ...
+
+    @abstractmethod
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]: ...
+
+    @abstractmethod
+    def _set_state(self, config: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None: ...
+
+
+def load_estimator(path: str | os.PathLike[str]) -> Estimator:
+    """Load a model folder written by :meth:`Estimator.save` (verified; never executes code).
+
+    Raises:
+        ModelFileError: truncated, tampered or unknown model file.
+    """
+    from .serialization import load_arrays
+
+    record, arrays = load_arrays(path)
+    kind = record.get("kind")
+    if kind not in ESTIMATOR_KINDS:
+        raise ModelFileError(
+            f"{path}: unknown estimator kind {kind!r} (known: {sorted(ESTIMATOR_KINDS)})"
+        )
+    module = importlib.import_module(ESTIMATOR_KINDS[kind])
+    klass = next(
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, Estimator) and c.kind == kind
+    )
+    try:
+        est = klass(**record["params"])
+        est.wavelength_ = np.asarray(arrays.pop("meta.wavelength"), dtype=np.float64)
+        est.param_names_ = tuple(record["param_names"])
+        est.bounds_ = {k: (float(v[0]), float(v[1])) for k, v in record["bounds"].items()}
+        est.meta_ = dict(record.get("meta", {}))
+        est._set_state(record["state"], {k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelFileError(
+            f"{path}: model record is inconsistent with its weights ({err})"
+        ) from None
+    return est

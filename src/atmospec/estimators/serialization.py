@@ -1,0 +1,125 @@
+"""Safe model files: a JSON record plus safetensors arrays, both checked by sha256 on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec._fileio import atomic_path, sha256_file
+from atmospec.errors import ModelFileError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_arrays", "load_arrays", "model_paths"]
+
+FORMAT = "atmospec-model"
+FORMAT_VERSION = 1
+_RECORD = "model.json"
+_WEIGHTS = "weights.safetensors"
+
+
+def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Return ``(record, weights)`` paths of a model folder (or of its ``model.json``)."""
+    p = Path(path)
+    folder = p.parent if p.name == _RECORD else p
+    return folder / _RECORD, folder / _WEIGHTS
+
+
+def _checksum(record: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def save_arrays(
+    path: str | os.PathLike[str], record: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]
+) -> Path:
+    """Write a model folder: ``weights.safetensors`` (arrays) and ``model.json`` (record).
+
+    The JSON carries the sha256 of the weights file and a checksum of its own content, so
+    that :func:`load_arrays` detects truncation or tampering of either file. Nothing is
+    pickled; loading never executes code.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp()
+        >>> _ = save_arrays(d, {"kind": "demo"}, {"w": np.arange(3.0)})
+        >>> rec, arr = load_arrays(d)
+        >>> rec["kind"], arr["w"].tolist()
+        ('demo', [0.0, 1.0, 2.0])
+    """
+    from safetensors.numpy import save_file
+
+    rec_path, w_path = model_paths(path)
+    rec_path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    with atomic_path(w_path) as tmp:
+        save_file(clean, str(tmp))
+    full: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, **record}
+    full["weights_file"] = _WEIGHTS
+    full["weights_sha256"] = sha256_file(w_path)
+    full["checksum"] = _checksum(full)
+    with atomic_path(rec_path) as tmp:
+        tmp.write_text(json.dumps(full, indent=2, default=_plain) + "\n", encoding="utf-8")
+    return rec_path.parent
+
+
+def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """Read and verify a model folder written by :func:`save_arrays`.
+
+    Raises:
+        ModelFileError: a file is missing, truncated, not valid JSON/safetensors, of an
+            unknown format, or does not match its recorded sha256.
+    """
+    from safetensors.numpy import load_file
+
+    rec_path, w_path = model_paths(path)
+    if not rec_path.is_file():
+        raise ModelFileError(
+            f"{rec_path}: no model record found (expected a folder with {_RECORD})"
+        )
+    try:
+        record = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(
+            f"{rec_path}: not a valid model record (truncated or corrupt JSON: {err})"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ModelFileError(f"{rec_path}: not an atmospec model record (format field missing)")
+    if int(record.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{rec_path}: format version {record['format_version']} is newer than this atmospec "
+            f"reads ({FORMAT_VERSION}); upgrade atmospec"
+        )
+    if record.get("checksum") != _checksum(record):
+        raise ModelFileError(
+            f"{rec_path}: the record was modified after saving (checksum mismatch)"
+        )
+    if not w_path.is_file():
+        raise ModelFileError(f"{w_path}: weights file missing")
+    found = sha256_file(w_path)
+    if found != record.get("weights_sha256"):
+        raise ModelFileError(
+            f"{w_path}: sha256 {found[:12]}... does not match the recorded "
+            f"{str(record.get('weights_sha256'))[:12]}...; the file is truncated or was modified"
+        )
+    try:
+        arrays = load_file(str(w_path))
+    except Exception as err:  # safetensors raises its own error types
+        raise ModelFileError(f"{w_path}: unreadable safetensors file ({err})") from None
+    return record, arrays

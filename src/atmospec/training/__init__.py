@@ -1,0 +1,38 @@
+"""Training sets, splits, preprocessing, the Trainer, tuning and evaluation."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Trainer",
+    "TrainingHistory",
+    "TrainingSet",
+    "build_training_set",
+    "Systematics",
+    "Preprocessor",
+    "grid_aware_split",
+    "random_split",
+    "evaluate",
+    "tune",
+]
+
+_WHERE = {
+    "Trainer": "trainer",
+    "TrainingHistory": "trainer",
+    "TrainingSet": "builder",
+    "build_training_set": "builder",
+    "Systematics": "systematics",
+    "Preprocessor": "preprocessing",
+    "grid_aware_split": "splits",
+    "random_split": "splits",
+    "evaluate": "evaluation",
+    "tune": "tuning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

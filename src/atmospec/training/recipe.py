@@ -1,0 +1,271 @@
+"""Recipe: one TOML config -> split, training sets, trained estimator and evaluation report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atmospec.errors import FileFormatError
+
+__all__ = ["Recipe", "load_recipe", "run_recipe", "make_estimator", "build_sets"]
+
+
+@dataclass
+class Recipe:
+    """Everything needed to reproduce a trained model (read from a TOML config).
+
+    Sections: ``[model]`` (name, description, estimator kind, ``[model.params]``), ``[grid]``
+    (name, optional ``ranges``), ``[split]`` (mode, hold-out slices), ``[data]`` (axis, sizes,
+    S/N range, test S/N levels, noise shapes, systematics switches, seed), ``[train]``
+    (threads, CPU budget).
+
+    Example:
+        >>> r = Recipe.from_dict({"model": {"name": "demo", "estimator": "cnn"},
+        ...                       "grid": {"name": "dback24"}})
+        >>> r.name, r.axis, r.n_train
+        ('demo', 'spex-dense', 20000)
+    """
+
+    name: str
+    estimator: str = "cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    grid: str = "dback24"
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    axis: str = "spex-dense"
+    n_train: int = 20000
+    n_val: int = 3000
+    n_test: int = 3000
+    snr: list[float] = field(default_factory=lambda: [10.0, 300.0])
+    test_snr_levels: list[float] = field(default_factory=lambda: [20.0, 50.0, 100.0])
+    off_node_fraction: float = 0.5
+    noise_shapes: str = "spex"
+    systematics: dict[str, Any] = field(default_factory=dict)
+    mask_telluric: float = 0.0
+    seed: int = 1
+    num_threads: int | None = None
+    source: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "") -> Recipe:
+        model = d.get("model", {})
+        data = d.get("data", {})
+        train = d.get("train", {})
+        grid = d.get("grid", {})
+        if "name" not in model:
+            raise FileFormatError(f"{source or 'config'}: [model] needs a name")
+        kw: dict[str, Any] = {
+            "name": model["name"],
+            "estimator": model.get("estimator", "cnn"),
+            "params": dict(model.get("params", {})),
+            "description": model.get("description", ""),
+            "grid": grid.get("name", "dback24"),
+            "ranges": {k: list(v) for k, v in grid.get("ranges", {}).items()},
+            "split": dict(d.get("split", {})),
+            "source": source,
+        }
+        for key in (
+            "axis",
+            "n_train",
+            "n_val",
+            "n_test",
+            "snr",
+            "test_snr_levels",
+            "off_node_fraction",
+            "noise_shapes",
+            "systematics",
+            "mask_telluric",
+            "seed",
+        ):
+            if key in data:
+                kw[key] = data[key]
+        if "num_threads" in train:
+            kw["num_threads"] = train["num_threads"]
+        if "max_cpu_seconds" in train:
+            kw["params"].setdefault("max_cpu_seconds", train["max_cpu_seconds"])
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read a TOML training config; errors name the file and the problem."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise FileFormatError(f"{p}: invalid TOML ({err})") from None
+    return Recipe.from_dict(data, source=str(p))
+
+
+def make_estimator(kind: str, params: dict[str, Any]) -> Any:
+    """An estimator of ``kind`` (``cnn``, ``mlp``, ``telescope_cnn``, ``random_forest``,
+    ``gradient_boosting``) with hyperparameters ``params``."""
+    from atmospec.estimators import (
+        GradientBoostingEstimator,
+        RandomForestEstimator,
+        SpectrumCNN,
+        SpectrumMLP,
+        TelescopeCNN,
+    )
+
+    classes = {
+        "cnn": SpectrumCNN,
+        "mlp": SpectrumMLP,
+        "telescope_cnn": TelescopeCNN,
+        "random_forest": RandomForestEstimator,
+        "gradient_boosting": GradientBoostingEstimator,
+    }
+    if kind not in classes:
+        raise ValueError(f"unknown estimator {kind!r}; choose one of {sorted(classes)}")
+    p = dict(params)
+    if "hidden" in p and isinstance(p["hidden"], list):
+        p["hidden"] = tuple(p["hidden"])
+    return classes[kind](**p)
+
+
+def _rows_in_ranges(grid: Any, ranges: dict[str, list[float]]) -> Any:
+    keep = np.ones(len(grid), dtype=bool)
+    for p, (lo, hi) in ranges.items():
+        v = grid.params[p].to_numpy()
+        keep &= (v >= lo) & (v <= hi)
+    return np.flatnonzero(keep)
+
+
+def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False) -> dict[str, Any]:
+    """Split the grid and build the train / val / test sets of a recipe into ``work``."""
+    from atmospec.grids import load_grid
+
+    from .builder import TrainingSet, build_training_set
+    from .splits import grid_aware_split
+    from .systematics import Systematics
+
+    grid = load_grid(recipe.grid)
+    rows = _rows_in_ranges(grid, recipe.ranges) if recipe.ranges else None
+    sp = dict(recipe.split)
+    split = grid_aware_split(
+        grid,
+        mode=sp.get("mode", "slices"),
+        hold_out=sp.get("hold_out"),
+        val_hold_out=sp.get("val_hold_out"),
+        seed=int(sp.get("seed", 0)),
+        rows=rows,
+    )
+    sys_cfg = Systematics(**recipe.systematics) if recipe.systematics else Systematics()
+    allowed = np.arange(len(grid)) if rows is None else rows
+    vals = grid.params.iloc[allowed]
+    from .builder import target_params
+
+    bounds = {p: (float(vals[p].min()), float(vals[p].max())) for p in target_params(grid)}
+    common = dict(
+        axis=recipe.axis,
+        noise_shapes=recipe.noise_shapes,
+        systematics=sys_cfg,
+        mask_telluric=recipe.mask_telluric,
+        bounds=bounds,
+        quiet=quiet,
+        off_node_fraction=recipe.off_node_fraction,
+    )
+    work = Path(work)
+    sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds}
+    specs = {
+        "train": (split.train, recipe.n_train, "inside", {"snr": tuple(recipe.snr)}, 0),
+        "val": (split.val, recipe.n_val, "touching", {"snr": tuple(recipe.snr)}, 1),
+        "test": (split.test, recipe.n_test, "touching", {"snr_levels": recipe.test_snr_levels}, 2),
+    }
+    for part, (nodes, n, mode, noise, k) in specs.items():
+        path = work / f"{part}.h5"
+        if path.exists():
+            ts = TrainingSet(path)
+            if len(ts) == n and ts.config.get("seed") == recipe.seed * 10 + k:
+                sets[part] = ts
+                continue
+            ts.close()
+        sets[part] = build_training_set(
+            grid,
+            path,
+            n_samples=n,
+            nodes=nodes,
+            cell_mode=mode,
+            seed=recipe.seed * 10 + k,
+            **noise,
+            **common,
+        )
+    return sets
+
+
+def run_recipe(
+    recipe: Recipe,
+    out_dir: str | os.PathLike[str],
+    *,
+    work_dir: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Train and evaluate the model a recipe describes; write it and its report to ``out_dir``.
+
+    ``out_dir`` receives the model folder (``model.json``, ``weights.safetensors``) and the
+    ``evaluation/`` report (JSON, PNG, HTML); training sets go to ``work_dir`` (default
+    ``out_dir/work``) and are reused when present. Returns ``(estimator, report)``.
+    """
+    from atmospec._fileio import write_json
+
+    from .evaluation import evaluate
+
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else out / "work"
+    sets = build_sets(recipe, work, quiet=quiet)
+    train, val, test = sets["train"], sets["val"], sets["test"]
+    params = dict(recipe.params)
+    if recipe.num_threads is not None and recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
+        params.setdefault("num_threads", recipe.num_threads)
+    if recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
+        params.setdefault("quiet", quiet)
+        params.setdefault("checkpoint_dir", str(work / "checkpoints"))
+    est = make_estimator(recipe.estimator, params)
+    est.resume_training = resume
+    X, y, s = train.arrays()
+    est.fit(X, y, sigma=s, validation=val.arrays(), **train.fit_kwargs())
+    est.meta_.update(
+        {
+            "name": recipe.name,
+            "description": recipe.description,
+            "grid": recipe.grid,
+            "axis": recipe.axis,
+            "recipe": recipe.to_dict(),
+            "split": sets["split"].description,
+        }
+    )
+    report = evaluate(
+        est,
+        test,
+        out_dir=out / "evaluation",
+        split=sets["split"].description,
+        title=f"{recipe.name}: held-out evaluation",
+    )
+    est.meta_["evaluation"] = {
+        "overall": report["overall"],
+        "coverage68": report.get("coverage68"),
+        "coverage95": report.get("coverage95"),
+        "by_snr": report["by_snr"],
+    }
+    if hasattr(est, "checkpoint_dir"):
+        est.checkpoint_dir = None  # a local working path: not part of the shipped model
+    est.save(out / "model")
+    write_json(out / "recipe.json", recipe.to_dict())
+    return est, report

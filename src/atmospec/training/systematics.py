@@ -1,0 +1,268 @@
+"""Systematics real spectra carry: calibration slopes, telluric residuals, shifts, LSF mismatch."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "Systematics",
+    "TELLURIC_BANDS",
+    "apply_slope",
+    "apply_telluric_residuals",
+    "apply_shift",
+    "apply_resolution_mismatch",
+    "telluric_mask",
+    "spex_noise_shapes",
+    "SNR_WINDOW",
+    "digest",
+]
+
+# Strong telluric H2O absorption between the near-infrared windows (centre, half-width, um).
+TELLURIC_BANDS: tuple[tuple[float, float, float], ...] = (
+    (1.135, 0.025, 0.3),  # weak 1.13 um band: residual amplitude scaled by 0.3
+    (1.40, 0.055, 1.0),
+    (1.875, 0.085, 1.0),
+)
+SNR_WINDOW = (1.20, 1.30)  # um: S/N is quoted as the median S/N in the J-band peak (as SPLAT)
+
+
+@dataclass(frozen=True)
+class Systematics:
+    """Which systematics the training-set builder injects, with their ranges (all switchable).
+
+    Defaults are chosen for SpeX prism data (R ~ 75-200, flux calibration to a few per cent):
+
+    - ``slope``: multiply by ``1 + a x + b (x^2 - 1/3)`` with ``x`` = ln(lambda) mapped to
+      [-1, 1] over the axis, ``a ~ U(-slope_amplitude, +)``, ``b ~ U(-curvature_amplitude, +)``;
+      default 5 % tilt and 3 % curvature (flux-calibration / slit-loss colour terms).
+    - ``telluric``: residuals of imperfect telluric correction, a smooth bump in each
+      :data:`TELLURIC_BANDS` band with amplitude ``U(-telluric_amplitude, +)`` (default 5 %).
+    - ``shift``: wavelength-calibration error, a shift ``d ln(lambda) ~ U(-max_shift, +)``
+      (default 5e-4, i.e. about 0.25 SpeX prism pixel).
+    - ``resolution``: resolving-power mismatch, extra Gaussian blur to effective resolving
+      power ``R_eff`` with ``1/R_extra^2 = 1/R_eff^2 - 1/R_model^2``, ``R_extra`` drawn
+      log-uniformly in ``extra_R_range`` (default 200-800, i.e. a model at R=120 degraded to
+      ~103-118), applied to a fraction ``resolution_fraction`` (default 0.5) of the spectra.
+    - ``probability``: each systematic is applied to a spectrum with this probability.
+
+    Example:
+        >>> Systematics().enabled()
+        ['slope', 'telluric', 'shift', 'resolution']
+        >>> Systematics.none().enabled()
+        []
+    """
+
+    slope: bool = True
+    telluric: bool = True
+    shift: bool = True
+    resolution: bool = True
+    slope_amplitude: float = 0.05
+    curvature_amplitude: float = 0.03
+    telluric_amplitude: float = 0.05
+    max_shift: float = 5e-4
+    extra_R_range: tuple[float, float] = (200.0, 800.0)
+    resolution_fraction: float = 0.5
+    probability: float = 0.8
+
+    @classmethod
+    def none(cls) -> Systematics:
+        """No systematics (ideal, noise-only training sets)."""
+        return cls(slope=False, telluric=False, shift=False, resolution=False)
+
+    def enabled(self) -> list[str]:
+        return [k for k in ("slope", "telluric", "shift", "resolution") if getattr(self, k)]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["extra_R_range"] = list(self.extra_R_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Systematics:
+        kw = dict(d)
+        if "extra_R_range" in kw:
+            kw["extra_R_range"] = tuple(kw["extra_R_range"])
+        return cls(**kw)
+
+
+def _xnorm(wave: NDArray[np.float64]) -> NDArray[np.float64]:
+    lw = np.log(wave)
+    return 2 * (lw - lw[0]) / (lw[-1] - lw[0]) - 1
+
+
+def apply_slope(
+    wave: NDArray[np.float64],
+    flux: NDArray[np.float64],
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Multiply each row by ``1 + a x + b (x^2 - 1/3)`` (``x``: ln(lambda) mapped to [-1, 1]).
+
+    Example:
+        >>> w = np.array([1.0, 2.0]); f = np.ones((1, 2))
+        >>> apply_slope(w, f, np.array([0.1]), np.array([0.0])).tolist()
+        [[0.9, 1.1]]
+    """
+    x = _xnorm(wave)
+    return flux * (1 + a[:, None] * x + b[:, None] * (x**2 - 1 / 3))
+
+
+def _band_profile(wave: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(n_bands, n_wave) smooth windows (raised cosine) of the telluric bands."""
+    out = np.zeros((len(TELLURIC_BANDS), wave.size))
+    for k, (c, hw, weight) in enumerate(TELLURIC_BANDS):
+        d = np.abs(wave - c) / hw
+        out[k] = np.where(d < 1, 0.5 * (1 + np.cos(np.pi * d)), 0.0) * weight
+    return out
+
+
+def apply_telluric_residuals(
+    wave: NDArray[np.float64], flux: NDArray[np.float64], amp: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Multiply by ``1 + sum_k amp[:, k] * window_k(lambda)`` over :data:`TELLURIC_BANDS`."""
+    return flux * (1 + amp @ _band_profile(wave))
+
+
+def telluric_mask(wave: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """True inside the two strong telluric bands (1.35-1.45 and 1.80-1.95 um)."""
+    return ((wave > 1.35) & (wave < 1.45)) | ((wave > 1.80) & (wave < 1.95))
+
+
+def apply_shift(
+    wave: NDArray[np.float64], flux: NDArray[np.float64], dlnw: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Shift each row in wavelength by ``d ln(lambda)`` (linear interpolation on the same axis).
+
+    Example:
+        >>> w = np.array([1.0, 2.0, 3.0]); f = np.array([[1.0, 2.0, 3.0]])
+        >>> apply_shift(w, f, np.array([0.0])).tolist()
+        [[1.0, 2.0, 3.0]]
+    """
+    out = np.empty_like(flux)
+    for i in range(flux.shape[0]):
+        out[i] = np.interp(wave * np.exp(-dlnw[i]), wave, flux[i])
+    return out
+
+
+def apply_resolution_mismatch(
+    wave: NDArray[np.float64], flux: NDArray[np.float64], extra_R: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Blur rows with a Gaussian kernel of resolving power ``extra_R`` (inf = untouched).
+
+    Rows are grouped on a coarse log grid of ``extra_R`` so each group is one sparse product.
+    """
+    from atmospec.transforms import convolve_to_resolution
+
+    out = flux.copy()
+    finite = np.isfinite(extra_R)
+    if not finite.any():
+        return out
+    levels = np.round(np.log(extra_R[finite]) * 20) / 20  # 5 % steps in R
+    rows = np.flatnonzero(finite)
+    for lev in np.unique(levels):
+        sel = rows[levels == lev]
+        out[sel] = convolve_to_resolution(wave, flux[sel], float(np.exp(lev)))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _shapes_cached(key: bytes, n_max: int, min_snr: float) -> NDArray[np.float64]:
+    wave = np.frombuffer(key, dtype=np.float64)
+    return _read_shapes(wave, n_max, min_snr)
+
+
+def spex_noise_shapes(
+    wave: NDArray[np.float64], *, n_max: int = 200, min_snr: float = 20.0
+) -> NDArray[np.float64]:
+    """Relative per-pixel sigma shapes from real SpeX prism error arrays, on ``wave``.
+
+    Reads the observed SpeX Prism Library spectra shipped with SPLAT (quality OK, median S/N
+    >= ``min_snr``, every ``k``-th file so about ``n_max`` are used), takes each error array,
+    resamples it onto ``wave`` and divides by its median in the J peak (:data:`SNR_WINDOW`).
+    Multiplied by ``F_J / snr`` a shape gives a realistic sigma spectrum: larger where the
+    detector and sky dominate (the telluric bands, the spectrum ends).
+
+    Returns:
+        (n_shapes, n_wave) array, each row with median 1 in the S/N window.
+    """
+    w = np.ascontiguousarray(wave, dtype=np.float64)
+    return _shapes_cached(w.tobytes(), int(n_max), float(min_snr)).copy()
+
+
+def _read_shapes(wave: NDArray[np.float64], n_max: int, min_snr: float) -> NDArray[np.float64]:
+    import pandas as pd
+    from astropy.io import fits
+
+    from atmospec.data import require
+    from atmospec.transforms import resample
+
+    root = require("splat")
+    meta = pd.read_csv(root / "db" / "spectral_data.csv", encoding="utf-8-sig", low_memory=False)
+    meta = meta[
+        (meta["QUALITY_FLAG"] == "OK")
+        & (pd.to_numeric(meta["MEDIAN_SNR"], errors="coerce") >= min_snr)
+    ]
+    folder = root / "resources" / "Spectra" / "Public" / "SPEX-PRISM"
+    files = sorted(str(f) for f in meta["DATA_FILE"].dropna())
+    step = max(1, len(files) // max(n_max, 1))
+    win = (wave >= SNR_WINDOW[0]) & (wave <= SNR_WINDOW[1])
+    shapes = []
+    for name in files[::step]:
+        path = folder / name
+        if not path.exists():
+            path = folder / (name + ".gz")
+            if not path.exists():
+                continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # non-standard Spextool history cards
+                data = np.asarray(fits.getdata(path), dtype=np.float64)
+        except (OSError, ValueError, TypeError):
+            continue
+        if data.ndim != 2 or data.shape[0] < 3:
+            continue
+        w, e = data[0], data[2]
+        good = np.isfinite(w) & np.isfinite(e) & (e > 0)
+        if good.sum() < 50:
+            continue
+        w, e = w[good], e[good]
+        order = np.argsort(w)
+        w, e = w[order], e[order]
+        keep = np.concatenate([[True], np.diff(w) > 0])
+        w, e = w[keep], e[keep]
+        if w[0] > wave[0] or w[-1] < wave[-1]:
+            continue
+        try:
+            er = resample(wave, w, e)
+        except Exception:  # noqa: BLE001 - an odd file is skipped, not fatal
+            continue
+        ref = np.median(er[win]) if win.any() else np.median(er)
+        if not np.isfinite(ref) or ref <= 0 or not np.all(np.isfinite(er)):
+            continue
+        shapes.append(er / ref)
+        if len(shapes) >= n_max:
+            break
+    if not shapes:
+        from atmospec.errors import DataNotFoundError
+
+        raise DataNotFoundError(
+            f"no SpeX error arrays cover {wave[0]:.3f}-{wave[-1]:.3f} um in {folder}"
+        )
+    arr = np.array(shapes)
+    # Clip pathological pixels (e.g. dead columns) at 50x the J-peak sigma.
+    return np.clip(arr, 0.05, 50.0)
+
+
+def digest(*arrays: NDArray[Any]) -> str:
+    """Short sha256 of arrays (used to label axes in metadata)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,151 @@
+"""Hyperparameter tuning with Optuna: TPE sampler, Hyperband pruning, SQLite or any RDB study."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["tune", "storage_url", "DEFAULT_SPACE"]
+
+# name -> (kind, low, high): "log" / "float" / "int" ranges, or ("choice", values...).
+DEFAULT_SPACE: dict[str, tuple[Any, ...]] = {
+    "lr": ("log", 3e-4, 5e-3),
+    "width": ("choice", 16, 24, 32, 48),
+    "hidden": ("choice", 64, 128, 256),
+    "weight_decay": ("log", 1e-6, 1e-3),
+    "batch_size": ("choice", 64, 128, 256),
+}
+
+
+def storage_url(storage: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]) -> str:
+    """An Optuna storage URL: ``None`` -> ``sqlite:///<out_dir>/study.db``; a path to a
+    ``.db`` file -> SQLite there; any other string is used as an RDB URL
+    (``postgresql://user@host/db``, ``mysql://...``) so several machines share one study.
+
+    Example:
+        >>> storage_url(None, "/tmp/x")
+        'sqlite:////tmp/x/study.db'
+        >>> storage_url("postgresql://u@h/db", "/tmp/x")
+        'postgresql://u@h/db'
+    """
+    if storage is None:
+        return f"sqlite:///{Path(out_dir).resolve() / 'study.db'}"
+    s = str(storage)
+    if "://" in s:
+        return s
+    return f"sqlite:///{Path(s).resolve()}"
+
+
+def _suggest(trial: Any, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        kind = spec[0]
+        if kind == "log":
+            params[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
+        elif kind == "float":
+            params[name] = trial.suggest_float(name, spec[1], spec[2])
+        elif kind == "int":
+            params[name] = trial.suggest_int(name, spec[1], spec[2])
+        elif kind == "choice":
+            params[name] = trial.suggest_categorical(name, list(spec[1:]))
+        else:
+            raise ValueError(f"search space {name!r}: unknown kind {kind!r}")
+    return params
+
+
+def tune(
+    make_estimator: Callable[[dict[str, Any]], Any],
+    train: tuple[Any, ...],
+    validation: tuple[Any, ...],
+    fit_kwargs: Mapping[str, Any],
+    *,
+    n_trials: int = 20,
+    space: Mapping[str, tuple[Any, ...]] | None = None,
+    study_name: str = "atmospec",
+    storage: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] = "tuning",
+    max_epochs: int = 30,
+    seed: int = 0,
+    timeout: float | None = None,
+    quiet: bool = False,
+) -> Any:
+    """Search hyperparameters minimising the validation loss; returns the Optuna study.
+
+    Each trial builds ``make_estimator(params)`` (a torch estimator), trains it with the
+    validation loss reported after every epoch, and Optuna's Hyperband pruner stops poor
+    trials early; the TPE sampler proposes new points. The study is stored in SQLite by
+    default (``<out_dir>/study.db``), or in any RDB URL, and ``load_if_exists`` lets several
+    processes or machines work on one study. The best parameters go to
+    ``<out_dir>/best_params.json``.
+
+    Args:
+        make_estimator: params -> estimator (e.g. ``lambda p: SpectrumCNN(**p)``).
+        train: ``(X, y, sigma)`` training arrays.
+        validation: ``(X_val, y_val, sigma_val)``.
+        fit_kwargs: ``wavelength``, ``param_names``, ``bounds`` for ``fit``.
+        n_trials: trials run by this process.
+        space: search space (:data:`DEFAULT_SPACE` by default).
+        study_name: name of the study (several processes may share it).
+        storage: where the study lives (see :func:`storage_url`).
+        out_dir: folder for the SQLite file and results.
+        max_epochs: epochs per trial (the Hyperband resource).
+        seed: sampler seed.
+        timeout: stop after this many seconds.
+        quiet: silence Optuna's per-trial log.
+    """
+    import optuna
+
+    from atmospec._fileio import provenance, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if quiet:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage_url(storage, out),
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs),
+        load_if_exists=True,
+    )
+    chosen = dict(DEFAULT_SPACE if space is None else space)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = _suggest(trial, chosen)
+        est = make_estimator({**params, "max_epochs": max_epochs, "seed": seed + trial.number})
+
+        def report(epoch: int, history: Any) -> None:
+            trial.report(float(history.val_loss[-1]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        est.epoch_callback = report  # called by the Trainer after every epoch
+        est.fit(
+            train[0],
+            train[1],
+            sigma=train[2] if len(train) > 2 else None,
+            validation=validation,
+            **fit_kwargs,
+        )
+        losses = est.history_[0]["val_loss"]
+        return float(np.min(losses))
+
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, gc_after_trial=True)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        write_json(
+            out / "best_params.json",
+            {
+                "study": study_name,
+                "best_value": study.best_value,
+                "best_params": study.best_params,
+                "n_trials": len(study.trials),
+                "provenance": provenance(seed=seed),
+            },
+        )
+    return study

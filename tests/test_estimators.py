@@ -1,0 +1,167 @@
+"""Estimators: TelescopeCNN size, save/load round trips, axis checks, tampering, bounds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atmospec.errors import IncompatibleModelError, ModelFileError
+from atmospec.estimators import (
+    GradientBoostingEstimator,
+    RandomForestEstimator,
+    SpectrumCNN,
+    SpectrumMLP,
+    TelescopeCNN,
+    load_estimator,
+)
+from atmospec.estimators.telescope_cnn import telescope_network
+
+
+def _toy(n: int = 160, n_wave: int = 48, seed: int = 0):
+    """Spectra whose slope and curvature encode two parameters (a learnable toy problem)."""
+    rng = np.random.default_rng(seed)
+    wave = np.linspace(1.0, 2.0, n_wave)
+    y = np.column_stack([rng.uniform(900, 2400, n), rng.uniform(3.5, 5.5, n)])
+    a = (y[:, :1] - 900) / 1500
+    b = (y[:, 1:] - 3.5) / 2
+    clean = 1 + a * (wave - 1.5) + 0.5 * b * np.sin(8 * wave)
+    sigma = np.full_like(clean, 0.01)
+    X = clean + sigma * rng.standard_normal(clean.shape)
+    return wave, X, y, sigma
+
+
+BOUNDS = {"teff": (900.0, 2400.0), "logg": (3.5, 5.5)}
+
+
+def test_telescope_cnn_has_telescopeml_parameter_count():
+    # CONTEXT.md / TelescopeML 0.0.5: 8,438,756 trainable parameters at 104 pixels, 4 targets.
+    net = telescope_network(104, 4)
+    assert sum(p.numel() for p in net.parameters()) == 8_438_756
+
+
+def _fitted(kind: str):
+    wave, X, y, s = _toy()
+    kw = dict(wavelength=wave, param_names=["teff", "logg"], bounds=BOUNDS)
+    if kind == "cnn":
+        est = SpectrumCNN(width=8, hidden=16, max_epochs=3, n_members=2, num_threads=1)
+        est.fit(X, y, sigma=s, validation=(X[:40], y[:40], s[:40]), **kw)
+    elif kind == "mlp":
+        est = SpectrumMLP(hidden=(32,), max_epochs=3, num_threads=1)
+        est.fit(X, y, sigma=s, validation=(X[:40], y[:40], s[:40]), **kw)
+    elif kind == "telescope":
+        # TelescopeCNN needs >= 27 pixels (two max-pools of 3): use the toy at 48 pixels.
+        est = TelescopeCNN(max_epochs=1, batch_size=64, num_threads=1)
+        est.fit(X[:64], y[:64], **kw)
+    elif kind == "rf":
+        est = RandomForestEstimator(n_estimators=15).fit(X, y, validation=(X[:40], y[:40]), **kw)
+    else:
+        est = GradientBoostingEstimator(n_estimators=20).fit(X, y, **kw)
+    return est, wave, X, s
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp", "telescope", "rf", "gbt"])
+def test_train_save_load_predict_identical(kind, tmp_path):
+    est, wave, X, s = _fitted(kind)
+    before = est.predict(X[:20], s[:20])
+    folder = est.save(tmp_path / "m")
+    again = load_estimator(folder)
+    after = again.predict(X[:20], s[:20])
+    assert type(again) is type(est)
+    np.testing.assert_array_equal(before.mean, after.mean)
+    if before.std is not None:
+        np.testing.assert_array_equal(before.std, after.std)
+    np.testing.assert_array_equal(again.wavelength_, wave)
+    record = json.loads((Path(folder) / "model.json").read_text())
+    assert record["kind"] == est.kind and "provenance" in record["meta"]
+
+
+def test_predictions_stay_inside_bounds_and_flag_edges():
+    est, wave, X, s = _fitted("cnn")
+    # A spectrum far outside the training family: the estimate must still be inside the grid.
+    wild = 1 + 5.0 * (wave - 1.5)[None, :] + 0.0 * X[:1]
+    pred = est.predict(np.vstack([X[:10], wild]), np.vstack([s[:10], s[:1]]))
+    lo = np.array([BOUNDS["teff"][0], BOUNDS["logg"][0]])
+    hi = np.array([BOUNDS["teff"][1], BOUNDS["logg"][1]])
+    assert np.all(pred.mean >= lo) and np.all(pred.mean <= hi)
+    # at_bound is exactly "within 1 % of the range of an edge" (BOUND_TOLERANCE).
+    tol = 0.01 * (hi - lo)
+    np.testing.assert_array_equal(pred.at_bound, (pred.mean <= lo + tol) | (pred.mean >= hi - tol))
+
+
+def test_tree_arrays_reproduce_sklearn(tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    wave, X, y, _ = _toy()
+    rf = RandomForestEstimator(n_estimators=7, seed=3).fit(
+        X, y, wavelength=wave, param_names=["teff", "logg"], bounds=BOUNDS
+    )
+    # The same forest fitted by scikit-learn directly on the same features must agree.
+    feats = rf._features(X)
+    sk = RandomForestRegressor(
+        n_estimators=7, min_samples_leaf=2, max_features=0.3, random_state=3
+    ).fit(feats, rf.preprocessor_.transform_targets(y))
+    ours = rf.trees_.predict_each(feats).mean(axis=0)
+    np.testing.assert_allclose(ours, sk.predict(feats.astype(np.float32)), rtol=1e-6, atol=1e-6)
+
+
+def test_other_wavelength_axis_is_refused():
+    from atmospec.spectrum import Spectrum
+
+    est, wave, X, s = _fitted("rf")
+    other = np.linspace(0.9, 2.4, wave.size)
+    spec = Spectrum(other, X[0], uncertainty=s[0], name="obs.fits")
+    with pytest.raises(IncompatibleModelError, match="obs.fits: wavelength axis .* not the axis"):
+        est.predict_spectrum(spec)
+    with pytest.raises(IncompatibleModelError, match="reads 48 pixels"):
+        est.predict(X[:, :40])
+    # The exact axis is accepted.
+    ok = est.predict_spectrum(Spectrum(wave, X[0], uncertainty=s[0]))
+    assert ok.mean.shape == (1, 2)
+
+
+def test_cnn_requires_uncertainties():
+    est, wave, X, s = _fitted("cnn")
+    with pytest.raises(ValueError, match="uncertainties"):
+        est.predict(X[:2])
+
+
+def test_truncated_weights_give_clear_error(tmp_path):
+    est, *_ = _fitted("gbt")
+    folder = est.save(tmp_path / "m")
+    w = Path(folder) / "weights.safetensors"
+    data = w.read_bytes()
+    w.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated or was modified"):
+        load_estimator(folder)
+
+
+def test_tampered_record_gives_clear_error(tmp_path):
+    est, *_ = _fitted("rf")
+    folder = est.save(tmp_path / "m")
+    rec_path = Path(folder) / "model.json"
+    rec = json.loads(rec_path.read_text())
+    rec["bounds"]["teff"] = [0.0, 99999.0]  # edited by hand: must not load silently
+    rec_path.write_text(json.dumps(rec))
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load_estimator(folder)
+
+
+def test_truncated_record_and_foreign_files(tmp_path):
+    est, *_ = _fitted("rf")
+    folder = Path(est.save(tmp_path / "m"))
+    rec = (folder / "model.json").read_text()
+    (folder / "model.json").write_text(rec[: len(rec) // 3])
+    with pytest.raises(ModelFileError, match="truncated or corrupt JSON"):
+        load_estimator(folder)
+    # A pickle posing as a model is never unpickled: the record check refuses it first.
+    bad = tmp_path / "evil"
+    bad.mkdir()
+    (bad / "model.json").write_text('{"format": "something-else"}')
+    (bad / "weights.safetensors").write_bytes(b"\x80\x04\x95")
+    with pytest.raises(ModelFileError, match="not an atmospec model record"):
+        load_estimator(bad)
+    with pytest.raises(ModelFileError, match="no model record"):
+        load_estimator(tmp_path / "missing")
