@@ -1,0 +1,105 @@
+"""CLI group "posteriors": ``atmospec calibrate MODEL`` and ``atmospec posterior train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+posterior_app = typer.Typer(
+    name="posterior",
+    help="Amortised posteriors by simulation-based inference (NPE): train, sample.",
+    no_args_is_help=True,
+)
+
+
+@posterior_app.command("train")
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="TOML config with an [npe] section."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Model folder to write (default: ./<name from the config>)."
+    ),
+    no_calibrate: bool = typer.Option(False, "--no-calibrate", help="Skip the calibration run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a neural posterior estimator on a grid, calibrate it, save model + report."""
+    from atmospec.posteriors.pipeline import read_config, train_npe
+
+    cfg = read_config(config)
+    target = out or Path(cfg.name)
+    est, rep = train_npe(cfg, target, quiet=quiet, calibrate=not no_calibrate)
+    hist = est.history_
+    typer.echo(
+        f"trained {cfg.name}: {len(hist.get('val_loss', []))} epochs, best validation loss "
+        f"{min(hist.get('val_loss', [float('nan')])):.4f}; saved to {target}"
+    )
+    if rep is not None:
+        status = "PASSED" if rep.passed else "FAILED"
+        typer.echo(
+            f"calibration {status}: max |coverage - level| = {rep.max_error:.3f} "
+            f"(tolerance {rep.tolerance:.2f}, {rep.n_tests} test spectra)"
+        )
+
+
+@posterior_app.command("sample")
+def sample(
+    files: list[Path] = typer.Argument(..., help="Spectra to read (any format atmospec reads)."),
+    model: str = typer.Option("npe_dback24", "--model", "-m", help="Shipped NPE name or folder."),
+    n: int = typer.Option(10_000, "--n", help="Posterior samples per spectrum."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("posteriors"), "--out", "-o", help="Output folder."),
+) -> None:
+    """Draw posterior samples for spectra and write one CSV of samples per file."""
+    import numpy as np
+    import pandas as pd
+
+    from atmospec._fileio import atomic_path
+    from atmospec.posteriors.npe import load_npe
+    from atmospec.spectrum import Spectrum
+
+    est = load_npe(model)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        sp = Spectrum.read(f)
+        draws = est.sample(sp, n=n, seed=seed)
+        table = pd.DataFrame(draws, columns=list(est.param_names))
+        with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        q = np.percentile(draws, [16, 50, 84], axis=0)
+        text = ", ".join(
+            f"{p} {q[1, j]:.4g} (+{q[2, j] - q[1, j]:.2g}/-{q[1, j] - q[0, j]:.2g})"
+            for j, p in enumerate(est.param_names)
+        )
+        typer.echo(f"{f}: {text}")
+
+
+def calibrate(
+    model: str = typer.Argument(..., help="Shipped NPE name (npe_dback24) or model folder."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for calibration.json/png (default ./calibration_<model>)."
+    ),
+    n_tests: int | None = typer.Option(None, "--n-tests", help="Test spectra (default: config)."),
+    n_samples: int | None = typer.Option(None, "--n-samples", help="Draws per test spectrum."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the test split."),
+) -> None:
+    """Measure the coverage of an NPE on its held-out simulation split (SBC, HPD, TARP)."""
+    from atmospec.posteriors.pipeline import calibrate_model
+
+    target = out or Path(f"calibration_{Path(model).name}")
+    rep = calibrate_model(model, n_tests=n_tests, n_samples=n_samples, seed=seed, out=target)
+    typer.echo(f"{'level':>6} {'HPD':>6} {'TARP':>6}")
+    for lev in rep.levels:
+        typer.echo(f"{lev:6.2f} {rep.hpd[str(lev)]:6.3f} {rep.tarp[str(lev)]:6.3f}")
+    status = "PASSED" if rep.passed else "FAILED"
+    typer.echo(
+        f"calibration {status}: max |coverage - level| = {rep.max_error:.3f} "
+        f"(tolerance {rep.tolerance:.2f}, {rep.n_tests} tests); report in {target}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``calibrate`` and the ``posterior`` sub-app to the root app."""
+    app.command("calibrate")(calibrate)
+    app.add_typer(posterior_app, name="posterior")

@@ -1,0 +1,124 @@
+"""Tests of atmospec.posteriors on the embedded Diamondback grid and the shipped NPE."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def grid(splat_dir):
+    from atmospec.grids import load_grid
+
+    return load_grid("dback24")
+
+
+@pytest.fixture(scope="module")
+def sim(grid):
+    from atmospec.posteriors.simulate import GridSimulator
+
+    return GridSimulator(grid)
+
+
+def test_simulator_reproduces_grid_nodes(grid, sim) -> None:
+    from atmospec.transforms import resampling_matrix
+
+    row = 123
+    node = grid.params.iloc[row][list(grid.param_names)].to_numpy(dtype=float)
+    model = sim.models(node[None])[0]
+    # at a node, interpolation has weight 1 on that node: the model is the node spectrum
+    # resampled onto the target axis with the classic fit's matrix
+    matrix, _ = resampling_matrix(sim.wavelength, grid.wavelength)
+    np.testing.assert_allclose(model, matrix @ grid.flux(row), rtol=1e-10)
+    assert sim.wavelength[0] >= 0.85 and sim.wavelength[-1] <= 2.45
+
+
+def test_grid_likelihood_matches_nested_sampling_likelihood(grid, sim) -> None:
+    from atmospec.inference.chi2 import chi2_with_scale
+    from atmospec.inference.fit import prepare
+    from atmospec.inference.nested import GridLikelihood
+    from atmospec.posteriors.importance import grid_likelihood
+
+    rng = np.random.default_rng(0)
+    theta = sim.sample_prior(5, rng)
+    flux = 3.0 * sim.models(theta[:1])[0]
+    sigma = np.full_like(flux, np.median(flux) / 20)
+    noisy = flux + sigma * rng.standard_normal(flux.size)
+    spec = sim.spectrum(noisy, sigma)
+    like = grid_likelihood(spec, grid)
+    data = prepare(spec, grid)
+    _, s_nodes = chi2_with_scale(data.model(grid.flux(slice(None))), data.flux, sigma)
+    ref = GridLikelihood(data, grid, list(grid.param_names), {}, 2 * s_nodes.max(), False)
+    # same likelihood (same interpolation, resampling, scale prior) as nested sampling uses
+    np.testing.assert_allclose(like(theta), [ref(t) for t in theta], rtol=1e-9)
+    # the conditional scale recovers the injected factor 3 at the true parameters
+    s = like.scales(np.repeat(theta[:1], 2000, axis=0), rng)
+    assert abs(s.mean() - 3.0) < 0.01
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from atmospec.posteriors.npe import load_npe, pretrained_dir
+
+    if not (pretrained_dir() / "npe_dback24" / "model.json").is_file():
+        pytest.skip("the shipped npe_dback24 model is not present in this build")
+    return load_npe("npe_dback24")
+
+
+def test_shipped_model_files_and_report(shipped) -> None:
+    from atmospec.posteriors.npe import pretrained_dir
+
+    folder = pretrained_dir() / "npe_dback24"
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 6 * 1024**2  # issue budget: <= 6 MB with its report
+    report = json.loads((folder / "calibration.json").read_text())
+    assert len(report["coverage_hpd"]) == 10
+    rec = json.loads((folder / "model.json").read_text())
+    assert rec["provenance"]["grid"] == "dback24" and "versions" in rec["provenance"]
+    assert shipped.param_names == ("teff", "logg", "mh", "fsed")
+
+
+def test_shipped_model_recovers_a_simulated_dwarf(shipped, sim) -> None:
+    rng = np.random.default_rng(42)
+    truth = np.array([1450.0, 4.7, 0.1, 2.5])  # off-node in every parameter
+    flux = sim.models(truth[None])[0]
+    sigma = np.full_like(flux, np.median(flux) / 25.0)  # S/N 25, inside the training range
+    noisy = flux + sigma * rng.standard_normal(flux.size)
+    draws = shipped.sample(sim.spectrum(noisy, sigma), n=4000, seed=0)
+    lo, hi = np.percentile(draws, [0.05, 99.95], axis=0)
+    # a calibrated posterior holds the truth in its 99.9 % interval (fails 1 time in 1000)
+    assert np.all((truth >= lo) & (truth <= hi)), (lo, hi)
+    # and it is informative: the Teff interval is far narrower than the 1500 K prior
+    assert hi[0] - lo[0] < 300
+    box = np.array([shipped.bounds[p] for p in shipped.param_names])
+    assert np.all(draws >= box[:, 0]) and np.all(draws <= box[:, 1])
+
+
+def test_calibrate_cli_writes_report(shipped, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            "npe_dback24",
+            "--out",
+            str(tmp_path),
+            "--n-tests",
+            "60",
+            "--n-samples",
+            "100",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    assert data["n_tests"] == 60 and (tmp_path / "calibration.png").is_file()
+    assert "calibration" in res.output
