@@ -1,0 +1,56 @@
+"""Survey scale: spectra stores, Dask batch inference, sharded training sets, shared tuning."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "SpectraStore",
+    "store_from_folder",
+    "store_from_library",
+    "store_from_spectra",
+    "Catalog",
+    "Partition",
+    "predict_catalog",
+    "run_partitions",
+    "read_results",
+    "dask_client",
+    "BatchRun",
+    "build_shards",
+    "merge_shards",
+    "plan_shards",
+    "block_seeds",
+    "TuneJob",
+    "tune_processes",
+    "tune_dask",
+    "storage_url",
+]
+
+_WHERE = {
+    "SpectraStore": "store",
+    "store_from_folder": "store",
+    "store_from_library": "store",
+    "store_from_spectra": "store",
+    "Catalog": "catalog",
+    "Partition": "catalog",
+    "predict_catalog": "distributed",
+    "run_partitions": "distributed",
+    "read_results": "distributed",
+    "dask_client": "distributed",
+    "BatchRun": "distributed",
+    "build_shards": "shards",
+    "merge_shards": "shards",
+    "plan_shards": "shards",
+    "block_seeds": "shards",
+    "tune_processes": "tuning",
+    "tune_dask": "tuning",
+    "TuneJob": "tuning",
+    "storage_url": "tuning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
