@@ -57,7 +57,7 @@ def _cal_item(args: tuple[int, int, dict[str, Any], str, list[str]]) -> dict[str
 
 
 def _test_item(
-    args: tuple[str, str, list[str], dict[str, tuple[float, float]]],
+    args: tuple[str, str, list[str], dict[str, tuple[float, float, float]]],
 ) -> dict[str, Any]:
     from atmospec.transit.calibration import calibrate
     from atmospec.transit.io import read_planet
@@ -76,15 +76,21 @@ def _reduce(
     t_cal: float,
     model_root: str,
     methods: list[str],
-    scales: dict[str, tuple[float, float]],
+    scales: dict[str, tuple[float, float, float]],
 ) -> dict[str, Any]:
-    from atmospec.transit.detrenders.cnn import CNNDetrender
+    """Reduce one planet by every method. The CNNs reuse the GP detrender's common-mode fit
+    (their white-light anchor) and share one feature computation; its time is counted in
+    each CNN's seconds."""
+    from atmospec.transit.detrenders.base import split_sigma
+    from atmospec.transit.detrenders.cnn import CNNDetrender, cnn_features
     from atmospec.transit.detrenders.gp import GPDetrender
     from atmospec.transit.detrenders.pca import PCADetrender
     from atmospec.transit.detrenders.polynomial import PolynomialDetrender
 
     out: dict[str, Any] = {"calibration_s": t_cal}
-    for m in methods:
+    common_mode, t_common = None, 0.0
+    feats, t_feats = None, 0.0
+    for m in sorted(methods, key=lambda name: name.startswith("cnn")):
         if m == "poly":
             det: Any = PolynomialDetrender()
         elif m == "pca":
@@ -93,13 +99,23 @@ def _reduce(
             det = GPDetrender()
         else:
             det = CNNDetrender.load(Path(model_root) / m)
-        det.sigma_scale, det.sigma_floor = scales.get(m, (1.0, 0.0))
+            if feats is None:
+                t = time.perf_counter()
+                feats = cnn_features(obs, common_mode)
+                t_feats = time.perf_counter() - t + t_common
+        det.set_sigma_model(*scales.get(m, (1.0, 1.0, 0.0)))
         t = time.perf_counter()
-        spec = det.fit(obs)
+        spec = det.fit(obs, feats) if m.startswith("cnn") else det.fit(obs)
+        seconds = time.perf_counter() - t + t_cal
+        if m == "gp":
+            common_mode, t_common = det.common_mode_, seconds - t_cal
+        own, shared = split_sigma(spec)
         out[m] = {
             "depth": spec.depth,
             "sigma": spec.sigma,
-            "seconds": time.perf_counter() - t + t_cal,
+            "own": own,
+            "shared": shared,
+            "seconds": seconds + (t_feats if m.startswith("cnn") else 0.0),
         }
     return out
 
@@ -109,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="50 test planets, a small training set")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     ap.add_argument("--planets", type=int, default=None, help="test planets (default 50 / 100)")
-    ap.add_argument("--train-planets", type=int, default=None, help="default 160 / 600")
-    ap.add_argument("--epochs", type=int, default=None, help="CNN epochs (default 30 / 60)")
+    ap.add_argument("--train-planets", type=int, default=None, help="default 128 / 600")
+    ap.add_argument("--epochs", type=int, default=None, help="CNN epochs (default 24 / 60)")
     ap.add_argument(
         "--cal-planets",
         type=int,
         default=None,
-        help="planets for the sigma calibration (default 10 / 30; 0 turns it off)",
+        help="planets for the sigma calibration (default 24 / 40; 0 turns it off)",
     )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
@@ -136,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from atmospec.transit.scoring import (
         ariel_score,
         coverage,
+        fit_sigma_components,
         fit_sigma_model,
         rmse_ppm,
     )
@@ -143,19 +160,20 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(stderr=True, quiet=args.quiet)
     n_test = args.planets or (50 if args.quick else 100)
-    n_train = args.train_planets or (160 if args.quick else 600)
-    epochs = args.epochs or (30 if args.quick else 60)
+    n_train = args.train_planets or (128 if args.quick else 600)
+    epochs = args.epochs or (24 if args.quick else 60)
     methods = [m for m in args.methods.split(",") if m]
     sim = SimulationConfig()
     t_start = time.perf_counter()
 
     # 1. training planets (disjoint seed) -> CNN training and the score's reference
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
-        items = list(
-            pool.map(
-                _train_item, [(args.seed + 1, i, asdict(sim)) for i in range(n_train)], chunksize=4
-            )
+    # one pool for every stage: each worker imports torch and the detrenders once
+    pool = ProcessPoolExecutor(args.workers, initializer=_init_worker)
+    items = list(
+        pool.map(
+            _train_item, [(args.seed + 1, i, asdict(sim)) for i in range(n_train)], chunksize=4
         )
+    )
     feats = [f for f, _ in items]
     train_depths = np.stack([d for _, d in items])
     console.print(f"simulated {n_train} training planets in {time.perf_counter() - t_start:.0f} s")
@@ -174,27 +192,32 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"trained {det.name} in {train_s[det.name]:.0f} s")
 
     # 2. sigma calibration on further planets of the training stream (not used in training)
-    n_cal = args.cal_planets if args.cal_planets is not None else (16 if args.quick else 30)
-    scales: dict[str, tuple[float, float]] = {}
+    n_cal = args.cal_planets if args.cal_planets is not None else (24 if args.quick else 40)
+    scales: dict[str, tuple[float, float, float]] = {}
     if n_cal > 0:
-        with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
-            cal = list(
-                pool.map(
-                    _cal_item,
-                    [
-                        (args.seed + 1, n_train + i, asdict(sim), str(model_root), methods)
-                        for i in range(n_cal)
-                    ],
-                )
+        cal = list(
+            pool.map(
+                _cal_item,
+                [
+                    (args.seed + 1, n_train + i, asdict(sim), str(model_root), methods)
+                    for i in range(n_cal)
+                ],
             )
+        )
         yc = np.concatenate([r["truth"] for r in cal])
         for m in methods:
-            scales[m] = fit_sigma_model(
-                yc,
-                np.concatenate([r[m]["depth"] for r in cal]),
-                np.concatenate([r[m]["sigma"] for r in cal]),
-            )
-        listed = ", ".join(f"{m} x{a:.2f} + {b * 1e6:.0f} ppm" for m, (a, b) in scales.items())
+            mu = np.concatenate([r[m]["depth"] for r in cal])
+            own = np.concatenate([r[m]["own"] for r in cal])
+            shared = np.concatenate([r[m]["shared"] for r in cal])
+            if np.any(shared > 0):  # bin's own and white-light sigmas calibrated separately
+                scales[m] = fit_sigma_components(yc, mu, own, shared)
+            else:
+                a, floor = fit_sigma_model(yc, mu, own)
+                scales[m] = (a, 1.0, floor)
+        listed = ", ".join(
+            f"{m} own x{a:.2f}, white x{b:.2f}, + {c * 1e6:.0f} ppm"
+            for m, (a, b, c) in scales.items()
+        )
         console.print(f"sigma models from {n_cal} calibration planets: {listed}")
 
     # 3. test planets on disk (Ariel raw format), read back, calibrated and reduced
@@ -202,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     simulate_dataset(data, n_test, sim, seed=args.seed, progress=False)
     truth = read_labels(data)
     dirs = sorted(str(p) for p in (data / "train").iterdir())
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
-        results = list(pool.map(_test_item, [(d, str(model_root), methods, scales) for d in dirs]))
+    results = list(pool.map(_test_item, [(d, str(model_root), methods, scales) for d in dirs]))
+    pool.shutdown()
 
     ref_mean, ref_sigma = float(train_depths.mean()), float(train_depths.std())
     y = np.stack([truth[r["planet_id"]] for r in results])

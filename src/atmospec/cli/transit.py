@@ -46,10 +46,18 @@ def reduce_cmd(
     method: str = typer.Option("gp", "--method", help="poly | pca | gp | cnn"),
     out: Path = typer.Option(Path("."), "--out", help="Output folder."),
     model: Optional[Path] = typer.Option(  # noqa: UP045
-        None, "--model", help="CNN model folder (from `atmospec transit train-cnn`)."
+        None,
+        "--model",
+        help="CNN model folder (from `atmospec transit train-cnn`); default: the shipped one.",
     ),
     sigma_scale: float = typer.Option(1.0, "--sigma-scale", help="Factor applied to sigmas."),
     sigma_floor: float = typer.Option(0.0, "--sigma-floor", help="Added in quadrature."),
+    sigma_shared_scale: float = typer.Option(
+        1.0,
+        "--sigma-shared-scale",
+        help="Factor on the white-light (shared) part of the sigma (gp and cnn); --sigma-scale "
+        "then acts on each bin's own part.",
+    ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write diagnostic PNGs."),
 ) -> None:
     """Calibrate one planet's raw frames and measure its transmission spectrum.
@@ -57,19 +65,15 @@ def reduce_cmd(
     Writes PLANET_ID_METHOD.ecsv (wavelength, depth, sigma) and, unless --no-figures, the
     white-light, residual and spectrum figures as PNG.
     """
-    from atmospec.errors import ModelFileError
     from atmospec.transit.calibration import calibrate
     from atmospec.transit.detrenders import make_detrender
     from atmospec.transit.io import read_planet
 
     if method not in _METHODS:
         raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(_METHODS)}")
-    if method == "cnn" and model is None:
-        raise ModelFileError(
-            "--method cnn needs --model DIR (train one: atmospec transit train-cnn)"
-        )
     det = make_detrender(method, model=model)
-    det.sigma_scale, det.sigma_floor = sigma_scale, sigma_floor
+    if (sigma_scale, sigma_shared_scale, sigma_floor) != (1.0, 1.0, 0.0):
+        det.set_sigma_model(sigma_scale, sigma_shared_scale, sigma_floor)
     obs = calibrate(read_planet(planet_dir))
     spec = det.fit(obs)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,11 +93,18 @@ def train_cnn_cmd(
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
     kind: str = typer.Option("1d", "--kind", help="1d | 2d"),
     planets: int = typer.Option(200, "--planets", min=4, help="Simulated training planets."),
+    calibration_planets: int = typer.Option(
+        32,
+        "--calibration-planets",
+        min=0,
+        help="Further simulated planets (not trained on) on which the sigma model is fitted.",
+    ),
     epochs: int = typer.Option(40, "--epochs", min=1),
     seed: int = typer.Option(1, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Train a transit CNN on simulated planets (in memory) and save it (safetensors + JSON)."""
+    """Train a transit CNN on simulated planets (in memory), calibrate its sigmas on other
+    simulated planets, and save it (safetensors + JSON with the provenance)."""
     from dataclasses import asdict
 
     import numpy as np
@@ -101,19 +112,34 @@ def train_cnn_cmd(
     from tqdm.auto import tqdm
 
     from atmospec.transit.calibration import calibrate
+    from atmospec.transit.detrenders.base import sigma_model_from
     from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender, cnn_features
     from atmospec.transit.simulator import SimulationConfig, simulate_planet
 
     torch.set_num_threads(1)
     sim = SimulationConfig()
-    feats, depths = [], []
-    for i in tqdm(range(planets), desc="simulating", disable=quiet):
+    feats, depths, held_out = [], [], []
+    total = planets + calibration_planets
+    for i in tqdm(range(total), desc="simulating", disable=quiet):
         raw, truth = simulate_planet(str(i), sim, np.random.default_rng([seed, i]))
-        feats.append(cnn_features(calibrate(raw)))
+        obs = calibrate(raw)
+        feats.append(cnn_features(obs))
         depths.append(truth.depth)
+        if i >= planets:
+            held_out.append(obs)
     det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=seed))
-    stats = det.train_features(feats, depths, progress=not quiet)
-    det.save(out, training_planets=planets, simulation=asdict(sim), **stats)
+    stats = det.train_features(feats[:planets], depths[:planets], progress=not quiet)
+    record: dict[str, object] = {"training_planets": planets, "simulation": asdict(sim), **stats}
+    if calibration_planets:
+        specs = [det.fit(o, f) for o, f in zip(held_out, feats[planets:], strict=True)]
+        model = sigma_model_from(np.concatenate(depths[planets:]), specs)
+        det.set_sigma_model(*model)
+        record["sigma_calibration"] = {
+            "planets": calibration_planets,
+            "stream": f"simulate_planet rng([seed, i]) for i in {planets}..{total - 1}",
+            "scale_own_shared_floor": list(model),
+        }
+    det.save(out, **record)
     typer.echo(f"saved {det.name} to {out} (validation NLL {stats['val_nll']:.3f})")
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "rmse_ppm",
     "sigma_scale_for_coverage",
     "fit_sigma_model",
+    "fit_sigma_components",
 ]
 
 
@@ -154,3 +155,42 @@ def fit_sigma_model(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> tuple[floa
         options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000},
     )
     return float(np.exp(res.x[0])), float(np.exp(res.x[1]) * ref)
+
+
+def fit_sigma_components(
+    y: ArrayLike, mu: ArrayLike, sigma_own: ArrayLike, sigma_shared: ArrayLike
+) -> tuple[float, float, float]:
+    """Scales ``a``, ``b`` and floor ``c`` of ``sigma^2 = (a sigma_own)^2 + (b sigma_shared)^2
+    + c^2`` that maximise the Gaussian log-likelihood of calibration data.
+
+    ``sigma_own`` is each bin's own error (relative to the white light) and ``sigma_shared``
+    the error every bin of a planet shares (the white-light depth's), so the two are
+    calibrated separately: a planet whose white-light fit is uncertain keeps wider bars.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(3)
+        >>> own = np.tile([1e-4, 3e-4], 20000); shared = np.repeat([1e-4, 4e-4], 20000)
+        >>> y = rng.normal(0, np.hypot(1.5 * own, 2.0 * shared))
+        >>> a, b, c = fit_sigma_components(y, 0.0, own, shared)
+        >>> round(a, 1), round(b, 1), c < 2e-5
+        (1.5, 2.0, True)
+    """
+    from scipy.optimize import minimize
+
+    y_, mu_, so, ss = _arrays(y, mu, sigma_own, sigma_shared)
+    so, ss = np.broadcast_to(so, y_.shape), np.broadcast_to(ss, y_.shape)
+    r2 = (y_ - mu_) ** 2
+    ref = float(np.median(np.hypot(so, ss)))
+
+    def nll(p: np.ndarray) -> float:
+        var = (np.exp(p[0]) * so) ** 2 + (np.exp(p[1]) * ss) ** 2 + (np.exp(p[2]) * ref) ** 2
+        return float(np.sum(np.log(var) + r2 / var))
+
+    res = minimize(
+        nll,
+        np.array([0.0, 0.0, -3.0]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 3000},
+    )
+    return float(np.exp(res.x[0])), float(np.exp(res.x[1])), float(np.exp(res.x[2]) * ref)

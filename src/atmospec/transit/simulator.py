@@ -67,6 +67,8 @@ class SimulationConfig:
         jitter_timescale_h: correlation time of the pointing (hours).
         ramp: amplitude of the exponential ramp at the start of the visit.
         pink_noise: rms of the 1/f (pink) flux noise per exposure.
+        pink_shared: weight of the 1/f part shared by all channels (common mode).
+        pink_channel: weight of the 1/f part drawn independently for each channel.
         dead_fraction: fraction of dead pixels.
         hot_fraction: fraction of hot pixels.
         depth_range: range of the planets' mean transit depth (log-uniform).
@@ -96,6 +98,8 @@ class SimulationConfig:
     jitter_timescale_h: float = 0.15
     ramp: float = 1.5e-3
     pink_noise: float = 3.0e-4
+    pink_shared: float = 0.7
+    pink_channel: float = 0.7
     dead_fraction: float = 0.01
     hot_fraction: float = 0.01
     depth_range: tuple[float, float] = (2.0e-3, 2.0e-2)
@@ -294,8 +298,9 @@ def simulate_planet(
     if c.pink_noise > 0:
         common = _pink(rng, n, 1)[0]
         own = _pink(rng, n, c.airs_cols)
-        sys_cols *= 1.0 + c.pink_noise * (0.7 * common[:, None] + 0.7 * own.T)
-        sys_fgs *= 1.0 + c.pink_noise * (0.7 * np.repeat(common, r) + 0.7 * _pink(rng, n * r, 1)[0])
+        a, b = c.pink_shared, c.pink_channel
+        sys_cols *= 1.0 + c.pink_noise * (a * common[:, None] + b * own.T)
+        sys_fgs *= 1.0 + c.pink_noise * (a * np.repeat(common, r) + b * _pink(rng, n * r, 1)[0])
 
     # --- scene: star spectrum x throughput ----------------------------------------------------
     throughput = np.exp(-0.5 * ((col_wl - 2.6) / 1.0) ** 2)

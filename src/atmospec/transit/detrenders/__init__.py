@@ -10,7 +10,8 @@ __all__ = ["DepthSpectrum", "Detrender", "make_detrender"]
 
 
 def make_detrender(method: str, model: str | Path | None = None) -> Detrender:
-    """The detrender named ``method`` (poly, pca, gp, cnn; cnn loads ``model``).
+    """The detrender named ``method`` (poly, pca, gp, cnn; cnn loads ``model``, or the shipped
+    network when ``model`` is None).
 
     Example:
         >>> make_detrender("poly").name
@@ -29,10 +30,7 @@ def make_detrender(method: str, model: str | Path | None = None) -> Detrender:
 
         return GPDetrender()
     if method == "cnn":
-        from atmospec.errors import ModelFileError
         from atmospec.transit.detrenders.cnn import CNNDetrender
 
-        if model is None:
-            raise ModelFileError("the cnn method needs a trained model folder")
-        return CNNDetrender.load(model)
+        return CNNDetrender.pretrained() if model is None else CNNDetrender.load(model)
     raise ValueError(f"unknown method {method!r}; expected poly, pca, gp or cnn")

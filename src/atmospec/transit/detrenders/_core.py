@@ -178,10 +178,12 @@ def fit_channel(
     *,
     free_u: bool,
     inflate: bool = True,
+    u_prior: tuple[float, float, float] | None = None,
 ) -> ChannelFit:
     """Fit ``y = (R a) * T(rp, u)`` by variable projection (``a`` solved linearly).
 
-    With ``free_u`` the limb darkening is fitted too. The 1-sigma of ``rp`` comes from the
+    With ``free_u`` the limb darkening is fitted too, with a Gaussian prior
+    ``u_prior = (mean u1, mean u2, sd)`` if given. The 1-sigma of ``rp`` comes from the
     Jacobian, scaled by the reduced chi-square and (with ``inflate``) the red-noise factor.
     """
     w = _weights(err)
@@ -196,7 +198,11 @@ def fit_channel(
         X = R * T[:, None]
         a = linear_solve(X * w[:, None], y * w)
         cache["a"], cache["T"] = a, T
-        return (y - X @ a) * w
+        r = (y - X @ a) * w
+        if free_u and u_prior is not None:
+            prior = (np.asarray(theta[1:3]) - np.asarray(u_prior[:2])) / u_prior[2]
+            return np.concatenate([r, prior])
+        return r
 
     if free_u:
         x0 = [rp0, *u0]
@@ -205,7 +211,7 @@ def fit_channel(
     else:
         x0, bounds, x_scale = [rp0], ([-0.5], [0.5]), [0.001]
     res = least_squares(resid, x0=x0, bounds=bounds, x_scale=x_scale, diff_step=1e-6)
-    r = resid(res.x)
+    r = resid(res.x)[: y.size]
     n, p = y.size, res.x.size + R.shape[1]
     chi2_red = float((r**2).sum() / max(n - p, 1))
     J = res.jac

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from atmospec.spectrum import Spectrum
 
-__all__ = ["DepthSpectrum", "Detrender"]
+__all__ = ["DepthSpectrum", "Detrender", "sigma_model_from", "split_sigma"]
 
 
 @dataclass
@@ -113,6 +113,42 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def split_sigma(spec: DepthSpectrum) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """A spectrum's sigma split into each bin's own part and the part all bins share (the
+    white-light depth's); methods that do not separate them have a shared part of 0.
+
+    Example:
+        >>> import numpy as np
+        >>> s = DepthSpectrum(np.ones(2), np.ones(2), np.array([5.0, 5.0]),
+        ...                   meta={"sigma_relative": [3.0, 3.0], "white_depth_sigma": 4.0})
+        >>> own, shared = split_sigma(s)
+        >>> float(own[0]), float(shared[1])
+        (3.0, 4.0)
+    """
+    if "sigma_relative" in spec.meta and "white_depth_sigma" in spec.meta:
+        own = np.asarray(spec.meta["sigma_relative"], dtype=np.float64)
+        shared = np.full(own.shape, float(spec.meta["white_depth_sigma"]))
+        return own, shared
+    return spec.sigma.copy(), np.zeros_like(spec.sigma)
+
+
+def sigma_model_from(
+    y: NDArray[np.float64], specs: list[DepthSpectrum]
+) -> tuple[float, float, float]:
+    """The (scale, shared scale, floor) sigma model that maximises the Gaussian likelihood of
+    the true depths ``y`` (concatenated over the planets of ``specs``)."""
+    from atmospec.transit.scoring import fit_sigma_components, fit_sigma_model
+
+    mu = np.concatenate([s.depth for s in specs])
+    parts = [split_sigma(s) for s in specs]
+    own = np.concatenate([p[0] for p in parts])
+    shared = np.concatenate([p[1] for p in parts])
+    if np.any(shared > 0):
+        return fit_sigma_components(y, mu, own, shared)
+    scale, floor = fit_sigma_model(y, mu, own)
+    return scale, 1.0, floor
+
+
 class Detrender(ABC):
     """Removes instrument systematics and measures the transit depth at every wavelength.
 
@@ -122,9 +158,13 @@ class Detrender(ABC):
     """
 
     name: ClassVar[str] = "detrender"
-    #: sigma_total = sqrt((sigma_scale * sigma)^2 + sigma_floor^2); set by
-    #: :meth:`calibrate_sigma` on simulated planets with known depths
+    #: sigma_total = sqrt((sigma_scale * sigma)^2 + sigma_floor^2), or, for methods that
+    #: report a bin's own sigma (``meta["sigma_relative"]``) and the white-light depth's
+    #: (``meta["white_depth_sigma"]``) separately, sqrt((sigma_scale * own)^2 +
+    #: (sigma_shared_scale * white)^2 + sigma_floor^2); set by :meth:`calibrate_sigma` on
+    #: simulated planets with known depths
     sigma_scale: float = 1.0
+    sigma_shared_scale: float = 1.0
     sigma_floor: float = 0.0
 
     observation_: TransitObservation
@@ -140,23 +180,30 @@ class Detrender(ABC):
         self,
         observations: list[TransitObservation],
         depths: list[NDArray[np.float64]],
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, float]:
         """Fit planets with known depths (disjoint from those to be measured) and set
-        :attr:`sigma_scale` and :attr:`sigma_floor` to maximise their Gaussian likelihood."""
-        from atmospec.transit.scoring import fit_sigma_model
-
-        self.sigma_scale, self.sigma_floor = 1.0, 0.0
+        :attr:`sigma_scale`, :attr:`sigma_shared_scale` and :attr:`sigma_floor` to maximise
+        their Gaussian likelihood. Returns the three."""
+        self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = 1.0, 1.0, 0.0
         specs = [self.fit(o) for o in observations]
         y = np.concatenate([np.asarray(d) for d in depths])
-        mu = np.concatenate([s.depth for s in specs])
-        sg = np.concatenate([s.sigma for s in specs])
-        self.sigma_scale, self.sigma_floor = fit_sigma_model(y, mu, sg)
-        return self.sigma_scale, self.sigma_floor
+        self.set_sigma_model(*sigma_model_from(y, specs))
+        return self.sigma_scale, self.sigma_shared_scale, self.sigma_floor
+
+    def set_sigma_model(self, scale: float, shared_scale: float, floor: float) -> None:
+        """Set the calibrated sigma model (see :attr:`sigma_scale`)."""
+        self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = scale, shared_scale, floor
 
     def _scaled(self, spec: DepthSpectrum) -> DepthSpectrum:
-        if self.sigma_scale != 1.0 or self.sigma_floor != 0.0:
-            spec.sigma = np.hypot(spec.sigma * self.sigma_scale, self.sigma_floor)
+        own, shared = split_sigma(spec)
+        if (self.sigma_scale, self.sigma_shared_scale, self.sigma_floor) != (1.0, 1.0, 0.0):
+            spec.sigma = np.sqrt(
+                (own * self.sigma_scale) ** 2
+                + (shared * self.sigma_shared_scale) ** 2
+                + self.sigma_floor**2
+            )
             spec.meta["sigma_scale"] = self.sigma_scale
+            spec.meta["sigma_shared_scale"] = self.sigma_shared_scale
             spec.meta["sigma_floor"] = self.sigma_floor
         return spec
 

@@ -14,45 +14,50 @@ from numpy.typing import NDArray
 
 from atmospec._fileio import atomic_path, provenance, write_json
 from atmospec.errors import IncompatibleModelError, ModelFileError
-from atmospec.transit.detrenders._core import (
-    channel_models,
-    fit_white,
-    linear_solve,
-    regressors,
-)
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 from atmospec.transit.observation import TransitObservation
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CNNConfig", "CNNFeatures", "CNNDetrender", "cnn_features"]
+    from atmospec.transit.detrenders.common_mode import CommonModeFit
+
+__all__ = ["CNNConfig", "CNNFeatures", "CNNDetrender", "cnn_features", "pretrained_path"]
 
 _SCALE = 1e3  # inputs and targets in units of 1000 ppm
 
 
 @dataclass
 class CNNFeatures:
-    """Network inputs of one planet: ``x`` is ``(n_wl, 4, n_time)`` (ratio curve, transit
-    shape, white-light residual, wavelength / 4 um); ``white_depth`` the white-light depth."""
+    """Network inputs of one planet: ``x`` is ``(n_wl, 4, n_time)`` (channel / white light
+    curve, white-light transit shape, white-light systematics, wavelength / 4 um);
+    ``white_depth`` and ``white_sigma`` the common-mode (GP) white-light depth and its sigma."""
 
     x: NDArray[np.float32]
     white_depth: float
+    white_sigma: float
     transit: NDArray[np.float64]
     baseline: NDArray[np.float64]
 
 
-def cnn_features(obs: TransitObservation) -> CNNFeatures:
-    """Features of :class:`CNNDetrender`: each channel divided by the AIRS-CH0 white light curve
-    (common-mode systematics cancel), with the white-light transit shape as a second input."""
+def cnn_features(obs: TransitObservation, common_mode: CommonModeFit | None = None) -> CNNFeatures:
+    """Features of :class:`CNNDetrender`.
+
+    The white-light depth and its sigma come from the joint GP + transit fit of the white
+    light curve (:func:`~atmospec.transit.detrenders.common_mode.fit_common_mode`); the
+    network sees each channel divided by the white light curve (common-mode systematics
+    cancel, the relative depth remains), the white-light transit shape, and the fitted
+    white-light systematics (whose wavelength-dependent remainder it may learn to remove).
+    A ``common_mode`` fit of ``obs`` already made (e.g. by the GP detrender) is reused.
+    """
+    from atmospec.transit.detrenders.common_mode import fit_common_mode
+
     norm = obs.normalized()
-    R = regressors(norm, 2, centroid=True)
-    white = fit_white(norm, R)
-    T = channel_models(norm, white.geometry)[1](white.rp, white.u1, white.u2)
-    wn = norm.white / np.median(norm.white)
-    a = linear_solve(R * T[:, None], wn)
-    base = R @ a
-    depth_w = white.rp**2
+    cm = common_mode if common_mode is not None else fit_common_mode(obs)
+    T = cm.transit
+    wn = norm.flux[:, 1:].mean(axis=1)
+    wn = wn / np.median(wn)
+    syst = np.sum(list(cm.systematics.values()), axis=0) if cm.systematics else 0.0 * T
     shape = (1.0 - T) / max(float((1.0 - T).max()), 1e-9)
     out = shape < 1e-6
     ratio = norm.flux / wn[:, None]
@@ -60,9 +65,9 @@ def cnn_features(obs: TransitObservation) -> CNNFeatures:
     x = np.empty((obs.n_wavelength, 4, obs.n_time), dtype=np.float32)
     x[:, 0] = ((ratio / ref - 1.0) * _SCALE).T
     x[:, 1] = shape[None]
-    x[:, 2] = ((wn / (base * T) - 1.0) * _SCALE)[None]
+    x[:, 2] = (syst * _SCALE)[None]
     x[:, 3] = (obs.wavelength / 4.0)[:, None]
-    return CNNFeatures(x, float(depth_w), T, base)
+    return CNNFeatures(x, cm.depth, cm.depth_sigma, T, wn / T)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,20 @@ class CNNConfig:
     lr: float = 2e-3
     seed: int = 0
     val_fraction: float = 0.1
+
+
+def pretrained_path(kind: str = "1d") -> Path:
+    """Folder of the transit CNN shipped with atmospec (``kind`` "1d"), trained on the
+    default :class:`~atmospec.transit.simulator.SimulationConfig`; see its ``config.json``
+    for the training and sigma-calibration provenance.
+
+    Example:
+        >>> pretrained_path().name
+        'cnn1d'
+    """
+    from importlib import resources
+
+    return Path(str(resources.files("atmospec") / "pretrained" / "transit" / f"cnn{kind}"))
 
 
 def _build(config: CNNConfig) -> torch.nn.Module:
@@ -135,6 +154,12 @@ class CNNDetrender(Detrender):
     """A convolutional network that predicts, per wavelength, the depth relative to the
     white-light depth and its sigma (trained with the Gaussian negative log-likelihood).
 
+    The white-light depth and its sigma come from the common-mode GP fit; the network's
+    sigma head learns each bin's own (relative) error. Training minimises each planet's
+    multivariate Gaussian NLL, covariance ``diag(sigma_net^2) + (b sigma_white)^2`` (the
+    white-light error is shared by all bins), with the scale ``b`` (``white_scale_``) learnt
+    too; the reported sigma is ``sqrt(sigma_net^2 + (b sigma_white)^2)``.
+
     ``kind="1d"`` sees one channel at a time; ``kind="2d"`` sees the whole
     (wavelength x time) image and can use neighbouring channels. Train with :meth:`train` on
     simulated planets (see :func:`atmospec.transit.simulator.simulate_planet`), then
@@ -148,6 +173,7 @@ class CNNDetrender(Detrender):
         self.config = config or CNNConfig()
         self.name = f"cnn{self.config.kind}"
         self.net_: Any = None
+        self.white_scale_ = 1.0
 
     # --- training ---------------------------------------------------------------------------
     def train(
@@ -180,69 +206,70 @@ class CNNDetrender(Detrender):
         Y = np.stack(
             [(np.asarray(d) - f.white_depth) * _SCALE for f, d in zip(feats, depths, strict=True)]
         )
+        S = np.array([f.white_sigma * _SCALE for f in feats], dtype=np.float32)
         n_val = max(1, int(round(c.val_fraction * len(feats))))
         perm = torch.randperm(len(feats), generator=gen).numpy()
         val, tr = perm[:n_val], perm[n_val:]
-        if c.kind == "1d":
 
-            def pack(idx: NDArray[np.int64]) -> tuple[Any, Any]:
-                return (
-                    torch.from_numpy(X[idx].reshape(-1, *X.shape[2:])),
-                    torch.from_numpy(Y[idx].reshape(-1).astype(np.float32)),
-                )
-        else:
+        def pack(idx: NDArray[np.int64]) -> tuple[Any, Any, Any]:
+            return (
+                torch.from_numpy(X[idx]),
+                torch.from_numpy(Y[idx].astype(np.float32)),
+                torch.from_numpy(S[idx]),
+            )
 
-            def pack(idx: NDArray[np.int64]) -> tuple[Any, Any]:
-                return (
-                    torch.from_numpy(np.ascontiguousarray(X[idx].transpose(0, 2, 1, 3))),
-                    torch.from_numpy(Y[idx].astype(np.float32)),
-                )
-
-        xt, yt = pack(tr)
-        xv, yv = pack(val)
-        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        xt, yt, st = pack(tr)
+        xv, yv, sv = pack(val)
+        # the white-light sigma's scale is learnt with the network: the bins of a planet share
+        # its error, so the loss is the planet's multivariate Gaussian NLL (rank-1 covariance)
+        ln_b = torch.zeros((), requires_grad=True)
+        opt = torch.optim.Adam([*net.parameters(), ln_b], lr=c.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.epochs)
-        bs = c.batch_size if c.kind == "1d" else max(4, c.batch_size // 32)
+        bs = max(2, c.batch_size // X.shape[1])  # planets per batch
         best, best_state = np.inf, None
         for _ in trange(c.epochs, desc=f"training {self.name}", disable=not progress):
             net.train()
             order = torch.randperm(xt.shape[0], generator=gen)
             for i in range(0, xt.shape[0], bs):
                 idx = order[i : i + bs]
-                loss = _nll(net(xt[idx]), yt[idx])
+                out = _forward(net, c.kind, xt[idx])
+                loss = _planet_nll(out, yt[idx], st[idx] * torch.exp(ln_b))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             sched.step()
             net.eval()
             with torch.no_grad():
-                v = float(_nll(net(xv), yv))
+                v = float(_planet_nll(_forward(net, c.kind, xv), yv, sv * torch.exp(ln_b)))
             if v < best:
                 best = v
                 best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+                self.white_scale_ = float(torch.exp(ln_b.detach()))
         if best_state is not None:
             net.load_state_dict(best_state)
         self.net_ = net
         self.n_train_ = len(tr)
-        return {"val_nll": best}
+        return {"val_nll": best, "white_sigma_scale": self.white_scale_}
 
     # --- inference ----------------------------------------------------------------------------
-    def fit(self, observation: TransitObservation) -> DepthSpectrum:
+    def fit(
+        self, observation: TransitObservation, features: CNNFeatures | None = None
+    ) -> DepthSpectrum:
+        """Predict the depth spectrum (``features`` of ``observation`` may be passed in)."""
         import torch
 
         if self.net_ is None:
             raise IncompatibleModelError(
                 f"{self.name}: the network is untrained; call train(...) or CNNDetrender.load()"
             )
-        f = cnn_features(observation)
+        f = features if features is not None else cnn_features(observation)
         self.net_.eval()
         with torch.no_grad():
-            if self.config.kind == "1d":
-                out = self.net_(torch.from_numpy(f.x)).numpy()
-            else:
-                out = self.net_(torch.from_numpy(f.x.transpose(1, 0, 2)[None].copy()))[0].numpy()
+            out = _forward(self.net_, self.config.kind, torch.from_numpy(f.x[None]))[0].numpy()
         depth = f.white_depth + out[:, 0] / _SCALE
-        sigma = np.exp(np.clip(out[:, 1], -20, 5)) / _SCALE
+        own = np.exp(np.clip(out[:, 1], -10, 5)) / _SCALE
+        white_sigma = self.white_scale_ * f.white_sigma
+        sigma = np.hypot(own, white_sigma)
         self.observation_ = observation
         shape = 1.0 - f.transit
         frac = depth / max(f.white_depth, 1e-12)
@@ -255,6 +282,11 @@ class CNNDetrender(Detrender):
                 sigma,
                 planet_id=observation.planet_id,
                 method=self.name,
+                meta={
+                    "sigma_relative": own,
+                    "white_depth": f.white_depth,
+                    "white_depth_sigma": white_sigma,
+                },
             )
         )
         return self.spectrum_
@@ -275,10 +307,27 @@ class CNNDetrender(Detrender):
             {
                 "format": "atmospec.transit.cnn/1",
                 "config": asdict(self.config),
+                "sigma_model": [self.sigma_scale, self.sigma_shared_scale, self.sigma_floor],
+                "white_sigma_scale": self.white_scale_,
                 "provenance": provenance(seed=self.config.seed, **extra),
             },
         )
         return folder
+
+    @classmethod
+    def pretrained(cls, kind: str = "1d") -> CNNDetrender:
+        """The shipped network (trained and sigma-calibrated on simulated planets only).
+
+        Raises:
+            ModelFileError: this installation has no shipped model of that kind.
+        """
+        folder = pretrained_path(kind)
+        if not (folder / "config.json").is_file():
+            raise ModelFileError(
+                f"no shipped transit CNN of kind {kind!r} at {folder}; train one with "
+                "`atmospec transit train-cnn` and pass --model"
+            )
+        return cls.load(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> CNNDetrender:
@@ -299,12 +348,34 @@ class CNNDetrender(Detrender):
         except (KeyError, RuntimeError, ValueError) as err:
             raise ModelFileError(f"{folder}: unreadable CNN model ({err})") from err
         self.net_ = net
+        self.white_scale_ = float(meta.get("white_sigma_scale", 1.0))
+        if "sigma_model" in meta:
+            self.set_sigma_model(*(float(v) for v in meta["sigma_model"]))
         return self
 
 
-def _nll(out: Any, y: Any) -> Any:
-    """Gaussian negative log-likelihood of y under (mu, ln sigma) = out[..., 0], out[..., 1]."""
+def _forward(net: Any, kind: str, x: Any) -> Any:
+    """Network outputs ``(B, n_wl, 2)`` for planets ``x`` of shape ``(B, n_wl, 4, n_t)``."""
+    b, n_wl = x.shape[0], x.shape[1]
+    if kind == "1d":
+        return net(x.reshape(b * n_wl, *x.shape[2:])).reshape(b, n_wl, 2)
+    return net(x.permute(0, 2, 1, 3).contiguous())
+
+
+def _planet_nll(out: Any, y: Any, s_white: Any) -> Any:
+    """Multivariate Gaussian NLL per bin of planets whose bins share one error: mean
+    ``out[..., 0]``, covariance ``diag(exp(2 out[..., 1])) + s_white^2 11^T`` (per planet).
+
+    With ``D`` the diagonal and ``c^2 = s_white^2``: ``ln det = sum ln d + ln(1 + c^2 sum 1/d)``
+    and ``e^T C^-1 e = sum e^2/d - c^2 (sum e/d)^2 / (1 + c^2 sum 1/d)`` (Sherman-Morrison).
+    """
     import torch
 
     mu, ln_s = out[..., 0], torch.clamp(out[..., 1], -10.0, 5.0)
-    return (ln_s + 0.5 * ((y - mu) * torch.exp(-ln_s)) ** 2).mean()
+    e = y - mu
+    inv = torch.exp(-2 * ln_s)
+    c2 = (s_white**2)[:, None]
+    a = 1.0 + c2[:, 0] * inv.sum(dim=1)
+    logdet = (2 * ln_s).sum(dim=1) + torch.log(a)
+    quad = (e**2 * inv).sum(dim=1) - c2[:, 0] * (e * inv).sum(dim=1) ** 2 / a
+    return (0.5 * (logdet + quad) / y.shape[1]).mean()
