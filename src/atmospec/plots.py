@@ -203,8 +203,14 @@ def corner(
     truths: Sequence[float] | Mapping[str, float] | None = None,
     bins: int = 30,
     quantiles: Sequence[float] = (16.0, 50.0, 84.0),
+    overlay: pd.DataFrame | None = None,
+    overlay_label: str = "",
+    label: str = "",
 ) -> Figure:
     """A corner plot: 1-D histograms on the diagonal, 2-D histograms below it.
+
+    ``overlay`` (a DataFrame with some of the same columns, e.g. nested-sampling posterior
+    samples) is drawn on top in colour: step histograms and 68 / 95 % contour-like scatter.
 
     Example:
         >>> import numpy as np
@@ -231,11 +237,19 @@ def corner(
         truth_vals = [None] * d
     fig = _figure(figsize=(2.2 * d + 0.5, 2.2 * d + 0.5))
     gs = fig.add_gridspec(d, d, hspace=0.05, wspace=0.05)
+
+    def has_ov(name: str) -> bool:
+        return overlay is not None and name in overlay.columns
+
     for i in range(d):
         for j in range(i + 1):
             ax = fig.add_subplot(gs[i, j])
+            ov_i = overlay[names[i]].to_numpy(float) if has_ov(names[i]) else None
+            ov_j = overlay[names[j]].to_numpy(float) if has_ov(names[j]) else None
             if i == j:
-                ax.hist(x[:, i], bins=bins, histtype="step", color="k")
+                ax.hist(x[:, i], bins=bins, histtype="step", color="k", density=True)
+                if ov_i is not None:
+                    ax.hist(ov_i, bins=bins, histtype="step", color="C1", density=True, lw=1.4)
                 for q in np.percentile(x[:, i], quantiles):
                     ax.axvline(q, color="C0", ls="--", lw=0.8)
                 med, lo, hi = np.percentile(x[:, i], [50, 16, 84])
@@ -247,6 +261,9 @@ def corner(
                     ax.axvline(float(truth_vals[i]), color="C3")  # type: ignore[arg-type]
             else:
                 ax.hist2d(x[:, j], x[:, i], bins=bins, cmap="Greys")
+                if ov_i is not None and ov_j is not None:
+                    k = np.random.default_rng(0).permutation(ov_i.size)[:800]
+                    ax.plot(ov_j[k], ov_i[k], ".", color="C1", ms=1.5, alpha=0.5)
                 if truth_vals[i] is not None and truth_vals[j] is not None:
                     ax.plot(truth_vals[j], truth_vals[i], "s", color="C3", ms=4)
             if i == d - 1:
@@ -257,4 +274,14 @@ def corner(
                 ax.set_ylabel(names[i])
             elif i != j:
                 ax.tick_params(labelleft=False)
+    if overlay is not None or label:
+        fig.text(
+            0.98,
+            0.98,
+            f"black: {label or 'samples'}"
+            + (f"\norange: {overlay_label}" if overlay is not None else ""),
+            ha="right",
+            va="top",
+            fontsize=10,
+        )
     return fig

@@ -381,10 +381,14 @@ def calibrate_ood(
         categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in names),
     )
 
+    from atmospec.inference.engine import Engine
+
+    engine = Engine(estimator)
+
     def raw_for(idx: NDArray[np.int64]) -> dict[str, FloatArray]:
-        pred = estimator.predict(X[idx], S[idx])
-        model = grid_model_on_axis(grid, pred.mean, names, wave)
-        return det.raw_scores(X[idx], S[idx], pred.mean, pred.std, model)
+        mean, std = engine.predict(X[idx], S[idx])
+        model = grid_model_on_axis(grid, mean, names, wave)
+        return det.raw_scores(X[idx], S[idx], mean, std, model)
 
     raw_b = raw_for(part_b)
     det.reference = {c: np.sort(v[np.isfinite(v)]) for c, v in raw_b.items()}

@@ -246,6 +246,7 @@ def write_report(
     title: str | None = None,
     max_objects: int = 60,
     extra_sections: list[tuple[str, str]] | None = None,
+    intro_sections: list[tuple[str, str]] | None = None,
 ) -> Path:
     """Write one self-contained HTML page (tables, base64-embedded PNGs) for a run folder.
 
@@ -258,7 +259,8 @@ def write_report(
         out: the HTML file (default ``run_dir/report.html``), written atomically.
         title: page title (default from the run).
         max_objects: embed figures of at most this many objects (the HTML stays small).
-        extra_sections: ``(title, html)`` sections appended (e.g. by the demo).
+        extra_sections: ``(title, html)`` sections appended.
+        intro_sections: ``(title, html)`` sections put first (e.g. by the demo).
 
     Returns:
         The path of the HTML file.
@@ -270,7 +272,7 @@ def write_report(
     if not d.is_dir():
         raise DataNotFoundError(f"{d}: no such run folder")
     auto_title, sections = _sections(d, max_objects)
-    sections += extra_sections or []
+    sections = list(intro_sections or []) + sections + list(extra_sections or [])
     target = Path(out) if out is not None else d / "report.html"
     footer = esc(f"written by atmospec {__version__} from {d.resolve()}")
     with atomic_open(target, "w", encoding="utf-8") as fh:
