@@ -195,3 +195,25 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
     np.testing.assert_array_equal(
         table["teff_median"].to_numpy(), read_results(work["ref"])["teff_median"].to_numpy()
     )
+
+
+def test_predict_cli_with_scheduler_address(
+    work: dict[str, Path], client: object, tmp_path: Path
+) -> None:
+    """`atmospec predict --catalog STORE --scheduler ADDRESS` runs on that cluster, same rows."""
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    address = client.scheduler.address  # type: ignore[attr-defined]
+    out = tmp_path / "sched"
+    args = ["predict", "--catalog", str(work["store"]), "-m", str(work["model"]), "-o", str(out)]
+    args += ["--scheduler", address, "--coverage", "mask", "--no-ood", "--draws", str(DRAWS)]
+    args += ["--partition-size", str(PART), "-q"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    table = read_results(out)
+    assert len(table) == N_SPECTRA
+    np.testing.assert_array_equal(
+        table["teff_median"].to_numpy(), read_results(work["ref"])["teff_median"].to_numpy()
+    )

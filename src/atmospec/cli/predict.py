@@ -48,6 +48,15 @@ def predict_cmd(
     no_ood: bool = typer.Option(False, "--no-ood", help="Skip the out-of-distribution score."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry failed spectra."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    scheduler: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--scheduler",
+        help="--catalog on a Dask cluster: scheduler address (tcp://host:8786).",
+    ),
+    workers: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--workers", help="--catalog on a local Dask cluster with this many workers."
+    ),
+    partition_size: int = typer.Option(256, "--partition-size", help="Dask: rows per partition."),
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
@@ -72,6 +81,32 @@ def predict_cmd(
     if precision not in ("float32", "bfloat16"):
         raise typer.BadParameter(f"--precision must be float32 or bfloat16, not {precision!r}")
     console = Console(quiet=quiet, stderr=False)
+    if scheduler is not None or workers is not None:
+        if catalog is None or files or folder is not None or library:
+            raise typer.BadParameter("--scheduler / --workers apply to --catalog TABLE alone")
+        from atmospec.scale import predict_catalog
+
+        run = predict_catalog(
+            catalog,
+            model,
+            out,
+            scheduler=scheduler,
+            workers=workers,
+            partition_size=partition_size,
+            grid=grid,
+            draws=draws,
+            coverage=coverage,
+            ood=not no_ood,
+            seed=seed,
+            quiet=quiet,
+        )
+        console.print(
+            f"{run.n_rows} rows in {run.n_partitions} partitions: {len(run.done)} computed, "
+            f"{len(run.skipped)} already done, {len(run.failed)} failed -> {run.out}"
+        )
+        if run.failed:
+            raise typer.Exit(1)
+        return
     sources = []
     if files:
         sources += file_sources(files)
