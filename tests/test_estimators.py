@@ -165,3 +165,42 @@ def test_truncated_record_and_foreign_files(tmp_path):
         load_estimator(bad)
     with pytest.raises(ModelFileError, match="no model record"):
         load_estimator(tmp_path / "missing")
+
+
+def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
+    # A network whose raw sigma is 1 everywhere while the true errors have
+    # sigma_true = 2 (S/N / 50)^-0.5: the calibration must find s0 = 2 at the reference S/N 50
+    # and slope b = -0.5 (the construction), restore 68 / 95 % coverage at every S/N
+    # (binomial +- 0.01 at n = 4000).
+    from atmospec.training.evaluation import coverage
+
+    wave = np.linspace(1.0, 2.0, 40)  # contains the 1.20-1.30 um S/N window
+    est = SpectrumCNN()
+    est.wavelength_, est.param_names_, est.bounds_ = wave, ("t",), {"t": (-50.0, 50.0)}
+
+    def fake_predict(X, sigma):
+        n = np.asarray(X).shape[0]
+        return np.zeros((n, 1)), np.ones((n, 1)) * est.sigma_scale_for(X, sigma)
+
+    est._predict = fake_predict  # type: ignore[method-assign]
+    rng = np.random.default_rng(3)
+
+    def draw(snr):
+        X = np.ones((snr.size, wave.size))
+        sigma = np.ones_like(X) / snr[:, None]
+        y = rng.normal(size=(snr.size, 1)) * 2.0 * (snr[:, None] / 50.0) ** -0.5
+        return X, y, sigma
+
+    X, y, sigma = draw(np.exp(rng.uniform(np.log(10), np.log(250), 6000)))
+    est.calibrate(X, y, sigma)
+    assert est.sigma_snr_ref_ == pytest.approx(50.0, rel=0.1)  # median of log-uniform 10-250
+    ref_scale = est.sigma_scale_[0] * (50.0 / est.sigma_snr_ref_) ** est.sigma_snr_slope_[0]
+    assert ref_scale == pytest.approx(2.0, rel=0.04)
+    assert est.sigma_snr_slope_[0] == pytest.approx(-0.5, abs=0.04)
+    for level in (20.0, 100.0):
+        Xt, yt, st = draw(np.full(4000, level))
+        mean, std = est._predict(Xt, st)
+        assert abs(coverage(yt, mean, std, 0.68)[0] - 0.68) < 0.03
+        assert abs(coverage(yt, mean, std, 0.95)[0] - 0.95) < 0.015
+    # Without uncertainties the constant scale at the reference S/N applies.
+    assert est.sigma_scale_for(Xt[:2], None)[:, 0] == pytest.approx(est.sigma_scale_[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,8 @@ class NeuralEstimator(Estimator):
 
     Subclasses define the preprocessing defaults, ``probabilistic`` (mean + sigma heads trained
     with Gaussian NLL, else point outputs trained with ``loss``) and ``_network``.
-    After training, a probabilistic model rescales its sigmas per parameter so that the
-    validation set has unit mean squared z-score (recorded as ``sigma_scale_``).
+    After training, a probabilistic model recalibrates its sigmas on the validation set, per
+    parameter and as a function of the input S/N (see :meth:`calibrate`).
     """
 
     probabilistic: bool = True
@@ -114,7 +115,10 @@ class NeuralEstimator(Estimator):
         self.checkpoint_dir = checkpoint_dir
         self.members_: list[Any] = []
         self.preprocessor_: Preprocessor | None = None
-        self.sigma_scale_: NDArray[np.float64] | None = None
+        self.sigma_scale_: NDArray[np.float64] | None = None  # scale at the reference S/N
+        self.sigma_snr_slope_: NDArray[np.float64] | None = None  # d ln(scale) / d ln(S/N)
+        self.sigma_snr_ref_: float = 1.0  # reference S/N of sigma_scale_
+        self.sigma_snr_range_: tuple[float, float] = (1.0, 1.0)  # S/N range of the fit (clip)
         self.history_: list[dict[str, Any]] = []
         self.train_seconds_: float = 0.0
         self.epoch_callback: Any = None  # optional Trainer callback (e.g. Optuna pruning)
@@ -238,6 +242,7 @@ class NeuralEstimator(Estimator):
             self.history_.append(hist.to_dict())
         self.train_seconds_ = time.perf_counter() - start
         self.sigma_scale_ = np.ones(len(self.param_names_))
+        self.sigma_snr_slope_ = None
         if self.probabilistic and validation is not None:
             self.calibrate(
                 validation[0], validation[1], validation[2] if len(validation) > 2 else None
@@ -291,21 +296,76 @@ class NeuralEstimator(Estimator):
         means, sigmas = raw[:, :, 0], raw[:, :, 1]
         mean_t = means.mean(axis=0)
         var_t = (sigmas**2).mean(axis=0) + means.var(axis=0)  # mixture of the members
-        std_t = np.sqrt(var_t) * (self.sigma_scale_ if self.sigma_scale_ is not None else 1.0)
+        std_t = np.sqrt(var_t) * self.sigma_scale_for(X, sigma)
         return pp.inverse_targets(mean_t), pp.inverse_scale(std_t)
 
-    def calibrate(self, X: Any, y: Any, sigma: Any = None) -> NDArray[np.float64]:
-        """Rescale predictive sigmas so held-out z-scores have unit variance; returns the scales.
+    def input_snr(self, X: Any, sigma: Any) -> NDArray[np.float64]:
+        """Median S/N per spectrum in the 1.20-1.30 um window (the whole axis if it misses it),
+        as the training-set builder quotes it; NaN where ``sigma`` is None or unusable."""
+        from atmospec.training.systematics import SNR_WINDOW
 
-        The scale per parameter is ``sqrt(mean(((y - mean) / sigma)^2))`` on the given
-        (validation) spectra, the maximum-likelihood factor for Gaussian errors.
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if sigma is None:
+            return np.full(X.shape[0], np.nan)
+        s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), X.shape)
+        wave = self.wavelength_
+        cols = slice(None)
+        if wave is not None and wave.size == X.shape[1]:
+            win = (wave >= SNR_WINDOW[0]) & (wave <= SNR_WINDOW[1])
+            if win.any():
+                cols = win  # type: ignore[assignment]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.abs(X[:, cols]) / s[:, cols]
+        r[~np.isfinite(r) | (r <= 0)] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN
+            return np.nanmedian(r, axis=1)
+
+    def sigma_scale_for(self, X: Any, sigma: Any) -> NDArray[np.float64]:
+        """Calibration factors (n, p) for the sigmas of these spectra (see :meth:`calibrate`):
+        ``sigma_scale_ * (S/N / sigma_snr_ref_) ** sigma_snr_slope_``, the S/N clipped to the
+        range of the calibration set; the constant ``sigma_scale_`` when the S/N is unknown."""
+        p = len(self.param_names_)
+        n = np.atleast_2d(np.asarray(X)).shape[0]
+        base = self.sigma_scale_ if self.sigma_scale_ is not None else np.ones(p)
+        out = np.broadcast_to(base, (n, p)).astype(np.float64)
+        if self.sigma_snr_slope_ is None or not np.any(self.sigma_snr_slope_):
+            return out
+        snr = self.input_snr(X, sigma)
+        lo, hi = self.sigma_snr_range_
+        snr = np.where(np.isfinite(snr), np.clip(snr, lo, hi), self.sigma_snr_ref_)
+        return out * (snr[:, None] / self.sigma_snr_ref_) ** self.sigma_snr_slope_[None, :]
+
+    def calibrate(self, X: Any, y: Any, sigma: Any = None) -> NDArray[np.float64]:
+        """Recalibrate the predictive sigmas on held-out (validation) spectra.
+
+        Per parameter, the calibrated sigma is ``s(S/N) * sigma`` with
+        ``ln s = ln s0 + b ln(S/N / S/N_ref)`` (``S/N_ref``: the median input S/N, see
+        :meth:`input_snr`); ``s0`` and ``b`` maximise the Gaussian likelihood of the held-out
+        errors (a convex problem, solved by Newton's method). Without S/N information or with
+        fewer than 200 spectra, ``b = 0`` and ``s0 = sqrt(mean(z^2))``. Returns ``s0`` per
+        parameter (``sigma_scale_``); ``sigma_snr_slope_`` holds ``b``. Never fit this on the
+        test spectra.
         """
-        self.sigma_scale_ = np.ones(len(self.param_names_))
+        p = len(self.param_names_)
+        self.sigma_scale_, self.sigma_snr_slope_ = np.ones(p), None
         X = np.asarray(X, dtype=np.float64)
-        mean, std = self._predict(X, None if sigma is None else np.asarray(sigma, dtype=np.float64))
+        sig = None if sigma is None else np.asarray(sigma, dtype=np.float64)
+        mean, std = self._predict(X, sig)
         assert std is not None
-        z = (np.asarray(y, dtype=np.float64) - mean) / std
-        self.sigma_scale_ = np.sqrt(np.mean(z**2, axis=0))
+        z2 = ((np.asarray(y, dtype=np.float64) - mean) / std) ** 2
+        snr = self.input_snr(X, sig)
+        ok = np.isfinite(snr)
+        if ok.sum() < 200:
+            self.sigma_scale_ = np.sqrt(np.maximum(np.mean(z2, axis=0), 1e-24))
+            return self.sigma_scale_
+        ls = np.log(snr[ok])
+        ref = float(np.median(ls))
+        coef = np.array([_fit_log_scale(ls - ref, z2[ok, i]) for i in range(p)])
+        self.sigma_scale_ = np.exp(coef[:, 0])
+        self.sigma_snr_slope_ = coef[:, 1]
+        self.sigma_snr_ref_ = float(np.exp(ref))
+        self.sigma_snr_range_ = (float(np.exp(ls.min())), float(np.exp(ls.max())))
         return self.sigma_scale_
 
     # -- state ---------------------------------------------------------------------------
@@ -318,6 +378,11 @@ class NeuralEstimator(Estimator):
         config = {
             "preprocessor": self.preprocessor_.to_dict(),
             "sigma_scale": None if self.sigma_scale_ is None else self.sigma_scale_.tolist(),
+            "sigma_snr_slope": (
+                None if self.sigma_snr_slope_ is None else self.sigma_snr_slope_.tolist()
+            ),
+            "sigma_snr_ref": self.sigma_snr_ref_,
+            "sigma_snr_range": list(self.sigma_snr_range_),
             "n_trained_members": len(self.members_),
             "history": self.history_,
             "train_seconds": self.train_seconds_,
@@ -330,6 +395,11 @@ class NeuralEstimator(Estimator):
         self.preprocessor_ = Preprocessor.from_dict(config["preprocessor"])
         scale = config.get("sigma_scale")
         self.sigma_scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
+        slope = config.get("sigma_snr_slope")  # absent in models saved before S/N calibration
+        self.sigma_snr_slope_ = None if slope is None else np.asarray(slope, dtype=np.float64)
+        self.sigma_snr_ref_ = float(config.get("sigma_snr_ref", 1.0))
+        lo, hi = config.get("sigma_snr_range", (1.0, 1.0))
+        self.sigma_snr_range_ = (float(lo), float(hi))
         self.history_ = list(config.get("history", []))
         self.train_seconds_ = float(config.get("train_seconds", 0.0))
         self.members_ = []
@@ -351,3 +421,27 @@ class NeuralEstimator(Estimator):
         if model is None:
             raise ValueError("fit or load the estimator first")
         return sum(p.numel() for p in model.parameters())
+
+
+def _fit_log_scale(x: NDArray[np.float64], z2: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(a, b) minimising the Gaussian NLL ``sum(a + b x + z2 exp(-2 (a + b x)) / 2)``.
+
+    Example:
+        >>> rng = np.random.default_rng(1); x = rng.uniform(-1, 1, 20000)
+        >>> z = rng.normal(size=x.size) * np.exp(0.3 + 0.5 * x)  # true a = 0.3, b = 0.5
+        >>> np.round(_fit_log_scale(x, z**2), 1).tolist()  # +- 0.01 statistical error
+        [0.3, 0.5]
+    """
+    z2 = np.maximum(z2, 1e-24)
+    A = np.column_stack([np.ones_like(x), x])
+    c = np.array([0.5 * np.log(np.mean(z2)), 0.0])
+    for _ in range(50):  # Newton; the objective is convex in (a, b)
+        w = z2 * np.exp(-2.0 * (A @ c))
+        grad = A.T @ (1.0 - w)
+        hess = (A * (2.0 * w)[:, None]).T @ A
+        step = np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
+        step *= min(1.0, 1.0 / max(float(np.abs(step).max()), 1e-12))  # damp large steps
+        c = c - step
+        if np.abs(step).max() < 1e-10:
+            break
+    return c

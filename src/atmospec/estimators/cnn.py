@@ -60,7 +60,8 @@ class SpectrumCNN(NeuralEstimator):
     scaled to the grid range (estimates cannot leave the grid); sigmas through a softplus;
     trained with the Gaussian negative log-likelihood. ``n_members > 1`` trains a deep
     ensemble (different seeds; mixture mean and variance). Sigmas are finally rescaled on the
-    validation set (``sigma_scale_``) so that the 68 / 95 % intervals are calibrated.
+    validation set, per parameter and as a function of the input S/N (``calibrate``), so
+    that the 68 / 95 % intervals are calibrated.
 
     Example:
         >>> import numpy as np
@@ -81,12 +82,12 @@ class SpectrumCNN(NeuralEstimator):
     def __init__(
         self,
         *,
-        width: int = 32,
-        hidden: int = 128,
+        width: int = 16,
+        hidden: int = 64,
         dropout: float = 0.0,
         n_members: int = 1,
         lr: float = 3e-3,
-        batch_size: int = 256,
+        batch_size: int = 128,
         max_epochs: int = 20,
         patience: int = 5,
         weight_decay: float = 1e-4,

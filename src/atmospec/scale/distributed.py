@@ -463,7 +463,9 @@ def _predictor(spec: PredictorSpec) -> Predictor:
         grid = path if path and Path(path).is_file() else name
     ood: Any = False if spec.detector is None else OODDetector.from_dict(spec.detector)
     try:
-        pred = Predictor(str(folder), grid=grid, ood=ood, quiet=True, **spec.options)
+        # One inference thread per worker process: the workers are the parallelism.
+        options = {"num_threads": 1, **spec.options}
+        pred = Predictor(str(folder), grid=grid, ood=ood, quiet=True, **options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if pred.model_id != spec.model_id:
