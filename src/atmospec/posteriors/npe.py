@@ -133,7 +133,9 @@ class NPEstimator:
         depth: embedding residual blocks.
         n_components: the embedding first projects the standardised flux on this many
             whitened principal components of the (noisy) training inputs (0: no
-            projection); this makes training several times cheaper.
+            projection, the default). Cheaper, but on dback24 at S/N 3-30 the whitened
+            noise-dominated components left the flow at the prior (validation loss equal to
+            the prior entropy) while the raw inputs train at once: keep 0 unless checked.
         n_sigma_components: the same for the log sigma input.
         transforms: context-only (spline + affine) flow blocks.
         couplings: sample-dependent spline couplings (slower sampling; 0 = none).

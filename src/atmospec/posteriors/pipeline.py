@@ -51,8 +51,8 @@ class NPEConfig:
             "transforms": 4,
             "couplings": 0,
             "bins": 8,
-            "n_components": 128,
-            "n_sigma_components": 16,
+            "n_components": 0,
+            "n_sigma_components": 0,
         }
     )
     training: dict[str, Any] = dataclasses.field(
