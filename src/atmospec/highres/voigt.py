@@ -8,6 +8,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from atmospec.lineshapes import pseudo_voigt_parameters
+
 __all__ = ["faddeeva", "voigt_profile", "pseudo_voigt_profile", "voigt_fwhm", "PROFILES"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -113,16 +115,7 @@ def pseudo_voigt_profile(
     gamma_t = torch.as_tensor(gamma, dtype=x.dtype, device=x.device)
     fg = 2.0 * math.sqrt(2.0 * math.log(2.0)) * sigma_t
     fl = 2.0 * gamma_t
-    f = (
-        fg**5
-        + 2.69269 * fg**4 * fl
-        + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3
-        + 0.07842 * fg * fl**4
-        + fl**5
-    ) ** 0.2
-    r = fl / f
-    eta = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
+    f, eta = pseudo_voigt_parameters(fg, fl)
     hw = f / 2.0
     lorentz = hw / (math.pi * (x * x + hw * hw))
     sig = f / (2.0 * math.sqrt(2.0 * math.log(2.0)))

@@ -6,6 +6,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf, voigt_profile
 
+from atmospec.lineshapes import pseudo_voigt_parameters
+
 __all__ = ["doppler_sigma", "voigt", "voigt_cell_average", "C2", "C_CGS", "K_B", "AMU"]
 
 C2 = 1.4387769  # second radiation constant hc/k, cm K
@@ -47,16 +49,7 @@ def _pseudo_voigt_cdf(
     """CDF of the Thompson, Cox & Hastings (1987) pseudo-Voigt (within ~1 % of the Voigt)."""
     fg = 2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma
     fl = 2.0 * gamma
-    f = (
-        fg**5
-        + 2.69269 * fg**4 * fl
-        + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3
-        + 0.07842 * fg * fl**4
-        + fl**5
-    ) ** 0.2
-    r = fl / f
-    eta = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
+    f, eta = pseudo_voigt_parameters(fg, fl)
     hw = 0.5 * f
     sg = f / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     lor = np.arctan(x / hw) / np.pi
