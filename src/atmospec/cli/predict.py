@@ -84,9 +84,9 @@ def predict_cmd(
     if scheduler is not None or workers is not None:
         if catalog is None or files or folder is not None or library:
             raise typer.BadParameter("--scheduler / --workers apply to --catalog TABLE alone")
-        from atmospec.scale import predict_catalog
+        from atmospec.cli.scale import run_catalog
 
-        run = predict_catalog(
+        run_catalog(
             catalog,
             model,
             out,
@@ -100,12 +100,6 @@ def predict_cmd(
             seed=seed,
             quiet=quiet,
         )
-        console.print(
-            f"{run.n_rows} rows in {run.n_partitions} partitions: {len(run.done)} computed, "
-            f"{len(run.skipped)} already done, {len(run.failed)} failed -> {run.out}"
-        )
-        if run.failed:
-            raise typer.Exit(1)
         return
     sources = []
     if files:

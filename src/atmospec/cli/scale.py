@@ -40,9 +40,7 @@ def predict_cmd(
 
     Rerunning the same command skips finished partitions (resume after any interruption).
     """
-    from atmospec.scale.distributed import IncompleteRunError, predict_catalog
-
-    run = predict_catalog(
+    run_catalog(
         catalog,
         model,
         out,
@@ -56,6 +54,16 @@ def predict_cmd(
         serial=serial,
         quiet=quiet,
     )
+
+
+def run_catalog(catalog: object, model: str, out: Path, **options: object) -> None:
+    """Run :func:`atmospec.scale.predict_catalog`, print its JSON summary, fail if incomplete.
+
+    Shared by ``atmospec scale predict`` and ``atmospec predict --catalog ... --scheduler``.
+    """
+    from atmospec.scale.distributed import IncompleteRunError, predict_catalog
+
+    run = predict_catalog(catalog, model, out, **options)  # type: ignore[arg-type]
     typer.echo(json.dumps(run.summary()))
     if not run.complete:
         raise IncompleteRunError(
