@@ -21,9 +21,10 @@ __all__ = ["Engine", "DrawResult", "SigmaKind", "sigma_kind", "torch_threads", "
 FloatArray = NDArray[np.float64]
 SigmaKind = Literal["total", "epistemic", "none"]
 
-SUB_BATCH: int = 128
-"""Rows per network call: small enough that activations stay in the CPU cache (measured:
-128 rows run ~2x faster per row than 256 or more on this CNN)."""
+SUB_BATCH: int = 512
+"""Rows per network call. With the frozen TorchScript networks, 512 rows gave ~25 % more
+Monte Carlo draws per CPU-second than 128 (fewer calls, each still cache-sized; measured on
+the default CNN, 300 pixels, one thread)."""
 
 
 def sigma_kind(estimator: Estimator) -> SigmaKind:
@@ -177,6 +178,30 @@ class Engine:
         if pp.side_features:
             self._side_mean = torch.tensor(pp.side_mean, dtype=torch.float32)
             self._side_std = torch.tensor(pp.side_std, dtype=torch.float32)
+        self._eager = self.nets
+        self.nets = [self._frozen(net) for net in self._eager]
+
+    def _frozen(self, net: Any) -> Any:
+        """``net`` traced and frozen to TorchScript (constants folded, no Python per layer:
+        ~1.4x more rows per second on this CNN, outputs bit-identical to the eager module);
+        the eager module when tracing fails (a network whose control flow depends on data)."""
+        import warnings
+
+        import torch
+
+        w = int(np.asarray(self.estimator.wavelength_).size)
+        try:
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                flux = torch.ones((2, w), dtype=torch.float32)
+                sig = flux * 0.01 if self.pp.sigma_channel else None
+                example = tuple(self._inputs(flux, sig))
+                traced = torch.jit.freeze(torch.jit.trace(net.eval(), example).eval())
+                if not torch.equal(traced(*example), net(*example)):
+                    return net
+        except Exception:  # noqa: BLE001 - any tracing failure: keep the eager module
+            return net
+        return traced
 
     def _inputs(self, flux: torch.Tensor, sigma: torch.Tensor | None) -> list[torch.Tensor]:
         """Network inputs of float32 rows (finite flux; sigma inf on masked bins)."""
@@ -294,7 +319,7 @@ class Engine:
 
             import torch
 
-            self._low = [copy.deepcopy(n).to(torch.bfloat16) for n in self.nets]
+            self._low = [copy.deepcopy(n).to(torch.bfloat16) for n in self._eager]
         return self._low
 
     @staticmethod
@@ -376,8 +401,9 @@ class Engine:
     ) -> DrawResult:
         """Evaluate ``n_draws`` noisy copies ``flux + sigma * N(0, 1)`` of each spectrum.
 
-        Noise of spectrum ``i`` comes from a generator seeded with ``seeds[i]`` (so a
-        spectrum's draws do not depend on the batch it is in); masked bins (infinite sigma)
+        Noise of spectrum ``i`` comes from generators seeded with ``seeds[i]`` and the index
+        of each block of :attr:`sub_batch` draws (so a spectrum's draws depend neither on the
+        batch it is in nor on the thread that runs a block); masked bins (infinite sigma)
         stay unchanged. In an ensemble, each draw goes through one member: each
         noisy copy is one sample of the ensemble mixture (a uniform choice of member),
         so the draws sample noise and member disagreement together at the cost of one
@@ -417,13 +443,8 @@ class Engine:
         ft = torch.from_numpy(f.astype(np.float32))
         st = torch.from_numpy(s.astype(np.float32))
         nt = torch.from_numpy(noise_sigma)
-        gens = [_generator(sd) for sd in seeds]
         mean_out = torch.empty((n, n_draws, p))
         sig_out = torch.empty((n, n_draws, p)) if self.probabilistic else None
-        noise = [torch.empty((n_draws, w)) for _ in range(n)]
-        self._map(
-            lambda i: torch.randn((n_draws, w), generator=gens[i], out=noise[i]), list(range(n))
-        )
         # Draws [k0, k1) of member m: contiguous blocks of ~n_draws / M draws per member.
         cuts = [m * n_draws // mm for m in range(mm + 1)]
         items = [
@@ -435,7 +456,11 @@ class Engine:
 
         def fn(item: tuple[int, int, int, int]) -> None:
             i, m, a, b = item
-            rows = ft[i] + nt[i] * noise[i][a:b]
+            # Each block of draws has its own stream (the spectrum's seed and the block's
+            # first draw), made where it is used: the noise stays in the CPU cache and the
+            # result does not depend on which thread runs the block.
+            gen = _generator([*_seed_words(seeds[i]), a])
+            rows = ft[i] + nt[i] * torch.randn((b - a, w), generator=gen)
             mu, sg = self._member(m, rows, st[i].expand(b - a, w), low)
             mean_out[i, a:b] = mu
             if sig_out is not None and sg is not None:
@@ -460,6 +485,10 @@ class Engine:
     def __del__(self) -> None:  # pragma: no cover - interpreter-dependent timing
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _seed_words(seed: Sequence[int] | int) -> list[int]:
+    return [int(v) for v in seed] if isinstance(seed, Sequence) else [int(seed)]
 
 
 def _generator(seed: Sequence[int] | int) -> torch.Generator:
