@@ -25,6 +25,7 @@ The last printed line is one JSON object with the keys of issue 4.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import tempfile
@@ -185,7 +186,10 @@ def main() -> None:
     ml = pred.predict(specs)
     ml_s = (time.perf_counter() - t) / n_spec
     q = ml.quantiles()
-    nlive, t_nest, pairs, hits, ml_cov, ns_cov = (60 if quick else 150), 0.0, 0, 0, 0, 0
+    # Full mode: the nested sampler as `atmospec fit --method nested` runs it (its default
+    # live points); quick mode: fewer live points, to stay within minutes.
+    nlive_default = inspect.signature(fit_nested).parameters["nlive"].default
+    nlive, t_nest, pairs, hits, ml_cov, ns_cov = (60 if quick else nlive_default), 0.0, 0, 0, 0, 0
     per_param: dict[str, list[int]] = {p: [0, 0] for p in names}
     for i, spec in enumerate(specs):
         t = time.perf_counter()
