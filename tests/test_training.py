@@ -203,3 +203,25 @@ def test_builder_noise_matches_requested_snr(grid, tmp_path):
     clean /= np.median(clean[:, win], axis=1, keepdims=True)
     z = (X - clean) / s
     assert abs(z.std() - 1) < 0.05 and abs(z.mean()) < 0.05
+
+
+@pytest.mark.realdata
+def test_builder_all_off_node(grid, tmp_path):
+    # off_node_fraction=1 leaves no on-node sample (this used to crash): every sample is an
+    # interpolation inside a grid cell, so none carries a node index and none sits exactly
+    # on the 100 K Teff grid spacing of dback24 (a continuous draw hits it with probability 0).
+    from atmospec.training.builder import build_training_set
+
+    ts = build_training_set(
+        grid,
+        tmp_path / "off.h5",
+        n_samples=40,
+        off_node_fraction=1.0,
+        seed=3,
+        quiet=True,
+        axis="spex-prism",
+    )
+    X, y, _ = ts.arrays()
+    assert X.shape == (40, 104) and np.isfinite(X).all()
+    assert (ts.node == -1).all()
+    assert not np.any(np.isclose(y[:, 0] % 100.0, 0.0))

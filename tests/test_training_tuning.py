@@ -29,8 +29,18 @@ def test_tune_runs_and_shares_the_study(tmp_path):
     kw = dict(n_trials=2, space=space, storage=db, out_dir=tmp_path, max_epochs=2, quiet=True)
     study = tune(make, (X, y, s), (X[:30], y[:30], s[:30]), fit_kw, **kw)
     assert len(study.trials) == 2
-    # A second process pointing at the same storage continues the same study (4 trials).
-    again = tune(make, (X, y, s), (X[:30], y[:30], s[:30]), fit_kw, **kw)
+    # A second process pointing at the same storage continues the same study (4 trials);
+    # its callback sees exactly its own two trials, numbered after the first process's.
+    seen: list[int] = []
+    again = tune(
+        make,
+        (X, y, s),
+        (X[:30], y[:30], s[:30]),
+        fit_kw,
+        callbacks=[lambda st, tr: seen.append(tr.number)],
+        **kw,
+    )
     assert len(again.trials) == 4
+    assert seen == [2, 3]
     best = json.loads((tmp_path / "best_params.json").read_text())
     assert best["n_trials"] == 4 and set(best["best_params"]) == {"lr", "batch_size"}

@@ -197,8 +197,12 @@ def _plan(
             f"{nodes.size} allowed nodes); use off_node_fraction=0"
         )
     n_node = n - n_off
+    if n_node and nodes.size == 0:
+        raise ValueError("no grid node is allowed for on-node samples; pass nodes=")
     reps = int(np.ceil(n_node / max(nodes.size, 1)))
-    node_rows = np.concatenate([rng.permutation(nodes) for _ in range(reps)])[:n_node]
+    # Every allowed node in turn, reshuffled each pass (none at all when all are off-node).
+    passes = [rng.permutation(nodes) for _ in range(reps)]
+    node_rows = np.concatenate(passes)[:n_node] if passes else np.zeros(0, dtype=np.int64)
     m = cells.shape[1] if n_off else 1
     rows = np.zeros((n, m), dtype=np.int64)
     weights = np.zeros((n, m))

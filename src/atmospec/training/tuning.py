@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ def tune(
     seed: int = 0,
     timeout: float | None = None,
     quiet: bool = False,
+    callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
 ) -> Any:
     """Search hyperparameters minimising the validation loss; returns the Optuna study.
 
@@ -96,6 +97,8 @@ def tune(
         seed: sampler seed.
         timeout: stop after this many seconds.
         quiet: silence Optuna's per-trial log.
+        callbacks: Optuna callbacks ``f(study, frozen_trial)`` called after each trial of
+            this process (e.g. to record which trials it ran, or to stop the study).
     """
     import optuna
 
@@ -135,7 +138,13 @@ def tune(
         losses = est.history_[0]["val_loss"]
         return float(np.min(losses))
 
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, gc_after_trial=True)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        gc_after_trial=True,
+        callbacks=list(callbacks) if callbacks else None,
+    )
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         write_json(
