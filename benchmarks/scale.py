@@ -64,10 +64,10 @@ def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="160 spectra (a few minutes).")
+    ap.add_argument("--quick", action="store_true", help="400 spectra in 16 partitions (about a minute).")
     ap.add_argument("--out", type=Path, default=None, help="Write the full record as JSON.")
     ap.add_argument("--model", default="default", help="Model name or folder.")
-    ap.add_argument("--n", type=int, default=None, help="Spectra (default 160 quick / all 3,089).")
+    ap.add_argument("--n", type=int, default=None, help="Spectra (default 400 quick / all 3,089).")
     ap.add_argument("--draws", type=int, default=1000, help="Monte Carlo draws per spectrum.")
     ap.add_argument("--partition-size", type=int, default=None, help="Spectra per partition.")
     ap.add_argument(
@@ -88,8 +88,8 @@ def main() -> None:
     from atmospec.scale.distributed import predict_catalog, read_results
     from atmospec.scale.store import store_from_library
 
-    n = args.n or (160 if args.quick else None)
-    part = args.partition_size or (10 if args.quick else 128)
+    n = args.n or (400 if args.quick else None)
+    part = args.partition_size or (25 if args.quick else 128)
     ood = (not args.quick) if args.ood is None else args.ood
     work = args.workdir or Path(tempfile.mkdtemp(prefix="atmospec-bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,21 @@ from atmospec.errors import ModelFileError
 
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
+    from atmospec.posteriors.npe import NPEstimator
 
-__all__ = ["list_models", "load_model", "model_path", "ALIASES"]
+__all__ = ["list_models", "load_model", "model_path", "ALIASES", "DEFAULT_CHAIN"]
 
 ALIASES: dict[str, str] = {
     "default": "dback24-spex",
     "t-dwarf": "burrows06-spex",
 }
+"""Short names of shipped models. ``load_model("default")`` is the CNN; ``atmospec predict
+--model default`` follows :data:`DEFAULT_CHAIN` instead."""
+
+DEFAULT_CHAIN: tuple[str, str] = ("npe_dback24", "dback24-spex")
+"""What ``--model default`` runs: the NPE (first) serves a spectrum when its shipped
+calibration passes and the spectrum is inside its domain; otherwise the CNN (second) does.
+See :class:`atmospec.inference.selection.SelectionPolicy`."""
 
 
 def _root() -> Path:
@@ -71,14 +79,30 @@ def list_models() -> list[dict[str, Any]]:
                 "rmse": {p: m.get("rmse") for p, m in ev.get("overall", {}).items()},
                 "coverage68": ev.get("coverage68"),
                 "coverage95": ev.get("coverage95"),
+                "calibration": _calibration_summary(folder) if rec.get("kind") == "npe" else None,
                 "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
             }
         )
     return out
 
 
-def load_model(name: str = "default") -> Estimator:
+def _calibration_summary(folder: Path) -> dict[str, Any]:
+    from atmospec.inference.selection import read_calibration
+
+    status = read_calibration(folder)
+    return {
+        "passed": status.passed,
+        "max_coverage_error": status.max_error,
+        "tolerance": status.tolerance,
+    }
+
+
+def load_model(name: str = "default") -> Estimator | NPEstimator:
     """Load a shipped pretrained model by name (verified by sha256, never executes code).
+
+    Learned estimators come back as an :class:`~atmospec.estimators.base.Estimator`, neural
+    posterior estimators (kind ``"npe"``, e.g. ``"npe_dback24"``) as an
+    :class:`~atmospec.posteriors.npe.NPEstimator`.
 
     Example:
         >>> model = load_model("default")  # doctest: +SKIP
@@ -87,4 +111,13 @@ def load_model(name: str = "default") -> Estimator:
     """
     from atmospec.estimators.base import load_estimator
 
-    return load_estimator(model_path(name))
+    path = model_path(name)
+    try:
+        kind = json.loads((path / "model.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{path}: unreadable model.json ({err})") from None
+    if kind == "npe":
+        from atmospec.posteriors.npe import NPEstimator
+
+        return NPEstimator.load(path)
+    return load_estimator(path)

@@ -14,7 +14,13 @@ def predict_cmd(
     files: Optional[list[Path]] = typer.Argument(  # noqa: UP045
         None, help="Spectrum files (FITS, ECSV, CSV, text)."
     ),
-    model: str = typer.Option("default", "--model", "-m", help="Model name or saved folder."),
+    model: str = typer.Option(
+        "default",
+        "--model",
+        "-m",
+        help="default (the NPE when calibrated and the spectrum is in its domain, else the "
+        "CNN), a model name (dback24-spex, npe_dback24, t-dwarf) or a saved folder.",
+    ),
     out: Path = typer.Option(Path("atmospec-predict"), "--out", "-o", help="Output folder."),
     library: bool = typer.Option(False, "--library", help="Predict SpeX library spectra."),
     spt: Optional[str] = typer.Option(None, "--spt", help="Library: type range, e.g. L0-T8."),  # noqa: UP045
@@ -161,6 +167,12 @@ def predict_cmd(
         f"{summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
     )
     console.print(f"model {predictor.model_id}; results in {out / 'predictions.ecsv'}")
+    if predictor.policy is not None:
+        gate = predictor.policy.gate_problem()
+        if gate:
+            console.print(f"[yellow]default: {gate}; every row was served by the fallback[/]")
+        counts = ", ".join(f"{n} by {m}" for m, n in (summary.rows_by_model or {}).items())
+        console.print(f"default selection: rows served {counts or 'none'} (why: the notes column)")
     console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
 
 

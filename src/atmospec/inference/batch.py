@@ -63,6 +63,7 @@ class BatchSummary:
     n_predicted: int
     n_failed: int
     wall_time_s: float
+    rows_by_model: dict[str, int] | None = None
 
     @property
     def spectra_per_s(self) -> float:
@@ -283,6 +284,7 @@ def run_batch(
         "coverage": predictor.coverage,
         "n_sources": len(sources),
         "options": options or {},
+        "selection": None if predictor.policy is None else predictor.policy.to_dict(),
         "provenance": provenance(
             seed=predictor.seed, job="atmospec predict (batch)", model_id=predictor.model_id
         ),
@@ -329,6 +331,8 @@ def run_batch(
     wall = time.perf_counter() - t0
     rows, fails = merge_parts(out)
     summary = BatchSummary(out, len(sources), n_before, n_ok, n_fail, wall)
+    if "model_id" in rows:
+        summary.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
     record.update(
         status="complete",
         n_rows=int(len(rows)),
@@ -338,6 +342,7 @@ def run_batch(
         n_done_before=n_before,
         wall_time_s=wall,
         spectra_per_s=summary.spectra_per_s,
+        rows_by_model=summary.rows_by_model or {},
     )
     write_json(out / "run.json", record)
     return summary

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec.errors import ModelFileError, OutOfGridError
-from atmospec.inference.coverage import CoveragePolicy, ModelInput, prepare_input
+from atmospec.errors import AtmospecError, ModelFileError, OutOfGridError
+from atmospec.inference.coverage import CoveragePolicy, ModelInput
+from atmospec.inference.members import EstimatorMember
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
     from atmospec.inference.engine import Engine
+    from atmospec.inference.members import Member
     from atmospec.inference.ood import OODDetector
+    from atmospec.inference.selection import SelectionPolicy
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "monte_carlo",
     "resolve_model",
     "QUANTILES",
+    "RoutedInput",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -51,6 +56,12 @@ INTERVALS_NOTE = (
     "flux errors go through the network (one ensemble member per copy); for sigma heads that "
     "already include measurement noise, each copy adds only the part of the predicted sigma "
     "the noise spread does not explain (law of total variance), so noise is counted once"
+)
+
+NPE_INTERVALS_NOTE = (
+    "percentiles of joint posterior samples of the neural posterior estimator (a normalizing "
+    "flow conditioned on the spectrum and its per-pixel sigma): measurement noise enters "
+    "through the conditioning, once; correlations between parameters are kept"
 )
 
 
@@ -82,6 +93,11 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
         est = _from_registry(model)
     else:
         raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
+    if not isinstance(est, Estimator):
+        raise ModelFileError(
+            f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
+            "atmospec.inference.members.load_member or Predictor for it"
+        )
     est._require_fitted()
     mid = est.meta_.get("model_id") or est.meta_.get("name")
     digest = _state_digest(est)
@@ -115,9 +131,9 @@ def _load_grid_cached(name: str) -> ModelGrid:
     return load_grid(name).load()
 
 
-def _resolve_grid(grid: ModelGrid | str | None, estimator: Estimator) -> ModelGrid | None:
+def _resolve_grid(grid: ModelGrid | str | None, default: str) -> ModelGrid | None:
     if grid is None:
-        grid = estimator.meta_.get("grid")
+        grid = default
         if not grid:
             return None
     if isinstance(grid, str):
@@ -266,7 +282,9 @@ class PredictionResult:
         chi2_red, dof: the grid model at the median prediction against the data pixels
             (flux scale solved; dof = pixels - (parameters + 1)); NaN without a grid.
         fits: per object, the data over that model (for plots), or None.
-        model_id: the estimator's id (kind, grid, hash of the weights).
+        model_id: the predictor's id (kind, grid, hash of the weights; ``default:...`` for
+            the default selection); ``row_model_ids`` the model that served each row.
+        intervals: what the percentiles are (Monte Carlo or posterior samples).
     """
 
     param_names: tuple[str, ...]
@@ -290,6 +308,12 @@ class PredictionResult:
     notes: list[list[str]] = field(default_factory=list)
     wall_time_s: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
+    row_model_ids: list[str] = field(default_factory=list)
+    intervals: str = INTERVALS_NOTE
+
+    def row_model_id(self, i: int) -> str:
+        """The model that served row ``i``."""
+        return self.row_model_ids[i] if self.row_model_ids else self.model_id
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -316,7 +340,7 @@ class PredictionResult:
         cols["ood_score"] = self.ood_score
         cols["ood_flag"] = self.ood_flag
         cols["chi2_red"] = self.chi2_red
-        cols["model_id"] = [self.model_id] * len(self)
+        cols["model_id"] = [self.row_model_id(i) for i in range(len(self))]
         cols["name"] = list(self.names)
         cols["dof"] = self.dof
         cols["ood_reason"] = list(self.ood_reason)
@@ -335,7 +359,7 @@ class PredictionResult:
         table.meta["grid"] = self.grid
         table.meta["draws"] = self.draws
         table.meta["bounds"] = {k: list(v) for k, v in self.bounds.items()}
-        table.meta["intervals"] = INTERVALS_NOTE
+        table.meta["intervals"] = self.intervals
         table.meta["chi2_rule"] = "grid model at the medians, flux scale solved; dof = N - (p + 1)"
         table.meta["provenance"] = self.provenance
         return table
@@ -382,7 +406,7 @@ class PredictionResult:
         return {
             "source": self.sources[i],
             "name": self.names[i],
-            "model_id": self.model_id,
+            "model_id": self.row_model_id(i),
             "grid": self.grid,
             "percentiles": row,
             "point": dict(zip(self.param_names, map(float, self.point[i]), strict=True)),
@@ -485,16 +509,109 @@ def _point_mapping(grid: ModelGrid, names: tuple[str, ...], values: FloatArray) 
     return point
 
 
+@dataclass
+class RoutedInput(ModelInput):
+    """A :class:`ModelInput` that records which member of a Predictor serves it."""
+
+    member: str = ""
+
+    @classmethod
+    def of(cls, inp: ModelInput, member: str) -> RoutedInput:
+        fields = {k: getattr(inp, k) for k in inp.__dataclass_fields__}
+        return cls(**fields, member=member)
+
+
+def _subset(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
+    """The rows ``idx`` of a result."""
+    ix = list(idx)
+    return dataclasses.replace(
+        res,
+        sources=[res.sources[i] for i in ix],
+        names=[res.names[i] for i in ix],
+        samples=res.samples[ix],
+        point=res.point[ix],
+        point_std=None if res.point_std is None else res.point_std[ix],
+        at_bound=res.at_bound[ix],
+        ood_score=res.ood_score[ix],
+        ood_flag=res.ood_flag[ix],
+        ood_reason=[res.ood_reason[i] for i in ix],
+        chi2_red=res.chi2_red[ix],
+        dof=res.dof[ix],
+        fits=[res.fits[i] for i in ix],
+        inputs=[res.inputs[i] for i in ix],
+        notes=[res.notes[i] for i in ix],
+        row_model_ids=[res.row_model_ids[i] for i in ix],
+    )
+
+
+def _concat(parts: list[tuple[list[int], PredictionResult]], n: int) -> PredictionResult:
+    """Rows of several results put back in their original order (``parts``: positions, rows)."""
+    pos = [i for idx, _ in parts for i in idx]
+    order = np.argsort(pos, kind="stable")
+    assert sorted(pos) == list(range(n))
+    results = [r for _, r in parts]
+    first = results[0]
+
+    def cat(get: Any) -> Any:
+        return np.concatenate([get(r) for r in results])[order]
+
+    def lst(get: Any) -> list[Any]:
+        flat = [x for r in results for x in get(r)]
+        return [flat[i] for i in order]
+
+    stds = [r.point_std for r in results]
+    if any(s is None for s in stds):
+        p = len(first.param_names)
+        stds = [
+            np.full((len(r), p), np.nan) if r.point_std is None else r.point_std for r in results
+        ]
+    notes = sorted({r.intervals for r in results})
+    return dataclasses.replace(
+        first,
+        sources=lst(lambda r: r.sources),
+        names=lst(lambda r: r.names),
+        samples=cat(lambda r: r.samples),
+        point=cat(lambda r: r.point),
+        point_std=np.concatenate(stds)[order],
+        at_bound=cat(lambda r: r.at_bound),
+        ood_score=cat(lambda r: r.ood_score),
+        ood_flag=cat(lambda r: r.ood_flag),
+        ood_reason=lst(lambda r: r.ood_reason),
+        chi2_red=cat(lambda r: r.chi2_red),
+        dof=cat(lambda r: r.dof),
+        fits=lst(lambda r: r.fits),
+        inputs=lst(lambda r: r.inputs),
+        notes=lst(lambda r: r.notes),
+        row_model_ids=lst(lambda r: r.row_model_ids),
+        intervals=" | ".join(notes),
+    )
+
+
+BUNDLE_FILE = "predictor.json"
+"""The record of a Predictor saved with several members (see :meth:`Predictor.export_files`)."""
+
+
 class Predictor:
-    """A loaded estimator with its grid and OOD detector, ready to predict many spectra.
+    """Estimators with their grid and OOD detector, ready to predict many spectra.
+
+    ``model="default"`` runs the selection policy of :data:`atmospec.models.DEFAULT_CHAIN`:
+    the neural posterior estimator (``npe_dback24``) serves a spectrum when its shipped
+    calibration passes and the spectrum is inside its domain (whole wavelength axis covered,
+    S/N inside its trained range, not flagged out of distribution); otherwise the CNN
+    (``dback24-spex``) serves it, and the row's ``model_id`` and notes say which and why
+    (:class:`~atmospec.inference.selection.SelectionPolicy`). Any other model is used alone.
 
     Args:
-        model: an Estimator, a saved model folder, or a registry name (``"default"``).
+        model: ``"default"``, a registry name (``"dback24-spex"``, ``"npe_dback24"``...), a
+            saved model folder (a learned estimator or an NPE), an Estimator or an
+            NPEstimator.
         grid: the model grid (or its name) for the chi-square and the model plot; default the
-            grid the estimator records in ``meta_["grid"]``.
-        ood: True (calibrate on first use and cache under the data directory), False, or an
-            :class:`~atmospec.inference.ood.OODDetector`.
-        draws: Monte Carlo draws per spectrum (>= 1,000 recommended).
+            grid the estimator records in its metadata.
+        ood: True (calibrate on first use and cache under the data directory), False, an
+            :class:`~atmospec.inference.ood.OODDetector` (single model), or a mapping
+            ``{model_id: OODDetector}``.
+        draws: samples per spectrum (Monte Carlo draws for a learned estimator, posterior
+            draws for an NPE; >= 1,000 recommended).
         coverage: ``"refuse"`` or ``"mask"`` (see :func:`~atmospec.inference.coverage.prepare_input`).
         max_masked_fraction: passed to ``prepare_input``.
         assume_snr: passed to ``prepare_input``.
@@ -512,7 +629,7 @@ class Predictor:
         model: Any = "default",
         *,
         grid: ModelGrid | str | None = None,
-        ood: bool | OODDetector = True,
+        ood: bool | OODDetector | Mapping[str, OODDetector] = True,
         draws: int = 1000,
         coverage: CoveragePolicy = "refuse",
         max_masked_fraction: float = 0.5,
@@ -523,14 +640,11 @@ class Predictor:
         num_threads: int | None = None,
         precision: Literal["float32", "bfloat16"] = "float32",
     ) -> None:
-        from atmospec.inference.engine import Engine
+        from atmospec.inference.members import load_member
 
         if draws < 1:
             raise ValueError(f"draws must be >= 1, got {draws}")
-        self.estimator, self.model_id = resolve_model(model)
-        self.engine = Engine(self.estimator, num_threads=num_threads)
         self.precision: Literal["float32", "bfloat16"] = precision
-        self.grid = _resolve_grid(grid, self.estimator)
         self.draws = int(draws)
         self.coverage: CoveragePolicy = coverage
         self.max_masked_fraction = max_masked_fraction
@@ -538,61 +652,202 @@ class Predictor:
         self.seed = seed
         self.max_rows = max_rows
         self.quiet = quiet
-        self.detector: OODDetector | None = None
-        self.ood_note = ""
-        if ood is True:
-            self.detector = self._detector()
-        elif ood is not False:
-            self.detector = ood
+        kw: dict[str, Any] = {"num_threads": num_threads, "precision": precision}
+        kw["max_rows"] = max_rows
+        self.policy: SelectionPolicy | None = None
+        self.members: dict[str, Member] = {}
+        if isinstance(model, str) and model == "default":
+            from atmospec.models import DEFAULT_CHAIN
 
-    def _detector(self) -> OODDetector | None:
-        from atmospec.inference.ood import OODDetector, calibrate_ood, ood_cache_path
+            self._set_chain(DEFAULT_CHAIN[0], DEFAULT_CHAIN[1], kw)
+        elif isinstance(model, (str, os.PathLike)) and (Path(model) / BUNDLE_FILE).is_file():
+            import json
 
-        if self.grid is None:
-            self.ood_note = "no OOD score: the model records no grid (pass grid=)"
+            record = json.loads((Path(model) / BUNDLE_FILE).read_text(encoding="utf-8"))
+            self._set_chain(
+                str(Path(model) / record["primary"]), str(Path(model) / record["fallback"]), kw
+            )
+        else:
+            member = load_member(model, **kw)
+            self.members = {member.model_id: member}
+        if self.policy is None:
+            self.model_id = next(iter(self.members))
+        else:
+            self.model_id = "default:" + "+".join(self._chain_ids)
+        self.grids = {mid: _resolve_grid(grid, m.grid_name) for mid, m in self.members.items()}
+        self.detectors: dict[str, OODDetector | None] = {}
+        self.ood_notes: dict[str, str] = {}
+        for mid, m in self.members.items():
+            if ood is True:
+                self.detectors[mid] = self._detector(m)
+            elif ood is False:
+                self.detectors[mid] = None
+            elif isinstance(ood, Mapping):
+                self.detectors[mid] = ood.get(mid)
+                if self.detectors[mid] is None:
+                    self.ood_notes[mid] = f"no OOD score: no detector given for {mid}"
+            else:
+                self.detectors[mid] = ood
+
+    # -- members -----------------------------------------------------------------------
+    def _set_chain(self, primary: str, fallback: str, kw: dict[str, Any]) -> None:
+        from atmospec.inference.members import NPEMember, load_member
+        from atmospec.inference.selection import CalibrationStatus, SelectionPolicy
+
+        back = load_member(fallback, **kw)
+        problem = ""
+        front: Member | None = None
+        try:
+            front = load_member(primary, **kw)
+        except AtmospecError as err:
+            problem = f"cannot be loaded ({err})"
+        if front is not None and not isinstance(front, NPEMember):
+            raise ModelFileError(f"{primary}: the first model of the chain must be an NPE")
+        if front is not None and front.param_names != back.param_names:
+            problem = f"its parameters {front.param_names} differ from {back.param_names}"
+        if problem or front is None:
+            status = CalibrationStatus(False, float("nan"), float("nan"), problem)
+            name = Path(primary).name
+        else:
+            status = front.calibration
+            name = front.name
+        self.policy = SelectionPolicy(name, back.name, status)
+        self._chain_ids = [back.model_id] if front is None else [front.model_id, back.model_id]
+        if front is not None and self.policy.primary_usable:
+            self.members = {front.model_id: front, back.model_id: back}
+            self._primary: Member | None = front
+        else:
+            self.members = {back.model_id: back}
+            self._primary = None
+        self._fallback = back
+        self._chain_members = {"primary": front, "fallback": back}
+
+    @property
+    def _only(self) -> Member:
+        return next(iter(self.members.values()))
+
+    @property
+    def estimator(self) -> Any:
+        """The estimator of the (last) member: the CNN of ``"default"``, else the model."""
+        m = list(self.members.values())[-1]
+        return m.estimator if isinstance(m, EstimatorMember) else m.npe
+
+    @property
+    def engine(self) -> Engine:
+        """The inference engine of the learned estimator (not for an NPE alone)."""
+        m = list(self.members.values())[-1]
+        if not isinstance(m, EstimatorMember):
+            raise AttributeError("an NPE predictor has no Monte Carlo engine")
+        return m.engine
+
+    @property
+    def grid(self) -> ModelGrid | None:
+        """The grid of the (last) member."""
+        return list(self.grids.values())[-1]
+
+    @property
+    def detector(self) -> OODDetector | None:
+        """The OOD detector of the (last) member."""
+        return list(self.detectors.values())[-1]
+
+    def _detector(self, member: Member) -> OODDetector | None:
+        from atmospec.inference.ood import OODDetector, ood_cache_path
+
+        grid = self.grids[member.model_id]
+        if grid is None:
+            self.ood_notes[member.model_id] = "no OOD score: the model records no grid (pass grid=)"
             return None
-        path = ood_cache_path(self.model_id)
+        path = ood_cache_path(member.model_id)
         if path.exists():
             try:
                 det = OODDetector.load(path)
-                if det.wavelength.shape == self.estimator.wavelength_.shape:  # type: ignore[union-attr]
+                if det.wavelength.shape == member.wavelength.shape:
                     return det
             except ModelFileError:
                 pass
         if not self.quiet:
             print(
-                f"calibrating the OOD score of {self.model_id} on synthetic {self.grid.name} "
+                f"calibrating the OOD score of {member.model_id} on synthetic {grid.name} "
                 "spectra (once; cached)"
             )
-        det = calibrate_ood(self.estimator, self.grid, quiet=self.quiet)
+        det = member.calibrate_ood(grid, self.quiet)
         det.save(path)
         return det
 
-    def prepare(self, spectrum: Spectrum) -> ModelInput:
-        """The spectrum on the model's axis under this predictor's coverage policy."""
-        inp = prepare_input(
-            spectrum,
-            self.estimator.wavelength_,  # type: ignore[arg-type]
-            policy=self.coverage,
-            max_masked_fraction=self.max_masked_fraction,
-            assume_snr=self.assume_snr,
-            model=f"model {self.model_id}",
-        )
-        return inp
+    def export_files(self) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+        """The files that rebuild this predictor elsewhere, and its OOD detectors as records.
 
-    def _object_model(self, inp: ModelInput, median: FloatArray) -> ObjectModel | None:
+        A single model gives its model folder's files; ``"default"`` gives a folder with one
+        sub-folder per member and :data:`BUNDLE_FILE` (``Predictor(folder)`` rebuilds the
+        same selection, from the same shipped calibration).
+        """
+        dets = {mid: det.to_dict() for mid, det in self.detectors.items() if det is not None}
+        if self.policy is None:
+            return self._only.files(), dets
+        import json
+
+        files: dict[str, bytes] = {}
+        record = {"format": "atmospec-predictor", "primary": "primary", "fallback": "fallback"}
+        for role, member in self._chain_members.items():
+            if member is None:
+                continue
+            for name, blob in member.files().items():
+                files[f"{role}/{name}"] = blob
+        files[BUNDLE_FILE] = json.dumps(record).encode()
+        return files, dets
+
+    # -- preparing ---------------------------------------------------------------------
+    def _prepare_for(self, member: Member, spectrum: Spectrum) -> ModelInput:
+        return member.prepare(spectrum, self.coverage, self.max_masked_fraction, self.assume_snr)
+
+    def prepare(self, spectrum: Spectrum) -> ModelInput:
+        """The spectrum on the axis of the model that will serve it, under the coverage
+        policy (with ``"default"``, the routing decision is made here and noted)."""
+        from atmospec.errors import InvalidSpectrumError
+
+        if self.policy is None:
+            member = self._only
+            inp = self._prepare_for(member, spectrum)
+            problem = member.domain_problem(inp)
+            if problem:
+                raise InvalidSpectrumError(
+                    f"{inp.source}: {problem}; it would be extrapolation. Use --model default "
+                    "(falls back to the CNN for such spectra) or a learned estimator "
+                    "(--model dback24-spex)"
+                )
+            return RoutedInput.of(inp, member.model_id)
+        reason = self.policy.gate_problem()
+        if not reason and self._primary is not None:
+            try:
+                inp = self._prepare_for(self._primary, spectrum)
+                reason = self._primary.domain_problem(inp)
+            except AtmospecError as err:
+                reason = str(err)
+            if not reason:
+                routed = RoutedInput.of(inp, self._primary.model_id)
+                routed.notes.append(self.policy.primary_note())
+                return routed
+        routed = RoutedInput.of(
+            self._prepare_for(self._fallback, spectrum), self._fallback.model_id
+        )
+        routed.notes.append(self.policy.fallback_note(reason))
+        return routed
+
+    def _object_model(
+        self, member: Member, inp: ModelInput, median: FloatArray
+    ) -> ObjectModel | None:
         from atmospec.inference.chi2 import chi2_with_scale
         from atmospec.inference.fit import prepare
         from atmospec.transforms import bin_edges
 
-        grid = self.grid
+        grid = self.grids[member.model_id]
         if grid is None:
             return None
-        names = self.estimator.param_names_
+        names = member.param_names
         point = _point_mapping(grid, names, median)
         spec = inp.spectrum
         assert spec is not None
-        edges = bin_edges(self.estimator.wavelength_)  # type: ignore[arg-type]
+        edges = bin_edges(member.wavelength)
         try:
             data = prepare(spec, grid, coverage="mask", wave_range=(edges[0], edges[-1]))
             native = grid.interpolate(point)
@@ -612,9 +867,9 @@ class Predictor:
             flux_unit=data.flux_unit,
         )
 
+    # -- predicting --------------------------------------------------------------------
     def predict(self, spectra: Any) -> PredictionResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""
-        from atmospec._fileio import provenance
         from atmospec.inference.ood import grid_model_on_axis
 
         t0 = time.perf_counter()
@@ -623,16 +878,31 @@ class Predictor:
         return self.predict_inputs(
             inputs,
             t0=t0,
-            provenance_record=provenance(
-                seed=self.seed,
-                grid=self.grid.name if self.grid else None,
-                job="atmospec predict",
-                model_id=self.model_id,
-                draws=self.draws,
-                coverage=self.coverage,
-            ),
+            provenance_record=self._provenance(),
             grid_model_fn=grid_model_on_axis,
         )
+
+    def _provenance(self) -> dict[str, Any]:
+        from atmospec._fileio import provenance
+
+        return provenance(
+            seed=self.seed,
+            grid=self.grid.name if self.grid else None,
+            job="atmospec predict",
+            model_id=self.model_id,
+            draws=self.draws,
+            coverage=self.coverage,
+            selection=None if self.policy is None else self.policy.to_dict(),
+        )
+
+    def _member_of(self, inp: ModelInput) -> str:
+        mid = getattr(inp, "member", "")
+        if mid in self.members:
+            return str(mid)
+        for m_id, m in self.members.items():  # a plain ModelInput: the member of its axis
+            if m.wavelength.shape == inp.flux.shape:
+                return m_id
+        raise ValueError(f"{inp.source}: prepared for none of the models of this predictor")
 
     def predict_inputs(
         self,
@@ -642,43 +912,115 @@ class Predictor:
         provenance_record: dict[str, Any] | None = None,
         grid_model_fn: Any = None,
     ) -> PredictionResult:
-        """Predict spectra already put on the model axis by :meth:`prepare`."""
+        """Predict spectra already put on the model axis by :meth:`prepare`.
+
+        With ``"default"``, spectra the NPE served but its OOD score flags (outside its grid
+        or unlike its training spectra) are predicted again by the fallback, noted.
+        """
+        t0 = time.perf_counter() if t0 is None else t0
+        groups: dict[str, list[int]] = {mid: [] for mid in self.members}
+        for i, inp in enumerate(inputs):
+            groups[self._member_of(inp)].append(i)
+        parts: list[tuple[list[int], PredictionResult]] = []
+        todo = list(inputs)
+        if self.policy is not None and self._primary is not None:
+            pid = self._primary.model_id
+            idx = groups.pop(pid)
+            if idx:
+                res = self._run(self._primary, [todo[i] for i in idx], grid_model_fn)
+                keep = [k for k in range(len(idx)) if not res.ood_flag[k]]
+                if len(keep) < len(idx):
+                    keep = self._reroute(res, idx, keep, todo, groups)
+                if keep:
+                    parts.append(([idx[k] for k in keep], _subset(res, keep)))
+        for mid, idx in groups.items():
+            if idx:
+                parts.append(
+                    (idx, self._run(self.members[mid], [todo[i] for i in idx], grid_model_fn))
+                )
+        if not parts:
+            parts.append(([], self._run(self._only, [], grid_model_fn)))
+        result = parts[0][1] if len(parts) == 1 else _concat(parts, len(inputs))
+        result.model_id = self.model_id
+        result.wall_time_s = time.perf_counter() - t0
+        result.provenance = provenance_record or {}
+        return result
+
+    def _reroute(
+        self,
+        res: PredictionResult,
+        idx: list[int],
+        keep: list[int],
+        todo: list[ModelInput],
+        groups: dict[str, list[int]],
+    ) -> list[int]:
+        """Send NPE rows its OOD score flags to the fallback; returns the NPE rows kept."""
+        assert self.policy is not None
+        kept = list(keep)
+        for k in range(len(idx)):
+            if k in keep:
+                continue
+            i = idx[k]
+            spec = todo[i].spectrum
+            reason = (
+                f"out-of-distribution for {self.policy.primary} (ood_score "
+                f"{res.ood_score[k]:.2f} > 1: {res.ood_reason[k]}; outside its grid or unlike "
+                "its training spectra)"
+            )
+            try:
+                assert spec is not None
+                new = RoutedInput.of(
+                    self._prepare_for(self._fallback, spec), self._fallback.model_id
+                )
+            except AtmospecError as err:
+                res.notes[k].append(f"{reason}; the fallback cannot take it either ({err})")
+                kept.append(k)
+                continue
+            new.notes.append(self.policy.fallback_note(reason))
+            todo[i] = new
+            groups[self._fallback.model_id].append(i)
+        groups[self._fallback.model_id].sort()
+        return sorted(kept)
+
+    def _run(
+        self, member: Member, inputs: list[ModelInput], grid_model_fn: Any
+    ) -> PredictionResult:
+        """Predict ``inputs`` (all on ``member``'s axis) with one member."""
+        from atmospec.inference.members import NPEMember
         from atmospec.inference.ood import grid_model_on_axis
 
-        t0 = time.perf_counter() if t0 is None else t0
-        est = self.estimator
-        names = est.param_names_
+        mid = member.model_id
+        names = member.param_names
         n = len(inputs)
         flux = np.array([m.flux for m in inputs]).reshape(n, -1)
         sigma = np.array([m.sigma for m in inputs]).reshape(n, -1)
         seeds = [spectrum_seed(self.seed, m.source) for m in inputs]
-        samples, point, point_std, at_bound = monte_carlo(
-            self.engine,
-            flux,
-            sigma,
-            draws=self.draws,
-            seeds=seeds,
-            max_rows=self.max_rows,
-            precision=self.precision,
-        )
+        if n:
+            samples, point, point_std, at_bound = member.draw(flux, sigma, seeds, self.draws)
+        else:
+            p = len(names)
+            samples = np.zeros((0, self.draws, p), dtype=np.float32)
+            point, point_std = np.zeros((0, p)), None
+            at_bound = np.zeros((0, p), dtype=bool)
         median = np.median(samples, axis=1).astype(np.float64)
-        fits = [self._object_model(m, median[i]) for i, m in enumerate(inputs)]
+        fits = [self._object_model(member, m, median[i]) for i, m in enumerate(inputs)]
         chi2_red = np.array([f.chi2_red if f else np.nan for f in fits])
         dof = np.array([f.dof if f else 0 for f in fits], dtype=np.int64)
         notes = [list(m.notes) for m in inputs]
-        if self.detector is not None and n:
-            assert self.grid is not None
+        detector = self.detectors.get(mid)
+        grid = self.grids[mid]
+        if detector is not None and grid is not None and n:
             fn = grid_model_fn or grid_model_on_axis
-            gm = fn(self.grid, point, names, est.wavelength_)
-            raw = self.detector.raw_scores(flux, sigma, point, point_std, gm)
-            score, flag, reasons = self.detector.score(raw)
+            gm = fn(grid, point, names, member.wavelength)
+            raw = detector.raw_scores(flux, sigma, point, point_std, gm)
+            score, flag, reasons = detector.score(raw)
         else:
             score = np.full(n, np.nan)
             flag = np.zeros(n, dtype=bool)
             reasons = [""] * n
-            if self.ood_note:
+            if self.ood_notes.get(mid):
                 for nt in notes:
-                    nt.append(self.ood_note)
+                    nt.append(self.ood_notes[mid])
         for i in range(n):
             hit = [p for j, p in enumerate(names) if at_bound[i, j]]
             if hit:
@@ -695,7 +1037,7 @@ class Predictor:
             point=point,
             point_std=point_std,
             at_bound=at_bound,
-            bounds=dict(est.bounds_),
+            bounds=dict(member.bounds),
             ood_score=score,
             ood_flag=flag,
             ood_reason=reasons,
@@ -703,12 +1045,12 @@ class Predictor:
             dof=dof,
             fits=fits,
             inputs=inputs,
-            model_id=self.model_id,
-            grid=self.grid.name if self.grid is not None else "",
+            model_id=mid,
+            grid=grid.name if grid is not None else "",
             draws=self.draws,
             notes=notes,
-            wall_time_s=time.perf_counter() - t0,
-            provenance=provenance_record or {},
+            row_model_ids=[mid] * n,
+            intervals=NPE_INTERVALS_NOTE if isinstance(member, NPEMember) else INTERVALS_NOTE,
         )
 
 

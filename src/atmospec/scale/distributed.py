@@ -339,8 +339,10 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
 @dataclass(frozen=True)
 class PredictorSpec:
     """Everything a worker needs to rebuild a :class:`~atmospec.inference.predict.Predictor`:
-    the model folder's files (bytes, sent once per worker), the grid (path or name), the
-    calibrated OOD detector (as its JSON record) and the prediction options."""
+    the model folder's files (bytes, sent once per worker; for ``"default"`` the files of
+    every estimator of the selection, by relative path), the grid (path or name), the
+    calibrated OOD detector (as its JSON record; ``{"by_model": {model_id: record}}`` when
+    there are several) and the prediction options."""
 
     model_id: str
     model_files: dict[str, bytes]
@@ -382,12 +384,14 @@ class PredictorSpec:
             seed=seed,
             quiet=quiet,
         )
-        with tempfile.TemporaryDirectory(prefix="atmospec-model-") as tmp:
-            folder = pred.estimator.save(Path(tmp) / "model")
-            files = {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+        files, detectors = pred.export_files()
         g = pred.grid
         grid_ref = None if g is None else (str(getattr(g, "path", "")), str(g.name))
-        det = None if pred.detector is None else pred.detector.to_dict()
+        det: dict[str, Any] | None
+        if len(pred.members) == 1 and pred.policy is None:
+            det = next(iter(detectors.values()), None)
+        else:
+            det = {"by_model": detectors} if ood else None
         options = {
             "draws": draws,
             "coverage": coverage,
@@ -456,12 +460,17 @@ def _predictor(spec: PredictorSpec) -> Predictor:
     _keep_freed_memory()
     folder = Path(tempfile.mkdtemp(prefix=f"atmospec-{spec.model_id[:24]}-"))
     for name, blob in spec.model_files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(blob)
     grid: Any = None
     if spec.grid is not None:
         path, name = spec.grid
         grid = path if path and Path(path).is_file() else name
-    ood: Any = False if spec.detector is None else OODDetector.from_dict(spec.detector)
+    ood: Any = False
+    if spec.detector is not None and "by_model" in spec.detector:
+        ood = {k: OODDetector.from_dict(v) for k, v in spec.detector["by_model"].items()}
+    elif spec.detector is not None:
+        ood = OODDetector.from_dict(spec.detector)
     try:
         # One inference thread per worker process: the workers are the parallelism.
         options = {"num_threads": 1, **spec.options}

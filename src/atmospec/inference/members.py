@@ -1,0 +1,397 @@
+"""The estimators a Predictor can run: a learned point/sigma estimator (CNN) or an NPE."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from atmospec.estimators.base import Estimator
+    from atmospec.grids import ModelGrid
+    from atmospec.inference.coverage import CoveragePolicy, ModelInput
+    from atmospec.inference.ood import OODDetector
+    from atmospec.inference.selection import CalibrationStatus, NPEDomain
+    from atmospec.posteriors.npe import NPEstimator
+    from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "EstimatorMember",
+    "NPEMember",
+    "Member",
+    "load_member",
+    "calibrate_npe_ood",
+    "npe_digest",
+]
+
+FloatArray = NDArray[np.float64]
+Draws = tuple[NDArray[np.float32], FloatArray, "FloatArray | None", NDArray[np.bool_]]
+
+
+def _prepare(
+    spectrum: Spectrum,
+    wavelength: FloatArray,
+    model_id: str,
+    policy: CoveragePolicy,
+    max_masked_fraction: float,
+    assume_snr: float | None,
+) -> ModelInput:
+    from atmospec.inference.coverage import prepare_input
+
+    return prepare_input(
+        spectrum,
+        wavelength,
+        policy=policy,
+        max_masked_fraction=max_masked_fraction,
+        assume_snr=assume_snr,
+        model=f"model {model_id}",
+    )
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+class EstimatorMember:
+    """A learned estimator (CNN, MLP... with sigma heads or ensembles) behind a Predictor.
+
+    Intervals are Monte Carlo over the flux errors (:func:`~atmospec.inference.predict.
+    monte_carlo`).
+    """
+
+    kind = "estimator"
+
+    def __init__(
+        self,
+        estimator: Estimator,
+        model_id: str,
+        *,
+        name: str = "",
+        num_threads: int | None = None,
+        precision: Literal["float32", "bfloat16"] = "float32",
+        max_rows: int = 65536,
+    ) -> None:
+        from atmospec.inference.engine import Engine
+
+        self.estimator = estimator
+        self.model_id = model_id
+        self.name = name or model_id
+        self.engine = Engine(estimator, num_threads=num_threads)
+        self.precision: Literal["float32", "bfloat16"] = precision
+        self.max_rows = max_rows
+        self.param_names: tuple[str, ...] = tuple(estimator.param_names_)
+        self.bounds: dict[str, tuple[float, float]] = dict(estimator.bounds_)
+        self.wavelength: FloatArray = np.asarray(estimator.wavelength_, dtype=np.float64)
+        self.grid_name: str = str(estimator.meta_.get("grid") or "")
+
+    def prepare(
+        self,
+        spectrum: Spectrum,
+        policy: CoveragePolicy,
+        max_masked_fraction: float,
+        assume_snr: float | None,
+    ) -> ModelInput:
+        """The spectrum on this estimator's axis under a coverage policy."""
+        return _prepare(
+            spectrum, self.wavelength, self.model_id, policy, max_masked_fraction, assume_snr
+        )
+
+    def domain_problem(self, inp: ModelInput) -> str:
+        """Every spectrum the coverage policy lets through is in this estimator's domain."""
+        return ""
+
+    def draw(self, flux: FloatArray, sigma: FloatArray, seeds: Sequence[Any], draws: int) -> Draws:
+        """``(samples (n, draws, p), point (n, p), point_std (n, p) or None, at_bound)``."""
+        from atmospec.inference.predict import monte_carlo
+
+        return monte_carlo(
+            self.engine,
+            flux,
+            sigma,
+            draws=draws,
+            seeds=seeds,
+            max_rows=self.max_rows,
+            precision=self.precision,
+        )
+
+    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
+        from atmospec.inference.ood import calibrate_ood
+
+        return calibrate_ood(self.estimator, grid, quiet=quiet)
+
+    def files(self) -> dict[str, bytes]:
+        """The model folder's files (name -> bytes), to ship to other processes."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="atmospec-model-") as tmp:
+            folder = self.estimator.save(Path(tmp) / "model")
+            return _folder_files(Path(folder))
+
+
+def npe_digest(npe: NPEstimator) -> str:
+    """10 hex digits of sha256 over an NPE's weights, input scalings and axis."""
+    h = hashlib.sha256()
+    for key, value in sorted(npe.model_.state_dict().items()):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(value.detach().cpu().numpy()).tobytes())
+    for arr in (npe.x_mean_, npe.x_std_, np.array([npe.ls_mean_, npe.ls_std_])):
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    if npe.wavelength_ is not None:
+        h.update(np.ascontiguousarray(npe.wavelength_, dtype=np.float64).tobytes())
+    return h.hexdigest()[:10]
+
+
+class NPEMember:
+    """A neural posterior estimator behind a Predictor: samples are posterior draws.
+
+    Each spectrum's ``draws`` samples come from the flow conditioned on the spectrum and its
+    per-pixel sigma, seeded per spectrum (so they do not depend on the batch). The posterior
+    already accounts for the measurement noise: the spectrum is not perturbed again.
+    Spectra outside the NPE's trained domain (masked bins, S/N outside its noise model's
+    range) are refused by :meth:`domain_problem`.
+    """
+
+    kind = "npe"
+
+    def __init__(
+        self,
+        npe: NPEstimator,
+        model_id: str,
+        *,
+        name: str = "",
+        folder: str | os.PathLike[str] | None = None,
+        chunk: int = 64,
+    ) -> None:
+        from atmospec.inference.selection import NPEDomain, read_calibration
+
+        if getattr(npe, "wavelength_", None) is None:
+            raise ModelFileError(
+                f"NPE {model_id}: the model records no wavelength axis, so observed spectra "
+                "cannot be put on it (train it with fit(..., wavelength=...))"
+            )
+        self.npe = npe
+        self.model_id = model_id
+        self.name = name or model_id
+        self.folder = None if folder is None else Path(folder)
+        self.chunk = chunk
+        self.param_names: tuple[str, ...] = tuple(npe.param_names)
+        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds)
+        self.wavelength: FloatArray = np.asarray(npe.wavelength_, dtype=np.float64)
+        self.domain: NPEDomain = NPEDomain.of(npe, self.name)
+        self.grid_name: str = self.domain.grid
+        self.calibration: CalibrationStatus = read_calibration(self.folder)
+
+    def prepare(
+        self,
+        spectrum: Spectrum,
+        policy: CoveragePolicy,
+        max_masked_fraction: float,
+        assume_snr: float | None,
+    ) -> ModelInput:
+        """The spectrum on the NPE's axis under a coverage policy (same rules as the CNN)."""
+        return _prepare(
+            spectrum, self.wavelength, self.model_id, policy, max_masked_fraction, assume_snr
+        )
+
+    def domain_problem(self, inp: ModelInput) -> str:
+        """Why the NPE must not take this spectrum ('' when it may)."""
+        return self.domain.input_problem(inp)
+
+    def draw(self, flux: FloatArray, sigma: FloatArray, seeds: Sequence[Any], draws: int) -> Draws:
+        """Posterior samples ``(n, draws, p)``, their mean and sd, and bound pressure."""
+        from atmospec.estimators.base import BOUND_TOLERANCE
+
+        n, p = flux.shape[0], len(self.param_names)
+        samples = np.empty((n, draws, p), dtype=np.float32)
+        for i in range(n):
+            # One torch seed per spectrum, drawn from its (seed, crc32(source)) stream.
+            torch_seed = int(np.random.default_rng(seeds[i]).integers(2**62))
+            samples[i] = self.npe.sample(flux[i], sigma[i], n=draws, seed=torch_seed)
+        point = samples.mean(axis=1, dtype=np.float64)
+        point_std = samples.std(axis=1, dtype=np.float64)
+        lo = np.array([self.bounds[q][0] for q in self.param_names])
+        hi = np.array([self.bounds[q][1] for q in self.param_names])
+        median = np.median(samples, axis=1)
+        tol = BOUND_TOLERANCE * (hi - lo)
+        at_bound = (median <= lo + tol) | (median >= hi - tol)
+        return samples, point, point_std, at_bound
+
+    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
+        return calibrate_npe_ood(self.npe, grid, quiet=quiet)
+
+    def files(self) -> dict[str, bytes]:
+        """The model folder's files (with ``calibration.json`` when shipped)."""
+        import tempfile
+
+        if self.folder is not None and (self.folder / "model.json").is_file():
+            return _folder_files(self.folder)
+        with tempfile.TemporaryDirectory(prefix="atmospec-npe-") as tmp:
+            folder = self.npe.save(Path(tmp) / "model")
+            return _folder_files(Path(folder))
+
+
+Member = EstimatorMember | NPEMember
+
+
+def _model_kind(folder: Path) -> str:
+    import json
+
+    try:
+        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"{folder}: unreadable model.json ({err})") from None
+    return str(record.get("kind", ""))
+
+
+def load_member(
+    model: Any,
+    *,
+    num_threads: int | None = None,
+    precision: Literal["float32", "bfloat16"] = "float32",
+    max_rows: int = 65536,
+) -> Member:
+    """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
+    from atmospec.inference.predict import resolve_model
+    from atmospec.posteriors.npe import NPEstimator
+
+    folder: Path | None = None
+    name = ""
+    if isinstance(model, NPEstimator):
+        npe: NPEstimator | None = model
+    elif isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.exists():
+            folder = path
+        else:
+            from atmospec.models import ALIASES, model_path
+
+            folder = model_path(str(model))
+            name = ALIASES.get(str(model), str(model))
+        npe = None
+        if _model_kind(folder) == "npe":
+            npe = NPEstimator.load(folder)
+            name = name or folder.name
+    else:
+        npe = None
+    if npe is not None:
+        base = (
+            npe.meta.get("model_id")
+            or npe.meta.get("config", {}).get("name")
+            or name
+            or (folder.name if folder is not None else "npe")
+        )
+        mid = f"{base}-{npe_digest(npe)}"
+        return NPEMember(npe, mid, name=name or str(base), folder=folder)
+    est, mid = resolve_model(folder if folder is not None else model)
+    return EstimatorMember(
+        est, mid, name=name, num_threads=num_threads, precision=precision, max_rows=max_rows
+    )
+
+
+def calibrate_npe_ood(
+    npe: NPEstimator,
+    grid: ModelGrid,
+    *,
+    n_samples: int = 3000,
+    n_components: int = 12,
+    floor: float = 0.02,
+    level: float = 0.96,
+    n_posterior: int = 256,
+    seed: int = 12345,
+    quiet: bool = True,
+) -> OODDetector:
+    """Calibrate the OOD score of an NPE on in-grid synthetic spectra inside its noise domain.
+
+    The same detector as :func:`~atmospec.inference.ood.calibrate_ood` (principal-component
+    distance and residual, grid chi-square at the estimate, bound pressure), on the NPE's
+    own axis, with the posterior mean and sd in place of a network's mean and sigma. The
+    spectra come from the training-set builder (nodes and off-node points, the default
+    calibration systematics) made noise-free, then noised with the NPE's own
+    :class:`~atmospec.posteriors.npe.NoiseModel`, so the reference is the population the
+    NPE serves. 40 % fit the components, 40 % set the threshold (exceeded by ``1 - level``
+    of them), 20 % measure the false-alarm rate.
+
+    Example:
+        >>> det = calibrate_npe_ood(npe, grid)  # doctest: +SKIP
+        >>> det.false_alarm <= 0.05  # doctest: +SKIP
+        True
+    """
+    import tempfile
+
+    from atmospec._fileio import provenance
+    from atmospec.inference.ood import COMPONENTS, OODDetector, grid_model_on_axis
+    from atmospec.training.builder import build_training_set
+
+    wave = np.asarray(npe.wavelength_, dtype=np.float64)
+    names = tuple(npe.param_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        ts = build_training_set(
+            grid,
+            Path(tmp) / "ood.h5",
+            n_samples=n_samples,
+            axis=wave,
+            snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
+            seed=seed,
+            quiet=quiet,
+            bounds=npe.bounds,
+        )
+        clean, _, _ = ts.arrays()
+        ts.close()
+    clean = np.asarray(clean, dtype=np.float64)
+    keep = np.isfinite(clean).all(axis=1) & (clean.mean(axis=1) > 0)
+    clean = clean[keep]
+    rng = np.random.default_rng(seed)
+    X, S = npe.noise.draw(clean, rng)
+    order = rng.permutation(X.shape[0])
+    n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
+    part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]
+    med = np.median(X, axis=1, keepdims=True)
+    xa = X[part_a] / med[part_a]
+    mu = xa.mean(axis=0)
+    _, sv, vt = np.linalg.svd(xa - mu, full_matrices=False)
+    k = min(n_components, vt.shape[0])
+    det = OODDetector(
+        wavelength=wave,
+        param_names=names,
+        bounds=dict(npe.bounds),
+        mean=mu,
+        components=vt[:k],
+        variances=sv[:k] ** 2 / (xa.shape[0] - 1),
+        floor=floor,
+        reference={c: np.zeros(1) for c in COMPONENTS},
+        threshold=1.0,
+        level=level,
+        false_alarm=float("nan"),
+        grid=grid.name,
+        categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in names),
+    )
+
+    def raw_for(idx: NDArray[np.int64]) -> dict[str, FloatArray]:
+        post = npe.sample(X[idx], S[idx], n=n_posterior, seed=seed)
+        mean, std = post.mean(axis=1), post.std(axis=1)
+        model = grid_model_on_axis(grid, mean, names, wave)
+        return det.raw_scores(X[idx], S[idx], mean, std, model)
+
+    raw_b = raw_for(part_b)
+    det.reference = {c: np.sort(v[np.isfinite(v)]) for c, v in raw_b.items()}
+    combined = det.tail_log10(raw_b).max(axis=1)
+    det.threshold = float(np.quantile(combined, level))
+    _, flag_c, _ = det.score(raw_for(part_c))
+    det.false_alarm = float(flag_c.mean())
+    det.meta = {
+        "estimator": "npe",
+        "n_samples": int(X.shape[0]),
+        "n_pca_fit": int(n_a),
+        "n_reference": int(n_b - n_a),
+        "n_held_out": int(part_c.size),
+        "snr_range": list(npe.noise.snr_range),
+        "provenance": provenance(seed=seed, grid=grid.name),
+    }
+    return det

@@ -1,0 +1,244 @@
+"""The NPE behind `atmospec predict`: same result object, default selection, fallbacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.realdata
+
+NPE = "npe_dback24"
+CNN = "dback24-spex"
+NPE_AXIS = (0.852, 2.449)  # the NPE's axis (model.json wavelength), um
+
+
+def _spectrum(grid: Any, point: dict[str, float], snr: float, seed: int, name: str) -> Any:
+    """A grid spectrum on the grid's own pixels with constant sigma = median / ``snr``.
+
+    The median is taken over the NPE's axis, so ``snr`` is the S/N the NPE's noise model
+    means (median flux / median sigma over its pixels).
+    """
+    from atmospec.spectrum import Spectrum
+
+    wave = grid.wavelength
+    flux = grid.interpolate(point)
+    inside = (wave > NPE_AXIS[0]) & (wave < NPE_AXIS[1])
+    flux = flux / np.median(flux[inside])
+    sigma = np.full(wave.size, 1.0 / snr)
+    noisy = flux + sigma * np.random.default_rng(seed).standard_normal(wave.size)
+    return Spectrum(wave, noisy, sigma, name=name, meta={"source": name})
+
+
+@pytest.fixture(scope="module")
+def dback(splat_dir: Path) -> Any:
+    import torch
+
+    from atmospec.grids import load_grid
+    from atmospec.models import list_models
+
+    if NPE not in {m["name"] for m in list_models()}:
+        pytest.skip(f"{NPE} is not shipped in this build")
+    torch.set_num_threads(1)
+    return load_grid("dback24").load()
+
+
+@pytest.fixture(scope="module")
+def default(dback: Any) -> Any:
+    from atmospec.inference.predict import Predictor
+
+    return Predictor("default", ood=False, draws=1000)
+
+
+def _snr_inside_above(pred: Any) -> tuple[float, float]:
+    """An S/N inside the NPE's trained range (its geometric middle, 9.5 for 3-30) and one
+    ten times above its upper end (300 for 3-30), read from the shipped model."""
+    lo, hi = pred._primary.domain.snr_range
+    return float(np.sqrt(lo * hi)), 10.0 * hi
+
+
+def test_npe_result_has_the_cnn_table_columns(dback: Any) -> None:
+    from matplotlib.figure import Figure
+
+    from atmospec.inference.predict import Predictor
+
+    spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 1, "L")
+    npe = Predictor(NPE, ood=False, draws=1000).predict(spec)
+    cnn = Predictor(CNN, ood=False, draws=1000).predict(spec)
+    assert npe.table().colnames == cnn.table().colnames
+    row = npe.table()[0]
+    assert row["model_id"].startswith(NPE) and row["source"] == "L"
+    assert npe.samples.shape == (1, 1000, 4) == cnn.samples.shape
+    # Percentiles are ordered and inside the Diamondback box (Teff 900-2400 K).
+    assert row["teff_p2.5"] <= row["teff_p16"] <= row["teff_median"] <= row["teff_p84"]
+    assert row["teff_p84"] <= row["teff_p97.5"] and 900 <= row["teff_p2.5"] <= 2400
+    # The grid model at the medians fits this noise-added grid spectrum: chi2_red ~ 1
+    # (expectation 1 for a perfect model; 2 allows the interpolation and median offsets).
+    assert 0.5 < row["chi2_red"] < 2.0
+    assert "posterior" in npe.table().meta["intervals"]
+    assert isinstance(npe.plot(0), Figure) and isinstance(npe.corner(0), Figure)
+    # Seeded per spectrum: the same source gives the same draws alone or in a batch.
+    other = _spectrum(dback, {"teff": 1200, "logg": 4.5, "mh": 0.0, "fsed": 3}, 12, 2, "M")
+    both = Predictor(NPE, ood=False, draws=1000).predict([other, spec])
+    np.testing.assert_array_equal(both.samples[1], npe.samples[0])
+
+
+def test_npe_recovers_noise_added_grid_nodes(default: Any, dback: Any) -> None:
+    # Three Diamondback nodes at S/N 12 (inside the NPE's 3-30). The shipped calibration
+    # puts the truth inside the central 95 % interval for 95 % of spectra, so at least 2 of
+    # 3 must be inside (probability 0.993 for a calibrated posterior); and the data must
+    # constrain Teff: the uniform prior's 95 % interval is 0.95 x 1500 = 1425 K wide, the
+    # posterior's must be under 400 K.
+    nodes = [
+        {"teff": 1100.0, "logg": 5.0, "mh": 0.0, "fsed": 2.0},
+        {"teff": 1600.0, "logg": 4.5, "mh": 0.0, "fsed": 3.0},
+        {"teff": 2100.0, "logg": 5.0, "mh": 0.5, "fsed": 8.0},
+    ]
+    specs = [_spectrum(dback, p, 12, 10 + i, f"node{i}") for i, p in enumerate(nodes)]
+    tab = default.predict(specs).table()
+    assert all(m.startswith(NPE) for m in tab["model_id"])
+    inside = [
+        r["teff_p2.5"] <= p["teff"] <= r["teff_p97.5"] for r, p in zip(tab, nodes, strict=True)
+    ]
+    assert sum(inside) >= 2, tab["source", "teff_p2.5", "teff_median", "teff_p97.5"]
+    assert np.all(tab["teff_p97.5"] - tab["teff_p2.5"] < 400.0)
+
+
+def test_default_uses_the_npe_inside_its_snr_range_and_the_cnn_above(
+    default: Any, dback: Any
+) -> None:
+    point = {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}
+    inside, above = _snr_inside_above(default)
+    res = default.predict(
+        [_spectrum(dback, point, inside, 3, "in"), _spectrum(dback, point, above, 3, "hi")]
+    )
+    tab = res.table()
+    assert tab["model_id"][0].startswith(NPE) and tab["model_id"][1].startswith(CNN)
+    assert f"served by {NPE}" in tab["notes"][0]
+    assert f"served by {CNN} instead of {NPE}" in tab["notes"][1]
+    assert "outside the S/N range" in tab["notes"][1]
+    assert res.model_id.startswith("default:") and res.samples.shape == (2, 1000, 4)
+
+
+def test_masked_bins_send_a_spectrum_to_the_cnn(default: Any, dback: Any) -> None:
+    from atmospec.inference.predict import Predictor
+    from atmospec.spectrum import Spectrum
+
+    spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 4, "gap")
+    gap = (spec.wavelength > 1.36) & (spec.wavelength < 1.42)  # a telluric band left blank
+    spec = Spectrum(spec.wavelength, spec.flux, spec.uncertainty, mask=gap, name="gap")
+    pred = Predictor("default", ood=False, draws=200, coverage="mask")
+    row = pred.predict(spec).table()[0]
+    assert row["model_id"].startswith(CNN) and "masked" in row["notes"]
+
+
+def test_explicit_npe_refuses_a_spectrum_outside_its_noise_domain(default: Any, dback: Any) -> None:
+    from atmospec.errors import InvalidSpectrumError
+    from atmospec.inference.predict import Predictor
+
+    _, above = _snr_inside_above(default)
+    spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, above, 5, "hi")
+    with pytest.raises(InvalidSpectrumError, match="outside the S/N range"):
+        Predictor(NPE, ood=False, draws=100).prepare(spec)
+
+
+def _bundle(root: Path, tamper: bool) -> Path:
+    """A copy of the default selection (NPE + CNN) as a predictor folder."""
+    from atmospec.inference.predict import BUNDLE_FILE
+    from atmospec.models import model_path
+
+    shutil.copytree(model_path(NPE), root / "primary")
+    shutil.copytree(model_path(CNN), root / "fallback")
+    record = {"format": "atmospec-predictor", "primary": "primary", "fallback": "fallback"}
+    (root / BUNDLE_FILE).write_text(json.dumps(record))
+    if tamper:
+        path = root / "primary" / "calibration.json"
+        cal = json.loads(path.read_text())
+        # Coverage at the 50 % level moved 2 tolerances off the diagonal: a miscalibrated
+        # NPE. "passed" is left true on purpose: the gate recomputes it from the curve.
+        cal["coverage_hpd"]["0.5"] = 0.5 - 2 * cal["tolerance"]
+        path.write_text(json.dumps(cal))
+    return root
+
+
+def test_an_npe_whose_calibration_fails_is_not_chosen(
+    default: Any, dback: Any, tmp_path: Path
+) -> None:
+    from atmospec.inference.predict import Predictor
+
+    inside, _ = _snr_inside_above(default)
+    spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, inside, 6, "s")
+    good = Predictor(str(_bundle(tmp_path / "good", False)), ood=False, draws=200)
+    assert good.predict(spec).table()["model_id"][0].startswith(NPE)  # the copy itself works
+    bad = Predictor(str(_bundle(tmp_path / "bad", True)), ood=False, draws=200)
+    assert not bad.policy.primary_usable
+    assert bad.policy.calibration.max_error == pytest.approx(2 * bad.policy.calibration.tolerance)
+    row = bad.predict(spec).table()[0]
+    assert row["model_id"].startswith(CNN)
+    assert "calibration failed" in row["notes"]
+
+
+def test_a_t_dwarf_below_the_grid_is_flagged_by_the_npe_and_served_by_the_cnn(
+    default: Any, dback: Any, tmp_path: Path
+) -> None:
+    from atmospec.grids import load_grid
+    from atmospec.inference.members import calibrate_npe_ood
+    from atmospec.inference.predict import Predictor
+
+    npe_id = default._primary.model_id
+    det = calibrate_npe_ood(default._primary.npe, dback, n_samples=1200, seed=3)
+    # Calibrated for <= 5 % false alarms (level 0.96); 240 held-out spectra measure it.
+    assert det.false_alarm <= 0.08
+    pred = Predictor("default", ood={npe_id: det}, draws=500)
+    inside, _ = _snr_inside_above(default)
+    burrows = load_grid("burrows06").load()
+    # Burrows et al. 2006, 700 K (CONTEXT.md: Diamondback stops at 900 K), at an S/N the NPE
+    # takes: only the grid check (its OOD score) can send it away.
+    cold = _spectrum(burrows, {"teff": 700, "logg": 5.0, "mh": 0.0, "cloudy": 0}, inside, 7, "T")
+    warm = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, inside, 7, "L")
+    tab = pred.predict([cold, warm]).table()
+    assert tab["model_id"][0].startswith(CNN), tab["notes"][0]
+    assert f"out-of-distribution for {NPE}" in tab["notes"][0]
+    assert tab["teff_median"][0] < 950  # the CNN presses on Diamondback's 900 K edge
+    assert tab["model_id"][1].startswith(NPE) and not tab["ood_flag"][1]
+
+
+def test_dask_spec_ships_the_whole_default_selection(default: Any, dback: Any) -> None:
+    from atmospec.scale.distributed import PredictorSpec, _predictor
+
+    spec = PredictorSpec.build("default", ood=False, draws=200, coverage="refuse")
+    assert "predictor.json" in spec.model_files
+    assert any(k.startswith("primary/") for k in spec.model_files)
+    assert "primary/calibration.json" in spec.model_files  # the gate travels with the NPE
+    worker = _predictor(spec)  # rebuilt from the shipped bytes, as in a worker
+    assert worker.model_id == spec.model_id == default.model_id
+    inside, above = _snr_inside_above(default)
+    point = {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}
+    specs = [_spectrum(dback, point, s, 8, f"s{i}") for i, s in enumerate((inside, above))]
+    res = worker.predict_inputs([worker.prepare(s) for s in specs])
+    ids = list(res.table()["model_id"])
+    assert ids[0].startswith(NPE) and ids[1].startswith(CNN)
+
+
+def test_cli_predict_with_the_npe(dback: Any, tmp_path: Path) -> None:
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    path = tmp_path / "l.ecsv"
+    _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 9, "L").write(path)
+    out = tmp_path / "run"
+    args = ["predict", str(path), "--model", NPE, "--out", str(out), "--no-ood"]
+    res = CliRunner().invoke(app, [*args, "--no-plots", "--draws", "300", "--quiet"])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(out / "predictions.csv")
+    wanted = ["source", "ood_score", "ood_flag", "chi2_red", "model_id"]
+    wanted += [f"{p}_{s}" for p in ("teff", "logg", "mh", "fsed") for s in ("median", "p16")]
+    wanted += [f"{p}_{s}" for p in ("teff", "logg", "mh", "fsed") for s in ("p84", "p2.5")]
+    assert set(wanted + ["teff_p97.5"]) <= set(frame.columns)
+    assert frame["model_id"][0].startswith(NPE)
