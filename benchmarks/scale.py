@@ -64,7 +64,9 @@ def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="400 spectra in 16 partitions (about a minute).")
+    ap.add_argument(
+        "--quick", action="store_true", help="400 spectra in 16 partitions (about a minute)."
+    )
     ap.add_argument("--out", type=Path, default=None, help="Write the full record as JSON.")
     ap.add_argument("--model", default="default", help="Model name or folder.")
     ap.add_argument("--n", type=int, default=None, help="Spectra (default 400 quick / all 3,089).")
