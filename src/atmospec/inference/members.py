@@ -326,7 +326,7 @@ def calibrate_npe_ood(
     import tempfile
 
     from atmospec._fileio import provenance
-    from atmospec.inference.ood import COMPONENTS, OODDetector, grid_model_on_axis
+    from atmospec.inference.ood import fit_detector
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
@@ -349,49 +349,28 @@ def calibrate_npe_ood(
     clean = clean[keep]
     rng = np.random.default_rng(seed)
     X, S = npe.noise.draw(clean, rng)
-    order = rng.permutation(X.shape[0])
-    n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
-    part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]
-    med = np.median(X, axis=1, keepdims=True)
-    xa = X[part_a] / med[part_a]
-    mu = xa.mean(axis=0)
-    _, sv, vt = np.linalg.svd(xa - mu, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    det = OODDetector(
+
+    def estimate(x: FloatArray, s: FloatArray) -> tuple[FloatArray, FloatArray]:
+        post = npe.sample(x, s, n=n_posterior, seed=seed)
+        return post.mean(axis=1), post.std(axis=1)
+
+    return fit_detector(
+        X,
+        S,
+        np.median(X, axis=1, keepdims=True),
+        estimate,
+        grid=grid,
         wavelength=wave,
         param_names=names,
         bounds=dict(npe.bounds),
-        mean=mu,
-        components=vt[:k],
-        variances=sv[:k] ** 2 / (xa.shape[0] - 1),
+        rng=rng,
+        n_components=n_components,
         floor=floor,
-        reference={c: np.zeros(1) for c in COMPONENTS},
-        threshold=1.0,
         level=level,
-        false_alarm=float("nan"),
-        grid=grid.name,
-        categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in names),
+        meta={
+            "estimator": "npe",
+            "n_samples": int(X.shape[0]),
+            "snr_range": list(npe.noise.snr_range),
+            "provenance": provenance(seed=seed, grid=grid.name),
+        },
     )
-
-    def raw_for(idx: NDArray[np.int64]) -> dict[str, FloatArray]:
-        post = npe.sample(X[idx], S[idx], n=n_posterior, seed=seed)
-        mean, std = post.mean(axis=1), post.std(axis=1)
-        model = grid_model_on_axis(grid, mean, names, wave)
-        return det.raw_scores(X[idx], S[idx], mean, std, model)
-
-    raw_b = raw_for(part_b)
-    det.reference = {c: np.sort(v[np.isfinite(v)]) for c, v in raw_b.items()}
-    combined = det.tail_log10(raw_b).max(axis=1)
-    det.threshold = float(np.quantile(combined, level))
-    _, flag_c, _ = det.score(raw_for(part_c))
-    det.false_alarm = float(flag_c.mean())
-    det.meta = {
-        "estimator": "npe",
-        "n_samples": int(X.shape[0]),
-        "n_pca_fit": int(n_a),
-        "n_reference": int(n_b - n_a),
-        "n_held_out": int(part_c.size),
-        "snr_range": list(npe.noise.snr_range),
-        "provenance": provenance(seed=seed, grid=grid.name),
-    }
-    return det

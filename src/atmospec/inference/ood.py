@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
 
-__all__ = ["OODDetector", "COMPONENTS", "calibrate_ood", "grid_model_on_axis", "ood_cache_path"]
+__all__ = [
+    "fit_detector",
+    "OODDetector",
+    "COMPONENTS",
+    "calibrate_ood",
+    "grid_model_on_axis",
+    "ood_cache_path",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -350,9 +357,6 @@ def calibrate_ood(
         X, _, S = ts.arrays()
         ts.close()
     rng = np.random.default_rng(seed)
-    order = rng.permutation(X.shape[0])
-    n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
-    part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]
     bad = ~np.isfinite(X)
     X = np.where(bad, 0.0, X)
     S = np.where(bad | ~np.isfinite(S), np.inf, S)
@@ -361,14 +365,59 @@ def calibrate_ood(
 
         X, _ = fill_masked(np.where(bad, np.nan, X))
     med = np.array([np.median(r[np.isfinite(s)]) for r, s in zip(X, S, strict=True)])[:, None]
+
+    from atmospec.inference.engine import Engine
+
+    engine = Engine(estimator)
+    return fit_detector(
+        X,
+        S,
+        med,
+        lambda x, s: engine.predict(x, s),
+        grid=grid,
+        wavelength=wave,
+        param_names=names,
+        bounds=dict(estimator.bounds_),
+        rng=rng,
+        n_components=n_components,
+        floor=floor,
+        level=level,
+        meta={"n_samples": n_samples, "provenance": provenance(seed=seed, grid=grid.name)},
+    )
+
+
+def fit_detector(
+    X: FloatArray,
+    S: FloatArray,
+    med: FloatArray,
+    estimate: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray | None]],
+    *,
+    grid: ModelGrid,
+    wavelength: FloatArray,
+    param_names: tuple[str, ...],
+    bounds: dict[str, tuple[float, float]],
+    rng: np.random.Generator,
+    n_components: int,
+    floor: float,
+    level: float,
+    meta: dict[str, Any],
+) -> OODDetector:
+    """Fit an :class:`OODDetector` on in-distribution spectra ``X`` (errors ``S``, per-row
+    normalisation ``med``): a random 40 % fit the principal components, 40 % form the
+    reference distributions and set the threshold (exceeded by ``1 - level`` of them), 20 %
+    measure the false-alarm rate. ``estimate(X, S) -> (mean, std)`` is the estimator's point
+    estimate and spread (a network's mean and sigma, or a posterior's mean and sd)."""
+    order = rng.permutation(X.shape[0])
+    n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
+    part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]
     xa = X[part_a] / med[part_a]
     mu = xa.mean(axis=0)
     _, sv, vt = np.linalg.svd(xa - mu, full_matrices=False)
     k = min(n_components, vt.shape[0])
     det = OODDetector(
-        wavelength=wave,
-        param_names=names,
-        bounds=dict(estimator.bounds_),
+        wavelength=wavelength,
+        param_names=param_names,
+        bounds=bounds,
         mean=mu,
         components=vt[:k],
         variances=sv[:k] ** 2 / (xa.shape[0] - 1),
@@ -378,16 +427,12 @@ def calibrate_ood(
         level=level,
         false_alarm=float("nan"),
         grid=grid.name,
-        categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in names),
+        categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in param_names),
     )
 
-    from atmospec.inference.engine import Engine
-
-    engine = Engine(estimator)
-
     def raw_for(idx: NDArray[np.int64]) -> dict[str, FloatArray]:
-        mean, std = engine.predict(X[idx], S[idx])
-        model = grid_model_on_axis(grid, mean, names, wave)
+        mean, std = estimate(X[idx], S[idx])
+        model = grid_model_on_axis(grid, mean, param_names, wavelength)
         return det.raw_scores(X[idx], S[idx], mean, std, model)
 
     raw_b = raw_for(part_b)
@@ -397,10 +442,9 @@ def calibrate_ood(
     _, flag_c, _ = det.score(raw_for(part_c))
     det.false_alarm = float(flag_c.mean())
     det.meta = {
-        "n_samples": n_samples,
+        **meta,
         "n_pca_fit": int(n_a),
         "n_reference": int(n_b - n_a),
         "n_held_out": int(part_c.size),
-        "provenance": provenance(seed=seed, grid=grid.name),
     }
     return det
