@@ -35,31 +35,37 @@ FloatArray = NDArray[np.float64]
 Draws = tuple[NDArray[np.float32], FloatArray, "FloatArray | None", NDArray[np.bool_]]
 
 
-def _prepare(
-    spectrum: Spectrum,
-    wavelength: FloatArray,
-    model_id: str,
-    policy: CoveragePolicy,
-    max_masked_fraction: float,
-    assume_snr: float | None,
-) -> ModelInput:
-    from atmospec.inference.coverage import prepare_input
-
-    return prepare_input(
-        spectrum,
-        wavelength,
-        policy=policy,
-        max_masked_fraction=max_masked_fraction,
-        assume_snr=assume_snr,
-        model=f"model {model_id}",
-    )
-
-
 def _folder_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-class EstimatorMember:
+class _AxisMember:
+    """What both members share: a model id and the wavelength axis spectra are put on."""
+
+    model_id: str
+    wavelength: FloatArray
+
+    def prepare(
+        self,
+        spectrum: Spectrum,
+        policy: CoveragePolicy,
+        max_masked_fraction: float,
+        assume_snr: float | None,
+    ) -> ModelInput:
+        """The spectrum on this member's axis under a coverage policy."""
+        from atmospec.inference.coverage import prepare_input
+
+        return prepare_input(
+            spectrum,
+            self.wavelength,
+            policy=policy,
+            max_masked_fraction=max_masked_fraction,
+            assume_snr=assume_snr,
+            model=f"model {self.model_id}",
+        )
+
+
+class EstimatorMember(_AxisMember):
     """A learned estimator (CNN, MLP... with sigma heads or ensembles) behind a Predictor.
 
     Intervals are Monte Carlo over the flux errors (:func:`~atmospec.inference.predict.
@@ -90,18 +96,6 @@ class EstimatorMember:
         self.bounds: dict[str, tuple[float, float]] = dict(estimator.bounds_)
         self.wavelength: FloatArray = np.asarray(estimator.wavelength_, dtype=np.float64)
         self.grid_name: str = str(estimator.meta_.get("grid") or "")
-
-    def prepare(
-        self,
-        spectrum: Spectrum,
-        policy: CoveragePolicy,
-        max_masked_fraction: float,
-        assume_snr: float | None,
-    ) -> ModelInput:
-        """The spectrum on this estimator's axis under a coverage policy."""
-        return _prepare(
-            spectrum, self.wavelength, self.model_id, policy, max_masked_fraction, assume_snr
-        )
 
     def domain_problem(self, inp: ModelInput) -> str:
         """Every spectrum the coverage policy lets through is in this estimator's domain."""
@@ -148,7 +142,7 @@ def npe_digest(npe: NPEstimator) -> str:
     return h.hexdigest()[:10]
 
 
-class NPEMember:
+class NPEMember(_AxisMember):
     """A neural posterior estimator behind a Predictor: samples are posterior draws.
 
     Each spectrum's ``draws`` samples come from the flow conditioned on the spectrum and its
@@ -187,18 +181,6 @@ class NPEMember:
         self.domain: NPEDomain = NPEDomain.of(npe, self.name)
         self.grid_name: str = self.domain.grid
         self.calibration: CalibrationStatus = read_calibration(self.folder)
-
-    def prepare(
-        self,
-        spectrum: Spectrum,
-        policy: CoveragePolicy,
-        max_masked_fraction: float,
-        assume_snr: float | None,
-    ) -> ModelInput:
-        """The spectrum on the NPE's axis under a coverage policy (same rules as the CNN)."""
-        return _prepare(
-            spectrum, self.wavelength, self.model_id, policy, max_masked_fraction, assume_snr
-        )
 
     def domain_problem(self, inp: ModelInput) -> str:
         """Why the NPE must not take this spectrum ('' when it may)."""
