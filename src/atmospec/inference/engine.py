@@ -118,7 +118,8 @@ class Engine:
 
     For the torch estimators (:class:`~atmospec.estimators._neural.NeuralEstimator`): the
     preprocessing (per-spectrum normalisation, log relative-uncertainty channel, side features)
-    runs vectorised in float32 torch, batch-norm layers are folded into the convolutions,
+    runs vectorised in float32 torch, batch-norm layers are folded into the convolutions and
+    each member network is traced and frozen to TorchScript (bit-identical outputs),
     every call runs under ``torch.inference_mode`` on sub-batches of :data:`SUB_BATCH` rows,
     and the work is shared by ``num_threads`` Python threads each running one torch thread
     (torch releases the GIL; this avoids OpenMP threads spin-waiting on a busy machine).
