@@ -417,32 +417,6 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc reuse freed memory instead of returning it to the OS after every array.
-
-    Prediction allocates many large temporary arrays (Monte Carlo blocks). With glibc's
-    defaults, and even more with the ``MALLOC_TRIM_THRESHOLD_`` a Dask nanny sets, each one
-    is mmap-ed and unmapped again, and the page faults cost about as much CPU as the
-    arithmetic; raising the mmap and trim thresholds halves the time per spectrum. No effect
-    off glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    mallopt(m_mmap_threshold, 32 * 2**20)  # the largest glibc accepts
-    mallopt(m_trim_threshold, 1 * 2**30)
-    mallopt(m_top_pad, 64 * 2**20)
-
-
 _PREDICTORS: dict[str, Predictor] = {}
 """Predictors already rebuilt in this process (a worker builds each model once)."""
 
@@ -457,7 +431,9 @@ def _predictor(spec: PredictorSpec) -> Predictor:
         import torch
 
         torch.set_num_threads(1)  # one thread per worker process: cores are the workers
-    _keep_freed_memory()
+    from atmospec.inference.engine import keep_freed_memory
+
+    keep_freed_memory()
     folder = Path(tempfile.mkdtemp(prefix=f"atmospec-{spec.model_id[:24]}-"))
     for name, blob in spec.model_files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
