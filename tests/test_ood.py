@@ -28,7 +28,11 @@ def _scores(tiny: dict[str, Any], grid: Any, path: Path, **kw: Any) -> Any:
 
 def test_false_alarms_inside_the_grid(tiny: dict[str, Any], tmp_path: Path) -> None:
     det = tiny["detector"]
-    assert det.false_alarm <= 0.05  # measured on the detector's own held-out 20 %
+    # Measured on the detector's own held-out 20 % (240 spectra here): the threshold sits at
+    # the 96th percentile of the reference scores, so ~4 % flags are expected, with a binomial
+    # standard error of sqrt(0.04 * 0.96 / 240) = 1.3 %; three standard errors allowed.
+    n = det.meta["n_held_out"]
+    assert det.false_alarm <= 0.04 + 3 * np.sqrt(0.04 * 0.96 / n)
     # A fresh in-grid set (other seed, nodes and off-node points, S/N 10-300, systematics):
     # the threshold sits at the 96th percentile, so ~4 % flags are expected; with 400 spectra
     # the binomial standard error is 1 %, so 7 % allows three of them.
