@@ -521,27 +521,20 @@ class RoutedInput(ModelInput):
         return cls(**fields, member=member)
 
 
+_ROW_ARRAYS = ("samples", "point", "at_bound", "ood_score", "ood_flag", "chi2_red", "dof")
+"""Per-row array fields of :class:`PredictionResult` (first axis: spectra); ``point_std``,
+which may be None, is handled apart."""
+_ROW_LISTS = ("sources", "names", "ood_reason", "fits", "inputs", "notes", "row_model_ids")
+"""Per-row list fields of :class:`PredictionResult`."""
+
+
 def _subset(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
     """The rows ``idx`` of a result."""
     ix = list(idx)
-    return dataclasses.replace(
-        res,
-        sources=[res.sources[i] for i in ix],
-        names=[res.names[i] for i in ix],
-        samples=res.samples[ix],
-        point=res.point[ix],
-        point_std=None if res.point_std is None else res.point_std[ix],
-        at_bound=res.at_bound[ix],
-        ood_score=res.ood_score[ix],
-        ood_flag=res.ood_flag[ix],
-        ood_reason=[res.ood_reason[i] for i in ix],
-        chi2_red=res.chi2_red[ix],
-        dof=res.dof[ix],
-        fits=[res.fits[i] for i in ix],
-        inputs=[res.inputs[i] for i in ix],
-        notes=[res.notes[i] for i in ix],
-        row_model_ids=[res.row_model_ids[i] for i in ix],
-    )
+    rows: dict[str, Any] = {k: getattr(res, k)[ix] for k in _ROW_ARRAYS}
+    rows.update({k: [getattr(res, k)[i] for i in ix] for k in _ROW_LISTS})
+    rows["point_std"] = None if res.point_std is None else res.point_std[ix]
+    return dataclasses.replace(res, **rows)
 
 
 def _concat(parts: list[tuple[list[int], PredictionResult]], n: int) -> PredictionResult:
@@ -550,41 +543,17 @@ def _concat(parts: list[tuple[list[int], PredictionResult]], n: int) -> Predicti
     order = np.argsort(pos, kind="stable")
     assert sorted(pos) == list(range(n))
     results = [r for _, r in parts]
-    first = results[0]
-
-    def cat(get: Any) -> Any:
-        return np.concatenate([get(r) for r in results])[order]
-
-    def lst(get: Any) -> list[Any]:
-        flat = [x for r in results for x in get(r)]
-        return [flat[i] for i in order]
-
-    stds = [r.point_std for r in results]
-    if any(s is None for s in stds):
-        p = len(first.param_names)
-        stds = [
-            np.full((len(r), p), np.nan) if r.point_std is None else r.point_std for r in results
-        ]
+    rows: dict[str, Any] = {
+        k: np.concatenate([getattr(r, k) for r in results])[order] for k in _ROW_ARRAYS
+    }
+    for k in _ROW_LISTS:
+        flat = [x for r in results for x in getattr(r, k)]
+        rows[k] = [flat[i] for i in order]
+    p = len(results[0].param_names)
+    stds = [np.full((len(r), p), np.nan) if r.point_std is None else r.point_std for r in results]
+    rows["point_std"] = np.concatenate(stds)[order]
     notes = sorted({r.intervals for r in results})
-    return dataclasses.replace(
-        first,
-        sources=lst(lambda r: r.sources),
-        names=lst(lambda r: r.names),
-        samples=cat(lambda r: r.samples),
-        point=cat(lambda r: r.point),
-        point_std=np.concatenate(stds)[order],
-        at_bound=cat(lambda r: r.at_bound),
-        ood_score=cat(lambda r: r.ood_score),
-        ood_flag=cat(lambda r: r.ood_flag),
-        ood_reason=lst(lambda r: r.ood_reason),
-        chi2_red=cat(lambda r: r.chi2_red),
-        dof=cat(lambda r: r.dof),
-        fits=lst(lambda r: r.fits),
-        inputs=lst(lambda r: r.inputs),
-        notes=lst(lambda r: r.notes),
-        row_model_ids=lst(lambda r: r.row_model_ids),
-        intervals=" | ".join(notes),
-    )
+    return dataclasses.replace(results[0], **rows, intervals=" | ".join(notes))
 
 
 BUNDLE_FILE = "predictor.json"
