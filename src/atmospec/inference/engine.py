@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ def _fold_batchnorm(net: Any) -> Any:
     return torch.nn.Sequential(*out).eval()
 
 
+@functools.cache
 def keep_freed_memory() -> None:
     """Let glibc reuse freed memory instead of returning it to the OS after every array.
 
@@ -110,8 +112,8 @@ def keep_freed_memory() -> None:
     defaults, and even more with the ``MALLOC_TRIM_THRESHOLD_`` a Dask nanny sets, each one
     is mmap-ed and unmapped again, and the page faults cost about as much CPU as the
     arithmetic; raising the mmap and trim thresholds halves the time per spectrum (measured:
-    1,000-draw intervals in a Dask worker 25 -> 114 spectra/s). Process-wide; called when an
-    :class:`Engine` is built. No effect off glibc.
+    1,000-draw intervals in a Dask worker 25 -> 114 spectra/s). Process-wide, so done once
+    per process (the first :class:`Engine` built does it). No effect off glibc.
     """
     import ctypes
     import ctypes.util
