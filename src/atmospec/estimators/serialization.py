@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec._fileio import atomic_path, sha256_file
+from atmospec._fileio import _json_default, atomic_path, sha256_file
 from atmospec.errors import ModelFileError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_arrays", "load_arrays", "model_paths"]
@@ -32,18 +32,8 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 def _checksum(record: Mapping[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "checksum"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_plain)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def save_arrays(
@@ -75,7 +65,7 @@ def save_arrays(
     full["weights_sha256"] = sha256_file(w_path)
     full["checksum"] = _checksum(full)
     with atomic_path(rec_path) as tmp:
-        tmp.write_text(json.dumps(full, indent=2, default=_plain) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(full, indent=2, default=_json_default) + "\n", encoding="utf-8")
     return rec_path.parent
 
 
