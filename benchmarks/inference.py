@@ -61,24 +61,9 @@ def _held_out_nodes(est: Any, grid: Any) -> tuple[Any, str]:
     recipe = est.meta_.get("recipe") or {}
     if not recipe.get("split"):
         return None, "all grid nodes (the model records no split)"
-    from atmospec.training.splits import grid_aware_split
+    from atmospec.training.recipe import recipe_split
 
-    sp = dict(recipe["split"])
-    rows = None
-    if recipe.get("ranges"):
-        keep = np.ones(len(grid), dtype=bool)
-        for p, (lo, hi) in recipe["ranges"].items():
-            v = grid.params[p].to_numpy()
-            keep &= (v >= lo) & (v <= hi)
-        rows = np.flatnonzero(keep)
-    split = grid_aware_split(
-        grid,
-        mode=sp.get("mode", "slices"),
-        hold_out=sp.get("hold_out"),
-        val_hold_out=sp.get("val_hold_out"),
-        seed=int(sp.get("seed", 0)),
-        rows=rows,
-    )
+    split, _ = recipe_split(grid, recipe["split"], recipe.get("ranges"))
     return split.test, f"held-out test nodes ({split.description})"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -225,3 +227,28 @@ def test_builder_all_off_node(grid, tmp_path):
     assert X.shape == (40, 104) and np.isfinite(X).all()
     assert (ts.node == -1).all()
     assert not np.any(np.isclose(y[:, 0] % 100.0, 0.0))
+
+
+@pytest.mark.realdata
+def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
+    import dataclasses
+
+    from atmospec.training.recipe import build_sets, load_recipe, recipe_split
+
+    # configs/dback24_spex.toml (the shipped default's recipe), shrunk to a few spectra.
+    r = dataclasses.replace(
+        load_recipe(Path(__file__).parents[1] / "configs" / "dback24_spex.toml"),
+        n_train=40,
+        n_val=20,
+        n_test=30,
+    )
+    sets = build_sets(r, tmp_path, quiet=True)
+    teff = grid.params["teff"].to_numpy()
+    assert set(np.unique(teff[sets["split"].test])) == {1200.0, 1600.0, 2000.0}
+    assert np.isin(sets["train"].node[sets["train"].node >= 0], sets["split"].train).all()
+    assert len(sets["test"]) == 30 and len(sets["val"]) == 20
+    # A parameter range restricts the split to the rows inside it (dback24 has 90 nodes per
+    # Teff value: 5 log g x 3 [M/H] x 6 fsed, so Teff 1500-2000 K, 6 slices, is 540 rows).
+    split, rows = recipe_split(grid, r.split, {"teff": [1500.0, 2000.0]})
+    assert rows is not None and len(rows) == 6 * 90
+    assert set(np.unique(teff[split.test])) <= set(np.unique(teff[rows]))

@@ -11,7 +11,7 @@ import numpy as np
 
 from atmospec.errors import FileFormatError
 
-__all__ = ["Recipe", "load_recipe", "run_recipe", "make_estimator", "build_sets"]
+__all__ = ["Recipe", "load_recipe", "run_recipe", "make_estimator", "build_sets", "recipe_split"]
 
 
 @dataclass
@@ -147,18 +147,17 @@ def _rows_in_ranges(grid: Any, ranges: dict[str, list[float]]) -> Any:
     return np.flatnonzero(keep)
 
 
-def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False) -> dict[str, Any]:
-    """Split the grid and build the train / val / test sets of a recipe into ``work``."""
-    from atmospec.grids import load_grid
-
-    from .builder import TrainingSet, build_training_set
+def recipe_split(
+    grid: Any, split: dict[str, Any], ranges: dict[str, list[float]] | None = None
+) -> tuple[Any, Any]:
+    """The grid-aware split a recipe's ``[split]`` table describes, over the grid rows inside
+    its parameter ``ranges`` (all rows without ranges); returns ``(split, rows or None)``.
+    Re-derives a trained model's test nodes from the recipe in its metadata."""
     from .splits import grid_aware_split
-    from .systematics import Systematics
 
-    grid = load_grid(recipe.grid)
-    rows = _rows_in_ranges(grid, recipe.ranges) if recipe.ranges else None
-    sp = dict(recipe.split)
-    split = grid_aware_split(
+    rows = _rows_in_ranges(grid, ranges) if ranges else None
+    sp = dict(split)
+    out = grid_aware_split(
         grid,
         mode=sp.get("mode", "slices"),
         hold_out=sp.get("hold_out"),
@@ -166,6 +165,18 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
         seed=int(sp.get("seed", 0)),
         rows=rows,
     )
+    return out, rows
+
+
+def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False) -> dict[str, Any]:
+    """Split the grid and build the train / val / test sets of a recipe into ``work``."""
+    from atmospec.grids import load_grid
+
+    from .builder import TrainingSet, build_training_set
+    from .systematics import Systematics
+
+    grid = load_grid(recipe.grid)
+    split, rows = recipe_split(grid, recipe.split, recipe.ranges)
     sys_cfg = Systematics(**recipe.systematics) if recipe.systematics else Systematics()
     allowed = np.arange(len(grid)) if rows is None else rows
     vals = grid.params.iloc[allowed]
