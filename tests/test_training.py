@@ -252,3 +252,17 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
     split, rows = recipe_split(grid, r.split, {"teff": [1500.0, 2000.0]})
     assert rows is not None and len(rows) == 6 * 90
     assert set(np.unique(teff[split.test])) <= set(np.unique(teff[rows]))
+
+
+def test_config_errors_name_the_file(tmp_path):
+    from atmospec.errors import FileFormatError
+    from atmospec.posteriors.pipeline import read_config
+    from atmospec.training.recipe import load_recipe
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\n", encoding="utf-8")  # unterminated table header
+    for reader in (load_recipe, read_config):
+        with pytest.raises(FileFormatError, match=r"bad\.toml: invalid TOML"):
+            reader(bad)
+        with pytest.raises(FileFormatError, match=r"nope\.toml: config file not found"):
+            reader(tmp_path / "nope.toml")

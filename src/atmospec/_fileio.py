@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_open", "write_json", "sha256_file", "provenance", "DATA_CREDITS"]
+__all__ = [
+    "atomic_path",
+    "atomic_open",
+    "write_json",
+    "read_toml",
+    "sha256_file",
+    "provenance",
+    "DATA_CREDITS",
+]
 
 DATA_CREDITS: dict[str, str] = {
     "splat": "SPLAT (Burgasser & the SPLAT Development Team 2017, ASInC 14, 7); MIT license",
@@ -69,6 +77,32 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
         json.dump(obj, fh, indent=2, default=_json_default)
         fh.write("\n")
     return Path(path)
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config file; a missing file or invalid TOML raises
+    :class:`~atmospec.errors.FileFormatError` naming the file and the problem.
+
+    Example:
+        >>> read_toml("/no/such.toml")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: /no/such.toml: config file not found
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    from atmospec.errors import FileFormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: config file not found")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise FileFormatError(f"{p}: invalid TOML ({err})") from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -73,18 +73,10 @@ class NPEConfig:
 
 def read_config(path: str | os.PathLike[str]) -> NPEConfig:
     """Read an NPE config (TOML, section ``[npe]`` plus ``[npe.noise]``, ``[npe.model]``...)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from atmospec._fileio import read_toml
 
     p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: config file not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise FileFormatError(f"{p}: not valid TOML ({err})") from None
+    data = read_toml(p)
     sec = data.get("npe")
     if not isinstance(sec, dict):
         raise FileFormatError(f"{p}: no [npe] section")

@@ -98,19 +98,9 @@ class Recipe:
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read a TOML training config; errors name the file and the problem."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from atmospec._fileio import read_toml
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: config file not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise FileFormatError(f"{p}: invalid TOML ({err})") from None
-    return Recipe.from_dict(data, source=str(p))
+    return Recipe.from_dict(read_toml(path), source=str(Path(path)))
 
 
 def make_estimator(kind: str, params: dict[str, Any]) -> Any:
