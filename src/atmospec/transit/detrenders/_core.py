@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "ramp_regressor",
     "regressors",
     "smooth_limb_darkening",
+    "smoothed_channel_limb_darkening",
 ]
 
 _U_BOUNDS = (-1.0, 2.0)
@@ -243,6 +245,21 @@ def smooth_limb_darkening(
         return u.copy()
     coef = np.polyfit(wl, u, degree, w=w)
     return np.asarray(np.polyval(coef, wl), dtype=np.float64)
+
+
+def smoothed_channel_limb_darkening(
+    wavelength: NDArray[np.float64], fits: Sequence[ChannelFit]
+) -> list[tuple[float, float]]:
+    """Quadratic limb-darkening coefficients for the spectral channels, smoothed in
+    wavelength (:func:`smooth_limb_darkening`) through free per-channel fits; ``fits[0]`` is
+    the white light curve and is not part of the smoothing. Returns one ``(u1, u2)`` per
+    spectral channel (``len(fits) - 1``)."""
+    wl = np.asarray(wavelength, dtype=np.float64)[1:]
+    u = np.array([f.u for f in fits[1:]])
+    us = np.array([f.u_sigma for f in fits[1:]])
+    u1s = smooth_limb_darkening(wl, u[:, 0], us[:, 0])
+    u2s = smooth_limb_darkening(wl, u[:, 1], us[:, 1])
+    return [(float(a), float(b)) for a, b in zip(u1s, u2s, strict=True)]
 
 
 def ramp_regressor(

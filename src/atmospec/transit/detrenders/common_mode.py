@@ -17,7 +17,7 @@ from atmospec.transit.detrenders._core import (
     fit_white,
     ramp_regressor,
     regressors,
-    smooth_limb_darkening,
+    smoothed_channel_limb_darkening,
 )
 from atmospec.transit.lightcurve import TransitGeometry, TransitModel
 from atmospec.transit.observation import TransitObservation
@@ -394,14 +394,10 @@ def fit_differential(
         )
 
     first = [one(k, cm.white.rp, u0, True) for k in range(obs.n_wavelength)]
-    wl = obs.wavelength[1:]
-    u = np.array([f.u for f in first[1:]])
-    us = np.array([f.u_sigma for f in first[1:]])
-    u1s = smooth_limb_darkening(wl, u[:, 0], us[:, 0])
-    u2s = smooth_limb_darkening(wl, u[:, 1], us[:, 1])
+    smooth_u = smoothed_channel_limb_darkening(obs.wavelength, first)
     fits = [first[0]]
     for k in range(1, obs.n_wavelength):
-        fits.append(one(k, first[k].rp, (float(u1s[k - 1]), float(u2s[k - 1])), False))
+        fits.append(one(k, first[k].rp, smooth_u[k - 1], False))
     for f in fits:  # back to the channel itself: transit T_k and baseline W / T_w x (R b)
         f.transit = f.transit * cm.transit
         f.baseline = f.baseline * w / cm.transit

@@ -12,7 +12,7 @@ from atmospec.transit.detrenders._core import (
     fit_channel,
     fit_white,
     regressors,
-    smooth_limb_darkening,
+    smoothed_channel_limb_darkening,
 )
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 from atmospec.transit.observation import TransitObservation
@@ -49,11 +49,7 @@ def fit_linear_spectrum(
         )
         for k in range(obs.n_wavelength)
     ]
-    wl = obs.wavelength[1:]
-    u = np.array([f.u for f in first[1:]])
-    us = np.array([f.u_sigma for f in first[1:]])
-    u1s = smooth_limb_darkening(wl, u[:, 0], us[:, 0])
-    u2s = smooth_limb_darkening(wl, u[:, 1], us[:, 1])
+    smooth_u = smoothed_channel_limb_darkening(obs.wavelength, first)
     fits = [first[0]]
     for k in range(1, obs.n_wavelength):
         fits.append(
@@ -63,7 +59,7 @@ def fit_linear_spectrum(
                 R,
                 models[k],
                 first[k].rp,
-                (float(u1s[k - 1]), float(u2s[k - 1])),
+                smooth_u[k - 1],
                 free_u=False,
                 inflate=inflate,
             )
