@@ -42,3 +42,11 @@ def shared_dir() -> Path:
     if path is None:
         pytest.skip("../shared/data is absent (real test files are not shipped with atmospec)")
     return path
+
+
+@pytest.fixture(scope="session")
+def grid(splat_dir):
+    """The embedded Sonora Diamondback grid (fetched by the data step)."""
+    from atmospec.grids import load_grid
+
+    return load_grid("dback24")

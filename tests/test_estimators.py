@@ -167,14 +167,10 @@ def test_truncated_record_and_foreign_files(tmp_path):
         load_estimator(tmp_path / "missing")
 
 
-def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
-    # A network whose raw sigma is 1 everywhere while the true errors have
-    # sigma_true = 2 (S/N / 50)^-0.5: the calibration must find s0 = 2 at the reference S/N 50
-    # and slope b = -0.5 (the construction), restore 68 / 95 % coverage at every S/N
-    # (binomial +- 0.01 at n = 4000).
-    from atmospec.training.evaluation import coverage
-
-    wave = np.linspace(1.0, 2.0, 40)  # contains the 1.20-1.30 um S/N window
+def _unit_sigma_estimator():
+    """A one-parameter SpectrumCNN whose network says mean 0, raw sigma 1 for every spectrum
+    (so only the calibration acts), on an axis containing the 1.20-1.30 um S/N window."""
+    wave = np.linspace(1.0, 2.0, 40)
     est = SpectrumCNN()
     est.wavelength_, est.param_names_, est.bounds_ = wave, ("t",), {"t": (-50.0, 50.0)}
 
@@ -183,6 +179,17 @@ def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
         return np.zeros((n, 1)), np.ones((n, 1)) * est.sigma_scale_for(X, sigma)
 
     est._predict = fake_predict  # type: ignore[method-assign]
+    return wave, est
+
+
+def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
+    # A network whose raw sigma is 1 everywhere while the true errors have
+    # sigma_true = 2 (S/N / 50)^-0.5: the calibration must find s0 = 2 at the reference S/N 50
+    # and slope b = -0.5 (the construction), restore 68 / 95 % coverage at every S/N
+    # (binomial +- 0.01 at n = 4000).
+    from atmospec.training.evaluation import coverage
+
+    wave, est = _unit_sigma_estimator()
     rng = np.random.default_rng(3)
 
     def draw(snr):
@@ -204,3 +211,34 @@ def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
         assert abs(coverage(yt, mean, std, 0.95)[0] - 0.95) < 0.015
     # Without uncertainties the constant scale at the reference S/N applies.
     assert est.sigma_scale_for(Xt[:2], None)[:, 0] == pytest.approx(est.sigma_scale_[0])
+
+
+def test_calibration_sigma_is_rms_and_tails_follow_the_errors():
+    # A network whose raw sigma is 1 while its errors are Student-t(4) with unit variance
+    # (scale sqrt(1/2)). The calibrated sigma is the RMS error (1); the fitted tail has dof ~4
+    # (the 95/68.27 % quantile ratio of the errors); mean ± sigma stays the nominal 68.27 %
+    # interval, so with these heavy tails it holds P(|T4| <= sqrt 2) = 0.770 of the errors,
+    # and the 95 % one, sigma * t4(0.975) / t4(0.8413) = 2.43 sigma, holds
+    # P(|T4| <= 2.43 sqrt 2) = 0.974 (both at least nominal: conservative by construction).
+    from scipy.stats import t
+
+    from atmospec.predictive_tails import ONE_SIGMA
+    from atmospec.training.evaluation import coverage
+
+    wave, est = _unit_sigma_estimator()
+    rng = np.random.default_rng(5)
+    snr = np.exp(rng.uniform(np.log(10), np.log(250), 40_000))
+    X = np.ones((snr.size, wave.size))
+    sigma = X / snr[:, None]
+    est.calibrate(X, rng.standard_t(4, (snr.size, 1)) * np.sqrt(0.5), sigma)
+    assert est.sigma_scale_[0] == pytest.approx(1.0, rel=0.05)
+    assert 3.0 < est.sigma_tail_dof_[0] < 5.5
+    yt = rng.standard_t(4, (40_000, 1)) * np.sqrt(0.5)
+    mean, std = est._predict(X, sigma)
+    k95 = float(t.ppf(0.975, 4) / t.ppf(0.5 + ONE_SIGMA / 2, 4))
+    want68 = 2 * t.cdf(np.sqrt(2), 4) - 1
+    want95 = 2 * t.cdf(k95 * np.sqrt(2), 4) - 1
+    assert want68 == pytest.approx(0.770, abs=0.002) and want95 == pytest.approx(0.974, abs=0.002)
+    dof = est.sigma_tail_dof_
+    assert coverage(yt, mean, std, ONE_SIGMA, dof)[0] == pytest.approx(want68, abs=0.01)
+    assert coverage(yt, mean, std, 0.95, dof)[0] == pytest.approx(want95, abs=0.006)

@@ -13,13 +13,6 @@ pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture(scope="module")
-def grid(splat_dir):
-    from atmospec.grids import load_grid
-
-    return load_grid("dback24")
-
-
-@pytest.fixture(scope="module")
 def sim(grid):
     from atmospec.posteriors.simulate import GridSimulator
 

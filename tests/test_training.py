@@ -132,13 +132,6 @@ def test_preprocessor_round_trip_and_masks():
 # --- builder and splits on the real embedded grid ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def grid(splat_dir):
-    from atmospec.grids import load_grid
-
-    return load_grid("dback24")
-
-
 @pytest.mark.realdata
 def test_grid_aware_split_holds_out_slices(grid):
     from atmospec.training.splits import grid_aware_split
@@ -247,6 +240,15 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
     assert set(np.unique(teff[sets["split"].test])) == {1200.0, 1600.0, 2000.0}
     assert np.isin(sets["train"].node[sets["train"].node >= 0], sets["split"].train).all()
     assert len(sets["test"]) == 30 and len(sets["val"]) == 20
+    # The shipped recipe augments the training set only, along Teff (the config's value);
+    # validation and test spectra stay exact interpolations.
+    assert r.interpolation_error == {"teff": 1.0}
+    assert sets["train"].config["interpolation_error"]["teff"] == 1.0
+    assert not any(sets["val"].config["interpolation_error"].values())
+    # A cached training set built without the augmentation is rebuilt, not reused.
+    plain = dataclasses.replace(r, interpolation_error=0.0)
+    rebuilt = build_sets(plain, tmp_path, quiet=True)["train"]
+    assert not any(rebuilt.config["interpolation_error"].values())
     # A parameter range restricts the split to the rows inside it (dback24 has 90 nodes per
     # Teff value: 5 log g x 3 [M/H] x 6 fsed, so Teff 1500-2000 K, 6 slices, is 540 rows).
     split, rows = recipe_split(grid, r.split, {"teff": [1500.0, 2000.0]})

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec.predictive_tails import dof_array
 from atmospec.training.preprocessing import Preprocessor
 
 from .base import Estimator
@@ -98,6 +99,7 @@ class NeuralEstimator(Estimator):
         quiet: bool = True,
         device: str | None = None,
         checkpoint_dir: str | None = None,
+        scheduler: str = "plateau",
     ) -> None:
         super().__init__()
         self.n_members = n_members
@@ -113,12 +115,14 @@ class NeuralEstimator(Estimator):
         self.quiet = quiet
         self.device = device
         self.checkpoint_dir = checkpoint_dir
+        self.scheduler = scheduler
         self.members_: list[Any] = []
         self.preprocessor_: Preprocessor | None = None
         self.sigma_scale_: NDArray[np.float64] | None = None  # scale at the reference S/N
         self.sigma_snr_slope_: NDArray[np.float64] | None = None  # d ln(scale) / d ln(S/N)
         self.sigma_snr_ref_: float = 1.0  # reference S/N of sigma_scale_
         self.sigma_snr_range_: tuple[float, float] = (1.0, 1.0)  # S/N range of the fit (clip)
+        self.sigma_tail_dof_: NDArray[np.float64] | None = None  # Student-t dof (inf: Gaussian)
         self.history_: list[dict[str, Any]] = []
         self.train_seconds_: float = 0.0
         self.epoch_callback: Any = None  # optional Trainer callback (e.g. Optuna pruning)
@@ -185,6 +189,8 @@ class NeuralEstimator(Estimator):
         y: NDArray[np.float64],
         sigma: NDArray[np.float64] | None,
         validation: tuple[Any, ...] | None,
+        *,
+        clean: NDArray[np.float64] | None = None,
     ) -> None:
         import time
 
@@ -194,7 +200,8 @@ class NeuralEstimator(Estimator):
 
         pp = self._preprocessor()
         self.preprocessor_ = pp.fit(X, y, param_names=self.param_names_, bounds=self.bounds_)
-        train = [*self._tensors(X, sigma), torch.from_numpy(pp.transform_targets(y))]
+        targets = torch.from_numpy(pp.transform_targets(y))
+        train = [*self._tensors(X, sigma), targets] if clean is None else []
         val_loader = None
         metrics = None
         if validation is not None:
@@ -212,7 +219,9 @@ class NeuralEstimator(Estimator):
         budget = self.max_seconds / self.n_members if self.max_seconds else None
         cpu_budget = self.max_cpu_seconds / self.n_members if self.max_cpu_seconds else None
         for m in range(self.n_members):
-            model = self._build()
+            with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG untouched
+                torch.manual_seed(self.seed + 1000 * m)
+                model = self._build()
             ckpt = None if self.checkpoint_dir is None else f"{self.checkpoint_dir}/member{m}"
             trainer = Trainer(
                 model,
@@ -229,11 +238,17 @@ class NeuralEstimator(Estimator):
                 max_cpu_seconds=cpu_budget,
                 checkpoint_dir=ckpt,
                 grad_clip=5.0,
+                scheduler=self.scheduler,
                 metrics_fn=metrics,
                 callback=self.epoch_callback,
             )
+            if clean is None:
+                loader: Any = self._loader(train, True, self.seed + m)
+            else:
+                assert sigma is not None
+                loader = _FreshNoise(self, clean, sigma, targets, self.seed + m)
             hist = trainer.fit(
-                self._loader(train, True, self.seed + m),
+                loader,
                 val_loader,
                 resume=self.resume_training and ckpt is not None,
             )
@@ -243,6 +258,7 @@ class NeuralEstimator(Estimator):
         self.train_seconds_ = time.perf_counter() - start
         self.sigma_scale_ = np.ones(len(self.param_names_))
         self.sigma_snr_slope_ = None
+        self.sigma_tail_dof_ = None
         if self.probabilistic and validation is not None:
             self.calibrate(
                 validation[0], validation[1], validation[2] if len(validation) > 2 else None
@@ -337,23 +353,35 @@ class NeuralEstimator(Estimator):
         return out * (snr[:, None] / self.sigma_snr_ref_) ** self.sigma_snr_slope_[None, :]
 
     def calibrate(self, X: Any, y: Any, sigma: Any = None) -> NDArray[np.float64]:
-        """Recalibrate the predictive sigmas on held-out (validation) spectra.
+        """Recalibrate the predictive sigmas and tails on held-out (validation) spectra.
 
         Per parameter, the calibrated sigma is ``s(S/N) * sigma`` with
         ``ln s = ln s0 + b ln(S/N / S/N_ref)`` (``S/N_ref``: the median input S/N, see
-        :meth:`input_snr`); ``s0`` and ``b`` maximise the Gaussian likelihood of the held-out
-        errors (a convex problem, solved by Newton's method). Without S/N information or with
-        fewer than 200 spectra, ``b = 0`` and ``s0 = sqrt(mean(z^2))``. Returns ``s0`` per
+        :meth:`input_snr`). The S/N dependence ``b`` is the slope of a linear quantile
+        regression of ``ln |z|`` on ``ln S/N`` at the 68.27 % level (robust: a few spectra
+        several sigma off, where the grid bends, do not tilt it); ``s0`` then makes sigma the
+        RMS error: ``s0 = sqrt(mean(z^2 (S/N / S/N_ref)^(-2b)))``. Without S/N information or
+        with fewer than 200 spectra, ``b = 0`` and ``s0 = sqrt(mean(z^2))``.
+        Held-out errors have heavier tails than a Gaussian: ``sigma_tail_dof_`` holds, per
+        parameter, the Student-t degrees of freedom that match the ratio of the 95 % and
+        68.27 % quantiles of the calibrated errors (``inf`` when not heavier than Gaussian;
+        :mod:`atmospec.predictive_tails`), so wide intervals are wide enough while
+        ``mean ± sigma`` stays the nominal 68.27 % interval (conservative when tails are heavy:
+        held-out grid slices can be harder than the validation slices). Returns ``s0`` per
         parameter (``sigma_scale_``); ``sigma_snr_slope_`` holds ``b``. Never fit this on the
         test spectra.
         """
+        from atmospec.predictive_tails import fit_tail_dof
+
         p = len(self.param_names_)
         self.sigma_scale_, self.sigma_snr_slope_ = np.ones(p), None
+        self.sigma_tail_dof_ = None
         X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         sig = None if sigma is None else np.asarray(sigma, dtype=np.float64)
         mean, std = self._predict(X, sig)
         assert std is not None
-        z2 = ((np.asarray(y, dtype=np.float64) - mean) / std) ** 2
+        z2 = ((y - mean) / std) ** 2
         snr = self.input_snr(X, sig)
         ok = np.isfinite(snr)
         if ok.sum() < 200:
@@ -361,12 +389,44 @@ class NeuralEstimator(Estimator):
             return self.sigma_scale_
         ls = np.log(snr[ok])
         ref = float(np.median(ls))
-        coef = np.array([_fit_log_scale(ls - ref, z2[ok, i]) for i in range(p)])
-        self.sigma_scale_ = np.exp(coef[:, 0])
-        self.sigma_snr_slope_ = coef[:, 1]
+        x = ls - ref
+        slope = np.array([_snr_slope(x, z2[ok, i]) for i in range(p)])
+        detrended = z2[ok] * np.exp(-2.0 * np.outer(x, slope))
+        self.sigma_scale_ = np.sqrt(np.maximum(np.mean(detrended, axis=0), 1e-24))
+        self.sigma_snr_slope_ = slope
         self.sigma_snr_ref_ = float(np.exp(ref))
         self.sigma_snr_range_ = (float(np.exp(ls.min())), float(np.exp(ls.max())))
+        z = np.sqrt(z2) / self.sigma_scale_for(X, sig)
+        self.sigma_tail_dof_ = fit_tail_dof(z)
         return self.sigma_scale_
+
+    def calibration_record(self) -> dict[str, Any]:
+        """The fitted sigma calibration as plain JSON (method, numbers), for model records.
+
+        Example:
+            >>> from atmospec.estimators import SpectrumCNN
+            >>> est = SpectrumCNN(); est.sigma_scale_ = np.array([0.9])
+            >>> est.sigma_tail_dof_ = np.array([np.inf])
+            >>> rec = est.calibration_record(); rec["sigma_scale"], rec["sigma_tail_dof"]
+            ([0.9], [None])
+        """
+        from atmospec.predictive_tails import dof_list
+
+        return {
+            "method": (
+                "per-parameter sigma scale s(S/N) = s0 (S/N / S/N_ref)^b on the validation "
+                "split: b from a 68.27 % quantile regression of ln|z| on ln S/N, s0 making "
+                "sigma the RMS error; Student-t tails (dof) from the 95 % / 68.27 % quantile "
+                "ratio of the calibrated errors (None: Gaussian)"
+            ),
+            "sigma_scale": None if self.sigma_scale_ is None else self.sigma_scale_.tolist(),
+            "sigma_snr_slope": (
+                None if self.sigma_snr_slope_ is None else self.sigma_snr_slope_.tolist()
+            ),
+            "sigma_snr_ref": self.sigma_snr_ref_,
+            "sigma_snr_range": list(self.sigma_snr_range_),
+            "sigma_tail_dof": dof_list(self.sigma_tail_dof_),
+        }
 
     # -- state ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
@@ -375,14 +435,10 @@ class NeuralEstimator(Estimator):
         for m, model in enumerate(self.members_):
             for k, v in model.state_dict().items():
                 arrays[f"member{m}.{k}"] = v.detach().cpu().numpy()
+        calibration = {k: v for k, v in self.calibration_record().items() if k != "method"}
         config = {
             "preprocessor": self.preprocessor_.to_dict(),
-            "sigma_scale": None if self.sigma_scale_ is None else self.sigma_scale_.tolist(),
-            "sigma_snr_slope": (
-                None if self.sigma_snr_slope_ is None else self.sigma_snr_slope_.tolist()
-            ),
-            "sigma_snr_ref": self.sigma_snr_ref_,
-            "sigma_snr_range": list(self.sigma_snr_range_),
+            **calibration,
             "n_trained_members": len(self.members_),
             "history": self.history_,
             "train_seconds": self.train_seconds_,
@@ -400,6 +456,7 @@ class NeuralEstimator(Estimator):
         self.sigma_snr_ref_ = float(config.get("sigma_snr_ref", 1.0))
         lo, hi = config.get("sigma_snr_range", (1.0, 1.0))
         self.sigma_snr_range_ = (float(lo), float(hi))
+        self.sigma_tail_dof_ = dof_array(config.get("sigma_tail_dof"))  # absent: Gaussian
         self.history_ = list(config.get("history", []))
         self.train_seconds_ = float(config.get("train_seconds", 0.0))
         self.members_ = []
@@ -423,25 +480,59 @@ class NeuralEstimator(Estimator):
         return sum(p.numel() for p in model.parameters())
 
 
-def _fit_log_scale(x: NDArray[np.float64], z2: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(a, b) minimising the Gaussian NLL ``sum(a + b x + z2 exp(-2 (a + b x)) / 2)``.
+class _FreshNoise:
+    """Training batches with new Gaussian noise every epoch: ``clean + sigma * N(0, 1)``.
+
+    The draw of epoch ``e`` comes from the seed ``[seed, e]`` (set by the Trainer through
+    ``set_epoch``), so a resumed run sees the same noise as an uninterrupted one. Masked
+    pixels (NaN clean flux, infinite sigma) stay masked.
+    """
+
+    def __init__(
+        self,
+        est: NeuralEstimator,
+        clean: NDArray[np.float64],
+        sigma: NDArray[np.float64],
+        targets: Any,
+        seed: int,
+    ) -> None:
+        self.est, self.targets = est, targets
+        self.seed, self.epoch = seed, 0
+        finite = np.isfinite(sigma)
+        self.sigma = sigma  # the input channel (inf where masked)
+        self.noise_sigma = np.where(finite, sigma, 0.0).astype(np.float32)
+        self.clean = np.where(finite, clean, np.nan).astype(np.float32)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Any:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        noisy = rng.standard_normal(self.clean.shape, dtype=np.float32)
+        noisy *= self.noise_sigma
+        noisy += self.clean  # NaN (masked) stays NaN
+        tensors = [*self.est._tensors(noisy, self.sigma), self.targets]
+        return iter(self.est._loader(tensors, True, self.seed * 100_003 + self.epoch))
+
+    def __len__(self) -> int:
+        return int(np.ceil(self.clean.shape[0] / self.est.batch_size))
+
+
+def _snr_slope(x: NDArray[np.float64], z2: NDArray[np.float64]) -> float:
+    """Slope ``b`` of the 68.27 % quantile of ``|z|`` against ``x = ln(S/N / S/N_ref)``:
+    linear quantile regression of ``ln |z|`` (scikit-learn's ``QuantileRegressor``, no penalty).
 
     Example:
-        >>> rng = np.random.default_rng(1); x = rng.uniform(-1, 1, 20000)
-        >>> z = rng.normal(size=x.size) * np.exp(0.3 + 0.5 * x)  # true a = 0.3, b = 0.5
-        >>> np.round(_fit_log_scale(x, z**2), 1).tolist()  # +- 0.01 statistical error
-        [0.3, 0.5]
+        >>> rng = np.random.default_rng(1); x = rng.uniform(-1, 1, 4000)
+        >>> z = rng.normal(size=x.size) * np.exp(0.3 - 0.5 * x)  # sigma falls as S/N grows
+        >>> round(_snr_slope(x, z**2), 1)  # +- 0.03 statistical error
+        -0.5
     """
-    z2 = np.maximum(z2, 1e-24)
-    A = np.column_stack([np.ones_like(x), x])
-    c = np.array([0.5 * np.log(np.mean(z2)), 0.0])
-    for _ in range(50):  # Newton; the objective is convex in (a, b)
-        w = z2 * np.exp(-2.0 * (A @ c))
-        grad = A.T @ (1.0 - w)
-        hess = (A * (2.0 * w)[:, None]).T @ A
-        step = np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
-        step *= min(1.0, 1.0 / max(float(np.abs(step).max()), 1e-12))  # damp large steps
-        c = c - step
-        if np.abs(step).max() < 1e-10:
-            break
-    return c
+    from sklearn.linear_model import QuantileRegressor
+
+    from atmospec.predictive_tails import ONE_SIGMA
+
+    logz = 0.5 * np.log(np.maximum(z2, 1e-24))
+    reg = QuantileRegressor(quantile=ONE_SIGMA, alpha=0.0, solver="highs")
+    reg.fit(x[:, None], logz)
+    return float(reg.coef_[0])

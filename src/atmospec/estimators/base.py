@@ -45,6 +45,10 @@ class Prediction:
         at_bound: (n, p) True where the estimate presses against a grid bound (the truth
             may lie outside the grid: treat the value as a limit).
         bounds: parameter -> (low, high) of the training grid.
+        tail_dof: (p,) Student-t degrees of freedom of each parameter's predictive
+            distribution (``inf``: Gaussian), or None (all Gaussian). ``mean ± std`` is the
+            68.27 % interval either way; wider levels are wider for heavy tails
+            (:mod:`atmospec.predictive_tails`).
 
     Example:
         >>> p = Prediction(("teff",), np.array([[1000.0]]), np.array([[50.0]]),
@@ -58,14 +62,16 @@ class Prediction:
     std: NDArray[np.float64] | None
     at_bound: NDArray[np.bool_]
     bounds: dict[str, tuple[float, float]]
+    tail_dof: NDArray[np.float64] | None = None
 
     def interval(self, level: float = 0.68) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Central Gaussian predictive interval at ``level`` (e.g. 0.68, 0.95), clipped to bounds."""
+        """Central predictive interval at ``level`` (e.g. 0.68, 0.95), clipped to bounds:
+        Gaussian, or Student-t per parameter when ``tail_dof`` is set."""
         if self.std is None:
             raise ValueError("this estimator gives point estimates only (no predictive sigma)")
-        from scipy.stats import norm
+        from atmospec.predictive_tails import tail_factor
 
-        k = float(norm.ppf(0.5 + level / 2))
+        k = tail_factor(level, self.tail_dof, n=len(self.param_names))
         lo = np.array([self.bounds[p][0] for p in self.param_names])
         hi = np.array([self.bounds[p][1] for p in self.param_names])
         return np.clip(self.mean - k * self.std, lo, hi), np.clip(self.mean + k * self.std, lo, hi)
@@ -122,6 +128,7 @@ class Estimator(ABC):
         sigma: ArrayLike | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         validation: tuple[Any, ...] | None = None,
+        clean: ArrayLike | None = None,
     ) -> Estimator:
         """Learn parameters ``y`` (n, p) from fluxes ``X`` (n, n_wave) on ``wavelength``.
 
@@ -133,6 +140,10 @@ class Estimator(ABC):
             sigma: per-pixel 1-sigma uncertainties of ``X`` (needed by models that read them).
             bounds: parameter -> (low, high) of the grid; default: range of ``y``.
             validation: ``(X_val, y_val)`` or ``(X_val, y_val, sigma_val)`` for early stopping.
+            clean: the noise-free fluxes behind ``X`` (same shape; ``TrainingSet.arrays(
+                clean=True)``). Neural estimators then draw fresh Gaussian noise with ``sigma``
+                every epoch instead of reusing the one realisation in ``X`` (same S/N and error
+                shape per spectrum, a new draw each time); others ignore it.
         Returns:
             self
         """
@@ -157,7 +168,15 @@ class Estimator(ABC):
             }
         self.bounds_ = {p: (float(bounds[p][0]), float(bounds[p][1])) for p in self.param_names_}
         sig = None if sigma is None else np.asarray(sigma, dtype=np.float64)
-        self._fit(X, y, sig, validation)
+        noise_free = None
+        if clean is not None:
+            noise_free = np.asarray(clean, dtype=np.float64)
+            if noise_free.shape != X.shape or sig is None:
+                raise ValueError(
+                    f"clean must have the shape of X {X.shape} (found {noise_free.shape}) and "
+                    "needs sigma= to draw noise from"
+                )
+        self._fit(X, y, sig, validation, clean=noise_free)
         return self
 
     def predict(self, X: ArrayLike, sigma: ArrayLike | None = None) -> Prediction:
@@ -183,7 +202,8 @@ class Estimator(ABC):
         mean = np.clip(mean, lo, hi)
         tol = BOUND_TOLERANCE * (hi - lo)
         at_bound = (mean <= lo + tol) | (mean >= hi - tol)
-        return Prediction(self.param_names_, mean, std, at_bound, dict(self.bounds_))
+        dof = getattr(self, "sigma_tail_dof_", None) if std is not None else None
+        return Prediction(self.param_names_, mean, std, at_bound, dict(self.bounds_), dof)
 
     def predict_spectrum(self, spectrum: Spectrum | Sequence[Spectrum]) -> Prediction:
         """Predict for Spectrum object(s) on exactly the training axis (masked pixels filled)."""
@@ -255,6 +275,8 @@ class Estimator(ABC):
         y: NDArray[np.float64],
         sigma: NDArray[np.float64] | None,
         validation: tuple[Any, ...] | None,
+        *,
+        clean: NDArray[np.float64] | None = None,
     ) -> None: ...
 
     @abstractmethod

@@ -170,7 +170,7 @@ class RandomForestEstimator(_TreeEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def _fit(self, X: Any, y: Any, sigma: Any, validation: Any) -> None:
+    def _fit(self, X: Any, y: Any, sigma: Any, validation: Any, *, clean: Any = None) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
         self.preprocessor_ = Preprocessor(normalize="mean", target="standard").fit(
@@ -233,7 +233,7 @@ class GradientBoostingEstimator(_TreeEstimator):
         self.seed = seed
         self.init_: NDArray[np.float64] | None = None
 
-    def _fit(self, X: Any, y: Any, sigma: Any, validation: Any) -> None:
+    def _fit(self, X: Any, y: Any, sigma: Any, validation: Any, *, clean: Any = None) -> None:
         from sklearn.ensemble import GradientBoostingRegressor
 
         self.preprocessor_ = Preprocessor(normalize="mean", target="standard").fit(

@@ -98,6 +98,7 @@ class SpectrumCNN(NeuralEstimator):
         quiet: bool = True,
         device: str | None = None,
         checkpoint_dir: str | None = None,
+        scheduler: str = "plateau",
     ) -> None:
         super().__init__(
             n_members=n_members,
@@ -113,6 +114,7 @@ class SpectrumCNN(NeuralEstimator):
             quiet=quiet,
             device=device,
             checkpoint_dir=checkpoint_dir,
+            scheduler=scheduler,
         )
         self.width = width
         self.hidden = hidden

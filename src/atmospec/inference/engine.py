@@ -187,6 +187,8 @@ class Engine:
             getattr(estimator, "members_", None)
         )
         self.kind = sigma_kind(estimator)
+        # Student-t tails of the calibrated predictive (None: Gaussian), for sampling.
+        self.tail_dof = getattr(estimator, "sigma_tail_dof_", None)
         self._pool: Any = None
         self._low: list[Any] | None = None
         self._verified = not self.neural
@@ -522,8 +524,11 @@ class Engine:
             self._pool = None
 
     def __del__(self) -> None:  # pragma: no cover - interpreter-dependent timing
-        with contextlib.suppress(Exception):
+        # At interpreter shutdown module globals (contextlib) may already be None.
+        try:
             self.close()
+        except Exception:  # noqa: BLE001 - a destructor must not raise
+            pass
 
 
 def _seed_words(seed: Sequence[int] | int) -> list[int]:

@@ -194,6 +194,7 @@ def monte_carlo(
     """
     from atmospec.estimators.base import BOUND_TOLERANCE
     from atmospec.inference.engine import Engine
+    from atmospec.predictive_tails import standardized_draws
 
     engine = estimator if isinstance(estimator, Engine) else Engine(estimator)
     flux = np.atleast_2d(flux)
@@ -219,7 +220,8 @@ def monte_carlo(
         rngs_blk = [
             np.random.default_rng([*_as_list(seeds[i]), 1]) for i in range(sl.start, sl.stop)
         ]
-        zs = np.stack([g.standard_normal((draws, p), dtype=np.float32) for g in rngs_blk])
+        # The calibrated predictive: Gaussian, or Student-t where the model has heavy tails.
+        zs = np.stack([standardized_draws(g, (draws, p), engine.tail_dof) for g in rngs_blk])
         # The engine returns the draws grouped by ensemble member: shuffle them so that any
         # subset of a spectrum's samples is a fair sample of the mixture.
         order = np.stack([g.permutation(draws) for g in rngs_blk])
@@ -1041,9 +1043,9 @@ def predict(
     Each spectrum is checked (units, errors, wavelength coverage under the ``coverage``
     policy: refuse, or mask; NaN never reaches the network), resampled onto the model's axis
     and normalised. ``draws`` noisy copies drawn from its flux errors go through the
-    estimator in one batched call; each contributes one sample of the estimator's predictive
-    Gaussian (sigma heads, ensembles), so the percentiles combine measurement noise and model
-    uncertainty. The grid model at the medians gives ``chi2_red`` and the plot; a calibrated
+    estimator in one batched call; each contributes one sample of the estimator's calibrated
+    predictive (sigma heads, ensembles; Student-t where the model's held-out errors are
+    heavy-tailed), so the percentiles combine measurement noise and model uncertainty. The grid model at the medians gives ``chi2_red`` and the plot; a calibrated
     score flags spectra unlike anything the model learned.
 
     Args:

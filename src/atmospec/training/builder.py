@@ -171,6 +171,39 @@ class Lattice:
         return corners, w, values, which
 
 
+def _interpolation_amplitudes(
+    value: float | Mapping[str, float], continuous: Sequence[str]
+) -> NDArray[np.float64]:
+    """Per continuous parameter amplitude of the interpolation-error augmentation."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(continuous))
+        if unknown:
+            raise ValueError(
+                f"interpolation_error names {unknown}, not continuous grid parameters "
+                f"{list(continuous)}"
+            )
+        amp = np.array([float(value.get(p, 0.0)) for p in continuous])
+    else:
+        amp = np.full(len(continuous), float(value))
+    if not np.all(np.isfinite(amp)) or np.any(amp < 0):
+        raise ValueError(f"interpolation_error must be >= 0, not {value}")
+    return amp
+
+
+def _interpolation_residuals(
+    grid: ModelGrid, lattice: Lattice, win: NDArray[np.int64]
+) -> NDArray[np.float32]:
+    """Node residuals of the lattice's member rows on the native window, indexed by grid row."""
+    from .interpolation_error import node_residuals
+
+    members = np.array(sorted(set(lattice.lookup.values())), dtype=np.int64)
+    flux = np.asarray(grid.flux(members), dtype=np.float64)[:, win]
+    res = node_residuals(lattice, members, np.log(np.clip(flux, 1e-300, None)))
+    out = np.zeros((lattice.values.shape[0], *res.shape[1:]), dtype=np.float32)
+    out[members] = res
+    return out
+
+
 @dataclass
 class _Plan:
     rows: NDArray[np.int64]  # (n, m) corner rows (m = 1 for node samples)
@@ -235,6 +268,7 @@ def build_training_set(
     systematics: Systematics | None = None,
     flux_scale: tuple[float, float] = (0.1, 10.0),
     mask_telluric: float = 0.0,
+    interpolation_error: float | Mapping[str, float] = 0.0,
     snr_reference_dlnw: float | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     seed: int = 0,
@@ -266,6 +300,11 @@ def build_training_set(
             ``Systematics.none()`` for none.
         flux_scale: (low, high) range of a log-uniform random flux scale.
         mask_telluric: probability that a spectrum has its telluric bands masked (NaN flux).
+        interpolation_error: amplitude of the grid-interpolation-error augmentation of off-node
+            samples (0: off; 1: the size of the grid's own leave-one-node-out residuals; see
+            :mod:`atmospec.training.interpolation_error`), one value for every continuous
+            parameter or a mapping ``{param: amplitude}`` (others 0). Teaches the sigma heads
+            that a real spectrum between nodes is not an exact interpolation.
         snr_reference_dlnw: S/N values refer to pixels of this width in ln(lambda) (e.g. the
             pixels of another axis); the per-pixel S/N on this axis is scaled by
             ``sqrt(pixel width / snr_reference_dlnw)``, so two axes see the same observation.
@@ -316,6 +355,10 @@ def build_training_set(
     if noise_shapes not in ("spex", "flat"):
         raise ValueError(f"noise_shapes must be 'spex' or 'flat', not {noise_shapes!r}")
     plan = _plan(grid, lattice, allowed, n_samples, off_node_fraction, cell_mode, rng)
+    amp = _interpolation_amplitudes(interpolation_error, lattice.continuous)
+    interp = None
+    if amp.any() and off_node_fraction > 0:
+        interp = _interpolation_residuals(grid, lattice, win), amp
     tmask = telluric_mask(wave)
     pix_factor = np.ones(wave.size)
     if snr_reference_dlnw is not None:
@@ -333,6 +376,7 @@ def build_training_set(
         "systematics": sys_cfg.to_dict(),
         "flux_scale": list(flux_scale),
         "mask_telluric": mask_telluric,
+        "interpolation_error": dict(zip(lattice.continuous, amp.tolist(), strict=True)),
         "snr_reference_dlnw": snr_reference_dlnw,
         "seed": seed,
         "n_nodes_allowed": int(allowed.size),
@@ -354,6 +398,7 @@ def build_training_set(
         chunk = (min(256, n_samples), wave.size)
         d_flux = h5.create_dataset("flux", (n_samples, wave.size), "f4", chunks=chunk)
         d_sig = h5.create_dataset("sigma", (n_samples, wave.size), "f4", chunks=chunk)
+        d_clean = h5.create_dataset("clean", (n_samples, wave.size), "f4", chunks=chunk)
         d_par = h5.create_dataset("params", (n_samples, p), "f8")
         d_snr = h5.create_dataset("snr", (n_samples,), "f8")
         h5.create_dataset("node", data=plan.node)
@@ -361,7 +406,7 @@ def build_training_set(
         d_par[:] = plan.values[:, cols]
         for start in range(0, n_samples, batch_size):
             sl = slice(start, min(start + batch_size, n_samples))
-            f, s, snr_b = _make_batch(
+            f, s, snr_b, c = _make_batch(
                 grid,
                 plan,
                 sl,
@@ -378,8 +423,10 @@ def build_training_set(
                 tmask,
                 snr_win,
                 pix_factor,
+                lattice,
+                interp,
             )
-            d_flux[sl], d_sig[sl], d_snr[sl] = f, s, snr_b
+            d_flux[sl], d_sig[sl], d_snr[sl], d_clean[sl] = f, s, snr_b, c
             if bar is not None:
                 bar.update(sl.stop - sl.start)
     if bar is not None:
@@ -404,7 +451,9 @@ def _make_batch(
     tmask: NDArray[np.bool_],
     snr_win: NDArray[np.bool_],
     pix_factor: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    lattice: Lattice,
+    interp: tuple[NDArray[np.float32], NDArray[np.float64]] | None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     from atmospec.transforms import resample
 
     # Independent streams per batch and purpose: the same seed gives the same systematics,
@@ -418,7 +467,24 @@ def _make_batch(
     uniq, inv = np.unique(rows, return_inverse=True)
     flux_u = np.asarray(grid.flux(uniq), dtype=np.float64)[:, win]
     logf = np.log(np.clip(flux_u, 1e-300, None))[inv.reshape(rows.shape)]  # (n, m, n_nat)
-    native = np.exp(np.einsum("nm,nmw->nw", w, logf))
+    mixed = np.einsum("nm,nmw->nw", w, logf)
+    if interp is not None:
+        from .interpolation_error import interpolation_perturbation
+
+        off = plan.node[sl] < 0  # on-node samples are exact: no perturbation
+        cont = [lattice.col[p] for p in lattice.continuous]
+        r_off = rows[off]
+        irng = np.random.default_rng([seed, 1, sl.start, 3])
+        mixed[off] += interpolation_perturbation(
+            r_off,
+            w[off],
+            lattice.values[r_off][:, :, cont],
+            plan.values[sl][off][:, cont],
+            interp[0],
+            interp[1],
+            irng,
+        )
+    native = np.exp(mixed)
     prob = sys_cfg.probability
     if sys_cfg.resolution:
         r_lo, r_hi = sys_cfg.extra_R_range
@@ -453,8 +519,9 @@ def _make_batch(
     noisy = flux + sigma * grng.standard_normal(flux.shape)
     if mask_telluric > 0:
         noisy[np.ix_(hit, tmask)] = np.nan
+        flux[np.ix_(hit, tmask)] = np.nan
         sigma[np.ix_(hit, tmask)] = np.inf
-    return noisy, sigma, snr_b
+    return noisy, sigma, snr_b, flux
 
 
 class TrainingSet:
@@ -529,6 +596,18 @@ class TrainingSet:
     @property
     def provenance(self) -> dict[str, Any]:
         return json.loads(self._h5.attrs["provenance"])
+
+    @property
+    def has_clean(self) -> bool:
+        """Whether the set stores the noise-free fluxes (older sets do not)."""
+        return "clean" in self._h5
+
+    def clean(self, idx: ArrayLike | None = None) -> NDArray[np.float64]:
+        """The noise-free fluxes behind ``flux`` (NaN where masked), for ``fit(clean=...)``."""
+        if not self.has_clean:
+            raise FileFormatError(f"{self.path}: this training set stores no noise-free fluxes")
+        sel: Any = slice(None) if idx is None else np.sort(np.asarray(idx, dtype=np.int64))
+        return np.asarray(self._h5["clean"][sel], dtype=np.float64)
 
     def arrays(
         self, idx: ArrayLike | None = None

@@ -19,19 +19,29 @@ if TYPE_CHECKING:
 __all__ = ["metrics", "evaluate", "coverage"]
 
 
-def coverage(true: ArrayLike, mean: ArrayLike, std: ArrayLike, level: float) -> NDArray[np.float64]:
-    """Fraction of rows whose central Gaussian ``level`` interval contains the truth, per column.
+def coverage(
+    true: ArrayLike,
+    mean: ArrayLike,
+    std: ArrayLike,
+    level: float,
+    tail_dof: ArrayLike | None = None,
+) -> NDArray[np.float64]:
+    """Fraction of rows whose central ``level`` interval contains the truth, per column.
+
+    The interval is Gaussian (``mean ± k std``), or Student-t per column when ``tail_dof`` is
+    given (:func:`atmospec.predictive_tails.tail_factor`).
 
     Example:
         >>> rng = np.random.default_rng(0); y = rng.normal(size=(20000, 1))
         >>> float(coverage(y, np.zeros_like(y), np.ones_like(y), 0.68)[0].round(2))
         0.68
     """
-    from scipy.stats import norm
+    from atmospec.predictive_tails import tail_factor
 
-    k = float(norm.ppf(0.5 + level / 2))
     z = np.abs(np.asarray(true) - np.asarray(mean)) / np.asarray(std)
-    return np.mean(z <= k, axis=0)
+    z2 = z.reshape(z.shape[0], -1)
+    k = tail_factor(level, tail_dof, n=z2.shape[1])
+    return np.mean(z2 <= k, axis=0).reshape(z.shape[1:])
 
 
 def metrics(
@@ -62,8 +72,17 @@ def metrics(
             "at_bound": float(np.mean(pred.at_bound[:, i])),
         }
         if pred.std is not None:
-            row["coverage68"] = float(coverage(y[:, i], pred.mean[:, i], pred.std[:, i], 0.68))
-            row["coverage95"] = float(coverage(y[:, i], pred.mean[:, i], pred.std[:, i], 0.95))
+            dof = None if pred.tail_dof is None else pred.tail_dof[i : i + 1]
+            for lev in (68, 95):
+                row[f"coverage{lev}"] = float(
+                    coverage(
+                        y[:, i : i + 1],
+                        pred.mean[:, i : i + 1],
+                        pred.std[:, i : i + 1],
+                        lev / 100,
+                        dof,
+                    )[0]
+                )
             row["median_sigma"] = float(np.median(pred.std[:, i]))
         out[p] = row
     return out
@@ -144,6 +163,7 @@ def _subset(pred: Prediction, m: NDArray[np.bool_]) -> Prediction:
         None if pred.std is None else pred.std[m],
         pred.at_bound[m],
         pred.bounds,
+        pred.tail_dof,
     )
 
 

@@ -47,8 +47,12 @@ class Recipe:
     noise_shapes: str = "spex"
     systematics: dict[str, Any] = field(default_factory=dict)
     mask_telluric: float = 0.0
+    # Grid-interpolation-error augmentation of the training set only (val/test stay exact).
+    interpolation_error: float | dict[str, float] = 0.0
     seed: int = 1
     num_threads: int | None = None
+    # Draw new noise every epoch from the stored noise-free fluxes (neural estimators).
+    fresh_noise: bool = False
     source: str = ""
 
     @classmethod
@@ -80,12 +84,15 @@ class Recipe:
             "noise_shapes",
             "systematics",
             "mask_telluric",
+            "interpolation_error",
             "seed",
         ):
             if key in data:
                 kw[key] = data[key]
         if "num_threads" in train:
             kw["num_threads"] = train["num_threads"]
+        if "fresh_noise" in train:
+            kw["fresh_noise"] = bool(train["fresh_noise"])
         if "max_cpu_seconds" in train:
             kw["params"].setdefault("max_cpu_seconds", train["max_cpu_seconds"])
         return cls(**kw)
@@ -184,8 +191,15 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
     )
     work = Path(work)
     sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds}
+    interp = recipe.interpolation_error
     specs = {
-        "train": (split.train, recipe.n_train, "inside", {"snr": tuple(recipe.snr)}, 0),
+        "train": (
+            split.train,
+            recipe.n_train,
+            "inside",
+            {"snr": tuple(recipe.snr), "interpolation_error": interp},
+            0,
+        ),
         "val": (split.val, recipe.n_val, "touching", {"snr": tuple(recipe.snr)}, 1),
         "test": (split.test, recipe.n_test, "touching", {"snr_levels": recipe.test_snr_levels}, 2),
     }
@@ -193,7 +207,8 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
         path = work / f"{part}.h5"
         if path.exists():
             ts = TrainingSet(path)
-            if len(ts) == n and ts.config.get("seed") == recipe.seed * 10 + k:
+            same_interp = part != "train" or _same_interpolation_error(ts, grid, interp)
+            if len(ts) == n and ts.config.get("seed") == recipe.seed * 10 + k and same_interp:
                 sets[part] = ts
                 continue
             ts.close()
@@ -208,6 +223,17 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
             **common,
         )
     return sets
+
+
+def _same_interpolation_error(ts: Any, grid: Any, value: float | dict[str, float]) -> bool:
+    """Whether a cached training set was built with this interpolation-error augmentation."""
+    from .builder import Lattice, _interpolation_amplitudes
+
+    cont = Lattice(grid).continuous
+    want = _interpolation_amplitudes(value, cont)
+    have = ts.config.get("interpolation_error") or {}
+    got = [float(have.get(p, 0.0)) for p in cont]
+    return bool(np.allclose(want, got))
 
 
 def run_recipe(
@@ -241,7 +267,8 @@ def run_recipe(
     est = make_estimator(recipe.estimator, params)
     est.resume_training = resume
     X, y, s = train.arrays()
-    est.fit(X, y, sigma=s, validation=val.arrays(), **train.fit_kwargs())
+    clean = train.clean() if recipe.fresh_noise else None
+    est.fit(X, y, sigma=s, validation=val.arrays(), clean=clean, **train.fit_kwargs())
     est.meta_.update(
         {
             "name": recipe.name,
@@ -265,6 +292,14 @@ def run_recipe(
         "coverage95": report.get("coverage95"),
         "by_snr": report["by_snr"],
     }
+    if hasattr(est, "calibration_record") and getattr(est, "sigma_scale_", None) is not None:
+        cal = {
+            **est.calibration_record(),
+            "fit_on": f"validation split ({sets['split'].description})",
+        }
+        est.meta_["calibration"] = cal
+        report["calibration"] = cal
+        write_json(out / "evaluation" / "evaluation.json", report)
     if hasattr(est, "checkpoint_dir"):
         est.checkpoint_dir = None  # a local working path: not part of the shipped model
     est.save(out / "model")

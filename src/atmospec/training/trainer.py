@@ -296,6 +296,8 @@ class Trainer:
                 bar = tqdm(total=self.max_epochs, initial=hist.n_epochs, desc="training", unit="ep")
             try:
                 for epoch in range(hist.n_epochs, self.max_epochs):
+                    if hasattr(train_loader, "set_epoch"):  # per-epoch data (fresh noise)
+                        train_loader.set_epoch(epoch)
                     lr_now = float(opt.param_groups[0]["lr"])
                     t0, c0 = time.perf_counter(), time.process_time()
                     tr_loss = self._run_epoch(train_loader, opt, device, train=True)
