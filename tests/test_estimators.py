@@ -242,3 +242,31 @@ def test_calibration_sigma_is_rms_and_tails_follow_the_errors():
     dof = est.sigma_tail_dof_
     assert coverage(yt, mean, std, ONE_SIGMA, dof)[0] == pytest.approx(want68, abs=0.01)
     assert coverage(yt, mean, std, 0.95, dof)[0] == pytest.approx(want95, abs=0.006)
+
+
+def test_beta_nll_weights_terms_by_sigma_and_validation_stays_plain_nll():
+    # beta-NLL (Seitzer et al. 2022): each term times sigma^(2 beta), held constant in the
+    # gradient. With beta = 0.5 the gradient with respect to the mean is
+    # (mean - y) / sigma^2 * sigma = (mean - y) / sigma: for y - mean = 0.3, sigma = 2 that is
+    # -0.15 (the plain NLL gives -0.075). Early stopping compares epochs on the plain NLL.
+    import torch
+
+    from atmospec.estimators._neural import beta_nll, gaussian_nll
+
+    mean = torch.tensor([[0.0]], requires_grad=True)
+    out = torch.stack([mean, torch.tensor([[2.0]])], dim=1)  # (n, 2, p)
+    y = torch.tensor([[0.3]])
+    (g0,) = torch.autograd.grad(beta_nll(out, y, 0.0), mean)
+    (g5,) = torch.autograd.grad(beta_nll(out, y, 0.5), mean)
+    assert float(g0) == pytest.approx(-0.075) and float(g5) == pytest.approx(-0.15)
+    wave, X, y2, s = _toy()
+    est = SpectrumCNN(width=8, hidden=16, max_epochs=2, num_threads=1, nll_beta=0.5)
+    est.fit(X, y2, sigma=s, validation=(X[:40], y2[:40], s[:40]), wavelength=wave,
+            param_names=["teff", "logg"], bounds=BOUNDS)  # fmt: skip
+    assert est._loss().keywords == {"beta": 0.5}
+    # The recorded validation loss is the plain NLL of the validation spectra (target units).
+    raw = est._raw(X[:40], s[:40]).mean(axis=0)  # one member: its (mean, sigma)
+    t = est.preprocessor_.transform_targets(y2[:40])
+    want = gaussian_nll(torch.from_numpy(raw), torch.from_numpy(t)).item()
+    best = est.history_[0]["best_epoch"]  # the kept weights are the best epoch's
+    assert est.history_[0]["val_loss"][best] == pytest.approx(want, rel=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,23 @@ def gaussian_nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     mean, sigma = out[:, 0], out[:, 1]
     return (sigma.log() + 0.5 * ((target - mean) / sigma) ** 2).mean()
+
+
+def beta_nll(out: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """Gaussian NLL with each term weighted by ``sigma ** (2 beta)`` held constant in the
+    gradient (beta-NLL, Seitzer et al. 2022, ICLR): with ``beta > 0`` spectra with large sigma
+    are no longer down-weighted in the fit of the means (``beta = 1``: the means get the MSE
+    gradient), while the sigmas keep their maximum-likelihood meaning. ``beta = 0`` is the NLL.
+
+    Example:
+        >>> import torch
+        >>> out = torch.tensor([[[0.0], [2.0]]]); y = torch.tensor([[0.3]])
+        >>> bool(torch.isclose(beta_nll(out, y, 0.0), gaussian_nll(out, y)))
+        True
+    """
+    mean, sigma = out[:, 0], out[:, 1]
+    nll = sigma.log() + 0.5 * ((target - mean) / sigma) ** 2
+    return (nll * sigma.detach() ** (2.0 * beta)).mean()
 
 
 class _Head:
@@ -100,6 +118,7 @@ class NeuralEstimator(Estimator):
         device: str | None = None,
         checkpoint_dir: str | None = None,
         scheduler: str = "plateau",
+        nll_beta: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_members = n_members
@@ -116,6 +135,7 @@ class NeuralEstimator(Estimator):
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.scheduler = scheduler
+        self.nll_beta = nll_beta
         self.members_: list[Any] = []
         self.preprocessor_: Preprocessor | None = None
         self.sigma_scale_: NDArray[np.float64] | None = None  # scale at the reference S/N
@@ -140,7 +160,11 @@ class NeuralEstimator(Estimator):
     def _loss(self) -> Any:
         import torch
 
-        return gaussian_nll if self.probabilistic else torch.nn.functional.mse_loss
+        if not self.probabilistic:
+            return torch.nn.functional.mse_loss
+        if self.nll_beta:
+            return functools.partial(beta_nll, beta=float(self.nll_beta))
+        return gaussian_nll
 
     def _shape(self) -> dict[str, int]:
         assert self.wavelength_ is not None and self.preprocessor_ is not None
@@ -240,6 +264,7 @@ class NeuralEstimator(Estimator):
                 grad_clip=5.0,
                 scheduler=self.scheduler,
                 metrics_fn=metrics,
+                val_loss_fn=gaussian_nll if self.probabilistic else None,
                 callback=self.epoch_callback,
             )
             if clean is None:

@@ -99,6 +99,7 @@ class SpectrumCNN(NeuralEstimator):
         device: str | None = None,
         checkpoint_dir: str | None = None,
         scheduler: str = "plateau",
+        nll_beta: float = 0.0,
     ) -> None:
         super().__init__(
             n_members=n_members,
@@ -115,6 +116,7 @@ class SpectrumCNN(NeuralEstimator):
             device=device,
             checkpoint_dir=checkpoint_dir,
             scheduler=scheduler,
+            nll_beta=nll_beta,
         )
         self.width = width
         self.hidden = hidden

@@ -109,6 +109,7 @@ class Trainer:
     Args:
         model: the network to train (moved to ``device``).
         loss_fn: ``loss_fn(output, target) -> scalar tensor``.
+        val_loss_fn: the validation loss (early stopping, LR schedule); default ``loss_fn``.
         lr: initial learning rate of Adam(W).
         max_epochs: upper bound on epochs.
         patience: epochs without validation improvement before stopping.
@@ -162,11 +163,13 @@ class Trainer:
         metrics_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         grad_clip: float | None = None,
         callback: Callable[[int, TrainingHistory], None] | None = None,
+        val_loss_fn: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         if scheduler not in ("plateau", "cosine", "none"):
             raise ValueError(f"scheduler must be 'plateau', 'cosine' or 'none', not {scheduler!r}")
         self.model = model
         self.loss_fn = loss_fn
+        self.val_loss_fn = val_loss_fn or loss_fn  # early stopping and schedule
         self.lr = lr
         self.max_epochs = max_epochs
         self.patience = patience
@@ -211,7 +214,7 @@ class Trainer:
             for batch in loader:
                 *inputs, target = self._to(batch, device)
                 out = self.model(*inputs)
-                loss = self.loss_fn(out, target)
+                loss = (self.loss_fn if train else self.val_loss_fn)(out, target)
                 if train:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
