@@ -539,9 +539,6 @@ class _FreshNoise:
         tensors = [*self.est._tensors(noisy, self.sigma), self.targets]
         return iter(self.est._loader(tensors, True, self.seed * 100_003 + self.epoch))
 
-    def __len__(self) -> int:
-        return int(np.ceil(self.clean.shape[0] / self.est.batch_size))
-
 
 def _snr_slope(x: NDArray[np.float64], z2: NDArray[np.float64]) -> float:
     """Slope ``b`` of the 68.27 % quantile of ``|z|`` against ``x = ln(S/N / S/N_ref)``:

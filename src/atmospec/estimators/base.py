@@ -140,8 +140,8 @@ class Estimator(ABC):
             sigma: per-pixel 1-sigma uncertainties of ``X`` (needed by models that read them).
             bounds: parameter -> (low, high) of the grid; default: range of ``y``.
             validation: ``(X_val, y_val)`` or ``(X_val, y_val, sigma_val)`` for early stopping.
-            clean: the noise-free fluxes behind ``X`` (same shape; ``TrainingSet.arrays(
-                clean=True)``). Neural estimators then draw fresh Gaussian noise with ``sigma``
+            clean: the noise-free fluxes behind ``X`` (same shape; ``TrainingSet.clean()``).
+                Neural estimators then draw fresh Gaussian noise with ``sigma``
                 every epoch instead of reusing the one realisation in ``X`` (same S/N and error
                 shape per spectrum, a new draw each time); others ignore it.
         Returns:

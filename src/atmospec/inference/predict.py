@@ -1045,8 +1045,9 @@ def predict(
     and normalised. ``draws`` noisy copies drawn from its flux errors go through the
     estimator in one batched call; each contributes one sample of the estimator's calibrated
     predictive (sigma heads, ensembles; Student-t where the model's held-out errors are
-    heavy-tailed), so the percentiles combine measurement noise and model uncertainty. The grid model at the medians gives ``chi2_red`` and the plot; a calibrated
-    score flags spectra unlike anything the model learned.
+    heavy-tailed), so the percentiles combine measurement noise and model uncertainty. The
+    grid model at the medians gives ``chi2_red`` and the plot; a calibrated score flags
+    spectra unlike anything the model learned.
 
     Args:
         spectra: a Spectrum, a file path, or a list of them.

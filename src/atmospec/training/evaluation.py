@@ -61,6 +61,10 @@ def metrics(
     y = np.asarray(true, dtype=np.float64)
     names = list(param_names or pred.param_names)
     out: dict[str, dict[str, float]] = {}
+    cov = {}
+    if pred.std is not None:
+        for lev in (68, 95):
+            cov[lev] = coverage(y, pred.mean, pred.std, lev / 100, pred.tail_dof)
     for i, p in enumerate(names):
         err = pred.mean[:, i] - y[:, i]
         row = {
@@ -72,17 +76,7 @@ def metrics(
             "at_bound": float(np.mean(pred.at_bound[:, i])),
         }
         if pred.std is not None:
-            dof = None if pred.tail_dof is None else pred.tail_dof[i : i + 1]
-            for lev in (68, 95):
-                row[f"coverage{lev}"] = float(
-                    coverage(
-                        y[:, i : i + 1],
-                        pred.mean[:, i : i + 1],
-                        pred.std[:, i : i + 1],
-                        lev / 100,
-                        dof,
-                    )[0]
-                )
+            row["coverage68"], row["coverage95"] = float(cov[68][i]), float(cov[95][i])
             row["median_sigma"] = float(np.median(pred.std[:, i]))
         out[p] = row
     return out

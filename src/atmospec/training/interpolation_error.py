@@ -102,10 +102,13 @@ def interpolation_perturbation(
     amplitude: float | NDArray[np.float64],
     rng: np.random.Generator,
 ) -> NDArray[np.float64]:
-    """Log-flux perturbations ``(n, n_wave)`` of off-node samples (zero for on-node ones).
+    """Log-flux perturbations ``(n, n_wave)`` of off-node samples.
+
+    Pass off-node samples only: node samples are exact and get none (the builder's plan pads
+    their corner rows with row 0 at weight 0, which would span a false cell here).
 
     Args:
-        rows: ``(n, m)`` grid rows of each sample's cell corners (``m = 1``: a node).
+        rows: ``(n, m)`` grid rows of each sample's cell corners.
         weights: ``(n, m)`` interpolation weights of the corners.
         corner_values: ``(n, m, k)`` continuous-parameter values of the corners.
         values: ``(n, k)`` the samples' continuous-parameter values.
