@@ -81,3 +81,21 @@ def test_fit_with_clean_trains_and_needs_sigma():
     np.testing.assert_array_equal(a.predict(X[:5], s[:5]).mean, b.predict(X[:5], s[:5]).mean)
     with pytest.raises(ValueError, match="shape of X"):
         SpectrumCNN(max_epochs=1).fit(X, y, sigma=s, clean=clean[:10], **kw)
+
+
+@pytest.mark.realdata
+def test_set_without_noise_free_fluxes_names_the_file(grid, tmp_path):
+    # Sets written before the builder stored noise-free fluxes have no "clean" dataset.
+    import h5py
+
+    from atmospec.errors import FileFormatError
+    from atmospec.training.builder import TrainingSet, build_training_set
+
+    path = tmp_path / "old.h5"
+    build_training_set(grid, path, n_samples=8, seed=1, quiet=True, axis="spex-prism").close()
+    with h5py.File(path, "a") as h5:
+        del h5["clean"]
+    ts = TrainingSet(path)
+    assert not ts.has_clean
+    with pytest.raises(FileFormatError, match=r"old\.h5: this training set stores no noise-free"):
+        ts.clean()
