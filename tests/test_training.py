@@ -70,6 +70,30 @@ def test_trainer_early_stopping_restores_best():
     assert hist.n_epochs - 1 - hist.best_epoch == 2
 
 
+def test_trainer_onecycle_schedule_warms_up_then_anneals():
+    # 128 samples / batch 32 = 4 steps per epoch, 10 epochs = 40 steps. OneCycleLR starts at
+    # lr / 25 (its div_factor), reaches lr at step 0.3 * 40 - 1 = 11 (end of epoch 3), then
+    # anneals by cosine to lr / 25 / 1e4. hist.lr is the rate at the start of each epoch.
+    tr, va = _loaders()
+    lr = 0.05
+    hist = Trainer(
+        torch.nn.Linear(4, 1),
+        torch.nn.functional.mse_loss,
+        lr=lr,
+        max_epochs=10,
+        patience=10,
+        scheduler="onecycle",
+        quiet=True,
+    ).fit(tr, va)
+    assert hist.n_epochs == 10
+    assert hist.lr[0] == pytest.approx(lr / 25)
+    peak = int(np.argmax(hist.lr))
+    assert peak == 3 and hist.lr[3] == pytest.approx(lr, rel=0.01)  # step 12: just past the top
+    assert all(a > b for a, b in zip(hist.lr[peak:], hist.lr[peak + 1 :], strict=False))
+    assert hist.lr[-1] < 0.1 * lr
+    assert hist.best_epoch == 9 and hist.val_loss[-1] < 0.5 * hist.val_loss[0]  # still learning
+
+
 def test_trainer_checkpoint_and_resume(tmp_path):
     tr, va = _loaders()
     m1 = torch.nn.Linear(4, 1)

@@ -531,6 +531,10 @@ class _FreshNoise:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def __len__(self) -> int:
+        """Batches per epoch (what a per-batch learning-rate schedule needs)."""
+        return -(-len(self.clean) // self.est.batch_size)
+
     def __iter__(self) -> Any:
         rng = np.random.default_rng([self.seed, self.epoch])
         noisy = rng.standard_normal(self.clean.shape, dtype=np.float32)

@@ -58,7 +58,8 @@ class SpectrumCNN(NeuralEstimator):
     Reads two channels per pixel: the flux divided by its mean, and log10 of the relative
     uncertainty (so it knows the S/N and which pixels are masked). Means pass through a sigmoid
     scaled to the grid range (estimates cannot leave the grid); sigmas through a softplus;
-    trained with the Gaussian negative log-likelihood. ``n_members > 1`` trains a deep
+    trained with the Gaussian negative log-likelihood (``nll_beta > 0``: the beta-NLL, which
+    keeps hard spectra's weight in the means). ``n_members > 1`` trains a deep
     ensemble (different seeds; mixture mean and variance). Sigmas are finally rescaled on the
     validation set, per parameter and as a function of the input S/N (``calibrate``), so
     that the 68 / 95 % intervals are calibrated.

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Trainer", "TrainingHistory", "default_device"]
 
 _CHECKPOINT = "checkpoint.pt"
+_SCHEDULERS = ("plateau", "cosine", "onecycle", "none")
 
 
 @dataclass
@@ -114,7 +115,9 @@ class Trainer:
         max_epochs: upper bound on epochs.
         patience: epochs without validation improvement before stopping.
         scheduler: ``"plateau"`` (halve LR after patience//3 flat epochs), ``"cosine"``
-            or ``"none"``.
+            (anneal to zero over ``max_epochs``), ``"onecycle"`` (Smith & Topin 2019: warm up
+            to ``lr`` over the first 30 % of ``max_epochs``, then anneal to ``lr`` / 1e4,
+            stepped every batch; the loader must have a length) or ``"none"``.
         checkpoint_dir: folder for ``checkpoint.pt`` (tensors only, loaded with
             ``weights_only=True``); None disables checkpoints and resume.
         seed: seed for weight init and dropout inside the run (global RNG state is restored).
@@ -165,8 +168,8 @@ class Trainer:
         callback: Callable[[int, TrainingHistory], None] | None = None,
         val_loss_fn: Callable[..., torch.Tensor] | None = None,
     ) -> None:
-        if scheduler not in ("plateau", "cosine", "none"):
-            raise ValueError(f"scheduler must be 'plateau', 'cosine' or 'none', not {scheduler!r}")
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {_SCHEDULERS}, not {scheduler!r}")
         self.model = model
         self.loss_fn = loss_fn
         self.val_loss_fn = val_loss_fn or loss_fn  # early stopping and schedule
@@ -188,7 +191,7 @@ class Trainer:
         self.history = TrainingHistory()
 
     # -- helpers -----------------------------------------------------------------------
-    def _make_optim(self) -> tuple[Any, Any]:
+    def _make_optim(self, steps_per_epoch: int | None = None) -> tuple[Any, Any]:
         import torch
 
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -199,12 +202,25 @@ class Trainer:
             )
         elif self.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
+        elif self.scheduler == "onecycle":
+            if not steps_per_epoch:
+                raise ValueError("scheduler='onecycle' needs a training loader with a length")
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=self.lr,
+                epochs=max(1, self.max_epochs),
+                steps_per_epoch=steps_per_epoch,
+                pct_start=0.3,
+                cycle_momentum=False,
+            )
         return opt, sched
 
     def _to(self, batch: Sequence[torch.Tensor], device: str) -> list[torch.Tensor]:
         return [b.to(device, non_blocking=True) for b in batch]
 
-    def _run_epoch(self, loader: Iterable[Any], opt: Any, device: str, train: bool) -> float:
+    def _run_epoch(
+        self, loader: Iterable[Any], opt: Any, device: str, train: bool, batch_sched: Any = None
+    ) -> float:
         import torch
 
         self.model.train(train)
@@ -221,6 +237,8 @@ class Trainer:
                     if self.grad_clip:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
                     opt.step()
+                    if batch_sched is not None:
+                        batch_sched.step()
                 n = int(target.shape[0])
                 total += float(loss.detach()) * n
                 count += n
@@ -278,7 +296,8 @@ class Trainer:
         device = self.device or default_device()
         self.model.to(device)
         with _torch_env(self.seed, self.num_threads, device):
-            opt, sched = self._make_optim()
+            steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+            opt, sched = self._make_optim(steps)
             best_state = copy.deepcopy(self.model.state_dict())
             wait = 0
             if resume:
@@ -303,7 +322,13 @@ class Trainer:
                         train_loader.set_epoch(epoch)
                     lr_now = float(opt.param_groups[0]["lr"])
                     t0, c0 = time.perf_counter(), time.process_time()
-                    tr_loss = self._run_epoch(train_loader, opt, device, train=True)
+                    tr_loss = self._run_epoch(
+                        train_loader,
+                        opt,
+                        device,
+                        train=True,
+                        batch_sched=sched if self.scheduler == "onecycle" else None,
+                    )
                     va_loss = (
                         self._run_epoch(val_loader, opt, device, train=False)
                         if val_loader is not None
@@ -338,7 +363,7 @@ class Trainer:
                     if sched is not None:
                         if self.scheduler == "plateau":
                             sched.step(va_loss)
-                        else:
+                        elif self.scheduler == "cosine":
                             sched.step()
                     if self.checkpoint_dir is not None:
                         self._save(opt, sched, best_state, wait)
