@@ -62,6 +62,8 @@ def test_fresh_noise_differs_per_epoch_and_repeats_under_its_seed():
     assert (x[:, :3] == -1.0).all()  # masked pixels stay masked (NaN)
     z = (np.sort(x[:, 3:], axis=None) - np.sort(clean[:, 3:], axis=None)).std()
     assert 0 < z < 0.1  # the noise is there and of the order of sigma
+    est.batch_size = 48  # 64 spectra: one full batch and one of 16 (a per-batch LR schedule
+    assert len(fn) == len(list(fn)) == 2  # needs the true count)
 
 
 def test_fit_with_clean_trains_and_needs_sigma():
@@ -79,6 +81,10 @@ def test_fit_with_clean_trains_and_needs_sigma():
     a.fit(X, y, sigma=s, clean=clean, **kw)
     b.fit(X, y, sigma=s, clean=clean, **kw)
     np.testing.assert_array_equal(a.predict(X[:5], s[:5]).mean, b.predict(X[:5], s[:5]).mean)
+    # The shipped recipes' per-batch one-cycle schedule runs on fresh-noise batches too.
+    c = SpectrumCNN(width=8, hidden=16, max_epochs=3, num_threads=1, scheduler="onecycle")
+    c.fit(X, y, sigma=s, clean=clean, **kw)
+    assert len(c.history_[0]["lr"]) == 3
     with pytest.raises(ValueError, match="shape of X"):
         SpectrumCNN(max_epochs=1).fit(X, y, sigma=s, clean=clean[:10], **kw)
 

@@ -94,6 +94,47 @@ def test_trainer_onecycle_schedule_warms_up_then_anneals():
     assert hist.best_epoch == 9 and hist.val_loss[-1] < 0.5 * hist.val_loss[0]  # still learning
 
 
+def test_trainer_onecycle_resume_continues_the_same_schedule(tmp_path):
+    # A run stopped after epoch 4 of 8 and resumed from its checkpoint must see the same
+    # learning rates and losses as an uninterrupted run: the schedule state is checkpointed.
+    class Stop(Exception):
+        pass
+
+    def stop_after_4(epoch, history):
+        if epoch == 3:
+            raise Stop
+
+    def trainer(**kw):
+        model = torch.nn.Linear(4, 1)
+        with torch.random.fork_rng():
+            torch.manual_seed(3)
+            model.reset_parameters()
+        return Trainer(
+            model,
+            torch.nn.functional.mse_loss,
+            lr=0.05,
+            max_epochs=8,
+            patience=8,
+            scheduler="onecycle",
+            quiet=True,
+            **kw,
+        )
+
+    def loaders():  # no shuffling: the data order does not depend on the loader's own state
+        from torch.utils.data import DataLoader
+
+        _, va = _loaders()
+        return DataLoader(va.dataset, batch_size=32), va
+
+    whole = trainer().fit(*loaders())
+    with pytest.raises(Stop):
+        trainer(checkpoint_dir=tmp_path, callback=stop_after_4).fit(*loaders())
+    resumed = trainer(checkpoint_dir=tmp_path).fit(*loaders(), resume=True)
+    assert resumed.n_epochs == 8
+    np.testing.assert_allclose(resumed.lr, whole.lr, rtol=1e-12)
+    np.testing.assert_allclose(resumed.val_loss, whole.val_loss, rtol=1e-5)
+
+
 def test_trainer_checkpoint_and_resume(tmp_path):
     tr, va = _loaders()
     m1 = torch.nn.Linear(4, 1)

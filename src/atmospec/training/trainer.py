@@ -115,9 +115,9 @@ class Trainer:
         max_epochs: upper bound on epochs.
         patience: epochs without validation improvement before stopping.
         scheduler: ``"plateau"`` (halve LR after patience//3 flat epochs), ``"cosine"``
-            (anneal to zero over ``max_epochs``), ``"onecycle"`` (Smith & Topin 2019: warm up
-            to ``lr`` over the first 30 % of ``max_epochs``, then anneal to ``lr`` / 1e4,
-            stepped every batch; the loader must have a length) or ``"none"``.
+            (anneal to zero over ``max_epochs``), ``"onecycle"`` (Smith & Topin 2019: start at
+            ``lr`` / 25, warm up to ``lr`` over the first 30 % of ``max_epochs``, then anneal to
+            ``lr`` / 25 / 1e4, stepped every batch; the loader must have a length) or ``"none"``.
         checkpoint_dir: folder for ``checkpoint.pt`` (tensors only, loaded with
             ``weights_only=True``); None disables checkpoints and resume.
         seed: seed for weight init and dropout inside the run (global RNG state is restored).
@@ -298,6 +298,7 @@ class Trainer:
         with _torch_env(self.seed, self.num_threads, device):
             steps = len(train_loader) if hasattr(train_loader, "__len__") else None
             opt, sched = self._make_optim(steps)
+            batch_sched = sched if self.scheduler == "onecycle" else None  # stepped per batch
             best_state = copy.deepcopy(self.model.state_dict())
             wait = 0
             if resume:
@@ -323,11 +324,7 @@ class Trainer:
                     lr_now = float(opt.param_groups[0]["lr"])
                     t0, c0 = time.perf_counter(), time.process_time()
                     tr_loss = self._run_epoch(
-                        train_loader,
-                        opt,
-                        device,
-                        train=True,
-                        batch_sched=sched if self.scheduler == "onecycle" else None,
+                        train_loader, opt, device, train=True, batch_sched=batch_sched
                     )
                     va_loss = (
                         self._run_epoch(val_loader, opt, device, train=False)
@@ -360,11 +357,10 @@ class Trainer:
                         wait = 0
                     else:
                         wait += 1
-                    if sched is not None:
-                        if self.scheduler == "plateau":
-                            sched.step(va_loss)
-                        elif self.scheduler == "cosine":
-                            sched.step()
+                    if self.scheduler == "plateau":
+                        sched.step(va_loss)
+                    elif self.scheduler == "cosine":
+                        sched.step()
                     if self.checkpoint_dir is not None:
                         self._save(opt, sched, best_state, wait)
                     if bar is not None:
