@@ -38,7 +38,7 @@ import numpy as np
 
 def _load_model(name: str, grid: Any, tmp: Path, quick: bool) -> Any:
     from atmospec.errors import ModelFileError
-    from atmospec.inference.predict import resolve_model
+    from atmospec.prediction.predictor import resolve_model
 
     try:
         return resolve_model(name)[0]
@@ -94,11 +94,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # the Engine runs its own worker threads
+    from atmospec.fitting.nested import fit_nested
     from atmospec.grids import load_grid
-    from atmospec.inference.engine import Engine
-    from atmospec.inference.nested import fit_nested
-    from atmospec.inference.ood import calibrate_ood, grid_model_on_axis
-    from atmospec.inference.predict import Predictor, monte_carlo
+    from atmospec.prediction.engine import Engine
+    from atmospec.prediction.ood import calibrate_ood, grid_model_on_axis
+    from atmospec.prediction.predictor import Predictor, monte_carlo
     from atmospec.spectrum import Spectrum
     from atmospec.training.builder import build_training_set
     from atmospec.training.systematics import Systematics

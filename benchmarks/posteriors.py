@@ -13,7 +13,7 @@ Prints a table and, as the very last line, one JSON object:
   the dback24 box, S/N drawn over the model's training range);
 - median_jsd_bits: median over parameter x spectrum of the Jensen-Shannon divergence (bits)
   between the NPE's 1-D marginals and dynesty nested sampling's on the same spectrum,
-  interpolated grid, noise and priors (atmospec.inference.fit_nested);
+  interpolated grid, noise and priors (atmospec.fitting.fit_nested);
 - posterior_ms: wall time of one 10,000-sample NPE posterior (best of 9 repeats with 1 and
   with 2 torch threads);
 - nested_seconds: median wall time of one nested-sampling posterior.

@@ -31,7 +31,7 @@ from typing import Any
 def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
     """The model to benchmark: ``name`` if it resolves, else a small MLP trained here."""
     from atmospec.errors import AtmospecError
-    from atmospec.inference.predict import resolve_model
+    from atmospec.prediction.predictor import resolve_model
 
     try:
         est, mid = resolve_model(name)
@@ -86,8 +86,8 @@ def main() -> None:
     import pandas as pd
     from distributed import Client, LocalCluster
 
-    from atmospec.inference.predict import resolve_model
     from atmospec.library import catalogue
+    from atmospec.prediction.predictor import resolve_model
     from atmospec.scale.distributed import predict_catalog, read_results
     from atmospec.scale.store import store_from_library
 

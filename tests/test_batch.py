@@ -33,13 +33,13 @@ def folder(tiny: dict[str, Any], tmp_path: Path) -> Path:
 
 
 def _predictor(tiny: dict[str, Any]) -> Any:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=200)
 
 
 def test_folder_batch_with_failure(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
-    from atmospec.inference.batch import folder_sources, run_batch
+    from atmospec.prediction.batch import folder_sources, run_batch
 
     out = tmp_path / "run"
     summary = run_batch(
@@ -58,7 +58,7 @@ def test_folder_batch_with_failure(tiny: dict[str, Any], folder: Path, tmp_path:
 
 
 def test_interrupted_batch_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
-    from atmospec.inference.batch import Source, folder_sources, run_batch
+    from atmospec.prediction.batch import Source, folder_sources, run_batch
 
     sources = [s for s in folder_sources(folder) if not s.id.endswith("broken.csv")]
 
@@ -83,7 +83,7 @@ def test_interrupted_batch_resumes(tiny: dict[str, Any], folder: Path, tmp_path:
 
 def test_catalog_table_and_model_mixing(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
     from atmospec.errors import AtmospecError
-    from atmospec.inference.batch import catalog_sources, run_batch
+    from atmospec.prediction.batch import catalog_sources, run_batch
 
     table = folder / "list.csv"
     table.write_text("file,comment\ns1.ecsv,a\ns2.ecsv,b\n")  # paths relative to the table

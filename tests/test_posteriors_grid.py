@@ -33,9 +33,9 @@ def test_simulator_reproduces_grid_nodes(grid, sim) -> None:
 
 
 def test_grid_likelihood_matches_nested_sampling_likelihood(grid, sim) -> None:
-    from atmospec.inference.chi2 import chi2_with_scale
-    from atmospec.inference.fit import prepare
-    from atmospec.inference.nested import GridLikelihood
+    from atmospec.fitting.chi2 import chi2_with_scale
+    from atmospec.fitting.fit import prepare
+    from atmospec.fitting.nested import GridLikelihood
     from atmospec.posteriors.importance import grid_likelihood
 
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ def __getattr__(name: str) -> object:
 
         return Spectrum
     if name == "predict":
-        from atmospec.inference.predict import predict
+        from atmospec.prediction.predictor import predict
 
         return predict
     raise AttributeError(f"module 'atmospec' has no attribute {name!r}")

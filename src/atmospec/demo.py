@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from astropy.table import Table
 
-    from atmospec.inference.fit import FitResult
-    from atmospec.inference.predict import PredictionResult
+    from atmospec.fitting.fit import FitResult
+    from atmospec.prediction.predictor import PredictionResult
 
 __all__ = [
     "BENCHMARKS",
@@ -222,11 +222,11 @@ def run_demo(
     from rich.console import Console
 
     from atmospec._fileio import DATA_CREDITS, atomic_path, provenance, write_json
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
-    from atmospec.inference.predict import Predictor
     from atmospec.library import catalogue, load
     from atmospec.plots import corner, save_figure
+    from atmospec.prediction.predictor import Predictor
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -308,7 +308,7 @@ def run_demo(
 
     nested_fit = None
     if nested:
-        from atmospec.inference.nested import fit_nested
+        from atmospec.fitting.nested import fit_nested
 
         console.print("[bold]nested sampling[/] of HD 3651B with burrows06 (dynesty)")
         nested_fit = fit_nested(

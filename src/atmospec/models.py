@@ -25,7 +25,7 @@ ALIASES: dict[str, str] = {
 DEFAULT_CHAIN: tuple[str, str] = ("npe_dback24", "dback24-spex")
 """What ``--model default`` runs: the NPE (first) serves a spectrum when its shipped
 calibration passes and the spectrum is inside its domain; otherwise the CNN (second) does.
-See :class:`atmospec.inference.selection.SelectionPolicy`."""
+See :class:`atmospec.prediction.routing.SelectionPolicy`."""
 
 
 def _root() -> Path:
@@ -87,7 +87,7 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def _calibration_summary(folder: Path) -> dict[str, Any]:
-    from atmospec.inference.selection import read_calibration
+    from atmospec.prediction.routing import read_calibration
 
     status = read_calibration(folder)
     return {

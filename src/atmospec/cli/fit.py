@@ -52,9 +52,9 @@ def fit_cmd(
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
     from rich.console import Console
 
+    from atmospec.fitting import fit
+    from atmospec.fitting.fit import rich_table
     from atmospec.grids import load_grid
-    from atmospec.inference import fit
-    from atmospec.inference.fit import rich_table
 
     console = Console(quiet=quiet)
     spectrum = load_target(target)

@@ -71,14 +71,14 @@ def predict_cmd(
     """
     from rich.console import Console
 
-    from atmospec.inference.batch import (
+    from atmospec.prediction.batch import (
         catalog_sources,
         file_sources,
         folder_sources,
         library_sources,
         run_batch,
     )
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     if coverage not in ("refuse", "mask"):
         raise typer.BadParameter(f"--coverage must be refuse or mask, not {coverage!r}")

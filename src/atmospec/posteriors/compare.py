@@ -117,7 +117,7 @@ def compare_one(
 ) -> dict[str, Any]:
     """One spectrum: NPE posterior (and its importance-corrected version) vs nested sampling.
 
-    Nested sampling is :func:`atmospec.inference.fit_nested` (dynesty, uniform priors over
+    Nested sampling is :func:`atmospec.fitting.fit_nested` (dynesty, uniform priors over
     the grid box, flux scale marginalised analytically) on the same spectrum, grid and
     errors. Returns per parameter the 68 % intervals, the JSD (bits) of the 1-D marginals,
     and the wall time of each method (NPE: sampling ``n_samples`` draws). ``nested`` may
@@ -183,11 +183,11 @@ def nested_reference(
 ) -> tuple[FloatArray, float, float]:
     """Nested-sampling posterior of one spectrum: ``(samples (n, d), wall seconds, log Z)``.
 
-    Runs :func:`atmospec.inference.fit_nested` (the classic fit's dynesty code: uniform
+    Runs :func:`atmospec.fitting.fit_nested` (the classic fit's dynesty code: uniform
     priors over the grid box, flux scale marginalised analytically). ``grid`` may be a
     name, so that this can run in a worker process.
     """
-    from atmospec.inference.nested import fit_nested
+    from atmospec.fitting.nested import fit_nested
 
     if isinstance(grid, str):
         from atmospec.grids import load_grid

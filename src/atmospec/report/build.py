@@ -61,7 +61,7 @@ def _prediction_summary(df: Any) -> Any:
 def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
     record = _json(d / "run.json") if (d / "run.json").exists() else {}
     if not (d / "predictions.csv").exists():
-        from atmospec.inference.batch import merge_parts
+        from atmospec.prediction.batch import merge_parts
 
         merge_parts(d)
     df = _read_csv(d / "predictions.csv") if (d / "predictions.csv").exists() else None
@@ -110,7 +110,7 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _object_figures(d: Path, df: Any, max_objects: int) -> str:
-    from atmospec.inference.predict import object_stem
+    from atmospec.prediction.predictor import object_stem
 
     blocks = []
     names = df.get("name", df["source"])

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from distributed import Client
 
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
 __all__ = [
     "predict_catalog",
@@ -338,7 +338,7 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------ prediction task
 @dataclass(frozen=True)
 class PredictorSpec:
-    """Everything a worker needs to rebuild a :class:`~atmospec.inference.predict.Predictor`:
+    """Everything a worker needs to rebuild a :class:`~atmospec.prediction.predictor.Predictor`:
     the model folder's files (bytes, sent once per worker; for ``"default"`` the files of
     every estimator of the selection, by relative path), the grid (path or name), the
     calibrated OOD detector (as its JSON record; ``{"by_model": {model_id: record}}`` when
@@ -371,7 +371,7 @@ class PredictorSpec:
         quiet: bool = True,
     ) -> PredictorSpec:
         """Resolve the model, grid and OOD calibration here, once, for shipping to workers."""
-        from atmospec.inference.predict import Predictor
+        from atmospec.prediction.predictor import Predictor
 
         pred = Predictor(
             model,
@@ -424,14 +424,14 @@ _PREDICTORS: dict[str, Predictor] = {}
 def _predictor(spec: PredictorSpec) -> Predictor:
     if spec.key in _PREDICTORS:
         return _PREDICTORS[spec.key]
-    from atmospec.inference.ood import OODDetector
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.ood import OODDetector
+    from atmospec.prediction.predictor import Predictor
 
     with contextlib.suppress(ImportError):
         import torch
 
         torch.set_num_threads(1)  # one thread per worker process: cores are the workers
-    from atmospec.inference.engine import keep_freed_memory
+    from atmospec.prediction.engine import keep_freed_memory
 
     keep_freed_memory()
     folder = Path(tempfile.mkdtemp(prefix=f"atmospec-{spec.model_id[:24]}-"))

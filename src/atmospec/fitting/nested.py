@@ -11,8 +11,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from atmospec.errors import OutOfGridError
-from atmospec.inference.chi2 import chi2_with_scale, fit_chi2, inflated_sigma
-from atmospec.inference.fit import (
+from atmospec.fitting.chi2 import chi2_with_scale, fit_chi2, inflated_sigma
+from atmospec.fitting.fit import (
     FitData,
     FitResult,
     _dilution_factor,
@@ -43,7 +43,7 @@ class GridLikelihood:
     ``log L = -chi2_min/2 - sum log sigma - N/2 log 2 pi + 1/2 log(2 pi / A) - log s_max``,
     ``A = sum m^2 / sigma^2`` (the truncation at 0 and s_max is negligible when s is well
     measured). With ``inflate`` the last parameter is ``log10 f`` and the errors become
-    ``sqrt(sigma^2 + (f median|d|)^2)`` (see :func:`~atmospec.inference.chi2.inflated_sigma`).
+    ``sqrt(sigma^2 + (f median|d|)^2)`` (see :func:`~atmospec.fitting.chi2.inflated_sigma`).
     """
 
     def __init__(
@@ -163,7 +163,7 @@ def fit_nested(
         quiet: hide dynesty's progress output.
 
     Returns:
-        A :class:`~atmospec.inference.fit.FitResult` with ``samples`` (parameters, ``scale``,
+        A :class:`~atmospec.fitting.fit.FitResult` with ``samples`` (parameters, ``scale``,
         ``radius_rjup`` when available, ``log10_f`` when inflating), ``logz`` +- ``logz_err``
         and ``wall_time_s``; ``best`` is the maximum-likelihood sample.
     """

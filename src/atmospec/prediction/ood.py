@@ -366,7 +366,7 @@ def calibrate_ood(
         X, _ = fill_masked(np.where(bad, np.nan, X))
     med = np.array([np.median(r[np.isfinite(s)]) for r, s in zip(X, S, strict=True)])[:, None]
 
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     engine = Engine(estimator)
     return fit_detector(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from atmospec.inference.fit import (
+from atmospec.fitting.fit import (
     FitData,
     FitResult,
     _dilution_factor,
@@ -140,7 +140,7 @@ def fit_chi2(
         quiet: no progress bar.
 
     Returns:
-        A :class:`~atmospec.inference.fit.FitResult` with ``nodes`` (all nodes, sorted by chi2).
+        A :class:`~atmospec.fitting.fit.FitResult` with ``nodes`` (all nodes, sorted by chi2).
     """
     from atmospec._fileio import provenance
 

@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atmospec.errors import AtmospecError, ModelFileError, OutOfGridError
-from atmospec.inference.coverage import CoveragePolicy, ModelInput
-from atmospec.inference.members import EstimatorMember
+from atmospec.prediction.coverage import CoveragePolicy, ModelInput
+from atmospec.prediction.members import EstimatorMember
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
-    from atmospec.inference.engine import Engine
-    from atmospec.inference.members import Member
-    from atmospec.inference.ood import OODDetector
-    from atmospec.inference.selection import SelectionPolicy
+    from atmospec.prediction.engine import Engine
+    from atmospec.prediction.members import Member
+    from atmospec.prediction.ood import OODDetector
+    from atmospec.prediction.routing import SelectionPolicy
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -96,7 +96,7 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
     if not isinstance(est, Estimator):
         raise ModelFileError(
             f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
-            "atmospec.inference.members.load_member or Predictor for it"
+            "atmospec.prediction.members.load_member or Predictor for it"
         )
     est._require_fitted()
     mid = est.meta_.get("model_id") or est.meta_.get("name")
@@ -167,8 +167,8 @@ def monte_carlo(
 
     For each spectrum, ``draws`` noisy copies ``flux + sigma * N(0, 1)`` (masked bins of
     infinite sigma unchanged) go through the network (one ensemble member per copy, see
-    :meth:`~atmospec.inference.engine.Engine.draws`). How the copies combine with the
-    estimator's own sigma depends on what that sigma means (:func:`~atmospec.inference.
+    :meth:`~atmospec.prediction.engine.Engine.draws`). How the copies combine with the
+    estimator's own sigma depends on what that sigma means (:func:`~atmospec.fitting.
     engine.sigma_kind`), so that measurement noise is counted once:
 
     * ``"total"`` (sigma heads trained on noisy spectra and told the noise level: the sigma
@@ -183,7 +183,7 @@ def monte_carlo(
     * ``"none"``: the copies' means alone.
 
     ``precision="bfloat16"`` runs the noisy copies through a bfloat16 network (faster; see
-    :meth:`~atmospec.inference.engine.Engine.draws`). Samples are clipped to the grid bounds.
+    :meth:`~atmospec.prediction.engine.Engine.draws`). Samples are clipped to the grid bounds.
     At most ``max_rows`` network rows are in memory
     at a time. Each spectrum's draws come from its own seed (``seeds``, or integers drawn
     from ``rngs``), so they do not depend on the batch.
@@ -193,7 +193,7 @@ def monte_carlo(
         at_bound (n, p))``, the last three for the observed spectra themselves.
     """
     from atmospec.estimators.base import BOUND_TOLERANCE
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
     from atmospec.predictive_tails import standardized_draws
 
     engine = estimator if isinstance(estimator, Engine) else Engine(estimator)
@@ -570,7 +570,7 @@ class Predictor:
     calibration passes and the spectrum is inside its domain (whole wavelength axis covered,
     S/N inside its trained range, not flagged out of distribution); otherwise the CNN
     (``dback24-spex``) serves it, and the row's ``model_id`` and notes say which and why
-    (:class:`~atmospec.inference.selection.SelectionPolicy`). Any other model is used alone.
+    (:class:`~atmospec.prediction.routing.SelectionPolicy`). Any other model is used alone.
 
     Args:
         model: ``"default"``, a registry name (``"dback24-spex"``, ``"npe_dback24"``...), a
@@ -579,16 +579,16 @@ class Predictor:
         grid: the model grid (or its name) for the chi-square and the model plot; default the
             grid the estimator records in its metadata.
         ood: True (calibrate on first use and cache under the data directory), False, an
-            :class:`~atmospec.inference.ood.OODDetector` (single model), or a mapping
+            :class:`~atmospec.prediction.ood.OODDetector` (single model), or a mapping
             ``{model_id: OODDetector}``.
         draws: samples per spectrum (Monte Carlo draws for a learned estimator, posterior
             draws for an NPE; >= 1,000 recommended).
-        coverage: ``"refuse"`` or ``"mask"`` (see :func:`~atmospec.inference.coverage.prepare_input`).
+        coverage: ``"refuse"`` or ``"mask"`` (see :func:`~atmospec.prediction.coverage.prepare_input`).
         max_masked_fraction: passed to ``prepare_input``.
         assume_snr: passed to ``prepare_input``.
         seed: base seed; each spectrum's draws use ``(seed, crc32(source))``.
         max_rows: network rows held in memory at a time.
-        num_threads: worker threads of the inference :class:`~atmospec.inference.engine.Engine`
+        num_threads: worker threads of the inference :class:`~atmospec.prediction.engine.Engine`
             (default ``min(2, cpu count)``).
         precision: ``"float32"`` (default) or ``"bfloat16"`` for the noisy copies (about
             twice as fast on CPUs with bfloat16 instructions; percentiles move by < 1 % of the
@@ -611,7 +611,7 @@ class Predictor:
         num_threads: int | None = None,
         precision: Literal["float32", "bfloat16"] = "float32",
     ) -> None:
-        from atmospec.inference.members import load_member
+        from atmospec.prediction.members import load_member
 
         if draws < 1:
             raise ValueError(f"draws must be >= 1, got {draws}")
@@ -662,8 +662,8 @@ class Predictor:
 
     # -- members -----------------------------------------------------------------------
     def _set_chain(self, primary: str, fallback: str, kw: dict[str, Any]) -> None:
-        from atmospec.inference.members import NPEMember, load_member
-        from atmospec.inference.selection import CalibrationStatus, SelectionPolicy
+        from atmospec.prediction.members import NPEMember, load_member
+        from atmospec.prediction.routing import CalibrationStatus, SelectionPolicy
 
         back = load_member(fallback, **kw)
         problem = ""
@@ -722,7 +722,7 @@ class Predictor:
         return list(self.detectors.values())[-1]
 
     def _detector(self, member: Member) -> OODDetector | None:
-        from atmospec.inference.ood import OODDetector, ood_cache_path
+        from atmospec.prediction.ood import OODDetector, ood_cache_path
 
         grid = self.grids[member.model_id]
         if grid is None:
@@ -807,8 +807,8 @@ class Predictor:
     def _object_model(
         self, member: Member, inp: ModelInput, median: FloatArray
     ) -> ObjectModel | None:
-        from atmospec.inference.chi2 import chi2_with_scale
-        from atmospec.inference.fit import prepare
+        from atmospec.fitting.chi2 import chi2_with_scale
+        from atmospec.fitting.fit import prepare
         from atmospec.transforms import bin_edges
 
         grid = self.grids[member.model_id]
@@ -841,7 +841,7 @@ class Predictor:
     # -- predicting --------------------------------------------------------------------
     def predict(self, spectra: Any) -> PredictionResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""
-        from atmospec.inference.ood import grid_model_on_axis
+        from atmospec.prediction.ood import grid_model_on_axis
 
         t0 = time.perf_counter()
         items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
@@ -957,8 +957,8 @@ class Predictor:
         self, member: Member, inputs: list[ModelInput], grid_model_fn: Any
     ) -> PredictionResult:
         """Predict ``inputs`` (all on ``member``'s axis) with one member."""
-        from atmospec.inference.members import NPEMember
-        from atmospec.inference.ood import grid_model_on_axis
+        from atmospec.prediction.members import NPEMember
+        from atmospec.prediction.ood import grid_model_on_axis
 
         mid = member.model_id
         names = member.param_names

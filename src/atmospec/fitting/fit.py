@@ -335,19 +335,19 @@ def fit(
 ) -> FitResult:
     """Fit ``spectrum`` with ``grid`` (a ModelGrid or a grid name) by chi-square or nested sampling.
 
-    See :func:`atmospec.inference.chi2.fit_chi2` and
-    :func:`atmospec.inference.nested.fit_nested` for the keyword arguments.
+    See :func:`atmospec.fitting.chi2.fit_chi2` and
+    :func:`atmospec.fitting.nested.fit_nested` for the keyword arguments.
     """
     if isinstance(grid, str):
         from atmospec.grids import load_grid
 
         grid = load_grid(grid)
     if method == "chi2":
-        from atmospec.inference.chi2 import fit_chi2
+        from atmospec.fitting.chi2 import fit_chi2
 
         return fit_chi2(spectrum, grid, **kwargs)
     if method == "nested":
-        from atmospec.inference.nested import fit_nested
+        from atmospec.fitting.nested import fit_nested
 
         return fit_nested(spectrum, grid, **kwargs)
     raise ValueError(f"fit(method={method!r}): expected 'chi2' or 'nested'")

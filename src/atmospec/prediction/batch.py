@@ -14,7 +14,7 @@ from atmospec.errors import AtmospecError, FileFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -74,7 +74,7 @@ class BatchSummary:
 # ---------------------------------------------------------------------------- sources
 def _file_loader(path: Path) -> Callable[[], Spectrum]:
     def load() -> Spectrum:
-        from atmospec.inference.predict import _read
+        from atmospec.prediction.predictor import _read
 
         return _read(path, "refuse")
 
@@ -260,7 +260,7 @@ def run_batch(
     from tqdm.auto import tqdm
 
     from atmospec._fileio import atomic_path, provenance, write_json
-    from atmospec.inference.predict import write_object_figures
+    from atmospec.prediction.predictor import write_object_figures
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ from atmospec.errors import ModelFileError
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
-    from atmospec.inference.coverage import CoveragePolicy, ModelInput
-    from atmospec.inference.ood import OODDetector
-    from atmospec.inference.selection import CalibrationStatus, NPEDomain
     from atmospec.posteriors.npe import NPEstimator
+    from atmospec.prediction.coverage import CoveragePolicy, ModelInput
+    from atmospec.prediction.ood import OODDetector
+    from atmospec.prediction.routing import CalibrationStatus, NPEDomain
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -53,7 +53,7 @@ class _AxisMember:
         assume_snr: float | None,
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
-        from atmospec.inference.coverage import prepare_input
+        from atmospec.prediction.coverage import prepare_input
 
         return prepare_input(
             spectrum,
@@ -68,7 +68,7 @@ class _AxisMember:
 class EstimatorMember(_AxisMember):
     """A learned estimator (CNN, MLP... with sigma heads or ensembles) behind a Predictor.
 
-    Intervals are Monte Carlo over the flux errors (:func:`~atmospec.inference.predict.
+    Intervals are Monte Carlo over the flux errors (:func:`~atmospec.prediction.predictor.
     monte_carlo`).
     """
 
@@ -84,7 +84,7 @@ class EstimatorMember(_AxisMember):
         precision: Literal["float32", "bfloat16"] = "float32",
         max_rows: int = 65536,
     ) -> None:
-        from atmospec.inference.engine import Engine
+        from atmospec.prediction.engine import Engine
 
         self.estimator = estimator
         self.model_id = model_id
@@ -103,7 +103,7 @@ class EstimatorMember(_AxisMember):
 
     def draw(self, flux: FloatArray, sigma: FloatArray, seeds: Sequence[Any], draws: int) -> Draws:
         """``(samples (n, draws, p), point (n, p), point_std (n, p) or None, at_bound)``."""
-        from atmospec.inference.predict import monte_carlo
+        from atmospec.prediction.predictor import monte_carlo
 
         return monte_carlo(
             self.engine,
@@ -116,7 +116,7 @@ class EstimatorMember(_AxisMember):
         )
 
     def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
-        from atmospec.inference.ood import calibrate_ood
+        from atmospec.prediction.ood import calibrate_ood
 
         return calibrate_ood(self.estimator, grid, quiet=quiet)
 
@@ -163,7 +163,7 @@ class NPEMember(_AxisMember):
         folder: str | os.PathLike[str] | None = None,
         chunk: int = 64,
     ) -> None:
-        from atmospec.inference.selection import NPEDomain, read_calibration
+        from atmospec.prediction.routing import NPEDomain, read_calibration
 
         if getattr(npe, "wavelength_", None) is None:
             raise ModelFileError(
@@ -240,8 +240,8 @@ def load_member(
     max_rows: int = 65536,
 ) -> Member:
     """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
-    from atmospec.inference.predict import resolve_model
     from atmospec.posteriors.npe import NPEstimator
+    from atmospec.prediction.predictor import resolve_model
 
     folder: Path | None = None
     name = ""
@@ -291,7 +291,7 @@ def calibrate_npe_ood(
 ) -> OODDetector:
     """Calibrate the OOD score of an NPE on in-grid synthetic spectra inside its noise domain.
 
-    The same detector as :func:`~atmospec.inference.ood.calibrate_ood` (principal-component
+    The same detector as :func:`~atmospec.prediction.ood.calibrate_ood` (principal-component
     distance and residual, grid chi-square at the estimate, bound pressure), on the NPE's
     own axis, with the posterior mean and sd in place of a network's mean and sigma. The
     spectra come from the training-set builder (nodes and off-node points, the default
@@ -308,7 +308,7 @@ def calibrate_npe_ood(
     import tempfile
 
     from atmospec._fileio import provenance
-    from atmospec.inference.ood import fit_detector
+    from atmospec.prediction.ood import fit_detector
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)

@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from atmospec.inference.coverage import ModelInput
     from atmospec.posteriors.npe import NPEstimator
+    from atmospec.prediction.coverage import ModelInput
 
 __all__ = ["CalibrationStatus", "read_calibration", "NPEDomain", "noise_snr", "SelectionPolicy"]
 
