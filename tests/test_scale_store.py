@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atmospec.errors import FileFormatError
-from atmospec.scale.catalog import Catalog
+from atmospec.prediction.sources import Catalog
 from atmospec.scale.store import (
     SpectraStore,
     resample_masked,

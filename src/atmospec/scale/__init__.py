@@ -32,8 +32,8 @@ _WHERE = {
     "store_from_folder": "store",
     "store_from_library": "store",
     "store_from_spectra": "store",
-    "Catalog": "catalog",
-    "Partition": "catalog",
+    "Catalog": "atmospec.prediction.sources",
+    "Partition": "atmospec.prediction.sources",
     "predict_catalog": "distributed",
     "run_partitions": "distributed",
     "read_results": "distributed",
@@ -52,5 +52,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        where = _WHERE[name]
+        module = where if where.startswith("atmospec.") else f"{__name__}.{where}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmospec.errors import AtmospecError
 
-from .catalog import Catalog, LoadedSpectrum, Partition
+from atmospec.prediction.sources import Catalog, LoadedSpectrum, Partition
 
 if TYPE_CHECKING:
     import pandas as pd

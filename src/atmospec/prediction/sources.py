@@ -58,7 +58,7 @@ class Partition:
     def load(self) -> list[LoadedSpectrum]:
         """Read this partition's spectra; a row that cannot be read carries its error."""
         if self.kind == "store":
-            from .store import SpectraStore
+            from atmospec.scale.store import SpectraStore
 
             assert self.store is not None
             specs = SpectraStore(self.store).spectra(self.start, self.stop)
@@ -143,7 +143,7 @@ class Catalog:
     @classmethod
     def from_store(cls, path: str | os.PathLike[str]) -> Catalog:
         """All rows of a :class:`~atmospec.scale.store.SpectraStore`."""
-        from .store import SpectraStore
+        from atmospec.scale.store import SpectraStore
 
         store = SpectraStore(path)
         return cls("store", store=str(store.path.resolve()), n=len(store), label=store.path.name)
@@ -197,7 +197,7 @@ class Catalog:
             return source
         if not isinstance(source, (str, os.PathLike)):
             return cls.from_table(source)
-        from .store import SpectraStore
+        from atmospec.scale.store import SpectraStore
 
         p = Path(source)
         if SpectraStore.is_store(p):
