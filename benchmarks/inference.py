@@ -38,7 +38,7 @@ import numpy as np
 
 def _load_model(name: str, grid: Any, tmp: Path, quick: bool) -> Any:
     from atmospec.errors import ModelFileError
-    from atmospec.prediction.predictor import resolve_model
+    from atmospec.prediction.members import resolve_model
 
     try:
         return resolve_model(name)[0]
@@ -98,7 +98,8 @@ def main() -> None:
     from atmospec.grids import load_grid
     from atmospec.prediction.engine import Engine
     from atmospec.prediction.ood import calibrate_ood, grid_model_on_axis
-    from atmospec.prediction.predictor import Predictor, monte_carlo
+    from atmospec.prediction.predictor import Predictor
+    from atmospec.prediction.sampling import monte_carlo
     from atmospec.spectrum import Spectrum
     from atmospec.training.builder import build_training_set
     from atmospec.training.systematics import Systematics

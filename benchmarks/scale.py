@@ -31,7 +31,7 @@ from typing import Any
 def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
     """The model to benchmark: ``name`` if it resolves, else a small MLP trained here."""
     from atmospec.errors import AtmospecError
-    from atmospec.prediction.predictor import resolve_model
+    from atmospec.prediction.members import resolve_model
 
     try:
         est, mid = resolve_model(name)
@@ -87,7 +87,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from atmospec.library import catalogue
-    from atmospec.prediction.predictor import resolve_model
+    from atmospec.prediction.members import resolve_model
     from atmospec.scale.distributed import predict_catalog, read_results
     from atmospec.scale.store import store_from_library
 

@@ -10,7 +10,7 @@ import pytest
 from atmospec.errors import CoverageError, InvalidSpectrumError
 from atmospec.fitting import fit
 from atmospec.fitting.chi2 import chi2_with_scale, fit_chi2
-from atmospec.fitting.fit import PARSEC_M, R_JUP_M
+from atmospec.fitting.data import PARSEC_M, R_JUP_M
 from atmospec.spectrum import Spectrum
 from atmospec.transforms import add_noise, check_coverage, resample
 

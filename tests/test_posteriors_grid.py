@@ -34,7 +34,7 @@ def test_simulator_reproduces_grid_nodes(grid, sim) -> None:
 
 def test_grid_likelihood_matches_nested_sampling_likelihood(grid, sim) -> None:
     from atmospec.fitting.chi2 import chi2_with_scale
-    from atmospec.fitting.fit import prepare
+    from atmospec.fitting.data import prepare
     from atmospec.fitting.nested import GridLikelihood
     from atmospec.posteriors.importance import grid_likelihood
 

@@ -65,7 +65,7 @@ def test_noise_counted_once(tiny: dict[str, Any], held_out: Any) -> None:
     # variance the samples' variance equals the predicted sigma^2 (when the noise spread of
     # the means is smaller), not sigma^2 + noise variance as adding both would give.
     from atmospec.prediction.engine import Engine, sigma_kind
-    from atmospec.prediction.predictor import monte_carlo
+    from atmospec.prediction.sampling import monte_carlo
 
     X, _, S = held_out
     engine = Engine(tiny["estimator"])
@@ -86,7 +86,7 @@ def test_intervals_calibrated_on_held_out_spectra(tiny: dict[str, Any], held_out
     # Fresh synthetic spectra from the training distribution (unseen seed): the truth falls in
     # the 68 % interval for ~68 % and in the 95 % interval for ~95 % of the 960 pairs
     # (binomial std 1.5 % and 0.7 %); allow for the tiny model's imperfect calibration.
-    from atmospec.prediction.predictor import monte_carlo
+    from atmospec.prediction.sampling import monte_carlo
 
     X, y, S = held_out
     samples, _, _, _ = monte_carlo(tiny["estimator"], X, S, draws=400, seeds=list(range(240)))
@@ -118,7 +118,7 @@ def test_bfloat16_draws_stay_close_to_float32(tiny: dict[str, Any], held_out: An
     # bfloat16 keeps 8 mantissa bits (relative rounding 2^-9 = 0.2 % per operation); through
     # three layers the percentiles of the draws move by well under 2 % of the grid range.
     from atmospec.prediction.engine import Engine
-    from atmospec.prediction.predictor import monte_carlo
+    from atmospec.prediction.sampling import monte_carlo
 
     X, _, S = held_out
     engine = Engine(tiny["estimator"])

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from astropy.table import Table
 
-    from atmospec.fitting.fit import FitResult
-    from atmospec.prediction.predictor import PredictionResult
+    from atmospec.fitting.result import FitResult
+    from atmospec.prediction.result import PredictionResult
 
 __all__ = [
     "BENCHMARKS",

@@ -53,7 +53,7 @@ def fit_cmd(
     from rich.console import Console
 
     from atmospec.fitting import fit
-    from atmospec.fitting.fit import rich_table
+    from atmospec.fitting.result import rich_table
     from atmospec.grids import load_grid
 
     console = Console(quiet=quiet)

@@ -116,7 +116,7 @@ def chi2_of(
     from atmospec.fitting.chi2 import chi2_with_scale
 
     if grid is not None:
-        from atmospec.fitting.fit import prepare
+        from atmospec.fitting.data import prepare
         from atmospec.grids import load_grid
 
         if not point:

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from atmospec.fitting.fit import (
+from atmospec.fitting.data import (
     FitData,
-    FitResult,
-    _dilution_factor,
+    dilution_factor,
     fitted_parameters,
     prepare,
     radius_from_scale,
 )
+from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
@@ -140,7 +140,7 @@ def fit_chi2(
         quiet: no progress bar.
 
     Returns:
-        A :class:`~atmospec.fitting.fit.FitResult` with ``nodes`` (all nodes, sorted by chi2).
+        A :class:`~atmospec.fitting.result.FitResult` with ``nodes`` (all nodes, sorted by chi2).
     """
     from atmospec._fileio import provenance
 
@@ -194,7 +194,7 @@ def fit_chi2(
     if fraction > 0:
         nodes["chi2_uninflated"] = raw
     nodes = nodes.sort_values("chi2", kind="stable")
-    factor = _dilution_factor(data, grid, distance_pc, notes)
+    factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
         radius = float(radius_from_scale(float(scale[best]) * factor, distance_pc))

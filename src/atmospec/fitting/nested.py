@@ -12,14 +12,14 @@ from numpy.typing import NDArray
 
 from atmospec.errors import OutOfGridError
 from atmospec.fitting.chi2 import chi2_with_scale, fit_chi2, inflated_sigma
-from atmospec.fitting.fit import (
+from atmospec.fitting.data import (
     FitData,
-    FitResult,
-    _dilution_factor,
+    dilution_factor,
     fitted_parameters,
     prepare,
     radius_from_scale,
 )
+from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
@@ -163,7 +163,7 @@ def fit_nested(
         quiet: hide dynesty's progress output.
 
     Returns:
-        A :class:`~atmospec.fitting.fit.FitResult` with ``samples`` (parameters, ``scale``,
+        A :class:`~atmospec.fitting.result.FitResult` with ``samples`` (parameters, ``scale``,
         ``radius_rjup`` when available, ``log10_f`` when inflating), ``logz`` +- ``logz_err``
         and ``wall_time_s``; ``best`` is the maximum-likelihood sample.
     """
@@ -234,7 +234,7 @@ def fit_nested(
     m_best = like.model(best_theta)
     sig_best = like.sigma(best_theta)
     chi2, s_best = chi2_with_scale(m_best, data.flux, sig_best)
-    factor = _dilution_factor(data, grid, distance_pc, notes)
+    factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
         radius = float(radius_from_scale(float(s_best[0]) * factor, distance_pc))

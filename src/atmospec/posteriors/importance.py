@@ -100,14 +100,14 @@ def grid_likelihood(
 ) -> ScaledGaussianLikelihood:
     """The interpolated-grid likelihood of a spectrum, exactly as nested sampling uses it.
 
-    Reuses the classic fit's preparation (:func:`atmospec.fitting.fit.prepare`: usable
+    Reuses the classic fit's preparation (:func:`atmospec.fitting.data.prepare`: usable
     pixels and the grid -> data resampling matrix) and its interpolation
     (:class:`atmospec.fitting.nested.GridLikelihood`), with the same scale prior
     (``s_max`` = twice the largest best-fit scale over the grid nodes), so importance
     weights and evidences are directly comparable with :func:`atmospec.fitting.fit_nested`.
     """
     from atmospec.fitting.chi2 import chi2_with_scale
-    from atmospec.fitting.fit import prepare
+    from atmospec.fitting.data import prepare
     from atmospec.fitting.nested import GridLikelihood
 
     data = prepare(spectrum, grid)

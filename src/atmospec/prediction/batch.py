@@ -74,9 +74,9 @@ class BatchSummary:
 # ---------------------------------------------------------------------------- sources
 def _file_loader(path: Path) -> Callable[[], Spectrum]:
     def load() -> Spectrum:
-        from atmospec.prediction.predictor import _read
+        from atmospec.prediction.sources import read_spectrum
 
-        return _read(path, "refuse")
+        return read_spectrum(path)
 
     return load
 
@@ -260,7 +260,7 @@ def run_batch(
     from tqdm.auto import tqdm
 
     from atmospec._fileio import atomic_path, provenance, write_json
-    from atmospec.prediction.predictor import write_object_figures
+    from atmospec.prediction.result import write_object_figures
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

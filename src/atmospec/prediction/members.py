@@ -29,6 +29,7 @@ __all__ = [
     "load_member",
     "calibrate_npe_ood",
     "npe_digest",
+    "resolve_model",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -103,7 +104,7 @@ class EstimatorMember(_AxisMember):
 
     def draw(self, flux: FloatArray, sigma: FloatArray, seeds: Sequence[Any], draws: int) -> Draws:
         """``(samples (n, draws, p), point (n, p), point_std (n, p) or None, at_bound)``."""
-        from atmospec.prediction.predictor import monte_carlo
+        from atmospec.prediction.sampling import monte_carlo
 
         return monte_carlo(
             self.engine,
@@ -241,7 +242,6 @@ def load_member(
 ) -> Member:
     """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
     from atmospec.posteriors.npe import NPEstimator
-    from atmospec.prediction.predictor import resolve_model
 
     folder: Path | None = None
     name = ""
@@ -356,3 +356,62 @@ def calibrate_npe_ood(
             "provenance": provenance(seed=seed, grid=grid.name),
         },
     )
+
+
+# ----------------------------------------------------------------------------- models
+def _state_digest(estimator: Estimator) -> str:
+    h = hashlib.sha256()
+    config, arrays = estimator._get_state()
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    if estimator.wavelength_ is not None:
+        h.update(estimator.wavelength_.tobytes())
+    return h.hexdigest()[:10]
+
+
+def resolve_model(model: Any) -> tuple[Estimator, str]:
+    """An estimator and its id from an Estimator, a saved model folder, or a registry name.
+
+    The id is ``meta_["model_id"]`` when the model records one, else
+    ``<kind>-<grid>-<sha256 of the weights, 10 hex>`` so that results name the exact weights.
+    """
+    from atmospec.estimators.base import Estimator, load_estimator
+
+    if isinstance(model, Estimator):
+        est = model
+    elif isinstance(model, (str, os.PathLike)) and Path(model).exists():
+        est = load_estimator(model)
+    elif isinstance(model, str):
+        est = _from_registry(model)
+    else:
+        raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
+    if not isinstance(est, Estimator):
+        raise ModelFileError(
+            f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
+            "atmospec.prediction.members.load_member or Predictor for it"
+        )
+    est._require_fitted()
+    mid = est.meta_.get("model_id") or est.meta_.get("name")
+    digest = _state_digest(est)
+    if not mid:
+        mid = f"{est.kind}-{est.meta_.get('grid') or 'nogrid'}"
+    return est, f"{mid}-{digest}"
+
+
+def _from_registry(name: str) -> Estimator:
+    try:
+        import atmospec.models as registry
+    except ModuleNotFoundError as err:
+        if err.name != "atmospec.models":
+            raise
+        raise ModelFileError(
+            f"model {name!r}: this build has no registry of pretrained models "
+            "(atmospec.models); pass a saved model folder or an Estimator instead"
+        ) from None
+    for attr in ("load_model", "load", "get_model"):
+        loader = getattr(registry, attr, None)
+        if callable(loader):
+            est = loader(name)
+            return est  # type: ignore[no-any-return]
+    raise ModelFileError(f"model {name!r}: atmospec.models offers no loader function")

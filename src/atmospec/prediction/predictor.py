@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
 import os
 import time
-import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec.errors import AtmospecError, ModelFileError, OutOfGridError
+from atmospec.errors import AtmospecError, ModelFileError
 from atmospec.prediction.coverage import CoveragePolicy, ModelInput
 from atmospec.prediction.members import EstimatorMember
+from atmospec.prediction.objectfit import ObjectModel, object_model
+from atmospec.prediction.result import (
+    INTERVALS_NOTE,
+    NPE_INTERVALS_NOTE,
+    PredictionResult,
+    concat_rows,
+    subset_rows,
+)
+from atmospec.prediction.routing import RoutedInput
+from atmospec.prediction.sampling import spectrum_seed
+from atmospec.prediction.sources import read_spectrum
 
 if TYPE_CHECKING:
-    import pandas as pd
-    from astropy.table import Table
-    from matplotlib.figure import Figure
-
-    from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
     from atmospec.prediction.engine import Engine
     from atmospec.prediction.members import Member
@@ -33,95 +35,9 @@ if TYPE_CHECKING:
     from atmospec.prediction.routing import SelectionPolicy
     from atmospec.spectrum import Spectrum
 
-__all__ = [
-    "predict",
-    "Predictor",
-    "PredictionResult",
-    "ObjectModel",
-    "monte_carlo",
-    "resolve_model",
-    "QUANTILES",
-    "RoutedInput",
-]
+__all__ = ["predict", "Predictor", "BUNDLE_FILE"]
 
 FloatArray = NDArray[np.float64]
-
-QUANTILES: dict[str, float] = {"median": 50.0, "p16": 16.0, "p84": 84.0, "p2.5": 2.5, "p97.5": 97.5}
-"""Column suffix -> percentile of the predictive samples."""
-
-SpectrumLike = "Spectrum | str | os.PathLike[str]"
-
-INTERVALS_NOTE = (
-    "predictive percentiles of Monte Carlo samples: noisy copies of the spectrum drawn from its "
-    "flux errors go through the network (one ensemble member per copy); for sigma heads that "
-    "already include measurement noise, each copy adds only the part of the predicted sigma "
-    "the noise spread does not explain (law of total variance), so noise is counted once"
-)
-
-NPE_INTERVALS_NOTE = (
-    "percentiles of joint posterior samples of the neural posterior estimator (a normalizing "
-    "flow conditioned on the spectrum and its per-pixel sigma): measurement noise enters "
-    "through the conditioning, once; correlations between parameters are kept"
-)
-
-
-# ----------------------------------------------------------------------------- models
-def _state_digest(estimator: Estimator) -> str:
-    h = hashlib.sha256()
-    config, arrays = estimator._get_state()
-    for key in sorted(arrays):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(arrays[key]).tobytes())
-    if estimator.wavelength_ is not None:
-        h.update(estimator.wavelength_.tobytes())
-    return h.hexdigest()[:10]
-
-
-def resolve_model(model: Any) -> tuple[Estimator, str]:
-    """An estimator and its id from an Estimator, a saved model folder, or a registry name.
-
-    The id is ``meta_["model_id"]`` when the model records one, else
-    ``<kind>-<grid>-<sha256 of the weights, 10 hex>`` so that results name the exact weights.
-    """
-    from atmospec.estimators.base import Estimator, load_estimator
-
-    if isinstance(model, Estimator):
-        est = model
-    elif isinstance(model, (str, os.PathLike)) and Path(model).exists():
-        est = load_estimator(model)
-    elif isinstance(model, str):
-        est = _from_registry(model)
-    else:
-        raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
-    if not isinstance(est, Estimator):
-        raise ModelFileError(
-            f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
-            "atmospec.prediction.members.load_member or Predictor for it"
-        )
-    est._require_fitted()
-    mid = est.meta_.get("model_id") or est.meta_.get("name")
-    digest = _state_digest(est)
-    if not mid:
-        mid = f"{est.kind}-{est.meta_.get('grid') or 'nogrid'}"
-    return est, f"{mid}-{digest}"
-
-
-def _from_registry(name: str) -> Estimator:
-    try:
-        import atmospec.models as registry
-    except ModuleNotFoundError as err:
-        if err.name != "atmospec.models":
-            raise
-        raise ModelFileError(
-            f"model {name!r}: this build has no registry of pretrained models "
-            "(atmospec.models); pass a saved model folder or an Estimator instead"
-        ) from None
-    for attr in ("load_model", "load", "get_model"):
-        loader = getattr(registry, attr, None)
-        if callable(loader):
-            est = loader(name)
-            return est  # type: ignore[no-any-return]
-    raise ModelFileError(f"model {name!r}: atmospec.models offers no loader function")
 
 
 @functools.lru_cache(maxsize=4)
@@ -139,423 +55,6 @@ def _resolve_grid(grid: ModelGrid | str | None, default: str) -> ModelGrid | Non
     if isinstance(grid, str):
         return _load_grid_cached(grid)
     return grid
-
-
-# ------------------------------------------------------------------------ Monte Carlo
-def _spectrum_seed(seed: int, source: str) -> np.random.Generator:
-    """A generator per (seed, source): a spectrum's draws do not depend on its batch."""
-    return np.random.default_rng(spectrum_seed(seed, source))
-
-
-def spectrum_seed(seed: int, source: str) -> tuple[int, int]:
-    """The seed of one spectrum's draws: ``(seed, crc32(source))``."""
-    return (int(seed), zlib.crc32(source.encode("utf-8")))
-
-
-def monte_carlo(
-    estimator: Estimator | Engine,
-    flux: FloatArray,
-    sigma: FloatArray,
-    *,
-    draws: int = 1000,
-    rngs: Sequence[np.random.Generator] | None = None,
-    seeds: Sequence[Sequence[int] | int] | None = None,
-    max_rows: int = 65536,
-    precision: Literal["float32", "bfloat16"] = "float32",
-) -> tuple[NDArray[np.float32], FloatArray, FloatArray | None, NDArray[np.bool_]]:
-    """Predictive samples combining measurement noise and model uncertainty.
-
-    For each spectrum, ``draws`` noisy copies ``flux + sigma * N(0, 1)`` (masked bins of
-    infinite sigma unchanged) go through the network (one ensemble member per copy, see
-    :meth:`~atmospec.prediction.engine.Engine.draws`). How the copies combine with the
-    estimator's own sigma depends on what that sigma means (:func:`~atmospec.fitting.
-    engine.sigma_kind`), so that measurement noise is counted once:
-
-    * ``"total"`` (sigma heads trained on noisy spectra and told the noise level: the sigma
-      at the observed noise is already the whole predictive spread ``S``): by the law of total
-      variance ``S^2 = Var_noise(mean) + E[Var(theta | noisy copy)]``, the spread ``V`` of the
-      copies' means estimates the noise part, and each copy adds
-      ``sqrt(max(S^2 - V, 0)) * N(0, 1)``. The samples then have variance ``S^2`` (or ``V``
-      when the network reacts to noise more than its sigma says), with the shape (skew,
-      bounds) the noise propagation gives.
-    * ``"epistemic"`` (a sigma without measurement noise): each copy adds its member's
-      ``sigma * N(0, 1)`` (noise and model uncertainty are independent and add).
-    * ``"none"``: the copies' means alone.
-
-    ``precision="bfloat16"`` runs the noisy copies through a bfloat16 network (faster; see
-    :meth:`~atmospec.prediction.engine.Engine.draws`). Samples are clipped to the grid bounds.
-    At most ``max_rows`` network rows are in memory
-    at a time. Each spectrum's draws come from its own seed (``seeds``, or integers drawn
-    from ``rngs``), so they do not depend on the batch.
-
-    Returns:
-        ``(samples (n, draws, p) float32, point_mean (n, p), point_std (n, p) or None,
-        at_bound (n, p))``, the last three for the observed spectra themselves.
-    """
-    from atmospec.estimators.base import BOUND_TOLERANCE
-    from atmospec.prediction.engine import Engine
-    from atmospec.predictive_tails import standardized_draws
-
-    engine = estimator if isinstance(estimator, Engine) else Engine(estimator)
-    flux = np.atleast_2d(flux)
-    sigma = np.atleast_2d(sigma)
-    n = flux.shape[0]
-    if seeds is None:
-        if rngs is None:
-            raise ValueError("monte_carlo needs seeds= (or rngs=), one per spectrum")
-        seeds = [int(g.integers(2**63)) for g in rngs]
-    p = len(engine.names)
-    lo, hi = engine.lo, engine.hi
-    samples = np.empty((n, draws, p), dtype=np.float32)
-    point = np.empty((n, p))
-    point_std: FloatArray | None = np.empty((n, p))
-    kind = engine.kind
-    per_call = max(1, max_rows // (draws + 1))
-    for start in range(0, n, per_call):
-        sl = slice(start, min(start + per_call, n))
-        res = engine.draws(
-            flux[sl], sigma[sl], n_draws=draws, seeds=list(seeds[sl]), precision=precision
-        )
-        point[sl] = res.point
-        rngs_blk = [
-            np.random.default_rng([*_as_list(seeds[i]), 1]) for i in range(sl.start, sl.stop)
-        ]
-        # The calibrated predictive: Gaussian, or Student-t where the model has heavy tails.
-        zs = np.stack([standardized_draws(g, (draws, p), engine.tail_dof) for g in rngs_blk])
-        # The engine returns the draws grouped by ensemble member: shuffle them so that any
-        # subset of a spectrum's samples is a fair sample of the mixture.
-        order = np.stack([g.permutation(draws) for g in rngs_blk])
-        draw = np.take_along_axis(res.mean, order[:, :, None], axis=1)
-        member_sigma = (
-            None if res.sigma is None else np.take_along_axis(res.sigma, order[:, :, None], axis=1)
-        )
-        if res.point_std is None:
-            point_std = None
-        else:
-            assert point_std is not None
-            point_std[sl] = res.point_std
-        if kind == "total" and res.point_std is not None:
-            v_noise = draw.var(axis=1, dtype=np.float64)
-            extra = np.sqrt(np.maximum(res.point_std**2 - v_noise, 0.0)).astype(np.float32)
-            draw = draw + extra[:, None, :] * zs
-        elif kind == "epistemic" and member_sigma is not None:
-            draw = draw + member_sigma * zs
-        samples[sl] = np.clip(draw, lo, hi)
-    tol = BOUND_TOLERANCE * (hi - lo)
-    at_bound = (point <= lo + tol) | (point >= hi - tol)
-    return samples, point, point_std, at_bound
-
-
-def _as_list(seed: Sequence[int] | int) -> list[int]:
-    return [int(x) for x in seed] if isinstance(seed, Sequence) else [int(seed)]
-
-
-# ------------------------------------------------------------------------- results
-@dataclass
-class ObjectModel:
-    """The data of one object over the grid model interpolated at its prediction."""
-
-    wavelength: FloatArray
-    flux: FloatArray
-    uncertainty: FloatArray
-    model_flux: FloatArray
-    chi2: float
-    dof: int
-    point: dict[str, float]
-    grid: str
-    flux_unit: str = ""
-
-    @property
-    def chi2_red(self) -> float:
-        return self.chi2 / self.dof
-
-
-@dataclass
-class PredictionResult:
-    """Predictions for one or more spectra: samples, percentiles, OOD score, model fit.
-
-    Attributes:
-        param_names: parameters, in the column order of ``samples``.
-        sources: file path or library key of each spectrum; ``names`` short labels.
-        samples: (n_spectra, draws, n_params) predictive samples (noise x model uncertainty).
-        point, point_std: the estimator's mean and sigma for the observed spectra.
-        at_bound: (n, p) True where the estimate presses on a grid bound.
-        ood_score, ood_flag, ood_reason: out-of-distribution score (> 1 flags) and why.
-        chi2_red, dof: the grid model at the median prediction against the data pixels
-            (flux scale solved; dof = pixels - (parameters + 1)); NaN without a grid.
-        fits: per object, the data over that model (for plots), or None.
-        model_id: the predictor's id (kind, grid, hash of the weights; ``default:...`` for
-            the default selection); ``row_model_ids`` the model that served each row.
-        intervals: what the percentiles are (Monte Carlo or posterior samples).
-    """
-
-    param_names: tuple[str, ...]
-    sources: list[str]
-    names: list[str]
-    samples: NDArray[np.float32]
-    point: FloatArray
-    point_std: FloatArray | None
-    at_bound: NDArray[np.bool_]
-    bounds: dict[str, tuple[float, float]]
-    ood_score: FloatArray
-    ood_flag: NDArray[np.bool_]
-    ood_reason: list[str]
-    chi2_red: FloatArray
-    dof: NDArray[np.int64]
-    fits: list[ObjectModel | None]
-    inputs: list[ModelInput]
-    model_id: str
-    grid: str
-    draws: int
-    notes: list[list[str]] = field(default_factory=list)
-    wall_time_s: float = 0.0
-    provenance: dict[str, Any] = field(default_factory=dict)
-    row_model_ids: list[str] = field(default_factory=list)
-    intervals: str = INTERVALS_NOTE
-
-    def row_model_id(self, i: int) -> str:
-        """The model that served row ``i``."""
-        return self.row_model_ids[i] if self.row_model_ids else self.model_id
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def quantiles(self) -> dict[str, FloatArray]:
-        """``"<param>_<suffix>"`` -> (n,) for every percentile of :data:`QUANTILES`."""
-        q = np.percentile(self.samples, list(QUANTILES.values()), axis=1)  # (5, n, p)
-        out: dict[str, FloatArray] = {}
-        for j, p in enumerate(self.param_names):
-            for k, suffix in enumerate(QUANTILES):
-                out[f"{p}_{suffix}"] = q[k, :, j].astype(np.float64)
-        return out
-
-    def table(self) -> Table:
-        """One row per spectrum: ``source``, ``<param>_median/_p16/_p84/_p2.5/_p97.5``,
-        ``ood_score``, ``ood_flag``, ``chi2_red``, ``model_id``, then ``name``, ``dof``,
-        ``ood_reason``, ``<param>_at_bound``, ``masked_fraction``, ``snr`` and ``notes``."""
-        from astropy.table import Table
-
-        from atmospec.grids import PARAMETERS
-
-        cols: dict[str, Any] = {"source": list(self.sources)}
-        cols.update(self.quantiles())
-        cols["ood_score"] = self.ood_score
-        cols["ood_flag"] = self.ood_flag
-        cols["chi2_red"] = self.chi2_red
-        cols["model_id"] = [self.row_model_id(i) for i in range(len(self))]
-        cols["name"] = list(self.names)
-        cols["dof"] = self.dof
-        cols["ood_reason"] = list(self.ood_reason)
-        for j, p in enumerate(self.param_names):
-            cols[f"{p}_at_bound"] = self.at_bound[:, j]
-        cols["masked_fraction"] = [m.masked_fraction for m in self.inputs]
-        cols["snr"] = [m.snr for m in self.inputs]
-        cols["notes"] = ["; ".join(n) for n in self.notes] if self.notes else [""] * len(self)
-        table = Table(cols)
-        for p in self.param_names:
-            unit = PARAMETERS.get(p, ("", ""))[0]
-            if unit == "K":  # dex units stay plain numbers (astropy dex quantities confuse CSV)
-                for suffix in QUANTILES:
-                    table[f"{p}_{suffix}"].unit = unit
-        table.meta["model_id"] = self.model_id
-        table.meta["grid"] = self.grid
-        table.meta["draws"] = self.draws
-        table.meta["bounds"] = {k: list(v) for k, v in self.bounds.items()}
-        table.meta["intervals"] = self.intervals
-        table.meta["chi2_rule"] = "grid model at the medians, flux scale solved; dof = N - (p + 1)"
-        table.meta["provenance"] = self.provenance
-        return table
-
-    def samples_frame(self, i: int = 0) -> pd.DataFrame:
-        """The samples of spectrum ``i`` as a DataFrame (one column per parameter)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.samples[i].astype(np.float64), columns=list(self.param_names))
-
-    def plot(self, i: int = 0) -> Figure:
-        """Data of spectrum ``i`` over the grid model at its prediction, with residuals."""
-        from atmospec.plots import plot_fit
-
-        fit = self.fits[i]
-        if fit is None:
-            raise ValueError(
-                f"{self.sources[i]}: no grid model for this prediction (no grid known for model "
-                f"{self.model_id}, or the estimate lies in a hole of a sparse grid); pass grid="
-            )
-        label = ", ".join(f"{p}={v:.4g}" for p, v in fit.point.items())
-        flag = "  [OUT OF DISTRIBUTION]" if self.ood_flag[i] else ""
-        return plot_fit(
-            fit.wavelength,
-            fit.flux,
-            fit.uncertainty,
-            fit.model_flux,
-            model_label=f"{fit.grid} at the median prediction: {label}",
-            data_label=self.names[i],
-            title=f"{self.names[i]}: chi2_red = {fit.chi2_red:.2f} (dof {fit.dof}), "
-            f"ood_score = {self.ood_score[i]:.2f}{flag}",
-            flux_unit=fit.flux_unit,
-        )
-
-    def corner(self, i: int = 0) -> Figure:
-        """Corner plot of the predictive samples of spectrum ``i``."""
-        from atmospec.plots import corner
-
-        return corner(self.samples_frame(i))
-
-    def to_dict(self, i: int) -> dict[str, Any]:
-        """A JSON-ready record of spectrum ``i`` (no samples)."""
-        row = {k: float(v[i]) for k, v in self.quantiles().items()}
-        return {
-            "source": self.sources[i],
-            "name": self.names[i],
-            "model_id": self.row_model_id(i),
-            "grid": self.grid,
-            "percentiles": row,
-            "point": dict(zip(self.param_names, map(float, self.point[i]), strict=True)),
-            "ood_score": float(self.ood_score[i]),
-            "ood_flag": bool(self.ood_flag[i]),
-            "ood_reason": self.ood_reason[i],
-            "chi2_red": float(self.chi2_red[i]),
-            "dof": int(self.dof[i]),
-            "notes": self.notes[i] if self.notes else [],
-        }
-
-    def write(self, out: str | os.PathLike[str], *, plots: bool = True) -> list[Path]:
-        """Write ``predictions.ecsv`` / ``.csv`` / ``run.json`` and per object
-        ``objects/<name>_fit.png`` and ``objects/<name>_corner.png`` (all atomically)."""
-        from atmospec._fileio import atomic_path, write_json
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        table = self.table()
-        written = []
-        with atomic_path(out / "predictions.ecsv") as tmp:
-            table.write(tmp, format="ascii.ecsv", overwrite=True)
-        written.append(out / "predictions.ecsv")
-        with atomic_path(out / "predictions.csv") as tmp:
-            table.to_pandas().to_csv(tmp, index=False)
-        written.append(out / "predictions.csv")
-        written.append(
-            write_json(
-                out / "run.json",
-                {
-                    "kind": "predict",
-                    "model_id": self.model_id,
-                    "grid": self.grid,
-                    "draws": self.draws,
-                    "n_spectra": len(self),
-                    "wall_time_s": self.wall_time_s,
-                    "objects": [self.to_dict(i) for i in range(len(self))],
-                    "provenance": self.provenance,
-                },
-            )
-        )
-        if plots:
-            written += write_object_figures(self, out / "objects")
-        return written
-
-
-def object_stem(source: str, name: str) -> str:
-    """A file-name-safe stem for an object's figures (name plus a short hash of the source).
-
-    Example:
-        >>> object_stem("/data/HD 3651B.fits", "HD 3651B")[:9]
-        'HD_3651B-'
-    """
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "spectrum"
-    return f"{safe}-{hashlib.sha1(source.encode('utf-8')).hexdigest()[:6]}"
-
-
-def write_object_figures(result: PredictionResult, folder: Path) -> list[Path]:
-    """The fit and corner PNGs of every object of ``result`` (atomic writes)."""
-    from atmospec.plots import save_figure
-
-    written = []
-    for i in range(len(result)):
-        stem = object_stem(result.sources[i], result.names[i])
-        if result.fits[i] is not None:
-            written.append(save_figure(result.plot(i), folder / f"{stem}_fit.png", dpi=90))
-        written.append(save_figure(result.corner(i), folder / f"{stem}_corner.png", dpi=80))
-    return written
-
-
-# ------------------------------------------------------------------------ predictor
-def _read(item: Any, policy: CoveragePolicy) -> Spectrum:
-    from atmospec.spectrum import Spectrum
-
-    if isinstance(item, Spectrum):
-        return item
-    if isinstance(item, (str, os.PathLike)):
-        from atmospec.io import read
-
-        path = Path(item)
-        if not path.exists():
-            from atmospec.errors import DataNotFoundError
-
-            raise DataNotFoundError(f"{path}: no such spectrum file")
-        # Files with NaN pixels are read with those pixels masked; the coverage policy then
-        # decides (refuse names them; mask masks the model bins they leave empty).
-        try:
-            return read(path, invalid="mask")
-        except TypeError:
-            return read(path)
-    raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
-
-
-def _point_mapping(grid: ModelGrid, names: tuple[str, ...], values: FloatArray) -> dict[str, float]:
-    point = {p: float(v) for p, v in zip(names, values, strict=True) if p in grid.param_names}
-    for p in getattr(grid, "categorical", ()) or ():
-        if p in point:
-            axis = np.asarray(grid.axes[p], dtype=np.float64)
-            point[p] = float(axis[np.argmin(np.abs(axis - point[p]))])
-    return point
-
-
-@dataclass
-class RoutedInput(ModelInput):
-    """A :class:`ModelInput` that records which member of a Predictor serves it."""
-
-    member: str = ""
-
-    @classmethod
-    def of(cls, inp: ModelInput, member: str) -> RoutedInput:
-        fields = {k: getattr(inp, k) for k in inp.__dataclass_fields__}
-        return cls(**fields, member=member)
-
-
-_ROW_ARRAYS = ("samples", "point", "at_bound", "ood_score", "ood_flag", "chi2_red", "dof")
-"""Per-row array fields of :class:`PredictionResult` (first axis: spectra); ``point_std``,
-which may be None, is handled apart."""
-_ROW_LISTS = ("sources", "names", "ood_reason", "fits", "inputs", "notes", "row_model_ids")
-"""Per-row list fields of :class:`PredictionResult`."""
-
-
-def _subset(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
-    """The rows ``idx`` of a result."""
-    ix = list(idx)
-    rows: dict[str, Any] = {k: getattr(res, k)[ix] for k in _ROW_ARRAYS}
-    rows.update({k: [getattr(res, k)[i] for i in ix] for k in _ROW_LISTS})
-    rows["point_std"] = None if res.point_std is None else res.point_std[ix]
-    return dataclasses.replace(res, **rows)
-
-
-def _concat(parts: list[tuple[list[int], PredictionResult]], n: int) -> PredictionResult:
-    """Rows of several results put back in their original order (``parts``: positions, rows)."""
-    pos = [i for idx, _ in parts for i in idx]
-    order = np.argsort(pos, kind="stable")
-    assert sorted(pos) == list(range(n))
-    results = [r for _, r in parts]
-    rows: dict[str, Any] = {
-        k: np.concatenate([getattr(r, k) for r in results])[order] for k in _ROW_ARRAYS
-    }
-    for k in _ROW_LISTS:
-        flat = [x for r in results for x in getattr(r, k)]
-        rows[k] = [flat[i] for i in order]
-    p = len(results[0].param_names)
-    stds = [np.full((len(r), p), np.nan) if r.point_std is None else r.point_std for r in results]
-    rows["point_std"] = np.concatenate(stds)[order]
-    notes = sorted({r.intervals for r in results})
-    return dataclasses.replace(results[0], **rows, intervals=" | ".join(notes))
 
 
 BUNDLE_FILE = "predictor.json"
@@ -807,36 +306,10 @@ class Predictor:
     def _object_model(
         self, member: Member, inp: ModelInput, median: FloatArray
     ) -> ObjectModel | None:
-        from atmospec.fitting.chi2 import chi2_with_scale
-        from atmospec.fitting.fit import prepare
-        from atmospec.transforms import bin_edges
-
         grid = self.grids[member.model_id]
         if grid is None:
             return None
-        names = member.param_names
-        point = _point_mapping(grid, names, median)
-        spec = inp.spectrum
-        assert spec is not None
-        edges = bin_edges(member.wavelength)
-        try:
-            data = prepare(spec, grid, coverage="mask", wave_range=(edges[0], edges[-1]))
-            native = grid.interpolate(point)
-        except OutOfGridError:
-            return None
-        model = data.model(native)
-        chi2, scale = chi2_with_scale(model, data.flux, data.uncertainty)
-        return ObjectModel(
-            wavelength=data.wavelength,
-            flux=data.flux,
-            uncertainty=data.uncertainty,
-            model_flux=scale[0] * model,
-            chi2=float(chi2[0]),
-            dof=max(data.n_pix - (len(names) + 1), 1),
-            point=point,
-            grid=grid.name,
-            flux_unit=data.flux_unit,
-        )
+        return object_model(grid, member.param_names, member.wavelength, inp, median)
 
     # -- predicting --------------------------------------------------------------------
     def predict(self, spectra: Any) -> PredictionResult:
@@ -845,7 +318,7 @@ class Predictor:
 
         t0 = time.perf_counter()
         items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
-        inputs = [self.prepare(_read(s, self.coverage)) for s in items]
+        inputs = [self.prepare(read_spectrum(s)) for s in items]
         return self.predict_inputs(
             inputs,
             t0=t0,
@@ -903,7 +376,7 @@ class Predictor:
                 if len(keep) < len(idx):
                     keep = self._reroute(res, idx, keep, todo, groups)
                 if keep:
-                    parts.append(([idx[k] for k in keep], _subset(res, keep)))
+                    parts.append(([idx[k] for k in keep], subset_rows(res, keep)))
         for mid, idx in groups.items():
             if idx:
                 parts.append(
@@ -911,7 +384,7 @@ class Predictor:
                 )
         if not parts:
             parts.append(([], self._run(self._only, [], grid_model_fn)))
-        result = parts[0][1] if len(parts) == 1 else _concat(parts, len(inputs))
+        result = parts[0][1] if len(parts) == 1 else concat_rows(parts, len(inputs))
         result.model_id = self.model_id
         result.wall_time_s = time.perf_counter() - t0
         result.provenance = provenance_record or {}

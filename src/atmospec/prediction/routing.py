@@ -11,11 +11,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec.prediction.coverage import ModelInput
+
 if TYPE_CHECKING:
     from atmospec.posteriors.npe import NPEstimator
-    from atmospec.prediction.coverage import ModelInput
 
-__all__ = ["CalibrationStatus", "read_calibration", "NPEDomain", "noise_snr", "SelectionPolicy"]
+__all__ = [
+    "CalibrationStatus",
+    "read_calibration",
+    "NPEDomain",
+    "noise_snr",
+    "SelectionPolicy",
+    "RoutedInput",
+]
 
 CALIBRATION_FILE = "calibration.json"
 """The file ``atmospec calibrate`` writes into an NPE model folder."""
@@ -184,3 +192,15 @@ class SelectionPolicy:
             "tolerance": self.calibration.tolerance,
             "calibration_problem": self.calibration.problem,
         }
+
+
+@dataclass
+class RoutedInput(ModelInput):
+    """A :class:`ModelInput` that records which member of a Predictor serves it."""
+
+    member: str = ""
+
+    @classmethod
+    def of(cls, inp: ModelInput, member: str) -> RoutedInput:
+        fields = {k: getattr(inp, k) for k in inp.__dataclass_fields__}
+        return cls(**fields, member=member)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from atmospec.spectrum import Spectrum
 
-__all__ = ["Catalog", "Partition", "LoadedSpectrum", "PATH_COLUMNS"]
+__all__ = ["Catalog", "Partition", "LoadedSpectrum", "PATH_COLUMNS", "read_spectrum"]
 
 PATH_COLUMNS = ("path", "file", "filename", "source")
 """Column names searched, in order, for the file paths of a catalogue table."""
@@ -244,3 +244,32 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise FileFormatError(f"{path}: cannot read the catalogue table ({err})") from None
     lines = [ln.strip() for ln in path.read_text().splitlines()]
     return pd.DataFrame({"path": [ln for ln in lines if ln and not ln.startswith("#")]})
+
+
+def read_spectrum(item: Any) -> Spectrum:
+    """A Spectrum as given, or read from a file path with NaN pixels masked.
+
+    Masked pixels are left for the coverage policy of the prediction to judge (``refuse``
+    names the gap they leave; ``mask`` masks the model bins they empty).
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        TypeError: ``item`` is neither a Spectrum nor a path.
+    """
+    from atmospec.spectrum import Spectrum
+
+    if isinstance(item, Spectrum):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        from atmospec.io import read
+
+        path = Path(item)
+        if not path.exists():
+            from atmospec.errors import DataNotFoundError
+
+            raise DataNotFoundError(f"{path}: no such spectrum file")
+        try:
+            return read(path, invalid="mask")
+        except TypeError:  # a reader without the invalid= option (e.g. through specutils)
+            return read(path)
+    raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")

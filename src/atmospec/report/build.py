@@ -110,7 +110,7 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _object_figures(d: Path, df: Any, max_objects: int) -> str:
-    from atmospec.prediction.predictor import object_stem
+    from atmospec.prediction.result import object_stem
 
     blocks = []
     names = df.get("name", df["source"])

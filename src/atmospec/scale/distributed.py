@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmospec.errors import AtmospecError
-
 from atmospec.prediction.sources import Catalog, LoadedSpectrum, Partition
 
 if TYPE_CHECKING:
