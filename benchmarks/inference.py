@@ -61,7 +61,7 @@ def _held_out_nodes(est: Any, grid: Any) -> tuple[Any, str]:
     recipe = est.meta_.get("recipe") or {}
     if not recipe.get("split"):
         return None, "all grid nodes (the model records no split)"
-    from atmospec.training.recipe import recipe_split
+    from atmospec.learning.recipe import recipe_split
 
     split, _ = recipe_split(grid, recipe["split"], recipe.get("ranges"))
     return split.test, f"held-out test nodes ({split.description})"

@@ -187,7 +187,7 @@ def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
     # sigma_true = 2 (S/N / 50)^-0.5: the calibration must find s0 = 2 at the reference S/N 50
     # and slope b = -0.5 (the construction), restore 68 / 95 % coverage at every S/N
     # (binomial +- 0.01 at n = 4000).
-    from atmospec.training.evaluation import coverage
+    from atmospec.learning.evaluation import coverage
 
     wave, est = _unit_sigma_estimator()
     rng = np.random.default_rng(3)
@@ -222,8 +222,8 @@ def test_calibration_sigma_is_rms_and_tails_follow_the_errors():
     # P(|T4| <= 2.43 sqrt 2) = 0.974 (both at least nominal: conservative by construction).
     from scipy.stats import t
 
+    from atmospec.learning.evaluation import coverage
     from atmospec.predictive_tails import ONE_SIGMA
-    from atmospec.training.evaluation import coverage
 
     wave, est = _unit_sigma_estimator()
     rng = np.random.default_rng(5)

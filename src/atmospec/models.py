@@ -87,7 +87,7 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def _calibration_summary(folder: Path) -> dict[str, Any]:
-    from atmospec.prediction.routing import read_calibration
+    from atmospec.posteriors.calibration import read_calibration
 
     status = read_calibration(folder)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ __all__ = [
     "CalibrationReport",
     "calibrate",
     "calibrate_estimator",
+    "CALIBRATION_FILE",
+    "CalibrationStatus",
+    "read_calibration",
 ]
 
 #: Credibility levels at which coverage is reported (10 levels, 0.1 ... 0.95).
@@ -384,3 +388,66 @@ def calibrate_estimator(
         seed=seed,
         meta=meta,
     )
+
+
+# ---------------------------------------------------------- the shipped record, read back
+CALIBRATION_FILE = "calibration.json"
+"""The file ``atmospec calibrate`` writes into an NPE model folder."""
+
+
+@dataclass(frozen=True)
+class CalibrationStatus:
+    """The shipped calibration of an NPE, read from its ``calibration.json`` (not re-measured).
+
+    ``max_error`` is ``max |coverage - level|`` over the expected-coverage levels of the HPD
+    curve, recomputed from the stored curve; the estimator passes when it is at most
+    ``tolerance`` (also read from the file).
+
+    Example:
+        >>> CalibrationStatus(True, 0.01, 0.03, "").summary()
+        'calibration passed: max |coverage - level| = 0.010 <= tolerance 0.030'
+    """
+
+    passed: bool
+    max_error: float
+    tolerance: float
+    problem: str = ""
+
+    def summary(self) -> str:
+        """One line for notes and logs."""
+        if self.problem:
+            return f"calibration not usable: {self.problem}"
+        verb, op = ("passed", "<=") if self.passed else ("failed", ">")
+        return (
+            f"calibration {verb}: max |coverage - level| = {self.max_error:.3f} {op} "
+            f"tolerance {self.tolerance:.3f}"
+        )
+
+
+def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus:
+    """Read and check the ``calibration.json`` of an NPE model folder.
+
+    A missing, unreadable or incomplete file counts as *not passed*, with the problem named.
+
+    Example:
+        >>> read_calibration("/no/such/folder").passed
+        False
+    """
+    if folder is None:
+        return CalibrationStatus(False, float("nan"), float("nan"), "the model has no folder")
+    path = Path(folder) / CALIBRATION_FILE
+    try:
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
+    try:
+        curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
+        tolerance = float(record["tolerance"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        return CalibrationStatus(
+            False, float("nan"), float("nan"), f"{path}: no coverage_hpd / tolerance ({err})"
+        )
+    if not curve or not np.isfinite(tolerance):
+        return CalibrationStatus(False, float("nan"), tolerance, f"{path}: empty coverage curve")
+    max_error = max(abs(cov - level) for level, cov in curve.items())
+    return CalibrationStatus(bool(max_error <= tolerance), float(max_error), tolerance)

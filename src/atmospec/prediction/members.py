@@ -16,10 +16,11 @@ from atmospec.errors import ModelFileError
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
+    from atmospec.posteriors.calibration import CalibrationStatus
     from atmospec.posteriors.npe import NPEstimator
     from atmospec.prediction.coverage import CoveragePolicy, ModelInput
     from atmospec.prediction.ood import OODDetector
-    from atmospec.prediction.routing import CalibrationStatus, NPEDomain
+    from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -164,7 +165,8 @@ class NPEMember(_AxisMember):
         folder: str | os.PathLike[str] | None = None,
         chunk: int = 64,
     ) -> None:
-        from atmospec.prediction.routing import NPEDomain, read_calibration
+        from atmospec.posteriors.calibration import read_calibration
+        from atmospec.prediction.routing import NPEDomain
 
         if getattr(npe, "wavelength_", None) is None:
             raise ModelFileError(

@@ -161,8 +161,9 @@ class Predictor:
 
     # -- members -----------------------------------------------------------------------
     def _set_chain(self, primary: str, fallback: str, kw: dict[str, Any]) -> None:
+        from atmospec.posteriors.calibration import CalibrationStatus
         from atmospec.prediction.members import NPEMember, load_member
-        from atmospec.prediction.routing import CalibrationStatus, SelectionPolicy
+        from atmospec.prediction.routing import SelectionPolicy
 
         back = load_member(fallback, **kw)
         problem = ""
