@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
 
 __all__ = ["fit_nested", "GridLikelihood"]
+
+log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -133,7 +136,6 @@ def fit_nested(
     seed: int = 0,
     maxcall: int | None = None,
     n_samples: int = 4000,
-    quiet: bool = True,
 ) -> FitResult:
     """Posterior of the grid parameters by static nested sampling (dynesty).
 
@@ -160,7 +162,6 @@ def fit_nested(
         seed: seed of the sampler's ``numpy.random.Generator``.
         maxcall: cap on likelihood calls.
         n_samples: number of equal-weight posterior samples returned.
-        quiet: hide dynesty's progress output.
 
     Returns:
         A :class:`~atmospec.fitting.result.FitResult` with ``samples`` (parameters, ``scale``,
@@ -214,7 +215,7 @@ def fit_nested(
     sampler = dynesty.NestedSampler(
         like, prior_transform, ndim, nlive=nlive, bound="multi", sample="rwalk", rstate=rng
     )
-    sampler.run_nested(dlogz=dlogz, maxcall=maxcall, print_progress=not quiet)
+    sampler.run_nested(dlogz=dlogz, maxcall=maxcall, print_progress=log.isEnabledFor(logging.INFO))
     res = sampler.results
     weights = np.exp(res.logwt - res.logz[-1])
     weights /= weights.sum()

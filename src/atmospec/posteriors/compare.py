@@ -193,7 +193,7 @@ def nested_reference(
         from atmospec.grids import load_grid
 
         grid = load_grid(grid)
-    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed, quiet=True)
+    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed)
     logz = float(res.logz) if res.logz is not None else float("nan")
     return res.samples[list(names)].to_numpy(), float(res.wall_time_s), logz
 

@@ -1,348 +1,612 @@
-"""Batch prediction over many spectra: streaming, restartable, atomic outputs, progress."""
+"""Batch prediction over a catalogue: one partition runner, a local or a Dask executor.
+
+A run cuts a :class:`~atmospec.prediction.sources.Catalog` into partitions, predicts each
+partition with one :class:`~atmospec.prediction.predictor.Predictor` and writes its rows
+atomically to ``OUT/parts/part-NNNNNN.parquet``; at the end the parts are merged into
+``predictions.ecsv`` / ``.csv`` (rows that were predicted) and ``failures.csv`` (rows that
+could not be used, with the reason). Finished partitions are skipped on a rerun, so an
+interrupted run resumes. The executor decides only *where* partitions run:
+:class:`LocalExecutor` (this process) or :class:`atmospec.scale.distributed.DaskExecutor`.
+Both produce the same table.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from atmospec.errors import AtmospecError, FileFormatError
+from atmospec.errors import AtmospecError
+from atmospec.prediction.sources import ROW_ERRORS, Catalog, Partition
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from atmospec.prediction.predictor import Predictor
-    from atmospec.spectrum import Spectrum
 
 __all__ = [
-    "Source",
-    "BatchSummary",
-    "run_batch",
-    "file_sources",
-    "folder_sources",
-    "catalog_sources",
-    "library_sources",
-    "SPECTRUM_SUFFIXES",
+    "BatchOptions",
+    "BatchRun",
+    "RunFolder",
+    "PredictorSpec",
+    "Executor",
+    "LocalExecutor",
+    "IncompleteRunError",
+    "run_catalog",
+    "predict_partition",
+    "merge_parts",
+    "read_results",
 ]
 
-SPECTRUM_SUFFIXES: tuple[str, ...] = (
-    ".fits",
-    ".fits.gz",
-    ".fit",
-    ".fts",
-    ".ecsv",
-    ".csv",
-    ".txt",
-    ".dat",
-    ".txt.gz",
-    ".csv.gz",
-)
-"""File endings taken as spectra when a folder is scanned."""
-
-_PARTS = "parts"
+log = logging.getLogger(__name__)
 
 
+class IncompleteRunError(AtmospecError):
+    """Some partitions of a batch run failed; rerunning the same command completes them."""
+
+
+# ----------------------------------------------------------------------------- options
 @dataclass(frozen=True)
-class Source:
-    """One spectrum of a batch: its id (file path or library key) and how to load it."""
+class BatchOptions:
+    """Every option of a batch prediction, with the defaults of ``atmospec predict``.
 
-    id: str
-    load: Callable[[], Spectrum]
-
-
-@dataclass
-class BatchSummary:
-    """What a batch run did: rows done now and before, failures, time and throughput."""
-
-    out: Path
-    n_total: int
-    n_done_before: int
-    n_predicted: int
-    n_failed: int
-    wall_time_s: float
-    rows_by_model: dict[str, int] | None = None
-
-    @property
-    def spectra_per_s(self) -> float:
-        n = self.n_predicted + self.n_failed
-        return n / self.wall_time_s if self.wall_time_s > 0 else float("nan")
-
-
-# ---------------------------------------------------------------------------- sources
-def _file_loader(path: Path) -> Callable[[], Spectrum]:
-    def load() -> Spectrum:
-        from atmospec.prediction.sources import read_spectrum
-
-        return read_spectrum(path)
-
-    return load
-
-
-def file_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
-    """Sources for explicit spectrum files (ids are the paths as given)."""
-    return [Source(str(p), _file_loader(Path(p))) for p in paths]
-
-
-def folder_sources(folder: str | os.PathLike[str]) -> list[Source]:
-    """Every spectrum file (see :data:`SPECTRUM_SUFFIXES`) in ``folder``, sorted by name."""
-    root = Path(folder)
-    if not root.is_dir():
-        from atmospec.errors import DataNotFoundError
-
-        raise DataNotFoundError(f"{root}: no such folder")
-    files = sorted(
-        p for p in root.iterdir() if p.is_file() and p.name.lower().endswith(SPECTRUM_SUFFIXES)
-    )
-    if not files:
-        raise FileFormatError(
-            f"{root}: no spectrum files (endings {', '.join(SPECTRUM_SUFFIXES)}) in this folder"
-        )
-    return file_sources(files)
-
-
-def catalog_sources(table: str | os.PathLike[str], column: str | None = None) -> list[Source]:
-    """Spectrum files listed in a table (CSV, ECSV or any astropy-readable table).
-
-    The column is ``column``, else the first of ``file``, ``path``, ``filename``, ``spectrum``.
-    Relative paths are taken relative to the table's folder. A ``key`` column of SpeX library
-    keys is also accepted (spectra then come from the library).
+    The first group decides the rows (a rerun into the same folder must use the same values);
+    the second only how the work is done.
     """
-    from astropy.table import Table
 
-    path = Path(table)
-    try:
-        tab = Table.read(path, format="ascii.ecsv" if path.suffix == ".ecsv" else None)
-    except Exception as err:  # astropy raises many types for unreadable tables
+    model: str = "default"
+    grid: str | None = None
+    draws: int = 1000
+    coverage: str = "refuse"
+    max_masked_fraction: float = 0.5
+    assume_snr: float | None = None
+    ood: bool = True
+    seed: int = 0
+    precision: str = "float32"
+    partition_size: int = 256
+    # how the work is done (does not change the rows)
+    threads: int | None = None
+    plots: bool = True
+    max_plots: int | None = 100
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.coverage not in ("refuse", "mask"):
+            raise ValueError(f"coverage must be refuse or mask, not {self.coverage!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, not {self.precision!r}")
+        if self.draws < 1:
+            raise ValueError(f"draws must be >= 1, not {self.draws}")
+        if self.partition_size < 1:
+            raise ValueError(f"partition_size must be >= 1, not {self.partition_size}")
+
+    def predictor_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~atmospec.prediction.predictor.Predictor`."""
+        return {
+            "grid": self.grid,
+            "ood": self.ood,
+            "draws": self.draws,
+            "coverage": self.coverage,
+            "max_masked_fraction": self.max_masked_fraction,
+            "assume_snr": self.assume_snr,
+            "seed": self.seed,
+            "num_threads": self.threads,
+            "precision": self.precision,
+        }
+
+    def row_options(self) -> dict[str, Any]:
+        """The options that decide the rows (recorded, and checked when a run resumes)."""
+        keep = (
+            "grid",
+            "draws",
+            "coverage",
+            "max_masked_fraction",
+            "assume_snr",
+            "ood",
+            "seed",
+            "precision",
+            "partition_size",
+        )
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------- run folder
+_PARTS = "parts"
+RUN_FILE = "run.json"
+
+
+class RunFolder:
+    """The output folder of a batch run: its record, partition files and merged tables.
+
+    ``run.json`` records what the run is (catalogue, model, the options that decide the
+    rows); :meth:`begin` refuses to resume a folder that holds another run. Everything is
+    written atomically.
+    """
+
+    IDENTITY = ("catalog", "n_rows", "model_id", "options")
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self.parts = self.out / _PARTS
+        self.record_path = self.out / RUN_FILE
+        self.objects = self.out / "objects"
+
+    def part_path(self, part: Partition) -> Path:
+        return self.parts / f"{part.name}.parquet"
+
+    def read_record(self) -> dict[str, Any]:
+        if not self.record_path.is_file():
+            return {}
         try:
-            tab = Table.read(path, format="ascii.csv")
-        except Exception:
-            raise FileFormatError(f"{path}: cannot read the table of spectra ({err})") from None
-    names = list(tab.colnames)
-    wanted = [column] if column else ["file", "path", "filename", "spectrum", "key"]
-    col = next((c for c in wanted if c in names), None)
-    if col is None:
-        raise FileFormatError(
-            f"{path}: no column named {' / '.join(wanted)} (columns: {', '.join(names)}); "
-            "name the column of file paths with --column"
-        )
-    values = [str(v) for v in tab[col]]
-    if col == "key":
-        return library_sources(keys=values)
-    return file_sources(p if Path(p).is_absolute() else path.parent / p for p in values)
+            return dict(json.loads(self.record_path.read_text(encoding="utf-8")))
+        except ValueError:
+            return {}
 
+    def begin(self, record: dict[str, Any]) -> None:
+        """Create the folder, check a previous run in it is the same run, record this one."""
+        from atmospec._fileio import write_json
 
-def library_sources(
-    *,
-    spt: str | None = None,
-    snr_min: float | None = None,
-    quality: str | None = None,
-    keys: Sequence[str] | None = None,
-    limit: int | None = None,
-) -> list[Source]:
-    """SpeX library spectra selected by spectral type, S/N and quality (or explicit keys)."""
-    from atmospec.library import load, query
+        self.parts.mkdir(parents=True, exist_ok=True)
+        old = self.read_record()
+        if old:
+            diff = [k for k in self.IDENTITY if k in old and old.get(k) != record.get(k)]
+            if diff:
+                what = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
+                mix = " (it would mix two models in one table)" if "model_id" in diff else ""
+                raise AtmospecError(
+                    f"{self.out}: this folder holds a run with another {', '.join(diff)} "
+                    f"({what}){mix}; choose another --out, or delete the folder to start again"
+                )
+        for stale in self.parts.glob(".part-*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        write_json(self.record_path, {**record, "status": "running"})
 
-    if keys is None:
-        keys = [str(k) for k in query(spt=spt, snr_min=snr_min, quality=quality)["key"]]
-    if limit is not None:
-        keys = list(keys)[:limit]
+    def finish(self, record: dict[str, Any]) -> None:
+        from atmospec._fileio import write_json
 
-    def loader(key: str) -> Callable[[], Spectrum]:
-        return lambda: load(key)
+        write_json(self.record_path, record)
 
-    return [Source(k, loader(k)) for k in keys]
+    def finished(self, part: Partition, *, retry_failed: bool = False) -> bool:
+        """The partition's file exists with all its rows (and, with ``retry_failed``,
+        without failure rows)."""
+        path = self.part_path(part)
+        if not path.is_file():
+            return False
+        try:
+            import pyarrow.parquet as pq
 
+            if pq.read_metadata(path).num_rows != len(part):
+                return False
+            if retry_failed:
+                errors = pq.read_table(path, columns=["error"]).column("error").to_pylist()
+                return not any(errors)
+            return True
+        except (OSError, ValueError, KeyError):
+            return False
 
-# ------------------------------------------------------------------------------ run
-def _done(out: Path) -> tuple[set[str], set[str], int]:
-    """Sources already predicted / failed, from the part files; and the next part number."""
-    import pandas as pd
+    def write_part(self, part: Partition, frame: pd.DataFrame) -> None:
+        from atmospec._fileio import atomic_path
 
-    done: set[str] = set()
-    failed: set[str] = set()
-    next_part = 0
-    for part in sorted((out / _PARTS).glob("*.csv")):
-        stem = part.stem
-        kind, _, num = stem.partition("-")
-        next_part = max(next_part, int(num) + 1 if num.isdigit() else 0)
-        frame = pd.read_csv(part, dtype={"source": str}, keep_default_na=False)
-        (done if kind == "rows" else failed).update(frame["source"].astype(str))
-    return done, failed, next_part
+        with atomic_path(self.part_path(part)) as tmp:
+            frame.to_parquet(tmp, index=False)
 
+    def results(self) -> pd.DataFrame:
+        """All partition files as one table in catalogue order (``row``; ``error`` is empty
+        for predicted rows)."""
+        import pandas as pd
 
-def _check_run(out: Path, model_id: str) -> None:
-    import json
+        files = sorted(self.parts.glob("part-*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"{self.out}: no partition results (parts/part-*.parquet)")
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return frame.sort_values("row", kind="stable").reset_index(drop=True)
 
-    record = out / "run.json"
-    if not record.exists():
-        return
-    try:
-        previous = json.loads(record.read_text(encoding="utf-8"))
-    except ValueError:
-        return
-    if previous.get("model_id") not in (None, model_id):
-        raise AtmospecError(
-            f"{out}: this folder holds a run of model {previous.get('model_id')}; resuming it "
-            f"with model {model_id} would mix two models in one table. Use another --out"
-        )
+    def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Write ``predictions.ecsv`` / ``.csv`` and ``failures.csv`` from the parts.
+
+        Idempotent and atomic; returns ``(predictions, failures)``.
+        """
+        import pandas as pd
+        from astropy.table import Table
+
+        from atmospec._fileio import atomic_path
+
+        try:
+            table = self.results()
+        except FileNotFoundError:
+            table = pd.DataFrame(columns=["row", "source", "error"])
+        bad = table["error"].astype(str) != ""
+        rows = table[~bad].drop(columns=["error"]).reset_index(drop=True)
+        rows = rows.dropna(axis=1, how="all") if len(rows) else rows
+        fails = table.loc[bad, ["row", "source", "error"]].reset_index(drop=True)
+        if len(rows):
+            with atomic_path(self.out / "predictions.csv") as tmp:
+                rows.to_csv(tmp, index=False)
+            with atomic_path(self.out / "predictions.ecsv") as tmp:
+                Table.from_pandas(rows).write(tmp, format="ascii.ecsv", overwrite=True)
+        with atomic_path(self.out / "failures.csv") as tmp:
+            fails.to_csv(tmp, index=False)
+        return rows, fails
 
 
 def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Merge the part files of a run into ``predictions.ecsv`` / ``.csv`` and ``failures.csv``.
+    """Merge the part files of a run folder (see :meth:`RunFolder.merge`)."""
+    return RunFolder(out).merge()
 
-    Idempotent and atomic; returns ``(predictions, failures)`` as DataFrames.
+
+def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every row of a run, predicted or failed, in catalogue order (columns ``row``,
+    ``source``, the prediction columns and ``error``).
+
+    Example:
+        >>> table = read_results("predictions/")  # doctest: +SKIP
+    """
+    return RunFolder(out).results()
+
+
+# ----------------------------------------------------------------- shipping a predictor
+@dataclass(frozen=True)
+class PredictorSpec:
+    """A :class:`~atmospec.prediction.predictor.Predictor` as data, to rebuild in another
+    process: the model folder's files (for ``"default"`` every member's, by relative path),
+    the grid (path or name), the calibrated OOD detectors (JSON records) and the options."""
+
+    model_id: str
+    model_files: dict[str, bytes]
+    grid: tuple[str, str] | None
+    detector: dict[str, Any] | None
+    options: dict[str, Any]
+    ood_notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Cache key of the rebuilt predictor in a process: model id plus options."""
+        import hashlib
+
+        blob = json.dumps([self.model_id, self.grid, self.options], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def of(cls, predictor: Predictor, options: BatchOptions) -> PredictorSpec:
+        """The spec of a built predictor (its OOD detectors already calibrated)."""
+        files, detectors = predictor.export_files()
+        g = predictor.grid
+        grid_ref = None if g is None else (str(getattr(g, "path", "") or ""), str(g.name))
+        det: dict[str, Any] | None = {"by_model": detectors} if options.ood else None
+        kwargs = options.predictor_kwargs()
+        kwargs.pop("grid")
+        kwargs.pop("ood")
+        # One engine thread per worker process unless told: the workers are the parallelism.
+        kwargs["num_threads"] = options.threads or 1
+        notes = dict(predictor.ood_notes) if options.ood else {}
+        return cls(predictor.model_id, files, grid_ref, det, kwargs, notes)
+
+    def build(self) -> Predictor:
+        """The predictor, rebuilt here (once per process and spec)."""
+        if self.key in _PREDICTORS:
+            return _PREDICTORS[self.key]
+        from atmospec.prediction.engine import keep_freed_memory
+        from atmospec.prediction.ood import OODDetector
+        from atmospec.prediction.predictor import Predictor
+
+        keep_freed_memory()
+        folder = Path(tempfile.mkdtemp(prefix=f"atmospec-{self.model_id[:24]}-"))
+        for name, blob in self.model_files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(blob)
+        grid: Any = None
+        if self.grid is not None:
+            path, name = self.grid
+            grid = path if path and Path(path).is_file() else name
+        ood: Any = False
+        if self.detector is not None:
+            ood = {k: OODDetector.from_dict(v) for k, v in self.detector["by_model"].items()}
+        try:
+            pred = Predictor(str(folder), grid=grid, ood=ood, **self.options)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        pred.ood_notes.update(self.ood_notes)  # why a member has no OOD score, as at home
+        if pred.model_id != self.model_id:
+            raise AtmospecError(
+                f"model shipped to the worker changed: {pred.model_id} != {self.model_id}"
+            )
+        _PREDICTORS[self.key] = pred
+        return pred
+
+
+_PREDICTORS: dict[str, Predictor] = {}
+"""Predictors already rebuilt in this process (a worker builds each model once)."""
+
+
+# ------------------------------------------------------------------- partition task
+def predict_partition(
+    part: Partition,
+    predictor: Predictor | PredictorSpec,
+    out: str,
+    max_plots: int | None = None,
+) -> dict[str, Any]:
+    """Predict one partition and write its table atomically; returns what it did.
+
+    The table has a row per catalogue row: ``row``, ``source``, the columns of
+    :meth:`~atmospec.prediction.result.PredictionResult.table` and ``error`` (empty, or why
+    the spectrum could not be read or prepared; such rows keep NaN estimates). Figures go to
+    ``OUT/objects/`` for rows below ``max_plots`` (None: no figures).
     """
     import pandas as pd
-    from astropy.table import Table
 
-    from atmospec._fileio import atomic_path
+    folder = RunFolder(out)
+    t0, c0 = time.perf_counter(), time.process_time()
+    pred = predictor.build() if isinstance(predictor, PredictorSpec) else predictor
+    loaded = part.load()
+    good, errors = [], {}
+    for item in loaded:
+        if item.spectrum is None:
+            errors[item.row] = item.error or "unreadable"
+            continue
+        try:
+            good.append((item, pred.prepare(item.spectrum)))
+        except ROW_ERRORS as err:
+            errors[item.row] = f"{type(err).__name__}: {err}"
+    frames = []
+    if good:
+        result = pred.predict_inputs([inp for _, inp in good])
+        if max_plots is not None and part.start < max_plots:
+            from atmospec.prediction.result import subset_rows, write_object_figures
 
-    out = Path(out)
-    frames: dict[str, list[pd.DataFrame]] = {"rows": [], "failed": []}
-    for part in sorted((out / _PARTS).glob("*.csv")):
-        kind = part.stem.partition("-")[0]
-        frames.setdefault(kind, []).append(
-            pd.read_csv(
-                part,
-                dtype={"source": str, "ood_reason": str, "notes": str},
-                keep_default_na=False,
-                na_values={"chi2_red": ["nan", "NaN"]},
+            keep = [k for k, (it, _) in enumerate(good) if it.row < max_plots]
+            write_object_figures(subset_rows(result, keep), folder.objects)
+        table = result.table()
+        table.meta.clear()
+        df = table.to_pandas()
+        df.insert(0, "row", [it.row for it, _ in good])
+        df["error"] = ""
+        frames.append(df)
+    if errors:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "row": list(errors),
+                    "source": [loaded[r - part.start].source for r in errors],
+                    "model_id": pred.model_id,
+                    "error": list(errors.values()),
+                }
             )
         )
-    rows = pd.concat(frames["rows"], ignore_index=True) if frames["rows"] else pd.DataFrame()
-    fails = (
-        pd.concat(frames["failed"], ignore_index=True)
-        if frames["failed"]
-        else pd.DataFrame(columns=["source", "error"])
-    )
-    if not rows.empty:
-        rows = rows.drop_duplicates("source", keep="first").reset_index(drop=True)
-        with atomic_path(out / "predictions.csv") as tmp:
-            rows.to_csv(tmp, index=False)
-        with atomic_path(out / "predictions.ecsv") as tmp:
-            Table.from_pandas(rows).write(tmp, format="ascii.ecsv", overwrite=True)
-    with atomic_path(out / "failures.csv") as tmp:
-        fails.drop_duplicates("source").to_csv(tmp, index=False)
-    return rows, fails
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = frame.sort_values("row", kind="stable").reset_index(drop=True)
+    if len(frame) != len(part):
+        raise RuntimeError(f"{part.name}: {len(frame)} rows for {len(part)} spectra")
+    folder.write_part(part, frame)
+    return {
+        "name": part.name,
+        "rows": len(frame),
+        "failed": len(errors),
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "pid": os.getpid(),
+    }
 
 
-def run_batch(
-    sources: Sequence[Source],
-    out: str | os.PathLike[str],
+# ------------------------------------------------------------------------ executors
+Outcome = tuple[Partition, "dict[str, Any] | None", "BaseException | None"]
+
+
+class Executor(Protocol):
+    """Where partitions run: :meth:`ship` readies the predictor for the workers, :meth:`map`
+    runs ``predict_partition(part, shipped, *args)`` on every partition and yields
+    ``(partition, result, error)`` as they finish."""
+
+    workers: int
+
+    def ship(self, predictor: Predictor, options: BatchOptions) -> Any: ...
+
+    def map(
+        self, parts: Sequence[Partition], shipped: Any, args: tuple[Any, ...]
+    ) -> Iterator[Outcome]: ...
+
+
+class LocalExecutor:
+    """Partitions one after another in this process (the predictor is used as it is).
+
+    A partition that raises is reported and the others go on; KeyboardInterrupt stops the
+    run (finished partitions are kept).
+    """
+
+    workers = 1
+
+    def ship(self, predictor: Predictor, options: BatchOptions) -> Any:
+        return predictor
+
+    def map(
+        self, parts: Sequence[Partition], shipped: Any, args: tuple[Any, ...]
+    ) -> Iterator[Outcome]:
+        for p in parts:
+            try:
+                yield p, predict_partition(p, shipped, *args), None
+            except Exception as err:  # one bad partition must not stop the others
+                yield p, None, err
+
+
+# ------------------------------------------------------------------------- the runner
+@dataclass
+class BatchRun:
+    """What a batch run did: partitions computed, skipped (already done) and failed."""
+
+    out: Path
+    n_rows: int
+    n_partitions: int
+    model_id: str = ""
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    rows_computed: int = 0
+    rows_failed: int = 0
+    n_rows_done_before: int = 0
+    n_predicted: int = 0
+    n_unusable: int = 0
+    rows_by_model: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    workers: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when every partition has its result file."""
+        return not self.failed and len(self.done) + len(self.skipped) == self.n_partitions
+
+    @property
+    def spectra_per_s(self) -> float:
+        """Rows computed in this run per wall-clock second."""
+        return self.rows_computed / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def spectra_per_cpu_s(self) -> float:
+        """Rows per CPU second spent in the partition tasks: the per-core rate, which other
+        programs sharing the machine do not distort (wall-clock rates they do)."""
+        return self.rows_computed / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "model_id": self.model_id,
+            "n_rows": self.n_rows,
+            "n_partitions": self.n_partitions,
+            "done": len(self.done),
+            "skipped": len(self.skipped),
+            "failed": dict(self.failed),
+            "rows_computed": self.rows_computed,
+            "predicted": self.n_predicted,
+            "unusable": self.n_unusable,
+            "rows_by_model": dict(self.rows_by_model),
+            "seconds": round(self.seconds, 3),
+            "spectra_per_s": round(self.spectra_per_s, 2),
+            "spectra_per_cpu_s": round(self.spectra_per_cpu_s, 2),
+            "workers": self.workers,
+            "complete": self.complete,
+        }
+
+
+def run_catalog(
+    catalog: Catalog,
     predictor: Predictor,
+    out: str | os.PathLike[str],
+    options: BatchOptions,
     *,
-    chunk: int = 32,
-    plots: bool = True,
-    max_plots: int | None = 100,
-    quiet: bool = False,
-    retry_failed: bool = False,
-    options: dict[str, Any] | None = None,
-) -> BatchSummary:
-    """Predict every source into ``out``, ``chunk`` spectra at a time, resuming earlier runs.
+    executor: Executor | None = None,
+) -> BatchRun:
+    """Predict every row of ``catalog`` into ``out``, resuming an earlier run there.
 
-    Only one chunk of spectra (and its samples) is in memory at a time. After each chunk its
-    rows go to ``out/parts/rows-NNNNN.csv`` (and spectra that could not be used, with the
-    reason, to ``parts/failed-NNNNN.csv``), each written atomically: an interrupted run loses
-    at most the chunk in flight, and a rerun skips every source already recorded (failed ones
-    too unless ``retry_failed``). At the end the parts are merged into ``predictions.ecsv``,
-    ``predictions.csv`` and ``failures.csv``; ``run.json`` records the model, options,
-    counts, throughput and provenance. Per object figures (data over the grid model,
-    corner plot) go to ``out/objects/`` for the first ``max_plots`` objects of the folder
-    (None: all; figures cost ~1 s per object, the network a few ms).
+    Partitions whose file is complete are skipped (with ``options.retry_failed`` also those
+    holding failure rows are redone); the others run on ``executor`` (default
+    :class:`LocalExecutor`). A partition that fails as a whole (a lost worker, a bug) is
+    listed in :attr:`BatchRun.failed` and left for the next run. At the end the parts are
+    merged (:meth:`RunFolder.merge`) and ``run.json`` records model, options, counts,
+    throughput and provenance. Progress shows on the ``atmospec`` logger's INFO level.
 
     Returns:
-        A :class:`BatchSummary` (throughput in ``spectra_per_s``).
+        A :class:`BatchRun`; :func:`read_results` loads the whole table.
     """
-    import pandas as pd
+    import dataclasses
+
     from tqdm.auto import tqdm
 
-    from atmospec._fileio import atomic_path, provenance, write_json
-    from atmospec.prediction.result import write_object_figures
+    from atmospec._fileio import provenance
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _PARTS).mkdir(exist_ok=True)
-    _check_run(out, predictor.model_id)
-    done, failed, part_no = _done(out)
-    skip = done | (set() if retry_failed else failed)
-    ids = [s.id for s in sources]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dupes = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-        raise AtmospecError(f"the batch lists some spectra twice: {', '.join(dupes[:5])}")
-    pending = [s for s in sources if s.id not in skip]
-    n_before = len(sources) - len(pending)
+    # The predictor is the truth about the options it was built with.
+    options = dataclasses.replace(
+        options,
+        draws=predictor.draws,
+        coverage=predictor.coverage,
+        max_masked_fraction=predictor.max_masked_fraction,
+        assume_snr=predictor.assume_snr,
+        seed=predictor.seed,
+        precision=predictor.precision,
+    )
+    executor = executor or LocalExecutor()
+    folder = RunFolder(out)
+    parts = catalog.partitions(options.partition_size)
     record: dict[str, Any] = {
         "kind": "predict",
-        "status": "running",
+        "catalog": catalog.fingerprint(),
+        "catalog_label": catalog.label,
+        "n_rows": len(catalog),
+        "n_partitions": len(parts),
         "model_id": predictor.model_id,
         "grid": predictor.grid.name if predictor.grid is not None else "",
         "draws": predictor.draws,
         "coverage": predictor.coverage,
-        "n_sources": len(sources),
-        "options": options or {},
+        "options": options.row_options(),
+        "run_options": options.to_dict(),
         "selection": None if predictor.policy is None else predictor.policy.to_dict(),
         "provenance": provenance(
-            seed=predictor.seed, job="atmospec predict (batch)", model_id=predictor.model_id
+            seed=options.seed, job="atmospec predict (batch)", model_id=predictor.model_id
         ),
     }
-    write_json(out / "run.json", record)
+    folder.begin(record)
+    run = BatchRun(folder.out, len(catalog), len(parts), predictor.model_id)
+    todo = []
+    for p in parts:
+        if folder.finished(p, retry_failed=options.retry_failed):
+            run.skipped.append(p.name)
+            run.n_rows_done_before += len(p)
+        else:
+            todo.append(p)
+    shipped = executor.ship(predictor, options)
+    run.workers = executor.workers
+    max_plots = None if not options.plots else options.max_plots
+    if options.plots and max_plots is None:
+        max_plots = len(catalog)
     bar = tqdm(
-        total=len(sources),
-        initial=n_before,
+        total=len(catalog),
+        initial=run.n_rows_done_before,
         unit="spec",
-        disable=quiet,
         desc="predicting",
         dynamic_ncols=True,
+        disable=not logging.getLogger("atmospec").isEnabledFor(logging.INFO),
     )
     t0 = time.perf_counter()
-    n_ok = n_fail = 0
     try:
-        for start in range(0, len(pending), chunk):
-            block = pending[start : start + chunk]
-            inputs, errors = [], []
-            for src in block:
-                try:
-                    spectrum = src.load()
-                    spectrum.meta["source"] = src.id
-                    inputs.append(predictor.prepare(spectrum))
-                except AtmospecError as err:
-                    errors.append({"source": src.id, "error": str(err)})
-            if inputs:
-                result = predictor.predict_inputs(inputs)
-                n_figs = len(list((out / "objects").glob("*_corner.png")))
-                if plots and (max_plots is None or n_figs < max_plots):
-                    write_object_figures(result, out / "objects")
-                frame = result.table().to_pandas()
-                with atomic_path(out / _PARTS / f"rows-{part_no:05d}.csv") as tmp:
-                    frame.to_csv(tmp, index=False)
-            if errors:
-                with atomic_path(out / _PARTS / f"failed-{part_no:05d}.csv") as tmp:
-                    pd.DataFrame(errors).to_csv(tmp, index=False)
-            part_no += 1
-            n_ok += len(inputs)
-            n_fail += len(errors)
-            bar.update(len(block))
+        for p, res, err in executor.map(todo, shipped, (str(folder.out), max_plots)):
+            if err is not None:
+                run.failed[p.name] = f"{type(err).__name__}: {err}"
+                log.warning("%s failed (left for the next run): %s", p.name, run.failed[p.name])
+            else:
+                assert res is not None
+                run.done.append(p.name)
+                run.rows_computed += int(res["rows"])
+                run.rows_failed += int(res["failed"])
+                run.cpu_seconds += float(res.get("cpu_seconds", 0.0))
+            bar.update(len(p))
     finally:
         bar.close()
-    wall = time.perf_counter() - t0
-    rows, fails = merge_parts(out)
-    summary = BatchSummary(out, len(sources), n_before, n_ok, n_fail, wall)
+    run.seconds = time.perf_counter() - t0
+    rows, fails = folder.merge()
+    run.n_predicted, run.n_unusable = len(rows), len(fails)
     if "model_id" in rows:
-        summary.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
-    record.update(
-        status="complete",
-        n_rows=int(len(rows)),
-        n_failed=int(len(fails)),
-        n_predicted_this_run=n_ok,
-        n_failed_this_run=n_fail,
-        n_done_before=n_before,
-        wall_time_s=wall,
-        spectra_per_s=summary.spectra_per_s,
-        rows_by_model=summary.rows_by_model or {},
+        run.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
+    folder.finish(
+        {
+            **record,
+            "status": "complete" if run.complete else "incomplete",
+            "n_predicted": run.n_predicted,
+            "n_failed": run.n_unusable,
+            "failed_partitions": dict(run.failed),
+            "rows_computed_this_run": run.rows_computed,
+            "n_rows_done_before": run.n_rows_done_before,
+            "wall_time_s": run.seconds,
+            "spectra_per_s": run.spectra_per_s,
+            "rows_by_model": run.rows_by_model,
+            "workers": run.workers,
+        }
     )
-    write_json(out / "run.json", record)
-    return summary
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,10 +118,10 @@ class EstimatorMember(_AxisMember):
             precision=self.precision,
         )
 
-    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
+    def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
         from atmospec.prediction.ood import calibrate_ood
 
-        return calibrate_ood(self.estimator, grid, quiet=quiet)
+        return calibrate_ood(self.estimator, grid)
 
     def files(self) -> dict[str, bytes]:
         """The model folder's files (name -> bytes), to ship to other processes."""
@@ -208,8 +209,8 @@ class NPEMember(_AxisMember):
         at_bound = (median <= lo + tol) | (median >= hi - tol)
         return samples, point, point_std, at_bound
 
-    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
-        return calibrate_npe_ood(self.npe, grid, quiet=quiet)
+    def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
+        return calibrate_npe_ood(self.npe, grid)
 
     def files(self) -> dict[str, bytes]:
         """The model folder's files (with ``calibration.json`` when shipped)."""
@@ -238,15 +239,19 @@ def _model_kind(folder: Path) -> str:
 def load_member(
     model: Any,
     *,
+    name: str = "",
     num_threads: int | None = None,
     precision: Literal["float32", "bfloat16"] = "float32",
     max_rows: int = 65536,
 ) -> Member:
-    """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
+    """A member from an Estimator, an NPEstimator, a model folder or a registry name.
+
+    ``name`` is how notes name the model (default: its registry name or folder name).
+    """
     from atmospec.posteriors.npe import NPEstimator
 
     folder: Path | None = None
-    name = ""
+    given, name = name, ""
     if isinstance(model, NPEstimator):
         npe: NPEstimator | None = model
     elif isinstance(model, (str, os.PathLike)):
@@ -264,6 +269,7 @@ def load_member(
             name = name or folder.name
     else:
         npe = None
+    name = given or name
     if npe is not None:
         base = (
             npe.meta.get("model_id")
@@ -289,7 +295,6 @@ def calibrate_npe_ood(
     level: float = 0.96,
     n_posterior: int = 256,
     seed: int = 12345,
-    quiet: bool = True,
 ) -> OODDetector:
     """Calibrate the OOD score of an NPE on in-grid synthetic spectra inside its noise domain.
 
@@ -323,7 +328,7 @@ def calibrate_npe_ood(
             axis=wave,
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
-            quiet=quiet,
+            quiet=not logging.getLogger(__name__).isEnabledFor(logging.INFO),
             bounds=npe.bounds,
         )
         clean, _, _ = ts.arrays()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
 
 __all__ = ["predict", "Predictor", "BUNDLE_FILE"]
+
+log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -106,7 +109,6 @@ class Predictor:
         assume_snr: float | None = None,
         seed: int = 0,
         max_rows: int = 65536,
-        quiet: bool = True,
         num_threads: int | None = None,
         precision: Literal["float32", "bfloat16"] = "float32",
     ) -> None:
@@ -121,7 +123,6 @@ class Predictor:
         self.assume_snr = assume_snr
         self.seed = seed
         self.max_rows = max_rows
-        self.quiet = quiet
         kw: dict[str, Any] = {"num_threads": num_threads, "precision": precision}
         kw["max_rows"] = max_rows
         self.policy: SelectionPolicy | None = None
@@ -135,7 +136,10 @@ class Predictor:
 
             record = json.loads((Path(model) / BUNDLE_FILE).read_text(encoding="utf-8"))
             self._set_chain(
-                str(Path(model) / record["primary"]), str(Path(model) / record["fallback"]), kw
+                str(Path(model) / record["primary"]),
+                str(Path(model) / record["fallback"]),
+                kw,
+                names=record.get("names", {}),
             )
         else:
             member = load_member(model, **kw)
@@ -160,16 +164,23 @@ class Predictor:
                 self.detectors[mid] = ood
 
     # -- members -----------------------------------------------------------------------
-    def _set_chain(self, primary: str, fallback: str, kw: dict[str, Any]) -> None:
+    def _set_chain(
+        self,
+        primary: str,
+        fallback: str,
+        kw: dict[str, Any],
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         from atmospec.posteriors.calibration import CalibrationStatus
         from atmospec.prediction.members import NPEMember, load_member
         from atmospec.prediction.routing import SelectionPolicy
 
-        back = load_member(fallback, **kw)
+        names = names or {}
+        back = load_member(fallback, name=names.get("fallback", ""), **kw)
         problem = ""
         front: Member | None = None
         try:
-            front = load_member(primary, **kw)
+            front = load_member(primary, name=names.get("primary", ""), **kw)
         except AtmospecError as err:
             problem = f"cannot be loaded ({err})"
         if front is not None and not isinstance(front, NPEMember):
@@ -178,7 +189,7 @@ class Predictor:
             problem = f"its parameters {front.param_names} differ from {back.param_names}"
         if problem or front is None:
             status = CalibrationStatus(False, float("nan"), float("nan"), problem)
-            name = Path(primary).name
+            name = names.get("primary") or Path(primary).name
         else:
             status = front.calibration
             name = front.name
@@ -236,12 +247,12 @@ class Predictor:
                     return det
             except ModelFileError:
                 pass
-        if not self.quiet:
-            print(
-                f"calibrating the OOD score of {member.model_id} on synthetic {grid.name} "
-                "spectra (once; cached)"
-            )
-        det = member.calibrate_ood(grid, self.quiet)
+        log.info(
+            "calibrating the OOD score of %s on synthetic %s spectra (once; cached)",
+            member.model_id,
+            grid.name,
+        )
+        det = member.calibrate_ood(grid)
         det.save(path)
         return det
 
@@ -258,7 +269,12 @@ class Predictor:
         import json
 
         files: dict[str, bytes] = {}
-        record = {"format": "atmospec-predictor", "primary": "primary", "fallback": "fallback"}
+        record: dict[str, Any] = {
+            "format": "atmospec-predictor",
+            "primary": "primary",
+            "fallback": "fallback",
+            "names": {"primary": self.policy.primary, "fallback": self.policy.fallback},
+        }
         for role, member in self._chain_members.items():
             if member is None:
                 continue
@@ -510,7 +526,6 @@ def predict(
     assume_snr: float | None = None,
     ood: bool | OODDetector = True,
     seed: int = 0,
-    quiet: bool = True,
 ) -> PredictionResult:
     """Predict atmospheric parameters of observed spectra, with predictive intervals.
 
@@ -533,7 +548,6 @@ def predict(
         assume_snr: constant S/N to assume for spectra without errors.
         ood: compute the OOD score (calibrated once per model, cached), or a detector.
         seed: random seed (per spectrum: ``(seed, crc32(source))``).
-        quiet: no messages.
 
     Returns:
         A :class:`PredictionResult`: ``.table()``, ``.samples``, ``.plot()``, ``.corner()``,
@@ -553,6 +567,5 @@ def predict(
         max_masked_fraction=max_masked_fraction,
         assume_snr=assume_snr,
         seed=seed,
-        quiet=quiet,
     )
     return predictor.predict(spectra)
