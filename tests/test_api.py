@@ -54,6 +54,7 @@ def test_type_checkers_see_what_runtime_serves() -> None:
                     seen[alias.name] = imp.module
     served = {n: atmospec._WHERE[n] for n in atmospec._WHERE}
     assert seen == served
+    assert set(atmospec.__all__) == {"__version__", *served}
 
 
 def test_import_is_light() -> None:

@@ -69,7 +69,30 @@ _WHERE: dict[str, str] = {
     "ModelInputError": "atmospec.errors",
 }
 
-__all__ = ["__version__", *_WHERE]
+__all__ = [
+    "__version__",
+    "read",
+    "Spectrum",
+    "load_grid",
+    "ModelGrid",
+    "load_model",
+    "fit",
+    "FitResult",
+    "predict",
+    "Predictor",
+    "PredictionResult",
+    "AtmospecError",
+    "DataNotFoundError",
+    "ChecksumError",
+    "InvalidSpectrumError",
+    "FileFormatError",
+    "UnitError",
+    "CoverageError",
+    "OutOfGridError",
+    "ModelFileError",
+    "IncompatibleModelError",
+    "ModelInputError",
+]
 
 
 def __getattr__(name: str) -> Any:
