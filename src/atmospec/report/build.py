@@ -12,8 +12,6 @@ from atmospec.report.html import esc, image_html, page, table_html
 
 __all__ = ["write_report", "run_kind"]
 
-_SUMMARY_SUFFIXES = ("_median", "_p16", "_p84")
-
 
 def _json(path: Path) -> dict[str, Any]:
     try:
