@@ -106,7 +106,16 @@ def main() -> None:
     if not store_path.exists():
         store_from_library(store_path, est.wavelength_, keys=keys, quiet=args.quiet)
     prep_s = time.perf_counter() - t0
-    common = {"draws": args.draws, "partition_size": part, "ood": ood, "quiet": args.quiet}
+    # As before the batch engines were one: no figures, the mask coverage policy, one engine
+    # thread per process (the single-process reference computes like a worker).
+    common = {
+        "draws": args.draws,
+        "partition_size": part,
+        "ood": ood,
+        "coverage": "mask",
+        "threads": 1,
+        "plots": False,
+    }
 
     def timed(out: Path, **kw: Any) -> tuple[Any, float]:
         """A first pass (cold: start-up, model loading, first-call compilation and

@@ -88,8 +88,6 @@ LONG_MODULES: dict[str, str] = {
     "model chain, OOD, rerouting and the per-member run share its state",
     "atmospec.prediction.engine": "one fast-inference Engine class (fused batch-norm, "
     "threads, bfloat16) and its tests of equivalence with the estimator",
-    "atmospec.scale.distributed": "the Dask executor with its client set-up, the shipping "
-    "of a predictor to workers and the survey-scale entry point",
     "atmospec.training.builder": "the training-set builder: planning, the off-node "
     "sampling loop and the HDF5 TrainingSet it writes",
     "atmospec.grids.grid": "the ModelGrid class (interpolation, slicing, storage)",

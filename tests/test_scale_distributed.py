@@ -59,6 +59,7 @@ def work(splat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         draws=DRAWS,
         coverage="mask",
         partition_size=PART,
+        plots=False,
     )
     assert run.complete and run.rows_computed == N_SPECTRA
     return {"root": root, "model": root / "model", "store": root / "lt.zarr", "ref": ref}
@@ -87,6 +88,7 @@ def _predict(work: dict[str, Path], client: object, out: Path):  # noqa: ANN202
         draws=DRAWS,
         coverage="mask",
         partition_size=PART,
+        plots=False,
     )
 
 
@@ -177,6 +179,7 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
             "-o",
             str(out),
             "--serial",
+            "--no-plots",
             "--coverage",
             "mask",
             "--no-ood",
@@ -211,7 +214,7 @@ def test_predict_cli_with_scheduler_address(
     out = tmp_path / "sched"
     args = ["predict", "--catalog", str(work["store"]), "-m", str(work["model"]), "-o", str(out)]
     args += ["--scheduler", address, "--coverage", "mask", "--no-ood", "--draws", str(DRAWS)]
-    args += ["--partition-size", str(PART), "-q"]
+    args += ["--partition-size", str(PART), "--no-plots", "-q"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     table = read_results(out)
