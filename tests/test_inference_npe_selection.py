@@ -208,14 +208,21 @@ def test_a_t_dwarf_below_the_grid_is_flagged_by_the_npe_and_served_by_the_cnn(
 
 
 def test_dask_spec_ships_the_whole_default_selection(default: Any, dback: Any) -> None:
-    from atmospec.scale.distributed import PredictorSpec, _predictor
+    from atmospec.prediction.batch import BatchOptions, PredictorSpec
+    from atmospec.prediction.predictor import Predictor
 
-    spec = PredictorSpec.build("default", ood=False, draws=200, coverage="refuse")
+    opts = BatchOptions(ood=False, draws=200, coverage="refuse")
+    spec = PredictorSpec.of(Predictor("default", **opts.predictor_kwargs()), opts)
     assert "predictor.json" in spec.model_files
     assert any(k.startswith("primary/") for k in spec.model_files)
     assert "primary/calibration.json" in spec.model_files  # the gate travels with the NPE
-    worker = _predictor(spec)  # rebuilt from the shipped bytes, as in a worker
+    worker = spec.build()  # rebuilt from the shipped bytes, as in a worker
     assert worker.model_id == spec.model_id == default.model_id
+    # the members keep their names, so the notes read the same as at home
+    assert (worker.policy.primary, worker.policy.fallback) == (
+        default.policy.primary,
+        default.policy.fallback,
+    )
     inside, above = _snr_inside_above(default)
     point = {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}
     specs = [_spectrum(dback, point, s, 8, f"s{i}") for i, s in enumerate((inside, above))]

@@ -122,7 +122,10 @@ class RunFolder:
             table = pd.DataFrame(columns=["row", "source", "error"])
         bad = table["error"].astype(str) != ""
         rows = table[~bad].drop(columns=["error"]).reset_index(drop=True)
-        rows = rows.dropna(axis=1, how="all") if len(rows) else rows
+        rows = rows.infer_objects()  # the failure rows made some columns object / float
+        for col in ("dof", "row"):
+            if col in rows and len(rows):
+                rows[col] = rows[col].astype("int64")
         fails = table.loc[bad, ["row", "source", "error"]].reset_index(drop=True)
         if len(rows):
             with atomic_path(self.out / "predictions.csv") as tmp:
