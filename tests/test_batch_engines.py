@@ -128,3 +128,19 @@ def test_cli_scheduler_honours_every_option(catalogue: Path, client: Any, tmp_pa
     diff = np.abs(f32.loc[ok, "teff_median"].to_numpy() - a.loc[ok, "teff_median"].to_numpy())
     lo, hi = load_model("dback24-spex").bounds_["teff"]
     assert 0 < diff.max() < 0.01 * (hi - lo)
+
+
+def test_both_commands_take_the_same_options_with_the_same_defaults() -> None:
+    import typer
+
+    from atmospec.cli.main import app
+
+    group = typer.main.get_command(app)
+    local = {p.name: p for p in group.commands["predict"].params}  # type: ignore[attr-defined]
+    scale = {p.name: p for p in group.commands["scale"].commands["predict"].params}  # type: ignore[attr-defined]
+    only_local = {"files", "library", "spt", "snr_min", "quality", "limit", "catalog", "folder"}
+    assert set(local) - only_local == set(scale) - {"catalog", "serial"}
+    for name in set(scale) - {"catalog", "serial"}:
+        assert local[name].default == scale[name].default, name
+        assert local[name].opts == scale[name].opts, name
+    assert local["coverage"].default == "refuse"
