@@ -39,8 +39,8 @@ def monte_carlo(
     For each spectrum, ``draws`` noisy copies ``flux + sigma * N(0, 1)`` (masked bins of
     infinite sigma unchanged) go through the network (one ensemble member per copy, see
     :meth:`~atmospec.prediction.engine.Engine.draws`). How the copies combine with the
-    estimator's own sigma depends on what that sigma means (:func:`~atmospec.fitting.
-    engine.sigma_kind`), so that measurement noise is counted once:
+    estimator's own sigma depends on what that sigma means
+    (:func:`~atmospec.prediction.engine.sigma_kind`), so that measurement noise is counted once:
 
     * ``"total"`` (sigma heads trained on noisy spectra and told the noise level: the sigma
       at the observed noise is already the whole predictive spread ``S``): by the law of total
