@@ -114,6 +114,9 @@ def test_catalog_table_and_model_mixing(tiny: dict[str, Any], folder: Path, tmp_
     other.model_id = "another-model"
     with pytest.raises(AtmospecError, match="would mix two models"):
         _run(tiny, cat, out, other, plots=False)
+    twice = Catalog.concat([cat, Catalog.from_files([cat.items[0]])])
+    with pytest.raises(AtmospecError, match="lists some spectra twice: .*s1.ecsv"):
+        _run(tiny, twice, tmp_path / "twice", plots=False)
 
 
 def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:

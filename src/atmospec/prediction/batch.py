@@ -397,6 +397,10 @@ def run_catalog(
         seed=predictor.seed,
         precision=predictor.precision,
     )
+    if catalog.store is None and len(set(catalog.items)) != len(catalog.items):
+        seen: set[str] = set()
+        twice = sorted({i for i in catalog.items if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        raise AtmospecError(f"the batch lists some spectra twice: {', '.join(twice[:5])}")
     executor = executor or LocalExecutor()
     folder = RunFolder(out)
     parts = catalog.partitions(options.partition_size)
