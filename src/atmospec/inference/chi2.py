@@ -16,7 +16,7 @@ from atmospec.inference.fit import (
     _dilution_factor,
     fitted_parameters,
     prepare,
-    radius_from_scale,
+    radius_at_distance,
 )
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def fit_chi2(
     factor = _dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
-        radius = float(radius_from_scale(float(scale[best]) * factor, distance_pc))
+        radius = float(radius_at_distance(float(scale[best]) * factor, distance_pc))
     return FitResult(
         method="chi2",
         grid=grid.name,

@@ -365,7 +365,7 @@ class Engine:
 
     @staticmethod
     def _clean(flux: Any, sigma: Any | None) -> tuple[Any, Any | None]:
-        from atmospec.training.preprocessing import fill_masked
+        from atmospec.estimators.preprocessing import fill_masked
 
         f = np.array(flux, dtype=np.float64, ndmin=2)
         if not np.isfinite(f).all():

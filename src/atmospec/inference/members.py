@@ -175,8 +175,8 @@ class NPEMember(_AxisMember):
         self.name = name or model_id
         self.folder = None if folder is None else Path(folder)
         self.chunk = chunk
-        self.param_names: tuple[str, ...] = tuple(npe.param_names)
-        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds)
+        self.param_names: tuple[str, ...] = tuple(npe.param_names_)
+        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds_)
         self.wavelength: FloatArray = np.asarray(npe.wavelength_, dtype=np.float64)
         self.domain: NPEDomain = NPEDomain.of(npe, self.name)
         self.grid_name: str = self.domain.grid
@@ -222,16 +222,6 @@ class NPEMember(_AxisMember):
 Member = EstimatorMember | NPEMember
 
 
-def _model_kind(folder: Path) -> str:
-    import json
-
-    try:
-        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"{folder}: unreadable model.json ({err})") from None
-    return str(record.get("kind", ""))
-
-
 def load_member(
     model: Any,
     *,
@@ -240,14 +230,13 @@ def load_member(
     max_rows: int = 65536,
 ) -> Member:
     """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
+    from atmospec.estimators.base import load_estimator
     from atmospec.inference.predict import resolve_model
     from atmospec.posteriors.npe import NPEstimator
 
     folder: Path | None = None
     name = ""
-    if isinstance(model, NPEstimator):
-        npe: NPEstimator | None = model
-    elif isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.exists():
             folder = path
@@ -256,22 +245,14 @@ def load_member(
 
             folder = model_path(str(model))
             name = ALIASES.get(str(model), str(model))
-        npe = None
-        if _model_kind(folder) == "npe":
-            npe = NPEstimator.load(folder)
-            name = name or folder.name
-    else:
-        npe = None
-    if npe is not None:
-        base = (
-            npe.meta.get("model_id")
-            or npe.meta.get("config", {}).get("name")
-            or name
-            or (folder.name if folder is not None else "npe")
-        )
+        model = load_estimator(folder)  # one loader for every kind, the NPE included
+    if isinstance(model, NPEstimator):
+        npe = model
+        name = name or (folder.name if folder is not None else "")
+        base = npe.meta_.get("model_id") or npe.meta_.get("config", {}).get("name") or name or "npe"
         mid = f"{base}-{npe_digest(npe)}"
         return NPEMember(npe, mid, name=name or str(base), folder=folder)
-    est, mid = resolve_model(folder if folder is not None else model)
+    est, mid = resolve_model(model)
     return EstimatorMember(
         est, mid, name=name, num_threads=num_threads, precision=precision, max_rows=max_rows
     )
@@ -312,7 +293,7 @@ def calibrate_npe_ood(
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
-    names = tuple(npe.param_names)
+    names = tuple(npe.param_names_)
     with tempfile.TemporaryDirectory() as tmp:
         ts = build_training_set(
             grid,
@@ -322,7 +303,7 @@ def calibrate_npe_ood(
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
             quiet=quiet,
-            bounds=npe.bounds,
+            bounds=npe.bounds_,
         )
         clean, _, _ = ts.arrays()
         ts.close()
@@ -344,7 +325,7 @@ def calibrate_npe_ood(
         grid=grid,
         wavelength=wave,
         param_names=names,
-        bounds=dict(npe.bounds),
+        bounds=dict(npe.bounds_),
         rng=rng,
         n_components=n_components,
         floor=floor,

@@ -93,9 +93,9 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
         est = _from_registry(model)
     else:
         raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
-    if not isinstance(est, Estimator):
+    if not isinstance(est, Estimator) or est.kind == "npe":
         raise ModelFileError(
-            f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
+            f"model {model!r} is a {type(est).__name__}, not a point/sigma estimator; use "
             "atmospec.inference.members.load_member or Predictor for it"
         )
     est._require_fitted()
@@ -107,21 +107,13 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
 
 
 def _from_registry(name: str) -> Estimator:
-    try:
-        import atmospec.models as registry
-    except ModuleNotFoundError as err:
-        if err.name != "atmospec.models":
-            raise
-        raise ModelFileError(
-            f"model {name!r}: this build has no registry of pretrained models "
-            "(atmospec.models); pass a saved model folder or an Estimator instead"
-        ) from None
-    for attr in ("load_model", "load", "get_model"):
-        loader = getattr(registry, attr, None)
-        if callable(loader):
-            est = loader(name)
-            return est  # type: ignore[no-any-return]
-    raise ModelFileError(f"model {name!r}: atmospec.models offers no loader function")
+    from atmospec.estimators.base import Estimator
+    from atmospec.models import load_model
+
+    est = load_model(name)
+    if not isinstance(est, Estimator):
+        raise ModelFileError(f"model {name!r} is a {type(est).__name__}, not an estimator")
+    return est
 
 
 @functools.lru_cache(maxsize=4)

@@ -21,7 +21,7 @@ __all__ = [
     "hpd_coverage",
     "tarp_coverage",
     "CalibrationReport",
-    "calibrate",
+    "calibration_report",
     "calibrate_estimator",
 ]
 
@@ -267,7 +267,7 @@ def _as_dict(levels: Sequence[float], values: ArrayLike) -> dict[str, float]:
     return {str(float(k)): float(v) for k, v in zip(levels, np.asarray(values), strict=True)}
 
 
-def calibrate(
+def calibration_report(
     samples: ArrayLike,
     truth: ArrayLike,
     logq_samples: ArrayLike,
@@ -302,7 +302,7 @@ def calibrate(
         >>> draws = mu[:, None] + rng.normal(size=(800, 400, 1))
         >>> lq = -0.5 * ((draws - mu[:, None]) ** 2).sum(-1)
         >>> lt = -0.5 * ((truth - mu) ** 2).sum(-1)
-        >>> rep = calibrate(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
+        >>> rep = calibration_report(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
         >>> rep.passed
         True
     """
@@ -368,10 +368,10 @@ def calibrate_estimator(
         lq_t.append(
             estimator.log_prob(t[i : i + chunk, None, :], f[i : i + chunk], s[i : i + chunk])[:, 0]
         )
-    names = list(estimator.param_names)
-    low = [estimator.bounds[p][0] for p in names]
-    high = [estimator.bounds[p][1] for p in names]
-    return calibrate(
+    names = list(estimator.param_names_)
+    low = [estimator.bounds_[p][0] for p in names]
+    high = [estimator.bounds_[p][1] for p in names]
+    return calibration_report(
         np.concatenate(draws),
         t,
         np.concatenate(lq_s),
