@@ -141,3 +141,26 @@ def test_every_saver_round_trips_through_the_one_format(tmp_path: Path, rows) ->
         rec = read_record(tmp_path / sub)
         assert rec["format"] == "atmospec-model" and len(rec["weights_sha256"]) == 64
         assert rec["provenance"]["versions"]["atmospec"]
+
+
+def test_highres_clone_is_checksummed(tmp_path: Path) -> None:
+    from atmospec.highres.emulator import LineEmulator
+    from atmospec.highres.linefinder import LineList
+
+    ll = LineList(
+        np.array([5000.0, 5001.0]), np.array([0.3, 0.5]), np.array([0.05, 0.04]),
+        np.array([0.01, 0.02]), {"source": "test"},
+    )  # fmt: skip
+    em = LineEmulator(ll, device="cpu")
+    folder = em.save(tmp_path / "clone")
+    back = load_model(folder)  # the registry loads any saved model folder by its kind
+    assert isinstance(back, LineEmulator)
+    np.testing.assert_array_equal(back.lines().amplitude, ll.amplitude)
+    # A clone with an amplitude made infinite (issue: 'inf' amplitude) no longer loads.
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(folder / "weights.safetensors"))
+    arrays["amplitude"][0] = np.inf
+    save_file(arrays, str(folder / "weights.safetensors"))
+    with pytest.raises(ModelFileError, match=r"weights\.safetensors: sha256"):
+        LineEmulator.load(folder)

@@ -196,7 +196,7 @@ def test_cnn_trains_saves_and_loads(small_set, tmp_path):
     back = MoleculeClassifier.load(folder)
     assert np.allclose(back.predict_proba(obs, err), p, atol=1e-6)
     assert json.loads((folder / "model.json").read_text())["info"]["provenance"]["seed"] == 0
-    (folder / "model.safetensors").write_bytes(b"tampered")
+    (folder / "weights.safetensors").write_bytes(b"tampered")
     with pytest.raises(ModelFileError, match="sha256"):
         MoleculeClassifier.load(folder)
 

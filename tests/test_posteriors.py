@@ -228,10 +228,10 @@ def test_interval68_of_gaussian() -> None:
 
 # --------------------------------------------------------------------------- importance
 class _GaussianProposal:
-    """A stand-in estimator: q = N(mu, sd^2) in one parameter, with the NPE interface."""
+    """A stand-in fitted estimator: q = N(mu, sd^2) in one parameter, with the NPE interface."""
 
-    param_names = ("a",)
-    bounds = {"a": (-3.0, 3.0)}
+    param_names_ = ("a",)
+    bounds_ = {"a": (-3.0, 3.0)}
 
     def __init__(self, mu: float, sd: float) -> None:
         self.mu, self.sd = mu, sd
