@@ -40,10 +40,18 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 
 
 class _AxisMember:
-    """What both members share: a model id and the wavelength axis spectra are put on."""
+    """What both members share: a model id, and from the estimator contract the parameter
+    names, grid bounds and the wavelength axis spectra are put on."""
 
     model_id: str
     wavelength: FloatArray
+
+    def _adopt(self, model: Estimator, model_id: str, name: str) -> None:
+        self.model_id = model_id
+        self.name = name or model_id
+        self.param_names: tuple[str, ...] = tuple(model.param_names_)
+        self.bounds: dict[str, tuple[float, float]] = dict(model.bounds_)
+        self.wavelength = np.asarray(model.wavelength_, dtype=np.float64)
 
     def prepare(
         self,
@@ -87,14 +95,10 @@ class EstimatorMember(_AxisMember):
         from atmospec.inference.engine import Engine
 
         self.estimator = estimator
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(estimator, model_id, name)
         self.engine = Engine(estimator, num_threads=num_threads)
         self.precision: Literal["float32", "bfloat16"] = precision
         self.max_rows = max_rows
-        self.param_names: tuple[str, ...] = tuple(estimator.param_names_)
-        self.bounds: dict[str, tuple[float, float]] = dict(estimator.bounds_)
-        self.wavelength: FloatArray = np.asarray(estimator.wavelength_, dtype=np.float64)
         self.grid_name: str = str(estimator.meta_.get("grid") or "")
 
     def domain_problem(self, inp: ModelInput) -> str:
@@ -171,13 +175,9 @@ class NPEMember(_AxisMember):
                 "cannot be put on it (train it with fit(..., wavelength=...))"
             )
         self.npe = npe
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(npe, model_id, name)
         self.folder = None if folder is None else Path(folder)
         self.chunk = chunk
-        self.param_names: tuple[str, ...] = tuple(npe.param_names_)
-        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds_)
-        self.wavelength: FloatArray = np.asarray(npe.wavelength_, dtype=np.float64)
         self.domain: NPEDomain = NPEDomain.of(npe, self.name)
         self.grid_name: str = self.domain.grid
         self.calibration: CalibrationStatus = read_calibration(self.folder)
