@@ -111,8 +111,8 @@ def shipped_models() -> dict[str, ShippedModel]:
         ModelFileError: a shipped record was modified or is corrupt (the file is named).
 
     Example:
-        >>> sorted(shipped_models())[:2]  # doctest: +SKIP
-        ['burrows06-spex', 'dback24-spex']
+        >>> shipped_models()["transit-cnn1d"].family
+        'transit'
     """
     from atmospec.serialization import read_record
 
@@ -228,9 +228,9 @@ def load_model(name: str | os.PathLike[str] = "default", *, kind: str | None = N
         ModelFileError: no such model, a modified or truncated file (named), or another kind.
 
     Example:
-        >>> model = load_model("default")  # doctest: +SKIP
-        >>> model.param_names_  # doctest: +SKIP
-        ('teff', 'logg', 'mh', 'fsed')
+        >>> model = load_model("default")
+        >>> model.param_names_, model.kind
+        (('teff', 'logg', 'mh', 'fsed'), 'cnn')
     """
     from atmospec.serialization import read_record
 
