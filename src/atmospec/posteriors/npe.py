@@ -176,6 +176,10 @@ class NPEstimator(Estimator):
 
     kind = KIND
     uses_sigma = True
+    # Learned state beyond the contract's: declared for type checkers, created by fit / load.
+    wavelength_: NDArray[np.float64] | None  # type: ignore[assignment]  # optional for an NPE
+    model_: Any  # the PosteriorFlow
+    record_: dict[str, Any]  # the saved record (load only)
 
     def __init__(
         self,
@@ -633,7 +637,7 @@ class NPEstimator(Estimator):
             est.ls_std_ = float(record["ls_std"])
             est.x_mean_ = arrays["x_mean"]
             est.x_std_ = arrays["x_std"]
-            est.wavelength_ = arrays.get("wavelength")  # type: ignore[assignment]
+            est.wavelength_ = arrays.get("wavelength")
             est.history_ = record.get("history", {})
             est.meta_ = dict(record.get("meta", {}))
             est.record_ = record
