@@ -53,7 +53,7 @@ def sigma_kind(estimator: Estimator) -> SigmaKind:
         >>> sigma_kind(SpectrumMLP())
         'total'
     """
-    declared = estimator.meta_.get("sigma_kind")
+    declared = getattr(estimator, "meta_", {}).get("sigma_kind")  # unfitted: no record yet
     if declared in ("total", "epistemic", "none"):
         return declared  # type: ignore[no-any-return]
     from atmospec.estimators._neural import NeuralEstimator
