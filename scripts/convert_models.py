@@ -1,4 +1,5 @@
-"""Rewrite the shipped molecule classifier and transit CNN in the one model format.
+"""Rewrite the shipped molecule classifier and transit CNN in the one model format, and
+add the checksum to the shipped NPE's calibration record.
 
 Before atmospec.serialization served every model, two shipped models had their own layouts:
 ``pretrained/molecules`` (``model.json`` format ``atmospec.molecules.cnn/1`` +
@@ -118,6 +119,26 @@ def convert_transit(folder: Path) -> None:
     print(f"{folder}: converted; weights bitwise identical, outputs on a fixed input equal")
 
 
+def seal_calibration(folder: Path) -> None:
+    """Add the checksum to an NPE's ``calibration.json`` (content otherwise unchanged)."""
+    from atmospec._fileio import write_json
+    from atmospec.inference.selection import read_calibration
+    from atmospec.serialization import is_sealed, seal
+
+    path = folder / "calibration.json"
+    record = json.loads(path.read_text())
+    if is_sealed(record):
+        print(f"{path}: already sealed")
+        return
+    sealed = seal(record)
+    assert {k: v for k, v in sealed.items() if k != "checksum"} == record
+    write_json(path, sealed)
+    status = read_calibration(folder)
+    assert status.passed == bool(record["passed"]), status
+    print(f"{path}: sealed; calibration passed={status.passed} (max error {status.max_error:.4f})")
+
+
 if __name__ == "__main__":
     convert_molecules(ROOT / "molecules")
     convert_transit(ROOT / "transit" / "cnn1d")
+    seal_calibration(ROOT / "npe_dback24")

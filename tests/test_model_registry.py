@@ -164,3 +164,21 @@ def test_highres_clone_is_checksummed(tmp_path: Path) -> None:
     save_file(arrays, str(folder / "weights.safetensors"))
     with pytest.raises(ModelFileError, match=r"weights\.safetensors: sha256"):
         LineEmulator.load(folder)
+
+
+def test_npe_calibration_record_is_checksummed(rows, tmp_path: Path) -> None:
+    from atmospec.inference.selection import read_calibration
+
+    assert read_calibration(model_path("npe_dback24")).passed  # the shipped record verifies
+    folder = _copy("npe_dback24", tmp_path)
+    path = folder / "calibration.json"
+    cal = json.loads(path.read_text())
+    assert cal["passed"] is True
+    # An edit that makes the curve look even better must not pass unnoticed.
+    cal["tolerance"] = 0.5
+    path.write_text(json.dumps(cal))
+    status = read_calibration(folder)
+    assert (
+        not status.passed and "checksum" in status.problem and "calibration.json" in status.problem
+    )
+    assert status.summary().startswith("calibration not usable")

@@ -31,6 +31,8 @@ __all__ = [
     "read_record",
     "model_paths",
     "record_checksum",
+    "seal",
+    "is_sealed",
 ]
 
 FORMAT = "atmospec-model"
@@ -51,6 +53,26 @@ def record_checksum(record: Mapping[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as it reads back from JSON, with its ``checksum`` added: for side files of a
+    model folder (e.g. an NPE's ``calibration.json``) written after the model itself.
+
+    Example:
+        >>> rec = seal({"tolerance": 0.03, "coverage": {"0.5": 0.49}})
+        >>> is_sealed(rec), is_sealed({**rec, "tolerance": 0.3})
+        (True, False)
+    """
+    plain = json.loads(json.dumps(dict(record), default=_json_default))
+    plain.pop("checksum", None)
+    plain["checksum"] = record_checksum(plain)
+    return plain  # type: ignore[no-any-return]
+
+
+def is_sealed(record: Mapping[str, Any]) -> bool:
+    """True when ``record`` carries a ``checksum`` matching its content (see :func:`seal`)."""
+    return bool(record.get("checksum")) and record.get("checksum") == record_checksum(record)
 
 
 def save_arrays(

@@ -53,7 +53,8 @@ class CalibrationStatus:
 def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus:
     """Read and check the ``calibration.json`` of an NPE model folder.
 
-    A missing, unreadable or incomplete file counts as *not passed*, with the problem named.
+    A missing, unreadable, incomplete or modified file (its checksum, written with it, does
+    not match) counts as *not passed*, with the problem named.
 
     Example:
         >>> read_calibration("/no/such/folder").passed
@@ -66,6 +67,16 @@ def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
+    from atmospec.serialization import is_sealed
+
+    if not isinstance(record, dict) or not is_sealed(record):
+        return CalibrationStatus(
+            False,
+            float("nan"),
+            float("nan"),
+            f"{path}: checksum missing or not matching its content (modified after writing); "
+            "re-run `atmospec calibrate MODEL --out FOLDER`",
+        )
     try:
         curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
         tolerance = float(record["tolerance"])

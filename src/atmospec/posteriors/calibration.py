@@ -219,12 +219,14 @@ class CalibrationReport:
         }
 
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> Path:
-        """Write ``calibration.json`` (and ``calibration.png``) into ``out_dir``; return the JSON."""
+        """Write ``calibration.json`` (checksummed, see :func:`atmospec.serialization.seal`)
+        and ``calibration.png`` into ``out_dir``; return the JSON's path."""
         from atmospec._fileio import atomic_path, write_json
+        from atmospec.serialization import seal
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        path = write_json(out / "calibration.json", self.to_dict())
+        path = write_json(out / "calibration.json", seal(self.to_dict()))
         if plot:
             fig = self.plot()
             with atomic_path(out / "calibration.png") as tmp:
