@@ -131,7 +131,7 @@ class Estimator(ABC):
 
     # -- hyperparameters ---------------------------------------------------------------
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def _hyperparameter_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [
             n
@@ -143,7 +143,7 @@ class Estimator(ABC):
         """The ``__init__`` arguments of this estimator (``deep``: also ``name__sub`` entries
         of hyperparameters that are estimators themselves)."""
         out: dict[str, Any] = {}
-        for name in self._param_names():
+        for name in self._hyperparameter_names():
             value = getattr(self, name)
             if deep and hasattr(value, "get_params") and not isinstance(value, type):
                 out.update({f"{name}__{k}": v for k, v in value.get_params().items()})
@@ -156,7 +156,7 @@ class Estimator(ABC):
         Raises:
             ValueError: a name that is not an ``__init__`` argument (the valid ones are listed).
         """
-        valid = self._param_names()
+        valid = self._hyperparameter_names()
         nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             name, _, sub = key.partition("__")
