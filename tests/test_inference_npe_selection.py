@@ -161,7 +161,10 @@ def _bundle(root: Path, tamper: bool) -> Path:
         # Coverage at the 50 % level moved 2 tolerances off the diagonal: a miscalibrated
         # NPE. "passed" is left true on purpose: the gate recomputes it from the curve.
         cal["coverage_hpd"]["0.5"] = 0.5 - 2 * cal["tolerance"]
-        path.write_text(json.dumps(cal))
+        # re-sealed: a calibration record as atmospec writes it, only failing
+        from atmospec.serialization import seal
+
+        path.write_text(json.dumps(seal(cal)))
     return root
 
 

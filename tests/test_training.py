@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 from atmospec.training.splits import _component_labels, random_split
 from atmospec.training.trainer import Trainer
 

@@ -120,7 +120,7 @@ def tune_cmd(
 
 
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the pretrained models shipped with atmospec."""
+    """List every model shipped with atmospec (brown dwarfs, NPE, molecules, transit)."""
     from atmospec.models import list_models
 
     rows = list_models()
@@ -131,7 +131,8 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     from rich.table import Table
 
     table = Table(title="pretrained models (atmospec.models.load_model(name))")
-    for col in ("name", "aliases", "grid", "parameters", "held-out RMSE", "cov68/95", "size"):
+    cols = ("name", "aliases", "family", "kind", "grid", "parameters", "held-out RMSE")
+    for col in (*cols, "cov68/95", "size"):
         table.add_column(col)
     for r in rows:
         rmse = ", ".join(f"{p} {v:.3g}" for p, v in r["rmse"].items() if v is not None)
@@ -139,7 +140,9 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         table.add_row(
             r["name"],
             ", ".join(r["aliases"]),
-            str(r["grid"]),
+            r["family"],
+            r["kind"],
+            str(r["grid"] or "-"),
             ", ".join(r["param_names"] or []),
             rmse,
             cov,

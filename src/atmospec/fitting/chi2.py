@@ -16,7 +16,7 @@ from atmospec.fitting.data import (
     dilution_factor,
     fitted_parameters,
     prepare,
-    radius_from_scale,
+    radius_at_distance,
 )
 from atmospec.fitting.result import FitResult
 
@@ -201,7 +201,7 @@ def fit_chi2(
     factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
-        radius = float(radius_from_scale(float(scale[best]) * factor, distance_pc))
+        radius = float(radius_at_distance(float(scale[best]) * factor, distance_pc))
     return FitResult(
         method="chi2",
         grid=grid.name,

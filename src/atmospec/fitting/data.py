@@ -20,7 +20,7 @@ __all__ = [
     "FitData",
     "prepare",
     "fitted_parameters",
-    "radius_from_scale",
+    "radius_at_distance",
     "dilution_factor",
     "ranges_text",
     "R_JUP_M",
@@ -150,7 +150,7 @@ def fitted_parameters(grid: ModelGrid) -> list[str]:
     return [p for p in grid.param_names if grid.axes[p].size > 1 and p not in dependent]
 
 
-def radius_from_scale(scale: float | FloatArray, distance_pc: float) -> float | FloatArray:
+def radius_at_distance(scale: float | FloatArray, distance_pc: float) -> float | FloatArray:
     """Radius (Jupiter radii) from the dilution factor ``scale = (R / d)^2`` and a distance.
 
     The observed flux of a sphere of radius R at distance d is ``(R/d)^2`` times its surface
@@ -158,7 +158,7 @@ def radius_from_scale(scale: float | FloatArray, distance_pc: float) -> float | 
     the grid's flux unit.
 
     Example:
-        >>> r = radius_from_scale((R_JUP_M / PARSEC_M / 10) ** 2, 10.0)  # 1 R_Jup at 10 pc
+        >>> r = radius_at_distance((R_JUP_M / PARSEC_M / 10) ** 2, 10.0)  # 1 R_Jup at 10 pc
         >>> round(float(r), 6)
         1.0
     """

@@ -18,7 +18,7 @@ from atmospec.fitting.data import (
     dilution_factor,
     fitted_parameters,
     prepare,
-    radius_from_scale,
+    radius_at_distance,
 )
 from atmospec.fitting.result import FitResult
 
@@ -238,8 +238,8 @@ def fit_nested(
     factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
-        radius = float(radius_from_scale(float(s_best[0]) * factor, distance_pc))
-        samples["radius_rjup"] = radius_from_scale(np.clip(scales, 0, None) * factor, distance_pc)
+        radius = float(radius_at_distance(float(s_best[0]) * factor, distance_pc))
+        samples["radius_rjup"] = radius_at_distance(np.clip(scales, 0, None) * factor, distance_pc)
     best = {p: float(v) for p, v in zip(grid.param_names, like.point(best_theta), strict=True)}
     best = {p: v for p, v in best.items() if np.isfinite(v)}
     n_fitted = len(fitted) + 1 + int(inflate_errors)

@@ -22,7 +22,7 @@ __all__ = [
     "hpd_coverage",
     "tarp_coverage",
     "CalibrationReport",
-    "calibrate",
+    "calibration_report",
     "calibrate_estimator",
     "CALIBRATION_FILE",
     "CalibrationStatus",
@@ -223,12 +223,14 @@ class CalibrationReport:
         }
 
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> Path:
-        """Write ``calibration.json`` (and ``calibration.png``) into ``out_dir``; return the JSON."""
+        """Write ``calibration.json`` (checksummed, see :func:`atmospec.serialization.seal`)
+        and ``calibration.png`` into ``out_dir``; return the JSON's path."""
         from atmospec._fileio import atomic_path, write_json
+        from atmospec.serialization import seal
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        path = write_json(out / "calibration.json", self.to_dict())
+        path = write_json(out / "calibration.json", seal(self.to_dict()))
         if plot:
             fig = self.plot()
             with atomic_path(out / "calibration.png") as tmp:
@@ -271,7 +273,7 @@ def _as_dict(levels: Sequence[float], values: ArrayLike) -> dict[str, float]:
     return {str(float(k)): float(v) for k, v in zip(levels, np.asarray(values), strict=True)}
 
 
-def calibrate(
+def calibration_report(
     samples: ArrayLike,
     truth: ArrayLike,
     logq_samples: ArrayLike,
@@ -306,7 +308,7 @@ def calibrate(
         >>> draws = mu[:, None] + rng.normal(size=(800, 400, 1))
         >>> lq = -0.5 * ((draws - mu[:, None]) ** 2).sum(-1)
         >>> lt = -0.5 * ((truth - mu) ** 2).sum(-1)
-        >>> rep = calibrate(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
+        >>> rep = calibration_report(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
         >>> rep.passed
         True
     """
@@ -372,10 +374,10 @@ def calibrate_estimator(
         lq_t.append(
             estimator.log_prob(t[i : i + chunk, None, :], f[i : i + chunk], s[i : i + chunk])[:, 0]
         )
-    names = list(estimator.param_names)
-    low = [estimator.bounds[p][0] for p in names]
-    high = [estimator.bounds[p][1] for p in names]
-    return calibrate(
+    names = list(estimator.param_names_)
+    low = [estimator.bounds_[p][0] for p in names]
+    high = [estimator.bounds_[p][1] for p in names]
+    return calibration_report(
         np.concatenate(draws),
         t,
         np.concatenate(lq_s),
@@ -427,7 +429,8 @@ class CalibrationStatus:
 def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus:
     """Read and check the ``calibration.json`` of an NPE model folder.
 
-    A missing, unreadable or incomplete file counts as *not passed*, with the problem named.
+    A missing, unreadable, incomplete or modified file (its checksum, written with it, does
+    not match) counts as *not passed*, with the problem named.
 
     Example:
         >>> read_calibration("/no/such/folder").passed
@@ -440,6 +443,16 @@ def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
+    from atmospec.serialization import is_sealed
+
+    if not isinstance(record, dict) or not is_sealed(record):
+        return CalibrationStatus(
+            False,
+            float("nan"),
+            float("nan"),
+            f"{path}: checksum missing or not matching its content (modified after writing); "
+            "re-run `atmospec calibrate MODEL --out FOLDER`",
+        )
     try:
         curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
         tolerance = float(record["tolerance"])

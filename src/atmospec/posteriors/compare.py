@@ -123,7 +123,7 @@ def compare_one(
     and the wall time of each method (NPE: sampling ``n_samples`` draws). ``nested`` may
     pass a precomputed ``(samples, wall_seconds, logz)`` (see :func:`nested_reference`).
     """
-    names = list(estimator.param_names)
+    names = list(estimator.param_names_)
     t0 = time.perf_counter()
     draws = estimator.sample(spectrum, n=n_samples, seed=seed)
     npe_s = time.perf_counter() - t0
@@ -227,7 +227,7 @@ def compare(
 
     rows = []
     tr = None if truths is None else np.asarray(truths, dtype=np.float64)
-    names = list(estimator.param_names)
+    names = list(estimator.param_names_)
     refs: list[Any] = list(references) if references is not None else [None] * len(spectra)
     if references is None and workers > 1:
         from concurrent.futures import ProcessPoolExecutor

@@ -252,8 +252,8 @@ def importance_correct(
         likelihood: e.g. :func:`grid_likelihood` of the spectrum.
         with_scale: also draw the flux scale from its conditional Gaussian per sample.
     """
-    names = estimator.param_names
-    box = bounds or estimator.bounds
+    names = estimator.param_names_
+    box = bounds or estimator.bounds_
     lo = np.array([box[p][0] for p in names])
     hi = np.array([box[p][1] for p in names])
     theta = estimator.sample(spectrum, sigma, n=n, seed=seed)

@@ -43,10 +43,18 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 
 
 class _AxisMember:
-    """What both members share: a model id and the wavelength axis spectra are put on."""
+    """What both members share: a model id, and from the estimator contract the parameter
+    names, grid bounds and the wavelength axis spectra are put on."""
 
     model_id: str
     wavelength: FloatArray
+
+    def _adopt(self, model: Estimator, model_id: str, name: str) -> None:
+        self.model_id = model_id
+        self.name = name or model_id
+        self.param_names: tuple[str, ...] = tuple(model.param_names_)
+        self.bounds: dict[str, tuple[float, float]] = dict(model.bounds_)
+        self.wavelength = np.asarray(model.wavelength_, dtype=np.float64)
 
     def prepare(
         self,
@@ -90,14 +98,10 @@ class EstimatorMember(_AxisMember):
         from atmospec.prediction.engine import Engine
 
         self.estimator = estimator
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(estimator, model_id, name)
         self.engine = Engine(estimator, num_threads=num_threads)
         self.precision: Literal["float32", "bfloat16"] = precision
         self.max_rows = max_rows
-        self.param_names: tuple[str, ...] = tuple(estimator.param_names_)
-        self.bounds: dict[str, tuple[float, float]] = dict(estimator.bounds_)
-        self.wavelength: FloatArray = np.asarray(estimator.wavelength_, dtype=np.float64)
         self.grid_name: str = str(estimator.meta_.get("grid") or "")
 
     def domain_problem(self, inp: ModelInput) -> str:
@@ -175,13 +179,9 @@ class NPEMember(_AxisMember):
                 "cannot be put on it (train it with fit(..., wavelength=...))"
             )
         self.npe = npe
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(npe, model_id, name)
         self.folder = None if folder is None else Path(folder)
         self.chunk = chunk
-        self.param_names: tuple[str, ...] = tuple(npe.param_names)
-        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds)
-        self.wavelength: FloatArray = np.asarray(npe.wavelength_, dtype=np.float64)
         self.domain: NPEDomain = NPEDomain.of(npe, self.name)
         self.grid_name: str = self.domain.grid
         self.calibration: CalibrationStatus = read_calibration(self.folder)
@@ -226,16 +226,6 @@ class NPEMember(_AxisMember):
 Member = EstimatorMember | NPEMember
 
 
-def _model_kind(folder: Path) -> str:
-    import json
-
-    try:
-        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"{folder}: unreadable model.json ({err})") from None
-    return str(record.get("kind", ""))
-
-
 def load_member(
     model: Any,
     *,
@@ -248,13 +238,12 @@ def load_member(
 
     ``name`` is how notes name the model (default: its registry name or folder name).
     """
+    from atmospec.estimators.base import load_estimator
     from atmospec.posteriors.npe import NPEstimator
 
     folder: Path | None = None
     given, name = name, ""
-    if isinstance(model, NPEstimator):
-        npe: NPEstimator | None = model
-    elif isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.exists():
             folder = path
@@ -263,23 +252,19 @@ def load_member(
 
             folder = model_path(str(model))
             name = ALIASES.get(str(model), str(model))
-        npe = None
-        if _model_kind(folder) == "npe":
-            npe = NPEstimator.load(folder)
-            name = name or folder.name
-    else:
-        npe = None
+        model = load_estimator(folder)  # one loader for every kind, the NPE included
     name = given or name
-    if npe is not None:
+    if isinstance(model, NPEstimator):
+        npe = model
         base = (
-            npe.meta.get("model_id")
-            or npe.meta.get("config", {}).get("name")
+            npe.meta_.get("model_id")
+            or npe.meta_.get("config", {}).get("name")
             or name
             or (folder.name if folder is not None else "npe")
         )
         mid = f"{base}-{npe_digest(npe)}"
         return NPEMember(npe, mid, name=name or str(base), folder=folder)
-    est, mid = resolve_model(folder if folder is not None else model)
+    est, mid = resolve_model(model)
     return EstimatorMember(
         est, mid, name=name, num_threads=num_threads, precision=precision, max_rows=max_rows
     )
@@ -319,7 +304,7 @@ def calibrate_npe_ood(
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
-    names = tuple(npe.param_names)
+    names = tuple(npe.param_names_)
     with tempfile.TemporaryDirectory() as tmp:
         ts = build_training_set(
             grid,
@@ -329,7 +314,7 @@ def calibrate_npe_ood(
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
             quiet=not logging.getLogger(__name__).isEnabledFor(logging.INFO),
-            bounds=npe.bounds,
+            bounds=npe.bounds_,
         )
         clean, _, _ = ts.arrays()
         ts.close()
@@ -351,7 +336,7 @@ def calibrate_npe_ood(
         grid=grid,
         wavelength=wave,
         param_names=names,
-        bounds=dict(npe.bounds),
+        bounds=dict(npe.bounds_),
         rng=rng,
         n_components=n_components,
         floor=floor,
@@ -393,9 +378,9 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
         est = _from_registry(model)
     else:
         raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
-    if not isinstance(est, Estimator):
+    if not isinstance(est, Estimator) or est.kind == "npe":
         raise ModelFileError(
-            f"model {model!r} is a {type(est).__name__}, not a learned estimator; use "
+            f"model {model!r} is a {type(est).__name__}, not a point/sigma estimator; use "
             "atmospec.prediction.members.load_member or Predictor for it"
         )
     est._require_fitted()
@@ -407,18 +392,9 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
 
 
 def _from_registry(name: str) -> Estimator:
-    try:
-        import atmospec.models as registry
-    except ModuleNotFoundError as err:
-        if err.name != "atmospec.models":
-            raise
-        raise ModelFileError(
-            f"model {name!r}: this build has no registry of pretrained models "
-            "(atmospec.models); pass a saved model folder or an Estimator instead"
-        ) from None
-    for attr in ("load_model", "load", "get_model"):
-        loader = getattr(registry, attr, None)
-        if callable(loader):
-            est = loader(name)
-            return est  # type: ignore[no-any-return]
-    raise ModelFileError(f"model {name!r}: atmospec.models offers no loader function")
+    from atmospec.models import load_model
+
+    est = load_model(name)
+    if not isinstance(est, Estimator):
+        raise ModelFileError(f"model {name!r} is a {type(est).__name__}, not an estimator")
+    return est

@@ -363,7 +363,7 @@ def calibrate_ood(
     X = np.where(bad, 0.0, X)
     S = np.where(bad | ~np.isfinite(S), np.inf, S)
     if bad.any():
-        from atmospec.training.preprocessing import fill_masked
+        from atmospec.estimators.preprocessing import fill_masked
 
         X, _ = fill_masked(np.where(bad, np.nan, X))
     med = np.array([np.median(r[np.isfinite(s)]) for r, s in zip(X, S, strict=True)])[:, None]

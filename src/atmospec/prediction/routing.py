@@ -54,7 +54,7 @@ class NPEDomain:
     @classmethod
     def of(cls, npe: NPEstimator, name: str) -> NPEDomain:
         lo, hi = (float(x) for x in npe.noise.snr_range)
-        grid = str(npe.meta.get("grid") or npe.meta.get("config", {}).get("grid") or "")
+        grid = str(npe.meta_.get("grid") or npe.meta_.get("config", {}).get("grid") or "")
         return cls(name, (lo, hi), grid)
 
     def snr_problem(self, snr: float) -> str:
