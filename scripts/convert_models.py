@@ -122,7 +122,7 @@ def convert_transit(folder: Path) -> None:
 def seal_calibration(folder: Path) -> None:
     """Add the checksum to an NPE's ``calibration.json`` (content otherwise unchanged)."""
     from atmospec._fileio import write_json
-    from atmospec.inference.selection import read_calibration
+    from atmospec.posteriors.calibration import read_calibration
     from atmospec.serialization import is_sealed, seal
 
     path = folder / "calibration.json"

@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "atmospec.errors",
             "atmospec._fileio",
+            "atmospec.serialization",
             "atmospec.data",
             "atmospec.stats",
             "atmospec.plots",

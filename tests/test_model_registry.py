@@ -167,7 +167,7 @@ def test_highres_clone_is_checksummed(tmp_path: Path) -> None:
 
 
 def test_npe_calibration_record_is_checksummed(rows, tmp_path: Path) -> None:
-    from atmospec.inference.selection import read_calibration
+    from atmospec.posteriors.calibration import read_calibration
 
     assert read_calibration(model_path("npe_dback24")).passed  # the shipped record verifies
     folder = _copy("npe_dback24", tmp_path)

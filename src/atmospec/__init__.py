@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         InvalidSpectrumError,
         ModelFileError,
         ModelInputError,
+        NotFittedError,
         OutOfGridError,
         UnitError,
     )
@@ -67,6 +68,7 @@ _WHERE: dict[str, str] = {
     "ModelFileError": "atmospec.errors",
     "IncompatibleModelError": "atmospec.errors",
     "ModelInputError": "atmospec.errors",
+    "NotFittedError": "atmospec.errors",
 }
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "ModelFileError",
     "IncompatibleModelError",
     "ModelInputError",
+    "NotFittedError",
 ]
 
 
