@@ -63,13 +63,25 @@ def predict_cmd(
         None, "--workers", help="--catalog on a local Dask cluster with this many workers."
     ),
     partition_size: int = typer.Option(256, "--partition-size", help="Dask: rows per partition."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard an earlier run in --out (other options or inputs)."
+    ),
+    wave_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
+    ),
+    wave_col: Optional[str] = typer.Option(None, "--wave-col", help="Wavelength column name."),  # noqa: UP045
+    flux_col: Optional[str] = typer.Option(None, "--flux-col", help="Flux column name."),  # noqa: UP045
+    err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
     Rows go to OUT/predictions.ecsv and .csv, figures to OUT/objects/. An interrupted run
-    resumes where it stopped when rerun with the same --out.
+    resumes where it stopped when rerun with the same --out and options; other options into
+    the same --out are refused unless --overwrite, and one --out serves one run at a time.
+    Exit status: 0 all spectra predicted, 3 some could not be used, 4 none could.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from atmospec.inference.batch import (
         catalog_sources,
@@ -84,6 +96,18 @@ def predict_cmd(
         raise typer.BadParameter(f"--coverage must be refuse or mask, not {coverage!r}")
     if draws < 1:
         raise typer.BadParameter("--draws must be >= 1")
+    if chunk < 1:
+        raise typer.BadParameter(f"--chunk must be >= 1 spectra, not {chunk}")
+    read_options = {
+        k: v
+        for k, v in {
+            "wave_unit": wave_unit,
+            "wave_col": wave_col,
+            "flux_col": flux_col,
+            "err_col": err_col,
+        }.items()
+        if v is not None
+    }
     if precision not in ("float32", "bfloat16"):
         raise typer.BadParameter(f"--precision must be float32 or bfloat16, not {precision!r}")
     console = Console(quiet=quiet, stderr=False)
@@ -92,6 +116,8 @@ def predict_cmd(
             raise typer.BadParameter("--scheduler / --workers apply to --catalog TABLE alone")
         from atmospec.cli.scale import run_catalog
 
+        if read_options:
+            raise typer.BadParameter("--wave-unit / --*-col do not apply to a Dask run")
         run_catalog(
             catalog,
             model,
@@ -109,11 +135,11 @@ def predict_cmd(
         return
     sources = []
     if files:
-        sources += file_sources(files)
+        sources += file_sources(files, **read_options)
     if folder is not None:
-        sources += folder_sources(folder)
+        sources += folder_sources(folder, **read_options)
     if catalog is not None:
-        sources += catalog_sources(catalog, column)
+        sources += catalog_sources(catalog, column, **read_options)
     if library:
         sources += library_sources(spt=spt, snr_min=snr_min, quality=quality, limit=limit)
     elif any(v is not None for v in (spt, snr_min, quality, limit)):
@@ -147,6 +173,11 @@ def predict_cmd(
         "catalog": None if catalog is None else str(catalog),
         "folder": None if folder is None else str(folder),
         "plots": plots,
+        "grid": grid,
+        "max_masked": max_masked,
+        "assume_snr": assume_snr,
+        "no_ood": no_ood,
+        **read_options,
     }
     summary = run_batch(
         sources,
@@ -158,22 +189,35 @@ def predict_cmd(
         quiet=quiet,
         retry_failed=retry_failed,
         options=options,
+        overwrite=overwrite,
     )
     if summary.n_done_before:
         console.print(f"resumed: {summary.n_done_before} spectra were already done")
+    failures = escape(str(out / "failures.csv"))
     console.print(
-        f"{summary.n_predicted} predicted, {summary.n_failed} could not be used "
-        f"(see {out / 'failures.csv'}) in {summary.wall_time_s:.1f} s: "
-        f"{summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
+        f"{summary.n_predicted} predicted, {summary.n_failed} could not be used"
+        f"{f' (see {failures})' if summary.n_failed_total else ''} in "
+        f"{summary.wall_time_s:.1f} s: {summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
     )
-    console.print(f"model {predictor.model_id}; results in {out / 'predictions.ecsv'}")
+    if summary.n_rows:
+        table = escape(str(out / "predictions.ecsv"))
+        console.print(f"model {predictor.model_id}; {summary.n_rows} rows in {table}")
+    else:
+        console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
     if predictor.policy is not None:
         gate = predictor.policy.gate_problem()
         if gate:
             console.print(f"[yellow]default: {gate}; every row was served by the fallback[/]")
         counts = ", ".join(f"{n} by {m}" for m, n in (summary.rows_by_model or {}).items())
         console.print(f"default selection: rows served {counts or 'none'} (why: the notes column)")
-    console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
+    if summary.n_rows:
+        console.print(f"[dim]write an HTML page with: atmospec report {escape(str(out))}[/]")
+    if summary.exit_code:
+        console.print(
+            f"[yellow]{summary.n_failed_total} of {summary.n_rows + summary.n_failed_total} "
+            f"spectra failed[/] (exit status {summary.exit_code})"
+        )
+        raise typer.Exit(summary.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from atmospec.inference.predict import Predictor
+    from atmospec.run_folder import RunFolder
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -64,6 +66,16 @@ class BatchSummary:
     n_failed: int
     wall_time_s: float
     rows_by_model: dict[str, int] | None = None
+    n_rows: int = 0
+    n_failed_total: int = 0
+    written: tuple[Path, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every spectrum has a row, 3 when some failed, 4 when none has a row."""
+        from atmospec.run_folder import exit_code
+
+        return exit_code(self.n_rows, self.n_failed_total)
 
     @property
     def spectra_per_s(self) -> float:
@@ -72,21 +84,25 @@ class BatchSummary:
 
 
 # ---------------------------------------------------------------------------- sources
-def _file_loader(path: Path) -> Callable[[], Spectrum]:
+def _file_loader(path: Path, read_options: dict[str, Any]) -> Callable[[], Spectrum]:
     def load() -> Spectrum:
         from atmospec.inference.predict import _read
 
-        return _read(path, "refuse")
+        return _read(path, "refuse", **read_options)
 
     return load
 
 
-def file_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
-    """Sources for explicit spectrum files (ids are the paths as given)."""
-    return [Source(str(p), _file_loader(Path(p))) for p in paths]
+def file_sources(paths: Iterable[str | os.PathLike[str]], **read_options: Any) -> list[Source]:
+    """Sources for explicit spectrum files (ids are the paths as given).
+
+    ``read_options`` (``wave_unit=``, ``wave_col=``, ``err_col=`` ...) go to
+    :func:`atmospec.io.read` for every file.
+    """
+    return [Source(str(p), _file_loader(Path(p), read_options)) for p in paths]
 
 
-def folder_sources(folder: str | os.PathLike[str]) -> list[Source]:
+def folder_sources(folder: str | os.PathLike[str], **read_options: Any) -> list[Source]:
     """Every spectrum file (see :data:`SPECTRUM_SUFFIXES`) in ``folder``, sorted by name."""
     root = Path(folder)
     if not root.is_dir():
@@ -100,10 +116,12 @@ def folder_sources(folder: str | os.PathLike[str]) -> list[Source]:
         raise FileFormatError(
             f"{root}: no spectrum files (endings {', '.join(SPECTRUM_SUFFIXES)}) in this folder"
         )
-    return file_sources(files)
+    return file_sources(files, **read_options)
 
 
-def catalog_sources(table: str | os.PathLike[str], column: str | None = None) -> list[Source]:
+def catalog_sources(
+    table: str | os.PathLike[str], column: str | None = None, **read_options: Any
+) -> list[Source]:
     """Spectrum files listed in a table (CSV, ECSV or any astropy-readable table).
 
     The column is ``column``, else the first of ``file``, ``path``, ``filename``, ``spectrum``.
@@ -131,7 +149,9 @@ def catalog_sources(table: str | os.PathLike[str], column: str | None = None) ->
     values = [str(v) for v in tab[col]]
     if col == "key":
         return library_sources(keys=values)
-    return file_sources(p if Path(p).is_absolute() else path.parent / p for p in values)
+    return file_sources(
+        (p if Path(p).is_absolute() else path.parent / p for p in values), **read_options
+    )
 
 
 def library_sources(
@@ -157,10 +177,19 @@ def library_sources(
 
 
 # ------------------------------------------------------------------------------ run
-def _done(out: Path) -> tuple[set[str], set[str], int]:
-    """Sources already predicted / failed, from the part files; and the next part number."""
+def _read_part(part: Path, **kwargs: Any) -> pd.DataFrame:
+    """A part file as a DataFrame, after checking its sha256 (a truncated part raises)."""
+    import io
+
     import pandas as pd
 
+    from atmospec.run_folder import read_verified_part
+
+    return pd.read_csv(io.StringIO(read_verified_part(part)), **kwargs)
+
+
+def _done(out: Path) -> tuple[set[str], set[str], int]:
+    """Sources already predicted / failed, from the part files; and the next part number."""
     done: set[str] = set()
     failed: set[str] = set()
     next_part = 0
@@ -168,32 +197,42 @@ def _done(out: Path) -> tuple[set[str], set[str], int]:
         stem = part.stem
         kind, _, num = stem.partition("-")
         next_part = max(next_part, int(num) + 1 if num.isdigit() else 0)
-        frame = pd.read_csv(part, dtype={"source": str}, keep_default_na=False)
+        frame = _read_part(part, dtype={"source": str}, keep_default_na=False)
         (done if kind == "rows" else failed).update(frame["source"].astype(str))
     return done, failed, next_part
 
 
-def _check_run(out: Path, model_id: str) -> None:
-    import json
-
-    record = out / "run.json"
-    if not record.exists():
-        return
-    try:
-        previous = json.loads(record.read_text(encoding="utf-8"))
-    except ValueError:
-        return
-    if previous.get("model_id") not in (None, model_id):
-        raise AtmospecError(
-            f"{out}: this folder holds a run of model {previous.get('model_id')}; resuming it "
-            f"with model {model_id} would mix two models in one table. Use another --out"
-        )
+_OUTPUTS = ("predictions.csv", "predictions.ecsv", "failures.csv", "run.json")
+"""The files a batch run writes in its folder (guarded by :class:`~atmospec.run_folder.RunFolder`)."""
+_NOT_IDENTITY = frozenset({"chunk", "plots", "max_plots", "threads", "quiet", "retry_failed"})
+"""Options that do not change the rows (a resume may change them)."""
 
 
-def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _identity(
+    predictor: Predictor, sources: Sequence[Source], options: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The options that decide a batch's rows: a rerun into the folder must repeat them."""
+    from atmospec.run_folder import digest_of
+
+    ident = {k: v for k, v in (options or {}).items() if k not in _NOT_IDENTITY}
+    ident.update(
+        model_id=predictor.model_id,
+        draws=predictor.draws,
+        coverage=predictor.coverage,
+        seed=predictor.seed,
+        inputs=f"{len(sources)} spectra, sha256 {digest_of([s.id for s in sources])}",
+    )
+    return ident
+
+
+def merge_parts(
+    out: str | os.PathLike[str], folder: RunFolder | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the part files of a run into ``predictions.ecsv`` / ``.csv`` and ``failures.csv``.
 
-    Idempotent and atomic; returns ``(predictions, failures)`` as DataFrames.
+    Every part is checked against its sha256 first (a truncated part raises ChecksumError).
+    Idempotent and atomic; returns ``(predictions, failures)`` as DataFrames. With ``folder``
+    the outputs are recorded as the run's own (see :class:`~atmospec.run_folder.RunFolder`).
     """
     import pandas as pd
     from astropy.table import Table
@@ -205,7 +244,7 @@ def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame
     for part in sorted((out / _PARTS).glob("*.csv")):
         kind = part.stem.partition("-")[0]
         frames.setdefault(kind, []).append(
-            pd.read_csv(
+            _read_part(
                 part,
                 dtype={"source": str, "ood_reason": str, "notes": str},
                 keep_default_na=False,
@@ -218,13 +257,17 @@ def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame
         if frames["failed"]
         else pd.DataFrame(columns=["source", "error"])
     )
+    def target(name: str) -> contextlib.AbstractContextManager[Path]:
+        return atomic_path(out / name) if folder is None else folder.output(name)
+
     if not rows.empty:
         rows = rows.drop_duplicates("source", keep="first").reset_index(drop=True)
-        with atomic_path(out / "predictions.csv") as tmp:
+        fails = fails[~fails["source"].astype(str).isin(rows["source"].astype(str))]
+        with target("predictions.csv") as tmp:
             rows.to_csv(tmp, index=False)
-        with atomic_path(out / "predictions.ecsv") as tmp:
+        with target("predictions.ecsv") as tmp:
             Table.from_pandas(rows).write(tmp, format="ascii.ecsv", overwrite=True)
-    with atomic_path(out / "failures.csv") as tmp:
+    with target("failures.csv") as tmp:
         fails.drop_duplicates("source").to_csv(tmp, index=False)
     return rows, fails
 
@@ -240,6 +283,7 @@ def run_batch(
     quiet: bool = False,
     retry_failed: bool = False,
     options: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> BatchSummary:
     """Predict every source into ``out``, ``chunk`` spectra at a time, resuming earlier runs.
 
@@ -253,19 +297,51 @@ def run_batch(
     corner plot) go to ``out/objects/`` for the first ``max_plots`` objects of the folder
     (None: all; figures cost ~1 s per object, the network a few ms).
 
+    The folder is locked for the run and keeps its options (:class:`~atmospec.run_folder.
+    RunFolder`): a second run into it at the same time, a rerun with other options or inputs
+    (unless ``overwrite``, which discards the earlier run) and files in it that this run did
+    not write are refused; part files carry a sha256 verified before every merge.
+
     Returns:
         A :class:`BatchSummary` (throughput in ``spectra_per_s``).
     """
+    from atmospec.run_folder import RunFolder
+
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 spectra, got {chunk}")
+    out = Path(out)
+    folder = RunFolder(
+        out,
+        kind="predict",
+        options=_identity(predictor, sources, options),
+        outputs=_OUTPUTS,
+        overwrite=overwrite,
+    )
+    with folder:
+        return _run_locked(
+            sources, folder, predictor, chunk, plots, max_plots, quiet, retry_failed, options
+        )
+
+
+def _run_locked(
+    sources: Sequence[Source],
+    folder: RunFolder,
+    predictor: Predictor,
+    chunk: int,
+    plots: bool,
+    max_plots: int | None,
+    quiet: bool,
+    retry_failed: bool,
+    options: dict[str, Any] | None,
+) -> BatchSummary:
+    """The body of :func:`run_batch`, run while ``folder`` is locked."""
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from atmospec._fileio import atomic_path, provenance, write_json
+    from atmospec._fileio import provenance, write_json
     from atmospec.inference.predict import write_object_figures
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _PARTS).mkdir(exist_ok=True)
-    _check_run(out, predictor.model_id)
+    out = folder.out
     done, failed, part_no = _done(out)
     skip = done | (set() if retry_failed else failed)
     ids = [s.id for s in sources]
@@ -289,7 +365,8 @@ def run_batch(
             seed=predictor.seed, job="atmospec predict (batch)", model_id=predictor.model_id
         ),
     }
-    write_json(out / "run.json", record)
+    with folder.output("run.json") as tmp:
+        write_json(tmp, record)
     bar = tqdm(
         total=len(sources),
         initial=n_before,
@@ -311,17 +388,19 @@ def run_batch(
                     inputs.append(predictor.prepare(spectrum))
                 except AtmospecError as err:
                     errors.append({"source": src.id, "error": str(err)})
+                except OSError as err:  # unreadable file (permissions, I/O error)
+                    errors.append({"source": src.id, "error": f"{src.id}: cannot read ({err})"})
             if inputs:
                 result = predictor.predict_inputs(inputs)
                 n_figs = len(list((out / "objects").glob("*_corner.png")))
                 if plots and (max_plots is None or n_figs < max_plots):
                     write_object_figures(result, out / "objects")
                 frame = result.table().to_pandas()
-                with atomic_path(out / _PARTS / f"rows-{part_no:05d}.csv") as tmp:
-                    frame.to_csv(tmp, index=False)
+                folder.write_part(f"rows-{part_no:05d}.csv", frame.to_csv(index=False))
             if errors:
-                with atomic_path(out / _PARTS / f"failed-{part_no:05d}.csv") as tmp:
-                    pd.DataFrame(errors).to_csv(tmp, index=False)
+                folder.write_part(
+                    f"failed-{part_no:05d}.csv", pd.DataFrame(errors).to_csv(index=False)
+                )
             part_no += 1
             n_ok += len(inputs)
             n_fail += len(errors)
@@ -329,8 +408,13 @@ def run_batch(
     finally:
         bar.close()
     wall = time.perf_counter() - t0
-    rows, fails = merge_parts(out)
+    rows, fails = merge_parts(out, folder)
     summary = BatchSummary(out, len(sources), n_before, n_ok, n_fail, wall)
+    summary.n_rows, summary.n_failed_total = int(len(rows)), int(len(fails))
+    summary.written = tuple(
+        out / n for n in ("predictions.ecsv", "predictions.csv", "failures.csv")
+        if (out / n).exists()
+    )
     if "model_id" in rows:
         summary.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
     record.update(
@@ -344,5 +428,6 @@ def run_batch(
         spectra_per_s=summary.spectra_per_s,
         rows_by_model=summary.rows_by_model or {},
     )
-    write_json(out / "run.json", record)
+    with folder.output("run.json") as tmp:
+        write_json(tmp, record)
     return summary

@@ -480,7 +480,9 @@ def write_object_figures(result: PredictionResult, folder: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ predictor
-def _read(item: Any, policy: CoveragePolicy) -> Spectrum:
+def _read(item: Any, policy: CoveragePolicy, **read_options: Any) -> Spectrum:
+    """A Spectrum from a Spectrum or a file; ``read_options`` (wave_unit=, err_col= ...) go
+    to :func:`atmospec.io.read`, which refuses options the file's format does not take."""
     from atmospec.spectrum import Spectrum
 
     if isinstance(item, Spectrum):
@@ -495,10 +497,7 @@ def _read(item: Any, policy: CoveragePolicy) -> Spectrum:
             raise DataNotFoundError(f"{path}: no such spectrum file")
         # Files with NaN pixels are read with those pixels masked; the coverage policy then
         # decides (refuse names them; mask masks the model bins they leave empty).
-        try:
-            return read(path, invalid="mask")
-        except TypeError:
-            return read(path)
+        return read(path, invalid="mask", **read_options)
     raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
 
 
@@ -775,7 +774,9 @@ class Predictor:
         """The spectrum on the axis of the model that will serve it, under the coverage
         policy (with ``"default"``, the routing decision is made here and noted)."""
         from atmospec.errors import InvalidSpectrumError
+        from atmospec.sanity import check_spectrum
 
+        check_spectrum(spectrum)  # refused before routing: no member could answer it
         if self.policy is None:
             member = self._only
             inp = self._prepare_for(member, spectrum)

@@ -133,7 +133,22 @@ def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum
         format = detect_format(path)  # noqa: A001
     if format not in READERS:
         raise FileFormatError(f"{path}: unknown format {format!r}; known: {sorted(READERS)}")
-    return READERS[format](path, **kwargs)
+    reader = READERS[format]
+    unknown = [k for k, v in kwargs.items() if v is not None and k not in _accepted(reader)]
+    if unknown:
+        takes = sorted(n for n, r in READERS.items() if all(k in _accepted(r) for k in unknown))
+        raise FileFormatError(
+            f"{path}: is a {format} file, whose reader takes no {', '.join(unknown)} option "
+            f"(the file's own header decides); {', '.join(unknown)} applies to "
+            f"{', '.join(takes) or 'no format'} files"
+        )
+    return reader(path, **{k: v for k, v in kwargs.items() if k in _accepted(reader)})
+
+
+def _accepted(reader: Callable[..., Spectrum]) -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(reader).parameters)
 
 
 def write(spectrum: Spectrum, path: str | Path, format: str | None = None) -> Path:  # noqa: A002

@@ -23,6 +23,7 @@ from atmospec.io._common import (
     check_flux_unit,
     check_wave_unit,
     find_column,
+    match_columns,
     meta_from_json,
     open_text,
     parse_unit,
@@ -145,8 +146,7 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
     else:  # the last comment line that names every column, one of them a wavelength
         for c in reversed(comments):
             n, un = _parse_header(c, delimiter)
-            known = find_column(n, WAVE_NAMES, what="wavelength", source=source, required=False)
-            if len(n) == data.shape[1] and known is not None:
+            if len(n) == data.shape[1] and match_columns(n, WAVE_NAMES):
                 names, units = n, un
                 break
     return TextTable(names=names, units=units, data=data, header=header)
