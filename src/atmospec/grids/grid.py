@@ -42,6 +42,18 @@ class _Cell:
     weights: RegularWeights | SparseWeights | None = field(default=None, repr=False)
 
 
+def _rebuild_hint(path: Path) -> str:
+    """What to do when a grid file fails its checksum."""
+    from atmospec.grids.registry import BUILTIN_GRIDS, grids_dir
+
+    if path.parent.resolve() == grids_dir().resolve() and path.stem in BUILTIN_GRIDS:
+        return (
+            f"this is atmospec's cached copy of {path.stem}: run `atmospec grids --rebuild` "
+            "(or delete the file) to convert it again from the fetched data"
+        )
+    return "write the grid again with its loader (atmospec.grids.loaders) or GridWriter"
+
+
 class ModelGrid:
     """A grid of model spectra: a parameter table plus fluxes on one wavelength axis.
 
@@ -85,6 +97,9 @@ class ModelGrid:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataNotFoundError(f"{self.path}: no such grid file")
+        from atmospec._fileio import verify_checksum
+
+        verify_checksum(self.path, fix=_rebuild_hint(self.path))
         try:
             with h5py.File(self.path, "r") as h5:
                 if META_ATTR not in h5.attrs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import io
 import json
 import re
 import warnings
@@ -129,9 +130,16 @@ def open_fits(path: Path) -> Iterator[HDUList]:
         warnings.simplefilter("ignore", AstropyUserWarning)
         warnings.filterwarnings("error", message=".*truncated.*", category=AstropyUserWarning)
         try:
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            source: Any = path
+            with open(path, "rb") as fh:
+                compressed = fh.read(2) == b"\x1f\x8b"
+            if compressed:  # decompress whole: gzip's CRC-32 and length are checked at its end
+                source = io.BytesIO(_gunzip(path))
+            hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
             for hdu in hdul:  # force reading every data block now
                 _ = hdu.data
+        except FileFormatError:
+            raise
         except (OSError, EOFError, ValueError, TypeError, IndexError, AstropyUserWarning) as err:
             raise FileFormatError(
                 f"{path}: not a readable FITS file (truncated or corrupt): {err}"
@@ -142,15 +150,27 @@ def open_fits(path: Path) -> Iterator[HDUList]:
             hdul.close()
 
 
+def _gunzip(path: Path) -> bytes:
+    """The decompressed content of a gzip file; a failed CRC-32 / length check raises."""
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise FileFormatError(
+            f"{path}: corrupt gzip file ({err}); the compressed data fail their checksum, "
+            "so the content cannot be trusted. Download or copy the file again"
+        ) from err
+
+
 def open_text(path: Path) -> list[str]:
     """The lines of a text file (gzip-compressed if it ends with .gz); binary content raises."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as err:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = _gunzip(path)
+    except OSError as err:
         raise FileFormatError(f"{path}: cannot be read ({err})") from err
     if b"\x00" in raw[:4096]:
         raise FileFormatError(f"{path}: binary content, not a text table")
