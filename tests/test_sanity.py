@@ -22,7 +22,9 @@ def real(splat_dir: Path) -> Spectrum:
     return read(splat_dir / HD3651B, invalid="mask")
 
 
-def _variant(s: Spectrum, flux: np.ndarray | None = None, unc: np.ndarray | None = None) -> Spectrum:
+def _variant(
+    s: Spectrum, flux: np.ndarray | None = None, unc: np.ndarray | None = None
+) -> Spectrum:
     return Spectrum(
         s.wavelength,
         s.flux if flux is None else flux,

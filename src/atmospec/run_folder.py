@@ -150,7 +150,9 @@ class RunFolder:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RunFolderError(f"{out}: cannot create the output folder ({err.strerror})") from None
+            raise RunFolderError(
+                f"{out}: cannot create the output folder ({err.strerror})"
+            ) from None
         if not os.access(out, os.W_OK | os.X_OK):
             raise RunFolderError(f"{out}: the output folder is not writable")
 
@@ -159,7 +161,9 @@ class RunFolder:
         try:
             fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
         except OSError as err:
-            raise RunFolderError(f"{self.out}: cannot create the lock file ({err.strerror})") from None
+            raise RunFolderError(
+                f"{self.out}: cannot create the lock file ({err.strerror})"
+            ) from None
         try:
             import fcntl
 

@@ -199,6 +199,12 @@ def predict_cmd(
         f"{f' (see {failures})' if summary.n_failed_total else ''} in "
         f"{summary.wall_time_s:.1f} s: {summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
     )
+    if summary.n_failed:
+        import pandas as pd
+
+        reasons = pd.read_csv(out / "failures.csv", dtype=str, keep_default_na=False)
+        for reason in reasons["error"].tail(summary.n_failed).head(5):
+            console.print(f"  [red]failed:[/] {escape(reason)}", highlight=False)
     if summary.n_rows:
         table = escape(str(out / "predictions.ecsv"))
         console.print(f"model {predictor.model_id}; {summary.n_rows} rows in {table}")

@@ -257,6 +257,7 @@ def merge_parts(
         if frames["failed"]
         else pd.DataFrame(columns=["source", "error"])
     )
+
     def target(name: str) -> contextlib.AbstractContextManager[Path]:
         return atomic_path(out / name) if folder is None else folder.output(name)
 
@@ -412,7 +413,8 @@ def _run_locked(
     summary = BatchSummary(out, len(sources), n_before, n_ok, n_fail, wall)
     summary.n_rows, summary.n_failed_total = int(len(rows)), int(len(fails))
     summary.written = tuple(
-        out / n for n in ("predictions.ecsv", "predictions.csv", "failures.csv")
+        out / n
+        for n in ("predictions.ecsv", "predictions.csv", "failures.csv")
         if (out / n).exists()
     )
     if "model_id" in rows:

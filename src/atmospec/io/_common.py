@@ -330,8 +330,7 @@ def find_column(
     how = f" (pass {option}= / --{option.replace('_', '-')})" if option else ""
     if len(hits) > 1:
         raise FileFormatError(
-            f"{source}: {len(hits)} columns could be the {what}: {hits}; name the one to use"
-            f"{how}"
+            f"{source}: {len(hits)} columns could be the {what}: {hits}; name the one to use{how}"
         )
     if hits:
         return hits[0]

@@ -196,9 +196,27 @@ def read_text(
     )
 
 
-def read_csv(path: str | Path, **kwargs: Any) -> Spectrum:
+def read_csv(
+    path: str | Path,
+    *,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
     """Read a comma-separated table (see :func:`read_text`; header ``wavelength [um],flux,...``)."""
-    return read_text(path, delimiter=",", **kwargs)
+    return read_text(
+        path,
+        delimiter=",",
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
+        wave_unit=wave_unit,
+        flux_unit=flux_unit,
+        invalid=invalid,
+    )
 
 
 def _from_table(

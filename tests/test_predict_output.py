@@ -1,0 +1,138 @@
+"""`predict` output folders: one run per --out, options kept, foreign files kept, exit codes."""
+
+# ruff: noqa: F811  (the `tiny` fixture is imported from _inference_support)
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
+
+from atmospec.errors import ChecksumError
+from atmospec.run_folder import RunFolder, RunFolderError
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture()
+def spectra(tiny: dict[str, Any], tmp_path: Path) -> list[Path]:
+    """Four synthetic ECSV spectra (Teff 1200-1800 K, S/N 40)."""
+    d = tmp_path / "spectra"
+    d.mkdir()
+    paths = []
+    for i, teff in enumerate((1200.0, 1400.0, 1600.0, 1800.0)):
+        point = {"teff": teff, "logg": 5.0, "mh": 0.0, "fsed": 2.0}
+        spec = synthetic_spectrum(tiny["grid"], point, snr=40, seed=i, name=f"s{i}")
+        paths.append(spec.write(d / f"s{i}.ecsv"))
+    return paths
+
+
+def _predictor(tiny: dict[str, Any], draws: int = 100) -> Any:
+    from atmospec.inference.predict import Predictor
+
+    return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=draws)
+
+
+def _run(tiny, paths, out, draws=100, **kw) -> Any:
+    from atmospec.inference.batch import file_sources, run_batch
+
+    return run_batch(
+        file_sources(paths), out, _predictor(tiny, draws), chunk=2, quiet=True, plots=False, **kw
+    )
+
+
+def test_rerun_with_other_draws_refused_unless_overwrite(tiny, spectra, tmp_path) -> None:
+    out = tmp_path / "run"
+    _run(tiny, spectra[:2], out, draws=100)
+    with pytest.raises(RunFolderError, match=r"draws: 100 -> 300.*--overwrite"):
+        _run(tiny, spectra[:2], out, draws=300)
+    with pytest.raises(RunFolderError, match=r"inputs: 2 spectra.* -> 4 spectra"):
+        _run(tiny, spectra, out, draws=100)  # another catalogue into the same folder
+    summary = _run(tiny, spectra, out, draws=300, overwrite=True)
+    assert (summary.n_done_before, summary.n_rows, summary.exit_code) == (0, 4, 0)
+    rows = pd.read_csv(out / "predictions.csv")
+    assert len(rows) == 4  # rows of one setting only
+
+
+def test_concurrent_run_into_one_out_is_refused(tiny, spectra, tmp_path) -> None:
+    out = tmp_path / "run"
+    with RunFolder(out, kind="predict", options={"someone": "else"}):
+        with pytest.raises(RunFolderError, match="another atmospec run"):
+            _run(tiny, spectra, out)
+    assert not (out / "predictions.csv").exists()
+
+
+def test_foreign_predictions_table_is_never_overwritten(tiny, spectra, tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "predictions.csv").write_text("object,teff\nmine,1234\n")
+    with pytest.raises(RunFolderError, match="not written by an atmospec run"):
+        _run(tiny, spectra, out)
+    assert (out / "predictions.csv").read_text() == "object,teff\nmine,1234\n"
+
+
+def test_truncated_part_is_an_error_not_a_nan_row(tiny, spectra, tmp_path) -> None:
+    out = tmp_path / "run"
+    _run(tiny, spectra, out)
+    part = sorted((out / "parts").glob("rows-*.csv"))[0]
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    with pytest.raises(ChecksumError, match=f"{part.name}: part file does not match"):
+        _run(tiny, spectra, out)
+    from atmospec.inference.batch import merge_parts
+
+    with pytest.raises(ChecksumError, match="truncated or edited"):
+        merge_parts(out)
+
+
+def test_absurd_flux_is_a_failure_with_a_reason_not_a_nan_row(tiny, spectra, tmp_path) -> None:
+    """Flux x1e300 used to give chi2_red NaN, S/N 0 and OOD False in a normal-looking row."""
+    from atmospec.io import read
+
+    spec = read(spectra[0])
+    bad = tmp_path / "spectra" / "huge.ecsv"
+    spec.__class__(spec.wavelength, spec.flux * 1e300, spec.uncertainty * 1e300, name="huge").write(
+        bad
+    )
+    summary = _run(tiny, [spectra[1], bad], tmp_path / "run")
+    assert (summary.n_rows, summary.n_failed_total, summary.exit_code) == (1, 1, 3)
+    fails = pd.read_csv(tmp_path / "run" / "failures.csv")
+    assert "beyond 1e+100" in fails["error"][0] and fails["source"][0].endswith("huge.ecsv")
+    rows = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    numbers = rows[["teff_median", "logg_median", "ood_score", "chi2_red", "snr"]].to_numpy()
+    assert np.isfinite(numbers).all() and rows["snr"][0] > 10  # the healthy S/N 40 spectrum
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    code = "from atmospec.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_exit_codes_and_clear_errors(tiny, spectra, tmp_path) -> None:
+    model = tmp_path / "model"
+    tiny["estimator"].save(model)
+    base = ["predict", "--model", str(model), "--no-plots", "--no-ood", "--draws", "50"]
+    broken = tmp_path / "broken.csv"
+    broken.write_text("not a spectrum\n")
+    res = _cli([*base, str(broken), "--out", str(tmp_path / "all-failed")])
+    assert res.returncode == 4, res.stderr
+    assert "no spectrum could be used" in res.stdout and "predictions.ecsv" not in res.stdout
+    assert not (tmp_path / "all-failed" / "predictions.ecsv").exists()
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    res = _cli([*base, str(spectra[0]), "--out", str(a_file)])
+    assert res.returncode == 2 and "existing file, not a folder" in res.stderr
+    assert "Traceback" not in res.stderr
+
+    res = _cli([*base, str(spectra[0]), "--out", str(tmp_path / "c0"), "--chunk", "0"])
+    assert res.returncode == 2 and "--chunk must be >= 1" in res.stderr
+    assert "Traceback" not in res.stderr
