@@ -106,6 +106,8 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise FileFormatError(f"{p}: invalid TOML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise FileFormatError(f"{p}: not UTF-8 text, so not a TOML config ({err})") from None
 
 
 def _json_default(obj: Any) -> Any:

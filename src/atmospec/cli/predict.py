@@ -96,6 +96,10 @@ def predict_cmd(
         raise typer.BadParameter(f"--coverage must be refuse or mask, not {coverage!r}")
     if draws < 1:
         raise typer.BadParameter("--draws must be >= 1")
+    if not 0.0 <= max_masked <= 1.0:  # also refuses nan
+        raise typer.BadParameter(f"--max-masked must be a fraction in [0, 1], not {max_masked}")
+    if assume_snr is not None and not 0.0 < assume_snr < float("inf"):
+        raise typer.BadParameter(f"--assume-snr must be a positive finite S/N, not {assume_snr}")
     if chunk < 1:
         raise typer.BadParameter(f"--chunk must be >= 1 spectra, not {chunk}")
     read_options = {

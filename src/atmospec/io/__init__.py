@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def _head(path: Path, n: int = 2880) -> bytes:
         try:
             with gzip.open(path, "rb") as fh:
                 raw = fh.read(n)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise FileFormatError(f"{path}: corrupt gzip file ({err})") from err
     return raw
 

@@ -123,6 +123,7 @@ def check_file(path: str | Path) -> Path:
 def open_fits(path: Path) -> Iterator[HDUList]:
     """Open a FITS file fully in memory; corrupt or truncated files raise FileFormatError."""
     from astropy.io import fits
+    from astropy.io.fits.verify import VerifyError
     from astropy.utils.exceptions import AstropyUserWarning
 
     with warnings.catch_warnings():
@@ -140,12 +141,24 @@ def open_fits(path: Path) -> Iterator[HDUList]:
                 _ = hdu.data
         except FileFormatError:
             raise
-        except (OSError, EOFError, ValueError, TypeError, IndexError, AstropyUserWarning) as err:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            TypeError,
+            IndexError,
+            KeyError,  # an unknown BITPIX
+            AttributeError,  # a corrupted HDU astropy could not classify
+            VerifyError,  # an unparsable card met while loading the data
+            AstropyUserWarning,
+        ) as err:
             raise FileFormatError(
                 f"{path}: not a readable FITS file (truncated or corrupt): {err}"
             ) from err
         try:
             yield hdul
+        except VerifyError as err:  # a malformed card met while the reader walks the headers
+            raise FileFormatError(f"{path}: corrupt FITS header ({err})") from err
         finally:
             hdul.close()
 
