@@ -56,7 +56,9 @@ def test_mutators_change_the_input() -> None:
     assert sum(o != seed for o in outs) >= 90 and len(set(outs)) >= 80
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.binary(max_size=3000),
     name=st.sampled_from(["s.fits", "s.fits.gz", "s.txt", "s.csv", "s.ecsv", "s_fluxcal.dat"]),
@@ -81,7 +83,11 @@ _EDGE = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(
     flux=st.lists(_EDGE, min_size=1, max_size=40),
-    unc=st.lists(st.one_of(st.floats(min_value=0), st.sampled_from([np.nan, np.inf])), min_size=40, max_size=40),
+    unc=st.lists(
+        st.one_of(st.floats(min_value=0), st.sampled_from([np.nan, np.inf])),
+        min_size=40,
+        max_size=40,
+    ),
 )
 def test_accepted_arrays_have_finite_chi2_terms(flux: list[float], unc: list[float]) -> None:
     """Whatever the gates accept, (flux / sigma)^2 and flux^2 stay finite in float64."""
@@ -122,7 +128,9 @@ def test_error_column_is_an_exact_synonym_or_refused(names: list[str]) -> None:
         assert not any(normalise_column(n) in ERROR_NAMES for n in names)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(values=st.lists(st.tuples(_EDGE, _EDGE, _EDGE), min_size=1, max_size=30))
 def test_text_tables_of_edge_numbers(tmp_path_factory, values) -> None:
     """A reader returns a spectrum without NaN where unmasked, or an atmospec error."""
