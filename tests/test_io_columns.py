@@ -105,3 +105,14 @@ def test_wave_unit_hint_names_an_option_predict_has(tmp_path: Path) -> None:
     assert "wave_unit" in inspect.signature(predict_cmd).parameters
     with pytest.raises(FileFormatError, match="takes no err_col"):
         read(tmp_path / "aa.csv", format="telescopeml", err_col="error")
+
+
+def test_hints_in_brackets_survive_the_cli(tmp_path: Path) -> None:
+    """The unit hint "# wavelength [um] ..." used to lose its "[um]" to rich markup."""
+    f = tmp_path / "nounit.txt"
+    f.write_text("1.0 2.0 0.1\n1.1 2.1 0.1\n1.2 2.2 0.1\n")
+    proc = _cli(["fit", str(f), "--grid", "dback24", "-q"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "wavelength [um] flux [W m-2 um-1]" in " ".join(proc.stderr.split()), proc.stderr
+    proc = _cli(["fit", str(f), "--grid", "dback24", "-q", "--wave-unit", "AA"])
+    assert "Traceback" not in proc.stderr and proc.returncode == 2  # 1-1.2 AA: no overlap
