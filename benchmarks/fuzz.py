@@ -637,6 +637,8 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
             raise exc
         if isinstance(exc, AtmospecError):
             raise exc
+        if result.exit_code != 0:  # a usage error, or every input failed: a clean refusal
+            raise AtmospecError(f"exit status {result.exit_code}")
         return result
 
     def fit_cli(path: Path) -> Any:
