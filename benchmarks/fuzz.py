@@ -852,7 +852,16 @@ def one(data):
         stats["failures"].append(t.name + ": " + t.failures[-1])
     if stats["cases"] % 100 == 0 or outcome != "ok":
         Path({str(report)!r}).write_text(json.dumps(stats))
-atheris.Setup([sys.argv[0], "-max_total_time={seconds}", "-rss_limit_mb=4096"], one)
+corpus = work / "corpus"  # the real seeds, each prefixed with its target's index
+corpus.mkdir()
+for i, t in enumerate(targets):
+    for j, seed in enumerate(t.seeds):
+        if len(seed) < 1_000_000:
+            (corpus / f"{{i}}-{{j}}").write_bytes(bytes([i]) + seed)
+atheris.Setup(
+    [sys.argv[0], "-max_total_time={seconds}", "-rss_limit_mb=4096", "-max_len=400000", str(corpus)],
+    one,
+)
 atheris.Fuzz()
 """
     subprocess.run(

@@ -69,8 +69,17 @@ def test_other_options_refused_unless_overwrite(tmp_path: Path) -> None:
     ):
         pass
     assert "--overwrite" in str(err.value)
-    with RunFolder(out, kind="predict", options={"draws": 200, "seed": 0}, overwrite=True) as rf:
+    (out / "objects").mkdir()
+    (out / "objects" / "old_corner.png").write_bytes(b"png")
+    with RunFolder(
+        out,
+        kind="predict",
+        options={"draws": 200, "seed": 0},
+        outputs=("objects/",),
+        overwrite=True,
+    ) as rf:
         assert rf.parts() == []  # the earlier run's parts are gone, not mixed in
+        assert not (out / "objects").exists()  # and its figures
 
 
 def test_foreign_output_never_overwritten(tmp_path: Path) -> None:

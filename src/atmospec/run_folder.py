@@ -102,8 +102,9 @@ class RunFolder:
         out: the folder (created if absent; an existing *file* is refused).
         kind: what writes it (``"predict"``); another kind in the same folder is refused.
         options: the options that decide the results; JSON-serialisable.
-        outputs: names (relative to ``out``) of the files the run writes at the end; any of
-            them that exists without a record from an earlier run here is foreign: refused.
+        outputs: names (relative to ``out``) of the files the run writes (a name ending in
+            ``/`` is a folder of its own, e.g. figures); any of them that exists without a
+            record from an earlier run here is foreign: refused.
         overwrite: start afresh: remove the earlier run's recorded files and parts.
     """
 
@@ -260,6 +261,8 @@ class RunFolder:
             )
         self._record = previous
         for name in self.outputs:  # outputs changed since we wrote them are someone else's
+            if name.endswith("/"):
+                continue
             path = self.out / name
             recorded = self._record["files"].get(name)
             if path.exists() and (recorded is None or sha256_file(path) != recorded):
@@ -270,8 +273,11 @@ class RunFolder:
 
     def _clear(self, previous: dict[str, Any]) -> None:
         for name in list(previous.get("files", {})) + list(self.outputs):
-            with contextlib.suppress(FileNotFoundError):
-                (self.out / name).unlink()
+            path = self.out / name
+            if name.endswith("/") and path.is_dir():
+                shutil.rmtree(path)
+            elif path.is_file():
+                path.unlink()
         if (self.out / _PARTS).is_dir():
             shutil.rmtree(self.out / _PARTS)
         with contextlib.suppress(FileNotFoundError):

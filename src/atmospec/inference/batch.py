@@ -202,7 +202,7 @@ def _done(out: Path) -> tuple[set[str], set[str], int]:
     return done, failed, next_part
 
 
-_OUTPUTS = ("predictions.csv", "predictions.ecsv", "failures.csv", "run.json")
+_OUTPUTS = ("predictions.csv", "predictions.ecsv", "failures.csv", "run.json", "objects/")
 """The files a batch run writes in its folder (guarded by :class:`~atmospec.run_folder.RunFolder`)."""
 _NOT_IDENTITY = frozenset({"chunk", "plots", "max_plots", "threads", "quiet", "retry_failed"})
 """Options that do not change the rows (a resume may change them)."""
