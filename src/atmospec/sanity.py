@@ -162,5 +162,5 @@ def check_spectrum(spectrum: Spectrum) -> list[str]:
     return check_arrays(
         np.asarray(spectrum.flux)[use],
         None if unc is None else np.asarray(unc)[use],
-        source=spectrum.source or str(spectrum.name or ""),
+        source=str(spectrum.meta.get("source") or spectrum.name or "spectrum"),
     )
