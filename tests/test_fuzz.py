@@ -146,3 +146,63 @@ def test_text_tables_of_edge_numbers(tmp_path_factory, values) -> None:
     use = ~spec.mask
     assert np.isfinite(spec.wavelength).all() and np.isfinite(spec.flux[use]).all()
     assert (spec.uncertainty[use] > 0).all()
+
+
+# ------------------------------------------------ regressions: cases the fuzzer found
+def _expect_format_error(call, path: Path, match: str) -> None:
+    from atmospec.errors import FileFormatError
+
+    with pytest.raises(FileFormatError, match=match):
+        call(path)
+
+
+def test_truncated_hpf_stack_is_a_format_error(shared_dir: Path, tmp_path: Path) -> None:
+    """The real WASP-69 HPF stack cut mid-table raised TypeError 'buffer is too small'."""
+    from atmospec.highres.io import read_hpf
+
+    raw = (shared_dir / "hpf" / "WASP_69_hpf_stack.fits").read_bytes()
+    cut = tmp_path / "stack.fits"
+    cut.write_bytes(raw[: len(raw) // 2])
+    _expect_format_error(read_hpf, cut, "stack.fits: not a readable FITS file")
+    one = tmp_path / "primary-only.fits"
+    one.write_bytes(raw[:2880])  # the primary header alone: used to raise IndexError
+    _expect_format_error(read_hpf, one, "neither a Goldilocks file")
+
+
+def test_transmission_row_with_too_few_columns(shared_dir: Path, tmp_path: Path) -> None:
+    """A @DATA row of the real WASP-39b file cut to 2 columns raised IndexError."""
+    from atmospec.molecules.io import read_transmission
+
+    lines = (shared_dir / "transmission" / "wasp39b_jwst_transit.dat").read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.strip().upper().startswith("@DATA")) + 1
+    while not lines[i].strip() or lines[i].lstrip().startswith("#"):
+        i += 1
+    lines[i] = " ".join(lines[i].split()[:2])
+    bad = tmp_path / "w39.dat"
+    bad.write_text("\n".join(lines) + "\n")
+    _expect_format_error(read_transmission, bad, "has 2 columns")
+
+
+def test_config_and_table_readers_refuse_bad_values(tmp_path: Path) -> None:
+    from atmospec._fileio import read_toml
+    from atmospec.molecules.cia import read_cia
+    from atmospec.posteriors.pipeline import read_config
+
+    toml = tmp_path / "c.toml"
+    toml.write_bytes(b"[npe]\nn_train = \x96\n")
+    _expect_format_error(read_toml, toml, "not UTF-8")
+    toml.write_text("[npe]\nn_train = inf\n")
+    _expect_format_error(read_config, toml, r"n_train = inf is not a valid int")
+    cia = tmp_path / "cia.dat"
+    cia.write_text("@SPECIES\nH2 H2\n@TEMPERATURES\n100 200\n@DATA\n1.0 2.0 3.0\n2.0 1,5 3.0\n")
+    _expect_format_error(read_cia, cia, "not a row of numbers")
+
+
+def test_x1d_whose_extract1d_is_an_image(tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    from atmospec.io import read_jwst_x1d
+
+    path = tmp_path / "x1d.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones(5), name="EXTRACT1D")]).writeto(path)
+    _expect_format_error(read_jwst_x1d, path, "not a binary table")

@@ -109,6 +109,12 @@ def _read_pyratbay(path: Path, lines: list[str]) -> TransmissionSpectrum:
         raise FileFormatError(f"{path}: @DEPTH_UNITS {unit!r} is not one of {sorted(DEPTH_UNITS)}")
     if not rows:
         raise FileFormatError(f"{path}: no rows after @DATA")
+    short = next((r for r in rows if len(r) < 4), None)
+    if short is not None:
+        raise FileFormatError(
+            f"{path}: @DATA row {' '.join(short)!r} has {len(short)} columns; rows need depth, "
+            "depth_err, wl, half_width [instrument]"
+        )
     try:
         num = np.array([[float(x) for x in r[:4]] for r in rows])
     except (ValueError, IndexError) as err:
