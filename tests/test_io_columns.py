@@ -71,11 +71,9 @@ def test_column_named_like_markup_reaches_the_message_intact(tmp_path: Path) -> 
     f.write_text("[/b],flux [um]\n1.0,2.0\n1.1,2.1\n")
     with pytest.raises(FileFormatError, match=r"\[/b\]"):
         read(f)
-    proc = _cli(["predict", str(f), "--out", str(tmp_path / "out"), "--no-plots"])
-    assert proc.returncode != 0
-    assert proc.returncode == 4  # no spectrum could be used
-    assert "no wavelength column" in proc.stdout and "[/b]" in proc.stdout, proc.stdout
-    assert "Traceback" not in proc.stderr
+    proc = _cli(["fit", str(f), "--grid", "dback24", "-q"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no wavelength column" in proc.stderr and "'[/b]'" in proc.stderr, proc.stderr
     del CliRunner
 
 
