@@ -149,6 +149,7 @@ def open_fits(path: Path) -> Iterator[HDUList]:
             IndexError,
             KeyError,  # an unknown BITPIX
             AttributeError,  # a corrupted HDU astropy could not classify
+            AssertionError,  # astropy asserts on column names that fit no header card
             VerifyError,  # an unparsable card met while loading the data
             AstropyUserWarning,
         ) as err:
