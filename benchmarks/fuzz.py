@@ -269,7 +269,7 @@ def fit_leak(grid: Any) -> Callable[[Any, Path], str | None]:
         problem = spectrum_leak(spec, path)
         if problem or spec.uncertainty is None:
             return problem
-        from atmospec.inference.chi2 import fit_chi2
+        from atmospec.fitting.chi2 import fit_chi2
 
         try:
             result = fit_chi2(spec, grid)
@@ -450,8 +450,8 @@ def build_targets(work: Path) -> list[Target]:
 
     configs = sorted(Path(__file__).parents[1].glob("configs/*.toml"))
     toml_seeds = [p.read_bytes() for p in configs] or [b"[npe]\nseed = 1\n"]
+    from atmospec.learning.recipe import load_recipe
     from atmospec.posteriors.pipeline import read_config
-    from atmospec.training.recipe import load_recipe
 
     t += [
         Target("read_toml", "c.toml", toml_seeds, read_toml, "text", 0.5),
@@ -509,15 +509,18 @@ def _manifest_target(splat: Path | None) -> Target:
 
 
 def _run_record_target() -> Target:
-    from atmospec.run_folder import RunFolder
+    from atmospec.prediction.runfolder import RunFolder
 
-    seed = json.dumps({"kind": "predict", "options": {"draws": 100}, "files": {}}).encode()
+    record = {"kind": "predict", "options": {"draws": 100}}
+    seed = json.dumps({**record, "files": {}}).encode()
 
     def call(path: Path) -> Any:
-        with RunFolder(path.parent, kind="predict", options={"draws": 100}) as rf:
-            return rf
+        rf = RunFolder(path.parent)
+        rf.begin(record)
+        rf.release()
+        return rf
 
-    return Target("run folder record", ".atmospec-run.json", [seed], call, "text", 0.5)
+    return Target("run folder record", "run.json", [seed], call, "text", 0.5)
 
 
 def _shared_targets(shared: Path) -> list[Target]:

@@ -92,11 +92,11 @@ def _cli(args: list[str]):
 def test_wave_unit_hint_names_an_option_predict_has(tmp_path: Path) -> None:
     """Wavelengths in Angstrom labelled um: the hint's --wave-unit AA must exist and work."""
     from atmospec.cli.predict import predict_cmd
-    from atmospec.inference.predict import _read
+    from atmospec.prediction.sources import read_spectrum
 
     f = tmp_path / "aa.csv"
     _csv(f, ["wavelength [um]", "flux", "error"], [WAVE * 1e4, FLUX, 0.02 * FLUX])
-    spec = _read(f, "refuse", wave_unit="AA")
+    spec = read_spectrum(f, wave_unit="AA")
     np.testing.assert_allclose(spec.wavelength, WAVE, rtol=1e-5)  # 6 digits in the file
     import inspect
 

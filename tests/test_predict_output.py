@@ -15,7 +15,7 @@ import pytest
 from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
 
 from atmospec.errors import ChecksumError
-from atmospec.run_folder import RunFolder, RunFolderError
+from atmospec.prediction.runfolder import RunFolder, RunFolderError
 
 pytestmark = pytest.mark.realdata
 
@@ -34,17 +34,17 @@ def spectra(tiny: dict[str, Any], tmp_path: Path) -> list[Path]:
 
 
 def _predictor(tiny: dict[str, Any], draws: int = 100) -> Any:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=draws)
 
 
 def _run(tiny, paths, out, draws=100, **kw) -> Any:
-    from atmospec.inference.batch import file_sources, run_batch
+    from atmospec.prediction.batch import BatchOptions, run_catalog
+    from atmospec.prediction.sources import Catalog
 
-    return run_batch(
-        file_sources(paths), out, _predictor(tiny, draws), chunk=2, quiet=True, plots=False, **kw
-    )
+    options = BatchOptions(partition_size=2, plots=False, **kw)
+    return run_catalog(Catalog.from_files(paths), _predictor(tiny, draws), out, options)
 
 
 def test_rerun_with_other_draws_refused_unless_overwrite(tiny, spectra, tmp_path) -> None:
@@ -52,19 +52,23 @@ def test_rerun_with_other_draws_refused_unless_overwrite(tiny, spectra, tmp_path
     _run(tiny, spectra[:2], out, draws=100)
     with pytest.raises(RunFolderError, match=r"draws: 100 -> 300.*--overwrite"):
         _run(tiny, spectra[:2], out, draws=300)
-    with pytest.raises(RunFolderError, match=r"inputs: 2 spectra.* -> 4 spectra"):
+    with pytest.raises(RunFolderError, match=r"another catalog.*n_rows: 2 -> 4"):
         _run(tiny, spectra, out, draws=100)  # another catalogue into the same folder
-    summary = _run(tiny, spectra, out, draws=300, overwrite=True)
-    assert (summary.n_done_before, summary.n_rows, summary.exit_code) == (0, 4, 0)
+    run = _run(tiny, spectra, out, draws=300, overwrite=True)
+    assert (run.n_rows_done_before, run.n_predicted, run.exit_code) == (0, 4, 0)
     rows = pd.read_csv(out / "predictions.csv")
     assert len(rows) == 4  # rows of one setting only
 
 
 def test_concurrent_run_into_one_out_is_refused(tiny, spectra, tmp_path) -> None:
     out = tmp_path / "run"
-    with RunFolder(out, kind="predict", options={"someone": "else"}):
+    other = RunFolder(out)
+    other.begin({"kind": "predict", "options": {"someone": "else"}})
+    try:
         with pytest.raises(RunFolderError, match="another atmospec run"):
             _run(tiny, spectra, out)
+    finally:
+        other.release()
     assert not (out / "predictions.csv").exists()
 
 
@@ -80,13 +84,13 @@ def test_foreign_predictions_table_is_never_overwritten(tiny, spectra, tmp_path)
 def test_truncated_part_is_an_error_not_a_nan_row(tiny, spectra, tmp_path) -> None:
     out = tmp_path / "run"
     _run(tiny, spectra, out)
-    part = sorted((out / "parts").glob("rows-*.csv"))[0]
+    part = sorted((out / "parts").glob("part-*.parquet"))[0]
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
-    with pytest.raises(ChecksumError, match=f"{part.name}: part file does not match"):
+    with pytest.raises(ChecksumError, match=f"{part.name}: the file does not match"):
         _run(tiny, spectra, out)
-    from atmospec.inference.batch import merge_parts
+    from atmospec.prediction.batch import merge_parts
 
-    with pytest.raises(ChecksumError, match="truncated or edited"):
+    with pytest.raises(ChecksumError, match="changed or corrupted after writing"):
         merge_parts(out)
 
 
@@ -99,8 +103,8 @@ def test_absurd_flux_is_a_failure_with_a_reason_not_a_nan_row(tiny, spectra, tmp
     spec.__class__(spec.wavelength, spec.flux * 1e300, spec.uncertainty * 1e300, name="huge").write(
         bad
     )
-    summary = _run(tiny, [spectra[1], bad], tmp_path / "run")
-    assert (summary.n_rows, summary.n_failed_total, summary.exit_code) == (1, 1, 3)
+    run = _run(tiny, [spectra[1], bad], tmp_path / "run")
+    assert (run.n_predicted, run.n_unusable, run.exit_code) == (1, 1, 3)
     fails = pd.read_csv(tmp_path / "run" / "failures.csv")
     assert "beyond 1e+100" in fails["error"][0] and fails["source"][0].endswith("huge.ecsv")
     rows = pd.read_csv(tmp_path / "run" / "predictions.csv")
@@ -140,4 +144,9 @@ def test_cli_exit_codes_and_clear_errors(tiny, spectra, tmp_path) -> None:
     res = CliRunner().invoke(
         app, [*base, str(spectra[0]), "--out", str(tmp_path / "c0"), "--chunk", "0"]
     )
-    assert res.exit_code == 2 and "--chunk must be >= 1" in " ".join(res.output.split())
+    assert res.exit_code == 2 and "must be >= 1" in " ".join(res.output.split())
+    for opt, value in (("--draws", "0"), ("--max-masked", "1.5"), ("--assume-snr", "-3")):
+        res = CliRunner().invoke(
+            app, [*base, str(spectra[0]), "--out", str(tmp_path / "bad"), opt, value]
+        )
+        assert res.exit_code == 2 and opt in " ".join(res.output.split()), (opt, res.output)

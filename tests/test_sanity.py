@@ -80,7 +80,7 @@ def test_library_files_with_snr_in_the_error_row_are_refused(splat_dir: Path) ->
 
 
 def test_fit_refuses_zero_flux_instead_of_reporting_the_first_node(real: Spectrum, grid) -> None:
-    from atmospec.inference import fit
+    from atmospec.fitting import fit
 
     with pytest.raises(InvalidSpectrumError, match="zero at every usable pixel"):
         fit(_variant(real, 0 * real.flux), grid)
@@ -90,7 +90,7 @@ def test_fit_refuses_zero_flux_instead_of_reporting_the_first_node(real: Spectru
 
 def test_best_node_guard() -> None:
     """The last line after the gates: NaN, equal chi2 or a negative scale give no 'best' node."""
-    from atmospec.inference.chi2 import _best_node
+    from atmospec.fitting.chi2 import _best_node
 
     ok = np.array([5.0, 2.0, 9.0])
     assert _best_node(ok, np.array([1.0, 2.0, 3.0]), "s", "g") == 1

@@ -137,8 +137,11 @@ def checksum_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".sha256")
 
 
-def write_checksum(path: str | os.PathLike[str]) -> Path:
+def write_checksum(path: str | os.PathLike[str], digest: str | None = None) -> Path:
     """Write the sha256 of ``path`` to its sidecar (atomically); return the sidecar's path.
+
+    ``digest`` is the sha256 when already known (e.g. of the temporary file about to
+    replace ``path``, so the sidecar can be in place before the file appears).
 
     Example:
         >>> import tempfile, pathlib
@@ -150,7 +153,7 @@ def write_checksum(path: str | os.PathLike[str]) -> Path:
         True
     """
     side = checksum_path(path)
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     with atomic_open(side, "w", encoding="utf-8") as fh:
         fh.write(f"{digest}  {Path(path).name}\n")
     _VERIFIED.pop(Path(path).resolve(), None)

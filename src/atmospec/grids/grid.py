@@ -42,16 +42,12 @@ class _Cell:
     weights: RegularWeights | SparseWeights | None = field(default=None, repr=False)
 
 
-def _rebuild_hint(path: Path) -> str:
-    """What to do when a grid file fails its checksum."""
-    from atmospec.grids.registry import BUILTIN_GRIDS, grids_dir
-
-    if path.parent.resolve() == grids_dir().resolve() and path.stem in BUILTIN_GRIDS:
-        return (
-            f"this is atmospec's cached copy of {path.stem}: run `atmospec grids --rebuild` "
-            "(or delete the file) to convert it again from the fetched data"
-        )
-    return "write the grid again with its loader (atmospec.grids.loaders) or GridWriter"
+_REBUILD_HINT = (
+    "write the grid again with its loader (atmospec.grids.loaders) or GridWriter; if it is "
+    "atmospec's cached copy of a built-in grid, run `atmospec grids --rebuild`"
+)
+"""What to do when a grid file fails its checksum (:func:`atmospec.grids.load_grid` names
+the rebuild of a cached built-in grid before this is reached)."""
 
 
 class ModelGrid:
@@ -99,7 +95,7 @@ class ModelGrid:
             raise DataNotFoundError(f"{self.path}: no such grid file")
         from atmospec._fileio import verify_checksum
 
-        verify_checksum(self.path, fix=_rebuild_hint(self.path))
+        verify_checksum(self.path, fix=_REBUILD_HINT)
         try:
             with h5py.File(self.path, "r") as h5:
                 if META_ATTR not in h5.attrs:

@@ -83,6 +83,13 @@ def load_grid(
             or _builder_of(path) != module.BUILDER
         ):
             module.build(path, quiet=quiet)
+        from atmospec._fileio import verify_checksum
+
+        verify_checksum(  # remembered: ModelGrid does not hash the file again
+            path,
+            fix=f"this is atmospec's cached copy of {key}: run `atmospec grids --rebuild` (or "
+            "delete the file) to convert it again from the fetched data",
+        )
         return ModelGrid(path)
     candidate = Path(key).expanduser()
     if candidate.is_file():
