@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "atmospec.transforms",
             "atmospec.library",
             "atmospec.photometry",
+            "atmospec.sanity",
         ),
     ),
     ("grids", ("atmospec.grids",)),

@@ -159,6 +159,7 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
     assert 2 <= n_parts
     assert not (out / "predictions.csv").exists() or n_parts < 9
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 3, res.stderr  # 8 predicted, broken.csv failed: "some failed"
     rows = pd.read_csv(out / "predictions.csv")
     assert len(rows) == 8 and rows["source"].is_unique
+    assert pd.read_csv(out / "failures.csv")["source"].str.endswith("broken.csv").tolist() == [True]

@@ -39,7 +39,9 @@ def test_writer_metadata_and_atomicity(tmp_path: Path) -> None:
     with pytest.raises(InvalidSpectrumError, match=r"b.txt: 1 flux value\(s\) are zero or neg"):
         with GridWriter(path, WAVE, ("teff",), name="g") as w:
             w.add([1100.0], np.r_[np.ones(10), 0.0], label="b.txt")
-    assert len(ModelGrid(path)) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["g.h5"]
+    # no temporary file left behind; the grid and its sha256 sidecar only
+    assert len(ModelGrid(path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5", "g.h5.sha256"]
     with pytest.raises(InvalidSpectrumError, match=r"c.txt: 1 flux value\(s\) are NaN"):
         with GridWriter(tmp_path / "h.h5", WAVE, ("teff",), name="h") as w:
             w.add([1.0], np.r_[np.nan, np.ones(10)], label="c.txt")

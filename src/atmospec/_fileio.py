@@ -20,6 +20,9 @@ __all__ = [
     "write_json",
     "read_toml",
     "sha256_file",
+    "write_checksum",
+    "verify_checksum",
+    "checksum_path",
     "provenance",
     "DATA_CREDITS",
 ]
@@ -104,6 +107,8 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise FileFormatError(f"{p}: invalid TOML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise FileFormatError(f"{p}: not UTF-8 text, so not a TOML config ({err})") from None
 
 
 def _json_default(obj: Any) -> Any:
@@ -125,6 +130,70 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def checksum_path(path: str | os.PathLike[str]) -> Path:
+    """The sidecar holding the sha256 of ``path``: ``<path>.sha256``."""
+    p = Path(path)
+    return p.with_name(p.name + ".sha256")
+
+
+def write_checksum(path: str | os.PathLike[str], digest: str | None = None) -> Path:
+    """Write the sha256 of ``path`` to its sidecar (atomically); return the sidecar's path.
+
+    ``digest`` is the sha256 when already known (e.g. of the temporary file about to
+    replace ``path``, so the sidecar can be in place before the file appears).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "grid.h5"
+        >>> _ = f.write_bytes(b"abc")
+        >>> write_checksum(f).read_text()[:16]
+        'ba7816bf8f01cfea'
+        >>> verify_checksum(f, fix="rebuild it")
+        True
+    """
+    side = checksum_path(path)
+    digest = digest or sha256_file(path)
+    with atomic_open(side, "w", encoding="utf-8") as fh:
+        fh.write(f"{digest}  {Path(path).name}\n")
+    _VERIFIED.pop(Path(path).resolve(), None)
+    return side
+
+
+_VERIFIED: dict[Path, tuple[int, int]] = {}
+
+
+def verify_checksum(path: str | os.PathLike[str], *, fix: str, required: bool = False) -> bool:
+    """Check ``path`` against its sha256 sidecar; True when verified, False when no sidecar.
+
+    The result is remembered per process for the file's (size, mtime), so a file opened
+    often is hashed once. A mismatch (or, with ``required``, a missing sidecar) raises
+    :class:`~atmospec.errors.ChecksumError` naming the file and ``fix`` (what to do).
+    """
+    from atmospec.errors import ChecksumError
+
+    p = Path(path)
+    side = checksum_path(p)
+    st = p.stat()
+    key = p.resolve()
+    if _VERIFIED.get(key) == (st.st_size, st.st_mtime_ns) and side.exists():
+        return True
+    if not side.exists():
+        if required:
+            raise ChecksumError(f"{p}: no checksum ({side.name}) to verify it against; {fix}")
+        return False
+    try:
+        expected = side.read_text(encoding="utf-8").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        expected = ""
+    if sha256_file(p) != expected:
+        raise ChecksumError(
+            f"{p}: the file does not match the sha256 recorded when it was written "
+            f"({side.name}): it was changed or corrupted after writing; {fix}"
+        )
+    _VERIFIED[key] = (st.st_size, st.st_mtime_ns)
+    return True
 
 
 def provenance(*, seed: int | None = None, grid: str | None = None, **extra: Any) -> dict[str, Any]:

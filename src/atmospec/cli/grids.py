@@ -22,9 +22,22 @@ def _fmt_axis(values: list[float], labels: dict[str, str], limit: int = 8) -> st
 def grids_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar when converting."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Convert the built-in grids again (e.g. after a checksum error)."
+    ),
 ) -> None:
     """List the model grids: number of spectra, axes, ranges, regular/sparse, wavelengths."""
     from atmospec.grids import list_grids
+
+    if rebuild:
+        from atmospec.errors import DataNotFoundError
+        from atmospec.grids.registry import BUILTIN_GRIDS, load_grid
+
+        for name in BUILTIN_GRIDS:
+            try:
+                load_grid(name, rebuild=True, quiet=quiet or as_json)
+            except DataNotFoundError:
+                continue  # listed below with the command that fetches its data
 
     rows = list_grids(quiet=quiet or as_json)
     if as_json:

@@ -72,6 +72,33 @@ Workers = Annotated[
     typer.Option("--workers", help="Run on a local Dask cluster of this many processes."),
 ]
 Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Discard an earlier run in --out (other options or inputs)."),
+]
+WaveUnit = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
+    ),
+]
+WaveCol = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--wave-col", help="Wavelength column name."),
+]
+FluxCol = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--flux-col", help="Flux column name."),
+]
+ErrCol = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--err-col", help="1-sigma error column name."),
+]
+
+_MAX_DRAWS = 100_000
+"""Upper bound of --draws: the Monte Carlo error of the 2.5 % percentile with N draws is
+sqrt(0.025 * 0.975 / N) / phi(1.96) sigma = 0.0085 sigma at N = 100,000 (and memory grows as
+chunk x draws x parameters)."""
 
 
 def predict_cmd(
@@ -108,13 +135,20 @@ def predict_cmd(
     quiet: Quiet = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
+    overwrite: Overwrite = False,
+    wave_unit: WaveUnit = None,
+    wave_col: WaveCol = None,
+    flux_col: FluxCol = None,
+    err_col: ErrCol = None,
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
     Rows go to OUT/predictions.ecsv and .csv, spectra that could not be used to
     OUT/failures.csv, figures to OUT/objects/. An interrupted run resumes where it stopped
-    when rerun with the same --out. With --scheduler or --workers the partitions run on a
-    Dask cluster: same options, same table.
+    when rerun with the same --out and options; other options or inputs into the same --out
+    are refused unless --overwrite, and one --out serves one run at a time. With --scheduler
+    or --workers the partitions run on a Dask cluster: same options, same table.
+    Exit status: 0 all spectra predicted, 3 some could not be used, 4 none could.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -155,6 +189,11 @@ def predict_cmd(
         scheduler=scheduler,
         workers=workers,
         serial=scheduler is None and workers is None,
+        overwrite=overwrite,
+        wave_unit=wave_unit,
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
     )
 
 
@@ -191,11 +230,21 @@ def run_batch_command(
     workers: int | None,
     serial: bool,
     summary_json: bool = False,
+    overwrite: bool = False,
+    wave_unit: str | None = None,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
 ) -> None:
-    """Run one batch prediction (here or on Dask), print its summary, fail if incomplete."""
+    """Run one batch prediction (here or on Dask), print its summary, fail if incomplete.
+
+    Exits with :attr:`~atmospec.prediction.batch.BatchRun.exit_code` (3: some spectra could
+    not be used, 4: none could) when the run is complete but not every spectrum has a row.
+    """
     import contextlib
 
     from rich.console import Console
+    from rich.markup import escape
 
     from atmospec.prediction.batch import (
         BatchOptions,
@@ -205,6 +254,19 @@ def run_batch_command(
     )
     from atmospec.prediction.predictor import Predictor
 
+    if not 1 <= draws <= _MAX_DRAWS:
+        raise typer.BadParameter(
+            f"--draws must be between 1 and {_MAX_DRAWS:,}, not {draws} ({_MAX_DRAWS:,} draws "
+            "already pin the 2.5 and 97.5 % percentiles to ~1 % of sigma)"
+        )
+    if partition_size < 1:
+        raise typer.BadParameter(
+            f"--chunk / --partition-size must be >= 1 spectra, not {partition_size}"
+        )
+    if not 0.0 <= max_masked <= 1.0:  # also refuses nan
+        raise typer.BadParameter(f"--max-masked must be a fraction in [0, 1], not {max_masked}")
+    if assume_snr is not None and not 0.0 < assume_snr < float("inf"):
+        raise typer.BadParameter(f"--assume-snr must be a positive finite S/N, not {assume_snr}")
     try:
         options = BatchOptions(
             model=model,
@@ -221,6 +283,11 @@ def run_batch_command(
             plots=plots,
             max_plots=max_plots,
             retry_failed=retry_failed,
+            overwrite=overwrite,
+            wave_unit=wave_unit,
+            wave_col=wave_col,
+            flux_col=flux_col,
+            err_col=err_col,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -239,25 +306,51 @@ def run_batch_command(
         typer.echo(json.dumps(run.summary()))
     if run.n_rows_done_before:
         console.print(f"resumed: {run.n_rows_done_before} spectra were already done")
+    failures = escape(str(out / "failures.csv"))
     console.print(
-        f"{run.n_predicted} predicted, {run.n_unusable} could not be used "
-        f"(see {out / 'failures.csv'}) in {run.seconds:.1f} s: "
+        f"{run.n_predicted} predicted, {run.n_unusable} could not be used"
+        f"{f' (see {failures})' if run.n_unusable else ''} in {run.seconds:.1f} s: "
         f"{run.spectra_per_s:.1f} spectra/s with {draws} draws each"
-        + (f" on {run.workers} Dask workers" if not serial else "")
+        + (f" on {run.workers} Dask workers" if not serial else ""),
+        highlight=False,
     )
-    console.print(f"model {predictor.model_id}; results in {out / 'predictions.ecsv'}")
+    if run.rows_failed and (out / "failures.csv").is_file():
+        import pandas as pd
+
+        reasons = pd.read_csv(out / "failures.csv", dtype=str, keep_default_na=False)
+        for reason in reasons["error"].tail(run.rows_failed).head(5):
+            console.print(f"  [red]failed:[/] {escape(reason)}", highlight=False)
+    if run.n_predicted:
+        table = escape(str(out / "predictions.ecsv"))
+        console.print(
+            f"model {escape(predictor.model_id)}; {run.n_predicted} rows in {table}",
+            highlight=False,
+        )
+    else:
+        console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
     if predictor.policy is not None:
         gate = predictor.policy.gate_problem()
         if gate:
-            console.print(f"[yellow]default: {gate}; every row was served by the fallback[/]")
+            console.print(
+                f"[yellow]default: {escape(gate)}; every row was served by the fallback[/]"
+            )
         counts = ", ".join(f"{n} by {m}" for m, n in run.rows_by_model.items())
-        console.print(f"default selection: rows served {counts or 'none'} (why: the notes column)")
-    console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
+        console.print(
+            f"default selection: rows served {escape(counts or 'none')} (why: the notes column)"
+        )
+    if run.n_predicted:
+        console.print(f"[dim]write an HTML page with: atmospec report {escape(str(out))}[/]")
     if not run.complete:
         raise IncompleteRunError(
             f"{len(run.failed)} partition(s) failed ({', '.join(sorted(run.failed)[:5])}); "
             "rerun the same command to complete them"
         )
+    if run.exit_code:
+        console.print(
+            f"[yellow]{run.n_unusable} of {run.n_predicted + run.n_unusable} spectra could not "
+            f"be used[/] (exit status {run.exit_code})"
+        )
+        raise typer.Exit(run.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,12 +13,15 @@ from atmospec.cli.predict import (
     Column,
     Coverage,
     Draws,
+    ErrCol,
+    FluxCol,
     Grid,
     MaxMasked,
     MaxPlots,
     Model,
     NoOod,
     Out,
+    Overwrite,
     PartitionSize,
     Plots,
     Precision,
@@ -28,6 +31,8 @@ from atmospec.cli.predict import (
     Seed,
     Serial,
     Threads,
+    WaveCol,
+    WaveUnit,
     Workers,
     run_batch_command,
 )
@@ -66,6 +71,11 @@ def predict_cmd(
     scheduler: Scheduler = None,
     workers: Workers = None,
     serial: Serial = False,
+    overwrite: Overwrite = False,
+    wave_unit: WaveUnit = None,
+    wave_col: WaveCol = None,
+    flux_col: FluxCol = None,
+    err_col: ErrCol = None,
 ) -> None:
     """Predict every spectrum of a catalogue on a Dask cluster (default: a local one).
 
@@ -97,6 +107,11 @@ def predict_cmd(
         workers=workers,
         serial=serial,
         summary_json=True,
+        overwrite=overwrite,
+        wave_unit=wave_unit,
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
     )
 
 

@@ -187,7 +187,7 @@ def fit_chi2(
         raw, _ = _all_chi2(batches, data, data.uncertainty)
     else:
         raw = chi2
-    best = int(np.argmin(chi2))
+    best = _best_node(chi2, scale, data.source, grid.name)
     model = scale[best] * data.model(grid.flux(best))
     params = grid.params.iloc[best]
     best_params = {p: float(params[p]) for p in grid.param_names}
@@ -230,6 +230,34 @@ def fit_chi2(
         notes=notes,
         provenance=provenance(grid=grid.name, method="chi2", source=data.source),
     )
+
+
+def _best_node(chi2: FloatArray, scale: FloatArray, source: str, grid: str) -> int:
+    """The index of the smallest chi2; a fit that cannot tell nodes apart raises.
+
+    The sanity gates refuse most such spectra earlier; this is the last line: a NaN chi2 or a
+    chi2 equal at every node would otherwise report the grid's first node as "the fit".
+    """
+    from atmospec.errors import InvalidSpectrumError
+
+    finite = np.isfinite(chi2)
+    if not finite.any():
+        raise InvalidSpectrumError(
+            f"{source}: chi2 is not finite at any {grid} node (overflow in the flux or "
+            "errors?); no fit is reported"
+        )
+    if chi2.size > 1 and np.ptp(chi2[finite]) <= 1e-12 * max(1.0, float(np.abs(chi2).max())):
+        raise InvalidSpectrumError(
+            f"{source}: chi2 is the same at every {grid} node: the data do not distinguish "
+            "the models (zero or constant flux?); no fit is reported"
+        )
+    best = int(np.nanargmin(np.where(finite, chi2, np.inf)))
+    if not scale[best] > 0:
+        raise InvalidSpectrumError(
+            f"{source}: the best-fitting flux scale is {scale[best]:.3g} (<= 0): the data are "
+            "anti-correlated with every model; is the flux sign flipped?"
+        )
+    return best
 
 
 def _auto_fraction(batches: Callable[[], Iterator[FloatArray]], data: FitData, dof: int) -> float:

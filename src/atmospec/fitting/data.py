@@ -88,6 +88,9 @@ def prepare(
             f"{src}: the spectrum has no uncertainties; a chi-square fit needs 1-sigma errors "
             "per pixel (give uncertainty=... when building the Spectrum)"
         )
+    from atmospec.sanity import check_spectrum
+
+    check_spectrum(spectrum)  # zero / constant / negative / absurd values refused before fitting
     wave = spectrum.wavelength
     flux = spectrum.flux
     unc = spectrum.uncertainty

@@ -42,6 +42,14 @@ class _Cell:
     weights: RegularWeights | SparseWeights | None = field(default=None, repr=False)
 
 
+_REBUILD_HINT = (
+    "write the grid again with its loader (atmospec.grids.loaders) or GridWriter; if it is "
+    "atmospec's cached copy of a built-in grid, run `atmospec grids --rebuild`"
+)
+"""What to do when a grid file fails its checksum (:func:`atmospec.grids.load_grid` names
+the rebuild of a cached built-in grid before this is reached)."""
+
+
 class ModelGrid:
     """A grid of model spectra: a parameter table plus fluxes on one wavelength axis.
 
@@ -85,6 +93,9 @@ class ModelGrid:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataNotFoundError(f"{self.path}: no such grid file")
+        from atmospec._fileio import verify_checksum
+
+        verify_checksum(self.path, fix=_REBUILD_HINT)
         try:
             with h5py.File(self.path, "r") as h5:
                 if META_ATTR not in h5.attrs:

@@ -51,7 +51,8 @@ def load_grid(
 
     A built-in grid is converted from the fetched splat files into
     ``data_dir()/grids/<name>.h5`` on first use (a few seconds), atomically; later calls
-    open that file lazily. A cached file written by an older loader is rebuilt. Any other
+    open that file lazily. A cached file written by an older loader (or without its sha256
+    sidecar) is rebuilt; one that fails its sha256 raises ChecksumError. Any other
     name is looked up as ``data_dir()/grids/<name>.h5`` (where the loaders for user files
     write by default), and an existing path is opened directly.
 
@@ -73,8 +74,22 @@ def load_grid(
     if key in BUILTIN_GRIDS:
         module = importlib.import_module(BUILTIN_GRIDS[key])
         path = grid_path(key)
-        if rebuild or not path.is_file() or _builder_of(path) != module.BUILDER:
+        from atmospec._fileio import checksum_path
+
+        if (
+            rebuild
+            or not path.is_file()
+            or not checksum_path(path).is_file()  # converted before checksums were written
+            or _builder_of(path) != module.BUILDER
+        ):
             module.build(path, quiet=quiet)
+        from atmospec._fileio import verify_checksum
+
+        verify_checksum(  # remembered: ModelGrid does not hash the file again
+            path,
+            fix=f"this is atmospec's cached copy of {key}: run `atmospec grids --rebuild` (or "
+            "delete the file) to convert it again from the fetched data",
+        )
         return ModelGrid(path)
     candidate = Path(key).expanduser()
     if candidate.is_file():

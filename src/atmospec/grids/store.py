@@ -184,6 +184,10 @@ class GridWriter:
             raise
         self._stack.__exit__(exc_type, exc, tb)
         self._stack = None
+        if exc_type is None:  # the sha256 sidecar, verified whenever the grid is opened
+            from atmospec._fileio import write_checksum
+
+            write_checksum(self.path)
 
     # -- writing -------------------------------------------------------------------------
     def add(

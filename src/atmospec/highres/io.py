@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,19 @@ _FRAME = (
 )
 
 
+def _berv_kms(header: Any, path: Path) -> float | None:
+    """The header's barycentric correction BRVCORR (m/s) in km/s; None when absent."""
+    if "BRVCORR" not in header:
+        return None
+    try:
+        value = float(header["BRVCORR"]) / 1000.0
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(f"{path}: BRVCORR {header['BRVCORR']!r} is not a number") from err
+    if not np.isfinite(value):
+        raise FileFormatError(f"{path}: BRVCORR is not finite ({header['BRVCORR']!r})")
+    return value
+
+
 def _exists(path: Path) -> None:
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such file")
@@ -53,22 +67,24 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
     Returns:
         One :class:`~atmospec.spectrum.Spectrum` per order (wavelengths stored in µm).
     """
-    from astropy.io import fits
+    from atmospec.io._common import open_fits
 
     path = Path(path)
     _exists(path)
-    try:
-        hdul = fits.open(path)
-    except OSError as open_error:
-        raise FileFormatError(f"{path}: not a FITS file ({open_error})") from open_error
-    with hdul:
+    with open_fits(path) as hdul:  # read whole: truncated or corrupt files raise here
         names = [h.name.upper() for h in hdul]
-        header = hdul[0].header if f"{fiber} FLUX".upper() in names else hdul[1].header
+        goldilocks = f"{fiber} FLUX".upper() in names
+        if not goldilocks and len(hdul) < 2:
+            raise FileFormatError(
+                f"{path}: neither a Goldilocks file (HDUs '{fiber} Flux/Error/Wavl') nor an "
+                f"HPF table (wavelength, flux, uncertainty); HDUs are {names}"
+            )
+        header = hdul[0].header if goldilocks else hdul[1].header
         meta = {
             "source": str(path),
             "object": str(header.get("OBJECT", "")),
             "date_obs": str(header.get("DATE-OBS", "")),
-            "berv_kms": float(header["BRVCORR"]) / 1000.0 if "BRVCORR" in header else None,
+            "berv_kms": _berv_kms(header, path),
             "wavelength_frame": _FRAME,
             "instrument": "HPF",
         }

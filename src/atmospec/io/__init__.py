@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def _head(path: Path, n: int = 2880) -> bytes:
         try:
             with gzip.open(path, "rb") as fh:
                 raw = fh.read(n)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise FileFormatError(f"{path}: corrupt gzip file ({err})") from err
     return raw
 
@@ -133,7 +134,22 @@ def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum
         format = detect_format(path)  # noqa: A001
     if format not in READERS:
         raise FileFormatError(f"{path}: unknown format {format!r}; known: {sorted(READERS)}")
-    return READERS[format](path, **kwargs)
+    reader = READERS[format]
+    unknown = [k for k, v in kwargs.items() if v is not None and k not in _accepted(reader)]
+    if unknown:
+        takes = sorted(n for n, r in READERS.items() if all(k in _accepted(r) for k in unknown))
+        raise FileFormatError(
+            f"{path}: is a {format} file, whose reader takes no {', '.join(unknown)} option "
+            f"(the file's own header decides); {', '.join(unknown)} applies to "
+            f"{', '.join(takes) or 'no format'} files"
+        )
+    return reader(path, **{k: v for k, v in kwargs.items() if k in _accepted(reader)})
+
+
+def _accepted(reader: Callable[..., Spectrum]) -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(reader).parameters)
 
 
 def write(spectrum: Spectrum, path: str | Path, format: str | None = None) -> Path:  # noqa: A002

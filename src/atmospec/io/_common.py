@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import io
 import json
 import re
 import warnings
@@ -37,12 +38,33 @@ __all__ = [
     "FLUX_NAMES",
     "ERROR_NAMES",
     "MASK_NAMES",
+    "SNR_NAMES",
+    "normalise_column",
+    "match_columns",
 ]
 
 Invalid = Literal["error", "mask"]
 """What a reader does with NaN flux or bad uncertainties: refuse the file, or mask the pixels."""
 
-WAVE_NAMES = ("wavelength", "wave", "lambda", "wl", "wav", "lam", "wavelength_um")
+# The ONE list of column names each reader accepts for each role, matched exactly after
+# normalisation (case-insensitive, a trailing unit in brackets "[um]" / "(um)" removed, spaces
+# and dashes read as underscores). Nothing is matched by substring: a column
+# "signal_to_noise" or "flux_uncorrected" is never taken as the error column. Two columns
+# matching one role is refused with both named; name the column explicitly instead
+# (wave_col= / flux_col= / err_col=, or --wave-col / --flux-col / --err-col on the CLI).
+WAVE_NAMES = (
+    "wavelength",
+    "wave",
+    "lambda",
+    "lam",
+    "wl",
+    "wav",
+    "wavelength_um",
+    "wavelength_micron",
+    "wavelength_nm",
+    "wavelength_aa",
+    "wavelength_angstrom",
+)
 FLUX_NAMES = ("flux", "f_lambda", "flam", "f_nu", "fnu", "flux_density", "fluxdensity")
 ERROR_NAMES = (
     "error",
@@ -55,12 +77,18 @@ ERROR_NAMES = (
     "fluxerr",
     "flux_unc",
     "flux_uncertainty",
+    "flux_sigma",
     "e_flux",
     "eflux",
     "f_lambda_error",
+    "f_lambda_err",
+    "f_nu_error",
+    "f_nu_err",
     "noise",
 )
 MASK_NAMES = ("mask", "bad")
+SNR_NAMES = ("snr", "s/n", "s_n", "sn", "signal_to_noise", "signal_noise", "signaltonoise")
+"""Names of signal-to-noise columns: never read as uncertainties (named in the error text)."""
 
 # Compact spellings found in real headers (SpeX library YUNITS) and common aliases.
 _UNIT_ALIASES = {
@@ -95,6 +123,7 @@ def check_file(path: str | Path) -> Path:
 def open_fits(path: Path) -> Iterator[HDUList]:
     """Open a FITS file fully in memory; corrupt or truncated files raise FileFormatError."""
     from astropy.io import fits
+    from astropy.io.fits.verify import VerifyError
     from astropy.utils.exceptions import AstropyUserWarning
 
     with warnings.catch_warnings():
@@ -102,28 +131,60 @@ def open_fits(path: Path) -> Iterator[HDUList]:
         warnings.simplefilter("ignore", AstropyUserWarning)
         warnings.filterwarnings("error", message=".*truncated.*", category=AstropyUserWarning)
         try:
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            source: Any = path
+            with open(path, "rb") as fh:
+                compressed = fh.read(2) == b"\x1f\x8b"
+            if compressed:  # decompress whole: gzip's CRC-32 and length are checked at its end
+                source = io.BytesIO(_gunzip(path))
+            hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
             for hdu in hdul:  # force reading every data block now
                 _ = hdu.data
-        except (OSError, EOFError, ValueError, TypeError, IndexError, AstropyUserWarning) as err:
+        except FileFormatError:
+            raise
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            TypeError,
+            IndexError,
+            KeyError,  # an unknown BITPIX
+            AttributeError,  # a corrupted HDU astropy could not classify
+            AssertionError,  # astropy asserts on column names that fit no header card
+            VerifyError,  # an unparsable card met while loading the data
+            AstropyUserWarning,
+        ) as err:
             raise FileFormatError(
                 f"{path}: not a readable FITS file (truncated or corrupt): {err}"
             ) from err
         try:
             yield hdul
+        except VerifyError as err:  # a malformed card met while the reader walks the headers
+            raise FileFormatError(f"{path}: corrupt FITS header ({err})") from err
         finally:
             hdul.close()
+
+
+def _gunzip(path: Path) -> bytes:
+    """The decompressed content of a gzip file; a failed CRC-32 / length check raises."""
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise FileFormatError(
+            f"{path}: corrupt gzip file ({err}); the compressed data fail their checksum, "
+            "so the content cannot be trusted. Download or copy the file again"
+        ) from err
 
 
 def open_text(path: Path) -> list[str]:
     """The lines of a text file (gzip-compressed if it ends with .gz); binary content raises."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as err:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = _gunzip(path)
+    except OSError as err:
         raise FileFormatError(f"{path}: cannot be read ({err})") from err
     if b"\x00" in raw[:4096]:
         raise FileFormatError(f"{path}: binary content, not a text table")
@@ -225,6 +286,32 @@ def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> s
     return unit
 
 
+def normalise_column(name: str) -> str:
+    """A column name as matched against the synonym lists: lower case, unit and spaces removed.
+
+    Example:
+        >>> normalise_column(" Flux Error [W m-2 um-1] ")
+        'flux_error'
+        >>> normalise_column("WAVELENGTH(um)")
+        'wavelength'
+    """
+    text = re.sub(r"\s*(\[[^\]]*\]|\([^)]*\))\s*$", "", str(name).strip())
+    return re.sub(r"[\s\-]+", "_", text.strip()).lower()
+
+
+def match_columns(names: Sequence[str], candidates: Sequence[str]) -> list[str]:
+    """The columns of ``names`` whose normalised name is one of ``candidates`` (exact match).
+
+    Example:
+        >>> match_columns(["wave", "flux", "signal_to_noise"], ERROR_NAMES)
+        []
+        >>> match_columns(["wave", "flux", "err", "flux_error"], ERROR_NAMES)
+        ['err', 'flux_error']
+    """
+    wanted = {normalise_column(c) for c in candidates}
+    return [n for n in names if normalise_column(n) in wanted]
+
+
 def find_column(
     names: Sequence[str],
     candidates: Sequence[str],
@@ -234,30 +321,40 @@ def find_column(
     given: str | None = None,
     required: bool = True,
 ) -> str | None:
-    """Pick the column for ``what`` among ``names`` (case-insensitive), or raise naming them."""
-    lower = {n.lower().strip(): n for n in names}
+    """Pick the column for ``what`` among ``names``, matched exactly against ``candidates``.
+
+    ``given`` names the column explicitly (case-insensitive, units in brackets ignored).
+    Several matching columns raise FileFormatError naming them (never a silent pick); no
+    match raises when ``required`` (else returns None).
+
+    Example:
+        >>> find_column(["Wavelength [um]", "Flux", "S/N"], ERROR_NAMES, what="uncertainty",
+        ...             source="x.csv", required=False) is None
+        True
+    """
     if given is not None:
-        if given.lower() in lower:
-            return lower[given.lower()]
+        hits = [n for n in names if n == given] or match_columns(names, (given,))
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise FileFormatError(f"{source}: several columns are named {given!r}: {hits}")
         raise FileFormatError(f"{source}: no column named {given!r}; columns are {list(names)}")
-    for cand in candidates:
-        if cand in lower:
-            return lower[cand]
-    token = {"wavelength": ("wave", "lam"), "flux": ("flux",), "uncertainty": ("err", "unc", "sig")}
-    for low, orig in lower.items():
-        starts = token.get(what, ())
-        if what == "uncertainty" and any(t in low for t in starts):
-            return orig
-        if (
-            what != "uncertainty"
-            and low.startswith(starts)
-            and not any(t in low for t in ("err", "unc", "sig", "ivar"))
-        ):
-            return orig
+    hits = match_columns(names, candidates)
+    option = {"wavelength": "wave_col", "flux": "flux_col", "uncertainty": "err_col"}.get(what)
+    how = f" (pass {option}= / --{option.replace('_', '-')})" if option else ""
+    if len(hits) > 1:
+        raise FileFormatError(
+            f"{source}: {len(hits)} columns could be the {what}: {hits}; name the one to use{how}"
+        )
+    if hits:
+        return hits[0]
     if required:
+        snr = match_columns(names, SNR_NAMES) if what == "uncertainty" else []
+        extra = f"; {snr} hold S/N, not 1-sigma errors" if snr else ""
         raise FileFormatError(
             f"{source}: no {what} column; expected one of {list(candidates)} "
-            f"(case-insensitive), found columns {list(names)}"
+            f"(case-insensitive, units in brackets ignored), found columns {list(names)}"
+            f"{extra}; name it{how}"
         )
     return None
 

@@ -19,6 +19,7 @@ from atmospec.io._common import (
     check_flux_unit,
     check_wave_unit,
     find_column,
+    match_columns,
     meta_from_json,
     open_fits,
     parse_unit,
@@ -52,7 +53,8 @@ def read_fits_table(
     Columns are found case-insensitively: wavelength (``wave``, ``wavelength``, ``lambda`` ...),
     flux (``flux`` ...), uncertainty (``err``, ``error``, ``unc``, ``sigma`` ...), mask
     (``mask``) -- or named with ``wave_col`` / ``flux_col`` / ``err_col``. Units come from
-    TUNITn; a wavelength column without a unit needs ``wave_unit``. ``extension`` is the HDU
+    TUNITn; a wavelength column without a unit needs ``wave_unit`` (which, when given,
+    overrides TUNITn, as in the text readers). ``extension`` is the HDU
     index or EXTNAME (default: the first table with wavelength and flux columns). A table of
     one row whose cells are arrays (one spectrum per row) is read from that row.
     """
@@ -76,9 +78,7 @@ def read_fits_table(
             hdu = tables[0]
             for t in tables:  # the first with wavelength and flux columns
                 names = list(t.columns.names)
-                if find_column(
-                    names, WAVE_NAMES, what="wavelength", source=src, required=False
-                ) and (find_column(names, FLUX_NAMES, what="flux", source=src, required=False)):
+                if match_columns(names, WAVE_NAMES) and match_columns(names, FLUX_NAMES):
                     hdu = t
                     break
         table = hdu.data
@@ -92,7 +92,7 @@ def read_fits_table(
         assert cw is not None and cf is not None
         units = {c.name: c.unit for c in hdu.columns}
         wunit = check_wave_unit(
-            parse_unit(units.get(cw), source=src, column=cw) or wave_unit,
+            wave_unit or parse_unit(units.get(cw), source=src, column=cw),
             source=src,
             column=cw,
         )

@@ -59,6 +59,8 @@ def read_jwst_x1d(
                 f"{src}: EXTRACT1D extension {extension} requested but the file has {len(exts)}"
             )
         hdu = exts[extension]
+        if getattr(hdu, "columns", None) is None or hdu.data is None:
+            raise FileFormatError(f"{src}: the EXTRACT1D extension is not a binary table")
         table = hdu.data
         names = list(table.columns.names)
         cw = find_column(names, ("wavelength",), what="wavelength", source=src)

@@ -23,6 +23,7 @@ from atmospec.io._common import (
     check_flux_unit,
     check_wave_unit,
     find_column,
+    match_columns,
     meta_from_json,
     open_text,
     parse_unit,
@@ -145,8 +146,7 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
     else:  # the last comment line that names every column, one of them a wavelength
         for c in reversed(comments):
             n, un = _parse_header(c, delimiter)
-            known = find_column(n, WAVE_NAMES, what="wavelength", source=source, required=False)
-            if len(n) == data.shape[1] and known is not None:
+            if len(n) == data.shape[1] and match_columns(n, WAVE_NAMES):
                 names, units = n, un
                 break
     return TextTable(names=names, units=units, data=data, header=header)
@@ -196,9 +196,27 @@ def read_text(
     )
 
 
-def read_csv(path: str | Path, **kwargs: Any) -> Spectrum:
+def read_csv(
+    path: str | Path,
+    *,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
     """Read a comma-separated table (see :func:`read_text`; header ``wavelength [um],flux,...``)."""
-    return read_text(path, delimiter=",", **kwargs)
+    return read_text(
+        path,
+        delimiter=",",
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
+        wave_unit=wave_unit,
+        flux_unit=flux_unit,
+        invalid=invalid,
+    )
 
 
 def _from_table(

@@ -83,12 +83,22 @@ def _read_pyratbay(path: Path, lines: list[str]) -> CIATable:
         if line.startswith("@"):
             section = line[1:].upper()
             continue
-        if section == "SPECIES":
-            species = line.split()
-        elif section == "TEMPERATURES":
-            temps += [float(x) for x in line.split()]
-        elif section == "DATA":
-            data.append([float(x) for x in line.split()])
+        try:
+            if section == "SPECIES":
+                species = line.split()
+            elif section == "TEMPERATURES":
+                temps += [float(x) for x in line.split()]
+            elif section == "DATA":
+                data.append([float(x) for x in line.split()])
+        except ValueError:
+            raise FileFormatError(
+                f"{path}: line {raw.strip()[:60]!r} in @{section} is not a row of numbers"
+            ) from None
+        if section == "DATA" and len(data[-1]) != len(data[0]):
+            raise FileFormatError(
+                f"{path}: @DATA rows have {len(data[0])} and {len(data[-1])} columns "
+                "(truncated or malformed file)"
+            )
     if len(species) != 2 or not temps or not data:
         raise FileFormatError(f"{path}: needs @SPECIES (2 names), @TEMPERATURES and @DATA sections")
     arr = np.array(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -108,6 +109,12 @@ def _read_pyratbay(path: Path, lines: list[str]) -> TransmissionSpectrum:
         raise FileFormatError(f"{path}: @DEPTH_UNITS {unit!r} is not one of {sorted(DEPTH_UNITS)}")
     if not rows:
         raise FileFormatError(f"{path}: no rows after @DATA")
+    short = next((r for r in rows if len(r) < 4), None)
+    if short is not None:
+        raise FileFormatError(
+            f"{path}: @DATA row {' '.join(short)!r} has {len(short)} columns; rows need depth, "
+            "depth_err, wl, half_width [instrument]"
+        )
     try:
         num = np.array([[float(x) for x in r[:4]] for r in rows])
     except (ValueError, IndexError) as err:
@@ -134,6 +141,14 @@ _ALIASES = {
     "error": ("error", "depth_err", "depth_error", "err", "uncertainty", "sigma"),
     "instrument": ("instrument", "inst", "mode"),
 }
+
+
+def _column(table: Any, name: str, path: Path) -> np.ndarray:
+    """A table column as floats; text in a numeric column raises FileFormatError."""
+    try:
+        return np.asarray(table[name], dtype=float)
+    except (ValueError, TypeError) as err:
+        raise FileFormatError(f"{path}: column {name!r} holds non-numbers ({err})") from None
 
 
 def _read_table(path: Path, depth_unit: str | None) -> TransmissionSpectrum:
@@ -167,7 +182,7 @@ def _read_table(path: Path, depth_unit: str | None) -> TransmissionSpectrum:
     col_unit = table[found["depth"]].unit
     if unit is None and col_unit is not None:
         unit = {"": "none", "ppm": "ppm", "%": "percent", "ppt": "ppt"}.get(str(col_unit), None)
-    depth = np.asarray(table[found["depth"]], dtype=float)
+    depth = _column(table, found["depth"], path)
     if unit is None:
         if np.nanmax(depth) >= 1.0:
             raise FileFormatError(
@@ -184,10 +199,10 @@ def _read_table(path: Path, depth_unit: str | None) -> TransmissionSpectrum:
         else np.full(len(table), "instrument")
     )
     return TransmissionSpectrum(
-        np.asarray(table[found["wavelength"]], dtype=float),
-        np.asarray(table[found["half_width"]], dtype=float),
+        _column(table, found["wavelength"], path),
+        _column(table, found["half_width"], path),
         depth * scale,
-        np.asarray(table[found["error"]], dtype=float) * scale,
+        _column(table, found["error"], path) * scale,
         inst,
         path.stem,
         {"source": str(path), "depth_unit": unit},

@@ -289,12 +289,12 @@ def read_slab_par(
     # columns after the two level labels (ending in '|...'): fixed-width fields from the end
     recs = []
     for row in body:
-        tail = row.rsplit("|", 1)[1]
-        label_and = tail.split(None, 1)
-        fields = label_and[1]
-        # Frequency may run into Lambda; parse the last 6 fields from the right
-        parts = fields.split()
         try:
+            tail = row.rsplit("|", 1)[1]
+            label_and = tail.split(None, 1)
+            fields = label_and[1]
+            # Frequency may run into Lambda; parse the last 6 fields from the right
+            parts = fields.split()
             g_low, g_up = float(parts[-1]), float(parts[-2])
             e_low, e_up, a = float(parts[-3]), float(parts[-4]), float(parts[-5])
         except (IndexError, ValueError) as err:
@@ -318,6 +318,14 @@ def read_slab_par(
         * (1 - np.exp(-C2 * nu / T_REF))
         / partition(T_REF)
     )
+    bad = ~(np.isfinite(arr).all(axis=1) & (nu > 0) & np.isfinite(s_ref) & (s_ref >= 0))
+    if bad.any() or not (np.isfinite(q).all() and (q[:, 1] > 0).all()):
+        first = int(np.argmax(bad)) if bad.any() else -1
+        where = f"line record {body[first]!r}" if first >= 0 else "the Q(T) table"
+        raise FileFormatError(
+            f"{path}: {where} gives a non-finite or non-positive wavenumber, energy, intensity "
+            "or partition function"
+        )
     order = np.argsort(nu)
     return LineList(
         name=name or default_name,

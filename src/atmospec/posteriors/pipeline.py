@@ -87,14 +87,19 @@ def read_config(path: str | os.PathLike[str]) -> NPEConfig:
         raise FileFormatError(f"{p}: unknown keys in [npe]: {unknown}; known: {sorted(known)}")
     for key, value in sec.items():
         default = getattr(cfg, key)
-        if isinstance(default, dict):
-            merged = dict(default)
-            merged.update(value)
-            setattr(cfg, key, merged)
-        elif isinstance(default, tuple):
-            setattr(cfg, key, tuple(value))
-        else:
-            setattr(cfg, key, type(default)(value))
+        try:
+            if isinstance(default, dict):
+                merged = dict(default)
+                merged.update(value)
+                setattr(cfg, key, merged)
+            elif isinstance(default, tuple):
+                setattr(cfg, key, tuple(value))
+            else:
+                setattr(cfg, key, type(default)(value))
+        except (TypeError, ValueError, OverflowError) as err:
+            raise FileFormatError(
+                f"{p}: [npe] {key} = {value!r} is not a valid {type(default).__name__} ({err})"
+            ) from None
     return cfg
 
 

@@ -19,12 +19,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atmospec.errors import AtmospecError
-from atmospec.prediction.runfolder import RunFolder, merge_parts, read_results
+from atmospec.prediction.options import BatchOptions
+from atmospec.prediction.runfolder import (
+    RunFolder,
+    RunFolderError,
+    exit_code,
+    merge_parts,
+    read_results,
+)
 from atmospec.prediction.sources import ROW_ERRORS, Catalog, Partition
 
 if TYPE_CHECKING:
@@ -34,6 +41,8 @@ __all__ = [
     "BatchOptions",
     "BatchRun",
     "RunFolder",
+    "RunFolderError",
+    "exit_code",
     "PredictorSpec",
     "Executor",
     "LocalExecutor",
@@ -49,74 +58,6 @@ log = logging.getLogger(__name__)
 
 class IncompleteRunError(AtmospecError):
     """Some partitions of a batch run failed; rerunning the same command completes them."""
-
-
-# ----------------------------------------------------------------------------- options
-@dataclass(frozen=True)
-class BatchOptions:
-    """Every option of a batch prediction, with the defaults of ``atmospec predict``.
-
-    The first group decides the rows (a rerun into the same folder must use the same values);
-    the second only how the work is done.
-    """
-
-    model: str = "default"
-    grid: str | None = None
-    draws: int = 1000
-    coverage: str = "refuse"
-    max_masked_fraction: float = 0.5
-    assume_snr: float | None = None
-    ood: bool = True
-    seed: int = 0
-    precision: str = "float32"
-    partition_size: int = 256
-    # how the work is done (does not change the rows)
-    threads: int | None = None
-    plots: bool = True
-    max_plots: int | None = 100
-    retry_failed: bool = False
-
-    def __post_init__(self) -> None:
-        if self.coverage not in ("refuse", "mask"):
-            raise ValueError(f"coverage must be refuse or mask, not {self.coverage!r}")
-        if self.precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be float32 or bfloat16, not {self.precision!r}")
-        if self.draws < 1:
-            raise ValueError(f"draws must be >= 1, not {self.draws}")
-        if self.partition_size < 1:
-            raise ValueError(f"partition_size must be >= 1, not {self.partition_size}")
-
-    def predictor_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`~atmospec.prediction.predictor.Predictor`."""
-        return {
-            "grid": self.grid,
-            "ood": self.ood,
-            "draws": self.draws,
-            "coverage": self.coverage,
-            "max_masked_fraction": self.max_masked_fraction,
-            "assume_snr": self.assume_snr,
-            "seed": self.seed,
-            "num_threads": self.threads,
-            "precision": self.precision,
-        }
-
-    def row_options(self) -> dict[str, Any]:
-        """The options that decide the rows (recorded, and checked when a run resumes)."""
-        keep = (
-            "grid",
-            "draws",
-            "coverage",
-            "max_masked_fraction",
-            "assume_snr",
-            "ood",
-            "seed",
-            "precision",
-            "partition_size",
-        )
-        return {k: v for k, v in asdict(self).items() if k in keep}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------- shipping a predictor
@@ -199,20 +140,22 @@ def predict_partition(
     predictor: Predictor | PredictorSpec,
     out: str,
     max_plots: int | None = None,
+    read_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Predict one partition and write its table atomically; returns what it did.
 
     The table has a row per catalogue row: ``row``, ``source``, the columns of
     :meth:`~atmospec.prediction.result.PredictionResult.table` and ``error`` (empty, or why
     the spectrum could not be read or prepared; such rows keep NaN estimates). Figures go to
-    ``OUT/objects/`` for rows below ``max_plots`` (None: no figures).
+    ``OUT/objects/`` for rows below ``max_plots`` (None: no figures). ``read_options`` go to
+    :func:`atmospec.io.read` for every file (``wave_unit=``, ``err_col=`` ...).
     """
     import pandas as pd
 
     folder = RunFolder(out)
     t0, c0 = time.perf_counter(), time.process_time()
     pred = predictor.build() if isinstance(predictor, PredictorSpec) else predictor
-    loaded = part.load()
+    loaded = part.load(**(read_options or {}))
     good, errors = [], {}
     for item in loaded:
         if item.spectrum is None:
@@ -323,6 +266,13 @@ class BatchRun:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     workers: int = 0
+    written: tuple[Path, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit status: 0 every row predicted, 3 some could not be used, 4 none
+        could (see :func:`~atmospec.prediction.runfolder.exit_code`)."""
+        return exit_code(self.n_predicted, self.n_unusable)
 
     @property
     def complete(self) -> bool:
@@ -358,6 +308,8 @@ class BatchRun:
             "spectra_per_cpu_s": round(self.spectra_per_cpu_s, 2),
             "workers": self.workers,
             "complete": self.complete,
+            "exit_code": self.exit_code,
+            "written": [str(p) for p in self.written],
         }
 
 
@@ -378,12 +330,16 @@ def run_catalog(
     merged (:meth:`RunFolder.merge`) and ``run.json`` records model, options, counts,
     throughput and provenance. Progress shows on the ``atmospec`` logger's INFO level.
 
+    The folder is locked for the run (:class:`RunFolder`): a second run into it at the same
+    time, a rerun with another catalogue, model or row options (unless
+    ``options.overwrite``, which discards the earlier run) and files in it that no run
+    recorded there wrote are refused with :class:`RunFolderError`; part files carry a sha256
+    verified before they are used.
+
     Returns:
         A :class:`BatchRun`; :func:`read_results` loads the whole table.
     """
     import dataclasses
-
-    from tqdm.auto import tqdm
 
     from atmospec._fileio import provenance
 
@@ -402,7 +358,7 @@ def run_catalog(
         twice = sorted({i for i in catalog.items if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
         raise AtmospecError(f"the batch lists some spectra twice: {', '.join(twice[:5])}")
     executor = executor or LocalExecutor()
-    folder = RunFolder(out)
+    folder = RunFolder(out, overwrite=options.overwrite)
     parts = catalog.partitions(options.partition_size)
     record: dict[str, Any] = {
         "kind": "predict",
@@ -422,6 +378,24 @@ def run_catalog(
         ),
     }
     folder.begin(record)
+    try:
+        return _run_locked(folder, record, parts, catalog, predictor, options, executor)
+    finally:
+        folder.release()
+
+
+def _run_locked(
+    folder: RunFolder,
+    record: dict[str, Any],
+    parts: list[Partition],
+    catalog: Catalog,
+    predictor: Predictor,
+    options: BatchOptions,
+    executor: Executor,
+) -> BatchRun:
+    """The body of :func:`run_catalog`, run while ``folder`` is locked."""
+    from tqdm.auto import tqdm
+
     run = BatchRun(folder.out, len(catalog), len(parts), predictor.model_id)
     todo = []
     for p in parts:
@@ -445,7 +419,8 @@ def run_catalog(
     )
     t0 = time.perf_counter()
     try:
-        for p, res, err in executor.map(todo, shipped, (str(folder.out), max_plots)):
+        args = (str(folder.out), max_plots, options.read_options())
+        for p, res, err in executor.map(todo, shipped, args):
             if err is not None:
                 run.failed[p.name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed (left for the next run): %s", p.name, run.failed[p.name])
@@ -461,6 +436,11 @@ def run_catalog(
     run.seconds = time.perf_counter() - t0
     rows, fails = folder.merge()
     run.n_predicted, run.n_unusable = len(rows), len(fails)
+    run.written = tuple(
+        folder.out / n
+        for n in ("predictions.ecsv", "predictions.csv", "failures.csv")
+        if (folder.out / n).exists()
+    )
     if "model_id" in rows:
         run.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
     folder.finish(

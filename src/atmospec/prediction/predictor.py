@@ -291,7 +291,9 @@ class Predictor:
         """The spectrum on the axis of the model that will serve it, under the coverage
         policy (with ``"default"``, the routing decision is made here and noted)."""
         from atmospec.errors import InvalidSpectrumError
+        from atmospec.sanity import check_spectrum
 
+        check_spectrum(spectrum)  # refused before routing: no member could answer it
         if self.policy is None:
             member = self._only
             inp = self._prepare_for(member, spectrum)

@@ -1,9 +1,39 @@
-"""The output folder of a batch run: its record, partition files and merged tables."""
+"""The output folder of a batch run: its record, lock, partition files and merged tables.
+
+A :class:`RunFolder` guards the folder a resumable batch (``atmospec predict``) writes:
+
+- :meth:`~RunFolder.begin` takes a lock (``.atmospec.lock``, an OS file lock released when
+  the process ends, even on SIGKILL): a second run into the same folder is refused while the
+  first is alive; :meth:`~RunFolder.finish` (or :meth:`~RunFolder.release`) releases it;
+- ``run.json`` records what the run is (catalogue, model, the options that decide the
+  rows); resuming with the same run continues, another run is refused unless
+  ``overwrite=True`` (which removes the earlier run's files first);
+- files the run did not write are never overwritten: every output is recorded in
+  ``run.json`` with its sha256, and an output that exists without a matching record is
+  refused (an existing *file* as the folder, or a folder that is not writable, too);
+- partition files carry a sha256 sidecar, verified before they are used, so a truncated or
+  edited part is an error, never a row of NaNs;
+- :func:`exit_code` maps the counts of a batch to the process exit status.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> rf = RunFolder(out)
+    >>> rf.begin({"kind": "predict", "options": {"draws": 10}})
+    >>> rf.finish({"kind": "predict", "options": {"draws": 10}})
+    >>> RunFolder(out).begin({"kind": "predict", "options": {"draws": 20}})
+    Traceback (most recent call last):
+    ...
+    atmospec.prediction.runfolder.RunFolderError: ...(draws: 10 -> 20)...
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,69 +44,273 @@ if TYPE_CHECKING:
 
     from atmospec.prediction.sources import Partition
 
-__all__ = ["RunFolder", "merge_parts", "read_results", "RUN_FILE"]
+__all__ = [
+    "RunFolder",
+    "RunFolderError",
+    "merge_parts",
+    "read_results",
+    "exit_code",
+    "RUN_FILE",
+    "EXIT_OK",
+    "EXIT_SOME_FAILED",
+    "EXIT_ALL_FAILED",
+]
 
 _PARTS = "parts"
+_LOCK = ".atmospec.lock"
 RUN_FILE = "run.json"
+OUTPUTS: tuple[str, ...] = ("predictions.csv", "predictions.ecsv", "failures.csv")
+"""The merged tables a run writes (recorded with their sha256 in ``run.json``)."""
+
+EXIT_OK = 0
+"""Every input gave a result."""
+EXIT_SOME_FAILED = 3
+"""Some inputs gave results, some failed (listed in failures.csv)."""
+EXIT_ALL_FAILED = 4
+"""No input gave a result."""
+
+_FIX_PART = "delete it (and its .sha256) and rerun to recompute its spectra"
+
+
+class RunFolderError(AtmospecError):
+    """An output folder cannot be used: locked, holding another run, or holding foreign files."""
+
+
+def exit_code(n_ok: int, n_failed: int) -> int:
+    """The exit status of a batch: 0 all done, 3 some failed, 4 none done (all failed).
+
+    Example:
+        >>> exit_code(10, 0), exit_code(7, 3), exit_code(0, 3)
+        (0, 3, 4)
+    """
+    if n_failed <= 0:
+        return EXIT_OK
+    return EXIT_SOME_FAILED if n_ok > 0 else EXIT_ALL_FAILED
 
 
 class RunFolder:
-    """The output folder of a batch run: its record, partition files and merged tables.
+    """The output folder of a batch run (see the module docstring).
 
-    ``run.json`` records what the run is (catalogue, model, the options that decide the
-    rows); :meth:`begin` refuses to resume a folder that holds another run. Everything is
-    written atomically.
+    Args:
+        out: the folder (created by :meth:`begin`; an existing *file* is refused).
+        overwrite: :meth:`begin` discards an earlier run in the folder (its recorded outputs,
+            parts and figures) instead of refusing another run's record or foreign files.
     """
 
-    IDENTITY = ("catalog", "n_rows", "model_id", "options")
+    IDENTITY = ("kind", "catalog", "n_rows", "model_id", "options")
 
-    def __init__(self, out: str | os.PathLike[str]) -> None:
+    def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         self.out = Path(out)
         self.parts = self.out / _PARTS
         self.record_path = self.out / RUN_FILE
         self.objects = self.out / "objects"
+        self.overwrite = overwrite
+        self._lock_fh: Any = None
+        self._record: dict[str, Any] = {}
+        self._files: dict[str, str] = {}
 
     def part_path(self, part: Partition) -> Path:
         return self.parts / f"{part.name}.parquet"
 
     def read_record(self) -> dict[str, Any]:
+        """The folder's ``run.json`` ({} when absent; an unreadable one raises)."""
         if not self.record_path.is_file():
             return {}
         try:
-            return dict(json.loads(self.record_path.read_text(encoding="utf-8")))
-        except ValueError:
-            return {}
+            record = json.loads(self.record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise RunFolderError(
+                f"{self.record_path}: the run record is unreadable ({err}); rerun with "
+                "--overwrite to start this folder afresh"
+            ) from None
+        if not isinstance(record, dict):
+            raise RunFolderError(
+                f"{self.record_path}: not an atmospec run record; rerun with --overwrite to "
+                "start afresh"
+            )
+        return record
 
+    # ------------------------------------------------------------------ lifecycle
     def begin(self, record: dict[str, Any]) -> None:
-        """Create the folder, check a previous run in it is the same run, record this one."""
-        from atmospec._fileio import write_json
+        """Lock the folder, check a previous run in it is the same run, record this one.
 
+        Raises:
+            RunFolderError: ``out`` is a file or not writable; another process holds the
+                lock; the folder holds another run or files no run recorded here wrote
+                (unless ``overwrite``).
+        """
+        self._check_folder()
+        self._acquire()
+        try:
+            self._check_record(record)
+        except BaseException:
+            self.release()
+            raise
         self.parts.mkdir(parents=True, exist_ok=True)
-        old = self.read_record()
-        if old:
-            diff = [k for k in self.IDENTITY if k in old and old.get(k) != record.get(k)]
-            if diff:
-                what = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
-                mix = " (it would mix two models in one table)" if "model_id" in diff else ""
-                raise AtmospecError(
-                    f"{self.out}: this folder holds a run with another {', '.join(diff)} "
-                    f"({what}){mix}; choose another --out, or delete the folder to start again"
-                )
         for stale in self.parts.glob(".part-*.tmp"):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
-        write_json(self.record_path, {**record, "status": "running"})
+        self._record = {**record, "status": "running"}
+        self._save()
 
     def finish(self, record: dict[str, Any]) -> None:
+        """Write the final record and release the lock."""
+        try:
+            self._record = dict(record)
+            self._save()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Release the lock (idempotent; the OS releases it too when the process ends)."""
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                self._lock_fh.close()  # closing releases the OS lock
+            self._lock_fh = None
+
+    def _check_folder(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise RunFolderError(f"{out}: --out is an existing file, not a folder; name a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(
+                f"{out}: cannot create the output folder ({err.strerror})"
+            ) from None
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise RunFolderError(f"{out}: the output folder is not writable")
+
+    def _acquire(self) -> None:
+        path = self.out / _LOCK
+        try:
+            fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+        except OSError as err:
+            raise RunFolderError(
+                f"{self.out}: cannot create the lock file ({err.strerror})"
+            ) from None
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - Windows
+            import msvcrt
+
+            try:
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            except OSError:
+                fh.close()
+                raise self._locked_error() from None
+        except OSError:
+            fh.close()
+            raise self._locked_error() from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def _locked_error(self) -> RunFolderError:
+        try:
+            pid = (self.out / _LOCK).read_text().strip() or "?"
+        except OSError:
+            pid = "?"
+        return RunFolderError(
+            f"{self.out}: another atmospec run (process {pid}) is writing this folder; wait "
+            "for it to finish or use another --out"
+        )
+
+    def _check_record(self, record: dict[str, Any]) -> None:
+        from atmospec._fileio import sha256_file
+
+        try:
+            old = self.read_record()
+        except RunFolderError:
+            if not self.overwrite:
+                raise
+            old = {"unreadable": True}
+        if old and self.overwrite:
+            self._clear(old)
+            old = {}
+        if not old:
+            foreign = [n for n in OUTPUTS if (self.out / n).exists()]
+            if self.objects.is_dir() and any(self.objects.iterdir()):
+                foreign.append("objects/")
+            if self.parts.is_dir() and any(self.parts.glob("part-*")):
+                foreign.append(f"{_PARTS}/")
+            if foreign and not self.overwrite:
+                raise RunFolderError(
+                    f"{self.out}: holds {', '.join(foreign)} not written by an atmospec run "
+                    "recorded here; they are not overwritten. Use another --out, or "
+                    "--overwrite to replace them"
+                )
+            if foreign:
+                self._clear({})
+            self._files = {}
+            return
+        diff = [k for k in self.IDENTITY if k in old and old.get(k) != record.get(k)]
+        if diff:
+            raise RunFolderError(
+                f"{self.out}: this folder holds a run with another {', '.join(diff)} "
+                f"({_describe(old, record, diff)})"
+                f"{' (it would mix two models in one table)' if 'model_id' in diff else ''}; "
+                "resuming would mix rows of both. Use another --out, or --overwrite to discard "
+                "the earlier run"
+            )
+        files = old.get("files")
+        self._files = dict(files) if isinstance(files, dict) else {}
+        for name in OUTPUTS:  # outputs changed since the run wrote them are someone else's
+            path = self.out / name
+            recorded = self._files.get(name)
+            if path.exists() and (recorded is None or sha256_file(path) != recorded):
+                raise RunFolderError(
+                    f"{path}: changed or replaced since this run wrote it; it is not "
+                    "overwritten. Move it away, or rerun with --overwrite"
+                )
+
+    def _clear(self, old: dict[str, Any]) -> None:
+        """Remove an earlier run's outputs, parts, figures and record."""
+        files = old.get("files") if isinstance(old.get("files"), dict) else {}
+        for name in {*files, *OUTPUTS}:
+            path = self.out / name
+            if path.is_file():
+                path.unlink()
+        for folder in (self.parts, self.objects):
+            if folder.is_dir():
+                shutil.rmtree(folder)
+        self.record_path.unlink(missing_ok=True)
+
+    def _save(self) -> None:
         from atmospec._fileio import write_json
 
-        write_json(self.record_path, record)
+        write_json(self.record_path, {**self._record, "files": dict(self._files)})
 
+    # ------------------------------------------------------------------ outputs
+    @contextlib.contextmanager
+    def output(self, name: str) -> Iterator[Path]:
+        """A temporary path for the output ``name``; on success it replaces the file and is
+        recorded (with its sha256) as written by this run."""
+        from atmospec._fileio import atomic_path, sha256_file
+
+        with atomic_path(self.out / name) as tmp:
+            yield tmp
+            digest = sha256_file(tmp)
+        self._files[name] = digest
+        if self._record:
+            self._save()
+
+    # ------------------------------------------------------------------ partitions
     def finished(self, part: Partition, *, retry_failed: bool = False) -> bool:
-        """The partition's file exists with all its rows (and, with ``retry_failed``,
-        without failure rows)."""
+        """The partition's file exists, matches its sha256 and holds all its rows (and, with
+        ``retry_failed``, no failure rows).
+
+        Raises:
+            ChecksumError: the file does not match its sha256 or has none (truncated,
+                edited, or not written by this run).
+        """
         path = self.part_path(part)
         if not path.is_file():
             return False
+        self._verify(path)
         try:
             import pyarrow.parquet as pq
 
@@ -90,31 +324,41 @@ class RunFolder:
             return False
 
     def write_part(self, part: Partition, frame: pd.DataFrame) -> None:
-        from atmospec._fileio import atomic_path
+        """Write a partition's table atomically, its sha256 sidecar in place before it."""
+        from atmospec._fileio import atomic_path, sha256_file, write_checksum
 
-        with atomic_path(self.part_path(part)) as tmp:
+        path = self.part_path(part)
+        with atomic_path(path) as tmp:
             frame.to_parquet(tmp, index=False)
+            write_checksum(path, sha256_file(tmp))
+
+    @staticmethod
+    def _verify(path: Path) -> None:
+        from atmospec._fileio import verify_checksum
+
+        verify_checksum(path, required=True, fix=_FIX_PART)
 
     def results(self) -> pd.DataFrame:
         """All partition files as one table in catalogue order (``row``; ``error`` is empty
-        for predicted rows)."""
+        for predicted rows). Every file is checked against its sha256 first."""
         import pandas as pd
 
         files = sorted(self.parts.glob("part-*.parquet"))
         if not files:
             raise FileNotFoundError(f"{self.out}: no partition results (parts/part-*.parquet)")
+        for f in files:
+            self._verify(f)
         frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         return frame.sort_values("row", kind="stable").reset_index(drop=True)
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Write ``predictions.ecsv`` / ``.csv`` and ``failures.csv`` from the parts.
 
-        Idempotent and atomic; returns ``(predictions, failures)``.
+        Idempotent and atomic; the outputs are recorded as this run's. Returns
+        ``(predictions, failures)``.
         """
         import pandas as pd
         from astropy.table import Table
-
-        from atmospec._fileio import atomic_path
 
         try:
             table = self.results()
@@ -128,18 +372,41 @@ class RunFolder:
                 rows[col] = rows[col].astype("int64")
         fails = table.loc[bad, ["row", "source", "error"]].reset_index(drop=True)
         if len(rows):
-            with atomic_path(self.out / "predictions.csv") as tmp:
+            with self.output("predictions.csv") as tmp:
                 rows.to_csv(tmp, index=False)
-            with atomic_path(self.out / "predictions.ecsv") as tmp:
+            with self.output("predictions.ecsv") as tmp:
                 Table.from_pandas(rows).write(tmp, format="ascii.ecsv", overwrite=True)
-        with atomic_path(self.out / "failures.csv") as tmp:
+        with self.output("failures.csv") as tmp:
             fails.to_csv(tmp, index=False)
         return rows, fails
 
 
+def _describe(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
+    """``key: old -> new`` for each differing key (options compared one by one)."""
+    out = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [
+                f"{s}: {a.get(s)} -> {b.get(s)}"
+                for s in sorted(set(a) | set(b))
+                if a.get(s) != b.get(s)
+            ]
+        elif k == "catalog":
+            out.append(f"catalog: {str(a)[:12]} -> {str(b)[:12]}")
+        else:
+            out.append(f"{k}: {a} -> {b}")
+    return "; ".join(out)
+
+
 def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Merge the part files of a run folder (see :meth:`RunFolder.merge`)."""
-    return RunFolder(out).merge()
+    """Merge the part files of a run folder (see :meth:`RunFolder.merge`); the outputs are
+    recorded in the folder's ``run.json`` as the run's own."""
+    folder = RunFolder(out)
+    record = folder.read_record()
+    files = record.pop("files", None)
+    folder._record, folder._files = record, dict(files) if isinstance(files, dict) else {}
+    return folder.merge()
 
 
 def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:

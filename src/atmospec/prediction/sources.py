@@ -51,11 +51,13 @@ of stopping the run: bad or unreadable input. Anything else is a bug and stops t
 _FILE, _LIBRARY = "file", "library"
 
 
-def read_spectrum(item: Any) -> Spectrum:
+def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
     """A Spectrum as given, or read from a file path with NaN pixels masked.
 
     Masked pixels are left for the coverage policy of the prediction to judge (``refuse``
-    names the gap they leave; ``mask`` masks the model bins they empty).
+    names the gap they leave; ``mask`` masks the model bins they empty). ``read_options``
+    (``wave_unit=``, ``wave_col=``, ``flux_col=``, ``err_col=``) go to
+    :func:`atmospec.io.read`, which refuses options the file's format does not take.
 
     Raises:
         DataNotFoundError: the file does not exist.
@@ -71,10 +73,7 @@ def read_spectrum(item: Any) -> Spectrum:
         path = Path(item)
         if not path.exists():
             raise DataNotFoundError(f"{path}: no such spectrum file")
-        try:
-            return read(path, invalid="mask")
-        except TypeError:  # a reader without the invalid= option (e.g. through specutils)
-            return read(path)
+        return read(path, invalid="mask", **read_options)
     raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
 
 
@@ -111,10 +110,10 @@ class Partition:
     def __len__(self) -> int:
         return self.stop - self.start
 
-    def load(self) -> list[LoadedSpectrum]:
+    def load(self, **read_options: Any) -> list[LoadedSpectrum]:
         """Read this partition's spectra; a row that cannot be read carries its error.
 
-        Every spectrum's ``meta["source"]`` is its catalogue id (path, key or store source),
+        ``read_options`` go to :func:`read_spectrum` for file rows. Every spectrum's ``meta["source"]`` is its catalogue id (path, key or store source),
         which seeds its Monte Carlo draws.
         """
         if self.store is not None:
@@ -125,7 +124,7 @@ class Partition:
         out = []
         for i, (item, kind) in enumerate(zip(self.items, self.kinds, strict=True)):
             try:
-                spec = _read_item(item, kind)
+                spec = _read_item(item, kind, read_options)
             except ROW_ERRORS as err:
                 out.append(
                     LoadedSpectrum(self.start + i, item, None, f"{type(err).__name__}: {err}")
@@ -136,12 +135,12 @@ class Partition:
         return out
 
 
-def _read_item(item: str, kind: str) -> Spectrum:
+def _read_item(item: str, kind: str, read_options: dict[str, Any]) -> Spectrum:
     if kind == _LIBRARY:
         from atmospec.library import load
 
         return load(item)
-    return read_spectrum(item)
+    return read_spectrum(item, **read_options)
 
 
 class Catalog:

@@ -179,30 +179,52 @@ def _read_calibration(folder: Path) -> CalibrationFrames:
     )
 
 
-def read_star_info(root: str | Path, planet_id: str) -> dict[str, float]:
-    """The ``*_star_info.csv`` row of ``planet_id`` in ``root`` (empty dict when absent)."""
+def _read_csv(path: Path) -> Any:
+    """A CSV table as a DataFrame; unreadable or non-text content raises FileFormatError."""
     import pandas as pd
 
+    try:
+        return pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise FileFormatError(f"{path}: not a readable CSV table ({err})") from None
+
+
+def _numbers(path: Path, what: str, convert: Any) -> Any:
+    """``convert()``, with a non-numeric or missing value reported against ``path``."""
+    try:
+        return convert()
+    except (ValueError, TypeError, IndexError, OverflowError) as err:
+        raise FileFormatError(f"{path}: {what} is not numeric or is missing ({err})") from None
+
+
+def read_star_info(root: str | Path, planet_id: str) -> dict[str, float]:
+    """The ``*_star_info.csv`` row of ``planet_id`` in ``root`` (empty dict when absent)."""
+
     for path in sorted(Path(root).glob("*star_info.csv")):
-        table = pd.read_csv(path)
+        table = _read_csv(path)
         if "planet_id" not in table:
             raise FileFormatError(f"{path}: no planet_id column")
-        ids = table["planet_id"].astype(float).astype(np.int64).astype(str)
+        ids = _numbers(
+            path, "planet_id", lambda t=table: t["planet_id"].astype(float).astype(np.int64)
+        ).astype(str)
         rows = table[ids == str(planet_id)]
         if len(rows):
             row = rows.iloc[0]
-            return {k: float(row[k]) for k in _STAR_COLUMNS if k in row}
+            return _numbers(
+                path,
+                "a star parameter",
+                lambda r=row: {k: float(r[k]) for k in _STAR_COLUMNS if k in r},
+            )
     return {}
 
 
 def read_labels(root: str | Path, split: str = "train") -> dict[str, NDArray[np.float64]]:
     """True depth spectra from ``ROOT/{split}_labels.csv`` (2024 layout), by planet id."""
-    import pandas as pd
 
     path = Path(root) / f"{split}_labels.csv"
     if not path.exists():
         raise DataNotFoundError(f"{path}: no labels file (only simulated or training data has one)")
-    table = pd.read_csv(path)
+    table = _read_csv(path)
     if "planet_id" not in table:
         raise FileFormatError(f"{path}: no planet_id column")
     wl = [c for c in table.columns if c.startswith("wl_")]
@@ -236,7 +258,7 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
     adc_path = root / "adc_info.csv"
     if not adc_path.exists():
         raise DataNotFoundError(f"{adc_path}: missing")
-    adc_table = pd.read_csv(adc_path)
+    adc_table = _read_csv(adc_path)
     if "planet_id" in adc_table and (adc_table["planet_id"].astype(str) == planet_id).any():
         adc_table = adc_table[adc_table["planet_id"].astype(str) == planet_id]
     adc: dict[str, tuple[float, float]] = {}
@@ -248,6 +270,8 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
             )
         except KeyError as err:
             raise FileFormatError(f"{adc_path}: missing column {err}") from err
+        except (ValueError, TypeError, IndexError) as err:
+            raise FileFormatError(f"{adc_path}: {inst} gain/offset not numeric ({err})") from err
 
     calibration = {inst: _read_calibration(_calib_dir(planet_dir, inst)) for inst in INSTRUMENTS}
     frames = {
@@ -281,7 +305,9 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
     wl_path = root / "wavelengths.csv"
     if not wl_path.exists():
         raise DataNotFoundError(f"{wl_path}: missing")
-    wavelengths = pd.read_csv(wl_path).to_numpy(np.float64)[0]
+    wavelengths = _numbers(
+        wl_path, "the wavelength row", lambda: _read_csv(wl_path).to_numpy(np.float64)[0]
+    )
     return RawObservation(
         planet_id=planet_id,
         frames=frames,

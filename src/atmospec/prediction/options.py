@@ -1,0 +1,97 @@
+"""The options of a batch prediction (``atmospec predict`` and ``atmospec scale predict``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["BatchOptions"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Every option of a batch prediction, with the defaults of ``atmospec predict``.
+
+    The first group decides the rows (a rerun into the same folder must use the same values);
+    the second only how the work is done.
+    """
+
+    model: str = "default"
+    grid: str | None = None
+    draws: int = 1000
+    coverage: str = "refuse"
+    max_masked_fraction: float = 0.5
+    assume_snr: float | None = None
+    ood: bool = True
+    seed: int = 0
+    precision: str = "float32"
+    partition_size: int = 256
+    # how files are read (None: the reader's default, or its column-synonym match)
+    wave_unit: str | None = None
+    wave_col: str | None = None
+    flux_col: str | None = None
+    err_col: str | None = None
+    # how the work is done (does not change the rows)
+    threads: int | None = None
+    plots: bool = True
+    max_plots: int | None = 100
+    retry_failed: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.coverage not in ("refuse", "mask"):
+            raise ValueError(f"coverage must be refuse or mask, not {self.coverage!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, not {self.precision!r}")
+        if self.draws < 1:
+            raise ValueError(f"draws must be >= 1, not {self.draws}")
+        if not 0.0 <= self.max_masked_fraction <= 1.0:  # also refuses nan
+            raise ValueError(
+                f"max_masked_fraction must be a fraction in [0, 1], not {self.max_masked_fraction}"
+            )
+        if self.assume_snr is not None and not 0.0 < self.assume_snr < float("inf"):
+            raise ValueError(f"assume_snr must be a positive finite S/N, not {self.assume_snr}")
+        if self.partition_size < 1:
+            raise ValueError(f"partition_size must be >= 1, not {self.partition_size}")
+
+    def predictor_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~atmospec.prediction.predictor.Predictor`."""
+        return {
+            "grid": self.grid,
+            "ood": self.ood,
+            "draws": self.draws,
+            "coverage": self.coverage,
+            "max_masked_fraction": self.max_masked_fraction,
+            "assume_snr": self.assume_snr,
+            "seed": self.seed,
+            "num_threads": self.threads,
+            "precision": self.precision,
+        }
+
+    def row_options(self) -> dict[str, Any]:
+        """The options that decide the rows (recorded, and checked when a run resumes)."""
+        keep = (
+            "grid",
+            "draws",
+            "coverage",
+            "max_masked_fraction",
+            "assume_snr",
+            "ood",
+            "seed",
+            "precision",
+            "partition_size",
+            "wave_unit",
+            "wave_col",
+            "flux_col",
+            "err_col",
+        )
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+    def read_options(self) -> dict[str, str]:
+        """The options given to :func:`atmospec.io.read` for every spectrum file (the ones
+        set), on the local and the Dask executor alike."""
+        names = ("wave_unit", "wave_col", "flux_col", "err_col")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
