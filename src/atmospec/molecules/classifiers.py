@@ -143,6 +143,11 @@ class MoleculeClassifier:
         net.eval()
         return out.astype(np.float64)
 
+    @property
+    def coverage(self) -> tuple[float, float]:
+        """The wavelength range (micron) of the bins this classifier reads."""
+        return float(self.binning.lower.min()), float(self.binning.upper.max())
+
     def check_bins(self, spec: TransmissionSpectrum) -> None:
         """Raise :class:`IncompatibleModelError` unless the spectrum has this model's bins."""
         b = self.binning
@@ -209,6 +214,7 @@ class MoleculeClassifier:
             "weights_sha256": sha256_file(folder / "model.safetensors"),
             "info": self.info,
         }
+        meta["meta_sha256"] = _meta_digest(meta)
         write_json(folder / "model.json", meta)
         return folder
 
@@ -224,6 +230,12 @@ class MoleculeClassifier:
             meta = json.loads((folder / "model.json").read_text())
             if meta.get("format") != "atmospec.molecules.cnn/1":
                 raise ModelFileError(f"{folder}: unknown model format {meta.get('format')!r}")
+            if meta.get("meta_sha256") != _meta_digest(meta):
+                raise ModelFileError(
+                    f"{folder}/model.json: its content does not match its meta_sha256 (edited or "
+                    "corrupted: molecule names, bins or calibration would be wrong); re-save or "
+                    "retrain the classifier"
+                )
             digest = sha256_file(folder / "model.safetensors")
             if digest != meta["weights_sha256"]:
                 raise ModelFileError(
@@ -251,6 +263,15 @@ class MoleculeClassifier:
             cfg,
             meta.get("info", {}),
         )
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """sha256 of a model's JSON metadata (without the digest itself), keys sorted."""
+    import hashlib
+
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from atmospec.errors import ModelInputError
 from atmospec.molecules.classifiers import MoleculeClassifier, load_pretrained
 from atmospec.molecules.io import TransmissionSpectrum, read_transmission
 
@@ -48,6 +49,10 @@ class MoleculeReport:
         ]
         for m, v in self.probabilities.items():
             lines.append(f"| {m} | {v['probability']:.3f} | {v['low']:.3f} - {v['high']:.3f} |")
+        notes = self.info.get("assumptions", [])
+        if notes:
+            lines += ["", "## Assumed while reading the file", ""]
+            lines += [f"- {n}" for n in notes]
         lines += ["", "## Limitations", "", LIMITATIONS, ""]
         if "attribution_plot" in self.files:
             lines += [f"![attributions]({Path(self.files['attribution_plot']).name})", ""]
@@ -61,12 +66,14 @@ def identify(
     out: str | os.PathLike[str] | None = None,
     n_mc: int = 100,
     cross_sections: bool = True,
+    trim: bool = False,
 ) -> MoleculeReport:
     """Probability per molecule (with an interval) for an observed transmission spectrum.
 
     With ``out`` the folder receives ``molecules.json`` (probabilities, intervals, attributions,
     provenance), ``report.md`` and ``attributions.png`` (integrated gradients per bin over each
-    molecule's cross-section).
+    molecule's cross-section). ``trim`` leaves out (and reports) bins beyond the wavelengths
+    the classifier covers instead of refusing the spectrum.
 
     Example:
         >>> rep = identify("wasp39b_jwst_transit.dat")  # doctest: +SKIP
@@ -83,7 +90,16 @@ def identify(
         clf = load_pretrained()
     else:
         clf = MoleculeClassifier.load(model)
+    if trim:
+        lo, hi = clf.coverage
+        spec = spec.within(lo, hi)
     probs = clf.predict_spectrum(spec, n_mc=n_mc)
+    bad = [m for m, v in probs.items() if not all(np.isfinite(x) for x in v.values())]
+    if bad:
+        raise ModelInputError(
+            f"{spec.name}: the classifier gave no finite probability for {bad}; the spectrum "
+            "is far outside what it was trained on"
+        )
     attributions = {
         m: integrated_gradients(clf, spec.depth[None], spec.error[None], m)[0].tolist()
         for m in clf.molecules
@@ -94,6 +110,7 @@ def identify(
         attributions,
         info={
             "source": spec.meta.get("source", spec.name),
+            "assumptions": spec.assumptions,
             "classifier": clf.info.get("provenance", {}),
             "detection_threshold_delta_chi2": clf.info.get("detection_threshold"),
             "limitations": LIMITATIONS,
