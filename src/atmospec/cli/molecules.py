@@ -30,6 +30,15 @@ def train_cmd(
     max_minutes: Optional[float] = typer.Option(  # noqa: UP045
         20.0, "--max-minutes", help="Training budget (minutes)."
     ),
+    any_binning: bool = typer.Option(
+        False,
+        "--any-binning",
+        help="Train the classifier for any binning (random instrument sets per batch) on a "
+        "population simulated once on a fine axis; --bins is then not used.",
+    ),
+    native: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--native", help="HDF5 fine-axis population set: reused if it exists, else written."
+    ),
 ) -> None:
     """Simulate a training set, train and calibrate the CNN, save it to --out."""
 
@@ -50,6 +59,20 @@ def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
     p = ctx.params
     if out is None:
         raise typer.BadParameter("`atmospec molecules train` needs --out DIR")
+    if p["any_binning"]:
+        from atmospec.molecules.pipeline import train_any_binning
+
+        train_any_binning(
+            out,
+            n=p["n"],
+            seed=p["seed"],
+            native=p["native"],
+            max_epochs=p["epochs"],
+            max_minutes=p["max_minutes"],
+            quiet=quiet,
+        )
+        typer.echo(f"saved the any-binning classifier to {out}")
+        return
     bins = p["bins"]
     if not bins:
         from atmospec.data import shared_data

@@ -77,7 +77,7 @@ def noisy_observations(
     return obs, err, ts.labels(s)
 
 
-def _network(n_bins: int, n_out: int, width: int, dropout: float) -> Any:
+def _network(n_bins: int, n_out: int, width: int, dropout: float, in_channels: int = 2) -> Any:
     import torch.nn as nn
 
     def block(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -91,7 +91,7 @@ def _network(n_bins: int, n_out: int, width: int, dropout: float) -> Any:
 
     length = n_bins // 2 // 2 // 2
     return nn.Sequential(
-        *block(2, width, 7),
+        *block(in_channels, width, 7),
         *block(width, 2 * width, 5),
         *block(2 * width, 2 * width, 3),
         nn.Flatten(),
@@ -331,6 +331,7 @@ def train_cnn(
     quiet: bool = False,
     max_seconds: float | None = None,
     weight_decay: float = 1e-4,
+    device: str = "cpu",
 ) -> MoleculeClassifier:
     """Train the CNN on the training split with noise augmentation; calibrate on validation.
 
@@ -367,11 +368,12 @@ def train_cnn(
         seed=seed,
         num_threads=1,
         quiet=quiet,
-        device="cpu",
+        device=device,
         weight_decay=weight_decay,
         max_seconds=max_seconds,
     )
     history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)  # type: ignore[arg-type]
+    net.to("cpu")
     clf = MoleculeClassifier(
         net,
         ts.molecules,

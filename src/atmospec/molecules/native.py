@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +19,7 @@ from atmospec.molecules.dataset import DETECTION_THRESHOLD, TrainingSet, nuisanc
 from atmospec.molecules.forward import Clouds, Simulator
 from atmospec.molecules.population import Population, heavy_filler, spot_contamination
 
-__all__ = ["NativeSet", "simulate_native", "simulate_planet"]
+__all__ = ["NativeSet", "load_simulator", "save_simulator", "simulate_native", "simulate_planet"]
 
 
 def simulate_planet(
@@ -64,6 +65,78 @@ def simulate_planet(
         else:
             without.append(None)
     return full, without
+
+
+def save_simulator(sim: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a :class:`~atmospec.molecules.forward.TransmissionModel`'s tables (as resampled on
+    its wavelengths) to one ``.npz``, so that a machine without the data cache can simulate."""
+    from atmospec._fileio import atomic_path
+
+    arrays: dict[str, Any] = {"wavelength": sim.wavelength, "n_levels": np.array(sim.n_levels)}
+    for name, tab in sim.tables.items():
+        for key in ("temperature", "pressure"):
+            arrays[f"table/{name}/{key}"] = getattr(tab, key)
+        arrays[f"table/{name}/sigma"] = tab.sigma.astype(np.float32)
+    for k, c in enumerate(sim.cia):
+        arrays[f"cia/{k}/pair"] = np.array(c.pair)
+        for key in ("wavenumber", "temperature", "k"):
+            arrays[f"cia/{k}/{key}"] = getattr(c, key)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def load_simulator(path: str | os.PathLike[str]) -> Any:
+    """The :class:`~atmospec.molecules.forward.TransmissionModel` saved by :func:`save_simulator`."""
+    from atmospec.molecules.cia import CIATable
+    from atmospec.molecules.forward import TransmissionModel
+    from atmospec.molecules.opacity import OpacityTable
+
+    with np.load(path, allow_pickle=False) as z:
+        lam = z["wavelength"]
+        names = sorted({k.split("/")[1] for k in z.files if k.startswith("table/")})
+        tables = [
+            OpacityTable(
+                n,
+                lam,
+                z[f"table/{n}/temperature"],
+                z[f"table/{n}/pressure"],
+                z[f"table/{n}/sigma"].astype(np.float64),
+                source=f"{path}",
+            )
+            for n in names
+        ]
+        ks = sorted({int(k.split("/")[1]) for k in z.files if k.startswith("cia/")})
+        cia = [
+            CIATable(
+                tuple(str(x) for x in z[f"cia/{k}/pair"]),  # type: ignore[arg-type]
+                z[f"cia/{k}/wavenumber"],
+                z[f"cia/{k}/temperature"],
+                z[f"cia/{k}/k"],
+                source=f"{path}",
+            )
+            for k in ks
+        ]
+        return TransmissionModel(lam, tables, cia, n_levels=int(z["n_levels"]))
+
+
+_SIM: Any = None
+
+
+def _chunk(args: tuple[int, Any, Population, tuple[str, ...]]) -> tuple[list[Any], int]:
+    n, seed_seq, pop, mols = args
+    rng = np.random.default_rng(seed_seq)
+    out, rejected = [], 0
+    for _ in range(n):
+        while True:
+            p = pop.sample(rng)
+            try:
+                full, without = simulate_planet(_SIM, p, mols)
+                break
+            except ModelInputError:
+                rejected += 1
+        out.append((p, full, without))
+    return out, rejected
 
 
 def _pair_average(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -184,8 +257,12 @@ def simulate_native(
     seed: int = 0,
     quiet: bool = False,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    workers: int = 1,
 ) -> NativeSet:
     """Simulate ``n`` population planets on the fine axis (about 4 forward models each).
+
+    Planets are drawn in chunks with independent seeds spawned from ``seed``, so the result
+    does not depend on ``workers`` (processes, forked).
 
     Example:
         >>> ns = simulate_native(2, seed=1, quiet=True)   # doctest: +SKIP
@@ -211,24 +288,42 @@ def simulate_native(
     scale = np.zeros((n, len(mols)), np.float32)
     rows = []
     rejected = 0
-    with threadpool_limits(1):
-        for i in tqdm(range(n), desc="simulating", disable=quiet, unit="planet"):
-            while True:  # unbound atmospheres (tiny R/H) are redrawn: no such planets exist
-                p = pop.sample(rng)
-                try:
-                    full, without = simulate_planet(sim, p, mols)
-                    break
-                except ModelInputError:
-                    rejected += 1
-            f = _pair_average(full)
-            depth[i] = f
-            for j, w in enumerate(without):
-                if w is not None:
-                    d = f - _pair_average(w)
-                    s = float(np.abs(d).max()) or 1.0
-                    scale[i, j] = s
-                    contrib[i, j] = (d / s).astype(np.float16)
-            rows.append(p)
+    global _SIM
+    _SIM = sim
+    sizes = [min(64, n - k) for k in range(0, n, 64)]  # chunks (and their seeds) fixed by n
+    jobs = [
+        (k, ss, pop, mols)
+        for k, ss in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True)
+    ]
+    with (
+        threadpool_limits(1),
+        tqdm(total=n, desc="simulating", disable=quiet, unit="planet") as bar,
+    ):
+        if workers > 1:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(workers)
+            results = pool.imap(_chunk, jobs)
+        else:
+            pool, results = None, map(_chunk, jobs)
+        i = 0
+        for chunk, rej in results:
+            rejected += rej
+            for p, full, without in chunk:
+                f = _pair_average(full)
+                depth[i] = f
+                for j, w in enumerate(without):
+                    if w is not None:
+                        d = f - _pair_average(w)
+                        sc = float(np.abs(d).max()) or 1.0
+                        scale[i, j] = sc
+                        contrib[i, j] = (d / sc).astype(np.float16)
+                rows.append(p)
+                i += 1
+            bar.update(len(chunk))
+        if pool is not None:
+            pool.close()
+            pool.join()
     names = tuple(rows[0])
     params = np.array([[r[k] for k in names] for r in rows])
     split = np.zeros(n, dtype=np.int8)

@@ -10,19 +10,32 @@ from typing import Any
 import numpy as np
 
 from atmospec.errors import ModelInputError
+from atmospec.molecules.anybin import AnyBinningClassifier
+from atmospec.molecules.binning import Binning
 from atmospec.molecules.classifiers import MoleculeClassifier, load_pretrained
 from atmospec.molecules.io import TransmissionSpectrum, read_transmission
 
-__all__ = ["MoleculeReport", "identify", "train_classifier", "LIMITATIONS"]
+__all__ = [
+    "MoleculeReport",
+    "identify",
+    "load_classifier",
+    "train_classifier",
+    "train_any_binning",
+    "LIMITATIONS",
+]
 
 LIMITATIONS = (
-    "Labels mean 'present and detectable in this simulator' (Delta chi^2 > 25 when removed). "
-    "The simulator has H2O, CO2, CH4, CO, Na, K over H2/He with Rayleigh, CIA, a grey deck and "
-    "a power-law haze; it lacks SO2, H2S, NH3, HCN and others. A random Gaussian 'unknown "
+    "Labels mean 'present and detectable in this simulator' (Delta chi^2 > 25 when removed, one "
+    "free offset per instrument). The simulator has H2O, CO2, CH4, CO, Na, K over H2/He (plus an "
+    "opacity-free heavy gas for mean molecular weights up to 8) with Rayleigh, CIA, a grey deck "
+    "and a power-law haze; it lacks SO2, H2S, NH3, HCN and others. A random Gaussian 'unknown "
     "absorber' band was included in training so that unexplained absorption (e.g. SO2 at "
-    "4.05 um in WASP-39b) is less likely to be credited to a modelled molecule, but features "
-    "that mimic a modelled band can still raise its probability. Intervals are Monte-Carlo "
-    "dropout spreads (model uncertainty), not posterior credible intervals."
+    "4.05 um) is less likely to be credited to a modelled molecule, but features that mimic a "
+    "modelled band can still raise its probability. The default classifier accepts any bins "
+    "within 0.46-12.4 um; its population: planets of 1 R_earth-2 R_Jup, 200-2500 K, hosts "
+    "0.1-1.5 R_sun, isothermal, unocculted spots or faculae on M-dwarf hosts as blackbodies "
+    "(the molecular bands of cool spots are not modelled). Intervals are Monte-Carlo dropout "
+    "spreads (model uncertainty), not posterior credible intervals."
 )
 
 
@@ -84,12 +97,7 @@ def identify(
     from atmospec.molecules.explain import integrated_gradients
 
     spec = spectrum if isinstance(spectrum, TransmissionSpectrum) else read_transmission(spectrum)
-    if isinstance(model, MoleculeClassifier):
-        clf = model
-    elif model is None:
-        clf = load_pretrained()
-    else:
-        clf = MoleculeClassifier.load(model)
+    clf = load_classifier(model)
     if trim:
         lo, hi = clf.coverage
         spec = spec.within(lo, hi)
@@ -100,10 +108,17 @@ def identify(
             f"{spec.name}: the classifier gave no finite probability for {bad}; the spectrum "
             "is far outside what it was trained on"
         )
+    general = isinstance(clf, AnyBinningClassifier)
+    binning = Binning.from_spectrum(spec) if general else None
     attributions = {
-        m: integrated_gradients(clf, spec.depth[None], spec.error[None], m)[0].tolist()
+        m: integrated_gradients(clf, spec.depth[None], spec.error[None], m, binning=binning)[
+            0
+        ].tolist()
         for m in clf.molecules
     }
+    axis = spec.wavelength
+    if general:
+        axis = np.sqrt(clf.edges[1:] * clf.edges[:-1])
     report = MoleculeReport(
         spec.name,
         probs,
@@ -112,6 +127,7 @@ def identify(
             "source": spec.meta.get("source", spec.name),
             "assumptions": spec.assumptions,
             "classifier": clf.info.get("provenance", {}),
+            "classifier_kind": "any binning" if general else "trained for these bins",
             "detection_threshold_delta_chi2": clf.info.get("detection_threshold"),
             "limitations": LIMITATIONS,
             "provenance": provenance(),
@@ -130,7 +146,7 @@ def identify(
                 xs = None
         plot = plot_attributions(
             {m: np.asarray(a) for m, a in attributions.items()},
-            spec.wavelength,
+            axis,
             folder / "attributions.png",
             cross_sections=xs,
             probabilities=report.as_json(),
@@ -146,7 +162,7 @@ def identify(
             {
                 "name": report.name,
                 "probabilities": report.probabilities,
-                "attributions": {"wavelength": spec.wavelength.tolist(), **attributions},
+                "attributions": {"wavelength": axis.tolist(), **attributions},
                 "info": report.info,
             },
         )
@@ -155,6 +171,31 @@ def identify(
         with atomic_open(folder / "report.md", "w", encoding="utf-8") as fh:
             fh.write(report.markdown())
     return report
+
+
+def load_classifier(
+    model: str | os.PathLike[str] | MoleculeClassifier | AnyBinningClassifier | None = None,
+) -> MoleculeClassifier | AnyBinningClassifier:
+    """A classifier object, a saved folder (either kind), or the shipped default: the
+    any-binning classifier when it is shipped, else the one trained for WASP-39b's bins."""
+    import json
+
+    from atmospec.errors import ModelFileError
+    from atmospec.molecules.anybin import PRETRAINED_ANYBIN_DIR
+
+    if isinstance(model, (MoleculeClassifier, AnyBinningClassifier)):
+        return model
+    if model is None:
+        if (PRETRAINED_ANYBIN_DIR / "model.json").is_file():
+            return AnyBinningClassifier.load(PRETRAINED_ANYBIN_DIR)
+        return load_pretrained()
+    try:
+        kind = json.loads((Path(model) / "model.json").read_text()).get("format", "")
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"{model}: not a saved molecule classifier ({err})") from None
+    if str(kind).startswith("atmospec.molecules.anybin"):
+        return AnyBinningClassifier.load(model)
+    return MoleculeClassifier.load(model)
 
 
 def train_classifier(
@@ -192,6 +233,41 @@ def train_classifier(
         max_epochs=max_epochs,
         max_seconds=None if max_minutes is None else 60 * max_minutes,
         **params,
+    )
+    clf.save(out)
+    return clf
+
+
+def train_any_binning(
+    out: str | os.PathLike[str],
+    *,
+    n: int = 12000,
+    seed: int = 11,
+    native: str | os.PathLike[str] | None = None,
+    max_epochs: int = 60,
+    max_minutes: float | None = 30.0,
+    quiet: bool = False,
+) -> Any:
+    """Simulate (or load) the fine-axis population set and train the any-binning classifier.
+
+    The set is simulated with seed ``seed`` and the network trained with seed ``seed`` too;
+    both seeds and the package versions are recorded in ``model.json``.
+    """
+    from atmospec.molecules.anybin import train_anybin
+    from atmospec.molecules.native import NativeSet, simulate_native
+
+    if native is not None and Path(native).is_file():
+        ns = NativeSet.load(native)
+    else:
+        ns = simulate_native(n, seed=seed, quiet=quiet)
+        if native is not None:
+            ns.save(native)
+    clf = train_anybin(
+        ns,
+        seed=seed,
+        max_epochs=max_epochs,
+        max_seconds=None if max_minutes is None else 60 * max_minutes,
+        quiet=quiet,
     )
     clf.save(out)
     return clf
