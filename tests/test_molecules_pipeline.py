@@ -266,7 +266,17 @@ def test_cli_json(shipped, shared_dir, tmp_path):
     # run the package under test, whatever else the environment has installed
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=src)
     res = subprocess.run(
-        [*_CLI, "molecules", str(f), "--json", "--n-mc", "5", "--out", str(tmp_path / "rep")],
+        [
+            *_CLI,
+            "molecules",
+            str(f),
+            "--json",
+            "--n-mc",
+            "5",
+            "--no-fit",
+            "--out",
+            str(tmp_path / "rep"),
+        ],
         capture_output=True,
         text=True,
         env=env,

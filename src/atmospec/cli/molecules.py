@@ -147,6 +147,9 @@ def molecules_cmd(
     trim: bool = typer.Option(
         False, "--trim", help="Leave out (and report) bins beyond the opacities' wavelengths."
     ),
+    no_fit: bool = typer.Option(
+        False, "--no-fit", help="With --out: skip the best-fit model with molecules removed."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Probability per molecule (H2O, CO2, CH4, CO, Na, K) with an interval, attributions, report.
@@ -181,7 +184,7 @@ def molecules_cmd(
     if not spectra:
         raise FileFormatError("no spectrum file given")
     spec = combine(spectra, offsets or None)
-    report = identify(spec, model=model, out=out, n_mc=n_mc, trim=trim)
+    report = identify(spec, model=model, out=out, n_mc=n_mc, trim=trim, fit=not no_fit)
     from rich.console import Console
     from rich.markup import escape
 

@@ -62,6 +62,25 @@ class MoleculeReport:
         ]
         for m, v in self.probabilities.items():
             lines.append(f"| {m} | {v['probability']:.3f} | {v['low']:.3f} - {v['high']:.3f} |")
+        fit = self.info.get("best_fit", {})
+        if "dchi2_when_removed" in fit:
+            lines += [
+                "",
+                "## Best forward model with each molecule removed",
+                "",
+                f"chi2 {fit['chi2']:.1f} for {fit['dof']} degrees of freedom. "
+                + " ".join(fit["assumptions"]),
+                "",
+                "| molecule | classifier p | chi2 rise when removed |",
+                "| --- | --- | --- |",
+            ]
+            for m, d in fit["dchi2_when_removed"].items():
+                p = self.probabilities.get(m, {}).get("probability", float("nan"))
+                lines.append(f"| {m} | {p:.3f} | {d:.1f} |")
+            if "switched_off_plot" in self.files:
+                lines += ["", f"![best model]({Path(self.files['switched_off_plot']).name})"]
+        elif "skipped" in fit:
+            lines += ["", f"Best-fit model skipped: {fit['skipped']}"]
         notes = self.info.get("assumptions", [])
         if notes:
             lines += ["", "## Assumed while reading the file", ""]
@@ -80,13 +99,16 @@ def identify(
     n_mc: int = 100,
     cross_sections: bool = True,
     trim: bool = False,
+    fit: bool = True,
 ) -> MoleculeReport:
     """Probability per molecule (with an interval) for an observed transmission spectrum.
 
     With ``out`` the folder receives ``molecules.json`` (probabilities, intervals, attributions,
     provenance), ``report.md`` and ``attributions.png`` (integrated gradients per bin over each
     molecule's cross-section). ``trim`` leaves out (and reports) bins beyond the wavelengths
-    the classifier covers instead of refusing the spectrum.
+    the classifier covers instead of refusing the spectrum. With ``out`` and ``fit`` the
+    forward model is also fitted to the spectrum (:func:`~atmospec.molecules.bestfit.best_fit`)
+    and ``switched_off.png`` shows it with each molecule removed, with the chi-square rise.
 
     Example:
         >>> rep = identify("wasp39b_jwst_transit.dat")  # doctest: +SKIP
@@ -157,6 +179,24 @@ def identify(
             "json": str(folder / "molecules.json"),
             "report": str(folder / "report.md"),
         }
+        if fit:
+            from atmospec.errors import AtmospecError
+            from atmospec.molecules.bestfit import best_fit, plot_switched_off
+
+            try:
+                best = best_fit(spec)
+            except (AtmospecError, OSError) as err:  # no opacities here: the rest still holds
+                report.info["best_fit"] = {"skipped": str(err)}
+            else:
+                plot_switched_off(spec, best, folder / "switched_off.png")
+                report.files["switched_off_plot"] = str(folder / "switched_off.png")
+                report.info["best_fit"] = {
+                    "params": best.params,
+                    "chi2": best.chi2,
+                    "dof": best.dof,
+                    "dchi2_when_removed": best.dchi2,
+                    "assumptions": best.assumptions,
+                }
         write_json(
             folder / "molecules.json",
             {
