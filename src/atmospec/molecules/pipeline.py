@@ -76,7 +76,7 @@ class MoleculeReport:
             ]
             for m, d in fit["dchi2_when_removed"].items():
                 p = self.probabilities.get(m, {}).get("probability", float("nan"))
-                lines.append(f"| {m} | {p:.3f} | {d:.1f} |")
+                lines.append(f"| {m} | {p:.3f} | {round(d, 1) + 0.0:.1f} |")
             if "switched_off_plot" in self.files:
                 lines += ["", f"![best model]({Path(self.files['switched_off_plot']).name})"]
         elif "skipped" in fit:
