@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from atmospec._fileio import provenance, write_json
     from atmospec.data import shared_data
-    from atmospec.molecules.anybin import PRETRAINED_ANYBIN_DIR, AnyBinningClassifier, train_anybin
+    from atmospec.molecules.anybin import AnyBinningClassifier, load_pretrained_anybin
+    from atmospec.molecules.anybin_training import train_anybin
     from atmospec.molecules.classifiers import train_cnn
     from atmospec.molecules.native import NativeSet, load_simulator, simulate_native
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         general.save(args.train_out)
         console.print(f"any-binning classifier: {general.info['history']}")
     else:
-        general = AnyBinningClassifier.load(args.model or PRETRAINED_ANYBIN_DIR)
+        general = AnyBinningClassifier.load(args.model) if args.model else load_pretrained_anybin()
     test_rows = np.nonzero(native.split == 2)[0]
     results: dict[str, dict[str, object]] = {}
     for name, binning in binnings.items():

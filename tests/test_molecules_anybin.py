@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from atmospec.errors import CoverageError, ModelFileError, OutOfGridError
+from atmospec.models import list_models, load_model, model_path
 from atmospec.molecules.anybin import (
     AXIS_RANGE,
-    PRETRAINED_ANYBIN_DIR,
+    KIND,
+    SHIPPED_NAME,
     AnyBinningClassifier,
     canonical_edges,
     project,
-    project_torch,
     random_binning,
 )
+from atmospec.molecules.anybin_training import project_torch
 from atmospec.molecules.atmosphere import composition, mean_molecular_weight
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.io import TransmissionSpectrum, combine, read_transmission
@@ -33,12 +35,18 @@ from atmospec.molecules.population import (
 torch = pytest.importorskip("torch")
 
 
+def _shipped() -> bool:
+    return SHIPPED_NAME in {m["name"] for m in list_models()}
+
+
 @pytest.fixture(scope="module")
 def general():
-    if not (PRETRAINED_ANYBIN_DIR / "model.json").is_file():
+    if not _shipped():
         pytest.skip("no shipped any-binning classifier in this build")
     torch.set_num_threads(1)
-    return AnyBinningClassifier.load(PRETRAINED_ANYBIN_DIR)
+    clf = load_model(SHIPPED_NAME, kind=KIND)
+    assert isinstance(clf, AnyBinningClassifier)
+    return clf
 
 
 # -- population ------------------------------------------------------------------------------
@@ -160,15 +168,29 @@ def test_spectra_outside_the_population_are_refused(general):
         general.predict_spectrum(spec(wild), n_mc=1)
 
 
+def test_identify_defaults_to_the_any_binning_classifier(general, tmp_path):
+    from atmospec.molecules.classifiers import MoleculeClassifier
+    from atmospec.molecules.pipeline import load_classifier
+
+    default = load_classifier()
+    assert isinstance(default, AnyBinningClassifier)
+    assert np.array_equal(default.temperatures, general.temperatures)
+    assert isinstance(load_classifier("molecules"), MoleculeClassifier)  # by registry name
+    with pytest.raises(ModelFileError, match="not a molecule classifier"):
+        load_classifier("transit")  # a shipped model, but not of this kind
+    with pytest.raises(ModelFileError, match="no such classifier folder"):
+        load_classifier(tmp_path / "absent")
+
+
 def test_edited_any_binning_model_is_refused(tmp_path):
-    if not (PRETRAINED_ANYBIN_DIR / "model.json").is_file():
+    if not _shipped():
         pytest.skip("no shipped any-binning classifier in this build")
     folder = tmp_path / "m"
-    shutil.copytree(PRETRAINED_ANYBIN_DIR, folder)
+    shutil.copytree(model_path(SHIPPED_NAME), folder)
     meta = json.loads((folder / "model.json").read_text())
     meta["molecules"][2], meta["molecules"][3] = meta["molecules"][3], meta["molecules"][2]
     (folder / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match="meta_sha256"):
+    with pytest.raises(ModelFileError, match=r"model\.json: the record was modified"):
         AnyBinningClassifier.load(folder)
 
 
@@ -207,7 +229,9 @@ def test_simulation_does_not_depend_on_workers(tiny):
 
 
 def test_train_save_load(tiny, tmp_path):
-    from atmospec.molecules.anybin import train_anybin
+    from atmospec.molecules.anybin_training import train_anybin
+    from atmospec.molecules.classifiers import MoleculeClassifier
+    from atmospec.serialization import read_record
 
     clf = train_anybin(tiny, n_cells=64, width=8, max_epochs=2, quiet=True, n_val_binnings=2)
     clf.save(tmp_path / "m")
@@ -217,6 +241,11 @@ def test_train_save_load(tiny, tmp_path):
     err = np.broadcast_to(b.error, depth.shape)
     assert np.allclose(clf.predict_proba(b, depth, err), again.predict_proba(b, depth, err))
     assert again.info["provenance"]["seed"] == 0
+    rec = read_record(tmp_path / "m")  # the one model format, loadable by the registry
+    assert rec["kind"] == KIND and rec["provenance"]["seed"] == 0
+    assert isinstance(load_model(tmp_path / "m"), AnyBinningClassifier)
+    with pytest.raises(ModelFileError, match="not a molecule classifier"):
+        MoleculeClassifier.load(tmp_path / "m")  # the other kind is refused by name
 
 
 # -- the best forward model, molecule by molecule --------------------------------------------

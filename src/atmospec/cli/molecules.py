@@ -118,7 +118,9 @@ def molecules_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {molecule: p}."),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for report, plot and JSON."),  # noqa: UP045
-    model: str | None = typer.Option(None, "--model", help="Classifier folder (default: shipped)."),  # noqa: UP045
+    model: str | None = typer.Option(
+        None, "--model", help="Classifier folder or registry name (default: molecules-any-binning)."
+    ),  # noqa: UP045
     n_mc: int = typer.Option(100, "--n-mc", help="Dropout passes for the intervals."),
     depth_unit: Optional[str] = typer.Option(  # noqa: UP045
         None,

@@ -14,7 +14,6 @@ of the same shape, so one shipped network answers for all of them.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,22 +30,23 @@ __all__ = [
     "AXIS_RANGE",
     "DEPTH_RANGE",
     "MAX_RELATIVE_AMPLITUDE",
-    "PRETRAINED_ANYBIN_DIR",
+    "KIND",
+    "SHIPPED_NAME",
     "MODES",
     "AnyBinningClassifier",
+    "load_pretrained_anybin",
     "canonical_edges",
     "project",
     "random_binning",
-    "train_anybin",
 ]
 
 AXIS_RANGE = (0.46, 12.4)
 """Wavelengths (micron) the canonical axis spans: inside the opacities' 0.45-12.5 um."""
 
-PRETRAINED_ANYBIN_DIR = (
-    Path(__file__).resolve().parent.parent / "pretrained" / "molecules" / "any-binning"
-)
-"""Where the shipped any-binning classifier lives (package data)."""
+KIND = "molecule_anybin_classifier"  # the record kind (atmospec.models, atmospec.serialization)
+
+SHIPPED_NAME = "molecules-any-binning"
+"""Registry name of the shipped any-binning classifier (:func:`atmospec.models.load_model`)."""
 
 DEPTH_RANGE = (3e-5, 0.12)
 """Median transit depths the population covers: a 1 R_earth planet around a 1.5 R_sun star up to
@@ -292,254 +292,66 @@ class AnyBinningClassifier:
         }
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write ``model.safetensors`` and ``model.json`` (checksums of both)."""
-        from safetensors.torch import save_file
+        """Write the model folder (:mod:`atmospec.serialization`: ``weights.safetensors`` and a
+        checksummed ``model.json`` with config, canonical axis, calibration and provenance)."""
+        from atmospec._fileio import provenance
+        from atmospec.serialization import save_arrays
 
-        from atmospec._fileio import atomic_path, sha256_file, write_json
-        from atmospec.molecules.classifiers import _meta_digest
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file(state, str(tmp))
-        meta = {
-            "format": "atmospec.molecules.anybin/1",
+        arrays = {
+            f"net.{k}": v.detach().cpu().contiguous().numpy()
+            for k, v in self.network.state_dict().items()
+        }
+        record = {
+            "kind": KIND,
             "molecules": list(self.molecules),
             "config": self.config,
             "temperatures": self.temperatures.tolist(),
             "edges": self.edges.tolist(),
-            "weights_sha256": sha256_file(folder / "model.safetensors"),
             "info": self.info,
+            "provenance": self.info.get("provenance") or provenance(seed=self.config.get("seed")),
         }
-        meta["meta_sha256"] = _meta_digest(meta)
-        write_json(folder / "model.json", meta)
-        return folder
+        return save_arrays(folder, record, arrays)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> AnyBinningClassifier:
-        """Read a folder written by :meth:`save`, verifying both checksums."""
-        from safetensors.torch import load_file
+        """Read a folder written by :meth:`save`; both files are verified by sha256.
 
-        from atmospec._fileio import sha256_file
-        from atmospec.molecules.classifiers import _meta_digest
+        Raises:
+            ModelFileError: a missing, modified or truncated file (named), or another model.
+        """
+        import torch
 
-        folder = Path(folder)
+        from atmospec.serialization import load_arrays
+
+        record, arrays = load_arrays(folder)
+        if record.get("kind") != KIND:
+            raise ModelFileError(
+                f"{folder}: not an any-binning molecule classifier (kind={record.get('kind')!r})"
+            )
         try:
-            meta = json.loads((folder / "model.json").read_text())
-            if meta.get("format") != "atmospec.molecules.anybin/1":
-                raise ModelFileError(f"{folder}: unknown model format {meta.get('format')!r}")
-            if meta.get("meta_sha256") != _meta_digest(meta):
-                raise ModelFileError(
-                    f"{folder}/model.json: its content does not match its meta_sha256 (edited "
-                    "or corrupted); re-save or retrain the classifier"
-                )
-            if sha256_file(folder / "model.safetensors") != meta["weights_sha256"]:
-                raise ModelFileError(
-                    f"{folder}/model.safetensors: sha256 does not match model.json"
-                )
-            state = load_file(str(folder / "model.safetensors"))
-        except (OSError, KeyError, json.JSONDecodeError) as err:
-            raise ModelFileError(f"{folder}: not a saved any-binning classifier ({err})") from None
-        cfg = meta["config"]
-        edges = np.array(meta["edges"])
-        net = _network(edges.size - 1, len(meta["molecules"]), cfg["width"], cfg["dropout"])
-        net.load_state_dict(state)
+            cfg = record["config"]
+            edges = np.array(record["edges"])
+            net = _network(edges.size - 1, len(record["molecules"]), cfg["width"], cfg["dropout"])
+            net.load_state_dict(
+                {k[4:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k[:4] == "net."}
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ModelFileError(f"{folder}: inconsistent any-binning classifier ({err})") from None
         net.eval()
         return cls(
             net,
-            tuple(meta["molecules"]),
+            tuple(record["molecules"]),
             edges,
-            np.array(meta["temperatures"]),
+            np.array(record["temperatures"]),
             cfg,
-            meta.get("info", {}),
+            record.get("info", {}),
         )
 
 
-class _Binner:
-    """The fine-axis set held as tensors (CPU or GPU): bins planets to any binning, labels them
-    and projects noisy observations onto the canonical axis, a batch at a time."""
+def load_pretrained_anybin() -> AnyBinningClassifier:
+    """The shipped any-binning classifier, from the model registry
+    (:func:`atmospec.models.load_model` name :data:`SHIPPED_NAME`)."""
+    from atmospec.models import load_model
 
-    def __init__(self, native: Any, edges: NDArray, device: str) -> None:
-        import torch
-
-        self.device, self.edges, self.native = device, edges, native
-        self.depth = torch.as_tensor(native.depth, dtype=torch.float32, device=device)
-        self.contrib = torch.as_tensor(native.contribution, device=device)
-        self.scale = torch.as_tensor(native.scale, dtype=torch.float32, device=device)
-        present = np.stack([np.isfinite(native.column(f"log_{m}")) for m in native.molecules], 1)
-        self.present = torch.as_tensor(present, device=device)
-
-    def batch(
-        self,
-        idx: NDArray[np.int64],
-        binning: Binning,
-        gen: Any,
-        log_scale: tuple[float, float] | None,
-    ) -> tuple[Any, Any]:
-        """Inputs ``(B, 3, n_cells)`` and labels ``(B, n_mol)`` of planets ``idx`` seen with
-        ``binning`` at a random noise scale (log-uniform in ``log_scale``; None: 1)."""
-        import torch
-
-        dev = self.device
-        t = torch.as_tensor
-        f64 = torch.float64  # residuals of ~1e-5 on depths of ~1e-2: float32 would cancel
-        m = t(binning.matrix(self.native.wavelength).toarray(), dtype=f64, device=dev)
-        ii = t(idx, device=dev)
-        depth = self.depth[ii].to(f64) @ m.T
-        contrib = (self.contrib[ii].to(f64) * self.scale[ii][..., None].to(f64)) @ m.T
-        b = len(idx)
-        if log_scale is None:
-            s = torch.ones(b, device=dev, dtype=f64)
-        else:
-            u = torch.rand(b, device=dev, generator=gen, dtype=f64)
-            s = 10 ** (log_scale[0] + (log_scale[1] - log_scale[0]) * u)
-        e_ref = t(binning.error, dtype=f64, device=dev)
-        onehot = torch.nn.functional.one_hot(
-            t(binning.instrument_ids(), device=dev),
-            num_classes=int(binning.instrument_ids().max()) + 1,
-        ).to(f64)
-        w = 1.0 / e_ref**2
-        cw = (contrib * w) @ onehot / (w @ onehot)
-        chi2 = (((contrib - cw @ onehot.T) ** 2) * w).sum(-1)
-        labels = self.present[ii] & (chi2 / s[:, None] ** 2 > 25.0)
-        err = s[:, None] * e_ref[None, :]
-        obs = depth + err * torch.randn(depth.shape, device=dev, generator=gen, dtype=f64)
-        x = project_torch(obs, err, binning, onehot, self.edges)
-        return x.float(), labels.float()
-
-
-def project_torch(obs: Any, err: Any, binning: Binning, onehot: Any, edges: NDArray) -> Any:
-    """:func:`project` in torch (same formula), for batches on any device."""
-    import torch
-
-    dev = obs.device
-    w = 1.0 / err**2
-    mean = ((obs * w) @ onehot) / (w @ onehot)
-    resid = obs - mean @ onehot.T
-    s = torch.sqrt((resid**2).mean(1, keepdim=True)) + 1e-30
-    frac = torch.as_tensor(
-        _fractions(binning.lower, binning.upper, edges), dtype=obs.dtype, device=dev
-    )
-    info = w @ frac
-    num = ((resid / s) * w) @ frac
-    filled = info > 0
-    value = torch.where(filled, num / torch.where(filled, info, 1.0), 0.0)
-    snr = torch.where(filled, torch.log10(s * torch.sqrt(torch.where(filled, info, 1.0))), -4.0)
-    width = torch.as_tensor(np.diff(edges), dtype=obs.dtype, device=dev)
-    span = torch.as_tensor(binning.upper - binning.lower, dtype=obs.dtype, device=dev)
-    cover = torch.clamp((span[:, None] * frac).sum(0) / width, max=1.0)
-    return torch.stack([value, snr.clamp(-4.0, 4.0), cover.expand_as(value)], 1)
-
-
-class _RandomBinningBatches:
-    """Re-iterable training batches: each batch a new random binning, noise scale and noise."""
-
-    def __init__(
-        self, binner: _Binner, rows: NDArray, batch: int, seed: int, log_scale: tuple[float, float]
-    ) -> None:
-        import torch
-
-        self.binner, self.rows, self.batch, self.log_scale = binner, rows, batch, log_scale
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator(device=binner.device).manual_seed(seed)
-
-    def __len__(self) -> int:
-        return int(np.ceil(self.rows.size / self.batch))
-
-    def __iter__(self) -> Any:
-        order = self.rng.permutation(self.rows)
-        for k in range(0, order.size, self.batch):
-            idx = np.sort(order[k : k + self.batch])
-            yield self.binner.batch(idx, random_binning(self.rng), self.gen, self.log_scale)
-
-
-def train_anybin(
-    native: Any,
-    *,
-    n_cells: int = 384,
-    width: int = 24,
-    dropout: float = 0.2,
-    lr: float = 2e-3,
-    batch: int = 256,
-    max_epochs: int = 60,
-    patience: int = 10,
-    seed: int = 0,
-    n_val_binnings: int = 8,
-    max_seconds: float | None = None,
-    quiet: bool = False,
-    device: str = "cpu",
-) -> AnyBinningClassifier:
-    """Train on the training split of a :class:`~atmospec.molecules.native.NativeSet` with a new
-    random binning per batch; calibrate one temperature per molecule on the validation split
-    observed with ``n_val_binnings`` fixed random binnings."""
-    import torch
-
-    from atmospec._fileio import provenance
-    from atmospec.training.trainer import Trainer
-
-    edges = canonical_edges(n_cells)
-    binner = _Binner(native, edges, device)
-    train_rows, val_rows = np.nonzero(native.split == 0)[0], np.nonzero(native.split == 1)[0]
-    log_scale = (float(np.log10(0.35)), float(np.log10(3.0)))
-    vrng = np.random.default_rng(seed + 101)
-    vgen = torch.Generator(device=device).manual_seed(seed + 101)
-    val_loader = []
-    for _ in range(n_val_binnings):
-        vb = random_binning(vrng)
-        for k in range(0, val_rows.size, 1024):
-            val_loader.append(binner.batch(val_rows[k : k + 1024], vb, vgen, log_scale))
-    torch.manual_seed(seed)
-    net = _network(n_cells, len(native.molecules), width, dropout)
-    trainer = Trainer(
-        net,
-        torch.nn.functional.binary_cross_entropy_with_logits,
-        lr=lr,
-        max_epochs=max_epochs,
-        patience=patience,
-        seed=seed,
-        num_threads=1,
-        quiet=quiet,
-        device=device,
-        weight_decay=1e-4,
-        max_seconds=max_seconds,
-    )
-    batches = _RandomBinningBatches(binner, train_rows, batch, seed, log_scale)
-    history = trainer.fit(batches, val_loader)  # type: ignore[arg-type]
-    net.to("cpu")
-    clf = AnyBinningClassifier(
-        net,
-        tuple(native.molecules),
-        edges,
-        np.ones(len(native.molecules)),
-        {"width": width, "dropout": dropout, "lr": lr, "batch": batch, "n_cells": n_cells},
-    )
-    from atmospec.molecules.classifiers import _fit_temperature
-
-    v_x = np.concatenate([x.cpu().numpy() for x, _ in val_loader])
-    v_y = np.concatenate([y.cpu().numpy() for _, y in val_loader]) > 0.5
-    logits = clf._logits(v_x)
-    clf.temperatures = np.array(
-        [_fit_temperature(logits[:, j], v_y[:, j]) for j in range(len(native.molecules))]
-    )
-    depth_lo, depth_hi = (
-        np.percentile(native.depth.min(1), 0.1),
-        np.percentile(native.depth.max(1), 99.9),
-    )
-    amp = (native.depth.max(1) - native.depth.min(1)) / np.median(native.depth, axis=1)
-    clf.info = {
-        "provenance": provenance(
-            seed=seed, native_seed=native.meta.get("seed"), native_n=len(native)
-        ),
-        "history": history.to_dict(),
-        "detection_threshold": 25.0,
-        "population": native.meta.get("population"),
-        "species": native.meta.get("species"),
-        "population_range": {
-            "depth": [float(depth_lo), float(depth_hi)],
-            "relative_amplitude": float(np.percentile(amp, 99.9)),
-        },
-        "n_train": int(train_rows.size),
-        "n_val_spectra": int(len(v_x)),
-    }
+    clf: AnyBinningClassifier = load_model(SHIPPED_NAME, kind=KIND)
     return clf

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from atmospec.errors import FileFormatError, ModelInputError
 from atmospec.molecules.atmosphere import R_JUP, R_SUN, Planet
 from atmospec.molecules.binning import Binning
-from atmospec.molecules.dataset import DETECTION_THRESHOLD, TrainingSet, nuisance_band
+from atmospec.molecules.dataset import DETECTION_THRESHOLD, MoleculeTrainingSet, nuisance_band
 from atmospec.molecules.forward import Clouds, Simulator
 from atmospec.molecules.population import Population, heavy_filler, spot_contamination
 
@@ -188,8 +188,10 @@ class NativeSet:
             dict(self.meta),
         )
 
-    def bin(self, binning: Binning, rows: NDArray[np.int64] | slice = slice(None)) -> TrainingSet:
-        """A :class:`TrainingSet` for ``binning`` (labels from the binned contributions).
+    def bin(
+        self, binning: Binning, rows: NDArray[np.int64] | slice = slice(None)
+    ) -> MoleculeTrainingSet:
+        """A :class:`MoleculeTrainingSet` for ``binning`` (labels from the binned contributions).
 
         Example:
             >>> ts = native.bin(Binning.from_spectrum(obs))   # doctest: +SKIP
@@ -200,7 +202,7 @@ class NativeSet:
         n, k, w = contrib.shape
         binned = binning.apply(contrib.reshape(n * k, w), matrix)
         dchi2 = binning.delta_chi2(binned, 0.0).reshape(n, k)
-        return TrainingSet(
+        return MoleculeTrainingSet(
             depth,
             dchi2,
             self.params[rows],

@@ -216,26 +216,28 @@ def identify(
 def load_classifier(
     model: str | os.PathLike[str] | MoleculeClassifier | AnyBinningClassifier | None = None,
 ) -> MoleculeClassifier | AnyBinningClassifier:
-    """A classifier object, a saved folder (either kind), or the shipped default: the
-    any-binning classifier when it is shipped, else the one trained for WASP-39b's bins."""
-    import json
-
+    """A classifier object, a saved folder or registry name (either kind), or the shipped
+    default: the any-binning classifier when it is shipped, else the one trained for
+    WASP-39b's bins. Folders are verified by sha256 (:mod:`atmospec.serialization`)."""
     from atmospec.errors import ModelFileError
-    from atmospec.molecules.anybin import PRETRAINED_ANYBIN_DIR
+    from atmospec.models import ALIASES, load_model, shipped_models
+    from atmospec.molecules.anybin import SHIPPED_NAME, load_pretrained_anybin
 
     if isinstance(model, (MoleculeClassifier, AnyBinningClassifier)):
         return model
     if model is None:
-        if (PRETRAINED_ANYBIN_DIR / "model.json").is_file():
-            return AnyBinningClassifier.load(PRETRAINED_ANYBIN_DIR)
+        if SHIPPED_NAME in shipped_models():
+            return load_pretrained_anybin()
         return load_pretrained()
-    try:
-        kind = json.loads((Path(model) / "model.json").read_text()).get("format", "")
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"{model}: not a saved molecule classifier ({err})") from None
-    if str(kind).startswith("atmospec.molecules.anybin"):
-        return AnyBinningClassifier.load(model)
-    return MoleculeClassifier.load(model)
+    if not Path(model).exists() and str(model) not in {*shipped_models(), *ALIASES}:
+        raise ModelFileError(
+            f"{model}: no such classifier folder, and no shipped model of that name "
+            "(`atmospec models` lists them)"
+        )
+    clf = load_model(model)
+    if not isinstance(clf, (MoleculeClassifier, AnyBinningClassifier)):
+        raise ModelFileError(f"{model}: not a molecule classifier (a {type(clf).__name__})")
+    return clf
 
 
 def train_classifier(
@@ -254,11 +256,11 @@ def train_classifier(
     (optionally tune it with optuna first) and save it to ``out``."""
     from atmospec.molecules.binning import Binning
     from atmospec.molecules.classifiers import train_cnn, tune_cnn
-    from atmospec.molecules.dataset import TrainingSet, generate
+    from atmospec.molecules.dataset import MoleculeTrainingSet, generate
 
     spec = bins if isinstance(bins, TransmissionSpectrum) else read_transmission(bins)
     if training_set is not None and Path(training_set).is_file():
-        ts = TrainingSet.load(training_set)
+        ts = MoleculeTrainingSet.load(training_set)
     else:
         ts = generate(n, Binning.from_spectrum(spec), seed=seed, quiet=quiet)
         if training_set is not None:
@@ -293,7 +295,7 @@ def train_any_binning(
     The set is simulated with seed ``seed`` and the network trained with seed ``seed`` too;
     both seeds and the package versions are recorded in ``model.json``.
     """
-    from atmospec.molecules.anybin import train_anybin
+    from atmospec.molecules.anybin_training import train_anybin
     from atmospec.molecules.native import NativeSet, simulate_native
 
     if native is not None and Path(native).is_file():
