@@ -176,7 +176,7 @@ def train_anybin(
         max_seconds=max_seconds,
     )
     batches = _RandomBinningBatches(binner, train_rows, batch, seed, log_scale)
-    history = trainer.fit(batches, val_loader)  # type: ignore[arg-type]
+    history = trainer.fit(batches, val_loader)
     net.to("cpu")
     clf = AnyBinningClassifier(
         net,

@@ -151,7 +151,7 @@ def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
                 f"{len(names)} columns"
             )
         rows.append([p.strip() for p in parts])
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
     table = Table([np.array(c) for c in cols], names=_unique(names))
     return table, how
 

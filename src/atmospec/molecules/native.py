@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ def simulate_planet(
             p["nuisance_rel_width"],
             10 ** p["log_nuisance_peak"],
         )
-    factor = 1.0
+    factor: float | NDArray[np.float64] = 1.0
     if p.get("spot_fraction", 0.0) > 0:
         factor = spot_contamination(
             sim.wavelength, p["spot_fraction"], p["t_star"] + p["spot_delta_t"], p["t_star"]
@@ -305,7 +305,7 @@ def simulate_native(
             import multiprocessing as mp
 
             pool = mp.get_context("fork").Pool(workers)
-            results = pool.imap(_chunk, jobs)
+            results: Iterator[tuple[list[Any], int]] = pool.imap(_chunk, jobs)
         else:
             pool, results = None, map(_chunk, jobs)
         i = 0

@@ -139,7 +139,7 @@ def identify(
         for m in clf.molecules
     }
     axis = spec.wavelength
-    if general:
+    if isinstance(clf, AnyBinningClassifier):
         axis = np.sqrt(clf.edges[1:] * clf.edges[:-1])
     report = MoleculeReport(
         spec.name,
