@@ -1,9 +1,11 @@
-"""Rewrite the shipped molecule classifier and transit CNN in the one model format, and
+"""Rewrite the shipped molecule classifiers and transit CNN in the one model format, and
 add the checksum to the shipped NPE's calibration record.
 
 Before atmospec.serialization served every model, two shipped models had their own layouts:
 ``pretrained/molecules`` (``model.json`` format ``atmospec.molecules.cnn/1`` +
-``model.safetensors``) and ``pretrained/transit/cnn1d`` (``config.json`` +
+``model.safetensors``), ``pretrained/molecules/any-binning`` (format
+``atmospec.molecules.anybin/1`` + ``model.safetensors``, its JSON checked by a
+``meta_sha256``) and ``pretrained/transit/cnn1d`` (``config.json`` +
 ``weights.safetensors``, no checksum). This script reads each old folder (checking the
 molecule weights against their recorded sha256), writes the same weights and settings
 through the classes' ``save`` (``model.json`` with checksums + ``weights.safetensors``), and
@@ -76,6 +78,52 @@ def convert_molecules(folder: Path) -> None:
     print(f"{folder}: converted; probabilities on 16 fixed inputs identical")
 
 
+def convert_molecules_anybin(folder: Path) -> None:
+    import hashlib
+
+    from atmospec.molecules.anybin import AnyBinningClassifier, _network
+
+    meta = json.loads((folder / "model.json").read_text())
+    if meta.get("format") != "atmospec.molecules.anybin/1":
+        print(f"{folder}: already converted")
+        return
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    assert hashlib.sha256(text.encode()).hexdigest() == meta["meta_sha256"]
+    assert sha256_file(folder / "model.safetensors") == meta["weights_sha256"]
+    cfg, edges = meta["config"], np.array(meta["edges"])
+    net = _network(edges.size - 1, len(meta["molecules"]), cfg["width"], cfg["dropout"])
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    net.eval()
+    info = meta["info"]
+    versions = info["provenance"]["versions"]
+    if "atmospec" not in versions:
+        # Trained on a GPU machine from a source checkout (not pip-installed), so the package
+        # metadata had no version. That checkout is commit 874ccf9, whose pyproject.toml
+        # says 0.1.0; recorded here, with where it comes from.
+        versions["atmospec"] = "0.1.0"
+        info["provenance"]["atmospec_version_from"] = (
+            "pyproject.toml of the source checkout it was trained from (commit 874ccf9); "
+            "added when converted to the one model format"
+        )
+    old = AnyBinningClassifier(
+        net, tuple(meta["molecules"]), edges, np.array(meta["temperatures"]), cfg, info
+    )
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3, edges.size - 1)).astype(np.float32)
+    l_old = old._logits(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        old.save(Path(tmp) / "m")
+        new = AnyBinningClassifier.load(Path(tmp) / "m")
+        _same_state(old.network, new.network)
+        assert np.array_equal(l_old, new._logits(x))
+        assert np.array_equal(old.temperatures, new.temperatures)
+        _replace(folder, Path(tmp) / "m", ["model.json", "model.safetensors"])
+    again = AnyBinningClassifier.load(folder)
+    assert np.array_equal(l_old, again._logits(x))
+    print(f"{folder}: converted; weights bitwise identical, logits on 16 fixed inputs identical")
+
+
 def convert_transit(folder: Path) -> None:
     from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender, _build
 
@@ -140,5 +188,6 @@ def seal_calibration(folder: Path) -> None:
 
 if __name__ == "__main__":
     convert_molecules(ROOT / "molecules")
+    convert_molecules_anybin(ROOT / "molecules" / "any-binning")
     convert_transit(ROOT / "transit" / "cnn1d")
     seal_calibration(ROOT / "npe_dback24")

@@ -18,6 +18,7 @@ SHIPPED = {
     "burrows06-spex": "brown-dwarf",
     "npe_dback24": "npe",
     "molecules": "molecules",
+    "molecules-any-binning": "molecules",
     "transit-cnn1d": "transit",
 }
 
@@ -40,11 +41,14 @@ def test_registry_lists_every_shipped_model_with_provenance(rows) -> None:
     for name in ("dback24-spex", "burrows06-spex", "npe_dback24"):
         assert rows[name]["grid"] in ("dback24", "burrows06"), name  # trained on a named grid
     assert rows["molecules"]["param_names"] == ["H2O", "CO2", "CH4", "CO", "Na", "K"]
+    assert rows["molecules-any-binning"]["param_names"] == ["H2O", "CO2", "CH4", "CO", "Na", "K"]
+    assert rows["molecules-any-binning"]["kind"] == "molecule_anybin_classifier"
     assert "transit" in rows["transit-cnn1d"]["aliases"]
 
 
 def test_registry_loads_each_family_as_its_class(rows) -> None:
     from atmospec.estimators.base import Estimator
+    from atmospec.molecules.anybin import AnyBinningClassifier
     from atmospec.molecules.classifiers import MoleculeClassifier
     from atmospec.posteriors.npe import NPEstimator
     from atmospec.transit.detrenders.cnn import CNNDetrender
@@ -52,9 +56,12 @@ def test_registry_loads_each_family_as_its_class(rows) -> None:
     assert isinstance(load_model("t-dwarf"), Estimator)
     assert isinstance(load_model("npe_dback24"), NPEstimator)
     assert isinstance(load_model("molecules"), MoleculeClassifier)
+    assert isinstance(load_model("molecules-any-binning"), AnyBinningClassifier)
     assert isinstance(load_model("transit"), CNNDetrender)
     with pytest.raises(ModelFileError, match="'npe'.*not the 'transit_cnn'"):
         load_model("npe_dback24", kind="transit_cnn")
+    with pytest.raises(ModelFileError, match="not the 'molecule_anybin_classifier'"):
+        load_model("molecules", kind="molecule_anybin_classifier")
 
 
 def test_cli_models_lists_all_families(rows) -> None:
@@ -81,7 +88,11 @@ def _flip(path: Path, at: float = 0.5) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("name", ["dback24-spex", "npe_dback24", "molecules", "transit-cnn1d"])
+# Every shipped model with weights, except burrows06-spex (the same format as dback24-spex).
+CHECKED = ["dback24-spex", "npe_dback24", "molecules", "molecules-any-binning", "transit-cnn1d"]
+
+
+@pytest.mark.parametrize("name", CHECKED)
 def test_one_flipped_bit_in_the_weights_is_refused(name: str, rows, tmp_path: Path) -> None:
     folder = _copy(name, tmp_path)
     load_model(folder)  # the intact copy loads
@@ -90,7 +101,7 @@ def test_one_flipped_bit_in_the_weights_is_refused(name: str, rows, tmp_path: Pa
         load_model(folder)
 
 
-@pytest.mark.parametrize("name", ["dback24-spex", "npe_dback24", "molecules", "transit-cnn1d"])
+@pytest.mark.parametrize("name", CHECKED)
 def test_an_edited_record_is_refused(name: str, rows, tmp_path: Path) -> None:
     folder = _copy(name, tmp_path)
     rec_path = folder / "model.json"
@@ -134,10 +145,15 @@ def test_every_saver_round_trips_through_the_one_format(tmp_path: Path, rows) ->
     depth = np.full((1, len(clf.binning)), 0.021)
     error = np.full_like(depth, 1e-4)
     assert np.array_equal(clf.predict_proba(depth, error), again.predict_proba(depth, error))
+    general = load_model("molecules-any-binning")
+    general.save(tmp_path / "any")
+    again_any = load_model(tmp_path / "any")
+    x = np.random.default_rng(0).standard_normal((2, 3, general.edges.size - 1)).astype("f4")
+    assert np.array_equal(general._logits(x), again_any._logits(x))
     det = load_model("transit-cnn1d")
     det.save(tmp_path / "cnn")
     assert isinstance(CNNDetrender.load(tmp_path / "cnn"), CNNDetrender)
-    for sub in ("clf", "cnn"):
+    for sub in ("clf", "any", "cnn"):
         rec = read_record(tmp_path / sub)
         assert rec["format"] == "atmospec-model" and len(rec["weights_sha256"]) == 64
         assert rec["provenance"]["versions"]["atmospec"]

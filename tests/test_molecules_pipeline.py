@@ -82,13 +82,14 @@ def test_read_csv_and_ecsv(tmp_path):
     with pytest.raises(FileFormatError, match="error"):
         read_transmission(csv)  # no error column
     csv.write_text("wavelength,half_width,depth,error\n1.0,0.1,21000,100\n2.0,0.1,21500,100\n")
-    with pytest.raises(FileFormatError, match="not fractions"):
-        read_transmission(csv)  # ppm values without a unit
+    s = read_transmission(csv)  # ppm values without a unit: only ppm fits them, and it says so
+    assert s.depth[0] == pytest.approx(0.021)
+    assert any("inferred: only ppm" in a for a in s.assumptions)
     csv.write_text(
         "wavelength,half_width,depth,error\n1.0,0.1,0.021,0.0001\n2.0,0.1,0.0215,0.0001\n"
     )
     s = read_transmission(csv)
-    assert s.depth.tolist() == [0.021, 0.0215] and s.instruments == ["instrument"]
+    assert s.depth.tolist() == [0.021, 0.0215] and s.instruments == ["s"]
     from astropy.table import Table
 
     t = Table({"wl": [1.0, 2.0], "hw": [0.1, 0.1], "depth": [2.1, 2.15], "err": [0.01, 0.01]})
@@ -265,7 +266,17 @@ def test_cli_json(shipped, shared_dir, tmp_path):
     # run the package under test, whatever else the environment has installed
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=src)
     res = subprocess.run(
-        [*_CLI, "molecules", str(f), "--json", "--n-mc", "5", "--out", str(tmp_path / "rep")],
+        [
+            *_CLI,
+            "molecules",
+            str(f),
+            "--json",
+            "--n-mc",
+            "5",
+            "--no-fit",
+            "--out",
+            str(tmp_path / "rep"),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -13,6 +13,8 @@ family                  record kinds                    loaded as
                                                          NPEstimator`
 ``molecules``           ``molecule_classifier``         :class:`~atmospec.molecules.
                                                          classifiers.MoleculeClassifier`
+``molecules``           ``molecule_anybin_classifier``  :class:`~atmospec.molecules.
+                                                         anybin.AnyBinningClassifier`
 ``transit``             ``transit_cnn``                 :class:`~atmospec.transit.detrenders.
                                                          cnn.CNNDetrender`
 ``highres``             ``line_emulator``               :class:`~atmospec.highres.emulator.
@@ -62,6 +64,7 @@ See :class:`atmospec.prediction.routing.SelectionPolicy`."""
 LOADERS: dict[str, str] = {
     "npe": "atmospec.posteriors.npe:NPEstimator",
     "molecule_classifier": "atmospec.molecules.classifiers:MoleculeClassifier",
+    "molecule_anybin_classifier": "atmospec.molecules.anybin:AnyBinningClassifier",
     "transit_cnn": "atmospec.transit.detrenders.cnn:CNNDetrender",
     "line_emulator": "atmospec.highres.emulator:LineEmulator",
 }
@@ -71,6 +74,7 @@ estimator of :data:`atmospec.estimators.base.ESTIMATOR_KINDS`."""
 FAMILIES: dict[str, str] = {
     "npe": "npe",
     "molecule_classifier": "molecules",
+    "molecule_anybin_classifier": "molecules",
     "transit_cnn": "transit",
     "line_emulator": "highres",
 }
@@ -217,7 +221,9 @@ def load_model(name: str | os.PathLike[str] = "default", *, kind: str | None = N
     The record's kind picks the class: learned estimators come back as an
     :class:`~atmospec.estimators.base.Estimator` (the NPE, ``"npe_dback24"``, as its
     subclass :class:`~atmospec.posteriors.npe.NPEstimator`), ``"molecules"`` as a
-    :class:`~atmospec.molecules.classifiers.MoleculeClassifier`, ``"transit-cnn1d"`` as a
+    :class:`~atmospec.molecules.classifiers.MoleculeClassifier` (the one for WASP-39b's
+    bins), ``"molecules-any-binning"`` as an
+    :class:`~atmospec.molecules.anybin.AnyBinningClassifier`, ``"transit-cnn1d"`` as a
     :class:`~atmospec.transit.detrenders.cnn.CNNDetrender`.
 
     Args:

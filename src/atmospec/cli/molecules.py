@@ -30,6 +30,15 @@ def train_cmd(
     max_minutes: Optional[float] = typer.Option(  # noqa: UP045
         20.0, "--max-minutes", help="Training budget (minutes)."
     ),
+    any_binning: bool = typer.Option(
+        False,
+        "--any-binning",
+        help="Train the classifier for any binning (random instrument sets per batch) on a "
+        "population simulated once on a fine axis; --bins is then not used.",
+    ),
+    native: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--native", help="HDF5 fine-axis population set: reused if it exists, else written."
+    ),
 ) -> None:
     """Simulate a training set, train and calibrate the CNN, save it to --out."""
 
@@ -50,6 +59,20 @@ def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
     p = ctx.params
     if out is None:
         raise typer.BadParameter("`atmospec molecules train` needs --out DIR")
+    if p["any_binning"]:
+        from atmospec.molecules.pipeline import train_any_binning
+
+        train_any_binning(
+            out,
+            n=p["n"],
+            seed=p["seed"],
+            native=p["native"],
+            max_epochs=p["epochs"],
+            max_minutes=p["max_minutes"],
+            quiet=quiet,
+        )
+        typer.echo(f"saved the any-binning classifier to {out}")
+        return
     bins = p["bins"]
     if not bins:
         from atmospec.data import shared_data
@@ -74,40 +97,109 @@ def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
     typer.echo(f"saved the classifier to {out}")
 
 
+def _pairs(text: str | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"{option} takes NAME=VALUE[,NAME=VALUE], got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def molecules_cmd(
     ctx: typer.Context,
-    file: str = typer.Argument(
-        ..., help="Observed spectrum (pyratbay .dat, CSV or ECSV), or 'train' to rebuild."
+    files: list[str] = typer.Argument(  # noqa: B008
+        ...,
+        help="Observed spectrum file(s) (pyratbay .dat, CSV/TSV/whitespace, ECSV, IPAC); "
+        "several files are combined, one instrument each. Or 'train' to rebuild.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {molecule: p}."),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for report, plot and JSON."),  # noqa: UP045
-    model: str | None = typer.Option(None, "--model", help="Classifier folder (default: shipped)."),  # noqa: UP045
+    model: str | None = typer.Option(
+        None, "--model", help="Classifier folder or registry name (default: molecules-any-binning)."
+    ),  # noqa: UP045
     n_mc: int = typer.Option(100, "--n-mc", help="Dropout passes for the intervals."),
+    depth_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--depth-unit",
+        help="Depth unit when the file does not say: ppm, percent, ppt, fraction.",
+    ),
+    width: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--width",
+        help="Bin widths: 'half' or 'full' for an ambiguous width column, 'contiguous' when the "
+        "file has none (edges halfway between centres).",
+    ),
+    wave_unit: Optional[str] = typer.Option(None, "--wave-unit", help="um, nm or AA."),  # noqa: UP045
+    columns: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--columns",
+        help="Column mapping ROLE=NAME[,...] (roles: wavelength, half_width, full_width, width, "
+        "depth, radius_ratio, error, instrument) where a file is ambiguous.",
+    ),
+    offset: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--offset",
+        help="Known depth offsets INSTRUMENT=PPM[,...] added before classifying; other "
+        "instruments keep a free offset.",
+    ),
+    trim: bool = typer.Option(
+        False, "--trim", help="Leave out (and report) bins beyond the opacities' wavelengths."
+    ),
+    no_fit: bool = typer.Option(
+        False, "--no-fit", help="With --out: skip the best-fit model with molecules removed."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Probability per molecule (H2O, CO2, CH4, CO, Na, K) with an interval, attributions, report.
 
+    Prints what it assumed while reading (units, widths, columns, dropped bins).
     `atmospec molecules train --out DIR [--bins FILE --n N --epochs E --tune T]` rebuilds the
     classifier instead.
     """
-    if file == "train":
-        _run_train(ctx.args, out, quiet)
+    if files and files[0] == "train":
+        _run_train([*files[1:], *ctx.args], out, quiet)
         return
     if ctx.args:
         raise typer.BadParameter(f"unexpected arguments {ctx.args}")
     import torch
 
     torch.set_num_threads(1)
+    from atmospec.errors import FileFormatError
+    from atmospec.molecules.io import combine, read_transmission
     from atmospec.molecules.pipeline import identify
 
-    report = identify(file, model=model, out=out, n_mc=n_mc)
-    if as_json:
-        typer.echo(json.dumps(report.as_json()))
-        return
+    try:
+        offsets = {k: float(v) * 1e-6 for k, v in _pairs(offset, "--offset").items()}
+    except ValueError:
+        raise typer.BadParameter(f"--offset values are numbers in ppm, got {offset!r}") from None
+    mapping = _pairs(columns, "--columns") or None
+    spectra = [
+        read_transmission(
+            f, depth_unit=depth_unit, width=width, wave_unit=wave_unit, columns=mapping
+        )
+        for f in files
+    ]
+    if not spectra:
+        raise FileFormatError("no spectrum file given")
+    spec = combine(spectra, offsets or None)
+    report = identify(spec, model=model, out=out, n_mc=n_mc, trim=trim, fit=not no_fit)
     from rich.console import Console
+    from rich.markup import escape
+
+    err = Console(stderr=True, quiet=quiet)
+    err.print("[bold]assumed while reading:[/bold]")
+    for note in report.info.get("assumptions", []):
+        err.print("  - " + escape(str(note)))
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), allow_nan=False))
+        return
     from rich.table import Table
 
-    table = Table(title=f"molecules in {report.name} (present and detectable)")
+    table = Table(title=escape(f"molecules in {report.name} (present and detectable)"))
     for col in ("molecule", "probability", "90% interval"):
         table.add_column(col)
     for m, v in report.probabilities.items():
@@ -115,7 +207,7 @@ def molecules_cmd(
     Console().print(table)
     if report.files:
         Console().print(
-            f"report: {report.files['report']}  plot: {report.files['attribution_plot']}"
+            escape(f"report: {report.files['report']}  plot: {report.files['attribution_plot']}")
         )
 
 

@@ -75,7 +75,7 @@ def noisy_observations(
     return obs, err, ts.labels(s)
 
 
-def _network(n_bins: int, n_out: int, width: int, dropout: float) -> Any:
+def _network(n_bins: int, n_out: int, width: int, dropout: float, in_channels: int = 2) -> Any:
     import torch.nn as nn
 
     def block(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -89,7 +89,7 @@ def _network(n_bins: int, n_out: int, width: int, dropout: float) -> Any:
 
     length = n_bins // 2 // 2 // 2
     return nn.Sequential(
-        *block(2, width, 7),
+        *block(in_channels, width, 7),
         *block(width, 2 * width, 5),
         *block(2 * width, 2 * width, 3),
         nn.Flatten(),
@@ -140,6 +140,11 @@ class MoleculeClassifier:
             out = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
         net.eval()
         return out.astype(np.float64)
+
+    @property
+    def coverage(self) -> tuple[float, float]:
+        """The wavelength range (micron) of the bins this classifier reads."""
+        return float(self.binning.lower.min()), float(self.binning.upper.max())
 
     def check_bins(self, spec: TransmissionSpectrum) -> None:
         """Raise :class:`IncompatibleModelError` unless the spectrum has this model's bins."""
@@ -306,6 +311,7 @@ def train_cnn(
     quiet: bool = False,
     max_seconds: float | None = None,
     weight_decay: float = 1e-4,
+    device: str = "cpu",
 ) -> MoleculeClassifier:
     """Train the CNN on the training split with noise augmentation; calibrate on validation.
 
@@ -342,11 +348,12 @@ def train_cnn(
         seed=seed,
         num_threads=1,
         quiet=quiet,
-        device="cpu",
+        device=device,
         weight_decay=weight_decay,
         max_seconds=max_seconds,
     )
     history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)
+    net.to("cpu")
     clf = MoleculeClassifier(
         net,
         ts.molecules,

@@ -22,24 +22,34 @@ __all__ = [
 ]
 
 
-def _inputs(clf: MoleculeClassifier, depth: NDArray, error: NDArray) -> Any:
+def _inputs(clf: Any, depth: NDArray, error: NDArray, binning: Any = None) -> Any:
     import torch
 
+    if binning is not None:  # the any-binning classifier: inputs on its canonical axis
+        return torch.from_numpy(clf.inputs(binning, depth, error))
     return torch.from_numpy(features(depth, error, clf.binning.instrument_ids()))
 
 
 def integrated_gradients(
-    clf: MoleculeClassifier, depth: NDArray, error: NDArray, molecule: str, *, n_steps: int = 32
+    clf: Any,
+    depth: NDArray,
+    error: NDArray,
+    molecule: str,
+    *,
+    n_steps: int = 32,
+    binning: Any = None,
 ) -> NDArray[np.float64]:
-    """Integrated gradients (captum) of the molecule's logit per bin, ``(n, n_bins)``.
+    """Integrated gradients (captum) of the molecule's logit per input cell, ``(n, n_cells)``.
 
+    For a :class:`MoleculeClassifier` the cells are its bins; for the any-binning classifier
+    (pass the spectrum's ``binning``) they are the cells of its canonical wavelength axis.
     The baseline is a featureless spectrum (channel 0 = 0) with the same error bars, so the
-    attributions say which bins' departures from flat raised the molecule's score.
+    attributions say which cells' departures from flat raised the molecule's score.
     """
     import torch
     from captum.attr import IntegratedGradients
 
-    x = _inputs(clf, depth, error)
+    x = _inputs(clf, depth, error, binning)
     base = x.clone()
     base[:, 0] = 0.0
     j = clf.molecules.index(molecule)

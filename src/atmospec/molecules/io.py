@@ -1,100 +1,62 @@
-"""Observed transmission spectra: the pyratbay/WASP-39b layout and generic CSV / ECSV tables."""
+"""Observed transmission spectra as published: pyratbay, CSV/TSV/whitespace, ECSV and IPAC tables."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec.errors import FileFormatError
+from atmospec.errors import FileFormatError, UnitError
+from atmospec.molecules.columns import (
+    DEPTH_UNITS,
+    WAVE_UNITS,
+    depth_to_fraction,
+    match_columns,
+    width_kind_from_spacing,
+)
+from atmospec.molecules.spectrum import TransmissionSpectrum, combine
 
-__all__ = ["TransmissionSpectrum", "read_transmission", "DEPTH_UNITS"]
-
-DEPTH_UNITS: dict[str, float] = {"none": 1.0, "percent": 1e-2, "ppt": 1e-3, "ppm": 1e-6}
-"""Multipliers from a depth unit to a plain fraction (R_p/R_s)^2."""
+__all__ = ["TransmissionSpectrum", "read_transmission", "combine", "DEPTH_UNITS"]
 
 
-@dataclass(frozen=True)
-class TransmissionSpectrum:
-    """A binned transit-depth spectrum, possibly from several instruments.
-
-    Bins are kept sorted by instrument (in order of first appearance) and by wavelength within
-    each instrument; instruments may overlap in wavelength.
-
-    Attributes:
-        wavelength: bin centres (micron).
-        half_width: bin half widths (micron).
-        depth: transit depth as a fraction (R_p/R_s)^2.
-        error: 1-sigma uncertainty of the depth (fraction).
-        instrument: instrument name per bin.
-        name: a label (the file stem).
-    """
-
-    wavelength: NDArray[np.float64]
-    half_width: NDArray[np.float64]
-    depth: NDArray[np.float64]
-    error: NDArray[np.float64]
-    instrument: NDArray[np.str_]
-    name: str = "spectrum"
-    meta: dict[str, object] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        n = self.wavelength.size
-        for label in ("half_width", "depth", "error", "instrument"):
-            if getattr(self, label).shape != (n,):
-                raise FileFormatError(
-                    f"{self.name}: {label} has {getattr(self, label).size} values, not {n}"
-                )
-        checks = (
-            ("wavelength", self.wavelength > 0),
-            ("half_width", self.half_width > 0),
-            ("error", self.error > 0),
-            ("depth", np.isfinite(self.depth)),
+def _spectrum(
+    path: Path,
+    wave: NDArray[np.float64],
+    half: NDArray[np.float64],
+    depth: NDArray[np.float64],
+    error: NDArray[np.float64],
+    inst: NDArray[np.str_],
+    notes: list[str],
+    unit: str,
+) -> TransmissionSpectrum:
+    bad = ~(np.isfinite(depth) & (depth > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FileFormatError(
+            f"{path}: transit depths must be finite and positive; row {i} "
+            f"({wave[i]:g} um) has {depth[i]:g}. A depth is the fraction of the star the "
+            "planet blocks; subtract no baseline before reading"
         )
-        for label, ok in checks:
-            if not np.all(ok & np.isfinite(getattr(self, label))):
-                i = int(np.argmin(ok & np.isfinite(getattr(self, label))))
-                raise FileFormatError(
-                    f"{self.name}: {label} must be finite and positive; bad value "
-                    f"{getattr(self, label)[i]!r} in bin {i} ({self.wavelength[i]:g} um)"
-                )
-
-    def __len__(self) -> int:
-        return int(self.wavelength.size)
-
-    @property
-    def instruments(self) -> list[str]:
-        """Instrument names in order."""
-        seen: dict[str, None] = {}
-        for name in self.instrument.tolist():
-            seen.setdefault(name, None)
-        return list(seen)
-
-    def sorted(self) -> TransmissionSpectrum:
-        """The same bins ordered by instrument (first appearance) then wavelength."""
-        rank = {name: i for i, name in enumerate(self.instruments)}
-        key = np.array([rank[s] for s in self.instrument.tolist()])
-        order = np.lexsort((self.wavelength, key))
-        return TransmissionSpectrum(
-            self.wavelength[order],
-            self.half_width[order],
-            self.depth[order],
-            self.error[order],
-            self.instrument[order],
-            self.name,
-            dict(self.meta),
-        )
+    return TransmissionSpectrum(
+        wave,
+        half,
+        depth,
+        error,
+        inst,
+        path.stem,
+        {"source": str(path), "depth_unit": unit, "assumptions": notes},
+    ).sorted()
 
 
-def _read_pyratbay(path: Path, lines: list[str]) -> TransmissionSpectrum:
-    unit = "none"
-    rows: list[list[str]] = []
+def _read_pyratbay(path: Path, lines: list[str], depth_unit: str | None) -> TransmissionSpectrum:
+    unit = None
+    rows: list[tuple[int, list[str]]] = []
     section = ""
-    for raw in lines:
+    for number, raw in enumerate(lines, 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -104,121 +66,297 @@ def _read_pyratbay(path: Path, lines: list[str]) -> TransmissionSpectrum:
         if section == "DEPTH_UNITS":
             unit = line.lower()
         elif section == "DATA":
-            rows.append(line.split())
-    if unit not in DEPTH_UNITS:
-        raise FileFormatError(f"{path}: @DEPTH_UNITS {unit!r} is not one of {sorted(DEPTH_UNITS)}")
+            rows.append((number, line.split()))
     if not rows:
         raise FileFormatError(f"{path}: no rows after @DATA")
-    short = next((r for r in rows if len(r) < 4), None)
-    if short is not None:
-        raise FileFormatError(
-            f"{path}: @DATA row {' '.join(short)!r} has {len(short)} columns; rows need depth, "
-            "depth_err, wl, half_width [instrument]"
-        )
-    try:
-        num = np.array([[float(x) for x in r[:4]] for r in rows])
-    except (ValueError, IndexError) as err:
-        raise FileFormatError(
-            f"{path}: @DATA rows need depth, depth_err, wl, half_width [instrument] ({err})"
-        ) from None
-    inst = np.array([r[4] if len(r) > 4 else "instrument" for r in rows])
-    scale = DEPTH_UNITS[unit]
-    return TransmissionSpectrum(
-        num[:, 2],
-        num[:, 3],
-        num[:, 0] * scale,
-        num[:, 1] * scale,
-        inst,
-        path.stem,
-        {"source": str(path), "depth_unit": unit},
-    ).sorted()
+    num = np.empty((len(rows), 4))
+    for k, (number, r) in enumerate(rows):
+        try:
+            if len(r) < 4:
+                raise ValueError(f"{len(r)} columns")
+            num[k] = [float(x) for x in r[:4]]
+        except ValueError as err:
+            raise FileFormatError(
+                f"{path}: line {number}: @DATA rows need depth, depth_err, wl, half_width "
+                f"[instrument] ({err})"
+            ) from None
+    notes = ["layout: pyratbay (@DEPTH_UNITS, @DATA: depth, depth_err, wl, half_width, instrument)"]
+    if depth_unit is not None:
+        unit, how = depth_unit, "given"
+    elif unit is None:
+        how = "no @DEPTH_UNITS"
+    else:
+        how = "@DEPTH_UNITS"
+    depth, error, unit, how = depth_to_fraction(
+        num[:, 0], num[:, 1], unit, source=str(path), how=how
+    )
+    notes.append(f"depth unit: {unit} ({how})")
+    notes.append("widths: half widths (pyratbay layout)")
+    inst = np.array([r[4] if len(r) > 4 else "instrument" for _, r in rows])
+    if all(len(r) <= 4 for _, r in rows):
+        notes.append("instrument: one instrument (no fifth column)")
+    return _spectrum(path, num[:, 2], num[:, 3], depth, error, inst, notes, unit)
 
 
-_ALIASES = {
-    "wavelength": ("wavelength", "wl", "wave", "lambda", "wavelength_um"),
-    "half_width": ("half_width", "half-width", "halfwidth", "hw", "bin_half_width", "width_half"),
-    "depth": ("depth", "transit_depth", "rp_rs2"),
-    "error": ("error", "depth_err", "depth_error", "err", "uncertainty", "sigma"),
-    "instrument": ("instrument", "inst", "mode"),
-}
-
-
-def _column(table: Any, name: str, path: Path) -> np.ndarray:
-    """A table column as floats; text in a numeric column raises FileFormatError."""
-    try:
-        return np.asarray(table[name], dtype=float)
-    except (ValueError, TypeError) as err:
-        raise FileFormatError(f"{path}: column {name!r} holds non-numbers ({err})") from None
-
-
-def _read_table(path: Path, depth_unit: str | None) -> TransmissionSpectrum:
+def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
+    """An astropy table from IPAC, ECSV, delimited text with a header, or whitespace text
+    whose column names are in the last comment line before the data."""
     from astropy.table import Table
 
+    content = [ln for ln in lines if ln.strip()]
+    if not content:
+        raise FileFormatError(f"{path}: the file is empty")
+    first = content[0].lstrip()
     try:
-        fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
-        table = Table.read(path, format=fmt)
+        if first.startswith("# %ECSV") or path.suffix.lower() == ".ecsv":
+            return Table.read(path, format="ascii.ecsv"), "ECSV"
+        if first.startswith("\\") or first.startswith("|"):
+            return Table.read(path, format="ascii.ipac"), "IPAC table"
     except Exception as err:  # astropy raises many types for bad tables
-        raise FileFormatError(f"{path}: cannot read as CSV/ECSV ({err})") from None
-    cols = {c.lower(): c for c in table.colnames}
-    found: dict[str, str] = {}
-    unit_from_name: str | None = None
-    for key, names in _ALIASES.items():
-        for cand in names:
-            for suffix in ("", "_ppm", "_percent", "_ppt"):
-                if cand + suffix in cols:
-                    found[key] = cols[cand + suffix]
-                    if key == "depth" and suffix:
-                        unit_from_name = suffix[1:]
-                    break
-            if key in found:
+        raise FileFormatError(f"{path}: cannot read as {first[:6]!r} table ({err})") from None
+    data = [ln for ln in content if not ln.lstrip().startswith("#")]
+    if not data:
+        raise FileFormatError(f"{path}: no data rows (only comments)")
+    head = data[0]
+    delim = "\t" if "\t" in head else "," if "," in head else None
+    tokens = head.split(delim) if delim else head.split()
+    if not all(_is_number(t) for t in tokens[:1]):  # a header line
+        names = [t.strip() for t in tokens]
+        body = data[1:]
+        how = {"\t": "tab-separated", ",": "comma-separated", None: "whitespace"}[delim]
+    else:  # names in the last comment line before the data, separated by 2+ spaces
+        body = data
+        ncol = len(tokens)
+        names = []
+        for ln in content:
+            if not ln.lstrip().startswith("#"):
                 break
-    missing = [k for k in ("wavelength", "half_width", "depth", "error") if k not in found]
-    if missing:
-        raise FileFormatError(
-            f"{path}: missing column(s) {missing}; found {table.colnames}. Expected wavelength "
-            "(micron), half_width (micron), depth and error"
-        )
-    unit = depth_unit or unit_from_name
-    col_unit = table[found["depth"]].unit
-    if unit is None and col_unit is not None:
-        unit = {"": "none", "ppm": "ppm", "%": "percent", "ppt": "ppt"}.get(str(col_unit), None)
-    depth = _column(table, found["depth"], path)
-    if unit is None:
-        if np.nanmax(depth) >= 1.0:
+            text = ln.lstrip()[1:].strip()
+            parts = [p for p in re.split(r"\s{2,}|\t", text) if p]
+            if parts and not set(text) <= set("-=# ") and ncol - 2 <= len(parts) <= ncol:
+                names = parts
+        if not names:
             raise FileFormatError(
-                f"{path}: depths up to {np.nanmax(depth):g} are not fractions; name the unit "
-                "(column 'depth_ppm', an ECSV unit, or depth_unit='ppm')"
+                f"{path}: no column names (no header line, and no comment line naming "
+                f"{ncol} columns); add a header line such as 'wavelength half_width depth error'"
             )
-        unit = "none"
-    if unit not in DEPTH_UNITS:
-        raise FileFormatError(f"{path}: depth unit {unit!r} is not one of {sorted(DEPTH_UNITS)}")
-    scale = DEPTH_UNITS[unit]
-    inst = (
-        np.asarray(table[found["instrument"]]).astype(str)
-        if "instrument" in found
-        else np.full(len(table), "instrument")
-    )
-    return TransmissionSpectrum(
-        _column(table, found["wavelength"], path),
-        _column(table, found["half_width"], path),
-        depth * scale,
-        _column(table, found["error"], path) * scale,
-        inst,
-        path.stem,
-        {"source": str(path), "depth_unit": unit},
-    ).sorted()
+        names = names + [f"col{k + 1}" for k in range(len(names), ncol)]
+        how = "whitespace with the column names in a comment line"
+    rows = []
+    for number, ln in enumerate(body, 1):
+        parts = ln.split(delim) if delim else ln.split()
+        if len(parts) != len(names):
+            raise FileFormatError(
+                f"{path}: data row {number} has {len(parts)} values, the header names "
+                f"{len(names)} columns"
+            )
+        rows.append([p.strip() for p in parts])
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    table = Table([np.array(c) for c in cols], names=_unique(names))
+    return table, how
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        out.append(n if k == 0 else f"{n}_{k}")
+        seen[n] = k + 1
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _floats(table: Any, col: str, path: Path) -> NDArray[np.float64]:
+    try:
+        values = np.array([float(v) for v in np.asarray(table[col]).tolist()], dtype=float)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(f"{path}: column {col!r} is not numeric ({err})") from None
+    return values
+
+
+def _positive(values: NDArray[np.float64], col: str, wave: NDArray[np.float64], path: Path) -> None:
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FileFormatError(
+            f"{path}: error must be finite and positive; column {col!r} has {values[i]!r} in "
+            f"row {i} ({wave[i]:g} um)"
+        )
+
+
+def _read_table(
+    path: Path,
+    lines: list[str],
+    *,
+    depth_unit: str | None,
+    width: str | None,
+    wave_unit: str | None,
+    columns: dict[str, str] | None,
+    instrument: str | None,
+) -> TransmissionSpectrum:
+    table, layout = _table(path, lines)
+    units = {c: (str(table[c].unit) if table[c].unit is not None else None) for c in table.colnames}
+    match = match_columns(table.colnames, units, mapping=columns, source=str(path))
+    cols, cunits = match.columns, match.units
+    notes = [f"layout: {layout}; columns " + ", ".join(f"{r}={c!r}" for r, c in cols.items())]
+    if "wavelength" not in cols:
+        raise FileFormatError(
+            f"{path}: no wavelength column among {table.colnames}; recognised names include "
+            "wavelength, wave, wl, CENTRALWAVELNG (or --columns wavelength=NAME)"
+        )
+    if "depth" not in cols and "radius_ratio" not in cols:
+        raise FileFormatError(
+            f"{path}: no transit-depth column among {table.colnames}; recognised names include "
+            "depth, transit_depth, dppm, (Rp/Rs)^2, PL_TRANDEP, Rp_Rs (or --columns depth=NAME)"
+        )
+    # quality flags: flagged rows are left out, and said so
+    keep = np.ones(len(table), bool)
+    if "quality" in cols:
+        q = _floats(table, cols["quality"], path)
+        keep = q == 0
+        if (~keep).any():
+            notes.append(f"dropped {int((~keep).sum())} bins with {cols['quality']} != 0")
+        table = table[keep]
+    wave = _floats(table, cols["wavelength"], path)
+    wunit = wave_unit or cunits.get("wavelength")
+    if wunit is None:
+        if not (np.nanmin(wave) >= 0.1 and np.nanmax(wave) <= 30.0):
+            raise UnitError(
+                f"{path}: wavelengths {np.nanmin(wave):g}..{np.nanmax(wave):g} are not in "
+                "micron and the file names no unit; give it (option --wave-unit nm or AA)"
+            )
+        wunit, whow = "um", "assumed: values 0.1-30 and no unit named"
+    else:
+        whow = "given" if wave_unit else "from the header"
+    if wunit not in WAVE_UNITS:
+        raise UnitError(f"{path}: wavelength unit {wunit!r} is not one of {sorted(WAVE_UNITS)}")
+    wave = wave * WAVE_UNITS[wunit]
+    notes.append(f"wavelength unit: {wunit} ({whow})")
+    # depth and error
+    if "depth" in cols:
+        raw = _floats(table, cols["depth"], path)
+        if "error" not in cols:
+            raise FileFormatError(
+                f"{path}: no depth-error column among {table.colnames}; recognised names "
+                "include error, depth_err, dppm_err, PL_TRANDEPERR1 (or --columns error=NAME)"
+            )
+        err = _floats(table, cols["error"], path)
+        _positive(err, cols["error"], wave, path)
+        if "error_lower" in cols:
+            err = 0.5 * (err + np.abs(_floats(table, cols["error_lower"], path)))
+            notes.append(
+                f"error: mean of |{cols['error']}| and |{cols['error_lower']}| (asymmetric)"
+            )
+        unit = depth_unit or cunits.get("depth") or cunits.get("error")
+        how = "given" if depth_unit else ("from the column name or header" if unit else "")
+        if "radius_ratio" in cols:
+            notes.append(f"depth from {cols['depth']!r}; {cols['radius_ratio']!r} ignored")
+    else:
+        ratio = _floats(table, cols["radius_ratio"], path)
+        if "radius_ratio_error" not in cols:
+            raise FileFormatError(f"{path}: no error column for {cols['radius_ratio']!r}")
+        rerr = _floats(table, cols["radius_ratio_error"], path)
+        _positive(rerr, cols["radius_ratio_error"], wave, path)
+        if "radius_ratio_error_lower" in cols:
+            rerr = 0.5 * (rerr + np.abs(_floats(table, cols["radius_ratio_error_lower"], path)))
+        if np.any(ratio >= 1) or np.any(ratio <= 0):
+            raise UnitError(f"{path}: radius ratios must lie in (0, 1), got {np.nanmax(ratio):g}")
+        raw, err = ratio**2, 2 * ratio * rerr
+        unit, how = "fraction", "squared from R_p/R_s; error 2 (R_p/R_s) sigma"
+    depth, error, unit, how = depth_to_fraction(raw, err, unit, source=str(path), how=how)
+    notes.append(f"depth unit: {unit} ({how})")
+    # widths
+    if "half_width" in cols:
+        half = np.abs(_floats(table, cols["half_width"], path))
+        kind = "half"
+        notes.append(f"widths: half widths ({cols['half_width']!r})")
+    elif "full_width" in cols or "width" in cols:
+        col = cols.get("full_width") or cols["width"]
+        w = np.abs(_floats(table, col, path))
+        if width is not None:
+            kind, how = width, "given"
+        elif "full_width" in cols:
+            kind, how = "full", "column name"
+        else:
+            decided = width_kind_from_spacing(wave, w)
+            if decided is None:
+                raise FileFormatError(
+                    f"{path}: column {col!r} may hold half or full bin widths and the spacing "
+                    "of the bins does not decide; say which (option --width half or full)"
+                )
+            kind, how = (
+                decided,
+                "neighbouring bins are spaced by "
+                + ("twice the value" if decided == "half" else "the value"),
+            )
+        half = w if kind == "half" else 0.5 * w
+        notes.append(f"widths: {col!r} read as {kind} widths ({how})")
+    else:
+        if width != "contiguous":
+            raise FileFormatError(
+                f"{path}: no bin-width column among {table.colnames}; if the bins touch their "
+                "neighbours, say so (option --width contiguous) or add a half_width column"
+            )
+        order = np.argsort(wave)
+        edges = np.concatenate(
+            [
+                [1.5 * wave[order][0] - 0.5 * wave[order][1]],
+                0.5 * (wave[order][1:] + wave[order][:-1]),
+                [1.5 * wave[order][-1] - 0.5 * wave[order][-2]],
+            ]
+        )
+        half = np.empty_like(wave)
+        half[order] = 0.5 * np.diff(edges)
+        notes.append("widths: contiguous bins (edges halfway between centres; given)")
+    half = half * WAVE_UNITS[wunit]
+    # instruments
+    if instrument is not None:
+        inst = np.full(len(table), instrument)
+        notes.append(f"instrument: {instrument} (given)")
+    elif "instrument" in cols:
+        inst = np.asarray(table[cols["instrument"]]).astype(str)
+        notes.append(f"instruments from {cols['instrument']!r}: {sorted(set(inst.tolist()))}")
+    elif "order" in cols:
+        inst = np.array([f"order{float(v):g}" for v in _floats(table, cols["order"], path)])
+        notes.append(f"instruments: one per spectral order ({cols['order']!r})")
+    else:
+        inst = np.full(len(table), path.stem)
+        notes.append(f"instrument: one ({path.stem}; no instrument column)")
+    return _spectrum(path, wave, half, depth, error, inst, notes, unit)
 
 
 def read_transmission(
-    path: str | os.PathLike[str], *, depth_unit: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    depth_unit: str | None = None,
+    width: str | None = None,
+    wave_unit: str | None = None,
+    columns: dict[str, str] | None = None,
+    instrument: str | None = None,
 ) -> TransmissionSpectrum:
-    """Read an observed transmission spectrum, detecting the layout.
+    """Read an observed transmission spectrum as published, and record what was assumed.
 
-    Layouts: the pyratbay ``.dat`` layout (``@DEPTH_UNITS`` and ``@DATA`` sections with columns
-    depth, depth_err, wl, half_width, instrument, as in ``wasp39b_jwst_transit.dat``), or a
-    CSV / ECSV table with columns wavelength, half_width, depth, error (and optionally
-    instrument). Depth units come from ``@DEPTH_UNITS``, a column suffix (``depth_ppm``), an ECSV
-    unit or ``depth_unit``; the error is in the same unit as the depth.
+    Layouts: pyratbay ``.dat`` (``@DEPTH_UNITS`` / ``@DATA``), ECSV, IPAC, and text tables
+    separated by tabs, commas or whitespace, with a header line or the column names in the
+    last comment line before the data (as in HST compilations). Columns are matched exactly
+    against :data:`~atmospec.molecules.columns.COLUMN_SYNONYMS`; two candidates for one role
+    are refused with both named (``columns={"depth": "NAME"}`` chooses).
+
+    Units: depth units come from ``depth_unit``, ``@DEPTH_UNITS``, the column name
+    (``dppm``, ``PL_TRANDEP`` in percent, ``(Rp/Rs)^2``), a header unit, or the values when
+    only one unit fits them (:func:`~atmospec.molecules.columns.depth_to_fraction`); a radius
+    ratio R_p/R_s is squared. Widths: half widths, full widths, ambiguous names (``BANDWIDTH``,
+    ``Delta Wavelength``) decided by the spacing of the bins or ``width="half"/"full"``, or
+    ``width="contiguous"`` for files with no widths. A ``quality`` column drops flagged bins;
+    ``order`` becomes the instrument. ``spectrum.assumptions`` lists every such decision.
 
     Example:
         >>> read_transmission("absent.dat")
@@ -229,8 +367,20 @@ def read_transmission(
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
+    if depth_unit is not None and depth_unit not in DEPTH_UNITS:
+        raise UnitError(f"depth unit {depth_unit!r} is not one of {sorted(DEPTH_UNITS)}")
+    if width is not None and width not in ("half", "full", "contiguous"):
+        raise FileFormatError(f"width must be 'half', 'full' or 'contiguous', not {width!r}")
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines()
     if any(line.strip().upper().startswith("@DATA") for line in lines):
-        return _read_pyratbay(path, lines)
-    return _read_table(path, depth_unit)
+        return _read_pyratbay(path, lines, depth_unit)
+    return _read_table(
+        path,
+        lines,
+        depth_unit=depth_unit,
+        width=width,
+        wave_unit=wave_unit,
+        columns=columns,
+        instrument=instrument,
+    )

@@ -9,19 +9,33 @@ from typing import Any
 
 import numpy as np
 
+from atmospec.errors import ModelInputError
+from atmospec.molecules.anybin import AnyBinningClassifier
+from atmospec.molecules.binning import Binning
 from atmospec.molecules.classifiers import MoleculeClassifier, load_pretrained
 from atmospec.molecules.io import TransmissionSpectrum, read_transmission
 
-__all__ = ["MoleculeReport", "identify", "train_classifier", "LIMITATIONS"]
+__all__ = [
+    "MoleculeReport",
+    "identify",
+    "load_classifier",
+    "train_classifier",
+    "train_any_binning",
+    "LIMITATIONS",
+]
 
 LIMITATIONS = (
-    "Labels mean 'present and detectable in this simulator' (Delta chi^2 > 25 when removed). "
-    "The simulator has H2O, CO2, CH4, CO, Na, K over H2/He with Rayleigh, CIA, a grey deck and "
-    "a power-law haze; it lacks SO2, H2S, NH3, HCN and others. A random Gaussian 'unknown "
+    "Labels mean 'present and detectable in this simulator' (Delta chi^2 > 25 when removed, one "
+    "free offset per instrument). The simulator has H2O, CO2, CH4, CO, Na, K over H2/He (plus an "
+    "opacity-free heavy gas for mean molecular weights up to 8) with Rayleigh, CIA, a grey deck "
+    "and a power-law haze; it lacks SO2, H2S, NH3, HCN and others. A random Gaussian 'unknown "
     "absorber' band was included in training so that unexplained absorption (e.g. SO2 at "
-    "4.05 um in WASP-39b) is less likely to be credited to a modelled molecule, but features "
-    "that mimic a modelled band can still raise its probability. Intervals are Monte-Carlo "
-    "dropout spreads (model uncertainty), not posterior credible intervals."
+    "4.05 um) is less likely to be credited to a modelled molecule, but features that mimic a "
+    "modelled band can still raise its probability. The default classifier accepts any bins "
+    "within 0.46-12.4 um; its population: planets of 1 R_earth-2 R_Jup, 200-2500 K, hosts "
+    "0.1-1.5 R_sun, isothermal, unocculted spots or faculae on M-dwarf hosts as blackbodies "
+    "(the molecular bands of cool spots are not modelled). Intervals are Monte-Carlo dropout "
+    "spreads (model uncertainty), not posterior credible intervals."
 )
 
 
@@ -48,6 +62,29 @@ class MoleculeReport:
         ]
         for m, v in self.probabilities.items():
             lines.append(f"| {m} | {v['probability']:.3f} | {v['low']:.3f} - {v['high']:.3f} |")
+        fit = self.info.get("best_fit", {})
+        if "dchi2_when_removed" in fit:
+            lines += [
+                "",
+                "## Best forward model with each molecule removed",
+                "",
+                f"chi2 {fit['chi2']:.1f} for {fit['dof']} degrees of freedom. "
+                + " ".join(fit["assumptions"]),
+                "",
+                "| molecule | classifier p | chi2 rise when removed |",
+                "| --- | --- | --- |",
+            ]
+            for m, d in fit["dchi2_when_removed"].items():
+                p = self.probabilities.get(m, {}).get("probability", float("nan"))
+                lines.append(f"| {m} | {p:.3f} | {round(d, 1) + 0.0:.1f} |")
+            if "switched_off_plot" in self.files:
+                lines += ["", f"![best model]({Path(self.files['switched_off_plot']).name})"]
+        elif "skipped" in fit:
+            lines += ["", f"Best-fit model skipped: {fit['skipped']}"]
+        notes = self.info.get("assumptions", [])
+        if notes:
+            lines += ["", "## Assumed while reading the file", ""]
+            lines += [f"- {n}" for n in notes]
         lines += ["", "## Limitations", "", LIMITATIONS, ""]
         if "attribution_plot" in self.files:
             lines += [f"![attributions]({Path(self.files['attribution_plot']).name})", ""]
@@ -61,12 +98,17 @@ def identify(
     out: str | os.PathLike[str] | None = None,
     n_mc: int = 100,
     cross_sections: bool = True,
+    trim: bool = False,
+    fit: bool = True,
 ) -> MoleculeReport:
     """Probability per molecule (with an interval) for an observed transmission spectrum.
 
     With ``out`` the folder receives ``molecules.json`` (probabilities, intervals, attributions,
     provenance), ``report.md`` and ``attributions.png`` (integrated gradients per bin over each
-    molecule's cross-section).
+    molecule's cross-section). ``trim`` leaves out (and reports) bins beyond the wavelengths
+    the classifier covers instead of refusing the spectrum. With ``out`` and ``fit`` the
+    forward model is also fitted to the spectrum (:func:`~atmospec.molecules.bestfit.best_fit`)
+    and ``switched_off.png`` shows it with each molecule removed, with the chi-square rise.
 
     Example:
         >>> rep = identify("wasp39b_jwst_transit.dat")  # doctest: +SKIP
@@ -77,24 +119,37 @@ def identify(
     from atmospec.molecules.explain import integrated_gradients
 
     spec = spectrum if isinstance(spectrum, TransmissionSpectrum) else read_transmission(spectrum)
-    if isinstance(model, MoleculeClassifier):
-        clf = model
-    elif model is None:
-        clf = load_pretrained()
-    else:
-        clf = MoleculeClassifier.load(model)
+    clf = load_classifier(model)
+    if trim:
+        lo, hi = clf.coverage
+        spec = spec.within(lo, hi)
     probs = clf.predict_spectrum(spec, n_mc=n_mc)
+    bad = [m for m, v in probs.items() if not all(np.isfinite(x) for x in v.values())]
+    if bad:
+        raise ModelInputError(
+            f"{spec.name}: the classifier gave no finite probability for {bad}; the spectrum "
+            "is far outside what it was trained on"
+        )
+    general = isinstance(clf, AnyBinningClassifier)
+    binning = Binning.from_spectrum(spec) if general else None
     attributions = {
-        m: integrated_gradients(clf, spec.depth[None], spec.error[None], m)[0].tolist()
+        m: integrated_gradients(clf, spec.depth[None], spec.error[None], m, binning=binning)[
+            0
+        ].tolist()
         for m in clf.molecules
     }
+    axis = spec.wavelength
+    if isinstance(clf, AnyBinningClassifier):
+        axis = np.sqrt(clf.edges[1:] * clf.edges[:-1])
     report = MoleculeReport(
         spec.name,
         probs,
         attributions,
         info={
             "source": spec.meta.get("source", spec.name),
+            "assumptions": spec.assumptions,
             "classifier": clf.info.get("provenance", {}),
+            "classifier_kind": "any binning" if general else "trained for these bins",
             "detection_threshold_delta_chi2": clf.info.get("detection_threshold"),
             "limitations": LIMITATIONS,
             "provenance": provenance(),
@@ -113,7 +168,7 @@ def identify(
                 xs = None
         plot = plot_attributions(
             {m: np.asarray(a) for m, a in attributions.items()},
-            spec.wavelength,
+            axis,
             folder / "attributions.png",
             cross_sections=xs,
             probabilities=report.as_json(),
@@ -124,12 +179,30 @@ def identify(
             "json": str(folder / "molecules.json"),
             "report": str(folder / "report.md"),
         }
+        if fit:
+            from atmospec.errors import AtmospecError
+            from atmospec.molecules.bestfit import best_fit, plot_switched_off
+
+            try:
+                best = best_fit(spec)
+            except (AtmospecError, OSError) as err:  # no opacities here: the rest still holds
+                report.info["best_fit"] = {"skipped": str(err)}
+            else:
+                plot_switched_off(spec, best, folder / "switched_off.png")
+                report.files["switched_off_plot"] = str(folder / "switched_off.png")
+                report.info["best_fit"] = {
+                    "params": best.params,
+                    "chi2": best.chi2,
+                    "dof": best.dof,
+                    "dchi2_when_removed": best.dchi2,
+                    "assumptions": best.assumptions,
+                }
         write_json(
             folder / "molecules.json",
             {
                 "name": report.name,
                 "probabilities": report.probabilities,
-                "attributions": {"wavelength": spec.wavelength.tolist(), **attributions},
+                "attributions": {"wavelength": axis.tolist(), **attributions},
                 "info": report.info,
             },
         )
@@ -138,6 +211,33 @@ def identify(
         with atomic_open(folder / "report.md", "w", encoding="utf-8") as fh:
             fh.write(report.markdown())
     return report
+
+
+def load_classifier(
+    model: str | os.PathLike[str] | MoleculeClassifier | AnyBinningClassifier | None = None,
+) -> MoleculeClassifier | AnyBinningClassifier:
+    """A classifier object, a saved folder or registry name (either kind), or the shipped
+    default: the any-binning classifier when it is shipped, else the one trained for
+    WASP-39b's bins. Folders are verified by sha256 (:mod:`atmospec.serialization`)."""
+    from atmospec.errors import ModelFileError
+    from atmospec.models import ALIASES, load_model, shipped_models
+    from atmospec.molecules.anybin import SHIPPED_NAME, load_pretrained_anybin
+
+    if isinstance(model, (MoleculeClassifier, AnyBinningClassifier)):
+        return model
+    if model is None:
+        if SHIPPED_NAME in shipped_models():
+            return load_pretrained_anybin()
+        return load_pretrained()
+    if not Path(model).exists() and str(model) not in {*shipped_models(), *ALIASES}:
+        raise ModelFileError(
+            f"{model}: no such classifier folder, and no shipped model of that name "
+            "(`atmospec models` lists them)"
+        )
+    clf = load_model(model)
+    if not isinstance(clf, (MoleculeClassifier, AnyBinningClassifier)):
+        raise ModelFileError(f"{model}: not a molecule classifier (a {type(clf).__name__})")
+    return clf
 
 
 def train_classifier(
@@ -175,6 +275,41 @@ def train_classifier(
         max_epochs=max_epochs,
         max_seconds=None if max_minutes is None else 60 * max_minutes,
         **params,
+    )
+    clf.save(out)
+    return clf
+
+
+def train_any_binning(
+    out: str | os.PathLike[str],
+    *,
+    n: int = 12000,
+    seed: int = 11,
+    native: str | os.PathLike[str] | None = None,
+    max_epochs: int = 60,
+    max_minutes: float | None = 30.0,
+    quiet: bool = False,
+) -> Any:
+    """Simulate (or load) the fine-axis population set and train the any-binning classifier.
+
+    The set is simulated with seed ``seed`` and the network trained with seed ``seed`` too;
+    both seeds and the package versions are recorded in ``model.json``.
+    """
+    from atmospec.molecules.anybin_training import train_anybin
+    from atmospec.molecules.native import NativeSet, simulate_native
+
+    if native is not None and Path(native).is_file():
+        ns = NativeSet.load(native)
+    else:
+        ns = simulate_native(n, seed=seed, quiet=quiet)
+        if native is not None:
+            ns.save(native)
+    clf = train_anybin(
+        ns,
+        seed=seed,
+        max_epochs=max_epochs,
+        max_seconds=None if max_minutes is None else 60 * max_minutes,
+        quiet=quiet,
     )
     clf.save(out)
     return clf

