@@ -180,7 +180,7 @@ def test_transmission_row_with_too_few_columns(shared_dir: Path, tmp_path: Path)
     lines[i] = " ".join(lines[i].split()[:2])
     bad = tmp_path / "w39.dat"
     bad.write_text("\n".join(lines) + "\n")
-    _expect_format_error(read_transmission, bad, "has 2 columns")
+    _expect_format_error(read_transmission, bad, r"line \d+: .*\(2 columns\)")
 
 
 def test_config_and_table_readers_refuse_bad_values(tmp_path: Path) -> None:
