@@ -142,5 +142,69 @@ def fit_cmd(
     )
 
 
+@highres_app.command("transfer")
+def transfer_cmd(
+    file: str = typer.Argument(..., help="HPF FITS file (Goldilocks or one-order table)."),
+    out: str = typer.Option("highres_transfer", "--out", "-o", help="Output folder."),
+    clone_path: str | None = typer.Option(
+        None,
+        "--clone",
+        help="A clone.safetensors of a template near the star's temperature (default: a "
+        "PHOENIX 10,000 K clone of the order, the only stellar template shipped).",
+    ),  # noqa: UP045
+    order: Optional[int] = typer.Option(None, help="Echelle order (0-27) for Goldilocks files."),  # noqa: UP045
+    rv_range: tuple[float, float] = typer.Option(
+        (-150.0, 150.0), help="Radial-velocity scan range, km/s."
+    ),
+    rounds: int = typer.Option(3, help="Residual line-search rounds."),
+    epochs: int = typer.Option(150, help="Adam steps per round."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Semi-empirical transfer to a real star: re-learn line positions, widths and strengths
+    (adding lines the template lacks, pruning those the star lacks) with RV, vsini,
+    resolution and continuum. Writes transfer_params.json, transfer_lines.ecsv (model
+    parameters), transfer_linetable.ecsv / .txt (wavelength, depth, equivalent width, FWHM,
+    origin) and transfer.png."""
+    from pathlib import Path
+
+    from atmospec._fileio import atomic_path, provenance
+    from atmospec.highres.emulator import LineEmulator
+    from atmospec.highres.pipeline import transfer_file
+    from atmospec.highres.transfer import TransferConfig, line_table
+
+    star = LineEmulator.load(clone_path, device=device) if clone_path else None
+    config = TransferConfig(rounds=rounds, epochs=epochs)
+    result = transfer_file(
+        file,
+        star=star,
+        order=order,
+        rv_range=rv_range,
+        config=config,
+        device=device,
+        progress=not quiet,
+    )
+    result.meta["provenance"] = provenance(
+        file=file, clone=clone_path, order=order, rounds=rounds, epochs=epochs
+    )
+    result.write(out, stem="transfer")
+    table = line_table(result.lines)
+    outdir = Path(out)
+    with atomic_path(outdir / "transfer_linetable.ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    with atomic_path(outdir / "transfer_linetable.txt") as tmp:
+        table.write(tmp, format="ascii.fixed_width_two_line", overwrite=True)
+    p, e, m = result.params, result.errors_scaled, result.meta
+    lo, hi = m["vsini_interval_68"]
+    typer.echo(
+        f"RV {p['rv']:.3f} ± {e['rv']:.3f} km/s (frame of the file), vsini {p['vsini']:.2f} "
+        f"km/s (68 %: {lo:.2f}-{hi:.2f}), R {p['resolution']:.0f} ± {e['resolution']:.0f}; "
+        f"{m['n_lines_template']} template + {m['n_lines_data']} data lines; RMS residual "
+        f"{result.rms_percent:.2f} %; written to {out}"
+    )
+    for msg in m["limits"]:
+        typer.echo(f"note: {msg}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(highres_app, name="highres")
