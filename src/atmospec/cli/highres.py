@@ -206,5 +206,125 @@ def transfer_cmd(
         typer.echo(f"note: {msg}", err=True)
 
 
+def _parse_orders(text: str | None, n_max: int = 28) -> tuple[int, ...]:
+    if not text:
+        return tuple(range(n_max))
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return tuple(out)
+
+
+@highres_app.command("echelle")
+def echelle_cmd(
+    file: str = typer.Argument(..., help="HPF Goldilocks file."),
+    out: str = typer.Option("highres_echelle", "--out", "-o", help="Output folder."),
+    orders: Optional[str] = typer.Option(  # noqa: UP045
+        None, help="Orders to fit, e.g. '0-27' or '9-13,27' (default: all)."
+    ),
+    clone_path: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--clone", help="Star clone (default: PHOENIX 10,000 K cloned over the orders)."
+    ),
+    telluric: bool = typer.Option(
+        True, "--telluric/--no-telluric", help="Fit a TelFit telluric model, one scale per order."
+    ),
+    rv_range: tuple[float, float] = typer.Option((-150.0, 150.0), help="RV scan range, km/s."),
+    vsini: float = typer.Option(10.0, help="Initial v sin i, km/s."),
+    epochs: int = typer.Option(100, help="Adam steps over all orders together."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit all orders of an HPF file in one model: shared RV and v sin i, a continuum and a
+    telluric scale per order. Writes echelle.json (with seconds per epoch on the device)."""
+    from pathlib import Path
+
+    from atmospec._fileio import provenance, write_json
+    from atmospec.highres.echelle import fit_echelle, order_bands, read_orders
+    from atmospec.highres.emulator import LineEmulator
+    from atmospec.highres.pipeline import clone_bands
+
+    picked = _parse_orders(orders) if orders else None
+    ech = read_orders(file, picked)
+    kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
+          "device": device, "progress": not quiet}  # fmt: skip
+    bands = order_bands(ech)
+    star = (
+        LineEmulator.load(clone_path, device=device)
+        if clone_path
+        else clone_bands("phoenix", bands, **kw)
+    )
+    tell = clone_bands("telfit", bands, **kw) if telluric else None
+    res = fit_echelle(
+        ech, star, telluric=tell, rv_range=rv_range, vsini=vsini, epochs=epochs, device=device,
+        progress=not quiet,
+    )  # fmt: skip
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(
+        Path(out) / "echelle.json",
+        {
+            "orders": list(picked) if picked else list(range(len(ech))),
+            "rv": res.rv,
+            "vsini": res.vsini,
+            "rms_percent": res.rms_percent,
+            "telluric_scale": res.telluric_scale,
+            "seconds_per_epoch": res.seconds_per_epoch,
+            "device": res.device,
+            "meta": res.meta,
+            "provenance": provenance(file=file, orders=orders, epochs=epochs, clone=clone_path),
+        },
+    )
+    typer.echo(
+        f"{len(ech)} orders: RV {res.rv:.2f} km/s (frame of the file), vsini {res.vsini:.1f} "
+        f"km/s, median RMS {sorted(res.rms_percent)[len(ech) // 2]:.2f} %; "
+        f"{res.seconds_per_epoch:.3f} s per epoch on {res.device}; written to {out}"
+    )
+
+
+@highres_app.command("telluric")
+def telluric_cmd(
+    file: str = typer.Argument(..., help="HPF Goldilocks file of a telluric standard (A star)."),
+    out: str = typer.Option("highres_telluric", "--out", "-o", help="Output folder."),
+    orders: str = typer.Option(
+        "9-13,27", help="Orders to fit (water band 9-13, O2 a-band 27), e.g. '9-13,27'."
+    ),
+    epochs: int = typer.Option(120, help="Adam steps over all orders together."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit a telluric standard (star x telluric, all chosen orders at once) and report, per
+    order, the RMS in the telluric bands before and after correction and the fitted telluric
+    scale (water column x airmass, airmass from the O2 order). Writes telluric.json."""
+    from pathlib import Path
+
+    from atmospec._fileio import provenance, write_json
+    from atmospec.highres.standards import fit_telluric_standard
+
+    res = fit_telluric_standard(
+        file, _parse_orders(orders), epochs=epochs, device=device, progress=not quiet
+    )
+    data = {
+        "orders": res.orders,
+        "rms_before": res.rms_before,
+        "rms_after": res.rms_after,
+        "telluric_scale": res.scales,
+        "flatness_ratio": res.flatness_ratio,
+        "water_scale": res.water_scale,
+        "airmass_scale": res.airmass_scale,
+        "seconds_per_epoch": res.fit.seconds_per_epoch,
+        "device": res.fit.device,
+        "meta": res.meta,
+        "provenance": provenance(file=file, orders=orders, epochs=epochs),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / "telluric.json", data)
+    for k, b, a, sc in zip(res.orders, res.rms_before, res.rms_after, res.scales, strict=True):
+        typer.echo(f"order {k:2d}: RMS {100 * b:6.2f} % -> {100 * a:5.2f} %, scale {sc:.2f}")
+    typer.echo(
+        f"flatness ratio {res.flatness_ratio:.3f}; water x airmass {res.water_scale:.2f}, "
+        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template); written to {out}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(highres_app, name="highres")

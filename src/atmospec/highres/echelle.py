@@ -18,7 +18,7 @@ from atmospec.highres.emulator import LineEmulator, default_device
 from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
 from atmospec.highres.fit import _solve_continuum
 
-__all__ = ["EchelleOrder", "EchelleResult", "fit_echelle"]
+__all__ = ["EchelleOrder", "EchelleResult", "fit_echelle", "order_bands", "read_orders"]
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,10 @@ class EchelleOrder:
 class EchelleResult:
     """What :func:`fit_echelle` found.
 
-    ``rms_percent`` and ``telluric_scale`` are per order; ``seconds_per_epoch`` is the mean
-    wall time of one Adam step over all orders (forward, backward, update) on ``device``.
+    ``rms_percent``, ``telluric_scale`` and ``telluric_models`` (the fitted transmission at
+    the instrument's resolution, model / model without tellurics) are per order;
+    ``seconds_per_epoch`` is the mean wall time of one Adam step over all orders (forward,
+    backward, update) on ``device``.
     """
 
     rv: float
@@ -47,6 +49,7 @@ class EchelleResult:
     rms_percent: list[float]
     telluric_scale: list[float]
     models: list[np.ndarray]
+    telluric_models: list[np.ndarray]
     seconds_per_epoch: float
     device: str
     meta: dict[str, Any] = field(default_factory=dict)
@@ -182,11 +185,16 @@ def fit_echelle(
         times.append(time.perf_counter() - t0)
         if progress:
             bar.set_postfix(chi2_red=f"{float(loss) / n_pix:.2f}")
-    models, rms = [], []
+    models, rms, tmodels = [], [], []
     with torch.no_grad():
         for k in range(len(exts)):
             m = order_model(k).cpu().numpy()
             models.append(m)
+            if tell is not None:  # the telluric part at the instrument's resolution
+                bare = exts[k].broadened(star, None, rv=rv, vsini=torch.exp(ln_vsini))
+                tell.k = k
+                full = exts[k].broadened(star, tell, rv=rv, vsini=torch.exp(ln_vsini))
+                tmodels.append((full / bare).cpu().numpy())
             g = goods[k]
             rms.append(float(100 * np.sqrt(np.mean((orders[k].flux[g] - m[g]) ** 2))))
     steady = times[min(3, len(times) - 1) :] if times else [float("nan")]
@@ -196,8 +204,43 @@ def fit_echelle(
         rms_percent=rms,
         telluric_scale=[] if tell is None else torch.exp(tell.ln_scale.detach()).cpu().tolist(),
         models=models,
+        telluric_models=tmodels,
         seconds_per_epoch=float(np.mean(steady)),
         device=str(dev),
         meta={"rv_scan_best": float(rvs[int(np.argmin(chi2))]), "epochs": epochs,
               "resolution_fixed": resolution, "c_kms": C_KMS},
     )  # fmt: skip
+
+
+def order_bands(orders: list[EchelleOrder], pad: float = 20.0) -> list[tuple[float, float]]:
+    """Contiguous wavelength bands (Å, ±``pad``) covering the orders, neighbours merged when
+    their gap is under 50 Å (the bands a template is cloned over).
+
+    Example:
+        >>> o = [EchelleOrder(np.array([8000.0, 8100.0]), np.ones(2), np.ones(2)),
+        ...      EchelleOrder(np.array([8110.0, 8200.0]), np.ones(2), np.ones(2))]
+        >>> order_bands(o)
+        [(7980.0, 8220.0)]
+    """
+    spans = sorted((float(o.wavelength[0]) - pad, float(o.wavelength[-1]) + pad) for o in orders)
+    out = [spans[0]]
+    for lo, hi in spans[1:]:
+        if lo <= out[-1][1] + 50:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def read_orders(path: str, orders: tuple[int, ...] | None = None) -> list[EchelleOrder]:
+    """The continuum-normalised orders of an HPF file (all of them by default), in Å."""
+    from atmospec.highres.io import read_hpf
+    from atmospec.highres.pipeline import normalize_order
+
+    specs = read_hpf(path) if orders is None else [read_hpf(path, order=k)[0] for k in orders]
+    out = []
+    for spec in specs:
+        s = normalize_order(spec)
+        assert s.uncertainty is not None
+        out.append(EchelleOrder(s.wavelength * 1e4, s.flux, s.uncertainty, s.mask))
+    return out

@@ -205,3 +205,21 @@ def transfer_file(
     if source in TEMPLATE_TEFF:
         result.meta["template_teff"] = TEMPLATE_TEFF[source]
     return result
+
+
+def clone_bands(source: str, bands: list[tuple[float, float]], **kwargs: Any) -> LineEmulator:
+    """One emulator holding the clones of ``source`` over each band (see
+    :func:`clone_template`; ``kwargs`` go to it)."""
+    from atmospec.highres.linefinder import LineList
+
+    parts = [clone_template(source, b, **kwargs)[0].lines() for b in bands]
+    merged = LineList(
+        np.concatenate([p.center for p in parts]),
+        np.concatenate([p.amplitude for p in parts]),
+        np.concatenate([p.sigma for p in parts]),
+        np.concatenate([p.gamma for p in parts]),
+        {"source": source, "bands": [list(b) for b in bands]},
+    )
+    return LineEmulator(
+        merged, profile=kwargs.get("profile", "voigt"), max_window=60.0, device=kwargs.get("device")
+    )

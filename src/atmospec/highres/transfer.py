@@ -16,7 +16,7 @@ from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
 from atmospec.highres.fit import FitResult, _solve_continuum, scan_rv
 from atmospec.highres.linefinder import LineList, find_lines
 
-__all__ = ["TransferConfig", "line_table", "transfer"]
+__all__ = ["TransferConfig", "intrinsic_width_kms", "line_table", "transfer"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,23 @@ class TransferConfig:
     vsini_grid: tuple[float, ...] = ()
     profile_epochs: int = 100
     poly_degree: int = 2
+
+
+def intrinsic_width_kms(
+    teff: float, microturbulence: float = 1.0, macroturbulence: float = 1.5, mass_amu: float = 56.0
+) -> float:
+    """Gaussian sigma (km/s) of a metal line's intrinsic profile: thermal motion of an atom of
+    ``mass_amu`` (iron) at ``teff``, microturbulence and macroturbulence (each a velocity
+    dispersion ``xi`` with profile ``exp(-v^2 / xi^2)``, i.e. sigma = xi / sqrt(2)), added in
+    quadrature. A prior for :class:`TransferConfig` ``intrinsic_kms``.
+
+    Example:
+        >>> round(intrinsic_width_kms(4700.0), 2)   # a K5 dwarf
+        1.52
+    """
+    k_b, amu = 1.380649e-23, 1.66053907e-27
+    thermal = math.sqrt(k_b * teff / (mass_amu * amu)) / 1e3
+    return math.sqrt(thermal**2 + (microturbulence**2 + macroturbulence**2) / 2.0)
 
 
 @dataclass
@@ -504,6 +521,9 @@ def _laplace(
         shape = ext.broadened(star, rv=theta[0], vsini=theta[1], resolution=theta[2])
         model = shape * (ext.basis @ theta[4:])
         prior = 0.5 * ((theta[2] - cfg.resolution) / cfg.resolution_sd) ** 2
+        if cfg.intrinsic_sd is not None:  # the shared width's prior moves with the shift
+            ln_s = st.ln_s.detach() + theta[3]
+            prior = prior + 0.5 * ((ln_s - math.log(cfg.intrinsic_kms)) / cfg.intrinsic_sd) ** 2
         return 0.5 * (wt * (fl - model) ** 2).sum() + prior
 
     h = torch.autograd.functional.hessian(nlp, theta0)
