@@ -158,6 +158,14 @@ def transfer_cmd(
     ),
     rounds: int = typer.Option(3, help="Residual line-search rounds."),
     epochs: int = typer.Option(150, help="Adam steps per round."),
+    teff: Optional[float] = typer.Option(  # noqa: UP045
+        None,
+        help="The star's Teff (K): a prior on the lines' intrinsic width (thermal + "
+        "1 km/s micro- + 1.5 km/s macroturbulence, sd 25 %); default: no prior.",
+    ),
+    vsini_scan: bool = typer.Option(
+        False, "--vsini-scan", help="v sin i interval by profile likelihood (slower)."
+    ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -174,7 +182,15 @@ def transfer_cmd(
     from atmospec.highres.transfer import TransferConfig, line_table
 
     star = LineEmulator.load(clone_path, device=device) if clone_path else None
-    config = TransferConfig(rounds=rounds, epochs=epochs)
+    from atmospec.highres.transfer import intrinsic_width_kms
+
+    config = TransferConfig(
+        rounds=rounds,
+        epochs=epochs,
+        intrinsic_kms=1.2 if teff is None else intrinsic_width_kms(teff),
+        intrinsic_sd=None if teff is None else 0.25,
+        vsini_grid=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0) if vsini_scan else (),
+    )
     result = transfer_file(
         file,
         star=star,
