@@ -89,3 +89,29 @@ def test_line_table_equivalent_width_of_a_weak_line() -> None:
     assert float(t["fwhm_kms"][0]) == pytest.approx(
         float(LineList([8700.0], [0.002], [0.04], [0.002]).fwhm[0]) / 8700.0 * C_KMS, abs=0.01
     )
+
+
+@pytest.mark.realdata
+def test_truncated_hpf_file_is_a_clear_error(shared_dir, tmp_path) -> None:
+    from atmospec.errors import FileFormatError
+    from atmospec.highres.io import read_hpf
+
+    src = shared_dir / "hpf" / "WASP_69_hpf_stack.fits"
+    if not src.is_file():
+        pytest.skip(f"{src} is absent")
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(src.read_bytes()[:40_000])  # the header survives, the table is cut
+    with pytest.raises(FileFormatError, match="cut.fits: truncated or corrupt"):
+        read_hpf(cut)
+
+
+def test_template_with_a_non_finite_flux_is_refused(tmp_path) -> None:
+    from atmospec.errors import FileFormatError
+    from atmospec.highres.pipeline import load_template
+
+    path = tmp_path / "t.csv"
+    rows = [(8700.0 + 0.1 * i, 1.0) for i in range(20)]
+    rows[3] = (rows[3][0], float("inf"))
+    path.write_text("wavelength,flux\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
+    with pytest.raises(FileFormatError, match="t.csv: 1 row"):
+        load_template(str(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,40 +62,52 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
         hdul = fits.open(path)
     except OSError as err:
         raise FileFormatError(f"{path}: not a FITS file ({err})") from err
-    with hdul:
-        names = [h.name.upper() for h in hdul]
-        header = hdul[0].header if f"{fiber} FLUX".upper() in names else hdul[1].header
-        meta = {
-            "source": str(path),
-            "object": str(header.get("OBJECT", "")),
-            "date_obs": str(header.get("DATE-OBS", "")),
-            "berv_kms": float(header["BRVCORR"]) / 1000.0 if "BRVCORR" in header else None,
-            "wavelength_frame": _FRAME,
-            "instrument": "HPF",
-        }
-        if f"{fiber} FLUX".upper() in names:
-            try:
-                flux = np.asarray(hdul[f"{fiber} Flux"].data, dtype=np.float64)
-                err = np.asarray(hdul[f"{fiber} Error"].data, dtype=np.float64)
-                wave = np.asarray(hdul[f"{fiber} Wavl"].data, dtype=np.float64)
-            except KeyError as e:
-                raise FileFormatError(f"{path}: Goldilocks HDU missing ({e})") from e
-        elif len(hdul) > 1 and hasattr(hdul[1], "columns"):
-            cols = [c.lower() for c in hdul[1].columns.names]
-            need = {"wavelength", "flux", "uncertainty"}
-            if not need <= set(cols):
-                raise FileFormatError(
-                    f"{path}: table lacks columns {sorted(need - set(cols))} (has {cols})"
-                )
-            data = hdul[1].data
-            wave = np.asarray(data["wavelength"], dtype=np.float64)[None, :]
-            flux = np.asarray(data["flux"], dtype=np.float64)[None, :]
-            err = np.asarray(data["uncertainty"], dtype=np.float64)[None, :]
-        else:
+    try:
+        return _read_hpf_open(hdul, path, fiber, order)
+    except (TypeError, ValueError, OSError, IndexError) as err:
+        if isinstance(err, FileFormatError):
+            raise
+        raise FileFormatError(
+            f"{path}: truncated or corrupt FITS data ({type(err).__name__}: {err})"
+        ) from err
+    finally:
+        hdul.close()
+
+
+def _read_hpf_open(hdul: Any, path: Path, fiber: str, order: int | None) -> list[Spectrum]:
+    names = [h.name.upper() for h in hdul]
+    header = hdul[0].header if f"{fiber} FLUX".upper() in names else hdul[1].header
+    meta = {
+        "source": str(path),
+        "object": str(header.get("OBJECT", "")),
+        "date_obs": str(header.get("DATE-OBS", "")),
+        "berv_kms": float(header["BRVCORR"]) / 1000.0 if "BRVCORR" in header else None,
+        "wavelength_frame": _FRAME,
+        "instrument": "HPF",
+    }
+    if f"{fiber} FLUX".upper() in names:
+        try:
+            flux = np.asarray(hdul[f"{fiber} Flux"].data, dtype=np.float64)
+            err = np.asarray(hdul[f"{fiber} Error"].data, dtype=np.float64)
+            wave = np.asarray(hdul[f"{fiber} Wavl"].data, dtype=np.float64)
+        except KeyError as e:
+            raise FileFormatError(f"{path}: Goldilocks HDU missing ({e})") from e
+    elif len(hdul) > 1 and hasattr(hdul[1], "columns"):
+        cols = [c.lower() for c in hdul[1].columns.names]
+        need = {"wavelength", "flux", "uncertainty"}
+        if not need <= set(cols):
             raise FileFormatError(
-                f"{path}: neither a Goldilocks file (HDUs '{fiber} Flux/Error/Wavl') nor an "
-                f"HPF table (wavelength, flux, uncertainty); HDUs are {names}"
+                f"{path}: table lacks columns {sorted(need - set(cols))} (has {cols})"
             )
+        data = hdul[1].data
+        wave = np.asarray(data["wavelength"], dtype=np.float64)[None, :]
+        flux = np.asarray(data["flux"], dtype=np.float64)[None, :]
+        err = np.asarray(data["uncertainty"], dtype=np.float64)[None, :]
+    else:
+        raise FileFormatError(
+            f"{path}: neither a Goldilocks file (HDUs '{fiber} Flux/Error/Wavl') nor an "
+            f"HPF table (wavelength, flux, uncertainty); HDUs are {names}"
+        )
     if flux.shape != wave.shape or err.shape != wave.shape:
         raise FileFormatError(f"{path}: flux {flux.shape}, error {err.shape}, wave {wave.shape}")
     orders = range(wave.shape[0]) if order is None else [order]

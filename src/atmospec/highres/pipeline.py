@@ -49,6 +49,12 @@ def load_template(
                 f"{path}: expected two columns, wavelength (Å) and flux ({err})"
             ) from err
         w, f = arr[:, 0], arr[:, 1]
+        bad = ~(np.isfinite(w) & np.isfinite(f))
+        if bad.any():
+            raise FileFormatError(
+                f"{path}: {int(bad.sum())} row(s) with a non-finite wavelength or flux (first "
+                f"at data row {int(np.argmax(bad)) + 1}); remove or mask them before cloning"
+            )
     if band is not None:
         m = (w >= band[0]) & (w <= band[1])
         if m.sum() < 10:
