@@ -92,7 +92,8 @@ def fit_echelle(
     optical-depth scale per order. The star's and the telluric lines are kept as cloned; R is
     the instrument's (fixed).
 
-    The RV starts from a 1 km/s scan of the summed chi-square over ``rv_range``; then Adam
+    The RV starts from a scan of the summed chi-square over ``rv_range`` (coarse, then
+    0.5 km/s around the best); then Adam
     runs ``epochs`` steps over all orders together, on ``device`` (CUDA if available).
 
     Example:
@@ -144,17 +145,26 @@ def fit_echelle(
         ext = exts[k]
         return ext.broadened(star, tell, rv=rv, vsini=torch.exp(ln_vsini)) * ext.continuum()
 
-    # 1. RV scan (continuum solved per order at each RV)
-    rvs = np.arange(rv_range[0], rv_range[1] + 0.5, 1.0)
-    chi2 = np.zeros(rvs.size)
+    # 1. RV scan (continuum solved per order at each RV): a coarse grid over ``rv_range``
+    # (at most ~60 steps, at least 1 km/s), then 0.5 km/s around its best
+    def scan(grid: np.ndarray) -> np.ndarray:
+        chi2 = np.zeros(grid.size)
+        with torch.no_grad():
+            for j, v in enumerate(grid):
+                for k, ext in enumerate(exts):
+                    if tell is not None:
+                        tell.k = k
+                    shape = ext.broadened(star, tell, rv=torch.tensor(float(v), **kw))
+                    c = _solve_continuum(ext, shape, fls[k], wts[k])
+                    chi2[j] += float((wts[k] * (fls[k] - shape * (ext.basis @ c)) ** 2).sum())
+        return chi2
+
+    step = max(1.0, (rv_range[1] - rv_range[0]) / 60.0)
+    rvs = np.arange(rv_range[0], rv_range[1] + 0.5 * step, step)
+    best = float(rvs[int(np.argmin(scan(rvs)))])
+    rvs = np.arange(best - step, best + step + 0.25, 0.5)
+    chi2 = scan(rvs)
     with torch.no_grad():
-        for j, v in enumerate(rvs):
-            for k, ext in enumerate(exts):
-                if tell is not None:
-                    tell.k = k
-                shape = ext.broadened(star, tell, rv=torch.tensor(float(v), **kw))
-                c = _solve_continuum(ext, shape, fls[k], wts[k])
-                chi2[j] += float((wts[k] * (fls[k] - shape * (ext.basis @ c)) ** 2).sum())
         rv.fill_(float(rvs[int(np.argmin(chi2))]))
         for k, ext in enumerate(exts):
             if tell is not None:
