@@ -207,7 +207,12 @@ class Detrender(ABC):
         :attr:`sigma_scale`, :attr:`sigma_shared_scale` and :attr:`sigma_floor` to maximise
         their Gaussian likelihood. Returns the three."""
         self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = 1.0, 1.0, 0.0
-        specs = [self.fit(o) for o in observations]
+        # planets with known depths have their transit: fit them all, whatever their S/N
+        threshold, self.transit_threshold = self.transit_threshold, None
+        try:
+            specs = [self.fit(o) for o in observations]
+        finally:
+            self.transit_threshold = threshold
         y = np.concatenate([np.asarray(d) for d in depths])
         self.set_sigma_model(*sigma_model_from(y, specs))
         return self.sigma_scale, self.sigma_shared_scale, self.sigma_floor
