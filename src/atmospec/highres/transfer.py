@@ -269,6 +269,15 @@ def transfer(
         e = errors_scaled["vsini"]
         interval = (params["vsini"] - e, params["vsini"] + e)
     flags = _limits(ext, state, cfg, params, interval, errors)
+    if scan:
+        fit_chi2 = next(c for v, c in scan if v == params["vsini"])
+        lowest = min(c for _, c in scan)
+        if lowest < fit_chi2 - factor**2:
+            flags.append(
+                f"re-fitting at fixed v sin i lowered chi2 by {fit_chi2 - lowest:.0f} (at "
+                f"{min(scan, key=lambda x: x[1])[0]:g} km/s): the joint fit had not converged; "
+                "trust the profile's interval over the fitted value"
+            )
     for msg in flags:
         log.warning("transfer: %s", msg)
     lines = state.star.lines()
@@ -586,8 +595,9 @@ def _profile_vsini(
 
 
 def _interval(scan: list[tuple[float, float]], scale: float, best: float) -> tuple[float, float]:
-    """Where the scaled Delta chi-square of the profile crosses 1 (linear interpolation);
-    the grid's end when it never does on that side."""
+    """Where the scaled Delta chi-square of the profile crosses 1 (linear interpolation)
+    about the profile's minimum; the grid's end when it never does on that side. (``best``,
+    the fit's own value, need not be inside: re-fitting at fixed v sin i may go lower.)"""
     v = np.array([s[0] for s in scan])
     c = np.array([s[1] for s in scan])
     d = (c - c.min()) / max(scale, 1.0)
@@ -601,7 +611,7 @@ def _interval(scan: list[tuple[float, float]], scale: float, best: float) -> tup
         if d[i + 1] >= 1.0:
             hi = float(np.interp(1.0, [d[i], d[i + 1]], [v[i], v[i + 1]]))
             break
-    return (min(lo, best), max(hi, best))
+    return (lo, hi)
 
 
 def _limits(
