@@ -170,10 +170,12 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
         assert spec.meta["white_depth_sigma"] > 0 and np.all(spec.sigma > 0)
 
 
-def test_shipped_cnn_is_small_calibrated_and_runs() -> None:
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_shipped_cnn_is_small_calibrated_and_runs(kind: str) -> None:
+    from atmospec.transit.detrenders import make_detrender
     from atmospec.transit.detrenders.cnn import pretrained_path
 
-    folder = pretrained_path("1d")
+    folder = pretrained_path(kind)
     if not (folder / "config.json").exists():
         pytest.skip(f"no shipped transit CNN in {folder}")
     # the issue allows a shipped model only below 3 MB
@@ -181,7 +183,8 @@ def test_shipped_cnn_is_small_calibrated_and_runs() -> None:
     meta = json.loads((folder / "config.json").read_text())
     assert meta["provenance"]["training_planets"] > 0
     assert meta["provenance"]["sigma_calibration"]["planets"] > 0
-    det = CNNDetrender.pretrained()
+    det = make_detrender(f"cnn{kind}")  # what `transit reduce --method cnn1d|cnn2d` loads
+    assert det.config.kind == kind and det.name == f"cnn{kind}"
     assert det.sigma_scale > 0 and det.sigma_shared_scale > 0
     raw, truth = simulate_planet("9", TINY, np.random.default_rng([17, 0]))
     spec = det.fit(calibrate(raw))
