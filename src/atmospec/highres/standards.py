@@ -26,7 +26,8 @@ class TelluricStandard:
     """Per-order telluric correction of a standard star.
 
     ``rms_before`` / ``rms_after``: RMS of flux / model - 1 over the telluric pixels (fitted
-    transmission below 0.98) with the star model alone and with star x telluric; ``scales``:
+    transmission between 0.3 and 0.98: absorbed, not saturated) with the star model alone and
+    with star x telluric; ``scales``:
     the fitted telluric optical-depth scale of each order relative to the TelFit template.
     """
 
@@ -84,12 +85,15 @@ def fit_telluric_standard(
         ech, star, telluric=tell, rv_range=(-150.0, 150.0), vsini=vsini, epochs=epochs,
         device=device, progress=progress,
     )  # fmt: skip
-    before, after, n_pix = [], [], []
+    before, after, n_pix, saturated = [], [], [], []
     sum_b = sum_a = 0.0
     for o, model, tmodel in zip(ech, res.models, res.telluric_models, strict=True):
         good = ~(o.mask if o.mask is not None else np.zeros(o.flux.size, bool))
         good &= np.isfinite(o.flux)
-        tpix = good & (tmodel < 0.98)
+        # telluric pixels: absorbed by more than 2 %, but not saturated (a core below 30 %
+        # transmission holds too little light to correct)
+        tpix = good & (tmodel < 0.98) & (tmodel > 0.3)
+        saturated.append(int((good & (tmodel <= 0.3)).sum()))
         star_only = model / tmodel
         rb = o.flux[tpix] / star_only[tpix] - 1.0
         ra = o.flux[tpix] / model[tpix] - 1.0
@@ -101,6 +105,7 @@ def fit_telluric_standard(
     n = max(sum(n_pix), 1)
     meta = {
         "telluric_pixels": n_pix,
+        "saturated_pixels": saturated,
         "rms_before_all": float(np.sqrt(sum_b / n)),
         "rms_after_all": float(np.sqrt(sum_a / n)),
         "star_template": "PHOENIX 10,000 K (muler)",
