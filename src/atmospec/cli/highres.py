@@ -295,6 +295,8 @@ def echelle_cmd(
         f"km/s, median RMS {sorted(res.rms_percent)[len(ech) // 2]:.2f} %; "
         f"{res.seconds_per_epoch:.3f} s per epoch on {res.device}; written to {out}"
     )
+    for msg in res.meta["limits"]:
+        typer.echo(f"note: {msg}", err=True)
 
 
 @highres_app.command("telluric")
@@ -340,6 +342,8 @@ def telluric_cmd(
         f"flatness ratio {res.flatness_ratio:.3f}; water x airmass {res.water_scale:.2f}, "
         f"airmass {res.airmass_scale:.2f} (relative to the TelFit template); written to {out}"
     )
+    for msg in res.meta["limits"]:
+        typer.echo(f"note: {msg}", err=True)
 
 
 def register(app: typer.Typer) -> None:

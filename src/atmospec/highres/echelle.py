@@ -208,6 +208,19 @@ def fit_echelle(
             g = goods[k]
             rms.append(float(100 * np.sqrt(np.mean((orders[k].flux[g] - m[g]) ** 2))))
     steady = times[min(3, len(times) - 1) :] if times else [float("nan")]
+    limits = []
+    rv_fit, vsini_fit = float(rv.detach()), float(torch.exp(ln_vsini.detach()))
+    if not rv_range[0] <= rv_fit <= rv_range[1]:
+        limits.append(f"RV {rv_fit:.1f} km/s left the scan range {rv_range}: not trustworthy")
+    if vsini_fit <= 0.051:
+        limits.append("v sin i is at its 0.05 km/s floor: rotation unresolved")
+    if vsini_fit > 250.0:
+        limits.append(
+            f"v sin i {vsini_fit:.0f} km/s exceeds the model grid's 250 km/s margin: the star's "
+            "lines are not constrained (a template mismatch?)"
+        )
+    for msg in limits:
+        log.warning("fit_echelle: %s", msg)
     return EchelleResult(
         rv=float(rv.detach()),
         vsini=float(torch.exp(ln_vsini.detach())),
@@ -217,7 +230,7 @@ def fit_echelle(
         telluric_models=tmodels,
         seconds_per_epoch=float(np.mean(steady)),
         device=str(dev),
-        meta={"rv_scan_best": float(rvs[int(np.argmin(chi2))]), "epochs": epochs,
+        meta={"limits": limits, "rv_scan_best": float(rvs[int(np.argmin(chi2))]), "epochs": epochs,
               "resolution_fixed": resolution, "c_kms": C_KMS},
     )  # fmt: skip
 

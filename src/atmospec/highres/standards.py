@@ -112,5 +112,6 @@ def fit_telluric_standard(
         "telluric_template": "TelFit, 286 K, 50 % humidity (muler)",
         "rv": res.rv,
         "vsini": res.vsini,
+        "limits": res.meta["limits"],
     }
     return TelluricStandard(list(orders), before, after, res.telluric_scale, res, meta)
