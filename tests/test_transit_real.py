@@ -229,11 +229,12 @@ def test_score_counts_planets_per_method_and_refuses_nan(tmp_path: Path) -> None
 
 def test_cnn_weights_are_verified(tmp_path: Path) -> None:
     from atmospec.errors import ModelFileError
-    from atmospec.transit.detrenders.cnn import CNNDetrender, pretrained_path
+    from atmospec.models import list_models, model_path
+    from atmospec.transit.detrenders.cnn import CNNDetrender
 
-    folder = pretrained_path("1d")
-    if not (folder / "config.json").exists():
-        pytest.skip(f"no shipped transit CNN in {folder}")
+    if "transit-cnn1d" not in {m["name"] for m in list_models()}:
+        pytest.skip("no shipped transit CNN in this build")
+    folder = model_path("transit-cnn1d")
     CNNDetrender.load(folder)  # the shipped hash matches
     copy = tmp_path / "m"
     shutil.copytree(folder, copy)

@@ -210,7 +210,7 @@ def score_cmd(
 ) -> None:
     """Ariel 2024 GLL score, RMSE and 68% coverage of spectra against known depths, per
     method when the spectra come from several methods (each planet counted once per method)."""
-    from atmospec.transit.scoring import score_spectra
+    from atmospec.transit.batch import score_spectra
 
     results = score_spectra(predictions, labels, reference)
     if as_json:

@@ -20,7 +20,7 @@ __all__ = [
     "MOLECULES",
     "DETECTION_THRESHOLD",
     "Prior",
-    "TrainingSet",
+    "MoleculeTrainingSet",
     "build_simulator",
     "generate",
     "nuisance_band",
@@ -199,7 +199,7 @@ def _simulate(
 
 
 @dataclass
-class TrainingSet:
+class MoleculeTrainingSet:
     """Simulated binned spectra with detectability labels.
 
     Attributes:
@@ -238,9 +238,9 @@ class TrainingSet:
         s = np.broadcast_to(s, (len(self),))
         return self.present & (self.dchi2 / s[:, None] ** 2 > self.threshold)
 
-    def subset(self, which: int | NDArray[np.bool_]) -> TrainingSet:
+    def subset(self, which: int | NDArray[np.bool_]) -> MoleculeTrainingSet:
         sel = self.split == which if isinstance(which, int) else which
-        return TrainingSet(
+        return MoleculeTrainingSet(
             self.depth[sel],
             self.dchi2[sel],
             self.params[sel],
@@ -278,7 +278,7 @@ class TrainingSet:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> TrainingSet:
+    def load(cls, path: str | os.PathLike[str]) -> MoleculeTrainingSet:
         """Read a file written by :meth:`save`."""
         import h5py
 
@@ -315,7 +315,7 @@ def generate(
     seed: int = 0,
     quiet: bool = False,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
-) -> TrainingSet:
+) -> MoleculeTrainingSet:
     """Simulate ``n`` planets, bin them like ``binning`` and label the detectable molecules.
 
     Each planet costs one forward model plus one per present molecule (the spectrum with it
@@ -383,4 +383,6 @@ def generate(
             "Borysow H2-H2/H2-He CIA" if getattr(sim, "cia", None) else "",
         ],
     )
-    return TrainingSet(depth, dchi2, params, names, split, binning, mols, DETECTION_THRESHOLD, meta)
+    return MoleculeTrainingSet(
+        depth, dchi2, params, names, split, binning, mols, DETECTION_THRESHOLD, meta
+    )

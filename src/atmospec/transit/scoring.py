@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -19,7 +15,6 @@ __all__ = [
     "sigma_scale_for_coverage",
     "fit_sigma_model",
     "fit_sigma_components",
-    "score_spectra",
 ]
 
 
@@ -201,68 +196,3 @@ def fit_sigma_components(
         options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 3000},
     )
     return float(np.exp(res.x[0])), float(np.exp(res.x[1])), float(np.exp(res.x[2]) * ref)
-
-
-def score_spectra(
-    predictions: Sequence[str | Path],
-    labels: str | Path,
-    reference: str | Path | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Score depth-spectrum files (written by ``DepthSpectrum.write``) against a labels file,
-    one result per method: ``{method: {planets, gll_score, rmse_ppm, coverage68}}``.
-
-    ``planets`` counts distinct planets. The reference of the GLL score is the mean and
-    standard deviation of all depths in ``reference`` (default: ``labels``).
-
-    Raises:
-        FileFormatError: a file is unreadable, holds a non-finite depth or a sigma <= 0, names
-            a planet absent from ``labels``, or repeats a planet for the same method.
-    """
-    from atmospec.errors import FileFormatError
-    from atmospec.transit.detrenders.base import DepthSpectrum
-    from atmospec.transit.io import read_labels
-
-    def labels_of(path: Path) -> dict[str, np.ndarray]:
-        return read_labels(path.parent, path.name.removesuffix("_labels.csv"))
-
-    labels = Path(labels)
-    truth = labels_of(labels)
-    ref = truth if reference is None else labels_of(Path(reference))
-    ref_all = np.concatenate(list(ref.values()))
-    groups: dict[str, dict[str, tuple[Path, DepthSpectrum]]] = {}
-    for p in map(Path, predictions):
-        spec = DepthSpectrum.read(p)
-        if spec.planet_id not in truth:
-            raise FileFormatError(f"{p}: planet {spec.planet_id} is not in {labels}")
-        if not np.all(np.isfinite(spec.depth)):
-            raise FileFormatError(
-                f"{p}: {int((~np.isfinite(spec.depth)).sum())} depth(s) are NaN or inf"
-            )
-        if not (np.all(np.isfinite(spec.sigma)) and np.all(spec.sigma > 0)):
-            raise FileFormatError(f"{p}: every sigma must be finite and > 0")
-        if spec.depth.size != truth[spec.planet_id].size:
-            raise FileFormatError(
-                f"{p}: {spec.depth.size} bins, but {labels} has {truth[spec.planet_id].size} "
-                f"for planet {spec.planet_id}"
-            )
-        method = spec.method or "unknown"
-        seen = groups.setdefault(method, {})
-        if spec.planet_id in seen:
-            raise FileFormatError(
-                f"{p}: planet {spec.planet_id} ({method}) is also in {seen[spec.planet_id][0]}"
-            )
-        seen[spec.planet_id] = (p, spec)
-    out: dict[str, dict[str, Any]] = {}
-    for method, seen in groups.items():
-        y = np.concatenate([truth[pid] for pid in seen])
-        mu = np.concatenate([s.depth for _, s in seen.values()])
-        sg = np.concatenate([s.sigma for _, s in seen.values()])
-        out[method] = {
-            "planets": len(seen),
-            "gll_score": ariel_score(
-                y, mu, sg, ref_mean=float(ref_all.mean()), ref_sigma=float(ref_all.std())
-            ),
-            "rmse_ppm": rmse_ppm(y, mu),
-            "coverage68": coverage(y, mu, sg),
-        }
-    return out

@@ -13,8 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator, Prediction
-
-    from .builder import TrainingSet
+    from atmospec.training.builder import TrainingSet
 
 __all__ = ["metrics", "evaluate", "coverage"]
 

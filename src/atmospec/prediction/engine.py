@@ -53,7 +53,7 @@ def sigma_kind(estimator: Estimator) -> SigmaKind:
         >>> sigma_kind(SpectrumMLP())
         'total'
     """
-    declared = estimator.meta_.get("sigma_kind")
+    declared = getattr(estimator, "meta_", {}).get("sigma_kind")  # unfitted: no record yet
     if declared in ("total", "epistemic", "none"):
         return declared  # type: ignore[no-any-return]
     from atmospec.estimators._neural import NeuralEstimator
@@ -365,7 +365,7 @@ class Engine:
 
     @staticmethod
     def _clean(flux: Any, sigma: Any | None) -> tuple[Any, Any | None]:
-        from atmospec.training.preprocessing import fill_masked
+        from atmospec.estimators.preprocessing import fill_masked
 
         f = np.array(flux, dtype=np.float64, ndmin=2)
         if not np.isfinite(f).all():
