@@ -334,8 +334,9 @@ class CNNDetrender(Detrender):
 
     @classmethod
     def pretrained(cls, kind: str = "1d") -> CNNDetrender:
-        """The shipped network (trained and sigma-calibrated on simulated planets only), from
-        the model registry (:func:`atmospec.models.load_model` name ``"transit-cnn1d"``).
+        """The shipped network of ``kind`` "1d" or "2d" (trained and sigma-calibrated on
+        simulated planets only), from the model registry (:func:`atmospec.models.load_model`
+        names ``"transit-cnn1d"`` and ``"transit-cnn2d"``).
 
         Raises:
             ModelFileError: this installation has no shipped model of that kind.
