@@ -67,7 +67,7 @@ def seal(record: Mapping[str, Any]) -> dict[str, Any]:
     plain = json.loads(json.dumps(dict(record), default=_json_default))
     plain.pop("checksum", None)
     plain["checksum"] = record_checksum(plain)
-    return plain  # type: ignore[no-any-return]
+    return plain
 
 
 def is_sealed(record: Mapping[str, Any]) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -267,7 +267,11 @@ class Spectrum:
             sel &= (self.wavelength >= band[0]) & (self.wavelength <= band[1])
         if not sel.any():
             raise InvalidSpectrumError(f"{self.source}: no unmasked pixels in band {band}")
-        funcs = {"max": np.max, "median": np.median, "mean": np.mean}
+        funcs: dict[str, Callable[[NDArray[np.float64]], Any]] = {
+            "max": np.max,
+            "median": np.median,
+            "mean": np.mean,
+        }
         if how not in funcs:
             raise ValueError(f"normalize(how={how!r}): expected one of {sorted(funcs)}")
         scale = float(funcs[how](self.flux[sel]))

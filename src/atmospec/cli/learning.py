@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -151,14 +151,14 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     Console().print(table)
 
 
-def _print_report(report: dict[str, object]) -> None:
+def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=str(report.get("title", "evaluation")))
     for col in ("S/N", "param", "R2", "RMSE", "MAE", "bias", "cov68", "cov95"):
         table.add_column(col)
-    groups = {"all": report["overall"], **report["by_snr"]}  # type: ignore[dict-item]
+    groups = {"all": report["overall"], **report["by_snr"]}
     for lev, rows in groups.items():
         for p, m in rows.items():
             table.add_row(

@@ -183,12 +183,14 @@ class NeuralEstimator(Estimator):
         return _Wrapped.make(
             net,
             len(self.param_names_),
-            self.preprocessor_.target == "bounded",  # type: ignore[union-attr]
+            self.preprocessor_.target == "bounded",
             self.probabilistic,
         )
 
     # -- data --------------------------------------------------------------------------
-    def _tensors(self, X: NDArray[np.float64], sigma: NDArray[np.float64] | None) -> list[Any]:
+    def _tensors(
+        self, X: NDArray[np.floating[Any]], sigma: NDArray[np.float64] | None
+    ) -> list[Any]:
         import torch
 
         assert self.preprocessor_ is not None

@@ -187,6 +187,7 @@ class RandomForestEstimator(_TreeEstimator):
         self.sigma_scale_ = np.ones(len(self.param_names_))
         if validation is not None:
             mean, std = self._predict(np.asarray(validation[0], dtype=np.float64), None)
+            assert std is not None  # the forest's spread is always returned
             z = (np.asarray(validation[1]) - mean) / np.maximum(std, 1e-12)
             self.sigma_scale_ = np.sqrt(np.mean(z**2, axis=0))
 

@@ -64,6 +64,9 @@ class LineEmulator(nn.Module):
         (0.71, 1.0)
     """
 
+    center0: torch.Tensor  # registered buffers (typed here: nn.Module.__getattr__ is untyped)
+    group: torch.Tensor
+
     def __init__(
         self,
         lines: LineList,

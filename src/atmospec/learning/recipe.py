@@ -179,7 +179,7 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
     from atmospec.training.builder import target_params
 
     bounds = {p: (float(vals[p].min()), float(vals[p].max())) for p in target_params(grid)}
-    common = dict(
+    common: dict[str, Any] = dict(
         axis=recipe.axis,
         noise_shapes=recipe.noise_shapes,
         systematics=sys_cfg,
@@ -191,7 +191,7 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
     work = Path(work)
     sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds}
     interp = recipe.interpolation_error
-    specs = {
+    specs: dict[str, tuple[Any, int, str, dict[str, Any], int]] = {
         "train": (
             split.train,
             recipe.n_train,

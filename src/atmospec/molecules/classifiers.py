@@ -346,7 +346,7 @@ def train_cnn(
         weight_decay=weight_decay,
         max_seconds=max_seconds,
     )
-    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)  # type: ignore[arg-type]
+    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)
     clf = MoleculeClassifier(
         net,
         ts.molecules,
@@ -536,7 +536,7 @@ def tune_cnn(
     obs, err, lab = noisy_observations(val, rng)
 
     def objective(trial: optuna.Trial) -> float:
-        params = {
+        params: dict[str, Any] = {
             "width": trial.suggest_categorical("width", [16, 32, 48]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
             "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),

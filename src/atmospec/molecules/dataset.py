@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,7 +76,7 @@ def build_simulator(
     if shared is True:
         folder = shared_data()
     elif shared:
-        folder = Path(shared)  # type: ignore[arg-type]
+        folder = Path(shared)
     cia = []
     if folder is not None:
         trans = folder / "transmission"
@@ -168,7 +169,7 @@ class Prior:
 
 def _simulate(
     sim: Simulator, p: Mapping[str, float], molecules: tuple[str, ...]
-) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+) -> tuple[NDArray[np.float64], list[NDArray[np.float64] | None]]:
     """Depth with everything on, and with each present molecule removed (None if absent)."""
     planet = Planet(p["radius_rjup"] * R_JUP, p["gravity"], p["star_radius_rsun"] * R_SUN)
     vmr = {m: 10 ** p[f"log_{m}"] for m in molecules if np.isfinite(p[f"log_{m}"])}
@@ -186,7 +187,7 @@ def _simulate(
             10 ** p["log_nuisance_peak"],
         )
     full = sim.transit_depth(planet, p["temperature"], vmr, clouds, extra_sigma=extra)
-    without = []
+    without: list[NDArray[np.float64] | None] = []
     for m in molecules:
         if m in vmr:
             rest = {k: v for k, v in vmr.items() if k != m}
@@ -219,7 +220,7 @@ class MoleculeTrainingSet:
     binning: Binning
     molecules: tuple[str, ...] = MOLECULES
     threshold: float = DETECTION_THRESHOLD
-    meta: dict[str, object] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.depth.shape[0])

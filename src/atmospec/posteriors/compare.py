@@ -195,6 +195,8 @@ def nested_reference(
         grid = load_grid(grid)
     res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed)
     logz = float(res.logz) if res.logz is not None else float("nan")
+    if res.samples is None:  # fit_nested always returns its posterior samples
+        raise RuntimeError("fit_nested returned no posterior samples")
     return res.samples[list(names)].to_numpy(), float(res.wall_time_s), logz
 
 
@@ -363,7 +365,7 @@ def _contours(
     flat = np.sort(h.ravel())[::-1]
     cum = np.cumsum(flat) / flat.sum()
     levels = sorted(
-        {float(flat[min(np.searchsorted(cum, q), flat.size - 1)]) for q in (0.95, 0.68)}
+        {float(flat[min(int(np.searchsorted(cum, q)), flat.size - 1)]) for q in (0.95, 0.68)}
     )
     if len(levels) < 1 or levels[-1] <= 0:
         return

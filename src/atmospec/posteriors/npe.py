@@ -468,7 +468,7 @@ class NPEstimator(Estimator):
             )
         return f2, s2, batch
 
-    def sample(  # type: ignore[override]  # also takes a Spectrum
+    def sample(  # also takes a Spectrum
         self,
         spectrum: Any,
         sigma: ArrayLike | None = None,
@@ -497,7 +497,7 @@ class NPEstimator(Estimator):
                 out[i : i + chunk] = self.from_z(z.permute(1, 0, 2).double().numpy())
         return out if batch else out[0]
 
-    def predict(  # type: ignore[override]  # also takes a Spectrum
+    def predict(  # also takes a Spectrum
         self, X: Any, sigma: ArrayLike | None = None, *, n: int = 1000, seed: int = 0
     ) -> Prediction:
         """Posterior mean and sd from ``n`` draws per spectrum, as a
@@ -619,9 +619,10 @@ class NPEstimator(Estimator):
 
         try:
             hyper = dict(record["hyper"])
-            noise = NoiseModel(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in record["noise"].items()}
-            )
+            noise_fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in record["noise"].items()
+            }
+            noise = NoiseModel(**noise_fields)
             est = cls(
                 tuple(record["param_names"]),
                 {p: tuple(b) for p, b in record["bounds"].items()},

@@ -163,7 +163,7 @@ def calibrate_model(
         **{k: v for k, v in info.items() if k in {f.name for f in dataclasses.fields(NPEConfig)}}
     )
     if isinstance(cfg.wave_range, list):
-        cfg.wave_range = tuple(cfg.wave_range)  # type: ignore[assignment]
+        cfg.wave_range = tuple(cfg.wave_range)
     n_tests = int(n_tests or cfg.calibration.get("n_tests", 2000))
     n_samples = int(n_samples or cfg.calibration.get("n_samples", 1000))
     seed = cfg.seed if seed is None else int(seed)
@@ -225,7 +225,10 @@ def train_npe(
     theta_v = sim.sample_prior(cfg.n_val, np.random.default_rng([cfg.seed, _VAL]))
     flux_v = sim.models(theta_v, dtype=np.float32)
     sim_seconds = time.perf_counter() - t0
-    noise = NoiseModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.noise.items()})
+    noise_fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in cfg.noise.items()
+    }
+    noise = NoiseModel(**noise_fields)
     tr = dict(cfg.training)
     est = NPEstimator(
         sim.param_names, sim.bounds, noise=noise, seed=cfg.seed, quiet=quiet, **cfg.model, **tr

@@ -55,7 +55,7 @@ def sigma_kind(estimator: Estimator) -> SigmaKind:
     """
     declared = getattr(estimator, "meta_", {}).get("sigma_kind")  # unfitted: no record yet
     if declared in ("total", "epistemic", "none"):
-        return declared  # type: ignore[no-any-return]
+        return declared
     from atmospec.estimators._neural import NeuralEstimator
 
     if isinstance(estimator, NeuralEstimator):
@@ -416,7 +416,7 @@ class Engine:
             for m in range(mm):
                 mu, sg = self._member(m, fb, sb)
                 means[m, a:b] = mu
-                if sigs is not None:
+                if sigs is not None and sg is not None:  # both present for probabilistic nets
                     sigs[m, a:b] = sg
 
         self._map(fn, [(i, i + 1) for i in range(n)] if rowwise else self._ranges(n))

@@ -369,7 +369,7 @@ def _make_batch(
     grng = np.random.default_rng([seed, 1, sl.start, 2])
 
     rows, w = plan.rows[sl], plan.weights[sl]
-    n = rows.shape[0]
+    n = int(rows.shape[0])
     uniq, inv = np.unique(rows, return_inverse=True)
     flux_u = np.asarray(grid.flux(uniq), dtype=np.float64)[:, win]
     logf = np.log(np.clip(flux_u, 1e-300, None))[inv.reshape(rows.shape)]  # (n, m, n_nat)
