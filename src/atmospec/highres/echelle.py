@@ -185,8 +185,10 @@ def fit_echelle(
     for _ in bar:
         t0 = time.perf_counter()
         opt.zero_grad()
-        loss = sum((wts[k] * (fls[k] - order_model(k)) ** 2).sum() for k in range(len(exts)))
-        (0.5 * loss / n_pix).backward()  # type: ignore[operator]
+        loss = torch.zeros((), dtype=rv.dtype, device=rv.device)
+        for k in range(len(exts)):
+            loss = loss + (wts[k] * (fls[k] - order_model(k)) ** 2).sum()
+        (0.5 * loss / n_pix).backward()
         opt.step()
         with torch.no_grad():
             ln_vsini.clamp_(min=math.log(0.05))

@@ -90,8 +90,8 @@ def _read_hpf_open(hdul: Any, path: Path, fiber: str, order: int | None) -> list
             flux = np.asarray(hdul[f"{fiber} Flux"].data, dtype=np.float64)
             err = np.asarray(hdul[f"{fiber} Error"].data, dtype=np.float64)
             wave = np.asarray(hdul[f"{fiber} Wavl"].data, dtype=np.float64)
-        except KeyError as e:
-            raise FileFormatError(f"{path}: Goldilocks HDU missing ({e})") from e
+        except KeyError as missing:
+            raise FileFormatError(f"{path}: Goldilocks HDU missing ({missing})") from missing
     elif len(hdul) > 1 and hasattr(hdul[1], "columns"):
         cols = [c.lower() for c in hdul[1].columns.names]
         need = {"wavelength", "flux", "uncertainty"}

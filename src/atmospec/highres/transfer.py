@@ -238,10 +238,15 @@ def transfer(
             n_pruned += int((~keep).sum())
             state = _select(state, keep, settings, dev)
         with torch.no_grad():
-            _, chi2 = loss_fn(state)
+            _, chi2_round = loss_fn(state)
             rms = float(torch.sqrt(((fl - ext(state.star)) ** 2 * (wt > 0)).sum() / n_good))
         history.append(
-            {"round": r, "lines": state.star.n_lines, "rms_percent": 100 * rms, "chi2": float(chi2)}
+            {
+                "round": r,
+                "lines": state.star.n_lines,
+                "rms_percent": 100 * rms,
+                "chi2": float(chi2_round),
+            }
         )
         log.info("transfer round %d: %d lines, RMS %.3f %%", r, state.star.n_lines, 100 * rms)
 
@@ -470,7 +475,7 @@ def _optimise(
     ext.ln_vsini.requires_grad_(not fix_vsini)
     ext.ln_resolution.requires_grad_(cfg.fit_resolution)
     frozen = st.template if cfg.center_sd_kms <= 0 else torch.zeros_like(st.template)
-    params = [p for p in ext.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in ext.parameters() if p.requires_grad]
     params += [star.d_center, star.ln_amp, star.ln_sigma, st.ln_s]
     opt = torch.optim.Adam(params, lr=lr)
     n = float(ext.pixel_wavelength.numel())
