@@ -4,7 +4,9 @@ Simulates training planets (in memory) for the CNNs and the score's reference, a
 planets written to disk in the Ariel raw format, read back and calibrated, then measures per
 method the Ariel 2024 GLL score, the depth RMSE, the 68% coverage and the seconds per planet.
 The last printed line is one JSON object: {"methods": {name: {gll_score, rmse_ppm,
-coverage68, seconds_per_planet}}}.
+coverage68, seconds_per_planet}}, "transit_snr_min", "planets_below_detection"}. Every
+method reduces every test planet (the transit-detection gate is off so the methods are
+compared on the same planets); the detection S/N of each planet is recorded.
 
     python benchmarks/transit.py --quick --out transit.json
 """
@@ -81,13 +83,16 @@ def _reduce(
     """Reduce one planet by every method. The CNNs reuse the GP detrender's common-mode fit
     (their white-light anchor) and share one feature computation; its time is counted in
     each CNN's seconds."""
+    from atmospec.transit.detection import detect_transit
     from atmospec.transit.detrenders.base import split_sigma
     from atmospec.transit.detrenders.cnn import CNNDetrender, cnn_features
     from atmospec.transit.detrenders.gp import GPDetrender
     from atmospec.transit.detrenders.pca import PCADetrender
     from atmospec.transit.detrenders.polynomial import PolynomialDetrender
 
-    out: dict[str, Any] = {"calibration_s": t_cal}
+    # every method is run on every planet (side by side); whether the transit detection
+    # would have let a spectrum out is recorded once per planet
+    out: dict[str, Any] = {"calibration_s": t_cal, "transit_snr": detect_transit(obs).snr}
     common_mode, t_common = None, 0.0
     feats, t_feats = None, 0.0
     for m in sorted(methods, key=lambda name: name.startswith("cnn")):
@@ -104,6 +109,7 @@ def _reduce(
                 feats = cnn_features(obs, common_mode)
                 t_feats = time.perf_counter() - t + t_common
         det.set_sigma_model(*scales.get(m, (1.0, 1.0, 0.0)))
+        det.transit_threshold = None
         t = time.perf_counter()
         spec = det.fit(obs, feats) if m.startswith("cnn") else det.fit(obs)
         seconds = time.perf_counter() - t + t_cal
@@ -255,7 +261,28 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['seconds_per_planet']:.2f}",
         )
     Console(quiet=args.quiet).print(table)
-    result = {"methods": summary}
+    from atmospec.transit.detection import SNR_THRESHOLD
+
+    snrs = np.array([r["transit_snr"] for r in results])
+    refused = int((snrs < SNR_THRESHOLD).sum())
+    console.print(
+        f"transit detection: S/N min {snrs.min():.1f}, median {np.median(snrs):.1f}; "
+        f"{refused} of {snrs.size} planets below {SNR_THRESHOLD:g} (reduce would refuse them)"
+    )
+    off = [m for m, s in summary.items() if abs(s["coverage68"] - 0.68) > 0.05]
+    console.print(
+        "68 % coverage within +-5 points for every method"
+        if not off
+        else f"68 % coverage off by more than 5 points: {', '.join(off)}"
+    )
+    if "cnn1d" in summary and "cnn2d" in summary:
+        d = summary["cnn2d"]["gll_score"] - summary["cnn1d"]["gll_score"]
+        console.print(f"cnn2d - cnn1d GLL score: {d:+.4f}")
+    result = {
+        "methods": summary,
+        "transit_snr_min": round(float(snrs.min()), 2),
+        "planets_below_detection": refused,
+    }
     if args.out:
         write_json(
             args.out,

@@ -1,12 +1,12 @@
 """Rewrite the shipped molecule classifiers and transit CNN in the one model format, and
 add the checksum to the shipped NPE's calibration record.
 
-Before atmospec.serialization served every model, two shipped models had their own layouts:
+Before atmospec.serialization served every model, three shipped models had their own layouts:
 ``pretrained/molecules`` (``model.json`` format ``atmospec.molecules.cnn/1`` +
 ``model.safetensors``), ``pretrained/molecules/any-binning`` (format
 ``atmospec.molecules.anybin/1`` + ``model.safetensors``, its JSON checked by a
-``meta_sha256``) and ``pretrained/transit/cnn1d`` (``config.json`` +
-``weights.safetensors``, no checksum). This script reads each old folder (checking the
+``meta_sha256``) and ``pretrained/transit/cnn1d`` and ``cnn2d`` (``config.json`` +
+``weights.safetensors``, at most a weights hash). This script reads each old folder (checking the
 molecule weights against their recorded sha256), writes the same weights and settings
 through the classes' ``save`` (``model.json`` with checksums + ``weights.safetensors``), and
 checks that every tensor is bitwise identical and the outputs on fixed inputs are equal.
@@ -125,31 +125,43 @@ def convert_molecules_anybin(folder: Path) -> None:
 
 
 def convert_transit(folder: Path) -> None:
-    from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender, _build
+    """Rewrite one old transit CNN folder (``config.json`` + ``weights.safetensors``, 1D or 2D)
+    in the one model format. The old ``weights_sha256``, where recorded, is checked and then
+    dropped (the common record checksums the weights itself); a 2D record without ``arch2d``
+    is of the first 2D architecture and gets ``arch2d: 1`` written out."""
+    from atmospec.serialization import save_arrays
+    from atmospec.transit.calibration import calibrate
+    from atmospec.transit.detrenders.cnn import KIND, CNNConfig, CNNDetrender, _build, _forward
+    from atmospec.transit.simulator import SimulationConfig, simulate_planet
 
     if not (folder / "config.json").is_file():
         print(f"{folder}: already converted")
         return
     meta = json.loads((folder / "config.json").read_text())
     assert meta.get("format") == "atmospec.transit.cnn/1"
-    old = CNNDetrender(CNNConfig(**meta["config"]))
+    if "weights_sha256" in meta:
+        assert sha256_file(folder / "weights.safetensors") == meta["weights_sha256"]
+    config = {"arch2d": 1, **meta["config"]}
+    old = CNNDetrender(CNNConfig(**config))
     net = _build(old.config)
     net.load_state_dict(load_file(str(folder / "weights.safetensors")))
     net.eval()
     old.net_ = net
     old.white_scale_ = float(meta["white_sigma_scale"])
     old.set_sigma_model(*(float(v) for v in meta["sigma_model"]))
-    from atmospec.serialization import save_arrays
-    from atmospec.transit.detrenders.cnn import KIND, _forward
 
     record = {
         "kind": KIND,
-        "config": meta["config"],
+        "config": config,
         "sigma_model": meta["sigma_model"],
         "white_sigma_scale": meta["white_sigma_scale"],
         "provenance": meta["provenance"],  # the original one: versions, seed, simulation
     }
     arrays = {f"net.{k}": v.numpy() for k, v in net.state_dict().items()}
+    small = SimulationConfig(n_exposures=80, airs_cols=20, airs_rows=8, fgs_size=6)
+    raw, _ = simulate_planet("9", small, np.random.default_rng([17, 0]))
+    obs = calibrate(raw)
+    spec_old = old.fit(obs)
     with tempfile.TemporaryDirectory() as tmp:
         save_arrays(Path(tmp) / "m", record, arrays)
         new = CNNDetrender.load(Path(tmp) / "m")
@@ -162,9 +174,18 @@ def convert_transit(folder: Path) -> None:
         )
         x = torch.randn(2, 3, 4, 50, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            assert torch.equal(_forward(old.net_, "1d", x), _forward(new.net_, "1d", x))
+            kind = old.config.kind
+            assert torch.equal(_forward(old.net_, kind, x), _forward(new.net_, kind, x))
+        spec_new = new.fit(obs)
+        assert np.array_equal(spec_old.depth, spec_new.depth)
+        assert np.array_equal(spec_old.sigma, spec_new.sigma)
         _replace(folder, Path(tmp) / "m", ["config.json", "weights.safetensors"])
-    print(f"{folder}: converted; weights bitwise identical, outputs on a fixed input equal")
+    again = CNNDetrender.load(folder)
+    assert np.array_equal(spec_old.depth, again.fit(obs).depth)
+    print(
+        f"{folder}: converted; weights bitwise identical, outputs on a fixed input equal, "
+        f"depths and sigmas on a simulated planet ({len(spec_old.depth)} bins) identical"
+    )
 
 
 def seal_calibration(folder: Path) -> None:
@@ -190,4 +211,5 @@ if __name__ == "__main__":
     convert_molecules(ROOT / "molecules")
     convert_molecules_anybin(ROOT / "molecules" / "any-binning")
     convert_transit(ROOT / "transit" / "cnn1d")
+    convert_transit(ROOT / "transit" / "cnn2d")
     seal_calibration(ROOT / "npe_dback24")

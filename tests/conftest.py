@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from atmospec.data import require, shared_data
 from atmospec.errors import DataNotFoundError
+
+
+@pytest.fixture(autouse=True)
+def _atmospec_logger_restored() -> Iterator[None]:
+    """Undo what a CLI call does to the ``atmospec`` logger (its level and the rich handler
+    that shows progress), so that a later test or doctest in the same worker does not get
+    the library's INFO notes on its stdout."""
+    logger = logging.getLogger("atmospec")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ SHIPPED = {
     "molecules": "molecules",
     "molecules-any-binning": "molecules",
     "transit-cnn1d": "transit",
+    "transit-cnn2d": "transit",
 }
 
 
@@ -58,6 +59,9 @@ def test_registry_loads_each_family_as_its_class(rows) -> None:
     assert isinstance(load_model("molecules"), MoleculeClassifier)
     assert isinstance(load_model("molecules-any-binning"), AnyBinningClassifier)
     assert isinstance(load_model("transit"), CNNDetrender)
+    cnn2d = load_model("transit-cnn2d", kind="transit_cnn")
+    assert isinstance(cnn2d, CNNDetrender) and cnn2d.config.kind == "2d"
+    assert cnn2d.config.arch2d == 2  # the shipped 2D network is of the second architecture
     with pytest.raises(ModelFileError, match="'npe'.*not the 'transit_cnn'"):
         load_model("npe_dback24", kind="transit_cnn")
     with pytest.raises(ModelFileError, match="not the 'molecule_anybin_classifier'"):
@@ -89,7 +93,14 @@ def _flip(path: Path, at: float = 0.5) -> None:
 
 
 # Every shipped model with weights, except burrows06-spex (the same format as dback24-spex).
-CHECKED = ["dback24-spex", "npe_dback24", "molecules", "molecules-any-binning", "transit-cnn1d"]
+CHECKED = [
+    "dback24-spex",
+    "npe_dback24",
+    "molecules",
+    "molecules-any-binning",
+    "transit-cnn1d",
+    "transit-cnn2d",
+]
 
 
 @pytest.mark.parametrize("name", CHECKED)

@@ -171,18 +171,58 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
         assert spec.meta["white_depth_sigma"] > 0 and np.all(spec.sigma > 0)
 
 
-def test_shipped_cnn_is_small_calibrated_and_runs() -> None:
-    from atmospec.models import list_models, model_path
+def test_2d_cnn_saved_without_arch2d_loads_as_the_first_architecture(tmp_path: Path) -> None:
+    import torch
 
-    if "transit-cnn1d" not in {m["name"] for m in list_models()}:
-        pytest.skip("no shipped transit CNN in this build")
-    folder = model_path("transit-cnn1d")
+    from atmospec.serialization import load_arrays, save_arrays
+    from atmospec.transit.detrenders.cnn import _build
+
+    det = CNNDetrender(CNNConfig(kind="2d", width=8, arch2d=1))
+    torch.manual_seed(0)
+    det.net_ = _build(det.config)
+    det.save(tmp_path / "new")
+    record, arrays = load_arrays(tmp_path / "new")
+    assert record["config"]["arch2d"] == 1
+    # a record written before the field existed (resealed, so only the field is missing)
+    old = {
+        k: v
+        for k, v in record.items()
+        if k not in ("format", "format_version", "checksum", "weights_sha256")
+    }
+    old["config"] = {k: v for k, v in record["config"].items() if k != "arch2d"}
+    save_arrays(tmp_path / "old", old, arrays)
+    back = CNNDetrender.load(tmp_path / "old")
+    assert back.config.arch2d == 1 and back.config.kind == "2d"
+    for k, v in det.net_.state_dict().items():
+        assert torch.equal(v, back.net_.state_dict()[k]), k
+    # the second (default) architecture has other layers: its weights are refused for arch 1
+    save_arrays(
+        tmp_path / "other",
+        old,
+        {
+            f"net.{k}": v.numpy()
+            for k, v in _build(CNNConfig(kind="2d", width=8)).state_dict().items()
+        },
+    )
+    with pytest.raises(ModelFileError, match="unreadable CNN model"):
+        CNNDetrender.load(tmp_path / "other")
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_shipped_cnn_is_small_calibrated_and_runs(kind: str) -> None:
+    from atmospec.models import list_models, model_path
+    from atmospec.transit.detrenders import make_detrender
+
+    if f"transit-cnn{kind}" not in {m["name"] for m in list_models()}:
+        pytest.skip(f"no shipped {kind} transit CNN in this build")
+    folder = model_path(f"transit-cnn{kind}")
     # the issue allows a shipped model only below 3 MB
     assert sum(f.stat().st_size for f in folder.iterdir()) < 3_000_000
     meta = json.loads((folder / "model.json").read_text())
     assert meta["provenance"]["training_planets"] > 0
     assert meta["provenance"]["sigma_calibration"]["planets"] > 0
-    det = CNNDetrender.pretrained()
+    det = make_detrender(f"cnn{kind}")  # what `transit reduce --method cnn1d|cnn2d` loads
+    assert det.config.kind == kind and det.name == f"cnn{kind}"
     assert det.sigma_scale > 0 and det.sigma_shared_scale > 0
     raw, truth = simulate_planet("9", TINY, np.random.default_rng([17, 0]))
     spec = det.fit(calibrate(raw))

@@ -142,5 +142,210 @@ def fit_cmd(
     )
 
 
+@highres_app.command("transfer")
+def transfer_cmd(
+    file: str = typer.Argument(..., help="HPF FITS file (Goldilocks or one-order table)."),
+    out: str = typer.Option("highres_transfer", "--out", "-o", help="Output folder."),
+    clone_path: str | None = typer.Option(
+        None,
+        "--clone",
+        help="A saved clone folder (`atmospec highres clone` writes clone/) of a template "
+        "near the star's temperature (default: a PHOENIX 10,000 K clone of the order, the "
+        "only stellar template shipped).",
+    ),  # noqa: UP045
+    order: Optional[int] = typer.Option(None, help="Echelle order (0-27) for Goldilocks files."),  # noqa: UP045
+    rv_range: tuple[float, float] = typer.Option(
+        (-150.0, 150.0), help="Radial-velocity scan range, km/s."
+    ),
+    rounds: int = typer.Option(3, help="Residual line-search rounds."),
+    epochs: int = typer.Option(150, help="Adam steps per round."),
+    teff: Optional[float] = typer.Option(  # noqa: UP045
+        None,
+        help="The star's Teff (K): a prior on the lines' intrinsic width (thermal + "
+        "1 km/s micro- + 1.5 km/s macroturbulence, sd 25 %); default: no prior.",
+    ),
+    vsini_scan: bool = typer.Option(
+        False, "--vsini-scan", help="v sin i interval by profile likelihood (slower)."
+    ),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Semi-empirical transfer to a real star: re-learn line positions, widths and strengths
+    (adding lines the template lacks, pruning those the star lacks) with RV, vsini,
+    resolution and continuum. Writes transfer_params.json, transfer_lines.ecsv (model
+    parameters), transfer_linetable.ecsv / .txt (wavelength, depth, equivalent width, FWHM,
+    origin) and transfer.png."""
+    from pathlib import Path
+
+    from atmospec._fileio import atomic_path, provenance
+    from atmospec.highres.emulator import LineEmulator
+    from atmospec.highres.pipeline import transfer_file
+    from atmospec.highres.transfer import TransferConfig, line_table
+
+    star = LineEmulator.load(clone_path, device=device) if clone_path else None
+    from atmospec.highres.transfer import intrinsic_width_kms
+
+    config = TransferConfig(
+        rounds=rounds,
+        epochs=epochs,
+        intrinsic_kms=1.2 if teff is None else intrinsic_width_kms(teff),
+        intrinsic_sd=None if teff is None else 0.25,
+        vsini_grid=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0) if vsini_scan else (),
+    )
+    result = transfer_file(
+        file,
+        star=star,
+        order=order,
+        rv_range=rv_range,
+        config=config,
+        device=device,
+        progress=not quiet,
+    )
+    result.meta["provenance"] = provenance(
+        file=file, clone=clone_path, order=order, rounds=rounds, epochs=epochs
+    )
+    result.write(out, stem="transfer")
+    table = line_table(result.lines)
+    outdir = Path(out)
+    with atomic_path(outdir / "transfer_linetable.ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    with atomic_path(outdir / "transfer_linetable.txt") as tmp:
+        table.write(tmp, format="ascii.fixed_width_two_line", overwrite=True)
+    p, e, m = result.params, result.errors_scaled, result.meta
+    lo, hi = m["vsini_interval_68"]
+    typer.echo(
+        f"RV {p['rv']:.3f} ± {e['rv']:.3f} km/s (frame of the file), vsini {p['vsini']:.2f} "
+        f"km/s (68 %: {lo:.2f}-{hi:.2f}), R {p['resolution']:.0f} ± {e['resolution']:.0f}; "
+        f"{m['n_lines_template']} template + {m['n_lines_data']} data lines; RMS residual "
+        f"{result.rms_percent:.2f} %; written to {out}"
+    )
+    for msg in m["limits"]:
+        typer.echo(f"note: {msg}", err=True)
+
+
+def _parse_orders(text: str | None, n_max: int = 28) -> tuple[int, ...]:
+    if not text:
+        return tuple(range(n_max))
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return tuple(out)
+
+
+@highres_app.command("echelle")
+def echelle_cmd(
+    file: str = typer.Argument(..., help="HPF Goldilocks file."),
+    out: str = typer.Option("highres_echelle", "--out", "-o", help="Output folder."),
+    orders: Optional[str] = typer.Option(  # noqa: UP045
+        None, help="Orders to fit, e.g. '0-27' or '9-13,27' (default: all)."
+    ),
+    clone_path: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--clone", help="Star clone (default: PHOENIX 10,000 K cloned over the orders)."
+    ),
+    telluric: bool = typer.Option(
+        True, "--telluric/--no-telluric", help="Fit a TelFit telluric model, one scale per order."
+    ),
+    rv_range: tuple[float, float] = typer.Option((-150.0, 150.0), help="RV scan range, km/s."),
+    vsini: float = typer.Option(10.0, help="Initial v sin i, km/s."),
+    epochs: int = typer.Option(100, help="Adam steps over all orders together."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit all orders of an HPF file in one model: shared RV and v sin i, a continuum and a
+    telluric scale per order. Writes echelle.json (with seconds per epoch on the device)."""
+    from pathlib import Path
+
+    from atmospec._fileio import provenance, write_json
+    from atmospec.highres.echelle import fit_echelle, order_bands, read_orders
+    from atmospec.highres.emulator import LineEmulator
+    from atmospec.highres.pipeline import clone_bands
+
+    picked = _parse_orders(orders) if orders else None
+    ech = read_orders(file, picked)
+    kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
+          "device": device, "progress": not quiet}  # fmt: skip
+    bands = order_bands(ech)
+    star = (
+        LineEmulator.load(clone_path, device=device)
+        if clone_path
+        else clone_bands("phoenix", bands, **kw)
+    )
+    tell = clone_bands("telfit", bands, **kw) if telluric else None
+    res = fit_echelle(
+        ech, star, telluric=tell, rv_range=rv_range, vsini=vsini, epochs=epochs, device=device,
+        progress=not quiet,
+    )  # fmt: skip
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(
+        Path(out) / "echelle.json",
+        {
+            "orders": list(picked) if picked else list(range(len(ech))),
+            "rv": res.rv,
+            "vsini": res.vsini,
+            "rms_percent": res.rms_percent,
+            "telluric_scale": res.telluric_scale,
+            "seconds_per_epoch": res.seconds_per_epoch,
+            "device": res.device,
+            "meta": res.meta,
+            "provenance": provenance(file=file, orders=orders, epochs=epochs, clone=clone_path),
+        },
+    )
+    typer.echo(
+        f"{len(ech)} orders: RV {res.rv:.2f} km/s (frame of the file), vsini {res.vsini:.1f} "
+        f"km/s, median RMS {sorted(res.rms_percent)[len(ech) // 2]:.2f} %; "
+        f"{res.seconds_per_epoch:.3f} s per epoch on {res.device}; written to {out}"
+    )
+    for msg in res.meta["limits"]:
+        typer.echo(f"note: {msg}", err=True)
+
+
+@highres_app.command("telluric")
+def telluric_cmd(
+    file: str = typer.Argument(..., help="HPF Goldilocks file of a telluric standard (A star)."),
+    out: str = typer.Option("highres_telluric", "--out", "-o", help="Output folder."),
+    orders: str = typer.Option(
+        "9-13,27", help="Orders to fit (water band 9-13, O2 a-band 27), e.g. '9-13,27'."
+    ),
+    epochs: int = typer.Option(120, help="Adam steps over all orders together."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit a telluric standard (star x telluric, all chosen orders at once) and report, per
+    order, the RMS in the telluric bands before and after correction and the fitted telluric
+    scale (water column x airmass, airmass from the O2 order). Writes telluric.json."""
+    from pathlib import Path
+
+    from atmospec._fileio import provenance, write_json
+    from atmospec.highres.standards import fit_telluric_standard
+
+    res = fit_telluric_standard(
+        file, _parse_orders(orders), epochs=epochs, device=device, progress=not quiet
+    )
+    data = {
+        "orders": res.orders,
+        "rms_before": res.rms_before,
+        "rms_after": res.rms_after,
+        "telluric_scale": res.scales,
+        "flatness_ratio": res.flatness_ratio,
+        "water_scale": res.water_scale,
+        "airmass_scale": res.airmass_scale,
+        "seconds_per_epoch": res.fit.seconds_per_epoch,
+        "device": res.fit.device,
+        "meta": res.meta,
+        "provenance": provenance(file=file, orders=orders, epochs=epochs),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / "telluric.json", data)
+    for k, b, a, sc in zip(res.orders, res.rms_before, res.rms_after, res.scales, strict=True):
+        typer.echo(f"order {k:2d}: RMS {100 * b:6.2f} % -> {100 * a:5.2f} %, scale {sc:.2f}")
+    typer.echo(
+        f"flatness ratio {res.flatness_ratio:.3f}; water x airmass {res.water_scale:.2f}, "
+        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template); written to {out}"
+    )
+    for msg in res.meta["limits"]:
+        typer.echo(f"note: {msg}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(highres_app, name="highres")

@@ -15,8 +15,6 @@ transit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_METHODS = ("poly", "pca", "gp", "cnn")
-
 
 @transit_app.command("simulate")
 def simulate_cmd(
@@ -42,8 +40,12 @@ def simulate_cmd(
 
 @transit_app.command("reduce")
 def reduce_cmd(
-    planet_dir: Path = typer.Argument(..., help="ROOT/train/PLANET_ID folder."),
-    method: str = typer.Option("gp", "--method", help="poly | pca | gp | cnn"),
+    path: Path = typer.Argument(
+        ...,
+        help="ROOT/train/PLANET_ID folder, or a folder of planets (a dataset root or its "
+        "train/ or test/ folder).",
+    ),
+    method: str = typer.Option("gp", "--method", help="poly | pca | gp | cnn1d | cnn2d"),
     out: Path = typer.Option(Path("."), "--out", help="Output folder."),
     model: Optional[Path] = typer.Option(  # noqa: UP045
         None,
@@ -59,33 +61,85 @@ def reduce_cmd(
         "then acts on each bin's own part.",
     ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write diagnostic PNGs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
-    """Calibrate one planet's raw frames and measure its transmission spectrum.
+    """Calibrate raw frames and measure transmission spectra, one planet or a folder of them.
 
-    Writes PLANET_ID_METHOD.ecsv (wavelength, depth, sigma) and, unless --no-figures, the
-    white-light, residual and spectrum figures as PNG.
+    A spectrum is measured only when the visit holds a detectable transit; otherwise the
+    reason is printed and nothing is written for that planet. For each planet with a transit:
+    PLANET_ID_METHOD.ecsv (wavelength, depth, sigma) and, unless --no-figures, the white-light,
+    residual and spectrum figures. A folder run also writes summary_METHOD.csv / .json (one
+    row per planet) with the GLL score across planets when the dataset has labels.
+    Exit codes: 0 all planets reduced, 2 none, 3 some.
     """
-    from atmospec.transit.calibration import calibrate
-    from atmospec.transit.detrenders import make_detrender
-    from atmospec.transit.io import read_planet
+    from atmospec.transit.batch import is_planet_folder, planet_folders, reduce_many
+    from atmospec.transit.detrenders import METHODS, make_detrender
 
-    if method not in _METHODS:
-        raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(_METHODS)}")
+    if method not in METHODS:
+        raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     det = make_detrender(method, model=model)
     if (sigma_scale, sigma_shared_scale, sigma_floor) != (1.0, 1.0, 0.0):
         det.set_sigma_model(sigma_scale, sigma_shared_scale, sigma_floor)
-    obs = calibrate(read_planet(planet_dir))
-    spec = det.fit(obs)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{obs.planet_id}_{method}"
-    path = spec.write(out / f"{stem}.ecsv")
-    if figures:
-        from atmospec._fileio import atomic_path
+    if is_planet_folder(path):
+        summary = reduce_many([path], det, out, figures=figures)
+        outcome = summary.outcomes[0]
+        if outcome.error is not None:
+            raise outcome.error
+        typer.echo(str(outcome.path))
+        return
+    summary = reduce_many(planet_folders(path), det, out, figures=figures, progress=not quiet)
+    _write_summary(summary, out)
+    if not quiet:
+        _print_summary(summary)
+    n, ok = len(summary.outcomes), summary.n_ok
+    if ok < n:
+        typer.echo(
+            f"{n - ok} of {n} planets gave no spectrum (see summary_{det.name}.csv)", err=True
+        )
+        raise typer.Exit(2 if ok == 0 else 3)
 
-        for name, fig in zip(("white", "residuals", "spectrum"), det.diagnose(), strict=True):
-            with atomic_path(out / f"{stem}_{name}.png") as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
-    typer.echo(str(path))
+
+def _write_summary(summary: object, out: Path) -> None:
+    import pandas as pd
+
+    from atmospec._fileio import atomic_path, write_json
+    from atmospec.transit.batch import ReductionSummary
+
+    assert isinstance(summary, ReductionSummary)
+    data = summary.to_dict()
+    write_json(out / f"summary_{summary.method}.json", data)
+    with atomic_path(out / f"summary_{summary.method}.csv") as tmp:
+        pd.DataFrame(data["rows"]).to_csv(tmp, index=False)
+
+
+def _print_summary(summary: object) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from atmospec.transit.batch import ReductionSummary
+
+    assert isinstance(summary, ReductionSummary)
+    table = Table(title=f"transit reduce --method {summary.method}")
+    for col in ("planet", "status", "transit S/N", "mean depth (ppm)", "note"):
+        table.add_column(col)
+    for o in summary.outcomes:
+        table.add_row(
+            o.planet_id,
+            o.status,
+            "" if o.transit_snr is None else f"{o.transit_snr:.1f}",
+            "" if o.white_depth_ppm is None else f"{o.white_depth_ppm:.0f}",
+            escape(o.message[:100]),
+        )
+    console = Console()
+    console.print(table)
+    if summary.score:
+        s = summary.score
+        console.print(
+            f"over {s['planets_scored']} planets: GLL score {s['gll_score']:.4f}, "
+            f"RMSE {s['rmse_ppm']:.1f} ppm, 68 % coverage {s['coverage68']:.3f}",
+            highlight=False,
+        )
 
 
 @transit_app.command("train-cnn")
@@ -128,6 +182,7 @@ def train_cnn_cmd(
         if i >= planets:
             held_out.append(obs)
     det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=seed))
+    det.transit_threshold = None  # every simulated planet has its injected transit
     stats = det.train_features(feats[:planets], depths[:planets], progress=not quiet)
     record: dict[str, object] = {"training_planets": planets, "simulation": asdict(sim), **stats}
     if calibration_planets:
@@ -139,6 +194,7 @@ def train_cnn_cmd(
             "stream": f"simulate_planet rng([seed, i]) for i in {planets}..{total - 1}",
             "scale_own_shared_floor": list(model),
         }
+    det.transit_threshold = CNNDetrender.transit_threshold
     det.save(out, **record)
     typer.echo(f"saved {det.name} to {out} (validation NLL {stats['val_nll']:.3f})")
 
@@ -152,41 +208,17 @@ def score_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Ariel 2024 GLL score, RMSE and 68% coverage of spectra against known depths."""
-    import numpy as np
+    """Ariel 2024 GLL score, RMSE and 68% coverage of spectra against known depths, per
+    method when the spectra come from several methods (each planet counted once per method)."""
+    from atmospec.transit.batch import score_spectra
 
-    from atmospec.errors import FileFormatError
-    from atmospec.transit.detrenders.base import DepthSpectrum
-    from atmospec.transit.io import read_labels
-    from atmospec.transit.scoring import ariel_score, coverage, rmse_ppm
-
-    truth = read_labels(labels.parent, labels.name.removesuffix("_labels.csv"))
-    ref = (
-        truth
-        if reference is None
-        else read_labels(reference.parent, reference.name.removesuffix("_labels.csv"))
-    )
-    ref_all = np.concatenate(list(ref.values()))
-    ys, mus, sgs = [], [], []
-    for p in predictions:
-        spec = DepthSpectrum.read(p)
-        if spec.planet_id not in truth:
-            raise FileFormatError(f"{p}: planet {spec.planet_id} is not in {labels}")
-        ys.append(truth[spec.planet_id])
-        mus.append(spec.depth)
-        sgs.append(spec.sigma)
-    y, mu, sg = np.concatenate(ys), np.concatenate(mus), np.concatenate(sgs)
-    result = {
-        "planets": len(predictions),
-        "gll_score": ariel_score(
-            y, mu, sg, ref_mean=float(ref_all.mean()), ref_sigma=float(ref_all.std())
-        ),
-        "rmse_ppm": rmse_ppm(y, mu),
-        "coverage68": coverage(y, mu, sg),
-    }
+    results = score_spectra(predictions, labels, reference)
     if as_json:
-        typer.echo(json.dumps(result))
-    else:
+        one = len(results) == 1
+        typer.echo(json.dumps(next(iter(results.values())) if one else {"methods": results}))
+        return
+    for method, result in results.items():
+        typer.echo(f"{'method':>12}: {method}")
         for k, v in result.items():
             typer.echo(f"{k:>12}: {v:.4f}" if isinstance(v, float) else f"{k:>12}: {v}")
 

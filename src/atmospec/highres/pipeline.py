@@ -14,7 +14,14 @@ from atmospec.highres.io import MULER_TEMPLATES, read_hpf, read_muler_template
 from atmospec.highres.linefinder import continuum_envelope
 from atmospec.spectrum import Spectrum
 
-__all__ = ["load_template", "clone_template", "normalize_order", "fit_file"]
+__all__ = [
+    "TEMPLATE_TEFF",
+    "clone_template",
+    "fit_file",
+    "load_template",
+    "normalize_order",
+    "transfer_file",
+]
 
 
 def load_template(
@@ -42,6 +49,12 @@ def load_template(
                 f"{path}: expected two columns, wavelength (Å) and flux ({err})"
             ) from err
         w, f = arr[:, 0], arr[:, 1]
+        bad = ~(np.isfinite(w) & np.isfinite(f))
+        if bad.any():
+            raise FileFormatError(
+                f"{path}: {int(bad.sum())} row(s) with a non-finite wavelength or flux (first "
+                f"at data row {int(np.argmax(bad)) + 1}); remove or mask them before cloning"
+            )
     if band is not None:
         m = (w >= band[0]) & (w <= band[1])
         if m.sum() < 10:
@@ -135,3 +148,84 @@ def fit_file(
     if berv is not None:
         result.meta["berv_kms"] = berv
     return result
+
+
+#: Effective temperature of each template shipped in the embedded data (only PHOENIX is a star).
+TEMPLATE_TEFF = {"phoenix": 10_000.0}
+
+
+def transfer_file(
+    path: str | Path,
+    *,
+    star: LineEmulator | None = None,
+    order: int | None = None,
+    template: str = "phoenix",
+    rv_range: tuple[float, float] = (-150.0, 150.0),
+    config: Any = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Read an HPF file, continuum-normalise one order and run the semi-empirical transfer
+    (:func:`~atmospec.highres.transfer.transfer`) from ``star`` or a fresh clone of
+    ``template`` over the order (±20 Å).
+
+    The embedded data ship one stellar template, PHOENIX at 10,000 K; a cooler star's lines
+    are then mostly learned from the data (see ``meta["n_lines_data"]``). Pass a clone of a
+    template nearer the star's temperature as ``star`` when you have one.
+    """
+    from atmospec.highres.transfer import transfer
+
+    orders = read_hpf(path, order=order)
+    if len(orders) != 1:
+        raise FileFormatError(
+            f"{path}: {len(orders)} orders; choose one with order=0..{len(orders) - 1}"
+        )
+    spec = normalize_order(orders[0])
+    w = spec.wavelength * 1e4
+    source = "user clone" if star is not None else template
+    if star is None:
+        star, _, _ = clone_template(
+            template,
+            (w[0] - 20.0, w[-1] + 20.0),
+            prominence=0.005,
+            rounds=2,
+            epochs=200,
+            profile="pseudo-voigt",
+            device=device,
+            progress=progress,
+        )
+    assert spec.uncertainty is not None
+    result = transfer(
+        w,
+        spec.flux,
+        spec.uncertainty,
+        star,
+        mask=spec.mask,
+        rv_range=rv_range,
+        config=config,
+        device=device,
+        progress=progress,
+    )
+    result.meta.update({k: v for k, v in spec.meta.items() if isinstance(v, (str, int, float))})
+    result.meta["template"] = source
+    if source in TEMPLATE_TEFF:
+        result.meta["template_teff"] = TEMPLATE_TEFF[source]
+    return result
+
+
+def clone_bands(source: str, bands: list[tuple[float, float]], **kwargs: Any) -> LineEmulator:
+    """One emulator holding the clones of ``source`` over each band (see
+    :func:`clone_template`; ``kwargs`` go to it)."""
+    from atmospec.highres.linefinder import LineList
+
+    parts = [clone_template(source, b, **kwargs)[0].lines() for b in bands]
+    merged = LineList(
+        np.concatenate([p.center for p in parts]),
+        np.concatenate([p.amplitude for p in parts]),
+        np.concatenate([p.sigma for p in parts]),
+        np.concatenate([p.gamma for p in parts]),
+        {"source": source, "bands": [list(b) for b in bands]},
+    )
+    return LineEmulator(
+        merged, profile=kwargs.get("profile", "voigt"), max_window=60.0, device=kwargs.get("device")
+    )

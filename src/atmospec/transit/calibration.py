@@ -23,6 +23,7 @@ __all__ = [
     "fill_masked_spectral",
     "fill_masked_image",
     "spectral_columns",
+    "check_detector",
     "calibrate",
 ]
 
@@ -234,6 +235,53 @@ def spectral_columns(raw: RawObservation) -> NDArray[np.int64]:
     return idx.astype(np.int64)
 
 
+#: Largest fraction of a detector's science pixels allowed at the ADC ceiling.
+SATURATION_LIMIT = 0.01
+_ADC_MAX = np.iinfo(np.uint16).max
+
+
+def check_detector(raw: RawObservation, cols: NDArray[np.int64]) -> None:
+    """Refuse degenerate frames before calibrating: a detector whose frames are one constant
+    value (all zero, or any other: no light and no noise), more than 1 % of the science pixels
+    at the 16-bit ADC ceiling (saturated), or a flat field with no positive value over the
+    science pixels.
+
+    Raises:
+        FileFormatError: naming the planet folder, the instrument and what was found.
+    """
+    where = raw.source if raw.source is not None else f"planet {raw.planet_id}"
+    for inst in ("AIRS-CH0", "FGS1"):
+        frames = raw.frames[inst]
+        science = frames[:, :, cols] if inst == "AIRS-CH0" else frames
+        frac = float((science == _ADC_MAX).mean())
+        if frac > SATURATION_LIMIT:
+            raise FileFormatError(
+                f"{where}: {100 * frac:.1f} % of the {inst} science pixels are at the ADC "
+                f"ceiling {_ADC_MAX} (saturated); their flux is unknown"
+            )
+        lo, hi = int(science.min()), int(science.max())
+        if lo == hi:
+            raise FileFormatError(
+                f"{where}: every {inst} signal value is {lo}: a constant detector holds no "
+                "light and no noise (an empty or corrupt signal file?)"
+            )
+        flat = raw.calibration[inst].flat
+        flat = flat[:, cols] if inst == "AIRS-CH0" else flat
+        good = np.isfinite(flat) & (flat > 0)
+        if not good.any():
+            raise FileFormatError(
+                f"{where}: the {inst} flat field ({inst}_calibration_0/flat.parquet) has no "
+                "positive value over the science pixels; a flat field is the relative pixel "
+                "response, about 1"
+            )
+        if good.mean() < 0.5:
+            raise FileFormatError(
+                f"{where}: only {100 * good.mean():.0f} % of the {inst} flat-field pixels are "
+                f"positive ({inst}_calibration_0/flat.parquet); a flat field is the relative "
+                "pixel response, about 1"
+            )
+
+
 def _process(
     frames: NDArray[np.integer],
     cal: CalibrationFrames,
@@ -272,6 +320,7 @@ def calibrate(raw: RawObservation, config: CalibrationConfig | None = None) -> T
     cols = spectral_columns(raw)
     cal_a, cal_f = raw.calibration["AIRS-CH0"], raw.calibration["FGS1"]
 
+    check_detector(raw, cols)
     masks: dict[str, NDArray[np.bool_]] = {}
     for inst, cal in (("AIRS-CH0", cal_a), ("FGS1", cal_f)):
         bad = cal.dead | hot_pixels(cal.dark, config.hot_sigma) | ~(cal.flat > 0)

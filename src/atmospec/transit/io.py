@@ -305,9 +305,7 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
     wl_path = root / "wavelengths.csv"
     if not wl_path.exists():
         raise DataNotFoundError(f"{wl_path}: missing")
-    wavelengths = _numbers(
-        wl_path, "the wavelength row", lambda: _read_csv(wl_path).to_numpy(np.float64)[0]
-    )
+    wavelengths = _read_wavelengths(wl_path, root)
     return RawObservation(
         planet_id=planet_id,
         frames=frames,
@@ -320,6 +318,55 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
         star=read_star_info(root, planet_id),
         source=planet_dir,
     )
+
+
+def _wl_names(path: Path) -> list[str]:
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except Exception as err:  # pandas raises several unrelated types
+        raise FileFormatError(f"{path}: not a readable CSV table ({err})") from err
+    return [str(c) for c in header.columns if str(c).startswith("wl_")]
+
+
+def _read_wavelengths(path: Path, root: Path) -> NDArray[np.float64]:
+    """The target wavelength bins of ``wavelengths.csv``, checked: one row of finite positive
+    values in columns ``wl_1 .. wl_N``, the AIRS-CH0 bins (``wl_2`` on) strictly monotonic, and
+    as many bins as the dataset's labels and sample submission (when present) define."""
+    table = _read_csv(path)
+    names = [str(c) for c in table.columns]
+    expected = [f"wl_{i + 1}" for i in range(len(names))]
+    if names != expected or len(table) < 1:
+        raise FileFormatError(
+            f"{path}: expected one row under the columns wl_1 .. wl_N, found columns "
+            f"{names[:4]}{' ...' if len(names) > 4 else ''} and {len(table)} rows"
+        )
+    try:
+        wl = table.iloc[0].to_numpy(np.float64)
+    except ValueError as err:
+        raise FileFormatError(f"{path}: wavelengths are not numbers ({err})") from err
+    bad = np.flatnonzero(~np.isfinite(wl) | (wl <= 0))
+    if bad.size:
+        raise FileFormatError(
+            f"{path}: {bad.size} wavelength(s) are missing, infinite or non-positive "
+            f"(first: {names[bad[0]]} = {wl[bad[0]]}); every bin needs a wavelength in um"
+        )
+    if wl.size < 2:
+        raise FileFormatError(f"{path}: {wl.size} bin; expected FGS1 and AIRS-CH0 bins")
+    d = np.diff(wl[1:])
+    if d.size and not (np.all(d > 0) or np.all(d < 0)):
+        raise FileFormatError(f"{path}: the AIRS-CH0 wavelengths (wl_2 on) are not monotonic")
+    for other in (root / "sample_submission.csv", *sorted(root.glob("*_labels.csv"))):
+        if not other.is_file():
+            continue
+        n_other = len(_wl_names(other))
+        if n_other and n_other != wl.size:
+            raise FileFormatError(
+                f"{path}: {wl.size} wavelength bins, but {other.name} in the same dataset has "
+                f"{n_other}: the file looks truncated or belongs to another dataset"
+            )
+    return wl
 
 
 def _calib_dir(planet_dir: Path, inst: str) -> Path:

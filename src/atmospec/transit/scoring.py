@@ -38,6 +38,8 @@ def gaussian_log_likelihood(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> fl
     s_ = np.broadcast_to(s_, y_.shape)
     if (s_ <= 0).any() or not np.isfinite(s_).all():
         raise InvalidSpectrumError("every sigma must be finite and > 0 for the log-likelihood")
+    if not (np.isfinite(y_).all() and np.isfinite(mu_).all()):
+        raise InvalidSpectrumError("every depth (true and predicted) must be finite to score")
     return float(np.sum(-0.5 * (np.log(2 * np.pi) + np.log(s_**2) + (y_ - mu_) ** 2 / s_**2)))
 
 

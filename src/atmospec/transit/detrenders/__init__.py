@@ -6,12 +6,22 @@ from pathlib import Path
 
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 
-__all__ = ["DepthSpectrum", "Detrender", "make_detrender"]
+__all__ = ["METHODS", "DepthSpectrum", "Detrender", "make_detrender"]
+
+
+#: Method names accepted by :func:`make_detrender` (``cnn`` is ``cnn1d``).
+METHODS = ("poly", "pca", "gp", "cnn1d", "cnn2d", "cnn")
 
 
 def make_detrender(method: str, model: str | Path | None = None) -> Detrender:
-    """The detrender named ``method`` (poly, pca, gp, cnn; cnn loads ``model``, or the shipped
-    network when ``model`` is None).
+    """The detrender named ``method``: ``poly``, ``pca``, ``gp``, ``cnn1d`` or ``cnn2d``
+    (``cnn`` is ``cnn1d``). The CNNs load ``model`` (a folder written by
+    :meth:`~atmospec.transit.detrenders.cnn.CNNDetrender.save`), or the network of that kind
+    shipped with atmospec when ``model`` is None.
+
+    Raises:
+        ValueError: an unknown method.
+        IncompatibleModelError: ``model`` is a CNN of the other kind.
 
     Example:
         >>> make_detrender("poly").name
@@ -29,8 +39,17 @@ def make_detrender(method: str, model: str | Path | None = None) -> Detrender:
         from atmospec.transit.detrenders.gp import GPDetrender
 
         return GPDetrender()
-    if method == "cnn":
+    if method in ("cnn", "cnn1d", "cnn2d"):
+        from atmospec.errors import IncompatibleModelError
         from atmospec.transit.detrenders.cnn import CNNDetrender
 
-        return CNNDetrender.pretrained() if model is None else CNNDetrender.load(model)
-    raise ValueError(f"unknown method {method!r}; expected poly, pca, gp or cnn")
+        kind = "2d" if method == "cnn2d" else "1d"
+        if model is None:
+            return CNNDetrender.pretrained(kind)
+        det = CNNDetrender.load(model)
+        if method != "cnn" and det.config.kind != kind:
+            raise IncompatibleModelError(
+                f"{model}: a {det.config.kind} CNN, but --method {method} asks for a {kind} one"
+            )
+        return det
+    raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")

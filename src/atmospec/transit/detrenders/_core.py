@@ -143,15 +143,10 @@ def fit_white(obs: TransitObservation, R: NDArray[np.float64]) -> WhiteFit:
         return (y - X @ a) * w
 
     span = float(t.max() - t.min())
-    res = least_squares(
-        resid,
-        x0=[t0_start, np.sqrt(depth0), 0.3, 0.1],
-        bounds=(
-            [t.min() + 0.05 * span, 1e-3, *[_U_BOUNDS[0]] * 2],
-            [t.max() - 0.05 * span, 0.5, *[_U_BOUNDS[1]] * 2],
-        ),
-        x_scale=[0.01, 0.01, 0.1, 0.1],
-    )
+    lo = np.array([t.min() + 0.05 * span, 1e-3, *[_U_BOUNDS[0]] * 2])
+    hi = np.array([t.max() - 0.05 * span, 0.5, *[_U_BOUNDS[1]] * 2])
+    x0 = np.clip([t0_start, np.sqrt(depth0), 0.3, 0.1], lo + 1e-9, hi - 1e-9)
+    res = least_squares(resid, x0=x0, bounds=(lo, hi), x_scale=[0.01, 0.01, 0.1, 0.1])
     t0, rp, u1, u2 = (float(v) for v in res.x)
     return WhiteFit(TransitGeometry.from_star(star, t0), rp, u1, u2)
 
@@ -212,6 +207,9 @@ def fit_channel(
         x_scale = [0.001, 0.1, 0.1]
     else:
         x0, bounds, x_scale = [rp0], ([-0.5], [0.5]), [0.001]
+    # a start outside the bounds (an extreme white-light fit) is moved just inside them
+    lo_b, hi_b = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    x0 = np.clip(np.nan_to_num(np.asarray(x0, float)), lo_b + 1e-9, hi_b - 1e-9)
     res = least_squares(resid, x0=x0, bounds=bounds, x_scale=x_scale, diff_step=1e-6)
     r = resid(res.x)[: y.size]
     n, p = y.size, res.x.size + R.shape[1]

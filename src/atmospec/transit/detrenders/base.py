@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from atmospec.spectrum import Spectrum
+    from atmospec.transit.detection import TransitDetection
 
 __all__ = ["DepthSpectrum", "Detrender", "sigma_model_from", "split_sigma"]
 
@@ -166,6 +167,11 @@ class Detrender(ABC):
     sigma_scale: float = 1.0
     sigma_shared_scale: float = 1.0
     sigma_floor: float = 0.0
+    #: depth S/N a visit's transit must reach before a spectrum is measured
+    #: (:func:`~atmospec.transit.detection.require_transit`); None skips the check
+    transit_threshold: float | None = 7.0
+
+    detection_: TransitDetection
 
     observation_: TransitObservation
     model_: NDArray[np.float64]
@@ -176,6 +182,22 @@ class Detrender(ABC):
     def fit(self, observation: TransitObservation) -> DepthSpectrum:
         """Measure the depth spectrum of ``observation`` (depth and 1-sigma per bin)."""
 
+    def check_transit(self, observation: TransitObservation) -> None:
+        """Refuse a visit without a detectable transit (sets ``detection_``).
+
+        Raises:
+            NoTransitError: no transit reaches :attr:`transit_threshold` (the reason is given).
+        """
+        from atmospec.transit.detection import SNR_THRESHOLD, NoTransitError, detect_transit
+
+        threshold = self.transit_threshold
+        self.detection_ = detect_transit(observation, threshold or SNR_THRESHOLD)
+        if threshold is not None and not self.detection_.detected:
+            raise NoTransitError(
+                f"planet {observation.planet_id} ({self.name}): {self.detection_.reason}; "
+                "no transmission spectrum is reported"
+            )
+
     def calibrate_sigma(
         self,
         observations: list[TransitObservation],
@@ -185,7 +207,12 @@ class Detrender(ABC):
         :attr:`sigma_scale`, :attr:`sigma_shared_scale` and :attr:`sigma_floor` to maximise
         their Gaussian likelihood. Returns the three."""
         self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = 1.0, 1.0, 0.0
-        specs = [self.fit(o) for o in observations]
+        # planets with known depths have their transit: fit them all, whatever their S/N
+        threshold, self.transit_threshold = self.transit_threshold, None
+        try:
+            specs = [self.fit(o) for o in observations]
+        finally:
+            self.transit_threshold = threshold
         y = np.concatenate([np.asarray(d) for d in depths])
         self.set_sigma_model(*sigma_model_from(y, specs))
         return self.sigma_scale, self.sigma_shared_scale, self.sigma_floor
@@ -195,6 +222,8 @@ class Detrender(ABC):
         self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = scale, shared_scale, floor
 
     def _scaled(self, spec: DepthSpectrum) -> DepthSpectrum:
+        if hasattr(self, "detection_"):
+            spec.meta["transit_snr"] = round(self.detection_.snr, 2)
         own, shared = split_sigma(spec)
         if (self.sigma_scale, self.sigma_shared_scale, self.sigma_floor) != (1.0, 1.0, 0.0):
             spec.sigma = np.sqrt(

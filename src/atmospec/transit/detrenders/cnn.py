@@ -73,7 +73,12 @@ def cnn_features(obs: TransitObservation, common_mode: CommonModeFit | None = No
 
 @dataclass(frozen=True)
 class CNNConfig:
-    """Network and training settings (saved next to the weights)."""
+    """Network and training settings (saved next to the weights).
+
+    ``arch2d`` picks the 2D network: 2 (default) has the 1D network's three convolutions and
+    pooling with kernels spanning 3 wavelength bins; 1 is the earlier two-layer network
+    (models saved without this field are of that kind).
+    """
 
     kind: str = "1d"
     width: int = 32
@@ -82,6 +87,7 @@ class CNNConfig:
     lr: float = 2e-3
     seed: int = 0
     val_fraction: float = 0.1
+    arch2d: int = 2
 
 
 def _build(config: CNNConfig) -> torch.nn.Module:
@@ -104,7 +110,7 @@ def _build(config: CNNConfig) -> torch.nn.Module:
             nn.Linear(64, 2),
         )
     if config.kind == "2d":
-        return _Net2D(w)
+        return _Net2D(w, config.arch2d)
     raise ValueError(f"unknown CNN kind {config.kind!r}; expected '1d' or '2d'")
 
 
@@ -112,29 +118,50 @@ def _net2d_class() -> type:
     from torch import nn
 
     class Net2D(nn.Module):
-        """Convolutions over (wavelength, time); a shared head per wavelength row."""
+        """Convolutions over (wavelength, time); a shared head per wavelength row.
 
-        def __init__(self, w: int) -> None:
+        ``arch`` 2 mirrors the 1D network (three convolutions, a max-pool in time) with
+        kernels 3 bins wide in wavelength, so it can do what the 1D network does and use the
+        neighbouring channels too; ``arch`` 1 is the earlier two-layer network.
+        """
+
+        def __init__(self, w: int, arch: int = 2) -> None:
             super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(4, w // 2, (3, 5), padding=(1, 2)),
-                nn.ReLU(),
-                nn.Conv2d(w // 2, w, (3, 5), padding=(1, 2)),
-                nn.ReLU(),
-                nn.AdaptiveAvgPool2d((None, 8)),
-            )
-            self.head = nn.Sequential(nn.Linear(8 * w, 64), nn.ReLU(), nn.Linear(64, 2))
+            if arch == 1:
+                self.body = nn.Sequential(
+                    nn.Conv2d(4, w // 2, (3, 5), padding=(1, 2)),
+                    nn.ReLU(),
+                    nn.Conv2d(w // 2, w, (3, 5), padding=(1, 2)),
+                    nn.ReLU(),
+                    nn.AdaptiveAvgPool2d((None, 8)),
+                )
+                out = w
+            elif arch == 2:
+                self.body = nn.Sequential(
+                    nn.Conv2d(4, w, (3, 5), padding=(1, 2)),
+                    nn.ReLU(),
+                    nn.Conv2d(w, w, (3, 5), padding=(1, 2)),
+                    nn.ReLU(),
+                    nn.MaxPool2d((1, 2)),
+                    nn.Conv2d(w, 2 * w, (3, 5), padding=(1, 2)),
+                    nn.ReLU(),
+                    nn.AdaptiveAvgPool2d((None, 8)),
+                )
+                out = 2 * w
+            else:
+                raise ValueError(f"unknown 2D CNN architecture {arch}; expected 1 or 2")
+            self.head = nn.Sequential(nn.Linear(8 * out, 64), nn.ReLU(), nn.Linear(64, 2))
 
         def forward(self, x: Any) -> Any:  # x: (B, 4, n_wl, n_t)
-            h = self.body(x)  # (B, w, n_wl, 8)
-            h = h.permute(0, 2, 1, 3).flatten(2)  # (B, n_wl, 8 w)
+            h = self.body(x)  # (B, c, n_wl, 8)
+            h = h.permute(0, 2, 1, 3).flatten(2)  # (B, n_wl, 8 c)
             return self.head(h)  # (B, n_wl, 2)
 
     return Net2D
 
 
-def _Net2D(w: int) -> Any:  # noqa: N802 - a factory standing in for the class
-    return _net2d_class()(w)
+def _Net2D(w: int, arch: int = 2) -> Any:  # noqa: N802 - a factory standing in for the class
+    return _net2d_class()(w, arch)
 
 
 class CNNDetrender(Detrender):
@@ -249,10 +276,16 @@ class CNNDetrender(Detrender):
             raise IncompatibleModelError(
                 f"{self.name}: the network is untrained; call train(...) or CNNDetrender.load()"
             )
+        self.check_transit(observation)
         f = features if features is not None else cnn_features(observation)
         self.net_.eval()
         with torch.no_grad():
             out = _forward(self.net_, self.config.kind, torch.from_numpy(f.x[None]))[0].numpy()
+        if not np.all(np.isfinite(out)):
+            raise ModelFileError(
+                f"{self.name}: the network returned non-finite values for planet "
+                f"{observation.planet_id} (corrupted weights?)"
+            )
         depth = f.white_depth + out[:, 0] / _SCALE
         own = np.exp(np.clip(out[:, 1], -10, 5)) / _SCALE
         white_sigma = self.white_scale_ * f.white_sigma
@@ -301,8 +334,9 @@ class CNNDetrender(Detrender):
 
     @classmethod
     def pretrained(cls, kind: str = "1d") -> CNNDetrender:
-        """The shipped network (trained and sigma-calibrated on simulated planets only), from
-        the model registry (:func:`atmospec.models.load_model` name ``"transit-cnn1d"``).
+        """The shipped network of ``kind`` "1d" or "2d" (trained and sigma-calibrated on
+        simulated planets only), from the model registry (:func:`atmospec.models.load_model`
+        names ``"transit-cnn1d"`` and ``"transit-cnn2d"``).
 
         Raises:
             ModelFileError: this installation has no shipped model of that kind.
@@ -329,7 +363,8 @@ class CNNDetrender(Detrender):
                 f"{folder}: not an atmospec transit CNN (kind={meta.get('kind')!r})"
             )
         try:
-            self = cls(CNNConfig(**meta["config"]))
+            # 2D models saved before ``arch2d`` existed are of the first architecture
+            self = cls(CNNConfig(**{"arch2d": 1, **meta["config"]}))
             net = _build(self.config)
             net.load_state_dict(
                 {k[4:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k[:4] == "net."}

@@ -48,6 +48,7 @@ class GPDetrender(PolynomialDetrender):
         self.ld_prior = ld_prior
 
     def fit(self, observation: TransitObservation) -> DepthSpectrum:
+        self.check_transit(observation)
         cm = fit_common_mode(observation, self.degree, self.ld_prior)
         fits = fit_differential(
             observation, cm, self.degree, ld_sd=None if self.ld_prior is None else 0.2

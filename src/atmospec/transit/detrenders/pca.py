@@ -22,6 +22,7 @@ def common_modes(
     Returns an ``(n_time, n_components)`` array of unit-variance components.
     """
     first = PolynomialDetrender(degree=degree, centroid=True)
+    first.transit_threshold = None  # the caller checks the transit
     first.fit(obs)
     norm = obs.normalized()
     resid = norm.flux[:, 1:] - first.model_[:, 1:]
@@ -53,6 +54,7 @@ class PCADetrender(PolynomialDetrender):
         self.n_components = n_components
 
     def fit(self, observation: TransitObservation) -> DepthSpectrum:
+        self.check_transit(observation)
         comps = common_modes(observation, self.n_components, self.degree)
         R = np.column_stack([regressors(observation, self.degree, self.centroid), comps])
         white, fits = fit_linear_spectrum(observation, R)

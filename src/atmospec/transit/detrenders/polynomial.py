@@ -104,6 +104,7 @@ class PolynomialDetrender(Detrender):
         self.centroid = centroid
 
     def fit(self, observation: TransitObservation) -> DepthSpectrum:
+        self.check_transit(observation)
         R = regressors(observation, self.degree, self.centroid)
         white, fits = fit_linear_spectrum(observation, R)
         return self._finish(observation, white, fits)

@@ -1,0 +1,282 @@
+"""Reduce a folder of planets with one detrender: per-planet outcome and the score across them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atmospec.errors import AtmospecError, DataNotFoundError
+from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
+
+__all__ = [
+    "PlanetOutcome",
+    "ReductionSummary",
+    "is_planet_folder",
+    "planet_folders",
+    "reduce_many",
+    "score_spectra",
+]
+
+log = logging.getLogger(__name__)
+
+
+def is_planet_folder(path: str | Path) -> bool:
+    """True when ``path`` holds an AIRS-CH0 signal file (an Ariel ``ROOT/split/PLANET_ID``)."""
+    return Path(path).is_dir() and any(Path(path).glob("AIRS-CH0_signal*.parquet"))
+
+
+def planet_folders(path: str | Path) -> list[Path]:
+    """The planet folders under ``path``: ``path`` itself, its sub-folders, or those of its
+    ``train`` / ``test`` folders (a dataset root), sorted by name.
+
+    Raises:
+        DataNotFoundError: no planet folder was found.
+    """
+    path = Path(path)
+    if is_planet_folder(path):
+        return [path]
+    found = [p for p in sorted(path.iterdir()) if is_planet_folder(p)] if path.is_dir() else []
+    if not found:
+        for split in ("train", "test"):
+            if (path / split).is_dir():
+                found += [p for p in sorted((path / split).iterdir()) if is_planet_folder(p)]
+    if not found:
+        raise DataNotFoundError(
+            f"{path}: no planet folder (one holding AIRS-CH0_signal*.parquet) here, in its "
+            "sub-folders or under train/ or test/"
+        )
+    return found
+
+
+@dataclass
+class PlanetOutcome:
+    """What happened to one planet: ``status`` is ``ok``, ``no_transit`` or ``error``."""
+
+    planet_id: str
+    folder: Path
+    status: str
+    message: str = ""
+    path: Path | None = None
+    transit_snr: float | None = None
+    white_depth_ppm: float | None = None
+    spectrum: DepthSpectrum | None = None
+    error: AtmospecError | None = None
+
+    def row(self) -> dict[str, Any]:
+        """One summary-table row (plain values)."""
+        return {
+            "planet_id": self.planet_id,
+            "status": self.status,
+            "transit_snr": self.transit_snr,
+            "white_depth_ppm": self.white_depth_ppm,
+            "spectrum": None if self.path is None else self.path.name,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ReductionSummary:
+    """Outcomes of :func:`reduce_many` and, when the dataset has labels, the score over the
+    planets that gave a spectrum."""
+
+    method: str
+    outcomes: list[PlanetOutcome]
+    score: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_ok(self) -> int:
+        """Planets that gave a spectrum."""
+        return sum(o.status == "ok" for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "method": self.method,
+            "planets": len(self.outcomes),
+            "ok": self.n_ok,
+            "no_transit": sum(o.status == "no_transit" for o in self.outcomes),
+            "errors": sum(o.status == "error" for o in self.outcomes),
+            "score": self.score,
+            "rows": [o.row() for o in self.outcomes],
+        }
+
+
+def _labels_for(folder: Path) -> dict[str, np.ndarray] | None:
+    from atmospec.transit.io import find_root, read_labels
+
+    try:
+        root = find_root(folder)
+    except DataNotFoundError:
+        return None
+    split = folder.parent.name
+    if not (root / f"{split}_labels.csv").is_file():
+        return None
+    return read_labels(root, split)
+
+
+def reduce_many(
+    folders: list[Path],
+    detrender: Detrender,
+    out: str | Path,
+    *,
+    figures: bool = False,
+    progress: bool = False,
+) -> ReductionSummary:
+    """Calibrate and reduce every planet folder with ``detrender``, writing
+    ``PLANET_ID_METHOD.ecsv`` (and figures) into ``out`` for each planet with a transit.
+
+    A planet without a detectable transit or with bad files is recorded with its reason and
+    the others go on. When the dataset root has ``{split}_labels.csv`` for the planets, the
+    summary carries the Ariel GLL score, RMSE and 68 % coverage over the reduced planets
+    (reference: the mean and standard deviation of all labelled depths).
+
+    Example:
+        >>> from atmospec.transit.detrenders import make_detrender
+        >>> s = ReductionSummary("poly", [])
+        >>> s.to_dict()["planets"]
+        0
+    """
+    from tqdm.auto import tqdm
+
+    from atmospec._fileio import atomic_path
+    from atmospec.transit.calibration import calibrate
+    from atmospec.transit.detection import NoTransitError
+    from atmospec.transit.io import read_planet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes: list[PlanetOutcome] = []
+    for folder in tqdm(folders, desc=f"reducing ({detrender.name})", disable=not progress):
+        pid = folder.name
+        try:
+            obs = calibrate(read_planet(folder))
+            spec = detrender.fit(obs)
+        except NoTransitError as err:
+            det = getattr(detrender, "detection_", None)
+            outcomes.append(
+                PlanetOutcome(pid, folder, "no_transit", str(err), transit_snr=_snr(det), error=err)
+            )
+            log.info("%s", err)
+            continue
+        except AtmospecError as err:
+            outcomes.append(PlanetOutcome(pid, folder, "error", str(err), error=err))
+            log.info("planet %s: %s", pid, err)
+            continue
+        stem = f"{obs.planet_id}_{detrender.name}"
+        path = spec.write(out / f"{stem}.ecsv")
+        if figures:
+            for name, fig in zip(
+                ("white", "residuals", "spectrum"), detrender.diagnose(), strict=True
+            ):
+                with atomic_path(out / f"{stem}_{name}.png") as tmp:
+                    fig.savefig(tmp, format="png", dpi=110)
+        outcomes.append(
+            PlanetOutcome(
+                pid,
+                folder,
+                "ok",
+                "",
+                path,
+                _snr(getattr(detrender, "detection_", None)),
+                float(np.mean(spec.depth)) * 1e6,
+                spec,
+            )
+        )
+    summary = ReductionSummary(detrender.name, outcomes)
+    summary.score = _score(outcomes)
+    return summary
+
+
+def _snr(det: Any) -> float | None:
+    return None if det is None else round(float(det.snr), 2)
+
+
+def _score(outcomes: list[PlanetOutcome]) -> dict[str, float]:
+    from atmospec.transit.scoring import ariel_score, coverage, rmse_ppm
+
+    ok = [o for o in outcomes if o.spectrum is not None]
+    if not ok:
+        return {}
+    labels = _labels_for(ok[0].folder)
+    if labels is None or any(o.planet_id not in labels for o in ok):
+        return {}
+    ref = np.concatenate(list(labels.values()))
+    y = np.concatenate([labels[o.planet_id] for o in ok])
+    mu = np.concatenate([o.spectrum.depth for o in ok if o.spectrum is not None])
+    sg = np.concatenate([o.spectrum.sigma for o in ok if o.spectrum is not None])
+    return {
+        "planets_scored": len(ok),
+        "gll_score": ariel_score(y, mu, sg, ref_mean=float(ref.mean()), ref_sigma=float(ref.std())),
+        "rmse_ppm": rmse_ppm(y, mu),
+        "coverage68": coverage(y, mu, sg),
+    }
+
+
+def score_spectra(
+    predictions: Sequence[str | Path],
+    labels: str | Path,
+    reference: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Score depth-spectrum files (written by ``DepthSpectrum.write``) against a labels file,
+    one result per method: ``{method: {planets, gll_score, rmse_ppm, coverage68}}``.
+
+    ``planets`` counts distinct planets. The reference of the GLL score is the mean and
+    standard deviation of all depths in ``reference`` (default: ``labels``).
+
+    Raises:
+        FileFormatError: a file is unreadable, holds a non-finite depth or a sigma <= 0, names
+            a planet absent from ``labels``, or repeats a planet for the same method.
+    """
+    from atmospec.errors import FileFormatError
+    from atmospec.transit.io import read_labels
+    from atmospec.transit.scoring import ariel_score, coverage, rmse_ppm
+
+    def labels_of(path: Path) -> dict[str, np.ndarray]:
+        return read_labels(path.parent, path.name.removesuffix("_labels.csv"))
+
+    labels = Path(labels)
+    truth = labels_of(labels)
+    ref = truth if reference is None else labels_of(Path(reference))
+    ref_all = np.concatenate(list(ref.values()))
+    groups: dict[str, dict[str, tuple[Path, DepthSpectrum]]] = {}
+    for p in map(Path, predictions):
+        spec = DepthSpectrum.read(p)
+        if spec.planet_id not in truth:
+            raise FileFormatError(f"{p}: planet {spec.planet_id} is not in {labels}")
+        if not np.all(np.isfinite(spec.depth)):
+            raise FileFormatError(
+                f"{p}: {int((~np.isfinite(spec.depth)).sum())} depth(s) are NaN or inf"
+            )
+        if not (np.all(np.isfinite(spec.sigma)) and np.all(spec.sigma > 0)):
+            raise FileFormatError(f"{p}: every sigma must be finite and > 0")
+        if spec.depth.size != truth[spec.planet_id].size:
+            raise FileFormatError(
+                f"{p}: {spec.depth.size} bins, but {labels} has {truth[spec.planet_id].size} "
+                f"for planet {spec.planet_id}"
+            )
+        method = spec.method or "unknown"
+        seen = groups.setdefault(method, {})
+        if spec.planet_id in seen:
+            raise FileFormatError(
+                f"{p}: planet {spec.planet_id} ({method}) is also in {seen[spec.planet_id][0]}"
+            )
+        seen[spec.planet_id] = (p, spec)
+    out: dict[str, dict[str, Any]] = {}
+    for method, seen in groups.items():
+        y = np.concatenate([truth[pid] for pid in seen])
+        mu = np.concatenate([s.depth for _, s in seen.values()])
+        sg = np.concatenate([s.sigma for _, s in seen.values()])
+        out[method] = {
+            "planets": len(seen),
+            "gll_score": ariel_score(
+                y, mu, sg, ref_mean=float(ref_all.mean()), ref_sigma=float(ref_all.std())
+            ),
+            "rmse_ppm": rmse_ppm(y, mu),
+            "coverage68": coverage(y, mu, sg),
+        }
+    return out
