@@ -269,7 +269,8 @@ class RunFolder:
 
     def _clear(self, old: dict[str, Any]) -> None:
         """Remove an earlier run's outputs, parts, figures and record."""
-        files = old.get("files") if isinstance(old.get("files"), dict) else {}
+        recorded = old.get("files")
+        files: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
         for name in {*files, *OUTPUTS}:
             path = self.out / name
             if path.is_file():
