@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -52,6 +52,13 @@ def predict_cmd(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Per object PNG figures."),
     max_plots: int = typer.Option(100, "--max-plots", help="Figures for this many objects."),
     no_ood: bool = typer.Option(False, "--no-ood", help="Skip the out-of-distribution score."),
+    grids: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--grids",
+        help="With --model default: the grids asked, comma separated, primary first; grid "
+        "names or folders, NAME=MODEL to use a learned model (default "
+        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone.",
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry failed spectra."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     scheduler: Optional[str] = typer.Option(  # noqa: UP045
@@ -120,19 +127,25 @@ def predict_cmd(
         raise typer.BadParameter("--spt / --snr-min / --quality / --limit need --library")
     if not sources:
         raise typer.BadParameter("give spectrum FILEs, --folder, --catalog or --library")
-    predictor = Predictor(
-        model,
-        grid=grid,
-        ood=not no_ood,
+    common = dict(
         draws=draws,
-        coverage=coverage,  # type: ignore[arg-type]
+        coverage=coverage,
         max_masked_fraction=max_masked,
         assume_snr=assume_snr,
         seed=seed,
         quiet=quiet,
         num_threads=threads,
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,
     )
+    if model == "default" and grid is None and grids != "none":
+        from atmospec.multigrid import MultiGridPredictor
+        from atmospec.multigrid.predictor import parse_routes
+
+        predictor: Any = MultiGridPredictor(parse_routes(grids), ood=not no_ood, **common)
+    else:
+        if grids not in (None, "none"):
+            raise typer.BadParameter("--grids applies to --model default (without --grid)")
+        predictor = Predictor(model, grid=grid, ood=not no_ood, **common)  # type: ignore[arg-type]
     options = {
         "model": model,
         "coverage": coverage,
@@ -147,6 +160,7 @@ def predict_cmd(
         "catalog": None if catalog is None else str(catalog),
         "folder": None if folder is None else str(folder),
         "plots": plots,
+        "grids": grids,
     }
     summary = run_batch(
         sources,
@@ -173,6 +187,12 @@ def predict_cmd(
             console.print(f"[yellow]default: {gate}; every row was served by the fallback[/]")
         counts = ", ".join(f"{n} by {m}" for m, n in (summary.rows_by_model or {}).items())
         console.print(f"default selection: rows served {counts or 'none'} (why: the notes column)")
+    if hasattr(predictor, "routes"):
+        console.print(
+            "grids: "
+            + ", ".join(r.describe() for r in predictor.routes)
+            + " (per-grid columns, outside_grid, misfit_flag, grids_disagree: the table)"
+        )
     console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
 
 

@@ -1,0 +1,424 @@
+"""Predict with every grid that covers an object, side by side and combined."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import AtmospecError, DataNotFoundError
+from atmospec.inference.predict import PredictionResult, Predictor, _read, spectrum_seed
+
+from .combine import Combined, combine
+from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
+
+if TYPE_CHECKING:
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+    from atmospec.grids import ModelGrid
+    from atmospec.inference.coverage import ModelInput
+    from atmospec.spectrum import Spectrum
+
+__all__ = ["GridRoute", "DEFAULT_ROUTES", "MultiGridPredictor", "MultiGridResult", "parse_routes"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GridRoute:
+    """One grid of a multi-grid prediction and how it answers.
+
+    ``model`` is a learned model for that grid (``"default"``: the default NPE/CNN chain; a
+    registry name or a model folder), or None: chi-square over the grid's nodes with its
+    model-error covariance. ``grid`` is a grid name or folder (:func:`atmospec.grids.load_grid`).
+
+    Example:
+        >>> GridRoute("btsettl08").describe()
+        'btsettl08 (chi-square over the grid nodes)'
+    """
+
+    grid: str
+    model: str | None = None
+
+    def describe(self) -> str:
+        how = "chi-square over the grid nodes" if self.model is None else f"model {self.model}"
+        return f"{self.grid} ({how})"
+
+
+DEFAULT_ROUTES: tuple[GridRoute, ...] = (
+    GridRoute("dback24", "default"),
+    GridRoute("burrows06", "burrows06-spex"),
+    GridRoute("btsettl08", None),
+)
+"""What ``atmospec predict --model default`` asks: Sonora Diamondback (the default NPE/CNN,
+900-2400 K), Burrows et al. 2006 (its CNN, 700-2000 K) and BT-Settl 2008 (chi-square,
+500-3500 K). The first grid is the primary one (its flags name it)."""
+
+
+@dataclass
+class MultiGridResult(PredictionResult):
+    """A :class:`~atmospec.inference.predict.PredictionResult` whose samples are the combined
+    estimate of several grids (``teff``, ``logg``, ``mh``), with every grid's own answer.
+
+    Attributes (beyond the base class):
+        routes: the grids asked, primary first.
+        estimates: per object, grid -> :class:`~atmospec.multigrid.estimate.GridEstimate`.
+        combined: per object, the :class:`~atmospec.multigrid.combine.Combined` record.
+        primary_samples: per object, the primary grid's samples of the common parameters
+            (for the inflation column).
+    """
+
+    routes: list[GridRoute] = field(default_factory=list)
+    estimates: list[dict[str, GridEstimate]] = field(default_factory=list)
+    combined: list[Combined] = field(default_factory=list)
+
+    @property
+    def primary(self) -> str:
+        return self.routes[0].grid if self.routes else ""
+
+    def outside_grid(self, i: int) -> bool:
+        """Whether object ``i`` lies outside the primary grid's parameters."""
+        return not self.combined[i].covers.get(self.primary, True)
+
+    def misfit_flag(self, i: int) -> bool:
+        """Whether the residuals exceed what the model of mismatch allows, for every grid
+        that covers object ``i`` (the smallest misfit is above its threshold)."""
+        return bool(self.combined[i].misfit > 1.0)
+
+    def inflation(self, i: int, name: str = "teff") -> float:
+        """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
+        the primary grid does not cover the object)."""
+        est = self.estimates[i].get(self.primary)
+        if est is None or self.outside_grid(i):
+            return float("nan")
+        col = est.column(name)
+        j = self.param_names.index(name)
+        if col is None:
+            return float("nan")
+        own = float(np.subtract(*np.percentile(col, [84, 16])))
+        comb = float(np.subtract(*np.percentile(self.samples[i][:, j], [84, 16])))
+        return comb / own if own > 0 else float("nan")
+
+    def table(self) -> Table:
+        """The base table (its percentiles are the combined estimate) plus, per grid,
+        ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
+        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``grids_used``,
+        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``."""
+        table = super().table()
+        n = len(self)
+        table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
+        table["misfit_score"] = [self.combined[i].misfit for i in range(n)]
+        table["misfit_flag"] = [self.misfit_flag(i) for i in range(n)]
+        table["grids_used"] = [
+            ";".join(g for g, w in self.combined[i].weights.items() if w > 0) for i in range(n)
+        ]
+        table["grids_disagree"] = [self.combined[i].disagree for i in range(n)]
+        table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
+        table["teff_inflation"] = [self.inflation(i, "teff") for i in range(n)]
+        table["logg_inflation"] = [self.inflation(i, "logg") for i in range(n)]
+        for route in self.routes:
+            g = route.grid
+            for p in COMMON_PARAMS:
+                for suffix, q in (("median", 50), ("p16", 16), ("p84", 84)):
+                    vals = []
+                    for i in range(n):
+                        est = self.estimates[i].get(g)
+                        col = None if est is None else est.column(p)
+                        vals.append(float("nan") if col is None else float(np.percentile(col, q)))
+                    table[f"{p}_{g}_{suffix}"] = vals
+            table[f"{g}_misfit"] = [
+                self.estimates[i][g].misfit if g in self.estimates[i] else float("nan")
+                for i in range(n)
+            ]
+            table[f"{g}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
+        table.meta["grids"] = [r.describe() for r in self.routes]
+        table.meta["combined"] = (
+            "percentiles of an equal-weight mixture of the answers of every grid that covers the "
+            "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
+            "residuals beyond each covering grid's learned model of mismatch"
+        )
+        return table
+
+    def plot(self, i: int = 0) -> Figure:
+        """Data over each grid's best model, and the residual with the model-error band."""
+        from .figures import plot_grids
+
+        return plot_grids(self, i)
+
+
+def parse_routes(text: str | None) -> tuple[GridRoute, ...]:
+    """Routes from ``"dback24=default,burrows06=burrows06-spex,btsettl08"`` (None: defaults).
+
+    Example:
+        >>> [r.describe() for r in parse_routes("dback24=default,btsettl08")]
+        ['dback24 (model default)', 'btsettl08 (chi-square over the grid nodes)']
+    """
+    if text is None:
+        return DEFAULT_ROUTES
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        grid, _, model = part.partition("=")
+        out.append(GridRoute(grid.strip(), model.strip() or None))
+    if not out:
+        raise ValueError(f"no grid in {text!r}")
+    return tuple(out)
+
+
+class MultiGridPredictor:
+    """Several grids asked about every spectrum, each reported and all combined.
+
+    The primary route (the first of ``routes``, by default the default NPE/CNN chain on
+    Sonora Diamondback) prepares and routes spectra exactly as
+    :class:`~atmospec.inference.predict.Predictor` does; every other grid answers through its
+    learned model or by chi-square over its nodes with its learned model-error covariance
+    (:mod:`atmospec.discrepancy`). :func:`~atmospec.multigrid.combine.combine` decides which
+    grids cover the object and mixes their answers. Two warnings come out, apart:
+    ``outside_grid`` (the object lies outside the primary grid's parameters; the grids that
+    cover it still answer) and ``misfit_flag`` (the residuals exceed what the model of
+    mismatch allows for every covering grid).
+
+    It has the interface :func:`~atmospec.inference.batch.run_batch` uses (``prepare``,
+    ``predict_inputs``, ``model_id``, ``grid``, ``policy``...).
+
+    Example:
+        >>> mp = MultiGridPredictor()  # doctest: +SKIP
+        >>> res = mp.predict(atmospec.library.load("10703_10070"))  # HD 3651B  # doctest: +SKIP
+        >>> res.table()["teff_median", "outside_grid", "grids_used"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[GridRoute | str] = DEFAULT_ROUTES,
+        *,
+        draws: int = 1000,
+        seed: int = 0,
+        quiet: bool = True,
+        ood: bool = True,
+        **predictor_kw: Any,
+    ) -> None:
+        from atmospec.grids import load_grid
+
+        self.routes = [r if isinstance(r, GridRoute) else GridRoute(r) for r in routes]
+        if not self.routes:
+            raise ValueError("give at least one grid")
+        names = [r.grid for r in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a grid is listed twice: {names}")
+        self.draws = int(draws)
+        self.seed = seed
+        self.quiet = quiet
+        first = self.routes[0]
+        if first.model is None:
+            raise ValueError(
+                f"the first grid ({first.grid}) is the primary one and needs a learned model "
+                "(NAME=MODEL, e.g. dback24=default)"
+            )
+        kw = dict(predictor_kw, draws=draws, seed=seed, quiet=quiet)
+        self.primary = Predictor(first.model, ood=ood, **kw)
+        self.learned: dict[str, Predictor] = {}
+        for r in self.routes[1:]:
+            if r.model is not None:
+                self.learned[r.grid] = Predictor(r.model, ood=False, **kw)
+        self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
+        self.discrepancy: dict[str, Any] = {}
+        self.discrepancy_notes: dict[str, str] = {}
+        for r in self.routes:
+            self.discrepancy[r.grid] = self._discrepancy(r.grid)
+        self.coverage = self.primary.coverage
+        self.policy = self.primary.policy
+        self.model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
+
+    def _discrepancy(self, grid: str) -> Any:
+        try:
+            from atmospec.discrepancy import load_discrepancy
+        except ImportError:  # pragma: no cover - the module ships with the package
+            self.discrepancy_notes[grid] = "no discrepancy module"
+            return None
+        try:
+            return load_discrepancy(grid)
+        except (DataNotFoundError, AtmospecError) as err:
+            self.discrepancy_notes[grid] = f"{grid}: no model-error covariance ({err})"
+            log.info("%s", self.discrepancy_notes[grid])
+            return None
+
+    @property
+    def grid(self) -> ModelGrid:
+        return self.grids[self.routes[0].grid]
+
+    def prepare(self, spectrum: Spectrum) -> ModelInput:
+        """The spectrum on the primary model's axis (routing noted), as ``Predictor.prepare``."""
+        return self.primary.prepare(spectrum)
+
+    def predict(self, spectra: Any) -> MultiGridResult:
+        """Predict one spectrum or a list (Spectrum objects or file paths)."""
+        items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
+        inputs = [self.prepare(_read(s, self.coverage)) for s in items]
+        return self.predict_inputs(inputs)
+
+    def _learned_estimates(
+        self, grid: str, predictor: Predictor, inputs: list[ModelInput]
+    ) -> list[GridEstimate | None]:
+        out: list[GridEstimate | None] = [None] * len(inputs)
+        prepared, where = [], []
+        for i, inp in enumerate(inputs):
+            try:
+                assert inp.spectrum is not None
+                prepared.append(predictor.prepare(inp.spectrum))
+                where.append(i)
+            except AtmospecError as err:
+                log.info("%s: %s cannot take it (%s)", inp.source, grid, err)
+        if prepared:
+            res = predictor.predict_inputs(prepared)
+            for k, i in enumerate(where):
+                out[i] = _from_result(res, k, grid)
+        return out
+
+    def predict_inputs(self, inputs: list[ModelInput], **_: Any) -> MultiGridResult:
+        """Predict spectra prepared by :meth:`prepare` with every grid, and combine."""
+        t0 = time.perf_counter()
+        base = self.primary.predict_inputs(inputs)
+        learned: dict[str, list[GridEstimate | None]] = {
+            self.routes[0].grid: [
+                _from_result(base, i, self.routes[0].grid) for i in range(len(base))
+            ]
+        }
+        for g, pred in self.learned.items():
+            learned[g] = self._learned_estimates(g, pred, inputs)
+        estimates: list[dict[str, GridEstimate]] = []
+        combined: list[Combined] = []
+        notes = [list(n) for n in base.notes] if base.notes else [[] for _ in inputs]
+        for i, inp in enumerate(inputs):
+            rng = np.random.default_rng([*spectrum_seed(self.seed, inp.source), 7])
+            per: dict[str, GridEstimate] = {}
+            for r in self.routes:
+                try:
+                    assert inp.spectrum is not None
+                    scan = chi2_estimate(
+                        inp.spectrum,
+                        self.grids[r.grid],
+                        draws=self.draws,
+                        rng=rng,
+                        discrepancy=self.discrepancy[r.grid],
+                    )
+                except AtmospecError as err:
+                    notes[i].append(f"{r.grid}: no answer ({err})")
+                    continue
+                own = learned.get(r.grid, [None] * len(inputs))[i]
+                if own is not None:
+                    # The learned model's samples; the node scan's misfit, model and band.
+                    scan = dataclasses.replace(
+                        own,
+                        misfit=scan.misfit,
+                        wavelength=scan.wavelength,
+                        flux=scan.flux,
+                        uncertainty=scan.uncertainty,
+                        model_flux=scan.model_flux,
+                        band=scan.band,
+                        notes=own.notes + scan.notes,
+                    )
+                elif r.model is not None and r.grid in self.learned:
+                    scan.notes.append(
+                        f"{r.grid}: its model could not take the spectrum; chi-square"
+                    )
+                per[r.grid] = scan
+                if self.discrepancy_notes.get(r.grid):
+                    notes[i].append(self.discrepancy_notes[r.grid])
+            if not per:
+                raise AtmospecError(f"{inp.source}: no grid could answer")
+            comb = combine(per, draws=self.draws, rng=rng)
+            notes[i].extend(comb.notes)
+            estimates.append(per)
+            combined.append(comb)
+        return self._result(base, estimates, combined, notes, t0)
+
+    def _result(
+        self,
+        base: PredictionResult,
+        estimates: list[dict[str, GridEstimate]],
+        combined: list[Combined],
+        notes: list[list[str]],
+        t0: float,
+    ) -> MultiGridResult:
+        n = len(combined)
+        p = len(COMMON_PARAMS)
+        samples = (
+            np.stack([c.samples for c in combined]).astype(np.float32)
+            if n
+            else np.zeros((0, self.draws, p), np.float32)
+        )
+        point = samples.mean(axis=1, dtype=np.float64) if n else np.zeros((0, p))
+        point_std = samples.std(axis=1, dtype=np.float64) if n else np.zeros((0, p))
+        at_bound = np.zeros((n, p), dtype=bool)
+        bounds: dict[str, tuple[float, float]] = {}
+        for q in COMMON_PARAMS:
+            los = [e.bounds[q][0] for per in estimates for e in per.values() if q in e.bounds]
+            his = [e.bounds[q][1] for per in estimates for e in per.values() if q in e.bounds]
+            if los:
+                bounds[q] = (float(min(los)), float(max(his)))
+        for i, (per, c) in enumerate(zip(estimates, combined, strict=True)):
+            used = [per[g] for g, w in c.weights.items() if w > 0]
+            for j, q in enumerate(COMMON_PARAMS):
+                flags = [e.at_bound[e.param_names.index(q)] for e in used if q in e.param_names]
+                at_bound[i, j] = bool(flags) and all(flags)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(PredictionResult)}
+        res = MultiGridResult(
+            **{
+                **fields,
+                "param_names": COMMON_PARAMS,
+                "samples": samples,
+                "point": point,
+                "point_std": point_std,
+                "at_bound": at_bound,
+                "bounds": bounds,
+                "notes": notes,
+                "intervals": (
+                    "percentiles of an equal-weight mixture of the answers of every grid that "
+                    "covers the object (each: " + base.intervals + "; chi-square grids: node "
+                    "posterior under noise plus the grid's model-error covariance)"
+                ),
+            },
+            routes=list(self.routes),
+            estimates=estimates,
+            combined=combined,
+        )
+        res.ood_flag = np.array(
+            [res.outside_grid(i) or res.misfit_flag(i) for i in range(n)], dtype=bool
+        )
+        res.ood_reason = [_reason(res, i) for i in range(n)]
+        res.model_id = self.model_id
+        res.wall_time_s = time.perf_counter() - t0
+        return res
+
+
+def _reason(res: MultiGridResult, i: int) -> str:
+    why = []
+    if res.outside_grid(i):
+        why.append(f"outside_grid:{res.primary}")
+    if res.misfit_flag(i):
+        why.append("misfit")
+    return ",".join(why)
+
+
+def _from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
+    """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`."""
+    return GridEstimate(
+        grid=grid,
+        route=res.row_model_id(k).split("-")[0],
+        param_names=tuple(res.param_names),
+        samples=np.asarray(res.samples[k], dtype=np.float32),
+        bounds=dict(res.bounds),
+        at_bound=np.asarray(res.at_bound[k], dtype=bool),
+        notes=[],
+    )
