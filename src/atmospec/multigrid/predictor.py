@@ -227,6 +227,8 @@ class MultiGridPredictor:
             )
         kw = dict(predictor_kw, draws=draws, seed=seed, quiet=quiet)
         self.primary = Predictor(first.model, ood=ood, **kw)
+        self._kw = kw
+        self._fallback: Predictor | None = None
         self.learned: dict[str, Predictor] = {}
         for r in self.routes[1:]:
             if r.model is not None:
@@ -258,8 +260,41 @@ class MultiGridPredictor:
         return self.grids[self.routes[0].grid]
 
     def prepare(self, spectrum: Spectrum) -> ModelInput:
-        """The spectrum on the primary model's axis (routing noted), as ``Predictor.prepare``."""
-        return self.primary.prepare(spectrum)
+        """The spectrum on the primary model's axis (routing noted), as ``Predictor.prepare``.
+
+        With the default chain, a spectrum the NPE would serve goes to the CNN instead when
+        the primary grid's model error is not small against its noise
+        (:func:`model_error_ratio` above :data:`NPE_MODEL_ERROR_RATIO`): the NPE was trained
+        with photon noise only, the CNN with model-error realisations.
+        """
+        inp = self.primary.prepare(spectrum)
+        policy = self.primary.policy
+        disc = self.discrepancy.get(self.routes[0].grid)
+        if policy is None or disc is None or not inp.notes:
+            return inp
+        if not inp.notes[-1].startswith(f"served by {policy.primary} "):
+            return inp
+        member = self.primary.members[getattr(inp, "member", "")]
+        ratio = model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma)
+        if ratio <= NPE_MODEL_ERROR_RATIO:
+            inp.notes.append(
+                f"model error / noise = {ratio:.2f} <= {NPE_MODEL_ERROR_RATIO}: the NPE's "
+                "photon-noise posterior is not made narrow by model error"
+            )
+            return inp
+        if self._fallback is None:
+            from atmospec.models import DEFAULT_CHAIN
+
+            self._fallback = Predictor(DEFAULT_CHAIN[1], ood=False, **self._kw)
+        routed = self._fallback.prepare(spectrum)
+        routed.notes[:] = [
+            policy.fallback_note(
+                f"the learned model error of {self.routes[0].grid} is {ratio:.2f} x the noise "
+                f"(> {NPE_MODEL_ERROR_RATIO}); the NPE knows only photon noise, the CNN was "
+                "trained with model-error realisations"
+            )
+        ]
+        return routed
 
     def predict(self, spectra: Any) -> MultiGridResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""
@@ -400,6 +435,36 @@ class MultiGridPredictor:
         res.model_id = self.model_id
         res.wall_time_s = time.perf_counter() - t0
         return res
+
+
+NPE_MODEL_ERROR_RATIO = 0.3
+"""The NPE (trained with photon noise only) serves a spectrum only when the primary grid's
+model-error standard deviation is at most this fraction of the noise (median over pixels):
+its variance then adds <= 9 % to the noise variance, its intervals <= 4.5 % too narrow."""
+
+
+def model_error_ratio(disc: Any, wavelength: Any, flux: Any, sigma: Any) -> float:
+    """Median over pixels of the model-error sd over the noise sd, at the Teff (of the
+    discrepancy model's bins) where the model error is largest (conservative: the Teff is not
+    known before the prediction).
+
+    Example:
+        >>> class Toy:
+        ...     teff = np.array([1000.0])
+        ...     def fractional(self, t, w):
+        ...         return np.full(np.size(w), 0.05**2), np.zeros((np.size(w), 0))
+        >>> model_error_ratio(Toy(), np.ones(3), np.ones(3), np.full(3, 0.1))
+        0.5
+    """
+    f = np.abs(np.asarray(flux, dtype=np.float64))
+    s = np.asarray(sigma, dtype=np.float64)
+    good = np.isfinite(s) & (s > 0) & np.isfinite(f)
+    worst = 0.0
+    for t in np.atleast_1d(getattr(disc, "teff", [1500.0])):
+        var, fac = disc.fractional(float(t), wavelength)
+        sd = np.sqrt(var + np.sum(fac**2, axis=1)) * f
+        worst = max(worst, float(np.median(sd[good] / s[good])))
+    return round(worst, 6)
 
 
 def _reason(res: MultiGridResult, i: int) -> str:
