@@ -220,6 +220,7 @@ class FitResult:
     credit: str = ""
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    discrepancy: dict[str, Any] | None = None  # model-discrepancy model used + misfit score
 
     @property
     def chi2_red(self) -> float:
@@ -309,6 +310,7 @@ class FitResult:
             "credit": self.credit,
             "notes": self.notes,
             "provenance": self.provenance,
+            "discrepancy": self.discrepancy,
         }
 
     def plot(self, *, title: str | None = None) -> Figure:

@@ -22,6 +22,8 @@ from atmospec.inference.fit import (
 )
 
 if TYPE_CHECKING:
+    from atmospec.discrepancy import DiscrepancyModel
+    from atmospec.discrepancy.route import DiscrepancyOption
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
@@ -54,8 +56,10 @@ class GridLikelihood:
         fixed: Mapping[str, float],
         s_max: float,
         inflate: bool,
+        discrepancy: DiscrepancyModel | None = None,
     ) -> None:
         self.data = data
+        self.discrepancy = discrepancy
         self.grid = grid
         self.free = free
         self.fixed = dict(fixed)
@@ -105,6 +109,19 @@ class GridLikelihood:
         except OutOfGridError:
             return _LOG_TINY
         sig = self.sigma(theta)
+        if self.discrepancy is not None:
+            from atmospec.discrepancy.route import discrepancy_loglike
+
+            teff = float(self.point(theta)[self.grid.param_names.index("teff")])
+            return discrepancy_loglike(
+                self.discrepancy,
+                m,
+                self.data.flux,
+                sig,
+                teff,
+                self.data.wavelength,
+                self.log_s_max,
+            )
         w = 1.0 / sig**2
         a = float(m * m @ w)
         chi2, _ = chi2_with_scale(m, self.data.flux, sig)
@@ -134,6 +151,7 @@ def fit_nested(
     maxcall: int | None = None,
     n_samples: int = 4000,
     quiet: bool = True,
+    discrepancy: DiscrepancyOption = "auto",
 ) -> FitResult:
     """Posterior of the grid parameters by static nested sampling (dynesty).
 
@@ -161,6 +179,9 @@ def fit_nested(
         maxcall: cap on likelihood calls.
         n_samples: number of equal-weight posterior samples returned.
         quiet: hide dynesty's progress output.
+        discrepancy: ``"auto"`` (default): the likelihood's covariance adds the grid's shipped
+            model-discrepancy model when it has one (see
+            :func:`~atmospec.inference.chi2.fit_chi2`); a model; or None (photon noise only).
 
     Returns:
         A :class:`~atmospec.inference.fit.FitResult` with ``samples`` (parameters, ``scale``,
@@ -178,7 +199,10 @@ def fit_nested(
     fitted = fitted_parameters(grid)
     fixed = dict(fixed or {})
     notes: list[str] = []
-    seed_fit = fit_chi2(spectrum, grid, coverage=coverage, wave_range=wave_range)
+    from atmospec.discrepancy.route import resolve_discrepancy
+
+    disc = resolve_discrepancy(discrepancy, grid, data, notes)
+    seed_fit = fit_chi2(spectrum, grid, coverage=coverage, wave_range=wave_range, discrepancy=disc)
     for p in getattr(grid, "categorical", ()):
         if p not in fixed:
             fixed[p] = seed_fit.best[p]
@@ -189,7 +213,7 @@ def fit_nested(
     nodes = seed_fit.nodes
     assert nodes is not None
     s_max = 2.0 * float(nodes["scale"].max())
-    like = GridLikelihood(data, grid, free, fixed, s_max, inflate_errors)
+    like = GridLikelihood(data, grid, free, fixed, s_max, inflate_errors, disc)
     box = {p: grid.bounds[p] for p in free}
     for p, (b_lo, b_hi) in (bounds or {}).items():
         if p not in box:
@@ -250,7 +274,7 @@ def fit_nested(
         + "; "
         f"scale marginalised analytically (uniform prior 0-{s_max:.4g})"
     )
-    return FitResult(
+    result = FitResult(
         method="nested",
         grid=grid.name,
         source=data.source,
@@ -282,3 +306,11 @@ def fit_nested(
             seed=seed, grid=grid.name, method="nested", source=data.source, nlive=nlive
         ),
     )
+    if disc is not None:
+        from atmospec.discrepancy.route import misfit_record
+
+        teff_best = float(best.get("teff", np.nan))
+        result.discrepancy = misfit_record(
+            disc, data, sig_best, result.model_flux, teff_best, n_fitted
+        )
+    return result
