@@ -77,17 +77,46 @@ def _covers(est: GridEstimate, teff: float) -> bool:
     return bool(lo - TEFF_TOLERANCE <= teff <= hi + TEFF_TOLERANCE)
 
 
+def _beyond(
+    grid: str,
+    answers: Mapping[str, GridEstimate],
+    others: Mapping[str, GridEstimate] | None = None,
+) -> bool:
+    """Whether ``grid``'s Teff answer presses an edge of its range while another grid's
+    answer (in ``others``, default ``answers``) lies beyond that edge: the object is outside
+    this grid whatever the median says."""
+    est = answers.get(grid)
+    if est is None or "teff" not in est.param_names:
+        return False
+    if not est.at_bound[est.param_names.index("teff")]:
+        return False
+    lo, hi = est.bounds["teff"]
+    t = est.median("teff")
+    upper = abs(t - hi) < abs(t - lo)
+    for g, other in (answers if others is None else others).items():
+        v = other.median("teff")
+        if g == grid or not np.isfinite(v):
+            continue
+        if (upper and v > hi + TEFF_TOLERANCE) or (not upper and v < lo - TEFF_TOLERANCE):
+            return True
+    return False
+
+
 def combine(
     estimates: Mapping[str, GridEstimate],
     *,
     draws: int,
     rng: np.random.Generator,
     params: Sequence[str] = COMMON_PARAMS,
+    reference: Mapping[str, GridEstimate] | None = None,
 ) -> Combined:
     """Combine several grids' answers for one object.
 
-    A grid covers the object when the reference Teff (:func:`reference_teff`) lies inside its
-    Teff range (within :data:`TEFF_TOLERANCE`). Covering grids whose misfit exceeds the
+    A grid covers the object when the reference Teff (:func:`reference_teff` of
+    ``reference``, by default of ``estimates``; e.g. chi-square scans over each grid's whole
+    range, which press a bound only when the object lies beyond it) lies inside the Teff
+    range of its answer (within :data:`TEFF_TOLERANCE`), and its answer does not press the
+    edge of its range while another grid answers beyond that edge. Covering grids whose misfit exceeds the
     threshold of their model of mismatch are left out when at least one covering grid fits
     within it. The rest enter an equal-weight mixture (``draws`` samples, drawn from each
     grid's samples without preferring any grid: the spread between grids is a systematic
@@ -105,8 +134,12 @@ def combine(
         (1500.0, 1700.0)
     """
     names = list(estimates)
-    t_ref = reference_teff(estimates)
-    covers = {g: _covers(estimates[g], t_ref) for g in names}
+    t_ref = reference_teff(estimates if reference is None else reference)
+    ref = estimates if reference is None else reference
+    covers = {
+        g: _covers(estimates[g], t_ref) and not (_beyond(g, ref) or _beyond(g, estimates, ref))
+        for g in names
+    }
     notes: list[str] = []
     use = [g for g in names if covers[g]]
     if not use:

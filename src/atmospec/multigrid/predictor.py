@@ -189,6 +189,9 @@ class MultiGridPredictor:
     cover it still answer) and ``misfit_flag`` (the residuals exceed what the model of
     mismatch allows for every covering grid).
 
+    ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
+    ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
+
     It has the interface :func:`~atmospec.inference.batch.run_batch` uses (``prepare``,
     ``predict_inputs``, ``model_id``, ``grid``, ``policy``...).
 
@@ -206,6 +209,7 @@ class MultiGridPredictor:
         seed: int = 0,
         quiet: bool = True,
         ood: bool = True,
+        discrepancy: dict[str, Any] | None = None,
         **predictor_kw: Any,
     ) -> None:
         from atmospec.grids import load_grid
@@ -236,8 +240,11 @@ class MultiGridPredictor:
         self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
         self.discrepancy: dict[str, Any] = {}
         self.discrepancy_notes: dict[str, str] = {}
+        given = dict(discrepancy or {})
         for r in self.routes:
-            self.discrepancy[r.grid] = self._discrepancy(r.grid)
+            self.discrepancy[r.grid] = (
+                given[r.grid] if r.grid in given else self._discrepancy(r.grid)
+            )
         self.coverage = self.primary.coverage
         self.policy = self.primary.policy
         self.model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
@@ -337,6 +344,7 @@ class MultiGridPredictor:
         for i, inp in enumerate(inputs):
             rng = np.random.default_rng([*spectrum_seed(self.seed, inp.source), 7])
             per: dict[str, GridEstimate] = {}
+            scans: dict[str, GridEstimate] = {}
             for r in self.routes:
                 try:
                     assert inp.spectrum is not None
@@ -350,6 +358,7 @@ class MultiGridPredictor:
                 except AtmospecError as err:
                     notes[i].append(f"{r.grid}: no answer ({err})")
                     continue
+                scans[r.grid] = scan
                 own = learned.get(r.grid, [None] * len(inputs))[i]
                 if own is not None:
                     # The learned model's samples; the node scan's misfit, model and band.
@@ -372,7 +381,7 @@ class MultiGridPredictor:
                     notes[i].append(self.discrepancy_notes[r.grid])
             if not per:
                 raise AtmospecError(f"{inp.source}: no grid could answer")
-            comb = combine(per, draws=self.draws, rng=rng)
+            comb = combine(per, draws=self.draws, rng=rng, reference=scans)
             notes[i].extend(comb.notes)
             estimates.append(per)
             combined.append(comb)
@@ -478,12 +487,17 @@ def _reason(res: MultiGridResult, i: int) -> str:
 
 def _from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
     """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`."""
+    from .estimate import _at_bound
+
+    samples = np.asarray(res.samples[k], dtype=np.float32)
+    names = tuple(res.param_names)
+    pressed = _at_bound(samples, names, dict(res.bounds), set())
     return GridEstimate(
         grid=grid,
         route=res.row_model_id(k).split("-")[0],
         param_names=tuple(res.param_names),
         samples=np.asarray(res.samples[k], dtype=np.float32),
         bounds=dict(res.bounds),
-        at_bound=np.asarray(res.at_bound[k], dtype=bool),
+        at_bound=np.asarray(res.at_bound[k], dtype=bool) | pressed,
         notes=[],
     )
