@@ -125,3 +125,26 @@ def test_training_set_carries_model_error_realisations(grid, tmp_path):
     ratio /= np.median(ratio, axis=1, keepdims=True)
     assert np.std(ratio - 1) == pytest.approx(0.1, rel=0.1)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.realdata
+def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_dir, tmp_path):
+    # HD 3651B (T7.5; 785 +- 12 K from its luminosity and the host's age, Sanghi et al. 2023)
+    # lies below Diamondback's 900 K floor: outside_grid is raised, and Burrows 2006 /
+    # BT-Settl (which reach 700 / 500 K) answer, not Diamondback's edge.
+    from atmospec import library
+    from atmospec.multigrid import MultiGridPredictor
+
+    mp = MultiGridPredictor(draws=300, ood=False)
+    res = mp.predict(library.load("10703_10070"))
+    row = res.table()[0]
+    assert row["outside_grid"]
+    assert row["dback24_weight"] == 0.0
+    assert row["burrows06_weight"] > 0 and row["btsettl08_weight"] > 0
+    assert 650 <= row["teff_median"] <= 880
+    assert "outside the parameters of dback24" in row["notes"]
+    # The per-object figure draws every grid's residual with its band.
+    fig = res.plot(0)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3
+    res.write(tmp_path / "out", plots=False)
+    assert (tmp_path / "out" / "predictions.ecsv").is_file()
