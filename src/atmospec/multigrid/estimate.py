@@ -122,7 +122,7 @@ def chi2_estimate(
     draws: int = 1000,
     rng: np.random.Generator,
     discrepancy: Any = None,
-    wave_range: tuple[float, float] = (0.90, 2.45),
+    wave_range: tuple[float, float] | None = None,
 ) -> GridEstimate:
     """A grid's answer by chi-square over every node, as a posterior over the nodes.
 
@@ -142,7 +142,8 @@ def chi2_estimate(
         draws: number of samples.
         rng: random generator.
         discrepancy: the grid's model-discrepancy model, or None.
-        wave_range: fit only this interval (micron).
+        wave_range: fit only this interval (micron); default the interval the discrepancy
+            model was learned and calibrated on (0.70-2.50 um), else 0.90-2.45 um.
 
     Example:
         >>> from atmospec.grids import load_grid  # doctest: +SKIP
@@ -153,6 +154,12 @@ def chi2_estimate(
     from atmospec.inference.chi2 import _auto_fraction, chi2_with_scale, inflated_sigma
     from atmospec.inference.fit import fitted_parameters, prepare
 
+    if wave_range is None:
+        wave_range = (0.90, 2.45)
+        if discrepancy is not None:
+            from atmospec.discrepancy.learn import AXIS_RANGE
+
+            wave_range = AXIS_RANGE
     data = prepare(spectrum, grid, coverage="mask", wave_range=wave_range)
     names = tuple(fitted_parameters(grid))
     models = data.model(np.asarray(grid.flux(np.arange(len(grid))), dtype=np.float64))
@@ -171,12 +178,15 @@ def chi2_estimate(
         var, fac = discrepancy.fractional(float(teff[best]), data.wavelength)
         model = scale[best] * models[best]
         band = np.abs(model) * np.sqrt(var + np.sum(fac**2, axis=1))
-        threshold = float(getattr(discrepancy, "misfit_threshold", np.inf))
-        misfit = (
-            float(chi2[best] / dof / threshold)
-            if np.isfinite(threshold)
-            else float(chi2[best] / dof)
+        mis = discrepancy.misfit(
+            data.flux,
+            data.uncertainty,
+            model,
+            float(teff[best]),
+            wavelength=data.wavelength,
+            n_fitted=len(names) + 1,
         )
+        misfit = float(mis.score / mis.threshold) if np.isfinite(mis.threshold) else mis.score
     else:
         frac = _auto_fraction(lambda: iter([models]), data, dof)
         sigma = inflated_sigma(data.uncertainty, data.flux, frac)

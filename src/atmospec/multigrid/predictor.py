@@ -355,10 +355,18 @@ class MultiGridPredictor:
                         rng=rng,
                         discrepancy=self.discrepancy[r.grid],
                     )
+                    # Where the object lies: the classic best fit over the grid's whole range
+                    # (fitted error floor); its edge pressing decides coverage.
+                    scans[r.grid] = (
+                        scan
+                        if self.discrepancy[r.grid] is None
+                        else chi2_estimate(
+                            inp.spectrum, self.grids[r.grid], draws=200, rng=rng, discrepancy=None
+                        )
+                    )
                 except AtmospecError as err:
                     notes[i].append(f"{r.grid}: no answer ({err})")
                     continue
-                scans[r.grid] = scan
                 own = learned.get(r.grid, [None] * len(inputs))[i]
                 if own is not None:
                     # The learned model's samples; the node scan's misfit, model and band.
