@@ -190,6 +190,31 @@ def _check_run(out: Path, model_id: str) -> None:
         )
 
 
+_TEXT_COLUMNS = ("source", "name", "notes", "ood_reason", "model_id", "grids_used")
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns read as text only because some rows were NaN (written as empty cells) back to
+    numbers; columns of text stay text."""
+    import numpy as np
+    import pandas as pd
+
+    for c in frame.columns:
+        col = frame[c]
+        if (
+            c in _TEXT_COLUMNS
+            or pd.api.types.is_numeric_dtype(col)
+            or pd.api.types.is_bool_dtype(col)
+        ):
+            continue
+        text = col.astype(str)
+        blank = text.str.strip().isin(["", "nan", "NaN"])
+        num = pd.to_numeric(text.where(~blank, np.nan), errors="coerce")
+        if num.notna().sum() == (~blank).sum():
+            frame[c] = num
+    return frame
+
+
 def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the part files of a run into ``predictions.ecsv`` / ``.csv`` and ``failures.csv``.
 
@@ -219,7 +244,7 @@ def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame
         else pd.DataFrame(columns=["source", "error"])
     )
     if not rows.empty:
-        rows = rows.drop_duplicates("source", keep="first").reset_index(drop=True)
+        rows = _numeric(rows.drop_duplicates("source", keep="first").reset_index(drop=True))
         with atomic_path(out / "predictions.csv") as tmp:
             rows.to_csv(tmp, index=False)
         with atomic_path(out / "predictions.ecsv") as tmp:
