@@ -19,7 +19,6 @@ def fit_cmd(
     seed: int = typer.Option(0, help="Seed of the split of objects into fit / evaluation."),
     snr_min: float = typer.Option(20.0, "--snr-min", help="Minimum median S/N of spectra."),
     n_modes: int = typer.Option(6, "--modes", help="Correlated modes per Teff bin."),
-    n_bins: int = typer.Option(5, "--bins", help="Teff bins (at most)."),
     n_iter: int = typer.Option(2, "--iter", help="Refits with the learned covariance."),
     max_spectra: Optional[int] = typer.Option(  # noqa: UP045
         None, "--max-spectra", help="At most this many spectra per half (quick builds)."
@@ -37,7 +36,6 @@ def fit_cmd(
         seed=seed,
         snr_min=snr_min,
         n_modes=n_modes,
-        n_bins=n_bins,
         n_iter=n_iter,
         max_spectra=max_spectra,
         quiet=False,

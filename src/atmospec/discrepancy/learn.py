@@ -7,8 +7,9 @@ Recipe (:func:`fit_discrepancy`):
    *object* (SOURCE_KEY) into a fit half and an evaluation half with a seeded permutation.
 2. Fit every fit-half spectrum with the grid (all nodes, free flux scale); spectra whose best
    Teff sits on the grid's Teff edge are outside the grid and left out.
-3. Collect the fractional residuals ``(d - m) / m`` on a common wavelength axis, group them in
-   Teff bins (quantiles of the fitted Teff) and estimate per bin the uncentred second moment
+3. Collect the fractional residuals ``(d - m) / m'`` on a common wavelength axis (``m'`` the
+   model with a floor at 5 % of its median, see :class:`DiscrepancyModel`), group them in
+   Teff bins (fixed edges, merged until each holds 40 spectra) and estimate per bin the uncentred second moment
    minus the photon-noise variance; its leading eigenvectors are the correlated modes and the
    remaining diagonal the floor.
 4. Refit with the new covariance (the best node moves), re-estimate; repeat.
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
+TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
 _MIN_PER_BIN = 40  # spectra per Teff bin (fewer bins when the grid covers fewer spectra)
 _CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
@@ -181,10 +183,33 @@ def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray
     return floor, modes
 
 
-def _teff_bins(teffs: FloatArray, n_bins: int) -> FloatArray:
-    """Inner bin edges at quantiles of the fitted Teff (at most ``n_bins`` bins)."""
-    qs = np.quantile(teffs, np.linspace(0, 1, n_bins + 1)[1:-1])
-    return np.unique(qs)
+def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
+    """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
+
+    Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
+    the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
+    inside an L-dwarf bin. A bin with fewer than the minimum is merged with its neighbour.
+
+    Example:
+        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(10, 1500.0), np.full(60, 2000.0)],
+        ...            (1200.0, 1800.0)).tolist()
+        [1800.0]
+    """
+    edges = [float(e) for e in candidates]
+    while edges:
+        counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
+        worst = int(np.argmin(counts))
+        if counts[worst] >= _MIN_PER_BIN:
+            break
+        # drop the edge between the smallest bin and its smaller neighbour
+        if worst == 0:
+            drop = 0
+        elif worst == len(edges):
+            drop = len(edges) - 1
+        else:
+            drop = worst - 1 if counts[worst - 1] <= counts[worst + 1] else worst
+        edges.pop(drop)
+    return np.asarray(edges, dtype=np.float64)
 
 
 def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
@@ -224,7 +249,6 @@ def fit_discrepancy(
     seed: int = 0,
     snr_min: float = 20.0,
     n_modes: int = 6,
-    n_bins: int = 5,
     n_iter: int = 2,
     false_alarm_rate: float = 0.05,
     max_spectra: int | None = None,
@@ -238,7 +262,6 @@ def fit_discrepancy(
         seed: seed of the object split.
         snr_min: minimum median S/N of the spectra used.
         n_modes: correlated residual modes per Teff bin.
-        n_bins: Teff bins (at most; quantiles of the fitted Teff).
         n_iter: refits with the updated covariance after the first, plain fit.
         false_alarm_rate: fraction of the fit half above the misfit threshold.
         max_spectra: use at most this many spectra per half (quick builds and tests).
@@ -296,8 +319,7 @@ def fit_discrepancy(
             f"{grid.name}: only {len(fits)} library spectra inside the grid; at least "
             f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
         )
-    n_bins = max(1, min(n_bins, len(fits) // _MIN_PER_BIN))
-    edges = _teff_bins(np.array([f.teff for f in fits]), n_bins)
+    edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
     model: DiscrepancyModel | None = None
     # the reference-flux rule of the model, before any model exists
     ref = DiscrepancyModel(axis, [1.0], np.zeros((1, axis.size)), np.zeros((1, 1, axis.size)), "")
@@ -309,7 +331,7 @@ def fit_discrepancy(
         centres, floors, modes = [], [], []
         for b in range(edges.size + 1):
             members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
-            if len(members) < 2 * n_modes or (len(members) < _MIN_PER_BIN // 2 and centres):
+            if len(members) < 2 * n_modes:
                 continue
             res, var = _residual_rows(members, axis, ref)
             fl, md = _moments(res, var, n_modes)
@@ -369,7 +391,8 @@ def fit_discrepancy(
         },
         "recipe": {
             "n_modes": n_modes,
-            "n_bins_max": n_bins,
+            "teff_edge_candidates": list(TEFF_EDGES),
+            "teff_edges": edges.tolist(),
             "n_iter": n_iter,
             "clip": _CLIP,
             "reference_fraction": model.reference_fraction,
