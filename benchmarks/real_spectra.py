@@ -11,7 +11,7 @@ optional test data):
   of true Teff inside the 68 % / 95 % intervals, the median |dTeff| and the fraction of true
   log g inside the 68 % interval. Validation only: nothing is fitted on them (the library's
   companions are also excluded from the discrepancy models' training).
-- ``repeat_pull_std``: objects with two library spectra: the spread of
+- ``repeat_pull_std``: objects with two library spectra: the root mean square of
   ``(T1 - T2) / sqrt(s1^2 + s2^2)`` (s = half the 68 % interval); 1 when intervals are right.
 - ``gravity_gap``: median log g of field (FLD-G) L0-L5 dwarfs minus that of VL-G ones.
 - ``field_mh_median``: median [M/H] of field L0-T4 dwarfs (S/N >= 50; the population is
@@ -290,7 +290,8 @@ def metrics(rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]) -> d
     o_flag = get(sets["outside"]["key"].tolist(), "flag")
     return {
         "companions": companions,
-        "repeat_pull_std": float(np.std(pulls)) if pulls else None,
+        # root mean square: the order of the two spectra is arbitrary, the expected mean is 0
+        "repeat_pull_std": float(np.sqrt(np.mean(np.square(pulls)))) if pulls else None,
         "n_repeat_objects": len(pulls),
         "gravity_gap": float(f_logg - v_logg),
         "field_logg_median_l0_l5": float(f_logg),

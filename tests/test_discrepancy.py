@@ -204,3 +204,32 @@ def test_discrepancy_widens_hd3651b_to_include_its_evolutionary_teff(splat_dir: 
     assert q["p97.5"] - q["p2.5"] > 100.0
     assert res.to_dict()["discrepancy"]["grid"] == "btsettl08"
     assert any("model discrepancy" in n for n in res.notes)
+
+
+def test_temperature_gives_repeat_pulls_of_unit_spread() -> None:
+    """Two 'spectra' per object whose node posteriors (parabolas in Teff, sd 20 K at tau 1)
+    sit 60-150 K apart: tau must widen them until the pulls have unit spread."""
+    from atmospec.discrepancy.learn import LibraryFit
+    from atmospec.discrepancy.temperature import fit_temperature, pull_rms, repeat_pulls
+
+    nodes = np.arange(900.0, 2401.0, 10.0)
+    rng = np.random.default_rng(4)
+    fits = []
+    for obj in range(30):
+        centre = rng.uniform(1200, 2000)
+        for sign in (-1, 1):
+            mu = centre + sign * rng.uniform(30, 75)
+            neg2 = ((nodes - mu) / 20.0) ** 2
+            fits.append(LibraryFit(str(obj), obj, nodes, nodes, nodes, nodes, mu, {}, neg2, 5))
+    assert pull_rms(repeat_pulls(fits, nodes, 1.0)) > 2.0
+    tau, n = fit_temperature(fits, nodes)
+    assert n == 30 and tau > 4.0
+    assert pull_rms(repeat_pulls(fits, nodes, tau)) == pytest.approx(1.0, abs=0.01)
+
+
+def test_shipped_temperatures_are_recorded_and_at_least_one() -> None:
+    for grid in ("dback24", "btsettl08", "burrows06"):
+        d = load_discrepancy(grid)
+        assert d.temperature >= 1.0
+        assert d.meta["temperature"]["tau"] == d.temperature
+        assert d.meta["temperature"]["n_objects"] >= 20

@@ -50,6 +50,27 @@ def fit_cmd(
     typer.echo(json.dumps({"grid": grid, "out": str(out), **model.meta["evaluation"]}))
 
 
+@group.command("temperature")
+def temperature_cmd(
+    folder: Path = typer.Argument(..., help="A discrepancy model folder to recalibrate."),
+) -> None:
+    """Recompute a saved model's likelihood temperature from its fit half's repeat spectra."""
+    import json
+
+    from atmospec.discrepancy.learn import recalibrate_temperature
+
+    model = recalibrate_temperature(folder, quiet=False)
+    typer.echo(
+        json.dumps(
+            {
+                "grid": model.grid,
+                **model.meta["temperature"],
+                "eval_repeat_pull_std": model.meta["evaluation"]["repeat_pull_std"],
+            }
+        )
+    )
+
+
 @group.command("show")
 def show_cmd(
     grid: str = typer.Argument(..., help="Grid name of a shipped model, or a model folder."),

@@ -15,7 +15,9 @@ Recipe (:func:`fit_discrepancy`):
 4. Refit with the new covariance (the best node moves), re-estimate; repeat.
 5. Scale each bin so that the median chi-square per pixel of the fit half is 1, and set the
    misfit threshold at the ``1 - false_alarm_rate`` quantile of the fit half's scores.
-6. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
+6. Set the likelihood temperature from the fit half's repeat spectra
+   (:mod:`atmospec.discrepancy.temperature`).
+7. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ from atmospec.discrepancy.model import DiscrepancyModel
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
 
-__all__ = ["select_spectra", "split_objects", "fit_discrepancy", "LibraryFit", "fit_library"]
+__all__ = [
+    "select_spectra",
+    "split_objects",
+    "fit_discrepancy",
+    "LibraryFit",
+    "fit_library",
+    "calibrate_temperature",
+    "recalibrate_temperature",
+]
 
 log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
@@ -360,6 +370,7 @@ def fit_discrepancy(
     threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
     model.misfit_threshold = threshold
     model.false_alarm_rate = false_alarm_rate
+    temp = calibrate_temperature(model, grid, grid_flux, prepared["fit"])
     ev, n_edge_eval = run("eval", model)
     ev_scores = _dof_scores(ev, model)
     plain = [fit_library(p, grid, grid_flux, None) for p in prepared["eval"]]
@@ -411,7 +422,9 @@ def fit_discrepancy(
             "whitened_variance_median": float(np.median(_scores(ev, model))),
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
+            "repeat_pull_std": _pull_std(ev, grid, model.temperature),
         },
+        "temperature": temp,
     }
     record = {
         "fit_teff": [f.teff for f in fits],
@@ -420,6 +433,82 @@ def fit_discrepancy(
         "eval_scores": ev_scores.tolist(),
     }
     return model, record
+
+
+def _pull_std(fits: list[LibraryFit], grid: ModelGrid, tau: float) -> float | None:
+    from atmospec.discrepancy.temperature import pull_rms, repeat_pulls
+
+    pulls = repeat_pulls(fits, grid.params["teff"].to_numpy(dtype=np.float64), tau)
+    return pull_rms(pulls) if pulls.size else None
+
+
+def calibrate_temperature(
+    model: DiscrepancyModel,
+    grid: ModelGrid,
+    grid_flux: FloatArray,
+    prepared: list[_Prepared],
+    *,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
+    from tqdm.auto import tqdm
+
+    from atmospec.discrepancy.temperature import fit_temperature
+
+    counts: dict[int, int] = {}
+    for p in prepared:
+        counts[p.source_key] = counts.get(p.source_key, 0) + 1
+    repeats = [p for p in prepared if counts[p.source_key] >= 2]
+    model.temperature = 1.0
+    fits = [
+        fit_library(p, grid, grid_flux, model)
+        for p in tqdm(repeats, desc="fitting repeat spectra", disable=quiet)
+    ]
+    node_teff = grid.params["teff"].to_numpy(dtype=np.float64)
+    tau, n_obj = fit_temperature(fits, node_teff)
+    model.temperature = tau
+    return {
+        "method": "repeat spectra of fit-half objects: Teff pulls of unit rms",
+        "tau": tau,
+        "n_objects": n_obj,
+        "pull_std_at_tau_1": _pull_std(fits, grid, 1.0),
+    }
+
+
+def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyModel:
+    """Compute the temperature of a saved model again from its recorded fit half; save it.
+
+    Also records the repeat-pull spread on the evaluation half at that temperature.
+    """
+    from pathlib import Path
+
+    from atmospec.grids import load_grid
+
+    model = DiscrepancyModel.load(folder)
+    grid = load_grid(model.grid)
+    table = select_spectra(float(model.meta["selection"]["snr_min"]))
+    fit_ids = set(model.meta["split"]["fit_objects"])
+    grid_flux = grid.flux(slice(None))
+    halves = {}
+    for half, rows in (
+        ("fit", table[table["source_key"].isin(fit_ids)]),
+        ("eval", table[~table["source_key"].isin(fit_ids)]),
+    ):
+        counts = rows["source_key"].value_counts()
+        rows = rows[rows["source_key"].isin(counts[counts >= 2].index)]
+        halves[half] = [
+            _Prepared(k, s, grid) for k, s in zip(rows["key"], rows["source_key"], strict=True)
+        ]
+    temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
+    ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
+    model.meta["temperature"] = temp
+    model.meta.setdefault("evaluation", {})["repeat_pull_std"] = _pull_std(
+        ev, grid, model.temperature
+    )
+    model.meta.pop("path", None)
+    model.meta.pop("weights_sha256", None)
+    model.save(Path(folder))
+    return model
 
 
 def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
