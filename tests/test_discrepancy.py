@@ -231,5 +231,5 @@ def test_shipped_temperatures_are_recorded_and_at_least_one() -> None:
     for grid in ("dback24", "btsettl08", "burrows06"):
         d = load_discrepancy(grid)
         assert d.temperature >= 1.0
-        assert d.meta["temperature"]["tau"] == d.temperature
-        assert d.meta["temperature"]["n_objects"] >= 20
+        assert d.meta["temperature_calibration"]["tau"] == d.temperature
+        assert d.meta["temperature_calibration"]["n_objects"] >= 20

@@ -64,7 +64,7 @@ def temperature_cmd(
         json.dumps(
             {
                 "grid": model.grid,
-                **model.meta["temperature"],
+                **model.meta["temperature_calibration"],
                 "eval_repeat_pull_std": model.meta["evaluation"]["repeat_pull_std"],
             }
         )

@@ -424,7 +424,7 @@ def fit_discrepancy(
             "plain_chi2_red_median": float(np.median(plain_red)),
             "repeat_pull_std": _pull_std(ev, grid, model.temperature),
         },
-        "temperature": temp,
+        "temperature_calibration": temp,
     }
     record = {
         "fit_teff": [f.teff for f in fits],
@@ -501,7 +501,7 @@ def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyMo
         ]
     temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
     ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
-    model.meta["temperature"] = temp
+    model.meta["temperature_calibration"] = temp
     model.meta.setdefault("evaluation", {})["repeat_pull_std"] = _pull_std(
         ev, grid, model.temperature
     )
