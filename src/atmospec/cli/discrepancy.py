@@ -19,7 +19,6 @@ def fit_cmd(
     seed: int = typer.Option(0, help="Seed of the split of objects into fit / evaluation."),
     snr_min: float = typer.Option(20.0, "--snr-min", help="Minimum median S/N of spectra."),
     n_modes: int = typer.Option(6, "--modes", help="Correlated modes per Teff bin."),
-    n_bins: int = typer.Option(5, "--bins", help="Teff bins (at most)."),
     n_iter: int = typer.Option(2, "--iter", help="Refits with the learned covariance."),
     max_spectra: Optional[int] = typer.Option(  # noqa: UP045
         None, "--max-spectra", help="At most this many spectra per half (quick builds)."
@@ -37,7 +36,6 @@ def fit_cmd(
         seed=seed,
         snr_min=snr_min,
         n_modes=n_modes,
-        n_bins=n_bins,
         n_iter=n_iter,
         max_spectra=max_spectra,
         quiet=False,
@@ -50,6 +48,27 @@ def fit_cmd(
         with atomic_path(out / "discrepancy.png") as tmp:
             plot_discrepancy(model).savefig(tmp, dpi=90, format="png")
     typer.echo(json.dumps({"grid": grid, "out": str(out), **model.meta["evaluation"]}))
+
+
+@group.command("temperature")
+def temperature_cmd(
+    folder: Path = typer.Argument(..., help="A discrepancy model folder to recalibrate."),
+) -> None:
+    """Recompute a saved model's likelihood temperature from its fit half's repeat spectra."""
+    import json
+
+    from atmospec.discrepancy.learn import recalibrate_temperature
+
+    model = recalibrate_temperature(folder, quiet=False)
+    typer.echo(
+        json.dumps(
+            {
+                "grid": model.grid,
+                **model.meta["temperature_calibration"],
+                "eval_repeat_pull_std": model.meta["evaluation"]["repeat_pull_std"],
+            }
+        )
+    )
 
 
 @group.command("show")

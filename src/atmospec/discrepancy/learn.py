@@ -7,14 +7,17 @@ Recipe (:func:`fit_discrepancy`):
    *object* (SOURCE_KEY) into a fit half and an evaluation half with a seeded permutation.
 2. Fit every fit-half spectrum with the grid (all nodes, free flux scale); spectra whose best
    Teff sits on the grid's Teff edge are outside the grid and left out.
-3. Collect the fractional residuals ``(d - m) / m`` on a common wavelength axis, group them in
-   Teff bins (quantiles of the fitted Teff) and estimate per bin the uncentred second moment
+3. Collect the fractional residuals ``(d - m) / m'`` on a common wavelength axis (``m'`` the
+   model with a floor at 5 % of its median, see :class:`DiscrepancyModel`), group them in
+   Teff bins (fixed edges, merged until each holds 40 spectra) and estimate per bin the uncentred second moment
    minus the photon-noise variance; its leading eigenvectors are the correlated modes and the
    remaining diagonal the floor.
 4. Refit with the new covariance (the best node moves), re-estimate; repeat.
 5. Scale each bin so that the median chi-square per pixel of the fit half is 1, and set the
    misfit threshold at the ``1 - false_alarm_rate`` quantile of the fit half's scores.
-6. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
+6. Set the likelihood temperature from the fit half's repeat spectra
+   (:mod:`atmospec.discrepancy.temperature`).
+7. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
 """
 
 from __future__ import annotations
@@ -34,12 +37,21 @@ from atmospec.discrepancy.model import DiscrepancyModel
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
 
-__all__ = ["select_spectra", "split_objects", "fit_discrepancy", "LibraryFit", "fit_library"]
+__all__ = [
+    "select_spectra",
+    "split_objects",
+    "fit_discrepancy",
+    "LibraryFit",
+    "fit_library",
+    "calibrate_temperature",
+    "recalibrate_temperature",
+]
 
 log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
+TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
 _MIN_PER_BIN = 40  # spectra per Teff bin (fewer bins when the grid covers fewer spectra)
 _CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
@@ -181,10 +193,33 @@ def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray
     return floor, modes
 
 
-def _teff_bins(teffs: FloatArray, n_bins: int) -> FloatArray:
-    """Inner bin edges at quantiles of the fitted Teff (at most ``n_bins`` bins)."""
-    qs = np.quantile(teffs, np.linspace(0, 1, n_bins + 1)[1:-1])
-    return np.unique(qs)
+def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
+    """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
+
+    Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
+    the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
+    inside an L-dwarf bin. A bin with fewer than the minimum is merged with its neighbour.
+
+    Example:
+        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(10, 1500.0), np.full(60, 2000.0)],
+        ...            (1200.0, 1800.0)).tolist()
+        [1800.0]
+    """
+    edges = [float(e) for e in candidates]
+    while edges:
+        counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
+        worst = int(np.argmin(counts))
+        if counts[worst] >= _MIN_PER_BIN:
+            break
+        # drop the edge between the smallest bin and its smaller neighbour
+        if worst == 0:
+            drop = 0
+        elif worst == len(edges):
+            drop = len(edges) - 1
+        else:
+            drop = worst - 1 if counts[worst - 1] <= counts[worst + 1] else worst
+        edges.pop(drop)
+    return np.asarray(edges, dtype=np.float64)
 
 
 def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
@@ -224,7 +259,6 @@ def fit_discrepancy(
     seed: int = 0,
     snr_min: float = 20.0,
     n_modes: int = 6,
-    n_bins: int = 5,
     n_iter: int = 2,
     false_alarm_rate: float = 0.05,
     max_spectra: int | None = None,
@@ -238,7 +272,6 @@ def fit_discrepancy(
         seed: seed of the object split.
         snr_min: minimum median S/N of the spectra used.
         n_modes: correlated residual modes per Teff bin.
-        n_bins: Teff bins (at most; quantiles of the fitted Teff).
         n_iter: refits with the updated covariance after the first, plain fit.
         false_alarm_rate: fraction of the fit half above the misfit threshold.
         max_spectra: use at most this many spectra per half (quick builds and tests).
@@ -296,8 +329,7 @@ def fit_discrepancy(
             f"{grid.name}: only {len(fits)} library spectra inside the grid; at least "
             f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
         )
-    n_bins = max(1, min(n_bins, len(fits) // _MIN_PER_BIN))
-    edges = _teff_bins(np.array([f.teff for f in fits]), n_bins)
+    edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
     model: DiscrepancyModel | None = None
     # the reference-flux rule of the model, before any model exists
     ref = DiscrepancyModel(axis, [1.0], np.zeros((1, axis.size)), np.zeros((1, 1, axis.size)), "")
@@ -309,7 +341,7 @@ def fit_discrepancy(
         centres, floors, modes = [], [], []
         for b in range(edges.size + 1):
             members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
-            if len(members) < 2 * n_modes or (len(members) < _MIN_PER_BIN // 2 and centres):
+            if len(members) < 2 * n_modes:
                 continue
             res, var = _residual_rows(members, axis, ref)
             fl, md = _moments(res, var, n_modes)
@@ -338,6 +370,7 @@ def fit_discrepancy(
     threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
     model.misfit_threshold = threshold
     model.false_alarm_rate = false_alarm_rate
+    temp = calibrate_temperature(model, grid, grid_flux, prepared["fit"])
     ev, n_edge_eval = run("eval", model)
     ev_scores = _dof_scores(ev, model)
     plain = [fit_library(p, grid, grid_flux, None) for p in prepared["eval"]]
@@ -369,7 +402,8 @@ def fit_discrepancy(
         },
         "recipe": {
             "n_modes": n_modes,
-            "n_bins_max": n_bins,
+            "teff_edge_candidates": list(TEFF_EDGES),
+            "teff_edges": edges.tolist(),
             "n_iter": n_iter,
             "clip": _CLIP,
             "reference_fraction": model.reference_fraction,
@@ -388,7 +422,9 @@ def fit_discrepancy(
             "whitened_variance_median": float(np.median(_scores(ev, model))),
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
+            "repeat_pull_std": _pull_std(ev, grid, model.temperature),
         },
+        "temperature_calibration": temp,
     }
     record = {
         "fit_teff": [f.teff for f in fits],
@@ -397,6 +433,82 @@ def fit_discrepancy(
         "eval_scores": ev_scores.tolist(),
     }
     return model, record
+
+
+def _pull_std(fits: list[LibraryFit], grid: ModelGrid, tau: float) -> float | None:
+    from atmospec.discrepancy.temperature import pull_rms, repeat_pulls
+
+    pulls = repeat_pulls(fits, grid.params["teff"].to_numpy(dtype=np.float64), tau)
+    return pull_rms(pulls) if pulls.size else None
+
+
+def calibrate_temperature(
+    model: DiscrepancyModel,
+    grid: ModelGrid,
+    grid_flux: FloatArray,
+    prepared: list[_Prepared],
+    *,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
+    from tqdm.auto import tqdm
+
+    from atmospec.discrepancy.temperature import fit_temperature
+
+    counts: dict[int, int] = {}
+    for p in prepared:
+        counts[p.source_key] = counts.get(p.source_key, 0) + 1
+    repeats = [p for p in prepared if counts[p.source_key] >= 2]
+    model.temperature = 1.0
+    fits = [
+        fit_library(p, grid, grid_flux, model)
+        for p in tqdm(repeats, desc="fitting repeat spectra", disable=quiet)
+    ]
+    node_teff = grid.params["teff"].to_numpy(dtype=np.float64)
+    tau, n_obj = fit_temperature(fits, node_teff)
+    model.temperature = tau
+    return {
+        "method": "repeat spectra of fit-half objects: Teff pulls of unit rms",
+        "tau": tau,
+        "n_objects": n_obj,
+        "pull_std_at_tau_1": _pull_std(fits, grid, 1.0),
+    }
+
+
+def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyModel:
+    """Compute the temperature of a saved model again from its recorded fit half; save it.
+
+    Also records the repeat-pull spread on the evaluation half at that temperature.
+    """
+    from pathlib import Path
+
+    from atmospec.grids import load_grid
+
+    model = DiscrepancyModel.load(folder)
+    grid = load_grid(model.grid)
+    table = select_spectra(float(model.meta["selection"]["snr_min"]))
+    fit_ids = set(model.meta["split"]["fit_objects"])
+    grid_flux = grid.flux(slice(None))
+    halves = {}
+    for half, rows in (
+        ("fit", table[table["source_key"].isin(fit_ids)]),
+        ("eval", table[~table["source_key"].isin(fit_ids)]),
+    ):
+        counts = rows["source_key"].value_counts()
+        rows = rows[rows["source_key"].isin(counts[counts >= 2].index)]
+        halves[half] = [
+            _Prepared(k, s, grid) for k, s in zip(rows["key"], rows["source_key"], strict=True)
+        ]
+    temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
+    ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
+    model.meta["temperature_calibration"] = temp
+    model.meta.setdefault("evaluation", {})["repeat_pull_std"] = _pull_std(
+        ev, grid, model.temperature
+    )
+    model.meta.pop("path", None)
+    model.meta.pop("weights_sha256", None)
+    model.save(Path(folder))
+    return model
 
 
 def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:

@@ -125,6 +125,8 @@ class DiscrepancyModel:
         modes: (n_bins, n_modes, n_wave) fractional modes U (scaled by sqrt eigenvalue).
         grid, instrument, version: what it describes.
         misfit_threshold, false_alarm_rate: calibration of :meth:`misfit`.
+        temperature: fits divide ``-2 log L`` by it (>= 1; calibrated on repeat spectra, see
+            :mod:`atmospec.discrepancy.temperature`).
         meta: everything else recorded (seed, split, selection, evaluation numbers).
 
     Example:
@@ -147,6 +149,7 @@ class DiscrepancyModel:
     misfit_threshold: float = float("inf")
     false_alarm_rate: float = 0.05
     reference_fraction: float = 0.05
+    temperature: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -316,6 +319,7 @@ class DiscrepancyModel:
             "misfit_threshold": self.misfit_threshold,
             "false_alarm_rate": self.false_alarm_rate,
             "reference_fraction": self.reference_fraction,
+            "temperature": self.temperature,
             "n_bins": int(self.teff.size),
             "n_modes": self.n_modes,
             "weights_sha256": sha256_file(folder / _WEIGHTS),
@@ -363,6 +367,7 @@ class DiscrepancyModel:
             misfit_threshold=float(record["misfit_threshold"]),
             false_alarm_rate=float(record["false_alarm_rate"]),
             reference_fraction=float(record["reference_fraction"]),
+            temperature=float(record.get("temperature", 1.0)),
             meta={**meta, "path": str(folder), "weights_sha256": digest},
         )
 
@@ -374,6 +379,7 @@ class DiscrepancyModel:
             "version": self.version,
             "weights_sha256": self.meta.get("weights_sha256"),
             "misfit_threshold": self.misfit_threshold,
+            "temperature": self.temperature,
         }
 
 
@@ -385,6 +391,7 @@ _RESERVED = {
     "misfit_threshold",
     "false_alarm_rate",
     "reference_fraction",
+    "temperature",
     "n_bins",
     "n_modes",
     "weights_sha256",

@@ -99,7 +99,7 @@ def discrepancy_nodes(
     """Chi-square, log-determinant, scale and posterior weight of every node, and samples.
 
     Returns a dict with arrays ``chi2`` (r^T C^-1 r), ``logdet``, ``scale``, ``neg2_loglike``,
-    ``weight`` (per node, grid order), ``best`` (index), ``samples`` (node posterior spread
+    ``weight`` (per node, grid order, from ``-2 log L / temperature``), ``best`` (index), ``samples`` (node posterior spread
     over grid cells, see :func:`~atmospec.discrepancy.likelihood.node_samples`) and
     ``misfit`` (the best node's score against the model's calibrated threshold).
     """
@@ -116,7 +116,7 @@ def discrepancy_nodes(
         start += len(m)
     chi2_a, logdet_a, scale_a = map(np.concatenate, (chi2, logdet, scale))
     neg2 = chi2_a + logdet_a
-    weight = node_weights(neg2)
+    weight = node_weights(neg2 / model.temperature)
     best = int(np.argmin(neg2))
     samples = node_samples(params, weight, fitted, n=n_samples, seed=seed)
     return {
@@ -161,7 +161,9 @@ def discrepancy_loglike(
     log_s_max: float,
 ) -> float:
     """log L with the flux scale marginalised (uniform prior on [0, s_max]) under noise +
-    discrepancy: the covariance is built at the generalised-least-squares scale."""
+    discrepancy, divided by the model's temperature (a power posterior, see
+    :mod:`atmospec.discrepancy.temperature`); the covariance is built at the generalised
+    least-squares scale."""
     noise = sigma**2
     s = float(m @ (data / noise)) / float(m @ (m / noise))
     cov: LowRankCovariance | None = None
@@ -172,10 +174,10 @@ def discrepancy_loglike(
     assert cov is not None
     a = float(m @ cov.solve(m))
     r = data - s * m
-    return float(
+    loglike = (
         -0.5 * cov.quad(r)
         - 0.5 * cov.logdet()
         - 0.5 * data.size * np.log(2 * np.pi)
         + 0.5 * np.log(2 * np.pi / a)
-        - log_s_max
     )
+    return float(loglike / model.temperature - log_s_max)

@@ -166,6 +166,9 @@ def fit_chi2(
         )
     if data.n_masked:
         notes.append(f"{data.n_masked} masked / invalid pixels were not fitted")
+    from atmospec.discrepancy.route import discrepancy_nodes, misfit_record, resolve_discrepancy
+
+    disc = resolve_discrepancy(discrepancy, grid, data, notes)
 
     fraction = 0.0
     inflation_fitted = False
@@ -192,9 +195,6 @@ def fit_chi2(
         raw, _ = _all_chi2(batches, data, data.uncertainty)
     else:
         raw = chi2
-    from atmospec.discrepancy.route import discrepancy_nodes, misfit_record, resolve_discrepancy
-
-    disc = resolve_discrepancy(discrepancy, grid, data, notes)
     disc_nodes = None
     if disc is not None:
         disc_nodes = discrepancy_nodes(batches, data, sigma, grid.params, fitted, disc)
