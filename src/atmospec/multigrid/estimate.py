@@ -130,7 +130,7 @@ def chi2_estimate(
     posterior weights and spread over each node's cell (a grid cannot resolve finer). With a
     ``discrepancy`` model (:class:`atmospec.discrepancy.DiscrepancyModel`) the likelihood
     uses noise plus the grid's learned model-error covariance at each node's Teff
-    (``-2 log L = chi2 + log det C``), and ``misfit`` is the best node's chi-square per degree
+    (``-2 log L = chi2 + log det C``, divided by the model's likelihood temperature), and ``misfit`` is the best node's chi-square per degree
     of freedom under that covariance divided by the model's calibrated threshold (> 1: the
     residual exceeds what the model of mismatch allows). Without one, the errors get the
     systematic floor that makes the best reduced chi-square 1 (Line et al. 2015), ``misfit``
@@ -173,7 +173,9 @@ def chi2_estimate(
         chi2, logdet, scale = scan_nodes(
             models, data.flux, data.uncertainty, teff, discrepancy, data.wavelength
         )
-        w = node_weights(chi2 + logdet)
+        # The model's likelihood temperature (a power posterior calibrated on repeat spectra:
+        # correlated residuals make -2 log L overconfident by that factor).
+        w = node_weights((chi2 + logdet) / float(getattr(discrepancy, "temperature", 1.0)))
         best = int(np.argmin(chi2 + logdet))
         var, fac = discrepancy.fractional(float(teff[best]), data.wavelength)
         model = scale[best] * models[best]
