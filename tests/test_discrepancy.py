@@ -233,3 +233,27 @@ def test_shipped_temperatures_are_recorded_and_at_least_one() -> None:
         assert d.temperature >= 1.0
         assert d.meta["temperature_calibration"]["tau"] == d.temperature
         assert d.meta["temperature_calibration"]["n_objects"] >= 20
+
+
+def test_posterior_sample_warns_and_refuses_hd3651b(splat_dir: Path, tmp_path: Path) -> None:
+    """HD 3651B (785 K) lies below Diamondback's 900 K: the NPE's Teff piles at the edge.
+    `posterior sample` must say so, and refuse with --refuse-outside (exit 3, no samples)."""
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    path = str(library.spectrum_path("10703_10070"))
+    out = tmp_path / "post"
+    res = CliRunner().invoke(app, ["posterior", "sample", path, "--n", "500", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "lower edge" in res.output and "teff" in res.output
+    warn = json.loads(next(out.glob("*_warnings.json")).read_text())
+    assert any("outside the grid" in w for w in warn["warnings"])
+    refused = tmp_path / "refused"
+    res = CliRunner().invoke(
+        app,
+        ["posterior", "sample", path, "--n", "500", "--refuse-outside", "--out", str(refused)],
+    )
+    assert res.exit_code == 3
+    assert not list(refused.glob("*_samples.csv"))

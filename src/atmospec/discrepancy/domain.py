@@ -32,7 +32,7 @@ def edge_warnings(
     Example:
         >>> d = np.column_stack([np.full(100, 900.0), np.linspace(4, 5, 100)])
         >>> edge_warnings(d, ["teff", "logg"], {"teff": (900, 2400), "logg": (3.5, 5.5)})[0][:35]
-        'teff: 100 % of the posterior lies a'
+        'teff: 100% of the posterior lies at'
     """
     d = np.asarray(draws, dtype=np.float64)
     out = []

@@ -276,8 +276,12 @@ class FitResult:
             logz_err=np.nan if self.logz_err is None else self.logz_err,
             wall_time_s=self.wall_time_s,
         )
+        if self.discrepancy is not None:
+            row["misfit_score"] = self.discrepancy["misfit_score"]
+            row["misfit_flag"] = self.discrepancy["misfit_flagged"]
         table = Table(rows=[row])
         table.meta["fitted"] = list(self.fitted)
+        table.meta["discrepancy"] = self.discrepancy
         table.meta["dof_rule"] = "dof = n_pix - n_fitted; n_fitted = fitted grid params + scale"
         table.meta["credit"] = self.credit
         return table
