@@ -142,8 +142,8 @@ def classic(keys: list[str], quick: bool) -> dict[str, dict[str, dict[str, Any]]
 
     from atmospec import library
     from atmospec.discrepancy.likelihood import node_samples, node_weights
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
     from atmospec.stats import chi2_test
 
     grids = {g: load_grid(g) for g in GRIDS}

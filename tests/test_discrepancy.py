@@ -144,8 +144,8 @@ def test_covariance_is_positive_definite_on_grid_models(grid: str, splat_dir: Pa
 
 def test_a_model_for_another_grid_is_refused(splat_dir: Path) -> None:
     from atmospec import library
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
 
     with pytest.raises(IncompatibleModelError, match="burrows06"):
         fit_chi2(
@@ -164,8 +164,8 @@ def test_held_out_objects_have_unit_whitened_variance(splat_dir: Path) -> None:
     spectra); with photon noise alone the same fits give chi2_red of 50-600."""
     from atmospec import library
     from atmospec.discrepancy.learn import select_spectra
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
 
     d = load_discrepancy("dback24")
     fit_objects = set(d.meta["split"]["fit_objects"])
@@ -191,8 +191,8 @@ def test_discrepancy_widens_hd3651b_to_include_its_evolutionary_teff(splat_dir: 
     best node is 800 K with photon noise alone (a node posterior no wider than one 100 K
     cell); with the discrepancy the 95 % interval is wider than a cell and contains 785 K."""
     from atmospec import library
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
 
     spec = library.load("10703_10070")
     grid = load_grid("btsettl08")

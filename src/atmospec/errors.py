@@ -14,6 +14,7 @@ __all__ = [
     "ModelFileError",
     "IncompatibleModelError",
     "ModelInputError",
+    "NotFittedError",
 ]
 
 
@@ -59,3 +60,11 @@ class IncompatibleModelError(AtmospecError, ValueError):
 
 class ModelInputError(AtmospecError, ValueError):
     """Physical model inputs are invalid (negative temperature, unbound atmosphere, bad prior)."""
+
+
+class NotFittedError(AtmospecError, ValueError, AttributeError):
+    """An estimator was used before ``fit`` (or ``load``): it has no learned state yet.
+
+    Derives from ``ValueError`` and ``AttributeError`` like scikit-learn's own
+    ``NotFittedError``, so code written for scikit-learn catches it too.
+    """

@@ -68,17 +68,17 @@ def sample(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
-    from atmospec.posteriors.npe import load_npe
+    from atmospec.models import load_model
     from atmospec.spectrum import Spectrum
 
-    est = load_npe(model)
-    grid = grid_of(est.meta)
+    est = load_model(model, kind="npe")
+    grid = grid_of(est.meta_)
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
     for f in files:
         sp = Spectrum.read(f)
         draws = est.sample(sp, n=n, seed=seed)
-        edges = edge_warnings(draws, est.param_names, est.bounds, grid)
+        edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
         misfit = misfit_warning(sp, grid) if grid else None
         warnings = edges + ([misfit] if misfit else [])
         for w in warnings:
@@ -91,20 +91,20 @@ def sample(
             refused += 1
             typer.secho(f"{f}: refused (--refuse-outside): no samples written", err=True)
             continue
-        table = pd.DataFrame(draws, columns=list(est.param_names))
+        table = pd.DataFrame(draws, columns=list(est.param_names_))
         with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
             table.to_csv(tmp, index=False)
         q = np.percentile(draws, [16, 50, 84], axis=0)
         text = ", ".join(
             f"{p} {q[1, j]:.4g} (+{q[2, j] - q[1, j]:.2g}/-{q[1, j] - q[0, j]:.2g})"
-            for j, p in enumerate(est.param_names)
+            for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
     if refused:
         raise typer.Exit(3)
 
 
-def calibrate(
+def calibrate_cmd(
     model: str = typer.Argument(..., help="Shipped NPE name (npe_dback24) or model folder."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for calibration.json/png (default ./calibration_<model>)."
@@ -130,5 +130,5 @@ def calibrate(
 
 def register(app: typer.Typer) -> None:
     """Add ``calibrate`` and the ``posterior`` sub-app to the root app."""
-    app.command("calibrate")(calibrate)
+    app.command("calibrate")(calibrate_cmd)
     app.add_typer(posterior_app, name="posterior")

@@ -73,7 +73,7 @@ def misfit_warning(spectrum: Spectrum, grid: str) -> str | None:
     grid has none or the misfit score is under the calibrated threshold.
     """
     from atmospec.discrepancy.model import available_discrepancy
-    from atmospec.inference.chi2 import fit_chi2
+    from atmospec.fitting.chi2 import fit_chi2
 
     if (grid, "spex-prism") not in available_discrepancy():
         return None

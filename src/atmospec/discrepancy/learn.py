@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from numpy.typing import NDArray
 
 from atmospec.discrepancy.likelihood import scan_nodes
 from atmospec.discrepancy.model import DiscrepancyModel
+from atmospec.discrepancy.temperature import LibraryFit, fit_temperature, grid_pull_std
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
@@ -86,28 +86,12 @@ def split_objects(source_keys: Any, seed: int = 0) -> tuple[list[int], list[int]
     return sorted(keys[perm[:half]].tolist()), sorted(keys[perm[half:]].tolist())
 
 
-@dataclass
-class LibraryFit:
-    """The best grid node of one library spectrum (on its own fitted pixels)."""
-
-    key: str
-    source_key: int
-    wavelength: FloatArray
-    flux: FloatArray
-    error: FloatArray
-    model: FloatArray  # scaled best model
-    teff: float
-    best: dict[str, float]
-    neg2_loglike: FloatArray  # per node, -2 log L (+ const)
-    n_fitted: int
-
-
 class _Prepared:
     """A library spectrum made ready against one grid (resampler cached)."""
 
     def __init__(self, key: str, source_key: int, grid: ModelGrid) -> None:
         from atmospec import library
-        from atmospec.inference.fit import prepare
+        from atmospec.fitting.data import prepare
 
         spec = library.load(key)
         self.key = key
@@ -122,8 +106,8 @@ def fit_library(
     discrepancy: DiscrepancyModel | None,
 ) -> LibraryFit:
     """Fit one prepared spectrum with every grid node (with or without the discrepancy)."""
-    from atmospec.inference.chi2 import chi2_with_scale
-    from atmospec.inference.fit import fitted_parameters
+    from atmospec.fitting.chi2 import chi2_with_scale
+    from atmospec.fitting.data import fitted_parameters
 
     data = prepared.data
     models = data.model(grid_flux)
@@ -332,7 +316,9 @@ def fit_discrepancy(
     edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
     model: DiscrepancyModel | None = None
     # the reference-flux rule of the model, before any model exists
-    ref = DiscrepancyModel(axis, [1.0], np.zeros((1, axis.size)), np.zeros((1, 1, axis.size)), "")
+    ref = DiscrepancyModel(
+        axis, np.array([1.0]), np.zeros((1, axis.size)), np.zeros((1, 1, axis.size)), ""
+    )
     factors: list[float] = []
     for it in range(n_iter + 1):
         if it > 0:
@@ -422,7 +408,7 @@ def fit_discrepancy(
             "whitened_variance_median": float(np.median(_scores(ev, model))),
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
-            "repeat_pull_std": _pull_std(ev, grid, model.temperature),
+            "repeat_pull_std": grid_pull_std(ev, grid, model.temperature),
         },
         "temperature_calibration": temp,
     }
@@ -435,13 +421,6 @@ def fit_discrepancy(
     return model, record
 
 
-def _pull_std(fits: list[LibraryFit], grid: ModelGrid, tau: float) -> float | None:
-    from atmospec.discrepancy.temperature import pull_rms, repeat_pulls
-
-    pulls = repeat_pulls(fits, grid.params["teff"].to_numpy(dtype=np.float64), tau)
-    return pull_rms(pulls) if pulls.size else None
-
-
 def calibrate_temperature(
     model: DiscrepancyModel,
     grid: ModelGrid,
@@ -452,8 +431,6 @@ def calibrate_temperature(
 ) -> dict[str, Any]:
     """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
     from tqdm.auto import tqdm
-
-    from atmospec.discrepancy.temperature import fit_temperature
 
     counts: dict[int, int] = {}
     for p in prepared:
@@ -471,7 +448,7 @@ def calibrate_temperature(
         "method": "repeat spectra of fit-half objects: Teff pulls of unit rms",
         "tau": tau,
         "n_objects": n_obj,
-        "pull_std_at_tau_1": _pull_std(fits, grid, 1.0),
+        "pull_std_at_tau_1": grid_pull_std(fits, grid, 1.0),
     }
 
 
@@ -502,7 +479,7 @@ def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyMo
     temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
     ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
     model.meta["temperature_calibration"] = temp
-    model.meta.setdefault("evaluation", {})["repeat_pull_std"] = _pull_std(
+    model.meta.setdefault("evaluation", {})["repeat_pull_std"] = grid_pull_std(
         ev, grid, model.temperature
     )
     model.meta.pop("path", None)

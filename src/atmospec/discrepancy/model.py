@@ -303,7 +303,7 @@ class DiscrepancyModel:
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {
+        tensors: dict[str, np.ndarray] = {
             "wavelength": self.wavelength,
             "teff": self.teff,
             "floor": self.floor.astype(np.float32),

@@ -15,8 +15,8 @@ from atmospec.discrepancy.model import DiscrepancyModel, LowRankCovariance
 if TYPE_CHECKING:
     import pandas as pd
 
+    from atmospec.fitting.data import FitData
     from atmospec.grids import ModelGrid
-    from atmospec.inference.fit import FitData
 
 __all__ = [
     "DiscrepancyOption",

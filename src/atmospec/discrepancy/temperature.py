@@ -14,18 +14,42 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from atmospec.discrepancy.learn import LibraryFit
+    from atmospec.grids import ModelGrid
 
-__all__ = ["node_moments", "repeat_pulls", "pull_rms", "fit_temperature"]
+__all__ = [
+    "LibraryFit",
+    "node_moments",
+    "repeat_pulls",
+    "pull_rms",
+    "fit_temperature",
+    "grid_pull_std",
+]
 
 FloatArray = NDArray[np.float64]
 _TAU_RANGE = (1.0, 1e4)
+
+
+@dataclass
+class LibraryFit:
+    """The best grid node of one library spectrum (on its own fitted pixels)."""
+
+    key: str
+    source_key: int
+    wavelength: FloatArray
+    flux: FloatArray
+    error: FloatArray
+    model: FloatArray  # scaled best model
+    teff: float
+    best: dict[str, float]
+    neg2_loglike: FloatArray  # per node, -2 log L (+ const)
+    n_fitted: int
 
 
 def node_moments(
@@ -106,3 +130,9 @@ def fit_temperature(fits: Sequence[LibraryFit], node_teff: FloatArray) -> tuple[
     if excess(hi) > 0:
         return _TAU_RANGE[1], n
     return float(np.exp(brentq(excess, lo, hi, xtol=1e-3))), n
+
+
+def grid_pull_std(fits: Sequence[LibraryFit], grid: ModelGrid, tau: float) -> float | None:
+    """:func:`pull_rms` of the Teff repeat pulls over ``grid``'s nodes (None: no repeats)."""
+    pulls = repeat_pulls(fits, grid.params["teff"].to_numpy(dtype=np.float64), tau)
+    return pull_rms(pulls) if pulls.size else None

@@ -60,7 +60,8 @@ def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:
         >>> reference_teff({"a": a, "b": b})
         800.0
     """
-    free, pressed = [], []
+    free: list[float] = []
+    pressed: list[float] = []
     for est in estimates.values():
         if "teff" not in est.param_names:
             continue

@@ -151,8 +151,8 @@ def chi2_estimate(
         >>> est.median("teff")  # doctest: +SKIP
         800.0
     """
-    from atmospec.inference.chi2 import _auto_fraction, chi2_with_scale, inflated_sigma
-    from atmospec.inference.fit import fitted_parameters, prepare
+    from atmospec.fitting.chi2 import _auto_fraction, chi2_with_scale, inflated_sigma
+    from atmospec.fitting.data import fitted_parameters, prepare
 
     if wave_range is None:
         wave_range = (0.90, 2.45)

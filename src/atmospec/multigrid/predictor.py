@@ -6,24 +6,25 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from atmospec.errors import AtmospecError, DataNotFoundError
-from atmospec.inference.predict import PredictionResult, Predictor, _read, spectrum_seed
+from atmospec.prediction.predictor import Predictor
+from atmospec.prediction.result import PredictionResult
+from atmospec.prediction.sampling import spectrum_seed
+from atmospec.prediction.sources import read_spectrum
 
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
+from .result import MultiGridResult
+from .routes import DEFAULT_ROUTES, GridRoute, parse_routes
 
 if TYPE_CHECKING:
-    from astropy.table import Table
-    from matplotlib.figure import Figure
-
     from atmospec.grids import ModelGrid
-    from atmospec.inference.coverage import ModelInput
+    from atmospec.prediction.coverage import ModelInput
     from atmospec.spectrum import Spectrum
 
 __all__ = ["GridRoute", "DEFAULT_ROUTES", "MultiGridPredictor", "MultiGridResult", "parse_routes"]
@@ -33,155 +34,12 @@ log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
-class GridRoute:
-    """One grid of a multi-grid prediction and how it answers.
-
-    ``model`` is a learned model for that grid (``"default"``: the default NPE/CNN chain; a
-    registry name or a model folder), or None: chi-square over the grid's nodes with its
-    model-error covariance. ``grid`` is a grid name or folder (:func:`atmospec.grids.load_grid`).
-
-    Example:
-        >>> GridRoute("btsettl08").describe()
-        'btsettl08 (chi-square over the grid nodes)'
-    """
-
-    grid: str
-    model: str | None = None
-
-    def describe(self) -> str:
-        how = "chi-square over the grid nodes" if self.model is None else f"model {self.model}"
-        return f"{self.grid} ({how})"
-
-
-DEFAULT_ROUTES: tuple[GridRoute, ...] = (
-    GridRoute("dback24", "default"),
-    GridRoute("burrows06", "burrows06-spex"),
-    GridRoute("btsettl08", None),
-)
-"""What ``atmospec predict --model default`` asks: Sonora Diamondback (the default NPE/CNN,
-900-2400 K), Burrows et al. 2006 (its CNN, 700-2000 K) and BT-Settl 2008 (chi-square,
-500-3500 K). The first grid is the primary one (its flags name it)."""
-
-
-@dataclass
-class MultiGridResult(PredictionResult):
-    """A :class:`~atmospec.inference.predict.PredictionResult` whose samples are the combined
-    estimate of several grids (``teff``, ``logg``, ``mh``), with every grid's own answer.
-
-    Attributes (beyond the base class):
-        routes: the grids asked, primary first.
-        estimates: per object, grid -> :class:`~atmospec.multigrid.estimate.GridEstimate`.
-        combined: per object, the :class:`~atmospec.multigrid.combine.Combined` record.
-        primary_samples: per object, the primary grid's samples of the common parameters
-            (for the inflation column).
-    """
-
-    routes: list[GridRoute] = field(default_factory=list)
-    estimates: list[dict[str, GridEstimate]] = field(default_factory=list)
-    combined: list[Combined] = field(default_factory=list)
-
-    @property
-    def primary(self) -> str:
-        return self.routes[0].grid if self.routes else ""
-
-    def outside_grid(self, i: int) -> bool:
-        """Whether object ``i`` lies outside the primary grid's parameters."""
-        return not self.combined[i].covers.get(self.primary, True)
-
-    def misfit_flag(self, i: int) -> bool:
-        """Whether the residuals exceed what the model of mismatch allows, for every grid
-        that covers object ``i`` (the smallest misfit is above its threshold)."""
-        return bool(self.combined[i].misfit > 1.0)
-
-    def inflation(self, i: int, name: str = "teff") -> float:
-        """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
-        the primary grid does not cover the object)."""
-        est = self.estimates[i].get(self.primary)
-        if est is None or self.outside_grid(i):
-            return float("nan")
-        col = est.column(name)
-        j = self.param_names.index(name)
-        if col is None:
-            return float("nan")
-        own = float(np.subtract(*np.percentile(col, [84, 16])))
-        comb = float(np.subtract(*np.percentile(self.samples[i][:, j], [84, 16])))
-        return comb / own if own > 0 else float("nan")
-
-    def table(self) -> Table:
-        """The base table (its percentiles are the combined estimate) plus, per grid,
-        ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
-        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``grids_used``,
-        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``."""
-        table = super().table()
-        n = len(self)
-        table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
-        table["misfit_score"] = [self.combined[i].misfit for i in range(n)]
-        table["misfit_flag"] = [self.misfit_flag(i) for i in range(n)]
-        table["grids_used"] = [
-            ";".join(g for g, w in self.combined[i].weights.items() if w > 0) for i in range(n)
-        ]
-        table["grids_disagree"] = [self.combined[i].disagree for i in range(n)]
-        table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
-        table["teff_inflation"] = [self.inflation(i, "teff") for i in range(n)]
-        table["logg_inflation"] = [self.inflation(i, "logg") for i in range(n)]
-        for route in self.routes:
-            g = route.grid
-            for p in COMMON_PARAMS:
-                for suffix, q in (("median", 50), ("p16", 16), ("p84", 84)):
-                    vals = []
-                    for i in range(n):
-                        est = self.estimates[i].get(g)
-                        col = None if est is None else est.column(p)
-                        vals.append(float("nan") if col is None else float(np.percentile(col, q)))
-                    table[f"{p}_{g}_{suffix}"] = vals
-            table[f"{g}_misfit"] = [
-                self.estimates[i][g].misfit if g in self.estimates[i] else float("nan")
-                for i in range(n)
-            ]
-            table[f"{g}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
-        table.meta["grids"] = [r.describe() for r in self.routes]
-        table.meta["combined"] = (
-            "percentiles of an equal-weight mixture of the answers of every grid that covers the "
-            "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
-            "residuals beyond each covering grid's learned model of mismatch"
-        )
-        return table
-
-    def plot(self, i: int = 0) -> Figure:
-        """Data over each grid's best model, and the residual with the model-error band."""
-        from .figures import plot_grids
-
-        return plot_grids(self, i)
-
-
-def parse_routes(text: str | None) -> tuple[GridRoute, ...]:
-    """Routes from ``"dback24=default,burrows06=burrows06-spex,btsettl08"`` (None: defaults).
-
-    Example:
-        >>> [r.describe() for r in parse_routes("dback24=default,btsettl08")]
-        ['dback24 (model default)', 'btsettl08 (chi-square over the grid nodes)']
-    """
-    if text is None:
-        return DEFAULT_ROUTES
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        grid, _, model = part.partition("=")
-        out.append(GridRoute(grid.strip(), model.strip() or None))
-    if not out:
-        raise ValueError(f"no grid in {text!r}")
-    return tuple(out)
-
-
 class MultiGridPredictor:
     """Several grids asked about every spectrum, each reported and all combined.
 
     The primary route (the first of ``routes``, by default the default NPE/CNN chain on
     Sonora Diamondback) prepares and routes spectra exactly as
-    :class:`~atmospec.inference.predict.Predictor` does; every other grid answers through its
+    :class:`~atmospec.prediction.predictor.Predictor` does; every other grid answers through its
     learned model or by chi-square over its nodes with its learned model-error covariance
     (:mod:`atmospec.discrepancy`). :func:`~atmospec.multigrid.combine.combine` decides which
     grids cover the object and mixes their answers. Two warnings come out, apart:
@@ -192,7 +50,7 @@ class MultiGridPredictor:
     ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
     ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
 
-    It has the interface :func:`~atmospec.inference.batch.run_batch` uses (``prepare``,
+    It has the interface :func:`~atmospec.prediction.batch.run_catalog` uses (``prepare``,
     ``predict_inputs``, ``model_id``, ``grid``, ``policy``...).
 
     Example:
@@ -207,7 +65,6 @@ class MultiGridPredictor:
         *,
         draws: int = 1000,
         seed: int = 0,
-        quiet: bool = True,
         ood: bool = True,
         discrepancy: dict[str, Any] | None = None,
         **predictor_kw: Any,
@@ -222,14 +79,13 @@ class MultiGridPredictor:
             raise ValueError(f"a grid is listed twice: {names}")
         self.draws = int(draws)
         self.seed = seed
-        self.quiet = quiet
         first = self.routes[0]
         if first.model is None:
             raise ValueError(
                 f"the first grid ({first.grid}) is the primary one and needs a learned model "
                 "(NAME=MODEL, e.g. dback24=default)"
             )
-        kw = dict(predictor_kw, draws=draws, seed=seed, quiet=quiet)
+        kw = dict(predictor_kw, draws=draws, seed=seed)
         self.primary = Predictor(first.model, ood=ood, **kw)
         self._kw = kw
         self._fallback: Predictor | None = None
@@ -265,6 +121,18 @@ class MultiGridPredictor:
     @property
     def grid(self) -> ModelGrid:
         return self.grids[self.routes[0].grid]
+
+    @property
+    def max_masked_fraction(self) -> float:
+        return self.primary.max_masked_fraction
+
+    @property
+    def assume_snr(self) -> float | None:
+        return self.primary.assume_snr
+
+    @property
+    def precision(self) -> str:
+        return self.primary.precision
 
     def prepare(self, spectrum: Spectrum) -> ModelInput:
         """The spectrum on the primary model's axis (routing noted), as ``Predictor.prepare``.
@@ -306,7 +174,7 @@ class MultiGridPredictor:
     def predict(self, spectra: Any) -> MultiGridResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""
         items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
-        inputs = [self.prepare(_read(s, self.coverage)) for s in items]
+        inputs = [self.prepare(read_spectrum(s)) for s in items]
         return self.predict_inputs(inputs)
 
     def _learned_estimates(
