@@ -148,3 +148,37 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3
     res.write(tmp_path / "out", plots=False)
     assert (tmp_path / "out" / "predictions.ecsv").is_file()
+
+
+@pytest.mark.realdata
+def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp_path):
+    # `atmospec predict` with the default model: the batch engine serves the multi-grid
+    # predictor; HD 3651B (785 K, below Diamondback's 900 K) gets outside_grid and an answer
+    # from the grids that reach it; the figure is drawn for the first row only (--max-plots 1),
+    # with the grids of that row.
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    files = []
+    for key in ("10703_10070", "11250_11052"):  # HD 3651B (T7.5), GD 165B (L4)
+        path = tmp_path / f"{key}.ecsv"
+        library.load(key).write(path)
+        files.append(str(path))
+    out = tmp_path / "run"
+    args = ["predict", *files, "-o", str(out), "--draws", "200", "--max-plots", "1", "-q"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(out / "predictions.csv")
+    assert list(t["outside_grid"]) == [True, False]
+    assert t.loc[0, "dback24_weight"] == 0.0 and 650 <= t.loc[0, "teff_median"] <= 880
+    assert t.loc[1, "dback24_weight"] > 0 and 1500 <= t.loc[1, "teff_median"] <= 2200
+    assert {"teff_burrows06_median", "teff_btsettl08_median", "misfit_flag"} <= set(t.columns)
+    figs = sorted(p.name for p in (out / "objects").glob("*_fit.png"))
+    assert len(figs) == 1 and figs[0].startswith("HD_3651B")
+    # several grids run in this process: an explicit --grids list is refused on Dask
+    bad = CliRunner().invoke(app, [*args[:-1], "--grids", "dback24=default", "--workers", "1"])
+    words = " ".join(w for w in bad.output.split() if w != "│")  # the error box's text
+    assert bad.exit_code == 2 and "cannot run on Dask" in words

@@ -14,6 +14,7 @@ from atmospec.cli.predict import (
     Coverage,
     Draws,
     Grid,
+    Grids,
     MaxMasked,
     MaxPlots,
     Model,
@@ -66,12 +67,16 @@ def predict_cmd(
     scheduler: Scheduler = None,
     workers: Workers = None,
     serial: Serial = False,
+    grids: Grids = None,
 ) -> None:
     """Predict every spectrum of a catalogue on a Dask cluster (default: a local one).
 
     The same run as ``atmospec predict --catalog CATALOG`` (same options, defaults, output
     folder and table) with the partitions on Dask workers; prints a JSON summary. Rerunning
-    the same command skips finished partitions (resume after any interruption).
+    the same command skips finished partitions (resume after any interruption). Several
+    grids (the default model's multi-grid answer, ``--grids``) run only with ``--serial``:
+    on Dask the default model answers alone (a note says so) and an explicit ``--grids``
+    list is refused.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -97,6 +102,7 @@ def predict_cmd(
         workers=workers,
         serial=serial,
         summary_json=True,
+        grids=grids,
     )
 
 

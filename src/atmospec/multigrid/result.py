@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -29,13 +29,13 @@ class MultiGridResult(PredictionResult):
         routes: the grids asked, primary first.
         estimates: per object, grid -> :class:`~atmospec.multigrid.estimate.GridEstimate`.
         combined: per object, the :class:`~atmospec.multigrid.combine.Combined` record.
-        primary_samples: per object, the primary grid's samples of the common parameters
-            (for the inflation column).
     """
 
     routes: list[GridRoute] = field(default_factory=list)
     estimates: list[dict[str, GridEstimate]] = field(default_factory=list)
     combined: list[Combined] = field(default_factory=list)
+
+    row_lists: ClassVar[tuple[str, ...]] = ("estimates", "combined")
 
     @property
     def primary(self) -> str:
