@@ -41,6 +41,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("grids", ("atmospec.grids",)),
+    # The model-discrepancy model itself (artefact, covariance, likelihood): training draws
+    # its realisations, fitting adds its covariance. Learning it from real spectra and the
+    # fit-side hooks need classic fitting, so those modules sit in the fitting layer.
+    ("discrepancy", ("atmospec.discrepancy",)),
     # The spectra store holds spectra resampled onto a training axis; batch runs read it.
     ("training", ("atmospec.training", "atmospec.scale.store")),
     # The neural posterior estimator, its flow, its calibration record and its simulator are
@@ -58,12 +62,22 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("models", ("atmospec.learning", "atmospec.models")),
-    ("fitting", ("atmospec.fitting",)),
+    (
+        "fitting",
+        (
+            "atmospec.fitting",
+            "atmospec.discrepancy.route",
+            "atmospec.discrepancy.learn",
+            "atmospec.discrepancy.temperature",
+            "atmospec.discrepancy.domain",
+        ),
+    ),
     ("prediction", ("atmospec.prediction",)),
     (
         "applications",
         (
             "atmospec.posteriors",
+            "atmospec.multigrid",
             "atmospec.scale",
             "atmospec.report",
             "atmospec.molecules",

@@ -63,7 +63,8 @@ def test_chi2_recovers_the_generating_node(dback, spex_wave: np.ndarray) -> None
     )
     # Normalised-looking data: the flux scale (here 1 / 4e5) absorbs the surface flux unit.
     spec = _synthetic(dback, spex_wave, dback.flux(node), snr=50, seed=1, scale=1 / 4e5)
-    res = fit_chi2(spec, dback)
+    # photon noise only: the data are the grid model plus Gaussian noise of known sigma
+    res = fit_chi2(spec, dback, discrepancy=None)
     assert res.best == {"teff": 1300.0, "logg": 5.0, "mh": 0.0, "fsed": 2.0}
     assert res.scale == pytest.approx(1 / 4e5, rel=0.01)
     # dof = N - (4 grid parameters + scale); the right model with the right errors gives
@@ -161,4 +162,24 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["fit", SPEX_KEY, "--grid", "btsettl08", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "chi2_red" in res.output.replace("…", "") or "chi2" in res.output
-    assert {p.name for p in out.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
+    # the grid's discrepancy model is on by default: node-posterior samples and their corner plot
+    assert {p.name for p in out.iterdir()} == {
+        "fit.ecsv",
+        "fit.json",
+        "fit.png",
+        "nodes.csv",
+        "samples.csv",
+        "corner.png",
+    }
+    import json
+
+    record = json.loads((out / "fit.json").read_text())
+    assert record["discrepancy"]["grid"] == "btsettl08"
+    assert "misfit_score" in record["discrepancy"]
+    plain = tmp_path / "plain"
+    res = CliRunner().invoke(
+        app, ["fit", SPEX_KEY, "--grid", "btsettl08", "--no-discrepancy", "--out", str(plain)]
+    )
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in plain.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
+    assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None

@@ -310,6 +310,12 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
     assert r.interpolation_error == {"teff": 1.0}
     assert sets["train"].config["interpolation_error"]["teff"] == 1.0
     assert not any(sets["val"].config["interpolation_error"].values())
+    # Every set carries one realisation of Diamondback's learned model error (the config's
+    # discrepancy model), recorded with the model's checksum.
+    assert r.discrepancy == "dback24-spex"
+    for part in ("train", "val", "test"):
+        rec = sets[part].config["discrepancy"]
+        assert rec["grid"] == "dback24" and len(rec["weights_sha256"]) == 64
     # A cached training set built without the augmentation is rebuilt, not reused.
     plain = dataclasses.replace(r, interpolation_error=0.0)
     rebuilt = build_sets(plain, tmp_path, quiet=True)["train"]

@@ -24,6 +24,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
+    from atmospec.discrepancy import DiscrepancyModel, load_discrepancy
     from atmospec.errors import (
         AtmospecError,
         ChecksumError,
@@ -54,6 +55,8 @@ _WHERE: dict[str, str] = {
     "load_model": "atmospec.models",
     "fit": "atmospec.fitting",
     "FitResult": "atmospec.fitting",
+    "load_discrepancy": "atmospec.discrepancy",
+    "DiscrepancyModel": "atmospec.discrepancy",
     "predict": "atmospec.prediction.predictor",
     "Predictor": "atmospec.prediction.predictor",
     "PredictionResult": "atmospec.prediction.result",
@@ -80,6 +83,8 @@ __all__ = [
     "load_model",
     "fit",
     "FitResult",
+    "load_discrepancy",
+    "DiscrepancyModel",
     "predict",
     "Predictor",
     "PredictionResult",

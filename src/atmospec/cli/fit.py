@@ -49,6 +49,12 @@ def fit_cmd(
     nlive: int = typer.Option(250, help="nested: live points."),
     seed: int = typer.Option(0, help="nested: random seed."),
     top: int = typer.Option(5, help="chi2: show this many best nodes."),
+    no_discrepancy: bool = typer.Option(
+        False,
+        "--no-discrepancy",
+        help="Photon noise only: leave out the grid's model-discrepancy covariance "
+        "(on by default for grids that have one).",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results here."),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     wave_unit: Optional[str] = typer.Option(  # noqa: UP045
@@ -72,7 +78,10 @@ def fit_cmd(
         target, wave_unit=wave_unit, wave_col=wave_col, flux_col=flux_col, err_col=err_col
     )
     model_grid = load_grid(grid)
-    kwargs: dict[str, Any] = {"distance_pc": distance_pc}
+    kwargs: dict[str, Any] = {
+        "distance_pc": distance_pc,
+        "discrepancy": None if no_discrepancy else "auto",
+    }
     if method == "chi2":
         if inflate_errors and sys_floor is not None:
             raise typer.BadParameter("give --inflate-errors or --sys-floor, not both")
@@ -90,6 +99,15 @@ def fit_cmd(
     )
     if result.radius_rjup is not None:
         console.print(f"radius = {result.radius_rjup:.3f} R_Jup at {distance_pc} pc")
+    if result.discrepancy is not None:
+        d = result.discrepancy
+        flag = (
+            "  [red]misfit beyond the model-discrepancy allowance[/]" if d["misfit_flagged"] else ""
+        )
+        console.print(
+            f"misfit score {d['misfit_score']:.2f} (threshold {d['misfit_threshold']:.2f} at "
+            f"{d['misfit_false_alarm_rate']:.0%} false alarms on real field dwarfs){flag}"
+        )
     if result.logz is not None:
         console.print(f"log Z = {result.logz:.2f} ± {result.logz_err:.2f}")
     console.print(f"wall time {result.wall_time_s:.2f} s")

@@ -22,6 +22,7 @@ _GROUPS = (
     "library",
     "grids",
     "fit",
+    "discrepancy",
     "demo",
     "learning",
     "predict",

@@ -50,20 +50,47 @@ def sample(
     n: int = typer.Option(10_000, "--n", help="Posterior samples per spectrum."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("posteriors"), "--out", "-o", help="Output folder."),
+    refuse_outside: bool = typer.Option(
+        False,
+        "--refuse-outside",
+        help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's edge.",
+    ),
 ) -> None:
-    """Draw posterior samples for spectra and write one CSV of samples per file."""
+    """Draw posterior samples for spectra and write one CSV of samples per file.
+
+    Each spectrum is checked like ``predict`` does: a posterior piled at an edge of the
+    grid (the object lies outside its parameters) and a best grid fit that misses the
+    spectrum beyond the grid's model-discrepancy allowance are reported as warnings (and in
+    ``<name>_warnings.json``).
+    """
     import numpy as np
     import pandas as pd
 
-    from atmospec._fileio import atomic_path
+    from atmospec._fileio import atomic_path, write_json
+    from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
     from atmospec.models import load_model
     from atmospec.spectrum import Spectrum
 
     est = load_model(model, kind="npe")
+    grid = grid_of(est.meta_)
     out.mkdir(parents=True, exist_ok=True)
+    refused = 0
     for f in files:
         sp = Spectrum.read(f)
         draws = est.sample(sp, n=n, seed=seed)
+        edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        misfit = misfit_warning(sp, grid) if grid else None
+        warnings = edges + ([misfit] if misfit else [])
+        for w in warnings:
+            typer.secho(f"{f}: warning: {w}", fg=typer.colors.YELLOW, err=True)
+        if warnings:
+            write_json(
+                out / f"{Path(f).stem}_warnings.json", {"file": str(f), "warnings": warnings}
+            )
+        if refuse_outside and edges:
+            refused += 1
+            typer.secho(f"{f}: refused (--refuse-outside): no samples written", err=True)
+            continue
         table = pd.DataFrame(draws, columns=list(est.param_names_))
         with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
             table.to_csv(tmp, index=False)
@@ -73,6 +100,8 @@ def sample(
             for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
+    if refused:
+        raise typer.Exit(3)
 
 
 def calibrate_cmd(

@@ -71,6 +71,16 @@ Workers = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option("--workers", help="Run on a local Dask cluster of this many processes."),
 ]
+Grids = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--grids",
+        help="With --model default: the grids asked, comma separated, primary first; grid "
+        "names or folders, NAME=MODEL to use a learned model (default "
+        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone. "
+        "Several grids run in this process (not on Dask).",
+    ),
+]
 Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
 Overwrite = Annotated[
     bool,
@@ -140,6 +150,7 @@ def predict_cmd(
     wave_col: WaveCol = None,
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
+    grids: Grids = None,
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
@@ -149,6 +160,11 @@ def predict_cmd(
     are refused unless --overwrite, and one --out serves one run at a time. With --scheduler
     or --workers the partitions run on a Dask cluster: same options, same table.
     Exit status: 0 all spectra predicted, 3 some could not be used, 4 none could.
+
+    With the default model every grid that covers the object answers too (per-grid columns,
+    a combined estimate, ``outside_grid`` / ``misfit_flag`` / ``grids_disagree``); ``--grids``
+    chooses them. The grids run in this process: with ``--scheduler``/``--workers`` the
+    default model alone runs on Dask, and an explicit ``--grids`` list is refused.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -194,6 +210,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
+        grids=grids,
     )
 
 
@@ -235,11 +252,17 @@ def run_batch_command(
     wave_col: str | None = None,
     flux_col: str | None = None,
     err_col: str | None = None,
+    grids: str | None = "none",
 ) -> None:
     """Run one batch prediction (here or on Dask), print its summary, fail if incomplete.
 
     Exits with :attr:`~atmospec.prediction.batch.BatchRun.exit_code` (3: some spectra could
     not be used, 4: none could) when the run is complete but not every spectrum has a row.
+
+    ``grids`` other than ``"none"`` with ``model="default"`` and no ``grid``: several grids
+    (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids). The
+    multi-grid predictor is not shipped to Dask workers: with ``serial=False`` an explicit
+    list is refused and ``None`` falls back to the default model alone (a note says so).
     """
     import contextlib
 
@@ -293,7 +316,30 @@ def run_batch_command(
         raise typer.BadParameter(str(err)) from None
     show_progress(quiet)
     console = Console(quiet=quiet, stderr=False)
-    predictor = Predictor(model, **options.predictor_kwargs())
+    multi = model == "default" and grid is None and grids != "none"
+    if grids not in (None, "none") and not multi:
+        raise typer.BadParameter("--grids applies to --model default (without --grid)")
+    if multi and not serial:
+        if grids is not None:
+            raise typer.BadParameter(
+                "--grids runs several grids in this process and cannot run on Dask "
+                "(--scheduler/--workers): drop one, or give --grids none"
+            )
+        console.print(
+            "[yellow]on Dask the default model runs alone (no per-grid columns); run "
+            "without --scheduler/--workers for every grid[/]"
+        )
+        multi = False
+    predictor: Any
+    if multi:
+        from atmospec.multigrid import MultiGridPredictor
+        from atmospec.multigrid.predictor import parse_routes
+
+        kwargs = options.predictor_kwargs()
+        kwargs.pop("grid")
+        predictor = MultiGridPredictor(parse_routes(grids), **kwargs)
+    else:
+        predictor = Predictor(model, **options.predictor_kwargs())
     with contextlib.ExitStack() as stack:
         executor: Any = LocalExecutor()
         if not serial:
@@ -337,6 +383,12 @@ def run_batch_command(
         counts = ", ".join(f"{n} by {m}" for m, n in run.rows_by_model.items())
         console.print(
             f"default selection: rows served {escape(counts or 'none')} (why: the notes column)"
+        )
+    if multi:
+        console.print(
+            "grids: "
+            + escape(", ".join(r.describe() for r in predictor.routes))
+            + " (per-grid columns, outside_grid, misfit_flag, grids_disagree: the table)"
         )
     if run.n_predicted:
         console.print(f"[dim]write an HTML page with: atmospec report {escape(str(out))}[/]")

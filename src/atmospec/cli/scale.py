@@ -16,6 +16,7 @@ from atmospec.cli.predict import (
     ErrCol,
     FluxCol,
     Grid,
+    Grids,
     MaxMasked,
     MaxPlots,
     Model,
@@ -76,12 +77,16 @@ def predict_cmd(
     wave_col: WaveCol = None,
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
+    grids: Grids = None,
 ) -> None:
     """Predict every spectrum of a catalogue on a Dask cluster (default: a local one).
 
     The same run as ``atmospec predict --catalog CATALOG`` (same options, defaults, output
     folder and table) with the partitions on Dask workers; prints a JSON summary. Rerunning
-    the same command skips finished partitions (resume after any interruption).
+    the same command skips finished partitions (resume after any interruption). Several
+    grids (the default model's multi-grid answer, ``--grids``) run only with ``--serial``:
+    on Dask the default model answers alone (a note says so) and an explicit ``--grids``
+    list is refused.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -112,6 +117,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
+        grids=grids,
     )
 
 

@@ -21,6 +21,7 @@ from atmospec.fitting.data import (
 from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
+    from atmospec.discrepancy.route import DiscrepancyOption
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
@@ -119,6 +120,7 @@ def fit_chi2(
     coverage: Literal["mask", "error"] = "mask",
     wave_range: tuple[float, float] | None = None,
     batch_size: int = 512,
+    discrepancy: DiscrepancyOption = "auto",
 ) -> FitResult:
     """Chi-square of the spectrum against every grid node; the best node is the fit.
 
@@ -142,9 +144,16 @@ def fit_chi2(
             the result's notes); ``"error"`` refuses them.
         wave_range: fit only this wavelength interval (micron).
         batch_size: grid spectra read per batch.
+        discrepancy: ``"auto"`` (default) adds the grid's shipped model-discrepancy covariance
+            (:mod:`atmospec.discrepancy`) when it has one; a
+            :class:`~atmospec.discrepancy.DiscrepancyModel`; or None for photon noise only.
+            With it, nodes are ranked by ``-2 log L = r^T C^-1 r + log det C``, ``samples``
+            hold the node posterior spread over grid cells (intervals that include model
+            error) and ``discrepancy`` records the model and the misfit score.
 
     Returns:
-        A :class:`~atmospec.fitting.result.FitResult` with ``nodes`` (all nodes, sorted by chi2).
+        A :class:`~atmospec.fitting.result.FitResult` with ``nodes`` (all nodes, sorted by chi2,
+        or by ``neg2_loglike`` with the discrepancy).
     """
     from atmospec._fileio import provenance
 
@@ -161,6 +170,9 @@ def fit_chi2(
         )
     if data.n_masked:
         notes.append(f"{data.n_masked} masked / invalid pixels were not fitted")
+    from atmospec.discrepancy.route import discrepancy_nodes, misfit_record, resolve_discrepancy
+
+    disc = resolve_discrepancy(discrepancy, grid, data, notes)
 
     fraction = 0.0
     inflation_fitted = False
@@ -188,6 +200,11 @@ def fit_chi2(
     else:
         raw = chi2
     best = _best_node(chi2, scale, data.source, grid.name)
+    disc_nodes = None
+    if disc is not None:
+        disc_nodes = discrepancy_nodes(batches, data, sigma, grid.params, fitted, disc)
+        best = disc_nodes["best"]
+        scale = disc_nodes["scale"]
     model = scale[best] * data.model(grid.flux(best))
     params = grid.params.iloc[best]
     best_params = {p: float(params[p]) for p in grid.param_names}
@@ -197,12 +214,18 @@ def fit_chi2(
     nodes["scale"] = scale
     if fraction > 0:
         nodes["chi2_uninflated"] = raw
-    nodes = nodes.sort_values("chi2", kind="stable")
+    disc_record = None
+    if disc_nodes is not None and disc is not None:
+        for col in ("neg2_loglike", "weight"):
+            nodes[col] = disc_nodes[col]
+        nodes["chi2_discrepancy"] = disc_nodes["chi2"]
+        disc_record = misfit_record(disc, data, sigma, model, float(best_params["teff"]), n_fitted)
+    nodes = nodes.sort_values("chi2" if disc_nodes is None else "neg2_loglike", kind="stable")
     factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
         radius = float(radius_at_distance(float(scale[best]) * factor, distance_pc))
-    return FitResult(
+    result = FitResult(
         method="chi2",
         grid=grid.name,
         source=data.source,
@@ -230,6 +253,10 @@ def fit_chi2(
         notes=notes,
         provenance=provenance(grid=grid.name, method="chi2", source=data.source),
     )
+    if disc_nodes is not None:
+        result.samples = disc_nodes["samples"]
+        result.discrepancy = disc_record
+    return result
 
 
 def _best_node(chi2: FloatArray, scale: FloatArray, source: str, grid: str) -> int:

@@ -23,6 +23,8 @@ from atmospec.fitting.data import (
 from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
+    from atmospec.discrepancy import DiscrepancyModel
+    from atmospec.discrepancy.route import DiscrepancyOption
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
@@ -57,8 +59,10 @@ class GridLikelihood:
         fixed: Mapping[str, float],
         s_max: float,
         inflate: bool,
+        discrepancy: DiscrepancyModel | None = None,
     ) -> None:
         self.data = data
+        self.discrepancy = discrepancy
         self.grid = grid
         self.free = free
         self.fixed = dict(fixed)
@@ -108,6 +112,19 @@ class GridLikelihood:
         except OutOfGridError:
             return _LOG_TINY
         sig = self.sigma(theta)
+        if self.discrepancy is not None:
+            from atmospec.discrepancy.route import discrepancy_loglike
+
+            teff = float(self.point(theta)[self.grid.param_names.index("teff")])
+            return discrepancy_loglike(
+                self.discrepancy,
+                m,
+                self.data.flux,
+                sig,
+                teff,
+                self.data.wavelength,
+                self.log_s_max,
+            )
         w = 1.0 / sig**2
         a = float(m * m @ w)
         chi2, _ = chi2_with_scale(m, self.data.flux, sig)
@@ -136,6 +153,7 @@ def fit_nested(
     seed: int = 0,
     maxcall: int | None = None,
     n_samples: int = 4000,
+    discrepancy: DiscrepancyOption = "auto",
 ) -> FitResult:
     """Posterior of the grid parameters by static nested sampling (dynesty).
 
@@ -162,6 +180,9 @@ def fit_nested(
         seed: seed of the sampler's ``numpy.random.Generator``.
         maxcall: cap on likelihood calls.
         n_samples: number of equal-weight posterior samples returned.
+        discrepancy: ``"auto"`` (default): the likelihood's covariance adds the grid's shipped
+            model-discrepancy model when it has one (see
+            :func:`~atmospec.fitting.chi2.fit_chi2`); a model; or None (photon noise only).
 
     Returns:
         A :class:`~atmospec.fitting.result.FitResult` with ``samples`` (parameters, ``scale``,
@@ -179,7 +200,10 @@ def fit_nested(
     fitted = fitted_parameters(grid)
     fixed = dict(fixed or {})
     notes: list[str] = []
-    seed_fit = fit_chi2(spectrum, grid, coverage=coverage, wave_range=wave_range)
+    from atmospec.discrepancy.route import resolve_discrepancy
+
+    disc = resolve_discrepancy(discrepancy, grid, data, notes)
+    seed_fit = fit_chi2(spectrum, grid, coverage=coverage, wave_range=wave_range, discrepancy=disc)
     for p in getattr(grid, "categorical", ()):
         if p not in fixed:
             fixed[p] = seed_fit.best[p]
@@ -190,7 +214,7 @@ def fit_nested(
     nodes = seed_fit.nodes
     assert nodes is not None
     s_max = 2.0 * float(nodes["scale"].max())
-    like = GridLikelihood(data, grid, free, fixed, s_max, inflate_errors)
+    like = GridLikelihood(data, grid, free, fixed, s_max, inflate_errors, disc)
     box = {p: grid.bounds[p] for p in free}
     for p, (b_lo, b_hi) in (bounds or {}).items():
         if p not in box:
@@ -251,7 +275,7 @@ def fit_nested(
         + "; "
         f"scale marginalised analytically (uniform prior 0-{s_max:.4g})"
     )
-    return FitResult(
+    result = FitResult(
         method="nested",
         grid=grid.name,
         source=data.source,
@@ -283,3 +307,11 @@ def fit_nested(
             seed=seed, grid=grid.name, method="nested", source=data.source, nlive=nlive
         ),
     )
+    if disc is not None:
+        from atmospec.discrepancy.route import misfit_record
+
+        teff_best = float(best.get("teff", np.nan))
+        result.discrepancy = misfit_record(
+            disc, data, sig_best, result.model_flux, teff_best, n_fitted
+        )
+    return result

@@ -67,6 +67,7 @@ class FitResult:
     credit: str = ""
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    discrepancy: dict[str, Any] | None = None  # model-discrepancy model used + misfit score
 
     @property
     def chi2_red(self) -> float:
@@ -122,8 +123,12 @@ class FitResult:
             logz_err=np.nan if self.logz_err is None else self.logz_err,
             wall_time_s=self.wall_time_s,
         )
+        if self.discrepancy is not None:
+            row["misfit_score"] = self.discrepancy["misfit_score"]
+            row["misfit_flag"] = self.discrepancy["misfit_flagged"]
         table = Table(rows=[row])
         table.meta["fitted"] = list(self.fitted)
+        table.meta["discrepancy"] = self.discrepancy
         table.meta["dof_rule"] = "dof = n_pix - n_fitted; n_fitted = fitted grid params + scale"
         table.meta["credit"] = self.credit
         return table
@@ -156,6 +161,7 @@ class FitResult:
             "credit": self.credit,
             "notes": self.notes,
             "provenance": self.provenance,
+            "discrepancy": self.discrepancy,
         }
 
     def plot(self, *, title: str | None = None) -> Figure:

@@ -20,7 +20,8 @@ class Recipe:
 
     Sections: ``[model]`` (name, description, estimator kind, ``[model.params]``), ``[grid]``
     (name, optional ``ranges``), ``[split]`` (mode, hold-out slices), ``[data]`` (axis, sizes,
-    S/N range, test S/N levels, noise shapes, systematics switches, seed), ``[train]``
+    S/N range, test S/N levels, noise shapes, systematics switches, model-error augmentation
+    ``discrepancy = "dback24-spex"``, seed), ``[train]``
     (threads, CPU budget).
 
     Example:
@@ -49,6 +50,10 @@ class Recipe:
     mask_telluric: float = 0.0
     # Grid-interpolation-error augmentation of the training set only (val/test stay exact).
     interpolation_error: float | dict[str, float] = 0.0
+    # Model-error augmentation (train, val and test): a discrepancy model learned from real
+    # spectra, e.g. "dback24-spex" (see atmospec.training.discrepancy_augment); "" = off.
+    discrepancy: str = ""
+    discrepancy_amplitude: float = 1.0
     seed: int = 1
     num_threads: int | None = None
     # Draw new noise every epoch from the stored noise-free fluxes (neural estimators).
@@ -85,6 +90,8 @@ class Recipe:
             "systematics",
             "mask_telluric",
             "interpolation_error",
+            "discrepancy",
+            "discrepancy_amplitude",
             "seed",
         ):
             if key in data:
@@ -179,7 +186,14 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
     from atmospec.training.builder import target_params
 
     bounds = {p: (float(vals[p].min()), float(vals[p].max())) for p in target_params(grid)}
+    disc = None
+    if recipe.discrepancy:
+        from atmospec.training.discrepancy_augment import resolve_discrepancy
+
+        disc = resolve_discrepancy(recipe.discrepancy)
     common: dict[str, Any] = dict(
+        discrepancy=disc,
+        discrepancy_amplitude=recipe.discrepancy_amplitude,
         axis=recipe.axis,
         noise_shapes=recipe.noise_shapes,
         systematics=sys_cfg,
@@ -207,7 +221,13 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
         if path.exists():
             ts = TrainingSet(path)
             same_interp = part != "train" or _same_interpolation_error(ts, grid, interp)
-            if len(ts) == n and ts.config.get("seed") == recipe.seed * 10 + k and same_interp:
+            same_disc = _same_discrepancy(ts, disc, recipe.discrepancy_amplitude)
+            if (
+                len(ts) == n
+                and ts.config.get("seed") == recipe.seed * 10 + k
+                and same_interp
+                and same_disc
+            ):
                 sets[part] = ts
                 continue
             ts.close()
@@ -233,6 +253,13 @@ def _same_interpolation_error(ts: Any, grid: Any, value: float | dict[str, float
     have = ts.config.get("interpolation_error") or {}
     got = [float(have.get(p, 0.0)) for p in cont]
     return bool(np.allclose(want, got))
+
+
+def _same_discrepancy(ts: Any, disc: Any, amplitude: float) -> bool:
+    """Whether a cached training set was built with this model-error augmentation."""
+    from atmospec.training.discrepancy_augment import describe
+
+    return ts.config.get("discrepancy") == (None if disc is None else describe(disc, amplitude))
 
 
 def run_recipe(

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,6 +95,9 @@ class PredictionResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     row_model_ids: list[str] = field(default_factory=list)
     intervals: str = INTERVALS_NOTE
+
+    row_lists: ClassVar[tuple[str, ...]] = ()
+    """Per-row list fields a subclass adds (kept in step by :func:`subset_rows`)."""
 
     def row_model_id(self, i: int) -> str:
         """The model that served row ``i``."""
@@ -273,7 +276,8 @@ def subset_rows(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
     """The rows ``idx`` of a result."""
     ix = list(idx)
     rows: dict[str, Any] = {k: getattr(res, k)[ix] for k in _ROW_ARRAYS}
-    rows.update({k: [getattr(res, k)[i] for i in ix] for k in _ROW_LISTS})
+    lists = _ROW_LISTS + type(res).row_lists
+    rows.update({k: [getattr(res, k)[i] for i in ix] for k in lists})
     rows["point_std"] = None if res.point_std is None else res.point_std[ix]
     return dataclasses.replace(res, **rows)
 
@@ -287,7 +291,7 @@ def concat_rows(parts: list[tuple[list[int], PredictionResult]], n: int) -> Pred
     rows: dict[str, Any] = {
         k: np.concatenate([getattr(r, k) for r in results])[order] for k in _ROW_ARRAYS
     }
-    for k in _ROW_LISTS:
+    for k in _ROW_LISTS + type(results[0]).row_lists:
         flat = [x for r in results for x in getattr(r, k)]
         rows[k] = [flat[i] for i in order]
     p = len(results[0].param_names)

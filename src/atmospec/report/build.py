@@ -47,7 +47,20 @@ def _prediction_summary(df: Any) -> Any:
             f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
             for m, lo, hi in zip(df[f"{p}_median"], df[f"{p}_p16"], df[f"{p}_p84"], strict=True)
         ]
-    for c in ("ood_flag", "ood_score", "ood_reason", "chi2_red", "dof", "snr"):
+    for c in (
+        "ood_flag",
+        "ood_score",
+        "ood_reason",
+        "outside_grid",
+        "misfit_score",
+        "misfit_flag",
+        "grids_used",
+        "grids_disagree",
+        "teff_inflation",
+        "chi2_red",
+        "dof",
+        "snr",
+    ):
         if c in df.columns:
             view[c] = df[c]
     lit = [c for c in df.columns if c.startswith("lit_")]
@@ -81,7 +94,13 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "estimator's own uncertainty. <b>ood_flag</b> marks spectra unlike the synthetic "
         "spectra the model learned (ood_score &gt; 1; calibrated for &le; 5 % false alarms on "
         "in-grid synthetic spectra); <b>chi2_red</b> compares the grid model at the median "
-        "prediction with the data (flux scale solved, dof = pixels - parameters - 1).</p>"
+        "prediction with the data (flux scale solved, dof = pixels - parameters - 1). With "
+        "several grids (<code>--model default</code>): the percentiles are the combined "
+        "estimate of every grid that covers the object (the spread between grids included), "
+        "<b>outside_grid</b> marks objects outside the primary grid's parameters (the grids "
+        "that cover them answer), <b>misfit_flag</b> residuals beyond each covering grid's "
+        "learned model of mismatch; <b>teff_inflation</b> is the combined 68 % width over the "
+        "primary grid's own.</p>"
     )
     sections.append(("Run", intro))
     if df is None or df.empty:
@@ -107,6 +126,17 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
     return f"atmospec predict: {model}", sections
 
 
+def _grid_sentences(df: Any, i: int) -> str:
+    """What a multi-grid prediction says in words about row ``i``: coverage, disagreement."""
+    if "notes" not in df.columns or "grids_used" not in df.columns:
+        return ""
+    notes = df["notes"].iloc[i]
+    if not isinstance(notes, str):
+        return ""
+    keys = ("disagree", "outside the parameters", "no grid covers", "left out of the combination")
+    return " ".join(n.strip() + "." for n in notes.split(";") if any(k in n for k in keys))
+
+
 def _object_figures(d: Path, df: Any, max_objects: int) -> str:
     from atmospec.prediction.result import object_stem
 
@@ -122,7 +152,7 @@ def _object_figures(d: Path, df: Any, max_objects: int) -> str:
         stem = object_stem(str(source), str(name))
         imgs = []
         for suffix, cap in (
-            ("_fit.png", "data over the grid model at the prediction"),
+            ("_fit.png", "data over the grid model(s); residual with the model-error band"),
             ("_corner.png", "predictive samples"),
         ):
             path = d / "objects" / f"{stem}{suffix}"
@@ -137,9 +167,11 @@ def _object_figures(d: Path, df: Any, max_objects: int) -> str:
                 if flag and isinstance(reason, str)
                 else ""
             )
+            said = _grid_sentences(df, i)
             blocks.append(
                 f'<h3>{esc(name)} <span class="note">{esc(source)}</span>{badge}{why}</h3>'
-                f'<div class="figs">{"".join(imgs)}</div>'
+                + (f'<p class="note">{esc(said)}</p>' if said else "")
+                + f'<div class="figs">{"".join(imgs)}</div>'
             )
     return "\n".join(blocks)
 

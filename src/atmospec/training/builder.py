@@ -180,6 +180,8 @@ def build_training_set(
     seed: int = 0,
     batch_size: int = 1024,
     quiet: bool = False,
+    discrepancy: Any = None,
+    discrepancy_amplitude: float = 1.0,
 ) -> TrainingSet:
     """Build a training set from a model grid and stream it to an HDF5 file.
 
@@ -219,6 +221,11 @@ def build_training_set(
         seed: random seed.
         batch_size: spectra processed and written per step.
         quiet: no progress bar.
+        discrepancy: a model-discrepancy model (:mod:`atmospec.discrepancy`; a name such as
+            ``"dback24-spex"`` or an object): each spectrum gets one realisation of the
+            grid's learned model error before noise is drawn (see
+            :mod:`atmospec.training.discrepancy_augment`); None: off.
+        discrepancy_amplitude: scale of those realisations (1: as learned).
 
     Returns:
         The :class:`TrainingSet` opened on ``path``.
@@ -266,6 +273,11 @@ def build_training_set(
     if amp.any() and off_node_fraction > 0:
         interp = _interpolation_residuals(grid, lattice, win), amp
     tmask = telluric_mask(wave)
+    disc = None
+    if discrepancy is not None:
+        from .discrepancy_augment import resolve_discrepancy
+
+        disc = (resolve_discrepancy(discrepancy), float(discrepancy_amplitude), lattice.col["teff"])
     pix_factor = np.ones(wave.size)
     if snr_reference_dlnw is not None:
         dlnw = np.gradient(np.log(wave))
@@ -287,6 +299,7 @@ def build_training_set(
         "seed": seed,
         "n_nodes_allowed": int(allowed.size),
         "axis": axis if isinstance(axis, str) else "custom",
+        "discrepancy": _discrepancy_record(disc),
     }
     bar = None
     if not quiet:
@@ -331,6 +344,7 @@ def build_training_set(
                 pix_factor,
                 lattice,
                 interp,
+                disc,
             )
             d_flux[sl], d_sig[sl], d_snr[sl], d_clean[sl] = f, s, snr_b, c
             if bar is not None:
@@ -359,6 +373,7 @@ def _make_batch(
     pix_factor: NDArray[np.float64],
     lattice: Lattice,
     interp: tuple[NDArray[np.float32], NDArray[np.float64]] | None,
+    disc: tuple[Any, float, int] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     from atmospec.transforms import resample
 
@@ -410,6 +425,13 @@ def _make_batch(
         amp = rng.uniform(-sys_cfg.telluric_amplitude, sys_cfg.telluric_amplitude, (n, 3))
         amp *= (rng.uniform(size=n) < prob)[:, None]
         flux = apply_telluric_residuals(wave, flux, amp)
+    if disc is not None:
+        from .discrepancy_augment import discrepancy_realisations
+
+        model, amplitude, teff_col = disc
+        drng = np.random.default_rng([seed, 1, sl.start, 4])
+        teff = plan.values[sl][:, teff_col]
+        flux = flux + discrepancy_realisations(model, wave, flux, teff, drng, amplitude)
     ref = np.median(flux[:, snr_win], axis=1, keepdims=True)
     scale = np.exp(nrng.uniform(np.log(flux_scale[0]), np.log(flux_scale[1]), (n, 1)))
     flux = flux / ref * scale
@@ -428,6 +450,12 @@ def _make_batch(
         flux[np.ix_(hit, tmask)] = np.nan
         sigma[np.ix_(hit, tmask)] = np.inf
     return noisy, sigma, snr_b, flux
+
+
+def _discrepancy_record(disc: tuple[Any, float, int] | None) -> dict[str, Any] | None:
+    from .discrepancy_augment import describe
+
+    return None if disc is None else describe(disc[0], disc[1])
 
 
 class TrainingSet:

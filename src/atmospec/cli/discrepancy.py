@@ -1,0 +1,89 @@
+"""``atmospec discrepancy``: learn and inspect model-discrepancy models from the SpeX library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+group = typer.Typer(help="Model discrepancy learned from real SpeX library spectra.")
+
+
+@group.command("fit")
+def fit_cmd(
+    grid: str = typer.Option(..., "--grid", help="Grid name: dback24, btsettl08, burrows06."),
+    out: Path = typer.Option(..., "--out", help="Folder for discrepancy.safetensors/.json."),
+    seed: int = typer.Option(0, help="Seed of the split of objects into fit / evaluation."),
+    snr_min: float = typer.Option(20.0, "--snr-min", help="Minimum median S/N of spectra."),
+    n_modes: int = typer.Option(6, "--modes", help="Correlated modes per Teff bin."),
+    n_iter: int = typer.Option(2, "--iter", help="Refits with the learned covariance."),
+    max_spectra: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--max-spectra", help="At most this many spectra per half (quick builds)."
+    ),
+    figure: bool = typer.Option(True, help="Also write discrepancy.png."),
+) -> None:
+    """Learn a grid's discrepancy model on half the library's objects, evaluate on the rest."""
+    import json
+
+    from atmospec._fileio import atomic_path, write_json
+    from atmospec.discrepancy.learn import fit_discrepancy
+
+    model, record = fit_discrepancy(
+        grid,
+        seed=seed,
+        snr_min=snr_min,
+        n_modes=n_modes,
+        n_iter=n_iter,
+        max_spectra=max_spectra,
+        quiet=False,
+    )
+    model.save(out)
+    write_json(out / "scores.json", record)
+    if figure:
+        from atmospec.discrepancy.figure import plot_discrepancy
+
+        with atomic_path(out / "discrepancy.png") as tmp:
+            plot_discrepancy(model).savefig(tmp, dpi=90, format="png")
+    typer.echo(json.dumps({"grid": grid, "out": str(out), **model.meta["evaluation"]}))
+
+
+@group.command("temperature")
+def temperature_cmd(
+    folder: Path = typer.Argument(..., help="A discrepancy model folder to recalibrate."),
+) -> None:
+    """Recompute a saved model's likelihood temperature from its fit half's repeat spectra."""
+    import json
+
+    from atmospec.discrepancy.learn import recalibrate_temperature
+
+    model = recalibrate_temperature(folder, quiet=False)
+    typer.echo(
+        json.dumps(
+            {
+                "grid": model.grid,
+                **model.meta["temperature_calibration"],
+                "eval_repeat_pull_std": model.meta["evaluation"]["repeat_pull_std"],
+            }
+        )
+    )
+
+
+@group.command("show")
+def show_cmd(
+    grid: str = typer.Argument(..., help="Grid name of a shipped model, or a model folder."),
+) -> None:
+    """Print a discrepancy model's record (split, calibration, evaluation)."""
+    import json
+
+    from atmospec.discrepancy import DiscrepancyModel, load_discrepancy
+
+    model = DiscrepancyModel.load(grid) if Path(grid).is_dir() else load_discrepancy(grid)
+    meta = {k: v for k, v in model.meta.items() if k != "split"}
+    typer.echo(json.dumps({**model.describe(), **meta}, indent=2, default=str))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="discrepancy")

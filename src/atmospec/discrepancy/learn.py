@@ -1,0 +1,499 @@
+"""Learning a grid's discrepancy model from real, unlabelled SpeX prism library spectra.
+
+Recipe (:func:`fit_discrepancy`):
+
+1. Select field dwarfs M7-T8 of the library (quality OK, median S/N >= 20, no known or
+   spectral binaries, no companions, gravity class field or unclassified) and split them by
+   *object* (SOURCE_KEY) into a fit half and an evaluation half with a seeded permutation.
+2. Fit every fit-half spectrum with the grid (all nodes, free flux scale); spectra whose best
+   Teff sits on the grid's Teff edge are outside the grid and left out.
+3. Collect the fractional residuals ``(d - m) / m'`` on a common wavelength axis (``m'`` the
+   model with a floor at 5 % of its median, see :class:`DiscrepancyModel`), group them in
+   Teff bins (fixed edges, merged until each holds 40 spectra) and estimate per bin the uncentred second moment
+   minus the photon-noise variance; its leading eigenvectors are the correlated modes and the
+   remaining diagonal the floor.
+4. Refit with the new covariance (the best node moves), re-estimate; repeat.
+5. Scale each bin so that the median chi-square per pixel of the fit half is 1, and set the
+   misfit threshold at the ``1 - false_alarm_rate`` quantile of the fit half's scores.
+6. Set the likelihood temperature from the fit half's repeat spectra
+   (:mod:`atmospec.discrepancy.temperature`).
+7. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from atmospec.discrepancy.likelihood import scan_nodes
+from atmospec.discrepancy.model import DiscrepancyModel
+from atmospec.discrepancy.temperature import LibraryFit, fit_temperature, grid_pull_std
+
+if TYPE_CHECKING:
+    from atmospec.grids import ModelGrid
+
+__all__ = [
+    "select_spectra",
+    "split_objects",
+    "fit_discrepancy",
+    "LibraryFit",
+    "fit_library",
+    "calibrate_temperature",
+    "recalibrate_temperature",
+]
+
+log = logging.getLogger(__name__)
+FloatArray = NDArray[np.float64]
+
+AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
+TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
+_MIN_PER_BIN = 40  # spectra per Teff bin (fewer bins when the grid covers fewer spectra)
+_CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
+
+
+def select_spectra(snr_min: float = 20.0, spt: str = "M7-T8") -> pd.DataFrame:
+    """Library spectra usable to learn model error: single field dwarfs of good quality.
+
+    Example:
+        >>> t = select_spectra()  # doctest: +SKIP
+        >>> len(t) > 900, bool((~t.companion).all())  # doctest: +SKIP
+        (True, True)
+    """
+    from atmospec import library
+
+    t = library.query(spt=spt, snr_min=snr_min, quality="OK", binary=False)
+    young = t["gravity_class"].astype("string").str.upper().isin(["INT-G", "VL-G"])
+    t = t[~t["companion"] & ~young.fillna(False).astype(bool)]
+    return t.reset_index(drop=True)
+
+
+def split_objects(source_keys: Any, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split objects (not spectra) in two halves with a seeded permutation: (fit, evaluation).
+
+    Example:
+        >>> a, b = split_objects([5, 1, 3, 3, 9], seed=0)
+        >>> sorted(a + b), len(a)
+        ([1, 3, 5, 9], 2)
+    """
+    keys = np.unique(np.asarray(source_keys, dtype=np.int64))
+    perm = np.random.default_rng(seed).permutation(keys.size)
+    half = keys.size // 2
+    return sorted(keys[perm[:half]].tolist()), sorted(keys[perm[half:]].tolist())
+
+
+class _Prepared:
+    """A library spectrum made ready against one grid (resampler cached)."""
+
+    def __init__(self, key: str, source_key: int, grid: ModelGrid) -> None:
+        from atmospec import library
+        from atmospec.fitting.data import prepare
+
+        spec = library.load(key)
+        self.key = key
+        self.source_key = int(source_key)
+        self.data = prepare(spec, grid, wave_range=AXIS_RANGE)
+
+
+def fit_library(
+    prepared: _Prepared,
+    grid: ModelGrid,
+    grid_flux: FloatArray,
+    discrepancy: DiscrepancyModel | None,
+) -> LibraryFit:
+    """Fit one prepared spectrum with every grid node (with or without the discrepancy)."""
+    from atmospec.fitting.chi2 import chi2_with_scale
+    from atmospec.fitting.data import fitted_parameters
+
+    data = prepared.data
+    models = data.model(grid_flux)
+    teffs = grid.params["teff"].to_numpy(dtype=np.float64)
+    if discrepancy is None:
+        neg2, scale = chi2_with_scale(models, data.flux, data.uncertainty)
+    else:
+        chi2, logdet, scale = scan_nodes(
+            models, data.flux, data.uncertainty, teffs, discrepancy, data.wavelength
+        )
+        neg2 = chi2 + logdet
+    best = int(np.argmin(neg2))
+    row = grid.params.iloc[best]
+    return LibraryFit(
+        key=prepared.key,
+        source_key=prepared.source_key,
+        wavelength=data.wavelength,
+        flux=data.flux,
+        error=data.uncertainty,
+        model=scale[best] * models[best],
+        teff=float(teffs[best]),
+        best={p: float(row[p]) for p in grid.param_names},
+        neg2_loglike=neg2,
+        n_fitted=len(fitted_parameters(grid)) + 1,
+    )
+
+
+def _residual_rows(
+    fits: list[LibraryFit], axis: FloatArray, model: DiscrepancyModel
+) -> tuple[FloatArray, FloatArray]:
+    """Fractional residuals and fractional noise variances on ``axis`` (NaN where absent)."""
+    n = len(fits)
+    res = np.full((n, axis.size), np.nan)
+    var = np.full((n, axis.size), np.nan)
+    for i, f in enumerate(fits):
+        w, m = f.wavelength, model.reference(f.model)
+        r = np.clip((f.flux - f.model) / m, -_CLIP, _CLIP)
+        v = (f.error / m) ** 2
+        inside = (axis >= w[0]) & (axis <= w[-1])
+        res[i, inside] = np.interp(axis[inside], w, r)
+        var[i, inside] = np.interp(axis[inside], w, v)
+    return res, var
+
+
+def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray, FloatArray]:
+    """Floor (n_wave,) and modes (n_modes, n_wave) from fractional residual rows."""
+    have = np.isfinite(res)
+    r0 = np.where(have, res, 0.0)
+    cnt = have.T.astype(np.float64) @ have.astype(np.float64)
+    second = (r0.T @ r0) / np.maximum(cnt, 1.0)
+    noise = np.nanmedian(np.where(have, var, np.nan), axis=0)
+    noise = np.where(np.isfinite(noise), noise, 0.0)
+    frac = second - np.diag(noise)
+    sparse = np.diag(cnt) < 5
+    frac[sparse, :] = 0.0
+    frac[:, sparse] = 0.0
+    vals, vecs = np.linalg.eigh(0.5 * (frac + frac.T))
+    order = np.argsort(vals)[::-1][:n_modes]
+    vals = np.clip(vals[order], 0.0, None)
+    modes = (vecs[:, order] * np.sqrt(vals)[None, :]).T
+    floor2 = np.diag(frac) - np.sum(modes**2, axis=0)
+    floor2 = np.where(sparse, np.nan, floor2)
+    # pixels seen by too few spectra take their neighbours' floor
+    good = np.isfinite(floor2)
+    floor2 = np.interp(np.arange(floor2.size), np.flatnonzero(good), floor2[good])
+    floor = np.sqrt(np.clip(floor2, 0.005**2, None))
+    return floor, modes
+
+
+def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
+    """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
+
+    Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
+    the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
+    inside an L-dwarf bin. A bin with fewer than the minimum is merged with its neighbour.
+
+    Example:
+        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(10, 1500.0), np.full(60, 2000.0)],
+        ...            (1200.0, 1800.0)).tolist()
+        [1800.0]
+    """
+    edges = [float(e) for e in candidates]
+    while edges:
+        counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
+        worst = int(np.argmin(counts))
+        if counts[worst] >= _MIN_PER_BIN:
+            break
+        # drop the edge between the smallest bin and its smaller neighbour
+        if worst == 0:
+            drop = 0
+        elif worst == len(edges):
+            drop = len(edges) - 1
+        else:
+            drop = worst - 1 if counts[worst - 1] <= counts[worst + 1] else worst
+        edges.pop(drop)
+    return np.asarray(edges, dtype=np.float64)
+
+
+def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
+    """Chi-square per pixel of each fit under noise + discrepancy."""
+    out = []
+    for f in fits:
+        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
+        out.append(cov.quad(f.flux - f.model) / f.flux.size)
+    return np.asarray(out)
+
+
+def _calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
+    """Factor on bin ``b``'s fractional covariance giving median chi2/pixel = 1 for its fits."""
+    from scipy.optimize import brentq
+
+    floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
+
+    def excess(log_a: float) -> float:
+        a = np.exp(log_a)
+        model.floor[b] = floor0 * np.sqrt(a)
+        model.modes[b] = modes0 * np.sqrt(a)
+        return float(np.median(_scores(fits, model))) - 1.0
+
+    lo, hi = -6.0, 6.0
+    if excess(lo) < 0 or excess(hi) > 0:
+        a = 1.0 if excess(lo) < 0 else float(np.exp(hi))
+    else:
+        a = float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
+    model.floor[b] = floor0 * np.sqrt(a)
+    model.modes[b] = modes0 * np.sqrt(a)
+    return a
+
+
+def fit_discrepancy(
+    grid_name: str,
+    *,
+    seed: int = 0,
+    snr_min: float = 20.0,
+    n_modes: int = 6,
+    n_iter: int = 2,
+    false_alarm_rate: float = 0.05,
+    max_spectra: int | None = None,
+    quiet: bool = True,
+) -> tuple[DiscrepancyModel, dict[str, Any]]:
+    """Learn the discrepancy model of a grid from the SpeX library (see the module doc).
+
+    Args:
+        grid_name: ``"dback24"``, ``"btsettl08"`` or ``"burrows06"`` (or a user grid at SpeX
+            prism resolution).
+        seed: seed of the object split.
+        snr_min: minimum median S/N of the spectra used.
+        n_modes: correlated residual modes per Teff bin.
+        n_iter: refits with the updated covariance after the first, plain fit.
+        false_alarm_rate: fraction of the fit half above the misfit threshold.
+        max_spectra: use at most this many spectra per half (quick builds and tests).
+        quiet: hide the progress bar.
+
+    Returns:
+        The model (with ``meta``: split, selection, calibration and evaluation) and a record of
+        the per-spectrum scores for figures.
+    """
+    from tqdm.auto import tqdm
+
+    from atmospec.grids import load_grid
+
+    grid = load_grid(grid_name)
+    table = select_spectra(snr_min)
+    fit_ids, eval_ids = split_objects(table["source_key"], seed)
+    halves = {
+        "fit": table[table["source_key"].isin(fit_ids)],
+        "eval": table[table["source_key"].isin(eval_ids)],
+    }
+    if max_spectra is not None:
+        halves = {k: v.head(max_spectra) for k, v in halves.items()}
+    grid_flux = grid.flux(slice(None))
+    t_axis = np.unique(grid.params["teff"].to_numpy(dtype=np.float64))
+    edge = (float(t_axis[0]), float(t_axis[-1]))
+    axis = grid.wavelength[(grid.wavelength >= AXIS_RANGE[0]) & (grid.wavelength <= AXIS_RANGE[1])]
+    prepared: dict[str, list[_Prepared]] = {}
+    skipped: dict[str, int] = {}
+    for half, rows in halves.items():
+        ok, bad = [], 0
+        for key, src in tqdm(
+            list(zip(rows["key"], rows["source_key"], strict=True)),
+            desc=f"loading {half} half",
+            disable=quiet,
+        ):
+            try:
+                ok.append(_Prepared(key, src, grid))
+            except Exception as err:  # noqa: BLE001 - a bad library file is counted, not fatal
+                log.warning("%s: skipped (%s)", key, err)
+                bad += 1
+        prepared[half] = ok
+        skipped[half] = bad
+
+    def run(half: str, model: DiscrepancyModel | None) -> tuple[list[LibraryFit], int]:
+        fits = [
+            fit_library(p, grid, grid_flux, model)
+            for p in tqdm(prepared[half], desc=f"fitting {half} half", disable=quiet)
+        ]
+        inside = [f for f in fits if edge[0] < f.teff < edge[1]]
+        return inside, len(fits) - len(inside)
+
+    fits, n_edge = run("fit", None)
+    if len(fits) < _MIN_PER_BIN:
+        raise ValueError(
+            f"{grid.name}: only {len(fits)} library spectra inside the grid; at least "
+            f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
+        )
+    edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
+    model: DiscrepancyModel | None = None
+    # the reference-flux rule of the model, before any model exists
+    ref = DiscrepancyModel(
+        axis, np.array([1.0]), np.zeros((1, axis.size)), np.zeros((1, 1, axis.size)), ""
+    )
+    factors: list[float] = []
+    for it in range(n_iter + 1):
+        if it > 0:
+            fits, n_edge = run("fit", model)
+        labels = np.searchsorted(edges, [f.teff for f in fits])
+        centres, floors, modes = [], [], []
+        for b in range(edges.size + 1):
+            members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
+            if len(members) < 2 * n_modes:
+                continue
+            res, var = _residual_rows(members, axis, ref)
+            fl, md = _moments(res, var, n_modes)
+            centres.append(float(np.median([f.teff for f in members])))
+            floors.append(fl)
+            modes.append(md)
+        order = np.argsort(centres)
+        centres_arr = np.array(centres)[order]
+        # equal medians (coarse grids) would break the interpolation: keep the first
+        keep = np.concatenate([[True], np.diff(centres_arr) > 0])
+        model = DiscrepancyModel(
+            wavelength=axis,
+            teff=centres_arr[keep],
+            floor=np.array(floors)[order][keep],
+            modes=np.array(modes)[order][keep],
+            grid=grid.name,
+        )
+        labels_c = [int(np.argmin(np.abs(model.teff - f.teff))) for f in fits]
+        factors = [
+            _calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
+            for b in range(model.teff.size)
+        ]
+        log.info("%s iteration %d: bins %s, factors %s", grid.name, it, model.teff, factors)
+    assert model is not None
+    fit_scores = _dof_scores(fits, model)
+    threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
+    model.misfit_threshold = threshold
+    model.false_alarm_rate = false_alarm_rate
+    temp = calibrate_temperature(model, grid, grid_flux, prepared["fit"])
+    ev, n_edge_eval = run("eval", model)
+    ev_scores = _dof_scores(ev, model)
+    plain = [fit_library(p, grid, grid_flux, None) for p in prepared["eval"]]
+    plain_red = [
+        float(np.sum(((f.flux - f.model) / f.error) ** 2) / (f.flux.size - f.n_fitted))
+        for f in plain
+    ]
+    split_record = {
+        "method": "seeded permutation of SOURCE_KEY (objects), first half fits",
+        "seed": seed,
+        "fit_objects": fit_ids,
+        "eval_objects_sha256": hashlib.sha256(",".join(map(str, eval_ids)).encode()).hexdigest(),
+        "n_fit_objects": len(fit_ids),
+        "n_eval_objects": len(eval_ids),
+    }
+    model.meta = {
+        "seed": seed,
+        "split": split_record,
+        "selection": {
+            "library": "SpeX prism library (splat 1.14)",
+            "spt": "M7-T8",
+            "snr_min": snr_min,
+            "quality": "OK",
+            "excluded": "known/spectral binaries, companions, INT-G and VL-G",
+            "wave_range_um": list(AXIS_RANGE),
+            "n_spectra_fit": len(fits),
+            "n_spectra_fit_on_teff_edge": n_edge,
+            "n_skipped_unreadable": skipped,
+        },
+        "recipe": {
+            "n_modes": n_modes,
+            "teff_edge_candidates": list(TEFF_EDGES),
+            "teff_edges": edges.tolist(),
+            "n_iter": n_iter,
+            "clip": _CLIP,
+            "reference_fraction": model.reference_fraction,
+            "bin_scale_factors": factors,
+        },
+        "calibration": {
+            "score": "chi2 / (n_pix - n_fitted) under noise + discrepancy at the best node",
+            "false_alarm_rate": false_alarm_rate,
+            "threshold": threshold,
+            "fit_median_score": float(np.median(fit_scores)),
+        },
+        "evaluation": {
+            "n_spectra": len(ev),
+            "n_on_teff_edge": n_edge_eval,
+            "whitened_variance_mean": float(np.mean(_scores(ev, model))),
+            "whitened_variance_median": float(np.median(_scores(ev, model))),
+            "false_alarm_rate": float(np.mean(ev_scores > threshold)),
+            "plain_chi2_red_median": float(np.median(plain_red)),
+            "repeat_pull_std": grid_pull_std(ev, grid, model.temperature),
+        },
+        "temperature_calibration": temp,
+    }
+    record = {
+        "fit_teff": [f.teff for f in fits],
+        "fit_scores": fit_scores.tolist(),
+        "eval_teff": [f.teff for f in ev],
+        "eval_scores": ev_scores.tolist(),
+    }
+    return model, record
+
+
+def calibrate_temperature(
+    model: DiscrepancyModel,
+    grid: ModelGrid,
+    grid_flux: FloatArray,
+    prepared: list[_Prepared],
+    *,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
+    from tqdm.auto import tqdm
+
+    counts: dict[int, int] = {}
+    for p in prepared:
+        counts[p.source_key] = counts.get(p.source_key, 0) + 1
+    repeats = [p for p in prepared if counts[p.source_key] >= 2]
+    model.temperature = 1.0
+    fits = [
+        fit_library(p, grid, grid_flux, model)
+        for p in tqdm(repeats, desc="fitting repeat spectra", disable=quiet)
+    ]
+    node_teff = grid.params["teff"].to_numpy(dtype=np.float64)
+    tau, n_obj = fit_temperature(fits, node_teff)
+    model.temperature = tau
+    return {
+        "method": "repeat spectra of fit-half objects: Teff pulls of unit rms",
+        "tau": tau,
+        "n_objects": n_obj,
+        "pull_std_at_tau_1": grid_pull_std(fits, grid, 1.0),
+    }
+
+
+def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyModel:
+    """Compute the temperature of a saved model again from its recorded fit half; save it.
+
+    Also records the repeat-pull spread on the evaluation half at that temperature.
+    """
+    from pathlib import Path
+
+    from atmospec.grids import load_grid
+
+    model = DiscrepancyModel.load(folder)
+    grid = load_grid(model.grid)
+    table = select_spectra(float(model.meta["selection"]["snr_min"]))
+    fit_ids = set(model.meta["split"]["fit_objects"])
+    grid_flux = grid.flux(slice(None))
+    halves = {}
+    for half, rows in (
+        ("fit", table[table["source_key"].isin(fit_ids)]),
+        ("eval", table[~table["source_key"].isin(fit_ids)]),
+    ):
+        counts = rows["source_key"].value_counts()
+        rows = rows[rows["source_key"].isin(counts[counts >= 2].index)]
+        halves[half] = [
+            _Prepared(k, s, grid) for k, s in zip(rows["key"], rows["source_key"], strict=True)
+        ]
+    temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
+    ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
+    model.meta["temperature_calibration"] = temp
+    model.meta.setdefault("evaluation", {})["repeat_pull_std"] = grid_pull_std(
+        ev, grid, model.temperature
+    )
+    model.meta.pop("path", None)
+    model.meta.pop("weights_sha256", None)
+    model.save(Path(folder))
+    return model
+
+
+def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
+    return np.asarray(
+        [
+            model.misfit(
+                f.flux, f.error, f.model, f.teff, wavelength=f.wavelength, n_fitted=f.n_fitted
+            ).score
+            for f in fits
+        ]
+    )

@@ -1,0 +1,183 @@
+"""Hooks that put a grid's discrepancy model into the classic fits (chi-square, nested)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.discrepancy.likelihood import node_samples, node_weights, scan_nodes
+from atmospec.discrepancy.model import DiscrepancyModel, LowRankCovariance
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from atmospec.fitting.data import FitData
+    from atmospec.grids import ModelGrid
+
+__all__ = [
+    "DiscrepancyOption",
+    "resolve_discrepancy",
+    "discrepancy_nodes",
+    "discrepancy_loglike",
+    "misfit_record",
+]
+
+log = logging.getLogger(__name__)
+FloatArray = NDArray[np.float64]
+DiscrepancyOption = DiscrepancyModel | Literal["auto"] | None
+
+
+def resolve_discrepancy(
+    option: DiscrepancyOption, grid: ModelGrid, data: FitData, notes: list[str]
+) -> DiscrepancyModel | None:
+    """The discrepancy model to use: ``"auto"`` = the shipped one of the grid, if any.
+
+    A model learned for another grid is refused (its modes describe that grid's errors).
+    """
+    from atmospec.errors import DataNotFoundError, IncompatibleModelError
+
+    if option is None:
+        return None
+    if isinstance(option, str):
+        if option != "auto":
+            raise ValueError(f"discrepancy={option!r}: expected 'auto', None or a model")
+        try:
+            model = _shipped(grid.name)
+        except DataNotFoundError:
+            notes.append(
+                f"no model-discrepancy model for {grid.name}: errors are photon noise only "
+                "(intervals ignore model error)"
+            )
+            return None
+    else:
+        model = option
+    if model.grid != grid.name:
+        raise IncompatibleModelError(
+            f"discrepancy model of grid {model.grid!r} cannot be used with grid {grid.name!r}"
+        )
+    lo, hi = float(model.wavelength[0]), float(model.wavelength[-1])
+    outside = (data.wavelength < lo - 0.02) | (data.wavelength > hi + 0.02)
+    if outside.any():
+        notes.append(
+            f"{int(outside.sum())} pixels lie outside the discrepancy model's {lo:.2f}-{hi:.2f} "
+            "um; they take its value at the nearest end"
+        )
+    notes.append(
+        f"model discrepancy {model.grid}/{model.instrument} v{model.version} added to the "
+        "covariance (fractional floor + correlated modes learned from real library spectra)"
+    )
+    return model
+
+
+_CACHE: dict[str, DiscrepancyModel] = {}
+
+
+def _shipped(grid: str) -> DiscrepancyModel:
+    """The shipped model of ``grid``, read (and checksum-verified) once per process."""
+    from atmospec.discrepancy.model import load_discrepancy
+
+    if grid not in _CACHE:
+        _CACHE[grid] = load_discrepancy(grid)
+    return _CACHE[grid]
+
+
+def discrepancy_nodes(
+    batches: Callable[[], Iterator[FloatArray]],
+    data: FitData,
+    sigma: FloatArray,
+    params: pd.DataFrame,
+    fitted: list[str],
+    model: DiscrepancyModel,
+    *,
+    seed: int = 0,
+    n_samples: int = 4000,
+) -> dict[str, Any]:
+    """Chi-square, log-determinant, scale and posterior weight of every node, and samples.
+
+    Returns a dict with arrays ``chi2`` (r^T C^-1 r), ``logdet``, ``scale``, ``neg2_loglike``,
+    ``weight`` (per node, grid order, from ``-2 log L / temperature``), ``best`` (index), ``samples`` (node posterior spread
+    over grid cells, see :func:`~atmospec.discrepancy.likelihood.node_samples`) and
+    ``misfit`` (the best node's score against the model's calibrated threshold).
+    """
+    teff = params["teff"].to_numpy(dtype=np.float64)
+    chi2, logdet, scale = [], [], []
+    start = 0
+    for m in batches():
+        c, ld, s = scan_nodes(
+            m, data.flux, sigma, teff[start : start + len(m)], model, data.wavelength
+        )
+        chi2.append(c)
+        logdet.append(ld)
+        scale.append(s)
+        start += len(m)
+    chi2_a, logdet_a, scale_a = map(np.concatenate, (chi2, logdet, scale))
+    neg2 = chi2_a + logdet_a
+    weight = node_weights(neg2 / model.temperature)
+    best = int(np.argmin(neg2))
+    samples = node_samples(params, weight, fitted, n=n_samples, seed=seed)
+    return {
+        "chi2": chi2_a,
+        "logdet": logdet_a,
+        "scale": scale_a,
+        "neg2_loglike": neg2,
+        "weight": weight,
+        "best": best,
+        "samples": samples,
+    }
+
+
+def misfit_record(
+    model: DiscrepancyModel,
+    data: FitData,
+    sigma: FloatArray,
+    best_model: FloatArray,
+    teff: float,
+    n_fitted: int,
+) -> dict[str, Any]:
+    """The misfit score of the best fit and the model's description, for results."""
+    mis = model.misfit(
+        data.flux, sigma, best_model, teff, wavelength=data.wavelength, n_fitted=n_fitted
+    )
+    return {
+        **model.describe(),
+        "misfit_score": mis.score,
+        "misfit_threshold": mis.threshold,
+        "misfit_false_alarm_rate": mis.false_alarm_rate,
+        "misfit_flagged": mis.flagged,
+    }
+
+
+def discrepancy_loglike(
+    model: DiscrepancyModel,
+    m: FloatArray,
+    data: FloatArray,
+    sigma: FloatArray,
+    teff: float,
+    wavelength: FloatArray,
+    log_s_max: float,
+) -> float:
+    """log L with the flux scale marginalised (uniform prior on [0, s_max]) under noise +
+    discrepancy, divided by the model's temperature (a power posterior, see
+    :mod:`atmospec.discrepancy.temperature`); the covariance is built at the generalised
+    least-squares scale."""
+    noise = sigma**2
+    s = float(m @ (data / noise)) / float(m @ (m / noise))
+    cov: LowRankCovariance | None = None
+    for _ in range(2):
+        cov = model.low_rank(s * m, teff, wavelength=wavelength, error=sigma)
+        cm = cov.solve(m)
+        s = float(cm @ data) / float(cm @ m)
+    assert cov is not None
+    a = float(m @ cov.solve(m))
+    r = data - s * m
+    loglike = (
+        -0.5 * cov.quad(r)
+        - 0.5 * cov.logdet()
+        - 0.5 * data.size * np.log(2 * np.pi)
+        + 0.5 * np.log(2 * np.pi / a)
+    )
+    return float(loglike / model.temperature - log_s_max)

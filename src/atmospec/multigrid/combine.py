@@ -1,0 +1,209 @@
+"""Several grids' answers for one object: which grids cover it, and one combined estimate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .estimate import COMMON_PARAMS, GridEstimate
+
+__all__ = ["Combined", "combine", "reference_teff"]
+
+FloatArray = NDArray[np.float64]
+
+TEFF_TOLERANCE = 50.0
+"""K: a grid covers an object whose reference Teff lies at most this far outside its range
+(half the 100 K node spacing of the shipped grids: the last node stands for that cell)."""
+
+
+@dataclass
+class Combined:
+    """The combined answer of several grids for one object.
+
+    Attributes:
+        samples: (draws, 3) mixture samples of ``teff, logg, mh`` with equal weight for every
+            grid that covers the object (its interval therefore includes the spread between
+            grids: the systematic uncertainty of the atmosphere models).
+        weights: grid -> weight in the mixture (0 for grids that do not cover the object).
+        covers: grid -> whether the grid's parameter range contains the object.
+        reference_teff: the Teff the coverage was decided at (median of the grids' answers
+            that do not press a bound).
+        misfit: the smallest misfit (in units of its threshold) among covering grids.
+        spread: per common parameter, max - min of the covering grids' medians.
+        disagree: True when covering grids' 68 % intervals of Teff or log g do not overlap.
+        notes: the sentences a user reads (coverage, disagreement).
+    """
+
+    samples: NDArray[np.float32]
+    weights: dict[str, float]
+    covers: dict[str, bool]
+    reference_teff: float
+    misfit: float
+    spread: dict[str, float]
+    disagree: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:
+    """The Teff the grids agree on: the median of the Teff medians of the answers whose Teff
+    does not press a bound of their range (of all answers when every one does).
+
+    Example:
+        >>> import numpy as np
+        >>> a = GridEstimate("a", "chi2", ("teff",), np.full((4, 1), 900.0, np.float32),
+        ...                  {"teff": (900.0, 2400.0)}, np.array([True]))
+        >>> b = GridEstimate("b", "chi2", ("teff",), np.full((4, 1), 800.0, np.float32),
+        ...                  {"teff": (500.0, 3500.0)}, np.array([False]))
+        >>> reference_teff({"a": a, "b": b})
+        800.0
+    """
+    free: list[float] = []
+    pressed: list[float] = []
+    for est in estimates.values():
+        if "teff" not in est.param_names:
+            continue
+        j = est.param_names.index("teff")
+        (pressed if est.at_bound[j] else free).append(est.median("teff"))
+    values = free or pressed
+    return float(np.median(values)) if values else float("nan")
+
+
+def _covers(est: GridEstimate, teff: float) -> bool:
+    lo, hi = est.bounds.get("teff", (-np.inf, np.inf))
+    if not np.isfinite(teff):
+        return True
+    return bool(lo - TEFF_TOLERANCE <= teff <= hi + TEFF_TOLERANCE)
+
+
+def _beyond(
+    grid: str,
+    answers: Mapping[str, GridEstimate],
+    others: Mapping[str, GridEstimate] | None = None,
+) -> bool:
+    """Whether ``grid``'s Teff answer presses an edge of its range while another grid's
+    answer (in ``others``, default ``answers``) lies beyond that edge: the object is outside
+    this grid whatever the median says."""
+    est = answers.get(grid)
+    if est is None or "teff" not in est.param_names:
+        return False
+    if not est.at_bound[est.param_names.index("teff")]:
+        return False
+    lo, hi = est.bounds["teff"]
+    t = est.median("teff")
+    upper = abs(t - hi) < abs(t - lo)
+    for g, other in (answers if others is None else others).items():
+        v = other.median("teff")
+        if g == grid or not np.isfinite(v):
+            continue
+        if (upper and v > hi + TEFF_TOLERANCE) or (not upper and v < lo - TEFF_TOLERANCE):
+            return True
+    return False
+
+
+def combine(
+    estimates: Mapping[str, GridEstimate],
+    *,
+    draws: int,
+    rng: np.random.Generator,
+    params: Sequence[str] = COMMON_PARAMS,
+    reference: Mapping[str, GridEstimate] | None = None,
+) -> Combined:
+    """Combine several grids' answers for one object.
+
+    A grid covers the object when the reference Teff (:func:`reference_teff` of
+    ``reference``, by default of ``estimates``; e.g. chi-square scans over each grid's whole
+    range, which press a bound only when the object lies beyond it) lies inside the Teff
+    range of its answer (within :data:`TEFF_TOLERANCE`), and its answer does not press the
+    edge of its range while another grid answers beyond that edge. Covering grids whose misfit exceeds the
+    threshold of their model of mismatch are left out when at least one covering grid fits
+    within it. The rest enter an equal-weight mixture (``draws`` samples, drawn from each
+    grid's samples without preferring any grid: the spread between grids is a systematic
+    uncertainty, not something the data decide). When no grid covers the object, every grid
+    enters and the notes say the answer is an extrapolation.
+
+    Example:
+        >>> import numpy as np
+        >>> mk = lambda t: GridEstimate("g", "chi2", ("teff", "logg", "mh"),
+        ...     np.tile(np.float32([t, 5.0, 0.0]), (100, 1)), {"teff": (500.0, 3000.0)},
+        ...     np.zeros(3, bool))
+        >>> c = combine({"a": mk(1500.0), "b": mk(1700.0)}, draws=1000,
+        ...             rng=np.random.default_rng(0))
+        >>> float(np.percentile(c.samples[:, 0], 2.5)), float(np.percentile(c.samples[:, 0], 97.5))
+        (1500.0, 1700.0)
+    """
+    names = list(estimates)
+    t_ref = reference_teff(estimates if reference is None else reference)
+    ref = estimates if reference is None else reference
+    covers = {
+        g: _covers(estimates[g], t_ref) and not (_beyond(g, ref) or _beyond(g, estimates, ref))
+        for g in names
+    }
+    notes: list[str] = []
+    use = [g for g in names if covers[g]]
+    if not use:
+        use = list(names)
+        notes.append(
+            f"no grid covers Teff ~ {t_ref:.0f} K: every grid's answer is an extrapolation"
+        )
+    fitting = [g for g in use if not (estimates[g].misfit > 1.0)]
+    if fitting and len(fitting) < len(use):
+        dropped = sorted(set(use) - set(fitting))
+        notes.append(
+            f"left out of the combination: {', '.join(dropped)} (residuals beyond its model of "
+            "mismatch while another grid fits)"
+        )
+        use = fitting
+    misfits = [estimates[g].misfit for g in use if np.isfinite(estimates[g].misfit)]
+    misfit = float(min(misfits)) if misfits else float("nan")
+    weights = {g: (1.0 / len(use) if g in use else 0.0) for g in names}
+    # Equal-weight mixture: each grid contributes draws / len(use) samples (rounded by lot).
+    which = rng.integers(0, len(use), draws)
+    out = np.full((draws, len(params)), np.nan, dtype=np.float32)
+    for k, g in enumerate(use):
+        rows = np.flatnonzero(which == k)
+        est = estimates[g]
+        pick = rng.integers(0, est.samples.shape[0], rows.size)
+        for j, p in enumerate(params):
+            col = est.column(p)
+            if col is not None:
+                out[rows, j] = col[pick]
+    # A parameter a grid lacks (none of the shipped ones) is filled from the others.
+    for j in range(len(params)):
+        bad = ~np.isfinite(out[:, j])
+        if bad.any() and (~bad).any():
+            out[bad, j] = rng.choice(out[~bad, j], bad.sum())
+    spread: dict[str, float] = {}
+    disagree = False
+    for p in params:
+        meds = [estimates[g].median(p) for g in use]
+        meds = [m for m in meds if np.isfinite(m)]
+        spread[p] = float(max(meds) - min(meds)) if len(meds) > 1 else 0.0
+        if p in ("teff", "logg") and len(use) > 1:
+            ivs = []
+            for g in use:
+                col = estimates[g].column(p)
+                if col is not None:
+                    ivs.append(np.percentile(col, [16, 84]))
+            if ivs and max(i[0] for i in ivs) > min(i[1] for i in ivs):
+                disagree = True
+    if disagree:
+        parts = []
+        for g in use:
+            parts.append(
+                f"{g} {estimates[g].median('teff'):.0f} K / log g {estimates[g].median('logg'):.2f}"
+            )
+        notes.append(
+            "the grids disagree beyond their own intervals ("
+            + "; ".join(parts)
+            + f"; Teff spread {spread['teff']:.0f} K): the combined interval includes that spread"
+        )
+    outside = [g for g in names if not covers[g]]
+    if outside and len(outside) < len(names):
+        notes.append(
+            f"Teff ~ {t_ref:.0f} K is outside the parameters of {', '.join(outside)}: answered by "
+            f"{', '.join(g for g in names if covers[g])}"
+        )
+    return Combined(out, weights, covers, t_ref, misfit, spread, disagree, notes)

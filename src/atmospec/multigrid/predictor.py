@@ -1,0 +1,379 @@
+"""Predict with every grid that covers an object, side by side and combined."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import AtmospecError, DataNotFoundError
+from atmospec.prediction.predictor import Predictor
+from atmospec.prediction.result import PredictionResult
+from atmospec.prediction.sampling import spectrum_seed
+from atmospec.prediction.sources import read_spectrum
+
+from .combine import Combined, combine
+from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
+from .result import MultiGridResult
+from .routes import DEFAULT_ROUTES, GridRoute, parse_routes
+
+if TYPE_CHECKING:
+    from atmospec.grids import ModelGrid
+    from atmospec.prediction.coverage import ModelInput
+    from atmospec.spectrum import Spectrum
+
+__all__ = ["GridRoute", "DEFAULT_ROUTES", "MultiGridPredictor", "MultiGridResult", "parse_routes"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+class MultiGridPredictor:
+    """Several grids asked about every spectrum, each reported and all combined.
+
+    The primary route (the first of ``routes``, by default the default NPE/CNN chain on
+    Sonora Diamondback) prepares and routes spectra exactly as
+    :class:`~atmospec.prediction.predictor.Predictor` does; every other grid answers through its
+    learned model or by chi-square over its nodes with its learned model-error covariance
+    (:mod:`atmospec.discrepancy`). :func:`~atmospec.multigrid.combine.combine` decides which
+    grids cover the object and mixes their answers. Two warnings come out, apart:
+    ``outside_grid`` (the object lies outside the primary grid's parameters; the grids that
+    cover it still answer) and ``misfit_flag`` (the residuals exceed what the model of
+    mismatch allows for every covering grid).
+
+    ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
+    ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
+
+    It has the interface :func:`~atmospec.prediction.batch.run_catalog` uses (``prepare``,
+    ``predict_inputs``, ``model_id``, ``grid``, ``policy``...).
+
+    Example:
+        >>> mp = MultiGridPredictor()  # doctest: +SKIP
+        >>> res = mp.predict(atmospec.library.load("10703_10070"))  # HD 3651B  # doctest: +SKIP
+        >>> res.table()["teff_median", "outside_grid", "grids_used"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[GridRoute | str] = DEFAULT_ROUTES,
+        *,
+        draws: int = 1000,
+        seed: int = 0,
+        ood: bool = True,
+        discrepancy: dict[str, Any] | None = None,
+        **predictor_kw: Any,
+    ) -> None:
+        from atmospec.grids import load_grid
+
+        self.routes = [r if isinstance(r, GridRoute) else GridRoute(r) for r in routes]
+        if not self.routes:
+            raise ValueError("give at least one grid")
+        names = [r.grid for r in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a grid is listed twice: {names}")
+        self.draws = int(draws)
+        self.seed = seed
+        first = self.routes[0]
+        if first.model is None:
+            raise ValueError(
+                f"the first grid ({first.grid}) is the primary one and needs a learned model "
+                "(NAME=MODEL, e.g. dback24=default)"
+            )
+        kw = dict(predictor_kw, draws=draws, seed=seed)
+        self.primary = Predictor(first.model, ood=ood, **kw)
+        self._kw = kw
+        self._fallback: Predictor | None = None
+        self.learned: dict[str, Predictor] = {}
+        for r in self.routes[1:]:
+            if r.model is not None:
+                self.learned[r.grid] = Predictor(r.model, ood=False, **kw)
+        self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
+        self.discrepancy: dict[str, Any] = {}
+        self.discrepancy_notes: dict[str, str] = {}
+        given = dict(discrepancy or {})
+        for r in self.routes:
+            self.discrepancy[r.grid] = (
+                given[r.grid] if r.grid in given else self._discrepancy(r.grid)
+            )
+        self.coverage = self.primary.coverage
+        self.policy = self.primary.policy
+        self.model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
+
+    def _discrepancy(self, grid: str) -> Any:
+        try:
+            from atmospec.discrepancy import load_discrepancy
+        except ImportError:  # pragma: no cover - the module ships with the package
+            self.discrepancy_notes[grid] = "no discrepancy module"
+            return None
+        try:
+            return load_discrepancy(grid)
+        except (DataNotFoundError, AtmospecError) as err:
+            self.discrepancy_notes[grid] = f"{grid}: no model-error covariance ({err})"
+            log.info("%s", self.discrepancy_notes[grid])
+            return None
+
+    @property
+    def grid(self) -> ModelGrid:
+        return self.grids[self.routes[0].grid]
+
+    @property
+    def max_masked_fraction(self) -> float:
+        return self.primary.max_masked_fraction
+
+    @property
+    def assume_snr(self) -> float | None:
+        return self.primary.assume_snr
+
+    @property
+    def precision(self) -> str:
+        return self.primary.precision
+
+    def prepare(self, spectrum: Spectrum) -> ModelInput:
+        """The spectrum on the primary model's axis (routing noted), as ``Predictor.prepare``.
+
+        With the default chain, a spectrum the NPE would serve goes to the CNN instead when
+        the primary grid's model error is not small against its noise
+        (:func:`model_error_ratio` above :data:`NPE_MODEL_ERROR_RATIO`): the NPE was trained
+        with photon noise only, the CNN with model-error realisations.
+        """
+        inp = self.primary.prepare(spectrum)
+        policy = self.primary.policy
+        disc = self.discrepancy.get(self.routes[0].grid)
+        if policy is None or disc is None or not inp.notes:
+            return inp
+        if not inp.notes[-1].startswith(f"served by {policy.primary} "):
+            return inp
+        member = self.primary.members[getattr(inp, "member", "")]
+        ratio = model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma)
+        if ratio <= NPE_MODEL_ERROR_RATIO:
+            inp.notes.append(
+                f"model error / noise = {ratio:.2f} <= {NPE_MODEL_ERROR_RATIO}: the NPE's "
+                "photon-noise posterior is not made narrow by model error"
+            )
+            return inp
+        if self._fallback is None:
+            from atmospec.models import DEFAULT_CHAIN
+
+            self._fallback = Predictor(DEFAULT_CHAIN[1], ood=False, **self._kw)
+        routed = self._fallback.prepare(spectrum)
+        routed.notes[:] = [
+            policy.fallback_note(
+                f"the learned model error of {self.routes[0].grid} is {ratio:.2f} x the noise "
+                f"(> {NPE_MODEL_ERROR_RATIO}); the NPE knows only photon noise, the CNN was "
+                "trained with model-error realisations"
+            )
+        ]
+        return routed
+
+    def predict(self, spectra: Any) -> MultiGridResult:
+        """Predict one spectrum or a list (Spectrum objects or file paths)."""
+        items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
+        inputs = [self.prepare(read_spectrum(s)) for s in items]
+        return self.predict_inputs(inputs)
+
+    def _learned_estimates(
+        self, grid: str, predictor: Predictor, inputs: list[ModelInput]
+    ) -> list[GridEstimate | None]:
+        out: list[GridEstimate | None] = [None] * len(inputs)
+        prepared, where = [], []
+        for i, inp in enumerate(inputs):
+            try:
+                assert inp.spectrum is not None
+                prepared.append(predictor.prepare(inp.spectrum))
+                where.append(i)
+            except AtmospecError as err:
+                log.info("%s: %s cannot take it (%s)", inp.source, grid, err)
+        if prepared:
+            res = predictor.predict_inputs(prepared)
+            for k, i in enumerate(where):
+                out[i] = _from_result(res, k, grid)
+        return out
+
+    def predict_inputs(self, inputs: list[ModelInput], **_: Any) -> MultiGridResult:
+        """Predict spectra prepared by :meth:`prepare` with every grid, and combine."""
+        t0 = time.perf_counter()
+        base = self.primary.predict_inputs(inputs)
+        learned: dict[str, list[GridEstimate | None]] = {
+            self.routes[0].grid: [
+                _from_result(base, i, self.routes[0].grid) for i in range(len(base))
+            ]
+        }
+        for g, pred in self.learned.items():
+            learned[g] = self._learned_estimates(g, pred, inputs)
+        estimates: list[dict[str, GridEstimate]] = []
+        combined: list[Combined] = []
+        notes = [list(n) for n in base.notes] if base.notes else [[] for _ in inputs]
+        for i, inp in enumerate(inputs):
+            rng = np.random.default_rng([*spectrum_seed(self.seed, inp.source), 7])
+            per: dict[str, GridEstimate] = {}
+            scans: dict[str, GridEstimate] = {}
+            for r in self.routes:
+                try:
+                    assert inp.spectrum is not None
+                    scan = chi2_estimate(
+                        inp.spectrum,
+                        self.grids[r.grid],
+                        draws=self.draws,
+                        rng=rng,
+                        discrepancy=self.discrepancy[r.grid],
+                    )
+                    # Where the object lies: the classic best fit over the grid's whole range
+                    # (fitted error floor); its edge pressing decides coverage.
+                    scans[r.grid] = (
+                        scan
+                        if self.discrepancy[r.grid] is None
+                        else chi2_estimate(
+                            inp.spectrum, self.grids[r.grid], draws=200, rng=rng, discrepancy=None
+                        )
+                    )
+                except AtmospecError as err:
+                    notes[i].append(f"{r.grid}: no answer ({err})")
+                    continue
+                own = learned.get(r.grid, [None] * len(inputs))[i]
+                if own is not None:
+                    # The learned model's samples; the node scan's misfit, model and band.
+                    scan = dataclasses.replace(
+                        own,
+                        misfit=scan.misfit,
+                        wavelength=scan.wavelength,
+                        flux=scan.flux,
+                        uncertainty=scan.uncertainty,
+                        model_flux=scan.model_flux,
+                        band=scan.band,
+                        notes=own.notes + scan.notes,
+                    )
+                elif r.model is not None and r.grid in self.learned:
+                    scan.notes.append(
+                        f"{r.grid}: its model could not take the spectrum; chi-square"
+                    )
+                per[r.grid] = scan
+                if self.discrepancy_notes.get(r.grid):
+                    notes[i].append(self.discrepancy_notes[r.grid])
+            if not per:
+                raise AtmospecError(f"{inp.source}: no grid could answer")
+            comb = combine(per, draws=self.draws, rng=rng, reference=scans)
+            notes[i].extend(comb.notes)
+            estimates.append(per)
+            combined.append(comb)
+        return self._result(base, estimates, combined, notes, t0)
+
+    def _result(
+        self,
+        base: PredictionResult,
+        estimates: list[dict[str, GridEstimate]],
+        combined: list[Combined],
+        notes: list[list[str]],
+        t0: float,
+    ) -> MultiGridResult:
+        n = len(combined)
+        p = len(COMMON_PARAMS)
+        samples = (
+            np.stack([c.samples for c in combined]).astype(np.float32)
+            if n
+            else np.zeros((0, self.draws, p), np.float32)
+        )
+        point = samples.mean(axis=1, dtype=np.float64) if n else np.zeros((0, p))
+        point_std = samples.std(axis=1, dtype=np.float64) if n else np.zeros((0, p))
+        at_bound = np.zeros((n, p), dtype=bool)
+        bounds: dict[str, tuple[float, float]] = {}
+        for q in COMMON_PARAMS:
+            los = [e.bounds[q][0] for per in estimates for e in per.values() if q in e.bounds]
+            his = [e.bounds[q][1] for per in estimates for e in per.values() if q in e.bounds]
+            if los:
+                bounds[q] = (float(min(los)), float(max(his)))
+        for i, (per, c) in enumerate(zip(estimates, combined, strict=True)):
+            used = [per[g] for g, w in c.weights.items() if w > 0]
+            for j, q in enumerate(COMMON_PARAMS):
+                flags = [e.at_bound[e.param_names.index(q)] for e in used if q in e.param_names]
+                at_bound[i, j] = bool(flags) and all(flags)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(PredictionResult)}
+        res = MultiGridResult(
+            **{
+                **fields,
+                "param_names": COMMON_PARAMS,
+                "samples": samples,
+                "point": point,
+                "point_std": point_std,
+                "at_bound": at_bound,
+                "bounds": bounds,
+                "notes": notes,
+                "intervals": (
+                    "percentiles of an equal-weight mixture of the answers of every grid that "
+                    "covers the object (each: " + base.intervals + "; chi-square grids: node "
+                    "posterior under noise plus the grid's model-error covariance)"
+                ),
+            },
+            routes=list(self.routes),
+            estimates=estimates,
+            combined=combined,
+        )
+        res.ood_flag = np.array(
+            [res.outside_grid(i) or res.misfit_flag(i) for i in range(n)], dtype=bool
+        )
+        res.ood_reason = [_reason(res, i) for i in range(n)]
+        res.model_id = self.model_id
+        res.wall_time_s = time.perf_counter() - t0
+        return res
+
+
+NPE_MODEL_ERROR_RATIO = 0.3
+"""The NPE (trained with photon noise only) serves a spectrum only when the primary grid's
+model-error standard deviation is at most this fraction of the noise (median over pixels):
+its variance then adds <= 9 % to the noise variance, its intervals <= 4.5 % too narrow."""
+
+
+def model_error_ratio(disc: Any, wavelength: Any, flux: Any, sigma: Any) -> float:
+    """Median over pixels of the model-error sd over the noise sd, at the Teff (of the
+    discrepancy model's bins) where the model error is largest (conservative: the Teff is not
+    known before the prediction).
+
+    Example:
+        >>> class Toy:
+        ...     teff = np.array([1000.0])
+        ...     def fractional(self, t, w):
+        ...         return np.full(np.size(w), 0.05**2), np.zeros((np.size(w), 0))
+        >>> model_error_ratio(Toy(), np.ones(3), np.ones(3), np.full(3, 0.1))
+        0.5
+    """
+    f = np.abs(np.asarray(flux, dtype=np.float64))
+    s = np.asarray(sigma, dtype=np.float64)
+    good = np.isfinite(s) & (s > 0) & np.isfinite(f)
+    worst = 0.0
+    for t in np.atleast_1d(getattr(disc, "teff", [1500.0])):
+        var, fac = disc.fractional(float(t), wavelength)
+        sd = np.sqrt(var + np.sum(fac**2, axis=1)) * f
+        worst = max(worst, float(np.median(sd[good] / s[good])))
+    return round(worst, 6)
+
+
+def _reason(res: MultiGridResult, i: int) -> str:
+    why = []
+    if res.outside_grid(i):
+        why.append(f"outside_grid:{res.primary}")
+    if res.misfit_flag(i):
+        why.append("misfit")
+    return ",".join(why)
+
+
+def _from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
+    """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`."""
+    from .estimate import _at_bound
+
+    samples = np.asarray(res.samples[k], dtype=np.float32)
+    names = tuple(res.param_names)
+    pressed = _at_bound(samples, names, dict(res.bounds), set())
+    return GridEstimate(
+        grid=grid,
+        route=res.row_model_id(k).split("-")[0],
+        param_names=tuple(res.param_names),
+        samples=np.asarray(res.samples[k], dtype=np.float32),
+        bounds=dict(res.bounds),
+        at_bound=np.asarray(res.at_bound[k], dtype=bool) | pressed,
+        notes=[],
+    )

@@ -1,0 +1,181 @@
+"""The result of a multi-grid prediction (combined and per-grid answers) and its figure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from atmospec.prediction.result import PredictionResult
+
+from .combine import Combined
+from .estimate import COMMON_PARAMS, GridEstimate
+from .routes import GridRoute
+
+if TYPE_CHECKING:
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+__all__ = ["MultiGridResult", "plot_grids"]
+
+
+@dataclass
+class MultiGridResult(PredictionResult):
+    """A :class:`~atmospec.prediction.result.PredictionResult` whose samples are the combined
+    estimate of several grids (``teff``, ``logg``, ``mh``), with every grid's own answer.
+
+    Attributes (beyond the base class):
+        routes: the grids asked, primary first.
+        estimates: per object, grid -> :class:`~atmospec.multigrid.estimate.GridEstimate`.
+        combined: per object, the :class:`~atmospec.multigrid.combine.Combined` record.
+    """
+
+    routes: list[GridRoute] = field(default_factory=list)
+    estimates: list[dict[str, GridEstimate]] = field(default_factory=list)
+    combined: list[Combined] = field(default_factory=list)
+
+    row_lists: ClassVar[tuple[str, ...]] = ("estimates", "combined")
+
+    @property
+    def primary(self) -> str:
+        return self.routes[0].grid if self.routes else ""
+
+    def outside_grid(self, i: int) -> bool:
+        """Whether object ``i`` lies outside the primary grid's parameters."""
+        return not self.combined[i].covers.get(self.primary, True)
+
+    def misfit_flag(self, i: int) -> bool:
+        """Whether the residuals exceed what the model of mismatch allows, for every grid
+        that covers object ``i`` (the smallest misfit is above its threshold)."""
+        return bool(self.combined[i].misfit > 1.0)
+
+    def inflation(self, i: int, name: str = "teff") -> float:
+        """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
+        the primary grid does not cover the object)."""
+        est = self.estimates[i].get(self.primary)
+        if est is None or self.outside_grid(i):
+            return float("nan")
+        col = est.column(name)
+        j = self.param_names.index(name)
+        if col is None:
+            return float("nan")
+        own = float(np.subtract(*np.percentile(col, [84, 16])))
+        comb = float(np.subtract(*np.percentile(self.samples[i][:, j], [84, 16])))
+        return comb / own if own > 0 else float("nan")
+
+    def table(self) -> Table:
+        """The base table (its percentiles are the combined estimate) plus, per grid,
+        ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
+        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``grids_used``,
+        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``."""
+        table = super().table()
+        n = len(self)
+        table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
+        table["misfit_score"] = [self.combined[i].misfit for i in range(n)]
+        table["misfit_flag"] = [self.misfit_flag(i) for i in range(n)]
+        table["grids_used"] = [
+            ";".join(g for g, w in self.combined[i].weights.items() if w > 0) for i in range(n)
+        ]
+        table["grids_disagree"] = [self.combined[i].disagree for i in range(n)]
+        table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
+        table["teff_inflation"] = [self.inflation(i, "teff") for i in range(n)]
+        table["logg_inflation"] = [self.inflation(i, "logg") for i in range(n)]
+        for route in self.routes:
+            g = route.grid
+            for p in COMMON_PARAMS:
+                for suffix, q in (("median", 50), ("p16", 16), ("p84", 84)):
+                    vals = []
+                    for i in range(n):
+                        est = self.estimates[i].get(g)
+                        col = None if est is None else est.column(p)
+                        vals.append(float("nan") if col is None else float(np.percentile(col, q)))
+                    table[f"{p}_{g}_{suffix}"] = vals
+            table[f"{g}_misfit"] = [
+                self.estimates[i][g].misfit if g in self.estimates[i] else float("nan")
+                for i in range(n)
+            ]
+            table[f"{g}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
+        table.meta["grids"] = [r.describe() for r in self.routes]
+        table.meta["combined"] = (
+            "percentiles of an equal-weight mixture of the answers of every grid that covers the "
+            "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
+            "residuals beyond each covering grid's learned model of mismatch"
+        )
+        return table
+
+    def plot(self, i: int = 0) -> Figure:
+        """Data over each grid's best model, and the residual with the model-error band."""
+
+        return plot_grids(self, i)
+
+
+def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
+    """Object ``i``: the data over each grid's best model (top), and each grid's fractional
+    residual ``(data - model) / model`` with its 1-sigma model-error band (shaded) and the
+    noise (grey) below. A residual inside its band is as large as the grid's learned model of
+    mismatch allows; the title gives the combined Teff and log g and the two warnings.
+
+    Example:
+        >>> fig = plot_grids(result, 0)  # doctest: +SKIP
+    """
+    from atmospec.plots import _figure
+
+    per = result.estimates[i]
+    comb = result.combined[i]
+    fig = _figure(figsize=(9, 6.5))
+    gs = fig.add_gridspec(2, 1, height_ratios=(2.2, 1.6), hspace=0.06)
+    ax = fig.add_subplot(gs[0])
+    axr = fig.add_subplot(gs[1], sharex=ax)
+    first = next((e for e in per.values() if e.wavelength is not None), None)
+    if first is not None:
+        w, f, u = first.wavelength, first.flux, first.uncertainty
+        assert w is not None and f is not None and u is not None
+        ax.plot(w, f, color="k", lw=1.0, label=result.names[i], drawstyle="steps-mid")
+        axr.fill_between(
+            w, -u / np.abs(f), u / np.abs(f), color="0.75", lw=0, step="mid", label="noise"
+        )
+    for k, (g, est) in enumerate(per.items()):
+        if est.wavelength is None or est.model_flux is None or est.flux is None:
+            continue
+        color = f"C{k}"
+        t = est.median("teff")
+        lg = est.median("logg")
+        used = "" if comb.weights.get(g, 0.0) > 0 else " (not used)"
+        mis = f", misfit {est.misfit:.2f}" if np.isfinite(est.misfit) else ""
+        ax.plot(
+            est.wavelength,
+            est.model_flux,
+            color=color,
+            lw=1.1,
+            label=f"{g}: {t:.0f} K, log g {lg:.2f}{mis}{used}",
+        )
+        m = np.where(np.abs(est.model_flux) > 0, est.model_flux, np.nan)
+        resid = (est.flux - est.model_flux) / m
+        if est.band is not None:
+            b = est.band / np.abs(m)
+            axr.fill_between(est.wavelength, -b, b, color=color, alpha=0.18, lw=0, step="mid")
+        axr.plot(est.wavelength, resid, color=color, lw=0.8, drawstyle="steps-mid")
+    ax.set_ylabel("normalised flux")
+    ax.legend(loc="best", fontsize=7)
+    ax.tick_params(labelbottom=False)
+    axr.axhline(0, color="k", lw=0.6)
+    axr.set_ylabel("(data - model) / model")
+    axr.set_xlabel("wavelength [µm]")
+    lim = 0.6
+    axr.set_ylim(-lim, lim)
+    j_t, j_g = result.param_names.index("teff"), result.param_names.index("logg")
+    q_t = np.percentile(result.samples[i][:, j_t], [16, 50, 84])
+    q_g = np.percentile(result.samples[i][:, j_g], [16, 50, 84])
+    flags = []
+    if result.outside_grid(i):
+        flags.append(f"outside {result.primary}")
+    if result.misfit_flag(i):
+        flags.append("misfit beyond the model of mismatch")
+    flag = f"  [{'; '.join(flags)}]" if flags else ""
+    ax.set_title(
+        f"{result.names[i]}: combined Teff {q_t[1]:.0f} [{q_t[0]:.0f}, {q_t[2]:.0f}] K, "
+        f"log g {q_g[1]:.2f} [{q_g[0]:.2f}, {q_g[2]:.2f}]{flag}",
+        fontsize=9,
+    )
+    return fig

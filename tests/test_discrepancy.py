@@ -1,0 +1,259 @@
+"""Model-discrepancy models: algebra, the shipped artefacts, and real held-out spectra."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atmospec.discrepancy import DiscrepancyModel, LowRankCovariance, load_discrepancy
+from atmospec.discrepancy.domain import edge_warnings
+from atmospec.discrepancy.likelihood import node_samples, node_weights, scan_nodes
+from atmospec.discrepancy.model import available_discrepancy
+from atmospec.errors import ChecksumError, DataNotFoundError, IncompatibleModelError
+
+
+def _toy(seed: int = 0) -> DiscrepancyModel:
+    rng = np.random.default_rng(seed)
+    w = np.linspace(1.0, 2.0, 40)
+    modes = 0.03 * rng.standard_normal((2, 3, 40))
+    return DiscrepancyModel(w, [1000.0, 2000.0], np.full((2, 40), 0.02), modes, grid="toy")
+
+
+def test_woodbury_solve_and_logdet_equal_the_dense_matrix() -> None:
+    rng = np.random.default_rng(1)
+    diag = rng.uniform(0.5, 2.0, 30)
+    fac = rng.standard_normal((30, 4))
+    cov = LowRankCovariance(diag, fac)
+    dense = np.diag(diag) + fac @ fac.T
+    b = rng.standard_normal(30)
+    np.testing.assert_allclose(cov.solve(b), np.linalg.solve(dense, b), rtol=1e-10)
+    assert cov.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], rel=1e-12)
+    w = cov.whiten(b)
+    assert float(w @ w) == pytest.approx(float(b @ np.linalg.solve(dense, b)), rel=1e-10)
+
+
+def test_covariance_interpolates_linearly_in_teff_between_bin_centres() -> None:
+    d = _toy()
+    m = np.linspace(1.0, 2.0, 40)
+    c1, c2 = d.covariance(m, 1000.0), d.covariance(m, 2000.0)
+    np.testing.assert_allclose(d.covariance(m, 1250.0), 0.75 * c1 + 0.25 * c2, atol=1e-14)
+    np.testing.assert_allclose(d.covariance(m, 500.0), c1)  # constant beyond the end bins
+    np.testing.assert_allclose(d.covariance(m, 3000.0), c2)
+
+
+def test_samples_have_the_model_covariance() -> None:
+    d = _toy()
+    m = np.linspace(1.0, 2.0, 40)
+    draws = d.sample(m, 1400.0, np.random.default_rng(2), 40_000)
+    emp = np.cov(draws.T)
+    cov = d.covariance(m, 1400.0)
+    # sampling error of a variance with 40,000 draws is sqrt(2/40000) = 0.7 %; allow 5 sigma
+    np.testing.assert_allclose(np.diag(emp), np.diag(cov), rtol=0.035)
+    assert abs(emp[3, 20] - cov[3, 20]) < 0.05 * np.sqrt(cov[3, 3] * cov[20, 20])
+
+
+def test_scan_nodes_equals_the_dense_gaussian_likelihood() -> None:
+    d = _toy()
+    rng = np.random.default_rng(3)
+    models = rng.uniform(0.5, 1.5, (5, 40))
+    teff = np.array([900.0, 1000.0, 1300.0, 1300.0, 2500.0])
+    sigma = np.full(40, 0.01)
+    data = 2.0 * models[2] + 0.01 * rng.standard_normal(40)
+    chi2, logdet, scale = scan_nodes(models, data, sigma, teff, d, d.wavelength)
+    for i in range(5):
+        cov = d.covariance(scale[i] * models[i], teff[i], error=sigma)
+        r = data - scale[i] * models[i]
+        assert chi2[i] == pytest.approx(r @ np.linalg.solve(cov, r), rel=1e-9)
+        assert logdet[i] == pytest.approx(np.linalg.slogdet(cov)[1], rel=1e-9)
+    assert int(np.argmin(chi2 + logdet)) == 2
+
+
+def test_node_samples_spread_over_the_cell_and_stop_at_the_grid_edge() -> None:
+    import pandas as pd
+
+    p = pd.DataFrame({"teff": [900.0, 1000.0, 1100.0]})
+    edge = node_samples(p, np.array([1.0, 0.0, 0.0]), ["teff"], n=2000)
+    assert edge.teff.min() >= 900.0 and edge.teff.max() <= 950.0
+    w = node_weights(np.array([0.0, 0.0, 1e6]))
+    np.testing.assert_allclose(w, [0.5, 0.5, 0.0])
+
+
+def test_edge_warning_names_the_parameter_and_the_bound() -> None:
+    draws = np.column_stack([np.full(200, 901.0), np.linspace(4.0, 5.0, 200)])
+    msg = edge_warnings(draws, ["teff", "logg"], {"teff": (900, 2400), "logg": (3.5, 5.5)})
+    assert len(msg) == 1 and "teff" in msg[0] and "lower edge" in msg[0] and "900" in msg[0]
+    fine = np.column_stack([np.linspace(1000, 1400, 200), np.linspace(4.0, 5.0, 200)])
+    assert edge_warnings(fine, ["teff", "logg"], {"teff": (900, 2400), "logg": (3.5, 5.5)}) == []
+
+
+# -- shipped artefacts --------------------------------------------------------------------
+
+
+def test_every_builtin_grid_ships_a_recorded_model() -> None:
+    assert {g for g, _ in available_discrepancy()} >= {"dback24", "btsettl08", "burrows06"}
+    for grid in ("dback24", "btsettl08", "burrows06"):
+        d = load_discrepancy(grid)
+        assert d.grid == grid and d.instrument == "spex-prism"
+        split = d.meta["split"]
+        assert split["seed"] == d.meta["seed"] and split["n_fit_objects"] > 200
+        assert len(split["fit_objects"]) == split["n_fit_objects"]
+        # the whole folder stays small
+        size = sum(f.stat().st_size for f in Path(d.meta["path"]).iterdir())
+        assert size < 1_500_000
+
+
+def test_unknown_grid_is_refused_with_the_list() -> None:
+    with pytest.raises(DataNotFoundError, match="dback24"):
+        load_discrepancy("no-such-grid")
+
+
+def test_save_load_round_trip_and_a_flipped_byte_is_refused(tmp_path: Path) -> None:
+    d = load_discrepancy("burrows06")
+    out = d.save(tmp_path / "m")
+    back = DiscrepancyModel.load(out)
+    np.testing.assert_allclose(back.floor, d.floor)
+    np.testing.assert_allclose(back.modes, d.modes)
+    assert back.misfit_threshold == d.misfit_threshold
+    assert back.meta["split"]["fit_objects"] == d.meta["split"]["fit_objects"]
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    blob = bytearray((bad / "discrepancy.safetensors").read_bytes())
+    blob[-5] ^= 0x01
+    (bad / "discrepancy.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(ChecksumError, match="sha256"):
+        DiscrepancyModel.load(bad)
+    record = json.loads((out / "discrepancy.json").read_text())
+    assert record["weights_sha256"] == back.meta["weights_sha256"]
+
+
+@pytest.mark.parametrize("grid", ["dback24", "btsettl08", "burrows06"])
+def test_covariance_is_positive_definite_on_grid_models(grid: str, splat_dir: Path) -> None:
+    from atmospec.grids import load_grid
+
+    g = load_grid(grid)
+    d = load_discrepancy(grid)
+    for teff in (float(g.axes["teff"][1]), 1500.0, float(g.axes["teff"][-2])):
+        row = int(np.argmin(np.abs(g.params["teff"].to_numpy() - teff)))
+        cov = d.covariance(g.flux(row), teff, wavelength=g.wavelength)
+        assert np.linalg.eigvalsh(cov).min() > 0
+
+
+def test_a_model_for_another_grid_is_refused(splat_dir: Path) -> None:
+    from atmospec import library
+    from atmospec.fitting.chi2 import fit_chi2
+    from atmospec.grids import load_grid
+
+    with pytest.raises(IncompatibleModelError, match="burrows06"):
+        fit_chi2(
+            library.load("10703_10070"),
+            load_grid("dback24"),
+            discrepancy=load_discrepancy("burrows06"),
+        )
+
+
+# -- real spectra ----------------------------------------------------------------------------
+
+
+def test_held_out_objects_have_unit_whitened_variance(splat_dir: Path) -> None:
+    """On library objects the model never saw, residuals whitened by noise + discrepancy have
+    a chi-square per pixel near 1 (the evaluation half gave a median of 1.06 over 504
+    spectra); with photon noise alone the same fits give chi2_red of 50-600."""
+    from atmospec import library
+    from atmospec.discrepancy.learn import select_spectra
+    from atmospec.fitting.chi2 import fit_chi2
+    from atmospec.grids import load_grid
+
+    d = load_discrepancy("dback24")
+    fit_objects = set(d.meta["split"]["fit_objects"])
+    t = select_spectra()
+    held = t[~t.source_key.isin(fit_objects) & t.snr.ge(50) & t.spt_num.between(20, 35)]
+    keys = held.sort_values("data_key")["key"].head(5).tolist()
+    assert not set(held.source_key) & fit_objects
+    grid = load_grid("dback24")
+    scores, plain = [], []
+    for key in keys:
+        res = fit_chi2(library.load(key), grid)
+        assert res.discrepancy is not None
+        scores.append(res.discrepancy["misfit_score"])
+        plain.append(res.chi2_red)
+    assert 0.6 < float(np.median(scores)) < 1.6
+    assert float(np.median(plain)) > 30.0
+    # the calibrated threshold flags none of these ordinary field dwarfs
+    assert max(scores) < d.misfit_threshold
+
+
+def test_discrepancy_widens_hd3651b_to_include_its_evolutionary_teff(splat_dir: Path) -> None:
+    """HD 3651B (T7.5; Teff 785 +- 12 K from its luminosity and the host's age): BT-Settl's
+    best node is 800 K with photon noise alone (a node posterior no wider than one 100 K
+    cell); with the discrepancy the 95 % interval is wider than a cell and contains 785 K."""
+    from atmospec import library
+    from atmospec.fitting.chi2 import fit_chi2
+    from atmospec.grids import load_grid
+
+    spec = library.load("10703_10070")
+    grid = load_grid("btsettl08")
+    plain = fit_chi2(spec, grid, discrepancy=None)
+    assert plain.samples is None and plain.discrepancy is None
+    res = fit_chi2(spec, grid)
+    q = res.summary()["teff"]
+    assert q["p2.5"] < 785.0 < q["p97.5"]
+    assert q["p97.5"] - q["p2.5"] > 100.0
+    assert res.to_dict()["discrepancy"]["grid"] == "btsettl08"
+    assert any("model discrepancy" in n for n in res.notes)
+
+
+def test_temperature_gives_repeat_pulls_of_unit_spread() -> None:
+    """Two 'spectra' per object whose node posteriors (parabolas in Teff, sd 20 K at tau 1)
+    sit 60-150 K apart: tau must widen them until the pulls have unit spread."""
+    from atmospec.discrepancy.learn import LibraryFit
+    from atmospec.discrepancy.temperature import fit_temperature, pull_rms, repeat_pulls
+
+    nodes = np.arange(900.0, 2401.0, 10.0)
+    rng = np.random.default_rng(4)
+    fits = []
+    for obj in range(30):
+        centre = rng.uniform(1200, 2000)
+        for sign in (-1, 1):
+            mu = centre + sign * rng.uniform(30, 75)
+            neg2 = ((nodes - mu) / 20.0) ** 2
+            fits.append(LibraryFit(str(obj), obj, nodes, nodes, nodes, nodes, mu, {}, neg2, 5))
+    assert pull_rms(repeat_pulls(fits, nodes, 1.0)) > 2.0
+    tau, n = fit_temperature(fits, nodes)
+    assert n == 30 and tau > 4.0
+    assert pull_rms(repeat_pulls(fits, nodes, tau)) == pytest.approx(1.0, abs=0.01)
+
+
+def test_shipped_temperatures_are_recorded_and_at_least_one() -> None:
+    for grid in ("dback24", "btsettl08", "burrows06"):
+        d = load_discrepancy(grid)
+        assert d.temperature >= 1.0
+        assert d.meta["temperature_calibration"]["tau"] == d.temperature
+        assert d.meta["temperature_calibration"]["n_objects"] >= 20
+
+
+def test_posterior_sample_warns_and_refuses_hd3651b(splat_dir: Path, tmp_path: Path) -> None:
+    """HD 3651B (785 K) lies below Diamondback's 900 K: the NPE's Teff piles at the edge.
+    `posterior sample` must say so, and refuse with --refuse-outside (exit 3, no samples)."""
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    path = str(library.spectrum_path("10703_10070"))
+    out = tmp_path / "post"
+    res = CliRunner().invoke(app, ["posterior", "sample", path, "--n", "500", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "lower edge" in res.output and "teff" in res.output
+    warn = json.loads(next(out.glob("*_warnings.json")).read_text())
+    assert any("outside the grid" in w for w in warn["warnings"])
+    refused = tmp_path / "refused"
+    res = CliRunner().invoke(
+        app,
+        ["posterior", "sample", path, "--n", "500", "--refuse-outside", "--out", str(refused)],
+    )
+    assert res.exit_code == 3
+    assert not list(refused.glob("*_samples.csv"))

@@ -1,0 +1,184 @@
+"""Several grids side by side: coverage, the combined estimate, chi-square node posteriors,
+and the model-error augmentation of training sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atmospec.multigrid import GridEstimate, combine
+from atmospec.multigrid.combine import reference_teff
+from atmospec.multigrid.predictor import parse_routes
+
+
+def _est(name, teff, logg=5.0, lo=500.0, hi=3500.0, spread=20.0, at_bound=False, misfit=0.5):
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    s = np.stack(
+        [
+            rng.normal(teff, spread, 4000),
+            rng.normal(logg, 0.05, 4000),
+            rng.normal(0.0, 0.05, 4000),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    return GridEstimate(
+        name,
+        "chi2",
+        ("teff", "logg", "mh"),
+        s,
+        {"teff": (lo, hi), "logg": (3.0, 5.5), "mh": (-0.5, 0.5)},
+        np.array([at_bound, False, False]),
+        misfit=misfit,
+    )
+
+
+def test_grid_below_its_range_is_left_out_and_named():
+    # An 800 K T dwarf: Diamondback (900-2400 K) presses its lower bound; two grids that reach
+    # 500-700 K agree on ~800 K. The combined answer comes from those two, with a note.
+    ests = {
+        "dback24": _est("dback24", 900.0, lo=900.0, hi=2400.0, spread=3.0, at_bound=True),
+        "btsettl08": _est("btsettl08", 790.0, lo=500.0, hi=3500.0),
+        "burrows06": _est("burrows06", 810.0, lo=700.0, hi=2000.0),
+    }
+    assert reference_teff(ests) == pytest.approx(800.0, abs=15)
+    c = combine(ests, draws=4000, rng=np.random.default_rng(1))
+    assert c.covers == {"dback24": False, "btsettl08": True, "burrows06": True}
+    assert c.weights["dback24"] == 0.0
+    med = float(np.median(c.samples[:, 0]))
+    assert 790 <= med <= 810
+    assert any("outside the parameters of dback24" in n for n in c.notes)
+
+
+def test_combined_interval_contains_the_spread_between_grids():
+    # Two grids 300 K apart, each +-20 K: the combined 95 % interval must span both answers,
+    # and the disagreement (intervals do not overlap) must be said in words.
+    ests = {"a": _est("a", 1500.0), "b": _est("b", 1800.0)}
+    c = combine(ests, draws=8000, rng=np.random.default_rng(2))
+    lo, hi = np.percentile(c.samples[:, 0], [2.5, 97.5])
+    assert lo < 1500 and hi > 1800
+    assert c.disagree and c.spread["teff"] == pytest.approx(300, abs=10)
+    assert any("disagree" in n for n in c.notes)
+    # Each grid contributes half the samples (equal weights).
+    assert np.mean(c.samples[:, 0] > 1650) == pytest.approx(0.5, abs=0.03)
+
+
+def test_grid_beyond_its_misfit_threshold_is_dropped_when_another_fits():
+    ests = {"a": _est("a", 1500.0, misfit=0.8), "b": _est("b", 1700.0, misfit=3.0)}
+    c = combine(ests, draws=2000, rng=np.random.default_rng(3))
+    assert c.weights == {"a": 1.0, "b": 0.0}
+    assert c.misfit == pytest.approx(0.8)
+    # When every covering grid misfits, all stay in and the smallest misfit is reported (> 1).
+    ests = {"a": _est("a", 1500.0, misfit=2.0), "b": _est("b", 1700.0, misfit=3.0)}
+    c = combine(ests, draws=2000, rng=np.random.default_rng(3))
+    assert c.weights == {"a": 0.5, "b": 0.5} and c.misfit == pytest.approx(2.0)
+
+
+def test_parse_routes():
+    r = parse_routes("dback24=default, btsettl08")
+    assert [(x.grid, x.model) for x in r] == [("dback24", "default"), ("btsettl08", None)]
+    assert parse_routes(None)[0].grid == "dback24"
+
+
+def test_chi2_node_posterior_recovers_a_grid_node(splat_dir):
+    # A BT-Settl node spectrum with 1 % noise: the node posterior must sit in that node's cell.
+    from atmospec.grids import load_grid
+    from atmospec.multigrid import chi2_estimate
+    from atmospec.spectrum import Spectrum
+
+    grid = load_grid("btsettl08")
+    params = grid.params
+    row = int(np.flatnonzero((params.teff == 1500) & (params.logg == 5.0) & (params.mh == 0))[0])
+    w = np.asarray(grid.wavelength)
+    keep = (w > 0.9) & (w < 2.45)
+    f = np.asarray(grid.flux(row))[keep]
+    rng = np.random.default_rng(0)
+    sig = 0.01 * np.median(f) * np.ones(f.size)
+    spec = Spectrum(w[keep], f + sig * rng.standard_normal(f.size), uncertainty=sig)
+    est = chi2_estimate(spec, grid, draws=2000, rng=rng)
+    t = est.column("teff")
+    assert t is not None and 1450 <= t.min() and t.max() <= 1550
+    assert est.median("logg") == pytest.approx(5.0, abs=0.25)
+
+
+class _ToyDiscrepancy:
+    """A 10 % white fractional model error (no correlated modes)."""
+
+    grid = "toy"
+
+    def fractional(self, teff, wavelength):
+        n = np.asarray(wavelength).size
+        return np.full(n, 0.1**2), np.zeros((n, 0))
+
+
+def test_training_set_carries_model_error_realisations(grid, tmp_path):
+    # Same seed with and without the augmentation: the noise-free fluxes differ by a factor
+    # whose relative scatter is the model's 10 % (after the per-spectrum normalisation).
+    from atmospec.training import build_training_set
+    from atmospec.training.systematics import Systematics
+
+    kw = dict(n_samples=64, seed=3, quiet=True, systematics=Systematics.none())
+    a = build_training_set(grid, tmp_path / "a.h5", **kw)
+    b = build_training_set(grid, tmp_path / "b.h5", discrepancy=_ToyDiscrepancy(), **kw)
+    assert a.config["discrepancy"] is None
+    assert b.config["discrepancy"] == {"grid": "toy", "amplitude": 1.0}
+    ratio = b.clean() / a.clean()
+    ratio /= np.median(ratio, axis=1, keepdims=True)
+    assert np.std(ratio - 1) == pytest.approx(0.1, rel=0.1)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.realdata
+def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_dir, tmp_path):
+    # HD 3651B (T7.5; 785 +- 12 K from its luminosity and the host's age, Sanghi et al. 2023)
+    # lies below Diamondback's 900 K floor: outside_grid is raised, and Burrows 2006 /
+    # BT-Settl (which reach 700 / 500 K) answer, not Diamondback's edge.
+    from atmospec import library
+    from atmospec.multigrid import MultiGridPredictor
+
+    mp = MultiGridPredictor(draws=300, ood=False)
+    res = mp.predict(library.load("10703_10070"))
+    row = res.table()[0]
+    assert row["outside_grid"]
+    assert row["dback24_weight"] == 0.0
+    assert row["burrows06_weight"] > 0 and row["btsettl08_weight"] > 0
+    assert 650 <= row["teff_median"] <= 880
+    assert "outside the parameters of dback24" in row["notes"]
+    # The per-object figure draws every grid's residual with its band.
+    fig = res.plot(0)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3
+    res.write(tmp_path / "out", plots=False)
+    assert (tmp_path / "out" / "predictions.ecsv").is_file()
+
+
+@pytest.mark.realdata
+def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp_path):
+    # `atmospec predict` with the default model: the batch engine serves the multi-grid
+    # predictor; HD 3651B (785 K, below Diamondback's 900 K) gets outside_grid and an answer
+    # from the grids that reach it; the figure is drawn for the first row only (--max-plots 1),
+    # with the grids of that row.
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    files = []
+    for key in ("10703_10070", "11250_11052"):  # HD 3651B (T7.5), GD 165B (L4)
+        path = tmp_path / f"{key}.ecsv"
+        library.load(key).write(path)
+        files.append(str(path))
+    out = tmp_path / "run"
+    args = ["predict", *files, "-o", str(out), "--draws", "200", "--max-plots", "1", "-q"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(out / "predictions.csv")
+    assert list(t["outside_grid"]) == [True, False]
+    assert t.loc[0, "dback24_weight"] == 0.0 and 650 <= t.loc[0, "teff_median"] <= 880
+    assert t.loc[1, "dback24_weight"] > 0 and 1500 <= t.loc[1, "teff_median"] <= 2200
+    assert {"teff_burrows06_median", "teff_btsettl08_median", "misfit_flag"} <= set(t.columns)
+    figs = sorted(p.name for p in (out / "objects").glob("*_fit.png"))
+    assert len(figs) == 1 and figs[0].startswith("HD_3651B")
+    # several grids run in this process: an explicit --grids list is refused on Dask
+    bad = CliRunner().invoke(app, [*args[:-1], "--grids", "dback24=default", "--workers", "1"])
+    words = " ".join(w for w in bad.output.split() if w != "│")  # the error box's text
+    assert bad.exit_code == 2 and "cannot run on Dask" in words
