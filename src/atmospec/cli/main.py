@@ -69,6 +69,10 @@ def main() -> None:
         app()
     except AtmospecError as err:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        # escaped: messages hold brackets (pip install 'atmospec[scale]', array shapes)
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(2) from None

@@ -533,7 +533,9 @@ def tune_cnn(
     The objective is the mean validation ROC-AUC over molecules (each trial trains with a
     wall-time budget). Returns the best parameters and value.
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     val = ts.subset(1)
     rng = np.random.default_rng(seed + 7)

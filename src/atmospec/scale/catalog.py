@@ -233,6 +233,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
+            from atmospec._optional import require
+
+            require("pyarrow", "scale")  # the engine pandas reads parquet with
             return pd.read_parquet(path)
         if name.endswith(".ecsv"):
             from astropy.table import Table

@@ -66,7 +66,10 @@ def dask_client(
         >>> with dask_client(workers=1) as client:  # doctest: +SKIP
         ...     client.ncores()
     """
-    from distributed import Client, LocalCluster
+    from atmospec._optional import require
+
+    dist = require("distributed", "scale")
+    Client, LocalCluster = dist.Client, dist.LocalCluster
 
     if scheduler:
         if Path(scheduler).is_file():
@@ -152,8 +155,9 @@ def _finished(path: Path, n_rows: int) -> bool:
     if not path.is_file():
         return False
     try:
-        import pyarrow.parquet as pq
+        from atmospec._optional import require
 
+        pq = require("pyarrow.parquet", "scale")
         return pq.read_metadata(path).num_rows == n_rows
     except (OSError, ValueError):
         return False
@@ -164,7 +168,9 @@ def _partition_job(
 ) -> dict[str, Any]:
     """Run ``task`` on one partition in a worker and write its rows atomically."""
     from atmospec._fileio import atomic_path
+    from atmospec._optional import require
 
+    require("pyarrow", "scale")  # the engine pandas writes parquet with
     path = _part_path(Path(out), part)
     if _finished(path, len(part)):  # another attempt finished it meanwhile
         return {"name": part.name, "rows": 0, "seconds": 0.0, "skipped": True}
@@ -290,7 +296,9 @@ def run_partitions(
                 except Exception as err:  # one bad partition must not stop the others
                     record(p.name, None, err, len(p))
         else:
-            from distributed import as_completed
+            from atmospec._optional import require
+
+            as_completed = require("distributed", "scale").as_completed
 
             run.workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             futures = {
@@ -326,6 +334,9 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
     """
     import pandas as pd
 
+    from atmospec._optional import require
+
+    require("pyarrow", "scale")  # the engine pandas reads parquet with
     files = sorted(Path(out).glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"{out}: no partition results (part-*.parquet)")

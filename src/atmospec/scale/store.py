@@ -104,7 +104,9 @@ class StoreWriter:
         overwrite: bool = False,
         attrs: dict[str, Any] | None = None,
     ) -> None:
-        import zarr
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
 
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -242,7 +244,9 @@ class SpectraStore:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        import zarr
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
 
         self.path = Path(path)
         if not self.path.is_dir():

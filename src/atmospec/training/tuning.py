@@ -100,7 +100,9 @@ def tune(
         callbacks: Optuna callbacks ``f(study, frozen_trial)`` called after each trial of
             this process (e.g. to record which trials it ran, or to stop the study).
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     from atmospec._fileio import provenance, write_json
 
