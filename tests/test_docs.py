@@ -19,6 +19,7 @@ Markers (HTML comments, invisible in the rendered page, visible in its source):
 from __future__ import annotations
 
 import doctest
+import glob
 import os
 import re
 import shlex
@@ -132,12 +133,39 @@ def _run_python(block: Block, namespace: dict, where: str) -> None:
             raise AssertionError(f"{where} (+{example.lineno}): expected {expected.group(1)}")
 
 
+def _run_cli(argv: list[str], where: str) -> None:
+    """``atmospec ARGV`` in this process (no interpreter start-up; models stay cached)."""
+    from atmospec.cli.main import main
+
+    saved = sys.argv
+    sys.argv = ["atmospec", *argv]
+    try:
+        main()
+    except SystemExit as stop:
+        code = stop.code
+    else:  # pragma: no cover - typer always exits
+        code = 0
+    finally:
+        sys.argv = saved
+    assert code in (0, None), f"{where}: `atmospec {shlex.join(argv)}` exited {code}"
+
+
 def _run_shell(block: Block, cwd: Path, bindir: Path, where: str) -> None:
+    """Each command of the block: plain ``atmospec ...`` calls in-process (globs expanded),
+    anything else (pipes, redirections, other programs) through ``sh``."""
     env = dict(os.environ)
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     env["MPLBACKEND"] = "Agg"
     for cmd in shell_commands(block):
+        argv = shlex.split(cmd, comments=True)
+        if argv[:1] == ["atmospec"] and not any(c in cmd.split("#")[0] for c in "|&;<>$`"):
+            args: list[str] = []
+            for arg in argv[1:]:
+                matches = sorted(glob.glob(arg)) if any(c in arg for c in "*?[") else []
+                args.extend(matches or [arg])
+            _run_cli(args, where)
+            continue
         proc = subprocess.run(
             cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=600
         )
