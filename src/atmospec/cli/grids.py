@@ -21,12 +21,11 @@ def _fmt_axis(values: list[float], labels: dict[str, str], limit: int = 8) -> st
 
 def grids_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar when converting."),
 ) -> None:
     """List the model grids: number of spectra, axes, ranges, regular/sparse, wavelengths."""
     from atmospec.grids import list_grids
 
-    rows = list_grids(quiet=quiet or as_json)
+    rows = list_grids()
     if as_json:
         typer.echo(json.dumps({"grids": rows}, indent=2))
         return

@@ -53,7 +53,14 @@ _register_all()
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show debug messages."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only warnings and errors; no progress bars."
+    ),
 ) -> None:
+    from atmospec._logging import configure
+
+    configure(verbose=verbose, quiet=quiet)
     if version:
         from atmospec import __version__
 
