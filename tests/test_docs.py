@@ -33,6 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
 SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
+PYTHON_LANGS = {"python", "py", "pycon"}
 SKIP = re.compile(r"<!--\s*skip-ci:(.*?)-->")
 NEEDS_SHARED = "<!-- needs-shared-data -->"
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning))\s*:")
@@ -105,7 +106,7 @@ def shell_commands(block: Block) -> list[str]:
 
 def runs(block: Block) -> bool:
     """Whether the harness executes this block (python, or a shell block calling atmospec)."""
-    if block.lang == "python":
+    if block.lang in PYTHON_LANGS:
         return True
     if block.lang in SHELL_LANGS:
         return any(shlex.split(c, comments=True)[:1] == ["atmospec"] for c in shell_commands(block))
@@ -205,7 +206,7 @@ def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch) -> None:
             if block.skip is not None or not runs(block):
                 continue
             where = f"{page.relative_to(ROOT)}:{block.line}"
-            if block.lang == "python":
+            if block.lang in PYTHON_LANGS:
                 _run_python(block, namespace, where)
             else:
                 _run_shell(block, work, bindir, where)
