@@ -185,6 +185,7 @@ def _atmospec_bin(tmp: Path) -> Path:
     return bindir
 
 
+@pytest.mark.slow  # seconds to a few minutes per page; CI runs it (make test selects all)
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch) -> None:
     text = page.read_text()
