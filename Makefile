@@ -28,6 +28,7 @@ demo: data
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
@@ -43,4 +44,4 @@ benchmarks-quick: data
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) site .pytest_cache dist
+	rm -rf $(VENV) site .pytest_cache .mypy_cache dist

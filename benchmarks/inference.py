@@ -38,7 +38,7 @@ import numpy as np
 
 def _load_model(name: str, grid: Any, tmp: Path, quick: bool) -> Any:
     from atmospec.errors import ModelFileError
-    from atmospec.inference.predict import resolve_model
+    from atmospec.prediction.members import resolve_model
 
     try:
         return resolve_model(name)[0]
@@ -61,7 +61,7 @@ def _held_out_nodes(est: Any, grid: Any) -> tuple[Any, str]:
     recipe = est.meta_.get("recipe") or {}
     if not recipe.get("split"):
         return None, "all grid nodes (the model records no split)"
-    from atmospec.training.recipe import recipe_split
+    from atmospec.learning.recipe import recipe_split
 
     split, _ = recipe_split(grid, recipe["split"], recipe.get("ranges"))
     return split.test, f"held-out test nodes ({split.description})"
@@ -94,11 +94,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # the Engine runs its own worker threads
+    from atmospec.fitting.nested import fit_nested
     from atmospec.grids import load_grid
-    from atmospec.inference.engine import Engine
-    from atmospec.inference.nested import fit_nested
-    from atmospec.inference.ood import calibrate_ood, grid_model_on_axis
-    from atmospec.inference.predict import Predictor, monte_carlo
+    from atmospec.prediction.engine import Engine
+    from atmospec.prediction.ood import calibrate_ood, grid_model_on_axis
+    from atmospec.prediction.predictor import Predictor
+    from atmospec.prediction.sampling import monte_carlo
     from atmospec.spectrum import Spectrum
     from atmospec.training.builder import build_training_set
     from atmospec.training.systematics import Systematics

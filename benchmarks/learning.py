@@ -55,9 +55,9 @@ def main() -> None:
 
     from atmospec.estimators import TelescopeCNN
     from atmospec.grids import load_grid
+    from atmospec.learning.evaluation import evaluate
+    from atmospec.learning.recipe import load_recipe, make_estimator
     from atmospec.training.builder import build_training_set, target_axis
-    from atmospec.training.evaluation import evaluate
-    from atmospec.training.recipe import load_recipe, make_estimator
     from atmospec.training.splits import grid_aware_split
 
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "configs" / "dback24_spex.toml")

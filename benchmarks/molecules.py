@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         train_baseline,
         train_cnn,
     )
-    from atmospec.molecules.dataset import TrainingSet, build_simulator, generate
+    from atmospec.molecules.dataset import MoleculeTrainingSet, build_simulator, generate
     from atmospec.molecules.io import read_transmission
 
     console = Console(stderr=True, quiet=args.quiet)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         fractions=(0.0, 0.0, 1.0),
     )
     if args.train_set is not None and args.train_set.is_file():
-        train = TrainingSet.load(args.train_set)
+        train = MoleculeTrainingSet.load(args.train_set)
     else:
         train = generate(n_train, binning, simulator=sim, seed=2000 + args.seed, quiet=args.quiet)
         if args.train_set is not None:

@@ -13,7 +13,7 @@ Prints a table and, as the very last line, one JSON object:
   the dback24 box, S/N drawn over the model's training range);
 - median_jsd_bits: median over parameter x spectrum of the Jensen-Shannon divergence (bits)
   between the NPE's 1-D marginals and dynesty nested sampling's on the same spectrum,
-  interpolated grid, noise and priors (atmospec.inference.fit_nested);
+  interpolated grid, noise and priors (atmospec.fitting.fit_nested);
 - posterior_ms: wall time of one 10,000-sample NPE posterior (best of 9 repeats with 1 and
   with 2 torch threads);
 - nested_seconds: median wall time of one nested-sampling posterior.
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from atmospec.models import load_model
     from atmospec.posteriors.compare import compare
-    from atmospec.posteriors.npe import load_npe
     from atmospec.posteriors.pipeline import _simulator, calibrate_model, test_split, train_npe
 
     torch.set_num_threads(args.threads)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         folder = Path(tempfile.mkdtemp(prefix="npe_bench_"))
         est, _ = train_npe(args.config, folder, quiet=args.quiet, calibrate=False)
     else:
-        est = load_npe(args.model)
+        est = load_model(args.model, kind="npe")
 
     # 1. calibration on the held-out simulation split
     rep = calibrate_model(est, n_tests=n_tests, n_samples=n_samples, seed=args.seed)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 2. speed of one 10,000-sample posterior (best of 9; first call warms up)
     from atmospec.posteriors.pipeline import NPEConfig
 
-    cfg_dict = est.meta.get("config", {})
+    cfg_dict = est.meta_.get("config", {})
     cfg = NPEConfig(**{k: v for k, v in cfg_dict.items() if k in NPEConfig.__dataclass_fields__})
     cfg.wave_range = tuple(cfg.wave_range)  # type: ignore[assignment]
     sim = _simulator(cfg)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     spectra = [sim.spectrum(noisy[i], sigma[i], name=f"test{i:03d}") for i in range(n_compare)]
     refs = _load_cache(args.nested_cache, n_compare, nlive, args.seed)
     if refs is None and args.nested_cache is not None:
-        refs = _nested_all(spectra, sim.grid.name, list(est.param_names), nlive, args)
+        refs = _nested_all(spectra, sim.grid.name, list(est.param_names_), nlive, args)
         _save_cache(args.nested_cache, refs, nlive, args.seed)
     table, summary = compare(
         est,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": str(args.model),
         "snr_range": list(est.noise.snr_range),
     }
-    _print_table(result, details, table, list(est.param_names))
+    _print_table(result, details, table, list(est.param_names_))
     if args.out is not None:
         from atmospec._fileio import write_json
 

@@ -31,7 +31,7 @@ from typing import Any
 def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
     """The model to benchmark: ``name`` if it resolves, else a small MLP trained here."""
     from atmospec.errors import AtmospecError
-    from atmospec.inference.predict import resolve_model
+    from atmospec.prediction.members import resolve_model
 
     try:
         est, mid = resolve_model(name)
@@ -86,8 +86,8 @@ def main() -> None:
     import pandas as pd
     from distributed import Client, LocalCluster
 
-    from atmospec.inference.predict import resolve_model
     from atmospec.library import catalogue
+    from atmospec.prediction.members import resolve_model
     from atmospec.scale.distributed import predict_catalog, read_results
     from atmospec.scale.store import store_from_library
 
@@ -106,7 +106,16 @@ def main() -> None:
     if not store_path.exists():
         store_from_library(store_path, est.wavelength_, keys=keys, quiet=args.quiet)
     prep_s = time.perf_counter() - t0
-    common = {"draws": args.draws, "partition_size": part, "ood": ood, "quiet": args.quiet}
+    # As before the batch engines were one: no figures, the mask coverage policy, one engine
+    # thread per process (the single-process reference computes like a worker).
+    common = {
+        "draws": args.draws,
+        "partition_size": part,
+        "ood": ood,
+        "coverage": "mask",
+        "threads": 1,
+        "plots": False,
+    }
 
     def timed(out: Path, **kw: Any) -> tuple[Any, float]:
         """A first pass (cold: start-up, model loading, first-call compilation and

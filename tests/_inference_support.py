@@ -19,7 +19,7 @@ def train_tiny(tmp: Path) -> dict[str, Any]:
     import torch
 
     from atmospec.estimators.base import load_estimator
-    from atmospec.inference.ood import OODDetector
+    from atmospec.prediction.ood import OODDetector
 
     if (tmp / "done").exists():
         from atmospec.grids import load_grid
@@ -32,7 +32,7 @@ def train_tiny(tmp: Path) -> dict[str, Any]:
 
     from atmospec.estimators.mlp import SpectrumMLP
     from atmospec.grids import load_grid
-    from atmospec.inference.ood import calibrate_ood
+    from atmospec.prediction.ood import calibrate_ood
     from atmospec.training.builder import build_training_set
 
     torch.set_num_threads(1)

@@ -33,68 +33,90 @@ def folder(tiny: dict[str, Any], tmp_path: Path) -> Path:
 
 
 def _predictor(tiny: dict[str, Any]) -> Any:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=200)
 
 
+def _run(tiny: dict[str, Any], cat: Any, out: Path, predictor: Any = None, **kw: Any) -> Any:
+    from atmospec.prediction.batch import BatchOptions, run_catalog
+
+    return run_catalog(cat, predictor or _predictor(tiny), out, BatchOptions(**kw))
+
+
 def test_folder_batch_with_failure(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
-    from atmospec.inference.batch import folder_sources, run_batch
+    from atmospec.prediction.sources import Catalog
 
     out = tmp_path / "run"
-    summary = run_batch(
-        folder_sources(folder), out, _predictor(tiny), chunk=3, quiet=True, max_plots=2
-    )
-    assert (summary.n_predicted, summary.n_failed) == (8, 1)
+    run = _run(tiny, Catalog.from_folder(folder), out, partition_size=3, max_plots=3)
+    assert run.complete and (run.n_predicted, run.n_unusable) == (8, 1)
     rows = pd.read_csv(out / "predictions.csv")
     assert len(rows) == 8 and rows["source"].is_unique
     fails = pd.read_csv(out / "failures.csv")
     assert fails["source"].str.endswith("broken.csv").all() and "broken.csv" in fails["error"][0]
-    # max_plots=2: figures only for the first chunk (broken.csv, s0, s1 by name): 2 objects
+    # max_plots=3: figures for the first 3 rows of the folder (broken.csv, s0, s1 by name):
+    # two objects, broken.csv has none
     assert len(list((out / "objects").glob("*_corner.png"))) == 2
     # Teff of the synthetic spectra rises by 175 K per file: the medians follow in order.
     med = rows.sort_values("source")["teff_median"].to_numpy()
     assert (pd.Series(med).diff().dropna() > 0).mean() >= 6 / 7
 
 
-def test_interrupted_batch_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
-    from atmospec.inference.batch import Source, folder_sources, run_batch
+def test_interrupted_batch_resumes(
+    tiny: dict[str, Any], folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atmospec.prediction.sources as sources
+    from atmospec.prediction.sources import Catalog
 
-    sources = [s for s in folder_sources(folder) if not s.id.endswith("broken.csv")]
+    files = sorted(str(p) for p in folder.glob("s*.ecsv"))
+    cat = Catalog.from_files(files)
+    real = sources.read_spectrum
 
-    def interrupt() -> Any:
-        raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the 6th spectrum loads
+    def interrupted(item: Any) -> Any:
+        if str(item) == files[5]:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the 6th loads
+        return real(item)
 
-    flaky = sources[:5] + [Source(sources[5].id, interrupt)] + sources[6:]
     out = tmp_path / "run"
     predictor = _predictor(tiny)
+    monkeypatch.setattr(sources, "read_spectrum", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(flaky, out, predictor, chunk=2, quiet=True, plots=False)
-    parts = sorted((out / "parts").glob("rows-*.csv"))
-    assert len(parts) == 2  # chunks [0,1] and [2,3] finished; [4,5] was in flight
+        _run(tiny, cat, out, predictor, partition_size=2, plots=False)
+    parts = sorted((out / "parts").glob("part-*.parquet"))
+    assert len(parts) == 2  # partitions [0,1] and [2,3] finished; [4,5] was in flight
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts}
-    summary = run_batch(sources, out, predictor, chunk=2, quiet=True, plots=False)
-    assert summary.n_done_before == 4 and summary.n_predicted == 4  # nothing redone
+    monkeypatch.setattr(sources, "read_spectrum", real)
+    run = _run(tiny, cat, out, predictor, partition_size=2, plots=False)
+    assert run.n_rows_done_before == 4 and run.rows_computed == 4  # nothing redone
     for p in parts:  # finished parts untouched
         assert (p.stat().st_mtime_ns, p.read_bytes()) == before[p.name]
     rows = pd.read_csv(out / "predictions.csv")
-    assert sorted(rows["source"]) == sorted(s.id for s in sources)  # nothing lost, no duplicate
+    assert sorted(rows["source"]) == files  # nothing lost, no duplicate
+    assert rows["row"].tolist() == list(range(8))
 
 
 def test_catalog_table_and_model_mixing(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
     from atmospec.errors import AtmospecError
-    from atmospec.inference.batch import catalog_sources, run_batch
+    from atmospec.prediction.sources import Catalog
 
     table = folder / "list.csv"
     table.write_text("file,comment\ns1.ecsv,a\ns2.ecsv,b\n")  # paths relative to the table
-    sources = catalog_sources(table)
-    assert [Path(s.id).name for s in sources] == ["s1.ecsv", "s2.ecsv"]
+    cat = Catalog.from_table(table)
+    assert [Path(s).name for s in cat.ids] == ["s1.ecsv", "s2.ecsv"]
+    renamed = folder / "renamed.csv"
+    renamed.write_text("comment,spec\na,s1.ecsv\n")
+    with pytest.raises(AtmospecError, match="no column named path"):
+        Catalog.from_table(renamed)
+    assert [Path(s).name for s in Catalog.from_table(renamed, "spec").ids] == ["s1.ecsv"]
     out = tmp_path / "run"
-    run_batch(sources, out, _predictor(tiny), quiet=True, plots=False)
+    _run(tiny, cat, out, plots=False)
     other = _predictor(tiny)
     other.model_id = "another-model"
     with pytest.raises(AtmospecError, match="would mix two models"):
-        run_batch(sources, out, other, quiet=True, plots=False)
+        _run(tiny, cat, out, other, plots=False)
+    twice = Catalog.concat([cat, Catalog.from_files([cat.items[0]])])
+    with pytest.raises(AtmospecError, match="lists some spectra twice: .*s1.ecsv"):
+        _run(tiny, twice, tmp_path / "twice", plots=False)
 
 
 def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
@@ -129,13 +151,13 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "parts").glob("rows-*.csv"))) < 2:
+    while time.time() < deadline and len(list((out / "parts").glob("part-*.parquet"))) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_parts = len(list((out / "parts").glob("rows-*.csv")))
+    n_parts = len(list((out / "parts").glob("part-*.parquet")))
     assert 2 <= n_parts
-    assert not (out / "predictions.csv").exists() or n_parts < 8
+    assert not (out / "predictions.csv").exists() or n_parts < 9
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     rows = pd.read_csv(out / "predictions.csv")

@@ -187,7 +187,7 @@ def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
     # sigma_true = 2 (S/N / 50)^-0.5: the calibration must find s0 = 2 at the reference S/N 50
     # and slope b = -0.5 (the construction), restore 68 / 95 % coverage at every S/N
     # (binomial +- 0.01 at n = 4000).
-    from atmospec.training.evaluation import coverage
+    from atmospec.learning.evaluation import coverage
 
     wave, est = _unit_sigma_estimator()
     rng = np.random.default_rng(3)
@@ -199,7 +199,7 @@ def test_sigma_calibration_follows_snr_and_reaches_nominal_coverage(tmp_path):
         return X, y, sigma
 
     X, y, sigma = draw(np.exp(rng.uniform(np.log(10), np.log(250), 6000)))
-    est.calibrate(X, y, sigma)
+    est.calibrate_sigma(X, y, sigma)
     assert est.sigma_snr_ref_ == pytest.approx(50.0, rel=0.1)  # median of log-uniform 10-250
     ref_scale = est.sigma_scale_[0] * (50.0 / est.sigma_snr_ref_) ** est.sigma_snr_slope_[0]
     assert ref_scale == pytest.approx(2.0, rel=0.04)
@@ -222,15 +222,15 @@ def test_calibration_sigma_is_rms_and_tails_follow_the_errors():
     # P(|T4| <= 2.43 sqrt 2) = 0.974 (both at least nominal: conservative by construction).
     from scipy.stats import t
 
+    from atmospec.learning.evaluation import coverage
     from atmospec.predictive_tails import ONE_SIGMA
-    from atmospec.training.evaluation import coverage
 
     wave, est = _unit_sigma_estimator()
     rng = np.random.default_rng(5)
     snr = np.exp(rng.uniform(np.log(10), np.log(250), 40_000))
     X = np.ones((snr.size, wave.size))
     sigma = X / snr[:, None]
-    est.calibrate(X, rng.standard_t(4, (snr.size, 1)) * np.sqrt(0.5), sigma)
+    est.calibrate_sigma(X, rng.standard_t(4, (snr.size, 1)) * np.sqrt(0.5), sigma)
     assert est.sigma_scale_[0] == pytest.approx(1.0, rel=0.05)
     assert 3.0 < est.sigma_tail_dof_[0] < 5.5
     yt = rng.standard_t(4, (40_000, 1)) * np.sqrt(0.5)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from atmospec.errors import CoverageError, InvalidSpectrumError
-from atmospec.inference import fit
-from atmospec.inference.chi2 import chi2_with_scale, fit_chi2
-from atmospec.inference.fit import PARSEC_M, R_JUP_M
+from atmospec.fitting import fit
+from atmospec.fitting.chi2 import chi2_with_scale, fit_chi2
+from atmospec.fitting.data import PARSEC_M, R_JUP_M
 from atmospec.spectrum import Spectrum
 from atmospec.transforms import add_noise, check_coverage, resample
 
@@ -128,7 +128,7 @@ def test_coverage_and_missing_errors(dback, spex_wave: np.ndarray) -> None:
 
 
 def test_nested_posterior_covers_an_off_node_truth(dback, spex_wave: np.ndarray) -> None:
-    from atmospec.inference.nested import fit_nested
+    from atmospec.fitting.nested import fit_nested
 
     truth = {"teff": 1250.0, "logg": 4.75, "mh": 0.0, "fsed": 2.0}
     spec = _synthetic(dback, spex_wave, dback.interpolate(truth), snr=30, seed=4, scale=3e-6)

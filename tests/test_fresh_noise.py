@@ -30,7 +30,7 @@ def test_fresh_noise_differs_per_epoch_and_repeats_under_its_seed():
 
     from atmospec.estimators import SpectrumCNN
     from atmospec.estimators._neural import _FreshNoise
-    from atmospec.training.preprocessing import Preprocessor
+    from atmospec.estimators.preprocessing import Preprocessor
 
     rng = np.random.default_rng(0)
     clean = 1 + 0.1 * rng.uniform(size=(64, 40))

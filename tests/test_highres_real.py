@@ -86,13 +86,13 @@ def test_cli_clone_then_fit_wasp69(tmp_path, shared_dir, muler_dir) -> None:
         ],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    for name in ("clone.safetensors", "clone_lines.ecsv", "clone.json", "clone.png"):
+    for name in ("clone/model.json", "clone_lines.ecsv", "clone.json", "clone.png"):
         assert (clone_dir / name).is_file()
     r = runner.invoke(
         app,
         [
             "highres", "fit", str(shared_dir / "hpf" / "WASP_69_hpf_stack.fits"),
-            "--clone", str(clone_dir / "clone.safetensors"), "--epochs", "40",
+            "--clone", str(clone_dir / "clone"), "--epochs", "40",
             "--rv-range", "-60", "60", "--device", "cpu", "-q", "-o", str(fit_dir),
         ],
     )  # fmt: skip

@@ -49,7 +49,7 @@ def dback(splat_dir: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def default(dback: Any) -> Any:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     return Predictor("default", ood=False, draws=1000)
 
@@ -64,7 +64,7 @@ def _snr_inside_above(pred: Any) -> tuple[float, float]:
 def test_npe_result_has_the_cnn_table_columns(dback: Any) -> None:
     from matplotlib.figure import Figure
 
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 1, "L")
     npe = Predictor(NPE, ood=False, draws=1000).predict(spec)
@@ -125,7 +125,7 @@ def test_default_uses_the_npe_inside_its_snr_range_and_the_cnn_above(
 
 
 def test_masked_bins_send_a_spectrum_to_the_cnn(default: Any, dback: Any) -> None:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
     from atmospec.spectrum import Spectrum
 
     spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 4, "gap")
@@ -138,7 +138,7 @@ def test_masked_bins_send_a_spectrum_to_the_cnn(default: Any, dback: Any) -> Non
 
 def test_explicit_npe_refuses_a_spectrum_outside_its_noise_domain(default: Any, dback: Any) -> None:
     from atmospec.errors import InvalidSpectrumError
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     _, above = _snr_inside_above(default)
     spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, above, 5, "hi")
@@ -148,8 +148,8 @@ def test_explicit_npe_refuses_a_spectrum_outside_its_noise_domain(default: Any, 
 
 def _bundle(root: Path, tamper: bool) -> Path:
     """A copy of the default selection (NPE + CNN) as a predictor folder."""
-    from atmospec.inference.predict import BUNDLE_FILE
     from atmospec.models import model_path
+    from atmospec.prediction.predictor import BUNDLE_FILE
 
     shutil.copytree(model_path(NPE), root / "primary")
     shutil.copytree(model_path(CNN), root / "fallback")
@@ -161,14 +161,17 @@ def _bundle(root: Path, tamper: bool) -> Path:
         # Coverage at the 50 % level moved 2 tolerances off the diagonal: a miscalibrated
         # NPE. "passed" is left true on purpose: the gate recomputes it from the curve.
         cal["coverage_hpd"]["0.5"] = 0.5 - 2 * cal["tolerance"]
-        path.write_text(json.dumps(cal))
+        # re-sealed: a calibration record as atmospec writes it, only failing
+        from atmospec.serialization import seal
+
+        path.write_text(json.dumps(seal(cal)))
     return root
 
 
 def test_an_npe_whose_calibration_fails_is_not_chosen(
     default: Any, dback: Any, tmp_path: Path
 ) -> None:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     inside, _ = _snr_inside_above(default)
     spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, inside, 6, "s")
@@ -186,8 +189,8 @@ def test_a_t_dwarf_below_the_grid_is_flagged_by_the_npe_and_served_by_the_cnn(
     default: Any, dback: Any, tmp_path: Path
 ) -> None:
     from atmospec.grids import load_grid
-    from atmospec.inference.members import calibrate_npe_ood
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.members import calibrate_npe_ood
+    from atmospec.prediction.predictor import Predictor
 
     npe_id = default._primary.model_id
     det = calibrate_npe_ood(default._primary.npe, dback, n_samples=1200, seed=3)
@@ -208,14 +211,21 @@ def test_a_t_dwarf_below_the_grid_is_flagged_by_the_npe_and_served_by_the_cnn(
 
 
 def test_dask_spec_ships_the_whole_default_selection(default: Any, dback: Any) -> None:
-    from atmospec.scale.distributed import PredictorSpec, _predictor
+    from atmospec.prediction.batch import BatchOptions, PredictorSpec
+    from atmospec.prediction.predictor import Predictor
 
-    spec = PredictorSpec.build("default", ood=False, draws=200, coverage="refuse")
+    opts = BatchOptions(ood=False, draws=200, coverage="refuse")
+    spec = PredictorSpec.of(Predictor("default", **opts.predictor_kwargs()), opts)
     assert "predictor.json" in spec.model_files
     assert any(k.startswith("primary/") for k in spec.model_files)
     assert "primary/calibration.json" in spec.model_files  # the gate travels with the NPE
-    worker = _predictor(spec)  # rebuilt from the shipped bytes, as in a worker
+    worker = spec.build()  # rebuilt from the shipped bytes, as in a worker
     assert worker.model_id == spec.model_id == default.model_id
+    # the members keep their names, so the notes read the same as at home
+    assert (worker.policy.primary, worker.policy.fallback) == (
+        default.policy.primary,
+        default.policy.fallback,
+    )
     inside, above = _snr_inside_above(default)
     point = {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}
     specs = [_spectrum(dback, point, s, 8, f"s{i}") for i, s in enumerate((inside, above))]

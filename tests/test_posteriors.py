@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from atmospec.errors import ModelFileError  # noqa: E402
-from atmospec.posteriors.calibration import LEVELS, calibrate, calibrate_estimator  # noqa: E402
+from atmospec.posteriors.calibration import LEVELS, calibrate_estimator, calibration_report  # noqa: E402
 from atmospec.posteriors.compare import interval68, jsd_bits  # noqa: E402
 from atmospec.posteriors.importance import (  # noqa: E402
     LowEfficiencyWarning,
@@ -168,7 +168,7 @@ def _conjugate(n: int, shrink: float, seed: int) -> tuple[np.ndarray, ...]:
 
 def test_exact_posterior_has_nominal_coverage() -> None:
     draws, theta, lq, lt = _conjugate(4000, 1.0, 0)
-    rep = calibrate(draws, theta, lq, lt, ["x"], low=[-5], high=[5], tolerance=0.03)
+    rep = calibration_report(draws, theta, lq, lt, ["x"], low=[-5], high=[5], tolerance=0.03)
     # 4000 tests: binomial sd <= 0.8 points, so +-3 points is ~3.8 sd at every level
     assert rep.passed, rep.hpd
     assert rep.max_error_all < 0.03
@@ -177,20 +177,20 @@ def test_exact_posterior_has_nominal_coverage() -> None:
 
 def test_overconfident_posterior_fails() -> None:
     draws, theta, lq, lt = _conjugate(4000, 0.5, 1)
-    rep = calibrate(draws, theta, lq, lt, ["x"], low=[-5], high=[5])
+    rep = calibration_report(draws, theta, lq, lt, ["x"], low=[-5], high=[5])
     assert not rep.passed
     # Truth is inside the level-c HPD region of a half-width Gaussian iff |Z| < z_c / 2:
     # coverage(0.5) = 2 Phi(0.6745 / 2) - 1 = 0.264
     assert abs(rep.hpd["0.5"] - 0.264) < 0.03
     assert abs(rep.marginal["x"]["0.5"] - 0.264) < 0.03
-    under = calibrate(*_conjugate(4000, 2.0, 2), ["x"], low=[-5], high=[5])
+    under = calibration_report(*_conjugate(4000, 2.0, 2), ["x"], low=[-5], high=[5])
     # twice too wide: coverage(0.5) = 2 Phi(2 * 0.6745) - 1 = 0.823
     assert abs(under.hpd["0.5"] - 0.823) < 0.03 and not under.passed
 
 
 def test_calibration_report_files(tmp_path) -> None:
     draws, theta, lq, lt = _conjugate(500, 1.0, 3)
-    rep = calibrate(
+    rep = calibration_report(
         draws, theta, lq, lt, ["x"], regions={"x<0": theta[:, 0] < 0, "x>=0": theta[:, 0] >= 0}
     )
     path = rep.write(tmp_path)
@@ -228,10 +228,10 @@ def test_interval68_of_gaussian() -> None:
 
 # --------------------------------------------------------------------------- importance
 class _GaussianProposal:
-    """A stand-in estimator: q = N(mu, sd^2) in one parameter, with the NPE interface."""
+    """A stand-in fitted estimator: q = N(mu, sd^2) in one parameter, with the NPE interface."""
 
-    param_names = ("a",)
-    bounds = {"a": (-3.0, 3.0)}
+    param_names_ = ("a",)
+    bounds_ = {"a": (-3.0, 3.0)}
 
     def __init__(self, mu: float, sd: float) -> None:
         self.mu, self.sd = mu, sd

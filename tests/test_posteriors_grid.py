@@ -33,9 +33,9 @@ def test_simulator_reproduces_grid_nodes(grid, sim) -> None:
 
 
 def test_grid_likelihood_matches_nested_sampling_likelihood(grid, sim) -> None:
-    from atmospec.inference.chi2 import chi2_with_scale
-    from atmospec.inference.fit import prepare
-    from atmospec.inference.nested import GridLikelihood
+    from atmospec.fitting.chi2 import chi2_with_scale
+    from atmospec.fitting.data import prepare
+    from atmospec.fitting.nested import GridLikelihood
     from atmospec.posteriors.importance import grid_likelihood
 
     rng = np.random.default_rng(0)
@@ -90,24 +90,24 @@ def test_npe_learns_from_dback24_spectra(sim) -> None:
 
 @pytest.fixture(scope="module")
 def shipped():
-    from atmospec.posteriors.npe import load_npe, pretrained_dir
+    from atmospec.models import list_models, load_model
 
-    if not (pretrained_dir() / "npe_dback24" / "model.json").is_file():
+    if "npe_dback24" not in {m["name"] for m in list_models()}:
         pytest.skip("the shipped npe_dback24 model is not present in this build")
-    return load_npe("npe_dback24")
+    return load_model("npe_dback24", kind="npe")
 
 
 def test_shipped_model_files_and_report(shipped) -> None:
-    from atmospec.posteriors.npe import pretrained_dir
+    from atmospec.models import model_path
 
-    folder = pretrained_dir() / "npe_dback24"
+    folder = model_path("npe_dback24")
     size = sum(p.stat().st_size for p in folder.iterdir())
     assert size <= 6 * 1024**2  # issue budget: <= 6 MB with its report
     report = json.loads((folder / "calibration.json").read_text())
     assert len(report["coverage_hpd"]) == 10
     rec = json.loads((folder / "model.json").read_text())
     assert rec["provenance"]["grid"] == "dback24" and "versions" in rec["provenance"]
-    assert shipped.param_names == ("teff", "logg", "mh", "fsed")
+    assert shipped.param_names_ == ("teff", "logg", "mh", "fsed")
 
 
 def test_shipped_model_recovers_a_simulated_dwarf(shipped, sim) -> None:
@@ -122,7 +122,7 @@ def test_shipped_model_recovers_a_simulated_dwarf(shipped, sim) -> None:
     assert np.all((truth >= lo) & (truth <= hi)), (lo, hi)
     # and it is informative: the Teff interval is far narrower than the 1500 K prior
     assert hi[0] - lo[0] < 300
-    box = np.array([shipped.bounds[p] for p in shipped.param_names])
+    box = np.array([shipped.bounds_[p] for p in shipped.param_names_])
     assert np.all(draws >= box[:, 0]) and np.all(draws <= box[:, 1])
 
 

@@ -17,7 +17,7 @@ TRUTH = {"teff": 1450.0, "logg": 4.75, "mh": 0.1, "fsed": 2.5}  # off-node point
 
 @pytest.fixture(scope="module")
 def predictor(tiny: dict[str, Any]) -> Any:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
     return Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=1000)
 
@@ -84,7 +84,7 @@ def test_plots_and_write(predictor: Any, tiny: dict[str, Any], tmp_path: Path) -
 
 def test_lazy_top_level_predict() -> None:
     import atmospec
-    from atmospec.inference.predict import predict
+    from atmospec.prediction.predictor import predict
 
     assert atmospec.predict is predict
 
@@ -101,7 +101,7 @@ def _spec(**kw: Any) -> Any:
 
 def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
     from atmospec.errors import CoverageError
-    from atmospec.inference.coverage import prepare_input
+    from atmospec.prediction.coverage import prepare_input
 
     wave = predictor.estimator.wavelength_
     short = _spec(wave=np.linspace(1.1, 2.55, 400))
@@ -118,7 +118,7 @@ def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
 
 def test_nan_flux_named(predictor: Any) -> None:
     from atmospec.errors import InvalidSpectrumError
-    from atmospec.inference.coverage import prepare_input
+    from atmospec.prediction.coverage import prepare_input
     from atmospec.spectrum import Spectrum
 
     wave = np.linspace(0.85, 2.55, 400)
@@ -135,7 +135,7 @@ def test_nan_flux_named(predictor: Any) -> None:
 
 def test_missing_and_zero_errors(predictor: Any) -> None:
     from atmospec.errors import InvalidSpectrumError
-    from atmospec.inference.coverage import prepare_input
+    from atmospec.prediction.coverage import prepare_input
     from atmospec.spectrum import Spectrum
 
     wave = predictor.estimator.wavelength_
@@ -154,7 +154,7 @@ def test_missing_and_zero_errors(predictor: Any) -> None:
 
 def test_wrong_units(predictor: Any) -> None:
     from atmospec.errors import UnitError
-    from atmospec.inference.coverage import prepare_input
+    from atmospec.prediction.coverage import prepare_input
     from atmospec.spectrum import Spectrum
 
     wave = predictor.estimator.wavelength_

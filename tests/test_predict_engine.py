@@ -33,7 +33,7 @@ def held_out(tiny: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_engine_matches_estimator(tiny: dict[str, Any], held_out: Any) -> None:
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     X, _, S = held_out
     est = tiny["estimator"]
@@ -48,7 +48,7 @@ def test_engine_matches_estimator(tiny: dict[str, Any], held_out: Any) -> None:
 
 
 def test_draws_are_batch_independent_and_noisy(tiny: dict[str, Any], held_out: Any) -> None:
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     X, _, S = held_out
     engine = Engine(tiny["estimator"], num_threads=2)
@@ -64,8 +64,8 @@ def test_noise_counted_once(tiny: dict[str, Any], held_out: Any) -> None:
     # Sigma heads trained on noisy spectra already hold the noise: by the law of total
     # variance the samples' variance equals the predicted sigma^2 (when the noise spread of
     # the means is smaller), not sigma^2 + noise variance as adding both would give.
-    from atmospec.inference.engine import Engine, sigma_kind
-    from atmospec.inference.predict import monte_carlo
+    from atmospec.prediction.engine import Engine, sigma_kind
+    from atmospec.prediction.sampling import monte_carlo
 
     X, _, S = held_out
     engine = Engine(tiny["estimator"])
@@ -86,7 +86,7 @@ def test_intervals_calibrated_on_held_out_spectra(tiny: dict[str, Any], held_out
     # Fresh synthetic spectra from the training distribution (unseen seed): the truth falls in
     # the 68 % interval for ~68 % and in the 95 % interval for ~95 % of the 960 pairs
     # (binomial std 1.5 % and 0.7 %); allow for the tiny model's imperfect calibration.
-    from atmospec.inference.predict import monte_carlo
+    from atmospec.prediction.sampling import monte_carlo
 
     X, y, S = held_out
     samples, _, _, _ = monte_carlo(tiny["estimator"], X, S, draws=400, seeds=list(range(240)))
@@ -98,7 +98,7 @@ def test_intervals_calibrated_on_held_out_spectra(tiny: dict[str, Any], held_out
 
 def test_engine_falls_back_for_non_neural(tmp_path: Path) -> None:
     from atmospec.estimators.baselines import RandomForestEstimator
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     rng = np.random.default_rng(0)
     wave = np.linspace(1.0, 2.0, 20)
@@ -117,8 +117,8 @@ def test_engine_falls_back_for_non_neural(tmp_path: Path) -> None:
 def test_bfloat16_draws_stay_close_to_float32(tiny: dict[str, Any], held_out: Any) -> None:
     # bfloat16 keeps 8 mantissa bits (relative rounding 2^-9 = 0.2 % per operation); through
     # three layers the percentiles of the draws move by well under 2 % of the grid range.
-    from atmospec.inference.engine import Engine
-    from atmospec.inference.predict import monte_carlo
+    from atmospec.prediction.engine import Engine
+    from atmospec.prediction.sampling import monte_carlo
 
     X, _, S = held_out
     engine = Engine(tiny["estimator"])
@@ -138,7 +138,7 @@ def test_engine_falls_back_when_it_cannot_reproduce(
     # An estimator whose predict does something the fast path does not know (here: a
     # shifted mean) must not be silently mis-predicted: warn, then use its own predict.
     from atmospec.estimators.base import load_estimator
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     est = load_estimator(tiny["estimator"].save(tmp_path / "copy"))
     original = est._predict

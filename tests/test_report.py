@@ -14,7 +14,7 @@ pytestmark = pytest.mark.realdata
 
 
 def test_report_of_predict_run(tiny: dict[str, Any], tmp_path: Path) -> None:
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
     from atmospec.report import write_report
 
     pred = Predictor(tiny["estimator"], grid=tiny["grid"], ood=tiny["detector"], draws=300)
@@ -40,7 +40,7 @@ def test_report_of_fit_run_and_cli(tiny: dict[str, Any], tmp_path: Path) -> None
 
     from atmospec.cli.fit import write_fit
     from atmospec.cli.main import app
-    from atmospec.inference.chi2 import fit_chi2
+    from atmospec.fitting.chi2 import fit_chi2
 
     spec = synthetic_spectrum(
         tiny["grid"],

@@ -1,4 +1,4 @@
-"""Dask batch inference: identical to one process, restartable, a killed worker costs nothing."""
+"""Dask batch prediction: identical to one process, restartable, a killed worker costs nothing."""
 
 from __future__ import annotations
 
@@ -57,8 +57,9 @@ def work(splat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         serial=True,
         ood=False,
         draws=DRAWS,
+        coverage="mask",
         partition_size=PART,
-        quiet=True,
+        plots=False,
     )
     assert run.complete and run.rows_computed == N_SPECTRA
     return {"root": root, "model": root / "model", "store": root / "lt.zarr", "ref": ref}
@@ -85,8 +86,9 @@ def _predict(work: dict[str, Path], client: object, out: Path):  # noqa: ANN202
         client=client,
         ood=False,
         draws=DRAWS,
+        coverage="mask",
         partition_size=PART,
-        quiet=True,
+        plots=False,
     )
 
 
@@ -122,7 +124,7 @@ def test_killed_worker_then_rerun_gives_every_row_once(
     deadline = time.time() + 60
     while th.is_alive() and time.time() < deadline:
         busy = [w for w, keys in client.processing().items() if keys]  # type: ignore[attr-defined]
-        if busy and list(out.glob("part-*.parquet")):
+        if busy and list(out.glob("parts/part-*.parquet")):
             pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGKILL)
             killed = pid
@@ -140,7 +142,7 @@ def test_killed_worker_then_rerun_gives_every_row_once(
     assert table["row"].tolist() == list(range(N_SPECTRA))  # every row exactly once
     assert not table["source"].duplicated().any()
     pd.testing.assert_frame_equal(table, read_results(work["ref"]), check_exact=True)
-    assert not list(out.glob(".*.tmp"))  # no half-written partition left behind
+    assert not list(out.glob("parts/.*.tmp"))  # no half-written partition left behind
 
 
 def test_shards_on_two_workers_equal_one_serial_shard(
@@ -177,6 +179,9 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
             "-o",
             str(out),
             "--serial",
+            "--no-plots",
+            "--coverage",
+            "mask",
             "--no-ood",
             "--draws",
             str(DRAWS),
@@ -209,7 +214,7 @@ def test_predict_cli_with_scheduler_address(
     out = tmp_path / "sched"
     args = ["predict", "--catalog", str(work["store"]), "-m", str(work["model"]), "-o", str(out)]
     args += ["--scheduler", address, "--coverage", "mask", "--no-ood", "--draws", str(DRAWS)]
-    args += ["--partition-size", str(PART), "-q"]
+    args += ["--partition-size", str(PART), "--no-plots", "-q"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     table = read_results(out)

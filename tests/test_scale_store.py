@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atmospec.errors import FileFormatError
-from atmospec.scale.catalog import Catalog
+from atmospec.prediction.sources import Catalog
 from atmospec.scale.store import (
     SpectraStore,
     resample_masked,
@@ -100,7 +100,7 @@ def test_catalog_partitions_are_deterministic(tmp_path: Path) -> None:
 def test_catalog_table_needs_a_path_column(tmp_path: Path) -> None:
     table = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["a"]}).to_csv(table, index=False)
-    with pytest.raises(FileFormatError, match="no column of file paths"):
+    with pytest.raises(FileFormatError, match="no column named path / file"):
         Catalog.open(table)
 
 

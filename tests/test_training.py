@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 from atmospec.training.splits import _component_labels, random_split
 from atmospec.training.trainer import Trainer
 
@@ -291,7 +291,7 @@ def test_builder_all_off_node(grid, tmp_path):
 def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
     import dataclasses
 
-    from atmospec.training.recipe import build_sets, load_recipe, recipe_split
+    from atmospec.learning.recipe import build_sets, load_recipe, recipe_split
 
     # configs/dback24_spex.toml (the shipped default's recipe), shrunk to a few spectra.
     r = dataclasses.replace(
@@ -323,8 +323,8 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
 
 def test_config_errors_name_the_file(tmp_path):
     from atmospec.errors import FileFormatError
+    from atmospec.learning.recipe import load_recipe
     from atmospec.posteriors.pipeline import read_config
-    from atmospec.training.recipe import load_recipe
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[model\n", encoding="utf-8")  # unterminated table header

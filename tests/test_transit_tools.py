@@ -82,7 +82,7 @@ def test_cnn_trains_saves_and_reloads(tmp_path: Path, kind: str) -> None:
     assert abs(spec.depth.mean() / depths[7].mean() - 1) < 0.2
     again = CNNDetrender.load(det.save(tmp_path / "m"))
     np.testing.assert_allclose(again.fit(obs[7]).depth, spec.depth, rtol=1e-6)
-    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["config"]["kind"] == kind and "provenance" in meta
     (tmp_path / "m" / "weights.safetensors").unlink()
     with pytest.raises(ModelFileError, match="weights.safetensors"):
@@ -148,9 +148,10 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
     )
     assert r.exit_code != 0
     # the GP and (when shipped) the default CNN run from the CLI and report both sigma parts
-    from atmospec.transit.detrenders.cnn import pretrained_path
+    from atmospec.models import list_models
 
-    methods = ["gp"] + (["cnn"] if (pretrained_path() / "config.json").exists() else [])
+    shipped = {m["name"] for m in list_models()}
+    methods = ["gp"] + (["cnn"] if "transit-cnn1d" in shipped else [])
     for method in methods:
         r = runner.invoke(
             app,
@@ -171,14 +172,14 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
 
 
 def test_shipped_cnn_is_small_calibrated_and_runs() -> None:
-    from atmospec.transit.detrenders.cnn import pretrained_path
+    from atmospec.models import list_models, model_path
 
-    folder = pretrained_path("1d")
-    if not (folder / "config.json").exists():
-        pytest.skip(f"no shipped transit CNN in {folder}")
+    if "transit-cnn1d" not in {m["name"] for m in list_models()}:
+        pytest.skip("no shipped transit CNN in this build")
+    folder = model_path("transit-cnn1d")
     # the issue allows a shipped model only below 3 MB
     assert sum(f.stat().st_size for f in folder.iterdir()) < 3_000_000
-    meta = json.loads((folder / "config.json").read_text())
+    meta = json.loads((folder / "model.json").read_text())
     assert meta["provenance"]["training_planets"] > 0
     assert meta["provenance"]["sigma_calibration"]["planets"] > 0
     det = CNNDetrender.pretrained()

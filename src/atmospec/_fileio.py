@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,10 +90,10 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         ...
         atmospec.errors.FileFormatError: /no/such.toml: config file not found
     """
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
 
     from atmospec.errors import FileFormatError
 

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from astropy.table import Table
 
-    from atmospec.inference.fit import FitResult
-    from atmospec.inference.predict import PredictionResult
+    from atmospec.fitting.result import FitResult
+    from atmospec.prediction.result import PredictionResult
 
 __all__ = [
     "BENCHMARKS",
@@ -222,11 +222,11 @@ def run_demo(
     from rich.console import Console
 
     from atmospec._fileio import DATA_CREDITS, atomic_path, provenance, write_json
+    from atmospec.fitting.chi2 import fit_chi2
     from atmospec.grids import load_grid
-    from atmospec.inference.chi2 import fit_chi2
-    from atmospec.inference.predict import Predictor
     from atmospec.library import catalogue, load
     from atmospec.plots import corner, save_figure
+    from atmospec.prediction.predictor import Predictor
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -265,11 +265,11 @@ def run_demo(
         "pixels at 1.38-1.42 um) are masked and the network is told they carry no "
         "information; the default policy 'refuse' would stop on them"
     )
-    t_pred = Predictor(tdwarf_model, coverage="mask", draws=draws, seed=seed, quiet=quiet)
+    t_pred = Predictor(tdwarf_model, coverage="mask", draws=draws, seed=seed)
     res_t = t_pred.predict(bench)
     files += res_t.write(out / "t-dwarf-model")
     t = lap("T-dwarf model (benchmarks)", t)
-    d_pred = Predictor(default_model, coverage="mask", draws=draws, seed=seed, quiet=quiet)
+    d_pred = Predictor(default_model, coverage="mask", draws=draws, seed=seed)
     res_d = d_pred.predict(bench + field_specs)
     files += res_d.write(out / "default-model")
     t = lap("default model (benchmarks + field)", t)
@@ -285,7 +285,7 @@ def run_demo(
     ):
         names = DEMO_GRIDS if key in BENCHMARKS else (FIELD_GRID,)
         for gname in names:
-            fit = fit_chi2(spec, grids[gname], quiet=True)
+            fit = fit_chi2(spec, grids[gname])
             fit.source = meta[key]["name"]
             fits.append(fit)
             fit_rows.append(
@@ -308,11 +308,11 @@ def run_demo(
 
     nested_fit = None
     if nested:
-        from atmospec.inference.nested import fit_nested
+        from atmospec.fitting.nested import fit_nested
 
         console.print("[bold]nested sampling[/] of HD 3651B with burrows06 (dynesty)")
         nested_fit = fit_nested(
-            bench[0], grids["burrows06"], nlive=nlive, seed=seed, n_samples=2000, quiet=True
+            bench[0], grids["burrows06"], nlive=nlive, seed=seed, n_samples=2000
         )
         nested_fit.source = "HD 3651B"
         fits.append(nested_fit)

@@ -15,6 +15,7 @@ __all__ = [
     "IncompatibleModelError",
     "ModelInputError",
     "MissingDependencyError",
+    "NotFittedError",
 ]
 
 
@@ -64,3 +65,11 @@ class ModelInputError(AtmospecError, ValueError):
 
 class MissingDependencyError(AtmospecError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it."""
+
+
+class NotFittedError(AtmospecError, ValueError, AttributeError):
+    """An estimator was used before ``fit`` (or ``load``): it has no learned state yet.
+
+    Derives from ``ValueError`` and ``AttributeError`` like scikit-learn's own
+    ``NotFittedError``, so code written for scikit-learn catches it too.
+    """

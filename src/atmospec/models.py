@@ -1,23 +1,55 @@
-"""Pretrained models shipped inside the package: list them, load one by name."""
+"""The one registry of models shipped inside the package: list them, load one by name.
+
+Every shipped model is a folder under ``atmospec/pretrained/`` in the one on-disk format of
+:mod:`atmospec.serialization` (``model.json`` + ``weights.safetensors``, both checksummed).
+Its record's ``kind`` says what it is and which class loads it:
+
+======================  ==============================  ====================================
+family                  record kinds                    loaded as
+======================  ==============================  ====================================
+``brown-dwarf``         ``cnn``, ``telescope_cnn``,     :class:`~atmospec.estimators.base.
+                        ``mlp``, tree baselines          Estimator`
+``npe``                 ``npe``                         :class:`~atmospec.posteriors.npe.
+                                                         NPEstimator`
+``molecules``           ``molecule_classifier``         :class:`~atmospec.molecules.
+                                                         classifiers.MoleculeClassifier`
+``transit``             ``transit_cnn``                 :class:`~atmospec.transit.detrenders.
+                                                         cnn.CNNDetrender`
+``highres``             ``line_emulator``               :class:`~atmospec.highres.emulator.
+                                                         LineEmulator`
+======================  ==============================  ====================================
+
+A model's name is its folder's path below ``pretrained/`` with ``/`` written ``-``
+(``transit/cnn1d`` is ``transit-cnn1d``); :data:`ALIASES` adds short names.
+"""
 
 from __future__ import annotations
 
-import json
+import importlib
+import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from atmospec.errors import ModelFileError
 
-if TYPE_CHECKING:
-    from atmospec.estimators.base import Estimator
-    from atmospec.posteriors.npe import NPEstimator
-
-__all__ = ["list_models", "load_model", "model_path", "ALIASES", "DEFAULT_CHAIN"]
+__all__ = [
+    "ALIASES",
+    "DEFAULT_CHAIN",
+    "FAMILIES",
+    "LOADERS",
+    "ShippedModel",
+    "list_models",
+    "load_model",
+    "model_path",
+    "shipped_models",
+]
 
 ALIASES: dict[str, str] = {
     "default": "dback24-spex",
     "t-dwarf": "burrows06-spex",
+    "transit": "transit-cnn1d",
 }
 """Short names of shipped models. ``load_model("default")`` is the CNN; ``atmospec predict
 --model default`` follows :data:`DEFAULT_CHAIN` instead."""
@@ -25,69 +57,137 @@ ALIASES: dict[str, str] = {
 DEFAULT_CHAIN: tuple[str, str] = ("npe_dback24", "dback24-spex")
 """What ``--model default`` runs: the NPE (first) serves a spectrum when its shipped
 calibration passes and the spectrum is inside its domain; otherwise the CNN (second) does.
-See :class:`atmospec.inference.selection.SelectionPolicy`."""
+See :class:`atmospec.prediction.routing.SelectionPolicy`."""
+
+LOADERS: dict[str, str] = {
+    "npe": "atmospec.posteriors.npe:NPEstimator",
+    "molecule_classifier": "atmospec.molecules.classifiers:MoleculeClassifier",
+    "transit_cnn": "atmospec.transit.detrenders.cnn:CNNDetrender",
+    "line_emulator": "atmospec.highres.emulator:LineEmulator",
+}
+"""Record kind -> ``module:Class`` whose ``load(folder)`` reads it; every other kind is an
+estimator of :data:`atmospec.estimators.base.ESTIMATOR_KINDS`."""
+
+FAMILIES: dict[str, str] = {
+    "npe": "npe",
+    "molecule_classifier": "molecules",
+    "transit_cnn": "transit",
+    "line_emulator": "highres",
+}
+"""Record kind -> family shown by ``atmospec models`` (default: ``brown-dwarf``)."""
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One shipped model: its registry name, folder and verified record.
+
+    Attributes:
+        name: registry name (``"dback24-spex"``, ``"transit-cnn1d"``...).
+        kind: the record's kind (``"cnn"``, ``"npe"``, ``"molecule_classifier"``...).
+        family: ``"brown-dwarf"``, ``"npe"``, ``"molecules"``, ``"transit"`` or ``"highres"``.
+        folder: the model folder.
+        record: the verified ``model.json`` content.
+    """
+
+    name: str
+    kind: str
+    family: str
+    folder: Path
+    record: dict[str, Any]
 
 
 def _root() -> Path:
     return Path(str(resources.files("atmospec") / "pretrained"))
 
 
+def _name_of(folder: Path, root: Path) -> str:
+    return folder.relative_to(root).as_posix().replace("/", "-")
+
+
+def shipped_models() -> dict[str, ShippedModel]:
+    """Every shipped model by name, its record verified (sha256 of its canonical content).
+
+    Raises:
+        ModelFileError: a shipped record was modified or is corrupt (the file is named).
+
+    Example:
+        >>> shipped_models()["transit-cnn1d"].family
+        'transit'
+    """
+    from atmospec.serialization import read_record
+
+    root = _root()
+    out: dict[str, ShippedModel] = {}
+    if not root.is_dir():
+        return out
+    for rec_path in sorted(root.rglob("model.json")):
+        folder = rec_path.parent
+        record = read_record(folder)
+        kind = str(record.get("kind", ""))
+        name = _name_of(folder, root)
+        out[name] = ShippedModel(name, kind, FAMILIES.get(kind, "brown-dwarf"), folder, record)
+    return out
+
+
 def model_path(name: str = "default") -> Path:
-    """Folder of a shipped model (``"default"``, ``"dback24-spex"``, ``"t-dwarf"``...).
+    """Folder of a shipped model (``"default"``, ``"dback24-spex"``, ``"transit-cnn1d"``...).
 
     Raises:
         ModelFileError: no shipped model has this name (the message lists the names).
     """
     real = ALIASES.get(name, name)
-    path = _root() / real
+    root = _root()
+    path = root / real
     if not (path / "model.json").is_file():
-        known = sorted({*ALIASES, *(m["name"] for m in list_models())})
+        models = shipped_models()
+        if real in models:
+            return models[real].folder
+        known = sorted({*ALIASES, *models})
         raise ModelFileError(f"no pretrained model named {name!r}; available: {known}")
     return path
 
 
 def list_models() -> list[dict[str, Any]]:
-    """One summary per shipped model: name, aliases, kind, grid, parameters, bounds, axis,
-    evaluation summary (RMSE and coverage on its held-out test split) and size on disk.
+    """One summary per shipped model: name, aliases, kind, family, grid, parameters, bounds,
+    axis, evaluation summary (RMSE and coverage on its held-out test split where the model
+    has one), provenance (versions, seed) and size on disk.
 
     Example:
         >>> isinstance(list_models(), list)
         True
     """
-    root = _root()
     out: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return out
-    for rec_path in sorted(root.glob("*/model.json")):
-        try:
-            rec = json.loads(rec_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        meta = rec.get("meta", {})
-        folder = rec_path.parent
+    for name, m in shipped_models().items():
+        rec = m.record
+        meta = rec.get("meta", {}) if isinstance(rec.get("meta"), dict) else {}
+        prov = meta.get("provenance") or rec.get("provenance") or {}
+        prov = prov if isinstance(prov, dict) else {}
         ev = meta.get("evaluation", {})
         out.append(
             {
-                "name": folder.name,
-                "aliases": [a for a, n in ALIASES.items() if n == folder.name],
-                "description": meta.get("description", ""),
-                "kind": rec.get("kind"),
-                "grid": meta.get("grid"),
-                "param_names": rec.get("param_names"),
+                "name": name,
+                "aliases": [a for a, n in ALIASES.items() if n == name],
+                "description": meta.get("description", "") or rec.get("description", ""),
+                "kind": m.kind,
+                "family": m.family,
+                "grid": meta.get("grid") or prov.get("grid"),
+                "param_names": rec.get("param_names") or rec.get("molecules"),
                 "bounds": rec.get("bounds"),
                 "axis": meta.get("axis"),
-                "rmse": {p: m.get("rmse") for p, m in ev.get("overall", {}).items()},
+                "rmse": {p: v.get("rmse") for p, v in ev.get("overall", {}).items()},
                 "coverage68": ev.get("coverage68"),
                 "coverage95": ev.get("coverage95"),
-                "calibration": _calibration_summary(folder) if rec.get("kind") == "npe" else None,
-                "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+                "calibration": _calibration_summary(m.folder) if m.kind == "npe" else None,
+                "seed": prov.get("seed"),
+                "versions": prov.get("versions", {}),
+                "bytes": sum(f.stat().st_size for f in m.folder.iterdir() if f.is_file()),
             }
         )
     return out
 
 
 def _calibration_summary(folder: Path) -> dict[str, Any]:
-    from atmospec.inference.selection import read_calibration
+    from atmospec.posteriors.calibration import read_calibration
 
     status = read_calibration(folder)
     return {
@@ -97,27 +197,48 @@ def _calibration_summary(folder: Path) -> dict[str, Any]:
     }
 
 
-def load_model(name: str = "default") -> Estimator | NPEstimator:
-    """Load a shipped pretrained model by name (verified by sha256, never executes code).
+def _loader(kind: str) -> Any:
+    from atmospec.estimators.base import ESTIMATOR_KINDS, load_estimator
 
-    Learned estimators come back as an :class:`~atmospec.estimators.base.Estimator`, neural
-    posterior estimators (kind ``"npe"``, e.g. ``"npe_dback24"``) as an
-    :class:`~atmospec.posteriors.npe.NPEstimator`.
+    if kind in LOADERS:
+        module, cls = LOADERS[kind].split(":")
+        return getattr(importlib.import_module(module), cls).load
+    if kind in ESTIMATOR_KINDS:
+        return load_estimator
+    raise ModelFileError(
+        f"unknown model kind {kind!r} (known: {sorted({*LOADERS, *ESTIMATOR_KINDS})})"
+    )
+
+
+def load_model(name: str | os.PathLike[str] = "default", *, kind: str | None = None) -> Any:
+    """Load a shipped model by name, or any saved model folder by path (verified by sha256,
+    never executes code).
+
+    The record's kind picks the class: learned estimators come back as an
+    :class:`~atmospec.estimators.base.Estimator` (the NPE, ``"npe_dback24"``, as its
+    subclass :class:`~atmospec.posteriors.npe.NPEstimator`), ``"molecules"`` as a
+    :class:`~atmospec.molecules.classifiers.MoleculeClassifier`, ``"transit-cnn1d"`` as a
+    :class:`~atmospec.transit.detrenders.cnn.CNNDetrender`.
+
+    Args:
+        name: registry name or alias (``atmospec models``), or a model folder.
+        kind: the record kind the caller needs (``"npe"``...); another kind is refused.
+
+    Raises:
+        ModelFileError: no such model, a modified or truncated file (named), or another kind.
 
     Example:
-        >>> model = load_model("default")  # doctest: +SKIP
-        >>> model.param_names_  # doctest: +SKIP
-        ('teff', 'logg', 'mh', 'fsed')
+        >>> model = load_model("default")
+        >>> model.param_names_, model.kind
+        (('teff', 'logg', 'mh', 'fsed'), 'cnn')
     """
-    from atmospec.estimators.base import load_estimator
+    from atmospec.serialization import read_record
 
-    path = model_path(name)
-    try:
-        kind = json.loads((path / "model.json").read_text(encoding="utf-8")).get("kind")
-    except (OSError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"{path}: unreadable model.json ({err})") from None
-    if kind == "npe":
-        from atmospec.posteriors.npe import NPEstimator
-
-        return NPEstimator.load(path)
-    return load_estimator(path)
+    path = Path(name)
+    folder = path if path.is_dir() or path.name == "model.json" else model_path(str(name))
+    if folder.name == "model.json":
+        folder = folder.parent
+    found = str(read_record(folder).get("kind", ""))
+    if kind is not None and found != kind:
+        raise ModelFileError(f"{folder}: a {found!r} model, not the {kind!r} model asked for")
+    return _loader(found)(folder)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,14 +238,16 @@ def corner(
     fig = _figure(figsize=(2.2 * d + 0.5, 2.2 * d + 0.5))
     gs = fig.add_gridspec(d, d, hspace=0.05, wspace=0.05)
 
-    def has_ov(name: str) -> bool:
-        return overlay is not None and name in overlay.columns
+    def overlay_of(name: str) -> NDArray[np.float64] | None:
+        if overlay is None or name not in overlay.columns:
+            return None
+        return np.asarray(overlay[name].to_numpy(float))
 
     for i in range(d):
         for j in range(i + 1):
             ax = fig.add_subplot(gs[i, j])
-            ov_i = overlay[names[i]].to_numpy(float) if has_ov(names[i]) else None
-            ov_j = overlay[names[j]].to_numpy(float) if has_ov(names[j]) else None
+            ov_i, ov_j = overlay_of(names[i]), overlay_of(names[j])
+            t_i, t_j = truth_vals[i], truth_vals[j]
             if i == j:
                 ax.hist(x[:, i], bins=bins, histtype="step", color="k", density=True)
                 if ov_i is not None:
@@ -257,15 +259,15 @@ def corner(
                     f"{names[i]} = {med:.4g} (+{hi - med:.2g} / -{med - lo:.2g})", fontsize=8
                 )
                 ax.set_yticks([])
-                if truth_vals[i] is not None:
-                    ax.axvline(float(truth_vals[i]), color="C3")  # type: ignore[arg-type]
+                if t_i is not None:
+                    ax.axvline(float(t_i), color="C3")
             else:
                 ax.hist2d(x[:, j], x[:, i], bins=bins, cmap="Greys")
                 if ov_i is not None and ov_j is not None:
                     k = np.random.default_rng(0).permutation(ov_i.size)[:800]
                     ax.plot(ov_j[k], ov_i[k], ".", color="C1", ms=1.5, alpha=0.5)
-                if truth_vals[i] is not None and truth_vals[j] is not None:
-                    ax.plot(truth_vals[j], truth_vals[i], "s", color="C3", ms=4)
+                if t_i is not None and t_j is not None:
+                    ax.plot(t_j, t_i, "s", color="C3", ms=4)
             if i == d - 1:
                 ax.set_xlabel(names[j])
             else:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from atmospec.errors import InvalidSpectrumError, UnitError
+from atmospec.errors import AtmospecError, InvalidSpectrumError, UnitError
 
 if TYPE_CHECKING:
     import astropy.units as u
@@ -267,7 +267,11 @@ class Spectrum:
             sel &= (self.wavelength >= band[0]) & (self.wavelength <= band[1])
         if not sel.any():
             raise InvalidSpectrumError(f"{self.source}: no unmasked pixels in band {band}")
-        funcs = {"max": np.max, "median": np.median, "mean": np.mean}
+        funcs: dict[str, Callable[[NDArray[np.float64]], Any]] = {
+            "max": np.max,
+            "median": np.median,
+            "mean": np.mean,
+        }
         if how not in funcs:
             raise ValueError(f"normalize(how={how!r}): expected one of {sorted(funcs)}")
         scale = float(funcs[how](self.flux[sel]))
@@ -280,6 +284,91 @@ class Spectrum:
         new.flux_unit = ""
         new.meta["normalisation"] = {"how": how, "band": band, "scale": scale}
         return new
+
+    # ------------------------------------------------------------- transforms
+    def resample(self, wavelength: ArrayLike, *, coverage: str = "refuse") -> Spectrum:
+        """The spectrum on new wavelength bins (micron), integrated flux conserved.
+
+        Delegates to :func:`atmospec.transforms.resample` (the spectres algorithm,
+        uncertainties propagated) on the unmasked pixels. Target bins the spectrum does not
+        cover raise :class:`~atmospec.errors.CoverageError` (``coverage="refuse"``) or come
+        back masked (``coverage="mask"``).
+
+        Example:
+            >>> import numpy as np
+            >>> s = Spectrum(np.linspace(1.0, 2.0, 101), np.full(101, 3.0), np.full(101, 0.3))
+            >>> r = s.resample([1.2, 1.5, 1.8])
+            >>> bool(np.allclose(r.flux, 3.0))
+            True
+            >>> round(float(r.uncertainty[1]), 4)  # 0.3 * sqrt(29 * 0.01**2 + 2 * 0.005**2) / 0.3
+            0.0543
+        """
+        from atmospec.transforms import resample
+
+        if coverage not in ("refuse", "mask"):
+            raise ValueError(f"resample(coverage={coverage!r}): expected 'refuse' or 'mask'")
+        new = np.asarray(wavelength, dtype=np.float64)
+        src = self.good() if self.mask.any() else self
+        fill = None if coverage == "refuse" else np.nan
+        unc: NDArray[np.float64] | None = None
+        try:
+            if src.uncertainty is None:
+                flux = resample(new, src.wavelength, src.flux, fill=fill)
+            else:
+                flux, unc = resample(new, src.wavelength, src.flux, src.uncertainty, fill=fill)
+        except AtmospecError as err:
+            raise type(err)(f"{self.source}: {err}") from None
+        return self.with_arrays(new, flux, unc, mask=~np.isfinite(flux))
+
+    def convolve(self, resolution: float | ArrayLike, *, r_in: float | None = None) -> Spectrum:
+        """The spectrum smoothed by a Gaussian line-spread function to resolving power
+        ``resolution`` (lambda / FWHM).
+
+        Delegates to :func:`atmospec.transforms.convolve_to_resolution` on the unmasked
+        pixels; ``r_in`` is the spectrum's own resolving power (None: a model at infinite
+        resolution). Uncertainties are kept as they are (smoothing correlates the noise of
+        neighbouring pixels; it does not lower it per pixel in a way one sigma can say).
+
+        Example:
+            >>> import numpy as np
+            >>> w = np.linspace(1.0, 1.1, 2001)
+            >>> s = Spectrum(w, 1.0 - 0.5 * np.exp(-0.5 * ((w - 1.05) / 1e-5) ** 2))
+            >>> bool(s.convolve(1000.0).flux.min() > 0.95)  # a narrow line is washed out
+            True
+        """
+        from atmospec.transforms import convolve_to_resolution
+
+        src = self.good() if self.mask.any() else self
+        flux = convolve_to_resolution(src.wavelength, src.flux, resolution, r_in)
+        return src.with_arrays(
+            src.wavelength, flux, src.uncertainty, resolution=np.asarray(resolution).tolist()
+        )
+
+    def add_noise(
+        self,
+        snr: float | None = None,
+        sigma: float | ArrayLike | None = None,
+        *,
+        rng: np.random.Generator | int,
+    ) -> Spectrum:
+        """A noisy copy: Gaussian noise at a median signal-to-noise ratio ``snr`` or with a
+        per-pixel ``sigma`` (give one), from the explicit ``rng`` (a Generator or a seed).
+
+        Delegates to :func:`atmospec.transforms.add_noise`. The new uncertainty is the old
+        one and the added sigma in quadrature (just the added sigma for a noise-free input).
+
+        Example:
+            >>> import numpy as np
+            >>> s = Spectrum(np.linspace(1.0, 2.0, 4000), np.ones(4000))
+            >>> noisy = s.add_noise(snr=50, rng=0)
+            >>> float(noisy.uncertainty[0]), bool(abs(noisy.snr / 50 - 1) < 0.1)
+            (0.02, True)
+        """
+        from atmospec.transforms import add_noise
+
+        flux, sig = add_noise(self.flux, snr, sigma, rng=rng)
+        unc = sig if self.uncertainty is None else np.sqrt(self.uncertainty**2 + sig**2)
+        return self.with_arrays(self.wavelength, flux, unc, mask=self.mask)
 
     @property
     def snr(self) -> float:

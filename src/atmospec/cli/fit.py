@@ -52,14 +52,16 @@ def fit_cmd(
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
     from rich.console import Console
 
+    from atmospec.cli.predict import show_progress
+    from atmospec.fitting import fit
+    from atmospec.fitting.result import rich_table
     from atmospec.grids import load_grid
-    from atmospec.inference import fit
-    from atmospec.inference.fit import rich_table
 
+    show_progress(quiet)
     console = Console(quiet=quiet)
     spectrum = load_target(target)
     model_grid = load_grid(grid)
-    kwargs: dict[str, Any] = {"distance_pc": distance_pc, "quiet": quiet}
+    kwargs: dict[str, Any] = {"distance_pc": distance_pc}
     if method == "chi2":
         if inflate_errors and sys_floor is not None:
             raise typer.BadParameter("give --inflate-errors or --sys-floor, not both")

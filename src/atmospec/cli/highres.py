@@ -28,7 +28,7 @@ def clone_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Clone a spectrum into a line table: writes clone.safetensors, clone_lines.ecsv, clone.json, clone.png."""
+    """Clone a spectrum into a line table: writes the model folder clone/, clone_lines.ecsv, clone.json, clone.png."""
     from pathlib import Path
 
     import numpy as np
@@ -61,7 +61,7 @@ def clone_cmd(
         epochs=epochs,
         profile=profile,
     )
-    em.save(outdir / "clone.safetensors", provenance=prov)
+    em.save(outdir / "clone", provenance=prov)
     em.lines().write(outdir / "clone_lines.ecsv")
     write_json(
         outdir / "clone.json",
@@ -94,7 +94,7 @@ def fit_cmd(
     file: str = typer.Argument(..., help="HPF FITS file (Goldilocks or one-order table)."),
     out: str = typer.Option("highres_fit", "--out", "-o", help="Output folder."),
     clone_path: str | None = typer.Option(
-        None, "--clone", help="A clone.safetensors (default: PHOENIX clone of the order)."
+        None, "--clone", help="A saved clone folder (default: PHOENIX clone of the order)."
     ),  # noqa: UP045
     order: Optional[int] = typer.Option(None, help="Echelle order (0-27) for Goldilocks files."),  # noqa: UP045
     resolution: float = typer.Option(55_000.0, help="Initial (and prior mean) resolving power."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -23,7 +23,7 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Build the training sets of a recipe, train the estimator, evaluate it and save it."""
-    from atmospec.training.recipe import load_recipe, run_recipe
+    from atmospec.learning.recipe import load_recipe, run_recipe
 
     recipe = load_recipe(config)
     if threads is not None:
@@ -48,9 +48,9 @@ def evaluate_cmd(
     from pathlib import Path
 
     from atmospec.estimators.base import load_estimator
+    from atmospec.learning.evaluation import evaluate
+    from atmospec.learning.recipe import Recipe, build_sets
     from atmospec.models import model_path
-    from atmospec.training.evaluation import evaluate
-    from atmospec.training.recipe import Recipe, build_sets
 
     path = Path(model) if Path(model).exists() else model_path(model)
     est = load_estimator(path)
@@ -94,7 +94,7 @@ def tune_cmd(
     from pathlib import Path
 
     from atmospec._optional import require
-    from atmospec.training.recipe import build_sets, load_recipe, make_estimator
+    from atmospec.learning.recipe import build_sets, load_recipe, make_estimator
     from atmospec.training.tuning import tune
 
     require("optuna", "tune")  # before the training sets are built, not after
@@ -122,7 +122,7 @@ def tune_cmd(
 
 
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the pretrained models shipped with atmospec."""
+    """List every model shipped with atmospec (brown dwarfs, NPE, molecules, transit)."""
     from atmospec.models import list_models
 
     rows = list_models()
@@ -133,7 +133,8 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     from rich.table import Table
 
     table = Table(title="pretrained models (atmospec.models.load_model(name))")
-    for col in ("name", "aliases", "grid", "parameters", "held-out RMSE", "cov68/95", "size"):
+    cols = ("name", "aliases", "family", "kind", "grid", "parameters", "held-out RMSE")
+    for col in (*cols, "cov68/95", "size"):
         table.add_column(col)
     for r in rows:
         rmse = ", ".join(f"{p} {v:.3g}" for p, v in r["rmse"].items() if v is not None)
@@ -141,7 +142,9 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         table.add_row(
             r["name"],
             ", ".join(r["aliases"]),
-            str(r["grid"]),
+            r["family"],
+            r["kind"],
+            str(r["grid"] or "-"),
             ", ".join(r["param_names"] or []),
             rmse,
             cov,
@@ -150,14 +153,14 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     Console().print(table)
 
 
-def _print_report(report: dict[str, object]) -> None:
+def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=str(report.get("title", "evaluation")))
     for col in ("S/N", "param", "R2", "RMSE", "MAE", "bias", "cov68", "cov95"):
         table.add_column(col)
-    groups = {"all": report["overall"], **report["by_snr"]}  # type: ignore[dict-item]
+    groups = {"all": report["overall"], **report["by_snr"]}
     for lev, rows in groups.items():
         for p, m in rows.items():
             table.add_row(

@@ -56,26 +56,26 @@ def sample(
     import pandas as pd
 
     from atmospec._fileio import atomic_path
-    from atmospec.posteriors.npe import load_npe
+    from atmospec.models import load_model
     from atmospec.spectrum import Spectrum
 
-    est = load_npe(model)
+    est = load_model(model, kind="npe")
     out.mkdir(parents=True, exist_ok=True)
     for f in files:
         sp = Spectrum.read(f)
         draws = est.sample(sp, n=n, seed=seed)
-        table = pd.DataFrame(draws, columns=list(est.param_names))
+        table = pd.DataFrame(draws, columns=list(est.param_names_))
         with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
             table.to_csv(tmp, index=False)
         q = np.percentile(draws, [16, 50, 84], axis=0)
         text = ", ".join(
             f"{p} {q[1, j]:.4g} (+{q[2, j] - q[1, j]:.2g}/-{q[1, j] - q[0, j]:.2g})"
-            for j, p in enumerate(est.param_names)
+            for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
 
 
-def calibrate(
+def calibrate_cmd(
     model: str = typer.Argument(..., help="Shipped NPE name (npe_dback24) or model folder."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for calibration.json/png (default ./calibration_<model>)."
@@ -101,5 +101,5 @@ def calibrate(
 
 def register(app: typer.Typer) -> None:
     """Add ``calibrate`` and the ``posterior`` sub-app to the root app."""
-    app.command("calibrate")(calibrate)
+    app.command("calibrate")(calibrate_cmd)
     app.add_typer(posterior_app, name="posterior")

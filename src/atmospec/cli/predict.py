@@ -2,178 +2,259 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "run_batch_command", "show_progress"]
+
+# The options of a batch prediction, shared by `atmospec predict` and `atmospec scale predict`
+# so that both take the same options with the same defaults.
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="default (the NPE when calibrated and the spectrum is in its domain, else the "
+        "CNN), a model name (dback24-spex, npe_dback24, t-dwarf) or a saved folder.",
+    ),
+]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+Column = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--column", help="Table: the column of spectrum files (default: path, file...)."),
+]
+Grid = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--grid", help="Grid for chi2 and model plots (default: the model's grid)."),
+]
+Coverage = Annotated[
+    str, typer.Option("--coverage", help="refuse: a spectrum with gaps fails; mask: mask them.")
+]
+MaxMasked = Annotated[float, typer.Option("--max-masked", help="mask: largest masked fraction.")]
+AssumeSnr = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--assume-snr", help="Constant S/N for spectra without errors."),
+]
+Draws = Annotated[int, typer.Option("--draws", help="Monte Carlo draws per spectrum.")]
+PartitionSize = Annotated[
+    int,
+    typer.Option(
+        "--partition-size", "--chunk", help="Spectra per partition (one task, one part file)."
+    ),
+]
+Precision = Annotated[
+    str, typer.Option("--precision", help="Noisy copies in float32 or bfloat16 (~2x faster).")
+]
+Threads = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--threads", help="Engine threads (per Dask worker: default 1)."),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Per object PNG figures.")]
+MaxPlots = Annotated[int, typer.Option("--max-plots", help="Figures for this many objects.")]
+NoOod = Annotated[bool, typer.Option("--no-ood", help="Skip the out-of-distribution score.")]
+RetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", help="Redo partitions with failed spectra.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Scheduler = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--scheduler", help="Run on this Dask cluster: address (tcp://host:8786) or file."
+    ),
+]
+Workers = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--workers", help="Run on a local Dask cluster of this many processes."),
+]
+Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
 
 
 def predict_cmd(
     files: Optional[list[Path]] = typer.Argument(  # noqa: UP045
         None, help="Spectrum files (FITS, ECSV, CSV, text)."
     ),
-    model: str = typer.Option(
-        "default",
-        "--model",
-        "-m",
-        help="default (the NPE when calibrated and the spectrum is in its domain, else the "
-        "CNN), a model name (dback24-spex, npe_dback24, t-dwarf) or a saved folder.",
-    ),
-    out: Path = typer.Option(Path("atmospec-predict"), "--out", "-o", help="Output folder."),
+    model: Model = "default",
+    out: Out = Path("atmospec-predict"),
     library: bool = typer.Option(False, "--library", help="Predict SpeX library spectra."),
     spt: Optional[str] = typer.Option(None, "--spt", help="Library: type range, e.g. L0-T8."),  # noqa: UP045
     snr_min: Optional[float] = typer.Option(None, "--snr-min", help="Library: minimum S/N."),  # noqa: UP045
     quality: Optional[str] = typer.Option(None, "--quality", help="Library: OK, POOR, BG."),  # noqa: UP045
     limit: Optional[int] = typer.Option(None, "--limit", help="Library: at most this many."),  # noqa: UP045
     catalog: Optional[Path] = typer.Option(  # noqa: UP045
-        None, "--catalog", help="Table with a column of spectrum files (file/path) or keys."
-    ),
-    column: Optional[str] = typer.Option(None, "--column", help="--catalog: column name."),  # noqa: UP045
-    folder: Optional[Path] = typer.Option(None, "--folder", help="Every spectrum in a folder."),  # noqa: UP045
-    grid: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--grid", help="Grid for chi2 and model plots (default: the model's grid)."
-    ),
-    coverage: str = typer.Option(
-        "refuse", "--coverage", help="refuse: stop on gaps; mask: mask missing bins."
-    ),
-    max_masked: float = typer.Option(0.5, "--max-masked", help="mask: largest masked fraction."),
-    assume_snr: Optional[float] = typer.Option(  # noqa: UP045
-        None, "--assume-snr", help="Constant S/N for spectra without errors."
-    ),
-    draws: int = typer.Option(1000, "--draws", help="Monte Carlo draws per spectrum."),
-    chunk: int = typer.Option(32, "--chunk", help="Spectra per chunk (memory bound)."),
-    precision: str = typer.Option(
-        "float32", "--precision", help="Noisy copies in float32 or bfloat16 (~2x faster)."
-    ),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Worker threads."),  # noqa: UP045
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Per object PNG figures."),
-    max_plots: int = typer.Option(100, "--max-plots", help="Figures for this many objects."),
-    no_ood: bool = typer.Option(False, "--no-ood", help="Skip the out-of-distribution score."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry failed spectra."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    scheduler: Optional[str] = typer.Option(  # noqa: UP045
         None,
-        "--scheduler",
-        help="--catalog on a Dask cluster: scheduler address (tcp://host:8786).",
+        "--catalog",
+        help="Table with a column of spectrum files (path/file...) or keys, or a spectra store.",
     ),
-    workers: Optional[int] = typer.Option(  # noqa: UP045
-        None, "--workers", help="--catalog on a local Dask cluster with this many workers."
-    ),
-    partition_size: int = typer.Option(256, "--partition-size", help="Dask: rows per partition."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Every spectrum in a folder."),  # noqa: UP045
+    column: Column = None,
+    grid: Grid = None,
+    coverage: Coverage = "refuse",
+    max_masked: MaxMasked = 0.5,
+    assume_snr: AssumeSnr = None,
+    draws: Draws = 1000,
+    partition_size: PartitionSize = 256,
+    precision: Precision = "float32",
+    threads: Threads = None,
+    seed: Seed = 0,
+    plots: Plots = True,
+    max_plots: MaxPlots = 100,
+    no_ood: NoOod = False,
+    retry_failed: RetryFailed = False,
+    quiet: Quiet = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
-    Rows go to OUT/predictions.ecsv and .csv, figures to OUT/objects/. An interrupted run
-    resumes where it stopped when rerun with the same --out.
+    Rows go to OUT/predictions.ecsv and .csv, spectra that could not be used to
+    OUT/failures.csv, figures to OUT/objects/. An interrupted run resumes where it stopped
+    when rerun with the same --out. With --scheduler or --workers the partitions run on a
+    Dask cluster: same options, same table.
     """
+    from atmospec.prediction.sources import Catalog
+
+    parts: list[Catalog] = []
+    if files:
+        parts.append(Catalog.from_files(files))
+    if folder is not None:
+        parts.append(Catalog.from_folder(folder))
+    if catalog is not None:
+        parts.append(Catalog.open(catalog, column))
+    if library:
+        parts.append(Catalog.from_library(spt=spt, snr_min=snr_min, quality=quality, limit=limit))
+    elif any(v is not None for v in (spt, snr_min, quality, limit)):
+        raise typer.BadParameter("--spt / --snr-min / --quality / --limit need --library")
+    if not parts:
+        raise typer.BadParameter("give spectrum FILEs, --folder, --catalog or --library")
+    if column is not None and catalog is None:
+        raise typer.BadParameter("--column names a column of the --catalog table")
+    cat = parts[0] if len(parts) == 1 else Catalog.concat(parts)
+    run_batch_command(
+        cat,
+        out,
+        model=model,
+        grid=grid,
+        coverage=coverage,
+        max_masked=max_masked,
+        assume_snr=assume_snr,
+        draws=draws,
+        partition_size=partition_size,
+        precision=precision,
+        threads=threads,
+        seed=seed,
+        plots=plots,
+        max_plots=max_plots,
+        no_ood=no_ood,
+        retry_failed=retry_failed,
+        quiet=quiet,
+        scheduler=scheduler,
+        workers=workers,
+        serial=scheduler is None and workers is None,
+    )
+
+
+def show_progress(quiet: bool) -> None:
+    """A command's own ``--quiet`` acts like ``atmospec --quiet``: warnings and errors only,
+    no progress bars (the CLI's one rich handler is installed by ``atmospec.cli.main``)."""
+    if quiet:
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
+
+
+def run_batch_command(
+    catalog: Any,
+    out: Path,
+    *,
+    model: str,
+    grid: str | None,
+    coverage: str,
+    max_masked: float,
+    assume_snr: float | None,
+    draws: int,
+    partition_size: int,
+    precision: str,
+    threads: int | None,
+    seed: int,
+    plots: bool,
+    max_plots: int,
+    no_ood: bool,
+    retry_failed: bool,
+    quiet: bool,
+    scheduler: str | None,
+    workers: int | None,
+    serial: bool,
+    summary_json: bool = False,
+) -> None:
+    """Run one batch prediction (here or on Dask), print its summary, fail if incomplete."""
+    import contextlib
+
     from rich.console import Console
 
-    from atmospec.inference.batch import (
-        catalog_sources,
-        file_sources,
-        folder_sources,
-        library_sources,
-        run_batch,
+    from atmospec.prediction.batch import (
+        BatchOptions,
+        IncompleteRunError,
+        LocalExecutor,
+        run_catalog,
     )
-    from atmospec.inference.predict import Predictor
+    from atmospec.prediction.predictor import Predictor
 
-    if coverage not in ("refuse", "mask"):
-        raise typer.BadParameter(f"--coverage must be refuse or mask, not {coverage!r}")
-    if draws < 1:
-        raise typer.BadParameter("--draws must be >= 1")
-    if precision not in ("float32", "bfloat16"):
-        raise typer.BadParameter(f"--precision must be float32 or bfloat16, not {precision!r}")
-    console = Console(quiet=quiet, stderr=False)
-    if scheduler is not None or workers is not None:
-        if catalog is None or files or folder is not None or library:
-            raise typer.BadParameter("--scheduler / --workers apply to --catalog TABLE alone")
-        from atmospec.cli.scale import run_catalog
-
-        run_catalog(
-            catalog,
-            model,
-            out,
-            scheduler=scheduler,
-            workers=workers,
-            partition_size=partition_size,
+    try:
+        options = BatchOptions(
+            model=model,
             grid=grid,
             draws=draws,
             coverage=coverage,
+            max_masked_fraction=max_masked,
+            assume_snr=assume_snr,
             ood=not no_ood,
             seed=seed,
-            quiet=quiet,
+            precision=precision,
+            partition_size=partition_size,
+            threads=threads,
+            plots=plots,
+            max_plots=max_plots,
+            retry_failed=retry_failed,
         )
-        return
-    sources = []
-    if files:
-        sources += file_sources(files)
-    if folder is not None:
-        sources += folder_sources(folder)
-    if catalog is not None:
-        sources += catalog_sources(catalog, column)
-    if library:
-        sources += library_sources(spt=spt, snr_min=snr_min, quality=quality, limit=limit)
-    elif any(v is not None for v in (spt, snr_min, quality, limit)):
-        raise typer.BadParameter("--spt / --snr-min / --quality / --limit need --library")
-    if not sources:
-        raise typer.BadParameter("give spectrum FILEs, --folder, --catalog or --library")
-    predictor = Predictor(
-        model,
-        grid=grid,
-        ood=not no_ood,
-        draws=draws,
-        coverage=coverage,  # type: ignore[arg-type]
-        max_masked_fraction=max_masked,
-        assume_snr=assume_snr,
-        seed=seed,
-        quiet=quiet,
-        num_threads=threads,
-        precision=precision,  # type: ignore[arg-type]
-    )
-    options = {
-        "model": model,
-        "coverage": coverage,
-        "draws": draws,
-        "precision": precision,
-        "chunk": chunk,
-        "seed": seed,
-        "library": library,
-        "spt": spt,
-        "snr_min": snr_min,
-        "quality": quality,
-        "catalog": None if catalog is None else str(catalog),
-        "folder": None if folder is None else str(folder),
-        "plots": plots,
-    }
-    summary = run_batch(
-        sources,
-        out,
-        predictor,
-        chunk=chunk,
-        plots=plots,
-        max_plots=max_plots,
-        quiet=quiet,
-        retry_failed=retry_failed,
-        options=options,
-    )
-    if summary.n_done_before:
-        console.print(f"resumed: {summary.n_done_before} spectra were already done")
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    show_progress(quiet)
+    console = Console(quiet=quiet, stderr=False)
+    predictor = Predictor(model, **options.predictor_kwargs())
+    with contextlib.ExitStack() as stack:
+        executor: Any = LocalExecutor()
+        if not serial:
+            from atmospec.scale.distributed import DaskExecutor, dask_client
+
+            client = stack.enter_context(dask_client(scheduler, workers=workers))
+            executor = DaskExecutor(client)
+        run = run_catalog(catalog, predictor, out, options, executor=executor)
+    if summary_json:
+        typer.echo(json.dumps(run.summary()))
+    if run.n_rows_done_before:
+        console.print(f"resumed: {run.n_rows_done_before} spectra were already done")
     console.print(
-        f"{summary.n_predicted} predicted, {summary.n_failed} could not be used "
-        f"(see {out / 'failures.csv'}) in {summary.wall_time_s:.1f} s: "
-        f"{summary.spectra_per_s:.1f} spectra/s with {draws} draws each"
+        f"{run.n_predicted} predicted, {run.n_unusable} could not be used "
+        f"(see {out / 'failures.csv'}) in {run.seconds:.1f} s: "
+        f"{run.spectra_per_s:.1f} spectra/s with {draws} draws each"
+        + (f" on {run.workers} Dask workers" if not serial else "")
     )
     console.print(f"model {predictor.model_id}; results in {out / 'predictions.ecsv'}")
     if predictor.policy is not None:
         gate = predictor.policy.gate_problem()
         if gate:
             console.print(f"[yellow]default: {gate}; every row was served by the fallback[/]")
-        counts = ", ".join(f"{n} by {m}" for m, n in (summary.rows_by_model or {}).items())
+        counts = ", ".join(f"{n} by {m}" for m, n in run.rows_by_model.items())
         console.print(f"default selection: rows served {counts or 'none'} (why: the notes column)")
     console.print(f"[dim]write an HTML page with: atmospec report {out}[/]")
+    if not run.complete:
+        raise IncompleteRunError(
+            f"{len(run.failed)} partition(s) failed ({', '.join(sorted(run.failed)[:5])}); "
+            "rerun the same command to complete them"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,30 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli.predict import (
+    AssumeSnr,
+    Column,
+    Coverage,
+    Draws,
+    Grid,
+    MaxMasked,
+    MaxPlots,
+    Model,
+    NoOod,
+    Out,
+    PartitionSize,
+    Plots,
+    Precision,
+    Quiet,
+    RetryFailed,
+    Scheduler,
+    Seed,
+    Serial,
+    Threads,
+    Workers,
+    run_batch_command,
+)
+
 __all__ = ["register"]
 
 scale_app = typer.Typer(
@@ -22,54 +46,58 @@ _SCHED = "Dask scheduler address (tcp://host:8786) or scheduler file; default a 
 @scale_app.command("predict")
 def predict_cmd(
     catalog: str = typer.Argument(..., help="Spectra store (.zarr), folder, or table of files."),
-    model: str = typer.Option("default", "--model", "-m", help="Model name or saved folder."),
-    out: Path = typer.Option(Path("atmospec-scale-predict"), "--out", "-o", help="Output folder."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHED),  # noqa: UP045
-    workers: Optional[int] = typer.Option(  # noqa: UP045
-        None, "--workers", help="Local cluster: worker processes (default: CPU cores)."
-    ),
-    partition_size: int = typer.Option(256, "--partition-size", help="Spectra per partition."),
-    draws: int = typer.Option(1000, "--draws", help="Monte Carlo draws per spectrum."),
-    coverage: str = typer.Option("mask", "--coverage", help="refuse or mask (default mask)."),
-    no_ood: bool = typer.Option(False, "--no-ood", help="Skip the out-of-distribution score."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    serial: bool = typer.Option(False, "--serial", help="No Dask: run in this process."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    model: Model = "default",
+    out: Out = Path("atmospec-predict"),
+    column: Column = None,
+    grid: Grid = None,
+    coverage: Coverage = "refuse",
+    max_masked: MaxMasked = 0.5,
+    assume_snr: AssumeSnr = None,
+    draws: Draws = 1000,
+    partition_size: PartitionSize = 256,
+    precision: Precision = "float32",
+    threads: Threads = None,
+    seed: Seed = 0,
+    plots: Plots = True,
+    max_plots: MaxPlots = 100,
+    no_ood: NoOod = False,
+    retry_failed: RetryFailed = False,
+    quiet: Quiet = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    serial: Serial = False,
 ) -> None:
-    """Predict every spectrum of a catalogue on a Dask cluster; one Parquet file per partition.
+    """Predict every spectrum of a catalogue on a Dask cluster (default: a local one).
 
-    Rerunning the same command skips finished partitions (resume after any interruption).
+    The same run as ``atmospec predict --catalog CATALOG`` (same options, defaults, output
+    folder and table) with the partitions on Dask workers; prints a JSON summary. Rerunning
+    the same command skips finished partitions (resume after any interruption).
     """
-    run_catalog(
-        catalog,
-        model,
+    from atmospec.prediction.sources import Catalog
+
+    run_batch_command(
+        Catalog.open(catalog, column),
         out,
+        model=model,
+        grid=grid,
+        coverage=coverage,
+        max_masked=max_masked,
+        assume_snr=assume_snr,
+        draws=draws,
+        partition_size=partition_size,
+        precision=precision,
+        threads=threads,
+        seed=seed,
+        plots=plots,
+        max_plots=max_plots,
+        no_ood=no_ood,
+        retry_failed=retry_failed,
+        quiet=quiet,
         scheduler=scheduler,
         workers=workers,
-        partition_size=partition_size,
-        draws=draws,
-        coverage=coverage,
-        ood=not no_ood,
-        seed=seed,
         serial=serial,
-        quiet=quiet,
+        summary_json=True,
     )
-
-
-def run_catalog(catalog: object, model: str, out: Path, **options: object) -> None:
-    """Run :func:`atmospec.scale.predict_catalog`, print its JSON summary, fail if incomplete.
-
-    Shared by ``atmospec scale predict`` and ``atmospec predict --catalog ... --scheduler``.
-    """
-    from atmospec.scale.distributed import IncompleteRunError, predict_catalog
-
-    run = predict_catalog(catalog, model, out, **options)  # type: ignore[arg-type]
-    typer.echo(json.dumps(run.summary()))
-    if not run.complete:
-        raise IncompleteRunError(
-            f"{len(run.failed)} partition(s) failed ({', '.join(sorted(run.failed)[:5])}); "
-            "rerun the same command to complete them"
-        )
 
 
 @scale_app.command("collect")
@@ -77,9 +105,9 @@ def collect_cmd(
     out: Path = typer.Argument(..., help="Output folder of `atmospec scale predict`."),
     to: Path = typer.Option(..., "--to", help="One table: .parquet, .csv or .ecsv."),
 ) -> None:
-    """Join a run's partition files into one table, in catalogue order."""
+    """Join a run's partition files (predicted and failed rows) into one table, in order."""
     from atmospec._fileio import atomic_path
-    from atmospec.scale.distributed import read_results
+    from atmospec.prediction.batch import read_results
 
     frame = read_results(out)
     with atomic_path(to) as tmp:

@@ -113,11 +113,11 @@ def chi2_of(
     """Chi-square of ``spectrum`` against a model file or a grid point (flux scale solved)."""
     import numpy as np
 
-    from atmospec.inference.chi2 import chi2_with_scale
+    from atmospec.fitting.chi2 import chi2_with_scale
 
     if grid is not None:
+        from atmospec.fitting.data import prepare
         from atmospec.grids import load_grid
-        from atmospec.inference.fit import prepare
 
         if not point:
             raise typer.BadParameter("--grid needs --point name=value,...")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec.estimators.preprocessing import Preprocessor
 from atmospec.predictive_tails import dof_array
-from atmospec.training.preprocessing import Preprocessor
 
 from .base import Estimator
 
@@ -95,11 +95,24 @@ class NeuralEstimator(Estimator):
     Subclasses define the preprocessing defaults, ``probabilistic`` (mean + sigma heads trained
     with Gaussian NLL, else point outputs trained with ``loss``) and ``_network``.
     After training, a probabilistic model recalibrates its sigmas on the validation set, per
-    parameter and as a function of the input S/N (see :meth:`calibrate`).
+    parameter and as a function of the input S/N (see :meth:`calibrate_sigma`).
     """
 
     probabilistic: bool = True
     bounded: bool = True
+    # Run-time switches, not hyperparameters (set on the instance before fit when needed):
+    epoch_callback: Any = None  # optional Trainer callback (e.g. Optuna pruning)
+    resume_training: bool = False  # continue from checkpoints in checkpoint_dir
+    # Learned state: declared here for type checkers, created only by fit / load.
+    members_: list[Any]  # the trained networks (a deep ensemble when n_members > 1)
+    preprocessor_: Preprocessor
+    sigma_scale_: NDArray[np.float64] | None  # sigma scale at the reference S/N
+    sigma_snr_slope_: NDArray[np.float64] | None  # d ln(scale) / d ln(S/N)
+    sigma_snr_ref_: float  # reference S/N of sigma_scale_
+    sigma_snr_range_: tuple[float, float]  # S/N range of the calibration set (clipped to)
+    sigma_tail_dof_: NDArray[np.float64] | None  # Student-t dof per parameter (inf: Gaussian)
+    history_: list[dict[str, Any]]
+    train_seconds_: float
 
     def __init__(
         self,
@@ -120,7 +133,6 @@ class NeuralEstimator(Estimator):
         scheduler: str = "plateau",
         nll_beta: float = 0.0,
     ) -> None:
-        super().__init__()
         self.n_members = n_members
         self.lr = lr
         self.batch_size = batch_size
@@ -136,17 +148,6 @@ class NeuralEstimator(Estimator):
         self.checkpoint_dir = checkpoint_dir
         self.scheduler = scheduler
         self.nll_beta = nll_beta
-        self.members_: list[Any] = []
-        self.preprocessor_: Preprocessor | None = None
-        self.sigma_scale_: NDArray[np.float64] | None = None  # scale at the reference S/N
-        self.sigma_snr_slope_: NDArray[np.float64] | None = None  # d ln(scale) / d ln(S/N)
-        self.sigma_snr_ref_: float = 1.0  # reference S/N of sigma_scale_
-        self.sigma_snr_range_: tuple[float, float] = (1.0, 1.0)  # S/N range of the fit (clip)
-        self.sigma_tail_dof_: NDArray[np.float64] | None = None  # Student-t dof (inf: Gaussian)
-        self.history_: list[dict[str, Any]] = []
-        self.train_seconds_: float = 0.0
-        self.epoch_callback: Any = None  # optional Trainer callback (e.g. Optuna pruning)
-        self.resume_training = False  # continue from checkpoints in checkpoint_dir
 
     # -- subclass hooks ----------------------------------------------------------------
     @abstractmethod
@@ -182,12 +183,14 @@ class NeuralEstimator(Estimator):
         return _Wrapped.make(
             net,
             len(self.param_names_),
-            self.preprocessor_.target == "bounded",  # type: ignore[union-attr]
+            self.preprocessor_.target == "bounded",
             self.probabilistic,
         )
 
     # -- data --------------------------------------------------------------------------
-    def _tensors(self, X: NDArray[np.float64], sigma: NDArray[np.float64] | None) -> list[Any]:
+    def _tensors(
+        self, X: NDArray[np.floating[Any]], sigma: NDArray[np.float64] | None
+    ) -> list[Any]:
         import torch
 
         assert self.preprocessor_ is not None
@@ -238,7 +241,8 @@ class NeuralEstimator(Estimator):
             val = [*self._tensors(Xv, sv), torch.from_numpy(pp.transform_targets(yv))]
             val_loader = self._loader(val, shuffle=False, seed=0)
             metrics = self._rmse_tracker(val[:-1], yv)
-        self.members_, self.history_ = [], []
+        self.members_ = []
+        self.history_ = []
         start = time.perf_counter()
         budget = self.max_seconds / self.n_members if self.max_seconds else None
         cpu_budget = self.max_cpu_seconds / self.n_members if self.max_cpu_seconds else None
@@ -283,9 +287,11 @@ class NeuralEstimator(Estimator):
         self.train_seconds_ = time.perf_counter() - start
         self.sigma_scale_ = np.ones(len(self.param_names_))
         self.sigma_snr_slope_ = None
+        self.sigma_snr_ref_ = 1.0
+        self.sigma_snr_range_ = (1.0, 1.0)
         self.sigma_tail_dof_ = None
         if self.probabilistic and validation is not None:
-            self.calibrate(
+            self.calibrate_sigma(
                 validation[0], validation[1], validation[2] if len(validation) > 2 else None
             )
 
@@ -363,7 +369,7 @@ class NeuralEstimator(Estimator):
             return np.nanmedian(r, axis=1)
 
     def sigma_scale_for(self, X: Any, sigma: Any) -> NDArray[np.float64]:
-        """Calibration factors (n, p) for the sigmas of these spectra (see :meth:`calibrate`):
+        """Calibration factors (n, p) for the sigmas of these spectra (see :meth:`calibrate_sigma`):
         ``sigma_scale_ * (S/N / sigma_snr_ref_) ** sigma_snr_slope_``, the S/N clipped to the
         range of the calibration set; the constant ``sigma_scale_`` when the S/N is unknown."""
         p = len(self.param_names_)
@@ -377,7 +383,7 @@ class NeuralEstimator(Estimator):
         snr = np.where(np.isfinite(snr), np.clip(snr, lo, hi), self.sigma_snr_ref_)
         return out * (snr[:, None] / self.sigma_snr_ref_) ** self.sigma_snr_slope_[None, :]
 
-    def calibrate(self, X: Any, y: Any, sigma: Any = None) -> NDArray[np.float64]:
+    def calibrate_sigma(self, X: Any, y: Any, sigma: Any = None) -> NDArray[np.float64]:
         """Recalibrate the predictive sigmas and tails on held-out (validation) spectra.
 
         Per parameter, the calibrated sigma is ``s(S/N) * sigma`` with
@@ -437,6 +443,7 @@ class NeuralEstimator(Estimator):
         """
         from atmospec.predictive_tails import dof_list
 
+        slope = getattr(self, "sigma_snr_slope_", None)  # absent: no S/N dependence
         return {
             "method": (
                 "per-parameter sigma scale s(S/N) = s0 (S/N / S/N_ref)^b on the validation "
@@ -445,11 +452,9 @@ class NeuralEstimator(Estimator):
                 "ratio of the calibrated errors (None: Gaussian)"
             ),
             "sigma_scale": None if self.sigma_scale_ is None else self.sigma_scale_.tolist(),
-            "sigma_snr_slope": (
-                None if self.sigma_snr_slope_ is None else self.sigma_snr_slope_.tolist()
-            ),
-            "sigma_snr_ref": self.sigma_snr_ref_,
-            "sigma_snr_range": list(self.sigma_snr_range_),
+            "sigma_snr_slope": None if slope is None else slope.tolist(),
+            "sigma_snr_ref": getattr(self, "sigma_snr_ref_", 1.0),
+            "sigma_snr_range": list(getattr(self, "sigma_snr_range_", (1.0, 1.0))),
             "sigma_tail_dof": dof_list(self.sigma_tail_dof_),
         }
 
@@ -499,9 +504,8 @@ class NeuralEstimator(Estimator):
 
     def n_parameters(self) -> int:
         """Trainable parameters of one member network."""
-        model = self.members_[0] if self.members_ else None
-        if model is None:
-            raise ValueError("fit or load the estimator first")
+        self._require_fitted()
+        model = self.members_[0]
         return sum(p.numel() for p in model.parameters())
 
 

@@ -1,4 +1,13 @@
-"""The estimator contract: fit / predict / save / load, bounded to the grid, axis-checked."""
+"""The estimator contract every learned model follows: fit / predict / sample / save / load.
+
+scikit-learn's conventions: hyperparameters are the ``__init__`` arguments, stored unchanged
+(``get_params`` / ``set_params``, so ``sklearn.base.clone`` works); learned state lives in
+attributes ending in ``_`` that only ``fit`` (or ``load``) creates; using an estimator before
+that raises :class:`~atmospec.errors.NotFittedError`. Estimates never leave the training
+grid's bounds and the wavelength axis is checked on every prediction. The CNNs, MLP, tree
+baselines and the neural posterior estimator (:class:`~atmospec.posteriors.npe.NPEstimator`)
+all derive from :class:`Estimator`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from atmospec.errors import IncompatibleModelError, ModelFileError
+from atmospec.errors import IncompatibleModelError, ModelFileError, NotFittedError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +39,7 @@ ESTIMATOR_KINDS: dict[str, str] = {
     "mlp": "atmospec.estimators.mlp",
     "random_forest": "atmospec.estimators.baselines",
     "gradient_boosting": "atmospec.estimators.baselines",
+    "npe": "atmospec.posteriors.npe",
 }
 BOUND_TOLERANCE = 0.01  # an estimate within 1 % of the range from a grid edge "presses" on it
 
@@ -90,31 +100,80 @@ class Prediction:
 
 
 class Estimator(ABC):
-    """Base of all estimators: sklearn-like ``fit`` / ``predict`` plus safe ``save`` / ``load``.
+    """Base of all estimators: sklearn-like ``fit`` / ``predict`` / ``sample`` plus safe
+    ``save`` / ``load``.
 
-    Hyperparameters are the ``__init__`` arguments (``get_params``); learned state lives in
-    attributes ending in ``_``: ``wavelength_`` (the axis the model reads), ``param_names_``,
-    ``bounds_`` (grid ranges; predictions never leave them), ``history_`` and ``meta_``.
-    Subclasses implement ``_fit``, ``_predict``, ``_get_state`` and ``_set_state``.
+    Hyperparameters are the ``__init__`` arguments (``get_params`` / ``set_params``);
+    ``__init__`` only stores them. Learned state lives in attributes ending in ``_``, created
+    by ``fit`` (or ``load``): ``wavelength_`` (the axis the model reads), ``param_names_``,
+    ``bounds_`` (grid ranges; predictions never leave them) and ``meta_`` (free-form record:
+    grid name, evaluation, provenance). Subclasses implement ``_fit``, ``_predict``,
+    ``_get_state`` and ``_set_state`` (or override ``fit`` / ``save`` / ``load`` whole, as the
+    NPE does).
+
+    Example:
+        >>> from sklearn.base import clone
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> rf = RandomForestEstimator(n_estimators=5)
+        >>> clone(rf.set_params(max_depth=3)).get_params()["max_depth"]
+        3
+        >>> hasattr(rf, "wavelength_")  # nothing learned before fit
+        False
     """
 
     kind: ClassVar[str] = ""
     uses_sigma: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.wavelength_: NDArray[np.float64] | None = None
-        self.param_names_: tuple[str, ...] = ()
-        self.bounds_: dict[str, tuple[float, float]] = {}
-        self.meta_: dict[str, Any] = {}
+    # Learned state: declared here for type checkers, created only by fit / load.
+    wavelength_: NDArray[np.float64]
+    param_names_: tuple[str, ...]
+    bounds_: dict[str, tuple[float, float]]
+    meta_: dict[str, Any]
 
     # -- hyperparameters ---------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The ``__init__`` arguments of this estimator."""
-        sig = inspect.signature(type(self).__init__)
-        return {n: getattr(self, n) for n in sig.parameters if n != "self"}
+    @classmethod
+    def _hyperparameter_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            n
+            for n, p in sig.parameters.items()
+            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` arguments of this estimator (``deep``: also ``name__sub`` entries
+        of hyperparameters that are estimators themselves)."""
+        out: dict[str, Any] = {}
+        for name in self._hyperparameter_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set hyperparameters (``name=value`` or nested ``name__sub=value``); returns self.
+
+        Raises:
+            ValueError: a name that is not an ``__init__`` argument (the valid ones are listed).
+        """
+        valid = self._hyperparameter_names()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(
+                    f"{type(self).__name__} has no hyperparameter {name!r}; valid: {valid}"
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
     # -- contract ------------------------------------------------------------------------
@@ -162,6 +221,7 @@ class Estimator(ABC):
             raise ValueError(f"{type(self).__name__} needs per-pixel uncertainties: pass sigma=")
         self.wavelength_ = wave
         self.param_names_ = tuple(param_names)
+        self.meta_ = {}
         if bounds is None:
             bounds = {
                 p: (float(y[:, i].min()), float(y[:, i].max())) for i, p in enumerate(param_names)
@@ -233,15 +293,55 @@ class Estimator(ABC):
             )
 
     def _require_fitted(self) -> None:
-        if self.wavelength_ is None:
-            raise ValueError(f"{type(self).__name__} is not fitted yet: call fit() or load()")
+        """Raise :class:`~atmospec.errors.NotFittedError` before ``fit`` / ``load``."""
+        if not hasattr(self, "param_names_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit() or load() first"
+            )
+
+    def sample(
+        self, X: ArrayLike, sigma: ArrayLike | None = None, n: int = 1000, seed: int = 0
+    ) -> NDArray[np.float64]:
+        """Draws from the predictive distribution: ``(n, p)`` for one spectrum ``(n_wave,)``,
+        ``(batch, n, p)`` for a batch.
+
+        The distribution of each parameter is the one :meth:`predict` describes (Gaussian, or
+        Student-t where ``tail_dof`` says so) truncated to the grid bounds, drawn by inverse
+        CDF so no draw leaves the grid. The NPE overrides this with posterior draws.
+
+        Raises:
+            ValueError: a point estimator (no predictive sigma) has nothing to sample.
+        """
+        from scipy import stats
+
+        x = np.asarray(X, dtype=np.float64)
+        batch = x.ndim == 2
+        pred = self.predict(x, sigma)
+        if pred.std is None:
+            raise ValueError(
+                f"{type(self).__name__} gives point estimates only (no predictive sigma): "
+                "nothing to sample"
+            )
+        dof = np.full(len(pred.param_names), np.inf) if pred.tail_dof is None else pred.tail_dof
+        lo = np.array([pred.bounds[p][0] for p in pred.param_names])
+        hi = np.array([pred.bounds[p][1] for p in pred.param_names])
+        rng = np.random.default_rng(seed)
+        out = np.empty((pred.mean.shape[0], n, len(pred.param_names)))
+        for j, d in enumerate(dof):
+            dist = stats.norm if not np.isfinite(d) else stats.t(float(d))
+            std = np.maximum(pred.std[:, j : j + 1], 1e-300)
+            a = dist.cdf((lo[j] - pred.mean[:, j : j + 1]) / std)
+            b = dist.cdf((hi[j] - pred.mean[:, j : j + 1]) / std)
+            u = a + (b - a) * rng.uniform(size=(pred.mean.shape[0], n))
+            draw = pred.mean[:, j : j + 1] + std * dist.ppf(u)
+            out[:, :, j] = np.clip(draw, lo[j], hi[j])
+        return out if batch else out[0]
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], **provenance_extra: Any) -> Path:
         """Write the model folder (``model.json`` + ``weights.safetensors``); returns it."""
         from atmospec._fileio import provenance
-
-        from .serialization import save_arrays
+        from atmospec.serialization import save_arrays
 
         self._require_fitted()
         assert self.wavelength_ is not None
@@ -255,7 +355,7 @@ class Estimator(ABC):
         )
         record = {
             "kind": self.kind,
-            "params": self.get_params(),
+            "params": self.get_params(deep=False),
             "param_names": list(self.param_names_),
             "bounds": {k: list(v) for k, v in self.bounds_.items()},
             "state": config,
@@ -268,7 +368,26 @@ class Estimator(ABC):
         """Load any saved estimator (the ``kind`` in its record picks the class)."""
         return load_estimator(path)
 
-    @abstractmethod
+    @classmethod
+    def _from_record(
+        cls, record: dict[str, Any], arrays: dict[str, NDArray[Any]], path: Any
+    ) -> Estimator:
+        """Rebuild a fitted estimator from its verified record and arrays."""
+        try:
+            est = cls(**record["params"])
+            est.wavelength_ = np.asarray(arrays.pop("meta.wavelength"), dtype=np.float64)
+            est.param_names_ = tuple(record["param_names"])
+            est.bounds_ = {k: (float(v[0]), float(v[1])) for k, v in record["bounds"].items()}
+            est.meta_ = dict(record.get("meta", {}))
+            est._set_state(
+                record["state"], {k[2:]: v for k, v in arrays.items() if k.startswith("w.")}
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ModelFileError(
+                f"{path}: model record is inconsistent with its weights ({err})"
+            ) from None
+        return est
+
     def _fit(
         self,
         X: NDArray[np.float64],
@@ -277,27 +396,30 @@ class Estimator(ABC):
         validation: tuple[Any, ...] | None,
         *,
         clean: NDArray[np.float64] | None = None,
-    ) -> None: ...
+    ) -> None:
+        raise NotImplementedError
 
     @abstractmethod
     def _predict(
         self, X: NDArray[np.float64], sigma: NDArray[np.float64] | None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]: ...
 
-    @abstractmethod
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]: ...
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        raise NotImplementedError
 
-    @abstractmethod
-    def _set_state(self, config: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None: ...
+    def _set_state(self, config: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
+        raise NotImplementedError
 
 
 def load_estimator(path: str | os.PathLike[str]) -> Estimator:
     """Load a model folder written by :meth:`Estimator.save` (verified; never executes code).
 
+    The record's ``kind`` picks the class (any of :data:`ESTIMATOR_KINDS`, the NPE included).
+
     Raises:
-        ModelFileError: truncated, tampered or unknown model file.
+        ModelFileError: truncated, tampered or unknown model file (the message names the file).
     """
-    from .serialization import load_arrays
+    from atmospec.serialization import load_arrays
 
     record, arrays = load_arrays(path)
     kind = record.get("kind")
@@ -311,15 +433,4 @@ def load_estimator(path: str | os.PathLike[str]) -> Estimator:
         for c in vars(module).values()
         if isinstance(c, type) and issubclass(c, Estimator) and c.kind == kind
     )
-    try:
-        est = klass(**record["params"])
-        est.wavelength_ = np.asarray(arrays.pop("meta.wavelength"), dtype=np.float64)
-        est.param_names_ = tuple(record["param_names"])
-        est.bounds_ = {k: (float(v[0]), float(v[1])) for k, v in record["bounds"].items()}
-        est.meta_ = dict(record.get("meta", {}))
-        est._set_state(record["state"], {k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ModelFileError(
-            f"{path}: model record is inconsistent with its weights ({err})"
-        ) from None
-    return est
+    return klass._from_record(record, arrays, path)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 
 from .base import Estimator
 
@@ -102,11 +102,10 @@ class TreeEnsemble:
 class _TreeEstimator(Estimator):
     """Shared preprocessing and state handling of the tree baselines (flux / mean input)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.preprocessor_: Preprocessor | None = None
-        self.trees_: TreeEnsemble | None = None
-        self.sigma_scale_: NDArray[np.float64] | None = None
+    # Learned state: declared here for type checkers, created only by fit / load.
+    preprocessor_: Preprocessor
+    trees_: TreeEnsemble
+    sigma_scale_: NDArray[np.float64] | None
 
     def _features(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         assert self.preprocessor_ is not None
@@ -162,7 +161,6 @@ class RandomForestEstimator(_TreeEstimator):
         seed: int = 0,
         n_jobs: int | None = None,
     ) -> None:
-        super().__init__()
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
@@ -189,6 +187,7 @@ class RandomForestEstimator(_TreeEstimator):
         self.sigma_scale_ = np.ones(len(self.param_names_))
         if validation is not None:
             mean, std = self._predict(np.asarray(validation[0], dtype=np.float64), None)
+            assert std is not None  # the forest's spread is always returned
             z = (np.asarray(validation[1]) - mean) / np.maximum(std, 1e-12)
             self.sigma_scale_ = np.sqrt(np.mean(z**2, axis=0))
 
@@ -215,6 +214,7 @@ class GradientBoostingEstimator(_TreeEstimator):
     """
 
     kind = "gradient_boosting"
+    init_: NDArray[np.float64]  # the boosting's starting prediction (learned)
 
     def __init__(
         self,
@@ -225,13 +225,11 @@ class GradientBoostingEstimator(_TreeEstimator):
         subsample: float = 0.8,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.subsample = subsample
         self.seed = seed
-        self.init_: NDArray[np.float64] | None = None
 
     def _fit(self, X: Any, y: Any, sigma: Any, validation: Any, *, clean: Any = None) -> None:
         from sklearn.ensemble import GradientBoostingRegressor
@@ -253,6 +251,7 @@ class GradientBoostingEstimator(_TreeEstimator):
             trees.extend(gb.estimators_[:, 0])
         self.init_ = np.array(init)
         self.trees_ = TreeEnsemble.from_sklearn(trees)
+        self.sigma_scale_ = None  # point estimates: no predictive sigma
 
     def _predict(
         self, X: Any, sigma: Any

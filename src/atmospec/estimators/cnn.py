@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 
 from ._neural import NeuralEstimator
 

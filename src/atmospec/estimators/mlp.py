@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 
 from ._neural import NeuralEstimator
 
@@ -58,7 +58,7 @@ class SpectrumMLP(NeuralEstimator):
             device=device,
             checkpoint_dir=checkpoint_dir,
         )
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = hidden
         self.dropout = dropout
 
     def _preprocessor(self) -> Preprocessor:
@@ -69,7 +69,7 @@ class SpectrumMLP(NeuralEstimator):
 
         layers: list[nn.Module] = [nn.Flatten()]
         width = n_wave * n_channels
-        for h in self.hidden:
+        for h in map(int, self.hidden):
             layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(self.dropout)]
             width = h
         layers.append(nn.Linear(width, n_out))

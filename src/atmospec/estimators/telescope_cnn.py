@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atmospec.training.preprocessing import Preprocessor
+from atmospec.estimators.preprocessing import Preprocessor
 
 from ._neural import NeuralEstimator
 
@@ -65,6 +65,7 @@ def telescope_network(n_wave: int = 104, n_out: int = 4, n_side: int = 2) -> tor
         def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
             h = self.fc1(self.conv(x).flatten(1))
             if self.n_side:
+                assert side is not None  # a network built with side inputs needs them
                 h = torch.cat([h, side], dim=1)
             h = self.fc2(h)
             return torch.cat([head(h) for head in self.heads], dim=1)

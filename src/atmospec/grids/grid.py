@@ -362,7 +362,9 @@ class ModelGrid:
                 xs[missing, q] = expect[missing]
                 ok &= np.abs(xs[:, q] - expect) <= max(tol[q], 1e-6)
             if isinstance(c.weights, SparseWeights) and ok.any():
-                inside = c.weights.inside(xs[np.ix_(np.flatnonzero(ok), c.free)])
+                inside = c.weights.inside(
+                    xs[np.ix_(np.flatnonzero(ok), np.asarray(c.free, dtype=np.intp))]
+                )
                 ok[np.flatnonzero(ok)] = inside
             x[sel] = xs
             cell_of[sel[ok]] = k
@@ -472,7 +474,7 @@ class ModelGrid:
         """True for each point that can be interpolated (inside the grid's hull)."""
         x, single = self._as_points(points)
         ok = self._check(x) >= 0
-        return ok[0] if single else ok  # type: ignore[return-value]
+        return ok[0] if single else ok
 
     def weights(self, points: Point) -> tuple[IntArray, FloatArray]:
         """Grid rows and interpolation weights for each point, padded to a common width."""
@@ -493,7 +495,7 @@ class ModelGrid:
                 r = np.full((sel.size, 1), c.rows[0], dtype=np.intp)
                 w = np.ones((sel.size, 1))
             else:
-                r, w = c.weights(x[np.ix_(sel, c.free)])
+                r, w = c.weights(x[np.ix_(sel, np.asarray(c.free, dtype=np.intp))])
             parts[int(k)] = (r, w)
             width = max(width, r.shape[1])
         rows = np.zeros((len(x), width), dtype=np.intp)
@@ -528,7 +530,7 @@ class ModelGrid:
         from atmospec.spectrum import Spectrum
 
         if isinstance(idx_or_point, (int, np.integer)):
-            row = int(self._as_rows([idx_or_point])[0])
+            row = int(self._as_rows([int(idx_or_point)])[0])
             flux = self.flux(row)
             values = self._values[row]
             label = self.labels[row]

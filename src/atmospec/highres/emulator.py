@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from atmospec.highres.voigt import PROFILES
 
 __all__ = ["LineEmulator", "clone", "default_device", "dense_optical_depth", "train_clone"]
 
-_FORMAT = "atmospec.highres.LineEmulator/1"
+KIND = "line_emulator"  # the record kind (atmospec.models, atmospec.serialization)
 
 
 def default_device() -> torch.device:
@@ -64,6 +63,9 @@ class LineEmulator(nn.Module):
         >>> round(float(flux.min()), 4), round(float(flux[0]), 3)
         (0.71, 1.0)
     """
+
+    center0: torch.Tensor  # registered buffers (typed here: nn.Module.__getattr__ is untyped)
+    group: torch.Tensor
 
     def __init__(
         self,
@@ -259,55 +261,50 @@ class LineEmulator(nn.Module):
             )
 
     def save(self, path: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:
-        """Save as safetensors (the tensors) with the settings and provenance in its metadata."""
-        from safetensors.torch import save_file
-
-        from atmospec._fileio import atomic_path
+        """Save as a model folder (:mod:`atmospec.serialization`): the line parameters in
+        ``weights.safetensors``, the settings, meta and provenance in a checksummed
+        ``model.json``. Returns the folder."""
+        from atmospec.serialization import save_arrays
 
         ll = self.lines()
-        tensors = {
-            "center": torch.as_tensor(ll.center),
-            "amplitude": torch.as_tensor(ll.amplitude),
-            "sigma": torch.as_tensor(ll.sigma),
-            "gamma": torch.as_tensor(ll.gamma),
+        arrays = {
+            "center": np.asarray(ll.center),
+            "amplitude": np.asarray(ll.amplitude),
+            "sigma": np.asarray(ll.sigma),
+            "gamma": np.asarray(ll.gamma),
         }
-        meta = {
-            "format": _FORMAT,
-            "profile": self.profile,
-            "wing": repr(self.wing),
-            "settings": json.dumps(self.settings()),
-            "meta": json.dumps(self.meta, default=str),
-            "provenance": json.dumps(provenance or {}, default=str),
+        record = {
+            "kind": KIND,
+            "settings": self.settings(),
+            "meta": self.meta,
+            "provenance": provenance or {},
         }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-        return Path(path)
+        return save_arrays(path, record, arrays)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device | None = None) -> LineEmulator:
-        """Load a model written by :meth:`save`."""
-        from safetensors import safe_open
+        """Load a model folder written by :meth:`save` (both files verified by sha256).
 
+        Raises:
+            ModelFileError: a missing, modified or truncated file (named), or another model.
+        """
+        from atmospec.serialization import load_arrays
+
+        p = Path(path)
+        if p.is_file() and p.name != "model.json":
+            raise ModelFileError(
+                f"{p}: a single file, not a model folder; line emulators are saved as a folder "
+                "(model.json + weights.safetensors, checksummed) since this version: re-create "
+                "it with `atmospec highres clone`"
+            )
+        record, t = load_arrays(p)
+        if record.get("kind") != KIND:
+            raise ModelFileError(f"{p}: not a line emulator (kind={record.get('kind')!r})")
         try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                t = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        except Exception as err:  # noqa: BLE001
-            raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from err
-        if meta.get("format") != _FORMAT:
-            raise ModelFileError(f"{path}: format {meta.get('format')!r}, expected {_FORMAT!r}")
-        ll = LineList(
-            t["center"].numpy(),
-            t["amplitude"].numpy(),
-            t["sigma"].numpy(),
-            t["gamma"].numpy(),
-            json.loads(meta.get("meta", "{}")),
-        )
-        settings = json.loads(meta.get("settings", "{}")) or {
-            "profile": meta["profile"],
-            "wing": float(meta["wing"]),
-        }
-        return cls(ll, **settings, device=device)
+            ll = LineList(t["center"], t["amplitude"], t["sigma"], t["gamma"], record["meta"])
+            return cls(ll, **record["settings"], device=device)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{p}: inconsistent line emulator record ({err})") from None
 
 
 def dense_optical_depth(em: LineEmulator, wavelength: torch.Tensor) -> torch.Tensor:

@@ -161,6 +161,13 @@ class ExtrinsicModel(nn.Module):
         True
     """
 
+    # registered buffers (typed here: nn.Module.__getattr__ is untyped)
+    pixel_wavelength: torch.Tensor
+    fine_wavelength: torch.Tensor
+    _labels: torch.Tensor
+    _counts: torch.Tensor
+    basis: torch.Tensor
+
     def __init__(
         self,
         pixel_wavelength: ArrayLike,

@@ -302,13 +302,13 @@ def fit_spectrum(
         chi2 = float((wt * (fl - model) ** 2).sum())
     dof = n_good - len(free)
     factor = max(1.0, math.sqrt(chi2 / max(dof, 1)))
-    params = {
+    values = {
         "rv": float(ext.rv.detach()),
         "vsini": float(ext.vsini.detach()),
         "resolution": float(ext.resolution.detach()),
     }
     if telluric is not None:
-        params["telluric_scale"] = float(telluric.scale.detach())
+        values["telluric_scale"] = float(telluric.scale.detach())
     changed = (star.ln_amp - ln_amp0).abs() > 1e-3
     meta = {
         "rv_scan_best": rv0,
@@ -321,7 +321,7 @@ def fit_spectrum(
         "uncertainty_method": "Laplace approximation (inverse Hessian), continuum marginalised",
     }
     return FitResult(
-        params=params,
+        params=values,
         errors=errors,
         errors_scaled={k: v * factor for k, v in errors.items()},
         chi2=chi2,

@@ -59,8 +59,8 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
     _exists(path)
     try:
         hdul = fits.open(path)
-    except OSError as err:
-        raise FileFormatError(f"{path}: not a FITS file ({err})") from err
+    except OSError as open_error:
+        raise FileFormatError(f"{path}: not a FITS file ({open_error})") from open_error
     with hdul:
         names = [h.name.upper() for h in hdul]
         header = hdul[0].header if f"{fiber} FLUX".upper() in names else hdul[1].header
@@ -77,8 +77,8 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
                 flux = np.asarray(hdul[f"{fiber} Flux"].data, dtype=np.float64)
                 err = np.asarray(hdul[f"{fiber} Error"].data, dtype=np.float64)
                 wave = np.asarray(hdul[f"{fiber} Wavl"].data, dtype=np.float64)
-            except KeyError as e:
-                raise FileFormatError(f"{path}: Goldilocks HDU missing ({e})") from e
+            except KeyError as missing:
+                raise FileFormatError(f"{path}: Goldilocks HDU missing ({missing})") from missing
         elif len(hdul) > 1 and hasattr(hdul[1], "columns"):
             cols = [c.lower() for c in hdul[1].columns.names]
             need = {"wavelength", "flux", "uncertainty"}

@@ -212,7 +212,8 @@ def find_lines(
     f = np.where(np.isfinite(f), f, 1.0)
     peaks, props = find_peaks(-f, prominence=prominence, distance=max(int(distance), 1))
     if peaks.size == 0:
-        return LineList([], [], [], [], {"prominence": prominence})
+        none = np.empty(0)
+        return LineList(none, none, none, none, {"prominence": prominence})
     prom = props["prominences"]
     if max_lines is not None and peaks.size > max_lines:
         keep = np.sort(np.argsort(prom)[::-1][:max_lines])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -89,13 +89,21 @@ class MolecularTelluric(nn.Module):
         self.rv = nn.Parameter(torch.tensor(float(rv), dtype=ref.dtype, device=ref.device))
         self.rv.requires_grad_(False)
 
+    def telluric_models(self) -> dict[str, TelluricModel]:
+        """Each molecule's :class:`TelluricModel` (``molecules`` with its value type)."""
+        return {k: cast(TelluricModel, m) for k, m in self.molecules.items()}
+
     def scales(self) -> dict[str, float]:
         """The fitted optical-depth scale of each molecule."""
-        return {k: float(m.scale.detach()) for k, m in self.molecules.items()}
+        return {k: float(m.scale.detach()) for k, m in self.telluric_models().items()}
 
     def optical_depth(self, wavelength: torch.Tensor) -> torch.Tensor:
         wl = wavelength / (1.0 + self.rv / _C_KMS)
-        return sum(m.scale * m.emulator.optical_depth(wl) for m in self.molecules.values())
+        parts = [m.scale * m.emulator.optical_depth(wl) for m in self.telluric_models().values()]
+        tau = parts[0]
+        for part in parts[1:]:
+            tau = tau + part
+        return tau
 
     def forward(self, wavelength: torch.Tensor) -> torch.Tensor:
         return torch.exp(-self.optical_depth(wavelength))
@@ -241,7 +249,9 @@ def decompose(
     tell.rv.requires_grad_(True)
     wt = torch.as_tensor(w, **kw)
     ft = torch.as_tensor(f, **kw)
-    prior_ln_amp = {k: m.emulator.ln_amp.detach().clone() for k, m in tell.molecules.items()}
+    prior_ln_amp = {
+        k: m.emulator.ln_amp.detach().clone() for k, m in tell.telluric_models().items()
+    }
     t_sig = (math.log(telluric_sigma_kms[0] * to_wl), math.log(telluric_sigma_kms[1] * to_wl))
     s_sig = (math.log(star_sigma_kms[0] * to_wl), math.log(star_sigma_kms[1] * to_wl))
     max_shift = max_shift_kms * to_wl
@@ -249,14 +259,14 @@ def decompose(
     star_shift = star_shift_kms * to_wl
     s_gam_max = math.log(star_gamma_kms * to_wl)
     with torch.no_grad():
-        for m in tell.molecules.values():
+        for m in tell.telluric_models().values():
             m.emulator.ln_sigma.clamp_(*t_sig)
             m.emulator.ln_gamma.clamp_(max=t_gam_max)
             m.emulator.set_windows()
 
     def project(star: LineEmulator | None) -> None:
         with torch.no_grad():
-            for m in tell.molecules.values():
+            for m in tell.telluric_models().values():
                 m.emulator.ln_sigma.clamp_(*t_sig)
                 m.emulator.ln_gamma.clamp_(max=t_gam_max)
                 m.emulator.d_center.clamp_(-max_shift, max_shift)
@@ -266,9 +276,10 @@ def decompose(
                 star.d_center.clamp_(-star_shift, star_shift)
 
     def l1_penalty() -> torch.Tensor:
-        return l1 * sum(
-            (m.emulator.ln_amp - prior_ln_amp[k]).abs().sum() for k, m in tell.molecules.items()
-        )
+        total = torch.zeros((), **kw)
+        for k, m in tell.telluric_models().items():
+            total = total + (m.emulator.ln_amp - prior_ln_amp[k]).abs().sum()
+        return l1 * total
 
     def run(model: nn.Module, n: int, loss_fn: Any, star: LineEmulator | None, desc: str) -> float:
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -315,7 +326,7 @@ def decompose(
     narrow = found.fwhm < 2.0 * math.sqrt(2.0 * math.log(2.0)) * star_sigma_kms[0] * to_wl
     residue = narrow & (t_at < 1.0 - 2.0 * prominence)
     # features centred within the half-width of a strong telluric line are its misfit core
-    tl = [m.emulator.lines() for m in tell.molecules.values()]
+    tl = [m.emulator.lines() for m in tell.telluric_models().values()]
     tc = np.concatenate([x.center for x in tl])
     thw = np.concatenate([0.5 * x.fwhm for x in tl])
     strong = np.interp(tc, w, t_now) < 0.7
@@ -324,7 +335,9 @@ def decompose(
         residue |= near.any(1)
     star_lines = found.select(~residue)
     if len(star_lines) == 0:
-        star_lines = LineList([lam], [1e-9], [math.exp(s_sig[0])], [1e-6])
+        star_lines = LineList(
+            np.array([lam]), np.array([1e-9]), np.array([math.exp(s_sig[0])]), np.array([1e-6])
+        )
     sig0 = np.clip(star_lines.sigma, math.exp(s_sig[0]), math.exp(s_sig[1]))
     star_lines = LineList(
         star_lines.center, star_lines.amplitude, sig0, star_lines.gamma, star_lines.meta
@@ -340,7 +353,7 @@ def decompose(
     rms2 = run(joint, epochs[1], lambda r: (r**2).mean(), star, "decompose")
     info = {
         "n_star_lines": star.n_lines,
-        "n_telluric_lines": {k: m.emulator.n_lines for k, m in tell.molecules.items()},
+        "n_telluric_lines": {k: m.emulator.n_lines for k, m in tell.telluric_models().items()},
         "n_residue_dropped": int(residue.sum()),
         "rms_total": math.sqrt(rms2),
         "telluric_scales": tell.scales(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +30,10 @@ __all__ = ["read_fits_table", "META_KEY"]
 META_KEY = "ATMSMETA"  # header card holding the JSON name/meta of files atmospec writes
 
 
-def _table_hdus(hdul: object) -> list[object]:
+def _table_hdus(hdul: Any) -> list[Any]:
     from astropy.io import fits
 
-    return [h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]  # type: ignore[attr-defined]
+    return [h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
 
 
 def read_fits_table(

@@ -18,7 +18,7 @@ def specutils_class() -> type:
     specutils = require("specutils", "specutils")
 
     cls = getattr(specutils, "Spectrum", None) or specutils.Spectrum1D
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def to_specutils(spectrum: Spectrum) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +39,8 @@ ALKALI_MASS = {"Na": 22.989769, "K": 39.0983}
 def alkali_table(
     species: str,
     wavelength: ArrayLike,
-    temperature: Sequence[float],
-    pressure: Sequence[float],
+    temperature: ArrayLike,
+    pressure: ArrayLike,
     *,
     gamma_per_bar: float = 0.2,
     cutoff: float = 250.0,

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from atmospec.errors import IncompatibleModelError, ModelFileError
 from atmospec.molecules.binning import Binning
-from atmospec.molecules.dataset import TrainingSet
+from atmospec.molecules.dataset import MoleculeTrainingSet
 from atmospec.molecules.io import TransmissionSpectrum
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
 
 __all__ = [
     "features",
@@ -28,10 +30,9 @@ __all__ = [
     "evaluate",
     "recall_at_fpr",
     "load_pretrained",
-    "PRETRAINED_DIR",
 ]
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained" / "molecules"
+KIND = "molecule_classifier"  # the record kind (atmospec.models, atmospec.serialization)
 
 
 def features(
@@ -64,7 +65,7 @@ def features(
 
 
 def noisy_observations(
-    ts: TrainingSet,
+    ts: MoleculeTrainingSet,
     rng: np.random.Generator,
     noise_scale: float | NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
@@ -184,19 +185,18 @@ class MoleculeClassifier:
         }
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write ``model.safetensors`` and ``model.json`` (config, bins, calibration, provenance)."""
-        from safetensors.torch import save_file
+        """Write the model folder (:mod:`atmospec.serialization`: ``weights.safetensors`` and a
+        checksummed ``model.json`` with config, bins, calibration and provenance)."""
+        from atmospec._fileio import provenance
+        from atmospec.serialization import save_arrays
 
-        from atmospec._fileio import atomic_path, sha256_file, write_json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file(state, str(tmp))
+        arrays = {
+            f"net.{k}": v.detach().cpu().contiguous().numpy()
+            for k, v in self.network.state_dict().items()
+        }
         b = self.binning
-        meta = {
-            "format": "atmospec.molecules.cnn/1",
+        record = {
+            "kind": KIND,
             "molecules": list(self.molecules),
             "config": self.config,
             "temperatures": self.temperatures.tolist(),
@@ -206,50 +206,50 @@ class MoleculeClassifier:
                 "instrument": b.instrument.tolist(),
                 "error": b.error.tolist(),
             },
-            "weights_sha256": sha256_file(folder / "model.safetensors"),
             "info": self.info,
+            "provenance": self.info.get("provenance") or provenance(seed=self.config.get("seed")),
         }
-        write_json(folder / "model.json", meta)
-        return folder
+        return save_arrays(folder, record, arrays)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> MoleculeClassifier:
-        """Read a folder written by :meth:`save`; the weights' sha256 must match the JSON."""
-        from safetensors.torch import load_file
+        """Read a folder written by :meth:`save`; both files are verified by sha256.
 
-        from atmospec._fileio import sha256_file
+        Raises:
+            ModelFileError: a missing, modified or truncated file (named), or another model.
+        """
+        import torch
 
-        folder = Path(folder)
+        from atmospec.serialization import load_arrays
+
+        record, arrays = load_arrays(folder)
+        if record.get("kind") != KIND:
+            raise ModelFileError(
+                f"{folder}: not a molecule classifier (kind={record.get('kind')!r})"
+            )
         try:
-            meta = json.loads((folder / "model.json").read_text())
-            if meta.get("format") != "atmospec.molecules.cnn/1":
-                raise ModelFileError(f"{folder}: unknown model format {meta.get('format')!r}")
-            digest = sha256_file(folder / "model.safetensors")
-            if digest != meta["weights_sha256"]:
-                raise ModelFileError(
-                    f"{folder}/model.safetensors: sha256 does not match model.json"
-                )
-            state = load_file(str(folder / "model.safetensors"))
-        except (OSError, KeyError, json.JSONDecodeError) as err:
-            raise ModelFileError(f"{folder}: not a saved molecule classifier ({err})") from None
-        cfg = meta["config"]
-        b = meta["bins"]
-        binning = Binning(
-            np.array(b["centre"]),
-            np.array(b["half_width"]),
-            np.array(b["instrument"]),
-            np.array(b["error"]),
-        )
-        net = _network(len(binning), len(meta["molecules"]), cfg["width"], cfg["dropout"])
-        net.load_state_dict(state)
+            cfg = record["config"]
+            b = record["bins"]
+            binning = Binning(
+                np.array(b["centre"]),
+                np.array(b["half_width"]),
+                np.array(b["instrument"]),
+                np.array(b["error"]),
+            )
+            net = _network(len(binning), len(record["molecules"]), cfg["width"], cfg["dropout"])
+            net.load_state_dict(
+                {k[4:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k[:4] == "net."}
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ModelFileError(f"{folder}: inconsistent molecule classifier ({err})") from None
         net.eval()
         return cls(
             net,
-            tuple(meta["molecules"]),
+            tuple(record["molecules"]),
             binning,
-            np.array(meta["temperatures"]),
+            np.array(record["temperatures"]),
             cfg,
-            meta.get("info", {}),
+            record.get("info", {}),
         )
 
 
@@ -258,20 +258,19 @@ def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def load_pretrained() -> MoleculeClassifier:
-    """The shipped classifier (trained on the WASP-39b JWST bins)."""
-    if not (PRETRAINED_DIR / "model.json").is_file():
-        raise ModelFileError(
-            f"{PRETRAINED_DIR}: no shipped molecule classifier; build one with "
-            "`atmospec molecules train`"
-        )
-    return MoleculeClassifier.load(PRETRAINED_DIR)
+    """The shipped classifier (trained on the WASP-39b JWST bins), from the model registry
+    (:func:`atmospec.models.load_model` name ``"molecules"``)."""
+    from atmospec.models import load_model
+
+    clf: MoleculeClassifier = load_model("molecules", kind=KIND)
+    return clf
 
 
 class _NoisyBatches:
     """Re-iterable batches with fresh noise and fresh noise scales each epoch (augmentation)."""
 
     def __init__(
-        self, ts: TrainingSet, batch: int, seed: int, log_scale: tuple[float, float] | None
+        self, ts: MoleculeTrainingSet, batch: int, seed: int, log_scale: tuple[float, float] | None
     ) -> None:
         self.ts, self.batch, self.log_scale = ts, batch, log_scale
         self.rng = np.random.default_rng(seed)
@@ -298,7 +297,7 @@ class _NoisyBatches:
 
 
 def train_cnn(
-    ts: TrainingSet,
+    ts: MoleculeTrainingSet,
     *,
     width: int = 24,
     dropout: float = 0.2,
@@ -350,7 +349,7 @@ def train_cnn(
         weight_decay=weight_decay,
         max_seconds=max_seconds,
     )
-    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)  # type: ignore[arg-type]
+    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)
     clf = MoleculeClassifier(
         net,
         ts.molecules,
@@ -412,7 +411,7 @@ class BaselineClassifier:
 
 
 def train_baseline(
-    ts: TrainingSet, kind: str = "rf", *, seed: int = 0, n_jobs: int = 1
+    ts: MoleculeTrainingSet, kind: str = "rf", *, seed: int = 0, n_jobs: int = 1
 ) -> BaselineClassifier:
     """Fit a random forest (``"rf"``) or MLP (``"mlp"``) on one noisy draw per training spectrum,
     then isotonic calibration per molecule on the validation split."""
@@ -521,7 +520,7 @@ def evaluate(
 
 
 def tune_cnn(
-    ts: TrainingSet,
+    ts: MoleculeTrainingSet,
     *,
     n_trials: int = 10,
     seed: int = 0,
@@ -541,8 +540,8 @@ def tune_cnn(
     rng = np.random.default_rng(seed + 7)
     obs, err, lab = noisy_observations(val, rng)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {
+    def objective(trial: Trial) -> float:
+        params: dict[str, Any] = {
             "width": trial.suggest_categorical("width", [16, 32, 48]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
             "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +21,7 @@ __all__ = [
     "MOLECULES",
     "DETECTION_THRESHOLD",
     "Prior",
-    "TrainingSet",
+    "MoleculeTrainingSet",
     "build_simulator",
     "generate",
     "nuisance_band",
@@ -75,7 +76,7 @@ def build_simulator(
     if shared is True:
         folder = shared_data()
     elif shared:
-        folder = Path(shared)  # type: ignore[arg-type]
+        folder = Path(shared)
     cia = []
     if folder is not None:
         trans = folder / "transmission"
@@ -168,7 +169,7 @@ class Prior:
 
 def _simulate(
     sim: Simulator, p: Mapping[str, float], molecules: tuple[str, ...]
-) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+) -> tuple[NDArray[np.float64], list[NDArray[np.float64] | None]]:
     """Depth with everything on, and with each present molecule removed (None if absent)."""
     planet = Planet(p["radius_rjup"] * R_JUP, p["gravity"], p["star_radius_rsun"] * R_SUN)
     vmr = {m: 10 ** p[f"log_{m}"] for m in molecules if np.isfinite(p[f"log_{m}"])}
@@ -186,7 +187,7 @@ def _simulate(
             10 ** p["log_nuisance_peak"],
         )
     full = sim.transit_depth(planet, p["temperature"], vmr, clouds, extra_sigma=extra)
-    without = []
+    without: list[NDArray[np.float64] | None] = []
     for m in molecules:
         if m in vmr:
             rest = {k: v for k, v in vmr.items() if k != m}
@@ -199,7 +200,7 @@ def _simulate(
 
 
 @dataclass
-class TrainingSet:
+class MoleculeTrainingSet:
     """Simulated binned spectra with detectability labels.
 
     Attributes:
@@ -219,7 +220,7 @@ class TrainingSet:
     binning: Binning
     molecules: tuple[str, ...] = MOLECULES
     threshold: float = DETECTION_THRESHOLD
-    meta: dict[str, object] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.depth.shape[0])
@@ -238,9 +239,9 @@ class TrainingSet:
         s = np.broadcast_to(s, (len(self),))
         return self.present & (self.dchi2 / s[:, None] ** 2 > self.threshold)
 
-    def subset(self, which: int | NDArray[np.bool_]) -> TrainingSet:
+    def subset(self, which: int | NDArray[np.bool_]) -> MoleculeTrainingSet:
         sel = self.split == which if isinstance(which, int) else which
-        return TrainingSet(
+        return MoleculeTrainingSet(
             self.depth[sel],
             self.dchi2[sel],
             self.params[sel],
@@ -278,7 +279,7 @@ class TrainingSet:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> TrainingSet:
+    def load(cls, path: str | os.PathLike[str]) -> MoleculeTrainingSet:
         """Read a file written by :meth:`save`."""
         import h5py
 
@@ -315,7 +316,7 @@ def generate(
     seed: int = 0,
     quiet: bool = False,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
-) -> TrainingSet:
+) -> MoleculeTrainingSet:
     """Simulate ``n`` planets, bin them like ``binning`` and label the detectable molecules.
 
     Each planet costs one forward model plus one per present molecule (the spectrum with it
@@ -383,4 +384,6 @@ def generate(
             "Borysow H2-H2/H2-He CIA" if getattr(sim, "cia", None) else "",
         ],
     )
-    return TrainingSet(depth, dchi2, params, names, split, binning, mols, DETECTION_THRESHOLD, meta)
+    return MoleculeTrainingSet(
+        depth, dchi2, params, names, split, binning, mols, DETECTION_THRESHOLD, meta
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +113,8 @@ class LineList:
     def opacity_table(
         self,
         wavelength: ArrayLike,
-        temperature: Sequence[float],
-        pressure: Sequence[float],
+        temperature: ArrayLike,
+        pressure: ArrayLike,
         *,
         cutoff: float = 25.0,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -308,13 +308,13 @@ def read_slab_par(
     if not np.isfinite(mass):
         raise FileFormatError(f"{path}: unknown molecule (no 'id:' in header); pass mass=")
     partition = _table_partition(q[:, 0], q[:, 1])
-    e_low = arr[:, 2] / C2
-    a_ein, g_up = arr[:, 0], arr[:, 3]
+    e_lower = arr[:, 2] / C2
+    a_ein, g_upper = arr[:, 0], arr[:, 3]
     s_ref = (
-        g_up
+        g_upper
         * a_ein
         / (8 * np.pi * C_CGS * nu**2)
-        * np.exp(-C2 * e_low / T_REF)
+        * np.exp(-C2 * e_lower / T_REF)
         * (1 - np.exp(-C2 * nu / T_REF))
         / partition(T_REF)
     )
@@ -323,7 +323,7 @@ def read_slab_par(
         name=name or default_name,
         mass=float(mass),
         wavenumber=nu[order],
-        e_lower=e_low[order],
+        e_lower=e_lower[order],
         intensity_ref=s_ref[order],
         gamma_ref=np.full(nu.size, gamma_ref),
         n_temp=np.full(nu.size, n_temp),

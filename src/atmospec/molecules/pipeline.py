@@ -156,11 +156,11 @@ def train_classifier(
     (optionally tune it with optuna first) and save it to ``out``."""
     from atmospec.molecules.binning import Binning
     from atmospec.molecules.classifiers import train_cnn, tune_cnn
-    from atmospec.molecules.dataset import TrainingSet, generate
+    from atmospec.molecules.dataset import MoleculeTrainingSet, generate
 
     spec = bins if isinstance(bins, TransmissionSpectrum) else read_transmission(bins)
     if training_set is not None and Path(training_set).is_file():
-        ts = TrainingSet.load(training_set)
+        ts = MoleculeTrainingSet.load(training_set)
     else:
         ts = generate(n, Binning.from_spectrum(spec), seed=seed, quiet=quiet)
         if training_set is not None:

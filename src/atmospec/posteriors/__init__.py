@@ -8,10 +8,9 @@ from typing import Any
 __all__ = [
     "NPEstimator",
     "NoiseModel",
-    "load_npe",
     "PosteriorFlow",
     "GridSimulator",
-    "calibrate",
+    "calibration_report",
     "calibrate_estimator",
     "CalibrationReport",
     "importance_correct",
@@ -26,10 +25,9 @@ __all__ = [
 _WHERE = {
     "NPEstimator": "npe",
     "NoiseModel": "npe",
-    "load_npe": "npe",
     "PosteriorFlow": "flow",
     "GridSimulator": "simulate",
-    "calibrate": "calibration",
+    "calibration_report": "calibration",
     "calibrate_estimator": "calibration",
     "CalibrationReport": "calibration",
     "importance_correct": "importance",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,11 @@ __all__ = [
     "hpd_coverage",
     "tarp_coverage",
     "CalibrationReport",
-    "calibrate",
+    "calibration_report",
     "calibrate_estimator",
+    "CALIBRATION_FILE",
+    "CalibrationStatus",
+    "read_calibration",
 ]
 
 #: Credibility levels at which coverage is reported (10 levels, 0.1 ... 0.95).
@@ -219,12 +223,14 @@ class CalibrationReport:
         }
 
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> Path:
-        """Write ``calibration.json`` (and ``calibration.png``) into ``out_dir``; return the JSON."""
+        """Write ``calibration.json`` (checksummed, see :func:`atmospec.serialization.seal`)
+        and ``calibration.png`` into ``out_dir``; return the JSON's path."""
         from atmospec._fileio import atomic_path, write_json
+        from atmospec.serialization import seal
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        path = write_json(out / "calibration.json", self.to_dict())
+        path = write_json(out / "calibration.json", seal(self.to_dict()))
         if plot:
             fig = self.plot()
             with atomic_path(out / "calibration.png") as tmp:
@@ -267,7 +273,7 @@ def _as_dict(levels: Sequence[float], values: ArrayLike) -> dict[str, float]:
     return {str(float(k)): float(v) for k, v in zip(levels, np.asarray(values), strict=True)}
 
 
-def calibrate(
+def calibration_report(
     samples: ArrayLike,
     truth: ArrayLike,
     logq_samples: ArrayLike,
@@ -302,7 +308,7 @@ def calibrate(
         >>> draws = mu[:, None] + rng.normal(size=(800, 400, 1))
         >>> lq = -0.5 * ((draws - mu[:, None]) ** 2).sum(-1)
         >>> lt = -0.5 * ((truth - mu) ** 2).sum(-1)
-        >>> rep = calibrate(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
+        >>> rep = calibration_report(draws, truth, lq, lt, ["x"], low=[-6], high=[6], tolerance=0.06)
         >>> rep.passed
         True
     """
@@ -368,10 +374,10 @@ def calibrate_estimator(
         lq_t.append(
             estimator.log_prob(t[i : i + chunk, None, :], f[i : i + chunk], s[i : i + chunk])[:, 0]
         )
-    names = list(estimator.param_names)
-    low = [estimator.bounds[p][0] for p in names]
-    high = [estimator.bounds[p][1] for p in names]
-    return calibrate(
+    names = list(estimator.param_names_)
+    low = [estimator.bounds_[p][0] for p in names]
+    high = [estimator.bounds_[p][1] for p in names]
+    return calibration_report(
         np.concatenate(draws),
         t,
         np.concatenate(lq_s),
@@ -384,3 +390,77 @@ def calibrate_estimator(
         seed=seed,
         meta=meta,
     )
+
+
+# ---------------------------------------------------------- the shipped record, read back
+CALIBRATION_FILE = "calibration.json"
+"""The file ``atmospec calibrate`` writes into an NPE model folder."""
+
+
+@dataclass(frozen=True)
+class CalibrationStatus:
+    """The shipped calibration of an NPE, read from its ``calibration.json`` (not re-measured).
+
+    ``max_error`` is ``max |coverage - level|`` over the expected-coverage levels of the HPD
+    curve, recomputed from the stored curve; the estimator passes when it is at most
+    ``tolerance`` (also read from the file).
+
+    Example:
+        >>> CalibrationStatus(True, 0.01, 0.03, "").summary()
+        'calibration passed: max |coverage - level| = 0.010 <= tolerance 0.030'
+    """
+
+    passed: bool
+    max_error: float
+    tolerance: float
+    problem: str = ""
+
+    def summary(self) -> str:
+        """One line for notes and logs."""
+        if self.problem:
+            return f"calibration not usable: {self.problem}"
+        verb, op = ("passed", "<=") if self.passed else ("failed", ">")
+        return (
+            f"calibration {verb}: max |coverage - level| = {self.max_error:.3f} {op} "
+            f"tolerance {self.tolerance:.3f}"
+        )
+
+
+def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus:
+    """Read and check the ``calibration.json`` of an NPE model folder.
+
+    A missing, unreadable, incomplete or modified file (its checksum, written with it, does
+    not match) counts as *not passed*, with the problem named.
+
+    Example:
+        >>> read_calibration("/no/such/folder").passed
+        False
+    """
+    if folder is None:
+        return CalibrationStatus(False, float("nan"), float("nan"), "the model has no folder")
+    path = Path(folder) / CALIBRATION_FILE
+    try:
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
+    from atmospec.serialization import is_sealed
+
+    if not isinstance(record, dict) or not is_sealed(record):
+        return CalibrationStatus(
+            False,
+            float("nan"),
+            float("nan"),
+            f"{path}: checksum missing or not matching its content (modified after writing); "
+            "re-run `atmospec calibrate MODEL --out FOLDER`",
+        )
+    try:
+        curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
+        tolerance = float(record["tolerance"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        return CalibrationStatus(
+            False, float("nan"), float("nan"), f"{path}: no coverage_hpd / tolerance ({err})"
+        )
+    if not curve or not np.isfinite(tolerance):
+        return CalibrationStatus(False, float("nan"), tolerance, f"{path}: empty coverage curve")
+    max_error = max(abs(cov - level) for level, cov in curve.items())
+    return CalibrationStatus(bool(max_error <= tolerance), float(max_error), tolerance)

@@ -117,13 +117,13 @@ def compare_one(
 ) -> dict[str, Any]:
     """One spectrum: NPE posterior (and its importance-corrected version) vs nested sampling.
 
-    Nested sampling is :func:`atmospec.inference.fit_nested` (dynesty, uniform priors over
+    Nested sampling is :func:`atmospec.fitting.fit_nested` (dynesty, uniform priors over
     the grid box, flux scale marginalised analytically) on the same spectrum, grid and
     errors. Returns per parameter the 68 % intervals, the JSD (bits) of the 1-D marginals,
     and the wall time of each method (NPE: sampling ``n_samples`` draws). ``nested`` may
     pass a precomputed ``(samples, wall_seconds, logz)`` (see :func:`nested_reference`).
     """
-    names = list(estimator.param_names)
+    names = list(estimator.param_names_)
     t0 = time.perf_counter()
     draws = estimator.sample(spectrum, n=n_samples, seed=seed)
     npe_s = time.perf_counter() - t0
@@ -183,18 +183,20 @@ def nested_reference(
 ) -> tuple[FloatArray, float, float]:
     """Nested-sampling posterior of one spectrum: ``(samples (n, d), wall seconds, log Z)``.
 
-    Runs :func:`atmospec.inference.fit_nested` (the classic fit's dynesty code: uniform
+    Runs :func:`atmospec.fitting.fit_nested` (the classic fit's dynesty code: uniform
     priors over the grid box, flux scale marginalised analytically). ``grid`` may be a
     name, so that this can run in a worker process.
     """
-    from atmospec.inference.nested import fit_nested
+    from atmospec.fitting.nested import fit_nested
 
     if isinstance(grid, str):
         from atmospec.grids import load_grid
 
         grid = load_grid(grid)
-    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed, quiet=True)
+    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed)
     logz = float(res.logz) if res.logz is not None else float("nan")
+    if res.samples is None:  # fit_nested always returns its posterior samples
+        raise RuntimeError("fit_nested returned no posterior samples")
     return res.samples[list(names)].to_numpy(), float(res.wall_time_s), logz
 
 
@@ -228,7 +230,7 @@ def compare(
 
     rows = []
     tr = None if truths is None else np.asarray(truths, dtype=np.float64)
-    names = list(estimator.param_names)
+    names = list(estimator.param_names_)
     refs: list[Any] = list(references) if references is not None else [None] * len(spectra)
     if references is None and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -366,7 +368,7 @@ def _contours(
     flat = np.sort(h.ravel())[::-1]
     cum = np.cumsum(flat) / flat.sum()
     levels = sorted(
-        {float(flat[min(np.searchsorted(cum, q), flat.size - 1)]) for q in (0.95, 0.68)}
+        {float(flat[min(int(np.searchsorted(cum, q)), flat.size - 1)]) for q in (0.95, 0.68)}
     )
     if len(levels) < 1 or levels[-1] <= 0:
         return

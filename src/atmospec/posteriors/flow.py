@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,6 +55,10 @@ class SpectrumEmbedding(nn.Module):
         torch.Size([3, 4])
     """
 
+    # registered buffers, present only with a projection (typed: nn.Module.__getattr__ is not)
+    proj_x: torch.Tensor
+    proj_s: torch.Tensor
+
     def __init__(
         self,
         n_pixels: int,
@@ -100,6 +105,8 @@ class _SplineCoupling(nn.Module):
     a part acting on the context, so the context term is computed once per spectrum and
     broadcast over all its samples (this is what makes 10,000 samples cost milliseconds).
     """
+
+    mask: torch.Tensor  # registered buffer
 
     def __init__(
         self, mask: torch.Tensor, n_context: int, hidden: int, bins: int, bound: float
@@ -249,6 +256,8 @@ class _Block(nn.Module):
     spline and a d x d triangular product.
     """
 
+    tril: torch.Tensor  # registered buffer
+
     def __init__(self, d: int, n_context: int, bins: int, bound: float) -> None:
         super().__init__()
         self.d, self.bins, self.bound = d, bins, bound
@@ -371,6 +380,12 @@ class PosteriorFlow(nn.Module):
             _SplineCoupling(m, n_features, hidden, bins, bound) for m in masks
         )
 
+    def _blocks(self) -> list[_Block]:
+        return [cast(_Block, b) for b in self.blocks]
+
+    def _couplings(self) -> list[_SplineCoupling]:
+        return [cast(_SplineCoupling, c) for c in self.couplings]
+
     def context(self, flux: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
         """The embedding (flow context) of a batch of standardised inputs."""
         return self.embedding(flux, log_sigma)
@@ -379,10 +394,10 @@ class PosteriorFlow(nn.Module):
         """``log q(z | ctx)``; ``z`` is ``(..., batch, d)``, ``ctx`` is ``(batch, n_features)``."""
         u = z
         total = z.new_zeros(z.shape[:-1])
-        for b in reversed(self.blocks):
+        for b in reversed(self._blocks()):
             u, ladj = b.normalise(u, ctx)
             total = total + ladj
-        for c in self.couplings:
+        for c in self._couplings():
             u, ladj = c(u, c.lin_c(ctx))
             total = total + ladj
         base = -0.5 * (u**2).sum(-1) - 0.5 * self.n_params * math.log(2 * math.pi)
@@ -397,9 +412,9 @@ class PosteriorFlow(nn.Module):
         """Draw ``shape + ctx.shape[:-1] + (d,)`` standardised parameters."""
         full = (*shape, *ctx.shape[:-1], self.n_params)
         u = torch.randn(full, generator=generator, dtype=ctx.dtype, device=ctx.device)
-        for c in reversed(self.couplings):
+        for c in reversed(self._couplings()):
             u = c.inverse(u, c.lin_c(ctx))
-        for b in self.blocks:
+        for b in self._blocks():
             u = b.generate(u, ctx)
         return u
 

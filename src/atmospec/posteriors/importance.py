@@ -39,7 +39,7 @@ class ScaledGaussianLikelihood:
     ``A = sum m^2/sigma^2``, ``B = sum d m/sigma^2``, ``chi2_min = sum d^2/sigma^2 - B^2/A``
     and, for a uniform prior on the scale over ``[0, s_max]`` (truncation negligible),
     ``log L = -chi2_min/2 - sum log sigma - N/2 log 2 pi + 1/2 log(2 pi/A) - log s_max``
-    (the same expression as :class:`atmospec.inference.nested.GridLikelihood`). The scale
+    (the same expression as :class:`atmospec.fitting.nested.GridLikelihood`). The scale
     given ``theta`` is Gaussian, ``N(B/A, 1/A)``: :meth:`scales` draws it, which turns
     parameter samples into joint samples with the scale (hence the radius).
 
@@ -100,15 +100,15 @@ def grid_likelihood(
 ) -> ScaledGaussianLikelihood:
     """The interpolated-grid likelihood of a spectrum, exactly as nested sampling uses it.
 
-    Reuses the classic fit's preparation (:func:`atmospec.inference.fit.prepare`: usable
+    Reuses the classic fit's preparation (:func:`atmospec.fitting.data.prepare`: usable
     pixels and the grid -> data resampling matrix) and its interpolation
-    (:class:`atmospec.inference.nested.GridLikelihood`), with the same scale prior
+    (:class:`atmospec.fitting.nested.GridLikelihood`), with the same scale prior
     (``s_max`` = twice the largest best-fit scale over the grid nodes), so importance
-    weights and evidences are directly comparable with :func:`atmospec.inference.fit_nested`.
+    weights and evidences are directly comparable with :func:`atmospec.fitting.fit_nested`.
     """
-    from atmospec.inference.chi2 import chi2_with_scale
-    from atmospec.inference.fit import prepare
-    from atmospec.inference.nested import GridLikelihood
+    from atmospec.fitting.chi2 import chi2_with_scale
+    from atmospec.fitting.data import prepare
+    from atmospec.fitting.nested import GridLikelihood
 
     data = prepare(spectrum, grid)
     names = list(param_names or grid.param_names)
@@ -252,8 +252,8 @@ def importance_correct(
         likelihood: e.g. :func:`grid_likelihood` of the spectrum.
         with_scale: also draw the flux scale from its conditional Gaussian per sample.
     """
-    names = estimator.param_names
-    box = bounds or estimator.bounds
+    names = estimator.param_names_
+    box = bounds or estimator.bounds_
     lo = np.array([box[p][0] for p in names])
     hi = np.array([box[p][1] for p in names])
     theta = estimator.sample(spectrum, sigma, n=n, seed=seed)

@@ -12,8 +12,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import IncompatibleModelError, InvalidSpectrumError, ModelFileError
+from atmospec.estimators.base import BOUND_TOLERANCE, Estimator, Prediction
 
-__all__ = ["NoiseModel", "NPEstimator", "load_npe", "pretrained_dir"]
+__all__ = ["NoiseModel", "NPEstimator", "DEFAULT_NOISE"]
 
 KIND = "npe"
 _EPS = 1e-6
@@ -72,6 +73,10 @@ class NoiseModel:
         return noisy, sigma
 
 
+DEFAULT_NOISE = NoiseModel()
+"""The default training noise model of :class:`NPEstimator` (immutable, so safe to share)."""
+
+
 class _Batches:
     """Re-iterable loader: fresh noise (and order) each pass unless ``fixed``."""
 
@@ -110,7 +115,7 @@ def _nll(q: Any, z: Any) -> Any:
     return -q.log_prob(z).mean()
 
 
-class NPEstimator:
+class NPEstimator(Estimator):
     """Amortised posterior ``p(theta | spectrum, sigma)`` by a normalizing flow (NPE).
 
     Trained on noise-free model spectra (e.g. from the training-set builder or an
@@ -121,8 +126,12 @@ class NPEstimator:
     normalised by their own mean flux (the estimator is scale-free; the flux scale, hence
     the radius, is solved analytically by :mod:`atmospec.posteriors.importance`).
 
-    Hyperparameters are set in ``__init__``; learned state lives in attributes ending in
-    ``_`` (sklearn convention).
+    It follows the estimator contract of :class:`~atmospec.estimators.base.Estimator`:
+    hyperparameters (the prior box included) are the ``__init__`` arguments, stored
+    unchanged (``get_params`` / ``set_params``, ``sklearn.base.clone``); ``fit`` creates the
+    learned state (``param_names_``, ``bounds_``, ``wavelength_``, ``meta_``, ``model_``...);
+    ``predict`` gives the posterior mean and sd as a
+    :class:`~atmospec.estimators.base.Prediction` and ``sample`` posterior draws.
 
     Args:
         param_names: parameter names, in column order of ``theta``.
@@ -165,12 +174,19 @@ class NPEstimator:
         (10, 1)
     """
 
+    kind = KIND
+    uses_sigma = True
+    # Learned state beyond the contract's: declared for type checkers, created by fit / load.
+    wavelength_: NDArray[np.float64] | None  # type: ignore[assignment]  # optional for an NPE
+    model_: Any  # the PosteriorFlow
+    record_: dict[str, Any]  # the saved record (load only)
+
     def __init__(
         self,
         param_names: Sequence[str],
         bounds: Mapping[str, tuple[float, float]],
         *,
-        noise: NoiseModel | None = None,
+        noise: NoiseModel = DEFAULT_NOISE,
         n_features: int = 64,
         width: int = 256,
         depth: int = 3,
@@ -191,15 +207,9 @@ class NPEstimator:
         num_threads: int | None = None,
         quiet: bool = False,
     ) -> None:
-        self.param_names = tuple(str(p) for p in param_names)
-        missing = [p for p in self.param_names if p not in bounds]
-        if missing:
-            raise ValueError(f"bounds missing for parameters {missing}")
-        self.bounds = {p: (float(bounds[p][0]), float(bounds[p][1])) for p in self.param_names}
-        for p, (lo, hi) in self.bounds.items():
-            if not hi > lo:
-                raise ValueError(f"bounds of {p!r} must have high > low, got {(lo, hi)}")
-        self.noise = noise or NoiseModel()
+        self.param_names = param_names
+        self.bounds = bounds
+        self.noise = noise
         self.n_features = n_features
         self.width = width
         self.depth = depth
@@ -219,13 +229,25 @@ class NPEstimator:
         self.seed = seed
         self.num_threads = num_threads
         self.quiet = quiet
-        self.meta: dict[str, Any] = {}
+
+    def _box(self) -> dict[str, tuple[float, float]]:
+        """The prior box from the hyperparameters, checked."""
+        names = [str(p) for p in self.param_names]
+        missing = [p for p in names if p not in self.bounds]
+        if missing:
+            raise ValueError(f"bounds missing for parameters {missing}")
+        box = {p: (float(self.bounds[p][0]), float(self.bounds[p][1])) for p in names}
+        for p, (lo, hi) in box.items():
+            if not hi > lo:
+                raise ValueError(f"bounds of {p!r} must have high > low, got {(lo, hi)}")
+        return box
 
     # -- parameter space <-> flow space -------------------------------------------------
     @property
     def _lo_hi(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        lo = np.array([self.bounds[p][0] for p in self.param_names])
-        hi = np.array([self.bounds[p][1] for p in self.param_names])
+        box = self.bounds_ if hasattr(self, "bounds_") else self._box()
+        lo = np.array([b[0] for b in box.values()])
+        hi = np.array([b[1] for b in box.values()])
         return lo, hi
 
     def to_z(self, theta: ArrayLike) -> NDArray[np.float64]:
@@ -278,15 +300,11 @@ class NPEstimator:
             torch.as_tensor(ls, dtype=torch.float32),
         )
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("this NPEstimator is not fitted yet: call fit() or load()")
-
     def _build(self, n_pixels: int) -> Any:
         from atmospec.posteriors.flow import PosteriorFlow
 
         return PosteriorFlow(
-            len(self.param_names),
+            len(self.param_names_),
             n_pixels,
             n_features=self.n_features,
             width=self.width,
@@ -300,10 +318,10 @@ class NPEstimator:
         )
 
     # -- training ------------------------------------------------------------------------
-    def fit(
+    def fit(  # type: ignore[override]  # the prior box is a hyperparameter here
         self,
-        flux: ArrayLike,
-        theta: ArrayLike,
+        X: ArrayLike,
+        y: ArrayLike,
         *,
         sigma: ArrayLike | None = None,
         wavelength: ArrayLike | None = None,
@@ -312,10 +330,10 @@ class NPEstimator:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
     ) -> NPEstimator:
-        """Train on spectra ``flux`` (n, n_pix) with parameters ``theta`` (n, n_params).
+        """Train on spectra ``X`` (n, n_pix) with parameters ``y`` (n, n_params).
 
         With ``sigma=None`` the spectra are noise-free models and noise is drawn from
-        :attr:`noise` every epoch; otherwise they are fixed noisy spectra with errors
+        ``noise`` every epoch; otherwise they are fixed noisy spectra with errors
         ``sigma``. ``validation`` is an optional ``(flux, theta)`` pair of held-out noise-free
         spectra (default: a random ``val_fraction`` of the input), noised once with a fixed seed.
         """
@@ -323,13 +341,17 @@ class NPEstimator:
 
         from atmospec.training.trainer import Trainer
 
-        f = np.asarray(flux)
+        box = self._box()
+        self.param_names_ = tuple(box)
+        self.bounds_ = box
+        self.meta_ = {}
+        f = np.asarray(X)
         if f.dtype not in (np.float32, np.float64):
             f = f.astype(np.float64)
-        th = np.asarray(theta, dtype=np.float64)
-        if f.ndim != 2 or th.ndim != 2 or th.shape != (f.shape[0], len(self.param_names)):
+        th = np.asarray(y, dtype=np.float64)
+        if f.ndim != 2 or th.ndim != 2 or th.shape != (f.shape[0], len(self.param_names_)):
             raise ValueError(
-                f"fit expects flux (n, n_pix) and theta (n, {len(self.param_names)}), got "
+                f"fit expects X (n, n_pix) and y (n, {len(self.param_names_)}), got "
                 f"{f.shape} and {th.shape}"
             )
         if not np.isfinite(f).all() or not np.isfinite(th).all():
@@ -338,7 +360,7 @@ class NPEstimator:
         if np.any(th < lo - 1e-9) or np.any(th > hi + 1e-9):
             bad = [
                 p
-                for j, p in enumerate(self.param_names)
+                for j, p in enumerate(self.param_names_)
                 if np.any((th[:, j] < lo[j]) | (th[:, j] > hi[j]))
             ]
             raise ValueError(f"fit: theta outside the prior bounds for {bad}")
@@ -446,7 +468,7 @@ class NPEstimator:
             )
         return f2, s2, batch
 
-    def sample(
+    def sample(  # also takes a Spectrum
         self,
         spectrum: Any,
         sigma: ArrayLike | None = None,
@@ -463,9 +485,9 @@ class NPEstimator:
         """
         import torch
 
-        self._check_fitted()
+        self._require_fitted()
         f, s, batch = self._prepare(spectrum, sigma)
-        out = np.empty((f.shape[0], n, len(self.param_names)))
+        out = np.empty((f.shape[0], n, len(self.param_names_)))
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             for i in range(0, f.shape[0], chunk):
@@ -474,6 +496,30 @@ class NPEstimator:
                 z = self.model_.sample(ctx, (n,), generator=gen)  # (n, b, d)
                 out[i : i + chunk] = self.from_z(z.permute(1, 0, 2).double().numpy())
         return out if batch else out[0]
+
+    def predict(  # also takes a Spectrum
+        self, X: Any, sigma: ArrayLike | None = None, *, n: int = 1000, seed: int = 0
+    ) -> Prediction:
+        """Posterior mean and sd from ``n`` draws per spectrum, as a
+        :class:`~atmospec.estimators.base.Prediction`; ``at_bound`` where the posterior
+        median presses on a grid bound. ``X`` is what :meth:`sample` takes."""
+        draws = self.sample(X, sigma, n=n, seed=seed)
+        draws = draws if draws.ndim == 3 else draws[None]
+        mean, std = self._moments(draws)
+        lo, hi = self._lo_hi
+        median = np.median(draws, axis=1)
+        tol = BOUND_TOLERANCE * (hi - lo)
+        at_bound = (median <= lo + tol) | (median >= hi - tol)
+        return Prediction(self.param_names_, mean, std, at_bound, dict(self.bounds_))
+
+    @staticmethod
+    def _moments(draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return draws.mean(axis=1), draws.std(axis=1)
+
+    def _predict(
+        self, X: NDArray[np.float64], sigma: NDArray[np.float64] | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+        return self._moments(np.atleast_3d(self.sample(X, sigma, n=1000)))
 
     def log_prob(
         self, theta: ArrayLike, spectrum: Any, sigma: ArrayLike | None = None
@@ -484,7 +530,7 @@ class NPEstimator:
         """
         import torch
 
-        self._check_fitted()
+        self._require_fitted()
         f, s, batch = self._prepare(spectrum, sigma)
         th = np.asarray(theta, dtype=np.float64)
         th3 = th if batch else th[None]
@@ -524,9 +570,9 @@ class NPEstimator:
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
         """Write the model folder (``model.json`` + ``weights.safetensors``); exact round trip."""
         from atmospec._fileio import provenance
-        from atmospec.estimators.serialization import save_arrays
+        from atmospec.serialization import save_arrays
 
-        self._check_fitted()
+        self._require_fitted()
         arrays: dict[str, NDArray[Any]] = {
             f"net.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()
         }
@@ -536,42 +582,57 @@ class NPEstimator:
             arrays["wavelength"] = self.wavelength_
         record: dict[str, Any] = {
             "kind": KIND,
-            "param_names": list(self.param_names),
-            "bounds": {p: list(b) for p, b in self.bounds.items()},
+            "param_names": list(self.param_names_),
+            "bounds": {p: list(b) for p, b in self.bounds_.items()},
             "noise": dataclasses.asdict(self.noise),
             "hyper": self._hyper(),
             "n_pixels": self.n_pixels_,
             "ls_mean": self.ls_mean_,
             "ls_std": self.ls_std_,
             "history": getattr(self, "history_", {}),
-            "meta": self.meta,
-            "provenance": self.meta.get("provenance") or provenance(seed=self.seed),
+            "meta": self.meta_,
+            "provenance": self.meta_.get("provenance")
+            or provenance(seed=self.seed, grid=self.meta_.get("grid")),
         }
         record.update(extra)
         return save_arrays(path, record, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NPEstimator:
-        """Read a model folder written by :meth:`save` (checksummed; never executes code)."""
-        import torch
+        """Read a model folder written by :meth:`save` (checksummed; never executes code).
 
-        from atmospec.estimators.serialization import load_arrays
+        Raises:
+            ModelFileError: a missing, modified or truncated file (named), or not an NPE.
+        """
+        from atmospec.serialization import load_arrays
 
         record, arrays = load_arrays(path)
         if record.get("kind") != KIND:
             raise ModelFileError(f"{path}: not an NPE model (kind={record.get('kind')!r})")
+        return cls._from_record(record, arrays, path)
+
+    @classmethod
+    def _from_record(
+        cls, record: dict[str, Any], arrays: dict[str, NDArray[Any]], path: Any
+    ) -> NPEstimator:
+        import torch
+
         try:
             hyper = dict(record["hyper"])
-            noise = NoiseModel(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in record["noise"].items()}
-            )
+            noise_fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in record["noise"].items()
+            }
+            noise = NoiseModel(**noise_fields)
             est = cls(
-                record["param_names"],
+                tuple(record["param_names"]),
                 {p: tuple(b) for p, b in record["bounds"].items()},
                 noise=noise,
                 quiet=True,
                 **hyper,
             )
+            box = est._box()
+            est.param_names_ = tuple(box)
+            est.bounds_ = box
             est.n_pixels_ = int(record["n_pixels"])
             est.ls_mean_ = float(record["ls_mean"])
             est.ls_std_ = float(record["ls_std"])
@@ -579,7 +640,7 @@ class NPEstimator:
             est.x_std_ = arrays["x_std"]
             est.wavelength_ = arrays.get("wavelength")
             est.history_ = record.get("history", {})
-            est.meta = dict(record.get("meta", {}))
+            est.meta_ = dict(record.get("meta", {}))
             est.record_ = record
             est.model_ = est._build(est.n_pixels_)
             state = {
@@ -601,27 +662,3 @@ def _whitened_pcs(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     k = min(k, vt.shape[0])
     sd = sv[:k] / np.sqrt(max(len(x) - 1, 1))
     return vt[:k].T / np.maximum(sd, 1e-12)
-
-
-def pretrained_dir() -> Path:
-    """The folder of models shipped inside the package."""
-    return Path(__file__).resolve().parent.parent / "pretrained"
-
-
-def load_npe(name: str | os.PathLike[str]) -> NPEstimator:
-    """Load a shipped NPE by name (``"npe_dback24"``) or a model folder by path.
-
-    Raises:
-        ModelFileError: no such shipped model or folder.
-    """
-    p = Path(name)
-    if not p.exists():
-        cand = pretrained_dir() / str(name)
-        if not cand.exists():
-            shipped = sorted(d.name for d in pretrained_dir().glob("npe*") if d.is_dir())
-            raise ModelFileError(
-                f"no NPE model named {str(name)!r}: shipped models are {shipped or 'none'}; "
-                "or pass the path of a model folder"
-            )
-        p = cand
-    return NPEstimator.load(p)

@@ -153,16 +153,17 @@ def calibrate_model(
     test spectra come from the same simulator the model was trained for. Writes
     ``calibration.json`` and ``calibration.png`` into ``out`` when given.
     """
+    from atmospec.models import load_model
     from atmospec.posteriors.calibration import calibrate_estimator
-    from atmospec.posteriors.npe import NPEstimator, load_npe
+    from atmospec.posteriors.npe import NPEstimator
 
-    est = model if isinstance(model, NPEstimator) else load_npe(model)
-    info = est.meta.get("config") or {}
+    est = model if isinstance(model, NPEstimator) else load_model(model, kind="npe")
+    info = est.meta_.get("config") or {}
     cfg = NPEConfig(
         **{k: v for k, v in info.items() if k in {f.name for f in dataclasses.fields(NPEConfig)}}
     )
     if isinstance(cfg.wave_range, list):
-        cfg.wave_range = tuple(cfg.wave_range)  # type: ignore[assignment]
+        cfg.wave_range = tuple(cfg.wave_range)
     n_tests = int(n_tests or cfg.calibration.get("n_tests", 2000))
     n_samples = int(n_samples or cfg.calibration.get("n_samples", 1000))
     seed = cfg.seed if seed is None else int(seed)
@@ -184,7 +185,7 @@ def calibrate_model(
         theta,
         n_samples=n_samples,
         seed=seed,
-        regions=_regions(theta, snr, est.param_names, est.bounds),
+        regions=_regions(theta, snr, est.param_names_, est.bounds_),
         tolerance=float(cfg.calibration.get("tolerance", 0.03)),
         meta={
             "model": cfg.name,
@@ -224,16 +225,19 @@ def train_npe(
     theta_v = sim.sample_prior(cfg.n_val, np.random.default_rng([cfg.seed, _VAL]))
     flux_v = sim.models(theta_v, dtype=np.float32)
     sim_seconds = time.perf_counter() - t0
-    noise = NoiseModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.noise.items()})
+    noise_fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in cfg.noise.items()
+    }
+    noise = NoiseModel(**noise_fields)
     tr = dict(cfg.training)
     est = NPEstimator(
         sim.param_names, sim.bounds, noise=noise, seed=cfg.seed, quiet=quiet, **cfg.model, **tr
     )
     est.fit(flux, theta, wavelength=sim.wavelength, validation=(flux_v, theta_v))
-    est.meta["config"] = dataclasses.asdict(cfg)
-    est.meta["grid"] = cfg.grid
-    est.meta["simulation_seconds"] = sim_seconds
-    est.meta["provenance"] = provenance(
+    est.meta_["config"] = dataclasses.asdict(cfg)
+    est.meta_["grid"] = cfg.grid
+    est.meta_["simulation_seconds"] = sim_seconds
+    est.meta_["provenance"] = provenance(
         seed=cfg.seed,
         grid=cfg.grid,
         model=cfg.name,
@@ -246,7 +250,7 @@ def train_npe(
     rep = None
     if calibrate:
         rep = calibrate_model(est, seed=cfg.seed)
-        est.meta["calibration"] = {
+        est.meta_["calibration"] = {
             "passed": rep.passed,
             "max_coverage_error": rep.max_error,
             "coverage_hpd": rep.hpd,

@@ -12,8 +12,6 @@ from atmospec.report.html import esc, image_html, page, table_html
 
 __all__ = ["write_report", "run_kind"]
 
-_SUMMARY_SUFFIXES = ("_median", "_p16", "_p84")
-
 
 def _json(path: Path) -> dict[str, Any]:
     try:
@@ -61,7 +59,7 @@ def _prediction_summary(df: Any) -> Any:
 def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
     record = _json(d / "run.json") if (d / "run.json").exists() else {}
     if not (d / "predictions.csv").exists():
-        from atmospec.inference.batch import merge_parts
+        from atmospec.prediction.batch import merge_parts
 
         merge_parts(d)
     df = _read_csv(d / "predictions.csv") if (d / "predictions.csv").exists() else None
@@ -110,7 +108,7 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _object_figures(d: Path, df: Any, max_objects: int) -> str:
-    from atmospec.inference.predict import object_stem
+    from atmospec.prediction.result import object_stem
 
     blocks = []
     names = df.get("name", df["source"])

@@ -13,9 +13,9 @@ __all__ = [
     "Catalog",
     "Partition",
     "predict_catalog",
-    "run_partitions",
     "read_results",
     "dask_client",
+    "DaskExecutor",
     "BatchRun",
     "build_shards",
     "merge_shards",
@@ -32,12 +32,12 @@ _WHERE = {
     "store_from_folder": "store",
     "store_from_library": "store",
     "store_from_spectra": "store",
-    "Catalog": "catalog",
-    "Partition": "catalog",
+    "Catalog": "atmospec.prediction.sources",
+    "Partition": "atmospec.prediction.sources",
     "predict_catalog": "distributed",
-    "run_partitions": "distributed",
     "read_results": "distributed",
     "dask_client": "distributed",
+    "DaskExecutor": "distributed",
     "BatchRun": "distributed",
     "build_shards": "shards",
     "merge_shards": "shards",
@@ -52,5 +52,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        where = _WHERE[name]
+        module = where if where.startswith("atmospec.") else f"{__name__}.{where}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

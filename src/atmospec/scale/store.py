@@ -16,6 +16,8 @@ from numpy.typing import ArrayLike, NDArray
 from atmospec.errors import AtmospecError, FileFormatError
 
 if TYPE_CHECKING:
+    import zarr
+
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -253,7 +255,7 @@ class SpectraStore:
             raise FileFormatError(f"{self.path}: no spectra store here (expected a Zarr folder)")
         try:
             self._group = zarr.open_group(str(self.path), mode="r")
-            attrs = dict(self._group.attrs)
+            attrs: dict[str, Any] = dict(self._group.attrs)
         except Exception as err:  # zarr raises several unrelated types for a bad folder
             raise FileFormatError(f"{self.path}: not a readable Zarr store ({err})") from None
         if attrs.get("format") != STORE_FORMAT:
@@ -262,7 +264,7 @@ class SpectraStore:
                 f"{attrs.get('format')!r}); build one with atmospec.scale.store_from_folder"
             )
         self.attrs: dict[str, Any] = attrs
-        self.wavelength: NDArray[np.float64] = np.asarray(self._group["wavelength"][:])
+        self.wavelength: NDArray[np.float64] = np.asarray(self._array("wavelength")[:])
         self.flux_unit: str = str(attrs.get("flux_unit", ""))
         self.chunk_rows: int = int(attrs.get("chunk_rows", _DEFAULT_CHUNK_ROWS))
 
@@ -277,8 +279,19 @@ class SpectraStore:
         except (OSError, ValueError):
             return False
 
+    def _array(self, name: str) -> zarr.Array[Any]:
+        """The store's array ``name`` (a clear error when the folder holds a group there)."""
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
+
+        arr = self._group[name]
+        if not isinstance(arr, zarr.Array):
+            raise FileFormatError(f"{self.path}: {name!r} is not an array in this store")
+        return arr
+
     def __len__(self) -> int:
-        return int(self._group["flux"].shape[0])
+        return int(self._array("flux").shape[0])
 
     def __repr__(self) -> str:
         return (
@@ -289,7 +302,7 @@ class SpectraStore:
     @property
     def sources(self) -> NDArray[np.str_]:
         """Labels of all rows (file path or library key)."""
-        return _strings(self._group["source"][:])
+        return _strings(self._array("source")[:])
 
     def read(
         self, start: int, stop: int
@@ -297,10 +310,10 @@ class SpectraStore:
         """Rows ``start:stop`` as ``(flux, uncertainty, mask, sources)`` in memory."""
         sl = slice(int(start), int(stop))
         return (
-            np.asarray(self._group["flux"][sl], dtype=np.float64),
-            np.asarray(self._group["uncertainty"][sl], dtype=np.float64),
-            np.asarray(self._group["mask"][sl], dtype=bool),
-            _strings(self._group["source"][sl]),
+            np.asarray(self._array("flux")[sl], dtype=np.float64),
+            np.asarray(self._array("uncertainty")[sl], dtype=np.float64),
+            np.asarray(self._array("mask")[sl], dtype=bool),
+            _strings(self._array("source")[sl]),
         )
 
     def spectra(self, start: int, stop: int) -> list[Spectrum]:

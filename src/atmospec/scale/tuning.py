@@ -118,7 +118,7 @@ class TuneJob:
         quiet: bool = True,
     ) -> TuneJob:
         """Build a recipe's training and validation sets once and describe the job."""
-        from atmospec.training.recipe import build_sets, load_recipe
+        from atmospec.learning.recipe import build_sets, load_recipe
 
         recipe = load_recipe(config)
         sets = build_sets(recipe, Path(out_dir) / "work", quiet=quiet)
@@ -177,8 +177,8 @@ def run_tune_worker(job: TuneJob, index: int, n_trials: int) -> dict[str, Any]:
     trial numbers are read back from the estimator seeds the tuner hands out
     (``seed + trial.number``).
     """
+    from atmospec.learning.recipe import make_estimator
     from atmospec.training.builder import TrainingSet
-    from atmospec.training.recipe import make_estimator
     from atmospec.training.tuning import tune
 
     with contextlib.suppress(ImportError):

@@ -1,4 +1,4 @@
-"""Training sets, splits, preprocessing, the Trainer, tuning and evaluation."""
+"""Training sets, splits, preprocessing, the Trainer and tuning."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ __all__ = [
     "Preprocessor",
     "grid_aware_split",
     "random_split",
-    "evaluate",
     "tune",
 ]
 
@@ -27,7 +26,6 @@ _WHERE = {
     "Preprocessor": "preprocessing",
     "grid_aware_split": "splits",
     "random_split": "splits",
-    "evaluate": "evaluation",
     "tune": "tuning",
 }
 

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from .builder import Lattice
+    from .lattice import Lattice
 
 __all__ = ["node_residuals", "interpolation_perturbation"]
 

@@ -7,7 +7,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,7 +296,7 @@ class Trainer:
         device = self.device or default_device()
         self.model.to(device)
         with _torch_env(self.seed, self.num_threads, device):
-            steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+            steps = len(train_loader) if isinstance(train_loader, Sized) else None
             opt, sched = self._make_optim(steps)
             batch_sched = sched if self.scheduler == "onecycle" else None  # stepped per batch
             best_state = copy.deepcopy(self.model.state_dict())

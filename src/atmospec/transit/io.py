@@ -114,9 +114,7 @@ def _one(folder: Path, stem: str, suffix: str = ".parquet") -> Path:
 
 
 def _read_table(path: Path) -> NDArray[Any]:
-    from atmospec._optional import require
-
-    pq = require("pyarrow.parquet", "transit")
+    import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
@@ -257,9 +255,6 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
         for inst in INSTRUMENTS
     }
 
-    from atmospec._optional import require
-
-    require("pyarrow", "transit")  # the engine pandas reads parquet with
     axis = pd.read_parquet(root / "axis_info.parquet")
     needed = ("AIRS-CH0-axis0-h", "AIRS-CH0-axis2-um", "AIRS-CH0-integration_time", "FGS1-axis0-h")
     missing = [c for c in needed if c not in axis]
@@ -309,18 +304,14 @@ def _calib_dir(planet_dir: Path, inst: str) -> Path:
 
 
 def _write_parquet(path: Path, table: Any) -> None:
-    from atmospec._optional import require
-
-    pq = require("pyarrow.parquet", "transit")
+    import pyarrow.parquet as pq
 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
 def _frame_table(values: NDArray[Any]) -> Any:
-    from atmospec._optional import require
-
-    pa = require("pyarrow", "transit")
+    import pyarrow as pa
 
     values = np.asarray(values)
     return pa.table({f"column_{j}": values[:, j] for j in range(values.shape[1])})
@@ -333,9 +324,7 @@ def write_planet(raw: RawObservation, root: str | Path, split: str = "train") ->
     dataset-wide tables (axis, ADC, wavelengths, star info, labels) are written by
     :func:`write_dataset_tables`. Every file is written atomically.
     """
-    from atmospec._optional import require
-
-    pa = require("pyarrow", "transit")
+    import pyarrow as pa
 
     folder = Path(root) / split / raw.planet_id
     folder.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ class TransitModel:
 
     def __init__(
         self,
-        time_h: NDArray[np.float64],
+        time_h: NDArray[np.floating[Any]],
         geometry: TransitGeometry,
         offsets_h: NDArray[np.float64] | list[float] | None = None,
     ) -> None:

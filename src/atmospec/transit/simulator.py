@@ -272,7 +272,7 @@ def simulate_planet(
         coef = rng.normal(size=3)
         period, phase = rng.uniform(0.4, 1.2), rng.uniform(0, 2 * np.pi)
 
-        def drift(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        def drift(x: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
             f = coef[0] * x + coef[1] * x**2 + coef[2] * np.sin(2 * np.pi * x / period + phase)
             return np.asarray(f, dtype=np.float64)
 

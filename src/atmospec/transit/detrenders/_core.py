@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,7 +174,7 @@ def fit_channel(
     y: NDArray[np.float64],
     err: NDArray[np.float64],
     R: NDArray[np.float64],
-    model: TransitModel,
+    model: Callable[[float, float, float], NDArray[np.float64]],
     rp0: float,
     u0: tuple[float, float],
     *,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -157,7 +157,7 @@ class Detrender(ABC):
     ``spectrum_`` are set and :meth:`diagnose` draws them.
     """
 
-    name: ClassVar[str] = "detrender"
+    name: str = "detrender"  # the method's label; CNNDetrender sets it per instance (cnn1d, cnn2d)
     #: sigma_total = sqrt((sigma_scale * sigma)^2 + sigma_floor^2), or, for methods that
     #: report a bin's own sigma (``meta["sigma_relative"]``) and the white-light depth's
     #: (``meta["white_depth_sigma"]``) separately, sqrt((sigma_scale * own)^2 +

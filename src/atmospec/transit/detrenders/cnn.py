@@ -3,7 +3,6 @@ and sigma per wavelength from light curves divided by the white light curve."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec._fileio import atomic_path, provenance, write_json
+from atmospec._fileio import provenance
 from atmospec.errors import IncompatibleModelError, ModelFileError
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 from atmospec.transit.observation import TransitObservation
@@ -22,7 +21,9 @@ if TYPE_CHECKING:
 
     from atmospec.transit.detrenders.common_mode import CommonModeFit
 
-__all__ = ["CNNConfig", "CNNFeatures", "CNNDetrender", "cnn_features", "pretrained_path"]
+__all__ = ["CNNConfig", "CNNFeatures", "CNNDetrender", "cnn_features"]
+
+KIND = "transit_cnn"  # the record kind (atmospec.models, atmospec.serialization)
 
 _SCALE = 1e3  # inputs and targets in units of 1000 ppm
 
@@ -81,20 +82,6 @@ class CNNConfig:
     lr: float = 2e-3
     seed: int = 0
     val_fraction: float = 0.1
-
-
-def pretrained_path(kind: str = "1d") -> Path:
-    """Folder of the transit CNN shipped with atmospec (``kind`` "1d"), trained on the
-    default :class:`~atmospec.transit.simulator.SimulationConfig`; see its ``config.json``
-    for the training and sigma-calibration provenance.
-
-    Example:
-        >>> pretrained_path().name
-        'cnn1d'
-    """
-    from importlib import resources
-
-    return Path(str(resources.files("atmospec") / "pretrained" / "transit" / f"cnn{kind}"))
 
 
 def _build(config: CNNConfig) -> torch.nn.Module:
@@ -293,60 +280,62 @@ class CNNDetrender(Detrender):
 
     # --- persistence --------------------------------------------------------------------------
     def save(self, folder: str | Path, **extra: Any) -> Path:
-        """Write ``weights.safetensors`` and ``config.json`` (config + provenance) to ``folder``."""
-        from safetensors.torch import save_file
+        """Write the model folder (:mod:`atmospec.serialization`: ``weights.safetensors`` and a
+        checksummed ``model.json`` with config, sigma model and provenance)."""
+        from atmospec.serialization import save_arrays
 
         if self.net_ is None:
             raise ModelFileError(f"{self.name}: nothing to save, the network is untrained")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "weights.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(tmp))
-        write_json(
-            folder / "config.json",
-            {
-                "format": "atmospec.transit.cnn/1",
-                "config": asdict(self.config),
-                "sigma_model": [self.sigma_scale, self.sigma_shared_scale, self.sigma_floor],
-                "white_sigma_scale": self.white_scale_,
-                "provenance": provenance(seed=self.config.seed, **extra),
-            },
-        )
-        return folder
+        arrays = {
+            f"net.{k}": v.detach().cpu().contiguous().numpy()
+            for k, v in self.net_.state_dict().items()
+        }
+        record = {
+            "kind": KIND,
+            "config": asdict(self.config),
+            "sigma_model": [self.sigma_scale, self.sigma_shared_scale, self.sigma_floor],
+            "white_sigma_scale": self.white_scale_,
+            "provenance": provenance(seed=self.config.seed, **extra),
+        }
+        return save_arrays(folder, record, arrays)
 
     @classmethod
     def pretrained(cls, kind: str = "1d") -> CNNDetrender:
-        """The shipped network (trained and sigma-calibrated on simulated planets only).
+        """The shipped network (trained and sigma-calibrated on simulated planets only), from
+        the model registry (:func:`atmospec.models.load_model` name ``"transit-cnn1d"``).
 
         Raises:
             ModelFileError: this installation has no shipped model of that kind.
         """
-        folder = pretrained_path(kind)
-        if not (folder / "config.json").is_file():
-            raise ModelFileError(
-                f"no shipped transit CNN of kind {kind!r} at {folder}; train one with "
-                "`atmospec transit train-cnn` and pass --model"
-            )
-        return cls.load(folder)
+        from atmospec.models import load_model
+
+        det: CNNDetrender = load_model(f"transit-cnn{kind}", kind=KIND)
+        return det
 
     @classmethod
     def load(cls, folder: str | Path) -> CNNDetrender:
-        """Load a network written by :meth:`save` (weights only, no pickle)."""
-        from safetensors.torch import load_file
+        """Load a network written by :meth:`save` (both files verified by sha256; no pickle).
 
-        folder = Path(folder)
-        for name in ("config.json", "weights.safetensors"):
-            if not (folder / name).exists():
-                raise ModelFileError(f"{folder}: missing {name} (not a saved transit CNN)")
+        Raises:
+            ModelFileError: a missing, modified or truncated file (named), or another model.
+        """
+        import torch
+
+        from atmospec.serialization import load_arrays
+
+        meta, arrays = load_arrays(folder)
+        if meta.get("kind") != KIND:
+            raise ModelFileError(
+                f"{folder}: not an atmospec transit CNN (kind={meta.get('kind')!r})"
+            )
         try:
-            meta = json.loads((folder / "config.json").read_text())
-            if meta.get("format") != "atmospec.transit.cnn/1":
-                raise ModelFileError(f"{folder / 'config.json'}: not an atmospec transit CNN")
             self = cls(CNNConfig(**meta["config"]))
             net = _build(self.config)
-            net.load_state_dict(load_file(str(folder / "weights.safetensors")))
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise ModelFileError(f"{folder}: unreadable CNN model ({err})") from err
+            net.load_state_dict(
+                {k[4:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k[:4] == "net."}
+            )
+        except (KeyError, TypeError, RuntimeError, ValueError) as err:
+            raise ModelFileError(f"{folder}: unreadable CNN model ({err})") from None
         self.net_ = net
         self.white_scale_ = float(meta.get("white_sigma_scale", 1.0))
         if "sigma_model" in meta:

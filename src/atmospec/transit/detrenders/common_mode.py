@@ -3,6 +3,7 @@ channel fitted relative to it (differential spectroscopy)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,7 +265,7 @@ def fit_common_mode(
 
 
 def _fisher_sigma(
-    mean: object,
+    mean: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     theta: NDArray[np.float64],
     h: NDArray[np.float64],
     X: NDArray[np.float64],
@@ -280,12 +281,12 @@ def _fisher_sigma(
     celerite2 = require("celerite2", "transit")
     terms = require("celerite2.terms", "transit")
 
-    fn = mean  # type: ignore[assignment]
+    fn = mean
     cols = []
     for i in range(theta.size):
         e = np.zeros(theta.size)
         e[i] = h[i]
-        cols.append((fn(theta + e) - fn(theta - e)) / (2 * h[i]))  # type: ignore[operator]
+        cols.append((fn(theta + e) - fn(theta - e)) / (2 * h[i]))
     J = np.column_stack([np.column_stack(cols), X])
     k = celerite2.GaussianProcess(terms.Matern32Term(sigma=gp[0], rho=gp[1]))
     k.compute(t, diag=np.full(t.size, gp[2] ** 2), quiet=True)
@@ -393,7 +394,7 @@ def fit_differential(
             R,
             models[k],
             rp0,
-            u,  # type: ignore[arg-type]
+            u,
             free_u=free_u,
             inflate=True,
             u_prior=None if ld_sd is None else (*u0, ld_sd),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +17,11 @@ from atmospec.errors import ModelFileError
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
-    from atmospec.inference.coverage import CoveragePolicy, ModelInput
-    from atmospec.inference.ood import OODDetector
-    from atmospec.inference.selection import CalibrationStatus, NPEDomain
+    from atmospec.posteriors.calibration import CalibrationStatus
     from atmospec.posteriors.npe import NPEstimator
+    from atmospec.prediction.coverage import CoveragePolicy, ModelInput
+    from atmospec.prediction.ood import OODDetector
+    from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "load_member",
     "calibrate_npe_ood",
     "npe_digest",
+    "resolve_model",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -40,10 +43,18 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 
 
 class _AxisMember:
-    """What both members share: a model id and the wavelength axis spectra are put on."""
+    """What both members share: a model id, and from the estimator contract the parameter
+    names, grid bounds and the wavelength axis spectra are put on."""
 
     model_id: str
     wavelength: FloatArray
+
+    def _adopt(self, model: Estimator, model_id: str, name: str) -> None:
+        self.model_id = model_id
+        self.name = name or model_id
+        self.param_names: tuple[str, ...] = tuple(model.param_names_)
+        self.bounds: dict[str, tuple[float, float]] = dict(model.bounds_)
+        self.wavelength = np.asarray(model.wavelength_, dtype=np.float64)
 
     def prepare(
         self,
@@ -53,7 +64,7 @@ class _AxisMember:
         assume_snr: float | None,
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
-        from atmospec.inference.coverage import prepare_input
+        from atmospec.prediction.coverage import prepare_input
 
         return prepare_input(
             spectrum,
@@ -68,7 +79,7 @@ class _AxisMember:
 class EstimatorMember(_AxisMember):
     """A learned estimator (CNN, MLP... with sigma heads or ensembles) behind a Predictor.
 
-    Intervals are Monte Carlo over the flux errors (:func:`~atmospec.inference.predict.
+    Intervals are Monte Carlo over the flux errors (:func:`~atmospec.prediction.predictor.
     monte_carlo`).
     """
 
@@ -84,17 +95,13 @@ class EstimatorMember(_AxisMember):
         precision: Literal["float32", "bfloat16"] = "float32",
         max_rows: int = 65536,
     ) -> None:
-        from atmospec.inference.engine import Engine
+        from atmospec.prediction.engine import Engine
 
         self.estimator = estimator
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(estimator, model_id, name)
         self.engine = Engine(estimator, num_threads=num_threads)
         self.precision: Literal["float32", "bfloat16"] = precision
         self.max_rows = max_rows
-        self.param_names: tuple[str, ...] = tuple(estimator.param_names_)
-        self.bounds: dict[str, tuple[float, float]] = dict(estimator.bounds_)
-        self.wavelength: FloatArray = np.asarray(estimator.wavelength_, dtype=np.float64)
         self.grid_name: str = str(estimator.meta_.get("grid") or "")
 
     def domain_problem(self, inp: ModelInput) -> str:
@@ -103,7 +110,7 @@ class EstimatorMember(_AxisMember):
 
     def draw(self, flux: FloatArray, sigma: FloatArray, seeds: Sequence[Any], draws: int) -> Draws:
         """``(samples (n, draws, p), point (n, p), point_std (n, p) or None, at_bound)``."""
-        from atmospec.inference.predict import monte_carlo
+        from atmospec.prediction.sampling import monte_carlo
 
         return monte_carlo(
             self.engine,
@@ -115,10 +122,10 @@ class EstimatorMember(_AxisMember):
             precision=self.precision,
         )
 
-    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
-        from atmospec.inference.ood import calibrate_ood
+    def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
+        from atmospec.prediction.ood import calibrate_ood
 
-        return calibrate_ood(self.estimator, grid, quiet=quiet)
+        return calibrate_ood(self.estimator, grid)
 
     def files(self) -> dict[str, bytes]:
         """The model folder's files (name -> bytes), to ship to other processes."""
@@ -163,7 +170,8 @@ class NPEMember(_AxisMember):
         folder: str | os.PathLike[str] | None = None,
         chunk: int = 64,
     ) -> None:
-        from atmospec.inference.selection import NPEDomain, read_calibration
+        from atmospec.posteriors.calibration import read_calibration
+        from atmospec.prediction.routing import NPEDomain
 
         if getattr(npe, "wavelength_", None) is None:
             raise ModelFileError(
@@ -171,13 +179,9 @@ class NPEMember(_AxisMember):
                 "cannot be put on it (train it with fit(..., wavelength=...))"
             )
         self.npe = npe
-        self.model_id = model_id
-        self.name = name or model_id
+        self._adopt(npe, model_id, name)
         self.folder = None if folder is None else Path(folder)
         self.chunk = chunk
-        self.param_names: tuple[str, ...] = tuple(npe.param_names)
-        self.bounds: dict[str, tuple[float, float]] = dict(npe.bounds)
-        self.wavelength: FloatArray = np.asarray(npe.wavelength_, dtype=np.float64)
         self.domain: NPEDomain = NPEDomain.of(npe, self.name)
         self.grid_name: str = self.domain.grid
         self.calibration: CalibrationStatus = read_calibration(self.folder)
@@ -205,8 +209,8 @@ class NPEMember(_AxisMember):
         at_bound = (median <= lo + tol) | (median >= hi - tol)
         return samples, point, point_std, at_bound
 
-    def calibrate_ood(self, grid: ModelGrid, quiet: bool) -> OODDetector:
-        return calibrate_npe_ood(self.npe, grid, quiet=quiet)
+    def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
+        return calibrate_npe_ood(self.npe, grid)
 
     def files(self) -> dict[str, bytes]:
         """The model folder's files (with ``calibration.json`` when shipped)."""
@@ -222,32 +226,24 @@ class NPEMember(_AxisMember):
 Member = EstimatorMember | NPEMember
 
 
-def _model_kind(folder: Path) -> str:
-    import json
-
-    try:
-        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"{folder}: unreadable model.json ({err})") from None
-    return str(record.get("kind", ""))
-
-
 def load_member(
     model: Any,
     *,
+    name: str = "",
     num_threads: int | None = None,
     precision: Literal["float32", "bfloat16"] = "float32",
     max_rows: int = 65536,
 ) -> Member:
-    """A member from an Estimator, an NPEstimator, a model folder or a registry name."""
-    from atmospec.inference.predict import resolve_model
+    """A member from an Estimator, an NPEstimator, a model folder or a registry name.
+
+    ``name`` is how notes name the model (default: its registry name or folder name).
+    """
+    from atmospec.estimators.base import load_estimator
     from atmospec.posteriors.npe import NPEstimator
 
     folder: Path | None = None
-    name = ""
-    if isinstance(model, NPEstimator):
-        npe: NPEstimator | None = model
-    elif isinstance(model, (str, os.PathLike)):
+    given, name = name, ""
+    if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.exists():
             folder = path
@@ -256,22 +252,19 @@ def load_member(
 
             folder = model_path(str(model))
             name = ALIASES.get(str(model), str(model))
-        npe = None
-        if _model_kind(folder) == "npe":
-            npe = NPEstimator.load(folder)
-            name = name or folder.name
-    else:
-        npe = None
-    if npe is not None:
+        model = load_estimator(folder)  # one loader for every kind, the NPE included
+    name = given or name
+    if isinstance(model, NPEstimator):
+        npe = model
         base = (
-            npe.meta.get("model_id")
-            or npe.meta.get("config", {}).get("name")
+            npe.meta_.get("model_id")
+            or npe.meta_.get("config", {}).get("name")
             or name
             or (folder.name if folder is not None else "npe")
         )
         mid = f"{base}-{npe_digest(npe)}"
         return NPEMember(npe, mid, name=name or str(base), folder=folder)
-    est, mid = resolve_model(folder if folder is not None else model)
+    est, mid = resolve_model(model)
     return EstimatorMember(
         est, mid, name=name, num_threads=num_threads, precision=precision, max_rows=max_rows
     )
@@ -287,11 +280,10 @@ def calibrate_npe_ood(
     level: float = 0.96,
     n_posterior: int = 256,
     seed: int = 12345,
-    quiet: bool = True,
 ) -> OODDetector:
     """Calibrate the OOD score of an NPE on in-grid synthetic spectra inside its noise domain.
 
-    The same detector as :func:`~atmospec.inference.ood.calibrate_ood` (principal-component
+    The same detector as :func:`~atmospec.prediction.ood.calibrate_ood` (principal-component
     distance and residual, grid chi-square at the estimate, bound pressure), on the NPE's
     own axis, with the posterior mean and sd in place of a network's mean and sigma. The
     spectra come from the training-set builder (nodes and off-node points, the default
@@ -308,11 +300,11 @@ def calibrate_npe_ood(
     import tempfile
 
     from atmospec._fileio import provenance
-    from atmospec.inference.ood import fit_detector
+    from atmospec.prediction.ood import fit_detector
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
-    names = tuple(npe.param_names)
+    names = tuple(npe.param_names_)
     with tempfile.TemporaryDirectory() as tmp:
         ts = build_training_set(
             grid,
@@ -321,8 +313,8 @@ def calibrate_npe_ood(
             axis=wave,
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
-            quiet=quiet,
-            bounds=npe.bounds,
+            quiet=not logging.getLogger(__name__).isEnabledFor(logging.INFO),
+            bounds=npe.bounds_,
         )
         clean, _, _ = ts.arrays()
         ts.close()
@@ -344,7 +336,7 @@ def calibrate_npe_ood(
         grid=grid,
         wavelength=wave,
         param_names=names,
-        bounds=dict(npe.bounds),
+        bounds=dict(npe.bounds_),
         rng=rng,
         n_components=n_components,
         floor=floor,
@@ -356,3 +348,53 @@ def calibrate_npe_ood(
             "provenance": provenance(seed=seed, grid=grid.name),
         },
     )
+
+
+# ----------------------------------------------------------------------------- models
+def _state_digest(estimator: Estimator) -> str:
+    h = hashlib.sha256()
+    config, arrays = estimator._get_state()
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    if estimator.wavelength_ is not None:
+        h.update(estimator.wavelength_.tobytes())
+    return h.hexdigest()[:10]
+
+
+def resolve_model(model: Any) -> tuple[Estimator, str]:
+    """An estimator and its id from an Estimator, a saved model folder, or a registry name.
+
+    The id is ``meta_["model_id"]`` when the model records one, else
+    ``<kind>-<grid>-<sha256 of the weights, 10 hex>`` so that results name the exact weights.
+    """
+    from atmospec.estimators.base import Estimator, load_estimator
+
+    if isinstance(model, Estimator):
+        est = model
+    elif isinstance(model, (str, os.PathLike)) and Path(model).exists():
+        est = load_estimator(model)
+    elif isinstance(model, str):
+        est = _from_registry(model)
+    else:
+        raise TypeError(f"model must be an Estimator, a model folder or a name, not {model!r}")
+    if not isinstance(est, Estimator) or est.kind == "npe":
+        raise ModelFileError(
+            f"model {model!r} is a {type(est).__name__}, not a point/sigma estimator; use "
+            "atmospec.prediction.members.load_member or Predictor for it"
+        )
+    est._require_fitted()
+    mid = est.meta_.get("model_id") or est.meta_.get("name")
+    digest = _state_digest(est)
+    if not mid:
+        mid = f"{est.kind}-{est.meta_.get('grid') or 'nogrid'}"
+    return est, f"{mid}-{digest}"
+
+
+def _from_registry(name: str) -> Estimator:
+    from atmospec.models import load_model
+
+    est = load_model(name)
+    if not isinstance(est, Estimator):
+        raise ModelFileError(f"model {name!r} is a {type(est).__name__}, not an estimator")
+    return est

@@ -6,15 +6,14 @@ import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
     from atmospec.estimators.base import Estimator, Prediction
-
-    from .builder import TrainingSet
+    from atmospec.training.builder import TrainingSet
 
 __all__ = ["metrics", "evaluate", "coverage"]
 
@@ -107,10 +106,13 @@ def evaluate(
     """
     from atmospec._fileio import provenance, write_json
 
+    sigma: NDArray[Any] | None
+    snr_arr: NDArray[Any] | None
     if hasattr(test, "arrays"):
-        X, y, sigma = test.arrays()  # type: ignore[union-attr]
-        snr_arr = np.asarray(test.snr if snr is None else snr)  # type: ignore[union-attr]
-        source = str(getattr(test, "path", ""))
+        ts = cast("TrainingSet", test)
+        X, y, sigma = ts.arrays()
+        snr_arr = np.asarray(ts.snr if snr is None else snr)
+        source = str(getattr(ts, "path", ""))
     else:
         X, y = np.asarray(test[0]), np.asarray(test[1])
         sigma = test[2] if len(test) > 2 else None

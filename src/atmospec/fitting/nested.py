@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
@@ -11,21 +12,23 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from atmospec.errors import OutOfGridError
-from atmospec.inference.chi2 import chi2_with_scale, fit_chi2, inflated_sigma
-from atmospec.inference.fit import (
+from atmospec.fitting.chi2 import chi2_with_scale, fit_chi2, inflated_sigma
+from atmospec.fitting.data import (
     FitData,
-    FitResult,
-    _dilution_factor,
+    dilution_factor,
     fitted_parameters,
     prepare,
-    radius_from_scale,
+    radius_at_distance,
 )
+from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
 __all__ = ["fit_nested", "GridLikelihood"]
+
+log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -43,7 +46,7 @@ class GridLikelihood:
     ``log L = -chi2_min/2 - sum log sigma - N/2 log 2 pi + 1/2 log(2 pi / A) - log s_max``,
     ``A = sum m^2 / sigma^2`` (the truncation at 0 and s_max is negligible when s is well
     measured). With ``inflate`` the last parameter is ``log10 f`` and the errors become
-    ``sqrt(sigma^2 + (f median|d|)^2)`` (see :func:`~atmospec.inference.chi2.inflated_sigma`).
+    ``sqrt(sigma^2 + (f median|d|)^2)`` (see :func:`~atmospec.fitting.chi2.inflated_sigma`).
     """
 
     def __init__(
@@ -133,7 +136,6 @@ def fit_nested(
     seed: int = 0,
     maxcall: int | None = None,
     n_samples: int = 4000,
-    quiet: bool = True,
 ) -> FitResult:
     """Posterior of the grid parameters by static nested sampling (dynesty).
 
@@ -160,10 +162,9 @@ def fit_nested(
         seed: seed of the sampler's ``numpy.random.Generator``.
         maxcall: cap on likelihood calls.
         n_samples: number of equal-weight posterior samples returned.
-        quiet: hide dynesty's progress output.
 
     Returns:
-        A :class:`~atmospec.inference.fit.FitResult` with ``samples`` (parameters, ``scale``,
+        A :class:`~atmospec.fitting.result.FitResult` with ``samples`` (parameters, ``scale``,
         ``radius_rjup`` when available, ``log10_f`` when inflating), ``logz`` +- ``logz_err``
         and ``wall_time_s``; ``best`` is the maximum-likelihood sample.
     """
@@ -214,7 +215,7 @@ def fit_nested(
     sampler = dynesty.NestedSampler(
         like, prior_transform, ndim, nlive=nlive, bound="multi", sample="rwalk", rstate=rng
     )
-    sampler.run_nested(dlogz=dlogz, maxcall=maxcall, print_progress=not quiet)
+    sampler.run_nested(dlogz=dlogz, maxcall=maxcall, print_progress=log.isEnabledFor(logging.INFO))
     res = sampler.results
     weights = np.exp(res.logwt - res.logz[-1])
     weights /= weights.sum()
@@ -234,11 +235,11 @@ def fit_nested(
     m_best = like.model(best_theta)
     sig_best = like.sigma(best_theta)
     chi2, s_best = chi2_with_scale(m_best, data.flux, sig_best)
-    factor = _dilution_factor(data, grid, distance_pc, notes)
+    factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
-        radius = float(radius_from_scale(float(s_best[0]) * factor, distance_pc))
-        samples["radius_rjup"] = radius_from_scale(np.clip(scales, 0, None) * factor, distance_pc)
+        radius = float(radius_at_distance(float(s_best[0]) * factor, distance_pc))
+        samples["radius_rjup"] = radius_at_distance(np.clip(scales, 0, None) * factor, distance_pc)
     best = {p: float(v) for p, v in zip(grid.param_names, like.point(best_theta), strict=True)}
     best = {p: v for p, v in best.items() if np.isfinite(v)}
     n_fitted = len(fitted) + 1 + int(inflate_errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ __all__ = [
     "grid_model_on_axis",
     "ood_cache_path",
 ]
+
+log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -320,7 +323,6 @@ def calibrate_ood(
     floor: float = 0.02,
     level: float = 0.96,
     seed: int = 12345,
-    quiet: bool = True,
 ) -> OODDetector:
     """Calibrate the OOD score of ``estimator`` on fresh in-grid synthetic spectra of ``grid``.
 
@@ -351,7 +353,7 @@ def calibrate_ood(
             n_samples=n_samples,
             axis=wave,
             seed=seed,
-            quiet=quiet,
+            quiet=not log.isEnabledFor(logging.INFO),
             bounds=estimator.bounds_,
         )
         X, _, S = ts.arrays()
@@ -361,12 +363,12 @@ def calibrate_ood(
     X = np.where(bad, 0.0, X)
     S = np.where(bad | ~np.isfinite(S), np.inf, S)
     if bad.any():
-        from atmospec.training.preprocessing import fill_masked
+        from atmospec.estimators.preprocessing import fill_masked
 
         X, _ = fill_masked(np.where(bad, np.nan, X))
     med = np.array([np.median(r[np.isfinite(s)]) for r, s in zip(X, S, strict=True)])[:, None]
 
-    from atmospec.inference.engine import Engine
+    from atmospec.prediction.engine import Engine
 
     engine = Engine(estimator)
     return fit_detector(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
@@ -10,20 +11,22 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from atmospec.inference.fit import (
+from atmospec.fitting.data import (
     FitData,
-    FitResult,
-    _dilution_factor,
+    dilution_factor,
     fitted_parameters,
     prepare,
-    radius_from_scale,
+    radius_at_distance,
 )
+from atmospec.fitting.result import FitResult
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
 __all__ = ["fit_chi2", "chi2_with_scale", "inflated_sigma"]
+
+log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -69,16 +72,19 @@ def inflated_sigma(sigma: FloatArray, flux: FloatArray, fraction: float) -> Floa
     return np.sqrt(sigma**2 + floor**2)
 
 
-def _batches(
-    data: FitData, grid: ModelGrid, batch_size: int, quiet: bool
-) -> Callable[[], Iterator[FloatArray]]:
+def _batches(data: FitData, grid: ModelGrid, batch_size: int) -> Callable[[], Iterator[FloatArray]]:
     """A factory of iterators over the grid resampled onto the data (cached when small)."""
     n = len(grid)
     if n * data.n_pix <= _IN_MEMORY_LIMIT:
         from tqdm.auto import tqdm
 
         parts = []
-        bar = tqdm(total=n, desc=f"resampling {grid.name}", unit="spec", disable=quiet)
+        bar = tqdm(
+            total=n,
+            desc=f"resampling {grid.name}",
+            unit="spec",
+            disable=not log.isEnabledFor(logging.INFO),
+        )
         for _, flux in grid.iter_batches(batch_size):
             parts.append(data.model(flux))
             bar.update(len(flux))
@@ -113,7 +119,6 @@ def fit_chi2(
     coverage: Literal["mask", "error"] = "mask",
     wave_range: tuple[float, float] | None = None,
     batch_size: int = 512,
-    quiet: bool = True,
 ) -> FitResult:
     """Chi-square of the spectrum against every grid node; the best node is the fit.
 
@@ -137,17 +142,16 @@ def fit_chi2(
             the result's notes); ``"error"`` refuses them.
         wave_range: fit only this wavelength interval (micron).
         batch_size: grid spectra read per batch.
-        quiet: no progress bar.
 
     Returns:
-        A :class:`~atmospec.inference.fit.FitResult` with ``nodes`` (all nodes, sorted by chi2).
+        A :class:`~atmospec.fitting.result.FitResult` with ``nodes`` (all nodes, sorted by chi2).
     """
     from atmospec._fileio import provenance
 
     t0 = time.perf_counter()
     data = prepare(spectrum, grid, coverage=coverage, wave_range=wave_range)
     fitted = fitted_parameters(grid)
-    batches = _batches(data, grid, batch_size, quiet)
+    batches = _batches(data, grid, batch_size)
     n_fitted = len(fitted) + 1
     notes: list[str] = []
     if data.n_uncovered:
@@ -194,10 +198,10 @@ def fit_chi2(
     if fraction > 0:
         nodes["chi2_uninflated"] = raw
     nodes = nodes.sort_values("chi2", kind="stable")
-    factor = _dilution_factor(data, grid, distance_pc, notes)
+    factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
     if factor is not None and distance_pc is not None:
-        radius = float(radius_from_scale(float(scale[best]) * factor, distance_pc))
+        radius = float(radius_at_distance(float(scale[best]) * factor, distance_pc))
     return FitResult(
         method="chi2",
         grid=grid.name,

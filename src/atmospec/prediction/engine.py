@@ -53,9 +53,9 @@ def sigma_kind(estimator: Estimator) -> SigmaKind:
         >>> sigma_kind(SpectrumMLP())
         'total'
     """
-    declared = estimator.meta_.get("sigma_kind")
+    declared = getattr(estimator, "meta_", {}).get("sigma_kind")  # unfitted: no record yet
     if declared in ("total", "epistemic", "none"):
-        return declared  # type: ignore[no-any-return]
+        return declared
     from atmospec.estimators._neural import NeuralEstimator
 
     if isinstance(estimator, NeuralEstimator):
@@ -365,7 +365,7 @@ class Engine:
 
     @staticmethod
     def _clean(flux: Any, sigma: Any | None) -> tuple[Any, Any | None]:
-        from atmospec.training.preprocessing import fill_masked
+        from atmospec.estimators.preprocessing import fill_masked
 
         f = np.array(flux, dtype=np.float64, ndmin=2)
         if not np.isfinite(f).all():
@@ -416,7 +416,7 @@ class Engine:
             for m in range(mm):
                 mu, sg = self._member(m, fb, sb)
                 means[m, a:b] = mu
-                if sigs is not None:
+                if sigs is not None and sg is not None:  # both present for probabilistic nets
                     sigs[m, a:b] = sg
 
         self._map(fn, [(i, i + 1) for i in range(n)] if rowwise else self._ranges(n))

@@ -2,81 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec.posteriors.calibration import CalibrationStatus
+from atmospec.prediction.coverage import ModelInput
+
 if TYPE_CHECKING:
-    from atmospec.inference.coverage import ModelInput
     from atmospec.posteriors.npe import NPEstimator
 
-__all__ = ["CalibrationStatus", "read_calibration", "NPEDomain", "noise_snr", "SelectionPolicy"]
-
-CALIBRATION_FILE = "calibration.json"
-"""The file ``atmospec calibrate`` writes into an NPE model folder."""
-
-
-@dataclass(frozen=True)
-class CalibrationStatus:
-    """The shipped calibration of an NPE, read from its ``calibration.json`` (not re-measured).
-
-    ``max_error`` is ``max |coverage - level|`` over the expected-coverage levels of the HPD
-    curve, recomputed from the stored curve; the estimator passes when it is at most
-    ``tolerance`` (also read from the file).
-
-    Example:
-        >>> CalibrationStatus(True, 0.01, 0.03, "").summary()
-        'calibration passed: max |coverage - level| = 0.010 <= tolerance 0.030'
-    """
-
-    passed: bool
-    max_error: float
-    tolerance: float
-    problem: str = ""
-
-    def summary(self) -> str:
-        """One line for notes and logs."""
-        if self.problem:
-            return f"calibration not usable: {self.problem}"
-        verb, op = ("passed", "<=") if self.passed else ("failed", ">")
-        return (
-            f"calibration {verb}: max |coverage - level| = {self.max_error:.3f} {op} "
-            f"tolerance {self.tolerance:.3f}"
-        )
-
-
-def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus:
-    """Read and check the ``calibration.json`` of an NPE model folder.
-
-    A missing, unreadable or incomplete file counts as *not passed*, with the problem named.
-
-    Example:
-        >>> read_calibration("/no/such/folder").passed
-        False
-    """
-    if folder is None:
-        return CalibrationStatus(False, float("nan"), float("nan"), "the model has no folder")
-    path = Path(folder) / CALIBRATION_FILE
-    try:
-        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
-    try:
-        curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
-        tolerance = float(record["tolerance"])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        return CalibrationStatus(
-            False, float("nan"), float("nan"), f"{path}: no coverage_hpd / tolerance ({err})"
-        )
-    if not curve or not np.isfinite(tolerance):
-        return CalibrationStatus(False, float("nan"), tolerance, f"{path}: empty coverage curve")
-    max_error = max(abs(cov - level) for level, cov in curve.items())
-    return CalibrationStatus(bool(max_error <= tolerance), float(max_error), tolerance)
+__all__ = [
+    "NPEDomain",
+    "noise_snr",
+    "SelectionPolicy",
+    "RoutedInput",
+]
 
 
 def noise_snr(flux: NDArray[np.float64], sigma: NDArray[np.float64]) -> float:
@@ -111,7 +54,7 @@ class NPEDomain:
     @classmethod
     def of(cls, npe: NPEstimator, name: str) -> NPEDomain:
         lo, hi = (float(x) for x in npe.noise.snr_range)
-        grid = str(npe.meta.get("grid") or npe.meta.get("config", {}).get("grid") or "")
+        grid = str(npe.meta_.get("grid") or npe.meta_.get("config", {}).get("grid") or "")
         return cls(name, (lo, hi), grid)
 
     def snr_problem(self, snr: float) -> str:
@@ -184,3 +127,15 @@ class SelectionPolicy:
             "tolerance": self.calibration.tolerance,
             "calibration_problem": self.calibration.problem,
         }
+
+
+@dataclass
+class RoutedInput(ModelInput):
+    """A :class:`ModelInput` that records which member of a Predictor serves it."""
+
+    member: str = ""
+
+    @classmethod
+    def of(cls, inp: ModelInput, member: str) -> RoutedInput:
+        fields = {k: getattr(inp, k) for k in inp.__dataclass_fields__}
+        return cls(**fields, member=member)

@@ -150,7 +150,7 @@ def recipe_split(
     """The grid-aware split a recipe's ``[split]`` table describes, over the grid rows inside
     its parameter ``ranges`` (all rows without ranges); returns ``(split, rows or None)``.
     Re-derives a trained model's test nodes from the recipe in its metadata."""
-    from .splits import grid_aware_split
+    from atmospec.training.splits import grid_aware_split
 
     rows = _rows_in_ranges(grid, ranges) if ranges else None
     sp = dict(split)
@@ -168,19 +168,18 @@ def recipe_split(
 def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False) -> dict[str, Any]:
     """Split the grid and build the train / val / test sets of a recipe into ``work``."""
     from atmospec.grids import load_grid
-
-    from .builder import TrainingSet, build_training_set
-    from .systematics import Systematics
+    from atmospec.training.builder import TrainingSet, build_training_set
+    from atmospec.training.systematics import Systematics
 
     grid = load_grid(recipe.grid)
     split, rows = recipe_split(grid, recipe.split, recipe.ranges)
     sys_cfg = Systematics(**recipe.systematics) if recipe.systematics else Systematics()
     allowed = np.arange(len(grid)) if rows is None else rows
     vals = grid.params.iloc[allowed]
-    from .builder import target_params
+    from atmospec.training.builder import target_params
 
     bounds = {p: (float(vals[p].min()), float(vals[p].max())) for p in target_params(grid)}
-    common = dict(
+    common: dict[str, Any] = dict(
         axis=recipe.axis,
         noise_shapes=recipe.noise_shapes,
         systematics=sys_cfg,
@@ -192,7 +191,7 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
     work = Path(work)
     sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds}
     interp = recipe.interpolation_error
-    specs = {
+    specs: dict[str, tuple[Any, int, str, dict[str, Any], int]] = {
         "train": (
             split.train,
             recipe.n_train,
@@ -227,7 +226,7 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
 
 def _same_interpolation_error(ts: Any, grid: Any, value: float | dict[str, float]) -> bool:
     """Whether a cached training set was built with this interpolation-error augmentation."""
-    from .builder import Lattice, _interpolation_amplitudes
+    from atmospec.training.builder import Lattice, _interpolation_amplitudes
 
     cont = Lattice(grid).continuous
     want = _interpolation_amplitudes(value, cont)
@@ -251,8 +250,7 @@ def run_recipe(
     ``out_dir/work``) and are reused when present. Returns ``(estimator, report)``.
     """
     from atmospec._fileio import write_json
-
-    from .evaluation import evaluate
+    from atmospec.learning.evaluation import evaluate
 
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"

@@ -1,4 +1,12 @@
-"""Safe model files: a JSON record plus safetensors arrays, both checked by sha256 on load."""
+"""One on-disk format for every model atmospec saves: a JSON record plus safetensors arrays.
+
+A model folder holds ``model.json`` (what the model is: kind, hyperparameters, learned scalars,
+provenance with versions, seed and grid) and ``weights.safetensors`` (every array). The record
+carries the sha256 of the weights file and a sha256 of its own canonical content (sorted keys,
+compact separators), so loading detects a truncated, flipped or edited byte in either file and
+names the file. Nothing is pickled; loading never executes code. The CNN and tree estimators,
+the NPE, the molecule classifiers and the transit CNN all save and load through this module.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +23,17 @@ from numpy.typing import NDArray
 from atmospec._fileio import _json_default, atomic_path, sha256_file
 from atmospec.errors import ModelFileError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_arrays", "load_arrays", "model_paths"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save_arrays",
+    "load_arrays",
+    "read_record",
+    "model_paths",
+    "record_checksum",
+    "seal",
+    "is_sealed",
+]
 
 FORMAT = "atmospec-model"
 FORMAT_VERSION = 1
@@ -30,10 +48,31 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return folder / _RECORD, folder / _WEIGHTS
 
 
-def _checksum(record: Mapping[str, Any]) -> str:
+def record_checksum(record: Mapping[str, Any]) -> str:
+    """sha256 of a record's canonical JSON (sorted keys, compact), its ``checksum`` left out."""
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as it reads back from JSON, with its ``checksum`` added: for side files of a
+    model folder (e.g. an NPE's ``calibration.json``) written after the model itself.
+
+    Example:
+        >>> rec = seal({"tolerance": 0.03, "coverage": {"0.5": 0.49}})
+        >>> is_sealed(rec), is_sealed({**rec, "tolerance": 0.3})
+        (True, False)
+    """
+    plain = json.loads(json.dumps(dict(record), default=_json_default))
+    plain.pop("checksum", None)
+    plain["checksum"] = record_checksum(plain)
+    return plain
+
+
+def is_sealed(record: Mapping[str, Any]) -> bool:
+    """True when ``record`` carries a ``checksum`` matching its content (see :func:`seal`)."""
+    return bool(record.get("checksum")) and record.get("checksum") == record_checksum(record)
 
 
 def save_arrays(
@@ -63,22 +102,27 @@ def save_arrays(
     full: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, **record}
     full["weights_file"] = _WEIGHTS
     full["weights_sha256"] = sha256_file(w_path)
-    full["checksum"] = _checksum(full)
+    full["checksum"] = record_checksum(full)
     with atomic_path(rec_path) as tmp:
         tmp.write_text(json.dumps(full, indent=2, default=_json_default) + "\n", encoding="utf-8")
     return rec_path.parent
 
 
-def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-    """Read and verify a model folder written by :func:`save_arrays`.
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and verify a model folder's ``model.json`` (not its weights).
 
     Raises:
-        ModelFileError: a file is missing, truncated, not valid JSON/safetensors, of an
-            unknown format, or does not match its recorded sha256.
-    """
-    from safetensors.numpy import load_file
+        ModelFileError: the record is missing, not valid JSON, of an unknown or newer format,
+            or was modified after saving (its content does not match its own checksum).
 
-    rec_path, w_path = model_paths(path)
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp()
+        >>> _ = save_arrays(d, {"kind": "demo", "seed": 3}, {"w": np.zeros(2)})
+        >>> read_record(d)["seed"]
+        3
+    """
+    rec_path, _ = model_paths(path)
     if not rec_path.is_file():
         raise ModelFileError(
             f"{rec_path}: no model record found (expected a folder with {_RECORD})"
@@ -91,15 +135,33 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
         ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ModelFileError(f"{rec_path}: not an atmospec model record (format field missing)")
-    if int(record.get("format_version", -1)) > FORMAT_VERSION:
+    try:
+        version = int(record.get("format_version", -1))
+    except (TypeError, ValueError):
+        version = FORMAT_VERSION + 1
+    if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{rec_path}: format version {record['format_version']} is newer than this atmospec "
-            f"reads ({FORMAT_VERSION}); upgrade atmospec"
+            f"{rec_path}: format version {record.get('format_version')!r} is newer than this "
+            f"atmospec reads ({FORMAT_VERSION}); upgrade atmospec"
         )
-    if record.get("checksum") != _checksum(record):
+    if record.get("checksum") != record_checksum(record):
         raise ModelFileError(
             f"{rec_path}: the record was modified after saving (checksum mismatch)"
         )
+    return record
+
+
+def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """Read and verify a model folder written by :func:`save_arrays`.
+
+    Raises:
+        ModelFileError: a file is missing, truncated, not valid JSON/safetensors, of an
+            unknown format, or does not match its recorded sha256 (the message names the file).
+    """
+    from safetensors.numpy import load_file
+
+    record = read_record(path)
+    _, w_path = model_paths(path)
     if not w_path.is_file():
         raise ModelFileError(f"{w_path}: weights file missing")
     found = sha256_file(w_path)

@@ -1,0 +1,197 @@
+"""A spectrum made ready for classic grid fitting: the pixels used, the resampler, units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from atmospec.errors import CoverageError, InvalidSpectrumError
+from atmospec.transforms import check_coverage, resampling_matrix
+
+if TYPE_CHECKING:
+    from atmospec.grids import ModelGrid
+    from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "FitData",
+    "prepare",
+    "fitted_parameters",
+    "radius_at_distance",
+    "dilution_factor",
+    "ranges_text",
+    "R_JUP_M",
+    "PARSEC_M",
+]
+
+R_JUP_M: float = 7.1492e7
+"""Jupiter's equatorial radius in metres (IAU 2015 nominal), the radius unit of results."""
+
+PARSEC_M: float = 3.0856775814913673e16
+"""One parsec in metres (IAU 2015)."""
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class FitData:
+    """A spectrum made ready for fitting against one grid: the pixels used and the resampler.
+
+    ``matrix`` maps grid fluxes (n_grid_wave) onto the used data pixels (n_pix) with the
+    spectres weights of each data pixel's own bin (edges from the *full* data axis, so masked
+    neighbours do not widen a bin). ``n_masked`` pixels were masked or had no valid error,
+    ``n_uncovered`` lie outside the grid's wavelength range (dropped under the mask policy).
+    """
+
+    source: str
+    wavelength: FloatArray
+    flux: FloatArray
+    uncertainty: FloatArray
+    matrix: sparse.csr_matrix
+    n_total: int
+    n_masked: int
+    n_uncovered: int
+    flux_unit: str
+    uncovered_range: str = ""
+
+    @property
+    def n_pix(self) -> int:
+        return int(self.wavelength.size)
+
+    def model(self, grid_flux: FloatArray) -> FloatArray:
+        """Grid flux (n, n_grid_wave) or (n_grid_wave,) resampled onto the used pixels."""
+        f = np.asarray(grid_flux, dtype=np.float64)
+        out = np.asarray((self.matrix @ np.atleast_2d(f).T).T)
+        return out[0] if f.ndim == 1 else out
+
+
+def prepare(
+    spectrum: Spectrum,
+    grid: ModelGrid,
+    *,
+    coverage: Literal["mask", "error"] = "mask",
+    wave_range: tuple[float, float] | None = None,
+) -> FitData:
+    """Select the usable pixels of ``spectrum`` and build the grid -> data resampling matrix.
+
+    Pixels are used when unmasked, with finite flux and a positive finite uncertainty, inside
+    ``wave_range`` (micron) if given, and whose bins lie wholly inside the grid's wavelength
+    coverage. With ``coverage="error"`` a pixel outside the grid's coverage raises
+    :class:`~atmospec.errors.CoverageError` instead of being dropped.
+    """
+    src = spectrum.source
+    if spectrum.uncertainty is None:
+        raise InvalidSpectrumError(
+            f"{src}: the spectrum has no uncertainties; a chi-square fit needs 1-sigma errors "
+            "per pixel (give uncertainty=... when building the Spectrum)"
+        )
+    wave = spectrum.wavelength
+    flux = spectrum.flux
+    unc = spectrum.uncertainty
+    valid = ~spectrum.mask & np.isfinite(flux) & np.isfinite(unc) & (unc > 0)
+    if wave_range is not None:
+        valid &= (wave >= wave_range[0]) & (wave <= wave_range[1])
+    covered = check_coverage(grid.wavelength, wave, policy="mask", source=src)
+    uncovered_range = ""
+    if not covered.all():
+        uncovered_range = ranges_text(wave, ~covered)
+        if coverage == "error":
+            check_coverage(grid.wavelength, wave[valid], policy="error", source=src)
+    elif coverage not in ("mask", "error"):
+        raise ValueError(f"coverage={coverage!r}: expected 'mask' or 'error'")
+    use = valid & covered
+    n_fit = int(use.sum())
+    if n_fit < 10:
+        raise CoverageError(
+            f"{src}: only {n_fit} usable pixels overlap the {grid.name} grid "
+            f"({grid.wavelength[0]:.3f}-{grid.wavelength[-1]:.3f} um); the spectrum spans "
+            f"{wave[0]:.3f}-{wave[-1]:.3f} um"
+        )
+    matrix, _ = resampling_matrix(wave, grid.wavelength)
+    return FitData(
+        source=src,
+        wavelength=wave[use],
+        flux=flux[use].astype(np.float64),
+        uncertainty=unc[use].astype(np.float64),
+        matrix=matrix[np.flatnonzero(use)].tocsr(),
+        n_total=int(wave.size),
+        n_masked=int((~valid).sum()),
+        n_uncovered=int((valid & ~covered).sum()),
+        flux_unit=spectrum.flux_unit,
+        uncovered_range=uncovered_range,
+    )
+
+
+def ranges_text(wave: FloatArray, selected: NDArray[np.bool_]) -> str:
+    """The wavelength ranges of contiguous runs of selected pixels, as text.
+
+    Example:
+        >>> import numpy as np
+        >>> ranges_text(np.arange(1.0, 2.0, 0.1), np.arange(10) % 9 == 0)
+        '1.0000-1.0000 um, 1.9000-1.9000 um'
+    """
+    idx = np.flatnonzero(selected)
+    if idx.size == 0:
+        return ""
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    return ", ".join(f"{wave[r[0]]:.4f}-{wave[r[-1]]:.4f} um" for r in runs)
+
+
+def fitted_parameters(grid: ModelGrid) -> list[str]:
+    """The grid parameters a fit actually chooses: those taking more than one value and not
+    tied to another parameter (BT-Settl's ``alpha`` follows ``mh``)."""
+    dependent: set[str] = set()
+    names_fn = getattr(grid, "_dependent_names", None)
+    if callable(names_fn):
+        dependent = set(names_fn())
+    return [p for p in grid.param_names if grid.axes[p].size > 1 and p not in dependent]
+
+
+def radius_at_distance(scale: float | FloatArray, distance_pc: float) -> float | FloatArray:
+    """Radius (Jupiter radii) from the dilution factor ``scale = (R / d)^2`` and a distance.
+
+    The observed flux of a sphere of radius R at distance d is ``(R/d)^2`` times its surface
+    flux, so ``R = d sqrt(scale)``. Valid only when the data are absolutely flux calibrated in
+    the grid's flux unit.
+
+    Example:
+        >>> r = radius_at_distance((R_JUP_M / PARSEC_M / 10) ** 2, 10.0)  # 1 R_Jup at 10 pc
+        >>> round(float(r), 6)
+        1.0
+    """
+    return distance_pc * PARSEC_M * np.sqrt(np.asarray(scale)) / R_JUP_M
+
+
+def dilution_factor(
+    data: FitData, grid: ModelGrid, distance_pc: float | None, notes: list[str]
+) -> float | None:
+    """Factor turning the fitted scale into (R/d)^2, or None when no radius can be computed.
+
+    The fit gives data = s * model in their own units, so (R/d)^2 = s * (1 data unit in grid
+    units). A normalised spectrum (no flux unit) has no radius.
+    """
+    if distance_pc is None:
+        return None
+    if distance_pc <= 0 or not np.isfinite(distance_pc):
+        raise ValueError(f"distance_pc must be a positive number, got {distance_pc!r}")
+    if not data.flux_unit:
+        notes.append(
+            "radius not computed: the spectrum is normalised (no flux unit); flux-calibrate it "
+            "first (synthetic photometry) so that scale = (R/d)^2"
+        )
+        return None
+    import astropy.units as u
+
+    try:
+        factor = float((1 * u.Unit(data.flux_unit)).to(u.Unit(grid.flux_unit)).value)
+    except (u.UnitsError, ValueError):
+        notes.append(
+            f"radius not computed: data flux unit {data.flux_unit!r} is not convertible to the "
+            f"grid's {grid.flux_unit!r} (give F_lambda data)"
+        )
+        return None
+    notes.append("radius R = d sqrt(s) computed here from the flux scale (dilution factor)")
+    return factor

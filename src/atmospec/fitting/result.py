@@ -1,0 +1,206 @@
+"""The result of a classic grid fit (chi-square or nested sampling) and its summary table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+__all__ = ["FitResult", "rich_table"]
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class FitResult:
+    """The result of fitting a spectrum with a model grid (chi-square or nested sampling).
+
+    Attributes:
+        method: ``"chi2"`` (best grid node) or ``"nested"`` (posterior over the interpolated
+            grid).
+        grid: grid name; ``param_names`` its parameters; ``fitted`` those the fit chose.
+        best: best-fit parameter values (chi2: the best node; nested: the maximum-likelihood
+            sample).
+        chi2, dof, chi2_red, p_value: the chi-square of the best fit with the *given*
+            uncertainties, ``dof = n_pix - n_fitted``, ``n_fitted = len(fitted) + 1`` (the
+            flux scale) ``+ 1`` if an error-inflation factor was fitted.
+        scale: the flux scale s (data = s * model); ``radius_rjup`` ``R = d sqrt(s)`` when a
+            distance was given and the data are flux calibrated.
+        samples: posterior samples (equal weight) as a DataFrame (nested only).
+        logz, logz_err: log evidence and its error (nested only).
+        nodes: every grid node with its chi2 and scale (chi2 only).
+    """
+
+    method: str
+    grid: str
+    source: str
+    param_names: tuple[str, ...]
+    fitted: list[str]
+    best: dict[str, float]
+    chi2: float
+    dof: int
+    n_pix: int
+    n_fitted: int
+    scale: float
+    wavelength: FloatArray
+    flux: FloatArray
+    uncertainty: FloatArray
+    model_flux: FloatArray
+    inflation: float = 0.0
+    inflation_fitted: bool = False
+    distance_pc: float | None = None
+    radius_rjup: float | None = None
+    samples: pd.DataFrame | None = None
+    logz: float | None = None
+    logz_err: float | None = None
+    nodes: pd.DataFrame | None = None
+    wall_time_s: float = 0.0
+    flux_unit: str = ""
+    grid_flux_unit: str = ""
+    credit: str = ""
+    notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chi2_red(self) -> float:
+        """chi2 / dof (the reduced chi-square)."""
+        return self.chi2 / self.dof
+
+    @property
+    def p_value(self) -> float:
+        """Probability of a chi2 at least this large if the model and errors were right."""
+        from atmospec.stats import chi2_test
+
+        return chi2_test(self.chi2, self.dof).p_value
+
+    def summary(self) -> dict[str, Any]:
+        """Parameter summaries: nested -> median and 16/84, 2.5/97.5 percentiles."""
+        out: dict[str, Any] = {}
+        if self.samples is None:
+            return {p: {"best": v} for p, v in self.best.items()}
+        for p in self.samples.columns:
+            q = np.percentile(self.samples[p].to_numpy(), [2.5, 16, 50, 84, 97.5])
+            out[p] = {
+                "median": float(q[2]),
+                "p16": float(q[1]),
+                "p84": float(q[3]),
+                "p2.5": float(q[0]),
+                "p97.5": float(q[4]),
+            }
+        return out
+
+    def table(self) -> Table:
+        """One row: source, grid, method, parameters, chi2, dof, chi2_red, p, scale, radius."""
+        from astropy.table import Table
+
+        row: dict[str, Any] = {"source": self.source, "grid": self.grid, "method": self.method}
+        for p, v in self.best.items():
+            row[p] = v
+        if self.samples is not None:
+            for p, s in self.summary().items():
+                if p in self.param_names:
+                    for k in ("median", "p16", "p84", "p2.5", "p97.5"):
+                        row[f"{p}_{k}"] = s[k]
+        row.update(
+            chi2=self.chi2,
+            dof=self.dof,
+            chi2_red=self.chi2_red,
+            p_value=self.p_value,
+            n_pix=self.n_pix,
+            n_fitted=self.n_fitted,
+            scale=self.scale,
+            inflation=self.inflation,
+            radius_rjup=np.nan if self.radius_rjup is None else self.radius_rjup,
+            logz=np.nan if self.logz is None else self.logz,
+            logz_err=np.nan if self.logz_err is None else self.logz_err,
+            wall_time_s=self.wall_time_s,
+        )
+        table = Table(rows=[row])
+        table.meta["fitted"] = list(self.fitted)
+        table.meta["dof_rule"] = "dof = n_pix - n_fitted; n_fitted = fitted grid params + scale"
+        table.meta["credit"] = self.credit
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record of the fit (no arrays except the parameter summaries)."""
+        return {
+            "source": self.source,
+            "grid": self.grid,
+            "method": self.method,
+            "best": self.best,
+            "fitted": self.fitted,
+            "summary": self.summary() if self.samples is not None else None,
+            "chi2": self.chi2,
+            "dof": self.dof,
+            "chi2_red": self.chi2_red,
+            "p_value": self.p_value,
+            "n_pix": self.n_pix,
+            "n_fitted": self.n_fitted,
+            "scale": self.scale,
+            "inflation": self.inflation,
+            "inflation_fitted": self.inflation_fitted,
+            "distance_pc": self.distance_pc,
+            "radius_rjup": self.radius_rjup,
+            "logz": self.logz,
+            "logz_err": self.logz_err,
+            "wall_time_s": self.wall_time_s,
+            "flux_unit": self.flux_unit,
+            "grid_flux_unit": self.grid_flux_unit,
+            "credit": self.credit,
+            "notes": self.notes,
+            "provenance": self.provenance,
+        }
+
+    def plot(self, *, title: str | None = None) -> Figure:
+        """Data over the best model with normalised residuals (a matplotlib Figure)."""
+        from atmospec.plots import plot_fit
+
+        label = ", ".join(f"{p}={v:g}" for p, v in self.best.items())
+        return plot_fit(
+            self.wavelength,
+            self.flux,
+            self.uncertainty,
+            self.model_flux,
+            model_label=f"{self.grid}: {label}",
+            title=title or f"{self.source}: chi2_red = {self.chi2_red:.2f} (dof {self.dof})",
+            flux_unit=self.flux_unit,
+        )
+
+
+def rich_table(
+    results: list[Any], title: str, literature: dict[str, dict[str, float]] | None = None
+) -> Any:
+    """A rich Table of fit results: best parameters (nested: median +- 16/84 percentiles),
+    chi2_red, dof, p-value, and literature values per object when given."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    params: list[str] = []
+    for r in results:
+        params += [p for p in r.best if p not in params]
+    for col in ("object", "grid", "method", *params, "chi2_red", "dof", "p-value"):
+        table.add_column(col, justify="left" if col in ("object", "grid", "method") else "right")
+    if literature:
+        for col in ("lit. teff", "lit. logg", "lit. mh"):
+            table.add_column(col, justify="right", style="cyan")
+    for r in results:
+        row = [r.source, r.grid, r.method]
+        for p in params:
+            if r.samples is not None and p in r.samples:
+                q16, q50, q84 = (float(v) for v in r.samples[p].quantile([0.16, 0.5, 0.84]))
+                row.append(f"{q50:.4g} +{q84 - q50:.2g}/-{q50 - q16:.2g}")
+            else:
+                row.append(f"{r.best[p]:g}" if p in r.best else "-")
+        row += [f"{r.chi2_red:.2f}", str(r.dof), f"{r.p_value:.2g}"]
+        if literature:
+            lit = literature.get(r.source, {})
+            row += [f"{lit[k]:g}" if k in lit else "-" for k in ("teff", "logg", "mh")]
+        table.add_row(*row)
+    return table

@@ -1,0 +1,359 @@
+"""The spectra of a batch run (files, a folder, a table, the library, a store) and their partitions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atmospec.errors import AtmospecError, DataNotFoundError, FileFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "Catalog",
+    "Partition",
+    "LoadedSpectrum",
+    "PATH_COLUMNS",
+    "SPECTRUM_SUFFIXES",
+    "ROW_ERRORS",
+    "read_spectrum",
+]
+
+PATH_COLUMNS: tuple[str, ...] = ("path", "file", "filename", "spectrum", "source")
+"""Column names searched, in order, for the file paths of a catalogue table (``key``: SpeX
+library keys instead)."""
+
+SPECTRUM_SUFFIXES: tuple[str, ...] = (
+    ".fits",
+    ".fits.gz",
+    ".fit",
+    ".fts",
+    ".ecsv",
+    ".csv",
+    ".txt",
+    ".dat",
+    ".txt.gz",
+    ".csv.gz",
+)
+"""File endings taken as spectra when a folder is scanned."""
+
+ROW_ERRORS: tuple[type[BaseException], ...] = (AtmospecError, OSError, ValueError)
+"""Errors that make one spectrum of a batch a failure row (recorded with the error) instead
+of stopping the run: bad or unreadable input. Anything else is a bug and stops the run."""
+
+_FILE, _LIBRARY = "file", "library"
+
+
+def read_spectrum(item: Any) -> Spectrum:
+    """A Spectrum as given, or read from a file path with NaN pixels masked.
+
+    Masked pixels are left for the coverage policy of the prediction to judge (``refuse``
+    names the gap they leave; ``mask`` masks the model bins they empty).
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        TypeError: ``item`` is neither a Spectrum nor a path.
+    """
+    from atmospec.spectrum import Spectrum
+
+    if isinstance(item, Spectrum):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        from atmospec.io import read
+
+        path = Path(item)
+        if not path.exists():
+            raise DataNotFoundError(f"{path}: no such spectrum file")
+        try:
+            return read(path, invalid="mask")
+        except TypeError:  # a reader without the invalid= option (e.g. through specutils)
+            return read(path)
+    raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
+
+
+@dataclass(frozen=True)
+class LoadedSpectrum:
+    """One catalogue row after reading: the spectrum, or the error that prevented it."""
+
+    row: int
+    source: str
+    spectrum: Spectrum | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A contiguous block of catalogue rows, small enough to ship to a worker.
+
+    ``items`` are file paths or library keys (``kinds`` says which, per item); a store
+    partition holds rows ``start:stop`` of the store at ``store`` instead.
+    """
+
+    index: int
+    start: int
+    stop: int
+    items: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    store: str | None = None
+
+    @property
+    def name(self) -> str:
+        """File stem of this partition's outputs, e.g. ``part-000012``."""
+        return f"part-{self.index:06d}"
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def load(self) -> list[LoadedSpectrum]:
+        """Read this partition's spectra; a row that cannot be read carries its error.
+
+        Every spectrum's ``meta["source"]`` is its catalogue id (path, key or store source),
+        which seeds its Monte Carlo draws.
+        """
+        if self.store is not None:
+            from atmospec.scale.store import SpectraStore
+
+            specs = SpectraStore(self.store).spectra(self.start, self.stop)
+            return [LoadedSpectrum(self.start + i, s.source, s) for i, s in enumerate(specs)]
+        out = []
+        for i, (item, kind) in enumerate(zip(self.items, self.kinds, strict=True)):
+            try:
+                spec = _read_item(item, kind)
+            except ROW_ERRORS as err:
+                out.append(
+                    LoadedSpectrum(self.start + i, item, None, f"{type(err).__name__}: {err}")
+                )
+                continue
+            spec.meta["source"] = item
+            out.append(LoadedSpectrum(self.start + i, item, spec))
+        return out
+
+
+def _read_item(item: str, kind: str) -> Spectrum:
+    if kind == _LIBRARY:
+        from atmospec.library import load
+
+        return load(item)
+    return read_spectrum(item)
+
+
+class Catalog:
+    """The spectra a batch run goes over, in a fixed order, cut into deterministic partitions.
+
+    Build one with :meth:`open` (a table of file paths, a folder, or a spectra store),
+    :meth:`from_files`, :meth:`from_folder`, :meth:`from_table`, :meth:`from_library` or
+    :meth:`from_store`; :meth:`concat` joins several. Partition ``i`` always holds rows
+    ``i * size`` to ``(i + 1) * size`` of that order, so reruns, other worker counts,
+    the local and the Dask executor cut the catalogue identically.
+
+    Example:
+        >>> cat = Catalog.from_files(["a.fits", "b.fits", "c.fits"])
+        >>> parts = cat.partitions(2)
+        >>> parts[0].name, parts[0].items, parts[1].items
+        ('part-000000', ('a.fits', 'b.fits'), ('c.fits',))
+    """
+
+    def __init__(
+        self,
+        items: Sequence[str] = (),
+        kinds: Sequence[str] | None = None,
+        *,
+        store: str | None = None,
+        n: int | None = None,
+        label: str = "",
+    ) -> None:
+        self.items: tuple[str, ...] = tuple(str(i) for i in items)
+        self.kinds: tuple[str, ...] = (_FILE,) * len(self.items) if kinds is None else tuple(kinds)
+        if len(self.kinds) != len(self.items) or set(self.kinds) - {_FILE, _LIBRARY}:
+            raise ValueError("kinds: one of 'file' or 'library' per item")
+        if store is not None and self.items:
+            raise ValueError("a store catalogue lists no items")
+        self.store = store
+        self._n = len(self.items) if n is None else int(n)
+        self.label = label or ("store" if store else "files")
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.label!r}, n={len(self)})"
+
+    @property
+    def ids(self) -> list[str]:
+        """The source id of every row (a store's are read from the store)."""
+        if self.store is None:
+            return list(self.items)
+        from atmospec.scale.store import SpectraStore
+
+        return [str(s) for s in SpectraStore(self.store).sources]
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_files(cls, paths: Sequence[str | os.PathLike[str]], *, label: str = "") -> Catalog:
+        """A catalogue of spectrum files, in the given order (ids are the paths as given)."""
+        return cls([str(p) for p in paths], label=label or "files")
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str]) -> Catalog:
+        """Every spectrum file (see :data:`SPECTRUM_SUFFIXES`) in ``folder``, sorted by name."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise DataNotFoundError(f"{root}: no such folder")
+        files = sorted(
+            str(p)
+            for p in root.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and p.name.lower().endswith(SPECTRUM_SUFFIXES)
+        )
+        if not files:
+            raise FileFormatError(
+                f"{root}: no spectrum files (endings {', '.join(SPECTRUM_SUFFIXES)}) in this folder"
+            )
+        return cls(files, label=root.name)
+
+    @classmethod
+    def from_library(
+        cls,
+        keys: Sequence[str] | None = None,
+        *,
+        spt: str | None = None,
+        snr_min: float | None = None,
+        quality: str | None = None,
+        limit: int | None = None,
+    ) -> Catalog:
+        """SpeX prism library spectra: explicit ``keys``, or those
+        :func:`atmospec.library.query` selects by type, S/N and quality (at most ``limit``)."""
+        if keys is None:
+            from atmospec.library import query
+
+            keys = query(spt=spt, snr_min=snr_min, quality=quality)["key"].astype(str).tolist()
+        keys = [str(k) for k in keys][:limit] if limit is not None else [str(k) for k in keys]
+        return cls(keys, [_LIBRARY] * len(keys), label="spex-library")
+
+    @classmethod
+    def from_store(cls, path: str | os.PathLike[str]) -> Catalog:
+        """All rows of a :class:`~atmospec.scale.store.SpectraStore`."""
+        from atmospec.scale.store import SpectraStore
+
+        store = SpectraStore(path)
+        return cls(store=str(store.path.resolve()), n=len(store), label=store.path.name)
+
+    @classmethod
+    def from_table(
+        cls, table: str | os.PathLike[str] | pd.DataFrame, column: str | None = None
+    ) -> Catalog:
+        """Spectra listed in a table (CSV, Parquet, ECSV, any table astropy reads, or a plain
+        list of paths, one a line).
+
+        The paths are in ``column``, else in the first of :data:`PATH_COLUMNS` present; a
+        ``key`` column lists SpeX library spectra instead. Relative paths are taken relative
+        to the table's folder.
+        """
+        import pandas as pd
+
+        base = Path(".")
+        if isinstance(table, pd.DataFrame):
+            df, label = table, "table"
+        else:
+            p = Path(table)
+            if not p.is_file():
+                raise DataNotFoundError(f"{p}: catalogue table not found")
+            base, label = p.parent, p.name
+            df = _read_table(p)
+        wanted = [column] if column else [*PATH_COLUMNS, "key"]
+        col = next((c for c in wanted if c in df.columns), None)
+        if col is None:
+            raise FileFormatError(
+                f"{label}: no column named {' / '.join(wanted)} (columns: "
+                f"{', '.join(map(str, list(df.columns)[:8]))}); name the column of file paths "
+                "with --column"
+            )
+        values = [str(v) for v in df[col]]
+        if col == "key":
+            return cls(values, [_LIBRARY] * len(values), label=label)
+        paths = [v if Path(v).is_absolute() else str(base / v) for v in values]
+        return cls(paths, label=label)
+
+    @classmethod
+    def open(
+        cls, source: str | os.PathLike[str] | pd.DataFrame | Catalog, column: str | None = None
+    ) -> Catalog:
+        """A catalogue from a store folder, a plain folder, a table file or a DataFrame."""
+        if isinstance(source, Catalog):
+            return source
+        if not isinstance(source, (str, os.PathLike)):
+            return cls.from_table(source, column)
+        from atmospec.scale.store import SpectraStore
+
+        p = Path(source)
+        if SpectraStore.is_store(p):
+            return cls.from_store(p)
+        if p.is_dir():
+            return cls.from_folder(p)
+        return cls.from_table(p, column)
+
+    @classmethod
+    def concat(cls, catalogs: Sequence[Catalog]) -> Catalog:
+        """The rows of several file or library catalogues, one after the other."""
+        if any(c.store is not None for c in catalogs):
+            raise ValueError("a spectra store cannot be joined with other catalogues")
+        items = [i for c in catalogs for i in c.items]
+        kinds = [k for c in catalogs for k in c.kinds]
+        return cls(items, kinds, label="+".join(c.label for c in catalogs))
+
+    # ---------------------------------------------------------------- partitions
+    def fingerprint(self) -> str:
+        """sha256 of the catalogue's rows (a rerun checks it names the same data)."""
+        h = hashlib.sha256(f"{self.store}\n{self._n}\n".encode())
+        for item, kind in zip(self.items, self.kinds, strict=True):
+            h.update(f"{kind}:{item}\n".encode())
+        return h.hexdigest()
+
+    def partitions(self, size: int) -> list[Partition]:
+        """Contiguous blocks of ``size`` rows (the last may be shorter), in catalogue order."""
+        if size < 1:
+            raise ValueError(f"partition size must be >= 1, not {size}")
+        parts = []
+        for i, start in enumerate(range(0, self._n, size)):
+            stop = min(start + size, self._n)
+            parts.append(
+                Partition(
+                    i, start, stop, self.items[start:stop], self.kinds[start:stop], self.store
+                )
+            )
+        return parts
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if name.endswith(".ecsv"):
+            from astropy.table import Table
+
+            return Table.read(path, format="ascii.ecsv").to_pandas()
+        if name.endswith(".csv"):
+            return pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise FileFormatError(f"{path}: cannot read the catalogue table ({err})") from None
+    try:  # any other table astropy reads, with a header naming the columns
+        from astropy.table import Table
+
+        frame = Table.read(path).to_pandas()
+        if any(c in frame.columns for c in (*PATH_COLUMNS, "key")):
+            return frame
+    except Exception:  # noqa: BLE001  (astropy raises many types; a plain list follows)
+        pass
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    return pd.DataFrame({"path": [ln for ln in lines if ln and not ln.startswith("#")]})
