@@ -149,6 +149,21 @@ def _run_cli(argv: list[str], where: str) -> None:
     finally:
         sys.argv = saved
     assert code in (0, None), f"{where}: `atmospec {shlex.join(argv)}` exited {code}"
+    _check_no_failed_inputs(argv, where)
+
+
+def _check_no_failed_inputs(argv: list[str], where: str) -> None:
+    """A prediction command whose run folder lists unusable inputs fails the page: the batch
+    engine records them in ``failures.csv`` and may still exit 0, so a tutorial command that
+    predicts nothing would otherwise pass."""
+    if "predict" not in argv[:2]:
+        return
+    out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "-o")), None)
+    failures = Path(out) / "failures.csv" if out else None
+    if failures is None or not failures.is_file():
+        return
+    lines = [ln for ln in failures.read_text().splitlines()[1:] if ln.strip()]
+    assert not lines, f"{where}: `atmospec {shlex.join(argv)}` could not use: {lines[:3]}"
 
 
 def _run_shell(block: Block, cwd: Path, bindir: Path, where: str) -> None:
@@ -241,3 +256,17 @@ def test_parser_reads_markers_sessions_and_console_blocks() -> None:
         _run_python(Block("python", ">>> 1\nValueError: no\n", 1, None), {}, "page")
     with pytest.raises(ValueError, match="needs a reason"):
         parse("<!-- skip-ci: -->\n```python\nx\n```\n")
+
+
+def test_a_prediction_with_unusable_inputs_fails_the_page(tmp_path, monkeypatch) -> None:
+    """The blind spot of exit codes: a run folder's failures.csv with rows fails the block."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "failures.csv").write_text(
+        "row,source,error\n0,bad.fits,FileFormatError: bad.fits: not FITS\n"
+    )
+    with pytest.raises(AssertionError, match="could not use.*bad.fits"):
+        _check_no_failed_inputs(["predict", "bad.fits", "--out", "run"], "page")
+    (tmp_path / "run" / "failures.csv").write_text("row,source,error\n")
+    _check_no_failed_inputs(["predict", "bad.fits", "--out", "run"], "page")  # none: passes
+    _check_no_failed_inputs(["scale", "predict", "s.zarr", "-o", "absent"], "page")  # no folder
