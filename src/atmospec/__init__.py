@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         FileFormatError,
         IncompatibleModelError,
         InvalidSpectrumError,
+        MissingDependencyError,
         ModelFileError,
         ModelInputError,
         NotFittedError,
@@ -68,6 +69,7 @@ _WHERE: dict[str, str] = {
     "ModelFileError": "atmospec.errors",
     "IncompatibleModelError": "atmospec.errors",
     "ModelInputError": "atmospec.errors",
+    "MissingDependencyError": "atmospec.errors",
     "NotFittedError": "atmospec.errors",
 }
 
@@ -94,6 +96,7 @@ __all__ = [
     "ModelFileError",
     "IncompatibleModelError",
     "ModelInputError",
+    "MissingDependencyError",
     "NotFittedError",
 ]
 
