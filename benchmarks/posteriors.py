@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
         "for the same test spectra (same noise config, seed, n-compare and nlive)",
     )
     args = ap.parse_args(argv)
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     import torch
 
@@ -118,7 +122,6 @@ def main(argv: list[str] | None = None) -> dict:
         truths=theta[:n_compare],
         nlive=nlive,
         seed=args.seed,
-        quiet=args.quiet,
         workers=args.workers,
         references=refs,
     )

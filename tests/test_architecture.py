@@ -21,6 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "atmospec.errors",
             "atmospec._fileio",
+            "atmospec._optional",
+            "atmospec._logging",
             "atmospec.serialization",
             "atmospec.data",
             "atmospec.stats",

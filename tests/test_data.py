@@ -24,7 +24,7 @@ def test_corrupt_wheel_is_refused(tmp_path, monkeypatch):
     wheels.mkdir()
     (wheels / data.DISTRIBUTIONS["muler"].wheel_name).write_bytes(b"not a wheel")
     with pytest.raises(ChecksumError, match="does not match"):
-        data.fetch(["muler"], wheel_dir=wheels, quiet=True)
+        data.fetch(["muler"], wheel_dir=wheels)
     assert not (tmp_path / "cache" / "muler-0.5.6").exists()  # nothing half-written
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         FileFormatError,
         IncompatibleModelError,
         InvalidSpectrumError,
+        MissingDependencyError,
         ModelFileError,
         ModelInputError,
         NotFittedError,
@@ -71,6 +72,7 @@ _WHERE: dict[str, str] = {
     "ModelFileError": "atmospec.errors",
     "IncompatibleModelError": "atmospec.errors",
     "ModelInputError": "atmospec.errors",
+    "MissingDependencyError": "atmospec.errors",
     "NotFittedError": "atmospec.errors",
 }
 
@@ -99,6 +101,7 @@ __all__ = [
     "ModelFileError",
     "IncompatibleModelError",
     "ModelInputError",
+    "MissingDependencyError",
     "NotFittedError",
 ]
 

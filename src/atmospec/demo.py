@@ -25,8 +25,8 @@ __all__ = [
     "select_field_sample",
 ]
 
-#: Benchmark T dwarfs in the SpeX library with literature parameters (the benchmark table of
-#: TelescopeML, see CONTEXT.md): library key -> name and Teff [K], log g [cgs], [M/H].
+#: Benchmark T dwarfs in the SpeX library with literature parameters (the observed benchmarks
+#: TelescopeML compares its predictions with): library key -> name and Teff [K], log g [cgs], [M/H].
 BENCHMARKS: dict[str, dict[str, Any]] = {
     "10703_10070": {"name": "HD 3651B", "teff": 818.0, "logg": 3.94, "mh": -0.22},
     "10020_11100": {"name": "GJ 570D", "teff": 828.0, "logg": 3.90, "mh": -0.33},
@@ -337,7 +337,7 @@ def run_demo(
         draws=draws,
         coverage="mask",
         data_credits=credits,
-        literature="benchmark table of CONTEXT.md (TelescopeML comparison values)",
+        literature="the observed benchmarks TelescopeML compares its predictions with",
     )
     table.meta["provenance"] = prov
     with atomic_path(out / "comparison.ecsv") as tmp:
@@ -474,7 +474,8 @@ def _intro_html(
         f'<p class="note">{esc(note_mask)}. Intervals are 16-84 % predictive percentiles of '
         "1,000 Monte Carlo draws over the flux errors combined with the network's own "
         "uncertainty (noise counted once). Literature: HD 3651B 818 K / 3.94 / -0.22, "
-        "GJ 570D 828 K / 3.90 / -0.33 (see CONTEXT.md). Note: log g 3.9 lies below the "
+        "GJ 570D 828 K / 3.90 / -0.33 (the benchmark values TelescopeML compares with). "
+        "Note: log g 3.9 lies below the "
         "Burrows 2006 grid (4.5-5.5), so those estimates press the grid edge (noted).</p>"
         '<p class="note">Reading the OOD flag: <b>range</b> (bound_pressure, pca_distance) '
         "means the spectrum lies outside what the model learned; <b>shape</b> (pca_residual, "

@@ -14,6 +14,7 @@ __all__ = [
     "ModelFileError",
     "IncompatibleModelError",
     "ModelInputError",
+    "MissingDependencyError",
     "NotFittedError",
 ]
 
@@ -60,6 +61,10 @@ class IncompatibleModelError(AtmospecError, ValueError):
 
 class ModelInputError(AtmospecError, ValueError):
     """Physical model inputs are invalid (negative temperature, unbound atmosphere, bad prior)."""
+
+
+class MissingDependencyError(AtmospecError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
 
 
 class NotFittedError(AtmospecError, ValueError, AttributeError):

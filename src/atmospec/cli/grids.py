@@ -21,7 +21,6 @@ def _fmt_axis(values: list[float], labels: dict[str, str], limit: int = 8) -> st
 
 def grids_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar when converting."),
     rebuild: bool = typer.Option(
         False, "--rebuild", help="Convert the built-in grids again (e.g. after a checksum error)."
     ),
@@ -35,11 +34,11 @@ def grids_cmd(
 
         for name in BUILTIN_GRIDS:
             try:
-                load_grid(name, rebuild=True, quiet=quiet or as_json)
+                load_grid(name, rebuild=True)
             except DataNotFoundError:
                 continue  # listed below with the command that fetches its data
 
-    rows = list_grids(quiet=quiet or as_json)
+    rows = list_grids()
     if as_json:
         typer.echo(json.dumps({"grids": rows}, indent=2))
         return

@@ -93,9 +93,11 @@ def tune_cmd(
     """Tune hyperparameters with Optuna (TPE + Hyperband); the study lives in SQLite or an RDB."""
     from pathlib import Path
 
+    from atmospec._optional import require
     from atmospec.learning.recipe import build_sets, load_recipe, make_estimator
     from atmospec.training.tuning import tune
 
+    require("optuna", "tune")  # before the training sets are built, not after
     recipe = load_recipe(config)
     sets = build_sets(recipe, Path(out) / "work", quiet=quiet)
     base = dict(recipe.params)

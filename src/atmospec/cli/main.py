@@ -54,7 +54,14 @@ _register_all()
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show debug messages."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only warnings and errors; no progress bars."
+    ),
 ) -> None:
+    from atmospec._logging import configure
+
+    configure(verbose=verbose, quiet=quiet)
     if version:
         from atmospec import __version__
 
@@ -72,7 +79,8 @@ def main() -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        # user text (file names, column names like "[/b]", hints like "[um]") is not markup
+        # escaped: user text (file names, column names like "[/b]", hints like "[um]") and
+        # messages with brackets (pip install 'atmospec[scale]', array shapes) are not markup
         Console(stderr=True).print(
             f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
         )

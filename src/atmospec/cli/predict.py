@@ -215,13 +215,10 @@ def predict_cmd(
 
 
 def show_progress(quiet: bool) -> None:
-    """Progress bars and notes of the library show on the atmospec logger's INFO level."""
-    logger = logging.getLogger("atmospec")
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not logger.handlers:
-        from rich.logging import RichHandler
-
-        logger.addHandler(RichHandler(show_path=False, show_time=False))
+    """A command's own ``--quiet`` acts like ``atmospec --quiet``: warnings and errors only,
+    no progress bars (the CLI's one rich handler is installed by ``atmospec.cli.main``)."""
+    if quiet:
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
 
 def run_batch_command(

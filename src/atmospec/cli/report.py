@@ -16,14 +16,15 @@ def report_cmd(
         None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."
     ),
     max_objects: int = typer.Option(60, "--max-objects", help="Embed figures of this many."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing."),
 ) -> None:
     """Write RUN_DIR/report.html: tables and figures embedded, no external files needed."""
+    import logging
+
     from atmospec.report import write_report
 
     path = write_report(run_dir, out, max_objects=max_objects)
-    if not quiet:
-        typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    size = path.stat().st_size / 1e6
+    logging.getLogger(__name__).info("wrote %s (%.2f MB)", path, size)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from atmospec.grids.grid import ModelGrid
 from atmospec.grids.store import META_ATTR
 
 __all__ = ["BUILTIN_GRIDS", "grids_dir", "grid_path", "load_grid", "list_grids"]
+
+logger = logging.getLogger(__name__)
 
 #: Grids converted from the embedded splat data on first use: name -> loader module.
 BUILTIN_GRIDS: dict[str, str] = {
@@ -44,9 +47,7 @@ def _builder_of(path: Path) -> str | None:
         return None
 
 
-def load_grid(
-    name: str | os.PathLike[str], *, rebuild: bool = False, quiet: bool = True
-) -> ModelGrid:
+def load_grid(name: str | os.PathLike[str], *, rebuild: bool = False) -> ModelGrid:
     """Open a model grid by name (``"dback24"``, ``"btsettl08"``, ``"burrows06"``) or path.
 
     A built-in grid is converted from the fetched splat files into
@@ -59,7 +60,6 @@ def load_grid(
     Args:
         name: grid name or path of a grid ``.h5`` file.
         rebuild: convert again even if a cached file exists.
-        quiet: no progress bar while converting.
 
     Raises:
         DataNotFoundError: unknown name, or the splat data is not fetched (the message names
@@ -74,7 +74,7 @@ def load_grid(
     if key in BUILTIN_GRIDS:
         module = importlib.import_module(BUILTIN_GRIDS[key])
         path = grid_path(key)
-        from atmospec._fileio import checksum_path
+        from atmospec._fileio import checksum_path, verify_checksum
 
         if (
             rebuild
@@ -82,9 +82,8 @@ def load_grid(
             or not checksum_path(path).is_file()  # converted before checksums were written
             or _builder_of(path) != module.BUILDER
         ):
-            module.build(path, quiet=quiet)
-        from atmospec._fileio import verify_checksum
-
+            logger.info("converting the %s grid from the fetched splat files into %s", key, path)
+            module.build(path)
         verify_checksum(  # remembered: ModelGrid does not hash the file again
             path,
             fix=f"this is atmospec's cached copy of {key}: run `atmospec grids --rebuild` (or "
@@ -110,7 +109,7 @@ def _user_grids() -> list[Path]:
     return sorted(p for p in folder.glob("*.h5") if p.stem not in BUILTIN_GRIDS)
 
 
-def list_grids(*, include_user: bool = True, quiet: bool = True) -> list[dict[str, Any]]:
+def list_grids(*, include_user: bool = True) -> list[dict[str, Any]]:
     """One summary per grid (see :meth:`ModelGrid.summary`): built-in ones first.
 
     Built-in grids are converted if needed; when the splat data is absent they are listed
@@ -119,7 +118,7 @@ def list_grids(*, include_user: bool = True, quiet: bool = True) -> list[dict[st
     out: list[dict[str, Any]] = []
     for name in BUILTIN_GRIDS:
         try:
-            grid = load_grid(name, quiet=quiet)
+            grid = load_grid(name)
         except DataNotFoundError as err:
             out.append({"name": name, "available": False, "error": str(err)})
             continue

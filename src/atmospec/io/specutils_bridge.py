@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from atmospec._optional import require
 from atmospec.errors import UnitError
 from atmospec.spectrum import Spectrum
 
@@ -14,7 +15,7 @@ __all__ = ["to_specutils", "from_specutils", "specutils_class"]
 
 def specutils_class() -> type:
     """``specutils.Spectrum`` (specutils >= 2) or ``specutils.Spectrum1D`` (older)."""
-    import specutils
+    specutils = require("specutils", "specutils")
 
     cls = getattr(specutils, "Spectrum", None) or specutils.Spectrum1D
     return cls

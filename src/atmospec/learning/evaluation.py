@@ -164,17 +164,16 @@ def _subset(pred: Prediction, m: NDArray[np.bool_]) -> Prediction:
 
 
 def _plots(estimator: Estimator, y: NDArray[np.float64], pred: Prediction, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # Figure objects without pyplot: no backend switching, no global state.
+    from matplotlib.figure import Figure
 
     from atmospec._fileio import atomic_path
 
     names = list(pred.param_names)
     k = len(names)
     files = []
-    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.2), squeeze=False)
+    fig = Figure(figsize=(3.2 * k, 3.2))
+    axes = fig.subplots(1, k, squeeze=False)
     for i, p in enumerate(names):
         ax = axes[0, i]
         lo, hi = pred.bounds[p]
@@ -185,9 +184,9 @@ def _plots(estimator: Estimator, y: NDArray[np.float64], pred: Prediction, out: 
     fig.tight_layout()
     with atomic_path(out / "parity.png") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
     files.append("parity.png")
-    fig, axes = plt.subplots(k, k, figsize=(2.6 * k, 2.2 * k), squeeze=False)
+    fig = Figure(figsize=(2.6 * k, 2.2 * k))
+    axes = fig.subplots(k, k, squeeze=False)
     for i, p in enumerate(names):  # row: residual of p; column: against parameter q
         for j, q in enumerate(names):
             ax = axes[i, j]
@@ -200,11 +199,11 @@ def _plots(estimator: Estimator, y: NDArray[np.float64], pred: Prediction, out: 
     fig.tight_layout()
     with atomic_path(out / "residuals.png") as tmp:
         fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
     files.append("residuals.png")
     history = getattr(estimator, "history_", None)
     if history:
-        fig, ax = plt.subplots(figsize=(5, 3.2))
+        fig = Figure(figsize=(5, 3.2))
+        ax = fig.subplots()
         for m, h in enumerate(history):
             ax.plot(h["train_loss"], label=f"train {m}" if len(history) > 1 else "train")
             ax.plot(h["val_loss"], "--", label=f"val {m}" if len(history) > 1 else "validation")
@@ -214,7 +213,6 @@ def _plots(estimator: Estimator, y: NDArray[np.float64], pred: Prediction, out: 
         fig.tight_layout()
         with atomic_path(out / "loss.png") as tmp:
             fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
         files.append("loss.png")
     return files
 

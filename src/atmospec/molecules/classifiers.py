@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,9 @@ from atmospec.errors import IncompatibleModelError, ModelFileError
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.dataset import MoleculeTrainingSet
 from atmospec.molecules.io import TransmissionSpectrum
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
 
 __all__ = [
     "features",
@@ -536,13 +539,15 @@ def tune_cnn(
     The objective is the mean validation ROC-AUC over molecules (each trial trains with a
     wall-time budget). Returns the best parameters and value.
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     val = ts.subset(1)
     rng = np.random.default_rng(seed + 7)
     obs, err, lab = noisy_observations(val, rng)
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: Trial) -> float:
         params: dict[str, Any] = {
             "width": trial.suggest_categorical("width", [16, 32, 48]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),

@@ -72,8 +72,11 @@ def shap_attributions(
 ) -> NDArray[np.float64]:
     """SHAP values (``shap.GradientExplainer``, expected gradients) of the molecule's logit,
     channel 0, ``(n, n_bins)``; ``background`` is (depths, errors) of reference spectra."""
-    import shap
     import torch
+
+    from atmospec._optional import require
+
+    shap = require("shap", "explain")
 
     class _One(torch.nn.Module):
         def __init__(self, net: torch.nn.Module, j: int) -> None:

@@ -212,7 +212,6 @@ def compare(
     dlogz: float = 0.5,
     seed: int = 0,
     importance: bool = True,
-    quiet: bool = False,
     workers: int = 1,
     references: Sequence[tuple[FloatArray, float, float]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -228,6 +227,8 @@ def compare(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from atmospec._logging import progress_enabled
+
     rows = []
     tr = None if truths is None else np.asarray(truths, dtype=np.float64)
     names = list(estimator.param_names_)
@@ -242,9 +243,11 @@ def compare(
                 )
                 for i, sp in enumerate(spectra)
             ]
-            for i, fut in enumerate(tqdm(futs, desc="nested sampling", disable=quiet)):
+            for i, fut in enumerate(
+                tqdm(futs, desc="nested sampling", disable=not progress_enabled())
+            ):
                 refs[i] = fut.result()
-    for i, sp in enumerate(tqdm(spectra, desc="npe vs nested", disable=quiet)):
+    for i, sp in enumerate(tqdm(spectra, desc="npe vs nested", disable=not progress_enabled())):
         row = compare_one(
             estimator,
             sp,

@@ -68,7 +68,10 @@ def dask_client(
         >>> with dask_client(workers=1) as client:  # doctest: +SKIP
         ...     client.ncores()
     """
-    from distributed import Client, LocalCluster
+    from atmospec._optional import require
+
+    dist = require("distributed", "scale")
+    Client, LocalCluster = dist.Client, dist.LocalCluster
 
     if scheduler:
         if Path(scheduler).is_file():
@@ -129,8 +132,9 @@ class DaskExecutor:
     def map(
         self, parts: Sequence[Partition], shipped: Any, args: tuple[Any, ...]
     ) -> Iterator[tuple[Partition, dict[str, Any] | None, BaseException | None]]:
-        from distributed import as_completed
+        from atmospec._optional import require
 
+        as_completed = require("distributed", "scale").as_completed
         out = Path(str(args[0])).name
         futures = {
             self.client.submit(

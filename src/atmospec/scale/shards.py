@@ -245,7 +245,9 @@ def build_shards(
                 paths.append(_build_shard(ref, str(out_dir), plan, s, kwargs))
                 bar.update(1)
         else:
-            from distributed import as_completed
+            from atmospec._optional import require
+
+            as_completed = require("distributed", "scale").as_completed
 
             futs = [
                 client.submit(

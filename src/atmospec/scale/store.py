@@ -106,7 +106,9 @@ class StoreWriter:
         overwrite: bool = False,
         attrs: dict[str, Any] | None = None,
     ) -> None:
-        import zarr
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
 
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -244,7 +246,9 @@ class SpectraStore:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        import zarr
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
 
         self.path = Path(path)
         if not self.path.is_dir():
@@ -277,7 +281,9 @@ class SpectraStore:
 
     def _array(self, name: str) -> zarr.Array[Any]:
         """The store's array ``name`` (a clear error when the folder holds a group there)."""
-        import zarr
+        from atmospec._optional import require
+
+        zarr = require("zarr", "scale")
 
         arr = self._group[name]
         if not isinstance(arr, zarr.Array):

@@ -140,7 +140,9 @@ class TuneJob:
 
 def create_study(job: TuneJob) -> optuna.Study:
     """Create the shared study (or load it) before the workers start."""
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     try:
@@ -222,7 +224,9 @@ def tune_processes(
     Returns:
         The study (loaded from the storage) and each worker's record.
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     create_study(job)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -256,7 +260,9 @@ def tune_dask(
     The storage must be reachable from every worker: a PostgreSQL (or MySQL) server for a
     cluster; SQLite only when all workers share one machine.
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     create_study(job)
     workers = list(client.scheduler_info(n_workers=-1)["workers"])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
 
 __all__ = ["tune", "storage_url", "DEFAULT_SPACE"]
 
@@ -100,7 +103,9 @@ def tune(
         callbacks: Optuna callbacks ``f(study, frozen_trial)`` called after each trial of
             this process (e.g. to record which trials it ran, or to stop the study).
     """
-    import optuna
+    from atmospec._optional import require
+
+    optuna = require("optuna", "tune")
 
     from atmospec._fileio import provenance, write_json
 
@@ -118,7 +123,7 @@ def tune(
     )
     chosen = dict(DEFAULT_SPACE if space is None else space)
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: Trial) -> float:
         params = _suggest(trial, chosen)
         est = make_estimator({**params, "max_epochs": max_epochs, "seed": seed + trial.number})
 

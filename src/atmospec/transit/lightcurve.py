@@ -72,7 +72,9 @@ class TransitModel:
         geometry: TransitGeometry,
         offsets_h: NDArray[np.float64] | list[float] | None = None,
     ) -> None:
-        import batman
+        from atmospec._optional import require
+
+        batman = require("batman", "transit")
 
         self.time_h = np.asarray(time_h, dtype=np.float64)
         self.geometry = geometry
@@ -83,7 +85,9 @@ class TransitModel:
 
     @staticmethod
     def _make_params(geo: TransitGeometry, rp: float, u1: float, u2: float) -> Any:
-        import batman
+        from atmospec._optional import require
+
+        batman = require("batman", "transit")
 
         p = batman.TransitParams()
         p.t0 = geo.t0_h / 24.0

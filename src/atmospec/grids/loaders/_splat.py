@@ -36,7 +36,6 @@ def build_splat_grid(
     notes: tuple[str, ...] = (),
     builder: str,
     value_labels: dict[str, dict[float, str]] | None = None,
-    quiet: bool = True,
 ) -> Path:
     """Convert one SPLAT model folder into a grid file; parameters parsed from file names."""
     src = Path(folder) if folder is not None else splat_model_folder(family)
@@ -57,7 +56,6 @@ def build_splat_grid(
         out,
         param_names=param_names,
         name=family,
-        quiet=quiet,
         total=len(items),
         source=f"splat 1.14 resources/SpectralModels/{family}/SPEX-PRISM ({len(items)} files)",
         credit=credit,

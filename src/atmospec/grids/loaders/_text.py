@@ -129,7 +129,6 @@ def build_grid(
     name: str,
     read: Callable[[Path], tuple[FloatArray, FloatArray]] = read_two_column,
     flux_scale: float = 1.0,
-    quiet: bool = True,
     total: int | None = None,
     notes: Sequence[str] = (),
     **writer_kwargs: Any,
@@ -147,12 +146,13 @@ def build_grid(
         name: grid name.
         read: returns (wavelength in micron, flux) of one file.
         flux_scale: factor applied to the flux (unit conversion).
-        quiet: no progress bar.
         total: number of items (for the progress bar).
         notes: remarks stored in the metadata.
         **writer_kwargs: passed to :class:`GridWriter` (source, credit, flux_unit, ...).
     """
     from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
 
     it = iter(items)
     try:
@@ -163,7 +163,9 @@ def build_grid(
     resampled: list[str] = []
     # collect notes, but the resampling note is only known at the end: write it last
     writer = GridWriter(out, wave0, param_names, name=name, notes=list(notes), **writer_kwargs)
-    bar = tqdm(total=total, disable=quiet, desc=f"converting {name}", unit="spectrum")
+    bar = tqdm(
+        total=total, disable=not progress_enabled(), desc=f"converting {name}", unit="spectrum"
+    )
     with writer as w:
         for path, params in _chain(first_path, first_params, it):
             wave, flux = (wave0, flux0) if path is first_path else read(path)

@@ -39,9 +39,7 @@ def parse_name(filename: str) -> dict[str, float]:
     return {k: number(m[k]) for k in PARAM_NAMES}
 
 
-def build(
-    out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None, *, quiet: bool = True
-) -> Path:
+def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
     """Convert the 485 BT-Settl 2008 files (default: the fetched splat data) to a grid file."""
     return build_splat_grid(
         "btsettl08",
@@ -51,7 +49,6 @@ def build(
         pattern=_PATTERN,
         folder=folder,
         builder=BUILDER,
-        quiet=quiet,
         notes=(
             "sparse grid: alpha ('en' in the file names) is tied to mh and metal-poor models "
             "exist only at high Teff; interpolation is Delaunay-linear over (teff, logg, mh)",

@@ -44,9 +44,7 @@ def parse_name(filename: str) -> dict[str, float]:
     }
 
 
-def build(
-    out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None, *, quiet: bool = True
-) -> Path:
+def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
     """Convert the 252 Burrows 2006 files (default: the fetched splat data) to a grid file."""
     return build_splat_grid(
         "burrows06",
@@ -58,7 +56,6 @@ def build(
         categorical=("cloudy",),
         builder=BUILDER,
         value_labels={"cloudy": {0.0: "cldnc", 1.0: "cldf100"}},
-        quiet=quiet,
         notes=(
             "cloudy = 1 are the 'cldf100' (cloudy) models, cloudy = 0 the 'cldnc' (clear) "
             "ones; categorical, never interpolated between",

@@ -44,9 +44,7 @@ def parse_name(filename: str) -> dict[str, float]:
     }
 
 
-def build(
-    out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None, *, quiet: bool = True
-) -> Path:
+def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
     """Convert the 1,440 Diamondback files (default: the fetched splat data) to a grid file."""
     return build_splat_grid(
         "dback24",
@@ -57,7 +55,6 @@ def build(
         folder=folder,
         builder=BUILDER,
         value_labels={"fsed": {10.0: "nc"}},
-        quiet=quiet,
         notes=(
             "logg parsed from the file names and rounded to 0.1 dex: the files write the "
             "3.5 dex node as g3.49",

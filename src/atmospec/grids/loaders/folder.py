@@ -75,7 +75,6 @@ def load_folder(
     flux_scale: float = 1.0,
     categorical: Sequence[str] = (),
     credit: str = "",
-    quiet: bool = True,
 ) -> ModelGrid:
     """Convert a folder of two-column spectra into a grid; parameters come from file names.
 
@@ -95,7 +94,6 @@ def load_folder(
         flux_scale: factor applied to the flux.
         categorical: parameters never interpolated between.
         credit: acknowledgement carried in the metadata.
-        quiet: no progress bar.
 
     Returns:
         The new :class:`ModelGrid`.
@@ -138,7 +136,6 @@ def load_folder(
         name=name,
         read=read,
         flux_scale=flux_scale,
-        quiet=quiet,
         total=len(items),
         notes=notes,
         source=f"{src} ({len(items)} files matching {pattern!r})",

@@ -122,7 +122,6 @@ def load_sonora(
     *,
     name: str | None = None,
     out: str | os.PathLike[str] | None = None,
-    quiet: bool = True,
 ) -> ModelGrid:
     """Convert a folder of official Sonora release files of one family into a grid.
 
@@ -131,7 +130,6 @@ def load_sonora(
         family: "bobcat", "cholla" or "diamondback".
         name: grid name (default ``sonora-<family>``); written to ``data_dir()/grids``.
         out: output file instead of the default.
-        quiet: no progress bar.
     """
     fam = _family(family)
     src = Path(folder)
@@ -154,7 +152,6 @@ def load_sonora(
         param_names=names,
         name=grid_name,
         read=reader,
-        quiet=quiet,
         total=len(items),
         source=f"{src} (official Sonora {fam} release files, {len(items)} spectra)",
         credit=credit,

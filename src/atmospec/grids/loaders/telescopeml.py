@@ -40,7 +40,6 @@ def load_telescopeml(
     columns: Mapping[str, str] | None = None,
     flux_unit: str = "",
     chunksize: int = 2000,
-    quiet: bool = True,
 ) -> ModelGrid:
     """Convert a TelescopeML-layout CSV (``.csv``, ``.csv.bz2``, ``.csv.gz``) into a grid.
 
@@ -51,10 +50,11 @@ def load_telescopeml(
         columns: parameter column -> atmospec name (default :data:`TELESCOPEML_COLUMNS`).
         flux_unit: unit of the flux columns (the file does not state it).
         chunksize: rows read at a time.
-        quiet: no progress bar.
     """
     import pandas as pd
     from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
 
     src = Path(path)
     if not src.is_file():
@@ -106,7 +106,7 @@ def load_telescopeml(
         ),
         builder="telescopeml/1",
     )
-    bar = tqdm(disable=quiet, desc=f"converting {name}", unit="spectrum")
+    bar = tqdm(disable=not progress_enabled(), desc=f"converting {name}", unit="spectrum")
     line = 2  # file line of the first data row (line 1 is the header)
     with writer as w:
         chunks = [first]

@@ -70,8 +70,10 @@ def gp_log_likelihood(
         >>> round(float(a[0]), 6)
         2.0
     """
-    import celerite2
-    from celerite2 import terms
+    from atmospec._optional import require
+
+    celerite2 = require("celerite2", "transit")
+    terms = require("celerite2.terms", "transit")
 
     gp = celerite2.GaussianProcess(terms.Matern32Term(sigma=sigma, rho=rho))
     gp.compute(t, diag=np.full(t.size, white**2), quiet=False)
@@ -274,8 +276,10 @@ def _fisher_sigma(
     """1-sigma of ``theta[0]`` from the Fisher matrix of the GP likelihood, with the linear
     coefficients (columns ``X``) and the other nonlinear parameters (limb darkening with its
     prior, mid-time) marginalised: ``cov = (J^T K^-1 J + prior)^-1``, ``J = [X, dmean/dtheta]``."""
-    import celerite2
-    from celerite2 import terms
+    from atmospec._optional import require
+
+    celerite2 = require("celerite2", "transit")
+    terms = require("celerite2.terms", "transit")
 
     fn = mean
     cols = []
@@ -309,8 +313,10 @@ def _scan_mid_time(
     """Mid-time and radius ratio to start the joint fit from: a scan of mid-times over the
     visit, each with the depth and baseline solved by generalised least squares under a
     Matern-3/2 noise model (a smooth drift can fool an unweighted fit's mid-time)."""
-    import celerite2
-    from celerite2 import terms
+    from atmospec._optional import require
+
+    celerite2 = require("celerite2", "transit")
+    terms = require("celerite2.terms", "transit")
 
     span = float(t.max() - t.min())
     T0 = model(start.rp, u[0], u[1], t0_h=start.geometry.t0_h)
