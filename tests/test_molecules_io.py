@@ -229,3 +229,14 @@ def test_edited_model_json_is_refused(tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match=r"model\.json: the record was modified"):
         MoleculeClassifier.load(folder)
+
+
+def test_header_without_data_rows_is_refused(shared_dir: Path, tmp_path: Path) -> None:
+    """The real WASP-107b archive table cut after its header line: the fuzz harness found an
+    empty-array ValueError here; the file has no bins, so it is a format error naming it."""
+    lines = _trans(shared_dir, "WASP-107b_HST-WFC3-G141.tsv").read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if "PL_TRANDEP" in line)
+    empty = tmp_path / "w107.tsv"
+    empty.write_text("\n".join(lines[: header + 1]) + "\n")
+    with pytest.raises(FileFormatError, match=r"w107\.tsv: no data rows"):
+        read_transmission(empty)

@@ -261,6 +261,8 @@ def depth_to_fraction(
     Raises:
         UnitError: the values do not fit the declared unit, or the unit is ambiguous.
     """
+    if np.size(depth) == 0:
+        raise FileFormatError(f"{source}: no data rows (no depths to read)")
     units = {"ppm": 1e-6, "percent": 1e-2, "fraction": 1.0}
 
     def fits(scale: float) -> bool:

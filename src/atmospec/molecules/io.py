@@ -225,6 +225,10 @@ def _read_table(
         if (~keep).any():
             notes.append(f"dropped {int((~keep).sum())} bins with {cols['quality']} != 0")
         table = table[keep]
+    if len(table) == 0:
+        raise FileFormatError(
+            f"{path}: no data rows{' left after the quality flags' if 'quality' in cols else ''}"
+        )
     wave = _floats(table, cols["wavelength"], path)
     wunit = wave_unit or cunits.get("wavelength")
     if wunit is None:
