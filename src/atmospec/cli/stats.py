@@ -171,7 +171,15 @@ def intervals_cmd(
 
     frame = read_table(table)
     out = Table(title=f"{table.name}: predictive intervals")
-    params = [c[: -len("_median")] for c in frame.columns if str(c).endswith("_median")]
+    # only parameters with all five summaries are listed: a multi-grid run's per-grid
+    # columns (teff_<grid>_median, _p16, _p84) have no 95 % bounds
+    suffixes = ("_median", "_p16", "_p84", "_p2.5", "_p97.5")
+    params = [
+        c[: -len("_median")]
+        for c in map(str, frame.columns)
+        if c.endswith("_median")
+        and all(f"{c[: -len('_median')]}{s}" in frame.columns for s in suffixes)
+    ]
     if params:
         chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else params
         unknown = [c for c in chosen if c not in params]
