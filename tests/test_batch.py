@@ -133,6 +133,7 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
         sys.executable,
         "-c",
         "from atmospec.cli.main import main; main()",
+        "--quiet",
         "predict",
         "--folder",
         str(folder),
@@ -146,7 +147,6 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
         "3000",
         "--no-ood",
         "--no-plots",
-        "--quiet",
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen(cmd, env=env)

@@ -93,10 +93,19 @@ def test_cli_scheduler_honours_every_option(catalogue: Path, client: Any, tmp_pa
     from atmospec.cli.main import app
     from atmospec.prediction.batch import read_results
 
-    common = ["predict", "--catalog", str(catalogue), "--column", "spec", "-m", "dback24-spex"]
+    common = [
+        "--quiet",
+        "predict",
+        "--catalog",
+        str(catalogue),
+        "--column",
+        "spec",
+        "-m",
+        "dback24-spex",
+    ]
     common += ["--draws", str(DRAWS), "--partition-size", str(PART), "--no-ood", "--no-plots"]
     common += ["--precision", "bfloat16", "--threads", "1", "--coverage", "mask"]
-    common += ["--max-masked", "0.3", "--assume-snr", "40", "-q"]
+    common += ["--max-masked", "0.3", "--assume-snr", "40"]
     runner = CliRunner()
     res = runner.invoke(app, [*common, "-o", str(tmp_path / "local")])
     assert res.exit_code == 3, res.output  # 5 predicted, the bad file failed: "some failed"
@@ -170,7 +179,7 @@ def test_read_options_honoured_by_both_executors(
     ).to_csv(csv, index=False)
     table = tmp_path / "one.csv"
     pd.DataFrame({"path": [str(csv)]}).to_csv(table, index=False)
-    common = ["predict", "--catalog", str(table), "-m", "dback24-spex", "-q", "--no-plots"]
+    common = ["--quiet", "predict", "--catalog", str(table), "-m", "dback24-spex", "--no-plots"]
     common += ["--draws", str(DRAWS), "--no-ood", "--coverage", "mask", "--threads", "1"]
     read_opts = ["--wave-unit", "nm", "--wave-col", "lam", "--flux-col", "fl", "--err-col", "sg"]
     runner = CliRunner()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["register", "run_batch_command", "show_progress"]
+__all__ = ["register", "run_batch_command"]
 
 # The options of a batch prediction, shared by `atmospec predict` and `atmospec scale predict`
 # so that both take the same options with the same defaults.
@@ -60,7 +59,6 @@ NoOod = Annotated[bool, typer.Option("--no-ood", help="Skip the out-of-distribut
 RetryFailed = Annotated[
     bool, typer.Option("--retry-failed", help="Redo partitions with failed spectra.")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Scheduler = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -142,7 +140,6 @@ def predict_cmd(
     max_plots: MaxPlots = 100,
     no_ood: NoOod = False,
     retry_failed: RetryFailed = False,
-    quiet: Quiet = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
     overwrite: Overwrite = False,
@@ -201,7 +198,6 @@ def predict_cmd(
         max_plots=max_plots,
         no_ood=no_ood,
         retry_failed=retry_failed,
-        quiet=quiet,
         scheduler=scheduler,
         workers=workers,
         serial=scheduler is None and workers is None,
@@ -212,13 +208,6 @@ def predict_cmd(
         err_col=err_col,
         grids=grids,
     )
-
-
-def show_progress(quiet: bool) -> None:
-    """A command's own ``--quiet`` acts like ``atmospec --quiet``: warnings and errors only,
-    no progress bars (the CLI's one rich handler is installed by ``atmospec.cli.main``)."""
-    if quiet:
-        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
 
 def run_batch_command(
@@ -239,7 +228,6 @@ def run_batch_command(
     max_plots: int,
     no_ood: bool,
     retry_failed: bool,
-    quiet: bool,
     scheduler: str | None,
     workers: int | None,
     serial: bool,
@@ -263,9 +251,9 @@ def run_batch_command(
     """
     import contextlib
 
-    from rich.console import Console
     from rich.markup import escape
 
+    from atmospec.cli._console import summary_console
     from atmospec.prediction.batch import (
         BatchOptions,
         IncompleteRunError,
@@ -311,8 +299,7 @@ def run_batch_command(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    show_progress(quiet)
-    console = Console(quiet=quiet, stderr=False)
+    console = summary_console(stderr=False)
     multi = model == "default" and grid is None and grids != "none"
     if grids not in (None, "none") and not multi:
         raise typer.BadParameter("--grids applies to --model default (without --grid)")

@@ -26,7 +26,6 @@ from atmospec.cli.predict import (
     PartitionSize,
     Plots,
     Precision,
-    Quiet,
     RetryFailed,
     Scheduler,
     Seed,
@@ -68,7 +67,6 @@ def predict_cmd(
     max_plots: MaxPlots = 100,
     no_ood: NoOod = False,
     retry_failed: RetryFailed = False,
-    quiet: Quiet = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
     serial: Serial = False,
@@ -107,7 +105,6 @@ def predict_cmd(
         max_plots=max_plots,
         no_ood=no_ood,
         retry_failed=retry_failed,
-        quiet=quiet,
         scheduler=scheduler,
         workers=workers,
         serial=serial,
@@ -158,7 +155,6 @@ def store_cmd(
     chunk_rows: int = typer.Option(512, "--chunk-rows", help="Spectra per chunk."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Folder: leave out unreadable files."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Convert a folder of spectra or the SpeX library into a chunked Zarr store."""
     from atmospec.scale.store import store_from_folder, store_from_library
@@ -172,7 +168,6 @@ def store_cmd(
             quality=quality,
             chunk_rows=chunk_rows,
             overwrite=overwrite,
-            quiet=quiet,
         )
     else:
         store = store_from_folder(
@@ -183,7 +178,6 @@ def store_cmd(
             on_error="skip" if skip_bad else "raise",
             chunk_rows=chunk_rows,
             overwrite=overwrite,
-            quiet=quiet,
         )
     typer.echo(repr(store))
 
@@ -201,7 +195,6 @@ def shards_cmd(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHED),  # noqa: UP045
     workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes."),  # noqa: UP045
     serial: bool = typer.Option(False, "--serial", help="No Dask: build here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Build a training set as shards in parallel (same rows for any shard count)."""
     import contextlib
@@ -219,7 +212,6 @@ def shards_cmd(
             block_size=block_size,
             seed=seed,
             client=client,
-            quiet=quiet,
             axis=axis,
         )
     typer.echo(f"{len(paths)} shard(s) in {out}")
@@ -245,14 +237,13 @@ def tune_cmd(
     scheduler: Optional[str] = typer.Option(  # noqa: UP045
         None, "--scheduler", help="Run one tuning task per worker of this Dask cluster instead."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Less output."),
 ) -> None:
     """Tune with several processes (or Dask workers) sharing one Optuna study."""
     from atmospec.scale.distributed import dask_client
     from atmospec.scale.tuning import TuneJob, tune_dask, tune_processes
 
     job = TuneJob.from_recipe(
-        config, out_dir=out, storage=storage, study_name=study, max_epochs=max_epochs, quiet=quiet
+        config, out_dir=out, storage=storage, study_name=study, max_epochs=max_epochs
     )
     if scheduler:
         with dask_client(scheduler) as client:

@@ -138,7 +138,6 @@ def train_anybin(
     seed: int = 0,
     n_val_binnings: int = 8,
     max_seconds: float | None = None,
-    quiet: bool = False,
     device: str = "cpu",
 ) -> AnyBinningClassifier:
     """Train on the training split of a :class:`~atmospec.molecules.native.NativeSet` with a new
@@ -170,7 +169,6 @@ def train_anybin(
         patience=patience,
         seed=seed,
         num_threads=1,
-        quiet=quiet,
         device=device,
         weight_decay=1e-4,
         max_seconds=max_seconds,

@@ -311,7 +311,6 @@ def train_cnn(
     max_epochs: int = 40,
     patience: int = 8,
     seed: int = 0,
-    quiet: bool = False,
     max_seconds: float | None = None,
     weight_decay: float = 1e-4,
     device: str = "cpu",
@@ -350,7 +349,6 @@ def train_cnn(
         patience=patience,
         seed=seed,
         num_threads=1,
-        quiet=quiet,
         device=device,
         weight_decay=weight_decay,
         max_seconds=max_seconds,
@@ -532,13 +530,14 @@ def tune_cnn(
     n_trials: int = 10,
     seed: int = 0,
     max_seconds_per_trial: float = 120.0,
-    quiet: bool = True,
 ) -> dict[str, Any]:
     """Optuna TPE search over width, dropout, learning rate and weight decay.
 
     The objective is the mean validation ROC-AUC over molecules (each trial trains with a
-    wall-time budget). Returns the best parameters and value.
+    wall-time budget). Returns the best parameters and value. Optuna's per-trial log shows
+    while the ``atmospec`` logger shows progress (INFO); the trials train without bars.
     """
+    from atmospec._logging import progress_enabled, progress_hidden
     from atmospec._optional import require
 
     optuna = require("optuna", "tune")
@@ -554,11 +553,12 @@ def tune_cnn(
             "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-3, log=True),
         }
-        clf = train_cnn(ts, seed=seed, quiet=True, max_seconds=max_seconds_per_trial, **params)
+        with progress_hidden():
+            clf = train_cnn(ts, seed=seed, max_seconds=max_seconds_per_trial, **params)
         metrics = evaluate(clf.predict_proba(obs, err), lab, ts.molecules)
         return float(np.nanmean([metrics[m]["roc_auc"] for m in ts.molecules]))
 
-    if quiet:
+    if not progress_enabled():
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)

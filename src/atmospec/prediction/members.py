@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -313,7 +312,6 @@ def calibrate_npe_ood(
             axis=wave,
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
-            quiet=not logging.getLogger(__name__).isEnabledFor(logging.INFO),
             bounds=npe.bounds_,
         )
         clean, _, _ = ts.arrays()
