@@ -72,12 +72,10 @@ def clone_cmd(
             "provenance": prov,
         },
     )
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(2, 1, figsize=(11, 5), sharex=True, height_ratios=(3, 1))
+    fig = Figure(figsize=(11, 5))
+    ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     ax[0].plot(w, fn, lw=0.5, label=source)
     ax[0].plot(w, model, lw=0.5, label=f"clone, {em.n_lines} lines")
     ax[0].legend(loc="lower left")
@@ -85,7 +83,6 @@ def clone_cmd(
     ax[1].set_xlabel("wavelength (Å)")
     with atomic_path(outdir / "clone.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     typer.echo(f"{em.n_lines} lines, RMS residual {rms:.3f} %; written to {outdir}")
 
 
