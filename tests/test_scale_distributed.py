@@ -128,7 +128,7 @@ def test_killed_worker_then_rerun_gives_every_row_once(
     deadline = time.time() + 60
     while th.is_alive() and time.time() < deadline:
         busy = [w for w, keys in client.processing().items() if keys]  # type: ignore[attr-defined]
-        if busy and list(out.glob("parts/part-*.parquet")):
+        if busy and list(out.glob("parts/part-*.json")):
             pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGKILL)
             killed = pid

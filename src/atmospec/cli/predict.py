@@ -75,8 +75,7 @@ Grids = Annotated[
         "--grids",
         help="With --model default: the grids asked, comma separated, primary first; grid "
         "names or folders, NAME=MODEL to use a learned model (default "
-        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone. "
-        "Several grids run in this process (not on Dask).",
+        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone.",
     ),
 ]
 Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
@@ -160,8 +159,7 @@ def predict_cmd(
 
     With the default model every grid that covers the object answers too (per-grid columns,
     a combined estimate, ``outside_grid`` / ``misfit_flag`` / ``grids_disagree``); ``--grids``
-    chooses them. The grids run in this process: with ``--scheduler``/``--workers`` the
-    default model alone runs on Dask, and an explicit ``--grids`` list is refused.
+    chooses them, here and on Dask alike.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -245,9 +243,8 @@ def run_batch_command(
     not be used, 4: none could) when the run is complete but not every spectrum has a row.
 
     ``grids`` other than ``"none"`` with ``model="default"`` and no ``grid``: several grids
-    (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids). The
-    multi-grid predictor is not shipped to Dask workers: with ``serial=False`` an explicit
-    list is refused and ``None`` falls back to the default model alone (a note says so).
+    (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids), on either
+    executor (the Dask workers rebuild it from its shipped spec).
     """
     import contextlib
 
@@ -303,17 +300,6 @@ def run_batch_command(
     multi = model == "default" and grid is None and grids != "none"
     if grids not in (None, "none") and not multi:
         raise typer.BadParameter("--grids applies to --model default (without --grid)")
-    if multi and not serial:
-        if grids is not None:
-            raise typer.BadParameter(
-                "--grids runs several grids in this process and cannot run on Dask "
-                "(--scheduler/--workers): drop one, or give --grids none"
-            )
-        console.print(
-            "[yellow]on Dask the default model runs alone (no per-grid columns); run "
-            "without --scheduler/--workers for every grid[/]"
-        )
-        multi = False
     predictor: Any
     if multi:
         from atmospec.multigrid import MultiGridPredictor

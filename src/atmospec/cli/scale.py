@@ -81,10 +81,8 @@ def predict_cmd(
 
     The same run as ``atmospec predict --catalog CATALOG`` (same options, defaults, output
     folder and table) with the partitions on Dask workers; prints a JSON summary. Rerunning
-    the same command skips finished partitions (resume after any interruption). Several
-    grids (the default model's multi-grid answer, ``--grids``) run only with ``--serial``:
-    on Dask the default model answers alone (a note says so) and an explicit ``--grids``
-    list is refused.
+    the same command skips finished partitions (resume after any interruption). The default
+    model's multi-grid answer (``--grids``) runs on the workers too.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -131,6 +129,9 @@ def collect_cmd(
     with atomic_path(to) as tmp:
         suffix = to.suffix.lower()
         if suffix == ".parquet":
+            from atmospec._optional import require
+
+            require("pyarrow", "scale")  # pandas writes Parquet through pyarrow
             frame.to_parquet(tmp, index=False)
         elif suffix == ".csv":
             frame.to_csv(tmp, index=False)

@@ -19,9 +19,11 @@ from atmospec.prediction.batch import (
     BatchRun,
     IncompleteRunError,
     PredictorSpec,
+    WorkerSpec,
     predict_partition,
     read_results,
     run_catalog,
+    shipping_spec,
 )
 from atmospec.prediction.sources import Catalog, Partition
 
@@ -99,7 +101,7 @@ def dask_client(
         yield client
 
 
-def _warm(spec: PredictorSpec) -> str:
+def _warm(spec: WorkerSpec) -> str:
     """Build the predictor in this worker now (so timing excludes model loading)."""
     with contextlib.suppress(ImportError):
         import torch
@@ -112,8 +114,8 @@ class DaskExecutor:
     """Partitions as tasks on the workers of a Dask ``client``.
 
     The predictor travels once per worker (its files, grid reference and calibrated OOD
-    detectors as a :class:`~atmospec.prediction.batch.PredictorSpec`) and is rebuilt there
-    once. A lost worker costs only the partition it was computing: Dask reschedules it on a
+    detectors as a :class:`~atmospec.prediction.batch.PredictorSpec`, or the multi-grid
+    predictor's spec with one such spec per learned model) and is rebuilt there once. A lost worker costs only the partition it was computing: Dask reschedules it on a
     live worker up to ``retries`` extra times; partitions that still fail are reported.
     """
 
@@ -124,7 +126,7 @@ class DaskExecutor:
         self._key = ""
 
     def ship(self, predictor: Predictor, options: BatchOptions) -> Any:
-        spec = PredictorSpec.of(predictor, options)
+        spec = shipping_spec(predictor, options)
         self.client.run(_warm, spec)  # every worker receives and loads the model once, now
         self._key = spec.key
         return self.client.scatter(spec, broadcast=True, hash=False)  # for restarted workers
