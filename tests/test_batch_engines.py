@@ -226,9 +226,7 @@ def test_multigrid_default_gives_the_same_table_on_both_executors(
     # every grid answered: per-grid columns, weights and the flags of the combination
     grids = [r.grid for r in DEFAULT_ROUTES]
     assert {f"teff_{g}_median" for g in grids[1:]} | {"outside_grid", "misfit_flag"} <= set(a)
-    assert local.model_id == dask.model_id and local.model_id.startswith(
-        "grids:" + "+".join(grids)
-    )
+    assert local.model_id == dask.model_id and local.model_id.startswith("grids:" + "+".join(grids))
     weights = good[[f"{g}_weight" for g in grids]].to_numpy(dtype=float)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-9)  # a mixture of the grids
     # L and T dwarfs: the combined Teff lies inside the grids' joint range (500-3500 K)

@@ -16,14 +16,13 @@ from .routes import GridRoute
 if TYPE_CHECKING:
     from atmospec.prediction.options import BatchOptions
 
-    from .predictor import MultiGridPredictor
-
 __all__ = ["MultiGridSpec"]
 
 
 @dataclass(frozen=True)
 class MultiGridSpec:
-    """What a Dask worker needs to rebuild a :class:`MultiGridPredictor`.
+    """What a Dask worker needs to rebuild a
+    :class:`~atmospec.multigrid.predictor.MultiGridPredictor`.
 
     Every learned model travels as a :class:`~atmospec.prediction.batch.PredictorSpec` (its
     files, grid reference and calibrated OOD detectors: the exact weights, checked by model
@@ -40,6 +39,7 @@ class MultiGridSpec:
     discrepancy_notes: dict[str, str]
     draws: int
     seed: int
+    factory: Any  # the predictor class (MultiGridPredictor), rebuilt by reference
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -53,7 +53,7 @@ class MultiGridSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
-    def of(cls, predictor: MultiGridPredictor, options: BatchOptions) -> MultiGridSpec:
+    def of(cls, predictor: Any, options: BatchOptions) -> MultiGridSpec:
         """The spec of a built multi-grid predictor (its primary OOD detectors calibrated)."""
         plain = dataclasses.replace(options, ood=False)  # the other grids run without OOD
         return cls(
@@ -65,20 +65,19 @@ class MultiGridSpec:
             discrepancy_notes=dict(predictor.discrepancy_notes),
             draws=predictor.draws,
             seed=predictor.seed,
+            factory=type(predictor),
             options=dict(predictor._kw),
         )
 
-    def build(self) -> MultiGridPredictor:
+    def build(self) -> Any:
         """The multi-grid predictor, rebuilt here (once per process and spec)."""
         if self.key in _BUILT:
             return _BUILT[self.key]
-        from .predictor import MultiGridPredictor
-
         routes = [GridRoute(g, m) for g, m in self.routes]
         built = {routes[0].grid: self.primary.build()}
         built.update({g: s.build() for g, s in self.learned.items()})
         kw = {k: v for k, v in self.options.items() if k not in ("draws", "seed")}
-        pred = MultiGridPredictor(
+        pred = self.factory(
             routes,
             draws=self.draws,
             seed=self.seed,
@@ -97,5 +96,5 @@ class MultiGridSpec:
         return pred
 
 
-_BUILT: dict[str, MultiGridPredictor] = {}
+_BUILT: dict[str, Any] = {}
 """Multi-grid predictors already rebuilt in this process."""

@@ -140,7 +140,8 @@ class WorkerSpec(Protocol):
     """A predictor as data for another process: :class:`PredictorSpec`, or what a predictor's
     own ``shipping_spec(options)`` returns (e.g. the multi-grid predictor's)."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     @property
     def key(self) -> str: ...
@@ -175,7 +176,7 @@ def predict_partition(
 
     folder = RunFolder(out)
     t0, c0 = time.perf_counter(), time.process_time()
-    pred = predictor.build() if _is_spec(predictor) else predictor
+    pred: Any = predictor.build() if _is_spec(predictor) else predictor  # type: ignore[union-attr]
     loaded = part.load(**(read_options or {}))
     good, errors = [], {}
     for item in loaded:
