@@ -184,7 +184,10 @@ def predict_catalog(
     Args:
         catalog: a table of files (``column`` names the path column), a folder, a spectra
             store or a :class:`~atmospec.prediction.sources.Catalog`.
-        model: an Estimator, a saved model folder, or a registry name.
+        model: an Estimator, a saved model folder, a registry name, or a predictor already
+            built (a :class:`~atmospec.prediction.predictor.Predictor`, or the
+            :class:`~atmospec.multigrid.MultiGridPredictor` that ``atmospec predict`` runs
+            for the default model; its own options then decide the rows).
         out: output folder.
         options: the run's options; or give them as keywords (``draws=``, ``coverage=``,
             ``partition_size=``... see :class:`~atmospec.prediction.batch.BatchOptions`).
@@ -205,7 +208,10 @@ def predict_catalog(
     elif option_values:
         raise TypeError("give options= or option keywords, not both")
     cat = Catalog.open(catalog, column)
-    predictor = Predictor(model, **options.predictor_kwargs())
+    built = callable(getattr(model, "prepare", None)) and callable(
+        getattr(model, "predict_inputs", None)
+    )
+    predictor = model if built else Predictor(model, **options.predictor_kwargs())
     if serial:
         return run_catalog(cat, predictor, out, options)
     with contextlib.ExitStack() as stack:
