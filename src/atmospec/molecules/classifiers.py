@@ -118,6 +118,47 @@ def _fit_temperature(logits: NDArray[np.float64], labels: NDArray[np.bool_]) -> 
     return float(np.exp(res.x))
 
 
+def _temperatures(logits: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.float64]:
+    """One calibration temperature per molecule (column) of ``logits``."""
+    return np.array([_fit_temperature(logits[:, j], labels[:, j]) for j in range(logits.shape[1])])
+
+
+def _train_detector(
+    net: Any,
+    batches: Any,
+    val_loader: Any,
+    *,
+    lr: float,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    weight_decay: float,
+    max_seconds: float | None,
+    device: str,
+) -> Any:
+    """Train a molecule-detection network (one logit per molecule, binary cross-entropy,
+    one CPU thread) with the shared Trainer; returns its history, the network on the CPU."""
+    import torch
+
+    from atmospec.training.trainer import Trainer
+
+    trainer = Trainer(
+        net,
+        torch.nn.functional.binary_cross_entropy_with_logits,
+        lr=lr,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+        num_threads=1,
+        device=device,
+        weight_decay=weight_decay,
+        max_seconds=max_seconds,
+    )
+    history = trainer.fit(batches, val_loader)
+    net.to("cpu")
+    return history
+
+
 @dataclass
 class MoleculeClassifier:
     """The trained CNN with its bins, calibration temperatures and provenance.
@@ -324,7 +365,6 @@ def train_cnn(
     import torch
 
     from atmospec._fileio import provenance
-    from atmospec.training.trainer import Trainer
 
     train, val = ts.subset(0), ts.subset(1)
     log_scale = tuple(ts.meta.get("prior", {}).get("log_noise_scale", (-0.456, 0.477)))
@@ -341,20 +381,18 @@ def train_cnn(
     ]
     torch.manual_seed(seed)
     net = _network(len(ts.binning), len(ts.molecules), width, dropout)
-    trainer = Trainer(
+    history = _train_detector(
         net,
-        torch.nn.functional.binary_cross_entropy_with_logits,
+        _NoisyBatches(train, batch, seed, log_scale),
+        val_loader,
         lr=lr,
         max_epochs=max_epochs,
         patience=patience,
         seed=seed,
-        num_threads=1,
-        device=device,
         weight_decay=weight_decay,
         max_seconds=max_seconds,
+        device=device,
     )
-    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)
-    net.to("cpu")
     clf = MoleculeClassifier(
         net,
         ts.molecules,
@@ -368,10 +406,7 @@ def train_cnn(
             "weight_decay": weight_decay,
         },
     )
-    logits = clf._logits(v_x)
-    clf.temperatures = np.array(
-        [_fit_temperature(logits[:, j], v_lab[:, j]) for j in range(len(ts.molecules))]
-    )
+    clf.temperatures = _temperatures(clf._logits(v_x), v_lab)
     clf.info = {
         "provenance": provenance(
             seed=seed, training_set=ts.meta.get("n"), training_meta_seed=ts.meta.get("seed")
