@@ -646,12 +646,14 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
 
     def fit_cli(path: Path) -> Any:
         out = path.parent / "fit-out"
-        invoke(["fit", str(path), "--grid", str(grid_path), "--out", str(out), "-q", "--top", "0"])
+        invoke(
+            ["--quiet", "fit", str(path), "--grid", str(grid_path), "--out", str(out), "--top", "0"]
+        )
         return out
 
     def predict_cli(path: Path) -> Any:
         out = path.parent / "predict-out"
-        invoke(["predict", str(path), "--out", str(out), "--no-plots", "--draws", "64", "-q"])
+        invoke(["--quiet", "predict", str(path), "--out", str(out), "--no-plots", "--draws", "64"])
         return out
 
     option_values = (
@@ -673,7 +675,7 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
         out = path.parent / "opts-out"
         spec = path.parent / "spec.txt"
         spec.write_bytes(seeds["txt"][0])
-        args = ["predict", str(spec), "--out", str(out), "--no-plots", "-q"]
+        args = ["--quiet", "predict", str(spec), "--out", str(out), "--no-plots"]
         for opt in ("--chunk", "--draws", "--max-masked", "--assume-snr", "--max-plots"):
             if rng.random() < 0.4:
                 args += [opt, option_values[int(rng.integers(len(option_values)))]]

@@ -48,8 +48,8 @@ def _load_model(name: str, grid: Any, tmp: Path, quick: bool) -> Any:
     from atmospec.training.builder import build_training_set
 
     n = 4000 if quick else 20000
-    tr = build_training_set(grid, tmp / "train.h5", n_samples=n, seed=1, quiet=True)
-    va = build_training_set(grid, tmp / "val.h5", n_samples=1000, seed=2, quiet=True)
+    tr = build_training_set(grid, tmp / "train.h5", n_samples=n, seed=1)
+    va = build_training_set(grid, tmp / "val.h5", n_samples=1000, seed=2)
     est = SpectrumCNN(n_members=3, max_epochs=6 if quick else 20, num_threads=1, seed=0)
     est.fit(*tr.arrays()[:2], sigma=tr.arrays()[2], validation=va.arrays(), **tr.fit_kwargs())
     est.meta_["grid"] = grid.name
@@ -131,7 +131,6 @@ def main() -> None:
         snr_levels=snr_levels,
         bounds=est.bounds_,
         seed=31,
-        quiet=True,
     )
     Xc, yc, Sc = cov_set.arrays()
     snr_c = np.array(snr_levels)[np.arange(n_cov) % len(snr_levels)]
@@ -155,7 +154,6 @@ def main() -> None:
         nodes=nodes if args.nested_nodes == "test" else None,
         cell_mode="touching",
         seed=77,
-        quiet=True,
         systematics=Systematics.none(),
         snr=(20.0, 100.0),
         off_node_fraction=0.9,
@@ -235,7 +233,7 @@ def main() -> None:
 
     # ---- 4. OOD ---------------------------------------------------------------------------
     def flags(g: Any, path: Path, **kw: Any) -> np.ndarray:
-        ts = build_training_set(g, path, axis=est.wavelength_, quiet=True, **kw)
+        ts = build_training_set(g, path, axis=est.wavelength_, **kw)
         Xo, _, So = ts.arrays()
         ts.close()
         mean, std = engine.predict(Xo, So)

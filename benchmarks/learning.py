@@ -52,6 +52,10 @@ def main() -> None:
     ap.add_argument("--budget", type=float, help="CPU budget (s) per estimator (override)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     from atmospec.estimators import TelescopeCNN
     from atmospec.grids import load_grid
@@ -94,7 +98,6 @@ def main() -> None:
                 seed=args.seed * 10 + k,
                 snr_reference_dlnw=ref,
                 off_node_fraction=recipe.off_node_fraction,
-                quiet=args.quiet,
                 **noise,
             )
     build_s = time.perf_counter() - t0
@@ -110,7 +113,6 @@ def main() -> None:
                 max_epochs=10_000,
                 patience=20,
                 num_threads=args.threads,
-                quiet=args.quiet,
                 seed=0,
             ),
         ),
@@ -123,7 +125,6 @@ def main() -> None:
                     **params,
                     "max_cpu_seconds": budget,
                     "num_threads": args.threads,
-                    "quiet": args.quiet,
                 },
             ),
         ),

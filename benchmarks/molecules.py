@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain-cnn", action="store_true", help="train the CNN here too")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     import torch
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from atmospec.molecules.dataset import MoleculeTrainingSet, build_simulator, generate
     from atmospec.molecules.io import read_transmission
 
-    console = Console(stderr=True, quiet=args.quiet)
+    console = Console(stderr=True)
     t0 = time.perf_counter()
     shared = shared_data()
     if shared is None:
@@ -79,21 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         binning,
         simulator=sim,
         seed=1000 + args.seed,
-        quiet=args.quiet,
         fractions=(0.0, 0.0, 1.0),
     )
     if args.train_set is not None and args.train_set.is_file():
         train = MoleculeTrainingSet.load(args.train_set)
     else:
-        train = generate(n_train, binning, simulator=sim, seed=2000 + args.seed, quiet=args.quiet)
+        train = generate(n_train, binning, simulator=sim, seed=2000 + args.seed)
         if args.train_set is not None:
             train.save(args.train_set)
     t_sim = time.perf_counter() - t0
 
     classifiers = {
-        "cnn": train_cnn(train, seed=args.seed, quiet=args.quiet)
-        if args.retrain_cnn
-        else load_pretrained(),
+        "cnn": train_cnn(train, seed=args.seed) if args.retrain_cnn else load_pretrained(),
         "rf": train_baseline(train, "rf", seed=args.seed),
         "mlp": train_baseline(train, "mlp", seed=args.seed),
     }

@@ -77,7 +77,6 @@ def _reference(ts, obs, err, args, minutes, train_cnn):  # type: ignore[no-untyp
     fixed = train_cnn(
         ts,
         seed=args.seed,
-        quiet=True,
         max_seconds=60 * (args.ref_minutes or minutes),
         max_epochs=args.epochs,
         device=args.device,

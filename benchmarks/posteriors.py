@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="npe_bench_"))
-        est, _ = train_npe(args.config, folder, quiet=args.quiet, calibrate=False)
+        est, _ = train_npe(args.config, folder, calibrate=False)
     else:
         est = load_model(args.model, kind="npe")
 

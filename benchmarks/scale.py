@@ -52,7 +52,6 @@ def _model(name: str, work: Path, quiet: bool) -> tuple[Any, str]:
         n_samples=3000,
         axis="spex-dense",
         seed=0,
-        quiet=True,
     )
     X, y, s = ts.arrays()
     est = SpectrumMLP(hidden=(256, 256), max_epochs=4, seed=0, num_threads=1)
@@ -82,6 +81,10 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="Scratch folder (kept).")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     import pandas as pd
     from distributed import Client, LocalCluster
@@ -104,7 +107,7 @@ def main() -> None:
     keys = keys[:n] if n else keys
     store_path = work / "catalogue.zarr"
     if not store_path.exists():
-        store_from_library(store_path, est.wavelength_, keys=keys, quiet=args.quiet)
+        store_from_library(store_path, est.wavelength_, keys=keys)
     prep_s = time.perf_counter() - t0
     # As before the batch engines were one: no figures, the mask coverage policy, one engine
     # thread per process (the single-process reference computes like a worker).

@@ -37,10 +37,8 @@ def train_tiny(tmp: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     grid = load_grid("dback24").load()
-    train = build_training_set(
-        grid, tmp / "train.h5", n_samples=2000, axis=AXIS, seed=1, quiet=True
-    )
-    val = build_training_set(grid, tmp / "val.h5", n_samples=500, axis=AXIS, seed=2, quiet=True)
+    train = build_training_set(grid, tmp / "train.h5", n_samples=2000, axis=AXIS, seed=1)
+    val = build_training_set(grid, tmp / "val.h5", n_samples=500, axis=AXIS, seed=2)
     X, y, s = train.arrays()
     Xv, yv, sv = val.arrays()
     est = SpectrumMLP(hidden=(96, 96), max_epochs=25, patience=5, num_threads=1, seed=0)

@@ -283,3 +283,30 @@ def test_modules_stay_small() -> None:
 
 def test_inference_package_is_gone() -> None:
     assert not list((SRC / "atmospec" / "inference").glob("*.py"))
+
+
+def test_library_output_follows_logging() -> None:
+    """No ``quiet`` parameter and no backend switch anywhere in the package: progress bars and
+    summaries follow the ``atmospec`` logger's level (one switch: ``atmospec --quiet``), and
+    figures are ``matplotlib.figure.Figure`` objects, so importing or calling atmospec never
+    changes the user's matplotlib backend."""
+    quiet_params, backend_calls = [], []
+    for module, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                # the one switch: ``atmospec --quiet`` (cli.main) sets the level (_logging)
+                if "quiet" in names and module not in ("atmospec._logging", "atmospec.cli.main"):
+                    quiet_params.append(f"{module}.{node.name}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "use"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in ("matplotlib", "mpl")
+            ):
+                backend_calls.append(f"{module}:{node.lineno}")
+    assert quiet_params == []
+    assert backend_calls == []

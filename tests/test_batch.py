@@ -82,7 +82,7 @@ def test_interrupted_batch_resumes(
     monkeypatch.setattr(sources, "read_spectrum", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(tiny, cat, out, predictor, partition_size=2, plots=False)
-    parts = sorted((out / "parts").glob("part-*.parquet"))
+    parts = sorted((out / "parts").glob("part-*.json"))
     assert len(parts) == 2  # partitions [0,1] and [2,3] finished; [4,5] was in flight
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts}
     monkeypatch.setattr(sources, "read_spectrum", real)
@@ -133,6 +133,7 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
         sys.executable,
         "-c",
         "from atmospec.cli.main import main; main()",
+        "--quiet",
         "predict",
         "--folder",
         str(folder),
@@ -146,16 +147,15 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
         "3000",
         "--no-ood",
         "--no-plots",
-        "--quiet",
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "parts").glob("part-*.parquet"))) < 2:
+    while time.time() < deadline and len(list((out / "parts").glob("part-*.json"))) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_parts = len(list((out / "parts").glob("part-*.parquet")))
+    n_parts = len(list((out / "parts").glob("part-*.json")))
     assert 2 <= n_parts
     assert not (out / "predictions.csv").exists() or n_parts < 9
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -93,10 +93,19 @@ def test_cli_scheduler_honours_every_option(catalogue: Path, client: Any, tmp_pa
     from atmospec.cli.main import app
     from atmospec.prediction.batch import read_results
 
-    common = ["predict", "--catalog", str(catalogue), "--column", "spec", "-m", "dback24-spex"]
+    common = [
+        "--quiet",
+        "predict",
+        "--catalog",
+        str(catalogue),
+        "--column",
+        "spec",
+        "-m",
+        "dback24-spex",
+    ]
     common += ["--draws", str(DRAWS), "--partition-size", str(PART), "--no-ood", "--no-plots"]
     common += ["--precision", "bfloat16", "--threads", "1", "--coverage", "mask"]
-    common += ["--max-masked", "0.3", "--assume-snr", "40", "-q"]
+    common += ["--max-masked", "0.3", "--assume-snr", "40"]
     runner = CliRunner()
     res = runner.invoke(app, [*common, "-o", str(tmp_path / "local")])
     assert res.exit_code == 3, res.output  # 5 predicted, the bad file failed: "some failed"
@@ -170,7 +179,7 @@ def test_read_options_honoured_by_both_executors(
     ).to_csv(csv, index=False)
     table = tmp_path / "one.csv"
     pd.DataFrame({"path": [str(csv)]}).to_csv(table, index=False)
-    common = ["predict", "--catalog", str(table), "-m", "dback24-spex", "-q", "--no-plots"]
+    common = ["--quiet", "predict", "--catalog", str(table), "-m", "dback24-spex", "--no-plots"]
     common += ["--draws", str(DRAWS), "--no-ood", "--coverage", "mask", "--threads", "1"]
     read_opts = ["--wave-unit", "nm", "--wave-col", "lam", "--flux-col", "fl", "--err-col", "sg"]
     runner = CliRunner()
@@ -189,3 +198,36 @@ def test_read_options_honoured_by_both_executors(
     for d in ("local", "dask"):
         rec = json.loads((tmp_path / d / "run.json").read_text())
         assert rec["options"]["wave_unit"] == "nm" and rec["options"]["err_col"] == "sg"
+
+
+def test_multigrid_default_gives_the_same_table_on_both_executors(
+    catalogue: Path, client: Any, tmp_path: Path
+) -> None:
+    """The default model's multi-grid answer (Diamondback NPE/CNN, Burrows 2006 CNN,
+    BT-Settl chi-square, combined) runs through the same partition runner on Dask: the
+    workers rebuild it from its shipped spec and write the table the local run writes."""
+    from atmospec.multigrid import DEFAULT_ROUTES, MultiGridPredictor
+    from atmospec.prediction.batch import BatchOptions, read_results, run_catalog
+    from atmospec.prediction.sources import Catalog
+    from atmospec.scale.distributed import DaskExecutor
+
+    cat = Catalog.from_table(catalogue, "spec")
+    opts = BatchOptions(draws=DRAWS, ood=False, partition_size=PART, threads=1, plots=False)
+    kwargs = opts.predictor_kwargs()
+    kwargs.pop("grid")
+    predictor = MultiGridPredictor(DEFAULT_ROUTES, **kwargs)
+    local = run_catalog(cat, predictor, tmp_path / "local", opts)
+    dask = run_catalog(cat, predictor, tmp_path / "dask", opts, executor=DaskExecutor(client))
+    assert local.complete and dask.complete and dask.workers == 2
+    assert (local.n_predicted, local.n_unusable) == (5, 1) == (dask.n_predicted, dask.n_unusable)
+    a, b = read_results(tmp_path / "local"), read_results(tmp_path / "dask")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    good = a[a["error"] == ""]
+    # every grid answered: per-grid columns, weights and the flags of the combination
+    grids = [r.grid for r in DEFAULT_ROUTES]
+    assert {f"teff_{g}_median" for g in grids[1:]} | {"outside_grid", "misfit_flag"} <= set(a)
+    assert local.model_id == dask.model_id and local.model_id.startswith("grids:" + "+".join(grids))
+    weights = good[[f"{g}_weight" for g in grids]].to_numpy(dtype=float)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-9)  # a mixture of the grids
+    # L and T dwarfs: the combined Teff lies inside the grids' joint range (500-3500 K)
+    assert good["teff_median"].between(500, 3500).all()

@@ -49,3 +49,43 @@ def test_library_installs_no_handler():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "[]"]
+
+
+def test_progress_bars_follow_the_logger_level_not_a_flag(atmospec_logger, capsys):
+    """A training-set build shows its bar at INFO, none above INFO or inside progress_hidden."""
+    from atmospec._logging import progress_hidden
+    from atmospec.grids import load_grid
+    from atmospec.training.builder import build_training_set
+
+    grid = load_grid("dback24")
+
+    def bar_text(tmp: str) -> str:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:
+            ts = build_training_set(grid, Path(folder) / f"{tmp}.h5", n_samples=4, seed=1)
+            ts.close()
+        return capsys.readouterr().err
+
+    atmospec_logger.setLevel(logging.INFO)
+    assert "building shown.h5" in bar_text("shown")
+    with progress_hidden():
+        assert "building" not in bar_text("nested")
+    atmospec_logger.setLevel(logging.WARNING)
+    assert "building" not in bar_text("quiet")
+
+
+def test_one_quiet_switch_at_the_top_level(tmp_path, atmospec_logger):
+    """``predict -q`` is gone (one switch: ``atmospec --quiet``), and models saved with the
+    retired ``quiet`` parameter still load (the shipped dback24-spex records one)."""
+    import json
+
+    from atmospec.models import load_model, model_path
+
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "x.fits"), "-q"])
+    assert res.exit_code == 2 and "No such option" in res.output
+    record = json.loads((model_path("dback24-spex") / "model.json").read_text())
+    assert "quiet" in record["params"]
+    est = load_model("dback24-spex")
+    assert "quiet" not in est.get_params()

@@ -43,7 +43,7 @@ def test_demo_cli_predicts_flags_and_reports(shipped_models: None, tmp_path: Pat
 
     out = tmp_path / "demo"
     res = CliRunner().invoke(
-        app, ["demo", "--out", str(out), "--n-field", "2", "--no-nested", "--quiet"]
+        app, ["--quiet", "demo", "--out", str(out), "--n-field", "2", "--no-nested"]
     )
     assert res.exit_code == 0, res.output
     table = Table.read(out / "comparison.ecsv", format="ascii.ecsv").to_pandas()

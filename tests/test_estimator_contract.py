@@ -122,7 +122,7 @@ def test_npe_follows_the_contract() -> None:
     est = NPEstimator(
         ["t"], {"t": (0.0, 1.0)}, width=16, depth=1, n_features=8, hidden=16, transforms=2
     )
-    est.set_params(max_epochs=2, quiet=True)
+    est.set_params(max_epochs=2)
     assert isinstance(est, Estimator)
     assert est.fit(X, t, wavelength=wave) is est
     assert est.param_names_ == ("t",) and est.bounds_ == {"t": (0.0, 1.0)}

@@ -14,7 +14,7 @@ def test_builder_stores_the_noise_free_flux(grid, tmp_path):
     from atmospec.training.builder import build_training_set
 
     ts = build_training_set(
-        grid, tmp_path / "c.h5", n_samples=300, seed=3, quiet=True, axis="spex-prism",
+        grid, tmp_path / "c.h5", n_samples=300, seed=3, axis="spex-prism",
         mask_telluric=0.5,
     )  # fmt: skip
     X, _, s = ts.arrays()
@@ -98,7 +98,7 @@ def test_set_without_noise_free_fluxes_names_the_file(grid, tmp_path):
     from atmospec.training.builder import TrainingSet, build_training_set
 
     path = tmp_path / "old.h5"
-    build_training_set(grid, path, n_samples=8, seed=1, quiet=True, axis="spex-prism").close()
+    build_training_set(grid, path, n_samples=8, seed=1, axis="spex-prism").close()
     with h5py.File(path, "a") as h5:
         del h5["clean"]
     ts = TrainingSet(path)

@@ -80,8 +80,8 @@ def test_cli_clone_then_fit_wasp69(tmp_path, shared_dir, muler_dir) -> None:
     r = runner.invoke(
         app,
         [
-            "highres", "clone", "phoenix", "--band", "8636", "8788", "--epochs", "60",
-            "--rounds", "1", "--profile", "pseudo-voigt", "--device", "cpu", "-q",
+            "--quiet", "highres", "clone", "phoenix", "--band", "8636", "8788", "--epochs", "60",
+            "--rounds", "1", "--profile", "pseudo-voigt", "--device", "cpu",
             "-o", str(clone_dir),
         ],
     )  # fmt: skip
@@ -91,9 +91,9 @@ def test_cli_clone_then_fit_wasp69(tmp_path, shared_dir, muler_dir) -> None:
     r = runner.invoke(
         app,
         [
-            "highres", "fit", str(shared_dir / "hpf" / "WASP_69_hpf_stack.fits"),
+            "--quiet", "highres", "fit", str(shared_dir / "hpf" / "WASP_69_hpf_stack.fits"),
             "--clone", str(clone_dir / "clone"), "--epochs", "40",
-            "--rv-range", "-60", "60", "--device", "cpu", "-q", "-o", str(fit_dir),
+            "--rv-range", "-60", "60", "--device", "cpu", "-o", str(fit_dir),
         ],
     )  # fmt: skip
     assert r.exit_code == 0, r.output

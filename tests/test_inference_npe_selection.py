@@ -243,8 +243,8 @@ def test_cli_predict_with_the_npe(dback: Any, tmp_path: Path) -> None:
     path = tmp_path / "l.ecsv"
     _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 9, "L").write(path)
     out = tmp_path / "run"
-    args = ["predict", str(path), "--model", NPE, "--out", str(out), "--no-ood"]
-    res = CliRunner().invoke(app, [*args, "--no-plots", "--draws", "300", "--quiet"])
+    args = ["--quiet", "predict", str(path), "--model", NPE, "--out", str(out), "--no-ood"]
+    res = CliRunner().invoke(app, [*args, "--no-plots", "--draws", "300"])
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out / "predictions.csv")
     wanted = ["source", "ood_score", "ood_flag", "chi2_red", "model_id"]

@@ -55,7 +55,6 @@ def test_augmentation_leaves_nodes_exact_and_scales_off_node_spectra(grid, tmp_p
     kw = dict(
         n_samples=200,
         seed=4,
-        quiet=True,
         axis="spex-prism",
         systematics=Systematics.none(),
         noise_shapes="flat",
@@ -82,7 +81,7 @@ def test_augmentation_leaves_nodes_exact_and_scales_off_node_spectra(grid, tmp_p
 def test_augmentation_per_parameter_and_bad_values(grid, tmp_path):
     from atmospec.training.builder import build_training_set
 
-    kw = dict(n_samples=20, seed=1, quiet=True, axis="spex-prism")
+    kw = dict(n_samples=20, seed=1, axis="spex-prism")
     ts = build_training_set(grid, tmp_path / "t.h5", interpolation_error={"teff": 1.5}, **kw)
     assert ts.config["interpolation_error"] == {"teff": 1.5, "logg": 0.0, "mh": 0.0, "fsed": 0.0}
     with pytest.raises(ValueError, match="radius"):

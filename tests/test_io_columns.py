@@ -71,7 +71,7 @@ def test_column_named_like_markup_reaches_the_message_intact(tmp_path: Path) -> 
     f.write_text("[/b],flux [um]\n1.0,2.0\n1.1,2.1\n")
     with pytest.raises(FileFormatError, match=r"\[/b\]"):
         read(f)
-    proc = _cli(["fit", str(f), "--grid", "dback24", "-q"])
+    proc = _cli(["--quiet", "fit", str(f), "--grid", "dback24"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no wavelength column" in proc.stderr and "'[/b]'" in proc.stderr, proc.stderr
     del CliRunner
@@ -109,8 +109,8 @@ def test_hints_in_brackets_survive_the_cli(tmp_path: Path) -> None:
     """The unit hint "# wavelength [um] ..." used to lose its "[um]" to rich markup."""
     f = tmp_path / "nounit.txt"
     f.write_text("1.0 2.0 0.1\n1.1 2.1 0.1\n1.2 2.2 0.1\n")
-    proc = _cli(["fit", str(f), "--grid", "dback24", "-q"])
+    proc = _cli(["--quiet", "fit", str(f), "--grid", "dback24"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "wavelength [um] flux [W m-2 um-1]" in " ".join(proc.stderr.split()), proc.stderr
-    proc = _cli(["fit", str(f), "--grid", "dback24", "-q", "--wave-unit", "AA"])
+    proc = _cli(["--quiet", "fit", str(f), "--grid", "dback24", "--wave-unit", "AA"])
     assert "Traceback" not in proc.stderr and proc.returncode == 2  # 1-1.2 AA: no overlap

@@ -60,3 +60,36 @@ def test_gj570d_is_below_diamondback_and_measured_by_the_tdwarf_model(splat_dir)
     pt = tdwarf.predict(X, s)
     assert abs(pt.mean[0, 0] - 828.0) < 150.0
     assert np.all(pt.std > 0)
+
+
+def test_model_ids_end_with_the_digest_of_the_saved_weights():
+    """One digest (serialization.weights_digest) names the weights of every model kind: the id
+    a prediction records is reproducible from the model folder's files alone, with a sha256
+    written out here (names in order, then raw bytes; the NPE adds its input scalings)."""
+    import hashlib
+
+    from safetensors.numpy import load_file
+
+    from atmospec.prediction.members import load_member, resolve_model
+
+    def sha(named: dict, *extra: np.ndarray) -> str:
+        h = hashlib.sha256()
+        for key in sorted(named):
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(named[key]).tobytes())
+        for arr in extra:
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:10]
+
+    files = load_file(model_path("dback24-spex") / "weights.safetensors")
+    weights = {k[2:]: v for k, v in files.items() if k.startswith("w.")}
+    _, mid = resolve_model("dback24-spex")
+    assert mid.endswith("-" + sha(weights, files["meta.wavelength"]))
+
+    folder = model_path("npe_dback24")
+    files = load_file(folder / "weights.safetensors")
+    record = json.loads((folder / "model.json").read_text())
+    net = {k[4:]: v for k, v in files.items() if k.startswith("net.")}
+    scal = np.array([record["ls_mean"], record["ls_std"]], dtype=np.float64)
+    expected = sha(net, files["x_mean"], files["x_std"], scal, files["wavelength"])
+    assert load_member("npe_dback24").model_id.endswith("-" + expected)

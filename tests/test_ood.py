@@ -18,7 +18,7 @@ def _scores(tiny: dict[str, Any], grid: Any, path: Path, **kw: Any) -> Any:
     from atmospec.training.builder import build_training_set
 
     est, det = tiny["estimator"], tiny["detector"]
-    ts = build_training_set(grid, path, axis=AXIS, quiet=True, **kw)
+    ts = build_training_set(grid, path, axis=AXIS, **kw)
     X, _, S = ts.arrays()
     ts.close()
     pred = est.predict(X, S)

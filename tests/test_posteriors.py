@@ -65,7 +65,6 @@ def linear_npe() -> NPEstimator:
         patience=10,
         batch_size=64,
         lr=3e-3,
-        quiet=True,
         seed=0,
     )
     return est.fit(_linear_model(theta), theta)

@@ -81,7 +81,6 @@ def test_npe_learns_from_dback24_spectra(sim) -> None:
         n_features=64,
         transforms=4,
         max_epochs=3,
-        quiet=True,
         seed=0,
     )
     est.fit(flux[:4000], theta[:4000], validation=(flux[4000:], theta[4000:]))

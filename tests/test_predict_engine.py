@@ -27,7 +27,6 @@ def held_out(tiny: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
         seed=404,
         snr_levels=[20.0, 100.0],
         bounds=tiny["estimator"].bounds_,
-        quiet=True,
     )
     return ts.arrays()
 

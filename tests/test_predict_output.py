@@ -84,7 +84,7 @@ def test_foreign_predictions_table_is_never_overwritten(tiny, spectra, tmp_path)
 def test_truncated_part_is_an_error_not_a_nan_row(tiny, spectra, tmp_path) -> None:
     out = tmp_path / "run"
     _run(tiny, spectra, out)
-    part = sorted((out / "parts").glob("part-*.parquet"))[0]
+    part = sorted((out / "parts").glob("part-*.json"))[0]
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     with pytest.raises(ChecksumError, match=f"{part.name}: the file does not match"):
         _run(tiny, spectra, out)

@@ -18,6 +18,8 @@ from atmospec.prediction.runfolder import (
     RunFolder,
     RunFolderError,
     exit_code,
+    read_part,
+    write_part_file,
 )
 from atmospec.prediction.sources import Partition
 
@@ -158,7 +160,7 @@ def test_truncated_or_unsigned_part_is_an_error(tmp_path: Path) -> None:
         rf.merge()
     path.unlink()
     stray = rf.part_path(_part(1))
-    _frame().to_parquet(stray, index=False)  # a part this run did not write
+    write_part_file(stray, _frame())  # a part this run did not write
     with pytest.raises(ChecksumError, match="no checksum"):
         rf.results()
     rf.release()
@@ -169,3 +171,35 @@ def test_exit_codes() -> None:
     assert exit_code(5, 1) == EXIT_SOME_FAILED != EXIT_ALL_FAILED
     assert exit_code(0, 5) == EXIT_ALL_FAILED
     assert exit_code(0, 0) == EXIT_OK  # nothing to do is not a failure
+
+
+def test_part_tables_round_trip_exactly_without_pyarrow(tmp_path: Path) -> None:
+    """A partition mixing predicted and failed rows (NaN estimates, an infinite chi2, flags,
+    notes that are None or text) reads back bit for bit, dtypes included; the format is
+    JSON, so reading it needs neither pyarrow nor pickle."""
+    import json
+
+    import numpy as np
+
+    third = 1.0 / 3.0  # 17 significant digits are needed to write it exactly
+    frame = pd.DataFrame(
+        {
+            "row": np.array([4, 5, 6], dtype=np.int64),
+            "source": ["a.fits", "b.fits", "c.csv"],
+            "teff_median": [1234.5678901234567, third, np.nan],
+            "chi2_red": [np.inf, 1.0, np.nan],
+            "ood_flag": np.array([False, True, False]),
+            "draws": np.array([0.1, 2.5, 3.0], dtype=np.float32),
+            "notes": [None, "served by dback24-spex", np.float64(2.0)],
+            "error": ["", "", "FileFormatError: c.csv: no flux column"],
+        }
+    )
+    path = tmp_path / "part-000001.json"
+    write_part_file(path, frame)
+    back = read_part(path)
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert back["teff_median"][1] == third and back["draws"].dtype == np.float32
+    assert json.loads(path.read_text())["format"] == "atmospec-partition"
+    (tmp_path / "other.json").write_text('{"columns": []}')
+    with pytest.raises(ValueError, match="other.json: not an atmospec partition table"):
+        read_part(tmp_path / "other.json")

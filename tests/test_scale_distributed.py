@@ -40,7 +40,6 @@ def work(splat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         n_samples=300,
         axis="spex-prism",
         seed=3,
-        quiet=True,
     )
     X, y, s = ts.arrays()
     model = SpectrumMLP(hidden=(32,), max_epochs=2, seed=0, num_threads=1)
@@ -48,7 +47,7 @@ def work(splat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     model.meta_["grid"] = "dback24"
     model.save(root / "model")
     keys = query(spt="L0-T9", snr_min=30, quality="OK")["key"].astype(str).tolist()[:N_SPECTRA]
-    store_from_library(root / "lt.zarr", "spex-prism", keys=keys, quiet=True)
+    store_from_library(root / "lt.zarr", "spex-prism", keys=keys)
     ref = root / "serial"
     run = predict_catalog(
         root / "lt.zarr",
@@ -129,7 +128,7 @@ def test_killed_worker_then_rerun_gives_every_row_once(
     deadline = time.time() + 60
     while th.is_alive() and time.time() < deadline:
         busy = [w for w, keys in client.processing().items() if keys]  # type: ignore[attr-defined]
-        if busy and list(out.glob("parts/part-*.parquet")):
+        if busy and list(out.glob("parts/part-*.json")):
             pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGKILL)
             killed = pid
@@ -155,7 +154,7 @@ def test_shards_on_two_workers_equal_one_serial_shard(
 ) -> None:
     import h5py
 
-    kw = {"axis": "spex-prism", "block_size": 30, "seed": 9, "quiet": True}
+    kw = {"axis": "spex-prism", "block_size": 30, "seed": 9}
     par = build_shards("dback24", tmp_path / "par", n_samples=90, n_shards=2, client=client, **kw)
     ser = build_shards("dback24", tmp_path / "ser", n_samples=90, n_shards=1, **kw)
     assert len(par) == 2 and len(ser) == 1
@@ -176,6 +175,7 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
     res = runner.invoke(
         app,
         [
+            "--quiet",
             "scale",
             "predict",
             str(work["store"]),
@@ -192,7 +192,6 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
             str(DRAWS),
             "--partition-size",
             str(PART),
-            "-q",
         ],
     )
     # exit 3: complete, but the two SpeX files with S/N in their error row were refused
@@ -218,9 +217,18 @@ def test_predict_cli_with_scheduler_address(
 
     address = client.scheduler.address  # type: ignore[attr-defined]
     out = tmp_path / "sched"
-    args = ["predict", "--catalog", str(work["store"]), "-m", str(work["model"]), "-o", str(out)]
+    args = [
+        "--quiet",
+        "predict",
+        "--catalog",
+        str(work["store"]),
+        "-m",
+        str(work["model"]),
+        "-o",
+        str(out),
+    ]
     args += ["--scheduler", address, "--coverage", "mask", "--no-ood", "--draws", str(DRAWS)]
-    args += ["--partition-size", str(PART), "--no-plots", "-q"]
+    args += ["--partition-size", str(PART), "--no-plots"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 3, res.output  # the two S/N-as-error files: "some failed"
     table = read_results(out)

@@ -35,12 +35,8 @@ def test_plan_covers_every_row_once() -> None:
 
 
 def test_one_or_three_shards_give_identical_rows(splat_dir: Path, tmp_path: Path) -> None:
-    one = build_shards(
-        "dback24", tmp_path / "one", n_samples=100, n_shards=1, seed=5, quiet=True, **KW
-    )
-    three = build_shards(
-        "dback24", tmp_path / "three", n_samples=100, n_shards=3, seed=5, quiet=True, **KW
-    )
+    one = build_shards("dback24", tmp_path / "one", n_samples=100, n_shards=1, seed=5, **KW)
+    three = build_shards("dback24", tmp_path / "three", n_samples=100, n_shards=3, seed=5, **KW)
     assert len(one) == 1 and len(three) == 3
     a = _arrays(merge_shards(one, tmp_path / "a.h5").path)
     b = _arrays(merge_shards(tmp_path / "three", tmp_path / "b.h5").path)
@@ -50,20 +46,16 @@ def test_one_or_three_shards_give_identical_rows(splat_dir: Path, tmp_path: Path
     # different blocks really are different draws (not one seed reused)
     assert not np.allclose(a["snr"][:40], a["snr"][40:80])
     # another global seed gives another set
-    other = build_shards("dback24", tmp_path / "other", n_samples=40, seed=6, quiet=True, **KW)
+    other = build_shards("dback24", tmp_path / "other", n_samples=40, seed=6, **KW)
     assert not np.array_equal(_arrays(other[0])["snr"], a["snr"][:40])
 
 
 def test_rerun_skips_complete_shards_and_merge_detects_gaps(
     splat_dir: Path, tmp_path: Path
 ) -> None:
-    paths = build_shards(
-        "dback24", tmp_path / "s", n_samples=80, n_shards=2, seed=1, quiet=True, **KW
-    )
+    paths = build_shards("dback24", tmp_path / "s", n_samples=80, n_shards=2, seed=1, **KW)
     stamp = [p.stat().st_mtime_ns for p in paths]
-    again = build_shards(
-        "dback24", tmp_path / "s", n_samples=80, n_shards=2, seed=1, quiet=True, **KW
-    )
+    again = build_shards("dback24", tmp_path / "s", n_samples=80, n_shards=2, seed=1, **KW)
     assert [p.stat().st_mtime_ns for p in again] == stamp  # not rebuilt
     paths[0].unlink()
     with pytest.raises(FileFormatError, match="missing"):

@@ -48,7 +48,7 @@ def test_store_round_trip_and_chunks(tmp_path: Path) -> None:
         )
         for k in range(7)
     ]
-    store = store_from_spectra(specs, tmp_path / "a.zarr", w[10:-10], chunk_rows=3, quiet=True)
+    store = store_from_spectra(specs, tmp_path / "a.zarr", w[10:-10], chunk_rows=3)
     assert len(store) == 7 and store.chunk_rows == 3
     flux, unc, mask, src = store.read(2, 6)
     assert src.tolist() == ["s2", "s3", "s4", "s5"]
@@ -60,7 +60,7 @@ def test_store_round_trip_and_chunks(tmp_path: Path) -> None:
     # no leftover temporary folders next to the store (the write was atomic)
     assert [p.name for p in tmp_path.iterdir()] == ["a.zarr"]
     with pytest.raises(FileExistsError):
-        store_from_spectra(specs, tmp_path / "a.zarr", w[10:-10], quiet=True)
+        store_from_spectra(specs, tmp_path / "a.zarr", w[10:-10])
 
 
 def test_store_rejects_a_foreign_folder(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_store_rejects_a_foreign_folder(tmp_path: Path) -> None:
 def test_store_from_real_spex_folder(splat_dir: Path, tmp_path: Path) -> None:
     folder = splat_dir / "resources" / "Spectra" / "Public" / "SPEX-PRISM"
     store = store_from_folder(
-        folder, tmp_path / "spex.zarr", "spex-prism", pattern="1000[1-4]_*.fits*", quiet=True
+        folder, tmp_path / "spex.zarr", "spex-prism", pattern="1000[1-4]_*.fits*"
     )
     flux, _, mask, src = store.read(0, len(store))
     assert len(store) == 4 and all(Path(s).name.startswith("1000") for s in src)
@@ -113,6 +113,7 @@ def test_cli_store_from_folder(splat_dir: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app,
         [
+            "--quiet",
             "scale",
             "store",
             str(folder),
@@ -121,7 +122,6 @@ def test_cli_store_from_folder(splat_dir: Path, tmp_path: Path) -> None:
             "spex-prism",
             "--pattern",
             "1000[1-2]_*",
-            "-q",
         ],
     )
     assert res.exit_code == 0, res.output

@@ -129,16 +129,14 @@ def test_two_processes_share_one_postgres_study(
 
     grid = load_grid("dback24")
     train = build_training_set(
-        grid, tmp_path / "train.h5", n_samples=160, axis="spex-prism", seed=1, quiet=True
+        grid, tmp_path / "train.h5", n_samples=160, axis="spex-prism", seed=1
     )
-    val = build_training_set(
-        grid, tmp_path / "val.h5", n_samples=48, axis="spex-prism", seed=2, quiet=True
-    )
+    val = build_training_set(grid, tmp_path / "val.h5", n_samples=48, axis="spex-prism", seed=2)
     job = TuneJob(
         train=str(train.path),
         validation=str(val.path),
         estimator="mlp",
-        params={"hidden": [16], "num_threads": 1, "n_members": 1, "quiet": True},
+        params={"hidden": [16], "num_threads": 1, "n_members": 1},
         space={"lr": ["log", 1e-3, 1e-2], "batch_size": ["choice", 32, 64]},
         study_name="shared",
         storage=postgres_url,

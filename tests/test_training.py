@@ -40,9 +40,9 @@ def test_trainer_learns_linear_map_and_is_seeded():
         with torch.random.fork_rng():
             torch.manual_seed(123)  # module init happens before the Trainer seeds its run
             model.reset_parameters()
-        hist = Trainer(
-            model, torch.nn.functional.mse_loss, lr=0.05, max_epochs=40, quiet=True, seed=7
-        ).fit(tr, va)
+        hist = Trainer(model, torch.nn.functional.mse_loss, lr=0.05, max_epochs=40, seed=7).fit(
+            tr, va
+        )
         return hist, model.weight.detach().clone()
 
     h1, w1 = run()
@@ -64,7 +64,6 @@ def test_trainer_early_stopping_restores_best():
         max_epochs=50,
         patience=2,
         scheduler="none",
-        quiet=True,
     ).fit(tr, va)
     assert hist.stopped_early and hist.n_epochs < 50
     assert hist.n_epochs - 1 - hist.best_epoch == 2
@@ -83,7 +82,6 @@ def test_trainer_onecycle_schedule_warms_up_then_anneals():
         max_epochs=10,
         patience=10,
         scheduler="onecycle",
-        quiet=True,
     ).fit(tr, va)
     assert hist.n_epochs == 10
     assert hist.lr[0] == pytest.approx(lr / 25)
@@ -116,7 +114,6 @@ def test_trainer_onecycle_resume_continues_the_same_schedule(tmp_path):
             max_epochs=8,
             patience=8,
             scheduler="onecycle",
-            quiet=True,
             **kw,
         )
 
@@ -143,7 +140,6 @@ def test_trainer_checkpoint_and_resume(tmp_path):
         torch.nn.functional.mse_loss,
         lr=0.02,
         max_epochs=3,
-        quiet=True,
         checkpoint_dir=tmp_path,
         scheduler="none",
     )
@@ -156,7 +152,6 @@ def test_trainer_checkpoint_and_resume(tmp_path):
         torch.nn.functional.mse_loss,
         lr=0.02,
         max_epochs=6,
-        quiet=True,
         checkpoint_dir=tmp_path,
         scheduler="none",
     )
@@ -218,7 +213,7 @@ def test_builder_is_deterministic_and_never_uses_held_out_nodes(grid, tmp_path):
     from atmospec.training.splits import grid_aware_split
 
     split = grid_aware_split(grid, duplicates=[])
-    kw = dict(n_samples=300, nodes=split.train, seed=5, quiet=True, axis="spex-prism")
+    kw = dict(n_samples=300, nodes=split.train, seed=5, axis="spex-prism")
     a = build_training_set(grid, tmp_path / "a.h5", **kw)
     b = build_training_set(grid, tmp_path / "b.h5", **kw)
     Xa, ya, sa = a.arrays()
@@ -243,7 +238,6 @@ def test_builder_noise_matches_requested_snr(grid, tmp_path):
     kw = dict(
         n_samples=64,
         seed=2,
-        quiet=True,
         axis="spex-prism",
         off_node_fraction=0.0,
         systematics=Systematics.none(),
@@ -278,7 +272,6 @@ def test_builder_all_off_node(grid, tmp_path):
         n_samples=40,
         off_node_fraction=1.0,
         seed=3,
-        quiet=True,
         axis="spex-prism",
     )
     X, y, _ = ts.arrays()
@@ -300,7 +293,7 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
         n_val=20,
         n_test=30,
     )
-    sets = build_sets(r, tmp_path, quiet=True)
+    sets = build_sets(r, tmp_path)
     teff = grid.params["teff"].to_numpy()
     assert set(np.unique(teff[sets["split"].test])) == {1200.0, 1600.0, 2000.0}
     assert np.isin(sets["train"].node[sets["train"].node >= 0], sets["split"].train).all()
@@ -318,7 +311,7 @@ def test_recipe_split_and_sets_follow_the_shipped_config(grid, tmp_path):
         assert rec["grid"] == "dback24" and len(rec["weights_sha256"]) == 64
     # A cached training set built without the augmentation is rebuilt, not reused.
     plain = dataclasses.replace(r, interpolation_error=0.0)
-    rebuilt = build_sets(plain, tmp_path, quiet=True)["train"]
+    rebuilt = build_sets(plain, tmp_path)["train"]
     assert not any(rebuilt.config["interpolation_error"].values())
     # A parameter range restricts the split to the rows inside it (dback24 has 90 nodes per
     # Teff value: 5 log g x 3 [M/H] x 6 fsed, so Teff 1500-2000 K, 6 slices, is 540 rows).

@@ -26,7 +26,7 @@ def test_tune_runs_and_shares_the_study(tmp_path):
         return SpectrumMLP(num_threads=1, hidden=(16,), **p)
 
     db = tmp_path / "shared.db"
-    kw = dict(n_trials=2, space=space, storage=db, out_dir=tmp_path, max_epochs=2, quiet=True)
+    kw = dict(n_trials=2, space=space, storage=db, out_dir=tmp_path, max_epochs=2)
     study = tune(make, (X, y, s), (X[:30], y[:30], s[:30]), fit_kw, **kw)
     assert len(study.trials) == 2
     # A second process pointing at the same storage continues the same study (4 trials);

@@ -97,6 +97,7 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
     r = runner.invoke(
         app,
         [
+            "--quiet",
             "transit",
             "simulate",
             "--planets",
@@ -107,7 +108,6 @@ def test_cli_simulate_reduce_score(tmp_path: Path) -> None:
             "3",
             "--exposures",
             "120",
-            "--quiet",
         ],
     )
     assert r.exit_code == 0, r.output

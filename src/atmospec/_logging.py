@@ -4,20 +4,28 @@ The library installs no handler. The ``atmospec`` command installs one rich hand
 :func:`atmospec.cli.main.main`); in Python, configure the ``atmospec`` logger as usual, e.g.
 ``logging.basicConfig(level=logging.INFO)`` to see what atmospec reports.
 Progress bars are not log records: they show unless the ``atmospec`` logger is set above
-INFO (``atmospec --quiet``, or ``logging.getLogger("atmospec").setLevel(logging.WARNING)``).
+INFO (``atmospec --quiet``, or ``logging.getLogger("atmospec").setLevel(logging.WARNING)``),
+and inside :func:`progress_hidden` (work nested in a step that already counts with its own bar).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 
-__all__ = ["progress_enabled", "configure"]
+__all__ = ["progress_enabled", "progress_hidden", "configure"]
 
 _HANDLER_NAME = "atmospec-cli"
+_HIDDEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "atmospec_progress_hidden", default=False
+)
 
 
 def progress_enabled() -> bool:
-    """Whether progress bars show: yes unless the ``atmospec`` logger is set above INFO.
+    """Whether progress bars show: yes unless the ``atmospec`` logger is set above INFO or the
+    caller runs inside :func:`progress_hidden`.
 
     Example:
         >>> import logging
@@ -27,8 +35,28 @@ def progress_enabled() -> bool:
         False
         >>> log.setLevel(before)
     """
+    if _HIDDEN.get():
+        return False
     level = logging.getLogger("atmospec").level
     return level == logging.NOTSET or level <= logging.INFO
+
+
+@contextlib.contextmanager
+def progress_hidden() -> Iterator[None]:
+    """Hide the progress bars of nested work (one bar per trial or shard, not one per epoch).
+
+    Log records are unaffected; only :func:`progress_enabled` answers False inside.
+
+    Example:
+        >>> with progress_hidden():
+        ...     progress_enabled()
+        False
+    """
+    token = _HIDDEN.set(True)
+    try:
+        yield
+    finally:
+        _HIDDEN.reset(token)
 
 
 def configure(*, verbose: bool = False, quiet: bool = False) -> None:

@@ -11,10 +11,10 @@ __all__ = ["EXTRAS", "require"]
 
 #: Each extra of ``pip install 'atmospec[EXTRA]'`` and the top-level modules it provides.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "scale": ("dask", "distributed", "zarr"),
+    "scale": ("dask", "distributed", "zarr", "pyarrow"),
     "tune": ("optuna",),
     "explain": ("shap",),
-    "transit": ("celerite2", "batman"),
+    "transit": ("celerite2", "batman", "pyarrow"),
     "specutils": ("specutils",),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = [
     "run_demo",
     "select_field_sample",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Benchmark T dwarfs in the SpeX library with literature parameters (the observed benchmarks
 #: TelescopeML compares its predictions with): library key -> name and Teff [K], log g [cgs], [M/H].
@@ -62,6 +65,11 @@ class DemoResult:
     report: Path | None
     wall_time_s: float
     timings: dict[str, float] = field(default_factory=dict)
+
+    def benchmark_table(self) -> Any:
+        """The benchmark rows as a rich table (ML | fit | literature), for a terminal."""
+        frame = self.table.to_pandas()
+        return _console_table(frame[frame["key"].isin(list(BENCHMARKS))])
 
 
 def select_field_sample(n: int = 12, snr_min: float = 100.0) -> list[str]:
@@ -189,7 +197,6 @@ def _summary_html(frame: pd.DataFrame) -> str:
 def run_demo(
     out: str | Path = "atmospec-demo",
     *,
-    quiet: bool = False,
     n_field: int = 12,
     tdwarf_model: Any = "t-dwarf",
     default_model: Any = "default",
@@ -215,11 +222,12 @@ def run_demo(
        ``results.json``, the two prediction runs (tables, per object figures) and, with
        ``report``, ``report.html`` (one self-contained page).
 
+    Each stage and the OOD summary are logged (``atmospec.demo`` logger, INFO).
+
     Returns:
         A :class:`DemoResult`.
     """
     from astropy.table import Table
-    from rich.console import Console
 
     from atmospec._fileio import DATA_CREDITS, atomic_path, provenance, write_json
     from atmospec.fitting.chi2 import fit_chi2
@@ -230,7 +238,6 @@ def run_demo(
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    console = Console(quiet=quiet, width=None if Console().is_terminal else 150)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -259,7 +266,7 @@ def run_demo(
     t = lap("load spectra", t)
 
     # -- learned models ---------------------------------------------------------------------
-    console.print("[bold]learned estimates[/] (1,000-draw predictive intervals, OOD score)")
+    log.info("learned estimates (%s-draw predictive intervals, OOD score)", f"{draws:,}")
     note_mask = (
         "coverage policy 'mask' (explicit): bins without valid data (GJ 570D has masked "
         "pixels at 1.38-1.42 um) are masked and the network is told they carry no "
@@ -275,7 +282,7 @@ def run_demo(
     t = lap("default model (benchmarks + field)", t)
 
     # -- classic fits ---------------------------------------------------------------------
-    console.print("[bold]classic chi-square fits[/]")
+    log.info("classic chi-square fits")
     fits: list[FitResult] = []
     best_fit: dict[str, FitResult] = {}
     fit_rows = []
@@ -310,7 +317,7 @@ def run_demo(
     if nested:
         from atmospec.fitting.nested import fit_nested
 
-        console.print("[bold]nested sampling[/] of HD 3651B with burrows06 (dynesty)")
+        log.info("nested sampling of HD 3651B with burrows06 (dynesty)")
         nested_fit = fit_nested(
             bench[0], grids["burrows06"], nlive=nlive, seed=seed, n_samples=2000
         )
@@ -380,10 +387,9 @@ def run_demo(
     )
     t = lap("tables and figures", t)
 
-    console.print(_console_table(frame[frame["key"].isin(list(BENCHMARKS))]))
     is_default = frame["model"].str.startswith("default")
     is_bench = frame["key"].isin(list(BENCHMARKS))
-    console.print(
+    log.info(
         f"default model: {int(frame.loc[is_default & is_bench, 'ood_flag'].sum())} of 2 "
         "benchmarks flagged (below Diamondback's 900 K); "
         f"{int(frame.loc[is_default & ~is_bench, 'ood_flag'].sum())} of "
@@ -404,9 +410,7 @@ def run_demo(
         files.append(report_path)
         t = lap("report", t)
     wall = time.perf_counter() - t0
-    console.print(f"wrote {len(files)} files to {out} in {wall:.1f} s")
-    if report_path is not None:
-        console.print(f"open {report_path}")
+    log.info("wrote %d files to %s in %.1f s", len(files), out, wall)
     return DemoResult(
         table, {"t-dwarf": res_t, "default": res_d}, fits, files, report_path, wall, timings
     )

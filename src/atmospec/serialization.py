@@ -33,6 +33,7 @@ __all__ = [
     "record_checksum",
     "seal",
     "is_sealed",
+    "weights_digest",
 ]
 
 FORMAT = "atmospec-model"
@@ -53,6 +54,33 @@ def record_checksum(record: Mapping[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def weights_digest(
+    arrays: Mapping[str, NDArray[Any]], *extra: NDArray[Any], length: int = 10
+) -> str:
+    """The first ``length`` hex digits of a sha256 over a model's arrays: the id of its weights.
+
+    Named arrays are hashed in name order (name, then raw bytes), then the ``extra`` arrays
+    (raw bytes, in the order given; e.g. input scalings and the wavelength axis). The bytes
+    are hashed as stored, so callers pass arrays in their saved dtype. Model ids in prediction
+    outputs end with this digest, so a result names the exact weights that made it.
+
+    Example:
+        >>> w = {"b": np.zeros(2, np.float32), "a": np.ones(3, np.float32)}
+        >>> d = weights_digest(w, np.linspace(1.0, 2.0, 5))
+        >>> len(d), d == weights_digest(dict(reversed(list(w.items()))), np.linspace(1.0, 2.0, 5))
+        (10, True)
+        >>> d == weights_digest({**w, "a": np.full(3, 2.0, np.float32)}, np.linspace(1.0, 2.0, 5))
+        False
+    """
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    for arr in extra:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:length]
 
 
 def seal(record: Mapping[str, Any]) -> dict[str, Any]:

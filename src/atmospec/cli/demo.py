@@ -14,13 +14,20 @@ def demo_cmd(
     n_field: int = typer.Option(12, "--n-field", help="L and T field dwarfs from the library."),
     nested: bool = typer.Option(True, "--nested/--no-nested", help="Nested sampling of HD 3651B."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing."),
 ) -> None:
     """Predict HD 3651B, GJ 570D and field L/T dwarfs with the learned models, set them beside
-    chi-square fits and literature values, and write OUT/report.html."""
+    chi-square fits and literature values, and write OUT/report.html.
+
+    ``atmospec --quiet demo`` prints only warnings and errors.
+    """
+    from atmospec.cli._console import summary_console
     from atmospec.demo import run_demo
 
-    run_demo(out, quiet=quiet, n_field=n_field, nested=nested, seed=seed)
+    result = run_demo(out, n_field=n_field, nested=nested, seed=seed)
+    console = summary_console(width=None if summary_console().is_terminal else 150)
+    console.print(result.benchmark_table())
+    if result.report is not None:
+        console.print(f"open {result.report}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,6 @@ def fit_cmd(
         n_modes=n_modes,
         n_iter=n_iter,
         max_spectra=max_spectra,
-        quiet=False,
     )
     model.save(out)
     write_json(out / "scores.json", record)
@@ -59,7 +58,7 @@ def temperature_cmd(
 
     from atmospec.discrepancy.learn import recalibrate_temperature
 
-    model = recalibrate_temperature(folder, quiet=False)
+    model = recalibrate_temperature(folder)
     typer.echo(
         json.dumps(
             {

@@ -56,7 +56,6 @@ def fit_cmd(
         "(on by default for grids that have one).",
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results here."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     wave_unit: Optional[str] = typer.Option(  # noqa: UP045
         None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
     ),
@@ -65,15 +64,12 @@ def fit_cmd(
     err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
 ) -> None:
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
-    from rich.console import Console
-
-    from atmospec.cli.predict import show_progress
+    from atmospec.cli._console import summary_console
     from atmospec.fitting import fit
     from atmospec.fitting.result import rich_table
     from atmospec.grids import load_grid
 
-    show_progress(quiet)
-    console = Console(quiet=quiet)
+    console = summary_console()
     spectrum = load_target(
         target, wave_unit=wave_unit, wave_col=wave_col, flux_col=flux_col, err_col=err_col
     )

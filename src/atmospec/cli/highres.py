@@ -26,7 +26,6 @@ def clone_cmd(
     profile: str = typer.Option("voigt", help="voigt (exact) or pseudo-voigt (faster)."),
     normalized: bool = typer.Option(False, help="The input is already continuum-normalised."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Clone a spectrum into a line table: writes the model folder clone/, clone_lines.ecsv, clone.json, clone.png."""
     from pathlib import Path
@@ -35,6 +34,7 @@ def clone_cmd(
     import torch
 
     from atmospec._fileio import atomic_path, provenance, write_json
+    from atmospec._logging import progress_enabled
     from atmospec.highres.pipeline import clone_template
 
     em, w, fn = clone_template(
@@ -46,7 +46,7 @@ def clone_cmd(
         profile=profile,
         normalized=normalized,
         device=device,
-        progress=not quiet,
+        progress=progress_enabled(),
     )
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -72,12 +72,10 @@ def clone_cmd(
             "provenance": prov,
         },
     )
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(2, 1, figsize=(11, 5), sharex=True, height_ratios=(3, 1))
+    fig = Figure(figsize=(11, 5))
+    ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     ax[0].plot(w, fn, lw=0.5, label=source)
     ax[0].plot(w, model, lw=0.5, label=f"clone, {em.n_lines} lines")
     ax[0].legend(loc="lower left")
@@ -85,7 +83,6 @@ def clone_cmd(
     ax[1].set_xlabel("wavelength (Å)")
     with atomic_path(outdir / "clone.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     typer.echo(f"{em.n_lines} lines, RMS residual {rms:.3f} %; written to {outdir}")
 
 
@@ -108,10 +105,10 @@ def fit_cmd(
     l1: float = typer.Option(1.0, help="L1 weight on line-amplitude changes."),
     epochs: int = typer.Option(200, help="Adam steps per stage."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fit RV, vsini, resolution and line corrections: writes fit_params.json, fit_lines.ecsv, fit.png."""
     from atmospec._fileio import provenance
+    from atmospec._logging import progress_enabled
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import fit_file
 
@@ -121,7 +118,7 @@ def fit_cmd(
         star=star,
         order=order,
         device=device,
-        progress=not quiet,
+        progress=progress_enabled(),
         resolution=resolution,
         fit_resolution=not fix_resolution,
         resolution_bounds=resolution_bounds,
@@ -168,7 +165,6 @@ def transfer_cmd(
         False, "--vsini-scan", help="v sin i interval by profile likelihood (slower)."
     ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Semi-empirical transfer to a real star: re-learn line positions, widths and strengths
     (adding lines the template lacks, pruning those the star lacks) with RV, vsini,
@@ -178,6 +174,7 @@ def transfer_cmd(
     from pathlib import Path
 
     from atmospec._fileio import atomic_path, provenance
+    from atmospec._logging import progress_enabled
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import transfer_file
     from atmospec.highres.transfer import TransferConfig, line_table
@@ -199,7 +196,7 @@ def transfer_cmd(
         rv_range=rv_range,
         config=config,
         device=device,
-        progress=not quiet,
+        progress=progress_enabled(),
     )
     result.meta["provenance"] = provenance(
         file=file, clone=clone_path, order=order, rounds=rounds, epochs=epochs
@@ -250,13 +247,13 @@ def echelle_cmd(
     vsini: float = typer.Option(10.0, help="Initial v sin i, km/s."),
     epochs: int = typer.Option(100, help="Adam steps over all orders together."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fit all orders of an HPF file in one model: shared RV and v sin i, a continuum and a
     telluric scale per order. Writes echelle.json (with seconds per epoch on the device)."""
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json
+    from atmospec._logging import progress_enabled
     from atmospec.highres.echelle import fit_echelle, order_bands, read_orders
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import clone_bands
@@ -264,7 +261,7 @@ def echelle_cmd(
     picked = _parse_orders(orders) if orders else None
     ech = read_orders(file, picked)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
-          "device": device, "progress": not quiet}  # fmt: skip
+          "device": device, "progress": progress_enabled()}  # fmt: skip
     bands = order_bands(ech)
     star = (
         LineEmulator.load(clone_path, device=device)
@@ -274,7 +271,7 @@ def echelle_cmd(
     tell = clone_bands("telfit", bands, **kw) if telluric else None
     res = fit_echelle(
         ech, star, telluric=tell, rv_range=rv_range, vsini=vsini, epochs=epochs, device=device,
-        progress=not quiet,
+        progress=progress_enabled(),
     )  # fmt: skip
     Path(out).mkdir(parents=True, exist_ok=True)
     write_json(
@@ -309,7 +306,6 @@ def telluric_cmd(
     ),
     epochs: int = typer.Option(120, help="Adam steps over all orders together."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fit a telluric standard (star x telluric, all chosen orders at once) and report, per
     order, the RMS in the telluric bands before and after correction and the fitted telluric
@@ -317,10 +313,11 @@ def telluric_cmd(
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json
+    from atmospec._logging import progress_enabled
     from atmospec.highres.standards import fit_telluric_standard
 
     res = fit_telluric_standard(
-        file, _parse_orders(orders), epochs=epochs, device=device, progress=not quiet
+        file, _parse_orders(orders), epochs=epochs, device=device, progress=progress_enabled()
     )
     data = {
         "orders": res.orders,

@@ -20,7 +20,6 @@ def train_cmd(
     work: Optional[str] = typer.Option(None, help="Folder for training sets and checkpoints."),  # noqa: UP045
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (overrides the config)."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Build the training sets of a recipe, train the estimator, evaluate it and save it."""
     from atmospec.learning.recipe import load_recipe, run_recipe
@@ -29,7 +28,7 @@ def train_cmd(
     if threads is not None:
         recipe.num_threads = threads
     out_dir = out or f"runs/{recipe.name}"
-    _, report = run_recipe(recipe, out_dir, work_dir=work, quiet=quiet, resume=resume)
+    _, report = run_recipe(recipe, out_dir, work_dir=work, resume=resume)
     _print_report(report)
     typer.echo(f"model written to {out_dir}/model; report in {out_dir}/evaluation/index.html")
 
@@ -42,7 +41,6 @@ def evaluate_cmd(
     n_test: Optional[int] = typer.Option(None, help="Test spectra (default: as in the recipe)."),  # noqa: UP045
     work: Optional[str] = typer.Option(None, help="Folder for the rebuilt test set."),  # noqa: UP045
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate a model on its grid-aware held-out test split (rebuilt from its recipe)."""
     from pathlib import Path
@@ -63,7 +61,7 @@ def evaluate_cmd(
     if n_test is not None:
         recipe.n_test = n_test
     recipe.n_train = recipe.n_val = 16  # only the test part is needed; keep the others tiny
-    sets = build_sets(recipe, Path(work) if work else Path(out) / "work", quiet=quiet)
+    sets = build_sets(recipe, Path(work) if work else Path(out) / "work")
     report = evaluate(
         est,
         sets["test"],
@@ -88,7 +86,6 @@ def tune_cmd(
     out: str = typer.Option("tuning", "--out", "-o", help="Output folder."),
     max_epochs: int = typer.Option(30, help="Epochs per trial (Hyperband resource)."),
     timeout: Optional[float] = typer.Option(None, help="Stop after this many seconds."),  # noqa: UP045
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Less output."),
 ) -> None:
     """Tune hyperparameters with Optuna (TPE + Hyperband); the study lives in SQLite or an RDB."""
     from pathlib import Path
@@ -99,7 +96,7 @@ def tune_cmd(
 
     require("optuna", "tune")  # before the training sets are built, not after
     recipe = load_recipe(config)
-    sets = build_sets(recipe, Path(out) / "work", quiet=quiet)
+    sets = build_sets(recipe, Path(out) / "work")
     base = dict(recipe.params)
     base.pop("max_cpu_seconds", None)
     base["num_threads"] = recipe.num_threads
@@ -115,7 +112,6 @@ def tune_cmd(
         out_dir=out,
         max_epochs=max_epochs,
         timeout=timeout,
-        quiet=quiet,
         seed=recipe.seed,
     )
     typer.echo(f"best validation loss {result.best_value:.4g} with {result.best_params}")

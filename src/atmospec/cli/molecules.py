@@ -43,7 +43,7 @@ def train_cmd(
     """Simulate a training set, train and calibrate the CNN, save it to --out."""
 
 
-def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
+def _run_train(args: list[str], out: str | None) -> None:
     import click
 
     from atmospec.errors import DataNotFoundError
@@ -69,7 +69,6 @@ def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
             native=p["native"],
             max_epochs=p["epochs"],
             max_minutes=p["max_minutes"],
-            quiet=quiet,
         )
         typer.echo(f"saved the any-binning classifier to {out}")
         return
@@ -92,7 +91,6 @@ def _run_train(args: list[str], out: str | None, quiet: bool) -> None:
         max_epochs=p["epochs"],
         tune_trials=p["tune"],
         max_minutes=p["max_minutes"],
-        quiet=quiet,
     )
     typer.echo(f"saved the classifier to {out}")
 
@@ -152,7 +150,6 @@ def molecules_cmd(
     no_fit: bool = typer.Option(
         False, "--no-fit", help="With --out: skip the best-fit model with molecules removed."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Probability per molecule (H2O, CO2, CH4, CO, Na, K) with an interval, attributions, report.
 
@@ -161,7 +158,7 @@ def molecules_cmd(
     classifier instead.
     """
     if files and files[0] == "train":
-        _run_train([*files[1:], *ctx.args], out, quiet)
+        _run_train([*files[1:], *ctx.args], out)
         return
     if ctx.args:
         raise typer.BadParameter(f"unexpected arguments {ctx.args}")
@@ -190,7 +187,9 @@ def molecules_cmd(
     from rich.console import Console
     from rich.markup import escape
 
-    err = Console(stderr=True, quiet=quiet)
+    from atmospec.cli._console import summary_console
+
+    err = summary_console(stderr=True)  # the notes; the table below always prints
     err.print("[bold]assumed while reading:[/bold]")
     for note in report.info.get("assumptions", []):
         err.print("  - " + escape(str(note)))

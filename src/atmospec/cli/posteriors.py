@@ -22,14 +22,13 @@ def train(
         None, "--out", "-o", help="Model folder to write (default: ./<name from the config>)."
     ),
     no_calibrate: bool = typer.Option(False, "--no-calibrate", help="Skip the calibration run."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a neural posterior estimator on a grid, calibrate it, save model + report."""
     from atmospec.posteriors.pipeline import read_config, train_npe
 
     cfg = read_config(config)
     target = out or Path(cfg.name)
-    est, rep = train_npe(cfg, target, quiet=quiet, calibrate=not no_calibrate)
+    est, rep = train_npe(cfg, target, calibrate=not no_calibrate)
     hist = est.history_
     typer.echo(
         f"trained {cfg.name}: {len(hist.get('val_loss', []))} epochs, best validation loss "

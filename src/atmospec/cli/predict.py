@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["register", "run_batch_command", "show_progress"]
+__all__ = ["register", "run_batch_command"]
 
 # The options of a batch prediction, shared by `atmospec predict` and `atmospec scale predict`
 # so that both take the same options with the same defaults.
@@ -60,7 +59,6 @@ NoOod = Annotated[bool, typer.Option("--no-ood", help="Skip the out-of-distribut
 RetryFailed = Annotated[
     bool, typer.Option("--retry-failed", help="Redo partitions with failed spectra.")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Scheduler = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -77,8 +75,7 @@ Grids = Annotated[
         "--grids",
         help="With --model default: the grids asked, comma separated, primary first; grid "
         "names or folders, NAME=MODEL to use a learned model (default "
-        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone. "
-        "Several grids run in this process (not on Dask).",
+        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone.",
     ),
 ]
 Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
@@ -142,7 +139,6 @@ def predict_cmd(
     max_plots: MaxPlots = 100,
     no_ood: NoOod = False,
     retry_failed: RetryFailed = False,
-    quiet: Quiet = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
     overwrite: Overwrite = False,
@@ -163,8 +159,7 @@ def predict_cmd(
 
     With the default model every grid that covers the object answers too (per-grid columns,
     a combined estimate, ``outside_grid`` / ``misfit_flag`` / ``grids_disagree``); ``--grids``
-    chooses them. The grids run in this process: with ``--scheduler``/``--workers`` the
-    default model alone runs on Dask, and an explicit ``--grids`` list is refused.
+    chooses them, here and on Dask alike.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -201,7 +196,6 @@ def predict_cmd(
         max_plots=max_plots,
         no_ood=no_ood,
         retry_failed=retry_failed,
-        quiet=quiet,
         scheduler=scheduler,
         workers=workers,
         serial=scheduler is None and workers is None,
@@ -212,13 +206,6 @@ def predict_cmd(
         err_col=err_col,
         grids=grids,
     )
-
-
-def show_progress(quiet: bool) -> None:
-    """A command's own ``--quiet`` acts like ``atmospec --quiet``: warnings and errors only,
-    no progress bars (the CLI's one rich handler is installed by ``atmospec.cli.main``)."""
-    if quiet:
-        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
 
 def run_batch_command(
@@ -239,7 +226,6 @@ def run_batch_command(
     max_plots: int,
     no_ood: bool,
     retry_failed: bool,
-    quiet: bool,
     scheduler: str | None,
     workers: int | None,
     serial: bool,
@@ -257,15 +243,14 @@ def run_batch_command(
     not be used, 4: none could) when the run is complete but not every spectrum has a row.
 
     ``grids`` other than ``"none"`` with ``model="default"`` and no ``grid``: several grids
-    (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids). The
-    multi-grid predictor is not shipped to Dask workers: with ``serial=False`` an explicit
-    list is refused and ``None`` falls back to the default model alone (a note says so).
+    (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids), on either
+    executor (the Dask workers rebuild it from its shipped spec).
     """
     import contextlib
 
-    from rich.console import Console
     from rich.markup import escape
 
+    from atmospec.cli._console import summary_console
     from atmospec.prediction.batch import (
         BatchOptions,
         IncompleteRunError,
@@ -311,22 +296,10 @@ def run_batch_command(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    show_progress(quiet)
-    console = Console(quiet=quiet, stderr=False)
+    console = summary_console(stderr=False)
     multi = model == "default" and grid is None and grids != "none"
     if grids not in (None, "none") and not multi:
         raise typer.BadParameter("--grids applies to --model default (without --grid)")
-    if multi and not serial:
-        if grids is not None:
-            raise typer.BadParameter(
-                "--grids runs several grids in this process and cannot run on Dask "
-                "(--scheduler/--workers): drop one, or give --grids none"
-            )
-        console.print(
-            "[yellow]on Dask the default model runs alone (no per-grid columns); run "
-            "without --scheduler/--workers for every grid[/]"
-        )
-        multi = False
     predictor: Any
     if multi:
         from atmospec.multigrid import MultiGridPredictor

@@ -26,7 +26,6 @@ from atmospec.cli.predict import (
     PartitionSize,
     Plots,
     Precision,
-    Quiet,
     RetryFailed,
     Scheduler,
     Seed,
@@ -68,7 +67,6 @@ def predict_cmd(
     max_plots: MaxPlots = 100,
     no_ood: NoOod = False,
     retry_failed: RetryFailed = False,
-    quiet: Quiet = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
     serial: Serial = False,
@@ -83,10 +81,8 @@ def predict_cmd(
 
     The same run as ``atmospec predict --catalog CATALOG`` (same options, defaults, output
     folder and table) with the partitions on Dask workers; prints a JSON summary. Rerunning
-    the same command skips finished partitions (resume after any interruption). Several
-    grids (the default model's multi-grid answer, ``--grids``) run only with ``--serial``:
-    on Dask the default model answers alone (a note says so) and an explicit ``--grids``
-    list is refused.
+    the same command skips finished partitions (resume after any interruption). The default
+    model's multi-grid answer (``--grids``) runs on the workers too.
     """
     from atmospec.prediction.sources import Catalog
 
@@ -107,7 +103,6 @@ def predict_cmd(
         max_plots=max_plots,
         no_ood=no_ood,
         retry_failed=retry_failed,
-        quiet=quiet,
         scheduler=scheduler,
         workers=workers,
         serial=serial,
@@ -134,6 +129,9 @@ def collect_cmd(
     with atomic_path(to) as tmp:
         suffix = to.suffix.lower()
         if suffix == ".parquet":
+            from atmospec._optional import require
+
+            require("pyarrow", "scale")  # pandas writes Parquet through pyarrow
             frame.to_parquet(tmp, index=False)
         elif suffix == ".csv":
             frame.to_csv(tmp, index=False)
@@ -158,7 +156,6 @@ def store_cmd(
     chunk_rows: int = typer.Option(512, "--chunk-rows", help="Spectra per chunk."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Folder: leave out unreadable files."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Convert a folder of spectra or the SpeX library into a chunked Zarr store."""
     from atmospec.scale.store import store_from_folder, store_from_library
@@ -172,7 +169,6 @@ def store_cmd(
             quality=quality,
             chunk_rows=chunk_rows,
             overwrite=overwrite,
-            quiet=quiet,
         )
     else:
         store = store_from_folder(
@@ -183,7 +179,6 @@ def store_cmd(
             on_error="skip" if skip_bad else "raise",
             chunk_rows=chunk_rows,
             overwrite=overwrite,
-            quiet=quiet,
         )
     typer.echo(repr(store))
 
@@ -201,7 +196,6 @@ def shards_cmd(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHED),  # noqa: UP045
     workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes."),  # noqa: UP045
     serial: bool = typer.Option(False, "--serial", help="No Dask: build here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Build a training set as shards in parallel (same rows for any shard count)."""
     import contextlib
@@ -219,7 +213,6 @@ def shards_cmd(
             block_size=block_size,
             seed=seed,
             client=client,
-            quiet=quiet,
             axis=axis,
         )
     typer.echo(f"{len(paths)} shard(s) in {out}")
@@ -245,14 +238,13 @@ def tune_cmd(
     scheduler: Optional[str] = typer.Option(  # noqa: UP045
         None, "--scheduler", help="Run one tuning task per worker of this Dask cluster instead."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Less output."),
 ) -> None:
     """Tune with several processes (or Dask workers) sharing one Optuna study."""
     from atmospec.scale.distributed import dask_client
     from atmospec.scale.tuning import TuneJob, tune_dask, tune_processes
 
     job = TuneJob.from_recipe(
-        config, out_dir=out, storage=storage, study_name=study, max_epochs=max_epochs, quiet=quiet
+        config, out_dir=out, storage=storage, study_name=study, max_epochs=max_epochs
     )
     if scheduler:
         with dask_client(scheduler) as client:

@@ -23,18 +23,19 @@ def simulate_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed (planet i uses stream (seed, i))."),
     exposures: int = typer.Option(400, "--exposures", min=2, help="AIRS-CH0 CDS exposures."),
     clean: bool = typer.Option(False, "--clean", help="No noise and no systematics."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Simulate planets with known injected spectra in the Ariel Data Challenge raw format."""
     from dataclasses import replace
 
+    from atmospec._logging import progress_enabled
     from atmospec.transit.simulator import SimulationConfig, simulate_dataset
 
     config = SimulationConfig(n_exposures=exposures)
     if clean:  # files hold uint16, so the ADC rounding stays
         config = replace(config.clean(), quantize=True)
-    simulate_dataset(out, planets, config, seed=seed, progress=not quiet)
-    if not quiet:
+    show = progress_enabled()
+    simulate_dataset(out, planets, config, seed=seed, progress=show)
+    if show:
         typer.echo(f"wrote {planets} planets to {out}")
 
 
@@ -61,7 +62,6 @@ def reduce_cmd(
         "then acts on each bin's own part.",
     ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write diagnostic PNGs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Calibrate raw frames and measure transmission spectra, one planet or a folder of them.
 
@@ -72,6 +72,7 @@ def reduce_cmd(
     row per planet) with the GLL score across planets when the dataset has labels.
     Exit codes: 0 all planets reduced, 2 none, 3 some.
     """
+    from atmospec._logging import progress_enabled
     from atmospec.transit.batch import is_planet_folder, planet_folders, reduce_many
     from atmospec.transit.detrenders import METHODS, make_detrender
 
@@ -87,9 +88,10 @@ def reduce_cmd(
             raise outcome.error
         typer.echo(str(outcome.path))
         return
-    summary = reduce_many(planet_folders(path), det, out, figures=figures, progress=not quiet)
+    show = progress_enabled()
+    summary = reduce_many(planet_folders(path), det, out, figures=figures, progress=show)
     _write_summary(summary, out)
-    if not quiet:
+    if show:
         _print_summary(summary)
     n, ok = len(summary.outcomes), summary.n_ok
     if ok < n:
@@ -155,7 +157,6 @@ def train_cnn_cmd(
     ),
     epochs: int = typer.Option(40, "--epochs", min=1),
     seed: int = typer.Option(1, "--seed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a transit CNN on simulated planets (in memory), calibrate its sigmas on other
     simulated planets, and save it (safetensors + JSON with the provenance)."""
@@ -165,6 +166,7 @@ def train_cnn_cmd(
     import torch
     from tqdm.auto import tqdm
 
+    from atmospec._logging import progress_enabled
     from atmospec.transit.calibration import calibrate
     from atmospec.transit.detrenders.base import sigma_model_from
     from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender, cnn_features
@@ -174,7 +176,7 @@ def train_cnn_cmd(
     sim = SimulationConfig()
     feats, depths, held_out = [], [], []
     total = planets + calibration_planets
-    for i in tqdm(range(total), desc="simulating", disable=quiet):
+    for i in tqdm(range(total), desc="simulating", disable=not progress_enabled()):
         raw, truth = simulate_planet(str(i), sim, np.random.default_rng([seed, i]))
         obs = calibrate(raw)
         feats.append(cnn_features(obs))
@@ -183,7 +185,7 @@ def train_cnn_cmd(
             held_out.append(obs)
     det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=seed))
     det.transit_threshold = None  # every simulated planet has its injected transit
-    stats = det.train_features(feats[:planets], depths[:planets], progress=not quiet)
+    stats = det.train_features(feats[:planets], depths[:planets], progress=progress_enabled())
     record: dict[str, object] = {"training_planets": planets, "simulation": asdict(sim), **stats}
     if calibration_planets:
         specs = [det.fit(o, f) for o, f in zip(held_out, feats[planets:], strict=True)]

@@ -246,7 +246,6 @@ def fit_discrepancy(
     n_iter: int = 2,
     false_alarm_rate: float = 0.05,
     max_spectra: int | None = None,
-    quiet: bool = True,
 ) -> tuple[DiscrepancyModel, dict[str, Any]]:
     """Learn the discrepancy model of a grid from the SpeX library (see the module doc).
 
@@ -259,7 +258,6 @@ def fit_discrepancy(
         n_iter: refits with the updated covariance after the first, plain fit.
         false_alarm_rate: fraction of the fit half above the misfit threshold.
         max_spectra: use at most this many spectra per half (quick builds and tests).
-        quiet: hide the progress bar.
 
     Returns:
         The model (with ``meta``: split, selection, calibration and evaluation) and a record of
@@ -267,8 +265,10 @@ def fit_discrepancy(
     """
     from tqdm.auto import tqdm
 
+    from atmospec._logging import progress_enabled
     from atmospec.grids import load_grid
 
+    no_bars = not progress_enabled()
     grid = load_grid(grid_name)
     table = select_spectra(snr_min)
     fit_ids, eval_ids = split_objects(table["source_key"], seed)
@@ -289,7 +289,7 @@ def fit_discrepancy(
         for key, src in tqdm(
             list(zip(rows["key"], rows["source_key"], strict=True)),
             desc=f"loading {half} half",
-            disable=quiet,
+            disable=no_bars,
         ):
             try:
                 ok.append(_Prepared(key, src, grid))
@@ -302,7 +302,7 @@ def fit_discrepancy(
     def run(half: str, model: DiscrepancyModel | None) -> tuple[list[LibraryFit], int]:
         fits = [
             fit_library(p, grid, grid_flux, model)
-            for p in tqdm(prepared[half], desc=f"fitting {half} half", disable=quiet)
+            for p in tqdm(prepared[half], desc=f"fitting {half} half", disable=no_bars)
         ]
         inside = [f for f in fits if edge[0] < f.teff < edge[1]]
         return inside, len(fits) - len(inside)
@@ -426,11 +426,11 @@ def calibrate_temperature(
     grid: ModelGrid,
     grid_flux: FloatArray,
     prepared: list[_Prepared],
-    *,
-    quiet: bool = True,
 ) -> dict[str, Any]:
     """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
     from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
 
     counts: dict[int, int] = {}
     for p in prepared:
@@ -439,7 +439,7 @@ def calibrate_temperature(
     model.temperature = 1.0
     fits = [
         fit_library(p, grid, grid_flux, model)
-        for p in tqdm(repeats, desc="fitting repeat spectra", disable=quiet)
+        for p in tqdm(repeats, desc="fitting repeat spectra", disable=not progress_enabled())
     ]
     node_teff = grid.params["teff"].to_numpy(dtype=np.float64)
     tau, n_obj = fit_temperature(fits, node_teff)
@@ -452,7 +452,7 @@ def calibrate_temperature(
     }
 
 
-def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyModel:
+def recalibrate_temperature(folder: Any) -> DiscrepancyModel:
     """Compute the temperature of a saved model again from its recorded fit half; save it.
 
     Also records the repeat-pull spread on the evaluation half at that temperature.
@@ -476,7 +476,7 @@ def recalibrate_temperature(folder: Any, *, quiet: bool = True) -> DiscrepancyMo
         halves[half] = [
             _Prepared(k, s, grid) for k, s in zip(rows["key"], rows["source_key"], strict=True)
         ]
-    temp = calibrate_temperature(model, grid, grid_flux, halves["fit"], quiet=quiet)
+    temp = calibrate_temperature(model, grid, grid_flux, halves["fit"])
     ev = [fit_library(p, grid, grid_flux, model) for p in halves["eval"]]
     model.meta["temperature_calibration"] = temp
     model.meta.setdefault("evaluation", {})["repeat_pull_std"] = grid_pull_std(

@@ -127,7 +127,6 @@ class NeuralEstimator(Estimator):
         num_threads: int | None = None,
         max_seconds: float | None = None,
         max_cpu_seconds: float | None = None,
-        quiet: bool = True,
         device: str | None = None,
         checkpoint_dir: str | None = None,
         scheduler: str = "plateau",
@@ -143,7 +142,6 @@ class NeuralEstimator(Estimator):
         self.num_threads = num_threads
         self.max_seconds = max_seconds
         self.max_cpu_seconds = max_cpu_seconds
-        self.quiet = quiet
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.scheduler = scheduler
@@ -259,7 +257,6 @@ class NeuralEstimator(Estimator):
                 patience=self.patience,
                 seed=self.seed + 1000 * m,
                 num_threads=self.num_threads,
-                quiet=self.quiet,
                 device=self.device,
                 weight_decay=self.weight_decay,
                 max_seconds=budget,

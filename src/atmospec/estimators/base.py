@@ -41,6 +41,9 @@ ESTIMATOR_KINDS: dict[str, str] = {
     "gradient_boosting": "atmospec.estimators.baselines",
     "npe": "atmospec.posteriors.npe",
 }
+# Constructor parameters of models saved by older versions that no longer exist; dropped on
+# load ("quiet": progress now follows the atmospec logger's level).
+_RETIRED_PARAMS = frozenset({"quiet"})
 BOUND_TOLERANCE = 0.01  # an estimate within 1 % of the range from a grid edge "presses" on it
 
 
@@ -374,7 +377,8 @@ class Estimator(ABC):
     ) -> Estimator:
         """Rebuild a fitted estimator from its verified record and arrays."""
         try:
-            est = cls(**record["params"])
+            params = {k: v for k, v in record["params"].items() if k not in _RETIRED_PARAMS}
+            est = cls(**params)
             est.wavelength_ = np.asarray(arrays.pop("meta.wavelength"), dtype=np.float64)
             est.param_names_ = tuple(record["param_names"])
             est.bounds_ = {k: (float(v[0]), float(v[1])) for k, v in record["bounds"].items()}

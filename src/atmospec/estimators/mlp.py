@@ -39,7 +39,6 @@ class SpectrumMLP(NeuralEstimator):
         num_threads: int | None = None,
         max_seconds: float | None = None,
         max_cpu_seconds: float | None = None,
-        quiet: bool = True,
         device: str | None = None,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -54,7 +53,6 @@ class SpectrumMLP(NeuralEstimator):
             num_threads=num_threads,
             max_seconds=max_seconds,
             max_cpu_seconds=max_cpu_seconds,
-            quiet=quiet,
             device=device,
             checkpoint_dir=checkpoint_dir,
         )

@@ -105,7 +105,6 @@ class TelescopeCNN(NeuralEstimator):
         num_threads: int | None = None,
         max_seconds: float | None = None,
         max_cpu_seconds: float | None = None,
-        quiet: bool = True,
         device: str | None = None,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -120,7 +119,6 @@ class TelescopeCNN(NeuralEstimator):
             num_threads=num_threads,
             max_seconds=max_seconds,
             max_cpu_seconds=max_cpu_seconds,
-            quiet=quiet,
             device=device,
             checkpoint_dir=checkpoint_dir,
         )

@@ -75,12 +75,10 @@ class FitResult:
         paths = [write_json(out / f"{stem}_params.json", self.to_dict())]
         paths.append(self.lines.write(out / f"{stem}_lines.ecsv"))
         if figure:
-            import matplotlib
+            from matplotlib.figure import Figure  # no pyplot: no backend switch
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True, height_ratios=(3, 1))
+            fig = Figure(figsize=(11, 5.5))
+            ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
             good = ~self.mask
             ax[0].plot(self.wavelength[good], self.flux[good], lw=0.6, label="data")
             ax[0].plot(self.wavelength[good], self.model[good], lw=0.6, label="model")
@@ -95,7 +93,6 @@ class FitResult:
             ax[1].set_ylabel("residual")
             with atomic_path(out / f"{stem}.png") as tmp:
                 fig.savefig(tmp, dpi=110, format="png")
-            plt.close(fig)
             paths.append(out / f"{stem}.png")
         return paths
 

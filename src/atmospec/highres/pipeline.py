@@ -99,21 +99,16 @@ def normalize_order(spec: Spectrum, *, window: float = 8.0, quantile: float = 0.
     return spec.with_arrays(spec.wavelength, spec.flux / cont, unc, spec.mask)
 
 
-def fit_file(
+def _order_and_star(
     path: str | Path,
-    *,
-    star: LineEmulator | None = None,
-    order: int | None = None,
-    template: str = "phoenix",
-    device: str | None = None,
-    progress: bool = True,
-    **kwargs: Any,
-) -> FitResult:
-    """Read an HPF file, continuum-normalise one order and fit it from a clone.
-
-    Without ``star`` a clone of ``template`` over the order's range (±20 Å) is trained first.
-    For Goldilocks files ``order`` is required (0-27); the WASP-69 stack has one order.
-    """
+    order: int | None,
+    star: LineEmulator | None,
+    template: str,
+    device: str | None,
+    progress: bool,
+) -> tuple[Any, Any, LineEmulator]:
+    """One continuum-normalised order of an HPF file, its wavelengths in Å, and the star's
+    line emulator: ``star``, or a clone of ``template`` over the order (±20 Å)."""
     orders = read_hpf(path, order=order)
     if len(orders) != 1:
         raise FileFormatError(
@@ -132,6 +127,25 @@ def fit_file(
             device=device,
             progress=progress,
         )
+    return spec, w, star
+
+
+def fit_file(
+    path: str | Path,
+    *,
+    star: LineEmulator | None = None,
+    order: int | None = None,
+    template: str = "phoenix",
+    device: str | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> FitResult:
+    """Read an HPF file, continuum-normalise one order and fit it from a clone.
+
+    Without ``star`` a clone of ``template`` over the order's range (±20 Å) is trained first.
+    For Goldilocks files ``order`` is required (0-27); the WASP-69 stack has one order.
+    """
+    spec, w, star = _order_and_star(path, order, star, template, device, progress)
     assert spec.uncertainty is not None
     result = fit_spectrum(
         w,
@@ -175,25 +189,8 @@ def transfer_file(
     """
     from atmospec.highres.transfer import transfer
 
-    orders = read_hpf(path, order=order)
-    if len(orders) != 1:
-        raise FileFormatError(
-            f"{path}: {len(orders)} orders; choose one with order=0..{len(orders) - 1}"
-        )
-    spec = normalize_order(orders[0])
-    w = spec.wavelength * 1e4
     source = "user clone" if star is not None else template
-    if star is None:
-        star, _, _ = clone_template(
-            template,
-            (w[0] - 20.0, w[-1] + 20.0),
-            prominence=0.005,
-            rounds=2,
-            epochs=200,
-            profile="pseudo-voigt",
-            device=device,
-            progress=progress,
-        )
+    spec, w, star = _order_and_star(path, order, star, template, device, progress)
     assert spec.uncertainty is not None
     result = transfer(
         w,

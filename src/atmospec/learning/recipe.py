@@ -172,7 +172,7 @@ def recipe_split(
     return out, rows
 
 
-def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False) -> dict[str, Any]:
+def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
     """Split the grid and build the train / val / test sets of a recipe into ``work``."""
     from atmospec.grids import load_grid
     from atmospec.training.builder import TrainingSet, build_training_set
@@ -199,7 +199,6 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str], quiet: bool = False
         systematics=sys_cfg,
         mask_telluric=recipe.mask_telluric,
         bounds=bounds,
-        quiet=quiet,
         off_node_fraction=recipe.off_node_fraction,
     )
     work = Path(work)
@@ -267,7 +266,6 @@ def run_recipe(
     out_dir: str | os.PathLike[str],
     *,
     work_dir: str | os.PathLike[str] | None = None,
-    quiet: bool = False,
     resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train and evaluate the model a recipe describes; write it and its report to ``out_dir``.
@@ -281,13 +279,12 @@ def run_recipe(
 
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"
-    sets = build_sets(recipe, work, quiet=quiet)
+    sets = build_sets(recipe, work)
     train, val, test = sets["train"], sets["val"], sets["test"]
     params = dict(recipe.params)
     if recipe.num_threads is not None and recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
         params.setdefault("num_threads", recipe.num_threads)
     if recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
-        params.setdefault("quiet", quiet)
         params.setdefault("checkpoint_dir", str(work / "checkpoints"))
     est = make_estimator(recipe.estimator, params)
     est.resume_training = resume

@@ -138,7 +138,6 @@ def train_anybin(
     seed: int = 0,
     n_val_binnings: int = 8,
     max_seconds: float | None = None,
-    quiet: bool = False,
     device: str = "cpu",
 ) -> AnyBinningClassifier:
     """Train on the training split of a :class:`~atmospec.molecules.native.NativeSet` with a new
@@ -147,7 +146,7 @@ def train_anybin(
     import torch
 
     from atmospec._fileio import provenance
-    from atmospec.training.trainer import Trainer
+    from atmospec.molecules.classifiers import _temperatures, _train_detector
 
     edges = canonical_edges(n_cells)
     binner = _Binner(native, edges, device)
@@ -162,22 +161,18 @@ def train_anybin(
             val_loader.append(binner.batch(val_rows[k : k + 1024], vb, vgen, log_scale))
     torch.manual_seed(seed)
     net = _network(n_cells, len(native.molecules), width, dropout)
-    trainer = Trainer(
+    history = _train_detector(
         net,
-        torch.nn.functional.binary_cross_entropy_with_logits,
+        _RandomBinningBatches(binner, train_rows, batch, seed, log_scale),
+        val_loader,
         lr=lr,
         max_epochs=max_epochs,
         patience=patience,
         seed=seed,
-        num_threads=1,
-        quiet=quiet,
-        device=device,
         weight_decay=1e-4,
         max_seconds=max_seconds,
+        device=device,
     )
-    batches = _RandomBinningBatches(binner, train_rows, batch, seed, log_scale)
-    history = trainer.fit(batches, val_loader)
-    net.to("cpu")
     clf = AnyBinningClassifier(
         net,
         tuple(native.molecules),
@@ -185,14 +180,9 @@ def train_anybin(
         np.ones(len(native.molecules)),
         {"width": width, "dropout": dropout, "lr": lr, "batch": batch, "n_cells": n_cells},
     )
-    from atmospec.molecules.classifiers import _fit_temperature
-
     v_x = np.concatenate([x.cpu().numpy() for x, _ in val_loader])
     v_y = np.concatenate([y.cpu().numpy() for _, y in val_loader]) > 0.5
-    logits = clf._logits(v_x)
-    clf.temperatures = np.array(
-        [_fit_temperature(logits[:, j], v_y[:, j]) for j in range(len(native.molecules))]
-    )
+    clf.temperatures = _temperatures(clf._logits(v_x), v_y)
     depth_lo, depth_hi = (
         np.percentile(native.depth.min(1), 0.1),
         np.percentile(native.depth.max(1), 99.9),

@@ -118,6 +118,47 @@ def _fit_temperature(logits: NDArray[np.float64], labels: NDArray[np.bool_]) -> 
     return float(np.exp(res.x))
 
 
+def _temperatures(logits: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.float64]:
+    """One calibration temperature per molecule (column) of ``logits``."""
+    return np.array([_fit_temperature(logits[:, j], labels[:, j]) for j in range(logits.shape[1])])
+
+
+def _train_detector(
+    net: Any,
+    batches: Any,
+    val_loader: Any,
+    *,
+    lr: float,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    weight_decay: float,
+    max_seconds: float | None,
+    device: str,
+) -> Any:
+    """Train a molecule-detection network (one logit per molecule, binary cross-entropy,
+    one CPU thread) with the shared Trainer; returns its history, the network on the CPU."""
+    import torch
+
+    from atmospec.training.trainer import Trainer
+
+    trainer = Trainer(
+        net,
+        torch.nn.functional.binary_cross_entropy_with_logits,
+        lr=lr,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+        num_threads=1,
+        device=device,
+        weight_decay=weight_decay,
+        max_seconds=max_seconds,
+    )
+    history = trainer.fit(batches, val_loader)
+    net.to("cpu")
+    return history
+
+
 @dataclass
 class MoleculeClassifier:
     """The trained CNN with its bins, calibration temperatures and provenance.
@@ -311,7 +352,6 @@ def train_cnn(
     max_epochs: int = 40,
     patience: int = 8,
     seed: int = 0,
-    quiet: bool = False,
     max_seconds: float | None = None,
     weight_decay: float = 1e-4,
     device: str = "cpu",
@@ -325,7 +365,6 @@ def train_cnn(
     import torch
 
     from atmospec._fileio import provenance
-    from atmospec.training.trainer import Trainer
 
     train, val = ts.subset(0), ts.subset(1)
     log_scale = tuple(ts.meta.get("prior", {}).get("log_noise_scale", (-0.456, 0.477)))
@@ -342,21 +381,18 @@ def train_cnn(
     ]
     torch.manual_seed(seed)
     net = _network(len(ts.binning), len(ts.molecules), width, dropout)
-    trainer = Trainer(
+    history = _train_detector(
         net,
-        torch.nn.functional.binary_cross_entropy_with_logits,
+        _NoisyBatches(train, batch, seed, log_scale),
+        val_loader,
         lr=lr,
         max_epochs=max_epochs,
         patience=patience,
         seed=seed,
-        num_threads=1,
-        quiet=quiet,
-        device=device,
         weight_decay=weight_decay,
         max_seconds=max_seconds,
+        device=device,
     )
-    history = trainer.fit(_NoisyBatches(train, batch, seed, log_scale), val_loader)
-    net.to("cpu")
     clf = MoleculeClassifier(
         net,
         ts.molecules,
@@ -370,10 +406,7 @@ def train_cnn(
             "weight_decay": weight_decay,
         },
     )
-    logits = clf._logits(v_x)
-    clf.temperatures = np.array(
-        [_fit_temperature(logits[:, j], v_lab[:, j]) for j in range(len(ts.molecules))]
-    )
+    clf.temperatures = _temperatures(clf._logits(v_x), v_lab)
     clf.info = {
         "provenance": provenance(
             seed=seed, training_set=ts.meta.get("n"), training_meta_seed=ts.meta.get("seed")
@@ -532,13 +565,14 @@ def tune_cnn(
     n_trials: int = 10,
     seed: int = 0,
     max_seconds_per_trial: float = 120.0,
-    quiet: bool = True,
 ) -> dict[str, Any]:
     """Optuna TPE search over width, dropout, learning rate and weight decay.
 
     The objective is the mean validation ROC-AUC over molecules (each trial trains with a
-    wall-time budget). Returns the best parameters and value.
+    wall-time budget). Returns the best parameters and value. Optuna's per-trial log shows
+    while the ``atmospec`` logger shows progress (INFO); the trials train without bars.
     """
+    from atmospec._logging import progress_enabled, progress_hidden
     from atmospec._optional import require
 
     optuna = require("optuna", "tune")
@@ -554,11 +588,12 @@ def tune_cnn(
             "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-3, log=True),
         }
-        clf = train_cnn(ts, seed=seed, quiet=True, max_seconds=max_seconds_per_trial, **params)
+        with progress_hidden():
+            clf = train_cnn(ts, seed=seed, max_seconds=max_seconds_per_trial, **params)
         metrics = evaluate(clf.predict_proba(obs, err), lab, ts.molecules)
         return float(np.nanmean([metrics[m]["roc_auc"] for m in ts.molecules]))
 
-    if quiet:
+    if not progress_enabled():
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)

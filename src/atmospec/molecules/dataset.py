@@ -314,7 +314,6 @@ def generate(
     simulator: Simulator | None = None,
     prior: Prior | None = None,
     seed: int = 0,
-    quiet: bool = False,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
 ) -> MoleculeTrainingSet:
     """Simulate ``n`` planets, bin them like ``binning`` and label the detectable molecules.
@@ -323,12 +322,13 @@ def generate(
     removed), so about ``1 + p_on * n_molecules`` models.
 
     Example:
-        >>> ts = generate(2, b, simulator=sim, seed=1, quiet=True)  # doctest: +SKIP
+        >>> ts = generate(2, b, simulator=sim, seed=1)  # doctest: +SKIP
     """
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     from atmospec._fileio import provenance
+    from atmospec._logging import progress_enabled
 
     if n < 1:
         raise ModelInputError(f"n must be >= 1, got {n}")
@@ -348,7 +348,7 @@ def generate(
     rows = []
     rejected = 0
     with threadpool_limits(1):
-        for i in tqdm(range(n), desc="simulating", disable=quiet, unit="spec"):
+        for i in tqdm(range(n), desc="simulating", disable=not progress_enabled(), unit="spec"):
             while True:  # unbound atmospheres (tiny R/H) are redrawn: no such planets exist
                 p = prior.sample(rng)
                 try:

@@ -168,16 +168,13 @@ def plot_attributions(
     title: str = "",
 ) -> Path:
     """One panel per molecule: attribution per bin over the molecule's cross-section (grey)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no backend switch
 
     from atmospec._fileio import atomic_path
 
     mols = list(attributions)
-    fig, axes = plt.subplots(len(mols), 1, figsize=(8, 1.6 * len(mols) + 0.8), sharex=True)
-    axes = np.atleast_1d(axes)
+    fig = Figure(figsize=(8, 1.6 * len(mols) + 0.8))
+    axes = fig.subplots(len(mols), 1, sharex=True, squeeze=False)[:, 0]
     order = np.argsort(wavelength)
     for ax, m in zip(axes, mols, strict=True):
         a = attributions[m]
@@ -201,5 +198,4 @@ def plot_attributions(
     target = Path(path)
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
     return target

@@ -257,7 +257,6 @@ def simulate_native(
     simulator: Simulator | None = None,
     population: Population | None = None,
     seed: int = 0,
-    quiet: bool = False,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
     workers: int = 1,
 ) -> NativeSet:
@@ -267,12 +266,13 @@ def simulate_native(
     does not depend on ``workers`` (processes, forked).
 
     Example:
-        >>> ns = simulate_native(2, seed=1, quiet=True)   # doctest: +SKIP
+        >>> ns = simulate_native(2, seed=1)   # doctest: +SKIP
     """
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     from atmospec._fileio import provenance
+    from atmospec._logging import progress_enabled
     from atmospec.molecules.dataset import build_simulator
 
     if n < 1:
@@ -299,7 +299,7 @@ def simulate_native(
     ]
     with (
         threadpool_limits(1),
-        tqdm(total=n, desc="simulating", disable=quiet, unit="planet") as bar,
+        tqdm(total=n, desc="simulating", disable=not progress_enabled(), unit="planet") as bar,
     ):
         if workers > 1:
             import multiprocessing as mp

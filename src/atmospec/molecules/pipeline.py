@@ -250,7 +250,6 @@ def train_classifier(
     max_epochs: int = 40,
     tune_trials: int = 0,
     max_minutes: float | None = 20.0,
-    quiet: bool = False,
 ) -> MoleculeClassifier:
     """Simulate (or load) a training set on the bins and error bars of ``bins``, train the CNN
     (optionally tune it with optuna first) and save it to ``out``."""
@@ -262,7 +261,7 @@ def train_classifier(
     if training_set is not None and Path(training_set).is_file():
         ts = MoleculeTrainingSet.load(training_set)
     else:
-        ts = generate(n, Binning.from_spectrum(spec), seed=seed, quiet=quiet)
+        ts = generate(n, Binning.from_spectrum(spec), seed=seed)
         if training_set is not None:
             ts.save(training_set)
     params: dict[str, Any] = {}
@@ -271,7 +270,6 @@ def train_classifier(
     clf = train_cnn(
         ts,
         seed=seed,
-        quiet=quiet,
         max_epochs=max_epochs,
         max_seconds=None if max_minutes is None else 60 * max_minutes,
         **params,
@@ -288,7 +286,6 @@ def train_any_binning(
     native: str | os.PathLike[str] | None = None,
     max_epochs: int = 60,
     max_minutes: float | None = 30.0,
-    quiet: bool = False,
 ) -> Any:
     """Simulate (or load) the fine-axis population set and train the any-binning classifier.
 
@@ -301,7 +298,7 @@ def train_any_binning(
     if native is not None and Path(native).is_file():
         ns = NativeSet.load(native)
     else:
-        ns = simulate_native(n, seed=seed, quiet=quiet)
+        ns = simulate_native(n, seed=seed)
         if native is not None:
             ns.save(native)
     clf = train_anybin(
@@ -309,7 +306,6 @@ def train_any_binning(
         seed=seed,
         max_epochs=max_epochs,
         max_seconds=None if max_minutes is None else 60 * max_minutes,
-        quiet=quiet,
     )
     clf.save(out)
     return clf

@@ -25,7 +25,10 @@ from .routes import DEFAULT_ROUTES, GridRoute, parse_routes
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
     from atmospec.prediction.coverage import ModelInput
+    from atmospec.prediction.options import BatchOptions
     from atmospec.spectrum import Spectrum
+
+    from .shipping import MultiGridSpec
 
 __all__ = ["GridRoute", "DEFAULT_ROUTES", "MultiGridPredictor", "MultiGridResult", "parse_routes"]
 
@@ -49,6 +52,9 @@ class MultiGridPredictor:
 
     ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
     ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
+    ``predictors`` maps grid names to learned predictors already built (a batch worker's,
+    rebuilt from what the runner shipped, :meth:`shipping_spec`); the others are built from
+    the routes.
 
     It has the interface :func:`~atmospec.prediction.batch.run_catalog` uses (``prepare``,
     ``predict_inputs``, ``model_id``, ``grid``, ``policy``...).
@@ -67,6 +73,7 @@ class MultiGridPredictor:
         seed: int = 0,
         ood: bool = True,
         discrepancy: dict[str, Any] | None = None,
+        predictors: dict[str, Predictor] | None = None,
         **predictor_kw: Any,
     ) -> None:
         from atmospec.grids import load_grid
@@ -86,13 +93,14 @@ class MultiGridPredictor:
                 "(NAME=MODEL, e.g. dback24=default)"
             )
         kw = dict(predictor_kw, draws=draws, seed=seed)
-        self.primary = Predictor(first.model, ood=ood, **kw)
+        built = dict(predictors or {})
+        self.primary = built.get(first.grid) or Predictor(first.model, ood=ood, **kw)
         self._kw = kw
         self._fallback: Predictor | None = None
         self.learned: dict[str, Predictor] = {}
         for r in self.routes[1:]:
             if r.model is not None:
-                self.learned[r.grid] = Predictor(r.model, ood=False, **kw)
+                self.learned[r.grid] = built.get(r.grid) or Predictor(r.model, ood=False, **kw)
         self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
         self.discrepancy: dict[str, Any] = {}
         self.discrepancy_notes: dict[str, str] = {}
@@ -121,6 +129,12 @@ class MultiGridPredictor:
     @property
     def grid(self) -> ModelGrid:
         return self.grids[self.routes[0].grid]
+
+    def shipping_spec(self, options: BatchOptions) -> MultiGridSpec:
+        """This predictor as data that a batch worker (Dask) rebuilds once per process."""
+        from .shipping import MultiGridSpec
+
+        return MultiGridSpec.of(self, options)
 
     @property
     def max_masked_fraction(self) -> float:

@@ -160,7 +160,6 @@ class NPEstimator(Estimator):
         weight_decay: AdamW weight decay.
         seed: seed of weights, noise and validation split.
         num_threads: torch CPU threads while training (None: unchanged).
-        quiet: no progress bar.
 
     Example:
         >>> import numpy as np
@@ -168,7 +167,7 @@ class NPEstimator(Estimator):
         >>> theta = rng.uniform(0, 1, (64, 1))
         >>> flux = 1.0 + theta * np.linspace(-0.5, 0.5, 8)
         >>> est = NPEstimator(["a"], {"a": (0.0, 1.0)}, width=16, depth=1, n_features=8,
-        ...                   hidden=16, transforms=2, max_epochs=2, quiet=True)
+        ...                   hidden=16, transforms=2, max_epochs=2)
         >>> _ = est.fit(flux, theta)
         >>> est.sample(flux[0], np.full(8, 0.05), n=10, seed=1).shape
         (10, 1)
@@ -205,7 +204,6 @@ class NPEstimator(Estimator):
         weight_decay: float = 1e-5,
         seed: int = 0,
         num_threads: int | None = None,
-        quiet: bool = False,
     ) -> None:
         self.param_names = param_names
         self.bounds = bounds
@@ -228,7 +226,6 @@ class NPEstimator(Estimator):
         self.weight_decay = weight_decay
         self.seed = seed
         self.num_threads = num_threads
-        self.quiet = quiet
 
     def _box(self) -> dict[str, tuple[float, float]]:
         """The prior box from the hyperparameters, checked."""
@@ -417,7 +414,6 @@ class NPEstimator(Estimator):
             checkpoint_dir=checkpoint_dir,
             seed=self.seed,
             num_threads=self.num_threads,
-            quiet=self.quiet,
             device="cpu",
             weight_decay=self.weight_decay,
             max_seconds=self.max_seconds,
@@ -627,7 +623,6 @@ class NPEstimator(Estimator):
                 tuple(record["param_names"]),
                 {p: tuple(b) for p, b in record["bounds"].items()},
                 noise=noise,
-                quiet=True,
                 **hyper,
             )
             box = est._box()

@@ -150,7 +150,6 @@ def calibrate_model(
     n_samples: int | None = None,
     seed: int | None = None,
     out: str | os.PathLike[str] | None = None,
-    quiet: bool = True,
 ) -> Any:
     """Calibration report of a saved NPE (name or folder) on its held-out simulation split.
 
@@ -210,7 +209,6 @@ def train_npe(
     config: NPEConfig | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
-    quiet: bool = False,
     calibrate: bool = True,
 ) -> tuple[Any, Any]:
     """Train an NPE as the config says, calibrate it, and save model + report into ``out``.
@@ -235,9 +233,7 @@ def train_npe(
     }
     noise = NoiseModel(**noise_fields)
     tr = dict(cfg.training)
-    est = NPEstimator(
-        sim.param_names, sim.bounds, noise=noise, seed=cfg.seed, quiet=quiet, **cfg.model, **tr
-    )
+    est = NPEstimator(sim.param_names, sim.bounds, noise=noise, seed=cfg.seed, **cfg.model, **tr)
     est.fit(flux, theta, wavelength=sim.wavelength, validation=(flux_v, theta_v))
     est.meta_["config"] = dataclasses.asdict(cfg)
     est.meta_["grid"] = cfg.grid

@@ -2,7 +2,7 @@
 
 A run cuts a :class:`~atmospec.prediction.sources.Catalog` into partitions, predicts each
 partition with one :class:`~atmospec.prediction.predictor.Predictor` and writes its rows
-atomically to ``OUT/parts/part-NNNNNN.parquet``; at the end the parts are merged into
+atomically to ``OUT/parts/part-NNNNNN.json``; at the end the parts are merged into
 ``predictions.ecsv`` / ``.csv`` (rows that were predicted) and ``failures.csv`` (rows that
 could not be used, with the reason). Finished partitions are skipped on a rerun, so an
 interrupted run resumes. The executor decides only *where* partitions run:
@@ -44,6 +44,8 @@ __all__ = [
     "RunFolderError",
     "exit_code",
     "PredictorSpec",
+    "WorkerSpec",
+    "shipping_spec",
     "Executor",
     "LocalExecutor",
     "IncompleteRunError",
@@ -134,10 +136,30 @@ _PREDICTORS: dict[str, Predictor] = {}
 """Predictors already rebuilt in this process (a worker builds each model once)."""
 
 
+class WorkerSpec(Protocol):
+    """A predictor as data for another process: :class:`PredictorSpec`, or what a predictor's
+    own ``shipping_spec(options)`` returns (e.g. the multi-grid predictor's)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    def build(self) -> Any: ...
+
+
+def shipping_spec(predictor: Any, options: BatchOptions) -> WorkerSpec:
+    """The spec a worker rebuilds ``predictor`` from: the predictor's own
+    ``shipping_spec(options)`` when it has one, else :meth:`PredictorSpec.of`."""
+    own = getattr(predictor, "shipping_spec", None)
+    return own(options) if callable(own) else PredictorSpec.of(predictor, options)
+
+
 # ------------------------------------------------------------------- partition task
 def predict_partition(
     part: Partition,
-    predictor: Predictor | PredictorSpec,
+    predictor: Predictor | WorkerSpec,
     out: str,
     max_plots: int | None = None,
     read_options: dict[str, Any] | None = None,
@@ -154,7 +176,7 @@ def predict_partition(
 
     folder = RunFolder(out)
     t0, c0 = time.perf_counter(), time.process_time()
-    pred = predictor.build() if isinstance(predictor, PredictorSpec) else predictor
+    pred: Any = predictor.build() if _is_spec(predictor) else predictor  # type: ignore[union-attr]
     loaded = part.load(**(read_options or {}))
     good, errors = [], {}
     for item in loaded:
@@ -203,6 +225,11 @@ def predict_partition(
         "cpu_seconds": time.process_time() - c0,
         "pid": os.getpid(),
     }
+
+
+def _is_spec(predictor: Any) -> bool:
+    """A spec to build here (it has ``build()``), not a predictor to use as it is."""
+    return isinstance(predictor, PredictorSpec) or callable(getattr(predictor, "build", None))
 
 
 # ------------------------------------------------------------------------ executors

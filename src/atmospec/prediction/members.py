@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,16 +135,15 @@ class EstimatorMember(_AxisMember):
 
 
 def npe_digest(npe: NPEstimator) -> str:
-    """10 hex digits of sha256 over an NPE's weights, input scalings and axis."""
-    h = hashlib.sha256()
-    for key, value in sorted(npe.model_.state_dict().items()):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(value.detach().cpu().numpy()).tobytes())
-    for arr in (npe.x_mean_, npe.x_std_, np.array([npe.ls_mean_, npe.ls_std_])):
-        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    """10 hex digits of sha256 over an NPE's weights, input scalings and axis
+    (:func:`atmospec.serialization.weights_digest`)."""
+    from atmospec.serialization import weights_digest
+
+    weights = {k: v.detach().cpu().numpy() for k, v in npe.model_.state_dict().items()}
+    extra = [npe.x_mean_, npe.x_std_, np.array([npe.ls_mean_, npe.ls_std_])]
     if npe.wavelength_ is not None:
-        h.update(np.ascontiguousarray(npe.wavelength_, dtype=np.float64).tobytes())
-    return h.hexdigest()[:10]
+        extra.append(npe.wavelength_)
+    return weights_digest(weights, *(np.asarray(a, dtype=np.float64) for a in extra))
 
 
 class NPEMember(_AxisMember):
@@ -313,7 +310,6 @@ def calibrate_npe_ood(
             axis=wave,
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
-            quiet=not logging.getLogger(__name__).isEnabledFor(logging.INFO),
             bounds=npe.bounds_,
         )
         clean, _, _ = ts.arrays()
@@ -352,14 +348,13 @@ def calibrate_npe_ood(
 
 # ----------------------------------------------------------------------------- models
 def _state_digest(estimator: Estimator) -> str:
-    h = hashlib.sha256()
-    config, arrays = estimator._get_state()
-    for key in sorted(arrays):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(arrays[key]).tobytes())
-    if estimator.wavelength_ is not None:
-        h.update(estimator.wavelength_.tobytes())
-    return h.hexdigest()[:10]
+    """10 hex digits of sha256 over an estimator's saved arrays and its wavelength axis
+    (:func:`atmospec.serialization.weights_digest`)."""
+    from atmospec.serialization import weights_digest
+
+    _, arrays = estimator._get_state()
+    axis = () if estimator.wavelength_ is None else (estimator.wavelength_,)
+    return weights_digest(arrays, *axis)
 
 
 def resolve_model(model: Any) -> tuple[Estimator, str]:
@@ -392,6 +387,7 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
 
 
 def _from_registry(name: str) -> Estimator:
+    from atmospec.estimators.base import Estimator
     from atmospec.models import load_model
 
     est = load_model(name)

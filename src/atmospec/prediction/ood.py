@@ -353,7 +353,6 @@ def calibrate_ood(
             n_samples=n_samples,
             axis=wave,
             seed=seed,
-            quiet=not log.isEnabledFor(logging.INFO),
             bounds=estimator.bounds_,
         )
         X, _, S = ts.arrays()

@@ -11,8 +11,9 @@ A :class:`RunFolder` guards the folder a resumable batch (``atmospec predict``) 
 - files the run did not write are never overwritten: every output is recorded in
   ``run.json`` with its sha256, and an output that exists without a matching record is
   refused (an existing *file* as the folder, or a folder that is not writable, too);
-- partition files carry a sha256 sidecar, verified before they are used, so a truncated or
-  edited part is an error, never a row of NaNs;
+- partition files (``parts/part-NNNNNN.json``: column names, dtypes and values, floats
+  written exactly; no pyarrow needed) carry a sha256 sidecar, verified before they are used,
+  so a truncated or edited part is an error, never a row of NaNs;
 - :func:`exit_code` maps the counts of a batch to the process exit status.
 
 Example:
@@ -50,6 +51,8 @@ __all__ = [
     "merge_parts",
     "read_results",
     "exit_code",
+    "read_part",
+    "write_part_file",
     "RUN_FILE",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
@@ -57,6 +60,7 @@ __all__ = [
 ]
 
 _PARTS = "parts"
+_PART_FORMAT = "atmospec-partition"
 _LOCK = ".atmospec.lock"
 RUN_FILE = "run.json"
 OUTPUTS: tuple[str, ...] = ("predictions.csv", "predictions.ecsv", "failures.csv")
@@ -110,7 +114,7 @@ class RunFolder:
         self._files: dict[str, str] = {}
 
     def part_path(self, part: Partition) -> Path:
-        return self.parts / f"{part.name}.parquet"
+        return self.parts / f"{part.name}.json"
 
     def read_record(self) -> dict[str, Any]:
         """The folder's ``run.json`` ({} when absent; an unreadable one raises)."""
@@ -313,16 +317,12 @@ class RunFolder:
             return False
         self._verify(path)
         try:
-            import pyarrow.parquet as pq
-
-            if pq.read_metadata(path).num_rows != len(part):
-                return False
-            if retry_failed:
-                errors = pq.read_table(path, columns=["error"]).column("error").to_pylist()
-                return not any(errors)
-            return True
+            frame = read_part(path)
         except (OSError, ValueError, KeyError):
             return False
+        if len(frame) != len(part):
+            return False
+        return not (retry_failed and any(frame["error"].astype(str) != ""))
 
     def write_part(self, part: Partition, frame: pd.DataFrame) -> None:
         """Write a partition's table atomically, its sha256 sidecar in place before it."""
@@ -330,7 +330,7 @@ class RunFolder:
 
         path = self.part_path(part)
         with atomic_path(path) as tmp:
-            frame.to_parquet(tmp, index=False)
+            write_part_file(tmp, frame)
             write_checksum(path, sha256_file(tmp))
 
     @staticmethod
@@ -344,12 +344,12 @@ class RunFolder:
         for predicted rows). Every file is checked against its sha256 first."""
         import pandas as pd
 
-        files = sorted(self.parts.glob("part-*.parquet"))
+        files = sorted(self.parts.glob("part-*.json"))
         if not files:
-            raise FileNotFoundError(f"{self.out}: no partition results (parts/part-*.parquet)")
+            raise FileNotFoundError(f"{self.out}: no partition results (parts/part-*.json)")
         for f in files:
             self._verify(f)
-        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        frame = pd.concat([read_part(f) for f in files], ignore_index=True)
         return frame.sort_values("row", kind="stable").reset_index(drop=True)
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -418,3 +418,59 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
         >>> table = read_results("predictions/")  # doctest: +SKIP
     """
     return RunFolder(out).results()
+
+
+def _native(value: Any) -> Any:
+    """A numpy scalar inside an object column as the Python value JSON can hold."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a partition value of type {type(value).__name__} cannot be written")
+
+
+def write_part_file(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write one partition's table as JSON: column names, dtypes and values.
+
+    Floats are written with Python's shortest exact representation (``NaN`` and ``Infinity``
+    included), so :func:`read_part` gives back the same values and dtypes bit for bit; no
+    pickle and no optional dependency is involved.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np, pandas as pd
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "part-000000.json"
+        >>> t = pd.DataFrame({"row": [0, 1], "teff": [1234.5678901234567, np.nan],
+        ...                   "ood_flag": [False, True], "error": ["", "bad file"]})
+        >>> write_part_file(f, t)
+        >>> back = read_part(f)
+        >>> back.equals(t), list(back.dtypes.astype(str))[:3]
+        (True, ['int64', 'float64', 'bool'])
+    """
+    body = {
+        "format": _PART_FORMAT,
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "data": [frame[c].tolist() for c in frame.columns],
+    }
+    Path(path).write_text(json.dumps(body, default=_native), encoding="utf-8")
+
+
+def read_part(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a partition table written by :func:`write_part_file`.
+
+    Raises:
+        ValueError: the file is not a partition table (the message names it).
+    """
+    import pandas as pd
+
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(body, dict) or body.get("format") != _PART_FORMAT:
+        raise ValueError(f"{path}: not an atmospec partition table")
+    columns, dtypes, data = body["columns"], body["dtypes"], body["data"]
+    return pd.DataFrame(
+        {
+            c: pd.Series(v, dtype=object if t == "object" else t)
+            for c, t, v in zip(columns, dtypes, data, strict=True)
+        },
+        columns=columns,
+    )

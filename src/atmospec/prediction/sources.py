@@ -337,6 +337,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
+            from atmospec._optional import require
+
+            require("pyarrow", "scale")  # pandas reads Parquet through pyarrow
             return pd.read_parquet(path)
         if name.endswith(".ecsv"):
             from astropy.table import Table

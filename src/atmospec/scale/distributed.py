@@ -19,9 +19,11 @@ from atmospec.prediction.batch import (
     BatchRun,
     IncompleteRunError,
     PredictorSpec,
+    WorkerSpec,
     predict_partition,
     read_results,
     run_catalog,
+    shipping_spec,
 )
 from atmospec.prediction.sources import Catalog, Partition
 
@@ -99,7 +101,7 @@ def dask_client(
         yield client
 
 
-def _warm(spec: PredictorSpec) -> str:
+def _warm(spec: WorkerSpec) -> str:
     """Build the predictor in this worker now (so timing excludes model loading)."""
     with contextlib.suppress(ImportError):
         import torch
@@ -112,8 +114,8 @@ class DaskExecutor:
     """Partitions as tasks on the workers of a Dask ``client``.
 
     The predictor travels once per worker (its files, grid reference and calibrated OOD
-    detectors as a :class:`~atmospec.prediction.batch.PredictorSpec`) and is rebuilt there
-    once. A lost worker costs only the partition it was computing: Dask reschedules it on a
+    detectors as a :class:`~atmospec.prediction.batch.PredictorSpec`, or the multi-grid
+    predictor's spec with one such spec per learned model) and is rebuilt there once. A lost worker costs only the partition it was computing: Dask reschedules it on a
     live worker up to ``retries`` extra times; partitions that still fail are reported.
     """
 
@@ -124,7 +126,7 @@ class DaskExecutor:
         self._key = ""
 
     def ship(self, predictor: Predictor, options: BatchOptions) -> Any:
-        spec = PredictorSpec.of(predictor, options)
+        spec = shipping_spec(predictor, options)
         self.client.run(_warm, spec)  # every worker receives and loads the model once, now
         self._key = spec.key
         return self.client.scatter(spec, broadcast=True, hash=False)  # for restarted workers
@@ -182,7 +184,10 @@ def predict_catalog(
     Args:
         catalog: a table of files (``column`` names the path column), a folder, a spectra
             store or a :class:`~atmospec.prediction.sources.Catalog`.
-        model: an Estimator, a saved model folder, or a registry name.
+        model: an Estimator, a saved model folder, a registry name, or a predictor already
+            built (a :class:`~atmospec.prediction.predictor.Predictor`, or the
+            :class:`~atmospec.multigrid.MultiGridPredictor` that ``atmospec predict`` runs
+            for the default model; its own options then decide the rows).
         out: output folder.
         options: the run's options; or give them as keywords (``draws=``, ``coverage=``,
             ``partition_size=``... see :class:`~atmospec.prediction.batch.BatchOptions`).
@@ -203,7 +208,10 @@ def predict_catalog(
     elif option_values:
         raise TypeError("give options= or option keywords, not both")
     cat = Catalog.open(catalog, column)
-    predictor = Predictor(model, **options.predictor_kwargs())
+    built = callable(getattr(model, "prepare", None)) and callable(
+        getattr(model, "predict_inputs", None)
+    )
+    predictor = model if built else Predictor(model, **options.predictor_kwargs())
     if serial:
         return run_catalog(cat, predictor, out, options)
     with contextlib.ExitStack() as stack:

@@ -129,6 +129,7 @@ def _build_shard(grid_ref: str, out: str, plan: ShardPlan, s: int, kwargs: dict[
     import h5py
 
     from atmospec._fileio import atomic_path
+    from atmospec._logging import progress_hidden
     from atmospec.training.builder import build_training_set
 
     path = _shard_path(Path(out), s)
@@ -137,7 +138,11 @@ def _build_shard(grid_ref: str, out: str, plan: ShardPlan, s: int, kwargs: dict[
     grid = _grid(grid_ref)
     seeds = block_seeds(plan.seed, plan.n_blocks)
     start, stop = plan.shard_rows(s)
-    with tempfile.TemporaryDirectory(prefix=".blocks-", dir=out) as tmp, atomic_path(path) as dst:
+    with (
+        tempfile.TemporaryDirectory(prefix=".blocks-", dir=out) as tmp,
+        atomic_path(path) as dst,
+        progress_hidden(),  # the caller's bar counts shards
+    ):
         sets: list[TrainingSet] = []
         for b in plan.shards[s]:
             lo, hi = plan.block_rows(b)
@@ -147,7 +152,6 @@ def _build_shard(grid_ref: str, out: str, plan: ShardPlan, s: int, kwargs: dict[
                     Path(tmp) / f"block-{b}.h5",
                     n_samples=hi - lo,
                     seed=seeds[b],
-                    quiet=True,
                     **kwargs,
                 )
             )
@@ -195,7 +199,6 @@ def build_shards(
     block_size: int = 1024,
     seed: int = 0,
     client: Client | None = None,
-    quiet: bool = False,
     **builder_kwargs: Any,
 ) -> list[Path]:
     """Build a training set as shard files in parallel (one Dask task per shard).
@@ -215,7 +218,6 @@ def build_shards(
         block_size: rows per seeded block (fixes the result; keep it when scaling out).
         seed: global seed.
         client: a Dask client; None builds the shards here, one after the other.
-        quiet: no progress bar.
         **builder_kwargs: passed to ``build_training_set`` (axis, nodes, snr, systematics ...).
 
     Example:
@@ -224,7 +226,9 @@ def build_shards(
     """
     from tqdm.auto import tqdm
 
-    for bad in ("path", "seed", "n_samples", "quiet"):
+    from atmospec._logging import progress_enabled
+
+    for bad in ("path", "seed", "n_samples"):
         if bad in builder_kwargs:
             raise TypeError(f"build_shards sets {bad!r} itself; do not pass it")
     out_dir = Path(out)
@@ -238,7 +242,8 @@ def build_shards(
     kwargs = dict(builder_kwargs)
     if "nodes" in kwargs and kwargs["nodes"] is not None:
         kwargs["nodes"] = np.asarray(kwargs["nodes"], dtype=np.int64)
-    with tqdm(total=len(plan.shards), disable=quiet, unit="shard", desc="training shards") as bar:
+    bar_off = not progress_enabled()
+    with tqdm(total=len(plan.shards), disable=bar_off, unit="shard", desc="training shards") as bar:
         if client is None:
             paths = []
             for s in range(len(plan.shards)):

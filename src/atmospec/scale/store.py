@@ -239,7 +239,7 @@ class SpectraStore:
         >>> w = np.linspace(1.0, 2.0, 50)
         >>> specs = [Spectrum(w, np.full(50, k + 1.0), name=f"s{k}") for k in range(3)]
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "demo.zarr"
-        >>> store = store_from_spectra(specs, path, w[5:-5], quiet=True)
+        >>> store = store_from_spectra(specs, path, w[5:-5])
         >>> flux = store.read(2, 3)[0]
         >>> len(store), store.sources.tolist(), float(flux.max())
         (3, ['s0', 's1', 's2'], 3.0)
@@ -355,7 +355,6 @@ def store_from_spectra(
     chunk_rows: int = _DEFAULT_CHUNK_ROWS,
     dtype: str = "float32",
     overwrite: bool = False,
-    quiet: bool = False,
     attrs: dict[str, Any] | None = None,
 ) -> SpectraStore:
     """Resample spectra onto one axis (masks kept) and write them to a new store atomically.
@@ -369,9 +368,10 @@ def store_from_spectra(
         chunk_rows: rows per chunk (the unit a worker reads).
         dtype: storage type of flux and uncertainty.
         overwrite: replace an existing store.
-        quiet: no progress bar.
     """
     from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
 
     wave = _axis(wavelength)
     flux_unit = ""
@@ -381,7 +381,12 @@ def store_from_spectra(
     )
     with (
         writer,
-        tqdm(total=total, disable=quiet, desc=f"store {Path(path).name}", unit="spec") as bar,
+        tqdm(
+            total=total,
+            disable=not progress_enabled(),
+            desc=f"store {Path(path).name}",
+            unit="spec",
+        ) as bar,
     ):
         for spec in spectra:
             f, u, m = resample_masked(spec, wave)

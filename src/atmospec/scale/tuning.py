@@ -115,13 +115,12 @@ class TuneJob:
         storage: str | None = None,
         study_name: str | None = None,
         max_epochs: int = 30,
-        quiet: bool = True,
     ) -> TuneJob:
         """Build a recipe's training and validation sets once and describe the job."""
         from atmospec.learning.recipe import build_sets, load_recipe
 
         recipe = load_recipe(config)
-        sets = build_sets(recipe, Path(out_dir) / "work", quiet=quiet)
+        sets = build_sets(recipe, Path(out_dir) / "work")
         params = dict(recipe.params)
         params.pop("max_cpu_seconds", None)
         params.update(num_threads=1, n_members=1)
@@ -177,6 +176,7 @@ def run_tune_worker(job: TuneJob, index: int, n_trials: int) -> dict[str, Any]:
     trial numbers are read back from the estimator seeds the tuner hands out
     (``seed + trial.number``).
     """
+    from atmospec._logging import progress_hidden
     from atmospec.learning.recipe import make_estimator
     from atmospec.training.builder import TrainingSet
     from atmospec.training.tuning import tune
@@ -195,21 +195,21 @@ def run_tune_worker(job: TuneJob, index: int, n_trials: int) -> dict[str, Any]:
     with TrainingSet(job.train) as tr, TrainingSet(job.validation) as va:
         train, val, fit_kwargs = tr.arrays(), va.arrays(), tr.fit_kwargs()
     space = None if job.space is None else {k: tuple(v) for k, v in job.space.items()}
-    tune(
-        build,
-        train,
-        val,
-        fit_kwargs,
-        n_trials=n_trials,
-        space=space,
-        study_name=job.study_name,
-        storage=job.url,
-        out_dir=job.out_dir,
-        max_epochs=job.max_epochs,
-        seed=seed,
-        timeout=job.timeout,
-        quiet=True,
-    )
+    with progress_hidden():  # a worker process: no bars, no per-trial Optuna log
+        tune(
+            build,
+            train,
+            val,
+            fit_kwargs,
+            n_trials=n_trials,
+            space=space,
+            study_name=job.study_name,
+            storage=job.url,
+            out_dir=job.out_dir,
+            max_epochs=job.max_epochs,
+            seed=seed,
+            timeout=job.timeout,
+        )
     return {"worker": f"{socket.gethostname()}:{os.getpid()}", "index": int(index), "trials": mine}
 
 

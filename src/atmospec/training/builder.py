@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from atmospec._logging import progress_enabled
 from atmospec.errors import CoverageError, FileFormatError
 
 from .lattice import Lattice, target_params
@@ -179,7 +180,6 @@ def build_training_set(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     seed: int = 0,
     batch_size: int = 1024,
-    quiet: bool = False,
     discrepancy: Any = None,
     discrepancy_amplitude: float = 1.0,
 ) -> TrainingSet:
@@ -220,7 +220,6 @@ def build_training_set(
         bounds: parameter ranges stored with the set (default: range of the allowed nodes).
         seed: random seed.
         batch_size: spectra processed and written per step.
-        quiet: no progress bar.
         discrepancy: a model-discrepancy model (:mod:`atmospec.discrepancy`; a name such as
             ``"dback24-spex"`` or an object): each spectrum gets one realisation of the
             grid's learned model error before noise is drawn (see
@@ -302,7 +301,7 @@ def build_training_set(
         "discrepancy": _discrepancy_record(disc),
     }
     bar = None
-    if not quiet:
+    if progress_enabled():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_samples, desc=f"building {Path(path).name}", unit="spec")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atmospec._logging import progress_enabled
 from atmospec.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -122,7 +123,6 @@ class Trainer:
             ``weights_only=True``); None disables checkpoints and resume.
         seed: seed for weight init and dropout inside the run (global RNG state is restored).
         num_threads: torch CPU threads for the run (None keeps the current setting).
-        quiet: no progress bar.
         device: ``"cpu"``, ``"cuda"``...; None picks the GPU when present.
         weight_decay: AdamW weight decay.
         max_seconds: stop after this much training wall time, None = no limit.
@@ -140,7 +140,7 @@ class Trainer:
         >>> x = torch.randn(64, 3, generator=g); y = x @ torch.tensor([[1.0], [2.0], [-1.0]])
         >>> dl = DataLoader(TensorDataset(x, y), batch_size=16)
         >>> tr = Trainer(torch.nn.Linear(3, 1), torch.nn.functional.mse_loss, lr=0.05,
-        ...              max_epochs=60, quiet=True)
+        ...              max_epochs=60)
         >>> hist = tr.fit(dl, dl)
         >>> hist.best_val_loss < 0.01
         True
@@ -158,7 +158,6 @@ class Trainer:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         seed: int = 0,
         num_threads: int | None = None,
-        quiet: bool = False,
         device: str | None = None,
         weight_decay: float = 0.0,
         max_seconds: float | None = None,
@@ -180,7 +179,6 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.seed = seed
         self.num_threads = num_threads
-        self.quiet = quiet
         self.device = device
         self.weight_decay = weight_decay
         self.max_seconds = max_seconds
@@ -313,7 +311,7 @@ class Trainer:
             wall = hist.total_seconds
             cpu = hist.cpu_seconds[-1] if hist.cpu_seconds else 0.0
             bar = None
-            if not self.quiet:
+            if progress_enabled():
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=self.max_epochs, initial=hist.n_epochs, desc="training", unit="ep")

@@ -74,7 +74,6 @@ def tune(
     max_epochs: int = 30,
     seed: int = 0,
     timeout: float | None = None,
-    quiet: bool = False,
     callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
 ) -> Any:
     """Search hyperparameters minimising the validation loss; returns the Optuna study.
@@ -99,7 +98,6 @@ def tune(
         max_epochs: epochs per trial (the Hyperband resource).
         seed: sampler seed.
         timeout: stop after this many seconds.
-        quiet: silence Optuna's per-trial log.
         callbacks: Optuna callbacks ``f(study, frozen_trial)`` called after each trial of
             this process (e.g. to record which trials it ran, or to stop the study).
     """
@@ -111,7 +109,9 @@ def tune(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if quiet:
+    from atmospec._logging import progress_enabled
+
+    if not progress_enabled():  # Optuna's per-trial log follows the atmospec logger's level
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,

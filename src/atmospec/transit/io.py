@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atmospec._fileio import atomic_path
+from atmospec._optional import require
 from atmospec.errors import DataNotFoundError, FileFormatError
 
 __all__ = [
@@ -114,7 +115,7 @@ def _one(folder: Path, stem: str, suffix: str = ".parquet") -> Path:
 
 
 def _read_table(path: Path) -> NDArray[Any]:
-    import pyarrow.parquet as pq
+    pq = require("pyarrow.parquet", "transit")
 
     try:
         table = pq.read_table(path)
@@ -279,6 +280,7 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
         for inst in INSTRUMENTS
     }
 
+    require("pyarrow", "transit")  # pandas reads Parquet through pyarrow
     axis = pd.read_parquet(root / "axis_info.parquet")
     needed = ("AIRS-CH0-axis0-h", "AIRS-CH0-axis2-um", "AIRS-CH0-integration_time", "FGS1-axis0-h")
     missing = [c for c in needed if c not in axis]
@@ -377,14 +379,14 @@ def _calib_dir(planet_dir: Path, inst: str) -> Path:
 
 
 def _write_parquet(path: Path, table: Any) -> None:
-    import pyarrow.parquet as pq
+    pq = require("pyarrow.parquet", "transit")
 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
 def _frame_table(values: NDArray[Any]) -> Any:
-    import pyarrow as pa
+    pa = require("pyarrow", "transit")
 
     values = np.asarray(values)
     return pa.table({f"column_{j}": values[:, j] for j in range(values.shape[1])})
@@ -397,7 +399,7 @@ def write_planet(raw: RawObservation, root: str | Path, split: str = "train") ->
     dataset-wide tables (axis, ADC, wavelengths, star info, labels) are written by
     :func:`write_dataset_tables`. Every file is written atomically.
     """
-    import pyarrow as pa
+    pa = require("pyarrow", "transit")
 
     folder = Path(root) / split / raw.planet_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -448,6 +450,7 @@ def write_dataset_tables(
         k: np.pad(v.astype(np.float64), (0, n - v.size), constant_values=np.nan)
         for k, v in cols.items()
     }
+    require("pyarrow", "transit")  # pandas writes Parquet through pyarrow
     with atomic_path(root / "axis_info.parquet") as tmp:
         pd.DataFrame(padded).to_parquet(tmp)
     adc = {}

@@ -243,10 +243,7 @@ class Detrender(ABC):
     def diagnose(self, truth: NDArray[np.float64] | None = None) -> list[Figure]:
         """Figures: white-light curve with the model, residuals (time x wavelength), and the
         spectrum with its 1-sigma bars (and the true depths if given)."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # no pyplot: no backend switch
 
         self._check_fitted()
         obs, spec = self.observation_.normalized(), self.spectrum_
