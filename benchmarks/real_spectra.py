@@ -17,7 +17,11 @@ optional test data):
   are printed beside them for comparison (never as the result). The library's companions are
   excluded from the discrepancy models' training.
 - ``repeat_pull_std``: objects with two library spectra: the root mean square of
-  ``(T1 - T2) / sqrt(s1^2 + s2^2)`` (s = half the 68 % interval); 1 when intervals are right.
+  ``(T1 - T2) / sqrt(s1^2 + s2^2)``, s the statistical part of the uncertainty where the route
+  reports one (``teff_err_stat``: what differs between two spectra of one object; learned
+  from repeat spectra of the discrepancy models' fit half, measured here on the other half),
+  else half the 68 % interval; 1 when right. ``repeat_pull_std_total`` uses half the whole
+  68 % interval: with model error in the interval (common to both spectra) it must be < 1.
 - ``gravity_gap``: median log g of field (FLD-G) L0-L5 dwarfs minus that of VL-G ones.
 - ``field_mh_median``: median [M/H] of field L0-T4 dwarfs (S/N >= 50; the population is
   near solar).
@@ -264,7 +268,10 @@ def predict_route(
         q = {
             k: float(v)
             for k, v in rec.items()
-            if any(k.startswith(f"{p}_") for p in PARAMS) and not k.endswith("at_bound")
+            if any(k.startswith(f"{p}_") for p in PARAMS)
+            and not k.endswith("at_bound")
+            and "_" in k
+            and isinstance(v, (int, float, np.number))
         }
         rows[str(rec["source"])] = {**q, "flag": bool(any(bool(rec[c]) for c in flags))}
     return rows
@@ -325,15 +332,23 @@ def _other_metrics(
         return np.array([rows[k][col] if k in rows and col in rows[k] else np.nan for k in keys])
 
     rep = sets["repeats"]
-    pulls = []
+    pulls, pulls_total = [], []
     for _, grp in rep.groupby("source_key"):
         k1, k2 = grp["key"].tolist()[:2]
         if k1 in rows and k2 in rows:
             a, b = rows[k1], rows[k2]
+            dt = a["teff_median"] - b["teff_median"]
             s1 = 0.5 * (a["teff_p84"] - a["teff_p16"])
             s2 = 0.5 * (b["teff_p84"] - b["teff_p16"])
             if s1 + s2 > 0:
-                pulls.append((a["teff_median"] - b["teff_median"]) / np.hypot(s1, s2))
+                pulls_total.append(dt / np.hypot(s1, s2))
+            # The statistical part where the route reports one (what differs between two
+            # spectra of one object); else the whole interval, as before.
+            e1, e2 = a.get("teff_err_stat", np.nan), b.get("teff_err_stat", np.nan)
+            if np.isfinite(e1) and np.isfinite(e2) and e1 + e2 > 0:
+                pulls.append(dt / np.hypot(e1, e2))
+            elif s1 + s2 > 0:
+                pulls.append(dt / np.hypot(s1, s2))
     field_k = sets["field"]["key"].tolist()
     early = sets["field"][sets["field"]["spt_num"] < 26]["key"].tolist()
     vlg_k = sets["vlg"]["key"].tolist()
@@ -344,6 +359,9 @@ def _other_metrics(
     return {
         # root mean square: the order of the two spectra is arbitrary, the expected mean is 0
         "repeat_pull_std": float(np.sqrt(np.mean(np.square(pulls)))) if pulls else None,
+        "repeat_pull_std_total": (
+            float(np.sqrt(np.mean(np.square(pulls_total)))) if pulls_total else None
+        ),
         "n_repeat_objects": len(pulls),
         "gravity_gap": float(f_logg - v_logg),
         "field_logg_median_l0_l5": float(f_logg),
@@ -403,6 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "median_dteff",
         "logg_in_68",
         "repeat_pull_std",
+        "repeat_pull_std_total",
         "gravity_gap",
         "field_mh_median",
         "ood_false_alarm_real",

@@ -11,6 +11,7 @@ from atmospec.errors import ModelFileError
 from atmospec.multigrid.calibration import (
     Calibration,
     Correction,
+    RepeatScatter,
     load_calibration,
     stratified_split,
 )
@@ -65,6 +66,23 @@ def test_calibration_round_trips_and_refuses_an_edited_file(tmp_path):
         Calibration.load(tmp_path / "cal")
 
 
+def test_repeat_scatter_recovers_the_noise_law_of_paired_differences():
+    # 400 objects observed twice at S/N 20-200, each answer scattered by
+    # sd(S/N) = hypot(15 K, 3000 K / (S/N)): the maximum-likelihood fit of the paired
+    # differences recovers the S/N term to ~5 % and the pulls built from it have unit spread.
+    rng = np.random.default_rng(4)
+    s1, s2 = rng.uniform(20, 200, 400), rng.uniform(20, 200, 400)
+    law = RepeatScatter("teff", 15.0, 3000.0, [])
+    sd1 = np.array([law.predict(s) for s in s1])
+    sd2 = np.array([law.predict(s) for s in s2])
+    d = rng.normal(0, sd1) - rng.normal(0, sd2)
+    fit = RepeatScatter.fit("teff", d, s1, s2, [str(i) for i in range(400)])
+    assert fit.per_snr == pytest.approx(3000.0, rel=0.07)
+    assert fit.floor < 30.0
+    pulls = d / np.hypot([fit.predict(s) for s in s1], [fit.predict(s) for s in s2])
+    assert np.std(pulls) == pytest.approx(1.0, abs=0.08)
+
+
 def test_stratified_split_gives_one_of_each_pair_to_each_half():
     names = [f"o{i}" for i in range(9)]
     labels = [2300, 800, 1500, 1900, 1000, 2100, 1200, 1700, 900]
@@ -85,6 +103,11 @@ def test_shipped_calibration_keeps_its_held_out_companions_apart():
     # The [M/H] zero point comes from field dwarfs, none of them a companion.
     assert set(cal.corrections["mh"].objects).isdisjoint(set(teff.objects) | set(cal.held_out))
     assert cal.meta["versions"]["atmospec"]
+    # The statistical part comes from field objects with two spectra, none a companion; at
+    # S/N 100 it is a few tens of K (the prism's photon noise), far below the model error.
+    assert set(cal.repeat) == {"teff", "logg"}
+    assert set(cal.repeat["teff"].objects).isdisjoint(cal.held_out)
+    assert 1.0 < cal.statistical(100.0)["teff"] < 150.0
 
 
 @pytest.mark.realdata

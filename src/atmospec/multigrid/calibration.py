@@ -54,6 +54,7 @@ from atmospec.errors import DataNotFoundError, ModelFileError
 
 __all__ = [
     "Correction",
+    "RepeatScatter",
     "Calibration",
     "load_calibration",
     "shipped_calibration_dir",
@@ -217,6 +218,67 @@ class Correction:
 
 
 @dataclass
+class RepeatScatter:
+    """The scatter of one parameter between independent spectra of the same object:
+    ``sd(S/N)^2 = floor^2 + (per_snr / S/N)^2``, fitted by maximum likelihood on the
+    differences between two spectra of each of a set of objects (``d ~ N(0, sd1^2 + sd2^2)``).
+
+    It is the *statistical* part of the uncertainty (what repeating the observation would
+    change); the rest of the interval (model error, the spread between grids, the shared
+    systematic error) is common to every spectrum of an object.
+
+    Example:
+        >>> r = RepeatScatter("teff", floor=20.0, per_snr=3000.0, objects=[])
+        >>> round(r.predict(100.0), 1)
+        36.1
+    """
+
+    param: str
+    floor: float
+    per_snr: float
+    objects: list[str]
+
+    def predict(self, snr: float) -> float:
+        s = max(float(snr), 1.0) if np.isfinite(snr) else 1.0
+        return float(np.hypot(self.floor, self.per_snr / s))
+
+    @classmethod
+    def fit(
+        cls,
+        param: str,
+        diff: Sequence[float] | FloatArray,
+        snr1: Sequence[float] | FloatArray,
+        snr2: Sequence[float] | FloatArray,
+        objects: Sequence[str],
+    ) -> RepeatScatter:
+        """Maximum-likelihood ``floor`` and ``per_snr`` from paired differences."""
+        from scipy.optimize import minimize
+
+        d, s1, s2 = (np.asarray(v, dtype=np.float64) for v in (diff, snr1, snr2))
+        if d.size < 4:
+            raise ValueError(f"{param}: need >= 4 objects with two spectra")
+        scale = float(np.std(d)) or 1.0
+
+        def nll(theta: FloatArray) -> float:
+            f2, k2 = np.exp(2 * theta[0]) * scale**2, np.exp(2 * theta[1]) * scale**2
+            var = 2 * f2 + k2 * (1 / s1**2 + 1 / s2**2)
+            return float(0.5 * np.sum(d**2 / var + np.log(var)))
+
+        best = min(
+            (
+                minimize(nll, np.array(x0), method="Nelder-Mead")
+                for x0 in ((-1, 3), (0, 0), (-3, 4))
+            ),
+            key=lambda r: r.fun,
+        )
+        floor, per_snr = np.exp(best.x) * scale
+        return cls(param, float(floor), float(per_snr), [str(o) for o in objects])
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
 class Calibration:
     """Corrections of the combined estimate of one set of grids (see the module docstring).
 
@@ -230,6 +292,11 @@ class Calibration:
     corrections: dict[str, Correction]
     model_id: str
     meta: dict[str, Any] = field(default_factory=dict)
+    repeat: dict[str, RepeatScatter] = field(default_factory=dict)
+
+    def statistical(self, snr: float) -> dict[str, float]:
+        """Parameter -> the scatter expected between independent spectra at this S/N."""
+        return {p: r.predict(snr) for p, r in self.repeat.items()}
 
     def digest(self) -> str:
         """Twelve hex digits of the sha256 of the corrections (for model ids in outputs)."""
@@ -291,6 +358,7 @@ class Calibration:
             "kind": "multigrid-calibration",
             "model_id": self.model_id,
             "corrections": {p: c.to_json() for p, c in self.corrections.items()},
+            "repeat": {p: r.to_json() for p, r in self.repeat.items()},
             "meta": self.meta,
         }
         write_json(path / _FILE, seal(record))
@@ -321,6 +389,12 @@ class Calibration:
             corrections={p: Correction.from_json(c) for p, c in dict(rec["corrections"]).items()},
             model_id=str(rec["model_id"]),
             meta=dict(rec.get("meta", {})),
+            repeat={
+                p: RepeatScatter(
+                    str(r["param"]), float(r["floor"]), float(r["per_snr"]), list(r["objects"])
+                )
+                for p, r in dict(rec.get("repeat", {})).items()
+            },
         )
 
     def describe(self, terms: Mapping[str, tuple[float, float]]) -> str:

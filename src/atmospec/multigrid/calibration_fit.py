@@ -3,7 +3,8 @@
 See :mod:`atmospec.multigrid.calibration` for the model. The labelled sets are a companions
 table (columns ``splat_key``, ``teff``, ``teff_err``: Teff from bolometric luminosity and
 evolutionary models at the host's age) and the library's field dwarfs of the discrepancy
-models' fit half (for the [M/H] zero point). Half the companions (stratified in Teff, split
+models' fit half (for the [M/H] zero point; those with two spectra for the statistical part
+of the uncertainty). Half the companions (stratified in Teff, split
 by object) are the calibration set; the other half is recorded as held out and never enters.
 """
 
@@ -17,9 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import FIELD_MH_SCATTER, Calibration, Correction, stratified_split
+from .calibration import (
+    FIELD_MH_SCATTER,
+    Calibration,
+    Correction,
+    RepeatScatter,
+    stratified_split,
+)
 
-__all__ = ["fit_calibration", "field_calibration_keys"]
+__all__ = ["fit_calibration", "field_calibration_keys", "repeat_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,33 @@ def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
     return [str(k) for k in sel["key"]]
 
 
+def repeat_pairs(max_objects: int | None, seed: int) -> list[tuple[str, str, str]]:
+    """(object, key1, key2): the two highest-S/N spectra of objects of the discrepancy
+    models' fit half with at least two (quality OK, L0-T8, S/N >= 20, not young, no binary)."""
+    from atmospec import library
+    from atmospec.discrepancy import load_discrepancy
+
+    fit_objects: set[int] = set()
+    for g in GRIDS:
+        fit_objects |= set(load_discrepancy(g).meta["split"]["fit_objects"])
+    cat = library.catalogue()
+    ok = cat["quality"].eq("OK").fillna(False) & ~(cat["binary"] | cat["spectral_binary"])
+    ok &= ~cat["companion"] & cat["source_key"].isin(fit_objects)
+    young = cat["gravity_class"].astype("string").str.upper().isin(["INT-G", "VL-G"]).fillna(False)
+    rep = cat[ok & ~young & cat["spt_num"].between(20, 38) & cat["snr"].ge(20).fillna(False)]
+    rep = rep.sort_values("snr", ascending=False).groupby("source_key").head(2)
+    counts = rep["source_key"].value_counts()
+    objects = sorted(counts[counts >= 2].index)
+    if max_objects is not None and len(objects) > max_objects:
+        rng = np.random.default_rng(seed)
+        objects = sorted(rng.choice(objects, max_objects, replace=False).tolist())
+    out = []
+    for obj in objects:
+        keys = rep.loc[rep["source_key"] == obj, "key"].astype(str).tolist()[:2]
+        out.append((str(obj), keys[0], keys[1]))
+    return out
+
+
 def _predict(predictor: Any, keys: list[str]) -> dict[str, Any]:
     """Combined medians and 68 % half-widths of Teff and [M/H] per key (calibration off)."""
     from tqdm.auto import tqdm
@@ -71,6 +105,8 @@ def _predict(predictor: Any, keys: list[str]) -> dict[str, Any]:
             "mh": float(q_m[1]),
             "mh_sd": float(0.5 * (q_m[2] - q_m[0])),
             "flag": bool(res.ood_flag[0]) if res.ood_flag is not None else False,
+            "snr": float(res.inputs[0].snr),
+            "logg": float(np.median(s[:, res.param_names.index("logg")])),
         }
     return out
 
@@ -81,6 +117,7 @@ def fit_calibration(
     seed: int = 0,
     draws: int = 1000,
     max_field: int | None = 150,
+    max_repeat: int | None = 60,
 ) -> Calibration:
     """Learn the shipped kind of calibration for the default multi-grid predictor.
 
@@ -135,6 +172,19 @@ def fit_calibration(
         "(a zero point, as surveys set theirs)",
         seed=seed,
     )
+    pairs = repeat_pairs(max_repeat, seed)
+    rep_answers = _predict(predictor, [k for _, a, b in pairs for k in (a, b)])
+    pairs = [p for p in pairs if p[1] in rep_answers and p[2] in rep_answers]
+    repeat = {
+        p: RepeatScatter.fit(
+            p,
+            [rep_answers[a][p] - rep_answers[b][p] for _, a, b in pairs],
+            [rep_answers[a]["snr"] for _, a, b in pairs],
+            [rep_answers[b]["snr"] for _, a, b in pairs],
+            [o for o, _, _ in pairs],
+        )
+        for p in ("teff", "logg")
+    }
     meta = {
         "seed": seed,
         "draws": draws,
@@ -145,6 +195,7 @@ def fit_calibration(
             "held_out": held,
             "field_objects": fk,
             "field_left_out_flagged": sorted(set(field) - set(fk)),
+            "repeat_objects": [o for o, _, _ in pairs],
         },
         "versions": {
             "atmospec": __version__,
@@ -153,4 +204,4 @@ def fit_calibration(
             "python": platform.python_version(),
         },
     }
-    return Calibration({"teff": teff, "mh": mh}, predictor.base_model_id, meta)
+    return Calibration({"teff": teff, "mh": mh}, predictor.base_model_id, meta, repeat)

@@ -298,6 +298,7 @@ class MultiGridPredictor:
                     comb.samples, COMMON_PARAMS, rng
                 )
                 comb.notes.append(self.calibration.describe(comb.calibration))
+                comb.statistical = self.calibration.statistical(inp.snr)
             elif self.calibration_note:
                 comb.notes.append(self.calibration_note)
             notes[i].extend(comb.notes)

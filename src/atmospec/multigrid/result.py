@@ -71,7 +71,9 @@ class MultiGridResult(PredictionResult):
         ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
         ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
         systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
-        shift and the widening, the per-grid columns do not."""
+        shift and the widening, the per-grid columns do not; ``<param>_err_stat``: the
+        statistical part of the uncertainty (the scatter expected between independent spectra
+        of the object at its S/N), the rest of the interval is common to all its spectra."""
         table = super().table()
         n = len(self)
         table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
@@ -89,6 +91,10 @@ class MultiGridResult(PredictionResult):
             terms = [self.combined[i].calibration.get(p, nan) for i in range(n)]
             table[f"{p}_calibration_shift"] = [t[0] for t in terms]
             table[f"{p}_calibration_sd"] = [t[1] for t in terms]
+        for p in sorted({q for c in self.combined for q in c.statistical}):
+            table[f"{p}_err_stat"] = [
+                self.combined[i].statistical.get(p, float("nan")) for i in range(n)
+            ]
         for route in self.routes:
             g = route.grid
             for p in COMMON_PARAMS:
@@ -115,7 +121,10 @@ class MultiGridResult(PredictionResult):
                 "<param>_calibration_shift/_sd: the combined estimate was shifted and widened by "
                 "the grids' shared systematic error at its Teff, learned from labelled real "
                 "objects (companions with Teff from luminosity and evolution; [M/H] zero point "
-                "on field dwarfs); per-grid columns are uncorrected"
+                "on field dwarfs); per-grid columns are uncorrected; <param>_err_stat: the "
+                "scatter expected between independent spectra of the object at its S/N "
+                "(learned from library objects with two spectra), the statistical part of the "
+                "interval"
             )
         return table
 
