@@ -343,7 +343,7 @@ class Calibration:
                 continue
             mu, sd = corr.predict(x)
             j = names.index(p)
-            out[:, j] += np.float32(mu) + rng.normal(0.0, sd, out.shape[0]).astype(np.float32)
+            out[:, j] += np.float32(mu) + _antithetic(rng, out.shape[0], sd)
             terms[p] = (float(mu), float(sd))
         return out, terms
 
@@ -408,6 +408,14 @@ class Calibration:
             "corrected for the grids' shared systematic error learned from labelled real "
             "objects: " + ", ".join(parts)
         )
+
+
+def _antithetic(rng: np.random.Generator, n: int, sd: float) -> NDArray[np.float32]:
+    """``n`` Gaussian draws of standard deviation ``sd`` in +- pairs (shuffled): their mean
+    is exactly zero, so widening a set of samples does not also move its centre by chance."""
+    half = rng.normal(0.0, sd, (n + 1) // 2)
+    draws = np.concatenate([half, -half])[:n]
+    return rng.permutation(draws).astype(np.float32)
 
 
 def shipped_calibration_dir() -> Path:
