@@ -147,7 +147,8 @@ def _ood_kind(reason: str) -> str:
     parts = [r for r in reason.split(",") if r]
     if not parts:
         return ""
-    return "range" if any(r in _RANGE_REASONS for r in parts) else "shape"
+    outside = any(r in _RANGE_REASONS or r.startswith("outside_grid") for r in parts)
+    return "range" if outside else "shape"
 
 
 def _add_fit(row: dict[str, Any], fit: FitResult | None) -> None:
@@ -280,6 +281,12 @@ def run_demo(
     res_d = d_pred.predict(bench + field_specs)
     files += res_d.write(out / "default-model")
     t = lap("default model (benchmarks + field)", t)
+    from atmospec.multigrid import MultiGridPredictor
+
+    m_pred = MultiGridPredictor(coverage="mask", draws=draws, seed=seed)
+    res_m = m_pred.predict(bench + field_specs)
+    files += res_m.write(out / "several-grids")
+    t = lap("several grids, combined and corrected (benchmarks + field)", t)
 
     # -- classic fits ---------------------------------------------------------------------
     log.info("classic chi-square fits")
@@ -326,7 +333,11 @@ def run_demo(
         t = lap("nested sampling (HD 3651B)", t)
 
     # -- comparison table -----------------------------------------------------------------
-    rows = _ml_rows(res_t, "t-dwarf (burrows06)", meta) + _ml_rows(res_d, "default (dback24)", meta)
+    rows = (
+        _ml_rows(res_t, "t-dwarf (burrows06)", meta)
+        + _ml_rows(res_d, "default (dback24)", meta)
+        + _ml_rows(res_m, "grids (combined)", meta)
+    )
     for row in rows:
         _add_fit(row, best_fit.get(row["key"]))
         _add_literature(row)
@@ -396,6 +407,13 @@ def run_demo(
         f"{int((is_default & ~is_bench).sum())} field dwarfs flagged "
         f"({int(frame.loc[is_default & ~is_bench, 'ood_kind'].eq('shape').sum())} for shape "
         "only: the grid does not reproduce these high-S/N spectra within their errors)"
+    )
+    is_grids = frame["model"].str.startswith("grids")
+    console.print(
+        f"several grids (what `atmospec predict` gives): "
+        f"{int(frame.loc[is_grids & ~is_bench, 'ood_flag'].sum())} of "
+        f"{int((is_grids & ~is_bench).sum())} field dwarfs flagged (outside every grid's "
+        "parameters, or residuals beyond the learned model of mismatch)"
     )
     report_path = None
     if report:

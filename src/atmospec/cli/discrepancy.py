@@ -84,5 +84,40 @@ def show_cmd(
     typer.echo(json.dumps({**model.describe(), **meta}, indent=2, default=str))
 
 
+@group.command("calibrate")
+def calibrate_cmd(
+    companions: Path = typer.Option(
+        ...,
+        "--companions",
+        help="CSV of labelled companions: splat_key, teff, teff_err (Teff from luminosity "
+        "and evolutionary models).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for calibration.json."),
+    seed: int = typer.Option(0, help="Seed of the split of companions into halves."),
+    draws: int = typer.Option(1000, help="Draws per spectrum."),
+    max_field: int = typer.Option(150, "--max-field", help="At most this many field dwarfs."),
+) -> None:
+    """Learn the correction for the grids' shared systematic error of the default multi-grid
+    predictor: Teff from half the companions, the [M/H] zero point from field dwarfs of the
+    discrepancy models' fit half; the other half of the companions is recorded as held out."""
+    import json
+
+    from atmospec.errors import FileFormatError
+    from atmospec.multigrid.calibration_fit import fit_calibration
+
+    if not companions.is_file():
+        raise FileFormatError(f"{companions}: no such file")
+    try:
+        cal = fit_calibration(companions, seed=seed, draws=draws, max_field=max_field)
+    except ValueError as err:
+        raise FileFormatError(str(err)) from None
+    path = cal.save(out)
+    summary = {
+        p: {"n": len(c.objects), "length_scale_K": 1000 * c.length_scale}
+        for p, c in cal.corrections.items()
+    }
+    typer.echo(json.dumps({"out": str(path), "model_id": cal.model_id, **summary}))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(group, name="discrepancy")

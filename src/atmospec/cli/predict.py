@@ -78,6 +78,15 @@ Grids = Annotated[
         "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone.",
     ),
 ]
+NoCalibration = Annotated[
+    bool,
+    typer.Option(
+        "--no-calibration",
+        help="With several grids: leave out the correction for the grids' shared systematic "
+        "error learned from labelled real objects (the combined estimate is then the grids' "
+        "answers alone).",
+    ),
+]
 Serial = Annotated[bool, typer.Option("--serial", help="No Dask: run in this process.")]
 Overwrite = Annotated[
     bool,
@@ -147,6 +156,7 @@ def predict_cmd(
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
     grids: Grids = None,
+    no_calibration: NoCalibration = False,
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
@@ -205,6 +215,7 @@ def predict_cmd(
         flux_col=flux_col,
         err_col=err_col,
         grids=grids,
+        calibration=not no_calibration,
     )
 
 
@@ -236,6 +247,7 @@ def run_batch_command(
     flux_col: str | None = None,
     err_col: str | None = None,
     grids: str | None = "none",
+    calibration: bool = True,
 ) -> None:
     """Run one batch prediction (here or on Dask), print its summary, fail if incomplete.
 
@@ -307,7 +319,9 @@ def run_batch_command(
 
         kwargs = options.predictor_kwargs()
         kwargs.pop("grid")
-        predictor = MultiGridPredictor(parse_routes(grids), **kwargs)
+        predictor = MultiGridPredictor(
+            parse_routes(grids), calibration="shipped" if calibration else None, **kwargs
+        )
     else:
         predictor = Predictor(model, **options.predictor_kwargs())
     with contextlib.ExitStack() as stack:

@@ -35,6 +35,12 @@ class Combined:
         spread: per common parameter, max - min of the covering grids' medians.
         disagree: True when covering grids' 68 % intervals of Teff or log g do not overlap.
         notes: the sentences a user reads (coverage, disagreement).
+        calibration: parameter -> (shift, sd) of the correction for the grids' shared
+            systematic error applied to ``samples`` (empty when none was applied; see
+            :mod:`atmospec.multigrid.calibration`).
+        statistical: parameter -> the scatter expected between independent spectra of the
+            object at its S/N (the statistical part of the uncertainty, learned from objects
+            with two spectra; empty without a calibration).
     """
 
     samples: NDArray[np.float32]
@@ -45,6 +51,8 @@ class Combined:
     spread: dict[str, float]
     disagree: bool
     notes: list[str] = field(default_factory=list)
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    statistical: dict[str, float] = field(default_factory=dict)
 
 
 def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from atmospec.prediction.result import PredictionResult
 from atmospec.prediction.sampling import spectrum_seed
 from atmospec.prediction.sources import read_spectrum
 
+from .calibration import Calibration
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
 from .result import MultiGridResult
@@ -50,6 +52,11 @@ class MultiGridPredictor:
     cover it still answer) and ``misfit_flag`` (the residuals exceed what the model of
     mismatch allows for every covering grid).
 
+    ``calibration``: the correction for the errors every grid shares (learned from labelled
+    real objects, :mod:`atmospec.multigrid.calibration`) applied to the combined estimate;
+    ``"shipped"`` (default) uses the shipped one when it was learned for these grids, a path
+    or a :class:`~atmospec.multigrid.calibration.Calibration` another, None none.
+
     ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
     ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
     ``predictors`` maps grid names to learned predictors already built (a batch worker's,
@@ -74,6 +81,7 @@ class MultiGridPredictor:
         ood: bool = True,
         discrepancy: dict[str, Any] | None = None,
         predictors: dict[str, Predictor] | None = None,
+        calibration: Calibration | str | os.PathLike[str] | None = "shipped",
         **predictor_kw: Any,
     ) -> None:
         from atmospec.grids import load_grid
@@ -111,7 +119,34 @@ class MultiGridPredictor:
             )
         self.coverage = self.primary.coverage
         self.policy = self.primary.policy
-        self.model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
+        self.base_model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
+        self.calibration, self.calibration_note = self._calibration(calibration)
+        self.model_id = self.base_model_id + (
+            f"|calibrated:{self.calibration.digest()}" if self.calibration is not None else ""
+        )
+
+    def _calibration(
+        self, given: Calibration | str | os.PathLike[str] | None
+    ) -> tuple[Calibration | None, str]:
+        """The correction for the grids' shared systematic error that applies to this
+        predictor's answers (None, and why, when there is none)."""
+        from .calibration import Calibration, load_calibration
+
+        if given is None:
+            return None, "no correction for the grids' shared systematic error (turned off)"
+        if isinstance(given, Calibration):
+            cal = given
+        else:
+            try:
+                cal = load_calibration(None if given == "shipped" else given)
+            except DataNotFoundError as err:
+                return None, f"no correction for the grids' shared systematic error ({err})"
+        if cal.model_id != self.base_model_id:
+            return None, (
+                "no correction for the grids' shared systematic error: the calibration was "
+                f"learned for {cal.model_id}, not {self.base_model_id}"
+            )
+        return cal, ""
 
     def _discrepancy(self, grid: str) -> Any:
         try:
@@ -272,6 +307,14 @@ class MultiGridPredictor:
             if not per:
                 raise AtmospecError(f"{inp.source}: no grid could answer")
             comb = combine(per, draws=self.draws, rng=rng, reference=scans)
+            if self.calibration is not None:
+                comb.samples, comb.calibration = self.calibration.apply(
+                    comb.samples, COMMON_PARAMS, rng
+                )
+                comb.notes.append(self.calibration.describe(comb.calibration))
+                comb.statistical = self.calibration.statistical(inp.snr)
+            elif self.calibration_note:
+                comb.notes.append(self.calibration_note)
             notes[i].extend(comb.notes)
             estimates.append(per)
             combined.append(comb)
@@ -321,6 +364,12 @@ class MultiGridPredictor:
                     "percentiles of an equal-weight mixture of the answers of every grid that "
                     "covers the object (each: " + base.intervals + "; chi-square grids: node "
                     "posterior under noise plus the grid's model-error covariance)"
+                    + (
+                        "; then shifted and widened by the grids' shared systematic error "
+                        "learned from labelled real objects"
+                        if self.calibration is not None
+                        else ""
+                    )
                 ),
             },
             routes=list(self.routes),

@@ -68,7 +68,12 @@ class MultiGridResult(PredictionResult):
         """The base table (its percentiles are the combined estimate) plus, per grid,
         ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
         ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``grids_used``,
-        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``."""
+        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
+        ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
+        systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
+        shift and the widening, the per-grid columns do not; ``<param>_err_stat``: the
+        statistical part of the uncertainty (the scatter expected between independent spectra
+        of the object at its S/N), the rest of the interval is common to all its spectra."""
         table = super().table()
         n = len(self)
         table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
@@ -81,6 +86,15 @@ class MultiGridResult(PredictionResult):
         table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
         table["teff_inflation"] = [self.inflation(i, "teff") for i in range(n)]
         table["logg_inflation"] = [self.inflation(i, "logg") for i in range(n)]
+        for p in sorted({q for c in self.combined for q in c.calibration}):
+            nan = (float("nan"), float("nan"))
+            terms = [self.combined[i].calibration.get(p, nan) for i in range(n)]
+            table[f"{p}_calibration_shift"] = [t[0] for t in terms]
+            table[f"{p}_calibration_sd"] = [t[1] for t in terms]
+        for p in sorted({q for c in self.combined for q in c.statistical}):
+            table[f"{p}_err_stat"] = [
+                self.combined[i].statistical.get(p, float("nan")) for i in range(n)
+            ]
         for route in self.routes:
             g = route.grid
             for p in COMMON_PARAMS:
@@ -102,6 +116,16 @@ class MultiGridResult(PredictionResult):
             "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
             "residuals beyond each covering grid's learned model of mismatch"
         )
+        if any(c.calibration for c in self.combined):
+            table.meta["calibration"] = (
+                "<param>_calibration_shift/_sd: the combined estimate was shifted and widened by "
+                "the grids' shared systematic error at its Teff, learned from labelled real "
+                "objects (companions with Teff from luminosity and evolution; [M/H] zero point "
+                "on field dwarfs); per-grid columns are uncorrected; <param>_err_stat: the "
+                "scatter expected between independent spectra of the object at its S/N "
+                "(learned from library objects with two spectra), the statistical part of the "
+                "interval"
+            )
         return table
 
     def plot(self, i: int = 0) -> Figure:

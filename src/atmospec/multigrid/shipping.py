@@ -26,7 +26,8 @@ class MultiGridSpec:
 
     Every learned model travels as a :class:`~atmospec.prediction.batch.PredictorSpec` (its
     files, grid reference and calibrated OOD detectors: the exact weights, checked by model
-    id), the model-discrepancy models as the objects loaded here, and the routes, draws,
+    id), the model-discrepancy models and the shared-error calibration as the objects loaded
+    here, and the routes, draws,
     seed and options as values. :meth:`build` gives the worker a predictor that answers as
     the local one does, so the local and Dask runs write the same table.
     """
@@ -41,6 +42,7 @@ class MultiGridSpec:
     seed: int
     factory: Any  # the predictor class (MultiGridPredictor), rebuilt by reference
     options: dict[str, Any] = field(default_factory=dict)
+    calibration: Any = None  # the Calibration applied (None: none), as the object
 
     @property
     def key(self) -> str:
@@ -67,6 +69,7 @@ class MultiGridSpec:
             seed=predictor.seed,
             factory=type(predictor),
             options=dict(predictor._kw),
+            calibration=predictor.calibration,
         )
 
     def build(self) -> Any:
@@ -84,6 +87,7 @@ class MultiGridSpec:
             ood=False,  # the primary comes built, with the shipped OOD detectors
             discrepancy=dict(self.discrepancy),
             predictors=built,
+            calibration=self.calibration,
             **kw,
         )
         pred.discrepancy_notes.update(self.discrepancy_notes)  # why a grid has no covariance

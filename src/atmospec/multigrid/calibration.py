@@ -1,0 +1,474 @@
+"""The grids' shared systematic error, learned from labelled real objects and corrected.
+
+Every grid answers early-L companions 150-500 K cooler than their Teff from bolometric
+luminosity and evolutionary models, and answers field L dwarfs metal-rich: a bias the grids
+share, so the spread between them cannot reveal it. Like RoPE (Wehenkel et al. 2024), which
+corrects a misspecified simulator's answers with a small labelled calibration set, this module
+learns the error of the *combined* estimate in parameter space:
+
+    label - estimate  ~  GP(teff_estimate)
+
+a Gaussian process over the combined Teff median (``ConstantKernel * RBF + WhiteKernel``, the
+hyperparameters by maximum marginal likelihood), with each calibration object's own variance
+(its estimate's spread and its label's error) on the diagonal. Applied to a new object, the
+samples are shifted by the GP mean at its Teff and widened by the GP's predictive standard
+deviation (the uncertainty of the mean plus the object-to-object scatter of the systematic
+error). Far from the calibration objects the mean returns to zero and the widening to its
+prior: the correction never extrapolates a trend.
+
+Two corrections ship, each fitted on one set of objects and evaluated on another:
+
+- ``teff``: labels are Teff from bolometric luminosity and evolutionary models at the host's
+  age for brown-dwarf companions of the SpeX library; half the companions (split by object,
+  stratified in Teff) are the calibration set, the other half are only ever used to report.
+- ``mh``: a zero point, as large spectroscopic surveys set theirs on solar-neighbourhood
+  stars: the field dwarfs of the library (normal gravity, L0-T8, S/N >= 50) are taken to have
+  a median [M/H] of 0 with a population scatter of 0.2 dex at every Teff. Only objects of the
+  discrepancy models' fit half enter; the evaluation half is used to report.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.array([1000.0, 1400.0, 1800.0, 2200.0])
+    >>> c = Correction.fit("teff", x, np.array([0.0, 0.0, 150.0, 300.0]),
+    ...                    np.full(4, 30.0**2), ["a", "b", "c", "d"], "toy labels")
+    >>> mu, sd = c.predict(2000.0)
+    >>> bool(100 < mu < 300), bool(sd > 0)
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import DataNotFoundError, ModelFileError
+
+__all__ = [
+    "Correction",
+    "RepeatScatter",
+    "Calibration",
+    "load_calibration",
+    "shipped_calibration_dir",
+    "stratified_split",
+    "FIELD_MH_SCATTER",
+]
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+_FILE = "calibration.json"
+_SCALE = {"teff": 1000.0, "mh": 1.0, "logg": 1.0}
+"""Internal units of each parameter (the GP is fitted on ``value / scale``)."""
+_X_SCALE = 1000.0
+"""The GP's input, the combined Teff median, in units of 1000 K."""
+
+LENGTH_BOUNDS = (0.25, 5.0)
+"""Bounds of the RBF length scale in 1000 K: at least 250 K (2.5 node spacings of the
+shipped grids), so that a correction never follows a single object."""
+
+FIELD_MH_SCATTER = 0.2
+"""dex: the spread of [M/H] among solar-neighbourhood dwarfs (thin disk), the label error of
+the [M/H] zero point's "field median is solar" assumption."""
+
+
+@dataclass
+class Correction:
+    """The systematic error of one parameter of the combined estimate, as a function of Teff.
+
+    Attributes:
+        param: the parameter corrected (``teff`` or ``mh``).
+        x: (n,) the calibration objects' combined Teff medians (K).
+        y: (n,) label minus the combined median (in the parameter's units).
+        alpha: (n,) each object's own variance (estimate spread and label error), squared units.
+        amplitude, length_scale, noise: fitted kernel hyperparameters in internal units
+            (``value / scale``, Teff in 1000 K).
+        objects: the calibration objects (library keys).
+        label: where the labels come from.
+    """
+
+    param: str
+    x: FloatArray
+    y: FloatArray
+    alpha: FloatArray
+    amplitude: float
+    length_scale: float
+    noise: float
+    objects: list[str]
+    label: str
+    _gp: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def scale(self) -> float:
+        return _SCALE.get(self.param, 1.0)
+
+    @classmethod
+    def fit(
+        cls,
+        param: str,
+        x: Sequence[float] | FloatArray,
+        y: Sequence[float] | FloatArray,
+        alpha: Sequence[float] | FloatArray,
+        objects: Sequence[str],
+        label: str,
+        *,
+        seed: int = 0,
+    ) -> Correction:
+        """Fit the kernel's hyperparameters by maximum marginal likelihood (sklearn).
+
+        Raises:
+            ValueError: fewer than 4 calibration objects, or non-finite values.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+        from sklearn.gaussian_process.kernels import ConstantKernel as C
+
+        xa, ya, aa = (np.asarray(v, dtype=np.float64) for v in (x, y, alpha))
+        if xa.size < 4 or not (xa.size == ya.size == aa.size == len(objects)):
+            raise ValueError(f"{param}: need >= 4 calibration objects with x, y, alpha each")
+        if not (np.isfinite(xa).all() and np.isfinite(ya).all() and np.isfinite(aa).all()):
+            raise ValueError(f"{param}: non-finite calibration values")
+        s = _SCALE.get(param, 1.0)
+        kernel = C(0.1, (1e-4, 1.0)) * RBF(0.4, LENGTH_BOUNDS) + WhiteKernel(0.01, (1e-5, 0.5))
+        gp = GaussianProcessRegressor(
+            kernel, alpha=aa / s**2, n_restarts_optimizer=4, random_state=seed
+        )
+        with warnings.catch_warnings():
+            # A hyperparameter at its bound (e.g. no scatter beyond the objects' own errors)
+            # is a legitimate answer here, not a failure.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit(xa[:, None] / _X_SCALE, ya / s)
+        k = gp.kernel_
+        return cls(
+            param=param,
+            x=xa,
+            y=ya,
+            alpha=aa,
+            amplitude=float(k.k1.k1.constant_value),
+            length_scale=float(k.k1.k2.length_scale),
+            noise=float(k.k2.noise_level),
+            objects=[str(o) for o in objects],
+            label=label,
+            _gp=gp,
+        )
+
+    def _regressor(self) -> Any:
+        if self._gp is None:
+            from sklearn.gaussian_process import GaussianProcessRegressor
+            from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+            from sklearn.gaussian_process.kernels import ConstantKernel as C
+
+            kernel = C(self.amplitude, "fixed") * RBF(self.length_scale, "fixed") + WhiteKernel(
+                self.noise, "fixed"
+            )
+            gp = GaussianProcessRegressor(kernel, alpha=self.alpha / self.scale**2, optimizer=None)
+            gp.fit(self.x[:, None] / _X_SCALE, self.y / self.scale)
+            self._gp = gp
+        return self._gp
+
+    def predict(self, teff: float | FloatArray) -> tuple[Any, Any]:
+        """The correction's mean and standard deviation at combined Teff ``teff`` (K).
+
+        The deviation includes the scatter of the systematic error between objects (the
+        white-noise term), not only the uncertainty of the mean.
+        """
+        t = np.atleast_1d(np.asarray(teff, dtype=np.float64))
+        mu, sd = self._regressor().predict(t[:, None] / _X_SCALE, return_std=True)
+        mu, sd = mu * self.scale, sd * self.scale
+        if np.ndim(teff) == 0:
+            return float(mu[0]), float(sd[0])
+        return mu, sd
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "param": self.param,
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "alpha": self.alpha.tolist(),
+            "amplitude": self.amplitude,
+            "length_scale": self.length_scale,
+            "noise": self.noise,
+            "objects": list(self.objects),
+            "label": self.label,
+        }
+
+    @classmethod
+    def from_json(cls, rec: Mapping[str, Any]) -> Correction:
+        return cls(
+            param=str(rec["param"]),
+            x=np.asarray(rec["x"], dtype=np.float64),
+            y=np.asarray(rec["y"], dtype=np.float64),
+            alpha=np.asarray(rec["alpha"], dtype=np.float64),
+            amplitude=float(rec["amplitude"]),
+            length_scale=float(rec["length_scale"]),
+            noise=float(rec["noise"]),
+            objects=[str(o) for o in rec["objects"]],
+            label=str(rec["label"]),
+        )
+
+
+@dataclass
+class RepeatScatter:
+    """The scatter of one parameter between independent spectra of the same object:
+    ``sd(S/N)^2 = floor^2 + (per_snr / S/N)^2``, fitted by maximum likelihood on the
+    differences between two spectra of each of a set of objects (``d ~ N(0, sd1^2 + sd2^2)``).
+
+    It is the *statistical* part of the uncertainty (what repeating the observation would
+    change); the rest of the interval (model error, the spread between grids, the shared
+    systematic error) is common to every spectrum of an object.
+
+    Example:
+        >>> r = RepeatScatter("teff", floor=20.0, per_snr=3000.0, objects=[])
+        >>> round(r.predict(100.0), 1)
+        36.1
+    """
+
+    param: str
+    floor: float
+    per_snr: float
+    objects: list[str]
+
+    def predict(self, snr: float) -> float:
+        s = max(float(snr), 1.0) if np.isfinite(snr) else 1.0
+        return float(np.hypot(self.floor, self.per_snr / s))
+
+    @classmethod
+    def fit(
+        cls,
+        param: str,
+        diff: Sequence[float] | FloatArray,
+        snr1: Sequence[float] | FloatArray,
+        snr2: Sequence[float] | FloatArray,
+        objects: Sequence[str],
+    ) -> RepeatScatter:
+        """Maximum-likelihood ``floor`` and ``per_snr`` from paired differences."""
+        from scipy.optimize import minimize
+
+        d, s1, s2 = (np.asarray(v, dtype=np.float64) for v in (diff, snr1, snr2))
+        if d.size < 4:
+            raise ValueError(f"{param}: need >= 4 objects with two spectra")
+        scale = float(np.std(d)) or 1.0
+
+        def nll(theta: FloatArray) -> float:
+            f2, k2 = np.exp(2 * theta[0]) * scale**2, np.exp(2 * theta[1]) * scale**2
+            var = 2 * f2 + k2 * (1 / s1**2 + 1 / s2**2)
+            return float(0.5 * np.sum(d**2 / var + np.log(var)))
+
+        best = min(
+            (
+                minimize(nll, np.array(x0), method="Nelder-Mead")
+                for x0 in ((-1, 3), (0, 0), (-3, 4))
+            ),
+            key=lambda r: r.fun,
+        )
+        floor, per_snr = np.exp(best.x) * scale
+        return cls(param, float(floor), float(per_snr), [str(o) for o in objects])
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Calibration:
+    """Corrections of the combined estimate of one set of grids (see the module docstring).
+
+    Attributes:
+        corrections: parameter -> :class:`Correction`.
+        model_id: the multi-grid predictor the corrections were learned for; they apply only
+            to its answers.
+        meta: how it was made (seed, split, versions, numbers on the held-out objects).
+    """
+
+    corrections: dict[str, Correction]
+    model_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    repeat: dict[str, RepeatScatter] = field(default_factory=dict)
+
+    def statistical(self, snr: float) -> dict[str, float]:
+        """Parameter -> the scatter expected between independent spectra at this S/N."""
+        return {p: r.predict(snr) for p, r in self.repeat.items()}
+
+    def digest(self) -> str:
+        """Twelve hex digits of the sha256 of the corrections (for model ids in outputs)."""
+        from atmospec.serialization import record_checksum
+
+        return record_checksum({p: c.to_json() for p, c in sorted(self.corrections.items())})[:12]
+
+    @property
+    def held_out(self) -> list[str]:
+        """Objects kept out of every correction, for reporting (library keys)."""
+        return list(self.meta.get("split", {}).get("held_out", []))
+
+    @property
+    def calibration_objects(self) -> set[str]:
+        return {o for c in self.corrections.values() for o in c.objects}
+
+    def apply(
+        self,
+        samples: NDArray[np.floating[Any]],
+        param_names: Sequence[str],
+        rng: np.random.Generator,
+    ) -> tuple[NDArray[np.float32], dict[str, tuple[float, float]]]:
+        """One object's samples, shifted and widened; and param -> (shift, sd) applied.
+
+        Example:
+            >>> import numpy as np
+            >>> c = Correction.fit("teff", np.array([1000.0, 1400.0, 1800.0, 2200.0]),
+            ...                    np.array([0.0, 0.0, 150.0, 300.0]), np.full(4, 900.0),
+            ...                    list("abcd"), "toy")
+            >>> cal = Calibration({"teff": c}, "toy")
+            >>> s = np.tile(np.float32([2000.0, 5.0]), (500, 1))
+            >>> out, terms = cal.apply(s, ("teff", "logg"), np.random.default_rng(0))
+            >>> bool(abs(np.median(out[:, 0]) - 2000.0 - terms["teff"][0]) < 3 * terms["teff"][1])
+            True
+        """
+        out = np.array(samples, dtype=np.float32, copy=True)
+        names = list(param_names)
+        if "teff" not in names:
+            return out, {}
+        x = float(np.median(out[:, names.index("teff")]))
+        terms: dict[str, tuple[float, float]] = {}
+        for p, corr in self.corrections.items():
+            if p not in names:
+                continue
+            mu, sd = corr.predict(x)
+            j = names.index(p)
+            out[:, j] += np.float32(mu) + _antithetic(rng, out.shape[0], sd)
+            terms[p] = (float(mu), float(sd))
+        return out, terms
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``calibration.json`` (sealed with its sha256) into ``folder``, atomically."""
+        from atmospec._fileio import write_json
+        from atmospec.serialization import seal
+
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        record = {
+            "kind": "multigrid-calibration",
+            "model_id": self.model_id,
+            "corrections": {p: c.to_json() for p, c in self.corrections.items()},
+            "repeat": {p: r.to_json() for p, r in self.repeat.items()},
+            "meta": self.meta,
+        }
+        write_json(path / _FILE, seal(record))
+        return path / _FILE
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Calibration:
+        """Read a folder written by :meth:`save`.
+
+        Raises:
+            ModelFileError: the file is missing, not JSON, or was edited (checksum).
+        """
+        import json
+
+        from atmospec.serialization import is_sealed
+
+        path = Path(folder)
+        path = path if path.name == _FILE else path / _FILE
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no calibration record")
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelFileError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(rec, dict) or not is_sealed(rec):
+            raise ModelFileError(f"{path}: modified after it was written (checksum mismatch)")
+        return cls(
+            corrections={p: Correction.from_json(c) for p, c in dict(rec["corrections"]).items()},
+            model_id=str(rec["model_id"]),
+            meta=dict(rec.get("meta", {})),
+            repeat={
+                p: RepeatScatter(
+                    str(r["param"]), float(r["floor"]), float(r["per_snr"]), list(r["objects"])
+                )
+                for p, r in dict(rec.get("repeat", {})).items()
+            },
+        )
+
+    def describe(self, terms: Mapping[str, tuple[float, float]]) -> str:
+        """One sentence for a user on what was applied to an object."""
+        parts = []
+        for p, (mu, sd) in terms.items():
+            unit = " K" if p == "teff" else " dex"
+            fmt = ".0f" if p == "teff" else ".2f"
+            parts.append(f"{p} {mu:+{fmt}}{unit} (+- {sd:{fmt}}{unit})")
+        return (
+            "corrected for the grids' shared systematic error learned from labelled real "
+            "objects: " + ", ".join(parts)
+        )
+
+
+def _antithetic(rng: np.random.Generator, n: int, sd: float) -> NDArray[np.float32]:
+    """``n`` Gaussian draws of standard deviation ``sd`` in +- pairs (shuffled): their mean
+    is exactly zero, so widening a set of samples does not also move its centre by chance."""
+    half = rng.normal(0.0, sd, (n + 1) // 2)
+    draws = np.concatenate([half, -half])[:n]
+    return rng.permutation(draws).astype(np.float32)
+
+
+def shipped_calibration_dir() -> Path:
+    """Where the shipped calibration of the default grids lives."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / "calibration" / "multigrid-spex"
+
+
+def load_calibration(folder: str | os.PathLike[str] | None = None) -> Calibration:
+    """The shipped calibration of the default multi-grid predictor (or one in ``folder``).
+
+    Raises:
+        DataNotFoundError: none is shipped.
+
+    Example:
+        >>> cal = load_calibration()  # doctest: +SKIP
+        >>> sorted(cal.corrections)  # doctest: +SKIP
+        ['mh', 'teff']
+    """
+    path = Path(folder) if folder is not None else shipped_calibration_dir()
+    if not (path / _FILE).is_file() and not (path.name == _FILE and path.is_file()):
+        raise DataNotFoundError(
+            f"no calibration record in {path} (learn one with `atmospec discrepancy calibrate`)"
+        )
+    return Calibration.load(path)
+
+
+def stratified_split(
+    names: Sequence[str], labels: Sequence[float], seed: int
+) -> tuple[list[str], list[str]]:
+    """Split objects into a calibration half and a held-out half, stratified in ``labels``:
+    sorted by label, each consecutive pair gives one object to each half (which one by the
+    seeded generator); an odd last object is held out.
+
+    Example:
+        >>> fit, held = stratified_split(list("abcde"), [1, 2, 3, 4, 5], seed=0)
+        >>> len(fit), len(held), sorted(fit + held) == list("abcde")
+        (2, 3, True)
+    """
+    rng = np.random.default_rng(seed)
+    order = np.argsort(np.asarray(labels, dtype=np.float64), kind="stable")
+    fit: list[str] = []
+    held: list[str] = []
+    for k in range(0, len(order), 2):
+        pair = [str(names[i]) for i in order[k : k + 2]]
+        if len(pair) == 1:
+            held.append(pair[0])
+            continue
+        pick = int(rng.integers(0, 2))
+        fit.append(pair[pick])
+        held.append(pair[1 - pick])
+    return fit, held
+
+
+def replace_terms(comb: Any, terms: Mapping[str, tuple[float, float]]) -> Any:
+    """A copy of a :class:`~atmospec.multigrid.combine.Combined` with calibration terms."""
+    return dataclasses.replace(comb, calibration=dict(terms))

@@ -1,0 +1,123 @@
+"""The correction for the grids' shared systematic error (atmospec.multigrid.calibration)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from atmospec.errors import ModelFileError
+from atmospec.multigrid.calibration import (
+    Calibration,
+    Correction,
+    RepeatScatter,
+    load_calibration,
+    stratified_split,
+)
+
+
+def _bump() -> Correction:
+    # A systematic error of +300 K between 1900 and 2300 K and none from 800 to 1500 K, each
+    # object known to 30 K: the GP must follow the step where it has objects and return to
+    # zero shift where the error is zero.
+    x = np.array([800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1900, 2000, 2100, 2200, 2300.0])
+    y = np.where(x >= 1900, 300.0, 0.0) + np.random.default_rng(1).normal(0, 30, x.size)
+    return Correction.fit("teff", x, y, np.full(x.size, 30.0**2), [str(v) for v in x], "toy")
+
+
+def test_correction_follows_a_step_in_the_systematic_error_and_not_beyond_it():
+    c = _bump()
+    mu_hot, sd_hot = c.predict(2100.0)
+    mu_cool, sd_cool = c.predict(1100.0)
+    assert 230 < mu_hot < 370
+    assert abs(mu_cool) < 60
+    # With 5 objects at ~30 K scatter the mean is known to ~15 K: the widening stays modest
+    # where the calibration has objects, and grows where it has none (between 1500 and 1900 K).
+    assert sd_hot < 80 and sd_cool < 80
+    assert c.predict(1700.0)[1] > max(sd_hot, sd_cool)
+
+
+def test_calibration_shifts_and_widens_samples_by_the_predicted_terms():
+    cal = Calibration({"teff": _bump()}, "toy")
+    samples = np.column_stack(
+        [np.random.default_rng(0).normal(2100, 20, 4000), np.full(4000, 5.0)]
+    ).astype(np.float32)
+    out, terms = cal.apply(samples, ("teff", "logg"), np.random.default_rng(2))
+    mu, sd = terms["teff"]
+    assert np.median(out[:, 0]) == pytest.approx(np.median(samples[:, 0]) + mu, abs=5)
+    # Independent Gaussian widening: variances add.
+    assert np.std(out[:, 0]) == pytest.approx(np.hypot(20.0, sd), rel=0.05)
+    np.testing.assert_array_equal(out[:, 1], samples[:, 1])
+
+
+def test_calibration_round_trips_and_refuses_an_edited_file(tmp_path):
+    cal = Calibration({"teff": _bump()}, "toy", {"seed": 0})
+    path = cal.save(tmp_path / "cal")
+    back = Calibration.load(tmp_path / "cal")
+    assert back.corrections["teff"].predict(2000.0) == pytest.approx(
+        cal.corrections["teff"].predict(2000.0)
+    )
+    assert back.digest() == cal.digest()
+    rec = json.loads(path.read_text())
+    rec["corrections"]["teff"]["y"][0] += 100.0
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ModelFileError, match="checksum"):
+        Calibration.load(tmp_path / "cal")
+
+
+def test_repeat_scatter_recovers_the_noise_law_of_paired_differences():
+    # 400 objects observed twice at S/N 20-200, each answer scattered by
+    # sd(S/N) = hypot(15 K, 3000 K / (S/N)): the maximum-likelihood fit of the paired
+    # differences recovers the S/N term to ~5 % and the pulls built from it have unit spread.
+    rng = np.random.default_rng(4)
+    s1, s2 = rng.uniform(20, 200, 400), rng.uniform(20, 200, 400)
+    law = RepeatScatter("teff", 15.0, 3000.0, [])
+    sd1 = np.array([law.predict(s) for s in s1])
+    sd2 = np.array([law.predict(s) for s in s2])
+    d = rng.normal(0, sd1) - rng.normal(0, sd2)
+    fit = RepeatScatter.fit("teff", d, s1, s2, [str(i) for i in range(400)])
+    assert fit.per_snr == pytest.approx(3000.0, rel=0.07)
+    assert fit.floor < 30.0
+    pulls = d / np.hypot([fit.predict(s) for s in s1], [fit.predict(s) for s in s2])
+    assert np.std(pulls) == pytest.approx(1.0, abs=0.08)
+
+
+def test_stratified_split_gives_one_of_each_pair_to_each_half():
+    names = [f"o{i}" for i in range(9)]
+    labels = [2300, 800, 1500, 1900, 1000, 2100, 1200, 1700, 900]
+    fit, held = stratified_split(names, labels, seed=3)
+    assert set(fit).isdisjoint(held) and sorted(fit + held) == sorted(names)
+    assert len(fit) == 4 and len(held) == 5
+    order = [names[i] for i in np.argsort(labels)]
+    for k in range(0, 8, 2):
+        assert (order[k] in fit) != (order[k + 1] in fit)
+
+
+def test_shipped_calibration_keeps_its_held_out_companions_apart():
+    cal = load_calibration()
+    assert set(cal.corrections) == {"teff", "mh"}
+    teff = cal.corrections["teff"]
+    assert len(teff.objects) >= 10 and len(cal.held_out) >= 10
+    assert set(teff.objects).isdisjoint(cal.held_out)
+    # The [M/H] zero point comes from field dwarfs, none of them a companion.
+    assert set(cal.corrections["mh"].objects).isdisjoint(set(teff.objects) | set(cal.held_out))
+    assert cal.meta["versions"]["atmospec"]
+    # The statistical part comes from field objects with two spectra, none a companion; at
+    # S/N 100 it is a few tens of K (the prism's photon noise), far below the model error.
+    assert set(cal.repeat) == {"teff", "logg"}
+    assert set(cal.repeat["teff"].objects).isdisjoint(cal.held_out)
+    assert 1.0 < cal.statistical(100.0)["teff"] < 150.0
+
+
+@pytest.mark.realdata
+def test_default_predictor_applies_the_shipped_calibration(splat_dir):
+    # The calibration is tied to the model chain it was learned for: the default multi-grid
+    # predictor must be that chain (retraining a default model requires relearning it).
+    from atmospec.multigrid import MultiGridPredictor
+
+    mp = MultiGridPredictor(draws=200, ood=False)
+    assert mp.calibration is not None, mp.calibration_note
+    assert mp.model_id.endswith(f"|calibrated:{mp.calibration.digest()}")
+    off = MultiGridPredictor(draws=200, ood=False, calibration=None)
+    assert off.calibration is None and "calibrated" not in off.model_id
