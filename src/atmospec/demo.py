@@ -409,7 +409,7 @@ def run_demo(
         "only: the grid does not reproduce these high-S/N spectra within their errors)"
     )
     is_grids = frame["model"].str.startswith("grids")
-    console.print(
+    log.info(
         f"several grids (what `atmospec predict` gives): "
         f"{int(frame.loc[is_grids & ~is_bench, 'ood_flag'].sum())} of "
         f"{int((is_grids & ~is_bench).sum())} field dwarfs flagged (outside every grid's "
