@@ -20,6 +20,7 @@ from atmospec.cli.predict import (
     MaxMasked,
     MaxPlots,
     Model,
+    NoCalibration,
     NoOod,
     Out,
     Overwrite,
@@ -76,6 +77,7 @@ def predict_cmd(
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
     grids: Grids = None,
+    no_calibration: NoCalibration = False,
 ) -> None:
     """Predict every spectrum of a catalogue on a Dask cluster (default: a local one).
 
@@ -113,6 +115,7 @@ def predict_cmd(
         flux_col=flux_col,
         err_col=err_col,
         grids=grids,
+        calibration=not no_calibration,
     )
 
 
