@@ -57,6 +57,15 @@ class TransferConfig:
             ``intrinsic_kms``, or None (flat). The lines' own widths and the rotation kernel
             are nearly degenerate below the resolution element: without this prior the
             data lines take up part of the rotational broadening.
+        intrinsic_range_kms: (floor, ceiling) of the shared intrinsic Gaussian sigma (km/s), a
+            flat prior between the physically possible widths (see
+            :func:`intrinsic_width_range`), or None (only ``min_width_kms`` below). With it, the
+            per-line widths cannot take up the rotational broadening: the remainder beyond the
+            ceiling is rotation, and below the floor nothing is left for lines to absorb.
+        width_anchor: ``"template"``: a template line's width prior is about the template's
+            own width (right when the template is the star's temperature); ``"shared"``: every
+            line's width is about the shared intrinsic width (a template much hotter or cooler
+            than the star has the wrong thermal widths).
         epsilon: linear limb-darkening coefficient of the rotation kernel.
         vsini: initial projected rotation, km/s.
         vsini_grid: grid (km/s) of an optional profile-likelihood scan of v sin i (empty: no
@@ -80,11 +89,25 @@ class TransferConfig:
     min_width_kms: float = 0.7
     intrinsic_kms: float = 1.2
     intrinsic_sd: float | None = None
+    intrinsic_range_kms: tuple[float, float] | None = None
+    width_anchor: str = "template"
     epsilon: float = 0.6
     vsini: float = 3.0
     vsini_grid: tuple[float, ...] = ()
     profile_epochs: int = 100
     poly_degree: int = 2
+
+
+def _width_floor(cfg: TransferConfig) -> float:
+    """The smallest Gaussian sigma (km/s) of any line."""
+    lo = cfg.intrinsic_range_kms[0] if cfg.intrinsic_range_kms else 0.0
+    return max(cfg.min_width_kms, lo)
+
+
+def _shared_bounds(cfg: TransferConfig) -> tuple[float, float]:
+    """ln bounds of the shared intrinsic sigma (km/s)."""
+    hi = cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else math.inf
+    return math.log(_width_floor(cfg)), math.log(hi)
 
 
 def intrinsic_width_kms(
@@ -205,7 +228,9 @@ def transfer(
             f"transfer: no template line within the data ({w[0]:.1f}-{w[-1]:.1f}) over the RV "
             f"range {rv_range} km/s"
         )
-    state = _new_state(tl, np.ones(len(tl), bool), tl, settings, dev, cfg.intrinsic_kms)
+    lo_s, hi_s = _shared_bounds(cfg)
+    s0 = math.exp(min(max(math.log(cfg.intrinsic_kms), lo_s), hi_s))
+    state = _new_state(tl, np.ones(len(tl), bool), tl, settings, dev, s0)
 
     # 1. RV scan with the template (coarse, then fine), continuum solved at each
     rvs = np.arange(rv_range[0], rv_range[1] + 0.5, 1.0)
@@ -424,7 +449,7 @@ def _to_rest_intrinsic(
     v_obs = extra.sigma / center * C_KMS
     v_int = float(torch.exp(state.ln_s))
     v = np.sqrt(np.maximum(v_obs**2 - v_inst**2 - v_rot**2, v_int**2))
-    v = np.clip(v, cfg.min_width_kms, 3 * v_int)
+    v = np.clip(v, _width_floor(cfg), 3 * v_int)
     sigma = center * v / C_KMS
     return LineList(center, extra.amplitude, sigma, 0.05 * sigma, dict(extra.meta))
 
@@ -441,7 +466,12 @@ def _prior(ext: ExtrinsicModel, st: _State, cfg: TransferConfig) -> torch.Tensor
             sd_c = st.center_t * cfg.center_sd_kms / C_KMS
             out = out + 0.5 * (((star.center[t] - st.center_t) / sd_c) ** 2).sum()
         out = out + 0.5 * (((star.ln_amp[t] - st.ln_amp_t) / cfg.amp_sd) ** 2).sum()
-        out = out + 0.5 * (((star.ln_sigma[t] - st.ln_sigma_t) / cfg.width_sd) ** 2).sum()
+        ref = (
+            st.ln_sigma_t
+            if cfg.width_anchor == "template"
+            else torch.log(lam[t] / C_KMS) + st.ln_s
+        )
+        out = out + 0.5 * (((star.ln_sigma[t] - ref) / cfg.width_sd) ** 2).sum()
     if cfg.intrinsic_sd is not None:
         out = out + 0.5 * ((st.ln_s - math.log(cfg.intrinsic_kms)) / cfg.intrinsic_sd) ** 2
     d = ~t
@@ -479,7 +509,8 @@ def _optimise(
     params += [star.d_center, star.ln_amp, star.ln_sigma, st.ln_s]
     opt = torch.optim.Adam(params, lr=lr)
     n = float(ext.pixel_wavelength.numel())
-    ln_min = torch.log(star.center0 * cfg.min_width_kms / C_KMS)
+    ln_min = torch.log(star.center0 * _width_floor(cfg) / C_KMS)
+    lo_s, hi_s = _shared_bounds(cfg)
     bar = trange(n_epochs, desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         if epoch and epoch % 50 == 0:
@@ -491,7 +522,7 @@ def _optimise(
         with torch.no_grad():
             star.ln_sigma.copy_(torch.maximum(star.ln_sigma, ln_min))
             star.d_center[frozen] = 0.0
-            st.ln_s.clamp_(min=math.log(cfg.min_width_kms))
+            st.ln_s.clamp_(min=lo_s, max=hi_s)
             ext.ln_vsini.clamp_(min=math.log(0.05))
         if progress:
             bar.set_postfix(chi2_red=f"{float(chi2) / n:.2f}")
@@ -561,36 +592,43 @@ def _laplace(
 def _profile_vsini(
     ext: ExtrinsicModel, st: _State, loss_fn: Any, cfg: TransferConfig, progress: bool
 ) -> list[tuple[float, float]]:
-    """chi2 (prior included) at each grid v sin i with the other parameters re-optimised from
-    the best fit; the best fit itself is included."""
+    """chi2 (prior included) at each grid v sin i with the other parameters re-optimised; the
+    best fit itself is included. The grid is walked outward from the best fit on each side,
+    each point starting from its neighbour's solution (a continuous path: the lines' widths
+    change smoothly as rotation takes over their broadening, and the optimiser needs fewer
+    steps than from the distant best fit)."""
     best = {k: v.detach().clone() for k, v in ext.state_dict().items()}
     best_star = {k: v.detach().clone() for k, v in st.star.state_dict().items()}
     best_s = st.ln_s.detach().clone()
+    v_best = float(ext.vsini.detach())
     out: list[tuple[float, float]] = []
     with torch.no_grad():
         loss, _ = loss_fn(st)
-    out.append((float(ext.vsini.detach()), 2.0 * float(loss)))
-    for v in cfg.vsini_grid:
+    out.append((v_best, 2.0 * float(loss)))
+    below = sorted((v for v in cfg.vsini_grid if v < v_best), reverse=True)
+    above = sorted(v for v in cfg.vsini_grid if v >= v_best)
+    for side in (below, above):
         ext.load_state_dict(best)
         st.star.load_state_dict(best_star)
         st.star.set_windows()
         st.ln_s = best_s.clone()
-        with torch.no_grad():
-            ext.ln_vsini.fill_(math.log(v))
-        _optimise(
-            ext,
-            st,
-            loss_fn,
-            cfg.profile_epochs,
-            cfg.lr,
-            cfg,
-            progress,
-            f"vsini {v:g}",
-            fix_vsini=True,
-        )
-        with torch.no_grad():
-            loss, _ = loss_fn(st)
-        out.append((float(v), 2.0 * float(loss)))
+        for v in side:
+            with torch.no_grad():
+                ext.ln_vsini.fill_(math.log(v))
+            _optimise(
+                ext,
+                st,
+                loss_fn,
+                cfg.profile_epochs,
+                cfg.lr,
+                cfg,
+                progress,
+                f"vsini {v:g}",
+                fix_vsini=True,
+            )
+            with torch.no_grad():
+                loss, _ = loss_fn(st)
+            out.append((float(v), 2.0 * float(loss)))
     ext.load_state_dict(best)
     st.star.load_state_dict(best_star)
     st.star.set_windows()
@@ -640,18 +678,24 @@ def _limits(
         msgs.append(f"the v sin i interval reaches the scan's lower end {min(cfg.vsini_grid)} km/s")
     if cfg.vsini_grid and interval[1] >= max(cfg.vsini_grid) - 1e-9:
         msgs.append(f"the v sin i interval reaches the scan's upper end {max(cfg.vsini_grid)} km/s")
-    if float(torch.exp(st.ln_s)) <= cfg.min_width_kms * 1.001:
-        msgs.append(f"the shared intrinsic line width sits at its {cfg.min_width_kms} km/s floor")
+    floor = _width_floor(cfg)
+    if float(torch.exp(st.ln_s)) <= floor * 1.001:
+        msgs.append(f"the shared intrinsic line width sits at its {floor:.2f} km/s floor")
+    if cfg.intrinsic_range_kms and float(torch.exp(st.ln_s)) >= cfg.intrinsic_range_kms[1] * 0.999:
+        msgs.append(
+            f"the shared intrinsic line width sits at its physical ceiling "
+            f"{cfg.intrinsic_range_kms[1]:.2f} km/s: the broadening beyond it is rotation"
+        )
     z = (params["resolution"] - cfg.resolution) / cfg.resolution_sd
     if cfg.fit_resolution and abs(z) > 3:
         msgs.append(
             f"R = {params['resolution']:.0f} is {z:+.1f} prior sd from {cfg.resolution:.0f}"
         )
     with torch.no_grad():
-        ln_min = torch.log(st.star.center0 * cfg.min_width_kms / C_KMS)
+        ln_min = torch.log(st.star.center0 * floor / C_KMS)
         at_floor = int((st.star.ln_sigma <= ln_min + 1e-9).sum())
     if at_floor:
-        msgs.append(f"{at_floor} line width(s) at the {cfg.min_width_kms} km/s floor")
+        msgs.append(f"{at_floor} line width(s) at the {floor:.2f} km/s floor")
     return msgs
 
 
