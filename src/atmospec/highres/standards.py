@@ -105,6 +105,8 @@ def fit_telluric_standard(
     epochs: int = 120,
     vsini: float = 50.0,
     template_resolution: float | None = TELFIT_TEMPLATE_RESOLUTION,
+    continuum_window: float = 8.0,
+    poly_degree: int = 2,
     device: str | None = None,
     progress: bool = True,
 ) -> TelluricStandard:
@@ -117,7 +119,7 @@ def fit_telluric_standard(
     except in the O2 a-band (order 27), so the water orders' scale measures the water column x
     airmass and the O2 order's the airmass, both relative to the template.
     """
-    ech = read_orders(str(path), tuple(orders))
+    ech = read_orders(str(path), tuple(orders), window=continuum_window)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
           "device": device, "progress": progress}  # fmt: skip
     bands = order_bands(ech)
@@ -130,7 +132,7 @@ def fit_telluric_standard(
         )  # fmt: skip
     res = fit_echelle(
         ech, star, telluric=tell, rv_range=(-150.0, 150.0), vsini=vsini, epochs=epochs,
-        device=device, progress=progress,
+        poly_degree=poly_degree, device=device, progress=progress,
     )  # fmt: skip
     before, after, n_pix, saturated = [], [], [], []
     sum_b = sum_a = 0.0
@@ -159,6 +161,8 @@ def fit_telluric_standard(
         "telluric_template": "TelFit, 286 K, 50 % humidity (muler)",
         "rv": res.rv,
         "vsini": res.vsini,
+        "telluric_rv": res.meta["telluric_rv"],
+        "template_resolution": template_resolution,
         "limits": res.meta["limits"],
     }
     return TelluricStandard(list(orders), before, after, res.telluric_scale, res, meta)
