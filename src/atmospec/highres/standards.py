@@ -100,13 +100,15 @@ class TelluricStandard:
 
 def fit_telluric_standard(
     path: str | Path,
-    orders: tuple[int, ...] = (*WATER_ORDERS, O2_ORDER),
+    orders: tuple[int, ...] = TELLURIC_ORDERS,
     *,
     epochs: int = 120,
     vsini: float = 50.0,
     template_resolution: float | None = TELFIT_TEMPLATE_RESOLUTION,
-    continuum_window: float = 8.0,
-    poly_degree: int = 2,
+    continuum_window: float = 30.0,
+    poly_degree: int = 4,
+    star: LineEmulator | None = None,
+    telluric: LineEmulator | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> TelluricStandard:
@@ -117,14 +119,20 @@ def fit_telluric_standard(
 
     The TelFit template holds all molecules together; in these orders its lines are water
     except in the O2 a-band (order 27), so the water orders' scale measures the water column x
-    airmass and the O2 order's the airmass, both relative to the template.
+    airmass and the O2 order's the airmass, both relative to the template. The template is
+    already at HPF's resolution: its instrumental width is removed first
+    (:func:`remove_instrument`, ``template_resolution``; None keeps it). Each order is
+    normalised by its upper envelope in ``continuum_window`` Å chunks (wide: in the water
+    bands few pixels are unabsorbed) and fitted with a Legendre continuum of
+    ``poly_degree``; one velocity shift is shared by all telluric lines. ``star`` and
+    ``telluric`` reuse clones made for the same orders (e.g. for a second standard).
     """
     ech = read_orders(str(path), tuple(orders), window=continuum_window)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
           "device": device, "progress": progress}  # fmt: skip
     bands = order_bands(ech)
-    star = clone_bands("phoenix", bands, **kw)
-    tell = clone_bands("telfit", bands, **kw)
+    star = star if star is not None else clone_bands("phoenix", bands, **kw)
+    tell = telluric if telluric is not None else clone_bands("telfit", bands, **kw)
     if template_resolution is not None:
         tell = LineEmulator(
             remove_instrument(tell.lines(), template_resolution), **tell.settings(),
