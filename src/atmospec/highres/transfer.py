@@ -12,7 +12,7 @@ import torch
 
 from atmospec.errors import CoverageError
 from atmospec.highres.emulator import LineEmulator, default_device
-from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
+from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel, rotation_kernel
 from atmospec.highres.fit import FitResult, _solve_continuum, scan_rv
 from atmospec.highres.linefinder import LineList, find_lines
 
@@ -337,12 +337,22 @@ def transfer(
     }
     errors_scaled = {k: v * factor for k, v in errors.items()}
     if scan:
-        interval = _interval(scan, factor**2 * corr, params["vsini"])
-        errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
+        stat = _interval(scan, factor**2 * corr, params["vsini"])
     else:
         e = errors_scaled["vsini"]
-        interval = (params["vsini"] - e, params["vsini"] + e)
-    flags = _limits(ext, state, cfg, params, interval, errors)
+        stat = (params["vsini"] - e, params["vsini"] + e)
+    budget = _width_budget(params, float(torch.exp(state.ln_s)), cfg)
+    interval = (min(stat[0], budget[0]), max(stat[1], budget[1]))
+    errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
+    flags = _limits(ext, state, cfg, params, stat, errors)
+    if budget[0] < stat[0] - 1e-6 or budget[1] > stat[1] + 1e-6:
+        flags.append(
+            f"rotation and the lines' own widths are not separated by the line shapes: the "
+            f"total broadening puts v sin i anywhere in {budget[0]:.2f}-{budget[1]:.2f} km/s "
+            f"for line widths between {_width_floor(cfg):.2f} and "
+            f"{_ceiling(cfg, float(torch.exp(state.ln_s))):.2f} km/s and R within "
+            f"+-{cfg.resolution_sd:.0f}; the interval spans it"
+        )
     for msg in flags:
         log.warning("transfer: %s", msg)
     lines = state.star.lines()
@@ -354,6 +364,8 @@ def transfer(
         "rv_scan_best": rv0,
         "intrinsic_sigma_kms": float(torch.exp(state.ln_s)),
         "vsini_interval_68": list(interval),
+        "vsini_interval_statistical": list(stat),
+        "vsini_range_width_budget": list(budget),
         "vsini_joint_fit": v_joint,
         "residual_correlation_px": corr,
         "vsini_profile": {"vsini": [s[0] for s in scan], "chi2": [s[1] for s in scan]},
@@ -627,6 +639,46 @@ def _laplace(
         )
         for k, v in out.items()
     }
+
+
+def _rotation_sd_per_vsini(epsilon: float) -> float:
+    """Standard deviation of the rotation kernel (limb darkening ``epsilon``) per km/s of
+    v sin i: 0.474 at epsilon 0.6, 0.5 for a uniform disk."""
+    k = rotation_kernel(0.01, torch.tensor(10.0, dtype=torch.float64), epsilon)
+    v = (torch.arange(k.numel(), dtype=torch.float64) - (k.numel() - 1) / 2) * 0.01
+    return float(torch.sqrt((k * v**2).sum())) / 10.0
+
+
+def _ceiling(cfg: TransferConfig, shared: float) -> float:
+    return cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else 3.0 * shared
+
+
+def _width_budget(
+    params: dict[str, float], shared: float, cfg: TransferConfig
+) -> tuple[float, float]:
+    """The v sin i range along the degeneracy valley. Variances add under convolution, so the
+    fit fixes the total squared broadening T^2 = s^2 + (k v sin i)^2 + s_inst(R)^2 (s the
+    lines' shared intrinsic sigma, k the rotation kernel's sd per km/s); how it divides
+    between rotation and the lines is left to their physical limits. Lower end: lines at
+    their ceiling (without ``intrinsic_range_kms``: 3 x the fitted width) and R one prior sd
+    below; upper end: lines at their floor and R one sd above.
+
+    Example:
+        >>> cfg = TransferConfig(intrinsic_range_kms=(0.9, 1.9))
+        >>> lo, hi = _width_budget({"vsini": 3.0, "resolution": 55_000.0}, 1.9, cfg)
+        >>> lo < 3.0 < hi
+        True
+    """
+    k = _rotation_sd_per_vsini(cfg.epsilon)
+    r = params["resolution"]
+
+    def inst(res: float) -> float:
+        return C_KMS / res / _FWHM
+
+    total = shared**2 + (k * params["vsini"]) ** 2 + inst(r) ** 2
+    lo2 = total - _ceiling(cfg, shared) ** 2 - inst(r - cfg.resolution_sd) ** 2
+    hi2 = total - _width_floor(cfg) ** 2 - inst(r + cfg.resolution_sd) ** 2
+    return math.sqrt(max(lo2, 0.0)) / k, math.sqrt(max(hi2, 0.0)) / k
 
 
 def _snapshot(ext: ExtrinsicModel, st: _State) -> dict[str, Any]:
