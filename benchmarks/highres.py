@@ -73,7 +73,11 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
 
     from atmospec.data import shared_data
     from atmospec.highres.pipeline import transfer_file
-    from atmospec.highres.transfer import TransferConfig, intrinsic_width_range
+    from atmospec.highres.transfer import (
+        TransferConfig,
+        intrinsic_width_range,
+        vsini_width_budget,
+    )
 
     torch.set_num_threads(args.threads)
     root = shared_data()
@@ -110,7 +114,23 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             f"{res.meta['n_lines_template']} template + {res.meta['n_lines_data']} data lines, "
             f"limits: {res.meta['limits'] or 'none'}; {time.time() - t0:.0f} s"
         )
+        # how the interval moves with the macroturbulence allowed (same fit, same total
+        # broadening): zeta_RT up to 2, 3 (the run's), 4 km/s
+        sensitivity = {}
+        for zeta in (2.0, 3.0, 4.0):
+            c = TransferConfig(
+                intrinsic_range_kms=intrinsic_width_range(4715.0, macroturbulence=(0.0, zeta))
+            )
+            sensitivity[f"zeta_max_{zeta:g}"] = vsini_width_budget(
+                res.params, res.meta["intrinsic_sigma_kms"], c
+            )
+        Console().print(
+            "  v sin i range by the width budget for macroturbulence up to 2 / 3 / 4 km/s: "
+            + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in sensitivity.values())
+        )
         runs[name] = {
+            "vsini_width_budget_by_zeta_max": sensitivity,
+            "vsini_interval_statistical": res.meta["vsini_interval_statistical"],
             "rms_percent": res.rms_percent,
             "rv": res.params["rv"],
             "rv_err": res.errors_scaled["rv"],

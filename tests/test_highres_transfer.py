@@ -140,7 +140,7 @@ def test_physical_width_range_keeps_rotation_out_of_the_lines() -> None:
     lo, hi = intrinsic_width_range(4700.0)
     assert (lo, hi) == pytest.approx((0.91, 1.86), abs=0.01)
     cfg = TransferConfig(rounds=1, epochs=120, intrinsic_range_kms=(lo, hi), width_anchor="shared",
-                         vsini=3.0, vsini_grid=(4.0, 5.0, 6.0, 7.0, 8.0), profile_epochs=60)  # fmt: skip
+                         vsini=3.0, vsini_grid=(4.5, 6.0, 7.5), profile_epochs=40)  # fmt: skip
     torch.manual_seed(0)
     res = transfer(w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg,
                    device="cpu", progress=False)  # fmt: skip

@@ -22,6 +22,7 @@ __all__ = [
     "intrinsic_width_range",
     "line_table",
     "transfer",
+    "vsini_width_budget",
 ]
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,7 @@ def transfer(
     else:
         e = errors_scaled["vsini"]
         stat = (params["vsini"] - e, params["vsini"] + e)
-    budget = _width_budget(params, float(torch.exp(state.ln_s)), cfg)
+    budget = vsini_width_budget(params, float(torch.exp(state.ln_s)), cfg)
     interval = (min(stat[0], budget[0]), max(stat[1], budget[1]))
     errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
     flags = _limits(ext, state, cfg, params, stat, errors)
@@ -653,7 +654,7 @@ def _ceiling(cfg: TransferConfig, shared: float) -> float:
     return cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else 3.0 * shared
 
 
-def _width_budget(
+def vsini_width_budget(
     params: dict[str, float], shared: float, cfg: TransferConfig
 ) -> tuple[float, float]:
     """The v sin i range along the degeneracy valley. Variances add under convolution, so the
@@ -665,7 +666,7 @@ def _width_budget(
 
     Example:
         >>> cfg = TransferConfig(intrinsic_range_kms=(0.9, 1.9))
-        >>> lo, hi = _width_budget({"vsini": 3.0, "resolution": 55_000.0}, 1.9, cfg)
+        >>> lo, hi = vsini_width_budget({"vsini": 3.0, "resolution": 55_000.0}, 1.9, cfg)
         >>> lo < 3.0 < hi
         True
     """
