@@ -208,7 +208,12 @@ def transfer_cmd(
         progress=not quiet,
     )
     result.meta["provenance"] = provenance(
-        file=file, clone=clone_path, order=order, rounds=rounds, epochs=epochs, teff=teff,
+        file=file,
+        clone=clone_path,
+        order=order,
+        rounds=rounds,
+        epochs=epochs,
+        teff=teff,
         fit_resolution=fit_resolution,
     )
     result.write(out, stem="transfer")
