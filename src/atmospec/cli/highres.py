@@ -355,7 +355,8 @@ def telluric_cmd(
         typer.echo(f"order {k:2d}: RMS {100 * b:6.2f} % -> {100 * a:5.2f} %, scale {sc:.2f}")
     typer.echo(
         f"flatness ratio {res.flatness_ratio:.3f}; water x airmass {res.water_scale:.2f}, "
-        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template); written to {out}"
+        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template), telluric velocity "
+        f"{res.meta['telluric_rv']:+.2f} km/s; written to {out}"
     )
     for msg in res.meta["limits"]:
         typer.echo(f"note: {msg}", err=True)
