@@ -171,6 +171,8 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     from rich.table import Table
 
     from atmospec.data import shared_data
+    from atmospec.highres.echelle import order_bands, read_orders
+    from atmospec.highres.pipeline import clone_bands
     from atmospec.highres.standards import TELLURIC_ORDERS, fit_telluric_standard
 
     torch.set_num_threads(args.threads)
@@ -180,6 +182,16 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
         Console().print("A stars: the shared Goldilocks files are absent; skipped")
         return
     orders = (11, 27) if args.quick else TELLURIC_ORDERS
+    # the star and telluric clones depend only on the orders' wavelengths: made once, shared
+    t0 = time.time()
+    bands = order_bands(read_orders(str(files[0]), orders))
+    kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
+          "device": "cpu", "progress": False}  # fmt: skip
+    star, tell = clone_bands("phoenix", bands, **kw), clone_bands("telfit", bands, **kw)
+    Console().print(
+        f"clones over {len(bands)} bands: {star.n_lines} star and {tell.n_lines} telluric "
+        f"lines, {time.time() - t0:.0f} s"
+    )
     table = Table(title="telluric standards: RMS in the telluric pixels before -> after")
     for c in ("file", "order", "pixels", "before %", "after %", "scale"):
         table.add_column(c)
@@ -188,8 +200,8 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     stars = {}
     for f in files:
         t0 = time.time()
-        res = fit_telluric_standard(f, orders, epochs=80 if args.quick else 150, device="cpu",
-                                    progress=False)  # fmt: skip
+        res = fit_telluric_standard(f, orders, epochs=80 if args.quick else 60, star=star,
+                                    telluric=tell, device="cpu", progress=False)  # fmt: skip
         for k, b, a, sc, npx in zip(res.orders, res.rms_before, res.rms_after, res.scales,
                                     res.meta["telluric_pixels"], strict=True):  # fmt: skip
             table.add_row(f.name[:30], str(k), str(npx), f"{100 * b:.2f}", f"{100 * a:.2f}",
