@@ -309,6 +309,8 @@ def transfer(
         e = errors_scaled["vsini"]
         stat = (params["vsini"] - e, params["vsini"] + e)
     budget = vsini_width_budget(params, float(torch.exp(state.ln_s)), cfg)
+    if not all(math.isfinite(v) for v in stat):  # no curvature: the budget alone
+        stat = budget
     interval = (min(stat[0], budget[0]), max(stat[1], budget[1]))
     errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
     flags = _limits(ext, state, cfg, params, stat, errors)
