@@ -13,13 +13,18 @@
    after dividing each by its 99th percentile since the atlas scales each column
    independently), beside the flat-line (transmission 1) baseline.
 
-4. WASP-69 (real HPF order, K5 dwarf; RV -9.63 km/s, Triaud et al. 2013; v sin i 2.2 +- 0.4
-   km/s, Anderson et al. 2014): semi-empirical transfer from the PHOENIX 10,000 K clone (the
-   only stellar template shipped): RMS residual, RV, v sin i with its profile-likelihood
-   interval, the line counts.
-5. The two HPF A-star telluric standards: star x TelFit telluric fitted over the water
-   (orders 9-13) and O2 (order 27) orders; RMS in the telluric pixels before and after, per
-   order, and the pixel-weighted ratio after / before (``telluric_flatness_ratio``).
+4. WASP-69 (real HPF order, K5 dwarf, Teff 4715 K; RV -9.63 km/s, Triaud et al. 2013; v sin i
+   2.2 +- 0.4 km/s, Anderson et al. 2014): semi-empirical transfer from the PHOENIX 10,000 K
+   clone (the only stellar template shipped), every line's width held between the physical
+   floor and ceiling at 4715 K (thermal iron, microturbulence 0.5-1 km/s, radial-tangential
+   macroturbulence up to 3 km/s), R fixed at 55,000 and, separately, fitted with a 5 % prior:
+   RMS residual, RV, v sin i from the profile likelihood with its 68 % interval (Delta chi2
+   scaled by chi2_red and the residuals' correlation length), the line counts.
+5. The two HPF A-star telluric standards: star x TelFit telluric (the template's own
+   instrumental broadening removed, one shared telluric velocity) fitted over every order
+   with telluric bands (--quick: orders 11 and 27); RMS in the telluric pixels before and
+   after, per order, the water and O2 (airmass) scales and the pixel-weighted ratio after /
+   before (``telluric_flatness_ratio``).
 
 Usage: python benchmarks/highres.py [--quick] [--cases synthetic,wasp69,astars] [--out FILE.json]
 """
@@ -68,7 +73,11 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
 
     from atmospec.data import shared_data
     from atmospec.highres.pipeline import transfer_file
-    from atmospec.highres.transfer import TransferConfig
+    from atmospec.highres.transfer import (
+        TransferConfig,
+        intrinsic_width_range,
+        vsini_width_budget,
+    )
 
     torch.set_num_threads(args.threads)
     root = shared_data()
@@ -76,38 +85,83 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     if path is None or not path.is_file():
         Console().print("WASP-69: the shared HPF file is absent; skipped")
         return
-    t0 = time.time()
-    grid = (1.0, 2.0, 3.0) if args.quick else (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-    cfg = TransferConfig(
-        rounds=3, epochs=100, vsini_grid=grid, profile_epochs=60 if args.quick else 120
-    )
-    res = transfer_file(path, rv_range=(-60.0, 60.0), config=cfg, device="cpu", progress=False)
-    lo, hi = res.meta["vsini_interval_68"]
-    Console().print(
-        f"WASP-69 transfer: RMS {res.rms_percent:.3f} %, RV {res.params['rv']:.3f} +- "
-        f"{res.errors_scaled['rv']:.3f} km/s (literature -9.63), v sin i "
-        f"{res.params['vsini']:.2f} km/s (68 % {lo:.2f}-{hi:.2f}; literature 2.2 +- 0.4), "
-        f"{res.meta['n_lines_template']} template + {res.meta['n_lines_data']} data lines, "
-        f"limits: {res.meta['limits'] or 'none'}; {time.time() - t0:.0f} s"
-    )
+    grid = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+    if not args.quick:
+        grid = (0.5, *grid, 6.0)
+    runs = {}
+    for name, fit_r in (("R fixed", False), ("R fitted", True)):
+        if args.quick and fit_r:
+            continue
+        t0 = time.time()
+        cfg = TransferConfig(
+            rounds=3,
+            epochs=100,
+            intrinsic_range_kms=intrinsic_width_range(4715.0),
+            width_anchor="shared",
+            fit_resolution=fit_r,
+            vsini_grid=grid,
+            profile_epochs=100 if args.quick else 150,
+        )
+        res = transfer_file(path, rv_range=(-60.0, 60.0), config=cfg, device="cpu",
+                            progress=False)  # fmt: skip
+        lo, hi = res.meta["vsini_interval_68"]
+        Console().print(
+            f"WASP-69 transfer ({name}): RMS {res.rms_percent:.3f} %, RV {res.params['rv']:.3f} "
+            f"+- {res.errors_scaled['rv']:.3f} km/s (literature -9.63), v sin i "
+            f"{res.params['vsini']:.2f} km/s (68 % {lo:.2f}-{hi:.2f}; literature 2.2 +- 0.4), "
+            f"R {res.params['resolution']:.0f}, shared width {res.meta['intrinsic_sigma_kms']:.2f}"
+            f" km/s, residual correlation {res.meta['residual_correlation_px']:.1f} px, "
+            f"{res.meta['n_lines_template']} template + {res.meta['n_lines_data']} data lines, "
+            f"limits: {res.meta['limits'] or 'none'}; {time.time() - t0:.0f} s"
+        )
+        # how the interval moves with the macroturbulence allowed (same fit, same total
+        # broadening): zeta_RT up to 2, 3 (the run's), 4 km/s
+        sensitivity = {}
+        for zeta in (2.0, 3.0, 4.0):
+            c = TransferConfig(
+                intrinsic_range_kms=intrinsic_width_range(4715.0, macroturbulence=(0.0, zeta))
+            )
+            sensitivity[f"zeta_max_{zeta:g}"] = vsini_width_budget(
+                res.params, res.meta["intrinsic_sigma_kms"], c
+            )
+        Console().print(
+            "  v sin i range by the width budget for macroturbulence up to 2 / 3 / 4 km/s: "
+            + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in sensitivity.values())
+        )
+        runs[name] = {
+            "vsini_width_budget_by_zeta_max": sensitivity,
+            "vsini_interval_statistical": res.meta["vsini_interval_statistical"],
+            "rms_percent": res.rms_percent,
+            "rv": res.params["rv"],
+            "rv_err": res.errors_scaled["rv"],
+            "vsini": res.params["vsini"],
+            "vsini_interval_68": [lo, hi],
+            "vsini_joint_fit": res.meta["vsini_joint_fit"],
+            "vsini_profile": res.meta["vsini_profile"],
+            "resolution": res.params["resolution"],
+            "intrinsic_sigma_kms": res.meta["intrinsic_sigma_kms"],
+            "intrinsic_range_kms": res.meta["intrinsic_range_kms"],
+            "residual_correlation_px": res.meta["residual_correlation_px"],
+            "n_lines_template": res.meta["n_lines_template"],
+            "n_lines_data": res.meta["n_lines_data"],
+            "limits": res.meta["limits"],
+            "rounds": res.meta["rounds"],
+            "seconds": time.time() - t0,
+        }
+    main_run = runs["R fixed"]
+    lo, hi = main_run["vsini_interval_68"]
+    if "R fitted" in runs:  # the instrument's width is a nuisance: the interval spans both
+        lo = min(lo, runs["R fitted"]["vsini_interval_68"][0])
+        hi = max(hi, runs["R fitted"]["vsini_interval_68"][1])
     summary.update(
         {
-            "wasp69_rms_percent": round(res.rms_percent, 4),
-            "wasp69_rv": round(res.params["rv"], 4),
-            "wasp69_vsini": round(res.params["vsini"], 3),
+            "wasp69_rms_percent": round(main_run["rms_percent"], 4),
+            "wasp69_rv": round(main_run["rv"], 4),
+            "wasp69_vsini": round(main_run["vsini"], 3),
+            "wasp69_vsini_interval_68": [round(lo, 3), round(hi, 3)],
         }
     )
-    extra["wasp69"] = {
-        "rv_err": res.errors_scaled["rv"],
-        "vsini_interval_68": [lo, hi],
-        "vsini_profile": res.meta["vsini_profile"],
-        "n_lines_template": res.meta["n_lines_template"],
-        "n_lines_data": res.meta["n_lines_data"],
-        "intrinsic_sigma_kms": res.meta["intrinsic_sigma_kms"],
-        "limits": res.meta["limits"],
-        "rounds": res.meta["rounds"],
-        "seconds": time.time() - t0,
-    }
+    extra["wasp69"] = runs
 
 
 def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
@@ -117,7 +171,9 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     from rich.table import Table
 
     from atmospec.data import shared_data
-    from atmospec.highres.standards import O2_ORDER, WATER_ORDERS, fit_telluric_standard
+    from atmospec.highres.echelle import order_bands, read_orders
+    from atmospec.highres.pipeline import clone_bands
+    from atmospec.highres.standards import TELLURIC_ORDERS, fit_telluric_standard
 
     torch.set_num_threads(args.threads)
     root = shared_data()
@@ -125,7 +181,17 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     if not files:
         Console().print("A stars: the shared Goldilocks files are absent; skipped")
         return
-    orders = (11, O2_ORDER) if args.quick else (*WATER_ORDERS, O2_ORDER)
+    orders = (11, 27) if args.quick else TELLURIC_ORDERS
+    # the star and telluric clones depend only on the orders' wavelengths: made once, shared
+    t0 = time.time()
+    bands = order_bands(read_orders(str(files[0]), orders))
+    kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
+          "device": "cpu", "progress": False}  # fmt: skip
+    star, tell = clone_bands("phoenix", bands, **kw), clone_bands("telfit", bands, **kw)
+    Console().print(
+        f"clones over {len(bands)} bands: {star.n_lines} star and {tell.n_lines} telluric "
+        f"lines, {time.time() - t0:.0f} s"
+    )
     table = Table(title="telluric standards: RMS in the telluric pixels before -> after")
     for c in ("file", "order", "pixels", "before %", "after %", "scale"):
         table.add_column(c)
@@ -134,12 +200,18 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     stars = {}
     for f in files:
         t0 = time.time()
-        res = fit_telluric_standard(f, orders, epochs=80 if args.quick else 150, device="cpu",
-                                    progress=False)  # fmt: skip
+        res = fit_telluric_standard(f, orders, epochs=80 if args.quick else 60, star=star,
+                                    telluric=tell, device="cpu", progress=False)  # fmt: skip
         for k, b, a, sc, npx in zip(res.orders, res.rms_before, res.rms_after, res.scales,
                                     res.meta["telluric_pixels"], strict=True):  # fmt: skip
             table.add_row(f.name[:30], str(k), str(npx), f"{100 * b:.2f}", f"{100 * a:.2f}",
                           f"{sc:.2f}")  # fmt: skip
+        Console().print(
+            f"{f.name}: water x airmass {res.water_scale:.2f}, O2 (airmass) "
+            f"{res.airmass_scale:.2f} (both relative to the TelFit template), telluric velocity "
+            f"{res.meta['telluric_rv']:+.2f} km/s, flatness ratio {res.flatness_ratio:.3f}, "
+            f"{res.fit.seconds_per_epoch:.2f} s/epoch, {time.time() - t0:.0f} s"
+        )
         npix = sum(res.meta["telluric_pixels"])
         sum_b += res.meta["rms_before_all"] ** 2 * npix
         sum_a += res.meta["rms_after_all"] ** 2 * npix
@@ -154,6 +226,9 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             "flatness_ratio": res.flatness_ratio,
             "rv": res.meta["rv"],
             "vsini": res.meta["vsini"],
+            "telluric_rv": res.meta["telluric_rv"],
+            "saturated_pixels": res.meta["saturated_pixels"],
+            "telluric_pixels": res.meta["telluric_pixels"],
             "seconds_per_epoch": res.fit.seconds_per_epoch,
             "seconds": time.time() - t0,
         }

@@ -3,6 +3,14 @@
 Simulates training planets (in memory) for the CNNs and the score's reference, and test
 planets written to disk in the Ariel raw format, read back and calibrated, then measures per
 method the Ariel 2024 GLL score, the depth RMSE, the 68% coverage and the seconds per planet.
+Every method's sigma model is fitted on calibration planets of the training stream (never a
+test planet): the likelihood fit (own, white-light and floor terms), then one factor that
+brings the calibration planets' 68 % coverage to 68 % (``target="coverage"`` of
+:func:`~atmospec.transit.detrenders.base.sigma_model_from`). The CNNs carry theirs in their
+saved record, read back for the test planets. The test set's coverage is given with its
+standard error from a bootstrap over planets (the bins of a planet share its white-light
+error, so planets, not bins, are the independent draws); the likelihood-only calibration's
+numbers are kept in the JSON file for comparison.
 The last printed line is one JSON object: {"methods": {name: {gll_score, rmse_ppm,
 coverage68, seconds_per_planet}}, "transit_snr_min", "planets_below_detection"}. Every
 method reduces every test planet (the transit-detection gate is off so the methods are
@@ -45,6 +53,21 @@ def _train_item(args: tuple[int, int, dict[str, Any]]) -> tuple[Any, np.ndarray]
     return cnn_features(calibrate(raw)), truth.depth
 
 
+def _spec(r: dict[str, Any]) -> Any:
+    """A calibration planet's reduction as a DepthSpectrum with its own / white-light sigmas."""
+    from atmospec.transit.detrenders.base import DepthSpectrum
+
+    n = len(r["depth"])
+    return DepthSpectrum(
+        np.arange(n, dtype=float),
+        np.asarray(r["depth"]),
+        np.hypot(r["own"], r["shared"]),
+        meta={"sigma_relative": np.asarray(r["own"]), "white_depth_sigma": float(r["shared"][0])}
+        if np.any(np.asarray(r["shared"]) > 0)
+        else {},
+    )
+
+
 def _cal_item(args: tuple[int, int, dict[str, Any], str, list[str]]) -> dict[str, Any]:
     """A planet of the training stream (never a test planet), reduced by every method with
     sigma_scale = 1: the data on which each method's sigma scale is calibrated."""
@@ -53,7 +76,7 @@ def _cal_item(args: tuple[int, int, dict[str, Any], str, list[str]]) -> dict[str
 
     seed, i, cfg, model_root, methods = args
     raw, truth = simulate_planet(str(i), SimulationConfig(**cfg), np.random.default_rng([seed, i]))
-    out = _reduce(calibrate(raw), 0.0, model_root, methods, {})
+    out = _reduce(calibrate(raw), 0.0, model_root, methods, {}, unit_sigma=True)
     out["truth"] = truth.depth
     return out
 
@@ -79,8 +102,10 @@ def _reduce(
     model_root: str,
     methods: list[str],
     scales: dict[str, tuple[float, float, float]],
+    unit_sigma: bool = False,
 ) -> dict[str, Any]:
-    """Reduce one planet by every method. The CNNs reuse the GP detrender's common-mode fit
+    """Reduce one planet by every method (``unit_sigma``: the CNNs' sigma models reset, for
+    the calibration planets). The CNNs reuse the GP detrender's common-mode fit
     (their white-light anchor) and share one feature computation; its time is counted in
     each CNN's seconds."""
     from atmospec.transit.detection import detect_transit
@@ -104,11 +129,14 @@ def _reduce(
             det = GPDetrender()
         else:
             det = CNNDetrender.load(Path(model_root) / m)
+            if unit_sigma:
+                det.set_sigma_model(1.0, 1.0, 0.0)
             if feats is None:
                 t = time.perf_counter()
                 feats = cnn_features(obs, common_mode)
                 t_feats = time.perf_counter() - t + t_common
-        det.set_sigma_model(*scales.get(m, (1.0, 1.0, 0.0)))
+        if not m.startswith("cnn"):  # a CNN's sigma model is its saved record's
+            det.set_sigma_model(*scales.get(m, (1.0, 1.0, 0.0)))
         det.transit_threshold = None
         t = time.perf_counter()
         spec = det.fit(obs, feats) if m.startswith("cnn") else det.fit(obs)
@@ -153,15 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from atmospec._fileio import provenance, write_json
+    from atmospec.transit.detrenders.base import sigma_model_from
     from atmospec.transit.detrenders.cnn import CNNConfig, CNNDetrender
     from atmospec.transit.io import read_labels
-    from atmospec.transit.scoring import (
-        ariel_score,
-        coverage,
-        fit_sigma_components,
-        fit_sigma_model,
-        rmse_ppm,
-    )
+    from atmospec.transit.scoring import ariel_score, coverage, rmse_ppm
     from atmospec.transit.simulator import SimulationConfig, simulate_dataset
 
     console = Console(stderr=True, quiet=args.quiet)
@@ -198,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"trained {det.name} in {train_s[det.name]:.0f} s")
 
     # 2. sigma calibration on further planets of the training stream (not used in training)
-    n_cal = args.cal_planets if args.cal_planets is not None else (24 if args.quick else 40)
+    n_cal = args.cal_planets if args.cal_planets is not None else (40 if args.quick else 64)
     scales: dict[str, tuple[float, float, float]] = {}
+    scales_lik: dict[str, tuple[float, float, float]] = {}
     if n_cal > 0:
         cal = list(
             pool.map(
@@ -212,14 +236,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         yc = np.concatenate([r["truth"] for r in cal])
         for m in methods:
-            mu = np.concatenate([r[m]["depth"] for r in cal])
-            own = np.concatenate([r[m]["own"] for r in cal])
-            shared = np.concatenate([r[m]["shared"] for r in cal])
-            if np.any(shared > 0):  # bin's own and white-light sigmas calibrated separately
-                scales[m] = fit_sigma_components(yc, mu, own, shared)
-            else:
-                a, floor = fit_sigma_model(yc, mu, own)
-                scales[m] = (a, 1.0, floor)
+            specs = [_spec(r[m]) for r in cal]
+            scales_lik[m] = sigma_model_from(yc, specs, "likelihood")
+            scales[m] = sigma_model_from(yc, specs, "coverage")
+            if m.startswith("cnn"):  # stored in the model's own record
+                det = CNNDetrender.load(model_root / m)
+                det.set_sigma_model(*scales[m])
+                det.save(
+                    model_root / m,
+                    training_planets=n_train,
+                    simulation=asdict(sim),
+                    sigma_calibration={
+                        "planets": n_cal,
+                        "stream": f"simulate_planet rng([{args.seed + 1}, i]) for i in "
+                        f"{n_train}..{n_train + n_cal - 1} (the test planets use seed {args.seed})",
+                        "target": "likelihood, then 68 % coverage",
+                        "likelihood_only": list(scales_lik[m]),
+                        "scale_own_shared_floor": list(scales[m]),
+                    },
+                )
         listed = ", ".join(
             f"{m} own x{a:.2f}, white x{b:.2f}, + {c * 1e6:.0f} ppm"
             for m, (a, b, c) in scales.items()
@@ -236,16 +271,32 @@ def main(argv: list[str] | None = None) -> int:
 
     ref_mean, ref_sigma = float(train_depths.mean()), float(train_depths.std())
     y = np.stack([truth[r["planet_id"]] for r in results])
+    rng = np.random.default_rng(args.seed)
+    boot = rng.integers(0, len(results), size=(200, len(results)))
     summary: dict[str, dict[str, float]] = {}
+    likelihood_only: dict[str, dict[str, float]] = {}
     for m in methods:
         mu = np.stack([r[m]["depth"] for r in results])
         sg = np.stack([r[m]["sigma"] for r in results])
+        cov = np.abs(y - mu) <= sg
         summary[m] = {
             "gll_score": round(ariel_score(y, mu, sg, ref_mean=ref_mean, ref_sigma=ref_sigma), 4),
             "rmse_ppm": round(rmse_ppm(y, mu), 1),
             "coverage68": round(coverage(y, mu, sg), 4),
+            "coverage68_se": round(float(np.std(cov.mean(axis=1)[boot].mean(axis=1))), 4),
             "seconds_per_planet": round(float(np.mean([r[m]["seconds"] for r in results])), 3),
         }
+        if m in scales_lik:  # the same test planets, sigmas from the likelihood-only fit
+            a, b_, c = scales_lik[m]
+            own = np.stack([r[m]["own"] for r in results])
+            shared = np.stack([r[m]["shared"] for r in results])
+            s_lik = np.sqrt((a * own) ** 2 + (b_ * shared) ** 2 + c**2)
+            likelihood_only[m] = {
+                "gll_score": round(
+                    ariel_score(y, mu, s_lik, ref_mean=ref_mean, ref_sigma=ref_sigma), 4
+                ),
+                "coverage68": round(coverage(y, mu, s_lik), 4),
+            }
     table = Table(
         title=f"transit detrenders on {n_test} simulated planets "
         f"({y.shape[1]} bins; CNNs trained on {n_train} other planets)"
@@ -257,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             m,
             f"{s['gll_score']:.4f}",
             f"{s['rmse_ppm']:.1f}",
-            f"{s['coverage68']:.3f}",
+            f"{s['coverage68']:.3f} ± {s['coverage68_se']:.3f}",
             f"{s['seconds_per_planet']:.2f}",
         )
     Console(quiet=args.quiet).print(table)
@@ -292,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                 "n_train": n_train,
                 "training_seconds": train_s,
                 "sigma_scales": scales,
+                "sigma_scales_likelihood_only": scales_lik,
+                "likelihood_only": likelihood_only,
                 "wall_seconds": time.perf_counter() - t_start,
                 "simulation": asdict(sim),
                 "provenance": provenance(seed=args.seed),

@@ -114,3 +114,44 @@ def test_cli_clone_then_fit_wasp69(tmp_path, shared_dir, muler_dir) -> None:
     assert np.isfinite(out["errors"]["rv"]) and out["errors"]["rv"] > 0
     # the resolving power stays within its default bounds around HPF's R = 55,000
     assert 45_000 - 1e-6 <= out["params"]["resolution"] <= 65_000 + 1e-6
+
+
+def test_telfit_template_is_already_at_hpf_resolution(shared_dir, muler_dir) -> None:
+    """The muler TelFit template's weak water lines are as wide as those in the real HPF
+    A-star spectra (which include the instrument), so the template is already convolved with
+    HPF's profile: fitting it through the instrument again would broaden it twice, which is
+    why :func:`remove_instrument` is applied first. (Native water lines near 9,500 Å are
+    Doppler ~0.8 km/s FWHM plus ~3.5 km/s of pressure broadening at the HET's altitude,
+    narrower than HPF's 5.5 km/s resolution element.)"""
+    from scipy.signal import find_peaks, peak_widths
+
+    from atmospec.highres.io import read_hpf, read_muler_template
+    from atmospec.highres.pipeline import normalize_order
+    from atmospec.highres.standards import TELFIT_TEMPLATE_RESOLUTION, remove_instrument
+
+    def weak_fwhm_kms(w: np.ndarray, f: np.ndarray) -> float:
+        p, _ = find_peaks(-f, prominence=0.05)
+        width = peak_widths(-f, p, rel_height=0.5)[0]
+        step = np.median(np.diff(w) / w[1:]) * 299_792.458
+        depth = 1.0 - f[p]
+        sel = (depth > 0.05) & (depth < 0.3)  # weak: the width is the profile's, not saturation
+        return float(np.median(width[sel]) * step)
+
+    tel = read_muler_template("telfit")
+    w = tel.wavelength * 1e4
+    band = (w > 9468.0) & (w < 9590.0)  # HPF order 11, inside the 9,400 Å water band
+    template = weak_fwhm_kms(w[band], tel.flux[band] / np.percentile(tel.flux[band], 99))
+    observed = []
+    for f in sorted((shared_dir / "hpf").glob("Goldilocks_*.fits")):
+        s = normalize_order(read_hpf(f, order=11)[0])
+        g = ~s.mask
+        observed.append(weak_fwhm_kms(s.wavelength[g] * 1e4, s.flux[g]))
+    inst = 299_792.458 / TELFIT_TEMPLATE_RESOLUTION
+    assert template > inst  # wider than the instrument alone
+    assert template == pytest.approx(np.mean(observed), rel=0.15)
+    # removing the instrument leaves lines narrower than the resolution element
+    from atmospec.highres.linefinder import LineList
+
+    ll = LineList([9500.0], [0.01], [9500.0 * template / 299_792.458 / 2.3548], [0.0])
+    native = remove_instrument(ll, TELFIT_TEMPLATE_RESOLUTION).fwhm[0] / 9500.0 * 299_792.458
+    assert native < 0.7 * inst

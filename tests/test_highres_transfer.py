@@ -115,3 +115,37 @@ def test_template_with_a_non_finite_flux_is_refused(tmp_path) -> None:
     path.write_text("wavelength,flux\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
     with pytest.raises(FileFormatError, match="t.csv: 1 row"):
         load_template(str(path))
+
+
+def test_physical_width_range_keeps_rotation_out_of_the_lines() -> None:
+    """A star whose lines have 1.4 km/s intrinsic sigma rotating at 6 km/s; the template's
+    lines are twice too wide (a hotter star). Each line's width is held inside the physical
+    range at the star's temperature (:func:`intrinsic_width_range`, 0.9-1.9 km/s at 4,700 K)
+    and anchored to the shared width, not the template's: the broadening beyond it must be
+    rotation, and the profile likelihood brackets the truth."""
+    from atmospec.highres.transfer import intrinsic_width_range
+
+    v_int, vsini = 1.4, 6.0
+    centres = np.array(STAR.center)
+    star = LineList(
+        centres, STAR.amplitude, centres * v_int / C_KMS, 0.05 * centres * v_int / C_KMS
+    )
+    w = np.linspace(8700.0, 8718.0, 600)
+    ext = ExtrinsicModel(w, rv=RV, vsini=vsini, resolution=55_000.0, device="cpu")
+    with torch.no_grad():
+        clean = ext(LineEmulator(star, device="cpu")).numpy()
+    flux = clean + np.random.default_rng(3).normal(0.0, NOISE, w.size)
+    tmpl = LineEmulator(LineList(centres, STAR.amplitude, 2 * star.sigma, star.gamma),
+                        device="cpu")  # fmt: skip
+    lo, hi = intrinsic_width_range(4700.0)
+    assert (lo, hi) == pytest.approx((0.91, 1.86), abs=0.01)
+    cfg = TransferConfig(rounds=1, epochs=120, intrinsic_range_kms=(lo, hi), width_anchor="shared",
+                         vsini=3.0, vsini_grid=(4.5, 6.0, 7.5), profile_epochs=40)  # fmt: skip
+    torch.manual_seed(0)
+    res = transfer(w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg,
+                   device="cpu", progress=False)  # fmt: skip
+    a, b = res.meta["vsini_interval_68"]
+    assert a <= vsini <= b
+    assert abs(res.params["vsini"] - vsini) < 1.0
+    assert lo <= res.meta["intrinsic_sigma_kms"] <= hi
+    assert res.meta["residual_correlation_px"] >= 1.0

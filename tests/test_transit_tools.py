@@ -248,3 +248,41 @@ def test_planet_nll_is_the_multivariate_gaussian_nll() -> None:
         mvn = torch.distributions.MultivariateNormal(out[b, :, 0], covariance_matrix=cov)
         ref.append(-mvn.log_prob(y[b]) / 5 - 0.5 * np.log(2 * np.pi))
     assert float(_planet_nll(out, y, s_white)) == pytest.approx(float(torch.stack(ref).mean()))
+
+
+def test_sigma_model_coverage_target_holds_on_other_planets() -> None:
+    """Heavy-tailed errors (Student t, 3 dof, per bin and per planet): the likelihood's best
+    sigma model over-covers (the tails widen it), the coverage target brings the 68 %
+    intervals to 68 % on the calibration planets and on planets it never saw."""
+    from atmospec.transit.detrenders.base import sigma_model_from
+
+    rng = np.random.default_rng(5)
+
+    def planets(n: int) -> tuple[np.ndarray, list[DepthSpectrum]]:
+        ys, specs = [], []
+        for _ in range(n):
+            own = rng.uniform(50e-6, 150e-6, 60)
+            white = rng.uniform(20e-6, 60e-6)
+            y = own * rng.standard_t(3, 60) + white * rng.standard_t(3)
+            meta = {"sigma_relative": own, "white_depth_sigma": white}
+            specs.append(DepthSpectrum(np.arange(60.0), np.zeros(60), np.hypot(own, white),
+                                       meta=meta))  # fmt: skip
+            ys.append(y)
+        return np.concatenate(ys), specs
+
+    def cover(model: tuple[float, float, float], y: np.ndarray, specs: list) -> float:
+        a, b, c = model
+        s = np.concatenate([np.sqrt((a * sp.meta["sigma_relative"]) ** 2
+                                    + (b * sp.meta["white_depth_sigma"]) ** 2 + c**2)
+                            for sp in specs])  # fmt: skip
+        return coverage(y, 0.0, s)
+
+    y_cal, cal = planets(300)
+    y_new, new = planets(300)
+    lik = sigma_model_from(y_cal, cal, "likelihood")
+    cov = sigma_model_from(y_cal, cal, "coverage")
+    assert cover(lik, y_cal, cal) > 0.71  # t(3): the likelihood's sigma covers too much
+    assert abs(cover(cov, y_cal, cal) - 0.68) < 0.005
+    assert abs(cover(cov, y_new, new) - 0.68) < 0.02
+    with pytest.raises(ValueError, match="coverage"):
+        sigma_model_from(y_cal, cal, "median")

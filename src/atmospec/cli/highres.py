@@ -158,8 +158,13 @@ def transfer_cmd(
     epochs: int = typer.Option(150, help="Adam steps per round."),
     teff: Optional[float] = typer.Option(  # noqa: UP045
         None,
-        help="The star's Teff (K): a prior on the lines' intrinsic width (thermal + "
-        "1 km/s micro- + 1.5 km/s macroturbulence, sd 25 %); default: no prior.",
+        help="The star's Teff (K): every line's width is held between its physical floor "
+        "and ceiling (thermal iron, microturbulence 0.5-1 km/s, radial-tangential "
+        "macroturbulence up to 3 km/s), so the lines cannot take up the rotation; default: "
+        "widths free above 0.7 km/s.",
+    ),
+    fit_resolution: bool = typer.Option(
+        False, "--fit-resolution", help="Fit R with a 5 % prior about 55,000 (a nuisance)."
     ),
     vsini_scan: bool = typer.Option(
         False, "--vsini-scan", help="v sin i interval by profile likelihood (slower)."
@@ -180,14 +185,15 @@ def transfer_cmd(
     from atmospec.highres.transfer import TransferConfig, line_table
 
     star = LineEmulator.load(clone_path, device=device) if clone_path else None
-    from atmospec.highres.transfer import intrinsic_width_kms
+    from atmospec.highres.transfer import intrinsic_width_range
 
     config = TransferConfig(
         rounds=rounds,
         epochs=epochs,
-        intrinsic_kms=1.2 if teff is None else intrinsic_width_kms(teff),
-        intrinsic_sd=None if teff is None else 0.25,
-        vsini_grid=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0) if vsini_scan else (),
+        intrinsic_range_kms=None if teff is None else intrinsic_width_range(teff),
+        width_anchor="template" if teff is None else "shared",
+        fit_resolution=fit_resolution,
+        vsini_grid=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0) if vsini_scan else (),
     )
     result = transfer_file(
         file,
@@ -199,7 +205,13 @@ def transfer_cmd(
         progress=progress_enabled(),
     )
     result.meta["provenance"] = provenance(
-        file=file, clone=clone_path, order=order, rounds=rounds, epochs=epochs
+        file=file,
+        clone=clone_path,
+        order=order,
+        rounds=rounds,
+        epochs=epochs,
+        teff=teff,
+        fit_resolution=fit_resolution,
     )
     result.write(out, stem="transfer")
     table = line_table(result.lines)
@@ -302,7 +314,9 @@ def telluric_cmd(
     file: str = typer.Argument(..., help="HPF Goldilocks file of a telluric standard (A star)."),
     out: str = typer.Option("highres_telluric", "--out", "-o", help="Output folder."),
     orders: str = typer.Option(
-        "9-13,27", help="Orders to fit (water band 9-13, O2 a-band 27), e.g. '9-13,27'."
+        "0-2,7-13,19-25,27",
+        help="Orders to fit (default: every order with telluric bands: water 0-2, 7-13, "
+        "19-25, O2 a-band 27), e.g. '9-13,27'.",
     ),
     epochs: int = typer.Option(120, help="Adam steps over all orders together."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
@@ -338,7 +352,8 @@ def telluric_cmd(
         typer.echo(f"order {k:2d}: RMS {100 * b:6.2f} % -> {100 * a:5.2f} %, scale {sc:.2f}")
     typer.echo(
         f"flatness ratio {res.flatness_ratio:.3f}; water x airmass {res.water_scale:.2f}, "
-        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template); written to {out}"
+        f"airmass {res.airmass_scale:.2f} (relative to the TelFit template), telluric velocity "
+        f"{res.meta['telluric_rv']:+.2f} km/s; written to {out}"
     )
     for msg in res.meta["limits"]:
         typer.echo(f"note: {msg}", err=True)

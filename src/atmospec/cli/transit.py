@@ -155,11 +155,19 @@ def train_cnn_cmd(
         min=0,
         help="Further simulated planets (not trained on) on which the sigma model is fitted.",
     ),
+    calibrate_to: str = typer.Option(
+        "coverage",
+        "--calibrate-to",
+        help="coverage: the likelihood fit, then scaled so 68 % of the calibration depths "
+        "fall inside the 68 % intervals; likelihood: the likelihood fit alone.",
+    ),
     epochs: int = typer.Option(40, "--epochs", min=1),
     seed: int = typer.Option(1, "--seed"),
 ) -> None:
     """Train a transit CNN on simulated planets (in memory), calibrate its sigmas on other
     simulated planets, and save it (safetensors + JSON with the provenance)."""
+    if calibrate_to not in ("coverage", "likelihood"):
+        raise typer.BadParameter("--calibrate-to: coverage or likelihood")
     from dataclasses import asdict
 
     import numpy as np
@@ -189,10 +197,11 @@ def train_cnn_cmd(
     record: dict[str, object] = {"training_planets": planets, "simulation": asdict(sim), **stats}
     if calibration_planets:
         specs = [det.fit(o, f) for o, f in zip(held_out, feats[planets:], strict=True)]
-        model = sigma_model_from(np.concatenate(depths[planets:]), specs)
+        model = sigma_model_from(np.concatenate(depths[planets:]), specs, calibrate_to)
         det.set_sigma_model(*model)
         record["sigma_calibration"] = {
             "planets": calibration_planets,
+            "target": calibrate_to,
             "stream": f"simulate_planet rng([seed, i]) for i in {planets}..{total - 1}",
             "scale_own_shared_floor": list(model),
         }

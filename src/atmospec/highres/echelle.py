@@ -56,7 +56,9 @@ class EchelleResult:
 
 
 class _Telluric(nn.Module):
-    """``exp(-scale_k tau(lambda))`` for order k: one shared line model, one scale per order."""
+    """``exp(-scale_k tau(lambda (1 - v/c)))`` for order k: one shared line model, one scale
+    per order, one velocity shift ``v`` of all telluric lines (the template's wavelength
+    scale against the spectrograph's, and winds along the line of sight)."""
 
     def __init__(self, emulator: LineEmulator, n_orders: int) -> None:
         super().__init__()
@@ -66,10 +68,14 @@ class _Telluric(nn.Module):
         self.ln_scale = nn.Parameter(
             torch.zeros(n_orders, dtype=emulator.center0.dtype, device=emulator.center0.device)
         )
+        self.rv = nn.Parameter(
+            torch.zeros((), dtype=emulator.center0.dtype, device=emulator.center0.device)
+        )
         self.k = 0
 
     def forward(self, wl: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-torch.exp(self.ln_scale[self.k]) * self.emulator.optical_depth(wl))
+        tau = self.emulator.optical_depth(wl / (1.0 + self.rv / C_KMS))
+        return torch.exp(-torch.exp(self.ln_scale[self.k]) * tau)
 
 
 def fit_echelle(
@@ -176,7 +182,7 @@ def fit_echelle(
     # 2. all orders together
     params: list[nn.Parameter] = [rv, ln_vsini] + [e.coeffs for e in exts]
     if tell is not None:
-        params.append(tell.ln_scale)
+        params += [tell.ln_scale, tell.rv]
     opt = torch.optim.Adam(params, lr=lr)
     n_pix = float(sum(int(g.sum()) for g in goods))
     times = []
@@ -233,6 +239,7 @@ def fit_echelle(
         seconds_per_epoch=float(np.mean(steady)),
         device=str(dev),
         meta={"limits": limits, "rv_scan_best": float(rvs[int(np.argmin(chi2))]), "epochs": epochs,
+              "telluric_rv": None if tell is None else float(tell.rv.detach()),
               "resolution_fixed": resolution, "c_kms": C_KMS},
     )  # fmt: skip
 
@@ -257,15 +264,19 @@ def order_bands(orders: list[EchelleOrder], pad: float = 20.0) -> list[tuple[flo
     return out
 
 
-def read_orders(path: str, orders: tuple[int, ...] | None = None) -> list[EchelleOrder]:
-    """The continuum-normalised orders of an HPF file (all of them by default), in Å."""
+def read_orders(
+    path: str, orders: tuple[int, ...] | None = None, *, window: float = 8.0
+) -> list[EchelleOrder]:
+    """The continuum-normalised orders of an HPF file (all of them by default), in Å; the
+    continuum is the upper envelope in chunks of ``window`` Å (wider for orders whose
+    every few Å are absorbed, e.g. by telluric water bands)."""
     from atmospec.highres.io import read_hpf
     from atmospec.highres.pipeline import normalize_order
 
     specs = read_hpf(path) if orders is None else [read_hpf(path, order=k)[0] for k in orders]
     out = []
     for spec in specs:
-        s = normalize_order(spec)
+        s = normalize_order(spec, window=window)
         assert s.uncertainty is not None
         out.append(EchelleOrder(s.wavelength * 1e4, s.flux, s.uncertainty, s.mask))
     return out

@@ -9,9 +9,17 @@ from typing import Any
 import numpy as np
 
 from atmospec.highres.echelle import EchelleResult, fit_echelle, order_bands, read_orders
+from atmospec.highres.emulator import LineEmulator
+from atmospec.highres.linefinder import LineList
 from atmospec.highres.pipeline import clone_bands
 
-__all__ = ["O2_BAND", "TelluricStandard", "fit_telluric_standard"]
+__all__ = [
+    "O2_BAND",
+    "TELLURIC_ORDERS",
+    "TelluricStandard",
+    "fit_telluric_standard",
+    "remove_instrument",
+]
 
 #: HPF orders holding the strongest telluric bands: water 9,180-9,900 Å (orders 9-13) and the
 #: O2 a-band at 1.27 um (order 27)
@@ -19,6 +27,39 @@ WATER_ORDERS = (9, 10, 11, 12, 13)
 O2_ORDER = 27
 #: Wavelengths (Å) where the TelFit lines are O2 (the 1.27 um a-band); water elsewhere
 O2_BAND = (12_600.0, 12_800.0)
+#: Every HPF order where the TelFit template (HET, 286 K, 50 % humidity) absorbs more than 2 %
+#: over at least a fifth of the order: water at 8,080-8,410 Å (0-2), 8,910-9,900 Å (7-13) and
+#: 10,820-12,280 Å (19-25), O2 at 12,625-12,786 Å (27)
+TELLURIC_ORDERS = (0, 1, 2, 7, 8, 9, 10, 11, 12, 13, 19, 20, 21, 22, 23, 24, 25, 27)
+#: Resolving power of the muler TelFit template: computed for HPF, its weak lines are as wide
+#: as HPF's (FWHM 6.4 km/s in order 11, as in the A-star spectra), so it is already
+#: convolved with the instrument
+TELFIT_TEMPLATE_RESOLUTION = 55_000.0
+#: Doppler sigma of water at 270 K, sqrt(kT/m) (km/s): the narrowest a telluric line can be
+_TELLURIC_DOPPLER_KMS = 0.35
+
+
+def remove_instrument(
+    lines: LineList, resolution: float, floor_kms: float = _TELLURIC_DOPPLER_KMS
+) -> LineList:
+    """Lines cloned from a template already convolved with a Gaussian instrumental profile of
+    resolving power ``resolution``, brought back to their intrinsic widths: the instrument's
+    sigma removed in quadrature from each line's Gaussian sigma (never below ``floor_kms``);
+    centres, strengths and Lorentzian widths kept. Exact for weak lines; a fit that convolves
+    with the instrument again then does not broaden the lines twice.
+
+    Example:
+        >>> from atmospec.highres.linefinder import LineList
+        >>> s_inst = 10000.0 / 55000.0 / 2.3548                 # Å, R = 55,000 at 1 um
+        >>> ll = LineList([10000.0], [0.01], [np.hypot(0.05, s_inst)], [0.01])
+        >>> round(float(remove_instrument(ll, 55000.0).sigma[0]), 4)
+        0.05
+    """
+    s_inst = lines.center / resolution / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    floor = lines.center * floor_kms / 299_792.458
+    sigma = np.sqrt(np.maximum(lines.sigma**2 - s_inst**2, floor**2))
+    meta = {**lines.meta, "instrument_removed": float(resolution)}
+    return LineList(lines.center, lines.amplitude, sigma, lines.gamma, meta)
 
 
 @dataclass
@@ -59,10 +100,15 @@ class TelluricStandard:
 
 def fit_telluric_standard(
     path: str | Path,
-    orders: tuple[int, ...] = (*WATER_ORDERS, O2_ORDER),
+    orders: tuple[int, ...] = TELLURIC_ORDERS,
     *,
     epochs: int = 120,
     vsini: float = 50.0,
+    template_resolution: float | None = TELFIT_TEMPLATE_RESOLUTION,
+    continuum_window: float = 30.0,
+    poly_degree: int = 4,
+    star: LineEmulator | None = None,
+    telluric: LineEmulator | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> TelluricStandard:
@@ -73,17 +119,28 @@ def fit_telluric_standard(
 
     The TelFit template holds all molecules together; in these orders its lines are water
     except in the O2 a-band (order 27), so the water orders' scale measures the water column x
-    airmass and the O2 order's the airmass, both relative to the template.
+    airmass and the O2 order's the airmass, both relative to the template. The template is
+    already at HPF's resolution: its instrumental width is removed first
+    (:func:`remove_instrument`, ``template_resolution``; None keeps it). Each order is
+    normalised by its upper envelope in ``continuum_window`` Å chunks (wide: in the water
+    bands few pixels are unabsorbed) and fitted with a Legendre continuum of
+    ``poly_degree``; one velocity shift is shared by all telluric lines. ``star`` and
+    ``telluric`` reuse clones made for the same orders (e.g. for a second standard).
     """
-    ech = read_orders(str(path), tuple(orders))
+    ech = read_orders(str(path), tuple(orders), window=continuum_window)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
           "device": device, "progress": progress}  # fmt: skip
     bands = order_bands(ech)
-    star = clone_bands("phoenix", bands, **kw)
-    tell = clone_bands("telfit", bands, **kw)
+    star = star if star is not None else clone_bands("phoenix", bands, **kw)
+    tell = telluric if telluric is not None else clone_bands("telfit", bands, **kw)
+    if template_resolution is not None:
+        tell = LineEmulator(
+            remove_instrument(tell.lines(), template_resolution), **tell.settings(),
+            device=device,
+        )  # fmt: skip
     res = fit_echelle(
         ech, star, telluric=tell, rv_range=(-150.0, 150.0), vsini=vsini, epochs=epochs,
-        device=device, progress=progress,
+        poly_degree=poly_degree, device=device, progress=progress,
     )  # fmt: skip
     before, after, n_pix, saturated = [], [], [], []
     sum_b = sum_a = 0.0
@@ -112,6 +169,8 @@ def fit_telluric_standard(
         "telluric_template": "TelFit, 286 K, 50 % humidity (muler)",
         "rv": res.rv,
         "vsini": res.vsini,
+        "telluric_rv": res.meta["telluric_rv"],
+        "template_resolution": template_resolution,
         "limits": res.meta["limits"],
     }
     return TelluricStandard(list(orders), before, after, res.telluric_scale, res, meta)

@@ -11,12 +11,27 @@ import numpy as np
 import torch
 
 from atmospec.errors import CoverageError
+from atmospec.highres.broadening import (
+    correlation_length,
+    intrinsic_width_kms,
+    intrinsic_width_range,
+    parabola_minimum,
+    profile_interval,
+    rotation_sd_per_vsini,
+)
 from atmospec.highres.emulator import LineEmulator, default_device
 from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
 from atmospec.highres.fit import FitResult, _solve_continuum, scan_rv
 from atmospec.highres.linefinder import LineList, find_lines
 
-__all__ = ["TransferConfig", "intrinsic_width_kms", "line_table", "transfer"]
+__all__ = [
+    "TransferConfig",
+    "intrinsic_width_kms",
+    "intrinsic_width_range",
+    "line_table",
+    "transfer",
+    "vsini_width_budget",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +72,15 @@ class TransferConfig:
             ``intrinsic_kms``, or None (flat). The lines' own widths and the rotation kernel
             are nearly degenerate below the resolution element: without this prior the
             data lines take up part of the rotational broadening.
+        intrinsic_range_kms: (floor, ceiling) of the shared intrinsic Gaussian sigma (km/s), a
+            flat prior between the physically possible widths (see
+            :func:`intrinsic_width_range`), or None (only ``min_width_kms`` below). With it, the
+            per-line widths cannot take up the rotational broadening: the remainder beyond the
+            ceiling is rotation, and below the floor nothing is left for lines to absorb.
+        width_anchor: ``"template"``: a template line's width prior is about the template's
+            own width (right when the template is the star's temperature); ``"shared"``: every
+            line's width is about the shared intrinsic width (a template much hotter or cooler
+            than the star has the wrong thermal widths).
         epsilon: linear limb-darkening coefficient of the rotation kernel.
         vsini: initial projected rotation, km/s.
         vsini_grid: grid (km/s) of an optional profile-likelihood scan of v sin i (empty: no
@@ -80,6 +104,8 @@ class TransferConfig:
     min_width_kms: float = 0.7
     intrinsic_kms: float = 1.2
     intrinsic_sd: float | None = None
+    intrinsic_range_kms: tuple[float, float] | None = None
+    width_anchor: str = "template"
     epsilon: float = 0.6
     vsini: float = 3.0
     vsini_grid: tuple[float, ...] = ()
@@ -87,21 +113,16 @@ class TransferConfig:
     poly_degree: int = 2
 
 
-def intrinsic_width_kms(
-    teff: float, microturbulence: float = 1.0, macroturbulence: float = 1.5, mass_amu: float = 56.0
-) -> float:
-    """Gaussian sigma (km/s) of a metal line's intrinsic profile: thermal motion of an atom of
-    ``mass_amu`` (iron) at ``teff``, microturbulence and macroturbulence (each a velocity
-    dispersion ``xi`` with profile ``exp(-v^2 / xi^2)``, i.e. sigma = xi / sqrt(2)), added in
-    quadrature. A prior for :class:`TransferConfig` ``intrinsic_kms``.
+def _width_floor(cfg: TransferConfig) -> float:
+    """The smallest Gaussian sigma (km/s) of any line."""
+    lo = cfg.intrinsic_range_kms[0] if cfg.intrinsic_range_kms else 0.0
+    return max(cfg.min_width_kms, lo)
 
-    Example:
-        >>> round(intrinsic_width_kms(4700.0), 2)   # a K5 dwarf
-        1.52
-    """
-    k_b, amu = 1.380649e-23, 1.66053907e-27
-    thermal = math.sqrt(k_b * teff / (mass_amu * amu)) / 1e3
-    return math.sqrt(thermal**2 + (microturbulence**2 + macroturbulence**2) / 2.0)
+
+def _shared_bounds(cfg: TransferConfig) -> tuple[float, float]:
+    """ln bounds of the shared intrinsic sigma (km/s)."""
+    hi = cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else math.inf
+    return math.log(_width_floor(cfg)), math.log(hi)
 
 
 @dataclass
@@ -205,7 +226,9 @@ def transfer(
             f"transfer: no template line within the data ({w[0]:.1f}-{w[-1]:.1f}) over the RV "
             f"range {rv_range} km/s"
         )
-    state = _new_state(tl, np.ones(len(tl), bool), tl, settings, dev, cfg.intrinsic_kms)
+    lo_s, hi_s = _shared_bounds(cfg)
+    s0 = math.exp(min(max(math.log(cfg.intrinsic_kms), lo_s), hi_s))
+    state = _new_state(tl, np.ones(len(tl), bool), tl, settings, dev, s0)
 
     # 1. RV scan with the template (coarse, then fine), continuum solved at each
     rvs = np.arange(rv_range[0], rv_range[1] + 0.5, 1.0)
@@ -250,7 +273,21 @@ def transfer(
         )
         log.info("transfer round %d: %d lines, RMS %.3f %%", r, state.star.n_lines, 100 * rms)
 
-    # 2. Laplace errors on RV, vsini, R (continuum marginalised, lines fixed)
+    # 2. v sin i by profile likelihood (with a grid): Adam moves v sin i slowly through the
+    # valley where line widths trade against rotation; the profile re-optimises everything
+    # else at each grid value, and the fit continues from its lowest point
+    scan: list[tuple[float, float]] = []
+    v_joint = float(ext.vsini.detach())
+    if cfg.vsini_grid:
+        scan, best_snap = _profile_vsini(ext, state, loss_fn, cfg, progress)
+        v_best = parabola_minimum(scan)
+        if best_snap is not None:
+            _restore(ext, state, best_snap)
+        with torch.no_grad():
+            ext.ln_vsini.fill_(math.log(v_best))
+        _optimise(ext, state, loss_fn, cfg.profile_epochs, cfg.lr, cfg, progress,
+                  "transfer at the profile's v sin i", fix_vsini=True)  # fmt: skip
+    # 3. Laplace errors on RV, vsini, R (continuum marginalised, lines fixed)
     errors = _laplace(ext, state, fl, wt, cfg)
     with torch.no_grad():
         model = ext(state.star)
@@ -258,31 +295,33 @@ def transfer(
     n_free = 2 + int(cfg.fit_resolution) + ext.coeffs.numel()
     dof = n_good - n_free
     factor = max(1.0, math.sqrt(chi2 / max(dof, 1)))
+    good = ~bad
+    corr = correlation_length(((flux - model.cpu().numpy()) / uncertainty)[good])
     params = {
         "rv": float(ext.rv.detach()),
         "vsini": float(ext.vsini.detach()),
         "resolution": float(ext.resolution.detach()),
     }
     errors_scaled = {k: v * factor for k, v in errors.items()}
-    # 3. optional v sin i interval by profile likelihood (everything re-fitted at each point)
-    scan: list[tuple[float, float]] = []
-    if cfg.vsini_grid:
-        scan = _profile_vsini(ext, state, loss_fn, cfg, progress)
-        interval = _interval(scan, factor**2, params["vsini"])
-        errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
+    if scan:
+        stat = profile_interval(scan, factor**2 * corr, params["vsini"])
     else:
         e = errors_scaled["vsini"]
-        interval = (params["vsini"] - e, params["vsini"] + e)
-    flags = _limits(ext, state, cfg, params, interval, errors)
-    if scan:
-        fit_chi2 = next(c for v, c in scan if v == params["vsini"])
-        lowest = min(c for _, c in scan)
-        if lowest < fit_chi2 - factor**2:
-            flags.append(
-                f"re-fitting at fixed v sin i lowered chi2 by {fit_chi2 - lowest:.0f} (at "
-                f"{min(scan, key=lambda x: x[1])[0]:g} km/s): the joint fit had not converged; "
-                "trust the profile's interval over the fitted value"
-            )
+        stat = (params["vsini"] - e, params["vsini"] + e)
+    budget = vsini_width_budget(params, float(torch.exp(state.ln_s)), cfg)
+    if not all(math.isfinite(v) for v in stat):  # no curvature: the budget alone
+        stat = budget
+    interval = (min(stat[0], budget[0]), max(stat[1], budget[1]))
+    errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
+    flags = _limits(ext, state, cfg, params, stat, errors)
+    if budget[0] < stat[0] - 1e-6 or budget[1] > stat[1] + 1e-6:
+        flags.append(
+            f"rotation and the lines' own widths are not separated by the line shapes: the "
+            f"total broadening puts v sin i anywhere in {budget[0]:.2f}-{budget[1]:.2f} km/s "
+            f"for line widths between {_width_floor(cfg):.2f} and "
+            f"{_ceiling(cfg, float(torch.exp(state.ln_s))):.2f} km/s and R within "
+            f"+-{cfg.resolution_sd:.0f}; the interval spans it"
+        )
     for msg in flags:
         log.warning("transfer: %s", msg)
     lines = state.star.lines()
@@ -294,6 +333,10 @@ def transfer(
         "rv_scan_best": rv0,
         "intrinsic_sigma_kms": float(torch.exp(state.ln_s)),
         "vsini_interval_68": list(interval),
+        "vsini_interval_statistical": list(stat),
+        "vsini_range_width_budget": list(budget),
+        "vsini_joint_fit": v_joint,
+        "residual_correlation_px": corr,
         "vsini_profile": {"vsini": [s[0] for s in scan], "chi2": [s[1] for s in scan]},
         "n_lines_template": int(state.template.sum()),
         "n_lines_data": int((~state.template).sum()),
@@ -311,7 +354,12 @@ def transfer(
         "continuum_coeffs": ext.coeffs.detach().cpu().tolist(),
         "uncertainty_method": "Laplace (inverse Hessian; continuum and the data lines' "
         "shared width marginalised; x sqrt(chi2_red)); vsini: profile likelihood when "
-        "vsini_grid is given",
+        "vsini_grid is given (every other parameter re-fitted at each value), its 68 % "
+        "interval where Delta chi2 / (chi2_red x residual correlation length) crosses 1",
+        "intrinsic_range_kms": None
+        if cfg.intrinsic_range_kms is None
+        else list(cfg.intrinsic_range_kms),
+        "width_anchor": cfg.width_anchor,
     }
     return FitResult(
         params=params,
@@ -424,7 +472,7 @@ def _to_rest_intrinsic(
     v_obs = extra.sigma / center * C_KMS
     v_int = float(torch.exp(state.ln_s))
     v = np.sqrt(np.maximum(v_obs**2 - v_inst**2 - v_rot**2, v_int**2))
-    v = np.clip(v, cfg.min_width_kms, 3 * v_int)
+    v = np.clip(v, _width_floor(cfg), 3 * v_int)
     sigma = center * v / C_KMS
     return LineList(center, extra.amplitude, sigma, 0.05 * sigma, dict(extra.meta))
 
@@ -441,7 +489,10 @@ def _prior(ext: ExtrinsicModel, st: _State, cfg: TransferConfig) -> torch.Tensor
             sd_c = st.center_t * cfg.center_sd_kms / C_KMS
             out = out + 0.5 * (((star.center[t] - st.center_t) / sd_c) ** 2).sum()
         out = out + 0.5 * (((star.ln_amp[t] - st.ln_amp_t) / cfg.amp_sd) ** 2).sum()
-        out = out + 0.5 * (((star.ln_sigma[t] - st.ln_sigma_t) / cfg.width_sd) ** 2).sum()
+        ref = (
+            st.ln_sigma_t if cfg.width_anchor == "template" else torch.log(lam[t] / C_KMS) + st.ln_s
+        )
+        out = out + 0.5 * (((star.ln_sigma[t] - ref) / cfg.width_sd) ** 2).sum()
     if cfg.intrinsic_sd is not None:
         out = out + 0.5 * ((st.ln_s - math.log(cfg.intrinsic_kms)) / cfg.intrinsic_sd) ** 2
     d = ~t
@@ -479,7 +530,8 @@ def _optimise(
     params += [star.d_center, star.ln_amp, star.ln_sigma, st.ln_s]
     opt = torch.optim.Adam(params, lr=lr)
     n = float(ext.pixel_wavelength.numel())
-    ln_min = torch.log(star.center0 * cfg.min_width_kms / C_KMS)
+    ln_min = torch.log(star.center0 * _width_floor(cfg) / C_KMS)
+    lo_s, hi_s = _shared_bounds(cfg)
     bar = trange(n_epochs, desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         if epoch and epoch % 50 == 0:
@@ -491,7 +543,7 @@ def _optimise(
         with torch.no_grad():
             star.ln_sigma.copy_(torch.maximum(star.ln_sigma, ln_min))
             star.d_center[frozen] = 0.0
-            st.ln_s.clamp_(min=math.log(cfg.min_width_kms))
+            st.ln_s.clamp_(min=lo_s, max=hi_s)
             ext.ln_vsini.clamp_(min=math.log(0.05))
         if progress:
             bar.set_postfix(chi2_red=f"{float(chi2) / n:.2f}")
@@ -558,65 +610,86 @@ def _laplace(
     }
 
 
+def _ceiling(cfg: TransferConfig, shared: float) -> float:
+    return cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else 3.0 * shared
+
+
+def vsini_width_budget(
+    params: dict[str, float], shared: float, cfg: TransferConfig
+) -> tuple[float, float]:
+    """The v sin i range along the degeneracy valley. Variances add under convolution, so the
+    fit fixes the total squared broadening T^2 = s^2 + (k v sin i)^2 + s_inst(R)^2 (s the
+    lines' shared intrinsic sigma, k the rotation kernel's sd per km/s); how it divides
+    between rotation and the lines is left to their physical limits. Lower end: lines at
+    their ceiling (without ``intrinsic_range_kms``: 3 x the fitted width) and R one prior sd
+    below; upper end: lines at their floor and R one sd above.
+
+    Example:
+        >>> cfg = TransferConfig(intrinsic_range_kms=(0.9, 1.9))
+        >>> lo, hi = vsini_width_budget({"vsini": 3.0, "resolution": 55_000.0}, 1.9, cfg)
+        >>> lo < 3.0 < hi
+        True
+    """
+    k = rotation_sd_per_vsini(cfg.epsilon)
+    r = params["resolution"]
+
+    def inst(res: float) -> float:
+        return C_KMS / res / _FWHM
+
+    total = shared**2 + (k * params["vsini"]) ** 2 + inst(r) ** 2
+    lo2 = total - _ceiling(cfg, shared) ** 2 - inst(r - cfg.resolution_sd) ** 2
+    hi2 = total - _width_floor(cfg) ** 2 - inst(r + cfg.resolution_sd) ** 2
+    return math.sqrt(max(lo2, 0.0)) / k, math.sqrt(max(hi2, 0.0)) / k
+
+
+def _snapshot(ext: ExtrinsicModel, st: _State) -> dict[str, Any]:
+    return {
+        "ext": {k: v.detach().clone() for k, v in ext.state_dict().items()},
+        "star": {k: v.detach().clone() for k, v in st.star.state_dict().items()},
+        "ln_s": st.ln_s.detach().clone(),
+    }
+
+
+def _restore(ext: ExtrinsicModel, st: _State, snap: dict[str, Any]) -> None:
+    ext.load_state_dict(snap["ext"])
+    st.star.load_state_dict(snap["star"])
+    st.star.set_windows()
+    st.ln_s = snap["ln_s"].clone()
+
+
 def _profile_vsini(
     ext: ExtrinsicModel, st: _State, loss_fn: Any, cfg: TransferConfig, progress: bool
-) -> list[tuple[float, float]]:
-    """chi2 (prior included) at each grid v sin i with the other parameters re-optimised from
-    the best fit; the best fit itself is included."""
-    best = {k: v.detach().clone() for k, v in ext.state_dict().items()}
-    best_star = {k: v.detach().clone() for k, v in st.star.state_dict().items()}
-    best_s = st.ln_s.detach().clone()
+) -> tuple[list[tuple[float, float]], dict[str, Any] | None]:
+    """chi2 (prior included) at each grid v sin i with the other parameters re-optimised; the
+    best fit itself is included. The grid is walked outward from the best fit on each side,
+    each point starting from its neighbour's solution (a continuous path: the lines' widths
+    change smoothly as rotation takes over their broadening). Returns the profile and the
+    state at its lowest grid point (None when the fit itself is lowest); the fit's state is
+    restored."""
+    best = _snapshot(ext, st)
+    v_best = float(ext.vsini.detach())
     out: list[tuple[float, float]] = []
     with torch.no_grad():
         loss, _ = loss_fn(st)
-    out.append((float(ext.vsini.detach()), 2.0 * float(loss)))
-    for v in cfg.vsini_grid:
-        ext.load_state_dict(best)
-        st.star.load_state_dict(best_star)
-        st.star.set_windows()
-        st.ln_s = best_s.clone()
-        with torch.no_grad():
-            ext.ln_vsini.fill_(math.log(v))
-        _optimise(
-            ext,
-            st,
-            loss_fn,
-            cfg.profile_epochs,
-            cfg.lr,
-            cfg,
-            progress,
-            f"vsini {v:g}",
-            fix_vsini=True,
-        )
-        with torch.no_grad():
-            loss, _ = loss_fn(st)
-        out.append((float(v), 2.0 * float(loss)))
-    ext.load_state_dict(best)
-    st.star.load_state_dict(best_star)
-    st.star.set_windows()
-    st.ln_s = best_s
+    out.append((v_best, 2.0 * float(loss)))
+    lowest, low_snap = out[0][1], None
+    below = sorted((v for v in cfg.vsini_grid if v < v_best), reverse=True)
+    above = sorted(v for v in cfg.vsini_grid if v >= v_best)
+    for side in (below, above):
+        _restore(ext, st, best)
+        for v in side:
+            with torch.no_grad():
+                ext.ln_vsini.fill_(math.log(v))
+            _optimise(ext, st, loss_fn, cfg.profile_epochs, cfg.lr, cfg, progress,
+                      f"vsini {v:g}", fix_vsini=True)  # fmt: skip
+            with torch.no_grad():
+                loss, _ = loss_fn(st)
+            out.append((float(v), 2.0 * float(loss)))
+            if out[-1][1] < lowest:
+                lowest, low_snap = out[-1][1], _snapshot(ext, st)
+    _restore(ext, st, best)
     ext.ln_vsini.requires_grad_(True)
-    return sorted(out)
-
-
-def _interval(scan: list[tuple[float, float]], scale: float, best: float) -> tuple[float, float]:
-    """Where the scaled Delta chi-square of the profile crosses 1 (linear interpolation)
-    about the profile's minimum; the grid's end when it never does on that side. (``best``,
-    the fit's own value, need not be inside: re-fitting at fixed v sin i may go lower.)"""
-    v = np.array([s[0] for s in scan])
-    c = np.array([s[1] for s in scan])
-    d = (c - c.min()) / max(scale, 1.0)
-    i0 = int(np.argmin(c))
-    lo, hi = float(v[0]), float(v[-1])
-    for i in range(i0, 0, -1):
-        if d[i - 1] >= 1.0:
-            lo = float(np.interp(1.0, [d[i], d[i - 1]], [v[i], v[i - 1]]))
-            break
-    for i in range(i0, v.size - 1):
-        if d[i + 1] >= 1.0:
-            hi = float(np.interp(1.0, [d[i], d[i + 1]], [v[i], v[i + 1]]))
-            break
-    return (lo, hi)
+    return sorted(out), low_snap
 
 
 def _limits(
@@ -640,18 +713,24 @@ def _limits(
         msgs.append(f"the v sin i interval reaches the scan's lower end {min(cfg.vsini_grid)} km/s")
     if cfg.vsini_grid and interval[1] >= max(cfg.vsini_grid) - 1e-9:
         msgs.append(f"the v sin i interval reaches the scan's upper end {max(cfg.vsini_grid)} km/s")
-    if float(torch.exp(st.ln_s)) <= cfg.min_width_kms * 1.001:
-        msgs.append(f"the shared intrinsic line width sits at its {cfg.min_width_kms} km/s floor")
+    floor = _width_floor(cfg)
+    if float(torch.exp(st.ln_s)) <= floor * 1.001:
+        msgs.append(f"the shared intrinsic line width sits at its {floor:.2f} km/s floor")
+    if cfg.intrinsic_range_kms and float(torch.exp(st.ln_s)) >= cfg.intrinsic_range_kms[1] * 0.999:
+        msgs.append(
+            f"the shared intrinsic line width sits at its physical ceiling "
+            f"{cfg.intrinsic_range_kms[1]:.2f} km/s: the broadening beyond it is rotation"
+        )
     z = (params["resolution"] - cfg.resolution) / cfg.resolution_sd
     if cfg.fit_resolution and abs(z) > 3:
         msgs.append(
             f"R = {params['resolution']:.0f} is {z:+.1f} prior sd from {cfg.resolution:.0f}"
         )
     with torch.no_grad():
-        ln_min = torch.log(st.star.center0 * cfg.min_width_kms / C_KMS)
+        ln_min = torch.log(st.star.center0 * floor / C_KMS)
         at_floor = int((st.star.ln_sigma <= ln_min + 1e-9).sum())
     if at_floor:
-        msgs.append(f"{at_floor} line width(s) at the {cfg.min_width_kms} km/s floor")
+        msgs.append(f"{at_floor} line width(s) at the {floor:.2f} km/s floor")
     return msgs
 
 
