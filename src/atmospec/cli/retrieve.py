@@ -39,7 +39,7 @@ def retrieve_cmd(
     ),
     nlive: int = typer.Option(150, "--nlive", help="Live points of nested sampling."),
     n_train: int = typer.Option(20000, "--n-train", help="Simulated planets to train the NPE."),
-    train_minutes: float = typer.Option(6.0, "--train-minutes", help="NPE training budget."),
+    train_minutes: float = typer.Option(8.0, "--train-minutes", help="NPE training budget."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     depth_unit: Optional[str] = typer.Option(  # noqa: UP045
         None, "--depth-unit", help="Depth unit when the file does not say: ppm, percent, fraction."
@@ -110,7 +110,9 @@ def run_retrieve(args: list[str]) -> None:
         err.print("  - " + escape(str(note)))
     con = Console()
     for method, table in res.intervals.items():
-        t = Table(title=escape(f"{res.name}: posterior ({method}), median and 68 % / 95 % intervals"))
+        t = Table(
+            title=escape(f"{res.name}: posterior ({method}), median and 68 % / 95 % intervals")
+        )
         for col in ("parameter", "median", "68 %", "95 %"):
             t.add_column(col)
         for name, v in table.items():

@@ -68,9 +68,7 @@ def run_nested(
         sample="rwalk",
         rstate=rng,
     )
-    sampler.run_nested(
-        dlogz=dlogz, maxcall=maxcall, print_progress=log.isEnabledFor(logging.DEBUG)
-    )
+    sampler.run_nested(dlogz=dlogz, maxcall=maxcall, print_progress=log.isEnabledFor(logging.DEBUG))
     res = sampler.results
     weights = np.exp(res.logwt - res.logz[-1])
     equal = resample_equal(res.samples, weights / weights.sum(), rstate=rng)

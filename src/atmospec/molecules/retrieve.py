@@ -76,12 +76,12 @@ def corner(samples: dict[str, NDArray[np.float64]], names: tuple[str, ...], titl
                 lo, med, hi = np.percentile(s[:, j], [16, 50, 84])
                 for v in (lo, med, hi):
                     ax.axvline(v, color="C0", lw=0.6, ls="--")
-                ax.set_title(f"{names[j]} = {med:.3g} (+{hi - med:.2g} / -{med - lo:.2g})", fontsize=7)
+                ax.set_title(
+                    f"{names[j]} = {med:.3g} (+{hi - med:.2g} / -{med - lo:.2g})", fontsize=7
+                )
                 ax.set_yticks([])
             else:
-                ax.hist2d(
-                    s[:, j], s[:, i], bins=30, range=[lims[:, j], lims[:, i]], cmap="Blues"
-                )
+                ax.hist2d(s[:, j], s[:, i], bins=30, range=[lims[:, j], lims[:, i]], cmap="Blues")
             if i == d - 1:
                 ax.set_xlabel(names[j], fontsize=7)
             if j == 0 and i > 0:
@@ -192,7 +192,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _classifier(spec: TransmissionSpectrum, molecules: tuple[str, ...]) -> dict[str, Any]:
+def classifier_probabilities(
+    spec: TransmissionSpectrum, molecules: tuple[str, ...]
+) -> dict[str, Any]:
     """The shipped any-binning classifier's probability per molecule, or why there is none."""
     try:
         from atmospec.molecules.anybin import load_pretrained_anybin
@@ -216,7 +218,7 @@ def retrieve(
     nlive: int = 150,
     dlogz: float = 0.5,
     n_train: int = 20_000,
-    train_minutes: float = 6.0,
+    train_minutes: float = 8.0,
     n_samples: int = 5000,
     seed: int = 0,
     trim: bool = False,
@@ -259,9 +261,7 @@ def retrieve(
         from atmospec.molecules.abundances import check_input, load_or_train
 
         t0 = time.perf_counter()
-        est = load_or_train(
-            ret, folder=cache, seed=seed, n=n_train, max_minutes=train_minutes
-        )
+        est = load_or_train(ret, folder=cache, seed=seed, n=n_train, max_minutes=train_minutes)
         info["npe_ready_seconds"] = time.perf_counter() - t0
         info["npe_input_power"] = check_input(est, ret)
         t1 = time.perf_counter()
@@ -290,7 +290,7 @@ def retrieve(
             ret, evidence_molecules, full=full, nlive=nlive, dlogz=dlogz, seed=seed
         )
     if classifier:
-        probs = _classifier(ret.spec, ret.molecules)
+        probs = classifier_probabilities(ret.spec, ret.molecules)
         for m in ret.molecules:
             table.setdefault(m, {})["classifier_probability"] = probs[m]
     best = samples.get("nested", samples.get("npe"))
