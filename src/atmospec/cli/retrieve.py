@@ -38,6 +38,7 @@ def retrieve_cmd(
         None, "--evidence-molecules", help="Comma-separated molecules for --evidence (default all)."
     ),
     nlive: int = typer.Option(150, "--nlive", help="Live points of nested sampling."),
+    dlogz: float = typer.Option(0.5, "--dlogz", help="Nested sampling stops at this ln Z gain."),
     n_train: int = typer.Option(20000, "--n-train", help="Simulated planets to train the NPE."),
     train_minutes: float = typer.Option(8.0, "--train-minutes", help="NPE training budget."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -95,6 +96,7 @@ def run_retrieve(args: list[str]) -> None:
         evidence=p["evidence"],
         evidence_molecules=mols or None,
         nlive=p["nlive"],
+        dlogz=p["dlogz"],
         n_train=p["n_train"],
         train_minutes=p["train_minutes"],
         seed=p["seed"],
