@@ -106,10 +106,10 @@ def run_retrieve(args: list[str]) -> None:
     if p["as_json"]:
         typer.echo(json.dumps(res.as_json(), default=str))
         return
-    err = Console(stderr=True)
-    err.print("[bold]assumed:[/bold]")
+    notes = Console(stderr=True)
+    notes.print("[bold]assumed:[/bold]")
     for note in res.info.get("assumptions", []):
-        err.print("  - " + escape(str(note)))
+        notes.print("  - " + escape(str(note)))
     con = Console()
     for method, table in res.intervals.items():
         t = Table(

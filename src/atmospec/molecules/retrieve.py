@@ -175,7 +175,8 @@ class RetrievalResult:
         with atomic_open(files["evidence"]) as fh:
             fh.write(self.evidence_csv())
         with atomic_path(files["samples"]) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=np.array(self.param_names), **self.samples)
+            arrays: dict[str, Any] = {"names": np.array(self.param_names), **self.samples}
+            np.savez_compressed(fh, **arrays)
         fig = corner(self.samples, self.param_names, self.name)
         with atomic_path(files["corner"]) as tmp:
             fig.savefig(tmp, dpi=90, format="png")
