@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             max(abs(c["0.68"] - 0.68), abs(c["0.95"] - 0.95))
             for c in d["coverage_marginal"].values()
         )
+        uni = d["meta"]["sbc_rank_uniformity_p"]
+        out[f"{planet}_sbc_uniformity_min_p"] = round(min(uni.values()), 4)
         cov_rows.append((marg68, marg95, d["coverage_tarp"]["0.68"], d["coverage_tarp"]["0.95"]))
         t1 = time.perf_counter()
         draws = est.sample(ret.data_residual, spec.error, n=5000, seed=args.seed)
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             f"coverage on {n_tests} held-out simulations: SBC-marginal 68 % {marg68:.3f}, "
             f"95 % {marg95:.3f} (worst parameter off by {worst:.3f}); TARP 68 % "
             f"{d['coverage_tarp']['0.68']:.3f}, 95 % {d['coverage_tarp']['0.95']:.3f}; HPD 68 % "
-            f"{d['coverage_hpd']['0.68']:.3f}, 95 % {d['coverage_hpd']['0.95']:.3f}"
+            f"{d['coverage_hpd']['0.68']:.3f}, 95 % {d['coverage_hpd']['0.95']:.3f}; SBC rank "
+            f"uniformity (chi-square, 10 bins) smallest p {min(uni.values()):.3g} "
+            f"({min(uni, key=uni.get)})"
         )
         iv = res.intervals
         print(f"{'parameter':18s} {'NPE 68 %':>24s} {'nested 68 %':>24s} overlap")

@@ -139,4 +139,7 @@ def run_retrieve(args: list[str]) -> None:
                 f"{prob:.3f}" if isinstance(prob, float) else escape(str(prob)),
             )
         con.print(t)
+    for method, offs in res.info.get("offsets_ppm", {}).items():
+        text = ", ".join(f"{k} {v['median']:+.0f}" for k, v in offs.items())
+        con.print(escape(f"offsets ({method}; data minus model, ppm; median): {text}"))
     con.print(escape("files: " + ", ".join(res.files.values())))

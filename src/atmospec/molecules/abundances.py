@@ -206,7 +206,9 @@ def coverage(
     """Coverage on ``n_tests`` fresh simulations (never seen in training): a
     :class:`~atmospec.posteriors.calibration.CalibrationReport` with SBC ranks (marginal
     central intervals), HPD expected coverage and TARP, at the usual levels and at 0.68."""
-    from atmospec.posteriors.calibration import LEVELS, calibration_report
+    from scipy.stats import chisquare
+
+    from atmospec.posteriors.calibration import LEVELS, calibration_report, sbc_ranks
 
     sim_seed, draw_seed, tarp_seed = np.random.SeedSequence(seed).generate_state(3)
     theta, _, noisy = retrieval.simulate(n_tests, seed=int(sim_seed))
@@ -215,6 +217,13 @@ def coverage(
     lq = est.log_prob(draws, noisy, err)
     lt = est.log_prob(theta[:, None, :], noisy, err)[:, 0]
     levels = tuple(sorted({*LEVELS, 0.68}))
+    # SBC rank uniformity: chi-square of 10-bin rank histograms, one p-value per parameter
+    ranks = sbc_ranks(draws, theta)
+    edges = np.linspace(0, n_samples + 1, 11)
+    uniform_p = {
+        p: float(chisquare(np.histogram(ranks[:, j], edges)[0]).pvalue)
+        for j, p in enumerate(retrieval.param_names)
+    }
     return calibration_report(
         draws,
         theta,
@@ -225,5 +234,10 @@ def coverage(
         high=retrieval.high,
         levels=levels,
         seed=int(tarp_seed),  # TARP's reference points: never the simulation's own stream
-        meta={"digest": retrieval.digest(), "seed": seed, "n_tests": n_tests},
+        meta={
+            "digest": retrieval.digest(),
+            "seed": seed,
+            "n_tests": n_tests,
+            "sbc_rank_uniformity_p": uniform_p,
+        },
     )

@@ -274,6 +274,26 @@ class Retrieval:
         r = self.residual(self.model(theta))[0] - self.data_residual
         return float(np.sum(self.w * r**2))
 
+    def offsets(
+        self, theta: ArrayLike, seed: int = 0, n: int = 500
+    ) -> dict[str, NDArray[np.float64]]:
+        """Posterior draws of each instrument's depth offset (data minus model, fraction) for
+        posterior draws ``theta`` (the first ``n`` rows are used).
+
+        Given the parameters, an offset with a flat prior is Gaussian around the error-weighted
+        mean of data minus model, with variance ``1 / sum(1 / error^2)`` over its bins; a draw
+        of it for each parameter draw is a draw of the offsets' marginal posterior.
+        """
+        th = np.atleast_2d(np.asarray(theta, dtype=float))[:n]
+        rng = np.random.default_rng(seed)
+        names = self.spec.instruments
+        out = np.empty((th.shape[0], self.n_inst))
+        for i, t in enumerate(th):
+            diff = (self.spec.depth - self.model(t)) * self.w
+            out[i] = np.bincount(self.ids, weights=diff, minlength=self.n_inst) / self.w_inst
+        out += rng.standard_normal(out.shape) / np.sqrt(self.w_inst)
+        return {names[k]: out[:, k] for k in range(self.n_inst)}
+
     def simulate(
         self, n: int, seed: int = 0, *, noise_draws: int = 1
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:

@@ -302,6 +302,18 @@ def retrieve(
         except ModelInputError:
             info["chi2_at_median"] = None
         info["dof"] = len(ret.spec) - ret.n_params - ret.n_inst
+    info["offsets_ppm"] = {}
+    for name, draws in samples.items():
+        try:
+            offs = ret.offsets(draws, seed=seed)
+        except ModelInputError:
+            continue
+        info["offsets_ppm"][name] = {
+            inst: dict(
+                zip(("p16", "median", "p84"), np.percentile(1e6 * v, [16, 50, 84]), strict=True)
+            )
+            for inst, v in offs.items()
+        }
     info["provenance"] = provenance(seed=seed, versions_extra=_versions())
     result = RetrievalResult(ret.spec.name, ret.param_names, samples, table, info)
     if out is not None:
