@@ -52,7 +52,7 @@ PLANETS = {
     },
 }
 EVIDENCE = {"wasp39b": ("CO2", "H2O", "CH4", "CO", "Na", "K"), "wasp80b": ("CH4", "H2O", "CO2")}
-QUICK_EVIDENCE = {"wasp39b": ("CO2", "CH4"), "wasp80b": ("CH4",)}
+QUICK_EVIDENCE = {"wasp39b": ("CO2", "CH4", "CO"), "wasp80b": ("CH4", "H2O")}
 
 
 def _spectrum(shared: Path, planet: str):  # noqa: ANN202
