@@ -141,6 +141,8 @@ def train_abundance_npe(
         "star_radius_rsun": retrieval.star_radius_rsun,
         "n_simulated": n,
         "noise_draws": noise_draws,
+        "training": {"max_epochs": max_epochs, "max_minutes": max_minutes, **settings},
+        "epochs_trained": len(est.history_.get("train_loss", [])),
         "simulate_seconds": sim_s,
         "train_seconds": time.perf_counter() - t0 - sim_s,
         "input_power_q999": float(np.quantile(power, 0.999)),

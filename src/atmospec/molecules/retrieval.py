@@ -304,18 +304,22 @@ class Retrieval:
         where each noisy spectrum is the depth plus Gaussian noise of the observed error bars,
         offsets removed; rows of the noisy block repeat ``theta`` ``noise_draws`` times.
         """
+        from tqdm.auto import tqdm
+
         rng = np.random.default_rng(seed)
         theta = np.empty((n, self.n_params))
         depth = np.empty((n, len(self.spec)))
         i = 0
-        while i < n:
-            t = self.prior_transform(rng.random(self.n_params))
-            try:
-                depth[i] = self.model(t)
-            except ModelInputError:
-                continue
-            theta[i] = t
-            i += 1
+        with tqdm(total=n, desc="simulating", unit="planet", disable=n < 1000) as bar:
+            while i < n:
+                t = self.prior_transform(rng.random(self.n_params))
+                try:
+                    depth[i] = self.model(t)
+                except ModelInputError:
+                    continue
+                theta[i] = t
+                i += 1
+                bar.update()
         noisy = np.repeat(depth, noise_draws, axis=0)
         noisy += self.spec.error * rng.standard_normal(noisy.shape)
         return theta, depth, self.residual(noisy)
