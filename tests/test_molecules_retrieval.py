@@ -134,6 +134,9 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     record = json.loads((folder / "model.json").read_text())
     assert record["kind"] == "transit_retrieval_npe" and record["meta"]["digest"] == r.digest()
     assert record["meta"]["provenance"]["seed"] == 0
+    from atmospec.models import load_model
+
+    assert isinstance(load_model(folder, kind="transit_retrieval_npe"), TransitNPE)
     # a spectrum with features 30x the error bars beyond anything simulated is refused
     wild = _retrieval(small_sim, 0.02 + 3e-3 * np.sin(np.arange(len(r.spec))))
     with pytest.raises(OutOfGridError, match="synthetic: its features are larger"):
