@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     quick = args.quick
     planets = ["wasp39b", "wasp80b"] if quick else ["wasp39b", "wasp80b", "wasp107b"]
-    n_sim, minutes, epochs = (10000, 5.0, 30) if quick else (20000, 10.0, 40)
+    # epochs fix the training (the time cap is only a safety net, so results do not depend on load)
+    n_sim, minutes, epochs = (10000, 15.0, 20) if quick else (20000, 40.0, 40)
     n_tests, nlive = (400, 75) if quick else (1500, 150)
     evidence = QUICK_EVIDENCE if quick else EVIDENCE
     sim = build_simulator(t_max=2600.0)
