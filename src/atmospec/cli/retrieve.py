@@ -141,5 +141,6 @@ def run_retrieve(args: list[str]) -> None:
         con.print(t)
     for method, offs in res.info.get("offsets_ppm", {}).items():
         text = ", ".join(f"{k} {v['median']:+.0f}" for k, v in offs.items())
-        con.print(escape(f"offsets ({method}; data minus model, ppm; median): {text}"))
+        if text:
+            con.print(escape(f"offsets relative to the first instrument ({method}, ppm): {text}"))
     con.print(escape("files: " + ", ".join(res.files.values())))
