@@ -15,6 +15,8 @@ family                  record kinds                    loaded as
                                                          classifiers.MoleculeClassifier`
 ``molecules``           ``molecule_anybin_classifier``  :class:`~atmospec.molecules.
                                                          anybin.AnyBinningClassifier`
+``molecules``           ``transit_retrieval_npe``       :class:`~atmospec.molecules.
+                                                         abundances.TransitNPE`
 ``transit``             ``transit_cnn``                 :class:`~atmospec.transit.detrenders.
                                                          cnn.CNNDetrender`
 ``highres``             ``line_emulator``               :class:`~atmospec.highres.emulator.
@@ -65,6 +67,7 @@ LOADERS: dict[str, str] = {
     "npe": "atmospec.posteriors.npe:NPEstimator",
     "molecule_classifier": "atmospec.molecules.classifiers:MoleculeClassifier",
     "molecule_anybin_classifier": "atmospec.molecules.anybin:AnyBinningClassifier",
+    "transit_retrieval_npe": "atmospec.molecules.abundances:TransitNPE",
     "transit_cnn": "atmospec.transit.detrenders.cnn:CNNDetrender",
     "line_emulator": "atmospec.highres.emulator:LineEmulator",
 }
@@ -75,6 +78,7 @@ FAMILIES: dict[str, str] = {
     "npe": "npe",
     "molecule_classifier": "molecules",
     "molecule_anybin_classifier": "molecules",
+    "transit_retrieval_npe": "molecules",
     "transit_cnn": "transit",
     "line_emulator": "highres",
 }

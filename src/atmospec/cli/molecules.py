@@ -155,10 +155,19 @@ def molecules_cmd(
 
     Prints what it assumed while reading (units, widths, columns, dropped bins).
     `atmospec molecules train --out DIR [--bins FILE --n N --epochs E --tune T]` rebuilds the
-    classifier instead.
+    classifier instead; `atmospec molecules retrieve FILE --out DIR [--method npe|nested|both
+    --evidence]` retrieves abundances, temperature, radius and clouds with intervals.
     """
     if files and files[0] == "train":
         _run_train([*files[1:], *ctx.args], out)
+        return
+    if files and files[0] == "retrieve":
+        from atmospec.cli.retrieve import run_retrieve
+
+        shared = [*(["--out", out] if out else []), *(["--trim"] if trim else [])]
+        shared += [*(["--json"] if as_json else []), *(["--width", width] if width else [])]
+        shared += ["--depth-unit", depth_unit] if depth_unit else []
+        run_retrieve([*files[1:], *ctx.args, *shared])
         return
     if ctx.args:
         raise typer.BadParameter(f"unexpected arguments {ctx.args}")
