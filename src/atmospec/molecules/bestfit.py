@@ -67,11 +67,13 @@ def best_fit(
     star_radius_rsun: float = 1.0,
     max_nfev: int = 200,
     start: dict[str, float] | None = None,
+    temperatures: tuple[float, ...] = (600.0, 1600.0),
 ) -> BestFit:
     """Fit the forward model to ``spec`` by bounded least squares (scipy, 2-point Jacobian).
 
-    One start from the middle of the bounds; a local optimum is possible, so read the result as
-    "a good model", not "the" model (``start`` gives another start: parameter values by name).
+    Starts from the middle of the bounds at 1000 K and at each of ``temperatures``, keeping the
+    best; a local optimum is still possible, so read the result as "a good model", not "the"
+    model. ``start`` (parameter values by name) replaces those starts by one.
     Each molecule is then removed from it to show what it contributes.
 
     Example:
@@ -120,13 +122,24 @@ def best_fit(
         except ModelInputError:  # an unbound atmosphere: far from the data
             return np.full(len(spec), 1e3)
 
-    res = least_squares(
-        resid,
-        x0,
-        bounds=(lo, hi),
-        x_scale=np.subtract(hi, lo) / 10,
-        diff_step=1e-3,
-        max_nfev=max_nfev,
+    starts = [x0]
+    if start is None:  # hotter and cooler starts: the temperature sets the scale height
+        for t in temperatures:
+            starts.append(list(x0))
+            starts[-1][len(mols)] = t
+    res = min(
+        (
+            least_squares(
+                resid,
+                x,
+                bounds=(lo, hi),
+                x_scale=np.subtract(hi, lo) / 10,
+                diff_step=1e-3,
+                max_nfev=max_nfev,
+            )
+            for x in starts
+        ),
+        key=lambda r: float(r.cost),
     )
     best = model(res.x)
     chi2 = float(np.sum(((best - spec.depth) / spec.error) ** 2))
@@ -138,7 +151,7 @@ def best_fit(
         assumptions=[
             f"gravity fixed at {gravity:g} m/s^2 and stellar radius at {star_radius_rsun:g} R_sun "
             "(the temperature absorbs the scale height), isothermal, grey cloud deck, haze slope -4",
-            f"one start, {res.nfev} model evaluations; {res.message}",
+            f"best of {len(starts)} starts, {res.nfev} model evaluations; {res.message}",
         ],
         settings={
             "simulator": sim,
