@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-minutes", type=float, default=None, help="budget per reference")
     ap.add_argument("--device", default="cpu", help="torch device for training")
     ap.add_argument(
+        "--finetune",
+        action="store_true",
+        help="with --train-out: start from the shipped classifier (lr 1e-3) instead of scratch",
+    )
+    ap.add_argument(
         "--reference-json",
         type=Path,
         default=None,
@@ -153,16 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"population set: {len(native)} planets ({time.perf_counter() - t0:.0f} s)")
     minutes = args.minutes or (4.0 if args.quick else 10.0)
     if args.train_out is not None:
+        init = load_pretrained_anybin() if args.finetune else None
         general = train_anybin(
             native,
             seed=args.seed,
             max_epochs=args.epochs,
             max_seconds=60 * minutes,
             device=args.device,
+            init=init,
+            lr=1e-3 if init is not None else 2e-3,
+            patience=12 if init is not None else 10,
         )
         general.info["trained_by"] = (
             f"benchmarks/molecules_anybin.py --n {len(native)} --seed {args.seed} "
-            f"--epochs {args.epochs} --device {args.device}"
+            f"--epochs {args.epochs} --minutes {minutes:g} --device {args.device}"
+            + (" --finetune" if init is not None else "")
         )
         general.save(args.train_out)
         console.print(f"any-binning classifier: {general.info['history']}")

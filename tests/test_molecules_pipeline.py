@@ -284,7 +284,14 @@ def test_cli_json(shipped, shared_dir, tmp_path):
     probs = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(probs) == {"H2O", "CO2", "CH4", "CO", "Na", "K"}
     assert (tmp_path / "rep" / "attributions.png").stat().st_size > 1000
-    assert "Limitations" in (tmp_path / "rep" / "report.md").read_text()
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Limitations" in report
+    # what the bins can test: SO2 (WASP-39b's 4.05 um band) has no opacity here, and says so
+    assert "| SO2 | - | - | not testable: no opacity for SO2" in report
+    assert "SO2: not testable" in res.stderr
+    tests = json.loads((tmp_path / "rep" / "molecules.json").read_text())["info"]["testability"]
+    # 0.5-12 um from five instruments covers every modelled molecule's bands
+    assert all(tests[m]["testable"] for m in probs) and tests["H2O"]["n_bins_in_bands"] > 50
     bad = subprocess.run(
         [*_CLI, "molecules", str(tmp_path / "none.dat")],
         capture_output=True,

@@ -202,16 +202,23 @@ def molecules_cmd(
     err.print("[bold]assumed while reading:[/bold]")
     for note in report.info.get("assumptions", []):
         err.print("  - " + escape(str(note)))
+    for m, t in report.info.get("testability", {}).items():
+        if not t["testable"]:
+            err.print(escape(f"{m}: {t['reason']}"))
     if as_json:
         typer.echo(json.dumps(report.as_json(), allow_nan=False))
         return
     from rich.table import Table
 
     table = Table(title=escape(f"molecules in {report.name} (present and detectable)"))
-    for col in ("molecule", "probability", "90% interval"):
+    for col in ("molecule", "probability", "90% interval", "testable with these bins"):
         table.add_column(col)
+    tests = report.info.get("testability", {})
     for m, v in report.probabilities.items():
-        table.add_row(m, f"{v['probability']:.3f}", f"{v['low']:.3f} - {v['high']:.3f}")
+        ok = tests.get(m, {}).get("testable", True)
+        table.add_row(
+            m, f"{v['probability']:.3f}", f"{v['low']:.3f} - {v['high']:.3f}", "yes" if ok else "NO"
+        )
     Console().print(table)
     if report.files:
         Console().print(

@@ -27,8 +27,10 @@ from atmospec.molecules.binning import Binning
 from atmospec.molecules.io import TransmissionSpectrum
 
 __all__ = [
+    "ALKALI_LINES",
     "AXIS_RANGE",
     "DEPTH_RANGE",
+    "IRAC_CHANNELS",
     "MAX_RELATIVE_AMPLITUDE",
     "KIND",
     "SHIPPED_NAME",
@@ -69,9 +71,18 @@ MODES: dict[str, tuple[float, float, float, float, float, float]] = {
     "g141": (1.1, 1.7, 20.0, 130.0, 20.0, 200.0),
     "g102": (0.8, 1.15, 20.0, 100.0, 30.0, 300.0),
     "stis": (0.46, 1.0, 8.0, 100.0, 40.0, 400.0),
-    "spitzer": (3.2, 5.0, 1.5, 3.0, 60.0, 400.0),
+    "nicmos": (1.1, 2.5, 4.0, 40.0, 50.0, 400.0),
+    "spitzer": (3.16, 5.02, 0.0, 0.0, 60.0, 400.0),
 }
-"""Instrument modes random binnings are drawn from (ranges jittered by up to 5 %)."""
+"""Instrument modes random binnings are drawn from (ranges jittered by up to 5 %). Spitzer is
+photometry: its IRAC 3.6 and 4.5 um channels (:data:`IRAC_CHANNELS`), one or both."""
+
+IRAC_CHANNELS = ((3.16, 3.92), (3.96, 5.02))
+"""Spitzer IRAC channel 1 and 2 bandpasses (micron, half-power points)."""
+
+ALKALI_LINES = (0.5893, 0.7682)
+"""Na D and K D doublet centres (micron); STIS sets may carry a narrow bin on each, as the
+published HST and ground-based alkali analyses do."""
 
 
 def canonical_edges(n_cells: int, lo: float = AXIS_RANGE[0], hi: float = AXIS_RANGE[1]) -> NDArray:
@@ -164,18 +175,31 @@ def _draw_binning(rng: np.random.Generator, max_modes: int) -> Binning:
     cen, half, inst, err = [], [], [], []
     for name in chosen:
         lo, hi, r_lo, r_hi, e_lo, e_hi = MODES[str(name)]
-        lo = max(AXIS_RANGE[0], lo * rng.uniform(0.95, 1.05))
-        hi = min(AXIS_RANGE[1], hi * rng.uniform(0.95, 1.05))
-        r = float(np.exp(rng.uniform(np.log(r_lo), np.log(r_hi))))
-        n = max(1, int(np.floor(np.log(hi / lo) * r)))
-        edges = np.geomspace(lo, hi, n + 1)
-        c = 0.5 * (edges[1:] + edges[:-1])
-        x = (c - lo) / (hi - lo)
         level = float(np.exp(rng.uniform(np.log(e_lo), np.log(e_hi)))) * 1e-6
-        shape = 1.0 + rng.uniform(0, 2) * (2 * x - 1) ** 4 + rng.uniform(-0.3, 0.3) * x
-        e = level * np.clip(shape, 0.3, None) * np.exp(0.1 * rng.standard_normal(c.size))
+        if name == "spitzer":  # photometry: one or both IRAC channels
+            bands = np.array(IRAC_CHANNELS)
+            if rng.random() < 0.3:
+                bands = bands[[int(rng.integers(2))]]
+            c, h = bands.mean(1), 0.5 * (bands[:, 1] - bands[:, 0])
+            e = level * np.exp(0.2 * rng.standard_normal(c.size))
+        else:
+            lo = max(AXIS_RANGE[0], lo * rng.uniform(0.95, 1.05))
+            hi = min(AXIS_RANGE[1], hi * rng.uniform(0.95, 1.05))
+            r = float(np.exp(rng.uniform(np.log(r_lo), np.log(r_hi))))
+            n = max(1, int(np.floor(np.log(hi / lo) * r)))
+            edges = np.geomspace(lo, hi, n + 1)
+            c = 0.5 * (edges[1:] + edges[:-1])
+            h = 0.5 * np.diff(edges)
+            x = (c - lo) / (hi - lo)
+            shape = 1.0 + rng.uniform(0, 2) * (2 * x - 1) ** 4 + rng.uniform(-0.3, 0.3) * x
+            e = level * np.clip(shape, 0.3, None) * np.exp(0.1 * rng.standard_normal(c.size))
+            if name == "stis" and rng.random() < 0.5:  # narrow bins on the alkali doublets
+                lines = np.array([w for w in ALKALI_LINES if lo < w < hi and rng.random() < 0.7])
+                nh = np.exp(rng.uniform(np.log(1e-3), np.log(4e-3), lines.size))
+                ne = level * np.exp(rng.uniform(-0.5, 1.0, lines.size))
+                c, h, e = np.r_[c, lines], np.r_[h, nh], np.r_[e, ne]
         cen.append(c)
-        half.append(0.5 * np.diff(edges))
+        half.append(h)
         inst.append(np.full(c.size, str(name)))
         err.append(e)
     return Binning(

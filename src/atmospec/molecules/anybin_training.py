@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec.errors import ModelInputError
 from atmospec.molecules.anybin import (
     AnyBinningClassifier,
     _fractions,
@@ -139,10 +140,14 @@ def train_anybin(
     n_val_binnings: int = 8,
     max_seconds: float | None = None,
     device: str = "cpu",
+    init: AnyBinningClassifier | None = None,
 ) -> AnyBinningClassifier:
     """Train on the training split of a :class:`~atmospec.molecules.native.NativeSet` with a new
     random binning per batch; calibrate one temperature per molecule on the validation split
-    observed with ``n_val_binnings`` fixed random binnings."""
+    observed with ``n_val_binnings`` fixed random binnings.
+
+    ``init`` starts from an earlier classifier's weights (fine-tuning; same ``n_cells``,
+    ``width`` and molecules), recorded in the provenance."""
     import torch
 
     from atmospec._fileio import provenance
@@ -161,6 +166,10 @@ def train_anybin(
             val_loader.append(binner.batch(val_rows[k : k + 1024], vb, vgen, log_scale))
     torch.manual_seed(seed)
     net = _network(n_cells, len(native.molecules), width, dropout)
+    if init is not None:
+        if tuple(init.molecules) != tuple(native.molecules) or init.edges.size != n_cells + 1:
+            raise ModelInputError("init: a classifier with other molecules or another axis")
+        net.load_state_dict(init.network.state_dict())
     history = _train_detector(
         net,
         _RandomBinningBatches(binner, train_rows, batch, seed, log_scale),
@@ -190,7 +199,10 @@ def train_anybin(
     amp = (native.depth.max(1) - native.depth.min(1)) / np.median(native.depth, axis=1)
     clf.info = {
         "provenance": provenance(
-            seed=seed, native_seed=native.meta.get("seed"), native_n=len(native)
+            seed=seed,
+            native_seed=native.meta.get("seed"),
+            native_n=len(native),
+            fine_tuned_from=None if init is None else init.info.get("provenance"),
         ),
         "history": history.to_dict(),
         "detection_threshold": 25.0,

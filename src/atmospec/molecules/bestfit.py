@@ -14,7 +14,7 @@ from atmospec.errors import ModelInputError
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.io import TransmissionSpectrum
 
-__all__ = ["BestFit", "best_fit", "plot_switched_off"]
+__all__ = ["BestFit", "best_fit", "plot_switched_off", "removal_dchi2"]
 
 _LOG_VMR = {
     "H2O": (-9, -1),
@@ -46,6 +46,7 @@ class BestFit:
     without: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     dchi2: dict[str, float] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def _offsets(model: NDArray, spec: TransmissionSpectrum, ids: NDArray) -> NDArray:
@@ -65,12 +66,15 @@ def best_fit(
     gravity: float = 10.0,
     star_radius_rsun: float = 1.0,
     max_nfev: int = 200,
+    start: dict[str, float] | None = None,
+    temperatures: tuple[float, ...] = (600.0, 1600.0),
 ) -> BestFit:
     """Fit the forward model to ``spec`` by bounded least squares (scipy, 2-point Jacobian).
 
-    One start from the middle of the bounds; a local optimum is possible, so read the result as
-    "a good model", not "the" model. Each molecule is then removed from it to show what it
-    contributes.
+    Starts from the middle of the bounds at 1000 K and at each of ``temperatures``, keeping the
+    best; a local optimum is still possible, so read the result as "a good model", not "the"
+    model. ``start`` (parameter values by name) replaces those starts by one.
+    Each molecule is then removed from it to show what it contributes.
 
     Example:
         >>> fit = best_fit(read_transmission("wasp39b_jwst_transit.dat"))   # doctest: +SKIP
@@ -100,6 +104,9 @@ def best_fit(
     hi = [_LOG_VMR[m][1] for m in mols] + [2500.0, 1.3 * r0, 2.0, 6.0]
     x0 = [0.5 * (a + c) for a, c in zip(lo, hi, strict=True)]
     x0[len(mols)], x0[len(mols) + 1], x0[-2], x0[-1] = 1000.0, r0, 1.0, -1.0
+    for k, name in enumerate(names):
+        if start is not None and name in start:
+            x0[k] = float(np.clip(start[name], lo[k], hi[k]))
 
     def model(x: NDArray, drop: str | None = None) -> NDArray:
         p = dict(zip(names, x, strict=True))
@@ -115,13 +122,24 @@ def best_fit(
         except ModelInputError:  # an unbound atmosphere: far from the data
             return np.full(len(spec), 1e3)
 
-    res = least_squares(
-        resid,
-        x0,
-        bounds=(lo, hi),
-        x_scale=np.subtract(hi, lo) / 10,
-        diff_step=1e-3,
-        max_nfev=max_nfev,
+    starts = [x0]
+    if start is None:  # hotter and cooler starts: the temperature sets the scale height
+        for t in temperatures:
+            starts.append(list(x0))
+            starts[-1][len(mols)] = t
+    res = min(
+        (
+            least_squares(
+                resid,
+                x,
+                bounds=(lo, hi),
+                x_scale=np.subtract(hi, lo) / 10,
+                diff_step=1e-3,
+                max_nfev=max_nfev,
+            )
+            for x in starts
+        ),
+        key=lambda r: float(r.cost),
     )
     best = model(res.x)
     chi2 = float(np.sum(((best - spec.depth) / spec.error) ** 2))
@@ -133,13 +151,48 @@ def best_fit(
         assumptions=[
             f"gravity fixed at {gravity:g} m/s^2 and stellar radius at {star_radius_rsun:g} R_sun "
             "(the temperature absorbs the scale height), isothermal, grey cloud deck, haze slope -4",
-            f"one start, {res.nfev} model evaluations; {res.message}",
+            f"best of {len(starts)} starts, {res.nfev} model evaluations; {res.message}",
         ],
+        settings={
+            "simulator": sim,
+            "molecules": mols,
+            "gravity": gravity,
+            "star_radius_rsun": star_radius_rsun,
+            "max_nfev": max_nfev,
+        },
     )
     for m in mols:
         fit.without[m] = model(res.x, drop=m)
         fit.dchi2[m] = float(np.sum(((fit.without[m] - spec.depth) / spec.error) ** 2) - chi2)
     return fit
+
+
+def removal_dchi2(spec: TransmissionSpectrum, fit: BestFit) -> dict[str, float]:
+    """Chi-square rise when each molecule is removed from ``fit`` and the rest refitted.
+
+    Each refit starts from ``fit``'s parameters. Where a refit without a molecule beats ``fit``
+    (``fit`` stopped in a local optimum) the rise is 0: the data do not ask for the molecule.
+
+    Example:
+        >>> fit = best_fit(read_transmission("wasp39b_jwst_transit.dat"))   # doctest: +SKIP
+        >>> removal_dchi2(spec, fit)["CO2"] > 100                           # doctest: +SKIP
+        True
+    """
+    cfg = fit.settings
+    out = {}
+    for m in cfg["molecules"]:
+        rest = tuple(x for x in cfg["molecules"] if x != m)
+        refit = best_fit(
+            spec,
+            cfg["simulator"],
+            molecules=rest,
+            gravity=cfg["gravity"],
+            star_radius_rsun=cfg["star_radius_rsun"],
+            max_nfev=cfg["max_nfev"],
+            start=fit.params,
+        )
+        out[m] = max(0.0, refit.chi2 - fit.chi2)
+    return out
 
 
 def plot_switched_off(

@@ -32,7 +32,8 @@ LIMITATIONS = (
     "absorber' band was included in training so that unexplained absorption (e.g. SO2 at "
     "4.05 um) is less likely to be credited to a modelled molecule, but features that mimic a "
     "modelled band can still raise its probability. The default classifier accepts any bins "
-    "within 0.46-12.4 um; its population: planets of 1 R_earth-2 R_Jup, 200-2500 K, hosts "
+    "within 0.46-12.4 um; its population: planets of 1 R_earth-2 R_Jup with masses from a "
+    "mass-radius relation (Chen & Kipping 2017, with scatter), 200-2500 K, hosts "
     "0.1-1.5 R_sun, isothermal, unocculted spots or faculae on M-dwarf hosts as blackbodies "
     "(the molecular bands of cool spots are not modelled). Intervals are Monte-Carlo dropout "
     "spreads (model uncertainty), not posterior credible intervals."
@@ -57,11 +58,18 @@ class MoleculeReport:
         lines = [
             f"# Molecules in {self.name}",
             "",
-            "| molecule | probability | 90 % interval |",
-            "| --- | --- | --- |",
+            "| molecule | probability | 90 % interval | what these bins can say |",
+            "| --- | --- | --- | --- |",
         ]
+        tests = self.info.get("testability", {})
         for m, v in self.probabilities.items():
-            lines.append(f"| {m} | {v['probability']:.3f} | {v['low']:.3f} - {v['high']:.3f} |")
+            note = tests.get(m, {}).get("reason", "")
+            lines.append(
+                f"| {m} | {v['probability']:.3f} | {v['low']:.3f} - {v['high']:.3f} | {note} |"
+            )
+        for m, t in tests.items():
+            if m not in self.probabilities:
+                lines.append(f"| {m} | - | - | {t['reason']} |")
         fit = self.info.get("best_fit", {})
         if "dchi2_when_removed" in fit:
             lines += [
@@ -71,12 +79,14 @@ class MoleculeReport:
                 f"chi2 {fit['chi2']:.1f} for {fit['dof']} degrees of freedom. "
                 + " ".join(fit["assumptions"]),
                 "",
-                "| molecule | classifier p | chi2 rise when removed |",
-                "| --- | --- | --- |",
+                "| molecule | classifier p | chi2 rise when removed | ... rest refitted |",
+                "| --- | --- | --- | --- |",
             ]
+            refit = fit.get("dchi2_when_removed_refit", {})
             for m, d in fit["dchi2_when_removed"].items():
                 p = self.probabilities.get(m, {}).get("probability", float("nan"))
-                lines.append(f"| {m} | {p:.3f} | {round(d, 1) + 0.0:.1f} |")
+                r = refit.get(m, float("nan"))
+                lines.append(f"| {m} | {p:.3f} | {round(d, 1) + 0.0:.1f} | {r:.1f} |")
             if "switched_off_plot" in self.files:
                 lines += ["", f"![best model]({Path(self.files['switched_off_plot']).name})"]
         elif "skipped" in fit:
@@ -108,7 +118,11 @@ def identify(
     molecule's cross-section). ``trim`` leaves out (and reports) bins beyond the wavelengths
     the classifier covers instead of refusing the spectrum. With ``out`` and ``fit`` the
     forward model is also fitted to the spectrum (:func:`~atmospec.molecules.bestfit.best_fit`)
-    and ``switched_off.png`` shows it with each molecule removed, with the chi-square rise.
+    and ``switched_off.png`` shows it with each molecule removed, with the chi-square rise
+    (also with the rest refitted). ``info["testability"]`` says per molecule whether these bins
+    can test it at all (:func:`~atmospec.molecules.testability.testability`): "not testable
+    with these bins" where no bin covers its bands, "not testable" where the simulator has no
+    opacity for it (SO2, NH3).
 
     Example:
         >>> rep = identify("wasp39b_jwst_transit.dat")  # doctest: +SKIP
@@ -130,6 +144,7 @@ def identify(
             f"{spec.name}: the classifier gave no finite probability for {bad}; the spectrum "
             "is far outside what it was trained on"
         )
+    tests = _testability(spec, clf.molecules)
     general = isinstance(clf, AnyBinningClassifier)
     binning = Binning.from_spectrum(spec) if general else None
     attributions = {
@@ -150,6 +165,7 @@ def identify(
             "assumptions": spec.assumptions,
             "classifier": clf.info.get("provenance", {}),
             "classifier_kind": "any binning" if general else "trained for these bins",
+            "testability": {m: t.as_dict() for m, t in tests.items()},
             "detection_threshold_delta_chi2": clf.info.get("detection_threshold"),
             "limitations": LIMITATIONS,
             "provenance": provenance(),
@@ -188,6 +204,11 @@ def identify(
             except (AtmospecError, OSError) as err:  # no opacities here: the rest still holds
                 report.info["best_fit"] = {"skipped": str(err)}
             else:
+                from atmospec.molecules.bestfit import removal_dchi2
+
+                support = removal_dchi2(spec, best)
+                tests = _testability(spec, clf.molecules, support)
+                report.info["testability"] = {m: t.as_dict() for m, t in tests.items()}
                 plot_switched_off(spec, best, folder / "switched_off.png")
                 report.files["switched_off_plot"] = str(folder / "switched_off.png")
                 report.info["best_fit"] = {
@@ -195,6 +216,7 @@ def identify(
                     "chi2": best.chi2,
                     "dof": best.dof,
                     "dchi2_when_removed": best.dchi2,
+                    "dchi2_when_removed_refit": support,
                     "assumptions": best.assumptions,
                 }
         write_json(
@@ -211,6 +233,18 @@ def identify(
         with atomic_open(folder / "report.md", "w", encoding="utf-8") as fh:
             fh.write(report.markdown())
     return report
+
+
+def _testability(
+    spec: TransmissionSpectrum,
+    molecules: tuple[str, ...],
+    support: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Testability of the classifier's molecules and of the known species it lacks."""
+    from atmospec.molecules.testability import BANDS, testability
+
+    names = list(molecules) + [m for m in BANDS if m not in molecules]
+    return {m: testability(spec, m, modelled=molecules, dchi2_refit=support) for m in names}
 
 
 def load_classifier(

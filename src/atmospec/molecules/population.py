@@ -15,14 +15,20 @@ __all__ = [
     "R_EARTH_RJUP",
     "R_JUP_RSUN",
     "blackbody_ratio",
+    "gravity",
     "heavy_filler",
+    "mean_log_mass",
     "spot_contamination",
 ]
 
-R_EARTH_RJUP = 6.3781e6 / 7.1492e7
-R_JUP_RSUN = 7.1492e7 / 6.957e8
+R_JUP_M = 7.1492e7
+R_EARTH_RJUP = 6.3781e6 / R_JUP_M
 """Earth's equatorial radius in Jupiter radii (IAU 2015 nominal values)."""
+R_JUP_RSUN = R_JUP_M / 6.957e8
 
+M_EARTH_KG = 5.9722e24
+R_EARTH_M = 6.3781e6
+_G = 6.6743e-11
 _H = 6.62607015e-34
 _C = 2.99792458e8
 _KB = 1.380649e-23
@@ -61,6 +67,39 @@ def spot_contamination(
     return 1.0 / (1.0 - fraction * (1.0 - ratio))
 
 
+def mean_log_mass(radius_rearth: float | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean log10 mass (Earth masses) at a radius (Earth radii): Chen & Kipping (2017) inverted.
+
+    Their Terran branch ``R = 1.008 M^0.279`` below 2.04 M_earth (1.23 R_earth) and their
+    Neptunian branch ``R proportional to M^0.589`` above it, continued to the largest radii:
+    their Jovian branch is flat (radius nearly independent of mass), so it cannot be inverted,
+    and the continued Neptunian branch gives the light, inflated hot Jupiters transmission
+    spectroscopy favours (0.27 M_Jup at 1 R_Jup, 0.9 M_Jup at 2 R_Jup).
+
+    Example:
+        >>> round(float(10 ** mean_log_mass(1.008)), 2)     # Earth
+        1.0
+        >>> round(float(10 ** mean_log_mass(3.865)), 1)     # Neptune: 17.1 M_earth measured
+        14.3
+    """
+    r = np.asarray(radius_rearth, dtype=float)
+    r_break = 1.008 * 2.04**0.279
+    terran = np.log10(r / 1.008) / 0.279
+    neptunian = np.log10(2.04) + np.log10(r / r_break) / 0.589
+    return np.where(r < r_break, terran, neptunian)
+
+
+def gravity(mass_mearth: float, radius_rjup: float) -> float:
+    """Surface gravity (m s^-2) of a planet of ``mass_mearth`` Earth masses and ``radius_rjup``.
+
+    Example:
+        >>> round(gravity(317.83, 1.0), 1)    # Jupiter at its equatorial radius: 24.8 m/s^2
+        24.8
+    """
+    r = radius_rjup * R_JUP_M
+    return float(_G * mass_mearth * M_EARTH_KG / r**2)
+
+
 def heavy_filler(trace: Mapping[str, float], mu: float, filler: str = "N2") -> dict[str, float]:
     """Add an opacity-free heavy gas so that the mean molecular weight is ``mu`` (amu).
 
@@ -89,7 +128,13 @@ def heavy_filler(trace: Mapping[str, float], mu: float, filler: str = "N2") -> d
 class Population:
     """Planets JWST observes: sizes, temperatures, hosts, metallicity, clouds, hazes, spots.
 
-    Uniform ranges unless named ``log_*`` (uniform in log10). Each molecule is switched on with
+    Uniform ranges unless named ``log_*`` (uniform in log10). The planet's mass follows its
+    radius (:func:`mean_log_mass`, Chen & Kipping 2017) with a log-normal scatter of
+    ``mass_scatter_dex`` (rocky planets below 1.23 R_earth; larger planets, widened from
+    their 0.1 dex so that puffy planets such as WASP-107b, 0.41 dex below the relation, and
+    dense ones such as Jupiter, 0.56 dex above, stay inside 2 sigma), so the gravity is
+    physical: mostly 3-30 m/s^2, with low-gravity, extended atmospheres as rare as observed
+    rather than drawn independently of the radius. Each molecule is switched on with
     probability ``p_on`` (log-uniform mixing ratio). The mean molecular weight ``mu`` ranges
     from solar (2.3) to 8 amu (about 1000x solar metallicity for H2-dominated envelopes), with
     an opacity-free filler gas making up the difference. Hosts smaller than ``m_dwarf_rsun``
@@ -117,7 +162,8 @@ class Population:
     )
     temperature: tuple[float, float] = (200.0, 2500.0)
     log_radius_rjup: tuple[float, float] = (float(np.log10(R_EARTH_RJUP)), float(np.log10(2.0)))
-    log_gravity: tuple[float, float] = (0.4, 1.7)
+    mass_scatter_dex: tuple[float, float] = (0.1, 0.3)
+    mass_range_mearth: tuple[float, float] = (0.1, 4000.0)
     log_star_radius_rsun: tuple[float, float] = (-1.0, float(np.log10(1.5)))
     log_mu: tuple[float, float] = (float(np.log10(2.3)), float(np.log10(8.0)))
     p_clear: float = 0.3
@@ -150,7 +196,12 @@ class Population:
             if rp * R_JUP_RSUN <= self.max_radius_ratio * rs:
                 break
         out["radius_rjup"] = rp
-        out["gravity"] = float(10 ** u(*self.log_gravity))
+        r_earth = rp / R_EARTH_RJUP
+        scatter = self.mass_scatter_dex[0 if r_earth < 1.008 * 2.04**0.279 else 1]
+        log_m = float(mean_log_mass(r_earth)) + scatter * float(rng.standard_normal())
+        mass = float(np.clip(10**log_m, *self.mass_range_mearth))  # 13 M_Jup: deuterium burning
+        out["mass_mearth"] = mass
+        out["gravity"] = gravity(mass, rp)
         out["star_radius_rsun"] = rs
         out["mu"] = float(10 ** u(*self.log_mu))
         out["log_p_cloud_bar"] = (
