@@ -221,7 +221,12 @@ def test_multigrid_default_gives_the_same_table_on_both_executors(
     assert local.complete and dask.complete and dask.workers == 2
     assert (local.n_predicted, local.n_unusable) == (5, 1) == (dask.n_predicted, dask.n_unusable)
     a, b = read_results(tmp_path / "local"), read_results(tmp_path / "dask")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # The misfit is a quadratic form through a BLAS solve whose summation order follows the
+    # process's thread count (the workers run one thread): equal to ~1e-14, not to the bit.
+    # Every other column (samples, percentiles, weights, flags, notes) is bit-identical.
+    misfit = [c for c in a.columns if c.endswith("misfit") or c == "misfit_score"]
+    pd.testing.assert_frame_equal(a.drop(columns=misfit), b.drop(columns=misfit), check_exact=True)
+    pd.testing.assert_frame_equal(a[misfit], b[misfit], check_exact=False, rtol=1e-12)
     good = a[a["error"] == ""]
     # every grid answered: per-grid columns, weights and the flags of the combination
     grids = [r.grid for r in DEFAULT_ROUTES]
