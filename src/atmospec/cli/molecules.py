@@ -44,19 +44,11 @@ def train_cmd(
 
 
 def _run_train(args: list[str], out: str | None) -> None:
-    import click
 
+    from atmospec.cli._subcommand import parse_subcommand
     from atmospec.errors import DataNotFoundError
 
-    cmd = typer.main.get_command(train_app)
-    try:
-        ctx = cmd.make_context("atmospec molecules train", list(args))
-    except click.exceptions.Exit:
-        raise typer.Exit() from None
-    except click.ClickException as err:
-        err.show()
-        raise typer.Exit(2) from None
-    p = ctx.params
+    p = parse_subcommand(train_app, "atmospec molecules train", args)
     if out is None:
         raise typer.BadParameter("`atmospec molecules train` needs --out DIR")
     if p["any_binning"]:

@@ -61,17 +61,10 @@ def retrieve_cmd(
 
 def run_retrieve(args: list[str]) -> None:
     """Parse ``atmospec molecules retrieve ...`` arguments and run it."""
-    import click
 
-    cmd = typer.main.get_command(retrieve_app)
-    try:
-        ctx = cmd.make_context("atmospec molecules retrieve", list(args))
-    except click.exceptions.Exit:
-        raise typer.Exit() from None
-    except click.ClickException as err:
-        err.show()
-        raise typer.Exit(2) from None
-    p = ctx.params
+    from atmospec.cli._subcommand import parse_subcommand
+
+    p = parse_subcommand(retrieve_app, "atmospec molecules retrieve", args)
     import torch
 
     torch.set_num_threads(1)

@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 GRIDS = ("dback24", "btsettl08", "burrows06")
 
 
-def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
-    """One spectrum (the highest S/N) per field dwarf of the discrepancy models' fit half:
-    normal gravity, L0-T8, S/N >= 50, quality OK, no binary or companion."""
+def _fit_half() -> tuple[Any, Any]:
+    """The library catalogue and the mask of its usable objects in the discrepancy models'
+    fit half (quality OK, no binary, no companion)."""
     from atmospec import library
     from atmospec.discrepancy import load_discrepancy
 
@@ -45,6 +45,13 @@ def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
     cat = library.catalogue()
     ok = cat["quality"].eq("OK").fillna(False) & ~(cat["binary"] | cat["spectral_binary"])
     ok &= ~cat["companion"] & cat["source_key"].isin(fit_objects)
+    return cat, ok
+
+
+def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
+    """One spectrum (the highest S/N) per field dwarf of the discrepancy models' fit half:
+    normal gravity, L0-T8, S/N >= 50, quality OK, no binary or companion."""
+    cat, ok = _fit_half()
     grav = cat["gravity_class"].astype("string").str.upper().eq("FLD-G").fillna(False)
     sel = cat[ok & grav & cat["spt_num"].between(20, 38) & cat["snr"].ge(50).fillna(False)]
     sel = sel.sort_values("snr", ascending=False).drop_duplicates("source_key")
@@ -57,15 +64,7 @@ def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
 def repeat_pairs(max_objects: int | None, seed: int) -> list[tuple[str, str, str]]:
     """(object, key1, key2): the two highest-S/N spectra of objects of the discrepancy
     models' fit half with at least two (quality OK, L0-T8, S/N >= 20, not young, no binary)."""
-    from atmospec import library
-    from atmospec.discrepancy import load_discrepancy
-
-    fit_objects: set[int] = set()
-    for g in GRIDS:
-        fit_objects |= set(load_discrepancy(g).meta["split"]["fit_objects"])
-    cat = library.catalogue()
-    ok = cat["quality"].eq("OK").fillna(False) & ~(cat["binary"] | cat["spectral_binary"])
-    ok &= ~cat["companion"] & cat["source_key"].isin(fit_objects)
+    cat, ok = _fit_half()
     young = cat["gravity_class"].astype("string").str.upper().isin(["INT-G", "VL-G"]).fillna(False)
     rep = cat[ok & ~young & cat["spt_num"].between(20, 38) & cat["snr"].ge(20).fillna(False)]
     rep = rep.sort_values("snr", ascending=False).groupby("source_key").head(2)
