@@ -294,9 +294,14 @@ def metrics(rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]) -> d
     }
 
 
+def _column(rows: dict[str, dict[str, Any]], keys: Any, col: str) -> np.ndarray:
+    """Column ``col`` of the route's rows for ``keys`` (NaN where a key has no row)."""
+    return np.array([rows[k][col] if k in rows and col in rows[k] else np.nan for k in keys])
+
+
 def _companion_metrics(rows: dict[str, dict[str, Any]], comp: pd.DataFrame) -> dict[str, Any]:
     def get(keys: Any, col: str) -> np.ndarray:
-        return np.array([rows[k][col] if k in rows and col in rows[k] else np.nan for k in keys])
+        return _column(rows, keys, col)
 
     if comp.empty:
         return {"n": 0}
@@ -329,7 +334,7 @@ def _other_metrics(
     rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]
 ) -> dict[str, Any]:
     def get(keys: Any, col: str) -> np.ndarray:
-        return np.array([rows[k][col] if k in rows and col in rows[k] else np.nan for k in keys])
+        return _column(rows, keys, col)
 
     rep = sets["repeats"]
     pulls, pulls_total = [], []

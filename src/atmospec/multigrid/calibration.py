@@ -81,6 +81,19 @@ FIELD_MH_SCATTER = 0.2
 the [M/H] zero point's "field median is solar" assumption."""
 
 
+def _kernel(amplitude: float, length_scale: float, noise: float, *, fixed: bool) -> Any:
+    """``ConstantKernel * RBF + WhiteKernel`` in internal units: starting values within the
+    fitting bounds, or fixed hyperparameters of a fitted correction."""
+    from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+    from sklearn.gaussian_process.kernels import ConstantKernel as C
+
+    if fixed:
+        return C(amplitude, "fixed") * RBF(length_scale, "fixed") + WhiteKernel(noise, "fixed")
+    return C(amplitude, (1e-4, 1.0)) * RBF(length_scale, LENGTH_BOUNDS) + WhiteKernel(
+        noise, (1e-5, 0.5)
+    )
+
+
 @dataclass
 class Correction:
     """The systematic error of one parameter of the combined estimate, as a function of Teff.
@@ -130,8 +143,6 @@ class Correction:
         """
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, WhiteKernel
-        from sklearn.gaussian_process.kernels import ConstantKernel as C
 
         xa, ya, aa = (np.asarray(v, dtype=np.float64) for v in (x, y, alpha))
         if xa.size < 4 or not (xa.size == ya.size == aa.size == len(objects)):
@@ -139,9 +150,11 @@ class Correction:
         if not (np.isfinite(xa).all() and np.isfinite(ya).all() and np.isfinite(aa).all()):
             raise ValueError(f"{param}: non-finite calibration values")
         s = _SCALE.get(param, 1.0)
-        kernel = C(0.1, (1e-4, 1.0)) * RBF(0.4, LENGTH_BOUNDS) + WhiteKernel(0.01, (1e-5, 0.5))
         gp = GaussianProcessRegressor(
-            kernel, alpha=aa / s**2, n_restarts_optimizer=4, random_state=seed
+            _kernel(0.1, 0.4, 0.01, fixed=False),
+            alpha=aa / s**2,
+            n_restarts_optimizer=4,
+            random_state=seed,
         )
         with warnings.catch_warnings():
             # A hyperparameter at its bound (e.g. no scatter beyond the objects' own errors)
@@ -165,12 +178,8 @@ class Correction:
     def _regressor(self) -> Any:
         if self._gp is None:
             from sklearn.gaussian_process import GaussianProcessRegressor
-            from sklearn.gaussian_process.kernels import RBF, WhiteKernel
-            from sklearn.gaussian_process.kernels import ConstantKernel as C
 
-            kernel = C(self.amplitude, "fixed") * RBF(self.length_scale, "fixed") + WhiteKernel(
-                self.noise, "fixed"
-            )
+            kernel = _kernel(self.amplitude, self.length_scale, self.noise, fixed=True)
             gp = GaussianProcessRegressor(kernel, alpha=self.alpha / self.scale**2, optimizer=None)
             gp.fit(self.x[:, None] / _X_SCALE, self.y / self.scale)
             self._gp = gp
@@ -467,8 +476,3 @@ def stratified_split(
         fit.append(pair[pick])
         held.append(pair[1 - pick])
     return fit, held
-
-
-def replace_terms(comb: Any, terms: Mapping[str, tuple[float, float]]) -> Any:
-    """A copy of a :class:`~atmospec.multigrid.combine.Combined` with calibration terms."""
-    return dataclasses.replace(comb, calibration=dict(terms))

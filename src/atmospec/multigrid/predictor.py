@@ -18,7 +18,7 @@ from atmospec.prediction.result import PredictionResult
 from atmospec.prediction.sampling import spectrum_seed
 from atmospec.prediction.sources import read_spectrum
 
-from .calibration import Calibration
+from .calibration import Calibration, load_calibration
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
 from .result import MultiGridResult
@@ -130,8 +130,6 @@ class MultiGridPredictor:
     ) -> tuple[Calibration | None, str]:
         """The correction for the grids' shared systematic error that applies to this
         predictor's answers (None, and why, when there is none)."""
-        from .calibration import Calibration, load_calibration
-
         if given is None:
             return None, "no correction for the grids' shared systematic error (turned off)"
         if isinstance(given, Calibration):

@@ -43,6 +43,7 @@ class MultiGridSpec:
     factory: Any  # the predictor class (MultiGridPredictor), rebuilt by reference
     options: dict[str, Any] = field(default_factory=dict)
     calibration: Any = None  # the Calibration applied (None: none), as the object
+    calibration_note: str = ""  # why none applies, as the local predictor says it
 
     @property
     def key(self) -> str:
@@ -70,6 +71,7 @@ class MultiGridSpec:
             factory=type(predictor),
             options=dict(predictor._kw),
             calibration=predictor.calibration,
+            calibration_note=predictor.calibration_note,
         )
 
     def build(self) -> Any:
@@ -91,6 +93,7 @@ class MultiGridSpec:
             **kw,
         )
         pred.discrepancy_notes.update(self.discrepancy_notes)  # why a grid has no covariance
+        pred.calibration_note = self.calibration_note  # why no shared-error correction applies
         if pred.model_id != self.model_id:
             raise AtmospecError(
                 f"multi-grid predictor rebuilt on the worker differs: {pred.model_id} != "
