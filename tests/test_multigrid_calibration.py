@@ -121,3 +121,27 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
     assert mp.model_id.endswith(f"|calibrated:{mp.calibration.digest()}")
     off = MultiGridPredictor(draws=200, ood=False, calibration=None)
     assert off.calibration is None and "calibrated" not in off.model_id
+
+
+def test_calibrate_command_refuses_a_table_without_the_labels(tmp_path):
+    # The companions table must give each object's library key and its Teff with an error;
+    # a table without them (or no file at all) is refused naming the file, before any work.
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    bad = tmp_path / "companions.csv"
+    bad.write_text("name,splat_key,spt\nHD 3651B,10703_10070,T8.0\n")
+    runner = CliRunner()
+    for path, problem in (
+        (bad, "missing column(s) ['teff', 'teff_err']"),
+        (tmp_path / "no.csv", "no such file"),
+    ):
+        res = runner.invoke(
+            app,
+            ["discrepancy", "calibrate", "--companions", str(path), "--out", str(tmp_path / "o")],
+        )
+        assert res.exit_code != 0
+        text = res.output + str(res.exception or "")
+        assert str(path.name) in text and problem in text, text
+        assert not (tmp_path / "o").exists()
