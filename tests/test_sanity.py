@@ -51,8 +51,16 @@ def test_real_spectrum_passes(real: Spectrum) -> None:
         (lambda f, u: (np.minimum(f, np.nanpercentile(f, 60)), u), "saturated or clipped"),
         # S/N values (here |flux| / sigma of the real data, ~5-80) where sigma should be
         (lambda f, u: (f, np.abs(f) / u), "not 1-sigma errors"),
+        # flux and sigma each inside 1e+-100 but 1e120 apart: (flux/sigma)^2 overflows float64
+        (
+            lambda f, u: (f * 1e60 / np.nanmax(np.abs(f)), u * 1e-60 / np.nanmax(u)),
+            "not in the same unit",
+        ),
     ],
-    ids=["zero", "constant", "negative", "x1e300", "x1e-300", "err1e-300", "spike", "clip", "snr"],
+    ids=[
+        *("zero", "constant", "negative", "x1e300", "x1e-300", "err1e-300", "spike", "clip"),
+        *("snr", "units"),
+    ],
 )
 def test_degenerate_variants_of_a_real_spectrum_are_refused(
     real: Spectrum, change, message: str

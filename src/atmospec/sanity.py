@@ -139,7 +139,15 @@ def _check_errors(f: NDArray[np.float64], u: NDArray[np.float64], src: str) -> l
             f"{LIMITS['min_abs']:.0e}-{LIMITS['max_abs']:.0e}: corrupt or in a wrong unit "
             "(their squares leave float64)"
         )
-    snr = float(np.median(np.abs(f[ok]) / u))
+    ratio = np.abs(f[ok]) / u
+    peak = float(ratio.max())
+    if peak > LIMITS["max_abs"]:
+        raise InvalidSpectrumError(
+            f"{src}: |flux| / uncertainty reaches {peak:.3g} at a pixel, beyond "
+            f"{LIMITS['max_abs']:.0e}: flux and uncertainties are each in range but not in the "
+            "same unit (its square leaves float64 in a chi-square)"
+        )
+    snr = float(np.median(ratio))
     if snr < LIMITS["min_median_snr"]:
         raise InvalidSpectrumError(
             f"{src}: the median |flux| / uncertainty is {snr:.3g}: the uncertainty column is "
