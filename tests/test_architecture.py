@@ -114,8 +114,6 @@ LONG_MODULES: dict[str, str] = {
     "atmospec.posteriors.npe": "the NPEstimator class (fit, sample, save/load)",
     "atmospec.molecules.classifiers": "the molecule classifiers and their shipped models",
     "atmospec.demo": "the end-to-end demo job and its report",
-    "atmospec.highres.transfer": "the semi-empirical transfer fit: one optimisation state "
-    "(line merging, pruning, priors, v sin i profile) shared by every step",
 }
 """Modules allowed over MAX_LINES, each with the reason it stays one file."""
 
