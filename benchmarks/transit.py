@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=None, help="keep the simulated test set here")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     _init_worker()
     from dataclasses import asdict
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=args.seed))
-        det.train_features(feats, list(train_depths), progress=not args.quiet)
+        det.train_features(feats, list(train_depths))
         det.save(model_root / det.name, training_planets=n_train, simulation=asdict(sim))
         train_s[det.name] = time.perf_counter() - t
         console.print(f"trained {det.name} in {train_s[det.name]:.0f} s")
@@ -263,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. test planets on disk (Ariel raw format), read back, calibrated and reduced
     data = args.data or Path(tmp.name) / "test"
-    simulate_dataset(data, n_test, sim, seed=args.seed, progress=False)
+    simulate_dataset(data, n_test, sim, seed=args.seed)
     truth = read_labels(data)
     dirs = sorted(str(p) for p in (data / "train").iterdir())
     results = list(pool.map(_test_item, [(d, str(model_root), methods, scales) for d in dirs]))

@@ -44,7 +44,6 @@ def fitted():
     cfg = TransferConfig(rounds=2, epochs=120, intrinsic_kms=1.0, intrinsic_sd=0.2)
     res = transfer(
         w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg, device="cpu",
-        progress=False,
     )  # fmt: skip
     return res, clean
 
@@ -143,7 +142,7 @@ def test_physical_width_range_keeps_rotation_out_of_the_lines() -> None:
                          vsini=3.0, vsini_grid=(4.5, 6.0, 7.5), profile_epochs=40)  # fmt: skip
     torch.manual_seed(0)
     res = transfer(w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg,
-                   device="cpu", progress=False)  # fmt: skip
+                   device="cpu")  # fmt: skip
     a, b = res.meta["vsini_interval_68"]
     assert a <= vsini <= b
     assert abs(res.params["vsini"] - vsini) < 1.0

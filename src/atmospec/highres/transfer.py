@@ -69,7 +69,6 @@ def transfer(
     rv_range: tuple[float, float] = (-150.0, 150.0),
     config: TransferConfig | None = None,
     device: str | torch.device | None = None,
-    progress: bool = True,
 ) -> FitResult:
     """Transfer a template clone to an observed star: re-learn every line's position, width
     and strength from the data, add the lines the template lacks, prune those the star lacks,
@@ -106,7 +105,7 @@ def transfer(
         >>> cfg = TransferConfig(rounds=2, epochs=80, vsini_grid=(2.0, 3.0, 4.0),
         ...                      profile_epochs=20)
         >>> res = transfer(w, f, np.full(w.size, 1e-3), tmpl, rv_range=(-20, 20),
-        ...                config=cfg, device="cpu", progress=False)
+        ...                config=cfg, device="cpu")
         >>> abs(res.params["rv"] - 5.0) < 0.5, res.meta["n_lines_data"] >= 1
         (True, True)
     """
@@ -176,7 +175,7 @@ def transfer(
             n_added += len(extra)
             state = merge_lines(state, extra, settings, dev)
         n_epochs = cfg.epochs * (2 if r == cfg.rounds else 1)
-        optimise(ext, state, loss_fn, n_epochs, cfg.lr, cfg, progress, f"transfer round {r}")
+        optimise(ext, state, loss_fn, n_epochs, cfg.lr, cfg, f"transfer round {r}")
         keep = state.star.lines().depth >= prune
         if r < cfg.rounds and not keep.all():
             n_pruned += int((~keep).sum())
@@ -200,13 +199,13 @@ def transfer(
     scan: list[tuple[float, float]] = []
     v_joint = float(ext.vsini.detach())
     if cfg.vsini_grid:
-        scan, best_snap = profile_vsini(ext, state, loss_fn, cfg, progress)
+        scan, best_snap = profile_vsini(ext, state, loss_fn, cfg)
         v_best = parabola_minimum(scan)
         if best_snap is not None:
             restore(ext, state, best_snap)
         with torch.no_grad():
             ext.ln_vsini.fill_(math.log(v_best))
-        optimise(ext, state, loss_fn, cfg.profile_epochs, cfg.lr, cfg, progress,
+        optimise(ext, state, loss_fn, cfg.profile_epochs, cfg.lr, cfg,
                   "transfer at the profile's v sin i", fix_vsini=True)  # fmt: skip
     # 3. Laplace errors on RV, vsini, R (continuum marginalised, lines fixed)
     errors = laplace(ext, state, fl, wt, cfg)

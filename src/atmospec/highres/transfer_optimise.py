@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from atmospec._logging import progress_enabled
 from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
 from atmospec.highres.transfer_config import TransferConfig, shared_bounds, width_floor
 from atmospec.highres.transfer_state import TransferState, restore, snapshot
@@ -22,7 +23,6 @@ def optimise(
     n_epochs: int,
     lr: float,
     cfg: TransferConfig,
-    progress: bool,
     desc: str,
     *,
     fix_vsini: bool = False,
@@ -43,6 +43,7 @@ def optimise(
     n = float(ext.pixel_wavelength.numel())
     ln_min = torch.log(star.center0 * width_floor(cfg) / C_KMS)
     lo_s, hi_s = shared_bounds(cfg)
+    progress = progress_enabled()
     bar = trange(n_epochs, desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         if epoch and epoch % 50 == 0:
@@ -57,7 +58,7 @@ def optimise(
             st.ln_s.clamp_(min=lo_s, max=hi_s)
             ext.ln_vsini.clamp_(min=math.log(0.05))
         if progress:
-            bar.set_postfix(chi2_red=f"{float(chi2) / n:.2f}")
+            bar.set_postfix(chi2_red=f"{float(chi2.detach()) / n:.2f}")
     star.set_windows()
     for p in star.parameters():
         p.requires_grad_(False)
@@ -122,7 +123,7 @@ def laplace(
 
 
 def profile_vsini(
-    ext: ExtrinsicModel, st: TransferState, loss_fn: Any, cfg: TransferConfig, progress: bool
+    ext: ExtrinsicModel, st: TransferState, loss_fn: Any, cfg: TransferConfig
 ) -> tuple[list[tuple[float, float]], dict[str, Any] | None]:
     """chi2 (prior included) at each grid v sin i with the other parameters re-optimised; the
     best fit itself is included. The grid is walked outward from the best fit on each side,
@@ -144,7 +145,7 @@ def profile_vsini(
         for v in side:
             with torch.no_grad():
                 ext.ln_vsini.fill_(math.log(v))
-            optimise(ext, st, loss_fn, cfg.profile_epochs, cfg.lr, cfg, progress,
+            optimise(ext, st, loss_fn, cfg.profile_epochs, cfg.lr, cfg,
                       f"vsini {v:g}", fix_vsini=True)  # fmt: skip
             with torch.no_grad():
                 loss, _ = loss_fn(st)
