@@ -32,6 +32,7 @@ from atmospec.highres.linetable import line_table
 from atmospec.highres.transfer_config import (
     TransferConfig,
     shared_bounds,
+    vsini_interval,
     vsini_width_budget,
     width_ceiling,
     width_floor,
@@ -85,8 +86,10 @@ def transfer(
     Uncertainties: RV and R from the Laplace approximation (continuum marginalised, scaled by
     sqrt(reduced chi-square) when above 1); v sin i from a profile-likelihood scan over
     ``vsini_grid`` with everything else re-optimised at each point (so line widths, which
-    trade against rotation, are included), its 68 % interval where the scaled
-    Delta chi-square crosses 1.
+    trade against rotation, are included), its statistical 68 % interval where the scaled
+    Delta chi-square crosses 1, widened by the v sin i range the lines' physical width range
+    leaves open and, with R fixed, by R's prior sd (added in quadrature to the statistical
+    part; see :func:`~atmospec.highres.transfer_config.vsini_interval`).
 
     Returns:
         A :class:`~atmospec.highres.fit.FitResult` whose ``lines`` is the learned line list
@@ -228,19 +231,27 @@ def transfer(
     else:
         e = errors_scaled["vsini"]
         stat = (params["vsini"] - e, params["vsini"] + e)
-    budget = vsini_width_budget(params, float(torch.exp(state.ln_s)), cfg)
-    if not all(math.isfinite(v) for v in stat):  # no curvature: the budget alone
-        stat = budget
-    interval = (min(stat[0], budget[0]), max(stat[1], budget[1]))
+    shared = float(torch.exp(state.ln_s))
+    budget = vsini_width_budget(params, shared, cfg)
+    interval, parts = vsini_interval(params, shared, stat, cfg)
+    if not all(math.isfinite(v) for v in stat):  # no curvature: the width range alone
+        stat = (parts["width_range"][0], parts["width_range"][1])
     errors_scaled["vsini"] = 0.5 * (interval[1] - interval[0])
     flags = limits(ext, state, cfg, params, stat, errors)
-    if budget[0] < stat[0] - 1e-6 or budget[1] > stat[1] + 1e-6:
+    w_lo, w_hi = parts["width_range"]
+    if w_lo < stat[0] - 1e-6 or w_hi > stat[1] + 1e-6:
+        r_lo, r_hi = parts["resolution_shifts"]
         flags.append(
             f"rotation and the lines' own widths are not separated by the line shapes: the "
-            f"total broadening puts v sin i anywhere in {budget[0]:.2f}-{budget[1]:.2f} km/s "
-            f"for line widths between {width_floor(cfg):.2f} and "
-            f"{width_ceiling(cfg, float(torch.exp(state.ln_s))):.2f} km/s and R within "
-            f"+-{cfg.resolution_sd:.0f}; the interval spans it"
+            f"total broadening puts v sin i anywhere in {w_lo:.2f}-{w_hi:.2f} km/s for line "
+            f"widths between {width_floor(cfg):.2f} and {width_ceiling(cfg, shared):.2f} km/s"
+            + (
+                f" (R within +-{cfg.resolution_sd:.0f} moves the ends by -{r_lo:.2f} / "
+                f"+{r_hi:.2f} km/s)"
+                if not cfg.fit_resolution
+                else ""
+            )
+            + "; the interval spans it"
         )
     for msg in flags:
         log.warning("transfer: %s", msg)
@@ -255,6 +266,7 @@ def transfer(
         "vsini_interval_68": list(interval),
         "vsini_interval_statistical": list(stat),
         "vsini_range_width_budget": list(budget),
+        "vsini_interval_parts": parts,
         "vsini_joint_fit": v_joint,
         "residual_correlation_px": corr,
         "vsini_profile": {"vsini": [s[0] for s in scan], "chi2": [s[1] for s in scan]},
@@ -275,7 +287,10 @@ def transfer(
         "uncertainty_method": "Laplace (inverse Hessian; continuum and the data lines' "
         "shared width marginalised; x sqrt(chi2_red)); vsini: profile likelihood when "
         "vsini_grid is given (every other parameter re-fitted at each value), its 68 % "
-        "interval where Delta chi2 / (chi2_red x residual correlation length) crosses 1",
+        "interval where Delta chi2 / (chi2_red x residual correlation length) crosses 1 "
+        "(sqrt(Delta chi2) interpolated between grid points, about the parabola's minimum), "
+        "then widened by the line-width range and, with R fixed, R's prior sd in quadrature "
+        "(meta vsini_interval_parts)",
         "intrinsic_range_kms": None
         if cfg.intrinsic_range_kms is None
         else list(cfg.intrinsic_range_kms),

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from atmospec.highres.broadening import rotation_sd_per_vsini
 from atmospec.highres.extrinsic import C_KMS
 
-__all__ = ["TransferConfig", "shared_bounds", "vsini_width_budget", "width_ceiling", "width_floor"]
+__all__ = [
+    "TransferConfig",
+    "shared_bounds",
+    "vsini_interval",
+    "vsini_width_budget",
+    "width_ceiling",
+    "width_floor",
+]
 
 FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM of a Gaussian per unit sigma."""
@@ -132,3 +139,62 @@ def vsini_width_budget(
     lo2 = total - width_ceiling(cfg, shared) ** 2 - inst(r - cfg.resolution_sd) ** 2
     hi2 = total - width_floor(cfg) ** 2 - inst(r + cfg.resolution_sd) ** 2
     return math.sqrt(max(lo2, 0.0)) / k, math.sqrt(max(hi2, 0.0)) / k
+
+
+def _vsini_at(total2: float, line_sigma: float, resolution: float, k: float) -> float:
+    """v sin i that leaves the total squared broadening ``total2`` with the lines at
+    ``line_sigma`` and the instrument at ``resolution`` (0 when nothing is left)."""
+    inst = C_KMS / resolution / FWHM
+    return math.sqrt(max(total2 - line_sigma**2 - inst**2, 0.0)) / k
+
+
+def vsini_interval(
+    params: dict[str, float],
+    shared: float,
+    statistical: tuple[float, float],
+    cfg: TransferConfig,
+) -> tuple[tuple[float, float], dict[str, list[float]]]:
+    """The 68 % interval of v sin i from its three parts, and the parts.
+
+    - **width range**: the fit fixes the total squared broadening (see
+      :func:`vsini_width_budget`); the lines' physical width range (floor to ceiling) maps to a
+      v sin i range at the instrument's R, on which the line shapes are silent (a flat prior
+      between hard physical bounds).
+    - **statistical**: the profile likelihood's (or the Laplace) interval about the fitted
+      v sin i, its half-widths below and above.
+    - **resolution**: with R fixed (``fit_resolution`` off), R's prior sd moves v sin i by a
+      further shift at each end of the width range (the instrument taking more or less of the
+      total). With R fitted, the profile already re-fits R at each v sin i, so this part is 0.
+
+    The statistical and resolution parts are independent errors: their half-widths add in
+    quadrature at each end of the width range. (Taking the larger of the two would understate
+    the interval when both are comparable.)
+
+    Example:
+        >>> cfg = TransferConfig(intrinsic_range_kms=(0.9, 1.9))
+        >>> p = {"vsini": 3.0, "resolution": 55_000.0}
+        >>> (lo, hi), parts = vsini_interval(p, 1.9, (2.7, 3.3), cfg)
+        >>> parts["width_range"][0] == 3.0 and lo < 3.0 - 0.3 and hi > parts["width_range"][1]
+        True
+    """
+    k = rotation_sd_per_vsini(cfg.epsilon)
+    v, r = params["vsini"], params["resolution"]
+    total2 = shared**2 + (k * v) ** 2 + (C_KMS / r / FWHM) ** 2
+    lines_hi, lines_lo = width_ceiling(cfg, shared), width_floor(cfg)
+    w_lo = min(_vsini_at(total2, lines_hi, r, k), v)
+    w_hi = max(_vsini_at(total2, lines_lo, r, k), v)
+    if cfg.fit_resolution:
+        res_lo = res_hi = 0.0
+    else:
+        res_lo = w_lo - _vsini_at(total2, lines_hi, r - cfg.resolution_sd, k)
+        res_hi = _vsini_at(total2, lines_lo, r + cfg.resolution_sd, k) - w_hi
+    stat_lo = max(v - statistical[0], 0.0) if math.isfinite(statistical[0]) else 0.0
+    stat_hi = max(statistical[1] - v, 0.0) if math.isfinite(statistical[1]) else 0.0
+    lo = max(w_lo - math.hypot(stat_lo, res_lo), 0.0)
+    hi = w_hi + math.hypot(stat_hi, res_hi)
+    parts = {
+        "width_range": [w_lo, w_hi],
+        "statistical_halfwidths": [stat_lo, stat_hi],
+        "resolution_shifts": [res_lo, res_hi],
+    }
+    return (lo, hi), parts
