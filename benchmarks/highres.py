@@ -19,7 +19,8 @@
    floor and ceiling at 4715 K (thermal iron, microturbulence 0.5-1 km/s, radial-tangential
    macroturbulence up to 3 km/s), R fixed at 55,000 and, separately, fitted with a 5 % prior:
    RMS residual, RV, v sin i from the profile likelihood with its 68 % interval (Delta chi2
-   scaled by chi2_red and the residuals' correlation length), the line counts.
+   scaled by chi2_red and the residuals' correlation length, widened by the line-width range
+   and, in quadrature, R's prior sd), the line counts.
 5. The two HPF A-star telluric standards: star x TelFit telluric (the template's own
    instrumental broadening removed, one shared telluric velocity) fitted over every order
    with telluric bands (--quick: orders 11 and 27); RMS in the telluric pixels before and
@@ -135,6 +136,7 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
         runs[name] = {
             "vsini_width_budget_by_zeta_max": sensitivity,
             "vsini_interval_statistical": res.meta["vsini_interval_statistical"],
+            "vsini_interval_parts": res.meta["vsini_interval_parts"],
             "rms_percent": res.rms_percent,
             "rv": res.params["rv"],
             "rv_err": res.errors_scaled["rv"],
