@@ -110,6 +110,8 @@ def shared_bounds(cfg: TransferConfig) -> tuple[float, float]:
 
 
 def width_ceiling(cfg: TransferConfig, shared: float) -> float:
+    """The largest Gaussian sigma (km/s) of the lines' shared width: the physical ceiling, or
+    3 x the fitted ``shared`` width without ``intrinsic_range_kms``."""
     return cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else 3.0 * shared
 
 

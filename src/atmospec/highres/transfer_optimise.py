@@ -27,6 +27,9 @@ def optimise(
     *,
     fix_vsini: bool = False,
 ) -> None:
+    """Adam steps on the lines, the shared width, v sin i (unless ``fix_vsini``), R (when
+    fitted) and the continuum under the priors, with the width floor, the shared width's
+    bounds and v sin i's 0.05 km/s floor enforced after each step."""
     from tqdm.auto import trange
 
     star = st.star

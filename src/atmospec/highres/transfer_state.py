@@ -30,6 +30,10 @@ __all__ = [
 
 @dataclass
 class TransferState:
+    """The star's line emulator during a transfer, which of its lines came from the template
+    (``template``, in the emulator's parameter order) with their template centres, ln
+    amplitudes and ln widths (the priors' anchors), and the ln shared intrinsic width."""
+
     star: LineEmulator
     template: torch.Tensor  # True for lines that came from the template
     center_t: torch.Tensor  # template centres / ln amplitudes / ln widths (template lines)
@@ -50,6 +54,8 @@ def new_state(
     dev: torch.device,
     intrinsic_kms: float,
 ) -> TransferState:
+    """A state at ``lines`` (``is_template`` marks the template's), anchored to the template
+    lines ``tmpl``, with the shared intrinsic width at ``intrinsic_kms``."""
     kw: dict[str, Any] = {"dtype": torch.float64, "device": dev}
     star = _emulator_from(lines, settings, dev)
     return TransferState(
@@ -69,6 +75,8 @@ def _lines_of(state: TransferState) -> LineList:
 def merge_lines(
     state: TransferState, extra: LineList, settings: dict[str, Any], dev: torch.device
 ) -> TransferState:
+    """The state with ``extra`` (lines found in the data) added, the template lines keeping
+    their anchors."""
     cur = _lines_of(state)
     # star.lines() is sorted by centre; keep the template flags in the same order
     order = np.argsort(state.star.center.detach().cpu().numpy(), kind="stable")
@@ -96,6 +104,7 @@ def merge_lines(
 def select_lines(
     state: TransferState, keep: np.ndarray, settings: dict[str, Any], dev: torch.device
 ) -> TransferState:
+    """The state with only the lines where ``keep`` (in centre order) is True (pruning)."""
     cur = _lines_of(state)
     order = np.argsort(state.star.center.detach().cpu().numpy(), kind="stable")
     flags = state.template.cpu().numpy()[order]
@@ -147,6 +156,9 @@ def to_rest_intrinsic(
 
 
 def prior(ext: ExtrinsicModel, st: TransferState, cfg: TransferConfig) -> torch.Tensor:
+    """The negative log prior that keeps the clone physical: template lines near their
+    template positions, strengths and widths, data lines' widths near the shared intrinsic
+    width and their shifts near their common shift, R near the instrument's (when fitted)."""
     star = st.star
     lam = star.center0
     out = torch.zeros((), dtype=lam.dtype, device=lam.device)
@@ -174,6 +186,7 @@ def prior(ext: ExtrinsicModel, st: TransferState, cfg: TransferConfig) -> torch.
 
 
 def snapshot(ext: ExtrinsicModel, st: TransferState) -> dict[str, Any]:
+    """A copy of every fitted value (extrinsic model, lines, shared width)."""
     return {
         "ext": {k: v.detach().clone() for k, v in ext.state_dict().items()},
         "star": {k: v.detach().clone() for k, v in st.star.state_dict().items()},
@@ -182,6 +195,7 @@ def snapshot(ext: ExtrinsicModel, st: TransferState) -> dict[str, Any]:
 
 
 def restore(ext: ExtrinsicModel, st: TransferState, snap: dict[str, Any]) -> None:
+    """Put back the values of a :func:`snapshot`."""
     ext.load_state_dict(snap["ext"])
     st.star.load_state_dict(snap["star"])
     st.star.set_windows()
