@@ -19,7 +19,8 @@
    floor and ceiling at 4715 K (thermal iron, microturbulence 0.5-1 km/s, radial-tangential
    macroturbulence up to 3 km/s), R fixed at 55,000 and, separately, fitted with a 5 % prior:
    RMS residual, RV, v sin i from the profile likelihood with its 68 % interval (Delta chi2
-   scaled by chi2_red and the residuals' correlation length), the line counts.
+   scaled by chi2_red and the residuals' correlation length, widened by the line-width range
+   and, in quadrature, R's prior sd), the line counts.
 5. The two HPF A-star telluric standards: star x TelFit telluric (the template's own
    instrumental broadening removed, one shared telluric velocity) fitted over every order
    with telluric bands (--quick: orders 11 and 27); RMS in the telluric pixels before and
@@ -43,10 +44,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small band and few epochs (< 5 min)")
     ap.add_argument("--out", default=None, help="write the summary JSON here")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument(
         "--cases", default="synthetic,wasp69,astars", help="which parts to run (comma list)"
     )
     args = ap.parse_args()
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
     cases = set(args.cases.split(","))
     summary: dict[str, object] = {}
     extra: dict[str, object] = {}
@@ -102,8 +108,7 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             vsini_grid=grid,
             profile_epochs=100 if args.quick else 150,
         )
-        res = transfer_file(path, rv_range=(-60.0, 60.0), config=cfg, device="cpu",
-                            progress=False)  # fmt: skip
+        res = transfer_file(path, rv_range=(-60.0, 60.0), config=cfg, device="cpu")  # fmt: skip
         lo, hi = res.meta["vsini_interval_68"]
         Console().print(
             f"WASP-69 transfer ({name}): RMS {res.rms_percent:.3f} %, RV {res.params['rv']:.3f} "
@@ -131,6 +136,7 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
         runs[name] = {
             "vsini_width_budget_by_zeta_max": sensitivity,
             "vsini_interval_statistical": res.meta["vsini_interval_statistical"],
+            "vsini_interval_parts": res.meta["vsini_interval_parts"],
             "rms_percent": res.rms_percent,
             "rv": res.params["rv"],
             "rv_err": res.errors_scaled["rv"],
@@ -186,7 +192,7 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     t0 = time.time()
     bands = order_bands(read_orders(str(files[0]), orders))
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
-          "device": "cpu", "progress": False}  # fmt: skip
+          "device": "cpu"}  # fmt: skip
     star, tell = clone_bands("phoenix", bands, **kw), clone_bands("telfit", bands, **kw)
     Console().print(
         f"clones over {len(bands)} bands: {star.n_lines} star and {tell.n_lines} telluric "
@@ -201,7 +207,7 @@ def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     for f in files:
         t0 = time.time()
         res = fit_telluric_standard(f, orders, epochs=80 if args.quick else 60, star=star,
-                                    telluric=tell, device="cpu", progress=False)  # fmt: skip
+                                    telluric=tell, device="cpu")  # fmt: skip
         for k, b, a, sc, npx in zip(res.orders, res.rms_before, res.rms_after, res.scales,
                                     res.meta["telluric_pixels"], strict=True):  # fmt: skip
             table.add_row(f.name[:30], str(k), str(npx), f"{100 * b:.2f}", f"{100 * a:.2f}",
@@ -282,7 +288,6 @@ def _synthetic(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             profile=profile,
             max_window=60.0,
             device="cpu",
-            progress=False,
         )
         with torch.no_grad():
             model = em(torch.as_tensor(w)).numpy()
@@ -363,14 +368,12 @@ def _synthetic(args: argparse.Namespace, summary: dict, extra: dict) -> None:
         epochs=150 if args.quick else 300,
         profile=profile,
         device="cpu",
-        progress=False,
     )
     joint, info = decompose(
         aw,
         atlas["total"].flux,
         priors,
         epochs=(150, 400) if args.quick else (300, 1000),
-        progress=False,
     )
     with torch.no_grad():
         awt = torch.as_tensor(aw)

@@ -103,7 +103,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = fit_echelle(
             orders, star, telluric=tell, rv_range=(-15.0, 5.0), epochs=args.epochs,
-            device=dev, progress=False,
+            device=dev,
         )  # fmt: skip
         result["seconds_per_epoch"][dev] = round(res.seconds_per_epoch, 4)  # type: ignore[index]
         result["wall_seconds"][dev] = round(time.perf_counter() - t0, 1)  # type: ignore[index]

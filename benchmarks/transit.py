@@ -11,6 +11,9 @@ saved record, read back for the test planets. The test set's coverage is given w
 standard error from a bootstrap over planets (the bins of a planet share its white-light
 error, so planets, not bins, are the independent draws); the likelihood-only calibration's
 numbers are kept in the JSON file for comparison.
+With ``--shipped`` the CNNs shipped with atmospec (``atmospec/pretrained/transit``, trained by
+``atmospec transit train-cnn`` on their own planets and calibrated there) are scored on the
+same test planets as ``cnn1d_shipped`` / ``cnn2d_shipped``, with the sigma model they carry.
 The last printed line is one JSON object: {"methods": {name: {gll_score, rmse_ppm,
 coverage68, seconds_per_planet}}, "transit_snr_min", "planets_below_detection"}. Every
 method reduces every test planet (the transit-detection gate is off so the methods are
@@ -128,7 +131,10 @@ def _reduce(
         elif m == "gp":
             det = GPDetrender()
         else:
-            det = CNNDetrender.load(Path(model_root) / m)
+            if m.endswith("_shipped"):  # the shipped network with the sigma model it carries
+                det = CNNDetrender.pretrained(m.removeprefix("cnn").removesuffix("_shipped"))
+            else:
+                det = CNNDetrender.load(Path(model_root) / m)
             if unit_sigma:
                 det.set_sigma_model(1.0, 1.0, 0.0)
             if feats is None:
@@ -172,7 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--data", type=Path, default=None, help="keep the simulated test set here")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument(
+        "--shipped",
+        action="store_true",
+        help="also score the shipped CNNs (cnn1d_shipped, cnn2d_shipped) on the test planets",
+    )
     args = ap.parse_args(argv)
+    if args.quiet:  # progress bars follow the atmospec logger's level
+        import logging
+
+        logging.getLogger("atmospec").setLevel(logging.WARNING)
 
     _init_worker()
     from dataclasses import asdict
@@ -192,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     n_train = args.train_planets or (128 if args.quick else 600)
     epochs = args.epochs or (24 if args.quick else 60)
     methods = [m for m in args.methods.split(",") if m]
+    shipped = ["cnn1d_shipped", "cnn2d_shipped"] if args.shipped else []
     sim = SimulationConfig()
     t_start = time.perf_counter()
 
@@ -215,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=args.seed))
-        det.train_features(feats, list(train_depths), progress=not args.quiet)
+        det.train_features(feats, list(train_depths))
         det.save(model_root / det.name, training_planets=n_train, simulation=asdict(sim))
         train_s[det.name] = time.perf_counter() - t
         console.print(f"trained {det.name} in {train_s[det.name]:.0f} s")
@@ -263,10 +279,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. test planets on disk (Ariel raw format), read back, calibrated and reduced
     data = args.data or Path(tmp.name) / "test"
-    simulate_dataset(data, n_test, sim, seed=args.seed, progress=False)
+    simulate_dataset(data, n_test, sim, seed=args.seed)
     truth = read_labels(data)
     dirs = sorted(str(p) for p in (data / "train").iterdir())
-    results = list(pool.map(_test_item, [(d, str(model_root), methods, scales) for d in dirs]))
+    results = list(
+        pool.map(_test_item, [(d, str(model_root), methods + shipped, scales) for d in dirs])
+    )
     pool.shutdown()
 
     ref_mean, ref_sigma = float(train_depths.mean()), float(train_depths.std())
@@ -275,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     boot = rng.integers(0, len(results), size=(200, len(results)))
     summary: dict[str, dict[str, float]] = {}
     likelihood_only: dict[str, dict[str, float]] = {}
-    for m in methods:
+    for m in methods + shipped:
         mu = np.stack([r[m]["depth"] for r in results])
         sg = np.stack([r[m]["sigma"] for r in results])
         cov = np.abs(y - mu) <= sg

@@ -114,8 +114,6 @@ LONG_MODULES: dict[str, str] = {
     "atmospec.posteriors.npe": "the NPEstimator class (fit, sample, save/load)",
     "atmospec.molecules.classifiers": "the molecule classifiers and their shipped models",
     "atmospec.demo": "the end-to-end demo job and its report",
-    "atmospec.highres.transfer": "the semi-empirical transfer fit: one optimisation state "
-    "(line merging, pruning, priors, v sin i profile) shared by every step",
 }
 """Modules allowed over MAX_LINES, each with the reason it stays one file."""
 
@@ -310,3 +308,31 @@ def test_library_output_follows_logging() -> None:
                 backend_calls.append(f"{module}:{node.lineno}")
     assert quiet_params == []
     assert backend_calls == []
+
+
+def _bool_progress_params(source: str) -> list[str]:
+    """Functions of ``source`` with a ``progress`` parameter annotated ``bool``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            for a in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+                ann = a.annotation
+                if a.arg == "progress" and isinstance(ann, ast.Name) and ann.id == "bool":
+                    found.append(node.name)
+                elif a.arg == "progress" and isinstance(ann, ast.Constant) and ann.value == "bool":
+                    found.append(node.name)
+    return found
+
+
+def test_progress_bars_follow_logging_not_a_flag() -> None:
+    """No ``progress: bool`` parameter: a bar shows when ``atmospec._logging.progress_enabled``
+    says so (the ``atmospec`` logger at INFO or below, outside ``progress_hidden``)."""
+    planted = "def f(x, *, progress: bool = True):\n    pass\n"
+    assert _bool_progress_params(planted) == ["f"]  # the check sees one
+    found = [
+        f"{module}.{name}"
+        for module, path in _modules().items()
+        for name in _bool_progress_params(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []

@@ -113,9 +113,7 @@ def test_clone_recovers_known_lines() -> None:
     truth = _truth()
     w = np.linspace(4999.5, 5003.5, 1601)  # 0.0025 Å pixels
     flux = LineEmulator(truth, device="cpu")(torch.as_tensor(w)).detach().numpy()
-    em = clone(
-        w, flux, prominence=0.01, rounds=1, epochs=600, lr=0.02, device="cpu", progress=False
-    )
+    em = clone(w, flux, prominence=0.01, rounds=1, epochs=600, lr=0.02, device="cpu")
     got = em.lines()
     assert len(got) == 3
     # noise-free data: centres to a tenth of a pixel, amplitude and Voigt FWHM to 2 %,
@@ -177,7 +175,6 @@ def test_fit_recovers_rv_and_vsini() -> None:
         epochs=(150, 0),
         lr=0.03,
         device="cpu",
-        progress=False,
     )
     rv, vs = res.params["rv"], res.params["vsini"]
     erv, evs = res.errors["rv"], res.errors["vsini"]
@@ -211,7 +208,6 @@ def test_resolution_stays_within_its_bounds() -> None:
         epochs=(40, 0),
         lr=0.05,
         device="cpu",
-        progress=False,
     )
     assert res.params["resolution"] == pytest.approx(45_000.0, rel=1e-6)
     assert res.meta["resolution_at_bound"] and np.isnan(res.errors["resolution"])
@@ -223,7 +219,6 @@ def test_resolution_stays_within_its_bounds() -> None:
             LineEmulator(lines, device="cpu"),
             resolution=80_000.0,
             device="cpu",
-            progress=False,
         )
 
 
@@ -242,7 +237,7 @@ def test_train_clone_lowers_loss_and_save_roundtrip(tmp_path) -> None:
     w = np.linspace(4999.5, 5003.5, 801)
     flux = LineEmulator(_truth(), device="cpu")(torch.as_tensor(w)).detach().numpy()
     em = LineEmulator(find_lines(w, flux, prominence=0.01), device="cpu")
-    hist = train_clone(em, w, flux, epochs=50, progress=False)
+    hist = train_clone(em, w, flux, epochs=50)
     assert hist[-1] < hist[0]
     em.save(tmp_path / "c")
     back = LineEmulator.load(tmp_path / "c", device="cpu")

@@ -35,8 +35,7 @@ def test_shared_rv_and_per_order_telluric_scales() -> None:
             # the instrumental profile
             f = ext(star, TelluricModel(tell, scale=s)).numpy()
         orders.append(EchelleOrder(w, f + rng.normal(0, 1e-3, w.size), np.full(w.size, 1e-3)))
-    res = fit_echelle(orders, star, telluric=tell, rv_range=(-40, 0), epochs=150, device="cpu",
-                      progress=False)  # fmt: skip
+    res = fit_echelle(orders, star, telluric=tell, rv_range=(-40, 0), epochs=150, device="cpu")
     assert abs(res.rv + 20.0) < 0.3
     # each order's telluric scale recovered (noise 0.1 % against line depths of 2-3 %)
     for got, want in zip(res.telluric_scale, truth_scales, strict=True):
@@ -67,13 +66,13 @@ def test_cli_order_list() -> None:
 def test_telluric_velocity_shift_is_fitted() -> None:
     """Telluric lines 0.8 km/s off the template's wavelengths (a template's wavelength scale
     against the spectrograph's, or wind): the shared telluric velocity recovers the shift."""
-    star = LineEmulator(LineList([8702.0, 8806.0], [0.03, 0.03], [0.04] * 2, [0.005] * 2),
-                        device="cpu")  # fmt: skip
+    star = LineEmulator(
+        LineList([8702.0, 8806.0], [0.03, 0.03], [0.04] * 2, [0.005] * 2), device="cpu"
+    )
     centres = np.array([8704.0, 8709.0, 8804.5, 8809.0])
     amp, sig, gam = [0.02, 0.03, 0.02, 0.025], [0.02] * 4, [0.003] * 4
     shift = 0.8
-    moved = LineEmulator(LineList(centres * (1 + shift / 299_792.458), amp, sig, gam),
-                         device="cpu")  # fmt: skip
+    moved = LineEmulator(LineList(centres * (1 + shift / 299_792.458), amp, sig, gam), device="cpu")
     tmpl = LineEmulator(LineList(centres, amp, sig, gam), device="cpu")
     rng = np.random.default_rng(4)
     orders = []
@@ -83,8 +82,7 @@ def test_telluric_velocity_shift_is_fitted() -> None:
         with torch.no_grad():
             f = ext(star, TelluricModel(moved, scale=1.0)).numpy()
         orders.append(EchelleOrder(w, f + rng.normal(0, 1e-3, w.size), np.full(w.size, 1e-3)))
-    res = fit_echelle(orders, star, telluric=tmpl, rv_range=(-40, 0), epochs=150, device="cpu",
-                      progress=False)  # fmt: skip
+    res = fit_echelle(orders, star, telluric=tmpl, rv_range=(-40, 0), epochs=150, device="cpu")
     # 0.8 km/s is 15 % of the 5.5 km/s resolution element; with 0.1 % noise on 2-3 % deep
     # lines the shift is measured to a few per cent of it
     assert res.meta["telluric_rv"] == pytest.approx(shift, abs=0.15)

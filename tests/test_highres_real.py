@@ -45,7 +45,7 @@ def test_goldilocks_is_in_observatory_frame(shared_dir, muler_dir) -> None:
     em = LineEmulator(
         find_lines(tw[m], tel.flux[m], prominence=0.005), profile="pseudo-voigt", device="cpu"
     )
-    train_clone(em, tw[m], tel.flux[m], epochs=60, progress=False)
+    train_clone(em, tw[m], tel.flux[m], epochs=60)
     good = ~spec.mask
     fl = torch.as_tensor(np.where(good, spec.flux, 1.0))
     wt = torch.as_tensor(good / spec.uncertainty**2)

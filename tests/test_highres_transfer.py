@@ -44,7 +44,6 @@ def fitted():
     cfg = TransferConfig(rounds=2, epochs=120, intrinsic_kms=1.0, intrinsic_sd=0.2)
     res = transfer(
         w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg, device="cpu",
-        progress=False,
     )  # fmt: skip
     return res, clean
 
@@ -143,9 +142,56 @@ def test_physical_width_range_keeps_rotation_out_of_the_lines() -> None:
                          vsini=3.0, vsini_grid=(4.5, 6.0, 7.5), profile_epochs=40)  # fmt: skip
     torch.manual_seed(0)
     res = transfer(w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg,
-                   device="cpu", progress=False)  # fmt: skip
+                   device="cpu")  # fmt: skip
     a, b = res.meta["vsini_interval_68"]
     assert a <= vsini <= b
     assert abs(res.params["vsini"] - vsini) < 1.0
     assert lo <= res.meta["intrinsic_sigma_kms"] <= hi
     assert res.meta["residual_correlation_px"] >= 1.0
+
+
+def test_profile_interval_is_exact_for_a_quadratic_profile_at_a_coarse_grid() -> None:
+    """A quadratic profile chi2 = c0 + (v - v0)^2 / sigma^2 (scaled by 2 for chi2_red x
+    correlation): the 68 % interval is v0 +- sigma x sqrt(2) whatever the 0.5 km/s grid step and
+    wherever v0 falls between grid points (here 2.75, between the two lowest points, as on
+    WASP-69). Linear interpolation of Delta chi2 from the lowest grid point puts the lower end
+    at 2.41 instead of 2.46."""
+    from atmospec.highres.broadening import profile_interval
+
+    v0, sigma, scale = 2.75, 0.208, 2.0
+    grid = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+    scan = [(v, 9000.0 + ((v - v0) / sigma) ** 2) for v in grid]
+    lo, hi = profile_interval(scan, scale, v0)
+    half = sigma * np.sqrt(scale)
+    assert lo == pytest.approx(v0 - half, abs=1e-6)
+    assert hi == pytest.approx(v0 + half, abs=1e-6)
+
+
+def test_vsini_interval_adds_independent_errors_in_quadrature() -> None:
+    """Lines at their width ceiling (the WASP-69 case): the width range is closed below, so
+    the lower end is the fit minus the statistical and the R parts in quadrature; with R
+    fitted (the profile re-fits it) the R part is 0. Computed by hand from the broadening
+    budget: T^2 = s^2 + (k v)^2 + s_inst(R)^2 with s_inst = c / R / 2.3548."""
+    from atmospec.highres.broadening import intrinsic_width_range, rotation_sd_per_vsini
+    from atmospec.highres.transfer_config import vsini_interval
+
+    floor, ceiling = intrinsic_width_range(4715.0)
+    cfg = TransferConfig(intrinsic_range_kms=(floor, ceiling))
+    p = {"vsini": 2.75, "resolution": 55_000.0}
+    (lo, hi), parts = vsini_interval(p, ceiling, (2.45, 3.05), cfg)
+    k = rotation_sd_per_vsini(0.6)
+
+    def inst(r: float) -> float:
+        return C_KMS / r / 2.354820045
+
+    # R one prior sd (2,750) lower: the instrument takes more of the total, rotation less
+    v_r = np.sqrt((k * 2.75) ** 2 + inst(55_000.0) ** 2 - inst(52_250.0) ** 2) / k
+    assert parts["width_range"][0] == pytest.approx(2.75)
+    assert parts["resolution_shifts"][0] == pytest.approx(2.75 - v_r, rel=1e-6)
+    assert lo == pytest.approx(2.75 - np.hypot(0.30, 2.75 - v_r), rel=1e-6)
+    assert lo < min(2.45, v_r)  # below either part alone
+    assert hi > parts["width_range"][1] > 3.05
+    fitted = TransferConfig(intrinsic_range_kms=(floor, ceiling), fit_resolution=True)
+    (lo_f, _), parts_f = vsini_interval(p, ceiling, (2.45, 3.05), fitted)
+    assert parts_f["resolution_shifts"] == [0.0, 0.0]
+    assert lo_f == pytest.approx(2.45)

@@ -34,7 +34,6 @@ def clone_cmd(
     import torch
 
     from atmospec._fileio import atomic_path, provenance, write_json
-    from atmospec._logging import progress_enabled
     from atmospec.highres.pipeline import clone_template
 
     em, w, fn = clone_template(
@@ -46,7 +45,6 @@ def clone_cmd(
         profile=profile,
         normalized=normalized,
         device=device,
-        progress=progress_enabled(),
     )
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +106,6 @@ def fit_cmd(
 ) -> None:
     """Fit RV, vsini, resolution and line corrections: writes fit_params.json, fit_lines.ecsv, fit.png."""
     from atmospec._fileio import provenance
-    from atmospec._logging import progress_enabled
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import fit_file
 
@@ -118,7 +115,6 @@ def fit_cmd(
         star=star,
         order=order,
         device=device,
-        progress=progress_enabled(),
         resolution=resolution,
         fit_resolution=not fix_resolution,
         resolution_bounds=resolution_bounds,
@@ -179,7 +175,6 @@ def transfer_cmd(
     from pathlib import Path
 
     from atmospec._fileio import atomic_path, provenance
-    from atmospec._logging import progress_enabled
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import transfer_file
     from atmospec.highres.transfer import TransferConfig, line_table
@@ -202,7 +197,6 @@ def transfer_cmd(
         rv_range=rv_range,
         config=config,
         device=device,
-        progress=progress_enabled(),
     )
     result.meta["provenance"] = provenance(
         file=file,
@@ -265,7 +259,6 @@ def echelle_cmd(
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json
-    from atmospec._logging import progress_enabled
     from atmospec.highres.echelle import fit_echelle, order_bands, read_orders
     from atmospec.highres.emulator import LineEmulator
     from atmospec.highres.pipeline import clone_bands
@@ -273,7 +266,7 @@ def echelle_cmd(
     picked = _parse_orders(orders) if orders else None
     ech = read_orders(file, picked)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
-          "device": device, "progress": progress_enabled()}  # fmt: skip
+          "device": device}  # fmt: skip
     bands = order_bands(ech)
     star = (
         LineEmulator.load(clone_path, device=device)
@@ -282,8 +275,7 @@ def echelle_cmd(
     )
     tell = clone_bands("telfit", bands, **kw) if telluric else None
     res = fit_echelle(
-        ech, star, telluric=tell, rv_range=rv_range, vsini=vsini, epochs=epochs, device=device,
-        progress=progress_enabled(),
+        ech, star, telluric=tell, rv_range=rv_range, vsini=vsini, epochs=epochs, device=device
     )  # fmt: skip
     Path(out).mkdir(parents=True, exist_ok=True)
     write_json(
@@ -327,12 +319,9 @@ def telluric_cmd(
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json
-    from atmospec._logging import progress_enabled
     from atmospec.highres.standards import fit_telluric_standard
 
-    res = fit_telluric_standard(
-        file, _parse_orders(orders), epochs=epochs, device=device, progress=progress_enabled()
-    )
+    res = fit_telluric_standard(file, _parse_orders(orders), epochs=epochs, device=device)
     data = {
         "orders": res.orders,
         "rms_before": res.rms_before,

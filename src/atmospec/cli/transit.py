@@ -33,9 +33,8 @@ def simulate_cmd(
     config = SimulationConfig(n_exposures=exposures)
     if clean:  # files hold uint16, so the ADC rounding stays
         config = replace(config.clean(), quantize=True)
-    show = progress_enabled()
-    simulate_dataset(out, planets, config, seed=seed, progress=show)
-    if show:
+    simulate_dataset(out, planets, config, seed=seed)
+    if progress_enabled():
         typer.echo(f"wrote {planets} planets to {out}")
 
 
@@ -72,7 +71,7 @@ def reduce_cmd(
     row per planet) with the GLL score across planets when the dataset has labels.
     Exit codes: 0 all planets reduced, 2 none, 3 some.
     """
-    from atmospec._logging import progress_enabled
+    from atmospec._logging import progress_enabled, progress_hidden
     from atmospec.transit.batch import is_planet_folder, planet_folders, reduce_many
     from atmospec.transit.detrenders import METHODS, make_detrender
 
@@ -82,16 +81,16 @@ def reduce_cmd(
     if (sigma_scale, sigma_shared_scale, sigma_floor) != (1.0, 1.0, 0.0):
         det.set_sigma_model(sigma_scale, sigma_shared_scale, sigma_floor)
     if is_planet_folder(path):
-        summary = reduce_many([path], det, out, figures=figures)
+        with progress_hidden():  # one planet: its path is the output, no bar
+            summary = reduce_many([path], det, out, figures=figures)
         outcome = summary.outcomes[0]
         if outcome.error is not None:
             raise outcome.error
         typer.echo(str(outcome.path))
         return
-    show = progress_enabled()
-    summary = reduce_many(planet_folders(path), det, out, figures=figures, progress=show)
+    summary = reduce_many(planet_folders(path), det, out, figures=figures)
     _write_summary(summary, out)
-    if show:
+    if progress_enabled():
         _print_summary(summary)
     n, ok = len(summary.outcomes), summary.n_ok
     if ok < n:
@@ -193,7 +192,7 @@ def train_cnn_cmd(
             held_out.append(obs)
     det = CNNDetrender(CNNConfig(kind=kind, epochs=epochs, seed=seed))
     det.transit_threshold = None  # every simulated planet has its injected transit
-    stats = det.train_features(feats[:planets], depths[:planets], progress=progress_enabled())
+    stats = det.train_features(feats[:planets], depths[:planets])
     record: dict[str, object] = {"training_planets": planets, "simulation": asdict(sim), **stats}
     if calibration_planets:
         specs = [det.fit(o, f) for o, f in zip(held_out, feats[planets:], strict=True)]

@@ -121,20 +121,44 @@ def correlation_length(z: np.ndarray, max_lag: int = 50) -> float:
 def profile_interval(
     scan: list[tuple[float, float]], scale: float, best: float
 ) -> tuple[float, float]:
-    """Where the scaled Delta chi-square of the profile crosses 1 (linear interpolation)
-    about the profile's minimum; the grid's end when it never does on that side. (``best``,
-    the fit's own value, need not be inside: re-fitting at fixed v sin i may go lower.)"""
-    v = np.array([s[0] for s in scan])
-    c = np.array([s[1] for s in scan])
-    d = (c - c.min()) / max(scale, 1.0)
+    """Where the scaled Delta chi-square of the profile crosses 1 about its minimum; the grid's
+    end when it never does on that side. (``best``, the fit's own value, need not be inside:
+    re-fitting at fixed v sin i may go lower.)
+
+    The minimum, its position and its value, is the parabola through the lowest grid point and
+    its two neighbours (:func:`parabola_minimum`; the lowest point itself at the grid's end).
+    Between grid points the crossing is interpolated linearly in sqrt(Delta chi-square), which
+    is linear in the distance from the minimum for a quadratic profile: the crossing is then
+    exact at any grid step. Interpolating Delta chi-square itself, or measuring it from the
+    lowest grid point, moves the crossing by a fraction of the step (the chord of a convex
+    curve lies above it).
+
+    Example:
+        >>> grid = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+        >>> scan = [(v, 100.0 + 4.0 * (v - 2.3) ** 2) for v in grid]   # sigma 0.5 at scale 1
+        >>> [round(x, 3) for x in profile_interval(scan, 1.0, 2.3)]
+        [1.8, 2.8]
+    """
+    order = np.argsort([s[0] for s in scan])
+    v = np.array([scan[i][0] for i in order], dtype=np.float64)
+    c = np.array([scan[i][1] for i in order], dtype=np.float64)
     i0 = int(np.argmin(c))
-    lo, hi = float(v[0]), float(v[-1])
-    for i in range(i0, 0, -1):
-        if d[i - 1] >= 1.0:
-            lo = float(np.interp(1.0, [d[i], d[i - 1]], [v[i], v[i - 1]]))
-            break
-    for i in range(i0, v.size - 1):
-        if d[i + 1] >= 1.0:
-            hi = float(np.interp(1.0, [d[i], d[i + 1]], [v[i], v[i + 1]]))
-            break
-    return (lo, hi)
+    v0, c0 = float(v[i0]), float(c[i0])
+    if 0 < i0 < v.size - 1:
+        a, b, k = np.polyfit(v[i0 - 1 : i0 + 2], c[i0 - 1 : i0 + 2], 2)
+        if a > 0:
+            v0 = float(np.clip(-b / (2 * a), v[i0 - 1], v[i0 + 1]))
+            c0 = min(c0, float(a * v0**2 + b * v0 + k))
+    r = np.sqrt(np.maximum(c - c0, 0.0) / max(scale, 1.0))
+
+    def crossing(side: np.ndarray, end: float) -> float:
+        prev_v, prev_r = v0, 0.0
+        for i in side:
+            if r[i] >= 1.0:
+                return float(np.interp(1.0, [prev_r, r[i]], [prev_v, v[i]]))
+            prev_v, prev_r = float(v[i]), float(r[i])
+        return end
+
+    below = np.flatnonzero(v < v0)[::-1]
+    above = np.flatnonzero(v > v0)
+    return crossing(below, float(v[0])), crossing(above, float(v[-1]))

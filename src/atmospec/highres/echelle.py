@@ -91,7 +91,6 @@ def fit_echelle(
     epochs: int = 100,
     lr: float = 0.02,
     device: str | torch.device | None = None,
-    progress: bool = True,
 ) -> EchelleResult:
     """Fit every order at once: one RV and v sin i for the star, a Legendre continuum and (with
     ``telluric``, a clone of a transmission spectrum in the observatory frame) a telluric
@@ -112,12 +111,13 @@ def fit_echelle(
         ...     w = np.linspace(lo, lo + 12.0, 500)
         ...     f = ExtrinsicModel(w, rv=-7.0, vsini=4.0, device="cpu")(star).detach().numpy()
         ...     orders.append(EchelleOrder(w, f, np.full(w.size, 1e-3)))
-        >>> res = fit_echelle(orders, star, rv_range=(-30, 30), epochs=60, device="cpu",
-        ...                   progress=False)
+        >>> res = fit_echelle(orders, star, rv_range=(-30, 30), epochs=60, device="cpu")
         >>> abs(res.rv + 7.0) < 0.2
         True
     """
     from tqdm.auto import trange
+
+    from atmospec._logging import progress_enabled
 
     dev = torch.device(device) if device is not None else default_device()
     star = star.to(dev)
@@ -186,6 +186,7 @@ def fit_echelle(
     opt = torch.optim.Adam(params, lr=lr)
     n_pix = float(sum(int(g.sum()) for g in goods))
     times = []
+    progress = progress_enabled()
     bar = trange(epochs, desc=f"echelle fit ({len(orders)} orders, {dev.type})",
                  disable=not progress)  # fmt: skip
     for _ in bar:
@@ -202,7 +203,7 @@ def fit_echelle(
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
         if progress:
-            bar.set_postfix(chi2_red=f"{float(loss) / n_pix:.2f}")
+            bar.set_postfix(chi2_red=f"{float(loss.detach()) / n_pix:.2f}")
     models, rms, tmodels = [], [], []
     with torch.no_grad():
         for k in range(len(exts)):

@@ -329,7 +329,6 @@ def train_clone(
     lr: float = 0.01,
     weight: ArrayLike | torch.Tensor | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
-    progress: bool = True,
     desc: str = "clone",
     refresh: int = 50,
 ) -> list[float]:
@@ -343,7 +342,6 @@ def train_clone(
         lr: Adam learning rate.
         weight: per-pixel weights (e.g. 0 on masked pixels).
         penalty: an extra term added to the loss (a regulariser).
-        progress: show a progress bar.
         refresh: re-size the line windows from the current widths every this many epochs
             (and at the end); 0 never.
 
@@ -356,11 +354,13 @@ def train_clone(
         >>> truth = LineEmulator(LineList([5001.0], [0.04], [0.04], [0.01]), device="cpu")
         >>> f = truth(torch.as_tensor(w)).detach()
         >>> em = LineEmulator(LineList([5001.01], [0.02], [0.05], [0.02]), device="cpu")
-        >>> loss = train_clone(em, w, f, epochs=200, lr=0.02, progress=False)
+        >>> loss = train_clone(em, w, f, epochs=200, lr=0.02)
         >>> loss[-1] < 1e-3 * loss[0]
         True
     """
     from tqdm.auto import trange
+
+    from atmospec._logging import progress_enabled
 
     p0 = next(em.parameters())
     wl = torch.as_tensor(wavelength, dtype=p0.dtype, device=p0.device)
@@ -370,6 +370,7 @@ def train_clone(
     opt = torch.optim.Adam(params, lr=lr)
     history: list[float] = []
     emulators = [m for m in em.modules() if isinstance(m, LineEmulator)]
+    progress = progress_enabled()
     bar = trange(epochs, desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         if refresh and epoch > 0 and epoch % refresh == 0:
@@ -402,7 +403,6 @@ def clone(
     tolerance: float = 1e-5,
     max_window: float | None = None,
     device: str | torch.device | None = None,
-    progress: bool = True,
 ) -> LineEmulator:
     """Clone a continuum-normalised spectrum into a trained :class:`LineEmulator`.
 
@@ -422,7 +422,6 @@ def clone(
         tolerance: optical depth at which each line's window ends (see :class:`LineEmulator`).
         max_window: cap on the window half-width (wavelength units).
         device: CUDA if available by default.
-        progress: show progress bars.
 
     Example:
         >>> import numpy as np, torch
@@ -430,7 +429,7 @@ def clone(
         >>> truth = LineEmulator(LineList([5001.0, 5002.5], [0.03, 0.02], [0.04, 0.05],
         ...                               [0.01, 0.01]), device="cpu")
         >>> em = clone(w, truth(torch.as_tensor(w)).detach().numpy(), rounds=1, epochs=150,
-        ...            device="cpu", progress=False)
+        ...            device="cpu")
         >>> em.n_lines, bool(abs(em(torch.as_tensor(w)) - truth(torch.as_tensor(w))).max() < 0.01)
         (2, True)
     """
@@ -463,6 +462,6 @@ def clone(
                 dict(fitted.meta),
             )
             em = LineEmulator(lines, **em.settings(), device=device)
-        train_clone(em, w, f, epochs=epochs, lr=lr, progress=progress, desc=f"clone round {r + 1}")
+        train_clone(em, w, f, epochs=epochs, lr=lr, desc=f"clone round {r + 1}")
     em.meta.update({"prominence": prominence, "rounds": rounds, "epochs": epochs})
     return em

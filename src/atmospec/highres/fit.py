@@ -147,7 +147,6 @@ def fit_spectrum(
     lr: float = 0.02,
     dv: float = 0.5,
     device: str | torch.device | None = None,
-    progress: bool = True,
 ) -> FitResult:
     """Fit an observed, continuum-normalised spectrum starting from a pre-trained clone.
 
@@ -182,9 +181,12 @@ def fit_spectrum(
         lr: Adam learning rate.
         dv: model grid step, km/s.
         device: CUDA if available by default.
-        progress: progress bars.
+
+    Progress bars show unless the ``atmospec`` logger is set above INFO.
     """
     from tqdm.auto import trange
+
+    from atmospec._logging import progress_enabled
 
     dev = torch.device(device) if device is not None else default_device()
     star = star.to(dev)
@@ -235,6 +237,7 @@ def fit_spectrum(
         return 0.5 * ((ext.resolution - resolution_prior[0]) / resolution_prior[1]) ** 2
 
     n_good = int((~bad).sum())
+    progress = progress_enabled()
     ln_amp0 = star.ln_amp.detach().clone()
     for p in star.parameters():
         p.requires_grad_(False)
@@ -258,7 +261,7 @@ def fit_spectrum(
                 with torch.no_grad():
                     ext.ln_resolution.clamp_(*ln_r_bounds)
             if progress:
-                bar.set_postfix(chi2_red=f"{float(chi2) / n_good:.3f}")
+                bar.set_postfix(chi2_red=f"{float(chi2.detach()) / n_good:.3f}")
     star.ln_amp.requires_grad_(False)
 
     # 4. Laplace approximation in physical units (continuum marginalised)

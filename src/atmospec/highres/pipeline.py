@@ -105,7 +105,6 @@ def _order_and_star(
     star: LineEmulator | None,
     template: str,
     device: str | None,
-    progress: bool,
 ) -> tuple[Any, Any, LineEmulator]:
     """One continuum-normalised order of an HPF file, its wavelengths in Å, and the star's
     line emulator: ``star``, or a clone of ``template`` over the order (±20 Å)."""
@@ -125,7 +124,6 @@ def _order_and_star(
             epochs=200,
             profile="pseudo-voigt",
             device=device,
-            progress=progress,
         )
     return spec, w, star
 
@@ -137,7 +135,6 @@ def fit_file(
     order: int | None = None,
     template: str = "phoenix",
     device: str | None = None,
-    progress: bool = True,
     **kwargs: Any,
 ) -> FitResult:
     """Read an HPF file, continuum-normalise one order and fit it from a clone.
@@ -145,7 +142,7 @@ def fit_file(
     Without ``star`` a clone of ``template`` over the order's range (±20 Å) is trained first.
     For Goldilocks files ``order`` is required (0-27); the WASP-69 stack has one order.
     """
-    spec, w, star = _order_and_star(path, order, star, template, device, progress)
+    spec, w, star = _order_and_star(path, order, star, template, device)
     assert spec.uncertainty is not None
     result = fit_spectrum(
         w,
@@ -154,7 +151,6 @@ def fit_file(
         star,
         mask=spec.mask,
         device=device,
-        progress=progress,
         **kwargs,
     )
     result.meta.update({k: v for k, v in spec.meta.items() if isinstance(v, (str, int, float))})
@@ -177,7 +173,6 @@ def transfer_file(
     rv_range: tuple[float, float] = (-150.0, 150.0),
     config: Any = None,
     device: str | None = None,
-    progress: bool = True,
 ) -> FitResult:
     """Read an HPF file, continuum-normalise one order and run the semi-empirical transfer
     (:func:`~atmospec.highres.transfer.transfer`) from ``star`` or a fresh clone of
@@ -190,7 +185,7 @@ def transfer_file(
     from atmospec.highres.transfer import transfer
 
     source = "user clone" if star is not None else template
-    spec, w, star = _order_and_star(path, order, star, template, device, progress)
+    spec, w, star = _order_and_star(path, order, star, template, device)
     assert spec.uncertainty is not None
     result = transfer(
         w,
@@ -201,7 +196,6 @@ def transfer_file(
         rv_range=rv_range,
         config=config,
         device=device,
-        progress=progress,
     )
     result.meta.update({k: v for k, v in spec.meta.items() if isinstance(v, (str, int, float))})
     result.meta["template"] = source

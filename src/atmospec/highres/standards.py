@@ -110,7 +110,6 @@ def fit_telluric_standard(
     star: LineEmulator | None = None,
     telluric: LineEmulator | None = None,
     device: str | None = None,
-    progress: bool = True,
 ) -> TelluricStandard:
     """Fit an HPF telluric standard (an A star) in its telluric orders: the PHOENIX 10,000 K
     clone for the star (shared RV and v sin i) times a clone of the TelFit transmission
@@ -129,7 +128,7 @@ def fit_telluric_standard(
     """
     ech = read_orders(str(path), tuple(orders), window=continuum_window)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",
-          "device": device, "progress": progress}  # fmt: skip
+          "device": device}  # fmt: skip
     bands = order_bands(ech)
     star = star if star is not None else clone_bands("phoenix", bands, **kw)
     tell = telluric if telluric is not None else clone_bands("telfit", bands, **kw)
@@ -140,7 +139,7 @@ def fit_telluric_standard(
         )  # fmt: skip
     res = fit_echelle(
         ech, star, telluric=tell, rv_range=(-150.0, 150.0), vsini=vsini, epochs=epochs,
-        poly_degree=poly_degree, device=device, progress=progress,
+        poly_degree=poly_degree, device=device,
     )  # fmt: skip
     before, after, n_pix, saturated = [], [], [], []
     sum_b = sum_a = 0.0

@@ -136,7 +136,6 @@ def clone_molecules(
     epochs: int = 200,
     profile: str = "voigt",
     device: str | torch.device | None = None,
-    progress: bool = True,
 ) -> dict[str, LineEmulator]:
     """Clone each molecule's transmittance (e.g. the PSG columns) into its own line emulator.
 
@@ -147,7 +146,7 @@ def clone_molecules(
         >>> w = np.linspace(9000.0, 9004.0, 801)
         >>> co2 = np.exp(-0.3 * np.exp(-0.5 * ((w - 9002.0) / 0.03) ** 2))
         >>> ems = clone_molecules(w, {"CO2": co2, "O3": np.ones_like(w)}, rounds=1,
-        ...                       epochs=50, device="cpu", progress=False)
+        ...                       epochs=50, device="cpu")
         >>> sorted(ems), ems["CO2"].n_lines
         (['CO2'], 1)
     """
@@ -166,7 +165,6 @@ def clone_molecules(
             epochs=epochs,
             profile=profile,
             device=device,
-            progress=progress,
         )
         if em.n_lines:
             em.meta["molecule"] = name
@@ -200,7 +198,6 @@ def decompose(
     robust: float = 0.01,
     epochs: tuple[int, int] = (150, 400),
     lr: float = 0.01,
-    progress: bool = True,
 ) -> tuple[JointModel, dict[str, Any]]:
     """Split an observed (star × atmosphere) spectrum into its stellar and telluric parts.
 
@@ -231,6 +228,8 @@ def decompose(
         The fitted :class:`JointModel` and a summary dict.
     """
     from tqdm.auto import trange
+
+    from atmospec._logging import progress_enabled
 
     w = np.asarray(wavelength, dtype=np.float64)
     f = np.asarray(total, dtype=np.float64)
@@ -285,7 +284,7 @@ def decompose(
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
         emus = [e for e in model.modules() if isinstance(e, LineEmulator)]
         last = math.nan
-        for epoch in trange(n, desc=desc, disable=not progress, leave=False):
+        for epoch in trange(n, desc=desc, disable=not progress_enabled(), leave=False):
             if epoch and epoch % 50 == 0:
                 for e in emus:
                     e.set_windows()

@@ -125,7 +125,6 @@ def reduce_many(
     out: str | Path,
     *,
     figures: bool = False,
-    progress: bool = False,
 ) -> ReductionSummary:
     """Calibrate and reduce every planet folder with ``detrender``, writing
     ``PLANET_ID_METHOD.ecsv`` (and figures) into ``out`` for each planet with a transit.
@@ -144,6 +143,7 @@ def reduce_many(
     from tqdm.auto import tqdm
 
     from atmospec._fileio import atomic_path
+    from atmospec._logging import progress_enabled
     from atmospec.transit.calibration import calibrate
     from atmospec.transit.detection import NoTransitError
     from atmospec.transit.io import read_planet
@@ -151,7 +151,9 @@ def reduce_many(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outcomes: list[PlanetOutcome] = []
-    for folder in tqdm(folders, desc=f"reducing ({detrender.name})", disable=not progress):
+    for folder in tqdm(
+        folders, desc=f"reducing ({detrender.name})", disable=not progress_enabled()
+    ):
         pid = folder.name
         try:
             obs = calibrate(read_planet(folder))

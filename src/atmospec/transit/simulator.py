@@ -420,7 +420,6 @@ def simulate_dataset(
     *,
     seed: int = 0,
     split: str = "train",
-    progress: bool = True,
     callback: Callable[[int], None] | None = None,
 ) -> list[PlanetTruth]:
     """Write ``n_planets`` simulated visits to ``out`` in the Ariel raw layout.
@@ -429,8 +428,11 @@ def simulate_dataset(
     ``wavelengths.csv``, ``{split}_star_info.csv``, ``{split}_labels.csv`` (the injected
     depths) and ``simulation.json`` (config, seed and provenance). Planet ``i`` uses the
     random stream ``(seed, i)``, so a dataset is reproducible and its planets independent.
+    A progress bar shows unless the ``atmospec`` logger is set above INFO.
     """
     from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
 
     config = config or SimulationConfig()
     out = Path(out)
@@ -438,7 +440,7 @@ def simulate_dataset(
     stars: dict[str, dict[str, float]] = {}
     labels: dict[str, NDArray[np.float64]] = {}
     raw = None
-    for i in tqdm(range(n_planets), desc="simulating", disable=not progress):
+    for i in tqdm(range(n_planets), desc="simulating", disable=not progress_enabled()):
         pid = str(planet_id_for(seed, i))
         raw, truth = simulate_planet(pid, config, np.random.default_rng([seed, i]))
         write_planet(raw, out, split)

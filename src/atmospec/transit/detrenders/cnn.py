@@ -194,23 +194,22 @@ class CNNDetrender(Detrender):
         self,
         observations: Sequence[TransitObservation],
         depths: Sequence[NDArray[np.float64]],
-        *,
-        progress: bool = False,
     ) -> dict[str, float]:
         """Train on observations with known depths; returns the final validation loss."""
         feats = [cnn_features(o) for o in observations]
-        return self.train_features(feats, depths, progress=progress)
+        return self.train_features(feats, depths)
 
     def train_features(
         self,
         feats: Sequence[CNNFeatures],
         depths: Sequence[NDArray[np.float64]],
-        *,
-        progress: bool = False,
     ) -> dict[str, float]:
-        """Train from precomputed :func:`cnn_features` (lets several networks share them)."""
+        """Train from precomputed :func:`cnn_features` (lets several networks share them).
+        An epoch bar shows unless the ``atmospec`` logger is set above INFO."""
         import torch
         from tqdm.auto import trange
+
+        from atmospec._logging import progress_enabled
 
         c = self.config
         gen = torch.Generator().manual_seed(c.seed)
@@ -241,7 +240,7 @@ class CNNDetrender(Detrender):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.epochs)
         bs = max(2, c.batch_size // X.shape[1])  # planets per batch
         best, best_state = np.inf, None
-        for _ in trange(c.epochs, desc=f"training {self.name}", disable=not progress):
+        for _ in trange(c.epochs, desc=f"training {self.name}", disable=not progress_enabled()):
             net.train()
             order = torch.randperm(xt.shape[0], generator=gen)
             for i in range(0, xt.shape[0], bs):
