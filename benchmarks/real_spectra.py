@@ -471,9 +471,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ood_recall_outside",
     ]
     width = max(len(c) for c in cols) + 2
-    print("metric".ljust(width) + "".join(n.rjust(20) for n in flat))
+    col = max(len(n) for n in flat) + 2
+    print("metric".ljust(width) + "".join(n.rjust(col) for n in flat))
     for c in cols:
-        print(c.ljust(width) + "".join(_mark(c, f[c]).rjust(20) for f in flat.values()))
+        print(c.ljust(width) + "".join(_mark(c, f[c]).rjust(col) for f in flat.values()))
     print("targets: " + ", ".join(f"{k} {v}" for k, v in TARGETS.items() if v))
     print(
         "chi2_multigrid flags only objects no grid covers (BT-Settl reaches 3500 K and 500 K), "
