@@ -22,6 +22,8 @@ optional test data):
   from repeat spectra of the discrepancy models' fit half, measured here on the other half),
   else half the 68 % interval; 1 when right. ``repeat_pull_std_total`` uses half the whole
   68 % interval: with model error in the interval (common to both spectra) it must be < 1.
+  ``repeat_pull_within_1``: the fraction of those pulls within +-1 (0.68 for Gaussian
+  scatter; robust to the few pairs in the tails that dominate the RMS).
 - ``gravity_gap``: median log g of field (FLD-G) L0-L5 dwarfs minus that of VL-G ones.
 - ``field_mh_median``: median [M/H] of field L0-T4 dwarfs (S/N >= 50; the population is
   near solar).
@@ -42,6 +44,9 @@ Routes, in one run:
   ``predict_uncalibrated``: the same with ``--no-calibration`` (the grids' answers alone).
   ``predict``: ``atmospec predict --model default --coverage mask`` on a ``--catalog`` of the
       library keys (the user's route; it picks up whatever the default model is).
+  ``grid_<name>``: each grid's own answer, from the per-grid columns of the uncalibrated
+      ``predict`` table (median and 68 % interval only; no flags): what the combination and
+      the calibration start from.
 
 The last printed line is one JSON object: the ``predict`` route's keys at the top level and
 every route under ``routes``.
@@ -277,6 +282,22 @@ def predict_route(
     return rows
 
 
+def _grid_rows(rows: dict[str, dict[str, Any]], grid: str) -> dict[str, dict[str, Any]]:
+    """One grid's answers from the predict table's ``<p>_<grid>_median/_p16/_p84`` columns
+    (rows where that grid answered; no flags)."""
+    out = {}
+    for key, rec in rows.items():
+        sub = {
+            f"{p}_{q}": rec[f"{p}_{grid}_{q}"]
+            for p in PARAMS
+            for q in ("median", "p16", "p84")
+            if f"{p}_{grid}_{q}" in rec
+        }
+        if np.isfinite(sub.get("teff_median", np.nan)):
+            out[key] = {**sub, "flag": np.nan}
+    return out
+
+
 # -- metrics ---------------------------------------------------------------------------
 
 
@@ -311,12 +332,15 @@ def _companion_metrics(rows: dict[str, dict[str, Any]], comp: pd.DataFrame) -> d
     med = get(ck, "teff_median")
     have = np.isfinite(med)
     in68 = (get(ck, "teff_p16") <= t_true) & (t_true <= get(ck, "teff_p84"))
-    in95 = (get(ck, "teff_p2.5") <= t_true) & (t_true <= get(ck, "teff_p97.5"))
+    lo95, hi95 = get(ck, "teff_p2.5"), get(ck, "teff_p97.5")
+    in95 = (lo95 <= t_true) & (t_true <= hi95)
     g68 = (get(ck, "logg_p16") <= g_true) & (g_true <= get(ck, "logg_p84"))
     companions = {
         "n": int(have.sum()),
         "teff_in_68": float(np.mean(in68[have])) if have.any() else None,
-        "teff_in_95": float(np.mean(in95[have])) if have.any() else None,
+        "teff_in_95": (
+            float(np.mean(in95[have])) if have.any() and np.isfinite(lo95[have]).all() else None
+        ),
         "median_abs_dteff": float(np.median(np.abs(med[have] - t_true[have]))),
         "median_dteff": float(np.median(med[have] - t_true[have])),
         "logg_in_68": float(np.mean(g68[have & np.isfinite(g_true)])),
@@ -364,6 +388,9 @@ def _other_metrics(
     return {
         # root mean square: the order of the two spectra is arbitrary, the expected mean is 0
         "repeat_pull_std": float(np.sqrt(np.mean(np.square(pulls)))) if pulls else None,
+        # the fraction within +-1 (0.68 for a Gaussian; the RMS above is dominated by the few
+        # pairs in the tails, this is not)
+        "repeat_pull_within_1": float(np.mean(np.abs(pulls) <= 1.0)) if pulls else None,
         "repeat_pull_std_total": (
             float(np.sqrt(np.mean(np.square(pulls_total)))) if pulls_total else None
         ),
@@ -372,12 +399,17 @@ def _other_metrics(
         "field_logg_median_l0_l5": float(f_logg),
         "vlg_logg_median_l0_l5": float(v_logg),
         "field_mh_median": float(np.nanmedian(get(field_k, "mh_median"))),
-        "ood_false_alarm_real": float(np.nanmean(f_flag)),
-        "ood_recall_outside": float(np.nanmean(o_flag)),
+        "ood_false_alarm_real": _nanmean(f_flag),
+        "ood_recall_outside": _nanmean(o_flag),
         "n_field": int(np.isfinite(f_flag).sum()),
         "n_vlg": len(vlg_k),
         "n_outside": int(np.isfinite(o_flag).sum()),
     }
+
+
+def _nanmean(x: np.ndarray) -> float | None:
+    x = np.asarray(x, dtype=float)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else None
 
 
 def _flat(m: dict[str, Any]) -> dict[str, Any]:
@@ -417,6 +449,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             routes["predict_uncalibrated"] = predict_route(keys, draws, Path(tmp), False)
             routes["predict"] = predict_route(keys, draws, Path(tmp))
+    if "predict_uncalibrated" in routes:
+        # Each grid's own answer (the table's per-grid columns; no 95 % interval there): what
+        # the combination starts from.
+        for g in GRIDS:
+            routes[f"grid_{g}"] = _grid_rows(routes["predict_uncalibrated"], g)
     results = {name: metrics(rows, sets) for name, rows in routes.items()}
     flat = {name: _flat(m) for name, m in results.items()}
     cols = [
@@ -427,15 +464,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "logg_in_68",
         "repeat_pull_std",
         "repeat_pull_std_total",
+        "repeat_pull_within_1",
         "gravity_gap",
         "field_mh_median",
         "ood_false_alarm_real",
         "ood_recall_outside",
     ]
     width = max(len(c) for c in cols) + 2
-    print("metric".ljust(width) + "".join(n.rjust(20) for n in flat))
+    col = max(len(n) for n in flat) + 2
+    print("metric".ljust(width) + "".join(n.rjust(col) for n in flat))
     for c in cols:
-        print(c.ljust(width) + "".join(_mark(c, f[c]).rjust(20) for f in flat.values()))
+        print(c.ljust(width) + "".join(_mark(c, f[c]).rjust(col) for f in flat.values()))
     print("targets: " + ", ".join(f"{k} {v}" for k, v in TARGETS.items() if v))
     print(
         "chi2_multigrid flags only objects no grid covers (BT-Settl reaches 3500 K and 500 K), "

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from atmospec.multigrid import GridEstimate, combine
-from atmospec.multigrid.combine import reference_teff
+from atmospec.multigrid.combine import reference_teff, shares
 from atmospec.multigrid.predictor import parse_routes
 
 
@@ -58,8 +58,29 @@ def test_combined_interval_contains_the_spread_between_grids():
     assert lo < 1500 and hi > 1800
     assert c.disagree and c.spread["teff"] == pytest.approx(300, abs=10)
     assert any("disagree" in n for n in c.notes)
-    # Each grid contributes half the samples (equal weights).
-    assert np.mean(c.samples[:, 0] > 1650) == pytest.approx(0.5, abs=0.03)
+    # Each grid contributes exactly half the samples (equal weights; the answers are 15 sd
+    # apart, so a sample above 1650 K is one of b's), interleaved in any prefix.
+    assert int(np.sum(c.samples[:, 0] > 1650)) == 4000
+    assert 0.4 < np.mean(c.samples[:200, 0] > 1650) < 0.6
+
+
+def test_mixture_counts_do_not_move_by_chance_between_spectra():
+    # Two grids whose answers do not overlap: with the component of each sample drawn at
+    # random the counts are binomial (sd sqrt(1000 / 4) = 16) and the median falls in one
+    # answer or the other by chance; with exact shares the median is the midpoint of the gap
+    # (np.median of an even count averages the 500th and 501st sample: a's highest, b's
+    # lowest) for every seed.
+    ests = {"a": _est("a", 1500.0), "b": _est("b", 1800.0)}
+    meds = [
+        float(np.median(combine(ests, draws=1000, rng=np.random.default_rng(s)).samples[:, 0]))
+        for s in range(8)
+    ]
+    assert all(abs(m - 1650.0) < 30 for m in meds), meds
+    assert shares(1000, [0.5, 0.5]).tolist() == [500, 500]
+    assert shares(7, [1.0, 1.0, 1.0]).tolist() == [3, 2, 2]
+    assert shares(1000, [0.2, 0.0, 0.8]).tolist() == [200, 0, 800]
+    with pytest.raises(ValueError, match="weights"):
+        shares(10, [0.0, 0.0])
 
 
 def test_grid_beyond_its_misfit_threshold_is_dropped_when_another_fits():

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from .estimate import COMMON_PARAMS, GridEstimate
 
-__all__ = ["Combined", "combine", "reference_teff"]
+__all__ = ["Combined", "combine", "reference_teff", "shares"]
 
 FloatArray = NDArray[np.float64]
 
@@ -79,6 +79,33 @@ def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
+def shares(draws: int, weights: Sequence[float]) -> NDArray[np.int64]:
+    """How many of ``draws`` mixture samples each component gets: its weight's share, rounded
+    by largest remainder (ties to the first), so the counts sum to ``draws`` and never move by
+    chance.
+
+    Drawing the component of every sample at random instead makes the counts binomial
+    (+-16 of 500 for two equal components at 1000 draws): where the answers of two grids do
+    not overlap the median then jumps between them from one spectrum to the next, a Monte-Carlo
+    scatter that two spectra of the same object would show as a disagreement.
+
+    Example:
+        >>> shares(1000, [1 / 3, 1 / 3, 1 / 3]).tolist()
+        [334, 333, 333]
+        >>> shares(10, [0.75, 0.25, 0.0]).tolist()
+        [8, 2, 0]
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"mixture weights must be finite, >= 0 and not all 0: {w.tolist()}")
+    exact = draws * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    left = int(draws - counts.sum())
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[:left]] += 1
+    return counts
+
+
 def _covers(est: GridEstimate, teff: float) -> bool:
     lo, hi = est.bounds.get("teff", (-np.inf, np.inf))
     if not np.isfinite(teff):
@@ -125,12 +152,20 @@ def combine(
     ``reference``, by default of ``estimates``; e.g. chi-square scans over each grid's whole
     range, which press a bound only when the object lies beyond it) lies inside the Teff
     range of its answer (within :data:`TEFF_TOLERANCE`), and its answer does not press the
-    edge of its range while another grid answers beyond that edge. Covering grids whose misfit exceeds the
-    threshold of their model of mismatch are left out when at least one covering grid fits
-    within it. The rest enter an equal-weight mixture (``draws`` samples, drawn from each
-    grid's samples without preferring any grid: the spread between grids is a systematic
-    uncertainty, not something the data decide). When no grid covers the object, every grid
-    enters and the notes say the answer is an extrapolation.
+    edge of its range while another grid answers beyond that edge. Covering grids whose
+    misfit exceeds the threshold of their model of mismatch are left out when at least one
+    covering grid fits within it. The rest enter an equal-weight mixture (``draws`` samples,
+    each grid exactly its share, :func:`shares`, drawn from its samples, without preferring
+    any grid: the spread between grids is a systematic uncertainty, not something the data
+    decide). When no grid covers the object, every grid enters and the notes say the answer
+    is an extrapolation.
+
+    Why not weight the grids by their evidence: under each grid's model of mismatch the
+    best-node likelihood (tempered by the largest calibrated likelihood temperature) favours
+    a grid clearly for most objects, but the log-weights change by ~47 nats (rms, untempered)
+    between two spectra of the same object, so the combined answer of repeat spectra
+    disagrees more (on the discrepancy models' fit half: 56-60 K -> 85-100 K per spectrum),
+    and it moved neither the benchmark companions' Teff nor the gravity gap for the better.
 
     Example:
         >>> import numpy as np
@@ -167,11 +202,12 @@ def combine(
     misfits = [estimates[g].misfit for g in use if np.isfinite(estimates[g].misfit)]
     misfit = float(min(misfits)) if misfits else float("nan")
     weights = {g: (1.0 / len(use) if g in use else 0.0) for g in names}
-    # Equal-weight mixture: each grid contributes draws / len(use) samples (rounded by lot).
-    which = rng.integers(0, len(use), draws)
+    counts = shares(draws, [weights[g] for g in use])
     out = np.full((draws, len(params)), np.nan, dtype=np.float32)
-    for k, g in enumerate(use):
-        rows = np.flatnonzero(which == k)
+    start = 0
+    for g, n in zip(use, counts, strict=True):
+        rows = np.arange(start, start + n)
+        start += n
         est = estimates[g]
         pick = rng.integers(0, est.samples.shape[0], rows.size)
         for j, p in enumerate(params):
@@ -183,6 +219,7 @@ def combine(
         bad = ~np.isfinite(out[:, j])
         if bad.any() and (~bad).any():
             out[bad, j] = rng.choice(out[~bad, j], bad.sum())
+    out = out[rng.permutation(draws)]  # grids interleaved: any subset is a fair mixture
     spread: dict[str, float] = {}
     disagree = False
     for p in params:
