@@ -263,11 +263,17 @@ def _print_table(result: dict, details: dict, table, names: list[str]) -> None:
         )
     con.print(t2)
     comp = details["compare"]
-    con.print(
-        f"median JSD {comp['median_jsd_bits']:.4f} bits (importance-corrected "
-        f"{comp.get('median_jsd_bits_is', float('nan')):.4f}; median IS efficiency "
-        f"{comp.get('is_efficiency_median', float('nan')):.2f})"
-    )
+    if "median_jsd_bits_is" in comp:
+        con.print(
+            f"median JSD {comp['median_jsd_bits']:.4f} bits (importance-corrected "
+            f"{comp['median_jsd_bits_is']:.4f}; median IS efficiency "
+            f"{comp['is_efficiency_median']:.2f})"
+        )
+    else:
+        con.print(
+            f"median JSD {comp['median_jsd_bits']:.4f} bits against nested sampling with the "
+            "NPE's model error (no importance correction: its grid likelihood has none)"
+        )
     con.print(
         f"time per posterior: NPE {result['posterior_ms']:.1f} ms for 10,000 samples "
         f"(CPU {details['posterior_cpu_ms_median']:.1f} ms), nested sampling "
