@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from atmospec.models import load_model
-    from atmospec.posteriors.compare import compare
+    from atmospec.posteriors.compare import compare, model_error_name
     from atmospec.posteriors.pipeline import _simulator, calibrate_model, test_split, train_npe
 
     torch.set_num_threads(args.threads)
@@ -82,8 +82,14 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         est = load_model(args.model, kind="npe")
 
-    # 1. calibration on the held-out simulation split
+    # 1. calibration on the held-out simulation split (with the model-error realisations the
+    # NPE was trained with, if any: its own simulator), and without them (exact grid spectra)
     rep = calibrate_model(est, n_tests=n_tests, n_samples=n_samples, seed=args.seed)
+    clean = None
+    if est.meta_.get("model_error"):
+        clean = calibrate_model(
+            est, n_tests=n_tests, n_samples=n_samples, seed=args.seed, model_error=False
+        )
 
     # 2. speed of one 10,000-sample posterior (best of 9; first call warms up)
     from atmospec.posteriors.pipeline import NPEConfig
@@ -111,10 +117,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. side by side with nested sampling on the same grid and noise
     spectra = [sim.spectrum(noisy[i], sigma[i], name=f"test{i:03d}") for i in range(n_compare)]
-    refs = _load_cache(args.nested_cache, n_compare, nlive, args.seed)
+    disc = model_error_name(est)
+    refs = _load_cache(args.nested_cache, n_compare, nlive, args.seed, disc)
     if refs is None and args.nested_cache is not None:
-        refs = _nested_all(spectra, sim.grid.name, list(est.param_names_), nlive, args)
-        _save_cache(args.nested_cache, refs, nlive, args.seed)
+        refs = _nested_all(spectra, sim.grid.name, list(est.param_names_), nlive, args, disc)
+        _save_cache(args.nested_cache, refs, nlive, args.seed, disc)
     table, summary = compare(
         est,
         spectra,
@@ -138,6 +145,10 @@ def main(argv: list[str] | None = None) -> dict:
         "coverage_tarp": rep.tarp,
         "coverage_marginal": rep.marginal,
         "coverage_regions": {k: v["max_error"] for k, v in rep.regions.items()},
+        "model_error": est.meta_.get("model_error"),
+        "without_model_error": None
+        if clean is None
+        else {"coverage_hpd": clean.hpd, "coverage_tarp": clean.tarp, "max_error": clean.max_error},
         "binomial_sd": rep.binomial_sd,
         "n_tests": rep.n_tests,
         "n_samples": rep.n_samples,
@@ -159,29 +170,42 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def _nested_all(spectra: list, grid: str, names: list[str], nlive: int, args) -> list:
+def _nested_all(
+    spectra: list, grid: str, names: list[str], nlive: int, args, discrepancy: str
+) -> list:
     from concurrent.futures import ProcessPoolExecutor
 
     from atmospec.posteriors.compare import nested_reference
 
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futs = [
-            pool.submit(nested_reference, sp, grid, names, nlive=nlive, seed=args.seed + i)
+            pool.submit(
+                nested_reference,
+                sp,
+                grid,
+                names,
+                nlive=nlive,
+                seed=args.seed + i,
+                discrepancy=discrepancy,
+            )
             for i, sp in enumerate(spectra)
         ]
         return [f.result() for f in futs]
 
 
-def _load_cache(path: Path | None, n: int, nlive: int, seed: int) -> list | None:
+def _load_cache(path: Path | None, n: int, nlive: int, seed: int, disc: str) -> list | None:
     if path is None or not path.is_file():
         return None
     data = np.load(path)
     if int(data["n"]) != n or int(data["nlive"]) != nlive or int(data["seed"]) != seed:
         return None
+    cached = str(data["discrepancy"]) if "discrepancy" in data else ""
+    if cached != disc:
+        return None
     return [(data[f"s{i}"], float(data["seconds"][i]), float(data["logz"][i])) for i in range(n)]
 
 
-def _save_cache(path: Path, refs: list, nlive: int, seed: int) -> None:
+def _save_cache(path: Path, refs: list, nlive: int, seed: int, disc: str) -> None:
     from atmospec._fileio import atomic_path
 
     arrays = {f"s{i}": r[0] for i, r in enumerate(refs)}
@@ -191,6 +215,7 @@ def _save_cache(path: Path, refs: list, nlive: int, seed: int) -> None:
             n=len(refs),
             nlive=nlive,
             seed=seed,
+            discrepancy=disc,
             seconds=np.array([r[1] for r in refs]),
             logz=np.array([r[2] for r in refs]),
             **arrays,
@@ -208,12 +233,16 @@ def _print_table(result: dict, details: dict, table, names: list[str]) -> None:
     t.add_column("TARP")
     for n in names:
         t.add_column(n)
+    clean = details.get("without_model_error")
+    if clean:
+        t.add_column("HPD, no model error")
     for lev, cov in result["coverage"].items():
         t.add_row(
             lev,
             f"{cov:.3f}",
             f"{details['coverage_tarp'][lev]:.3f}",
             *[f"{details['coverage_marginal'][n][lev]:.3f}" for n in names],
+            *([f"{clean['coverage_hpd'][lev]:.3f}"] if clean else []),
         )
     con.print(t)
     con.print(
@@ -234,11 +263,17 @@ def _print_table(result: dict, details: dict, table, names: list[str]) -> None:
         )
     con.print(t2)
     comp = details["compare"]
-    con.print(
-        f"median JSD {comp['median_jsd_bits']:.4f} bits (importance-corrected "
-        f"{comp.get('median_jsd_bits_is', float('nan')):.4f}; median IS efficiency "
-        f"{comp.get('is_efficiency_median', float('nan')):.2f})"
-    )
+    if "median_jsd_bits_is" in comp:
+        con.print(
+            f"median JSD {comp['median_jsd_bits']:.4f} bits (importance-corrected "
+            f"{comp['median_jsd_bits_is']:.4f}; median IS efficiency "
+            f"{comp['is_efficiency_median']:.2f})"
+        )
+    else:
+        con.print(
+            f"median JSD {comp['median_jsd_bits']:.4f} bits against nested sampling with the "
+            "NPE's model error (no importance correction: its grid likelihood has none)"
+        )
     con.print(
         f"time per posterior: NPE {result['posterior_ms']:.1f} ms for 10,000 samples "
         f"(CPU {details['posterior_cpu_ms_median']:.1f} ms), nested sampling "

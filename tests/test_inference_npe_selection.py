@@ -252,3 +252,22 @@ def test_cli_predict_with_the_npe(dback: Any, tmp_path: Path) -> None:
     wanted += [f"{p}_{s}" for p in ("teff", "logg", "mh", "fsed") for s in ("p84", "p2.5")]
     assert set(wanted + ["teff_p97.5"]) <= set(frame.columns)
     assert frame["model_id"][0].startswith(NPE)
+
+
+def test_several_grids_let_an_npe_trained_with_model_error_serve_its_snr_range(
+    dback: Any,
+) -> None:
+    # At S/N 12 Diamondback's learned model error (6-15 % of the flux) is about the noise, far
+    # above the 0.3 x noise a photon-noise-only NPE may serve; the shipped NPE was trained
+    # with that model error, so the several-grid predictor keeps it (and says why).
+    from atmospec.multigrid import MultiGridPredictor
+    from atmospec.multigrid.predictor import NPE_MODEL_ERROR_RATIO, model_error_ratio
+
+    mp = MultiGridPredictor(draws=200, ood=False, calibration=None)
+    spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 5, "me")
+    inp = mp.prepare(spec)
+    member = mp.primary.members[inp.member]
+    disc = mp.discrepancy["dback24"]
+    assert model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma) > NPE_MODEL_ERROR_RATIO
+    assert inp.member.startswith(NPE), inp.notes
+    assert "trained with dback24 model-error realisations" in inp.notes[-1]

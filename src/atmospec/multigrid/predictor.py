@@ -186,8 +186,9 @@ class MultiGridPredictor:
 
         With the default chain, a spectrum the NPE would serve goes to the CNN instead when
         the primary grid's model error is not small against its noise
-        (:func:`model_error_ratio` above :data:`NPE_MODEL_ERROR_RATIO`): the NPE was trained
-        with photon noise only, the CNN with model-error realisations.
+        (:func:`model_error_ratio` above :data:`NPE_MODEL_ERROR_RATIO`) and the NPE was
+        trained with photon noise only; an NPE trained with model-error realisations (its
+        record's ``model_error``) serves it, as the CNN would.
         """
         inp = self.primary.prepare(spectrum)
         policy = self.primary.policy
@@ -197,6 +198,14 @@ class MultiGridPredictor:
         if not inp.notes[-1].startswith(f"served by {policy.primary} "):
             return inp
         member = self.primary.members[getattr(inp, "member", "")]
+        npe = getattr(member, "npe", None)  # the NPE's member (the row it would serve)
+        trained_with = (getattr(npe, "meta_", None) or {}).get("model_error")
+        if trained_with:
+            inp.notes.append(
+                f"{policy.primary} was trained with {trained_with.get('grid', '')} model-error "
+                "realisations: its posterior includes the model error"
+            )
+            return inp
         ratio = model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma)
         if ratio <= NPE_MODEL_ERROR_RATIO:
             inp.notes.append(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "jsd_bits",
     "interval68",
+    "model_error_name",
     "nested_reference",
     "compare_one",
     "compare",
@@ -122,13 +123,19 @@ def compare_one(
     errors. Returns per parameter the 68 % intervals, the JSD (bits) of the 1-D marginals,
     and the wall time of each method (NPE: sampling ``n_samples`` draws). ``nested`` may
     pass a precomputed ``(samples, wall_seconds, logz)`` (see :func:`nested_reference`).
+    For an NPE trained with model-error realisations the nested-sampling likelihood carries
+    the same model error, and no importance correction is made (its grid likelihood has
+    photon noise only).
     """
     names = list(estimator.param_names_)
     t0 = time.perf_counter()
     draws = estimator.sample(spectrum, n=n_samples, seed=seed)
     npe_s = time.perf_counter() - t0
+    disc = model_error_name(estimator)
     if nested is None:
-        nested = nested_reference(spectrum, grid, names, nlive=nlive, dlogz=dlogz, seed=seed)
+        nested = nested_reference(
+            spectrum, grid, names, nlive=nlive, dlogz=dlogz, seed=seed, discrepancy=disc
+        )
     ref, nested_s, logz = nested
     row: dict[str, Any] = {
         "source": spectrum.name,
@@ -138,7 +145,7 @@ def compare_one(
         "nested_n": int(len(ref)),
     }
     iw = None
-    if importance:
+    if importance and not disc:  # the grid likelihood of the correction has no model error
         from atmospec.posteriors.importance import grid_likelihood, importance_correct
 
         t1 = time.perf_counter()
@@ -172,6 +179,22 @@ def compare_one(
     return row
 
 
+def model_error_name(estimator: NPEstimator) -> str:
+    """The model-error model an NPE was trained with (its recorded name; '' for none).
+
+    Raises:
+        ValueError: realisations at an amplitude other than 1 (no likelihood matches them).
+    """
+    cfg = getattr(estimator, "meta_", {}).get("config") or {}
+    name = str(cfg.get("discrepancy") or "")
+    if name and float(cfg.get("discrepancy_amplitude", 1.0)) != 1.0:
+        raise ValueError(
+            f"the NPE was trained with {name} realisations at amplitude "
+            f"{cfg['discrepancy_amplitude']}; the nested-sampling reference has none to match"
+        )
+    return name
+
+
 def nested_reference(
     spectrum: Spectrum,
     grid: ModelGrid | str,
@@ -180,21 +203,36 @@ def nested_reference(
     nlive: int = 250,
     dlogz: float = 0.5,
     seed: int = 0,
+    discrepancy: str = "",
 ) -> tuple[FloatArray, float, float]:
     """Nested-sampling posterior of one spectrum: ``(samples (n, d), wall seconds, log Z)``.
 
     Runs :func:`atmospec.fitting.fit_nested` (the classic fit's dynesty code: uniform
     priors over the grid box, flux scale marginalised analytically). ``grid`` may be a
-    name, so that this can run in a worker process.
+    name, so that this can run in a worker process. The likelihood is the one the NPE's
+    simulations follow: photon noise only, or (``discrepancy``: the name of the model-error
+    model the NPE was trained with, see :func:`atmospec.posteriors.pipeline.model_error_of`)
+    noise plus that model's covariance, untempered (the realisations the NPE saw are drawn
+    from it at amplitude 1).
     """
+    import dataclasses
+
     from atmospec.fitting.nested import fit_nested
 
     if isinstance(grid, str):
         from atmospec.grids import load_grid
 
         grid = load_grid(grid)
-    # the reference for simulated spectra is the noise-only likelihood the NPE was trained on
-    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed, discrepancy=None)
+    disc = None
+    if discrepancy:
+        from atmospec.discrepancy import DiscrepancyModel
+        from atmospec.training.discrepancy_augment import resolve_discrepancy
+
+        model = resolve_discrepancy(discrepancy)
+        if not isinstance(model, DiscrepancyModel):  # a name or folder always gives one
+            raise TypeError(f"{discrepancy!r} is not a discrepancy model")
+        disc = dataclasses.replace(model, temperature=1.0)
+    res = fit_nested(spectrum, grid, nlive=nlive, dlogz=dlogz, seed=seed, discrepancy=disc)
     logz = float(res.logz) if res.logz is not None else float("nan")
     if res.samples is None:  # fit_nested always returns its posterior samples
         raise RuntimeError("fit_nested returned no posterior samples")
@@ -239,7 +277,14 @@ def compare(
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futs = [
                 pool.submit(
-                    nested_reference, sp, grid.name, names, nlive=nlive, dlogz=dlogz, seed=seed + i
+                    nested_reference,
+                    sp,
+                    grid.name,
+                    names,
+                    nlive=nlive,
+                    dlogz=dlogz,
+                    seed=seed + i,
+                    discrepancy=model_error_name(estimator),
                 )
                 for i, sp in enumerate(spectra)
             ]
@@ -271,7 +316,7 @@ def compare(
         "npe_ms_median": float(table["npe_ms"].median()),
         "nested_seconds_median": float(table["nested_seconds"].median()),
     }
-    if importance:
+    if importance and "is_efficiency" in table:
         jis = table[[f"{p}_jsd_bits_is" for p in names]].to_numpy()
         summary["median_jsd_bits_is"] = float(np.median(jis))
         summary["is_efficiency_median"] = float(table["is_efficiency"].median())

@@ -444,10 +444,8 @@ class NPEstimator(Estimator):
             if mw is not None and (wave.shape != mw.shape or not np.allclose(wave, mw, rtol=1e-6)):
                 from atmospec.transforms import resample
 
-                good = (
-                    np.asarray(spectrum.good(), dtype=bool) if hasattr(spectrum, "good") else None
-                )
-                if good is not None and good.shape == wave.shape and not good.all():
+                good = ~np.asarray(spectrum.mask, dtype=bool)  # masked (e.g. NaN) pixels out
+                if not good.all():
                     wave, flux, sig = wave[good], flux[good], sig[good]
                 flux, sig = resample(mw, wave, flux, sig)
             return flux[None, :], sig[None, :], False

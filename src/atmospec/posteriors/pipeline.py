@@ -12,10 +12,21 @@ import numpy as np
 
 from atmospec.errors import FileFormatError
 
-__all__ = ["NPEConfig", "read_config", "train_npe", "calibrate_model", "test_split"]
+__all__ = [
+    "NPEConfig",
+    "read_config",
+    "train_npe",
+    "calibrate_model",
+    "test_split",
+    "model_error_of",
+    "add_model_error",
+]
 
 #: Seed offsets: training, validation and test simulations never share a random stream.
 _TRAIN, _VAL, _TEST = 0, 1, 2
+#: Sub-stream of each split for its model-error realisations (as the training-set builder's).
+_MODEL_ERROR = 4
+_CHUNK = 16384
 
 
 @dataclasses.dataclass
@@ -26,6 +37,12 @@ class NPEConfig:
         >>> cfg = NPEConfig(name="demo", n_train=1000)
         >>> cfg.grid, cfg.noise["snr_range"]
         ('dback24', [3.0, 30.0])
+
+    ``discrepancy`` names a model-discrepancy model (e.g. ``"dback24-spex"``, see
+    :func:`atmospec.training.discrepancy_augment.resolve_discrepancy`; ``""``: off). Every
+    training, validation and test spectrum then carries one realisation of it, drawn exactly
+    as the training-set builder draws them for the CNNs, so the posteriors include the model
+    error real spectra carry; ``discrepancy_amplitude`` scales those realisations.
     """
 
     name: str = "npe_dback24"
@@ -34,6 +51,8 @@ class NPEConfig:
     n_train: int = 100_000
     n_val: int = 5_000
     seed: int = 0
+    discrepancy: str = ""
+    discrepancy_amplitude: float = 1.0
     noise: dict[str, Any] = dataclasses.field(
         default_factory=lambda: {
             "snr_range": [3.0, 30.0],
@@ -113,20 +132,85 @@ def _simulator(cfg: NPEConfig) -> Any:
     return GridSimulator(grid, w[(w >= lo) & (w <= hi)])
 
 
+def model_error_of(estimator: Any) -> tuple[Any, float] | None:
+    """The model-discrepancy model (and amplitude) an NPE was trained with, from its record
+    (None: trained with photon noise only)."""
+    info = getattr(estimator, "meta_", {}).get("config") or {}
+    name = info.get("discrepancy") or ""
+    if not name:
+        return None
+    from atmospec.training.discrepancy_augment import resolve_discrepancy
+
+    return resolve_discrepancy(str(name)), float(info.get("discrepancy_amplitude", 1.0))
+
+
+def add_model_error(
+    flux: np.ndarray,
+    theta: np.ndarray,
+    simulator: Any,
+    model_error: tuple[Any, float],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``flux`` plus one model-discrepancy realisation per spectrum, in place, in chunks.
+
+    The realisations are those of the CNNs' training sets
+    (:func:`atmospec.training.discrepancy_augment.discrepancy_realisations`), at each
+    spectrum's Teff; ``model_error`` is ``(discrepancy model, amplitude)``.
+    """
+    from atmospec.training.discrepancy_augment import discrepancy_realisations
+
+    model, amplitude = model_error
+    teff = theta[:, list(simulator.param_names).index("teff")]
+    for i in range(0, flux.shape[0], _CHUNK):
+        part = slice(i, i + _CHUNK)
+        flux[part] += discrepancy_realisations(
+            model, simulator.wavelength, flux[part], teff[part], rng, amplitude
+        ).astype(flux.dtype)
+    return flux
+
+
+def _simulate(
+    simulator: Any,
+    n: int,
+    seed: int,
+    stream: int,
+    model_error: tuple[Any, float] | None,
+    dtype: Any = np.float64,
+) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """``(theta, flux, rng)`` of one split: prior draws, their model spectra and, when given,
+    model-error realisations from the split's own sub-stream."""
+    rng = np.random.default_rng([seed, stream])
+    theta = simulator.sample_prior(n, rng)
+    flux = simulator.models(theta, dtype=dtype)
+    if model_error is not None:
+        drng = np.random.default_rng([seed, stream, _MODEL_ERROR])
+        add_model_error(flux, theta, simulator, model_error, drng)
+    return theta, flux, rng
+
+
 def test_split(
-    estimator: Any, simulator: Any, n: int, seed: int
+    estimator: Any, simulator: Any, n: int, seed: int, *, model_error: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The held-out test split: ``(theta, noisy_flux, sigma)`` from the test seed stream.
 
     Parameters are fresh draws from the prior (uniform over the grid box, off-node almost
     surely), simulated through the interpolated grid and noised with the estimator's own
     noise model, from a random stream (``[seed, 2]``) that training (``[seed, 0]``) and
-    validation (``[seed, 1]``) never use.
+    validation (``[seed, 1]``) never use. An NPE trained with model-error realisations
+    (:func:`model_error_of`) is tested on spectra that carry them too (its own simulator);
+    ``model_error=False`` leaves them out (exact grid spectra: how much wider its intervals
+    are where the grid is right). Parameters and noise do not depend on that choice.
     """
-    rng = np.random.default_rng([seed, _TEST])
-    theta = simulator.sample_prior(n, rng)
-    noisy, sigma = estimator.noise.draw(simulator.models(theta), rng)
+    me = model_error_of(estimator) if model_error else None
+    theta, flux, rng = _simulate(simulator, n, seed, _TEST, me)
+    noisy, sigma = estimator.noise.draw(flux, rng)
     return theta, noisy, sigma
+
+
+def _describe(model_error: tuple[Any, float]) -> dict[str, Any] | None:
+    from atmospec.training.discrepancy_augment import describe
+
+    return describe(*model_error)
 
 
 def _regions(theta: np.ndarray, snr: np.ndarray, names: tuple[str, ...], bounds: dict) -> dict:
@@ -150,11 +234,13 @@ def calibrate_model(
     n_samples: int | None = None,
     seed: int | None = None,
     out: str | os.PathLike[str] | None = None,
+    model_error: bool = True,
 ) -> Any:
     """Calibration report of a saved NPE (name or folder) on its held-out simulation split.
 
-    The grid, wavelength range and noise model are read from the model's record, so the
-    test spectra come from the same simulator the model was trained for. Writes
+    The grid, wavelength range, noise model and model-error realisations are read from the
+    model's record, so the test spectra come from the same simulator the model was trained
+    for (``model_error=False``: without the realisations, see :func:`test_split`). Writes
     ``calibration.json`` and ``calibration.png`` into ``out`` when given.
     """
     from atmospec.models import load_model
@@ -179,7 +265,8 @@ def calibrate_model(
             f"model {cfg.name}: its wavelength axis does not match grid {cfg.grid} in "
             f"{cfg.wave_range} um; was the grid file rebuilt differently?"
         )
-    theta, noisy, sigma = test_split(est, sim, n_tests, seed)
+    theta, noisy, sigma = test_split(est, sim, n_tests, seed, model_error=model_error)
+    me = model_error_of(est) if model_error else None
     snr = np.median(noisy / sigma, axis=1)
     t0 = time.perf_counter()
     rep = calibrate_estimator(
@@ -197,6 +284,7 @@ def calibrate_model(
             "split": "held-out simulations (test seed stream), parameters uniform over the grid box",
             "snr_range": list(est.noise.snr_range),
             "seed": seed,
+            "model_error": None if me is None else _describe(me),
         },
     )
     rep.meta["seconds"] = time.perf_counter() - t0
@@ -222,11 +310,14 @@ def train_npe(
 
     cfg = config if isinstance(config, NPEConfig) else read_config(config)
     sim = _simulator(cfg)
+    me = None
+    if cfg.discrepancy:
+        from atmospec.training.discrepancy_augment import resolve_discrepancy
+
+        me = (resolve_discrepancy(cfg.discrepancy), float(cfg.discrepancy_amplitude))
     t0 = time.perf_counter()
-    theta = sim.sample_prior(cfg.n_train, np.random.default_rng([cfg.seed, _TRAIN]))
-    flux = sim.models(theta, dtype=np.float32)
-    theta_v = sim.sample_prior(cfg.n_val, np.random.default_rng([cfg.seed, _VAL]))
-    flux_v = sim.models(theta_v, dtype=np.float32)
+    theta, flux, _ = _simulate(sim, cfg.n_train, cfg.seed, _TRAIN, me, np.float32)
+    theta_v, flux_v, _ = _simulate(sim, cfg.n_val, cfg.seed, _VAL, me, np.float32)
     sim_seconds = time.perf_counter() - t0
     noise_fields: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in cfg.noise.items()
@@ -237,6 +328,7 @@ def train_npe(
     est.fit(flux, theta, wavelength=sim.wavelength, validation=(flux_v, theta_v))
     est.meta_["config"] = dataclasses.asdict(cfg)
     est.meta_["grid"] = cfg.grid
+    est.meta_["model_error"] = None if me is None else _describe(me)
     est.meta_["simulation_seconds"] = sim_seconds
     est.meta_["provenance"] = provenance(
         seed=cfg.seed,
