@@ -119,7 +119,9 @@ class MultiGridPredictor:
             )
         self.coverage = self.primary.coverage
         self.policy = self.primary.policy
-        self.base_model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id
+        # every learned model is named: retraining any of them makes a calibration stale
+        others = "".join(f"|{g}={p.model_id}" for g, p in self.learned.items())
+        self.base_model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id + others
         self.calibration, self.calibration_note = self._calibration(calibration)
         self.model_id = self.base_model_id + (
             f"|calibrated:{self.calibration.digest()}" if self.calibration is not None else ""
