@@ -132,6 +132,9 @@ class NPEstimator(Estimator):
     learned state (``param_names_``, ``bounds_``, ``wavelength_``, ``meta_``, ``model_``...);
     ``predict`` gives the posterior mean and sd as a
     :class:`~atmospec.estimators.base.Prediction` and ``sample`` posterior draws.
+    ``temperature_`` (1 after ``fit``) scales the flow's base distribution when sampling and
+    in ``log_prob``; :func:`atmospec.posteriors.tempering.fit_temperature` chooses it on
+    held-out simulations, and it is saved with the model.
 
     Args:
         param_names: parameter names, in column order of ``theta``.
@@ -179,6 +182,7 @@ class NPEstimator(Estimator):
     wavelength_: NDArray[np.float64] | None  # type: ignore[assignment]  # optional for an NPE
     model_: Any  # the PosteriorFlow
     record_: dict[str, Any]  # the saved record (load only)
+    temperature_: float = 1.0  # latent temperature of the flow's base (see tempering.py)
 
     def __init__(
         self,
@@ -342,6 +346,7 @@ class NPEstimator(Estimator):
         self.param_names_ = tuple(box)
         self.bounds_ = box
         self.meta_ = {}
+        self.temperature_ = 1.0
         f = np.asarray(X)
         if f.dtype not in (np.float32, np.float64):
             f = f.astype(np.float64)
@@ -472,16 +477,19 @@ class NPEstimator(Estimator):
         seed: int = 0,
         *,
         chunk: int = 64,
+        temperature: float | None = None,
     ) -> NDArray[np.float64]:
         """Posterior samples in physical units: ``(n, n_params)``, or ``(batch, n, n_params)``.
 
         ``spectrum`` is a :class:`atmospec.spectrum.Spectrum` (with uncertainties; resampled
         onto the model's wavelength axis when it differs), a flux array ``(n_pix,)`` or a
-        batch ``(batch, n_pix)`` with ``sigma`` of the same shape.
+        batch ``(batch, n_pix)`` with ``sigma`` of the same shape. ``temperature``: the flow's
+        latent temperature (default: the fitted ``temperature_``).
         """
         import torch
 
         self._require_fitted()
+        tau = self.temperature_ if temperature is None else float(temperature)
         f, s, batch = self._prepare(spectrum, sigma)
         out = np.empty((f.shape[0], n, len(self.param_names_)))
         gen = torch.Generator().manual_seed(int(seed))
@@ -489,7 +497,7 @@ class NPEstimator(Estimator):
             for i in range(0, f.shape[0], chunk):
                 x, ls = self._inputs(f[i : i + chunk], s[i : i + chunk])
                 ctx = self.model_.context(x, ls)
-                z = self.model_.sample(ctx, (n,), generator=gen)  # (n, b, d)
+                z = self.model_.sample(ctx, (n,), generator=gen, temperature=tau)  # (n, b, d)
                 out[i : i + chunk] = self.from_z(z.permute(1, 0, 2).double().numpy())
         return out if batch else out[0]
 
@@ -518,15 +526,22 @@ class NPEstimator(Estimator):
         return self._moments(np.atleast_3d(self.sample(X, sigma, n=1000)))
 
     def log_prob(
-        self, theta: ArrayLike, spectrum: Any, sigma: ArrayLike | None = None
+        self,
+        theta: ArrayLike,
+        spectrum: Any,
+        sigma: ArrayLike | None = None,
+        *,
+        temperature: float | None = None,
     ) -> NDArray[np.float64]:
         """``log q(theta | spectrum)`` in physical units (Jacobian of the box map included).
 
-        ``theta`` is ``(m, n_params)`` for one spectrum, or ``(batch, m, n_params)``.
+        ``theta`` is ``(m, n_params)`` for one spectrum, or ``(batch, m, n_params)``;
+        ``temperature`` as in :meth:`sample` (the density :meth:`sample` draws from).
         """
         import torch
 
         self._require_fitted()
+        tau = self.temperature_ if temperature is None else float(temperature)
         f, s, batch = self._prepare(spectrum, sigma)
         th = np.asarray(theta, dtype=np.float64)
         th3 = th if batch else th[None]
@@ -537,7 +552,7 @@ class NPEstimator(Estimator):
         z = torch.as_tensor(self.to_z(th3), dtype=torch.float32).permute(1, 0, 2)  # (m, b, d)
         with torch.no_grad():
             x, ls = self._inputs(f, s)
-            lq = self.model_.log_prob(z, self.model_.context(x, ls)).double().numpy().T
+            lq = self.model_.log_prob(z, self.model_.context(x, ls), tau).double().numpy().T
         out = np.where(inside, lq + self._log_jacobian(th3), -np.inf)
         return out if batch else out[0]
 
@@ -585,6 +600,7 @@ class NPEstimator(Estimator):
             "n_pixels": self.n_pixels_,
             "ls_mean": self.ls_mean_,
             "ls_std": self.ls_std_,
+            "temperature": self.temperature_,
             "history": getattr(self, "history_", {}),
             "meta": self.meta_,
             "provenance": self.meta_.get("provenance")
@@ -631,6 +647,9 @@ class NPEstimator(Estimator):
             est.n_pixels_ = int(record["n_pixels"])
             est.ls_mean_ = float(record["ls_mean"])
             est.ls_std_ = float(record["ls_std"])
+            est.temperature_ = float(record.get("temperature", 1.0))
+            if not est.temperature_ > 0:
+                raise ValueError(f"temperature must be positive, got {est.temperature_}")
             est.x_mean_ = arrays["x_mean"]
             est.x_std_ = arrays["x_std"]
             est.wavelength_ = arrays.get("wavelength")
