@@ -134,3 +134,19 @@ def test_calibrated_posterior_is_left_alone_and_tau_is_saved(npe, tmp_path) -> N
         npe.temperature_ = 1.0
     with pytest.raises(ValueError, match="include 1"):
         fit_temperature(npe, flux, sig, theta, temperatures=(1.5, 2.0))
+
+
+@pytest.mark.parametrize("box_map", ["logit", "probit"])
+def test_box_map_round_trip_and_jacobian(box_map) -> None:
+    est = NPEstimator(["a", "b"], BOX, box_map=box_map)
+    theta = np.array([[-2.9, 0.3], [1.7, 2.999]])
+    assert np.allclose(est.from_z(est.to_z(theta)), theta, atol=1e-9)
+    # log |dz/dtheta| against a central finite difference, per parameter
+    h = 1e-6
+    num = np.log((est.to_z(theta + h) - est.to_z(theta - h)) / (2 * h)).sum(-1)
+    assert np.allclose(est._log_jacobian(theta), num, atol=1e-4)
+    if box_map == "probit":  # the uniform prior maps to the flow's N(0, 1) base exactly
+        z = est.to_z(np.random.default_rng(0).uniform(-3, 3, (20000, 2)))
+        assert np.allclose(z.std(0), 1.0, atol=0.02) and np.allclose(z.mean(0), 0, atol=0.03)
+    with pytest.raises(ValueError, match="box_map"):
+        NPEstimator(["a"], {"a": (0.0, 1.0)}, box_map="tanh")._box()

@@ -136,6 +136,10 @@ def train_abundance_npe(
         "bins": 8,
         "lr": 1e-3,
         "batch_size": 256,
+        # uniform prior = the flow's N(0, 1) base: undetected molecules (flat down to the
+        # bound) are representable; under the logit map their density at the truth was far
+        # too low and the joint HPD regions missed (42-47 % coverage at 68 %)
+        "box_map": "probit",
         **(hyper or {}),
     }
     threads = torch.get_num_threads()
@@ -181,7 +185,7 @@ def calibration_seed(seed: int) -> int:
 
 
 def calibrate(
-    est: TransitNPE, retrieval: Retrieval, *, n: int = 1000, seed: int = 0, n_samples: int = 300
+    est: TransitNPE, retrieval: Retrieval, *, n: int = 1000, seed: int = 0, n_samples: int = 200
 ) -> dict[str, Any]:
     """Fit the latent temperature of ``est`` on ``n`` fresh simulations and set it.
 

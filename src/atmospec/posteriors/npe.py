@@ -18,6 +18,7 @@ __all__ = ["NoiseModel", "NPEstimator", "DEFAULT_NOISE"]
 
 KIND = "npe"
 _EPS = 1e-6
+BOX_MAPS = ("logit", "probit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,11 @@ class NPEstimator(Estimator):
         weight_decay: AdamW weight decay.
         seed: seed of weights, noise and validation split.
         num_threads: torch CPU threads while training (None: unchanged).
+        box_map: how a position ``u`` in the prior box maps to the flow's space: ``"logit"``
+            (``log u - log(1 - u)``, the default) or ``"probit"`` (the standard-normal
+            quantile of ``u``: the uniform prior becomes exactly the flow's ``N(0, 1)`` base,
+            so a posterior that stays flat up to a bound, as for an undetected molecule, has
+            the Gaussian tails the flow can represent; the logit's exponential tails it cannot).
 
     Example:
         >>> import numpy as np
@@ -208,6 +214,7 @@ class NPEstimator(Estimator):
         weight_decay: float = 1e-5,
         seed: int = 0,
         num_threads: int | None = None,
+        box_map: str = "logit",
     ) -> None:
         self.param_names = param_names
         self.bounds = bounds
@@ -230,6 +237,7 @@ class NPEstimator(Estimator):
         self.weight_decay = weight_decay
         self.seed = seed
         self.num_threads = num_threads
+        self.box_map = box_map
 
     def _box(self) -> dict[str, tuple[float, float]]:
         """The prior box from the hyperparameters, checked."""
@@ -238,6 +246,8 @@ class NPEstimator(Estimator):
         if missing:
             raise ValueError(f"bounds missing for parameters {missing}")
         box = {p: (float(self.bounds[p][0]), float(self.bounds[p][1])) for p in names}
+        if self.box_map not in BOX_MAPS:
+            raise ValueError(f"box_map must be one of {BOX_MAPS}, got {self.box_map!r}")
         for p, (lo, hi) in box.items():
             if not hi > lo:
                 raise ValueError(f"bounds of {p!r} must have high > low, got {(lo, hi)}")
@@ -251,22 +261,38 @@ class NPEstimator(Estimator):
         hi = np.array([b[1] for b in box.values()])
         return lo, hi
 
+    @property
+    def _probit(self) -> bool:
+        return getattr(self, "box_map", "logit") == "probit"
+
     def to_z(self, theta: ArrayLike) -> NDArray[np.float64]:
-        """Physical parameters -> flow space (logit of the position inside the box)."""
+        """Physical parameters -> flow space (logit or probit of the position inside the box)."""
         lo, hi = self._lo_hi
         u = np.clip((np.asarray(theta, dtype=np.float64) - lo) / (hi - lo), _EPS, 1 - _EPS)
+        if self._probit:
+            from scipy.special import ndtri
+
+            return np.asarray(ndtri(u), dtype=np.float64)
         return np.log(u) - np.log1p(-u)
 
     def from_z(self, z: ArrayLike) -> NDArray[np.float64]:
         """Flow space -> physical parameters (always inside the box)."""
         lo, hi = self._lo_hi
-        u = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+        if self._probit:
+            from scipy.special import ndtr
+
+            u = ndtr(np.asarray(z, dtype=np.float64))
+        else:
+            u = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
         return lo + (hi - lo) * u
 
     def _log_jacobian(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """``log |dz/dtheta|`` summed over parameters."""
         lo, hi = self._lo_hi
         u = np.clip((theta - lo) / (hi - lo), _EPS, 1 - _EPS)
+        if self._probit:  # dz/du = 1 / phi(z)
+            z = self.to_z(theta)
+            return np.sum(0.5 * z**2 + 0.5 * np.log(2 * np.pi) - np.log(hi - lo), axis=-1)
         return np.sum(-np.log(u) - np.log1p(-u) - np.log(hi - lo), axis=-1)
 
     # -- inputs --------------------------------------------------------------------------
@@ -576,6 +602,7 @@ class NPEstimator(Estimator):
             "scheduler": self.scheduler,
             "weight_decay": self.weight_decay,
             "seed": self.seed,
+            "box_map": self.box_map,
         }
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
