@@ -117,8 +117,21 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     r = _retrieval(small_sim)
     hyper = {"width": 64, "n_features": 32, "transforms": 3}
     est = load_or_train(
-        r, folder=tmp_path, n=3000, noise_draws=2, max_epochs=15, max_minutes=5.0, hyper=hyper
+        r,
+        folder=tmp_path,
+        n=3000,
+        noise_draws=2,
+        max_epochs=15,
+        max_minutes=5.0,
+        hyper=hyper,
+        n_calibration=300,
     )
+    # calibrated on its own simulations: the latent temperature and how it was chosen are
+    # recorded, and it widens (never narrows) the flow
+    cal = est.meta_["calibration"]
+    assert cal["n_calibration"] == 300 and est.temperature_ == cal["temperature"] >= 1.0
+    assert cal["worst_error_tempered"] <= cal["worst_error_untempered"]
+    assert est.box_map == "probit"
     theta, _, noisy = r.simulate(12, seed=99)
     draws = est.sample(noisy, np.broadcast_to(r.spec.error, noisy.shape), n=400, seed=3)
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=1)
@@ -133,6 +146,7 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     assert isinstance(again, TransitNPE) and again.meta_["n_simulated"] == 3000
     record = json.loads((folder / "model.json").read_text())
     assert record["kind"] == "transit_retrieval_npe" and record["meta"]["digest"] == r.digest()
+    assert record["temperature"] == est.temperature_ == again.temperature_
     assert record["meta"]["provenance"]["seed"] == 0
     from atmospec.models import load_model
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from atmospec.posteriors.npe import NPEstimator
 __all__ = [
     "KIND",
     "TransitNPE",
+    "ResidualNoise",
     "train_abundance_npe",
     "calibrate",
     "load_or_train",
@@ -54,6 +56,43 @@ log = logging.getLogger(__name__)
 OOD_FACTOR = 3.0
 """A spectrum whose standardised input power exceeds this multiple of the 99.9th percentile
 of the training spectra is refused as outside the prior."""
+
+
+@dataclass(frozen=True)
+class ResidualNoise:
+    """Training noise of the retrieval NPE: Gaussian noise of the observed error bars, then each
+    instrument's error-weighted mean removed (the offset-free residual the likelihood reads).
+
+    It has the ``draw(flux, rng) -> (noisy, sigma)`` contract of
+    :class:`~atmospec.posteriors.npe.NoiseModel`, so the estimator redraws it every epoch.
+
+    Example:
+        >>> nz = ResidualNoise((1.0, 1.0, 2.0), (0, 0, 1))
+        >>> noisy, sig = nz.draw(np.zeros((2, 3)), np.random.default_rng(0))
+        >>> bool(abs(noisy[0, :2].sum()) < 1e-12 and noisy[0, 2] == 0.0), sig[0].tolist()
+        (True, [1.0, 1.0, 2.0])
+    """
+
+    error: tuple[float, ...]
+    instrument: tuple[int, ...]
+
+    @classmethod
+    def of(cls, retrieval: Retrieval) -> ResidualNoise:
+        """The noise of ``retrieval``'s spectrum."""
+        return cls(
+            tuple(float(e) for e in retrieval.spec.error), tuple(int(i) for i in retrieval.ids)
+        )
+
+    def draw(
+        self, flux: NDArray[np.floating[Any]], rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        err = np.asarray(self.error)
+        ids = np.asarray(self.instrument)
+        noisy = np.asarray(flux, dtype=np.float64) + err * rng.standard_normal(np.shape(flux))
+        onehot = np.eye(int(ids.max()) + 1)[ids]
+        w = 1.0 / err**2
+        means = (noisy * w) @ onehot / (w @ onehot)
+        return noisy - means[:, ids], np.broadcast_to(err, noisy.shape).copy()
 
 
 class TransitNPE(NPEstimator):
@@ -81,7 +120,19 @@ class TransitNPE(NPEstimator):
             raise ModelFileError(
                 f"{path}: not a transit retrieval NPE (kind={record.get('kind')!r})"
             )
-        est = cls._from_record(record, arrays, path)
+        noise = record.get("noise", {})
+        if "error" in noise:  # the residual noise it was trained with, rebuilt after loading
+            est = cls._from_record({**record, "noise": {}}, arrays, path)
+            try:
+                est.noise = ResidualNoise(  # type: ignore[assignment]
+                    tuple(float(e) for e in noise["error"]),
+                    tuple(int(i) for i in noise["instrument"]),
+                )
+            except (KeyError, TypeError, ValueError) as err:
+                raise ModelFileError(f"{path}: unreadable training noise ({err})") from None
+            est.record_ = record
+        else:
+            est = cls._from_record(record, arrays, path)
         assert isinstance(est, TransitNPE)
         return est
 
@@ -111,9 +162,11 @@ def train_abundance_npe(
 ) -> TransitNPE:
     """Simulate ``n`` planets from the prior on ``retrieval``'s bins and train the NPE.
 
-    Each planet gets ``noise_draws`` noise realisations from the observed error bars. Then
-    its latent temperature is fitted on ``n_calibration`` further planets (:func:`calibrate`;
-    0 leaves it at 1, uncalibrated).
+    Each planet appears ``noise_draws`` times per epoch, each time with fresh Gaussian noise of
+    the observed error bars (:class:`ResidualNoise`: a network shown the same noisy spectra
+    every epoch learns their noise and becomes over-confident on new ones). Then its latent
+    temperature is fitted on ``n_calibration`` further planets (:func:`calibrate`; 0 leaves
+    it at 1, uncalibrated).
 
     Example:
         >>> est = train_abundance_npe(retrieval, n=2000, max_minutes=1)   # doctest: +SKIP
@@ -123,11 +176,11 @@ def train_abundance_npe(
     from atmospec._fileio import provenance
 
     t0 = time.perf_counter()
-    theta, _, noisy = retrieval.simulate(n, seed=seed, noise_draws=noise_draws)
+    theta, depth, _ = retrieval.simulate(n, seed=seed)
     sim_s = time.perf_counter() - t0
     log.info("simulated %d planets on %d bins in %.0f s", n, len(retrieval.spec), sim_s)
-    th = np.repeat(theta, noise_draws, axis=0)
-    err = np.broadcast_to(retrieval.spec.error, noisy.shape)
+    noise = ResidualNoise.of(retrieval)
+    n_val = max(1, n // 10)  # held-out planets (noised once, fixed seed) for early stopping
     settings = {
         "n_features": 64,
         "width": 256,
@@ -136,9 +189,8 @@ def train_abundance_npe(
         "bins": 8,
         "lr": 1e-3,
         "batch_size": 256,
-        # uniform prior = the flow's N(0, 1) base: undetected molecules (flat down to the
-        # bound) are representable; under the logit map their density at the truth was far
-        # too low and the joint HPD regions missed (42-47 % coverage at 68 %)
+        # the uniform prior is exactly the flow's N(0, 1) base: a posterior flat down to a
+        # bound (an undetected molecule) keeps Gaussian tails in the flow's space
         "box_map": "probit",
         **(hyper or {}),
     }
@@ -151,11 +203,18 @@ def train_abundance_npe(
         max_seconds=60.0 * max_minutes,
         seed=seed,
         num_threads=1,
+        noise=noise,  # type: ignore[arg-type]  # same draw() contract as NoiseModel
         **settings,
     )
-    est.fit(noisy, th, sigma=np.array(err), wavelength=None)
+    est.fit(
+        np.repeat(depth[n_val:], noise_draws, axis=0),
+        np.repeat(theta[n_val:], noise_draws, axis=0),
+        validation=(depth[:n_val], theta[:n_val]),
+        wavelength=None,
+    )
     torch.set_num_threads(threads)
-    power = est.input_power(noisy[:4096], retrieval.spec.error)
+    noisy, _ = noise.draw(depth[:4096], np.random.default_rng([seed, 2]))
+    power = est.input_power(noisy, retrieval.spec.error)
     est.meta_ = {
         "digest": retrieval.digest(),
         "spectrum": retrieval.spec.name,
