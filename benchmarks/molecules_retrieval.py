@@ -107,13 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep the trained NPEs here and reuse them on a rerun (default: train afresh)",
     )
+    ap.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="fit the latent temperature again on a cached NPE (after a change of the fit)",
+    )
     args = ap.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(1)
     from atmospec.data import shared_data
-    from atmospec.molecules.abundances import coverage, load_or_train
+    from atmospec.molecules.abundances import calibrate, coverage, load_or_train
     from atmospec.molecules.dataset import build_simulator
     from atmospec.molecules.nested import detection_significance
     from atmospec.molecules.retrieval import Retrieval
@@ -149,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             max_minutes=minutes,
             max_epochs=epochs,
         )
+        if args.recalibrate:
+            calibrate(est, ret, seed=args.seed)
         train_s = time.perf_counter() - t0
         cal = est.meta_["calibration"]
         # the third set: same seed for both temperatures (same planets, same latent draws)

@@ -8,8 +8,11 @@ temperature) come out thinner than they are. Drawing the flow's base variable fr
 at once, correlations and shapes kept, and gives an exact density (the flow's Jacobian is
 unchanged; only the base term is), so HPD coverage of the tempered posterior is still
 measurable. :func:`fit_temperature` picks ``tau`` on a calibration set of simulations
-(disjoint from training and from any test set): the value on a grid that minimises the worst
-departure from the diagonal of the HPD, TARP and mean marginal coverage at the given levels.
+(disjoint from training and from any test set): among the grid values whose mean marginal
+coverage stays within ``tolerance`` of every level (the marginals are usually right already,
+and widening must not spoil them), the one that minimises the worst departure of the HPD and
+TARP coverage from the diagonal; if no value keeps the marginals within tolerance, the one
+that minimises the worst departure of all three.
 The same latent draws are reused at every ``tau`` (common random numbers), so the curve over
 ``tau`` is smooth.
 """
@@ -47,6 +50,7 @@ class TemperatureFit:
     ``curves[kind]`` holds, for each temperature of ``temperatures``, the coverage at each
     of ``levels`` (``kind``: ``"hpd"``, ``"tarp"``, ``"marginal"``: mean over parameters of
     the central-interval coverage); ``loss`` the worst ``|coverage - level|`` over all three.
+    ``constrained``: whether the chosen value keeps the marginals within ``tolerance``.
     """
 
     temperature: float
@@ -57,11 +61,13 @@ class TemperatureFit:
     temperatures: tuple[float, ...]
     curves: dict[str, list[list[float]]] = field(default_factory=dict)
     loss: tuple[float, ...] = ()
+    tolerance: float = 0.03
+    constrained: bool = True
 
     def coverage(self, temperature: float | None = None) -> dict[str, dict[str, float]]:
         """Calibration-set coverage at ``temperature`` (default: the chosen one)."""
         t = self.temperature if temperature is None else temperature
-        i = int(np.argmin(np.abs(np.asarray(self.temperatures) - t)))
+        i = int(np.argmin(np.abs(np.asarray(self.temperatures) - t)))  # nearest grid value
         return {
             kind: {str(lv): round(float(c), 4) for lv, c in zip(self.levels, cur[i], strict=True)}
             for kind, cur in self.curves.items()
@@ -80,8 +86,18 @@ class TemperatureFit:
             "coverage_untempered": self.coverage(1.0),
             "coverage_tempered": self.coverage(),
             "worst_error_untempered": round(float(self.loss[0]), 4),
-            "worst_error_tempered": round(float(min(self.loss)), 4),
+            "worst_error_tempered": round(float(self.loss[self._index()]), 4),
+            "objective": (
+                f"smallest worst HPD/TARP error with mean marginal coverage within "
+                f"{self.tolerance:g}"
+                if self.constrained
+                else "smallest worst HPD/TARP/marginal error (no temperature kept the "
+                f"marginals within {self.tolerance:g})"
+            ),
         }
+
+    def _index(self) -> int:
+        return int(np.argmin(np.abs(np.asarray(self.temperatures) - self.temperature)))
 
 
 def tempered_coverage(
@@ -128,6 +144,7 @@ def fit_temperature(
     levels: Sequence[float] = FIT_LEVELS,
     n_samples: int = 300,
     seed: int = 0,
+    tolerance: float = 0.03,
 ) -> TemperatureFit:
     """Choose the latent temperature of ``estimator`` on calibration simulations.
 
@@ -142,11 +159,13 @@ def fit_temperature(
         n_samples: posterior draws per calibration spectrum.
         seed: seed of the draws and of TARP's reference points (the same at every
             temperature).
+        tolerance: how far the mean marginal coverage may depart from each level.
 
     Returns:
         A :class:`TemperatureFit`; its ``temperature`` minimises the worst ``|coverage -
-        level|`` over HPD, TARP and mean marginal coverage (the smallest such value on ties).
-        Nothing is changed on ``estimator``: set ``estimator.temperature_`` yourself.
+        level|`` of HPD and TARP among the values whose mean marginal coverage stays within
+        ``tolerance``, or, if none does, of all three (the smallest value on ties). Nothing
+        is changed on ``estimator``: set ``estimator.temperature_`` yourself.
 
     Example:
         >>> import numpy as np
@@ -168,15 +187,20 @@ def fit_temperature(
         raise ValueError(f"temperatures must be positive and include 1, got {temps}")
     lev = tuple(float(v) for v in levels)
     curves: dict[str, list[list[float]]] = {"hpd": [], "tarp": [], "marginal": []}
-    loss = []
+    loss, joint, marginal = [], [], []
     for tau in temps:
         cov = tempered_coverage(
             estimator, flux, sigma, theta, tau, levels=lev, n_samples=n_samples, seed=seed
         )
+        err = {k: float(np.max(np.abs(c - np.asarray(lev)))) for k, c in cov.items()}
         for kind, c in cov.items():
             curves[kind].append([float(v) for v in c])
-        loss.append(max(float(np.max(np.abs(c - np.asarray(lev)))) for c in cov.values()))
-    order = sorted(range(len(temps)), key=lambda i: (round(loss[i], 6), temps[i]))
+        loss.append(max(err.values()))
+        joint.append(max(err["hpd"], err["tarp"]))
+        marginal.append(err["marginal"])
+    feasible = [i for i in range(len(temps)) if marginal[i] <= tolerance]
+    crit = joint if feasible else loss
+    order = sorted(feasible or range(len(temps)), key=lambda i: (round(crit[i], 6), temps[i]))
     # the untempered flow first in the record, so coverage(1.0) and loss[0] refer to it
     first = temps.index(1.0)
     idx = [first, *(i for i in range(len(temps)) if i != first)]
@@ -189,4 +213,6 @@ def fit_temperature(
         temperatures=tuple(temps[i] for i in idx),
         curves={k: [v[i] for i in idx] for k, v in curves.items()},
         loss=tuple(loss[i] for i in idx),
+        tolerance=tolerance,
+        constrained=bool(feasible),
     )
