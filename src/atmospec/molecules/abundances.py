@@ -13,9 +13,10 @@ by the digest of the bins, errors, prior, gravity, stellar radius and opacities,
 request for the same binning loads it in a second. Once trained it answers any spectrum on
 those bins in milliseconds.
 
-Calibration. Trained by maximum likelihood, the flow's marginals are calibrated but its joint
-posterior is too narrow (HPD regions of WASP-39b's and WASP-80b's bins held the truth in 47
-and 42 % of held-out simulations at 68 %). After training, a latent temperature ``tau`` (the
+Calibration. Trained by maximum likelihood on fixed noisy spectra, the flow's marginals were
+calibrated but its joint posterior too narrow (HPD regions of WASP-39b's and WASP-80b's bins
+held the truth in 47 and 42 % of held-out simulations at 68 %). Noise is now redrawn every
+epoch (:class:`ResidualNoise`), and after training a latent temperature ``tau`` (the
 flow's base drawn from ``N(0, tau^2 I)``, :mod:`atmospec.posteriors.tempering`) is chosen on
 a calibration set of fresh simulations (:func:`calibrate`, its own seed stream, never the
 training planets and never the coverage test) and saved with the model; the record
