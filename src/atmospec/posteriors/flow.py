@@ -390,8 +390,14 @@ class PosteriorFlow(nn.Module):
         """The embedding (flow context) of a batch of standardised inputs."""
         return self.embedding(flux, log_sigma)
 
-    def log_prob(self, z: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """``log q(z | ctx)``; ``z`` is ``(..., batch, d)``, ``ctx`` is ``(batch, n_features)``."""
+    def log_prob(
+        self, z: torch.Tensor, ctx: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """``log q(z | ctx)``; ``z`` is ``(..., batch, d)``, ``ctx`` is ``(batch, n_features)``.
+
+        ``temperature`` ``tau``: the density of the tempered flow, whose base distribution is
+        ``N(0, tau^2 I)`` instead of ``N(0, I)`` (what :meth:`sample` draws at that temperature).
+        """
         u = z
         total = z.new_zeros(z.shape[:-1])
         for b in reversed(self._blocks()):
@@ -400,7 +406,10 @@ class PosteriorFlow(nn.Module):
         for c in self._couplings():
             u, ladj = c(u, c.lin_c(ctx))
             total = total + ladj
-        base = -0.5 * (u**2).sum(-1) - 0.5 * self.n_params * math.log(2 * math.pi)
+        tau = float(temperature)
+        base = -0.5 * (u**2).sum(-1) / tau**2 - self.n_params * (
+            0.5 * math.log(2 * math.pi) + math.log(tau)
+        )
         return base + total
 
     def sample(
@@ -408,10 +417,19 @@ class PosteriorFlow(nn.Module):
         ctx: torch.Tensor,
         shape: tuple[int, ...] = (),
         generator: torch.Generator | None = None,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
-        """Draw ``shape + ctx.shape[:-1] + (d,)`` standardised parameters."""
+        """Draw ``shape + ctx.shape[:-1] + (d,)`` standardised parameters.
+
+        ``temperature`` ``tau`` scales the base draws (``N(0, tau^2 I)``): ``tau > 1`` widens
+        the posterior in the flow's latent space, joint shape included (see
+        :mod:`atmospec.posteriors.tempering`); the same generator state gives the same
+        latent draws at every temperature.
+        """
         full = (*shape, *ctx.shape[:-1], self.n_params)
         u = torch.randn(full, generator=generator, dtype=ctx.dtype, device=ctx.device)
+        if temperature != 1.0:
+            u = u * float(temperature)
         for c in reversed(self._couplings()):
             u = c.inverse(u, c.lin_c(ctx))
         for b in self._blocks():

@@ -18,6 +18,7 @@ __all__ = ["NoiseModel", "NPEstimator", "DEFAULT_NOISE"]
 
 KIND = "npe"
 _EPS = 1e-6
+BOX_MAPS = ("logit", "probit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +133,9 @@ class NPEstimator(Estimator):
     learned state (``param_names_``, ``bounds_``, ``wavelength_``, ``meta_``, ``model_``...);
     ``predict`` gives the posterior mean and sd as a
     :class:`~atmospec.estimators.base.Prediction` and ``sample`` posterior draws.
+    ``temperature_`` (1 after ``fit``) scales the flow's base distribution when sampling and
+    in ``log_prob``; :func:`atmospec.posteriors.tempering.fit_temperature` chooses it on
+    held-out simulations, and it is saved with the model.
 
     Args:
         param_names: parameter names, in column order of ``theta``.
@@ -160,6 +164,11 @@ class NPEstimator(Estimator):
         weight_decay: AdamW weight decay.
         seed: seed of weights, noise and validation split.
         num_threads: torch CPU threads while training (None: unchanged).
+        box_map: how a position ``u`` in the prior box maps to the flow's space: ``"logit"``
+            (``log u - log(1 - u)``, the default) or ``"probit"`` (the standard-normal
+            quantile of ``u``: the uniform prior becomes exactly the flow's ``N(0, 1)`` base,
+            so a posterior that stays flat up to a bound, as for an undetected molecule, has
+            the Gaussian tails the flow can represent; the logit's exponential tails it cannot).
 
     Example:
         >>> import numpy as np
@@ -179,6 +188,7 @@ class NPEstimator(Estimator):
     wavelength_: NDArray[np.float64] | None  # type: ignore[assignment]  # optional for an NPE
     model_: Any  # the PosteriorFlow
     record_: dict[str, Any]  # the saved record (load only)
+    temperature_: float = 1.0  # latent temperature of the flow's base (see tempering.py)
 
     def __init__(
         self,
@@ -204,6 +214,7 @@ class NPEstimator(Estimator):
         weight_decay: float = 1e-5,
         seed: int = 0,
         num_threads: int | None = None,
+        box_map: str = "logit",
     ) -> None:
         self.param_names = param_names
         self.bounds = bounds
@@ -226,6 +237,7 @@ class NPEstimator(Estimator):
         self.weight_decay = weight_decay
         self.seed = seed
         self.num_threads = num_threads
+        self.box_map = box_map
 
     def _box(self) -> dict[str, tuple[float, float]]:
         """The prior box from the hyperparameters, checked."""
@@ -234,6 +246,8 @@ class NPEstimator(Estimator):
         if missing:
             raise ValueError(f"bounds missing for parameters {missing}")
         box = {p: (float(self.bounds[p][0]), float(self.bounds[p][1])) for p in names}
+        if self.box_map not in BOX_MAPS:
+            raise ValueError(f"box_map must be one of {BOX_MAPS}, got {self.box_map!r}")
         for p, (lo, hi) in box.items():
             if not hi > lo:
                 raise ValueError(f"bounds of {p!r} must have high > low, got {(lo, hi)}")
@@ -247,22 +261,38 @@ class NPEstimator(Estimator):
         hi = np.array([b[1] for b in box.values()])
         return lo, hi
 
+    @property
+    def _probit(self) -> bool:
+        return getattr(self, "box_map", "logit") == "probit"
+
     def to_z(self, theta: ArrayLike) -> NDArray[np.float64]:
-        """Physical parameters -> flow space (logit of the position inside the box)."""
+        """Physical parameters -> flow space (logit or probit of the position inside the box)."""
         lo, hi = self._lo_hi
         u = np.clip((np.asarray(theta, dtype=np.float64) - lo) / (hi - lo), _EPS, 1 - _EPS)
+        if self._probit:
+            from scipy.special import ndtri
+
+            return np.asarray(ndtri(u), dtype=np.float64)
         return np.log(u) - np.log1p(-u)
 
     def from_z(self, z: ArrayLike) -> NDArray[np.float64]:
         """Flow space -> physical parameters (always inside the box)."""
         lo, hi = self._lo_hi
-        u = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+        if self._probit:
+            from scipy.special import ndtr
+
+            u = ndtr(np.asarray(z, dtype=np.float64))
+        else:
+            u = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
         return lo + (hi - lo) * u
 
     def _log_jacobian(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """``log |dz/dtheta|`` summed over parameters."""
         lo, hi = self._lo_hi
         u = np.clip((theta - lo) / (hi - lo), _EPS, 1 - _EPS)
+        if self._probit:  # dz/du = 1 / phi(z)
+            z = self.to_z(theta)
+            return np.sum(0.5 * z**2 + 0.5 * np.log(2 * np.pi) - np.log(hi - lo), axis=-1)
         return np.sum(-np.log(u) - np.log1p(-u) - np.log(hi - lo), axis=-1)
 
     # -- inputs --------------------------------------------------------------------------
@@ -342,6 +372,7 @@ class NPEstimator(Estimator):
         self.param_names_ = tuple(box)
         self.bounds_ = box
         self.meta_ = {}
+        self.temperature_ = 1.0
         f = np.asarray(X)
         if f.dtype not in (np.float32, np.float64):
             f = f.astype(np.float64)
@@ -470,16 +501,19 @@ class NPEstimator(Estimator):
         seed: int = 0,
         *,
         chunk: int = 64,
+        temperature: float | None = None,
     ) -> NDArray[np.float64]:
         """Posterior samples in physical units: ``(n, n_params)``, or ``(batch, n, n_params)``.
 
         ``spectrum`` is a :class:`atmospec.spectrum.Spectrum` (with uncertainties; resampled
         onto the model's wavelength axis when it differs), a flux array ``(n_pix,)`` or a
-        batch ``(batch, n_pix)`` with ``sigma`` of the same shape.
+        batch ``(batch, n_pix)`` with ``sigma`` of the same shape. ``temperature``: the flow's
+        latent temperature (default: the fitted ``temperature_``).
         """
         import torch
 
         self._require_fitted()
+        tau = self.temperature_ if temperature is None else float(temperature)
         f, s, batch = self._prepare(spectrum, sigma)
         out = np.empty((f.shape[0], n, len(self.param_names_)))
         gen = torch.Generator().manual_seed(int(seed))
@@ -487,7 +521,7 @@ class NPEstimator(Estimator):
             for i in range(0, f.shape[0], chunk):
                 x, ls = self._inputs(f[i : i + chunk], s[i : i + chunk])
                 ctx = self.model_.context(x, ls)
-                z = self.model_.sample(ctx, (n,), generator=gen)  # (n, b, d)
+                z = self.model_.sample(ctx, (n,), generator=gen, temperature=tau)  # (n, b, d)
                 out[i : i + chunk] = self.from_z(z.permute(1, 0, 2).double().numpy())
         return out if batch else out[0]
 
@@ -516,15 +550,22 @@ class NPEstimator(Estimator):
         return self._moments(np.atleast_3d(self.sample(X, sigma, n=1000)))
 
     def log_prob(
-        self, theta: ArrayLike, spectrum: Any, sigma: ArrayLike | None = None
+        self,
+        theta: ArrayLike,
+        spectrum: Any,
+        sigma: ArrayLike | None = None,
+        *,
+        temperature: float | None = None,
     ) -> NDArray[np.float64]:
         """``log q(theta | spectrum)`` in physical units (Jacobian of the box map included).
 
-        ``theta`` is ``(m, n_params)`` for one spectrum, or ``(batch, m, n_params)``.
+        ``theta`` is ``(m, n_params)`` for one spectrum, or ``(batch, m, n_params)``;
+        ``temperature`` as in :meth:`sample` (the density :meth:`sample` draws from).
         """
         import torch
 
         self._require_fitted()
+        tau = self.temperature_ if temperature is None else float(temperature)
         f, s, batch = self._prepare(spectrum, sigma)
         th = np.asarray(theta, dtype=np.float64)
         th3 = th if batch else th[None]
@@ -535,7 +576,7 @@ class NPEstimator(Estimator):
         z = torch.as_tensor(self.to_z(th3), dtype=torch.float32).permute(1, 0, 2)  # (m, b, d)
         with torch.no_grad():
             x, ls = self._inputs(f, s)
-            lq = self.model_.log_prob(z, self.model_.context(x, ls)).double().numpy().T
+            lq = self.model_.log_prob(z, self.model_.context(x, ls), tau).double().numpy().T
         out = np.where(inside, lq + self._log_jacobian(th3), -np.inf)
         return out if batch else out[0]
 
@@ -559,6 +600,7 @@ class NPEstimator(Estimator):
             "scheduler": self.scheduler,
             "weight_decay": self.weight_decay,
             "seed": self.seed,
+            "box_map": self.box_map,
         }
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
@@ -583,6 +625,7 @@ class NPEstimator(Estimator):
             "n_pixels": self.n_pixels_,
             "ls_mean": self.ls_mean_,
             "ls_std": self.ls_std_,
+            "temperature": self.temperature_,
             "history": getattr(self, "history_", {}),
             "meta": self.meta_,
             "provenance": self.meta_.get("provenance")
@@ -629,6 +672,9 @@ class NPEstimator(Estimator):
             est.n_pixels_ = int(record["n_pixels"])
             est.ls_mean_ = float(record["ls_mean"])
             est.ls_std_ = float(record["ls_std"])
+            est.temperature_ = float(record.get("temperature", 1.0))
+            if not est.temperature_ > 0:
+                raise ValueError(f"temperature must be positive, got {est.temperature_}")
             est.x_mean_ = arrays["x_mean"]
             est.x_std_ = arrays["x_std"]
             est.wavelength_ = arrays.get("wavelength")
