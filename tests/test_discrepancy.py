@@ -257,3 +257,37 @@ def test_posterior_sample_warns_and_refuses_hd3651b(splat_dir: Path, tmp_path: P
     )
     assert res.exit_code == 3
     assert not list(refused.glob("*_samples.csv"))
+
+
+def test_posterior_sample_names_an_snr_outside_the_npe_training_range(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    """The shipped NPE learned S/N 3-30 (its record's noise model). An L dwarf observed at a
+    median S/N of a few hundred (2MASSW J0036+1821) is beyond it: `posterior sample` says so
+    with the S/N it measured, and refuses under --refuse-outside."""
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+    from atmospec.models import load_model
+    from atmospec.prediction.coverage import prepare_input
+    from atmospec.prediction.routing import NPEDomain, noise_snr
+
+    npe = load_model("npe_dback24", kind="npe")
+    lo, hi = NPEDomain.of(npe, "npe_dback24").snr_range
+    assert (lo, hi) == (3.0, 30.0)
+    key = "10249_10068"  # 2MASSW J0036+1821, field L dwarf, library S/N 274
+    inp = prepare_input(library.load(key), npe.wavelength_, policy="mask")
+    snr = noise_snr(inp.flux, inp.sigma)
+    assert snr > hi
+    path = str(library.spectrum_path(key))
+    out = tmp_path / "post"
+    res = CliRunner().invoke(app, ["posterior", "sample", path, "--n", "300", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    warn = json.loads(next(out.glob("*_warnings.json")).read_text())["warnings"]
+    assert any(f"S/N {snr:.3g} is outside the S/N range 3-30" in w for w in warn), warn
+    res = CliRunner().invoke(
+        app,
+        ["posterior", "sample", path, "--n", "300", "--refuse-outside", "--out", str(out / "r")],
+    )
+    assert res.exit_code == 3

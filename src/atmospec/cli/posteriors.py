@@ -52,14 +52,17 @@ def sample(
     refuse_outside: bool = typer.Option(
         False,
         "--refuse-outside",
-        help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's edge.",
+        help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's "
+        "edge, or that lie outside the S/N range or wavelength axis the NPE was trained on.",
     ),
 ) -> None:
     """Draw posterior samples for spectra and write one CSV of samples per file.
 
     Each spectrum is checked like ``predict`` does: a posterior piled at an edge of the
-    grid (the object lies outside its parameters) and a best grid fit that misses the
-    spectrum beyond the grid's model-discrepancy allowance are reported as warnings (and in
+    grid (the object lies outside its parameters), a spectrum outside the NPE's training
+    domain (an S/N beyond the trained range, bins of its axis the spectrum does not fill:
+    ``predict`` routes such spectra to the CNN) and a best grid fit that misses the spectrum
+    beyond the grid's model-discrepancy allowance are reported as warnings (and in
     ``<name>_warnings.json``).
     """
     import numpy as np
@@ -68,16 +71,26 @@ def sample(
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
     from atmospec.models import load_model
+    from atmospec.prediction.coverage import prepare_input
+    from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
     est = load_model(model, kind="npe")
     grid = grid_of(est.meta_)
+    domain = NPEDomain.of(est, model)
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
     for f in files:
         sp = Spectrum.read(f)
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        inp = prepare_input(sp, est.wavelength_, policy="mask", max_masked_fraction=1.0)
+        outside = domain.input_problem(inp)
+        if outside:
+            edges.append(
+                f"outside the NPE's training domain: {outside}; its intervals are not "
+                "calibrated here (`atmospec predict` serves such spectra with the CNN)"
+            )
         misfit = misfit_warning(sp, grid) if grid else None
         warnings = edges + ([misfit] if misfit else [])
         for w in warnings:
