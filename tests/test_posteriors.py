@@ -11,6 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# --------------------------------------------------------------------------- helpers
+from _linear_npe import NOISE, A, train_linear_npe  # noqa: E402
+from _linear_npe import linear_model as _linear_model  # noqa: E402
+
 from atmospec.errors import ModelFileError  # noqa: E402
 from atmospec.posteriors.calibration import LEVELS, calibrate_estimator, calibration_report  # noqa: E402
 from atmospec.posteriors.compare import interval68, jsd_bits  # noqa: E402
@@ -19,23 +23,7 @@ from atmospec.posteriors.importance import (  # noqa: E402
     ScaledGaussianLikelihood,
     importance_correct,
 )
-from atmospec.posteriors.npe import NoiseModel, NPEstimator  # noqa: E402
-
-# --------------------------------------------------------------------------- helpers
-N_PIX = 16
-_W = np.linspace(-1.0, 1.0, N_PIX)
-# Two zero-mean design columns (a slope and a curvature), mixed so the posterior is
-# correlated. Columns have zero mean across pixels, so normalising a spectrum by its mean
-# flux (what the NPE does) discards no information about theta (mean flux = 1 + noise).
-_A0 = np.stack([0.2 * _W, 0.2 * (1.5 * _W**2 - 0.5)], axis=1)
-_A0 -= _A0.mean(axis=0)
-A = _A0 @ np.array([[1.0, 0.6], [0.0, 1.0]])
-BOX = {"a": (-3.0, 3.0), "b": (-3.0, 3.0)}
-NOISE = NoiseModel(snr_range=(10.0, 40.0), tilt_range=(0.0, 0.0), scale_range=(1.0, 1.0))
-
-
-def _linear_model(theta: np.ndarray) -> np.ndarray:
-    return 1.0 + np.atleast_2d(theta) @ A.T
+from atmospec.posteriors.npe import NPEstimator  # noqa: E402
 
 
 def _exact_posterior(flux: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -50,24 +38,7 @@ def _exact_posterior(flux: np.ndarray, sigma: float) -> tuple[np.ndarray, np.nda
 
 @pytest.fixture(scope="module")
 def linear_npe() -> NPEstimator:
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    theta = rng.uniform(-3.0, 3.0, (4000, 2))
-    est = NPEstimator(
-        ["a", "b"],
-        BOX,
-        noise=NOISE,
-        width=64,
-        depth=1,
-        n_features=16,
-        transforms=1,
-        max_epochs=40,
-        patience=10,
-        batch_size=64,
-        lr=3e-3,
-        seed=0,
-    )
-    return est.fit(_linear_model(theta), theta)
+    return train_linear_npe()
 
 
 # --------------------------------------------------------------------------- NPE

@@ -10,44 +10,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _linear_npe import BOX, NOISE, train_linear_npe  # noqa: E402
+from _linear_npe import linear_model as _model  # noqa: E402
+
 from atmospec.posteriors.flow import PosteriorFlow  # noqa: E402
-from atmospec.posteriors.npe import NoiseModel, NPEstimator  # noqa: E402
+from atmospec.posteriors.npe import NPEstimator  # noqa: E402
 from atmospec.posteriors.tempering import fit_temperature, tempered_coverage  # noqa: E402
-
-N_PIX = 16
-_W = np.linspace(-1.0, 1.0, N_PIX)
-# a linear model with zero-mean, correlated design columns (see tests/test_posteriors.py):
-# its exact posterior is Gaussian with width proportional to the noise
-_A0 = np.stack([0.2 * _W, 0.2 * (1.5 * _W**2 - 0.5)], axis=1)
-_A0 -= _A0.mean(axis=0)
-A = _A0 @ np.array([[1.0, 0.6], [0.0, 1.0]])
-BOX = {"a": (-3.0, 3.0), "b": (-3.0, 3.0)}
-NOISE = NoiseModel(snr_range=(10.0, 40.0), tilt_range=(0.0, 0.0), scale_range=(1.0, 1.0))
-
-
-def _model(theta: np.ndarray) -> np.ndarray:
-    return 1.0 + np.atleast_2d(theta) @ A.T
 
 
 @pytest.fixture(scope="module")
 def npe() -> NPEstimator:
-    torch.set_num_threads(1)
-    theta = np.random.default_rng(0).uniform(-3.0, 3.0, (4000, 2))
-    est = NPEstimator(
-        ["a", "b"],
-        BOX,
-        noise=NOISE,
-        width=64,
-        depth=1,
-        n_features=16,
-        transforms=1,
-        max_epochs=40,
-        patience=10,
-        batch_size=64,
-        lr=3e-3,
-        seed=0,
-    )
-    return est.fit(_model(theta), theta)
+    return train_linear_npe()
 
 
 def _set(seed: int, n: int) -> tuple[np.ndarray, ...]:
