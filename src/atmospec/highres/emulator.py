@@ -453,15 +453,7 @@ def clone(
             extra = find_lines(w, f / model, prominence=prominence)
             if len(extra) == 0:
                 break
-            fitted = em.lines()
-            lines = LineList(
-                np.concatenate([fitted.center, extra.center]),
-                np.concatenate([fitted.amplitude, extra.amplitude]),
-                np.concatenate([fitted.sigma, extra.sigma]),
-                np.concatenate([fitted.gamma, extra.gamma]),
-                dict(fitted.meta),
-            )
-            em = LineEmulator(lines, **em.settings(), device=device)
+            em = LineEmulator(em.lines().extended(extra), **em.settings(), device=device)
         train_clone(em, w, f, epochs=epochs, lr=lr, desc=f"clone round {r + 1}")
     em.meta.update({"prominence": prominence, "rounds": rounds, "epochs": epochs})
     return em

@@ -66,6 +66,23 @@ class LineList:
         peak = voigt_profile(0.0, self.sigma, self.gamma)
         return np.asarray(1.0 - np.exp(-self.amplitude * peak))
 
+    def extended(self, other: LineList) -> LineList:
+        """These lines and ``other``'s in one list (sorted by centre; this list's meta).
+
+        Example:
+            >>> a = LineList([8001.0], [0.02], [0.05], [0.01], {"source": "template"})
+            >>> b = a.extended(LineList([8000.0], [0.01], [0.04], [0.01]))
+            >>> b.center.tolist(), b.meta["source"]
+            ([8000.0, 8001.0], 'template')
+        """
+        return LineList(
+            np.concatenate([self.center, other.center]),
+            np.concatenate([self.amplitude, other.amplitude]),
+            np.concatenate([self.sigma, other.sigma]),
+            np.concatenate([self.gamma, other.gamma]),
+            dict(self.meta),
+        )
+
     def select(self, keep: ArrayLike) -> LineList:
         """The lines where ``keep`` (boolean mask or indices) selects."""
         k = np.asarray(keep)

@@ -84,13 +84,7 @@ def merge_lines(
     idx = np.flatnonzero(flags)
     tmpl_pos = np.cumsum(state.template.cpu().numpy()) - 1  # index into template arrays
     t_idx = tmpl_pos[order][idx]
-    merged = LineList(
-        np.concatenate([cur.center, extra.center]),
-        np.concatenate([cur.amplitude, extra.amplitude]),
-        np.concatenate([cur.sigma, extra.sigma]),
-        np.concatenate([cur.gamma, extra.gamma]),
-        dict(cur.meta),
-    )
+    merged = cur.extended(extra)
     is_t = np.concatenate([flags, np.zeros(len(extra), bool)])
     # LineList sorts by centre: apply the same stable sort to the flags
     o2 = np.argsort(np.concatenate([cur.center, extra.center]), kind="stable")
