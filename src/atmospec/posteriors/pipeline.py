@@ -136,12 +136,16 @@ def model_error_of(estimator: Any) -> tuple[Any, float] | None:
     """The model-discrepancy model (and amplitude) an NPE was trained with, from its record
     (None: trained with photon noise only)."""
     info = getattr(estimator, "meta_", {}).get("config") or {}
-    name = info.get("discrepancy") or ""
+    return _model_error(info.get("discrepancy") or "", info.get("discrepancy_amplitude", 1.0))
+
+
+def _model_error(name: str, amplitude: float) -> tuple[Any, float] | None:
+    """``(discrepancy model, amplitude)`` of a config's ``discrepancy`` name (None: off)."""
     if not name:
         return None
     from atmospec.training.discrepancy_augment import resolve_discrepancy
 
-    return resolve_discrepancy(str(name)), float(info.get("discrepancy_amplitude", 1.0))
+    return resolve_discrepancy(str(name)), float(amplitude)
 
 
 def add_model_error(
@@ -310,11 +314,7 @@ def train_npe(
 
     cfg = config if isinstance(config, NPEConfig) else read_config(config)
     sim = _simulator(cfg)
-    me = None
-    if cfg.discrepancy:
-        from atmospec.training.discrepancy_augment import resolve_discrepancy
-
-        me = (resolve_discrepancy(cfg.discrepancy), float(cfg.discrepancy_amplitude))
+    me = _model_error(cfg.discrepancy, cfg.discrepancy_amplitude)
     t0 = time.perf_counter()
     theta, flux, _ = _simulate(sim, cfg.n_train, cfg.seed, _TRAIN, me, np.float32)
     theta_v, flux_v, _ = _simulate(sim, cfg.n_val, cfg.seed, _VAL, me, np.float32)

@@ -66,8 +66,7 @@ class TemperatureFit:
 
     def coverage(self, temperature: float | None = None) -> dict[str, dict[str, float]]:
         """Calibration-set coverage at ``temperature`` (default: the chosen one)."""
-        t = self.temperature if temperature is None else temperature
-        i = int(np.argmin(np.abs(np.asarray(self.temperatures) - t)))  # nearest grid value
+        i = self._index(temperature)
         return {
             kind: {str(lv): round(float(c), 4) for lv, c in zip(self.levels, cur[i], strict=True)}
             for kind, cur in self.curves.items()
@@ -96,8 +95,10 @@ class TemperatureFit:
             ),
         }
 
-    def _index(self) -> int:
-        return int(np.argmin(np.abs(np.asarray(self.temperatures) - self.temperature)))
+    def _index(self, temperature: float | None = None) -> int:
+        """Index of the grid value nearest ``temperature`` (default: the chosen one)."""
+        t = self.temperature if temperature is None else temperature
+        return int(np.argmin(np.abs(np.asarray(self.temperatures) - t)))
 
 
 def tempered_coverage(
