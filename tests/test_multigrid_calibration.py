@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -121,6 +122,16 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
     assert mp.model_id.endswith(f"|calibrated:{mp.calibration.digest()}")
     off = MultiGridPredictor(draws=200, ood=False, calibration=None)
     assert off.calibration is None and "calibrated" not in off.model_id
+    # every learned model of the chain is named in its id, not only the primary one: a
+    # calibration learned with another T-dwarf CNN (burrows06) is stale and not applied
+    assert mp.learned, "the default chain has a learned model besides the primary"
+    for g, p in mp.learned.items():
+        assert f"|{g}={p.model_id}" in mp.base_model_id
+        other = dataclasses.replace(
+            mp.calibration, model_id=mp.base_model_id.replace(p.model_id, f"{g}-0000000000")
+        )
+        stale, note = mp._calibration(other)
+        assert stale is None and "learned for" in note
     # GD 165B (L4, 1863 +- 29 K from its luminosity): the table carries the terms applied at
     # its combined Teff, the interval is the uncorrected one widened (variances add), and the
     # statistical part is the repeat-scatter law at its S/N.
