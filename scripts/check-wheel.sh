@@ -20,9 +20,21 @@ echo "built $wheel ($(du -h "$wheel" | cut -f1))"
 
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --upgrade pip
-"$work/venv/bin/python" -m pip install --quiet torch==2.13.0
-"$work/venv/bin/python" -m pip install --quiet "$wheel"
-echo "core environment: $(du -sh "$work/venv" | cut -f1)"
+site=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+before=$(du -sb "$site" | cut -f1)  # pip and setuptools of the bare environment
+# The core install size: what torch (CPU) and the wheel with its core dependencies add to
+# site-packages, as installed files. --no-compile leaves out the bytecode cache pip would
+# otherwise precompile for every module (about 0.3 GB more); Python writes it on first import.
+"$work/venv/bin/python" -m pip install --quiet --no-compile torch==2.13.0
+"$work/venv/bin/python" -m pip install --quiet --no-compile "$wheel"
+added=$(( $(du -sb "$site" | cut -f1) - before ))
+budget=1200000000  # bytes: the 1.2 GB core install the README states
+"$work/venv/bin/python" -c "print(f'core install: {$added / 1e9:.3f} GB added to site-packages (budget {$budget / 1e9:.1f} GB)')"
+if [ "$added" -gt "$budget" ]; then
+  echo "error: the core install ($added bytes) exceeds the ${budget}-byte budget in the README;" \
+    "move the new dependency behind an extra or update the README's size section" >&2
+  exit 1
+fi
 
 cd "$work"  # away from the source tree: only the installed wheel can be imported
 venv/bin/python - <<'PY'
