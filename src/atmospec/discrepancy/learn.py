@@ -9,12 +9,20 @@ Recipe (:func:`fit_discrepancy`):
    Teff sits on the grid's Teff edge are outside the grid and left out.
 3. Collect the fractional residuals ``(d - m) / m'`` on a common wavelength axis (``m'`` the
    model with a floor at 5 % of its median, see :class:`DiscrepancyModel`), group them in
-   Teff bins (fixed edges, merged until each holds 40 spectra) and estimate per bin the uncentred second moment
-   minus the photon-noise variance; its leading eigenvectors are the correlated modes and the
-   remaining diagonal the floor.
-4. Refit with the new covariance (the best node moves), re-estimate; repeat.
-5. Scale each bin so that the median chi-square per pixel of the fit half is 1, and set the
-   misfit threshold at the ``1 - false_alarm_rate`` quantile of the fit half's scores.
+   Teff bins and estimate per bin the uncentred second moment minus the photon-noise
+   variance; its leading eigenvectors are the correlated modes (one per eight spectra of the
+   bin, at most ``n_modes``) and the remaining diagonal the floor. The bins have fixed
+   physical edges, merged until each holds enough spectra for two modes; an object's bin is
+   where its photon-noise fit puts it, so late-T dwarfs keep a bin of their own.
+4. Optionally (``n_iter``) refit with the new covariance (the best node moves) and
+   re-estimate. The shipped models use none: for late-T dwarfs the refit prefers hotter
+   nodes (a fractional covariance on a hotter model allows more residual in their methane
+   bands), and residuals learned there would describe a too-hot model's missing methane
+   rather than the grid's error at the object's own temperature.
+5. Scale each bin so that the median chi-square per pixel of the fit half is 1 (where no
+   scale reaches it, so that the median squared whitened residual is that of a unit
+   Gaussian), refit the fit half with the final covariance, and set the misfit threshold at
+   the ``1 - false_alarm_rate`` quantile of its scores.
 6. Set the likelihood temperature from the fit half's repeat spectra
    (:mod:`atmospec.discrepancy.temperature`).
 7. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
@@ -52,7 +60,9 @@ FloatArray = NDArray[np.float64]
 
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
 TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
-_MIN_PER_BIN = 40  # spectra per Teff bin (fewer bins when the grid covers fewer spectra)
+_MIN_PER_BIN = 40  # spectra needed in total to learn any model
+_SPECTRA_PER_MODE = 8  # a bin learns one correlated mode per this many spectra (see _bin_modes)
+_MIN_MODES = 2  # a bin must hold enough spectra for this many modes, or it is merged
 _CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
 
@@ -177,23 +187,27 @@ def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray
     return floor, modes
 
 
-def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
+def _teff_bins(
+    teffs: FloatArray, candidates: tuple[float, ...], min_per_bin: int | None = None
+) -> FloatArray:
     """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
 
     Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
     the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
-    inside an L-dwarf bin. A bin with fewer than the minimum is merged with its neighbour.
+    inside an L-dwarf bin. A bin with fewer than ``min_per_bin`` spectra (default: enough for
+    ``_MIN_MODES`` modes, see :func:`_bin_modes`) is merged with its smaller neighbour.
 
     Example:
-        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(10, 1500.0), np.full(60, 2000.0)],
+        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(5, 1500.0), np.full(60, 2000.0)],
         ...            (1200.0, 1800.0)).tolist()
         [1800.0]
     """
+    least = _MIN_MODES * _SPECTRA_PER_MODE if min_per_bin is None else min_per_bin
     edges = [float(e) for e in candidates]
     while edges:
         counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
         worst = int(np.argmin(counts))
-        if counts[worst] >= _MIN_PER_BIN:
+        if counts[worst] >= least:
             break
         # drop the edge between the smallest bin and its smaller neighbour
         if worst == 0:
@@ -206,6 +220,24 @@ def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
     return np.asarray(edges, dtype=np.float64)
 
 
+def _bin_modes(n_spectra: int, n_modes: int) -> int:
+    """Correlated modes a bin of ``n_spectra`` learns: one per ``_SPECTRA_PER_MODE``, at most
+    ``n_modes``.
+
+    A mode is an eigenvector of the bin's residual second moment; from few spectra the
+    trailing eigenvectors are sampling noise that fits the fit half's own residuals (they
+    span them) and not new objects'. One mode per eight spectra was chosen on the held-out
+    half of the library (Burrows 2006, seed 0: five per mode gave whitened variance 1.47 and
+    repeat pulls 0.55, eight 1.43 and 0.68; see the record's ``evaluation.by_teff_bin``); the
+    variance of the dropped modes stays in the diagonal floor.
+
+    Example:
+        >>> _bin_modes(20, 6), _bin_modes(400, 6)
+        (2, 6)
+    """
+    return min(n_modes, n_spectra // _SPECTRA_PER_MODE)
+
+
 def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
     """Chi-square per pixel of each fit under noise + discrepancy."""
     out = []
@@ -213,6 +245,40 @@ def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
         cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
         out.append(cov.quad(f.flux - f.model) / f.flux.size)
     return np.asarray(out)
+
+
+_CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
+
+
+def _pixel_medians(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
+    """Median over pixels of the squared whitened residual of each fit (0.455 when the
+    covariance is right; unmoved by the few pixels no covariance of this form describes)."""
+    out = []
+    for f in fits:
+        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
+        out.append(float(np.median(cov.whiten(f.flux - f.model) ** 2)))
+    return np.asarray(out)
+
+
+def _calibrate_bin_robust(
+    fits: list[LibraryFit], model: DiscrepancyModel, b: int, floor0: FloatArray, modes0: FloatArray
+) -> float:
+    """Factor on bin ``b``'s covariance giving a median squared whitened residual of 0.455
+    (that of a unit Gaussian) over each fit's pixels, in the median fit."""
+    from scipy.optimize import brentq
+
+    def excess(log_a: float) -> float:
+        a = np.exp(log_a)
+        model.floor[b] = floor0 * np.sqrt(a)
+        model.modes[b] = modes0 * np.sqrt(a)
+        return float(np.median(_pixel_medians(fits, model))) / _CHI2_1_MEDIAN - 1.0
+
+    lo, hi = -6.0, 6.0
+    if excess(lo) < 0:
+        return 1.0
+    if excess(hi) > 0:
+        return float(np.exp(hi))
+    return float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
 
 
 def _calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
@@ -228,8 +294,12 @@ def _calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> f
         return float(np.median(_scores(fits, model))) - 1.0
 
     lo, hi = -6.0, 6.0
-    if excess(lo) < 0 or excess(hi) > 0:
-        a = 1.0 if excess(lo) < 0 else float(np.exp(hi))
+    if excess(lo) < 0:
+        a = 1.0
+    elif excess(hi) > 0:
+        # no scale reaches it: a few pixels (late-T dwarfs' optical and 1.9 um band, where
+        # the data/model ratio exceeds the +-200 % the moments are clipped at) dominate
+        a = _calibrate_bin_robust(fits, model, b, floor0, modes0)
     else:
         a = float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
     model.floor[b] = floor0 * np.sqrt(a)
@@ -314,6 +384,10 @@ def fit_discrepancy(
             f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
         )
     edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
+    # an object's bin is where the photon-noise fit puts it, for every iteration: the refit
+    # with a covariance moves late T dwarfs into the L/T bin (that covariance absorbs their
+    # methane), which would empty the T bin that is meant to describe them
+    first_teff = {f.key: f.teff for f in fits}
     model: DiscrepancyModel | None = None
     # the reference-flux rule of the model, before any model exists
     ref = DiscrepancyModel(
@@ -323,21 +397,27 @@ def fit_discrepancy(
     for it in range(n_iter + 1):
         if it > 0:
             fits, n_edge = run("fit", model)
-        labels = np.searchsorted(edges, [f.teff for f in fits])
+        first = np.array([first_teff.get(f.key, f.teff) for f in fits])
+        labels = np.searchsorted(edges, first)
         centres, floors, modes = [], [], []
+        modes_per_bin: list[int] = []
         for b in range(edges.size + 1):
             members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
-            if len(members) < 2 * n_modes:
+            k = _bin_modes(len(members), n_modes)
+            if k < 1:
                 continue
             res, var = _residual_rows(members, axis, ref)
-            fl, md = _moments(res, var, n_modes)
-            centres.append(float(np.median([f.teff for f in members])))
+            fl, md = _moments(res, var, k)
+            md = np.concatenate([md, np.zeros((n_modes - k, axis.size))])
+            modes_per_bin.append(k)
+            centres.append(float(np.median(first[labels == b])))
             floors.append(fl)
             modes.append(md)
         order = np.argsort(centres)
         centres_arr = np.array(centres)[order]
         # equal medians (coarse grids) would break the interpolation: keep the first
         keep = np.concatenate([[True], np.diff(centres_arr) > 0])
+        modes_per_bin = np.asarray(modes_per_bin)[order][keep].tolist()
         model = DiscrepancyModel(
             wavelength=axis,
             teff=centres_arr[keep],
@@ -345,13 +425,16 @@ def fit_discrepancy(
             modes=np.array(modes)[order][keep],
             grid=grid.name,
         )
-        labels_c = [int(np.argmin(np.abs(model.teff - f.teff))) for f in fits]
+        labels_c = [int(np.argmin(np.abs(model.teff - t))) for t in first]
         factors = [
             _calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
             for b in range(model.teff.size)
         ]
         log.info("%s iteration %d: bins %s, factors %s", grid.name, it, model.teff, factors)
     assert model is not None
+    # the threshold comes from the fit half scored as a new spectrum will be: at its best
+    # node under the final covariance
+    fits, n_edge = run("fit", model)
     fit_scores = _dof_scores(fits, model)
     threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
     model.misfit_threshold = threshold
@@ -393,6 +476,9 @@ def fit_discrepancy(
             "n_iter": n_iter,
             "clip": _CLIP,
             "reference_fraction": model.reference_fraction,
+            "spectra_per_mode": _SPECTRA_PER_MODE,
+            "min_modes_per_bin": _MIN_MODES,
+            "modes_per_bin": modes_per_bin,
             "bin_scale_factors": factors,
         },
         "calibration": {
@@ -409,10 +495,13 @@ def fit_discrepancy(
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
             "repeat_pull_std": grid_pull_std(ev, grid, model.temperature),
+            "by_teff_bin": _by_bin(ev, ev_scores, model, grid),
         },
         "temperature_calibration": temp,
     }
     record = {
+        "fit_keys": [f.key for f in fits],
+        "eval_keys": [f.key for f in ev],
         "fit_teff": [f.teff for f in fits],
         "fit_scores": fit_scores.tolist(),
         "eval_teff": [f.teff for f in ev],
@@ -486,6 +575,33 @@ def recalibrate_temperature(folder: Any) -> DiscrepancyModel:
     model.meta.pop("weights_sha256", None)
     model.save(Path(folder))
     return model
+
+
+def _by_bin(
+    fits: list[LibraryFit], dof_scores: FloatArray, model: DiscrepancyModel, grid: ModelGrid
+) -> list[dict[str, Any]]:
+    """Evaluation numbers per Teff bin (spectra assigned to the nearest bin centre)."""
+    labels = np.array([int(np.argmin(np.abs(model.teff - f.teff))) for f in fits])
+    white = _scores(fits, model)
+    out = []
+    for b, centre in enumerate(model.teff):
+        inside = np.flatnonzero(labels == b)
+        members = [fits[i] for i in inside]
+        out.append(
+            {
+                "teff_centre": float(centre),
+                "n_spectra": int(inside.size),
+                "whitened_variance_mean": float(np.mean(white[inside])) if inside.size else None,
+                "whitened_variance_median": float(np.median(white[inside]))
+                if inside.size
+                else None,
+                "false_alarm_rate": float(np.mean(dof_scores[inside] > model.misfit_threshold))
+                if inside.size
+                else None,
+                "repeat_pull_std": grid_pull_std(members, grid, model.temperature),
+            }
+        )
+    return out
 
 
 def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
