@@ -300,14 +300,14 @@ def test_small_bins_learn_fewer_modes_and_too_small_ones_merge() -> None:
     """A bin learns one mode per eight spectra (up to n_modes) and needs two; below that it
     is merged with its smaller neighbour, so 20 T dwarfs keep their own bin with 2 modes while
     10 would join the L dwarfs."""
-    from atmospec.discrepancy.learn import _bin_modes, _teff_bins
+    from atmospec.discrepancy.scaling import bin_modes, teff_bins
 
-    assert [_bin_modes(n, 6) for n in (7, 16, 20, 47, 48, 500)] == [0, 2, 2, 5, 6, 6]
+    assert [bin_modes(n, 6) for n in (7, 16, 20, 47, 48, 500)] == [0, 2, 2, 5, 6, 6]
     l_dwarfs = np.full(300, 1800.0)
-    kept = _teff_bins(np.r_[np.full(20, 900.0), l_dwarfs], (1300.0, 1600.0))
+    kept = teff_bins(np.r_[np.full(20, 900.0), l_dwarfs], (1300.0, 1600.0))
     # the empty 1300-1600 K bin merges into the T bin, which stays apart from the L dwarfs
     assert kept.size == 1 and np.searchsorted(kept, 900.0) != np.searchsorted(kept, 1800.0)
-    merged = _teff_bins(np.r_[np.full(10, 900.0), l_dwarfs], (1300.0, 1600.0))
+    merged = teff_bins(np.r_[np.full(10, 900.0), l_dwarfs], (1300.0, 1600.0))
     assert merged.size == 0
 
 

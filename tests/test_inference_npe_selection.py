@@ -281,12 +281,12 @@ def test_npe_ood_reference_carries_the_model_error_it_was_trained_with(
     NPE's 3-30), objects of the discrepancy model's evaluation half: a detector calibrated on
     photon-noise-only simulations flags every one (their grid chi-square is beyond any noisy
     grid spectrum's); calibrated with the NPE's model error, none."""
-    import atmospec.posteriors.pipeline as pipeline
     from atmospec import library
     from atmospec.discrepancy import load_discrepancy
     from atmospec.models import load_model
     from atmospec.prediction.members import calibrate_npe_ood
     from atmospec.prediction.predictor import Predictor
+    from atmospec.training import discrepancy_augment
 
     keys = ["10298_10627", "10972_10796", "11032_10777", "11583_11265",
             "11618_11023", "12182_11919", "12189_11926", "12235_11971"]  # fmt: skip
@@ -297,7 +297,7 @@ def test_npe_ood_reference_carries_the_model_error_it_was_trained_with(
     npe = load_model(NPE)
     det = calibrate_npe_ood(npe, dback, n_samples=1200, seed=3)
     assert det.meta["model_error"].startswith("dback24-spex")
-    monkeypatch.setattr(pipeline, "model_error_of", lambda _: None)
+    monkeypatch.setattr(discrepancy_augment, "model_error_from_config", lambda _: None)
     plain = calibrate_npe_ood(npe, dback, n_samples=1200, seed=3)
     specs = [library.load(k) for k in keys]
     flags = {}

@@ -40,6 +40,16 @@ from numpy.typing import NDArray
 
 from atmospec.discrepancy.likelihood import scan_nodes
 from atmospec.discrepancy.model import DiscrepancyModel
+from atmospec.discrepancy.scaling import (
+    MIN_MODES,
+    SPECTRA_PER_MODE,
+    bin_modes,
+    by_bin,
+    calibrate_bin,
+    dof_scores,
+    teff_bins,
+    whitened_scores,
+)
 from atmospec.discrepancy.temperature import LibraryFit, fit_temperature, grid_pull_std
 
 if TYPE_CHECKING:
@@ -59,10 +69,8 @@ log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
-TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
+TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see scaling.teff_bins)
 _MIN_PER_BIN = 40  # spectra needed in total to learn any model
-_SPECTRA_PER_MODE = 8  # a bin learns one correlated mode per this many spectra (see _bin_modes)
-_MIN_MODES = 2  # a bin must hold enough spectra for this many modes, or it is merged
 _CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
 
@@ -187,126 +195,6 @@ def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray
     return floor, modes
 
 
-def _teff_bins(
-    teffs: FloatArray, candidates: tuple[float, ...], min_per_bin: int | None = None
-) -> FloatArray:
-    """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
-
-    Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
-    the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
-    inside an L-dwarf bin. A bin with fewer than ``min_per_bin`` spectra (default: enough for
-    ``_MIN_MODES`` modes, see :func:`_bin_modes`) is merged with its smaller neighbour.
-
-    Example:
-        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(5, 1500.0), np.full(60, 2000.0)],
-        ...            (1200.0, 1800.0)).tolist()
-        [1800.0]
-    """
-    least = _MIN_MODES * _SPECTRA_PER_MODE if min_per_bin is None else min_per_bin
-    edges = [float(e) for e in candidates]
-    while edges:
-        counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
-        worst = int(np.argmin(counts))
-        if counts[worst] >= least:
-            break
-        # drop the edge between the smallest bin and its smaller neighbour
-        if worst == 0:
-            drop = 0
-        elif worst == len(edges):
-            drop = len(edges) - 1
-        else:
-            drop = worst - 1 if counts[worst - 1] <= counts[worst + 1] else worst
-        edges.pop(drop)
-    return np.asarray(edges, dtype=np.float64)
-
-
-def _bin_modes(n_spectra: int, n_modes: int) -> int:
-    """Correlated modes a bin of ``n_spectra`` learns: one per ``_SPECTRA_PER_MODE``, at most
-    ``n_modes``.
-
-    A mode is an eigenvector of the bin's residual second moment; from few spectra the
-    trailing eigenvectors are sampling noise that fits the fit half's own residuals (they
-    span them) and not new objects'. One mode per eight spectra was chosen on the held-out
-    half of the library (Burrows 2006, seed 0: five per mode gave whitened variance 1.47 and
-    repeat pulls 0.55, eight 1.43 and 0.68; see the record's ``evaluation.by_teff_bin``); the
-    variance of the dropped modes stays in the diagonal floor.
-
-    Example:
-        >>> _bin_modes(20, 6), _bin_modes(400, 6)
-        (2, 6)
-    """
-    return min(n_modes, n_spectra // _SPECTRA_PER_MODE)
-
-
-def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Chi-square per pixel of each fit under noise + discrepancy."""
-    out = []
-    for f in fits:
-        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
-        out.append(cov.quad(f.flux - f.model) / f.flux.size)
-    return np.asarray(out)
-
-
-_CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
-
-
-def _pixel_medians(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Median over pixels of the squared whitened residual of each fit (0.455 when the
-    covariance is right; unmoved by the few pixels no covariance of this form describes)."""
-    out = []
-    for f in fits:
-        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
-        out.append(float(np.median(cov.whiten(f.flux - f.model) ** 2)))
-    return np.asarray(out)
-
-
-def _calibrate_bin_robust(
-    fits: list[LibraryFit], model: DiscrepancyModel, b: int, floor0: FloatArray, modes0: FloatArray
-) -> float:
-    """Factor on bin ``b``'s covariance giving a median squared whitened residual of 0.455
-    (that of a unit Gaussian) over each fit's pixels, in the median fit."""
-    from scipy.optimize import brentq
-
-    def excess(log_a: float) -> float:
-        a = np.exp(log_a)
-        model.floor[b] = floor0 * np.sqrt(a)
-        model.modes[b] = modes0 * np.sqrt(a)
-        return float(np.median(_pixel_medians(fits, model))) / _CHI2_1_MEDIAN - 1.0
-
-    lo, hi = -6.0, 6.0
-    if excess(lo) < 0:
-        return 1.0
-    if excess(hi) > 0:
-        return float(np.exp(hi))
-    return float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
-
-
-def _calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
-    """Factor on bin ``b``'s fractional covariance giving median chi2/pixel = 1 for its fits."""
-    from scipy.optimize import brentq
-
-    floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
-
-    def excess(log_a: float) -> float:
-        a = np.exp(log_a)
-        model.floor[b] = floor0 * np.sqrt(a)
-        model.modes[b] = modes0 * np.sqrt(a)
-        return float(np.median(_scores(fits, model))) - 1.0
-
-    lo, hi = -6.0, 6.0
-    if excess(lo) < 0:
-        a = 1.0
-    elif excess(hi) > 0:
-        # no scale reaches it: a few pixels (late-T dwarfs' optical and 1.9 um band, where
-        # the data/model ratio exceeds the +-200 % the moments are clipped at) dominate
-        a = _calibrate_bin_robust(fits, model, b, floor0, modes0)
-    else:
-        a = float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
-    model.floor[b] = floor0 * np.sqrt(a)
-    model.modes[b] = modes0 * np.sqrt(a)
-    return a
-
-
 def fit_discrepancy(
     grid_name: str,
     *,
@@ -383,7 +271,7 @@ def fit_discrepancy(
             f"{grid.name}: only {len(fits)} library spectra inside the grid; at least "
             f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
         )
-    edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
+    edges = teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
     # an object's bin is where the photon-noise fit puts it, for every iteration: the refit
     # with a covariance moves late T dwarfs into the L/T bin (that covariance absorbs their
     # methane), which would empty the T bin that is meant to describe them
@@ -403,7 +291,7 @@ def fit_discrepancy(
         modes_per_bin: list[int] = []
         for b in range(edges.size + 1):
             members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
-            k = _bin_modes(len(members), n_modes)
+            k = bin_modes(len(members), n_modes)
             if k < 1:
                 continue
             res, var = _residual_rows(members, axis, ref)
@@ -427,7 +315,7 @@ def fit_discrepancy(
         )
         labels_c = [int(np.argmin(np.abs(model.teff - t))) for t in first]
         factors = [
-            _calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
+            calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
             for b in range(model.teff.size)
         ]
         log.info("%s iteration %d: bins %s, factors %s", grid.name, it, model.teff, factors)
@@ -435,13 +323,13 @@ def fit_discrepancy(
     # the threshold comes from the fit half scored as a new spectrum will be: at its best
     # node under the final covariance
     fits, n_edge = run("fit", model)
-    fit_scores = _dof_scores(fits, model)
+    fit_scores = dof_scores(fits, model)
     threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
     model.misfit_threshold = threshold
     model.false_alarm_rate = false_alarm_rate
     temp = calibrate_temperature(model, grid, grid_flux, prepared["fit"])
     ev, n_edge_eval = run("eval", model)
-    ev_scores = _dof_scores(ev, model)
+    ev_scores = dof_scores(ev, model)
     plain = [fit_library(p, grid, grid_flux, None) for p in prepared["eval"]]
     plain_red = [
         float(np.sum(((f.flux - f.model) / f.error) ** 2) / (f.flux.size - f.n_fitted))
@@ -476,8 +364,8 @@ def fit_discrepancy(
             "n_iter": n_iter,
             "clip": _CLIP,
             "reference_fraction": model.reference_fraction,
-            "spectra_per_mode": _SPECTRA_PER_MODE,
-            "min_modes_per_bin": _MIN_MODES,
+            "spectra_per_mode": SPECTRA_PER_MODE,
+            "min_modes_per_bin": MIN_MODES,
             "modes_per_bin": modes_per_bin,
             "bin_scale_factors": factors,
         },
@@ -490,12 +378,12 @@ def fit_discrepancy(
         "evaluation": {
             "n_spectra": len(ev),
             "n_on_teff_edge": n_edge_eval,
-            "whitened_variance_mean": float(np.mean(_scores(ev, model))),
-            "whitened_variance_median": float(np.median(_scores(ev, model))),
+            "whitened_variance_mean": float(np.mean(whitened_scores(ev, model))),
+            "whitened_variance_median": float(np.median(whitened_scores(ev, model))),
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
             "repeat_pull_std": grid_pull_std(ev, grid, model.temperature),
-            "by_teff_bin": _by_bin(ev, ev_scores, model, grid),
+            "by_teff_bin": by_bin(ev, ev_scores, model, grid),
         },
         "temperature_calibration": temp,
     }
@@ -575,41 +463,3 @@ def recalibrate_temperature(folder: Any) -> DiscrepancyModel:
     model.meta.pop("weights_sha256", None)
     model.save(Path(folder))
     return model
-
-
-def _by_bin(
-    fits: list[LibraryFit], dof_scores: FloatArray, model: DiscrepancyModel, grid: ModelGrid
-) -> list[dict[str, Any]]:
-    """Evaluation numbers per Teff bin (spectra assigned to the nearest bin centre)."""
-    labels = np.array([int(np.argmin(np.abs(model.teff - f.teff))) for f in fits])
-    white = _scores(fits, model)
-    out = []
-    for b, centre in enumerate(model.teff):
-        inside = np.flatnonzero(labels == b)
-        members = [fits[i] for i in inside]
-        out.append(
-            {
-                "teff_centre": float(centre),
-                "n_spectra": int(inside.size),
-                "whitened_variance_mean": float(np.mean(white[inside])) if inside.size else None,
-                "whitened_variance_median": float(np.median(white[inside]))
-                if inside.size
-                else None,
-                "false_alarm_rate": float(np.mean(dof_scores[inside] > model.misfit_threshold))
-                if inside.size
-                else None,
-                "repeat_pull_std": grid_pull_std(members, grid, model.temperature),
-            }
-        )
-    return out
-
-
-def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    return np.asarray(
-        [
-            model.misfit(
-                f.flux, f.error, f.model, f.teff, wavelength=f.wavelength, n_fitted=f.n_fitted
-            ).score
-            for f in fits
-        ]
-    )

@@ -321,13 +321,15 @@ def calibrate_npe_ood(
     import tempfile
 
     from atmospec._fileio import provenance
-    from atmospec.posteriors.pipeline import model_error_of
     from atmospec.prediction.ood import fit_detector
+    from atmospec.training import discrepancy_augment
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
     names = tuple(npe.param_names_)
-    model_error = model_error_of(npe)
+    model_error = discrepancy_augment.model_error_from_config(
+        getattr(npe, "meta_", {}).get("config")
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ts = build_training_set(
             grid,
