@@ -70,6 +70,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "atmospec.fitting",
             "atmospec.discrepancy.route",
             "atmospec.discrepancy.learn",
+            "atmospec.discrepancy.scaling",
             "atmospec.discrepancy.temperature",
             "atmospec.discrepancy.domain",
         ),

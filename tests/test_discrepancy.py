@@ -291,3 +291,57 @@ def test_posterior_sample_names_an_snr_outside_the_npe_training_range(
         ["posterior", "sample", path, "--n", "300", "--refuse-outside", "--out", str(out / "r")],
     )
     assert res.exit_code == 3
+
+
+# -- Teff bins --------------------------------------------------------------------------------
+
+
+def test_small_bins_learn_fewer_modes_and_too_small_ones_merge() -> None:
+    """A bin learns one mode per eight spectra (up to n_modes) and needs two; below that it
+    is merged with its smaller neighbour, so 20 T dwarfs keep their own bin with 2 modes while
+    10 would join the L dwarfs."""
+    from atmospec.discrepancy.scaling import bin_modes, teff_bins
+
+    assert [bin_modes(n, 6) for n in (7, 16, 20, 47, 48, 500)] == [0, 2, 2, 5, 6, 6]
+    l_dwarfs = np.full(300, 1800.0)
+    kept = teff_bins(np.r_[np.full(20, 900.0), l_dwarfs], (1300.0, 1600.0))
+    # the empty 1300-1600 K bin merges into the T bin, which stays apart from the L dwarfs
+    assert kept.size == 1 and np.searchsorted(kept, 900.0) != np.searchsorted(kept, 1800.0)
+    merged = teff_bins(np.r_[np.full(10, 900.0), l_dwarfs], (1300.0, 1600.0))
+    assert merged.size == 0
+
+
+def test_burrows06_has_a_late_t_bin_learned_from_t_dwarfs() -> None:
+    """Burrows 2006 reaches 700 K: its model has a bin centred below 1300 K, learned from the
+    fit-half spectra whose photon-noise fit is a late-T model, with at most one mode per eight
+    of them, and the record gives the held-out evaluation per bin."""
+    d = load_discrepancy("burrows06")
+    recipe = d.meta["recipe"]
+    assert d.teff[0] < 1300.0 and recipe["teff_edges"][0] == 1300.0
+    assert 2 <= recipe["modes_per_bin"][0] < d.n_modes
+    # the dropped modes are zero, not noise
+    assert np.all(d.modes[0, recipe["modes_per_bin"][0] :] == 0.0)
+    bins = d.meta["evaluation"]["by_teff_bin"]
+    assert [b["teff_centre"] for b in bins] == d.teff.tolist()
+    assert sum(b["n_spectra"] for b in bins) == d.meta["evaluation"]["n_spectra"]
+
+
+def test_held_out_t_dwarfs_are_not_misfits_for_burrows06(splat_dir: Path) -> None:
+    """Four held-out T5-T8 dwarfs (objects of the evaluation half) that Burrows 2006's model
+    without a T bin flagged as misfits (scores 3.6-4.2 against its threshold of 3.37: their
+    residuals were judged with the L/T-transition modes; it flagged 10 of the 21 held-out
+    T4-T8 spectra, 5 with the T bin). With the late-T bin they score below the threshold."""
+    from atmospec import library
+    from atmospec.fitting.chi2 import fit_chi2
+    from atmospec.grids import load_grid
+
+    d = load_discrepancy("burrows06")
+    keys = ["10124_10223", "10208_11521", "11577_10077", "11930_10424"]
+    t = library.query()
+    sources = set(t[t.key.isin(keys)].source_key)
+    assert len(sources) == 4 and not sources & set(d.meta["split"]["fit_objects"])
+    grid = load_grid("burrows06")
+    for key in keys:
+        res = fit_chi2(library.load(key), grid)
+        assert res.discrepancy is not None
+        assert res.discrepancy["misfit_score"] < d.misfit_threshold, key

@@ -271,3 +271,37 @@ def test_several_grids_let_an_npe_trained_with_model_error_serve_its_snr_range(
     assert model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma) > NPE_MODEL_ERROR_RATIO
     assert inp.member.startswith(NPE), inp.notes
     assert "trained with dback24 model-error realisations" in inp.notes[-1]
+
+
+def test_npe_ood_reference_carries_the_model_error_it_was_trained_with(
+    dback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real field dwarfs differ from the grid by model error; the NPE was trained with it, so
+    its OOD reference spectra carry it too. Eight field L1-T4 dwarfs at S/N 8-23 (inside the
+    NPE's 3-30), objects of the discrepancy model's evaluation half: a detector calibrated on
+    photon-noise-only simulations flags every one (their grid chi-square is beyond any noisy
+    grid spectrum's); calibrated with the NPE's model error, none."""
+    from atmospec import library
+    from atmospec.discrepancy import load_discrepancy
+    from atmospec.models import load_model
+    from atmospec.prediction.members import calibrate_npe_ood
+    from atmospec.prediction.predictor import Predictor
+    from atmospec.training import discrepancy_augment
+
+    keys = ["10298_10627", "10972_10796", "11032_10777", "11583_11265",
+            "11618_11023", "12182_11919", "12189_11926", "12235_11971"]  # fmt: skip
+    t = library.query()
+    rows = t[t.key.isin(keys)]
+    assert not set(rows.source_key) & set(load_discrepancy("dback24").meta["split"]["fit_objects"])
+    assert rows.snr.between(3, 30).all()
+    npe = load_model(NPE)
+    det = calibrate_npe_ood(npe, dback, n_samples=1200, seed=3)
+    assert det.meta["model_error"].startswith("dback24-spex")
+    monkeypatch.setattr(discrepancy_augment, "model_error_from_config", lambda _: None)
+    plain = calibrate_npe_ood(npe, dback, n_samples=1200, seed=3)
+    specs = [library.load(k) for k in keys]
+    flags = {}
+    for name, d in (("model error", det), ("plain", plain)):
+        flags[name] = Predictor(NPE, ood=d, draws=200, seed=0).predict(specs).ood_flag
+    assert flags["plain"].all()
+    assert not flags["model error"].any()

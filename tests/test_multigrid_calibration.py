@@ -132,6 +132,14 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
         )
         stale, note = mp._calibration(other)
         assert stale is None and "learned for" in note
+    # so is every grid's model of mismatch (its misfit flag decides which grids cover)
+    for g, d in mp.discrepancy.items():
+        digest = d.meta["weights_sha256"][:10]
+        assert f"|{g}~{digest}" in mp.base_model_id
+        other = dataclasses.replace(
+            mp.calibration, model_id=mp.base_model_id.replace(digest, "0" * 10)
+        )
+        assert mp._calibration(other)[0] is None
     # GD 165B (L4, 1863 +- 29 K from its luminosity): the table carries the terms applied at
     # its combined Teff, the interval is the uncorrected one widened (variances add), and the
     # statistical part is the repeat-scatter law at its S/N.

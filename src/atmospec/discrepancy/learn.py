@@ -9,12 +9,20 @@ Recipe (:func:`fit_discrepancy`):
    Teff sits on the grid's Teff edge are outside the grid and left out.
 3. Collect the fractional residuals ``(d - m) / m'`` on a common wavelength axis (``m'`` the
    model with a floor at 5 % of its median, see :class:`DiscrepancyModel`), group them in
-   Teff bins (fixed edges, merged until each holds 40 spectra) and estimate per bin the uncentred second moment
-   minus the photon-noise variance; its leading eigenvectors are the correlated modes and the
-   remaining diagonal the floor.
-4. Refit with the new covariance (the best node moves), re-estimate; repeat.
-5. Scale each bin so that the median chi-square per pixel of the fit half is 1, and set the
-   misfit threshold at the ``1 - false_alarm_rate`` quantile of the fit half's scores.
+   Teff bins and estimate per bin the uncentred second moment minus the photon-noise
+   variance; its leading eigenvectors are the correlated modes (one per eight spectra of the
+   bin, at most ``n_modes``) and the remaining diagonal the floor. The bins have fixed
+   physical edges, merged until each holds enough spectra for two modes; an object's bin is
+   where its photon-noise fit puts it, so late-T dwarfs keep a bin of their own.
+4. Optionally (``n_iter``) refit with the new covariance (the best node moves) and
+   re-estimate. The shipped models use none: for late-T dwarfs the refit prefers hotter
+   nodes (a fractional covariance on a hotter model allows more residual in their methane
+   bands), and residuals learned there would describe a too-hot model's missing methane
+   rather than the grid's error at the object's own temperature.
+5. Scale each bin so that the median chi-square per pixel of the fit half is 1 (where no
+   scale reaches it, so that the median squared whitened residual is that of a unit
+   Gaussian), refit the fit half with the final covariance, and set the misfit threshold at
+   the ``1 - false_alarm_rate`` quantile of its scores.
 6. Set the likelihood temperature from the fit half's repeat spectra
    (:mod:`atmospec.discrepancy.temperature`).
 7. Evaluate on the other half: whitened-residual variance and the false-alarm rate.
@@ -32,6 +40,16 @@ from numpy.typing import NDArray
 
 from atmospec.discrepancy.likelihood import scan_nodes
 from atmospec.discrepancy.model import DiscrepancyModel
+from atmospec.discrepancy.scaling import (
+    MIN_MODES,
+    SPECTRA_PER_MODE,
+    bin_modes,
+    by_bin,
+    calibrate_bin,
+    dof_scores,
+    teff_bins,
+    whitened_scores,
+)
 from atmospec.discrepancy.temperature import LibraryFit, fit_temperature, grid_pull_std
 
 if TYPE_CHECKING:
@@ -51,8 +69,8 @@ log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
-TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see _teff_bins)
-_MIN_PER_BIN = 40  # spectra per Teff bin (fewer bins when the grid covers fewer spectra)
+TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see scaling.teff_bins)
+_MIN_PER_BIN = 40  # spectra needed in total to learn any model
 _CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
 
@@ -177,66 +195,6 @@ def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray
     return floor, modes
 
 
-def _teff_bins(teffs: FloatArray, candidates: tuple[float, ...]) -> FloatArray:
-    """Inner Teff bin edges: ``candidates`` merged until every bin holds enough spectra.
-
-    Fixed physical edges (T dwarfs, late L, mid L, early L, late M) rather than quantiles:
-    the library holds many more L than T dwarfs, and quantile bins would leave the T dwarfs
-    inside an L-dwarf bin. A bin with fewer than the minimum is merged with its neighbour.
-
-    Example:
-        >>> _teff_bins(np.r_[np.full(50, 1000.0), np.full(10, 1500.0), np.full(60, 2000.0)],
-        ...            (1200.0, 1800.0)).tolist()
-        [1800.0]
-    """
-    edges = [float(e) for e in candidates]
-    while edges:
-        counts = np.bincount(np.searchsorted(edges, teffs), minlength=len(edges) + 1)
-        worst = int(np.argmin(counts))
-        if counts[worst] >= _MIN_PER_BIN:
-            break
-        # drop the edge between the smallest bin and its smaller neighbour
-        if worst == 0:
-            drop = 0
-        elif worst == len(edges):
-            drop = len(edges) - 1
-        else:
-            drop = worst - 1 if counts[worst - 1] <= counts[worst + 1] else worst
-        edges.pop(drop)
-    return np.asarray(edges, dtype=np.float64)
-
-
-def _scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Chi-square per pixel of each fit under noise + discrepancy."""
-    out = []
-    for f in fits:
-        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
-        out.append(cov.quad(f.flux - f.model) / f.flux.size)
-    return np.asarray(out)
-
-
-def _calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
-    """Factor on bin ``b``'s fractional covariance giving median chi2/pixel = 1 for its fits."""
-    from scipy.optimize import brentq
-
-    floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
-
-    def excess(log_a: float) -> float:
-        a = np.exp(log_a)
-        model.floor[b] = floor0 * np.sqrt(a)
-        model.modes[b] = modes0 * np.sqrt(a)
-        return float(np.median(_scores(fits, model))) - 1.0
-
-    lo, hi = -6.0, 6.0
-    if excess(lo) < 0 or excess(hi) > 0:
-        a = 1.0 if excess(lo) < 0 else float(np.exp(hi))
-    else:
-        a = float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
-    model.floor[b] = floor0 * np.sqrt(a)
-    model.modes[b] = modes0 * np.sqrt(a)
-    return a
-
-
 def fit_discrepancy(
     grid_name: str,
     *,
@@ -313,7 +271,11 @@ def fit_discrepancy(
             f"{grid.name}: only {len(fits)} library spectra inside the grid; at least "
             f"{_MIN_PER_BIN} are needed to learn a discrepancy model"
         )
-    edges = _teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
+    edges = teff_bins(np.array([f.teff for f in fits]), TEFF_EDGES)
+    # an object's bin is where the photon-noise fit puts it, for every iteration: the refit
+    # with a covariance moves late T dwarfs into the L/T bin (that covariance absorbs their
+    # methane), which would empty the T bin that is meant to describe them
+    first_teff = {f.key: f.teff for f in fits}
     model: DiscrepancyModel | None = None
     # the reference-flux rule of the model, before any model exists
     ref = DiscrepancyModel(
@@ -323,21 +285,27 @@ def fit_discrepancy(
     for it in range(n_iter + 1):
         if it > 0:
             fits, n_edge = run("fit", model)
-        labels = np.searchsorted(edges, [f.teff for f in fits])
+        first = np.array([first_teff.get(f.key, f.teff) for f in fits])
+        labels = np.searchsorted(edges, first)
         centres, floors, modes = [], [], []
+        modes_per_bin: list[int] = []
         for b in range(edges.size + 1):
             members = [f for f, lab in zip(fits, labels, strict=True) if lab == b]
-            if len(members) < 2 * n_modes:
+            k = bin_modes(len(members), n_modes)
+            if k < 1:
                 continue
             res, var = _residual_rows(members, axis, ref)
-            fl, md = _moments(res, var, n_modes)
-            centres.append(float(np.median([f.teff for f in members])))
+            fl, md = _moments(res, var, k)
+            md = np.concatenate([md, np.zeros((n_modes - k, axis.size))])
+            modes_per_bin.append(k)
+            centres.append(float(np.median(first[labels == b])))
             floors.append(fl)
             modes.append(md)
         order = np.argsort(centres)
         centres_arr = np.array(centres)[order]
         # equal medians (coarse grids) would break the interpolation: keep the first
         keep = np.concatenate([[True], np.diff(centres_arr) > 0])
+        modes_per_bin = np.asarray(modes_per_bin)[order][keep].tolist()
         model = DiscrepancyModel(
             wavelength=axis,
             teff=centres_arr[keep],
@@ -345,20 +313,23 @@ def fit_discrepancy(
             modes=np.array(modes)[order][keep],
             grid=grid.name,
         )
-        labels_c = [int(np.argmin(np.abs(model.teff - f.teff))) for f in fits]
+        labels_c = [int(np.argmin(np.abs(model.teff - t))) for t in first]
         factors = [
-            _calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
+            calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
             for b in range(model.teff.size)
         ]
         log.info("%s iteration %d: bins %s, factors %s", grid.name, it, model.teff, factors)
     assert model is not None
-    fit_scores = _dof_scores(fits, model)
+    # the threshold comes from the fit half scored as a new spectrum will be: at its best
+    # node under the final covariance
+    fits, n_edge = run("fit", model)
+    fit_scores = dof_scores(fits, model)
     threshold = float(np.quantile(fit_scores, 1.0 - false_alarm_rate))
     model.misfit_threshold = threshold
     model.false_alarm_rate = false_alarm_rate
     temp = calibrate_temperature(model, grid, grid_flux, prepared["fit"])
     ev, n_edge_eval = run("eval", model)
-    ev_scores = _dof_scores(ev, model)
+    ev_scores = dof_scores(ev, model)
     plain = [fit_library(p, grid, grid_flux, None) for p in prepared["eval"]]
     plain_red = [
         float(np.sum(((f.flux - f.model) / f.error) ** 2) / (f.flux.size - f.n_fitted))
@@ -393,6 +364,9 @@ def fit_discrepancy(
             "n_iter": n_iter,
             "clip": _CLIP,
             "reference_fraction": model.reference_fraction,
+            "spectra_per_mode": SPECTRA_PER_MODE,
+            "min_modes_per_bin": MIN_MODES,
+            "modes_per_bin": modes_per_bin,
             "bin_scale_factors": factors,
         },
         "calibration": {
@@ -404,15 +378,18 @@ def fit_discrepancy(
         "evaluation": {
             "n_spectra": len(ev),
             "n_on_teff_edge": n_edge_eval,
-            "whitened_variance_mean": float(np.mean(_scores(ev, model))),
-            "whitened_variance_median": float(np.median(_scores(ev, model))),
+            "whitened_variance_mean": float(np.mean(whitened_scores(ev, model))),
+            "whitened_variance_median": float(np.median(whitened_scores(ev, model))),
             "false_alarm_rate": float(np.mean(ev_scores > threshold)),
             "plain_chi2_red_median": float(np.median(plain_red)),
             "repeat_pull_std": grid_pull_std(ev, grid, model.temperature),
+            "by_teff_bin": by_bin(ev, ev_scores, model, grid),
         },
         "temperature_calibration": temp,
     }
     record = {
+        "fit_keys": [f.key for f in fits],
+        "eval_keys": [f.key for f in ev],
         "fit_teff": [f.teff for f in fits],
         "fit_scores": fit_scores.tolist(),
         "eval_teff": [f.teff for f in ev],
@@ -486,14 +463,3 @@ def recalibrate_temperature(folder: Any) -> DiscrepancyModel:
     model.meta.pop("weights_sha256", None)
     model.save(Path(folder))
     return model
-
-
-def _dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    return np.asarray(
-        [
-            model.misfit(
-                f.flux, f.error, f.model, f.teff, wavelength=f.wavelength, n_fitted=f.n_fitted
-            ).score
-            for f in fits
-        ]
-    )

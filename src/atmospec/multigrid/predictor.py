@@ -119,9 +119,17 @@ class MultiGridPredictor:
             )
         self.coverage = self.primary.coverage
         self.policy = self.primary.policy
-        # every learned model is named: retraining any of them makes a calibration stale
+        # every learned model is named: retraining any of them, or learning a grid's model of
+        # mismatch again (it decides which grids cover an object), makes a calibration stale
         others = "".join(f"|{g}={p.model_id}" for g, p in self.learned.items())
-        self.base_model_id = "grids:" + "+".join(names) + "|" + self.primary.model_id + others
+        errors = "".join(
+            f"|{g}~{str(d.meta.get('weights_sha256', ''))[:10]}"
+            for g, d in self.discrepancy.items()
+            if d is not None and hasattr(d, "meta")
+        )
+        self.base_model_id = (
+            "grids:" + "+".join(names) + "|" + self.primary.model_id + others + errors
+        )
         self.calibration, self.calibration_note = self._calibration(calibration)
         self.model_id = self.base_model_id + (
             f"|calibrated:{self.calibration.digest()}" if self.calibration is not None else ""

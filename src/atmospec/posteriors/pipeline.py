@@ -135,17 +135,16 @@ def _simulator(cfg: NPEConfig) -> Any:
 def model_error_of(estimator: Any) -> tuple[Any, float] | None:
     """The model-discrepancy model (and amplitude) an NPE was trained with, from its record
     (None: trained with photon noise only)."""
-    info = getattr(estimator, "meta_", {}).get("config") or {}
-    return _model_error(info.get("discrepancy") or "", info.get("discrepancy_amplitude", 1.0))
+    from atmospec.training.discrepancy_augment import model_error_from_config
+
+    return model_error_from_config(getattr(estimator, "meta_", {}).get("config"))
 
 
 def _model_error(name: str, amplitude: float) -> tuple[Any, float] | None:
     """``(discrepancy model, amplitude)`` of a config's ``discrepancy`` name (None: off)."""
-    if not name:
-        return None
-    from atmospec.training.discrepancy_augment import resolve_discrepancy
+    from atmospec.training.discrepancy_augment import model_error_from_config
 
-    return resolve_discrepancy(str(name)), float(amplitude)
+    return model_error_from_config({"discrepancy": name, "discrepancy_amplitude": amplitude})
 
 
 def add_model_error(

@@ -28,6 +28,7 @@ __all__ = [
     "Member",
     "load_member",
     "calibrate_npe_ood",
+    "npe_ood_model_error",
     "npe_digest",
     "resolve_model",
 ]
@@ -209,6 +210,17 @@ class NPEMember(_AxisMember):
     def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
         return calibrate_npe_ood(self.npe, grid)
 
+    @property
+    def ood_key(self) -> str:
+        """The name of this NPE's cached OOD detector: its id, plus the model error its
+        reference spectra carry (a detector calibrated without it keeps its own file)."""
+        error = npe_ood_model_error(self.npe)
+        return self.model_id + (f".model-error-{error}" if error else "")
+
+    def detector_is_current(self, det: OODDetector) -> bool:
+        """Whether a cached detector's reference spectra carry this NPE's model error."""
+        return det.meta.get("model_error", "") == npe_ood_model_error(self.npe)
+
     def files(self) -> dict[str, bytes]:
         """The model folder's files (with ``calibration.json`` when shipped)."""
         import tempfile
@@ -267,6 +279,15 @@ def load_member(
     )
 
 
+def npe_ood_model_error(npe: NPEstimator) -> str:
+    """The model error an NPE's OOD reference spectra carry: its training's ``discrepancy``
+    name and amplitude (``""``: photon noise only). A cached detector calibrated with another
+    is calibrated again."""
+    info = getattr(npe, "meta_", {}).get("config") or {}
+    name = str(info.get("discrepancy") or "")
+    return f"{name}x{float(info.get('discrepancy_amplitude', 1.0)):g}" if name else ""
+
+
 def calibrate_npe_ood(
     npe: NPEstimator,
     grid: ModelGrid,
@@ -284,10 +305,13 @@ def calibrate_npe_ood(
     distance and residual, grid chi-square at the estimate, bound pressure), on the NPE's
     own axis, with the posterior mean and sd in place of a network's mean and sigma. The
     spectra come from the training-set builder (nodes and off-node points, the default
-    calibration systematics) made noise-free, then noised with the NPE's own
-    :class:`~atmospec.posteriors.npe.NoiseModel`, so the reference is the population the
-    NPE serves. 40 % fit the components, 40 % set the threshold (exceeded by ``1 - level``
-    of them), 20 % measure the false-alarm rate.
+    calibration systematics) made noise-free, carrying one realisation of the model error the
+    NPE was trained with (its recorded ``discrepancy``; none for an NPE trained with photon
+    noise only), then noised with the NPE's own :class:`~atmospec.posteriors.npe.NoiseModel`,
+    so the reference is the population the NPE serves: real spectra differ from the grid by
+    that model error, and a score calibrated without it flags them for it. 40 % fit the
+    components, 40 % set the threshold (exceeded by ``1 - level`` of them), 20 % measure the
+    false-alarm rate.
 
     Example:
         >>> det = calibrate_npe_ood(npe, grid)  # doctest: +SKIP
@@ -298,10 +322,14 @@ def calibrate_npe_ood(
 
     from atmospec._fileio import provenance
     from atmospec.prediction.ood import fit_detector
+    from atmospec.training import discrepancy_augment
     from atmospec.training.builder import build_training_set
 
     wave = np.asarray(npe.wavelength_, dtype=np.float64)
     names = tuple(npe.param_names_)
+    model_error = discrepancy_augment.model_error_from_config(
+        getattr(npe, "meta_", {}).get("config")
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ts = build_training_set(
             grid,
@@ -311,6 +339,8 @@ def calibrate_npe_ood(
             snr=(1e5, 1e5),  # noise-free for practical purposes; the NPE's noise comes next
             seed=seed,
             bounds=npe.bounds_,
+            discrepancy=None if model_error is None else model_error[0],
+            discrepancy_amplitude=1.0 if model_error is None else model_error[1],
         )
         clean, _, _ = ts.arrays()
         ts.close()
@@ -339,6 +369,7 @@ def calibrate_npe_ood(
         level=level,
         meta={
             "estimator": "npe",
+            "model_error": npe_ood_model_error(npe),
             "n_samples": int(X.shape[0]),
             "snr_range": list(npe.noise.snr_range),
             "provenance": provenance(seed=seed, grid=grid.name),

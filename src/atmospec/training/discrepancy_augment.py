@@ -18,7 +18,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DiscrepancySource", "resolve_discrepancy", "discrepancy_realisations"]
+__all__ = [
+    "DiscrepancySource",
+    "resolve_discrepancy",
+    "discrepancy_realisations",
+    "model_error_from_config",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -57,6 +62,21 @@ def resolve_discrepancy(spec: str | DiscrepancySource) -> DiscrepancySource:
     grid, _, inst = spec.partition("-")
     inst = {"": "spex-prism", "spex": "spex-prism"}.get(inst, inst)
     return load_discrepancy(grid, inst)
+
+
+def model_error_from_config(config: Any) -> tuple[DiscrepancySource, float] | None:
+    """``(model, amplitude)`` of a recipe's ``discrepancy`` / ``discrepancy_amplitude`` keys
+    (a trained model's recorded config); None when it names none (photon noise only).
+
+    Example:
+        >>> model_error_from_config({"discrepancy": ""}) is None
+        True
+    """
+    info = dict(config or {})
+    name = str(info.get("discrepancy") or "")
+    if not name:
+        return None
+    return resolve_discrepancy(name), float(info.get("discrepancy_amplitude", 1.0))
 
 
 def discrepancy_realisations(
