@@ -240,3 +240,17 @@ def test_calibrated_vsini_inverts_the_recovery_curves() -> None:
     flat = [{**r, "vsini": 2.5} for r in rows]
     with pytest.raises(InvalidSpectrumError, match="does not grow"):
         calibrated_vsini(2.5, (0.1, 0.1), flat)
+
+
+def test_calibrated_vsini_leaves_out_failed_recoveries() -> None:
+    """An injection whose fit found no interior minimum (at the scan's floor) is a failed
+    recovery: left out of the curve and counted, not read as a falling curve."""
+    from atmospec.highres.injection import calibrated_vsini
+
+    rows = [{"vsini_true": t, "macroturbulence_true": 2.0, "vsini": 1.0 + 0.5 * t,
+             "at_scan_floor": False} for t in (1.0, 2.0, 3.0)]  # fmt: skip
+    rows.append({"vsini_true": 4.0, "macroturbulence_true": 2.0, "vsini": 0.5,
+                 "at_scan_floor": True})  # fmt: skip
+    out = calibrated_vsini(2.25, (0.25, 0.25), rows)
+    assert out["vsini"] == pytest.approx(2.5)
+    assert out["failed"] == 1 and "v sin i 4 / zeta 2" in out["limits"][-1]

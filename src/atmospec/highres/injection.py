@@ -90,7 +90,8 @@ def injection_recovery(
     """Inject the star of ``result`` at each (v sin i, macroturbulence zeta) of ``truths``
     (:func:`inject`) and re-run the same transfer from the same ``template`` and ``config`` on
     it. Returns one row per truth: the injected values, the recovered v sin i, its 68 %
-    interval and statistical part, and whether each holds the truth.
+    interval and statistical part, whether each holds the truth, and whether the recovery
+    failed to find an interior minimum (``at_scan_floor``: lowest at the scan's lower end).
 
     Example:
         >>> import numpy as np
@@ -147,6 +148,10 @@ def injection_recovery(
                 "shared_width_kms": rec.meta["intrinsic_sigma_kms"],
                 "rv": rec.params["rv"],
                 "rms_percent": rec.rms_percent,
+                # no interior minimum: the profile is lowest at the scan's lower end
+                "at_scan_floor": bool(
+                    config.vsini_grid and rec.params["vsini"] <= min(config.vsini_grid) + 1e-6
+                ),
             }
         )
         log.info(
@@ -189,7 +194,8 @@ def calibrated_vsini(
     interval, the injected values whose recovery lies within ``halfwidths`` (below, above) of
     it on any of the curves (the macroturbulence being unknown within the injected range).
     ``reference_macroturbulence`` picks the curve of the point estimate (default: the middle
-    one).
+    one). Rows marked ``at_scan_floor`` (the recovery found no interior minimum) are failed
+    recoveries: they are left out of the curves and counted in ``failed``.
 
     Raises :class:`InvalidSpectrumError` when a curve has fewer than two points or the
     recovered v sin i does not grow with the injected one (the fit then does not measure
@@ -203,8 +209,9 @@ def calibrated_vsini(
         (2.5, [2.0, 3.0])
     """
     curves: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    failed = [r for r in rows if r.get("at_scan_floor")]
     for z in sorted({r["macroturbulence_true"] for r in rows}):
-        sel = [r for r in rows if r["macroturbulence_true"] == z]
+        sel = [r for r in rows if r["macroturbulence_true"] == z and not r.get("at_scan_floor")]
         t = np.array([r["vsini_true"] for r in sel], dtype=np.float64)
         rec = np.array([r["vsini"] for r in sel], dtype=np.float64)
         if t.size < 2:
@@ -231,6 +238,13 @@ def calibrated_vsini(
         limits.append(f"the interval reaches the injections' lowest v sin i {t_all.min():g} km/s")
     if hi >= t_all.max():
         limits.append(f"the interval reaches the injections' highest v sin i {t_all.max():g} km/s")
+    if failed:
+        limits.append(
+            f"{len(failed)} injection(s) found no interior minimum and were left out: "
+            + ", ".join(
+                f"v sin i {r['vsini_true']:g} / zeta {r['macroturbulence_true']:g}" for r in failed
+            )
+        )
     slopes = {z: float(np.polyfit(*curves[z], 1)[0]) for z in zs}
     return {
         "vsini": point,
@@ -239,4 +253,5 @@ def calibrated_vsini(
         "by_macroturbulence": {f"{z:g}": _invert(*curves[z], observed) for z in zs},
         "slopes": {f"{z:g}": s for z, s in slopes.items()},
         "limits": limits,
+        "failed": len(failed),
     }
