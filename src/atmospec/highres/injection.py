@@ -49,6 +49,22 @@ def inject(
     uncertainty (``seed``).
 
     ``settings``: the line emulator's evaluation settings (``template.settings()``).
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres import ExtrinsicModel, LineEmulator, LineList
+        >>> from atmospec.highres.transfer import TransferConfig, transfer
+        >>> w = np.linspace(8700.0, 8710.0, 500)
+        >>> star = LineEmulator(LineList([8703.0, 8706.0], [0.02, 0.03], [0.04, 0.04],
+        ...                              [0.005, 0.005]), device="cpu")
+        >>> f = ExtrinsicModel(w, rv=5.0, vsini=3.0, device="cpu")(star).detach().numpy()
+        >>> cfg = TransferConfig(rounds=1, epochs=40)
+        >>> res = transfer(w, f, np.full(w.size, 1e-3), star, rv_range=(-20, 20), config=cfg,
+        ...                device="cpu")
+        >>> fake = inject(res, star.settings(), vsini=6.0, macroturbulence=2.0,
+        ...               line_sigma_kms=1.0, floor_kms=0.7, config=cfg, seed=0)
+        >>> fake.shape == w.shape, bool(fake.min() > res.model.min())   # broader, shallower
+        (True, True)
     """
     shared = float(result.meta["intrinsic_sigma_kms"])
     lines = result.lines
