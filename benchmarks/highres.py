@@ -17,10 +17,16 @@
    2.2 +- 0.4 km/s, Anderson et al. 2014): semi-empirical transfer from the PHOENIX 10,000 K
    clone (the only stellar template shipped), every line's width held between the physical
    floor and ceiling at 4715 K (thermal iron, microturbulence 0.5-1 km/s, radial-tangential
-   macroturbulence up to 3 km/s), R fixed at 55,000 and, separately, fitted with a 5 % prior:
-   RMS residual, RV, v sin i from the profile likelihood with its 68 % interval (Delta chi2
-   scaled by chi2_red and the residuals' correlation length, widened by the line-width range
-   and, in quadrature, R's prior sd), the line counts.
+   macroturbulence up to 3 km/s as a Gaussian sigma zeta / 2), R fixed at 55,000 and (full
+   run) fitted with a 5 % prior, and macroturbulence as its own radial-tangential profile at
+   the Valenti & Fischer (2005) value (2.4 km/s): RMS residual, RV, v sin i from the profile
+   likelihood with its 68 % interval, the line counts. Then injection-recovery: the R-fixed
+   fit's star (its learned lines, thermal + microturbulence wide) rotated at known v sin i
+   (quick: 1, 2, 3, 3.5 km/s; full: 1-4 km/s) with radial-tangential macroturbulence 1, 2.4 and
+   3 km/s, noise at the data's S/N, re-run through the same transfer: bias and coverage of the
+   fit's interval, and the observed v sin i read back through the recovery curves
+   (``wasp69_vsini``, ``wasp69_vsini_interval_68``; the profile's own value is
+   ``wasp69_vsini_fit``).
 5. The two HPF A-star telluric standards: star x TelFit telluric (the template's own
    instrumental broadening removed, one shared telluric velocity) fitted over every order
    with telluric bands (--quick: orders 11 and 27); RMS in the telluric pixels before and
@@ -73,14 +79,20 @@ def main() -> None:
 
 
 def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
-    """Semi-empirical transfer on the real WASP-69 order."""
+    """Semi-empirical transfer on the real WASP-69 order, and its v sin i calibrated by
+    injection-recovery."""
+    import math
+
     import torch
     from rich.console import Console
 
     from atmospec.data import shared_data
-    from atmospec.highres.pipeline import transfer_file
+    from atmospec.highres.injection import calibrated_vsini, injection_recovery
+    from atmospec.highres.io import read_hpf
+    from atmospec.highres.pipeline import clone_template, normalize_order, transfer_file
     from atmospec.highres.transfer import (
         TransferConfig,
+        intrinsic_width_kms,
         intrinsic_width_range,
         vsini_width_budget,
     )
@@ -91,24 +103,39 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     if path is None or not path.is_file():
         Console().print("WASP-69: the shared HPF file is absent; skipped")
         return
+    teff = 4715.0
+    # the template clone over the order (as transfer_file makes it), kept for the injections
+    w = normalize_order(read_hpf(path)[0]).wavelength * 1e4
+    tmpl, _, _ = clone_template("phoenix", (w[0] - 20.0, w[-1] + 20.0), prominence=0.005,
+                                rounds=2, epochs=200, profile="pseudo-voigt", device="cpu")  # fmt: skip
     grid = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
     if not args.quick:
         grid = (0.5, *grid, 6.0)
-    runs = {}
-    for name, fit_r in (("R fixed", False), ("R fitted", True)):
-        if args.quick and fit_r:
+    common = {"rounds": 3, "epochs": 100, "width_anchor": "shared", "vsini_grid": grid,
+              "profile_epochs": 100 if args.quick else 150}  # fmt: skip
+    # 1. the lines' Gaussian widths stand for macroturbulence (up to 3 km/s, sigma zeta / 2),
+    #    R fixed and fitted; 2. macroturbulence as its own radial-tangential profile at the
+    #    Valenti & Fischer (2005) value for this Teff, the lines thermal + microturbulence only
+    zeta_vf05 = 3.98 + (teff - 5770.0) / 650.0
+    variants = {
+        "R fixed": TransferConfig(intrinsic_range_kms=intrinsic_width_range(teff), **common),
+        "R fitted": TransferConfig(
+            intrinsic_range_kms=intrinsic_width_range(teff), fit_resolution=True, **common
+        ),
+        f"R fixed, RT macroturbulence {zeta_vf05:.1f}": TransferConfig(
+            intrinsic_range_kms=intrinsic_width_range(teff, macroturbulence=(0.0, 0.0)),
+            macroturbulence_kms=round(zeta_vf05, 1),
+            **common,
+        ),
+    }
+    runs: dict[str, dict] = {}
+    results = {}
+    for name, cfg in variants.items():
+        if args.quick and cfg.fit_resolution:
             continue
         t0 = time.time()
-        cfg = TransferConfig(
-            rounds=3,
-            epochs=100,
-            intrinsic_range_kms=intrinsic_width_range(4715.0),
-            width_anchor="shared",
-            fit_resolution=fit_r,
-            vsini_grid=grid,
-            profile_epochs=100 if args.quick else 150,
-        )
-        res = transfer_file(path, rv_range=(-60.0, 60.0), config=cfg, device="cpu")  # fmt: skip
+        res = transfer_file(path, star=tmpl, rv_range=(-60.0, 60.0), config=cfg, device="cpu")
+        results[name] = res
         lo, hi = res.meta["vsini_interval_68"]
         Console().print(
             f"WASP-69 transfer ({name}): RMS {res.rms_percent:.3f} %, RV {res.params['rv']:.3f} "
@@ -119,22 +146,24 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             f"{res.meta['n_lines_template']} template + {res.meta['n_lines_data']} data lines, "
             f"limits: {res.meta['limits'] or 'none'}; {time.time() - t0:.0f} s"
         )
-        # how the interval moves with the macroturbulence allowed (same fit, same total
-        # broadening): zeta_RT up to 2, 3 (the run's), 4 km/s
         sensitivity = {}
-        for zeta in (2.0, 3.0, 4.0):
-            c = TransferConfig(
-                intrinsic_range_kms=intrinsic_width_range(4715.0, macroturbulence=(0.0, zeta))
+        if not cfg.macroturbulence_kms:
+            # how the interval moves with the macroturbulence allowed (same fit, same total
+            # broadening): zeta_RT up to 2, 3 (the run's), 4 km/s
+            for zeta in (2.0, 3.0, 4.0):
+                c = TransferConfig(
+                    intrinsic_range_kms=intrinsic_width_range(teff, macroturbulence=(0.0, zeta))
+                )
+                sensitivity[f"zeta_max_{zeta:g}"] = vsini_width_budget(
+                    res.params, res.meta["intrinsic_sigma_kms"], c
+                )
+            Console().print(
+                "  v sin i range by the width budget for macroturbulence up to 2 / 3 / 4 km/s: "
+                + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in sensitivity.values())
             )
-            sensitivity[f"zeta_max_{zeta:g}"] = vsini_width_budget(
-                res.params, res.meta["intrinsic_sigma_kms"], c
-            )
-        Console().print(
-            "  v sin i range by the width budget for macroturbulence up to 2 / 3 / 4 km/s: "
-            + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in sensitivity.values())
-        )
         runs[name] = {
             "vsini_width_budget_by_zeta_max": sensitivity,
+            "macroturbulence_kms": cfg.macroturbulence_kms,
             "vsini_interval_statistical": res.meta["vsini_interval_statistical"],
             "vsini_interval_parts": res.meta["vsini_interval_parts"],
             "rms_percent": res.rms_percent,
@@ -155,19 +184,71 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             "seconds": time.time() - t0,
         }
     main_run = runs["R fixed"]
-    lo, hi = main_run["vsini_interval_68"]
+    fit_lo, fit_hi = main_run["vsini_interval_68"]
     if "R fitted" in runs:  # the instrument's width is a nuisance: the interval spans both
-        lo = min(lo, runs["R fitted"]["vsini_interval_68"][0])
-        hi = max(hi, runs["R fitted"]["vsini_interval_68"][1])
+        fit_lo = min(fit_lo, runs["R fitted"]["vsini_interval_68"][0])
+        fit_hi = max(fit_hi, runs["R fitted"]["vsini_interval_68"][1])
+
+    # 3. injection-recovery: the R-fixed fit's star (its learned lines, thermal +
+    #    microturbulence 0.75 km/s wide) rotated at known v sin i with radial-tangential
+    #    macroturbulence 1, 2.4 (VF05) and 3 km/s, noise at the data's S/N, re-run through the
+    #    same transfer; the observed v sin i read back through the recovery curves
+    t0 = time.time()
+    res = results["R fixed"]
+    cfg = variants["R fixed"]
+    v_true = (1.0, 2.0, 3.0, 3.5) if args.quick else (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+    zetas = (1.0, round(zeta_vf05, 1), 3.0)
+    rows = injection_recovery(
+        res,
+        tmpl,
+        [(v, z) for z in zetas for v in v_true],
+        line_sigma_kms=intrinsic_width_kms(teff, microturbulence=0.75, macroturbulence=0.0),
+        floor_kms=intrinsic_width_kms(teff, microturbulence=0.0, macroturbulence=0.0),
+        config=cfg,
+        rv_range=(-60.0, 60.0),
+        seed=1,
+    )
+    for r in rows:
+        Console().print(
+            f"  injected v sin i {r['vsini_true']:.1f}, zeta {r['macroturbulence_true']:.1f}: "
+            f"recovered {r['vsini']:.2f} (68 % {r['interval_68'][0]:.2f}-"
+            f"{r['interval_68'][1]:.2f}, statistical {r['interval_statistical'][0]:.2f}-"
+            f"{r['interval_statistical'][1]:.2f}), shared width {r['shared_width_kms']:.2f}"
+            + (" - FAILED: no interior minimum" if r["at_scan_floor"] else "")
+        )
+    parts = main_run["vsini_interval_parts"]
+    half = (
+        math.hypot(parts["statistical_halfwidths"][0], parts["resolution_shifts"][0]),
+        math.hypot(parts["statistical_halfwidths"][1], parts["resolution_shifts"][1]),
+    )
+    cal = calibrated_vsini(main_run["vsini"], half, rows, reference_macroturbulence=zetas[1])
+    coverage = float(np.mean([r["covered"] for r in rows]))
+    coverage_stat = float(np.mean([r["covered_statistical"] for r in rows]))
+    bias = [r["bias"] for r in rows if not r["at_scan_floor"]]
+    Console().print(
+        f"injections: the fit's 68 % interval holds the truth in {coverage:.0%} "
+        f"(statistical part alone: {coverage_stat:.0%}), bias {min(bias):+.2f} to "
+        f"{max(bias):+.2f} km/s; recovery slope per zeta {cal['slopes']}; {time.time() - t0:.0f} s"
+    )
+    Console().print(
+        f"WASP-69 v sin i calibrated by injection: {cal['vsini']:.2f} km/s at zeta "
+        f"{zetas[1]} (by zeta: {cal['by_macroturbulence']}), 68 % {cal['interval_68'][0]:.2f}-"
+        f"{cal['interval_68'][1]:.2f} km/s over zeta 1-3 km/s; {cal['limits'] or 'no limits'}"
+    )
     summary.update(
         {
             "wasp69_rms_percent": round(main_run["rms_percent"], 4),
             "wasp69_rv": round(main_run["rv"], 4),
-            "wasp69_vsini": round(main_run["vsini"], 3),
-            "wasp69_vsini_interval_68": [round(lo, 3), round(hi, 3)],
+            "wasp69_vsini": round(cal["vsini"], 3),
+            "wasp69_vsini_interval_68": [round(x, 3) for x in cal["interval_68"]],
+            "wasp69_vsini_fit": round(main_run["vsini"], 3),
+            "wasp69_vsini_fit_interval_68": [round(fit_lo, 3), round(fit_hi, 3)],
+            "wasp69_injection_coverage": round(coverage, 3),
+            "wasp69_injection_failed": cal["failed"],
         }
     )
     extra["wasp69"] = runs
+    extra["wasp69_injections"] = {"rows": rows, "calibration": cal, "halfwidths": half}
 
 
 def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:

@@ -255,3 +255,56 @@ def test_bad_inputs_raise_clear_errors(tmp_path) -> None:
         LineEmulator.load(bad)
     with pytest.raises(AtmospecError):
         find_lines([1.0, 2.0], [1.0, 1.0])
+
+
+def test_macroturbulence_kernel_is_gray_radial_tangential_profile() -> None:
+    """The disk-integrated radial-tangential profile against Gray's (2005, ch. 17) formula
+    integrated over the disk directly (scipy quad over mu at pixel centres): same shape away
+    from the cusp, sd exactly zeta / 2 for any limb darkening, and heavier wings than a
+    Gaussian of that sd (kurtosis near 4, a Gaussian's is 3)."""
+    from scipy.integrate import quad
+
+    from atmospec.highres.extrinsic import macroturbulence_kernel
+
+    zeta, eps, dv = 3.0, 0.6, 0.02
+    k = macroturbulence_kernel(dv, zeta, eps).numpy()
+    v = (np.arange(k.size) - (k.size - 1) / 2) * dv
+
+    def gray(x: float) -> float:
+        def ring(mu: float) -> float:
+            st = np.sqrt(1 - mu**2)
+            rad = np.exp(-((x / (zeta * mu)) ** 2)) / (np.sqrt(np.pi) * zeta * mu)
+            tan = np.exp(-((x / (zeta * st)) ** 2)) / (np.sqrt(np.pi) * zeta * st) if st else 0.0
+            return (1 - eps * (1 - mu)) * mu * 0.5 * (rad + tan)
+
+        return quad(ring, 1e-9, 1 - 1e-12, limit=200)[0]
+
+    norm = quad(lambda mu: (1 - eps * (1 - mu)) * mu, 0, 1)[0]
+    for x in (0.5, 1.0, 2.0, 4.0):
+        i = int(np.argmin(np.abs(v - x)))
+        assert k[i] / dv == pytest.approx(gray(float(v[i])) / norm, rel=2e-3)
+    for e in (0.0, 0.6, 1.0):
+        ke = macroturbulence_kernel(0.05, zeta, e).numpy()
+        ve = (np.arange(ke.size) - (ke.size - 1) / 2) * 0.05
+        var = (ke * ve**2).sum() - 0.05**2 / 12  # less a pixel's own width
+        assert np.sqrt(var) == pytest.approx(zeta / 2, rel=1e-3)
+    kurt = (k * v**4).sum() / (k * v**2).sum() ** 2
+    assert 3.8 < kurt < 4.1
+
+
+def test_extrinsic_macroturbulence_adds_zeta_squared_over_four() -> None:
+    """A weak line's velocity variance grows by (zeta / 2)^2 under radial-tangential
+    macroturbulence: variances add under convolution."""
+    lines = LineList([8700.0], [0.002], [8700.0 * 1.0 / C_KMS], [1e-6])
+    star = LineEmulator(lines, device="cpu")
+    w = np.linspace(8690.0, 8710.0, 1000)
+
+    def variance(zeta: float) -> float:
+        ext = ExtrinsicModel(w, vsini=1.0, macroturbulence=zeta, device="cpu")
+        with torch.no_grad():
+            a = 1.0 - ext(star).numpy()
+        v = (w / 8700.0 - 1.0) * C_KMS
+        m = (a * v).sum() / a.sum()
+        return float((a * (v - m) ** 2).sum() / a.sum())
+
+    assert variance(2.4) - variance(0.0) == pytest.approx(2.4**2 / 4, rel=0.02)

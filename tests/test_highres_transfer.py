@@ -195,3 +195,62 @@ def test_vsini_interval_adds_independent_errors_in_quadrature() -> None:
     (lo_f, _), parts_f = vsini_interval(p, ceiling, (2.45, 3.05), fitted)
     assert parts_f["resolution_shifts"] == [0.0, 0.0]
     assert lo_f == pytest.approx(2.45)
+
+
+def test_injection_at_the_fitted_values_reproduces_the_fit() -> None:
+    """Injected at the fit's own v sin i, no macroturbulence and the lines at the fitted shared
+    width, the synthetic star is the fit's model plus the data's noise: its residual against
+    the model has the noise's sd."""
+    from atmospec.highres.injection import inject
+
+    w = np.linspace(8700.0, 8718.0, 600)
+    ext = ExtrinsicModel(w, rv=RV, vsini=4.0, resolution=55_000.0, device="cpu")
+    with torch.no_grad():
+        clean = ext(LineEmulator(STAR, device="cpu")).numpy()
+    flux = clean + np.random.default_rng(5).normal(0.0, NOISE, w.size)
+    tmpl = LineEmulator(STAR, device="cpu")
+    cfg = TransferConfig(rounds=1, epochs=60)
+    res = transfer(w, flux, np.full(w.size, NOISE), tmpl, rv_range=(-40, 40), config=cfg,
+                   device="cpu")  # fmt: skip
+    fake = inject(res, tmpl.settings(), vsini=res.params["vsini"], macroturbulence=0.0,
+                  line_sigma_kms=res.meta["intrinsic_sigma_kms"], floor_kms=0.0, config=cfg,
+                  seed=1)  # fmt: skip
+    assert np.std(fake - res.model) == pytest.approx(NOISE, rel=0.1)
+    assert abs(np.mean(fake - res.model)) < 4 * NOISE / np.sqrt(w.size)
+
+
+def test_calibrated_vsini_inverts_the_recovery_curves() -> None:
+    """Two recovery curves (recovered = a + b x injected) read back exactly; the interval is
+    the union over the curves of the injected values whose recovery is within the
+    half-widths; a curve that does not grow is refused."""
+    from atmospec.errors import InvalidSpectrumError
+    from atmospec.highres.injection import calibrated_vsini
+
+    rows = [{"vsini_true": t, "macroturbulence_true": z, "vsini": a + 0.5 * t}
+            for z, a in ((1.0, 2.0), (3.0, 1.5)) for t in (1.0, 2.0, 3.0, 4.0)]  # fmt: skip
+    out = calibrated_vsini(3.0, (0.25, 0.25), rows, reference_macroturbulence=3.0)
+    assert out["vsini"] == pytest.approx(3.0)  # (3.0 - 1.5) / 0.5
+    assert out["by_macroturbulence"]["1"] == pytest.approx(2.0)
+    # lower end: curve z=1 at 2.75 -> 1.5; upper end: curve z=3 at 3.25 -> 3.5
+    assert out["interval_68"] == pytest.approx([1.5, 3.5])
+    assert out["limits"] == []
+    # an observed value below every recovery: the interval is open at the grid's lowest
+    low = calibrated_vsini(2.0, (0.1, 0.1), rows)
+    assert low["interval_68"][0] == 1.0 and low["limits"]
+    flat = [{**r, "vsini": 2.5} for r in rows]
+    with pytest.raises(InvalidSpectrumError, match="does not grow"):
+        calibrated_vsini(2.5, (0.1, 0.1), flat)
+
+
+def test_calibrated_vsini_leaves_out_failed_recoveries() -> None:
+    """An injection whose fit found no interior minimum (at the scan's floor) is a failed
+    recovery: left out of the curve and counted, not read as a falling curve."""
+    from atmospec.highres.injection import calibrated_vsini
+
+    rows = [{"vsini_true": t, "macroturbulence_true": 2.0, "vsini": 1.0 + 0.5 * t,
+             "at_scan_floor": False} for t in (1.0, 2.0, 3.0)]  # fmt: skip
+    rows.append({"vsini_true": 4.0, "macroturbulence_true": 2.0, "vsini": 0.5,
+                 "at_scan_floor": True})  # fmt: skip
+    out = calibrated_vsini(2.25, (0.25, 0.25), rows)
+    assert out["vsini"] == pytest.approx(2.5)
+    assert out["failed"] == 1 and "v sin i 4 / zeta 2" in out["limits"][-1]

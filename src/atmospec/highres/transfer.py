@@ -134,6 +134,7 @@ def transfer(
         vsini=cfg.vsini,
         resolution=cfg.resolution,
         epsilon=cfg.epsilon,
+        macroturbulence=cfg.macroturbulence_kms,
         poly_degree=cfg.poly_degree,
         device=dev,
     )
@@ -277,6 +278,7 @@ def transfer(
         "rounds": history,
         "limits": flags,
         "epsilon": cfg.epsilon,
+        "macroturbulence_kms": cfg.macroturbulence_kms,
         "resolution": "fitted, prior " + f"{cfg.resolution:.0f} +- {cfg.resolution_sd:.0f}"
         if cfg.fit_resolution
         else f"fixed at the instrument's {cfg.resolution:.0f}",
