@@ -81,18 +81,16 @@ def main() -> None:
 def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     """Semi-empirical transfer on the real WASP-69 order, and its v sin i calibrated by
     injection-recovery."""
-    import math
 
     import torch
     from rich.console import Console
 
     from atmospec.data import shared_data
-    from atmospec.highres.injection import calibrated_vsini, injection_recovery
+    from atmospec.highres.injection import macroturbulence_vf05, vsini_by_injection
     from atmospec.highres.io import read_hpf
     from atmospec.highres.pipeline import clone_template, normalize_order, transfer_file
     from atmospec.highres.transfer import (
         TransferConfig,
-        intrinsic_width_kms,
         intrinsic_width_range,
         vsini_width_budget,
     )
@@ -116,7 +114,7 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     # 1. the lines' Gaussian widths stand for macroturbulence (up to 3 km/s, sigma zeta / 2),
     #    R fixed and fitted; 2. macroturbulence as its own radial-tangential profile at the
     #    Valenti & Fischer (2005) value for this Teff, the lines thermal + microturbulence only
-    zeta_vf05 = 3.98 + (teff - 5770.0) / 650.0
+    zeta_vf05 = macroturbulence_vf05(teff)
     variants = {
         "R fixed": TransferConfig(intrinsic_range_kms=intrinsic_width_range(teff), **common),
         "R fitted": TransferConfig(
@@ -198,16 +196,9 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     cfg = variants["R fixed"]
     v_true = (1.0, 2.0, 3.0, 3.5) if args.quick else (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
     zetas = (1.0, round(zeta_vf05, 1), 3.0)
-    rows = injection_recovery(
-        res,
-        tmpl,
-        [(v, z) for z in zetas for v in v_true],
-        line_sigma_kms=intrinsic_width_kms(teff, microturbulence=0.75, macroturbulence=0.0),
-        floor_kms=intrinsic_width_kms(teff, microturbulence=0.0, macroturbulence=0.0),
-        config=cfg,
-        rv_range=(-60.0, 60.0),
-        seed=1,
-    )
+    cal = vsini_by_injection(res, tmpl, teff, cfg, vsini_true=v_true, rv_range=(-60.0, 60.0),
+                             seed=1)  # fmt: skip
+    rows = cal.pop("rows")
     for r in rows:
         Console().print(
             f"  injected v sin i {r['vsini_true']:.1f}, zeta {r['macroturbulence_true']:.1f}: "
@@ -216,12 +207,6 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
             f"{r['interval_statistical'][1]:.2f}), shared width {r['shared_width_kms']:.2f}"
             + (" - FAILED: no interior minimum" if r["at_scan_floor"] else "")
         )
-    parts = main_run["vsini_interval_parts"]
-    half = (
-        math.hypot(parts["statistical_halfwidths"][0], parts["resolution_shifts"][0]),
-        math.hypot(parts["statistical_halfwidths"][1], parts["resolution_shifts"][1]),
-    )
-    cal = calibrated_vsini(main_run["vsini"], half, rows, reference_macroturbulence=zetas[1])
     coverage = float(np.mean([r["covered"] for r in rows]))
     coverage_stat = float(np.mean([r["covered_statistical"] for r in rows]))
     bias = [r["bias"] for r in rows if not r["at_scan_floor"]]
@@ -248,7 +233,7 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
         }
     )
     extra["wasp69"] = runs
-    extra["wasp69_injections"] = {"rows": rows, "calibration": cal, "halfwidths": half}
+    extra["wasp69_injections"] = {"rows": rows, "calibration": cal}
 
 
 def _astars(args: argparse.Namespace, summary: dict, extra: dict) -> None:

@@ -254,3 +254,31 @@ def test_calibrated_vsini_leaves_out_failed_recoveries() -> None:
     out = calibrated_vsini(2.25, (0.25, 0.25), rows)
     assert out["vsini"] == pytest.approx(2.5)
     assert out["failed"] == 1 and "v sin i 4 / zeta 2" in out["limits"][-1]
+
+
+def test_vsini_by_injection_needs_the_observed_fits_scan() -> None:
+    """The calibration reads the observed v sin i through recoveries made the same way; a
+    transfer config without a v sin i scan cannot make them, so it is refused up front."""
+    from atmospec.highres.injection import macroturbulence_vf05, vsini_by_injection
+
+    # Valenti & Fischer (2005): 3.98 km/s at the Sun's 5770 K, 1 km/s less per 650 K
+    assert macroturbulence_vf05(5770.0) == pytest.approx(3.98)
+    assert macroturbulence_vf05(5120.0) == pytest.approx(2.98)
+    with pytest.raises(ValueError, match="vsini_grid"):
+        vsini_by_injection(None, None, 4715.0, TransferConfig())  # type: ignore[arg-type]
+
+
+def test_transfer_cli_refuses_injections_without_teff(tmp_path) -> None:
+    """`highres transfer --vsini-injections` without --teff stops before any work (the
+    injected lines' widths follow the star's temperature) and writes nothing."""
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app, ["highres", "transfer", "missing.fits", "--vsini-injections", "--out", str(out)]
+    )
+    assert res.exit_code == 2
+    assert "--teff" in res.output
+    assert not out.exists()

@@ -20,6 +20,7 @@ __all__ = [
     "fit_file",
     "load_template",
     "normalize_order",
+    "order_template",
     "transfer_file",
 ]
 
@@ -162,6 +163,19 @@ def fit_file(
 
 #: Effective temperature of each template shipped in the embedded data (only PHOENIX is a star).
 TEMPLATE_TEFF = {"phoenix": 10_000.0}
+
+
+def order_template(
+    path: str | Path,
+    *,
+    order: int | None = None,
+    template: str = "phoenix",
+    device: str | None = None,
+) -> LineEmulator:
+    """The clone of ``template`` over one order of an HPF file (±20 Å), as
+    :func:`transfer_file` makes it when no ``star`` is given; keep it to re-run the same
+    transfer (injection-recovery, :mod:`atmospec.highres.injection`)."""
+    return _order_and_star(path, order, None, template, device)[2]
 
 
 def transfer_file(
