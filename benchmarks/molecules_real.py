@@ -17,7 +17,9 @@ fitted to the same bins (`atmospec.molecules.bestfit`), its chi-square rise when
 is removed and the rest refitted (`data_dchi2`). Where that rise is below the classifier's
 detection threshold (25) for a published detection, the detection rests on other data or
 analyses than these bins and the forward model (`data_support` false); agreement over the pairs
-where the fitted model agrees with the paper is `fraction_agree_data_supported`.
+where the fitted model agrees with the paper is `fraction_agree_data_supported`. A rise of
+16-49 (4-7 sigma) is named "at the detection threshold", and a fit at chi2/dof above 2
+(`fit_chi2_dof`) a forward-model misfit.
 Target: >= 85 % of testable pairs agree, none confidently wrong.
 
 The last printed line is one JSON object:
