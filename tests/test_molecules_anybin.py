@@ -172,6 +172,34 @@ def test_random_binnings_include_real_photometry_and_alkali_bins():
     assert n_both > 10 and n_narrow > 10
 
 
+def test_random_binnings_include_hst_spitzer_compilations():
+    """About 15 % of the sets are HST + Spitzer compilations like Sing et al. (2016): both STIS
+    gratings (overlapping at 0.53-0.57 um), WFC3 G141 and the IRAC points, mostly sharing one
+    offset. Drawn as 1-4 of the other modes, all of these together came up in ~1 set of 500."""
+    from atmospec.molecules.anybin import P_HST_COMPILATION
+
+    rng = np.random.default_rng(7)
+    n, full, joint, overlap = 1000, 0, 0, 0
+    for _ in range(n):
+        b = random_binning(rng)
+        lam = b.centre
+        has = {
+            "g430l": bool(np.any((lam > 0.46) & (lam < 0.6) & (b.upper < 0.61))),
+            "g141": bool(np.any((lam > 1.1) & (lam < 1.75) & (b.half_width < 0.02))),
+            "irac": bool(np.any(np.isclose(lam, 4.49))),
+        }
+        stis = np.char.startswith(b.instrument.astype(str), "stis_g")
+        if stis.any():  # the two gratings are named apart only in compilations
+            overlap += int(np.any((b.lower < 0.55) & (b.upper > 0.55) & stis) and stis.sum() > 1)
+        if all(has.values()) and (len(set(b.instrument.tolist())) == 1 or stis.any()):
+            full += 1
+            joint += len(set(b.instrument.tolist())) == 1
+    # 0.15 x 0.9 (G750L or G430L) x 0.9 (G141) x 0.8 x 0.85 (4.5 um point) ~ 8 % of the sets
+    assert 0.04 * n < full < P_HST_COMPILATION * n
+    assert joint > 0.5 * full  # published with the offsets already fitted, most of them
+    assert overlap > 0.02 * n  # G430L and G750L named apart (30 % of them), overlapping
+
+
 def test_random_binnings_are_inside_the_axis():
     rng = np.random.default_rng(3)
     shared = 0

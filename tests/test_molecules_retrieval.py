@@ -210,3 +210,21 @@ def test_bound_notes_name_prior_limited_parameters(small_sim):
     assert set(notes) == {"log_CH4", "radius_rjup", "log_haze"}
     assert "upper limit" in notes["log_CH4"] and notes["radius_rjup"] == RADIUS_AT_BOUND
     assert notes["log_haze"].startswith("log_haze at its upper bound 6")
+
+
+def test_classifier_column_reads_the_bins_inside_its_axis():
+    """A retrieval accepts bins down to the opacities' 0.45 um; the classifier's axis starts at
+    0.46 um. Its column then answers from the bins inside its axis (it said "n/a" before) and
+    counts the rest; a featureless spectrum (white noise at its errors) detects nothing."""
+    from atmospec.molecules.retrieve import classifier_probabilities
+
+    edges = np.geomspace(0.45, 2.0, 61)
+    c, h = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+    rng = np.random.default_rng(3)
+    err = np.full(c.size, 5e-5)
+    spec = TransmissionSpectrum(
+        c, h, 0.01 + err * rng.standard_normal(c.size), err, np.full(c.size, "a"), "flat"
+    )
+    probs = classifier_probabilities(spec, ("H2O", "CO2", "Na"))
+    assert probs["bins_left_out"] == int(np.sum(c - h < 0.46)) == 1  # 0.450-0.461 um
+    assert all(isinstance(probs[m], float) and probs[m] <= 0.3 for m in ("H2O", "CO2", "Na"))

@@ -35,6 +35,10 @@ __all__ = [
     "KIND",
     "SHIPPED_NAME",
     "MODES",
+    "HST_COMPILATION",
+    "P_HST_COMPILATION",
+    "P_JOINT",
+    "P_JOINT_HST",
     "AnyBinningClassifier",
     "load_pretrained_anybin",
     "canonical_edges",
@@ -71,11 +75,34 @@ MODES: dict[str, tuple[float, float, float, float, float, float]] = {
     "g141": (1.1, 1.7, 20.0, 130.0, 20.0, 200.0),
     "g102": (0.8, 1.15, 20.0, 100.0, 30.0, 300.0),
     "stis": (0.46, 1.0, 8.0, 100.0, 40.0, 400.0),
+    "stis_g430l": (0.46, 0.57, 8.0, 130.0, 40.0, 400.0),
+    "stis_g750l": (0.53, 1.02, 8.0, 100.0, 40.0, 400.0),
     "nicmos": (1.1, 2.5, 4.0, 40.0, 50.0, 400.0),
     "spitzer": (3.16, 5.02, 0.0, 0.0, 60.0, 400.0),
 }
 """Instrument modes random binnings are drawn from (ranges jittered by up to 5 %). Spitzer is
-photometry: its IRAC 3.6 and 4.5 um channels (:data:`IRAC_CHANNELS`), one or both."""
+photometry: its IRAC 3.6 and 4.5 um channels (:data:`IRAC_CHANNELS`), one or both. The two
+STIS gratings (G430L, cut to the axis at 0.46 um, and G750L, overlapping it at 0.53-0.57 um)
+are drawn separately only in :data:`HST_COMPILATION` sets."""
+
+HST_COMPILATION: tuple[tuple[str, float], ...] = (
+    ("stis_g430l", 0.9),
+    ("stis_g750l", 0.9),
+    ("g102", 0.2),
+    ("g141", 0.9),
+    ("nicmos", 0.2),
+    ("spitzer", 0.8),
+)
+"""The archival HST + Spitzer transmission spectra (e.g. the ten hot Jupiters of Sing et al.
+2016, Nature 529, 59): each mode with the probability it is part of a set. A fraction
+:data:`P_HST_COMPILATION` of the random sets is drawn this way, most with one shared offset
+(:data:`P_JOINT_HST`), as these compilations are published; among the other sets all of these
+modes together are rare (about 1 in 500)."""
+
+P_HST_COMPILATION = 0.15
+_RANDOM_MODES = [m for m in MODES if m not in ("stis_g430l", "stis_g750l")]
+P_JOINT = 0.3
+P_JOINT_HST = 0.7
 
 IRAC_CHANNELS = ((3.16, 3.92), (3.96, 5.02))
 """Spitzer IRAC channel 1 and 2 bandpasses (micron, half-power points)."""
@@ -146,10 +173,13 @@ def project(
 
 
 def random_binning(rng: np.random.Generator, max_modes: int = 4) -> Binning:
-    """A random instrument set: 1-``max_modes`` modes of :data:`MODES` with random R and errors.
+    """A random instrument set: 1-``max_modes`` modes of :data:`MODES` with random R and errors,
+    or (a fraction :data:`P_HST_COMPILATION`) an HST + Spitzer compilation
+    (:data:`HST_COMPILATION`).
 
-    Each mode has its own free offset, except in 30 % of the sets, where all modes share one
-    (compilations such as HST+Spitzer spectra published with the offsets already fitted).
+    Each mode has its own free offset, except in a fraction :data:`P_JOINT` of the sets
+    (:data:`P_JOINT_HST` of the HST compilations), where all modes share one (compilations
+    published with the offsets already fitted).
 
     Bins have constant resolution within a mode; errors follow a smooth random shape
     (higher at the mode's edges) around a log-uniform level.
@@ -160,21 +190,26 @@ def random_binning(rng: np.random.Generator, max_modes: int = 4) -> Binning:
         True
     """
     while True:  # at least 5 bins: a lone photometric point carries no spectrum
-        b = _draw_binning(rng, max_modes)
+        hst = rng.random() < P_HST_COMPILATION
+        if hst:
+            chosen = [m for m, p in HST_COMPILATION if rng.random() < p]
+            if len(chosen) < 2:
+                continue
+        else:
+            k = int(rng.integers(1, max_modes + 1))
+            chosen = [str(m) for m in rng.choice(_RANDOM_MODES, size=k, replace=False)]
+        b = _draw_binning(rng, chosen)
         if len(b) < 5:
             continue
-        if rng.random() < 0.3:  # a published compilation: offsets already fitted, one shared
+        if rng.random() < (P_JOINT_HST if hst else P_JOINT):  # offsets already fitted: one
             b = Binning(b.centre, b.half_width, np.full(len(b), "joint"), b.error)
         return b
 
 
-def _draw_binning(rng: np.random.Generator, max_modes: int) -> Binning:
-    names = list(MODES)
-    k = int(rng.integers(1, max_modes + 1))
-    chosen = rng.choice(names, size=k, replace=False)
+def _draw_binning(rng: np.random.Generator, chosen: list[str]) -> Binning:
     cen, half, inst, err = [], [], [], []
     for name in chosen:
-        lo, hi, r_lo, r_hi, e_lo, e_hi = MODES[str(name)]
+        lo, hi, r_lo, r_hi, e_lo, e_hi = MODES[name]
         level = float(np.exp(rng.uniform(np.log(e_lo), np.log(e_hi)))) * 1e-6
         if name == "spitzer":  # photometry: one or both IRAC channels
             bands = np.array(IRAC_CHANNELS)
@@ -193,7 +228,7 @@ def _draw_binning(rng: np.random.Generator, max_modes: int) -> Binning:
             x = (c - lo) / (hi - lo)
             shape = 1.0 + rng.uniform(0, 2) * (2 * x - 1) ** 4 + rng.uniform(-0.3, 0.3) * x
             e = level * np.clip(shape, 0.3, None) * np.exp(0.1 * rng.standard_normal(c.size))
-            if name == "stis" and rng.random() < 0.5:  # narrow bins on the alkali doublets
+            if name.startswith("stis") and rng.random() < 0.5:  # narrow bins on the alkali doublets
                 lines = np.array([w for w in ALKALI_LINES if lo < w < hi and rng.random() < 0.7])
                 nh = np.exp(rng.uniform(np.log(1e-3), np.log(4e-3), lines.size))
                 ne = level * np.exp(rng.uniform(-0.5, 1.0, lines.size))

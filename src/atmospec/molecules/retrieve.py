@@ -235,14 +235,31 @@ def _fmt(v: Any) -> str:
 def classifier_probabilities(
     spec: TransmissionSpectrum, molecules: tuple[str, ...]
 ) -> dict[str, Any]:
-    """The shipped any-binning classifier's probability per molecule, or why there is none."""
+    """The shipped any-binning classifier's probability per molecule, or why there is none.
+
+    The classifier reads the bins inside its wavelength axis (0.46-12.4 um, a little narrower
+    than the opacities a retrieval accepts); how many bins it left out is returned under
+    ``"bins_left_out"`` and logged.
+    """
     try:
         from atmospec.molecules.anybin import load_pretrained_anybin
 
-        probs = load_pretrained_anybin().predict_spectrum(spec, n_mc=20)
+        clf = load_pretrained_anybin()
+        used = spec.within(*clf.coverage)
+        probs = clf.predict_spectrum(used, n_mc=20)
     except (AtmospecError, ImportError) as err:
         return {m: f"n/a ({err})" for m in molecules}
-    return {m: probs[m]["probability"] if m in probs else "n/a" for m in molecules}
+    out: dict[str, Any] = {m: probs[m]["probability"] if m in probs else "n/a" for m in molecules}
+    out["bins_left_out"] = len(spec) - len(used)
+    if out["bins_left_out"]:
+        log.info(
+            "%s: the classifier read %d of %d bins (%s)",
+            spec.name,
+            len(used),
+            len(spec),
+            used.assumptions[-1],
+        )
+    return out
 
 
 def retrieve(
@@ -334,6 +351,7 @@ def retrieve(
         probs = classifier_probabilities(ret.spec, ret.molecules)
         for m in ret.molecules:
             table.setdefault(m, {})["classifier_probability"] = probs[m]
+        info["classifier_bins_left_out"] = probs.get("bins_left_out")
     best = samples.get("nested", samples.get("npe"))
     if best is not None:
         med = np.median(best, axis=0)
