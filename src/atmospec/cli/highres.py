@@ -248,7 +248,7 @@ def transfer_cmd(
         from atmospec.highres.injection import vsini_by_injection
 
         assert star is not None and teff is not None
-        cal = vsini_by_injection(result, star, teff, config, rv_range=rv_range)
+        cal = vsini_by_injection(result, star, teff, config, rv_range=rv_range, device=device)
         cal["provenance"] = result.meta["provenance"]
         write_json(outdir / "transfer_vsini_calibration.json", cal)
         lo, hi = cal["interval_68"]

@@ -108,12 +108,14 @@ def injection_recovery(
     config: TransferConfig,
     rv_range: tuple[float, float] = (-150.0, 150.0),
     seed: int = 0,
+    device: str | None = "cpu",
 ) -> list[dict[str, Any]]:
     """Inject the star of ``result`` at each (v sin i, macroturbulence zeta) of ``truths``
     (:func:`inject`) and re-run the same transfer from the same ``template`` and ``config`` on
     it. Returns one row per truth: the injected values, the recovered v sin i, its 68 %
     interval and statistical part, whether each holds the truth, and whether the recovery
     failed to find an interior minimum (``at_scan_floor``: lowest at the scan's lower end).
+    The transfers run on ``device`` (``None``: CUDA when available), as the observed one did.
 
     Example:
         >>> import numpy as np
@@ -153,7 +155,7 @@ def injection_recovery(
             mask=result.mask,
             rv_range=rv_range,
             config=config,
-            device="cpu",
+            device=device,
         )
         lo, hi = rec.meta["vsini_interval_68"]
         s_lo, s_hi = rec.meta["vsini_interval_statistical"]
@@ -299,6 +301,7 @@ def vsini_by_injection(
     vsini_true: Sequence[float] = (1.0, 2.0, 3.0, 3.5),
     rv_range: tuple[float, float] = (-150.0, 150.0),
     seed: int = 1,
+    device: str | None = "cpu",
 ) -> dict[str, Any]:
     """The v sin i of a transfer ``result`` calibrated by injection-recovery in one call.
 
@@ -309,7 +312,8 @@ def vsini_by_injection(
     observed value is read back through the recovery curves (:func:`calibrated_vsini`, the
     reference curve at the VF05 macroturbulence). The returned dict holds the calibration
     (``vsini``, ``interval_68``, ``limits``...), the injection ``rows``, their ``coverage``
-    (share of injections whose fitted 68 % interval held the truth) and the ``seed``.
+    (share of injections whose fitted 68 % interval held the truth) and the ``seed``. The
+    transfers run on ``device``, as :func:`injection_recovery`'s.
     ``config`` must scan v sin i (``vsini_grid``), as the observed fit's did.
     """
     import math
@@ -328,6 +332,7 @@ def vsini_by_injection(
         config=config,
         rv_range=rv_range,
         seed=seed,
+        device=device,
     )
     parts = result.meta["vsini_interval_parts"]
     half = (

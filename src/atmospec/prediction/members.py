@@ -74,6 +74,15 @@ class _AxisMember:
             model=f"model {self.model_id}",
         )
 
+    @property
+    def ood_key(self) -> str:
+        """The name of this member's cached OOD detector (its model id)."""
+        return self.model_id
+
+    def detector_is_current(self, det: OODDetector) -> bool:
+        """Whether a cached detector still serves this member (any of its own: yes)."""
+        return True
+
 
 class EstimatorMember(_AxisMember):
     """A learned estimator (CNN, MLP... with sigma heads or ensembles) behind a Predictor.

@@ -239,11 +239,11 @@ class Predictor:
         if grid is None:
             self.ood_notes[member.model_id] = "no OOD score: the model records no grid (pass grid=)"
             return None
-        path = ood_cache_path(getattr(member, "ood_key", member.model_id))
+        path = ood_cache_path(member.ood_key)
         if path.exists():
             try:
                 det = OODDetector.load(path)
-                current = getattr(member, "detector_is_current", lambda _: True)(det)
+                current = member.detector_is_current(det)
                 if det.wavelength.shape == member.wavelength.shape and current:
                     return det
             except ModelFileError:
