@@ -3,6 +3,7 @@ scores of library fits under the model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,13 +73,20 @@ def bin_modes(n_spectra: int, n_modes: int) -> int:
     return min(n_modes, n_spectra // SPECTRA_PER_MODE)
 
 
-def whitened_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Chi-square per pixel of each fit under noise + discrepancy."""
+def _per_fit(
+    fits: list[LibraryFit], model: DiscrepancyModel, reduce: Callable[[Any, FloatArray], float]
+) -> FloatArray:
+    """``reduce(covariance, residual)`` of each fit under noise + discrepancy."""
     out = []
     for f in fits:
         cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
-        out.append(cov.quad(f.flux - f.model) / f.flux.size)
+        out.append(reduce(cov, f.flux - f.model))
     return np.asarray(out)
+
+
+def whitened_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
+    """Chi-square per pixel of each fit under noise + discrepancy."""
+    return _per_fit(fits, model, lambda cov, r: cov.quad(r) / r.size)
 
 
 _CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
@@ -87,36 +95,19 @@ _CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of
 def _pixel_medians(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
     """Median over pixels of the squared whitened residual of each fit (0.455 when the
     covariance is right; unmoved by the few pixels no covariance of this form describes)."""
-    out = []
-    for f in fits:
-        cov = model.low_rank(f.model, f.teff, wavelength=f.wavelength, error=f.error)
-        out.append(float(np.median(cov.whiten(f.flux - f.model) ** 2)))
-    return np.asarray(out)
+    return _per_fit(fits, model, lambda cov, r: float(np.median(cov.whiten(r) ** 2)))
 
 
-def _calibrate_bin_robust(
-    fits: list[LibraryFit], model: DiscrepancyModel, b: int, floor0: FloatArray, modes0: FloatArray
-) -> float:
-    """Factor on bin ``b``'s covariance giving a median squared whitened residual of 0.455
-    (that of a unit Gaussian) over each fit's pixels, in the median fit."""
-    from scipy.optimize import brentq
-
-    def excess(log_a: float) -> float:
-        a = np.exp(log_a)
-        model.floor[b] = floor0 * np.sqrt(a)
-        model.modes[b] = modes0 * np.sqrt(a)
-        return float(np.median(_pixel_medians(fits, model))) / _CHI2_1_MEDIAN - 1.0
-
-    lo, hi = -6.0, 6.0
-    if excess(lo) < 0:
-        return 1.0
-    if excess(hi) > 0:
-        return float(np.exp(hi))
-    return float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
-
-
-def calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
-    """Factor on bin ``b``'s fractional covariance giving median chi2/pixel = 1 for its fits."""
+def _scale_root(
+    fits: list[LibraryFit],
+    model: DiscrepancyModel,
+    b: int,
+    excess_of: Callable[[list[LibraryFit], DiscrepancyModel], float],
+) -> float | None:
+    """Factor ``a`` on bin ``b``'s covariance (floor and modes times sqrt a, from their values
+    on entry; left at the last one tried) where ``excess_of(fits, model)`` crosses zero, in
+    ``e^-6``-``e^6``: 1 when it is negative already at the low end, None when no factor brings
+    it down."""
     from scipy.optimize import brentq
 
     floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
@@ -125,17 +116,35 @@ def calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> fl
         a = np.exp(log_a)
         model.floor[b] = floor0 * np.sqrt(a)
         model.modes[b] = modes0 * np.sqrt(a)
-        return float(np.median(whitened_scores(fits, model))) - 1.0
+        return excess_of(fits, model)
 
     lo, hi = -6.0, 6.0
     if excess(lo) < 0:
-        a = 1.0
-    elif excess(hi) > 0:
-        # no scale reaches it: a few pixels (late-T dwarfs' optical and 1.9 um band, where
-        # the data/model ratio exceeds the +-200 % the moments are clipped at) dominate
-        a = _calibrate_bin_robust(fits, model, b, floor0, modes0)
-    else:
-        a = float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
+        return 1.0
+    if excess(hi) > 0:
+        return None
+    return float(np.exp(brentq(excess, lo, hi, xtol=1e-3)))
+
+
+def calibrate_bin(fits: list[LibraryFit], model: DiscrepancyModel, b: int) -> float:
+    """Factor on bin ``b``'s fractional covariance giving median chi2/pixel = 1 for its fits.
+
+    Where no factor reaches it (a few pixels, late-T dwarfs' optical and 1.9 um band, where
+    the data/model ratio exceeds the +-200 % the moments are clipped at, dominate), the
+    factor giving a median squared whitened residual of 0.455 (that of a unit Gaussian) over
+    each fit's pixels, in the median fit (``e^6`` if none does)."""
+    floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
+    a = _scale_root(fits, model, b, lambda f, m: float(np.median(whitened_scores(f, m))) - 1.0)
+    if a is None:
+        model.floor[b], model.modes[b] = floor0.copy(), modes0.copy()
+        a = _scale_root(
+            fits,
+            model,
+            b,
+            lambda f, m: float(np.median(_pixel_medians(f, m))) / _CHI2_1_MEDIAN - 1.0,
+        )
+    if a is None:
+        a = float(np.exp(6.0))
     model.floor[b] = floor0 * np.sqrt(a)
     model.modes[b] = modes0 * np.sqrt(a)
     return a
