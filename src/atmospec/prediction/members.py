@@ -292,9 +292,10 @@ def npe_ood_model_error(npe: NPEstimator) -> str:
     """The model error an NPE's OOD reference spectra carry: its training's ``discrepancy``
     name and amplitude (``""``: photon noise only). A cached detector calibrated with another
     is calibrated again."""
-    info = getattr(npe, "meta_", {}).get("config") or {}
-    name = str(info.get("discrepancy") or "")
-    return f"{name}x{float(info.get('discrepancy_amplitude', 1.0)):g}" if name else ""
+    from atmospec.training.discrepancy_augment import model_error_spec
+
+    spec = model_error_spec(getattr(npe, "meta_", {}).get("config"))
+    return "" if spec is None else f"{spec[0]}x{spec[1]:g}"
 
 
 def calibrate_npe_ood(

@@ -23,6 +23,7 @@ __all__ = [
     "resolve_discrepancy",
     "discrepancy_realisations",
     "model_error_from_config",
+    "model_error_spec",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -64,19 +65,33 @@ def resolve_discrepancy(spec: str | DiscrepancySource) -> DiscrepancySource:
     return load_discrepancy(grid, inst)
 
 
-def model_error_from_config(config: Any) -> tuple[DiscrepancySource, float] | None:
-    """``(model, amplitude)`` of a recipe's ``discrepancy`` / ``discrepancy_amplitude`` keys
-    (a trained model's recorded config); None when it names none (photon noise only).
+def model_error_spec(config: Any) -> tuple[str, float] | None:
+    """``(name, amplitude)`` of a recipe's ``discrepancy`` / ``discrepancy_amplitude`` keys
+    (a trained model's recorded config), without loading the model; None when it names none
+    (photon noise only).
 
     Example:
-        >>> model_error_from_config({"discrepancy": ""}) is None
+        >>> model_error_spec({"discrepancy": "burrows06-spex", "discrepancy_amplitude": 0.5})
+        ('burrows06-spex', 0.5)
+        >>> model_error_spec({"discrepancy": ""}) is None
         True
     """
     info = dict(config or {})
     name = str(info.get("discrepancy") or "")
     if not name:
         return None
-    return resolve_discrepancy(name), float(info.get("discrepancy_amplitude", 1.0))
+    return name, float(info.get("discrepancy_amplitude", 1.0))
+
+
+def model_error_from_config(config: Any) -> tuple[DiscrepancySource, float] | None:
+    """``(model, amplitude)`` named by :func:`model_error_spec`, the model loaded.
+
+    Example:
+        >>> model_error_from_config({"discrepancy": ""}) is None
+        True
+    """
+    spec = model_error_spec(config)
+    return None if spec is None else (resolve_discrepancy(spec[0]), spec[1])
 
 
 def discrepancy_realisations(
