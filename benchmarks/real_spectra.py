@@ -48,8 +48,10 @@ Routes, in one run:
       ``predict`` table (median and 68 % interval only; no flags): what the combination and
       the calibration start from.
 
-The last printed line is one JSON object: the ``predict`` route's keys at the top level and
-every route under ``routes``.
+Before it, a table gives every companion's label, estimate, intervals and each grid's median,
+held-out and calibration halves marked (``companion_table`` in the JSON). The last printed
+line is one JSON object: the ``predict`` route's keys at the top level and every route under
+``routes``.
 """
 
 from __future__ import annotations
@@ -354,6 +356,58 @@ def _companion_metrics(rows: dict[str, dict[str, Any]], comp: pd.DataFrame) -> d
     return companions
 
 
+def companion_rows(
+    rows: dict[str, dict[str, Any]], comp: pd.DataFrame, held: set[str]
+) -> list[dict[str, Any]]:
+    """One record per companion: its label, the route's estimate and intervals, each grid's
+    median, and whether it was held out of the calibration (the reported half)."""
+    out = []
+    for rec in comp.sort_values("teff", ascending=False).to_dict("records"):
+        row = rows.get(rec["key"], {})
+
+        def val(col: str, row: dict[str, Any] = row) -> float | None:
+            v = row.get(col)
+            return None if v is None or not np.isfinite(v) else round(float(v), 1)
+
+        med = val("teff_median")
+        out.append(
+            {
+                "name": rec.get("name", rec["key"]),
+                "key": rec["key"],
+                "spt": rec.get("spt"),
+                "held_out": rec["key"] in held,
+                "teff_label": float(rec["teff"]),
+                "teff": med,
+                "teff_68": [val("teff_p16"), val("teff_p84")],
+                "teff_95": [val("teff_p2.5"), val("teff_p97.5")],
+                "dteff": None if med is None else round(med - float(rec["teff"]), 1),
+                **{f"teff_{g}": val(f"teff_{g}_median") for g in GRIDS},
+            }
+        )
+    return out
+
+
+def print_companions(table: list[dict[str, Any]]) -> None:
+    """The per-companion table: which objects the numbers above come from."""
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    head = f"{'companion':32s} {'SpT':5s} {'half':5s} {'label':>6s} {'estimate':>8s} "
+    head += f"{'68 %':>12s} {'95 %':>12s} {'dTeff':>6s} " + " ".join(f"{g:>9s}" for g in GRIDS)
+    print(head)
+    for r in table:
+        lo68, hi68 = r["teff_68"]
+        lo95, hi95 = r["teff_95"]
+        print(
+            f"{str(r['name'])[:32]:32s} {str(r['spt'])[:5]:5s} "
+            f"{'held' if r['held_out'] else 'cal':5s} {r['teff_label']:6.0f} "
+            f"{num(r['teff']):>8s} {num(lo68) + '-' + num(hi68):>12s} "
+            f"{num(lo95) + '-' + num(hi95):>12s} {num(r['dteff']):>6s} "
+            + " ".join(f"{num(r[f'teff_{g}']):>9s}" for g in GRIDS)
+        )
+
+
 def _other_metrics(
     rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]
 ) -> dict[str, Any]:
@@ -480,11 +534,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "chi2_multigrid flags only objects no grid covers (BT-Settl reaches 3500 K and 500 K), "
         "so its recall measures something else than the single-grid routes'"
     )
-    top = results.get("predict", results["chi2_discrepancy"])
+    top_name = "predict" if "predict" in results else "chi2_discrepancy"
+    held = set(sets["companions"]["key"])
+    table = companion_rows(routes[top_name], sets["companions_all"], held)
+    print(f"companions, route {top_name} (Teff in K; 'held': held out of the calibration):")
+    print_companions(table)
     out = {
-        **top,
-        "route_at_top": "predict" if "predict" in results else "chi2_discrepancy",
+        **results[top_name],
+        "route_at_top": top_name,
         "routes": results,
+        "companion_table": table,
         "quick": args.quick,
         "wall_s": time.perf_counter() - t0,
     }

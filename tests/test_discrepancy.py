@@ -311,11 +311,13 @@ def test_small_bins_learn_fewer_modes_and_too_small_ones_merge() -> None:
     assert merged.size == 0
 
 
-def test_burrows06_has_a_late_t_bin_learned_from_t_dwarfs() -> None:
-    """Burrows 2006 reaches 700 K: its model has a bin centred below 1300 K, learned from the
-    fit-half spectra whose photon-noise fit is a late-T model, with at most one mode per eight
-    of them, and the record gives the held-out evaluation per bin."""
-    d = load_discrepancy("burrows06")
+@pytest.mark.parametrize("grid", ["burrows06", "btsettl08"])
+def test_grids_reaching_late_t_have_a_late_t_bin_learned_from_t_dwarfs(grid: str) -> None:
+    """Burrows 2006 (from 700 K) and BT-Settl 2008 (from 500 K) reach the late-T dwarfs:
+    their models have a bin centred below 1300 K, learned from the fit-half spectra whose
+    photon-noise fit is a late-T model, with at most one mode per eight of them, and the
+    record gives the held-out evaluation per bin."""
+    d = load_discrepancy(grid)
     recipe = d.meta["recipe"]
     assert d.teff[0] < 1300.0 and recipe["teff_edges"][0] == 1300.0
     assert 2 <= recipe["modes_per_bin"][0] < d.n_modes

@@ -141,17 +141,19 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
         )
         assert mp._calibration(other)[0] is None
     # GD 165B (L4, 1863 +- 29 K from its luminosity): the table carries the terms applied at
-    # its combined Teff, the interval is the uncorrected one widened (variances add), and the
-    # statistical part is the repeat-scatter law at its S/N.
+    # its combined Teff before the correction (the uncalibrated median), the interval is the
+    # uncorrected one widened (variances add), and the statistical part is the repeat-scatter
+    # law at its S/N.
     from atmospec import library
 
     spec = library.load("11250_11052")
     on_row = mp.predict(spec).table()[0]
     off_row = off.predict(spec).table()[0]
     cal = mp.calibration
-    shift, sd = cal.corrections["teff"].predict(float(on_row["teff_median"]))
-    assert on_row["teff_calibration_shift"] == pytest.approx(shift, abs=30)
-    assert on_row["teff_calibration_sd"] == pytest.approx(sd, rel=0.2)
+    shift, sd = cal.corrections["teff"].predict(float(off_row["teff_median"]))
+    assert on_row["teff_calibration_shift"] == pytest.approx(shift, abs=1.0)
+    assert on_row["teff_calibration_sd"] == pytest.approx(sd, abs=1.0)
+    assert on_row["teff_median"] == pytest.approx(off_row["teff_median"] + shift, abs=15.0)
     width_on = on_row["teff_p84"] - on_row["teff_p16"]
     width_off = off_row["teff_p84"] - off_row["teff_p16"]
     assert width_on > width_off
