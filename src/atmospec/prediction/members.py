@@ -290,12 +290,23 @@ def load_member(
 
 def npe_ood_model_error(npe: NPEstimator) -> str:
     """The model error an NPE's OOD reference spectra carry: its training's ``discrepancy``
-    name and amplitude (``""``: photon noise only). A cached detector calibrated with another
-    is calibrated again."""
-    from atmospec.training.discrepancy_augment import model_error_spec
+    name, the first ten hex digits of that model's weights sha256 (the reference spectra are
+    drawn from the model as it is now, so a relearned model of mismatch makes a cached
+    detector stale) and the amplitude; ``""`` for photon noise only. A cached detector
+    calibrated with another is calibrated again."""
+    from atmospec.errors import AtmospecError
+    from atmospec.training.discrepancy_augment import model_error_spec, resolve_discrepancy
 
     spec = model_error_spec(getattr(npe, "meta_", {}).get("config"))
-    return "" if spec is None else f"{spec[0]}x{spec[1]:g}"
+    if spec is None:
+        return ""
+    name, amplitude = spec
+    try:
+        meta = getattr(resolve_discrepancy(name), "meta", {}) or {}
+        digest = str(meta.get("weights_sha256") or "")[:10]
+    except (AtmospecError, OSError):
+        digest = ""  # the model cannot be read: calibrating the detector will say why
+    return f"{name}@{digest}x{amplitude:g}" if digest else f"{name}x{amplitude:g}"
 
 
 def calibrate_npe_ood(
