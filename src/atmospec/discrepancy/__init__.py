@@ -11,6 +11,7 @@ from atmospec.discrepancy.model import (
     Misfit,
     available_discrepancy,
     load_discrepancy,
+    model_digest,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "Misfit",
     "available_discrepancy",
     "load_discrepancy",
+    "model_digest",
 ]

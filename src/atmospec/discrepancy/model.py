@@ -36,6 +36,7 @@ __all__ = [
     "Misfit",
     "load_discrepancy",
     "available_discrepancy",
+    "model_digest",
     "FORMAT",
 ]
 
@@ -418,6 +419,21 @@ def available_discrepancy() -> list[tuple[str, str]]:
                 grid, _, inst = sub.name.partition("-")
                 out.append((grid, "spex-prism" if inst == "spex" else inst))
     return out
+
+
+def model_digest(source: object) -> str:
+    """The first ten hex digits of a model of mismatch's weights sha256, the short name by
+    which model ids and cache keys record which model was used (``""`` for a source without
+    a recorded checksum, e.g. a user object that is not a :class:`DiscrepancyModel`).
+
+    Example:
+        >>> class Toy:
+        ...     meta = {"weights_sha256": "0123456789abcdef"}
+        >>> model_digest(Toy()), model_digest(object())
+        ('0123456789', '')
+    """
+    meta = getattr(source, "meta", None) or {}
+    return str(meta.get("weights_sha256") or "")[:10]
 
 
 def load_discrepancy(grid: str, instrument: str = "spex-prism") -> DiscrepancyModel:

@@ -121,9 +121,11 @@ class MultiGridPredictor:
         self.policy = self.primary.policy
         # every learned model is named: retraining any of them, or learning a grid's model of
         # mismatch again (it decides which grids cover an object), makes a calibration stale
+        from atmospec.discrepancy import model_digest
+
         others = "".join(f"|{g}={p.model_id}" for g, p in self.learned.items())
         errors = "".join(
-            f"|{g}~{str(d.meta.get('weights_sha256', ''))[:10]}"
+            f"|{g}~{model_digest(d)}"
             for g, d in self.discrepancy.items()
             if d is not None and hasattr(d, "meta")
         )

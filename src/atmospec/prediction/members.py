@@ -294,6 +294,7 @@ def npe_ood_model_error(npe: NPEstimator) -> str:
     drawn from the model as it is now, so a relearned model of mismatch makes a cached
     detector stale) and the amplitude; ``""`` for photon noise only. A cached detector
     calibrated with another is calibrated again."""
+    from atmospec.discrepancy import model_digest
     from atmospec.errors import AtmospecError
     from atmospec.training.discrepancy_augment import model_error_spec, resolve_discrepancy
 
@@ -302,8 +303,7 @@ def npe_ood_model_error(npe: NPEstimator) -> str:
         return ""
     name, amplitude = spec
     try:
-        meta = getattr(resolve_discrepancy(name), "meta", {}) or {}
-        digest = str(meta.get("weights_sha256") or "")[:10]
+        digest = model_digest(resolve_discrepancy(name))
     except (AtmospecError, OSError):
         digest = ""  # the model cannot be read: calibrating the detector will say why
     return f"{name}@{digest}x{amplitude:g}" if digest else f"{name}x{amplitude:g}"
