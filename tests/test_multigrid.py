@@ -94,6 +94,31 @@ def test_grid_beyond_its_misfit_threshold_is_dropped_when_another_fits():
     assert c.weights == {"a": 0.5, "b": 0.5} and c.misfit == pytest.approx(2.0)
 
 
+def test_misfit_flag_needs_most_covering_grids_not_all():
+    # Three grids cover the object. One fitting within its model of mismatch while two are
+    # far beyond theirs is not an ordinary dwarf: the score is the lower median (2.0 > 1), the
+    # answer comes from the grid that fits, and a note names how many misfit.
+    ests = {
+        "a": _est("a", 1500.0, misfit=0.7),
+        "b": _est("b", 1550.0, misfit=2.0),
+        "c": _est("c", 1600.0, misfit=9.0),
+    }
+    c = combine(ests, draws=900, rng=np.random.default_rng(3))
+    assert c.misfit == pytest.approx(2.0)
+    assert c.weights == {"a": 1.0, "b": 0.0, "c": 0.0}
+    assert any("2 of the 3 grids" in n for n in c.notes)
+    # One of three misfitting is what ordinary dwarfs do now and then: not flagged, and the
+    # score is the middle value (0.9), not the smallest (0.7).
+    ests["b"] = _est("b", 1550.0, misfit=0.9)
+    c = combine(ests, draws=900, rng=np.random.default_rng(3))
+    assert c.misfit == pytest.approx(0.9)
+    assert not any("grids that cover the object do not" in n for n in c.notes)
+    # A grid outside the object's Teff does not vote: its misfit is not counted.
+    ests["c"] = _est("c", 3000.0, lo=2000.0, hi=3500.0, misfit=9.0)
+    c = combine(ests, draws=900, rng=np.random.default_rng(3))
+    assert not c.covers["c"] and c.misfit == pytest.approx(0.7)
+
+
 def test_parse_routes():
     r = parse_routes("dback24=default, btsettl08")
     assert [(x.grid, x.model) for x in r] == [("dback24", "default"), ("btsettl08", None)]

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from .estimate import COMMON_PARAMS, GridEstimate
 
-__all__ = ["Combined", "combine", "reference_teff", "shares"]
+__all__ = ["Combined", "combine", "majority_misfit", "reference_teff", "shares"]
 
 FloatArray = NDArray[np.float64]
 
@@ -31,7 +31,8 @@ class Combined:
         covers: grid -> whether the grid's parameter range contains the object.
         reference_teff: the Teff the coverage was decided at (median of the grids' answers
             that do not press a bound).
-        misfit: the smallest misfit (in units of its threshold) among covering grids.
+        misfit: the lower median of the covering grids' misfits (each in units of its
+            threshold; :func:`majority_misfit`): above 1 when most of them misfit.
         spread: per common parameter, max - min of the covering grids' medians.
         disagree: True when covering grids' 68 % intervals of Teff or log g do not overlap.
         notes: the sentences a user reads (coverage, disagreement).
@@ -77,6 +78,29 @@ def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:
         (pressed if est.at_bound[j] else free).append(est.median("teff"))
     values = free or pressed
     return float(np.median(values)) if values else float("nan")
+
+
+def majority_misfit(misfits: Sequence[float]) -> float:
+    """The misfit score of several grids' answers: the lower median of their misfits (NaN
+    ones, grids without a model of mismatch, left out). It is above 1 exactly when more than
+    half of the grids misfit (both of two, two of three).
+
+    Why not the smallest misfit: each grid's threshold is calibrated to flag few ordinary
+    field dwarfs, so one grid in three fitting an arbitrary spectrum within its model of
+    mismatch is far likelier than one grid alone doing so; with the minimum, every grid added
+    would make the flag blinder. Asking a majority keeps ordinary dwarfs unflagged (two
+    grids must misfit at once) without letting one lenient grid speak for all.
+
+    Example:
+        >>> majority_misfit([0.6, 2.0, 3.0]), majority_misfit([0.6, 2.0]), majority_misfit([2.0])
+        (2.0, 0.6, 2.0)
+        >>> majority_misfit([float("nan"), 0.4, 5.0, 0.9])
+        0.9
+    """
+    m = np.sort(np.asarray([v for v in misfits if np.isfinite(v)], dtype=np.float64))
+    if m.size == 0:
+        return float("nan")
+    return float(m[m.size - (m.size // 2 + 1)])
 
 
 def shares(draws: int, weights: Sequence[float]) -> NDArray[np.int64]:
@@ -191,6 +215,7 @@ def combine(
         notes.append(
             f"no grid covers Teff ~ {t_ref:.0f} K: every grid's answer is an extrapolation"
         )
+    misfit = majority_misfit([estimates[g].misfit for g in use])
     fitting = [g for g in use if not (estimates[g].misfit > 1.0)]
     if fitting and len(fitting) < len(use):
         dropped = sorted(set(use) - set(fitting))
@@ -198,9 +223,15 @@ def combine(
             f"left out of the combination: {', '.join(dropped)} (residuals beyond its model of "
             "mismatch while another grid fits)"
         )
+        if misfit > 1.0:
+            notes.append(
+                f"misfit: {len(dropped)} of the {len(use)} grids that cover the object do not "
+                "reproduce it within their model of mismatch; the answer comes from "
+                f"{', '.join(fitting)} alone and is flagged (a spectrum most physical models "
+                "cannot match is not an ordinary brown dwarf: a young embedded or reddened "
+                "star, a binary, a reduction artefact?)"
+            )
         use = fitting
-    misfits = [estimates[g].misfit for g in use if np.isfinite(estimates[g].misfit)]
-    misfit = float(min(misfits)) if misfits else float("nan")
     weights = {g: (1.0 / len(use) if g in use else 0.0) for g in names}
     counts = shares(draws, [weights[g] for g in use])
     out = np.full((draws, len(params)), np.nan, dtype=np.float32)

@@ -50,7 +50,7 @@ class MultiGridPredictor:
     grids cover the object and mixes their answers. Two warnings come out, apart:
     ``outside_grid`` (the object lies outside the primary grid's parameters; the grids that
     cover it still answer) and ``misfit_flag`` (the residuals exceed what the model of
-    mismatch allows for every covering grid).
+    mismatch allows for most of the covering grids: both of two, two of three).
 
     ``calibration``: the correction for the errors every grid shares (learned from labelled
     real objects, :mod:`atmospec.multigrid.calibration`) applied to the combined estimate;

@@ -46,8 +46,9 @@ class MultiGridResult(PredictionResult):
         return not self.combined[i].covers.get(self.primary, True)
 
     def misfit_flag(self, i: int) -> bool:
-        """Whether the residuals exceed what the model of mismatch allows, for every grid
-        that covers object ``i`` (the smallest misfit is above its threshold)."""
+        """Whether the residuals exceed what the model of mismatch allows, for most of the
+        grids that cover object ``i`` (both of two, two of three: the lower median of their
+        misfits is above 1; :func:`~atmospec.multigrid.combine.majority_misfit`)."""
         return bool(self.combined[i].misfit > 1.0)
 
     def inflation(self, i: int, name: str = "teff") -> float:
