@@ -224,3 +224,50 @@ def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp
     assert {"teff_burrows06_median", "teff_btsettl08_median", "misfit_flag"} <= set(t.columns)
     figs = sorted(p.name for p in (out / "objects").glob("*_fit.png"))
     assert len(figs) == 1 and figs[0].startswith("HD_3651B")
+
+
+def test_grids_given_as_files_are_named_by_their_stem_and_must_not_collide():
+    from atmospec.multigrid import MultiGridPredictor
+    from atmospec.multigrid.routes import GridRoute
+
+    assert GridRoute("/data/grids/cloudy-v2.h5").label == "cloudy-v2"
+    assert GridRoute("runs/my grids/sonora/").label == "sonora"
+    # Two files of one stem would write the same columns: refused before anything loads.
+    with pytest.raises(ValueError, match="share the columns"):
+        MultiGridPredictor(routes=parse_routes("dback24=default,/a/mine.h5,/b/mine.h5"))
+
+
+@pytest.mark.realdata
+def test_a_user_grid_file_answers_beside_the_shipped_grids(splat_dir, tmp_path):
+    # A grid the user wrote (here the cloudy half of Burrows 2006, saved with GridWriter)
+    # answers by chi-square beside the shipped grids; its columns carry the file's stem, not
+    # its path (slashes in column names would break the ECSV/FITS/CSV outputs). It has no model
+    # of mismatch, so it has no misfit and says so.
+    from astropy.table import Table
+
+    from atmospec import library
+    from atmospec.grids import GridWriter, load_grid
+    from atmospec.multigrid import MultiGridPredictor
+
+    b06 = load_grid("burrows06")
+    rows = np.flatnonzero(b06.params["cloudy"].to_numpy() == 1)
+    path = tmp_path / "grids" / "my_cloudy.h5"
+    path.parent.mkdir()
+    with GridWriter(path, b06.wavelength, ("teff", "logg", "mh"), name="my_cloudy") as w:
+        for i in rows:
+            p = b06.params.iloc[int(i)]
+            w.add(
+                {"teff": float(p["teff"]), "logg": float(p["logg"]), "mh": float(p["mh"])},
+                np.asarray(b06.flux(int(i))),
+                label=f"row{int(i)}",
+            )
+    mp = MultiGridPredictor(routes=parse_routes(f"dback24=default,{path}"), draws=300, ood=False)
+    res = mp.predict(library.load("11250_11052"))  # GD 165B, L4, 1863 K from its luminosity
+    res.write(tmp_path / "out", plots=False)
+    t = Table.read(tmp_path / "out" / "predictions.ecsv")
+    assert {"teff_my_cloudy_median", "my_cloudy_misfit", "my_cloudy_weight"} <= set(t.colnames)
+    assert not any("/" in c for c in t.colnames)
+    assert np.isnan(t["my_cloudy_misfit"][0])
+    assert "my_cloudy" in t["grids_used"][0]
+    assert 1300 <= t["teff_my_cloudy_median"][0] <= 2300  # an L4 dwarf, not an edge of the grid
+    assert f"{path}: no model-error covariance" in t["notes"][0]

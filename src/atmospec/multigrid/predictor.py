@@ -92,6 +92,13 @@ class MultiGridPredictor:
         names = [r.grid for r in self.routes]
         if len(set(names)) != len(names):
             raise ValueError(f"a grid is listed twice: {names}")
+        labels = [r.label for r in self.routes]
+        if len(set(labels)) < len(labels):
+            raise ValueError(
+                "two grids would share the columns of one name ("
+                + ", ".join(f"{r.grid} -> {r.label}" for r in self.routes)
+                + "): give each grid file a name of its own"
+            )
         self.draws = int(draws)
         self.seed = seed
         first = self.routes[0]

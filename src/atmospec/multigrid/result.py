@@ -80,8 +80,10 @@ class MultiGridResult(PredictionResult):
         table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
         table["misfit_score"] = [self.combined[i].misfit for i in range(n)]
         table["misfit_flag"] = [self.misfit_flag(i) for i in range(n)]
+        label = {r.grid: r.label for r in self.routes}
         table["grids_used"] = [
-            ";".join(g for g, w in self.combined[i].weights.items() if w > 0) for i in range(n)
+            ";".join(label.get(g, g) for g, w in self.combined[i].weights.items() if w > 0)
+            for i in range(n)
         ]
         table["grids_disagree"] = [self.combined[i].disagree for i in range(n)]
         table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
@@ -97,7 +99,7 @@ class MultiGridResult(PredictionResult):
                 self.combined[i].statistical.get(p, float("nan")) for i in range(n)
             ]
         for route in self.routes:
-            g = route.grid
+            g, name = route.grid, route.label
             for p in COMMON_PARAMS:
                 for suffix, q in (("median", 50), ("p16", 16), ("p84", 84)):
                     vals = []
@@ -105,17 +107,18 @@ class MultiGridResult(PredictionResult):
                         est = self.estimates[i].get(g)
                         col = None if est is None else est.column(p)
                         vals.append(float("nan") if col is None else float(np.percentile(col, q)))
-                    table[f"{p}_{g}_{suffix}"] = vals
-            table[f"{g}_misfit"] = [
+                    table[f"{p}_{name}_{suffix}"] = vals
+            table[f"{name}_misfit"] = [
                 self.estimates[i][g].misfit if g in self.estimates[i] else float("nan")
                 for i in range(n)
             ]
-            table[f"{g}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
+            table[f"{name}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
         table.meta["grids"] = [r.describe() for r in self.routes]
         table.meta["combined"] = (
             "percentiles of an equal-weight mixture of the answers of every grid that covers the "
             "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
-            "residuals beyond each covering grid's learned model of mismatch"
+            "residuals beyond the learned model of mismatch of most covering grids (both of "
+            "two, two of three)"
         )
         if any(c.calibration for c in self.combined):
             table.meta["calibration"] = (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import PurePath
 
 __all__ = ["GridRoute", "DEFAULT_ROUTES", "parse_routes"]
 
@@ -22,6 +24,21 @@ class GridRoute:
 
     grid: str
     model: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The grid's name in table columns: a registry name as it is, a grid file or folder
+        by its stem, any character other than a letter, digit, ``_``, ``+`` or ``-`` made
+        ``_`` (a column named after a path would carry slashes into every output format).
+
+        Example:
+            >>> GridRoute("btsettl08").label, GridRoute("/data/grids/my grid.h5").label
+            ('btsettl08', 'my_grid')
+        """
+        text = self.grid
+        if "/" in text or "\\" in text or text.lower().endswith((".h5", ".hdf5")):
+            text = PurePath(text.replace("\\", "/").rstrip("/")).stem
+        return re.sub(r"[^A-Za-z0-9_+-]", "_", text) or "grid"
 
     def describe(self) -> str:
         how = "chi-square over the grid nodes" if self.model is None else f"model {self.model}"
