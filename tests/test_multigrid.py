@@ -226,6 +226,32 @@ def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp
     assert len(figs) == 1 and figs[0].startswith("HD_3651B")
 
 
+@pytest.mark.realdata
+def test_predict_prints_each_objects_answer_and_warnings(splat_dir, tmp_path):
+    # A user with one file reads the answer in the terminal: the median and 68 % interval of
+    # each parameter as written to predictions.ecsv, and the warning (HD 3651B, 785 K from its
+    # luminosity, lies below Diamondback's 900 K: "outside grid"). --show 0 prints none.
+    from astropy.table import Table
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    path = tmp_path / "hd3651b.ecsv"
+    library.load("10703_10070").write(path)
+    res = CliRunner().invoke(app, ["predict", str(path), "-o", str(tmp_path / "a"), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "a" / "predictions.ecsv")[0]
+    text = " ".join(res.output.split())
+    assert "median [68 % interval] per object" in text
+    assert f"[{row['teff_p16']:.0f}, {row['teff_p84']:.0f}]" in text
+    assert f"{row['logg_median']:.2f}" in text and "outside grid" in text
+    quiet = CliRunner().invoke(
+        app, ["predict", str(path), "-o", str(tmp_path / "b"), "--no-plots", "--show", "0"]
+    )
+    assert quiet.exit_code == 0 and "per object" not in quiet.output
+
+
 def test_grids_given_as_files_are_named_by_their_stem_and_must_not_collide():
     from atmospec.multigrid import MultiGridPredictor
     from atmospec.multigrid.routes import GridRoute

@@ -55,6 +55,9 @@ Threads = Annotated[
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Per object PNG figures.")]
 MaxPlots = Annotated[int, typer.Option("--max-plots", help="Figures for this many objects.")]
+Show = Annotated[
+    int, typer.Option("--show", help="Print the answers of this many objects (0: none).")
+]
 NoOod = Annotated[bool, typer.Option("--no-ood", help="Skip the out-of-distribution score.")]
 RetryFailed = Annotated[
     bool, typer.Option("--retry-failed", help="Redo partitions with failed spectra.")
@@ -146,6 +149,7 @@ def predict_cmd(
     seed: Seed = 0,
     plots: Plots = True,
     max_plots: MaxPlots = 100,
+    show: Show = 20,
     no_ood: NoOod = False,
     retry_failed: RetryFailed = False,
     scheduler: Scheduler = None,
@@ -160,6 +164,7 @@ def predict_cmd(
 ) -> None:
     """Predict parameters (median, 68 % and 95 % intervals), OOD flag and chi2_red per spectrum.
 
+    The first --show objects (20) are printed with their 68 % intervals and warnings.
     Rows go to OUT/predictions.ecsv and .csv, spectra that could not be used to
     OUT/failures.csv, figures to OUT/objects/. An interrupted run resumes where it stopped
     when rerun with the same --out and options; other options or inputs into the same --out
@@ -204,6 +209,7 @@ def predict_cmd(
         seed=seed,
         plots=plots,
         max_plots=max_plots,
+        show=show,
         no_ood=no_ood,
         retry_failed=retry_failed,
         scheduler=scheduler,
@@ -241,6 +247,7 @@ def run_batch_command(
     workers: int | None,
     serial: bool,
     summary_json: bool = False,
+    show: int = 0,
     overwrite: bool = False,
     wave_unit: str | None = None,
     wave_col: str | None = None,
@@ -356,6 +363,13 @@ def run_batch_command(
             f"model {escape(predictor.model_id)}; {run.n_predicted} rows in {table}",
             highlight=False,
         )
+        if show > 0:
+            from astropy.table import Table
+
+            from ._results_table import results_table
+
+            rows = Table.read(out / "predictions.ecsv")
+            console.print(results_table(rows, show, title="median [68 % interval] per object"))
     else:
         console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
     if predictor.policy is not None:

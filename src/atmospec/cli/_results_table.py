@@ -1,0 +1,87 @@
+"""The answers of a prediction run as a terminal table: what a user reads first."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["results_table"]
+
+
+def _interval(row: Any, p: str) -> str:
+    med, lo, hi = (float(row[f"{p}_{s}"]) for s in ("median", "p16", "p84"))
+    if not all(math.isfinite(v) for v in (med, lo, hi)):
+        return "-"
+    digits = 0 if abs(med) >= 100 else 2
+    return f"{med:.{digits}f}\n[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _flags(row: Any, params: list[str]) -> str:
+    cols = row.colnames
+    out = []
+    if "outside_grid" in cols and bool(row["outside_grid"]):
+        out.append("outside grid")
+    if "misfit_flag" in cols and bool(row["misfit_flag"]):
+        out.append("misfit")
+    if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
+        reason = str(row["ood_reason"]) if "ood_reason" in cols else ""
+        out.append(f"OOD ({reason})" if reason else "OOD")
+    if "grids_disagree" in cols and bool(row["grids_disagree"]):
+        out.append("grids disagree")
+    edge = [p for p in params if f"{p}_at_bound" in cols and bool(row[f"{p}_at_bound"])]
+    if edge:
+        out.append("at the edge: " + ", ".join(edge))
+    return ", ".join(out) or "-"
+
+
+def results_table(table: Any, limit: int = 20, title: str = "") -> Any:
+    """A rich Table of the first ``limit`` rows of a predictions table: per object the median
+    and 68 % interval of each parameter and the warnings (a
+    parameter at the edge of the grid's or model's range, outside the grid, misfit beyond the
+    model of mismatch, out of distribution, grids that disagree); the notes column of the
+    file says why.
+
+    The parameters are the table's own: every ``X`` with ``X_median``, ``X_p16``, ``X_p84``
+    and ``X_p2.5`` columns (per-grid columns carry no 95 % bounds; they, the grids used and
+    the notes are left to the file).
+
+    Example:
+        >>> from astropy.table import Table
+        >>> t = Table({"source": ["HD 3651B"], "teff_median": [795.0], "teff_p16": [704.0],
+        ...            "teff_p84": [894.0], "teff_p2.5": [610.0], "outside_grid": [True]})
+        >>> from rich.console import Console
+        >>> Console(width=80).print(results_table(t))  # doctest: +NORMALIZE_WHITESPACE
+        ┏━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━┓
+        ┃ object     ┃       teff ┃ warnings     ┃
+        ┡━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━┩
+        │ HD 3651B   │        795 │ outside grid │
+        │            │ [704, 894] │              │
+        └────────────┴────────────┴──────────────┘
+    """
+    from rich.table import Table
+
+    cols = table.colnames
+    params = [
+        c[: -len("_median")]
+        for c in cols
+        if c.endswith("_median")
+        and all(f"{c[: -len('_median')]}_{s}" in cols for s in ("p16", "p84", "p2.5"))
+    ]
+    n = len(table)
+    shown = table[: max(int(limit), 0)]
+    caption = (
+        f"the first {len(shown)} of {n} rows; every row, with its notes, is in the file"
+        if len(shown) < n
+        else ""
+    )
+    out = Table(title=title or None, caption=caption or None, show_lines=True)
+    out.add_column("object", overflow="fold", min_width=10)
+    for p in params:
+        out.add_column(p, justify="right", no_wrap=True)
+    out.add_column("warnings", min_width=10)
+    for row in shown:
+        name = str(row["name"]) if "name" in cols and str(row["name"]) else str(row["source"])
+        cells = [name] + [_interval(row, p) for p in params]
+        cells.append(_flags(row, params))
+        out.add_row(*cells)
+    return out
