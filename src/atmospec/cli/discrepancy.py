@@ -15,7 +15,7 @@ group = typer.Typer(help="Model discrepancy learned from real SpeX library spect
 @group.command("fit")
 def fit_cmd(
     grid: str = typer.Option(..., "--grid", help="Grid name: dback24, btsettl08, burrows06."),
-    out: Path = typer.Option(..., "--out", help="Folder for discrepancy.safetensors/.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for discrepancy.safetensors/.json."),
     seed: int = typer.Option(0, help="Seed of the split of objects into fit / evaluation."),
     snr_min: float = typer.Option(20.0, "--snr-min", help="Minimum median S/N of spectra."),
     n_modes: int = typer.Option(6, "--modes", help="Correlated modes per Teff bin."),
@@ -92,7 +92,7 @@ def calibrate_cmd(
         help="CSV of labelled companions: splat_key, teff, teff_err (Teff from luminosity "
         "and evolutionary models).",
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for calibration.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json."),
     seed: int = typer.Option(0, help="Seed of the split of companions into halves."),
     draws: int = typer.Option(1000, help="Draws per spectrum."),
     max_field: int = typer.Option(150, "--max-field", help="At most this many field dwarfs."),

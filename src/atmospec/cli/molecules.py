@@ -107,7 +107,9 @@ def molecules_cmd(
         "several files are combined, one instrument each. Or 'train' to rebuild.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {molecule: p}."),
-    out: Optional[str] = typer.Option(None, "--out", help="Folder for report, plot and JSON."),  # noqa: UP045
+    out: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--out", "-o", help="Folder for report, plot and JSON."
+    ),
     model: str | None = typer.Option(
         None, "--model", help="Classifier folder or registry name (default: molecules-any-binning)."
     ),  # noqa: UP045

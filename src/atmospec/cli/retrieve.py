@@ -17,7 +17,9 @@ def retrieve_cmd(
     files: list[str] = typer.Argument(  # noqa: B008
         ..., help="Observed spectrum file(s); several files are combined, one offset each."
     ),
-    out: str = typer.Option(..., "--out", help="Folder for the tables, JSON and corner figure."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="Folder for the tables, JSON and corner figure."
+    ),
     method: str = typer.Option(
         "npe",
         "--method",

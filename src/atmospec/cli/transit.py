@@ -18,7 +18,9 @@ transit_app = typer.Typer(
 
 @transit_app.command("simulate")
 def simulate_cmd(
-    out: Path = typer.Option(..., "--out", help="Dataset folder to write (Ariel raw layout)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Dataset folder to write (Ariel raw layout)."
+    ),
     planets: int = typer.Option(10, "--planets", min=1, help="Number of planets."),
     seed: int = typer.Option(0, "--seed", help="Random seed (planet i uses stream (seed, i))."),
     exposures: int = typer.Option(400, "--exposures", min=2, help="AIRS-CH0 CDS exposures."),
@@ -46,7 +48,7 @@ def reduce_cmd(
         "train/ or test/ folder).",
     ),
     method: str = typer.Option("gp", "--method", help="poly | pca | gp | cnn1d | cnn2d"),
-    out: Path = typer.Option(Path("."), "--out", help="Output folder."),
+    out: Path = typer.Option(Path("."), "--out", "-o", help="Output folder."),
     model: Optional[Path] = typer.Option(  # noqa: UP045
         None,
         "--model",
@@ -145,7 +147,7 @@ def _print_summary(summary: object) -> None:
 
 @transit_app.command("train-cnn")
 def train_cnn_cmd(
-    out: Path = typer.Option(..., "--out", help="Model folder to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
     kind: str = typer.Option("1d", "--kind", help="1d | 2d"),
     planets: int = typer.Option(200, "--planets", min=4, help="Simulated training planets."),
     calibration_planets: int = typer.Option(

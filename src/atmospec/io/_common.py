@@ -259,7 +259,8 @@ def check_wave_unit(unit: str | None, *, source: str, column: str = "wavelength"
     if unit is None:
         raise UnitError(
             f"{source}: no unit for the wavelength column '{column}'; put it in the header "
-            "(e.g. '# wavelength [um] flux [W m-2 um-1]') or pass wave_unit='um'"
+            "(e.g. '# wavelength [um] flux [W m-2 um-1]') or give the unit: --wave-unit um on "
+            "the command line, wave_unit='um' in Python"
         )
     if _unit_kind(unit) != "spectral":
         raise UnitError(
