@@ -297,3 +297,7 @@ def test_a_user_grid_file_answers_beside_the_shipped_grids(splat_dir, tmp_path):
     assert "my_cloudy" in t["grids_used"][0]
     assert 1300 <= t["teff_my_cloudy_median"][0] <= 2300  # an L4 dwarf, not an edge of the grid
     assert f"{path}: no model-error covariance" in t["notes"][0]
+    # The shipped correction for the grids' shared error was learned for other grids: not
+    # applied, and the note names the grids rather than two model ids.
+    assert "calibration was learned for the grids dback24+burrows06+btsettl08" in t["notes"][0]
+    assert "teff_calibration_shift" not in t.colnames

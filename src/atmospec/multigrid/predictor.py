@@ -159,9 +159,8 @@ class MultiGridPredictor:
             except DataNotFoundError as err:
                 return None, f"no correction for the grids' shared systematic error ({err})"
         if cal.model_id != self.base_model_id:
-            return None, (
-                "no correction for the grids' shared systematic error: the calibration was "
-                f"learned for {cal.model_id}, not {self.base_model_id}"
+            return None, "no correction for the grids' shared systematic error: " + _stale(
+                cal.model_id, self.base_model_id
             )
         return cal, ""
 
@@ -439,6 +438,30 @@ def model_error_ratio(disc: Any, wavelength: Any, flux: Any, sigma: Any) -> floa
         sd = np.sqrt(var + np.sum(fac**2, axis=1)) * f
         worst = max(worst, float(np.median(sd[good] / s[good])))
     return round(worst, 6)
+
+
+def _stale(learned_for: str, now: str) -> str:
+    """Why a calibration does not apply, in the parts of the two model ids that differ.
+
+    Example:
+        >>> _stale("grids:a+b|m1|b=m2", "grids:a+c|m1")
+        'the calibration was learned for the grids a+b, these are a+c'
+        >>> _stale("grids:a+b|m1|b~d1", "grids:a+b|m1|b~d2")
+        'the calibration was learned for other models of these grids (here b~d2, there b~d1); relearn it with `atmospec discrepancy calibrate`'
+    """
+    old, new = learned_for.split("|"), now.split("|")
+    if old[0] != new[0]:
+        return (
+            f"the calibration was learned for the grids {old[0].removeprefix('grids:')}, "
+            f"these are {new[0].removeprefix('grids:')}"
+        )
+    here = [p for p in new if p not in old]
+    there = [p for p in old if p not in new]
+    return (
+        f"the calibration was learned for other models of these grids (here "
+        f"{', '.join(here) or '-'}, there {', '.join(there) or '-'}); relearn it with "
+        "`atmospec discrepancy calibrate`"
+    )
 
 
 def _reason(res: MultiGridResult, i: int) -> str:
