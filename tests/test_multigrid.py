@@ -192,6 +192,13 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     # The per-object figure draws every grid's residual with its band.
     fig = res.plot(0)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3
+    # The residual is drawn in the data's own (normalised) flux, scaled to the grids that
+    # answer: a fractional residual would blow up in the T dwarf's near-zero troughs.
+    assert fig.axes[1].get_ylabel() == "data - model"
+    used = [e for g, e in res.estimates[0].items() if res.combined[0].weights[g] > 0]
+    top = max(np.nanpercentile(np.abs(e.flux - e.model_flux), 98) for e in used)
+    assert fig.axes[1].get_ylim() == pytest.approx((-1.2 * top, 1.2 * top))
+    assert top < 0.5 * np.nanmax(used[0].flux)
     res.write(tmp_path / "out", plots=False)
     assert (tmp_path / "out" / "predictions.ecsv").is_file()
 

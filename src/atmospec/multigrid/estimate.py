@@ -179,7 +179,8 @@ def chi2_estimate(
         best = int(np.argmin(chi2 + logdet))
         var, fac = discrepancy.fractional(float(teff[best]), data.wavelength)
         model = scale[best] * models[best]
-        band = np.abs(model) * np.sqrt(var + np.sum(fac**2, axis=1))
+        # the flux the likelihood's fractional terms multiply (a floor in deep troughs)
+        band = discrepancy.reference(model) * np.sqrt(var + np.sum(fac**2, axis=1))
         mis = discrepancy.misfit(
             data.flux,
             data.uncertainty,

@@ -139,10 +139,12 @@ class MultiGridResult(PredictionResult):
 
 
 def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
-    """Object ``i``: the data over each grid's best model (top), and each grid's fractional
-    residual ``(data - model) / model`` with its 1-sigma model-error band (shaded) and the
-    noise (grey) below. A residual inside its band is as large as the grid's learned model of
-    mismatch allows; the title gives the combined Teff and log g and the two warnings.
+    """Object ``i``: the data over each grid's best model (top), and each grid's residual
+    ``data - model`` (in the same normalised flux) with its 1-sigma model-error band (shaded)
+    and the noise (grey) below. A residual inside its band is as large as the grid's learned
+    model of mismatch allows; the title gives the combined Teff and log g and the two
+    warnings. (A fractional residual would blow up in the deep water and methane troughs of
+    L and T dwarfs, where the flux and every band are near zero.)
 
     Example:
         >>> fig = plot_grids(result, 0)  # doctest: +SKIP
@@ -160,9 +162,8 @@ def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
         w, f, u = first.wavelength, first.flux, first.uncertainty
         assert w is not None and f is not None and u is not None
         ax.plot(w, f, color="k", lw=1.0, label=result.names[i], drawstyle="steps-mid")
-        axr.fill_between(
-            w, -u / np.abs(f), u / np.abs(f), color="0.75", lw=0, step="mid", label="noise"
-        )
+        axr.fill_between(w, -u, u, color="0.75", lw=0, step="mid", label="noise")
+    scale: list[float] = []
     for k, (g, est) in enumerate(per.items()):
         if est.wavelength is None or est.model_flux is None or est.flux is None:
             continue
@@ -178,20 +179,23 @@ def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
             lw=1.1,
             label=f"{g}: {t:.0f} K, log g {lg:.2f}{mis}{used}",
         )
-        m = np.where(np.abs(est.model_flux) > 0, est.model_flux, np.nan)
-        resid = (est.flux - est.model_flux) / m
+        resid = est.flux - est.model_flux
         if est.band is not None:
-            b = est.band / np.abs(m)
+            b = np.abs(est.band)
             axr.fill_between(est.wavelength, -b, b, color=color, alpha=0.18, lw=0, step="mid")
         axr.plot(est.wavelength, resid, color=color, lw=0.8, drawstyle="steps-mid")
+        if comb.weights.get(g, 0.0) > 0:
+            scale.append(float(np.nanpercentile(np.abs(resid), 98)))
     ax.set_ylabel("normalised flux")
     ax.legend(loc="best", fontsize=7)
     ax.tick_params(labelbottom=False)
     axr.axhline(0, color="k", lw=0.6)
-    axr.set_ylabel("(data - model) / model")
+    axr.set_ylabel("data - model")
     axr.set_xlabel("wavelength [µm]")
-    lim = 0.6
-    axr.set_ylim(-lim, lim)
+    if scale and np.isfinite(max(scale)) and max(scale) > 0:
+        # the residuals of the grids that answer set the scale (one that does not cover the
+        # object may be far off)
+        axr.set_ylim(-1.2 * max(scale), 1.2 * max(scale))
     j_t, j_g = result.param_names.index("teff"), result.param_names.index("logg")
     q_t = np.percentile(result.samples[i][:, j_t], [16, 50, 84])
     q_g = np.percentile(result.samples[i][:, j_g], [16, 50, 84])
