@@ -308,3 +308,34 @@ def test_a_user_grid_file_answers_beside_the_shipped_grids(splat_dir, tmp_path):
     # applied, and the note names the grids rather than two model ids.
     assert "calibration was learned for the grids dback24+burrows06+btsettl08" in t["notes"][0]
     assert "teff_calibration_shift" not in t.colnames
+
+
+def test_results_table_reads_a_partial_table_with_missing_names():
+    # What `atmospec predict` prints from the first rows of predictions.csv: a missing name
+    # falls back to the file, a missing OOD reason is left out, and the caption counts the
+    # whole run, not the rows read.
+    import pandas as pd
+    from astropy.table import Table
+    from rich.console import Console
+
+    from atmospec.cli._results_table import results_table
+
+    df = pd.DataFrame(
+        {
+            "source": ["a.fits", "b.fits"],
+            "name": [np.nan, "GJ 570D"],
+            "teff_median": [900.0, 800.0],
+            "teff_p16": [850.0, 750.0],
+            "teff_p84": [950.0, 850.0],
+            "teff_p2.5": [800.0, 700.0],
+            "teff_burrows06_median": [901.0, 801.0],  # a per-grid column: not a parameter
+            "ood_flag": [True, False],
+            "ood_reason": [np.nan, np.nan],
+        }
+    )
+    console = Console(width=100, record=True)
+    console.print(results_table(Table.from_pandas(df), 20, total=1000))
+    text = console.export_text()
+    assert "a.fits" in text and "GJ 570D" in text and "nan" not in text
+    assert "OOD" in text and "OOD (" not in text
+    assert "teff_burrows06" not in text and "the first 2 of 1000 rows" in text

@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 __all__ = ["results_table"]
+
+
+def _text(value: Any) -> str:
+    """A cell as text; empty for a missing one (masked, NaN)."""
+    if value is None or value is getattr(np.ma, "masked", None):
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return str(value)
 
 
 def _interval(row: Any, p: str) -> str:
@@ -24,7 +35,7 @@ def _flags(row: Any, params: list[str]) -> str:
     if "misfit_flag" in cols and bool(row["misfit_flag"]):
         out.append("misfit")
     if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
-        reason = str(row["ood_reason"]) if "ood_reason" in cols else ""
+        reason = _text(row["ood_reason"]) if "ood_reason" in cols else ""
         out.append(f"OOD ({reason})" if reason else "OOD")
     if "grids_disagree" in cols and bool(row["grids_disagree"]):
         out.append("grids disagree")
@@ -34,12 +45,15 @@ def _flags(row: Any, params: list[str]) -> str:
     return ", ".join(out) or "-"
 
 
-def results_table(table: Any, limit: int = 20, title: str = "") -> Any:
+def results_table(table: Any, limit: int = 20, title: str = "", total: int | None = None) -> Any:
     """A rich Table of the first ``limit`` rows of a predictions table: per object the median
     and 68 % interval of each parameter and the warnings (a
     parameter at the edge of the grid's or model's range, outside the grid, misfit beyond the
     model of mismatch, out of distribution, grids that disagree); the notes column of the
     file says why.
+
+    ``total``: the number of rows of the whole run when ``table`` holds only its first rows
+    (a survey's file is not read whole to print twenty of them).
 
     The parameters are the table's own: every ``X`` with ``X_median``, ``X_p16``, ``X_p84``
     and ``X_p2.5`` columns (per-grid columns carry no 95 % bounds; they, the grids used and
@@ -67,7 +81,7 @@ def results_table(table: Any, limit: int = 20, title: str = "") -> Any:
         if c.endswith("_median")
         and all(f"{c[: -len('_median')]}_{s}" in cols for s in ("p16", "p84", "p2.5"))
     ]
-    n = len(table)
+    n = len(table) if total is None else int(total)
     shown = table[: max(int(limit), 0)]
     caption = (
         f"the first {len(shown)} of {n} rows; every row, with its notes, is in the file"
@@ -80,7 +94,8 @@ def results_table(table: Any, limit: int = 20, title: str = "") -> Any:
         out.add_column(p, justify="right", no_wrap=True)
     out.add_column("warnings", min_width=10)
     for row in shown:
-        name = str(row["name"]) if "name" in cols and str(row["name"]) else str(row["source"])
+        name = _text(row["name"]) if "name" in cols else ""
+        name = name or _text(row["source"])
         cells = [name] + [_interval(row, p) for p in params]
         cells.append(_flags(row, params))
         out.add_row(*cells)

@@ -364,12 +364,21 @@ def run_batch_command(
             highlight=False,
         )
         if show > 0:
+            import pandas as pd
             from astropy.table import Table
 
             from ._results_table import results_table
 
-            rows = Table.read(out / "predictions.ecsv")
-            console.print(results_table(rows, show, title="median [68 % interval] per object"))
+            # only the first rows: a survey's table is not read whole to print a few
+            head = pd.read_csv(out / "predictions.csv", nrows=show, keep_default_na=True)
+            console.print(
+                results_table(
+                    Table.from_pandas(head),
+                    show,
+                    title="median [68 % interval] per object",
+                    total=run.n_predicted,
+                )
+            )
     else:
         console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
     if predictor.policy is not None:
