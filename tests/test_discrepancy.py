@@ -347,3 +347,47 @@ def test_held_out_t_dwarfs_are_not_misfits_for_burrows06(splat_dir: Path) -> Non
         res = fit_chi2(library.load(key), grid)
         assert res.discrepancy is not None
         assert res.discrepancy["misfit_score"] < d.misfit_threshold, key
+
+
+def test_floor_only_scaling_keeps_the_modes_and_finds_the_floor() -> None:
+    # Residuals drawn from a one-bin model (floor 2 %, three 3 % modes) on 400 "library fits";
+    # the starting model has the right modes and a floor four times too large. Scaling the
+    # floor alone to median chi2/pixel = 1 must leave the modes untouched and bring the floor
+    # back near 2 %; scaling the whole covariance (the shipped recipe) shrinks the modes too.
+    from atmospec.discrepancy.scaling import calibrate_bin
+    from atmospec.discrepancy.temperature import LibraryFit
+
+    rng = np.random.default_rng(5)
+    w = np.linspace(1.0, 2.0, 120)
+    modes = 0.03 * rng.standard_normal((1, 3, w.size))
+    truth = DiscrepancyModel(w, [1500.0], np.full((1, w.size), 0.02), modes, grid="toy")
+    m = np.full(w.size, 1.0)
+    err = np.full(w.size, 1e-3)
+    fits = [
+        LibraryFit(
+            f"k{i}",
+            i,
+            w,
+            m + truth.sample(m, 1500.0, rng, 1)[0] + err * rng.standard_normal(w.size),
+            err,
+            m,
+            1500.0,
+            {},
+            np.zeros(1),
+            2,
+        )
+        for i in range(400)
+    ]
+
+    def start() -> DiscrepancyModel:
+        return DiscrepancyModel(w, [1500.0], np.full((1, w.size), 0.08), modes.copy(), grid="toy")
+
+    floor_only = start()
+    calibrate_bin(fits, floor_only, 0, scale_modes=False)
+    np.testing.assert_array_equal(floor_only.modes, modes)
+    assert float(np.median(floor_only.floor)) == pytest.approx(0.02, rel=0.1)
+    both = start()
+    a = calibrate_bin(fits, both, 0)
+    # (here a ~ 0.08: the modes come out at ~0.3 of the truth, as the shipped L bins' factors
+    # of 0.2-0.6 shrink theirs)
+    assert a < 1.0 and np.abs(both.modes).mean() < 0.5 * np.abs(modes).mean()

@@ -204,6 +204,7 @@ def fit_discrepancy(
     n_iter: int = 2,
     false_alarm_rate: float = 0.05,
     max_spectra: int | None = None,
+    scale_modes: bool = True,
 ) -> tuple[DiscrepancyModel, dict[str, Any]]:
     """Learn the discrepancy model of a grid from the SpeX library (see the module doc).
 
@@ -216,6 +217,8 @@ def fit_discrepancy(
         n_iter: refits with the updated covariance after the first, plain fit.
         false_alarm_rate: fraction of the fit half above the misfit threshold.
         max_spectra: use at most this many spectra per half (quick builds and tests).
+        scale_modes: step 5 scales the modes with the floor (the shipped models); False
+            scales the floor alone (see :func:`atmospec.discrepancy.scaling.calibrate_bin`).
 
     Returns:
         The model (with ``meta``: split, selection, calibration and evaluation) and a record of
@@ -315,7 +318,12 @@ def fit_discrepancy(
         )
         labels_c = [int(np.argmin(np.abs(model.teff - t))) for t in first]
         factors = [
-            calibrate_bin([f for f, lab in zip(fits, labels_c, strict=True) if lab == b], model, b)
+            calibrate_bin(
+                [f for f, lab in zip(fits, labels_c, strict=True) if lab == b],
+                model,
+                b,
+                scale_modes=scale_modes,
+            )
             for b in range(model.teff.size)
         ]
         log.info("%s iteration %d: bins %s, factors %s", grid.name, it, model.teff, factors)
@@ -368,6 +376,8 @@ def fit_discrepancy(
             "min_modes_per_bin": MIN_MODES,
             "modes_per_bin": modes_per_bin,
             "bin_scale_factors": factors,
+            # recorded only when not the default, so the shipped records stay reproducible
+            **({} if scale_modes else {"bin_scale_applies_to": "floor"}),
         },
         "calibration": {
             "score": "chi2 / (n_pix - n_fitted) under noise + discrepancy at the best node",
