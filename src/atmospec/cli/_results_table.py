@@ -12,7 +12,7 @@ __all__ = ["results_table"]
 
 def _text(value: Any) -> str:
     """A cell as text; empty for a missing one (masked, NaN)."""
-    if value is None or value is getattr(np.ma, "masked", None):
+    if value is None or value is np.ma.masked:
         return ""
     if isinstance(value, float) and not math.isfinite(value):
         return ""

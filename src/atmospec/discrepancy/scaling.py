@@ -98,6 +98,20 @@ def _pixel_medians(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArra
     return _per_fit(fits, model, lambda cov, r: float(np.median(cov.whiten(r) ** 2)))
 
 
+def _set_scale(
+    model: DiscrepancyModel,
+    b: int,
+    floor0: FloatArray,
+    modes0: FloatArray,
+    a: float,
+    scale_modes: bool,
+) -> None:
+    """Bin ``b``'s covariance at factor ``a`` on ``floor0`` (and on ``modes0`` with
+    ``scale_modes``; otherwise the modes stay ``modes0``)."""
+    model.floor[b] = floor0 * np.sqrt(a)
+    model.modes[b] = modes0 * np.sqrt(a) if scale_modes else modes0
+
+
 def _scale_root(
     fits: list[LibraryFit],
     model: DiscrepancyModel,
@@ -114,9 +128,7 @@ def _scale_root(
     floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
 
     def excess(log_a: float) -> float:
-        a = np.exp(log_a)
-        model.floor[b] = floor0 * np.sqrt(a)
-        model.modes[b] = modes0 * np.sqrt(a) if scale_modes else modes0
+        _set_scale(model, b, floor0, modes0, float(np.exp(log_a)), scale_modes)
         return excess_of(fits, model)
 
     lo, hi = -6.0, 6.0
@@ -151,7 +163,7 @@ def calibrate_bin(
         scale_modes,
     )
     if a is None:
-        model.floor[b], model.modes[b] = floor0.copy(), modes0.copy()
+        _set_scale(model, b, floor0, modes0, 1.0, scale_modes)
         a = _scale_root(
             fits,
             model,
@@ -161,8 +173,7 @@ def calibrate_bin(
         )
     if a is None:
         a = float(np.exp(6.0))
-    model.floor[b] = floor0 * np.sqrt(a)
-    model.modes[b] = modes0 * np.sqrt(a) if scale_modes else modes0
+    _set_scale(model, b, floor0, modes0, a, scale_modes)
     return a
 
 

@@ -99,8 +99,8 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "estimate of every grid that covers the object (the spread between grids included), "
         "<b>outside_grid</b> marks objects outside the primary grid's parameters (the grids "
         "that cover them answer), <b>misfit_flag</b> residuals beyond the learned model of "
-        "mismatch of most covering grids (both of two, two of three); <b>teff_inflation</b> is the combined 68 % width over the "
-        "primary grid's own.</p>"
+        "mismatch of most covering grids (both of two, two of three); <b>teff_inflation</b> "
+        "is the combined 68 % width over the primary grid's own.</p>"
     )
     sections.append(("Run", intro))
     if df is None or df.empty:
