@@ -110,6 +110,8 @@ def test_flux_unit_that_is_not_a_flux_density(tmp_path: Path) -> None:
 def test_missing_wavelength_unit(tmp_path: Path) -> None:
     path = text_file(tmp_path, "1 1\n2 1\n", header="")
     check(UnitError, path, "no unit for the wavelength column")
+    # the remedy in both spellings: command line and Python
+    check(UnitError, path, "--wave-unit um on the command line, wave_unit='um' in Python")
     assert read(path, wave_unit="nm").wavelength.tolist() == [0.001, 0.002]
 
 
