@@ -24,6 +24,9 @@ optional test data):
   68 % interval: with model error in the interval (common to both spectra) it must be < 1.
   ``repeat_pull_within_1``: the fraction of those pulls within +-1 (0.68 for Gaussian
   scatter; robust to the few pairs in the tails that dominate the RMS).
+  ``repeat_pull_std_fit_half`` (comparison, never the result; ``predict`` route only): the
+  same on the fit-half pairs the statistical part was learned from, where it is ~1 by
+  construction; the two halves' difference shows how far 17 pairs let the key move.
 - ``gravity_gap``: median log g of field (FLD-G) L0-L5 dwarfs minus that of VL-G ones.
 - ``field_mh_median``: median [M/H] of field L0-T4 dwarfs (S/N >= 50; the population is
   near solar).
@@ -132,6 +135,7 @@ def build_sets(quick: bool, companions: Path, seed: int) -> dict[str, pd.DataFra
     comp = pd.read_csv(companions)
     comp = comp[comp["teff"].notna()].rename(columns={"splat_key": "key"})
     held, used = _calibration_split(comp)
+    fit_rep = _fit_half_repeats()
     return {
         "companions": comp[comp["key"].isin(held)],
         "companions_calibration": comp[comp["key"].isin(used)],
@@ -140,7 +144,22 @@ def build_sets(quick: bool, companions: Path, seed: int) -> dict[str, pd.DataFra
         "vlg": take(vlg, 30),
         "repeats": rep,
         "outside": take(outside, 40),
+        "repeats_fit_half": fit_rep,
     }
+
+
+def _fit_half_repeats() -> pd.DataFrame:
+    """The spectra the shipped calibration learned its repeat scatter from (fit half; for
+    comparison only, answered by the ``predict`` route alone)."""
+    from atmospec.multigrid.calibration import load_calibration
+    from atmospec.multigrid.calibration_fit import repeat_pairs
+
+    used = set(load_calibration().repeat["teff"].objects)
+    pairs = [p for p in repeat_pairs(None, 0) if p[0] in used]
+    return pd.DataFrame(
+        [{"key": k, "source_key": o} for o, a, b in pairs for k in (a, b)],
+        columns=["key", "source_key"],
+    )
 
 
 def _calibration_split(comp: pd.DataFrame) -> tuple[set[str], set[str]]:
@@ -408,13 +427,12 @@ def print_companions(table: list[dict[str, Any]]) -> None:
         )
 
 
-def _other_metrics(
-    rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]
-) -> dict[str, Any]:
-    def get(keys: Any, col: str) -> np.ndarray:
-        return _column(rows, keys, col)
-
-    rep = sets["repeats"]
+def _repeat_pulls(
+    rows: dict[str, dict[str, Any]], rep: pd.DataFrame
+) -> tuple[list[float], list[float]]:
+    """Teff pulls of the two spectra of each object in ``rep`` (both answered): over the
+    statistical part where the route reports one, else half the 68 % interval; and over
+    half the whole 68 % interval."""
     pulls, pulls_total = [], []
     for _, grp in rep.groupby("source_key"):
         k1, k2 = grp["key"].tolist()[:2]
@@ -432,6 +450,17 @@ def _other_metrics(
                 pulls.append(dt / np.hypot(e1, e2))
             elif s1 + s2 > 0:
                 pulls.append(dt / np.hypot(s1, s2))
+    return pulls, pulls_total
+
+
+def _other_metrics(
+    rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]
+) -> dict[str, Any]:
+    def get(keys: Any, col: str) -> np.ndarray:
+        return _column(rows, keys, col)
+
+    pulls, pulls_total = _repeat_pulls(rows, sets["repeats"])
+    fit_half = _repeat_pulls(rows, sets["repeats_fit_half"])[0]
     field_k = sets["field"]["key"].tolist()
     early = sets["field"][sets["field"]["spt_num"] < 26]["key"].tolist()
     vlg_k = sets["vlg"]["key"].tolist()
@@ -449,6 +478,11 @@ def _other_metrics(
             float(np.sqrt(np.mean(np.square(pulls_total)))) if pulls_total else None
         ),
         "n_repeat_objects": len(pulls),
+        # comparison only: the pairs the statistical part was learned from (fit half)
+        "repeat_pull_std_fit_half": (
+            float(np.sqrt(np.mean(np.square(fit_half)))) if fit_half else None
+        ),
+        "n_repeat_objects_fit_half": len(fit_half),
         "gravity_gap": float(f_logg - v_logg),
         "field_logg_median_l0_l5": float(f_logg),
         "vlg_logg_median_l0_l5": float(v_logg),
@@ -495,14 +529,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("no companions table: give --companions (see the module docstring)")
     t0 = time.perf_counter()
     sets = build_sets(args.quick, companions, args.seed)
-    keys = sorted({k for s in sets.values() for k in s["key"]})
+    keys = sorted({k for n, s in sets.items() if n != "repeats_fit_half" for k in s["key"]})
     print(f"{len(keys)} library spectra: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
     routes = classic(keys, args.quick)
     if not args.no_predict:
         draws = args.draws or (300 if args.quick else 1000)
+        extra = sorted(set(sets["repeats_fit_half"]["key"]) - set(keys))
         with tempfile.TemporaryDirectory() as tmp:
             routes["predict_uncalibrated"] = predict_route(keys, draws, Path(tmp), False)
-            routes["predict"] = predict_route(keys, draws, Path(tmp))
+            routes["predict"] = predict_route(keys + extra, draws, Path(tmp))
     if "predict_uncalibrated" in routes:
         # Each grid's own answer (the table's per-grid columns; no 95 % interval there): what
         # the combination starts from.
@@ -519,6 +554,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "repeat_pull_std",
         "repeat_pull_std_total",
         "repeat_pull_within_1",
+        "repeat_pull_std_fit_half",
         "gravity_gap",
         "field_mh_median",
         "ood_false_alarm_real",

@@ -109,6 +109,58 @@ def test_shipped_calibration_keeps_its_held_out_companions_apart():
     assert set(cal.repeat) == {"teff", "logg"}
     assert set(cal.repeat["teff"].objects).isdisjoint(cal.held_out)
     assert 1.0 < cal.statistical(100.0)["teff"] < 150.0
+    # The correction stretches the early-L range the grids crowd together (slope well above
+    # zero near 1750 K), so the scatter of the corrected Teff there is larger; far from every
+    # calibration object (4000 K) the correction is flat and the scatter is the learned one.
+    teff = cal.corrections["teff"]
+    assert teff.slope(1750.0) > 0.5
+    assert cal.statistical(100.0, 1750.0)["teff"] == pytest.approx(
+        cal.statistical(100.0)["teff"] * (1.0 + teff.slope(1750.0))
+    )
+    assert cal.statistical(100.0, 4000.0)["teff"] == pytest.approx(
+        cal.statistical(100.0)["teff"], rel=1e-3
+    )
+
+
+def test_correction_slope_is_the_derivative_of_its_mean():
+    # The step of _bump rises 300 K between 1500 and 1900 K: the slope peaks there (about
+    # 300 / 400 K = 0.75 on average over the rise), and is ~0 on the flat parts.
+    c = _bump()
+    assert c.slope(1700.0) > 0.4
+    assert abs(c.slope(1100.0)) < 0.15 and abs(c.slope(2100.0)) < 0.3
+    h = 20.0
+    numeric = (c.predict(1650.0 + h)[0] - c.predict(1650.0 - h)[0]) / (2 * h)
+    assert c.slope(1650.0) == pytest.approx(numeric, rel=0.02)
+
+
+@pytest.mark.realdata
+def test_statistical_part_describes_the_corrected_teff_of_repeat_spectra(splat_dir):
+    # The fit half's objects with two spectra are where the repeat scatter was learned (on the
+    # uncorrected answers, pull rms 1 by construction). The reported Teff is the corrected
+    # one, which the correction stretches by up to ~2x among early L dwarfs: pulls of the
+    # corrected Teff over the stated statistical part must still have rms ~1 (0.94 on these 32
+    # pairs; 1.51 when the statistical part ignored the stretch).
+    from atmospec import library
+    from atmospec.errors import AtmospecError
+    from atmospec.multigrid import MultiGridPredictor
+    from atmospec.multigrid.calibration_fit import repeat_pairs
+
+    mp = MultiGridPredictor(draws=300, ood=False)
+    assert mp.calibration is not None
+    used = set(mp.calibration.repeat["teff"].objects)
+    pulls = []
+    for obj, a, b in repeat_pairs(60, 0):
+        if obj not in used:
+            continue
+        try:
+            rows = [mp.predict(library.load(k)).table()[0] for k in (a, b)]
+        except AtmospecError:
+            continue
+        d = rows[0]["teff_median"] - rows[1]["teff_median"]
+        pulls.append(d / np.hypot(rows[0]["teff_err_stat"], rows[1]["teff_err_stat"]))
+    assert len(pulls) >= 25
+    rms = float(np.sqrt(np.mean(np.square(pulls))))
+    assert 0.8 < rms < 1.2, rms
 
 
 @pytest.mark.realdata
@@ -157,7 +209,10 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
     width_on = on_row["teff_p84"] - on_row["teff_p16"]
     width_off = off_row["teff_p84"] - off_row["teff_p16"]
     assert width_on > width_off
-    assert on_row["teff_err_stat"] == pytest.approx(cal.statistical(on_row["snr"])["teff"])
+    # the statistical part of the reported (corrected) Teff: the learned scatter stretched by
+    # the correction's slope at the uncorrected median
+    stat = cal.statistical(on_row["snr"], float(off_row["teff_median"]))["teff"]
+    assert on_row["teff_err_stat"] == pytest.approx(stat, rel=0.01)
     assert "teff_calibration_shift" not in off_row.colnames
 
 

@@ -198,6 +198,24 @@ class Correction:
             return float(mu[0]), float(sd[0])
         return mu, sd
 
+    def slope(self, teff: float) -> float:
+        """``d mean / d Teff`` of the correction at combined Teff ``teff`` (a central
+        difference over +-1 K; the mean varies on the kernel's length scale, hundreds of K).
+
+        The corrected Teff is ``teff + mean(teff)``, so a change ``d`` in the grids' answer
+        moves the reported value by ``(1 + slope) * d``.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.array([1000.0, 1400.0, 1800.0, 2200.0])
+            >>> c = Correction.fit("teff", x, 0.5 * (x - 1600.0), np.full(4, 10.0**2),
+            ...                    list("abcd"), "toy labels: label = 1.5 x - 800")
+            >>> round(c.slope(1600.0), 1)
+            0.5
+        """
+        mu = np.asarray(self.predict(np.array([teff - 1.0, teff + 1.0]))[0], dtype=np.float64)
+        return float(0.5 * (mu[1] - mu[0]))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "param": self.param,
@@ -303,9 +321,32 @@ class Calibration:
     meta: dict[str, Any] = field(default_factory=dict)
     repeat: dict[str, RepeatScatter] = field(default_factory=dict)
 
-    def statistical(self, snr: float) -> dict[str, float]:
-        """Parameter -> the scatter expected between independent spectra at this S/N."""
-        return {p: r.predict(snr) for p, r in self.repeat.items()}
+    def statistical(self, snr: float, teff: float | None = None) -> dict[str, float]:
+        """Parameter -> the scatter expected between independent spectra at this S/N, of the
+        value reported.
+
+        The repeat scatter is learned on the grids' answers before the correction. The Teff
+        correction moves with the answer it corrects (``teff + mean(teff)``), so the scatter
+        of the *corrected* Teff is the learned one times ``|1 + slope|`` at ``teff``, the
+        combined Teff before the correction (the delta method). Where the grids crowd a range
+        of true Teff into a narrower one, the correction stretches it and the scatter with
+        it. Without ``teff`` the scatter of the uncorrected answer is returned.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.array([1000.0, 1400.0, 1800.0, 2200.0])
+            >>> c = Correction.fit("teff", x, 0.5 * (x - 1600.0), np.full(4, 10.0**2),
+            ...                    list("abcd"), "toy labels: label = 1.5 x - 800")
+            >>> cal = Calibration({"teff": c}, "toy",
+            ...                   repeat={"teff": RepeatScatter("teff", 40.0, 0.0, [])})
+            >>> round(cal.statistical(100.0)["teff"]), round(cal.statistical(100.0, 1600.0)["teff"])
+            (40, 60)
+        """
+        out = {p: r.predict(snr) for p, r in self.repeat.items()}
+        corr = self.corrections.get("teff")
+        if teff is not None and corr is not None and "teff" in out and np.isfinite(teff):
+            out["teff"] *= abs(1.0 + corr.slope(float(teff)))
+        return out
 
     def digest(self) -> str:
         """Twelve hex digits of the sha256 of the corrections (for model ids in outputs)."""
