@@ -38,19 +38,23 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from atmospec.errors import DataNotFoundError, ModelFileError
+
+from .repeat import RepeatScatter
+
+if TYPE_CHECKING:
+    from .combine import Combined
 
 __all__ = [
     "Correction",
@@ -245,67 +249,6 @@ class Correction:
 
 
 @dataclass
-class RepeatScatter:
-    """The scatter of one parameter between independent spectra of the same object:
-    ``sd(S/N)^2 = floor^2 + (per_snr / S/N)^2``, fitted by maximum likelihood on the
-    differences between two spectra of each of a set of objects (``d ~ N(0, sd1^2 + sd2^2)``).
-
-    It is the *statistical* part of the uncertainty (what repeating the observation would
-    change); the rest of the interval (model error, the spread between grids, the shared
-    systematic error) is common to every spectrum of an object.
-
-    Example:
-        >>> r = RepeatScatter("teff", floor=20.0, per_snr=3000.0, objects=[])
-        >>> round(r.predict(100.0), 1)
-        36.1
-    """
-
-    param: str
-    floor: float
-    per_snr: float
-    objects: list[str]
-
-    def predict(self, snr: float) -> float:
-        s = max(float(snr), 1.0) if np.isfinite(snr) else 1.0
-        return float(np.hypot(self.floor, self.per_snr / s))
-
-    @classmethod
-    def fit(
-        cls,
-        param: str,
-        diff: Sequence[float] | FloatArray,
-        snr1: Sequence[float] | FloatArray,
-        snr2: Sequence[float] | FloatArray,
-        objects: Sequence[str],
-    ) -> RepeatScatter:
-        """Maximum-likelihood ``floor`` and ``per_snr`` from paired differences."""
-        from scipy.optimize import minimize
-
-        d, s1, s2 = (np.asarray(v, dtype=np.float64) for v in (diff, snr1, snr2))
-        if d.size < 4:
-            raise ValueError(f"{param}: need >= 4 objects with two spectra")
-        scale = float(np.std(d)) or 1.0
-
-        def nll(theta: FloatArray) -> float:
-            f2, k2 = np.exp(2 * theta[0]) * scale**2, np.exp(2 * theta[1]) * scale**2
-            var = 2 * f2 + k2 * (1 / s1**2 + 1 / s2**2)
-            return float(0.5 * np.sum(d**2 / var + np.log(var)))
-
-        best = min(
-            (
-                minimize(nll, np.array(x0), method="Nelder-Mead")
-                for x0 in ((-1, 3), (0, 0), (-3, 4))
-            ),
-            key=lambda r: r.fun,
-        )
-        floor, per_snr = np.exp(best.x) * scale
-        return cls(param, float(floor), float(per_snr), [str(o) for o in objects])
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
 class Calibration:
     """Corrections of the combined estimate of one set of grids (see the module docstring).
 
@@ -446,6 +389,17 @@ class Calibration:
                 for p, r in dict(rec.get("repeat", {})).items()
             },
         )
+
+    def correct(self, comb: Combined, snr: float, rng: np.random.Generator) -> None:
+        """Correct a combined estimate in place: its samples shifted and widened
+        (:meth:`apply`), a note saying by how much, and its statistical part: that of the
+        corrected value, at the Teff before the correction (:meth:`statistical`)."""
+        from .estimate import COMMON_PARAMS
+
+        raw_teff = float(np.median(comb.samples[:, COMMON_PARAMS.index("teff")]))
+        comb.samples, comb.calibration = self.apply(comb.samples, COMMON_PARAMS, rng)
+        comb.notes.append(self.describe(comb.calibration))
+        comb.statistical = self.statistical(snr, raw_teff)
 
     def describe(self, terms: Mapping[str, tuple[float, float]]) -> str:
         """One sentence for a user on what was applied to an object."""

@@ -338,12 +338,7 @@ class MultiGridPredictor:
                 raise AtmospecError(f"{inp.source}: no grid could answer")
             comb = combine(per, draws=self.draws, rng=rng, reference=scans)
             if self.calibration is not None:
-                raw_teff = float(np.median(comb.samples[:, COMMON_PARAMS.index("teff")]))
-                comb.samples, comb.calibration = self.calibration.apply(
-                    comb.samples, COMMON_PARAMS, rng
-                )
-                comb.notes.append(self.calibration.describe(comb.calibration))
-                comb.statistical = self.calibration.statistical(inp.snr, raw_teff)
+                self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:
                 comb.notes.append(self.calibration_note)
             notes[i].extend(comb.notes)
