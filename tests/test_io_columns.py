@@ -114,3 +114,27 @@ def test_hints_in_brackets_survive_the_cli(tmp_path: Path) -> None:
     assert "wavelength [um] flux [W m-2 um-1]" in " ".join(proc.stderr.split()), proc.stderr
     proc = _cli(["--quiet", "fit", str(f), "--grid", "dback24", "--wave-unit", "AA"])
     assert "Traceback" not in proc.stderr and proc.returncode == 2  # 1-1.2 AA: no overlap
+
+
+def test_wavelength_column_named_for_its_unit(tmp_path: Path) -> None:
+    """``wavelength_um`` / ``wavelength_nm`` state their unit: read in it, converted to um; a
+    bracketed unit that contradicts the name is refused naming both (never a silent pick)."""
+    from astropy.table import Table
+
+    from atmospec.errors import UnitError
+
+    # (the CSV holds 6 significant digits: rtol 1e-5)
+    spec = read(_csv(tmp_path / "um.csv", ["wavelength_um", "flux", "error"], [WAVE, FLUX, FLUX]))
+    np.testing.assert_allclose(spec.wavelength, WAVE, rtol=1e-5)
+    nm = _csv(tmp_path / "nm.csv", ["Wavelength_nm", "flux"], [WAVE * 1e3, FLUX])
+    np.testing.assert_allclose(read(nm).wavelength, WAVE, rtol=1e-5)
+    # the same in a FITS table without TUNIT and an ECSV without a unit
+    Table({"WAVELENGTH_UM": WAVE, "FLUX": FLUX}).write(tmp_path / "t.fits")
+    np.testing.assert_allclose(read(tmp_path / "t.fits").wavelength, WAVE, rtol=1e-5)
+    Table({"wavelength_aa": WAVE * 1e4, "flux": FLUX}).write(tmp_path / "t.ecsv")
+    np.testing.assert_allclose(read(tmp_path / "t.ecsv").wavelength, WAVE, rtol=1e-5)
+    bad = _csv(tmp_path / "bad.csv", ["wavelength_um [nm]", "flux"], [WAVE, FLUX])
+    with pytest.raises(UnitError, match=r"bad.csv.*named for 'um' but its unit is 'nm'"):
+        read(bad)
+    # an explicit unit from the user still wins over both
+    np.testing.assert_allclose(read(bad, wave_unit="um").wavelength, WAVE, rtol=1e-5)

@@ -28,6 +28,7 @@ __all__ = [
     "open_fits",
     "open_text",
     "parse_unit",
+    "wave_column_unit",
     "check_wave_unit",
     "check_flux_unit",
     "find_column",
@@ -86,6 +87,14 @@ ERROR_NAMES = (
     "f_nu_err",
     "noise",
 )
+WAVE_NAME_UNITS = {
+    "wavelength_um": "um",
+    "wavelength_micron": "um",
+    "wavelength_nm": "nm",
+    "wavelength_aa": "AA",
+    "wavelength_angstrom": "AA",
+}
+"""The unit a wavelength column's own name states (normalised name -> unit)."""
 MASK_NAMES = ("mask", "bad")
 SNR_NAMES = ("snr", "s/n", "s_n", "sn", "signal_to_noise", "signal_noise", "signaltonoise")
 """Names of signal-to-noise columns: never read as uncertainties (named in the error text)."""
@@ -251,6 +260,38 @@ def _unit_kind(unit: str) -> str:
     if q.is_equivalent(photon / u.AA) or q.is_equivalent(photon / u.Hz):
         return "flux density"
     return "other"
+
+
+def wave_column_unit(column: str, unit: str | None, *, source: str) -> str | None:
+    """The wavelength unit of ``column``: its header/metadata ``unit``, else the one its name
+    states (``wavelength_um``, ``wavelength_nm``, ...; see ``WAVE_NAME_UNITS``); None when
+    neither says. A name and a unit that disagree are refused, naming both.
+
+    Example:
+        >>> wave_column_unit("wavelength_um", None, source="x.csv")
+        'um'
+        >>> wave_column_unit("Wavelength_nm", "nm", source="x.csv")
+        'nm'
+        >>> wave_column_unit("wave", None, source="x.csv") is None
+        True
+    """
+    import astropy.units as u
+
+    parsed = parse_unit(unit, source=source, column=column)
+    named = WAVE_NAME_UNITS.get(normalise_column(column))
+    if parsed is None or named is None:
+        return parsed if parsed is not None else named
+    try:
+        same = u.Unit(parsed) == u.Unit(named)
+    except ValueError:
+        same = False
+    if not same:
+        raise UnitError(
+            f"{source}: wavelength column '{column}' is named for {named!r} but its unit is "
+            f"{parsed!r}; correct one of them or give the unit: --wave-unit on the command "
+            "line, wave_unit= in Python"
+        )
+    return parsed
 
 
 def check_wave_unit(unit: str | None, *, source: str, column: str = "wavelength") -> str:

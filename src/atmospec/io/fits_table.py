@@ -23,6 +23,7 @@ from atmospec.io._common import (
     meta_from_json,
     open_fits,
     parse_unit,
+    wave_column_unit,
 )
 from atmospec.spectrum import Spectrum
 
@@ -92,7 +93,7 @@ def read_fits_table(
         assert cw is not None and cf is not None
         units = {c.name: c.unit for c in hdu.columns}
         wunit = check_wave_unit(
-            wave_unit or parse_unit(units.get(cw), source=src, column=cw),
+            wave_unit or wave_column_unit(cw, units.get(cw), source=src),
             source=src,
             column=cw,
         )

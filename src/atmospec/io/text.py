@@ -27,6 +27,7 @@ from atmospec.io._common import (
     meta_from_json,
     open_text,
     parse_unit,
+    wave_column_unit,
 )
 from atmospec.spectrum import Spectrum
 
@@ -250,7 +251,8 @@ def _from_table(
         iw, jf = names.index(cw), names.index(cf)  # type: ignore[arg-type]
         je = None if ce is None else names.index(ce)
         units = table.units or [None] * len(names)
-        wu = parse_unit(units[iw], source=source, column=names[iw])
+        # an explicit unit overrides the file's, so a file's contradiction is not raised
+        wu = None if wave_unit else wave_column_unit(names[iw], units[iw], source=source)
         fu = parse_unit(units[jf], source=source, column=names[jf])
         labels = [names[iw], names[jf]]
     wunit = check_wave_unit(wave_unit or wu, source=source, column=labels[0])
@@ -317,7 +319,9 @@ def read_ecsv(
             return None
         return np.ma.filled(np.ma.asarray(table[col], dtype=np.float64), np.nan)
 
-    wunit = check_wave_unit(wave_unit or unit_of(cw), source=src, column=str(cw))
+    wunit = check_wave_unit(
+        wave_unit or wave_column_unit(str(cw), unit_of(cw), source=src), source=src, column=str(cw)
+    )
     funit = check_flux_unit(
         flux_unit if flux_unit is not None else unit_of(cf), source=src, column=str(cf)
     )

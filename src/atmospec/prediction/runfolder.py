@@ -254,7 +254,7 @@ class RunFolder:
         diff = [k for k in self.IDENTITY if k in old and old.get(k) != record.get(k)]
         if diff:
             raise RunFolderError(
-                f"{self.out}: this folder holds a run with another {', '.join(diff)} "
+                f"{self.out}: this folder holds a run made with different {', '.join(diff)} "
                 f"({_describe(old, record, diff)})"
                 f"{' (it would mix two models in one table)' if 'model_id' in diff else ''}; "
                 "resuming would mix rows of both. Use another --out, or --overwrite to discard "
