@@ -180,3 +180,42 @@ def test_fnu_converted_to_flambda(predictor: Any, tiny: dict[str, Any]) -> None:
     r1, r2 = predictor.predict(flam), predictor.predict(fnu)
     np.testing.assert_allclose(r1.samples, r2.samples, rtol=1e-4, atol=1e-3)
     assert any("F_nu" in n for n in r2.notes[0])
+
+
+@pytest.mark.realdata
+def test_spectrum_coarser_than_the_model_is_noted(splat_dir: Path) -> None:
+    # GD 165B (L4, SpeX prism, R ~ 120): its pixels span 0.63 of the default axis' bins. The
+    # same spectrum smoothed to R = 40 and binned 6:1 (as a NIRSpec PRISM spectrum is near
+    # 1.2 um) spans 3.8 bins: each pixel feeds several bins with the same noise and its
+    # features are broader than the models' (log g falls by ~0.5 dex with no other flag), so
+    # the row says so in its notes, its pixel_bins column and the terminal table's warnings.
+    from astropy.table import Table
+    from rich.console import Console
+
+    from atmospec import library
+    from atmospec.cli._results_table import results_table
+    from atmospec.prediction import Predictor
+    from atmospec.spectrum import Spectrum
+
+    spec = library.load("11250_11052").good()
+    w, e = np.asarray(spec.wavelength), np.asarray(spec.uncertainty)
+    n = (w.size // 6) * 6
+    smooth = np.asarray(spec.convolve(40.0, r_in=120.0).flux)
+    coarse = Spectrum(
+        w[:n].reshape(-1, 6).mean(1),
+        smooth[:n].reshape(-1, 6).mean(1),
+        e[:n].reshape(-1, 6).mean(1) / np.sqrt(6),
+        flux_unit=spec.flux_unit,
+        name="GD 165B at R 40",
+    )
+    pred = Predictor(draws=100, coverage="mask")
+    table = pred.predict([spec, coarse]).table()
+    native, binned = table[0], table[1]
+    assert native["pixel_bins"] == pytest.approx(0.63, abs=0.03)
+    assert "coarser" not in native["notes"]
+    assert binned["pixel_bins"] == pytest.approx(3.8, abs=0.2)
+    assert "times as wide as the bins" in binned["notes"] and "log g" in binned["notes"]
+    console = Console(width=160, record=True)
+    console.print(results_table(Table(table), 20))
+    text = console.export_text()
+    assert text.count("coarse pixels") == 1

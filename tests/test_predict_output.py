@@ -52,7 +52,7 @@ def test_rerun_with_other_draws_refused_unless_overwrite(tiny, spectra, tmp_path
     _run(tiny, spectra[:2], out, draws=100)
     with pytest.raises(RunFolderError, match=r"draws: 100 -> 300.*--overwrite"):
         _run(tiny, spectra[:2], out, draws=300)
-    with pytest.raises(RunFolderError, match=r"another catalog.*n_rows: 2 -> 4"):
+    with pytest.raises(RunFolderError, match=r"different catalog.*n_rows: 2 -> 4"):
         _run(tiny, spectra, out, draws=100)  # another catalogue into the same folder
     run = _run(tiny, spectra, out, draws=300, overwrite=True)
     assert (run.n_rows_done_before, run.n_predicted, run.exit_code) == (0, 4, 0)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from atmospec.prediction.coverage import COARSE_PIXEL_BINS
+
 __all__ = ["results_table"]
 
 
@@ -37,6 +39,8 @@ def _flags(row: Any, params: list[str]) -> str:
     if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
         reason = _text(row["ood_reason"]) if "ood_reason" in cols else ""
         out.append(f"OOD ({reason})" if reason else "OOD")
+    if "pixel_bins" in cols and _text(row["pixel_bins"]) and row["pixel_bins"] > COARSE_PIXEL_BINS:
+        out.append("coarse pixels")
     if "grids_disagree" in cols and bool(row["grids_disagree"]):
         out.append("grids disagree")
     edge = [p for p in params if f"{p}_at_bound" in cols and bool(row[f"{p}_at_bound"])]

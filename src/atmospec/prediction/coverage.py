@@ -13,7 +13,15 @@ from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
 if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
 
-__all__ = ["ModelInput", "CoveragePolicy", "prepare_input", "MODEL_FLUX_UNIT", "MIN_BIN_FILL"]
+__all__ = [
+    "ModelInput",
+    "CoveragePolicy",
+    "prepare_input",
+    "pixel_bins",
+    "MODEL_FLUX_UNIT",
+    "MIN_BIN_FILL",
+    "COARSE_PIXEL_BINS",
+]
 
 CoveragePolicy = Literal["refuse", "mask"]
 
@@ -22,6 +30,15 @@ MODEL_FLUX_UNIT = "erg / (s cm2 um)"
 
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
+
+COARSE_PIXEL_BINS: float = 2.0
+"""A spectrum whose pixels span more model bins than this (median) is coarser than the model.
+
+The default models' axis (0.90-2.45 um, 300 bins log-uniform) samples at lambda / dlambda =
+300; SpeX prism library spectra span 0.4-1.2 of its bins (median 0.63 over 400 library
+spectra, at most 0.72). Pixels twice as wide as a bin sample at lambda / dlambda < 150, so
+the spectrum resolves at most R = 75 (two pixels per element), the SpeX prism's coarsest
+setting (0.8 arcsec slit); and each such pixel feeds the same noise into several bins."""
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -42,6 +59,8 @@ class ModelInput:
         scale: the factor the resampled flux was divided by.
         notes: what was done to the spectrum (unit conversion, masking, assumed errors).
         spectrum: the spectrum as used (flux unit converted, assumed errors filled in).
+        pixel_bins: median number of model bins a valid pixel of the spectrum spans
+            (:func:`pixel_bins`; above :data:`COARSE_PIXEL_BINS` a note says what it means).
     """
 
     source: str
@@ -52,6 +71,7 @@ class ModelInput:
     scale: float
     notes: list[str] = field(default_factory=list)
     spectrum: Spectrum | None = None
+    pixel_bins: float = float("nan")
 
     @property
     def masked_fraction(self) -> float:
@@ -72,6 +92,40 @@ def _ranges(wave: FloatArray, sel: BoolArray) -> str:
     runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
     text = ", ".join(f"{wave[r[0]]:.3f}-{wave[r[-1]]:.3f} um" for r in runs[:6])
     return text + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
+
+
+def pixel_bins(pixels: ArrayLike, axis: ArrayLike) -> float:
+    """Median width of the ``pixels`` (centres, um) that fall on ``axis``, in units of the
+    local bin width of ``axis`` (NaN when none does).
+
+    Example:
+        >>> import numpy as np
+        >>> axis = np.linspace(1.0, 2.0, 101)  # bins 0.01 um wide
+        >>> pixel_bins(np.linspace(1.0, 2.0, 51), axis), pixel_bins(axis, axis)
+        (2.0, 1.0)
+    """
+    from atmospec.transforms import bin_edges
+
+    w, a = np.asarray(pixels, dtype=np.float64), np.asarray(axis, dtype=np.float64)
+    if w.size < 2 or a.size < 2:
+        return float("nan")
+    width = np.diff(bin_edges(w))
+    inside = (w >= a[0]) & (w <= a[-1])
+    if not inside.any():
+        return float("nan")
+    ratio = width[inside] / np.interp(w[inside], a, np.diff(bin_edges(a)))
+    return float(np.round(np.median(ratio), 6))
+
+
+def _coarse_note(ratio: float, model: str) -> str:
+    return (
+        f"pixels {ratio:.1f} times as wide as the bins of {model} (median): the spectrum is "
+        "coarser than the spectra the models were built for, so each pixel feeds several bins "
+        "with the same noise (their errors are correlated: the intervals are too narrow) and "
+        "its features are broader than the models' (answers are biased, log g most); a "
+        "chi-square fit on the data's own pixels (atmospec fit) averages each model over each "
+        "pixel instead"
+    )
 
 
 def _to_model_units(spectrum: Spectrum, notes: list[str]) -> Spectrum:
@@ -302,6 +356,9 @@ def prepare_input(
     sigma = np.where(usable, sigma / scale, np.inf)
     if np.any(sigma[usable] <= 0):
         raise InvalidSpectrumError(f"{src}: resampled uncertainties are zero on some bins")
+    ratio = pixel_bins(spectrum.wavelength[valid], wave)
+    if ratio > COARSE_PIXEL_BINS:
+        notes.append(_coarse_note(ratio, model))
     return ModelInput(
         source=src,
         name=spectrum.name,
@@ -311,4 +368,5 @@ def prepare_input(
         scale=scale,
         notes=notes,
         spectrum=spectrum if spectrum.uncertainty is unc else spectrum.copy(uncertainty=unc),
+        pixel_bins=ratio,
     )
