@@ -184,11 +184,12 @@ def test_fnu_converted_to_flambda(predictor: Any, tiny: dict[str, Any]) -> None:
 
 @pytest.mark.realdata
 def test_spectrum_coarser_than_the_model_is_noted(splat_dir: Path) -> None:
-    # GD 165B (L4, SpeX prism, R ~ 120): its pixels span 0.63 of the default axis' bins. The
-    # same spectrum smoothed to R = 40 and binned 6:1 (as a NIRSpec PRISM spectrum is near
-    # 1.2 um) spans 3.8 bins: each pixel feeds several bins with the same noise and its
-    # features are broader than the models' (log g falls by ~0.5 dex with no other flag), so
-    # the row says so in its notes, its pixel_bins column and the terminal table's warnings.
+    # GD 165B (L4, SpeX prism, R ~ 120) is sampled at lambda/dlambda ~ 470. The same spectrum
+    # smoothed to R = 40 and binned 6:1 (as a NIRSpec PRISM spectrum is near 1.2 um) samples
+    # at ~78: it resolves at most R 39, below the prism's 75, so its features are broader
+    # than the models' (log g falls by ~0.5 dex with no other flag) and each pixel feeds
+    # several bins: the row says so in its notes, its coarse_pixels column and the terminal
+    # table's warnings.
     from astropy.table import Table
     from rich.console import Console
 
@@ -211,11 +212,34 @@ def test_spectrum_coarser_than_the_model_is_noted(splat_dir: Path) -> None:
     pred = Predictor(draws=100, coverage="mask")
     table = pred.predict([spec, coarse]).table()
     native, binned = table[0], table[1]
-    assert native["pixel_bins"] == pytest.approx(0.63, abs=0.03)
-    assert "coarser" not in native["notes"]
-    assert binned["pixel_bins"] == pytest.approx(3.8, abs=0.2)
-    assert "times as wide as the bins" in binned["notes"] and "log g" in binned["notes"]
+    assert native["sampling_resolution"] == pytest.approx(470.0, rel=0.02)
+    assert not native["coarse_pixels"] and "coarser" not in native["notes"]
+    assert binned["sampling_resolution"] == pytest.approx(78.0, rel=0.02)
+    assert binned["coarse_pixels"]
+    assert "resolves at most R 39, coarser than the R >= 75" in binned["notes"]
+    assert "log g" in binned["notes"]
     console = Console(width=160, record=True)
     console.print(results_table(Table(table), 20))
     text = console.export_text()
     assert text.count("coarse pixels") == 1
+
+
+def test_npe_domain_excludes_a_coarse_spectrum() -> None:
+    # A flat spectrum sampled like the grid's axis (lambda/dlambda ~600, S/N 15 per bin,
+    # inside the NPE's 3-30) is in its domain; the same sampled at ~70 (lambda/dlambda below
+    # 150: coarser than any prism spectrum) is not, and the reason says why first.
+    from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
+    from atmospec.prediction.routing import NPEDomain
+    from atmospec.spectrum import Spectrum
+
+    dom = NPEDomain("npe", (3.0, 30.0), "dback24")
+    axis = np.exp(np.linspace(np.log(0.9), np.log(2.45), 601))
+    for n, coarse in ((601, False), (71, True)):
+        w = np.exp(np.linspace(np.log(0.88), np.log(2.47), n))
+        spec = Spectrum(w, np.ones(n), np.full(n, 1.0 / 15.0 / np.sqrt(601 / n)))
+        inp = prepare_input(spec, axis, min_resolution=SPEX_PRISM_MIN_R)
+        assert inp.coarse is coarse
+        problem = dom.input_problem(inp)
+        assert ("coarser than the spectra it was trained on" in problem) is coarse, problem
+        if not coarse:
+            assert problem == ""

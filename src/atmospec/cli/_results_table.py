@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from atmospec.prediction.coverage import COARSE_PIXEL_BINS
-
 __all__ = ["results_table"]
 
 
@@ -39,7 +37,7 @@ def _flags(row: Any, params: list[str]) -> str:
     if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
         reason = _text(row["ood_reason"]) if "ood_reason" in cols else ""
         out.append(f"OOD ({reason})" if reason else "OOD")
-    if "pixel_bins" in cols and _text(row["pixel_bins"]) and row["pixel_bins"] > COARSE_PIXEL_BINS:
+    if "coarse_pixels" in cols and _text(row["coarse_pixels"]) and bool(row["coarse_pixels"]):
         out.append("coarse pixels")
     if "grids_disagree" in cols and bool(row["grids_disagree"]):
         out.append("grids disagree")

@@ -70,8 +70,9 @@ def sample(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
+    from atmospec.grids import BUILTIN_GRIDS
     from atmospec.models import load_model
-    from atmospec.prediction.coverage import prepare_input
+    from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
     from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
@@ -84,7 +85,13 @@ def sample(
         sp = Spectrum.read(f)
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
-        inp = prepare_input(sp, est.wavelength_, policy="mask", max_masked_fraction=1.0)
+        inp = prepare_input(
+            sp,
+            est.wavelength_,
+            policy="mask",
+            max_masked_fraction=1.0,
+            min_resolution=SPEX_PRISM_MIN_R if grid in BUILTIN_GRIDS else None,
+        )
         outside = domain.input_problem(inp)
         if outside:
             edges.append(

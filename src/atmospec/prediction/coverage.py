@@ -17,10 +17,10 @@ __all__ = [
     "ModelInput",
     "CoveragePolicy",
     "prepare_input",
-    "pixel_bins",
+    "sampling_resolution",
     "MODEL_FLUX_UNIT",
     "MIN_BIN_FILL",
-    "COARSE_PIXEL_BINS",
+    "SPEX_PRISM_MIN_R",
 ]
 
 CoveragePolicy = Literal["refuse", "mask"]
@@ -31,14 +31,14 @@ MODEL_FLUX_UNIT = "erg / (s cm2 um)"
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
 
-COARSE_PIXEL_BINS: float = 2.0
-"""A spectrum whose pixels span more model bins than this (median) is coarser than the model.
+SPEX_PRISM_MIN_R: float = 75.0
+"""The lowest resolving power of the SpeX prism (0.8 arcsec slit; about 200 with the 0.3
+arcsec slit), the resolution of the built-in grids and of the models trained on them.
 
-The default models' axis (0.90-2.45 um, 300 bins log-uniform) samples at lambda / dlambda =
-300; SpeX prism library spectra span 0.4-1.2 of its bins (median 0.63 over 400 library
-spectra, at most 0.72). Pixels twice as wide as a bin sample at lambda / dlambda < 150, so
-the spectrum resolves at most R = 75 (two pixels per element), the SpeX prism's coarsest
-setting (0.8 arcsec slit); and each such pixel feeds the same noise into several bins."""
+A spectrum sampled at lambda / dlambda below twice this (two pixels per resolution element)
+resolves less than any SpeX prism spectrum: its features are broader than the models'. SpeX
+prism library spectra sample at 410-710 over 0.90-2.45 um (median 470, 400 library
+spectra)."""
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -59,8 +59,10 @@ class ModelInput:
         scale: the factor the resampled flux was divided by.
         notes: what was done to the spectrum (unit conversion, masking, assumed errors).
         spectrum: the spectrum as used (flux unit converted, assumed errors filled in).
-        pixel_bins: median number of model bins a valid pixel of the spectrum spans
-            (:func:`pixel_bins`; above :data:`COARSE_PIXEL_BINS` a note says what it means).
+        sampling_resolution: median lambda / dlambda of the spectrum's valid pixels over
+            the model's range (:func:`sampling_resolution`).
+        coarse: the spectrum is sampled too coarsely to hold the model's resolution (a note
+            says what that does; see ``min_resolution`` of :func:`prepare_input`).
     """
 
     source: str
@@ -71,7 +73,8 @@ class ModelInput:
     scale: float
     notes: list[str] = field(default_factory=list)
     spectrum: Spectrum | None = None
-    pixel_bins: float = float("nan")
+    sampling_resolution: float = float("nan")
+    coarse: bool = False
 
     @property
     def masked_fraction(self) -> float:
@@ -94,37 +97,35 @@ def _ranges(wave: FloatArray, sel: BoolArray) -> str:
     return text + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
 
 
-def pixel_bins(pixels: ArrayLike, axis: ArrayLike) -> float:
-    """Median width of the ``pixels`` (centres, um) that fall on ``axis``, in units of the
-    local bin width of ``axis`` (NaN when none does).
+def sampling_resolution(pixels: ArrayLike, lo: float, hi: float) -> float:
+    """Median ``lambda / dlambda`` of the ``pixels`` (centres, um) between ``lo`` and ``hi``
+    (NaN when fewer than two fall there): an upper bound on twice the resolving power.
 
     Example:
         >>> import numpy as np
-        >>> axis = np.linspace(1.0, 2.0, 101)  # bins 0.01 um wide
-        >>> pixel_bins(np.linspace(1.0, 2.0, 51), axis), pixel_bins(axis, axis)
-        (2.0, 1.0)
+        >>> w = np.exp(np.linspace(np.log(1.0), np.log(2.0), 70))  # 100 pixels per e-fold
+        >>> round(sampling_resolution(w, 1.0, 2.0))
+        100
     """
     from atmospec.transforms import bin_edges
 
-    w, a = np.asarray(pixels, dtype=np.float64), np.asarray(axis, dtype=np.float64)
-    if w.size < 2 or a.size < 2:
+    w = np.asarray(pixels, dtype=np.float64)
+    if w.size < 2:
         return float("nan")
-    width = np.diff(bin_edges(w))
-    inside = (w >= a[0]) & (w <= a[-1])
-    if not inside.any():
+    inside = (w >= lo) & (w <= hi)
+    if inside.sum() < 2:
         return float("nan")
-    ratio = width[inside] / np.interp(w[inside], a, np.diff(bin_edges(a)))
-    return float(np.round(np.median(ratio), 6))
+    return float(np.median(w[inside] / np.diff(bin_edges(w))[inside]))
 
 
-def _coarse_note(ratio: float, model: str) -> str:
+def _coarse_note(sampling: float, min_resolution: float, model: str) -> str:
     return (
-        f"pixels {ratio:.1f} times as wide as the bins of {model} (median): the spectrum is "
-        "coarser than the spectra the models were built for, so each pixel feeds several bins "
-        "with the same noise (their errors are correlated: the intervals are too narrow) and "
-        "its features are broader than the models' (answers are biased, log g most); a "
-        "chi-square fit on the data's own pixels (atmospec fit) averages each model over each "
-        "pixel instead"
+        f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R "
+        f"{sampling / 2:.0f}, coarser than the R >= {min_resolution:.0f} {model} was built "
+        "for, so its features are broader than the models' (answers are biased, log g most) "
+        "and each pixel feeds several bins with the same noise (their errors are correlated: "
+        "the intervals are too narrow); a chi-square fit on the data's own pixels (atmospec "
+        "fit) averages each model over each pixel instead"
     )
 
 
@@ -218,6 +219,7 @@ def prepare_input(
     max_masked_fraction: float = 0.5,
     assume_snr: float | None = None,
     model: str = "the model",
+    min_resolution: float | None = None,
 ) -> ModelInput:
     """Resample ``spectrum`` onto a model's ``wavelength`` axis under a coverage policy.
 
@@ -246,6 +248,9 @@ def prepare_input(
         max_masked_fraction: with ``"mask"``, refuse spectra missing more of the axis.
         assume_snr: when the spectrum has no errors, assume this constant S/N (noted).
         model: model name used in messages.
+        min_resolution: the resolving power of the spectra the model describes (None:
+            unknown). A spectrum sampled below twice it is noted as coarser
+            (:data:`SPEX_PRISM_MIN_R` for the built-in grids).
 
     Example:
         >>> import numpy as np
@@ -356,9 +361,10 @@ def prepare_input(
     sigma = np.where(usable, sigma / scale, np.inf)
     if np.any(sigma[usable] <= 0):
         raise InvalidSpectrumError(f"{src}: resampled uncertainties are zero on some bins")
-    ratio = pixel_bins(spectrum.wavelength[valid], wave)
-    if ratio > COARSE_PIXEL_BINS:
-        notes.append(_coarse_note(ratio, model))
+    sampling = sampling_resolution(spectrum.wavelength[valid], float(wave[0]), float(wave[-1]))
+    coarse = min_resolution is not None and sampling < 2.0 * min_resolution
+    if coarse:
+        notes.append(_coarse_note(sampling, float(min_resolution or 0.0), model))
     return ModelInput(
         source=src,
         name=spectrum.name,
@@ -368,5 +374,6 @@ def prepare_input(
         scale=scale,
         notes=notes,
         spectrum=spectrum if spectrum.uncertainty is unc else spectrum.copy(uncertainty=unc),
-        pixel_bins=ratio,
+        sampling_resolution=sampling,
+        coarse=coarse,
     )

@@ -63,8 +63,10 @@ class _AxisMember:
         assume_snr: float | None,
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
-        from atmospec.prediction.coverage import prepare_input
+        from atmospec.grids import BUILTIN_GRIDS
+        from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
 
+        spex = getattr(self, "grid_name", "") in BUILTIN_GRIDS
         return prepare_input(
             spectrum,
             self.wavelength,
@@ -72,6 +74,7 @@ class _AxisMember:
             max_masked_fraction=max_masked_fraction,
             assume_snr=assume_snr,
             model=f"model {self.model_id}",
+            min_resolution=SPEX_PRISM_MIN_R if spex else None,
         )
 
     @property

@@ -68,8 +68,14 @@ class NPEDomain:
         """Why a spectrum put on the NPE's axis cannot go to the NPE ('' when it can).
 
         Masked bins (infinite sigma) are outside the training domain (the NPE always saw
-        every pixel), and so is an S/N outside :attr:`snr_range`.
+        every pixel), and so are an S/N outside :attr:`snr_range` and a spectrum sampled too
+        coarsely for the grid's resolution (``inp.coarse``).
         """
+        if inp.coarse:
+            return (
+                f"sampled at lambda/dlambda {inp.sampling_resolution:.0f}, coarser than the "
+                "spectra it was trained on"
+            )
         if inp.masked.any():
             return (
                 f"{int(inp.masked.sum())} of {inp.masked.size} bins of the {self.name} axis "
