@@ -56,3 +56,18 @@ def test_report_of_fit_run_and_cli(tiny: dict[str, Any], tmp_path: Path) -> None
     assert "chi2_red" in html and "fitme" in html and "data:image/png;base64," in html
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
     assert res.exit_code != 0
+
+
+def test_report_says_when_a_spectrum_is_coarser_than_the_models() -> None:
+    # The row's note about a coarse spectrum reaches the object's text in the report, with
+    # or without several grids; notes about other things (which model served) do not.
+    import pandas as pd
+
+    from atmospec.prediction.coverage import _coarse_note
+    from atmospec.report.build import _grid_sentences
+
+    note = _coarse_note(78.0, 75.0, "model dback24-spex")
+    df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {note}"]})
+    said = _grid_sentences(df, 0)
+    assert said.startswith("pixels at lambda/dlambda 78: the spectrum resolves at most R 39")
+    assert "served by" not in said and "atmospec fit" in said

@@ -124,8 +124,8 @@ def _coarse_note(sampling: float, min_resolution: float, model: str) -> str:
         f"{sampling / 2:.0f}, coarser than the R >= {min_resolution:.0f} {model} was built "
         "for, so its features are broader than the models' (answers are biased, log g most) "
         "and each pixel feeds several bins with the same noise (their errors are correlated: "
-        "the intervals are too narrow); a chi-square fit on the data's own pixels (atmospec "
-        "fit) averages each model over each pixel instead"
+        "the intervals are too narrow), while a chi-square fit on the data's own pixels "
+        "(atmospec fit) averages each model over each pixel"
     )
 
 

@@ -56,6 +56,7 @@ def _prediction_summary(df: Any) -> Any:
         "misfit_flag",
         "grids_used",
         "grids_disagree",
+        "coarse_pixels",
         "teff_inflation",
         "chi2_red",
         "dof",
@@ -100,7 +101,10 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "<b>outside_grid</b> marks objects outside the primary grid's parameters (the grids "
         "that cover them answer), <b>misfit_flag</b> residuals beyond the learned model of "
         "mismatch of most covering grids (both of two, two of three); <b>teff_inflation</b> "
-        "is the combined 68 % width over the primary grid's own.</p>"
+        "is the combined 68 % width over the primary grid's own. <b>coarse_pixels</b> marks "
+        "spectra sampled too coarsely to hold the SpeX prism resolution of the built-in "
+        "grids (their features are broader than the models'; the object's text says "
+        "more).</p>"
     )
     sections.append(("Run", intro))
     if df is None or df.empty:
@@ -127,13 +131,21 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _grid_sentences(df: Any, i: int) -> str:
-    """What a multi-grid prediction says in words about row ``i``: coverage, disagreement."""
-    if "notes" not in df.columns or "grids_used" not in df.columns:
+    """What a prediction says in words about row ``i``: a spectrum coarser than the models,
+    and with several grids coverage and disagreement."""
+    if "notes" not in df.columns:
         return ""
     notes = df["notes"].iloc[i]
     if not isinstance(notes, str):
         return ""
-    keys = ("disagree", "outside the parameters", "no grid covers", "left out of the combination")
+    keys: tuple[str, ...] = ("resolves at most",)
+    if "grids_used" in df.columns:
+        keys += (
+            "disagree",
+            "outside the parameters",
+            "no grid covers",
+            "left out of the combination",
+        )
     return " ".join(n.strip() + "." for n in notes.split(";") if any(k in n for k in keys))
 
 
