@@ -188,7 +188,7 @@ def test_spectrum_coarser_than_the_model_is_noted(splat_dir: Path) -> None:
     # smoothed to R = 40 and binned 6:1 (as a NIRSpec PRISM spectrum is near 1.2 um) samples
     # at ~78: it resolves at most R 39, below the prism's 75, so its features are broader
     # than the models' (log g falls by ~0.5 dex with no other flag) and each pixel feeds
-    # several bins: the row says so in its notes, its coarse_pixels column and the terminal
+    # several bins: the row says so in its notes, its low_resolution column and the terminal
     # table's warnings.
     from astropy.table import Table
     from rich.console import Console
@@ -210,18 +210,56 @@ def test_spectrum_coarser_than_the_model_is_noted(splat_dir: Path) -> None:
         name="GD 165B at R 40",
     )
     pred = Predictor(draws=100, coverage="mask")
-    table = pred.predict([spec, coarse]).table()
+    smoothed = spec.convolve(40.0, r_in=120.0)  # sampled as finely as before: R from its meta
+    table = pred.predict([spec, coarse, smoothed]).table()
     native, binned = table[0], table[1]
+    assert table[2]["low_resolution"] and table[2]["sampling_resolution"] > 400
+    assert "its stated resolving power R 40 is coarser than the R >= 75" in table[2]["notes"]
     assert native["sampling_resolution"] == pytest.approx(470.0, rel=0.02)
-    assert not native["coarse_pixels"] and "coarser" not in native["notes"]
+    assert not native["low_resolution"] and "coarser" not in native["notes"]
     assert binned["sampling_resolution"] == pytest.approx(78.0, rel=0.02)
-    assert binned["coarse_pixels"]
+    assert binned["low_resolution"]
     assert "resolves at most R 39, coarser than the R >= 75" in binned["notes"]
     assert "log g" in binned["notes"]
     console = Console(width=160, record=True)
     console.print(results_table(Table(table), 20))
     text = console.export_text()
-    assert text.count("coarse pixels") == 1
+    assert text.count("low resolution") == 2
+
+
+@pytest.mark.realdata
+def test_resolution_option_states_the_spectra_resolving_power(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # A SpeX prism file read as it is has no stated resolving power: no warning. Told
+    # --resolution 40 (below the prism's 75), the same file is noted as coarser than the
+    # models, and the option is part of the run's identity (a rerun without it is refused).
+    import shutil
+
+    from astropy.table import Table
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    f = tmp_path / "gd165b.fits.gz"
+    shutil.copy(library.spectrum_path("11250_11052"), f)
+    runner = CliRunner()
+    base = ["--quiet", "predict", str(f), "--grids", "none", "--draws", "50", "--no-plots"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "a" / "predictions.ecsv")[0]
+    assert not row["low_resolution"]
+    res = runner.invoke(app, [*base, "--resolution", "40", "-o", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "b" / "predictions.ecsv")[0]
+    assert row["low_resolution"] and "stated resolving power R 40" in row["notes"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "b")])
+    said = res.output + str(res.exception)
+    assert res.exit_code != 0 and "resolution: 40.0 -> None" in said
+    res = runner.invoke(app, [*base, "--resolution", "-3", "-o", str(tmp_path / "c")])
+    said = res.output + str(res.exception)
+    assert res.exit_code != 0 and "resolution must be a positive finite R" in said
 
 
 def test_npe_domain_excludes_a_coarse_spectrum() -> None:

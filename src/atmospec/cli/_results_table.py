@@ -37,8 +37,8 @@ def _flags(row: Any, params: list[str]) -> str:
     if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
         reason = _text(row["ood_reason"]) if "ood_reason" in cols else ""
         out.append(f"OOD ({reason})" if reason else "OOD")
-    if "coarse_pixels" in cols and _text(row["coarse_pixels"]) and bool(row["coarse_pixels"]):
-        out.append("coarse pixels")
+    if "low_resolution" in cols and _text(row["low_resolution"]) and bool(row["low_resolution"]):
+        out.append("low resolution")
     if "grids_disagree" in cols and bool(row["grids_disagree"]):
         out.append("grids disagree")
     edge = [p for p in params if f"{p}_at_bound" in cols and bool(row[f"{p}_at_bound"])]

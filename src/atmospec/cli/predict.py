@@ -101,6 +101,14 @@ WaveUnit = Annotated[
         "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
     ),
 ]
+Resolution = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--resolution",
+        help="The spectra's resolving power (lambda / FWHM), when known: below the models' "
+        "(R 75 for the SpeX prism grids) the rows say the spectrum is coarser than them.",
+    ),
+]
 WaveCol = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--wave-col", help="Wavelength column name."),
@@ -159,6 +167,7 @@ def predict_cmd(
     wave_col: WaveCol = None,
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
+    resolution: Resolution = None,
     grids: Grids = None,
     no_calibration: NoCalibration = False,
 ) -> None:
@@ -220,6 +229,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
+        resolution=resolution,
         grids=grids,
         calibration=not no_calibration,
     )
@@ -253,6 +263,7 @@ def run_batch_command(
     wave_col: str | None = None,
     flux_col: str | None = None,
     err_col: str | None = None,
+    resolution: float | None = None,
     grids: str | None = "none",
     calibration: bool = True,
 ) -> None:
@@ -312,6 +323,7 @@ def run_batch_command(
             wave_col=wave_col,
             flux_col=flux_col,
             err_col=err_col,
+            resolution=resolution,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None

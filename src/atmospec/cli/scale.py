@@ -27,6 +27,7 @@ from atmospec.cli.predict import (
     PartitionSize,
     Plots,
     Precision,
+    Resolution,
     RetryFailed,
     Scheduler,
     Seed,
@@ -78,6 +79,7 @@ def predict_cmd(
     wave_col: WaveCol = None,
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
+    resolution: Resolution = None,
     grids: Grids = None,
     no_calibration: NoCalibration = False,
 ) -> None:
@@ -117,6 +119,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
+        resolution=resolution,
         grids=grids,
         calibration=not no_calibration,
     )

@@ -18,6 +18,7 @@ __all__ = [
     "CoveragePolicy",
     "prepare_input",
     "sampling_resolution",
+    "declared_resolution",
     "MODEL_FLUX_UNIT",
     "MIN_BIN_FILL",
     "SPEX_PRISM_MIN_R",
@@ -118,10 +119,35 @@ def sampling_resolution(pixels: ArrayLike, lo: float, hi: float) -> float:
     return float(np.median(w[inside] / np.diff(bin_edges(w))[inside]))
 
 
-def _coarse_note(sampling: float, min_resolution: float, model: str) -> str:
+def declared_resolution(spectrum: Spectrum) -> float | None:
+    """The resolving power ``spectrum.meta["resolution"]`` states (set by
+    :meth:`~atmospec.spectrum.Spectrum.convolve`, or ``--resolution`` on the command line),
+    when it is one positive number; else None.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> s = Spectrum(np.linspace(1.0, 2.0, 50), np.ones(50), meta={"resolution": 40})
+        >>> declared_resolution(s), declared_resolution(Spectrum(s.wavelength, s.flux))
+        (40.0, None)
+    """
+    value = spectrum.meta.get("resolution")
+    try:
+        r = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return r if np.isfinite(r) and r > 0 else None
+
+
+def _coarse_note(
+    sampling: float, min_resolution: float, model: str, declared: float | None = None
+) -> str:
+    if declared is not None and declared < sampling / 2:
+        what = f"its stated resolving power R {declared:.0f} is"
+    else:
+        what = f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R {sampling / 2:.0f},"
     return (
-        f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R "
-        f"{sampling / 2:.0f}, coarser than the R >= {min_resolution:.0f} {model} was built "
+        f"{what} coarser than the R >= {min_resolution:.0f} {model} was built "
         "for, so its features are broader than the models' (answers are biased, log g most) "
         "and each pixel feeds several bins with the same noise (their errors are correlated: "
         "the intervals are too narrow), while a chi-square fit on the data's own pixels "
@@ -249,7 +275,8 @@ def prepare_input(
         assume_snr: when the spectrum has no errors, assume this constant S/N (noted).
         model: model name used in messages.
         min_resolution: the resolving power of the spectra the model describes (None:
-            unknown). A spectrum sampled below twice it is noted as coarser
+            unknown). A spectrum sampled below twice it, or whose stated resolving power
+            (:func:`declared_resolution`) is below it, is noted as coarser
             (:data:`SPEX_PRISM_MIN_R` for the built-in grids).
 
     Example:
@@ -362,9 +389,11 @@ def prepare_input(
     if np.any(sigma[usable] <= 0):
         raise InvalidSpectrumError(f"{src}: resampled uncertainties are zero on some bins")
     sampling = sampling_resolution(spectrum.wavelength[valid], float(wave[0]), float(wave[-1]))
-    coarse = min_resolution is not None and sampling < 2.0 * min_resolution
+    declared = declared_resolution(spectrum)
+    resolving = min(sampling / 2, declared) if declared is not None else sampling / 2
+    coarse = min_resolution is not None and resolving < min_resolution
     if coarse:
-        notes.append(_coarse_note(sampling, float(min_resolution or 0.0), model))
+        notes.append(_coarse_note(sampling, float(min_resolution or 0.0), model, declared))
     return ModelInput(
         source=src,
         name=spectrum.name,

@@ -31,6 +31,8 @@ class BatchOptions:
     wave_col: str | None = None
     flux_col: str | None = None
     err_col: str | None = None
+    # the spectra's resolving power (lambda / FWHM) when the user states it
+    resolution: float | None = None
     # how the work is done (does not change the rows)
     threads: int | None = None
     plots: bool = True
@@ -51,6 +53,8 @@ class BatchOptions:
             )
         if self.assume_snr is not None and not 0.0 < self.assume_snr < float("inf"):
             raise ValueError(f"assume_snr must be a positive finite S/N, not {self.assume_snr}")
+        if self.resolution is not None and not 0.0 < self.resolution < float("inf"):
+            raise ValueError(f"resolution must be a positive finite R, not {self.resolution}")
         if self.partition_size < 1:
             raise ValueError(f"partition_size must be >= 1, not {self.partition_size}")
 
@@ -84,13 +88,15 @@ class BatchOptions:
             "wave_col",
             "flux_col",
             "err_col",
+            "resolution",
         )
         return {k: v for k, v in asdict(self).items() if k in keep}
 
-    def read_options(self) -> dict[str, str]:
+    def read_options(self) -> dict[str, Any]:
         """The options given to :func:`atmospec.io.read` for every spectrum file (the ones
-        set), on the local and the Dask executor alike."""
-        names = ("wave_unit", "wave_col", "flux_col", "err_col")
+        set), on the local and the Dask executor alike; ``resolution`` is stated on every
+        spectrum read (:meth:`~atmospec.prediction.sources.Partition.load`)."""
+        names = ("wave_unit", "wave_col", "flux_col", "err_col", "resolution")
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:

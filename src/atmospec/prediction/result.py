@@ -119,8 +119,8 @@ class PredictionResult:
         """One row per spectrum: ``source``, ``<param>_median/_p16/_p84/_p2.5/_p97.5``,
         ``ood_score``, ``ood_flag``, ``chi2_red``, ``model_id``, then ``name``, ``dof``,
         ``ood_reason``, ``<param>_at_bound``, ``masked_fraction``, ``sampling_resolution`` (median
-        lambda / dlambda of the pixels), ``coarse_pixels`` (sampled too coarsely for the
-        model's resolution; see the notes), ``snr`` and ``notes``."""
+        lambda / dlambda of the pixels), ``low_resolution`` (below the model's resolution:
+        sampled too coarsely, or so stated; see the notes), ``snr`` and ``notes``."""
         from astropy.table import Table
 
         from atmospec.grids import PARAMETERS
@@ -138,7 +138,7 @@ class PredictionResult:
             cols[f"{p}_at_bound"] = self.at_bound[:, j]
         cols["masked_fraction"] = [m.masked_fraction for m in self.inputs]
         cols["sampling_resolution"] = [m.sampling_resolution for m in self.inputs]
-        cols["coarse_pixels"] = [m.coarse for m in self.inputs]
+        cols["low_resolution"] = [m.coarse for m in self.inputs]
         cols["snr"] = [m.snr for m in self.inputs]
         cols["notes"] = ["; ".join(n) for n in self.notes] if self.notes else [""] * len(self)
         table = Table(cols)

@@ -113,13 +113,20 @@ class Partition:
     def load(self, **read_options: Any) -> list[LoadedSpectrum]:
         """Read this partition's spectra; a row that cannot be read carries its error.
 
-        ``read_options`` go to :func:`read_spectrum` for file rows. Every spectrum's ``meta["source"]`` is its catalogue id (path, key or store source),
-        which seeds its Monte Carlo draws.
+        ``read_options`` go to :func:`read_spectrum` for file rows, except ``resolution``
+        (the resolving power the user states), which goes into every spectrum's
+        ``meta["resolution"]``. Every spectrum's ``meta["source"]`` is its catalogue id (path,
+        key or store source), which seeds its Monte Carlo draws.
         """
+        read_options = dict(read_options)
+        resolution = read_options.pop("resolution", None)
         if self.store is not None:
             from atmospec.scale.store import SpectraStore
 
             specs = SpectraStore(self.store).spectra(self.start, self.stop)
+            for s in specs:
+                if resolution is not None:
+                    s.meta["resolution"] = float(resolution)
             return [LoadedSpectrum(self.start + i, s.source, s) for i, s in enumerate(specs)]
         out = []
         for i, (item, kind) in enumerate(zip(self.items, self.kinds, strict=True)):
@@ -131,6 +138,8 @@ class Partition:
                 )
                 continue
             spec.meta["source"] = item
+            if resolution is not None:
+                spec.meta["resolution"] = float(resolution)
             out.append(LoadedSpectrum(self.start + i, item, spec))
         return out
 

@@ -56,7 +56,7 @@ def _prediction_summary(df: Any) -> Any:
         "misfit_flag",
         "grids_used",
         "grids_disagree",
-        "coarse_pixels",
+        "low_resolution",
         "teff_inflation",
         "chi2_red",
         "dof",
@@ -101,10 +101,10 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "<b>outside_grid</b> marks objects outside the primary grid's parameters (the grids "
         "that cover them answer), <b>misfit_flag</b> residuals beyond the learned model of "
         "mismatch of most covering grids (both of two, two of three); <b>teff_inflation</b> "
-        "is the combined 68 % width over the primary grid's own. <b>coarse_pixels</b> marks "
-        "spectra sampled too coarsely to hold the SpeX prism resolution of the built-in "
-        "grids (their features are broader than the models'; the object's text says "
-        "more).</p>"
+        "is the combined 68 % width over the primary grid's own. <b>low_resolution</b> marks "
+        "spectra of lower resolution than the SpeX prism's of the built-in grids (sampled "
+        "too coarsely, or so stated with --resolution): their features are broader than the "
+        "models' (the object's text says more).</p>"
     )
     sections.append(("Run", intro))
     if df is None or df.empty:
