@@ -145,7 +145,10 @@ def _coarse_note(
     if declared is not None and declared < sampling / 2:
         what = f"its stated resolving power R {declared:.0f} is"
     else:
-        what = f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R {sampling / 2:.0f},"
+        what = (
+            f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R "
+            f"{sampling / 2:.0f},"
+        )
     return (
         f"{what} coarser than the R >= {min_resolution:.0f} {model} was built "
         "for, so its features are broader than the models' (answers are biased, log g most) "
