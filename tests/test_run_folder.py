@@ -203,3 +203,19 @@ def test_part_tables_round_trip_exactly_without_pyarrow(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"columns": []}')
     with pytest.raises(ValueError, match="other.json: not an atmospec partition table"):
         read_part(tmp_path / "other.json")
+
+
+def test_option_added_since_the_run_resumes_while_unset(tmp_path: Path) -> None:
+    # A run recorded before an option existed lacks its key: it resumes while the option is
+    # not given (None), and is refused, naming it, when it is given.
+    out = tmp_path / "run"
+    rf = RunFolder(out)
+    rf.begin(_record(draws=100))
+    rf.write_part(_part(), _frame())
+    rf.release()
+    rf = RunFolder(out)
+    rf.begin(_record(draws=100, resolution=None))
+    assert rf.finished(_part())
+    rf.release()
+    with pytest.raises(RunFolderError, match=r"resolution: None -> 40.0"):
+        RunFolder(out).begin(_record(draws=100, resolution=40.0))

@@ -251,7 +251,7 @@ class RunFolder:
                 self._clear({})
             self._files = {}
             return
-        diff = [k for k in self.IDENTITY if k in old and old.get(k) != record.get(k)]
+        diff = [k for k in self.IDENTITY if k in old and _differs(old.get(k), record.get(k))]
         if diff:
             raise RunFolderError(
                 f"{self.out}: this folder holds a run made with different {', '.join(diff)} "
@@ -380,6 +380,22 @@ class RunFolder:
         with self.output("failures.csv") as tmp:
             fails.to_csv(tmp, index=False)
         return rows, fails
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """Whether two record values differ; in option dicts a key one side lacks reads as None,
+    the value of an option not given (a run recorded before an option existed still
+    resumes while the option stays unset).
+
+    Example:
+        >>> _differs({"draws": 100}, {"draws": 100, "resolution": None})
+        False
+        >>> _differs({"draws": 100}, {"draws": 100, "resolution": 40.0})
+        True
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        return any(a.get(s) != b.get(s) for s in set(a) | set(b))
+    return bool(a != b)
 
 
 def _describe(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
