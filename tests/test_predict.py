@@ -276,7 +276,7 @@ def test_npe_domain_excludes_a_coarse_spectrum() -> None:
         w = np.exp(np.linspace(np.log(0.88), np.log(2.47), n))
         spec = Spectrum(w, np.ones(n), np.full(n, 1.0 / 15.0 / np.sqrt(601 / n)))
         inp = prepare_input(spec, axis, min_resolution=SPEX_PRISM_MIN_R)
-        assert inp.coarse is coarse
+        assert inp.low_resolution is coarse
         problem = dom.input_problem(inp)
         assert ("coarser than the spectra it was trained on" in problem) is coarse, problem
         if not coarse:

@@ -63,11 +63,11 @@ def test_report_says_when_a_spectrum_is_coarser_than_the_models() -> None:
     # or without several grids; notes about other things (which model served) do not.
     import pandas as pd
 
-    from atmospec.prediction.coverage import _coarse_note
-    from atmospec.report.build import _grid_sentences
+    from atmospec.prediction.coverage import _low_resolution_note
+    from atmospec.report.build import _row_sentences
 
-    note = _coarse_note(78.0, 75.0, "model dback24-spex")
+    note = _low_resolution_note(78.0, 75.0, "model dback24-spex")
     df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {note}"]})
-    said = _grid_sentences(df, 0)
+    said = _row_sentences(df, 0)
     assert said.startswith("pixels at lambda/dlambda 78: the spectrum resolves at most R 39")
     assert "served by" not in said and "atmospec fit" in said

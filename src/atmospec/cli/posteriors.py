@@ -70,9 +70,8 @@ def sample(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
-    from atmospec.grids import BUILTIN_GRIDS
     from atmospec.models import load_model
-    from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
+    from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
@@ -90,7 +89,7 @@ def sample(
             est.wavelength_,
             policy="mask",
             max_masked_fraction=1.0,
-            min_resolution=SPEX_PRISM_MIN_R if grid in BUILTIN_GRIDS else None,
+            min_resolution=min_resolution_of(grid),
         )
         outside = domain.input_problem(inp)
         if outside:

@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_FLUX_UNIT",
     "MIN_BIN_FILL",
     "SPEX_PRISM_MIN_R",
+    "min_resolution_of",
 ]
 
 CoveragePolicy = Literal["refuse", "mask"]
@@ -45,6 +46,19 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 
+def min_resolution_of(grid: str | None) -> float | None:
+    """The resolving power of the spectra a model of ``grid`` describes: the SpeX prism's
+    lowest (:data:`SPEX_PRISM_MIN_R`) for a built-in grid, None (unknown) for any other.
+
+    Example:
+        >>> min_resolution_of("dback24"), min_resolution_of("runs/my_grid.h5")
+        (75.0, None)
+    """
+    from atmospec.grids import BUILTIN_GRIDS
+
+    return SPEX_PRISM_MIN_R if grid in BUILTIN_GRIDS else None
+
+
 @dataclass
 class ModelInput:
     """One spectrum resampled onto a model's wavelength axis, ready for a network.
@@ -62,8 +76,9 @@ class ModelInput:
         spectrum: the spectrum as used (flux unit converted, assumed errors filled in).
         sampling_resolution: median lambda / dlambda of the spectrum's valid pixels over
             the model's range (:func:`sampling_resolution`).
-        coarse: the spectrum is sampled too coarsely to hold the model's resolution (a note
-            says what that does; see ``min_resolution`` of :func:`prepare_input`).
+        low_resolution: the spectrum resolves less than the model's resolution (sampled too
+            coarsely, or so stated; a note says what that does; see ``min_resolution`` of
+            :func:`prepare_input`).
     """
 
     source: str
@@ -75,7 +90,7 @@ class ModelInput:
     notes: list[str] = field(default_factory=list)
     spectrum: Spectrum | None = None
     sampling_resolution: float = float("nan")
-    coarse: bool = False
+    low_resolution: bool = False
 
     @property
     def masked_fraction(self) -> float:
@@ -139,7 +154,7 @@ def declared_resolution(spectrum: Spectrum) -> float | None:
     return r if np.isfinite(r) and r > 0 else None
 
 
-def _coarse_note(
+def _low_resolution_note(
     sampling: float, min_resolution: float, model: str, declared: float | None = None
 ) -> str:
     if declared is not None and declared < sampling / 2:
@@ -394,9 +409,9 @@ def prepare_input(
     sampling = sampling_resolution(spectrum.wavelength[valid], float(wave[0]), float(wave[-1]))
     declared = declared_resolution(spectrum)
     resolving = min(sampling / 2, declared) if declared is not None else sampling / 2
-    coarse = min_resolution is not None and resolving < min_resolution
-    if coarse:
-        notes.append(_coarse_note(sampling, float(min_resolution or 0.0), model, declared))
+    low = min_resolution is not None and resolving < min_resolution
+    if low:
+        notes.append(_low_resolution_note(sampling, float(min_resolution or 0.0), model, declared))
     return ModelInput(
         source=src,
         name=spectrum.name,
@@ -407,5 +422,5 @@ def prepare_input(
         notes=notes,
         spectrum=spectrum if spectrum.uncertainty is unc else spectrum.copy(uncertainty=unc),
         sampling_resolution=sampling,
-        coarse=coarse,
+        low_resolution=low,
     )

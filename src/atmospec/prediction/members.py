@@ -47,6 +47,7 @@ class _AxisMember:
 
     model_id: str
     wavelength: FloatArray
+    grid_name: str
 
     def _adopt(self, model: Estimator, model_id: str, name: str) -> None:
         self.model_id = model_id
@@ -63,10 +64,8 @@ class _AxisMember:
         assume_snr: float | None,
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
-        from atmospec.grids import BUILTIN_GRIDS
-        from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
+        from atmospec.prediction.coverage import min_resolution_of, prepare_input
 
-        spex = getattr(self, "grid_name", "") in BUILTIN_GRIDS
         return prepare_input(
             spectrum,
             self.wavelength,
@@ -74,7 +73,7 @@ class _AxisMember:
             max_masked_fraction=max_masked_fraction,
             assume_snr=assume_snr,
             model=f"model {self.model_id}",
-            min_resolution=SPEX_PRISM_MIN_R if spex else None,
+            min_resolution=min_resolution_of(self.grid_name),
         )
 
     @property

@@ -138,7 +138,7 @@ class PredictionResult:
             cols[f"{p}_at_bound"] = self.at_bound[:, j]
         cols["masked_fraction"] = [m.masked_fraction for m in self.inputs]
         cols["sampling_resolution"] = [m.sampling_resolution for m in self.inputs]
-        cols["low_resolution"] = [m.coarse for m in self.inputs]
+        cols["low_resolution"] = [m.low_resolution for m in self.inputs]
         cols["snr"] = [m.snr for m in self.inputs]
         cols["notes"] = ["; ".join(n) for n in self.notes] if self.notes else [""] * len(self)
         table = Table(cols)

@@ -69,9 +69,9 @@ class NPEDomain:
 
         Masked bins (infinite sigma) are outside the training domain (the NPE always saw
         every pixel), and so are an S/N outside :attr:`snr_range` and a spectrum sampled too
-        coarsely for the grid's resolution (``inp.coarse``).
+        coarsely for the grid's resolution (``inp.low_resolution``).
         """
-        if inp.coarse:
+        if inp.low_resolution:
             return (
                 f"sampled at lambda/dlambda {inp.sampling_resolution:.0f}, coarser than the "
                 "spectra it was trained on"

@@ -124,23 +124,23 @@ class Partition:
             from atmospec.scale.store import SpectraStore
 
             specs = SpectraStore(self.store).spectra(self.start, self.stop)
-            for s in specs:
-                if resolution is not None:
-                    s.meta["resolution"] = float(resolution)
-            return [LoadedSpectrum(self.start + i, s.source, s) for i, s in enumerate(specs)]
-        out = []
-        for i, (item, kind) in enumerate(zip(self.items, self.kinds, strict=True)):
-            try:
-                spec = _read_item(item, kind, read_options)
-            except ROW_ERRORS as err:
-                out.append(
-                    LoadedSpectrum(self.start + i, item, None, f"{type(err).__name__}: {err}")
-                )
-                continue
-            spec.meta["source"] = item
-            if resolution is not None:
-                spec.meta["resolution"] = float(resolution)
-            out.append(LoadedSpectrum(self.start + i, item, spec))
+            out = [LoadedSpectrum(self.start + i, s.source, s) for i, s in enumerate(specs)]
+        else:
+            out = []
+            for i, (item, kind) in enumerate(zip(self.items, self.kinds, strict=True)):
+                try:
+                    spec = _read_item(item, kind, read_options)
+                except ROW_ERRORS as err:
+                    out.append(
+                        LoadedSpectrum(self.start + i, item, None, f"{type(err).__name__}: {err}")
+                    )
+                    continue
+                spec.meta["source"] = item
+                out.append(LoadedSpectrum(self.start + i, item, spec))
+        if resolution is not None:
+            for row in out:
+                if row.spectrum is not None:
+                    row.spectrum.meta["resolution"] = float(resolution)
         return out
 
 

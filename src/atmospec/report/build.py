@@ -130,7 +130,7 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
     return f"atmospec predict: {model}", sections
 
 
-def _grid_sentences(df: Any, i: int) -> str:
+def _row_sentences(df: Any, i: int) -> str:
     """What a prediction says in words about row ``i``: a spectrum coarser than the models,
     and with several grids coverage and disagreement."""
     if "notes" not in df.columns:
@@ -179,7 +179,7 @@ def _object_figures(d: Path, df: Any, max_objects: int) -> str:
                 if flag and isinstance(reason, str)
                 else ""
             )
-            said = _grid_sentences(df, i)
+            said = _row_sentences(df, i)
             blocks.append(
                 f'<h3>{esc(name)} <span class="note">{esc(source)}</span>{badge}{why}</h3>'
                 + (f'<p class="note">{esc(said)}</p>' if said else "")
