@@ -39,6 +39,8 @@ def _flags(row: Any, params: list[str]) -> str:
         out.append(f"OOD ({reason})" if reason else "OOD")
     if "low_resolution" in cols and _text(row["low_resolution"]) and bool(row["low_resolution"]):
         out.append("low resolution")
+    if "flux_unit_suspect" in cols and bool(row["flux_unit_suspect"]):
+        out.append("flux unit: F_nu?")
     if "grids_disagree" in cols and bool(row["grids_disagree"]):
         out.append("grids disagree")
     edge = [p for p in params if f"{p}_at_bound" in cols and bool(row[f"{p}_at_bound"])]
@@ -51,7 +53,7 @@ def results_table(table: Any, limit: int = 20, title: str = "", total: int | Non
     """A rich Table of the first ``limit`` rows of a predictions table: per object the median
     and 68 % interval of each parameter and the warnings (a
     parameter at the edge of the grid's or model's range, outside the grid, misfit beyond the
-    model of mismatch, out of distribution, grids that disagree); the notes column of the
+    model of mismatch, out of distribution, a flux that reads as F_nu, grids that disagree); the notes column of the
     file says why.
 
     ``total``: the number of rows of the whole run when ``table`` holds only its first rows

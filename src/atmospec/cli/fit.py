@@ -59,6 +59,12 @@ def fit_cmd(
     wave_unit: Optional[str] = typer.Option(  # noqa: UP045
         None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
     ),
+    flux_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--flux-unit",
+        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
+        "'W m-2 um-1' for F_lambda). Without it such a flux is read as F_lambda.",
+    ),
     wave_col: Optional[str] = typer.Option(None, "--wave-col", help="Wavelength column name."),  # noqa: UP045
     flux_col: Optional[str] = typer.Option(None, "--flux-col", help="Flux column name."),  # noqa: UP045
     err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
@@ -71,7 +77,12 @@ def fit_cmd(
 
     console = summary_console()
     spectrum = load_target(
-        target, wave_unit=wave_unit, wave_col=wave_col, flux_col=flux_col, err_col=err_col
+        target,
+        wave_unit=wave_unit,
+        flux_unit=flux_unit,
+        wave_col=wave_col,
+        flux_col=flux_col,
+        err_col=err_col,
     )
     model_grid = load_grid(grid)
     kwargs: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -55,6 +56,15 @@ def sample(
         help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's "
         "edge, or that lie outside the S/N range or wavelength axis the NPE was trained on.",
     ),
+    wave_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
+    ),
+    flux_unit: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--flux-unit",
+        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
+        "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda.",
+    ),
 ) -> None:
     """Draw posterior samples for spectra and write one CSV of samples per file.
 
@@ -70,6 +80,7 @@ def sample(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
+    from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
     from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.routing import NPEDomain
@@ -81,9 +92,11 @@ def sample(
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
     for f in files:
-        sp = Spectrum.read(f)
+        read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit}
+        sp = Spectrum.read(f, **{k: v for k, v in read_options.items() if v is not None})
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        assumed = assumed_note(sp)
         inp = prepare_input(
             sp,
             est.wavelength_,
@@ -98,7 +111,7 @@ def sample(
                 "calibrated here (`atmospec predict` serves such spectra with the CNN)"
             )
         misfit = misfit_warning(sp, grid) if grid else None
-        warnings = edges + ([misfit] if misfit else [])
+        warnings = edges + ([misfit] if misfit else []) + ([assumed] if assumed else [])
         for w in warnings:
             typer.secho(f"{f}: warning: {w}", fg=typer.colors.YELLOW, err=True)
         if warnings:

@@ -101,6 +101,15 @@ WaveUnit = Annotated[
         "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
     ),
 ]
+FluxUnit = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--flux-unit",
+        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
+        "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda, "
+        "and the rows say so (and flag flux_unit_suspect where F_nu fits far better).",
+    ),
+]
 Resolution = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
@@ -164,6 +173,7 @@ def predict_cmd(
     workers: Workers = None,
     overwrite: Overwrite = False,
     wave_unit: WaveUnit = None,
+    flux_unit: FluxUnit = None,
     wave_col: WaveCol = None,
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
@@ -226,6 +236,7 @@ def predict_cmd(
         serial=scheduler is None and workers is None,
         overwrite=overwrite,
         wave_unit=wave_unit,
+        flux_unit=flux_unit,
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
@@ -260,6 +271,7 @@ def run_batch_command(
     show: int = 0,
     overwrite: bool = False,
     wave_unit: str | None = None,
+    flux_unit: str | None = None,
     wave_col: str | None = None,
     flux_col: str | None = None,
     err_col: str | None = None,
@@ -320,6 +332,7 @@ def run_batch_command(
             retry_failed=retry_failed,
             overwrite=overwrite,
             wave_unit=wave_unit,
+            flux_unit=flux_unit,
             wave_col=wave_col,
             flux_col=flux_col,
             err_col=err_col,

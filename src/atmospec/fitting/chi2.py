@@ -162,7 +162,7 @@ def fit_chi2(
     fitted = fitted_parameters(grid)
     batches = _batches(data, grid, batch_size)
     n_fitted = len(fitted) + 1
-    notes: list[str] = []
+    notes: list[str] = list(data.notes)
     if data.n_uncovered:
         notes.append(
             f"{data.n_uncovered} pixels ({data.uncovered_range}) outside the {grid.name} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -44,6 +44,8 @@ class FitData:
     spectres weights of each data pixel's own bin (edges from the *full* data axis, so masked
     neighbours do not widen a bin). ``n_masked`` pixels were masked or had no valid error,
     ``n_uncovered`` lie outside the grid's wavelength range (dropped under the mask policy).
+    ``notes``: what was converted or assumed about the flux unit (an F_nu flux is converted
+    to the grid's F_lambda; :func:`atmospec.io.flux_density.as_flux_lambda`).
     """
 
     source: str
@@ -56,6 +58,7 @@ class FitData:
     n_uncovered: int
     flux_unit: str
     uncovered_range: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_pix(self) -> int:
@@ -91,9 +94,14 @@ def prepare(
     from atmospec.sanity import check_spectrum
 
     check_spectrum(spectrum)  # zero / constant / negative / absurd values refused before fitting
+    from atmospec.io.flux_density import MODEL_FLUX_UNIT, as_flux_lambda
+
+    # an F_nu spectrum has the object's shape tilted by lambda^2: compare it in the grid's unit
+    spectrum, notes = as_flux_lambda(spectrum, grid.flux_unit or MODEL_FLUX_UNIT)
     wave = spectrum.wavelength
     flux = spectrum.flux
     unc = spectrum.uncertainty
+    assert unc is not None  # checked above; a conversion keeps it
     valid = ~spectrum.mask & np.isfinite(flux) & np.isfinite(unc) & (unc > 0)
     if wave_range is not None:
         valid &= (wave >= wave_range[0]) & (wave <= wave_range[1])
@@ -125,6 +133,7 @@ def prepare(
         n_uncovered=int((valid & ~covered).sum()),
         flux_unit=spectrum.flux_unit,
         uncovered_range=uncovered_range,
+        notes=notes,
     )
 
 

@@ -25,6 +25,7 @@ from atmospec.io._common import (
     parse_unit,
     wave_column_unit,
 )
+from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
 __all__ = ["read_fits_table", "META_KEY"]
@@ -97,12 +98,9 @@ def read_fits_table(
             source=src,
             column=cw,
         )
+        file_unit = parse_unit(units.get(cf), source=src, column=cf)
         funit = check_flux_unit(
-            flux_unit
-            if flux_unit is not None
-            else parse_unit(units.get(cf), source=src, column=cf),
-            source=src,
-            column=cf,
+            flux_unit if flux_unit is not None else file_unit, source=src, column=cf
         )
 
         def column(name: str | None) -> np.ndarray | None:
@@ -129,6 +127,8 @@ def read_fits_table(
     else:
         meta = {"source": src, "format": "fits-table"}
         name = p.name.split(".")[0]
+    # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
+    mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit) or bool(stored))
     return build_spectrum(
         wave,  # type: ignore[arg-type]
         flux,  # type: ignore[arg-type]

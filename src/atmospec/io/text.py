@@ -29,6 +29,7 @@ from atmospec.io._common import (
     parse_unit,
     wave_column_unit,
 )
+from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
 __all__ = ["read_text", "read_csv", "read_ecsv", "parse_table", "TextTable", "ECSV_META_KEY"]
@@ -262,6 +263,7 @@ def _from_table(
     meta: dict[str, Any] = {"source": source, "format": fmt}
     if table.header:
         meta["header"] = table.header
+    mark_assumed(meta, funit, stated=flux_unit is not None or bool(fu))
     return build_spectrum(
         data[:, iw],
         data[:, jf],
@@ -333,6 +335,8 @@ def read_ecsv(
         meta = {"source": src, "format": "ecsv"}
         meta.update({k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))})
         name = p.name.split(".")[0]
+    # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
+    mark_assumed(meta, funit, stated=flux_unit is not None or bool(unit_of(cf)) or bool(stored))
     mask = None if cm is None else np.asarray(table[cm], dtype=bool)
     return build_spectrum(
         values(cw),  # type: ignore[arg-type]

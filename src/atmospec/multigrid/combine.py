@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from .estimate import COMMON_PARAMS, GridEstimate
 
-__all__ = ["Combined", "combine", "majority_misfit", "reference_teff", "shares"]
+__all__ = ["Combined", "combine", "covering", "majority_misfit", "reference_teff", "shares"]
 
 FloatArray = NDArray[np.float64]
 
@@ -160,6 +160,23 @@ def _beyond(
         if (upper and v > hi + TEFF_TOLERANCE) or (not upper and v < lo - TEFF_TOLERANCE):
             return True
     return False
+
+
+def covering(scans: Mapping[str, GridEstimate]) -> dict[str, bool]:
+    """Which grids cover the object, from each grid's answer over its whole range (``scans``,
+    e.g. classic chi-square): the reference Teff (:func:`reference_teff`) lies inside a grid's
+    Teff range (within :data:`TEFF_TOLERANCE`), and the grid's answer does not press an edge
+    of its range while another grid answers beyond that edge.
+
+    Example:
+        >>> import numpy as np
+        >>> mk = lambda t, lo, hi: GridEstimate("g", "chi2", ("teff",),
+        ...     np.full((10, 1), t, np.float32), {"teff": (lo, hi)}, np.array([t in (lo, hi)]))
+        >>> covering({"a": mk(2400.0, 900.0, 2400.0), "b": mk(3300.0, 500.0, 3500.0)})
+        {'a': False, 'b': True}
+    """
+    t_ref = reference_teff(scans)
+    return {g: _covers(est, t_ref) and not _beyond(g, scans) for g, est in scans.items()}
 
 
 def combine(

@@ -21,8 +21,15 @@ from atmospec.prediction.sources import read_spectrum
 from .calibration import Calibration, load_calibration
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
+from .flux_reading import FluxReading, flux_reading
 from .result import MultiGridResult
-from .routes import DEFAULT_ROUTES, GridRoute, parse_routes
+from .routes import (
+    DEFAULT_ROUTES,
+    NPE_MODEL_ERROR_RATIO,
+    GridRoute,
+    model_error_ratio,
+    parse_routes,
+)
 
 if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
@@ -32,7 +39,15 @@ if TYPE_CHECKING:
 
     from .shipping import MultiGridSpec
 
-__all__ = ["GridRoute", "DEFAULT_ROUTES", "MultiGridPredictor", "MultiGridResult", "parse_routes"]
+__all__ = [
+    "GridRoute",
+    "DEFAULT_ROUTES",
+    "MultiGridPredictor",
+    "MultiGridResult",
+    "NPE_MODEL_ERROR_RATIO",
+    "model_error_ratio",
+    "parse_routes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +302,7 @@ class MultiGridPredictor:
             learned[g] = self._learned_estimates(g, pred, inputs)
         estimates: list[dict[str, GridEstimate]] = []
         combined: list[Combined] = []
+        readings: list[FluxReading | None] = []
         notes = [list(n) for n in base.notes] if base.notes else [[] for _ in inputs]
         for i, inp in enumerate(inputs):
             rng = np.random.default_rng([*spectrum_seed(self.seed, inp.source), 7])
@@ -341,10 +357,13 @@ class MultiGridPredictor:
                 self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:
                 comb.notes.append(self.calibration_note)
-            notes[i].extend(comb.notes)
+            assert inp.spectrum is not None
+            reading = flux_reading(inp.spectrum, self.grids, self.discrepancy)
+            readings.append(reading)
+            notes[i].extend(comb.notes + ([reading.note()] if reading and reading.suspect else []))
             estimates.append(per)
             combined.append(comb)
-        return self._result(base, estimates, combined, notes, t0)
+        return self._result(base, estimates, combined, notes, t0, readings)
 
     def _result(
         self,
@@ -353,6 +372,7 @@ class MultiGridPredictor:
         combined: list[Combined],
         notes: list[list[str]],
         t0: float,
+        readings: list[FluxReading | None],
     ) -> MultiGridResult:
         n = len(combined)
         p = len(COMMON_PARAMS)
@@ -401,9 +421,14 @@ class MultiGridPredictor:
             routes=list(self.routes),
             estimates=estimates,
             combined=combined,
+            flux_readings=readings,
         )
         res.ood_flag = np.array(
-            [res.outside_grid(i) or res.misfit_flag(i) for i in range(n)], dtype=bool
+            [
+                res.outside_grid(i) or res.misfit_flag(i) or res.flux_unit_suspect(i)
+                for i in range(n)
+            ],
+            dtype=bool,
         )
         res.ood_reason = [_reason(res, i) for i in range(n)]
         res.model_id = self.model_id
@@ -414,35 +439,6 @@ class MultiGridPredictor:
 IN_MEMORY_BYTES = 512 * 2**20
 """Grids whose fluxes take at most this much memory (float64) are held in memory while a
 multi-grid predictor lives (the shipped ones take 1-9 MB); larger ones are read per scan."""
-
-NPE_MODEL_ERROR_RATIO = 0.3
-"""The NPE (trained with photon noise only) serves a spectrum only when the primary grid's
-model-error standard deviation is at most this fraction of the noise (median over pixels):
-its variance then adds <= 9 % to the noise variance, its intervals <= 4.5 % too narrow."""
-
-
-def model_error_ratio(disc: Any, wavelength: Any, flux: Any, sigma: Any) -> float:
-    """Median over pixels of the model-error sd over the noise sd, at the Teff (of the
-    discrepancy model's bins) where the model error is largest (conservative: the Teff is not
-    known before the prediction).
-
-    Example:
-        >>> class Toy:
-        ...     teff = np.array([1000.0])
-        ...     def fractional(self, t, w):
-        ...         return np.full(np.size(w), 0.05**2), np.zeros((np.size(w), 0))
-        >>> model_error_ratio(Toy(), np.ones(3), np.ones(3), np.full(3, 0.1))
-        0.5
-    """
-    f = np.abs(np.asarray(flux, dtype=np.float64))
-    s = np.asarray(sigma, dtype=np.float64)
-    good = np.isfinite(s) & (s > 0) & np.isfinite(f)
-    worst = 0.0
-    for t in np.atleast_1d(getattr(disc, "teff", [1500.0])):
-        var, fac = disc.fractional(float(t), wavelength)
-        sd = np.sqrt(var + np.sum(fac**2, axis=1)) * f
-        worst = max(worst, float(np.median(sd[good] / s[good])))
-    return round(worst, 6)
 
 
 def _stale(learned_for: str, now: str) -> str:
@@ -475,6 +471,8 @@ def _reason(res: MultiGridResult, i: int) -> str:
         why.append(f"outside_grid:{res.primary}")
     if res.misfit_flag(i):
         why.append("misfit")
+    if res.flux_unit_suspect(i):
+        why.append("flux_unit")
     return ",".join(why)
 
 

@@ -11,6 +11,7 @@ from atmospec.prediction.result import PredictionResult
 
 from .combine import Combined
 from .estimate import COMMON_PARAMS, GridEstimate
+from .flux_reading import FluxReading
 from .routes import GridRoute
 
 if TYPE_CHECKING:
@@ -29,13 +30,17 @@ class MultiGridResult(PredictionResult):
         routes: the grids asked, primary first.
         estimates: per object, grid -> :class:`~atmospec.multigrid.estimate.GridEstimate`.
         combined: per object, the :class:`~atmospec.multigrid.combine.Combined` record.
+        flux_readings: per object, the grids' verdict on a flux read as F_lambda without a
+            stated unit (:class:`~atmospec.multigrid.flux_reading.FluxReading`; None when the
+            unit was stated).
     """
 
     routes: list[GridRoute] = field(default_factory=list)
     estimates: list[dict[str, GridEstimate]] = field(default_factory=list)
     combined: list[Combined] = field(default_factory=list)
+    flux_readings: list[FluxReading | None] = field(default_factory=list)
 
-    row_lists: ClassVar[tuple[str, ...]] = ("estimates", "combined")
+    row_lists: ClassVar[tuple[str, ...]] = ("estimates", "combined", "flux_readings")
 
     @property
     def primary(self) -> str:
@@ -50,6 +55,12 @@ class MultiGridResult(PredictionResult):
         grids that cover object ``i`` (both of two, two of three: the lower median of their
         misfits is above 1; :func:`~atmospec.multigrid.combine.majority_misfit`)."""
         return bool(self.combined[i].misfit > 1.0)
+
+    def flux_unit_suspect(self, i: int) -> bool:
+        """Whether object ``i``'s flux, read as F_lambda for want of a unit, is reproduced far
+        better by most grids read as F_nu (:func:`~atmospec.multigrid.flux_reading.flux_reading`)."""
+        reading = self.flux_readings[i] if i < len(self.flux_readings) else None
+        return bool(reading is not None and reading.suspect)
 
     def inflation(self, i: int, name: str = "teff") -> float:
         """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
@@ -68,7 +79,7 @@ class MultiGridResult(PredictionResult):
     def table(self) -> Table:
         """The base table (its percentiles are the combined estimate) plus, per grid,
         ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
-        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``grids_used``,
+        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``flux_unit_suspect``, ``grids_used``,
         ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
         ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
         systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
@@ -80,6 +91,7 @@ class MultiGridResult(PredictionResult):
         table["outside_grid"] = [self.outside_grid(i) for i in range(n)]
         table["misfit_score"] = [self.combined[i].misfit for i in range(n)]
         table["misfit_flag"] = [self.misfit_flag(i) for i in range(n)]
+        table["flux_unit_suspect"] = [self.flux_unit_suspect(i) for i in range(n)]
         label = {r.grid: r.label for r in self.routes}
         table["grids_used"] = [
             ";".join(label.get(g, g) for g, w in self.combined[i].weights.items() if w > 0)

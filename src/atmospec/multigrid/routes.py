@@ -1,12 +1,21 @@
-"""The grids of a multi-grid prediction and how each answers."""
+"""The grids of a multi-grid prediction, how each answers, and when the primary NPE may serve."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
-__all__ = ["GridRoute", "DEFAULT_ROUTES", "parse_routes"]
+import numpy as np
+
+__all__ = [
+    "GridRoute",
+    "DEFAULT_ROUTES",
+    "NPE_MODEL_ERROR_RATIO",
+    "model_error_ratio",
+    "parse_routes",
+]
 
 
 @dataclass(frozen=True)
@@ -74,3 +83,33 @@ def parse_routes(text: str | None) -> tuple[GridRoute, ...]:
     if not out:
         raise ValueError(f"no grid in {text!r}")
     return tuple(out)
+
+
+NPE_MODEL_ERROR_RATIO = 0.3
+"""The NPE (trained with photon noise only) serves a spectrum only when the primary grid's
+model-error standard deviation is at most this fraction of the noise (median over pixels):
+its variance then adds <= 9 % to the noise variance, its intervals <= 4.5 % too narrow."""
+
+
+def model_error_ratio(disc: Any, wavelength: Any, flux: Any, sigma: Any) -> float:
+    """Median over pixels of the model-error sd over the noise sd, at the Teff (of the
+    discrepancy model's bins) where the model error is largest (conservative: the Teff is not
+    known before the prediction).
+
+    Example:
+        >>> class Toy:
+        ...     teff = np.array([1000.0])
+        ...     def fractional(self, t, w):
+        ...         return np.full(np.size(w), 0.05**2), np.zeros((np.size(w), 0))
+        >>> model_error_ratio(Toy(), np.ones(3), np.ones(3), np.full(3, 0.1))
+        0.5
+    """
+    f = np.abs(np.asarray(flux, dtype=np.float64))
+    s = np.asarray(sigma, dtype=np.float64)
+    good = np.isfinite(s) & (s > 0) & np.isfinite(f)
+    worst = 0.0
+    for t in np.atleast_1d(getattr(disc, "teff", [1500.0])):
+        var, fac = disc.fractional(float(t), wavelength)
+        sd = np.sqrt(var + np.sum(fac**2, axis=1)) * f
+        worst = max(worst, float(np.median(sd[good] / s[good])))
+    return round(worst, 6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from atmospec.errors import IncompatibleModelError, InvalidSpectrumError, ModelF
 from atmospec.estimators.base import BOUND_TOLERANCE, Estimator, Prediction
 
 __all__ = ["NoiseModel", "NPEstimator", "DEFAULT_NOISE"]
+
+log = logging.getLogger(__name__)
 
 KIND = "npe"
 _EPS = 1e-6
@@ -468,6 +471,11 @@ class NPEstimator(Estimator):
                 raise InvalidSpectrumError(
                     f"{spectrum.name}: the NPE needs per-pixel uncertainties (sigma)"
                 )
+            from atmospec.io.flux_density import as_flux_lambda
+
+            spectrum, said = as_flux_lambda(spectrum)  # the grid's F_lambda; F_nu converted
+            for note in said:
+                log.info("%s: %s", spectrum.source, note)
             flux = np.asarray(spectrum.flux, dtype=np.float64)
             sig = np.asarray(spectrum.uncertainty, dtype=np.float64)
             wave = np.asarray(spectrum.wavelength, dtype=np.float64)

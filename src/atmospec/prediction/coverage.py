@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
+from atmospec.io.flux_density import MODEL_FLUX_UNIT
 
 if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
@@ -26,9 +27,6 @@ __all__ = [
 ]
 
 CoveragePolicy = Literal["refuse", "mask"]
-
-MODEL_FLUX_UNIT = "erg / (s cm2 um)"
-"""Flux-calibrated spectra are converted to this F_lambda unit before they reach a model."""
 
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
@@ -174,28 +172,13 @@ def _low_resolution_note(
 
 
 def _to_model_units(spectrum: Spectrum, notes: list[str]) -> Spectrum:
-    """Normalised flux passes; F_lambda / F_nu are converted to F_lambda; anything else fails."""
-    if not spectrum.flux_unit:
-        return spectrum
-    import astropy.units as u
+    """Normalised flux passes; F_lambda / F_nu are converted to F_lambda; anything else fails
+    (:func:`atmospec.io.flux_density.as_flux_lambda`, whose notes are added)."""
+    from atmospec.io.flux_density import as_flux_lambda
 
-    unit = u.Unit(spectrum.flux_unit)
-    target = u.Unit(MODEL_FLUX_UNIT)
-    if unit.is_equivalent(target):
-        return spectrum
-    wave = spectrum.wavelength * u.um
-    if not unit.is_equivalent(target, equivalencies=u.spectral_density(wave)):
-        raise UnitError(
-            f"{spectrum.source}: flux unit {spectrum.flux_unit!r} is not a spectral flux density; "
-            f"models read F_lambda (e.g. {MODEL_FLUX_UNIT!r}) or F_nu (e.g. 'Jy', converted) or "
-            "a normalised flux (no unit). Convert the flux (magnitudes, counts and temperatures "
-            "cannot be used) or build the Spectrum with the right flux_unit"
-        )
-    notes.append(
-        f"flux converted from {spectrum.flux_unit} (F_nu) to F_lambda ({MODEL_FLUX_UNIT}) "
-        "before prediction"
-    )
-    return spectrum.to_flux_unit(MODEL_FLUX_UNIT)
+    out, said = as_flux_lambda(spectrum, MODEL_FLUX_UNIT)
+    notes.extend(said)
+    return out
 
 
 def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) -> None:

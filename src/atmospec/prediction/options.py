@@ -28,6 +28,7 @@ class BatchOptions:
     partition_size: int = 256
     # how files are read (None: the reader's default, or its column-synonym match)
     wave_unit: str | None = None
+    flux_unit: str | None = None
     wave_col: str | None = None
     flux_col: str | None = None
     err_col: str | None = None
@@ -85,6 +86,7 @@ class BatchOptions:
             "precision",
             "partition_size",
             "wave_unit",
+            "flux_unit",
             "wave_col",
             "flux_col",
             "err_col",
@@ -96,7 +98,7 @@ class BatchOptions:
         """The options given to :func:`atmospec.io.read` for every spectrum file (the ones
         set), on the local and the Dask executor alike; ``resolution`` is stated on every
         spectrum read (:meth:`~atmospec.prediction.sources.Partition.load`)."""
-        names = ("wave_unit", "wave_col", "flux_col", "err_col", "resolution")
+        names = ("wave_unit", "flux_unit", "wave_col", "flux_col", "err_col", "resolution")
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:

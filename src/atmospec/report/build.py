@@ -57,6 +57,7 @@ def _prediction_summary(df: Any) -> Any:
         "grids_used",
         "grids_disagree",
         "low_resolution",
+        "flux_unit_suspect",
         "teff_inflation",
         "chi2_red",
         "dof",
@@ -104,7 +105,9 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "is the combined 68 % width over the primary grid's own. <b>low_resolution</b> marks "
         "spectra of lower resolution than the SpeX prism's of the built-in grids (sampled "
         "too coarsely, or so stated with --resolution): their features are broader than the "
-        "models' (the object's text says more).</p>"
+        "models' (the object's text says more). <b>flux_unit_suspect</b> marks a flux read as "
+        "F_lambda because its file gave no unit, which most grids reproduce far better read as "
+        "F_nu (rerun with --flux-unit).</p>"
     )
     sections.append(("Run", intro))
     if df is None or df.empty:
@@ -131,20 +134,22 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _row_sentences(df: Any, i: int) -> str:
-    """What a prediction says in words about row ``i``: a spectrum coarser than the models,
-    and with several grids coverage and disagreement."""
+    """What a prediction says in words about row ``i``: a spectrum coarser than the models, a
+    flux unit assumed, and with several grids coverage, disagreement and a flux that reads as
+    F_nu."""
     if "notes" not in df.columns:
         return ""
     notes = df["notes"].iloc[i]
     if not isinstance(notes, str):
         return ""
-    keys: tuple[str, ...] = ("resolves at most",)
+    keys: tuple[str, ...] = ("resolves at most", "no flux unit in the file")
     if "grids_used" in df.columns:
         keys += (
             "disagree",
             "outside the parameters",
             "no grid covers",
             "left out of the combination",
+            "flux unit suspect",
         )
     return " ".join(n.strip() + "." for n in notes.split(";") if any(k in n for k in keys))
 
