@@ -161,3 +161,12 @@ def test_flux_unit_option_reaches_the_reader_and_the_run_record(
     res = runner.invoke(app, [*base, "-o", str(tmp_path / "a")])
     said = res.output + str(res.exception)
     assert res.exit_code != 0 and "flux_unit: mJy -> None" in said
+    # the classic fit and posterior sample read files with the same option
+    res = runner.invoke(app, ["fit", str(f), "--grid", "btsettl08", "--flux-unit", "mJy"])
+    assert res.exit_code == 0, res.output
+    assert "flux converted from mJy (F_nu) to F_lambda" in " ".join(res.output.split())
+    post = ["posterior", "sample", str(f), "--n", "200", "-o", str(tmp_path / "p")]
+    res = runner.invoke(app, post)
+    assert "no flux unit in the file" in " ".join((res.output + res.stderr).split())
+    res = runner.invoke(app, [*post, "--flux-unit", "mJy"])
+    assert "no flux unit in the file" not in " ".join((res.output + res.stderr).split())

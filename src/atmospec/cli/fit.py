@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 import typer
 
+from atmospec.cli.predict import FluxUnit, WaveUnit
+
 __all__ = ["register", "load_target", "write_fit"]
 
 
@@ -56,15 +58,8 @@ def fit_cmd(
         "(on by default for grids that have one).",
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results here."),  # noqa: UP045
-    wave_unit: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
-    ),
-    flux_unit: Optional[str] = typer.Option(  # noqa: UP045
-        None,
-        "--flux-unit",
-        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
-        "'W m-2 um-1' for F_lambda). Without it such a flux is read as F_lambda.",
-    ),
+    wave_unit: WaveUnit = None,
+    flux_unit: FluxUnit = None,
     wave_col: Optional[str] = typer.Option(None, "--wave-col", help="Wavelength column name."),  # noqa: UP045
     flux_col: Optional[str] = typer.Option(None, "--flux-col", help="Flux column name."),  # noqa: UP045
     err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045

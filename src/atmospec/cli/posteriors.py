@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
+
+from atmospec.cli.predict import FluxUnit, WaveUnit
 
 __all__ = ["register"]
 
@@ -56,15 +57,8 @@ def sample(
         help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's "
         "edge, or that lie outside the S/N range or wavelength axis the NPE was trained on.",
     ),
-    wave_unit: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
-    ),
-    flux_unit: Optional[str] = typer.Option(  # noqa: UP045
-        None,
-        "--flux-unit",
-        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
-        "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda.",
-    ),
+    wave_unit: WaveUnit = None,
+    flux_unit: FluxUnit = None,
 ) -> None:
     """Draw posterior samples for spectra and write one CSV of samples per file.
 

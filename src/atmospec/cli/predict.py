@@ -106,8 +106,8 @@ FluxUnit = Annotated[
     typer.Option(
         "--flux-unit",
         help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
-        "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda, "
-        "and the rows say so (and flag flux_unit_suspect where F_nu fits far better).",
+        "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda "
+        "and the answers say so.",
     ),
 ]
 Resolution = Annotated[
