@@ -71,3 +71,7 @@ def test_report_says_when_a_spectrum_is_coarser_than_the_models() -> None:
     said = _row_sentences(df, 0)
     assert said.startswith("pixels at lambda/dlambda 78: the spectrum resolves at most R 39")
     assert "served by" not in said and "atmospec fit" in said
+    # the same for a resolving power the user stated (--resolution 40 on a fine sampling)
+    stated = _low_resolution_note(470.0, 75.0, "model dback24-spex", declared=40.0)
+    df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {stated}"]})
+    assert _row_sentences(df, 0).startswith("its stated resolving power R 40 is coarser")

@@ -51,10 +51,10 @@ def _flags(row: Any, params: list[str]) -> str:
 
 def results_table(table: Any, limit: int = 20, title: str = "", total: int | None = None) -> Any:
     """A rich Table of the first ``limit`` rows of a predictions table: per object the median
-    and 68 % interval of each parameter and the warnings (a
-    parameter at the edge of the grid's or model's range, outside the grid, misfit beyond the
-    model of mismatch, out of distribution, a flux that reads as F_nu, grids that disagree); the notes column of the
-    file says why.
+    and 68 % interval of each parameter and the warnings (a parameter at the edge of the
+    grid's or model's range, outside the grid, misfit beyond the model of mismatch, out of
+    distribution, a spectrum coarser than the models, a flux that reads as F_nu, grids that
+    disagree); the notes column of the file says why.
 
     ``total``: the number of rows of the whole run when ``table`` holds only its first rows
     (a survey's file is not read whole to print twenty of them).

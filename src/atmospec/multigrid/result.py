@@ -58,7 +58,8 @@ class MultiGridResult(PredictionResult):
 
     def flux_unit_suspect(self, i: int) -> bool:
         """Whether object ``i``'s flux, read as F_lambda for want of a unit, is reproduced far
-        better by most grids read as F_nu (:func:`~atmospec.multigrid.flux_reading.flux_reading`)."""
+        better by most grids read as F_nu
+        (:func:`~atmospec.multigrid.flux_reading.flux_reading`)."""
         reading = self.flux_readings[i] if i < len(self.flux_readings) else None
         return bool(reading is not None and reading.suspect)
 
@@ -79,8 +80,8 @@ class MultiGridResult(PredictionResult):
     def table(self) -> Table:
         """The base table (its percentiles are the combined estimate) plus, per grid,
         ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
-        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``flux_unit_suspect``, ``grids_used``,
-        ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
+        ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``flux_unit_suspect``,
+        ``grids_used``, ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
         ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
         systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
         shift and the widening, the per-grid columns do not; ``<param>_err_stat``: the

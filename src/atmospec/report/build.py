@@ -142,7 +142,8 @@ def _row_sentences(df: Any, i: int) -> str:
     notes = df["notes"].iloc[i]
     if not isinstance(notes, str):
         return ""
-    keys: tuple[str, ...] = ("resolves at most", "no flux unit in the file")
+    # "coarser than the R >=": both forms of the low-resolution note (sampled, or stated R)
+    keys: tuple[str, ...] = ("coarser than the R >=", "no flux unit in the file")
     if "grids_used" in df.columns:
         keys += (
             "disagree",
