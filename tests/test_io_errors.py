@@ -87,6 +87,15 @@ def test_nan_wavelength_in_user_file(tmp_path: Path) -> None:
     check(InvalidSpectrumError, path, "1 wavelength value(s) are NaN or infinite")
 
 
+def test_zero_or_negative_wavelengths(tmp_path: Path) -> None:
+    # Sorted and finite, but no wavelength is <= 0: such a column is an offset, a velocity or
+    # a wrong unit, and was read as it was.
+    path = text_file(tmp_path, "-0.1 1 0.1\n0.0 1 0.1\n0.1 1 0.1\n0.2 1 0.1\n")
+    check(
+        InvalidSpectrumError, path, "2 of 4 wavelengths are zero or negative (the first is -0.1 um)"
+    )
+
+
 def test_single_row(tmp_path: Path) -> None:
     check(InvalidSpectrumError, text_file(tmp_path, "1.0 1 0.1\n"), "needs at least 2 points")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from atmospec.errors import FileFormatError
 from atmospec.io._common import check_file, open_fits
+from atmospec.io.fits_image import image_spectrum_hdu, read_fits_image
 from atmospec.io.fits_table import read_fits_table
 from atmospec.io.jwst import has_extract1d, read_jwst_x1d
 from atmospec.io.spex import read_spex
@@ -26,6 +27,7 @@ __all__ = [
     "read_spex",
     "read_jwst_x1d",
     "read_fits_table",
+    "read_fits_image",
     "read_text",
     "read_csv",
     "read_ecsv",
@@ -36,6 +38,7 @@ READERS: dict[str, Callable[..., Spectrum]] = {
     "spex": read_spex,
     "jwst-x1d": read_jwst_x1d,
     "fits-table": read_fits_table,
+    "fits-image": read_fits_image,
     "ecsv": read_ecsv,
     "csv": read_csv,
     "text": read_text,
@@ -61,8 +64,9 @@ def _head(path: Path, n: int = 2880) -> bytes:
 def detect_format(path: str | Path) -> str:
     """The format name of a spectrum file, from its content and name (a key of READERS).
 
-    FITS (by content, even compressed): an EXTRACT1D extension is ``jwst-x1d``, a 2-4 × N
-    primary array ``spex``, a binary table ``fits-table``. Text: ``# %ECSV`` is ``ecsv``,
+    FITS (by content, even compressed): an EXTRACT1D extension is ``jwst-x1d``, a 1-D image
+    (or IRAF bands) with a wavelength WCS ``fits-image``, a 2-4 × N primary array ``spex``, a
+    binary table ``fits-table``. Text: ``# %ECSV`` is ``ecsv``,
     ``*_fluxcal.dat`` is ``telescopeml``, ``.csv`` is ``csv``, anything else ``text``.
 
     Example:
@@ -79,11 +83,19 @@ def detect_format(path: str | Path) -> str:
         with open_fits(p) as hdul:
             if has_extract1d(hdul):
                 return "jwst-x1d"
+            if image_spectrum_hdu(hdul) is not None:
+                return "fits-image"
             primary = hdul[0].data
             if primary is not None and primary.ndim in (2, 3):
                 return "spex"
             if any(getattr(h, "columns", None) is not None for h in hdul[1:]):
                 return "fits-table"
+            one_d = primary is not None and sum(k > 1 for k in primary.shape) == 1
+        if one_d:
+            raise FileFormatError(
+                f"{p}: the primary HDU holds a 1-D array but no wavelength axis (no CRVAL1 / "
+                "CDELT1 WCS cards, no IRAF WAT cards); cannot tell the wavelength of its pixels"
+            )
         raise FileFormatError(
             f"{p}: a FITS file with neither a spectrum array in the primary HDU nor a table "
             "extension; cannot read a spectrum from it"
@@ -112,8 +124,8 @@ def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum
 
     Args:
         path: the file.
-        format: one of :data:`READERS` (``spex``, ``jwst-x1d``, ``fits-table``, ``ecsv``,
-            ``csv``, ``text``, ``telescopeml``) to skip detection.
+        format: one of :data:`READERS` (``spex``, ``jwst-x1d``, ``fits-image``, ``fits-table``,
+            ``ecsv``, ``csv``, ``text``, ``telescopeml``) to skip detection.
         **kwargs: passed to the reader (e.g. ``invalid="mask"``, ``wave_unit="nm"``).
 
     Raises:

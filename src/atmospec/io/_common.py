@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from atmospec.errors import DataNotFoundError, FileFormatError, UnitError
+from atmospec.errors import DataNotFoundError, FileFormatError, InvalidSpectrumError, UnitError
 from atmospec.spectrum import Spectrum, invalid_pixels, validate_arrays
 
 if TYPE_CHECKING:
@@ -440,6 +440,13 @@ def build_spectrum(
             meta["dropped_pixels"] = int((~keep).sum())
             wave, flx, msk = wave[keep], flx[keep], msk[keep]
             unc = None if unc is None else unc[keep]
+    nonpositive = np.isfinite(wave) & (wave <= 0)
+    if nonpositive.any():
+        raise InvalidSpectrumError(
+            f"{source}: {int(nonpositive.sum())} of {wave.size} wavelengths are zero or negative "
+            f"(the first is {float(wave[nonpositive][0]):g} um): not a wavelength axis; check the "
+            "wavelength column or the header's WCS and unit"
+        )
     if wave.size > 1 and np.all(np.diff(wave) < 0):
         wave, flx, msk = wave[::-1], flx[::-1], msk[::-1]
         unc = None if unc is None else unc[::-1]
