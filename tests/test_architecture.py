@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "atmospec.spectrum",
             "atmospec.io",
             "atmospec.transforms",
+            "atmospec.resolution",
             "atmospec.library",
             "atmospec.photometry",
             "atmospec.sanity",

@@ -115,7 +115,9 @@ Resolution = Annotated[
     typer.Option(
         "--resolution",
         help="The spectra's resolving power (lambda / FWHM), when known: below the models' "
-        "(R 75 for the SpeX prism grids) the rows say the spectrum is coarser than them.",
+        "(R 75 for the SpeX prism grids) the rows say the spectrum is coarser than them; "
+        "above the prism's (R 250) the spectra are smoothed to the models' R 120 (as they are, "
+        "with R taken from the pixels, when sampled finer than lambda/dlambda 1000).",
     ),
 ]
 WaveCol = Annotated[

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from atmospec.errors import CoverageError, InvalidSpectrumError
+from atmospec.resolution import to_model_resolution
 from atmospec.transforms import check_coverage, resampling_matrix
 
 if TYPE_CHECKING:
@@ -82,7 +83,9 @@ def prepare(
 
     Pixels are used when unmasked, with finite flux and a positive finite uncertainty, inside
     ``wave_range`` (micron) if given, and whose bins lie wholly inside the grid's wavelength
-    coverage. With ``coverage="error"`` a pixel outside the grid's coverage raises
+    coverage. A spectrum of higher resolution than a built-in grid's is first smoothed to it
+    on the grid's own axis (:func:`atmospec.resolution.to_model_resolution`, noted). With
+    ``coverage="error"`` a pixel outside the grid's coverage raises
     :class:`~atmospec.errors.CoverageError` instead of being dropped.
     """
     src = spectrum.source
@@ -98,6 +101,11 @@ def prepare(
 
     # an F_nu spectrum has the object's shape tilted by lambda^2: compare it in the grid's unit
     spectrum, notes = as_flux_lambda(spectrum, grid.flux_unit or MODEL_FLUX_UNIT)
+    # a spectrum of higher resolution than the grid's, smoothed to it on the grid's own axis
+    from atmospec.grids import resolution_of
+
+    spectrum, smoothed = to_model_resolution(spectrum, resolution_of(grid.name), grid.wavelength)
+    notes.extend(smoothed)
     wave = spectrum.wavelength
     flux = spectrum.flux
     unc = spectrum.uncertainty

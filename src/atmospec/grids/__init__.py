@@ -5,7 +5,7 @@ from __future__ import annotations
 from atmospec.errors import OutOfGridError
 from atmospec.grids.grid import ModelGrid
 from atmospec.grids.parameters import PARAMETERS, describe
-from atmospec.grids.registry import BUILTIN_GRIDS, grid_path, list_grids, load_grid
+from atmospec.grids.registry import BUILTIN_GRIDS, grid_path, list_grids, load_grid, resolution_of
 from atmospec.grids.store import GridWriter
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "list_grids",
     "grid_path",
     "BUILTIN_GRIDS",
+    "resolution_of",
     "OutOfGridError",
 ]

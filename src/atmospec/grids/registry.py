@@ -15,7 +15,7 @@ from atmospec.errors import DataNotFoundError
 from atmospec.grids.grid import ModelGrid
 from atmospec.grids.store import META_ATTR
 
-__all__ = ["BUILTIN_GRIDS", "grids_dir", "grid_path", "load_grid", "list_grids"]
+__all__ = ["BUILTIN_GRIDS", "grids_dir", "grid_path", "load_grid", "list_grids", "resolution_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,20 @@ BUILTIN_GRIDS: dict[str, str] = {
     "btsettl08": "atmospec.grids.loaders.btsettl08",
     "burrows06": "atmospec.grids.loaders.burrows06",
 }
+
+
+def resolution_of(name: str | None) -> float | None:
+    """The resolving power of the spectra in grid ``name``: a built-in grid's are SpeX prism
+    spectra (:data:`atmospec.resolution.SPEX_PRISM_R`); any other grid's is unknown (None),
+    and nothing is smoothed to it.
+
+    Example:
+        >>> resolution_of("dback24"), resolution_of("my_grid")
+        (120.0, None)
+    """
+    from atmospec.resolution import SPEX_PRISM_R
+
+    return SPEX_PRISM_R if name in BUILTIN_GRIDS else None
 
 
 def grids_dir() -> Path:

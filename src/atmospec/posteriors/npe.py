@@ -471,10 +471,14 @@ class NPEstimator(Estimator):
                 raise InvalidSpectrumError(
                     f"{spectrum.name}: the NPE needs per-pixel uncertainties (sigma)"
                 )
+            from atmospec.grids import resolution_of
             from atmospec.io.flux_density import as_flux_lambda
+            from atmospec.resolution import to_model_resolution
 
             spectrum, said = as_flux_lambda(spectrum)  # the grid's F_lambda; F_nu converted
-            for note in said:
+            grid = getattr(self, "meta_", {}).get("grid")
+            spectrum, smoothed = to_model_resolution(spectrum, resolution_of(grid))
+            for note in said + smoothed:
                 log.info("%s: %s", spectrum.source, note)
             flux = np.asarray(spectrum.flux, dtype=np.float64)
             sig = np.asarray(spectrum.uncertainty, dtype=np.float64)

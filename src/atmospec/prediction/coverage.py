@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
 from atmospec.io.flux_density import MODEL_FLUX_UNIT
+from atmospec.resolution import stated_resolution, to_model_resolution
 
 if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
@@ -19,11 +20,11 @@ __all__ = [
     "CoveragePolicy",
     "prepare_input",
     "sampling_resolution",
-    "declared_resolution",
     "MODEL_FLUX_UNIT",
     "MIN_BIN_FILL",
     "SPEX_PRISM_MIN_R",
     "min_resolution_of",
+    "model_resolution_of",
 ]
 
 CoveragePolicy = Literal["refuse", "mask"]
@@ -32,8 +33,9 @@ MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
 
 SPEX_PRISM_MIN_R: float = 75.0
-"""The lowest resolving power of the SpeX prism (0.8 arcsec slit; about 200 with the 0.3
-arcsec slit), the resolution of the built-in grids and of the models trained on them.
+"""The lowest resolving power of the SpeX prism (0.8 arcsec slit; about 120 with the 0.5
+arcsec slit the built-in grids' spectra have, :data:`atmospec.resolution.SPEX_PRISM_R`, and
+about 200 with the 0.3 arcsec slit).
 
 A spectrum sampled at lambda / dlambda below twice this (two pixels per resolution element)
 resolves less than any SpeX prism spectrum: its features are broader than the models'. SpeX
@@ -55,6 +57,19 @@ def min_resolution_of(grid: str | None) -> float | None:
     from atmospec.grids import BUILTIN_GRIDS
 
     return SPEX_PRISM_MIN_R if grid in BUILTIN_GRIDS else None
+
+
+def model_resolution_of(grid: str | None) -> float | None:
+    """The resolving power of the spectra a model of ``grid`` describes, to which spectra of
+    higher resolution are smoothed (:func:`atmospec.grids.resolution_of`).
+
+    Example:
+        >>> model_resolution_of("btsettl08"), model_resolution_of("runs/my_grid.h5")
+        (120.0, None)
+    """
+    from atmospec.grids import resolution_of
+
+    return resolution_of(grid)
 
 
 @dataclass
@@ -130,26 +145,6 @@ def sampling_resolution(pixels: ArrayLike, lo: float, hi: float) -> float:
     if inside.sum() < 2:
         return float("nan")
     return float(np.median(w[inside] / np.diff(bin_edges(w))[inside]))
-
-
-def declared_resolution(spectrum: Spectrum) -> float | None:
-    """The resolving power ``spectrum.meta["resolution"]`` states (set by
-    :meth:`~atmospec.spectrum.Spectrum.convolve`, or ``--resolution`` on the command line),
-    when it is one positive number; else None.
-
-    Example:
-        >>> import numpy as np
-        >>> from atmospec.spectrum import Spectrum
-        >>> s = Spectrum(np.linspace(1.0, 2.0, 50), np.ones(50), meta={"resolution": 40})
-        >>> declared_resolution(s), declared_resolution(Spectrum(s.wavelength, s.flux))
-        (40.0, None)
-    """
-    value = spectrum.meta.get("resolution")
-    try:
-        r = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return r if np.isfinite(r) and r > 0 else None
 
 
 def _low_resolution_note(
@@ -247,6 +242,7 @@ def prepare_input(
     assume_snr: float | None = None,
     model: str = "the model",
     min_resolution: float | None = None,
+    model_resolution: float | None = None,
 ) -> ModelInput:
     """Resample ``spectrum`` onto a model's ``wavelength`` axis under a coverage policy.
 
@@ -277,8 +273,12 @@ def prepare_input(
         model: model name used in messages.
         min_resolution: the resolving power of the spectra the model describes (None:
             unknown). A spectrum sampled below twice it, or whose stated resolving power
-            (:func:`declared_resolution`) is below it, is noted as coarser
+            (:func:`atmospec.resolution.stated_resolution`) is below it, is noted as coarser
             (:data:`SPEX_PRISM_MIN_R` for the built-in grids).
+        model_resolution: the resolving power of the model's spectra (None: unknown). A
+            spectrum that resolves more is first smoothed to it
+            (:func:`atmospec.resolution.to_model_resolution`, noted);
+            :data:`atmospec.resolution.SPEX_PRISM_R` for the built-in grids.
 
     Example:
         >>> import numpy as np
@@ -303,6 +303,14 @@ def prepare_input(
     spectrum = _to_model_units(spectrum, notes)
     src = spectrum.source
     unc = _uncertainty(spectrum, assume_snr, notes)
+    ok = ~spectrum.mask & np.isfinite(spectrum.flux) & np.isfinite(unc) & (unc > 0)
+    sampling = sampling_resolution(spectrum.wavelength[ok], float(wave[0]), float(wave[-1]))
+    if model_resolution is not None:
+        given = spectrum if spectrum.uncertainty is unc else spectrum.copy(uncertainty=unc)
+        smoothed, said = to_model_resolution(given, model_resolution, axis=wave)
+        if said:
+            spectrum, unc = smoothed, np.asarray(smoothed.uncertainty, dtype=np.float64)
+            notes.extend(said)
     flux = spectrum.flux
     nan_flux = ~spectrum.mask & ~np.isfinite(flux)
     bad_unc = ~spectrum.mask & np.isfinite(flux) & (~np.isfinite(unc) | (unc <= 0))
@@ -389,8 +397,7 @@ def prepare_input(
     sigma = np.where(usable, sigma / scale, np.inf)
     if np.any(sigma[usable] <= 0):
         raise InvalidSpectrumError(f"{src}: resampled uncertainties are zero on some bins")
-    sampling = sampling_resolution(spectrum.wavelength[valid], float(wave[0]), float(wave[-1]))
-    declared = declared_resolution(spectrum)
+    declared = stated_resolution(spectrum)
     resolving = min(sampling / 2, declared) if declared is not None else sampling / 2
     low = min_resolution is not None and resolving < min_resolution
     if low:

@@ -1,0 +1,211 @@
+"""Spectra that resolve more than the models: smoothed to the models' resolving power.
+
+The built-in grids' models describe SpeX prism spectra (resolving power about 120 with the
+0.5 arcsec slit most of the library used). A spectrum from an instrument of higher resolution
+(SpeX SXD, X-shooter, FIRE, GNIRS, NIRSpec gratings ...) binned onto the models' axis keeps
+line depths and band edges sharper than any model has (binning alone is a boxcar one bin
+wide, R ~ 470 on the prism's pixels), which biases every answer. Such a spectrum is first
+binned onto a fine logarithmic grid and smoothed there with a Gaussian line-spread function
+to the models' resolving power, as the instrument of the models would have seen it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    from atmospec.spectrum import Spectrum
+
+__all__ = [
+    "SPEX_PRISM_R",
+    "SPEX_PRISM_MAX_R",
+    "FINE_SAMPLING",
+    "stated_resolution",
+    "pixel_sampling",
+    "to_model_resolution",
+]
+
+log = logging.getLogger(__name__)
+
+SPEX_PRISM_R: float = 120.0
+"""Resolving power of SpeX prism spectra with the 0.5 arcsec slit (the library's usual
+set-up): the resolution the built-in grids' spectra and the models trained on them have."""
+
+SPEX_PRISM_MAX_R: float = 250.0
+"""The sharpest SpeX prism spectra (0.3 arcsec slit). A spectrum stated to resolve more is
+smoothed to :data:`SPEX_PRISM_R`; one within the prism's range is left as it is, as the
+library spectra the models of mismatch were learned from are."""
+
+FINE_SAMPLING: float = 1000.0
+"""Median lambda / dlambda per pixel above which a spectrum with no stated resolution is
+taken to come from an instrument of higher resolution than the prism (SpeX prism files
+sample at 410-710; SXD at ~3000, X-shooter and FIRE above 10000)."""
+
+_OVERSAMPLE = 10.0  # pixels per model FWHM on the grid the smoothing works on
+_MIN_FILL = 0.5  # a fine-grid bin is data when valid pixels fill half of it
+_MIN_KERNEL = 0.8  # ... and is kept when data fill 80 % of its smoothing kernel
+_FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
+_BOX_FWHM2 = 8.0 * np.log(2.0) / 12.0  # FWHM^2 of a boxcar of unit width, as a Gaussian
+
+
+def stated_resolution(spectrum: Spectrum) -> float | None:
+    """The resolving power ``spectrum.meta["resolution"]`` states (set by
+    :meth:`~atmospec.spectrum.Spectrum.convolve`, or ``--resolution`` on the command line),
+    when it is one positive number; else None.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> s = Spectrum(np.linspace(1.0, 2.0, 50), np.ones(50), meta={"resolution": 40})
+        >>> stated_resolution(s), stated_resolution(Spectrum(s.wavelength, s.flux))
+        (40.0, None)
+    """
+    value = spectrum.meta.get("resolution")
+    try:
+        r = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return r if np.isfinite(r) and r > 0 else None
+
+
+def pixel_sampling(wavelength: ArrayLike) -> float:
+    """Median ``lambda / dlambda`` of the pixels (centres, micron): twice the highest
+    resolving power the pixels can carry (NaN for fewer than two pixels).
+
+    Example:
+        >>> import numpy as np
+        >>> round(pixel_sampling(np.exp(np.linspace(0.0, 1.0, 501))))  # 500 pixels per e-fold
+        500
+    """
+    from atmospec.transforms import bin_edges
+
+    w = np.asarray(wavelength, dtype=np.float64)
+    if w.size < 2:
+        return float("nan")
+    return float(np.median(w / np.diff(bin_edges(w))))
+
+
+def to_model_resolution(
+    spectrum: Spectrum, r_model: float | None, axis: ArrayLike | None = None
+) -> tuple[Spectrum, list[str]]:
+    """``spectrum`` at the models' resolving power ``r_model`` when it resolves more.
+
+    A spectrum resolves more when its stated resolving power (:func:`stated_resolution`)
+    exceeds :data:`SPEX_PRISM_MAX_R`, or, with none stated, when its pixels sample finer
+    than :data:`FINE_SAMPLING` (its resolving power is then taken as half its sampling, an
+    upper bound: state it with ``--resolution`` when it is lower). Its valid pixels are
+    binned (flux-conserving, errors propagated) onto a logarithmic grid with ten pixels per
+    model FWHM, smoothed there with a Gaussian of FWHM ``sqrt(1/r_model^2 - 1/R^2)`` (the
+    grid's own boxcar subtracted), and, with ``axis`` (micron), binned onto that axis. The
+    uncertainties are those of the binned pixels before smoothing: smoothing correlates
+    the noise of neighbouring bins, which one sigma per bin cannot say, so each bin keeps
+    the error of its own data. Bins where data fill less than 80 % of the kernel (the ends,
+    gaps) are dropped or masked. ``r_model`` None (a grid of unknown resolution) or a
+    spectrum that does not resolve more returns it unchanged, with no note.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> w = np.linspace(1.0, 1.4, 8001)  # lambda/dlambda ~ 24000: R taken as 12000
+        >>> line = 1.0 - 0.5 * np.exp(-0.5 * ((w - 1.2) / 5e-5) ** 2)  # EW 6.27e-5 um
+        >>> out, notes = to_model_resolution(Spectrum(w, line, np.full(w.size, 0.01)), 120.0)
+        >>> # at R 120 the line is a Gaussian of sigma 1.2 / 120 / 2.355 = 4.25e-3 um, so its
+        >>> # depth is EW / (sigma sqrt(2 pi)) = 0.0059
+        >>> round(1.0 - float(out.flux.min()), 4), notes[0][:21]
+        (0.0059, 'smoothed from R 12000')
+    """
+    if r_model is None:
+        return spectrum, []
+    stated = stated_resolution(spectrum)
+    good = ~spectrum.mask & np.isfinite(spectrum.flux)
+    if spectrum.uncertainty is not None:
+        good &= np.isfinite(spectrum.uncertainty) & (spectrum.uncertainty > 0)
+    if good.sum() < 2:
+        return spectrum, []
+    sampling = pixel_sampling(spectrum.wavelength[good])
+    if stated is not None:
+        if stated <= max(SPEX_PRISM_MAX_R, r_model):
+            return spectrum, []
+        r_in, how = stated, "stated"
+    else:
+        if not sampling > FINE_SAMPLING:
+            return spectrum, []
+        r_in, how = sampling / 2.0, "from the pixels: no stated R, so at most half the sampling"
+    out = _smoothed(spectrum, good, r_model, r_in)
+    if axis is not None:
+        out = _binned(out, ~out.mask, np.asarray(axis, dtype=np.float64))
+    note = (
+        f"smoothed from R {r_in:.0f} ({how}) to the models' R {r_model:.0f} before binning: the "
+        "models describe spectra of that resolution"
+        + (" (state the spectrum's own with --resolution if it is lower)" if stated is None else "")
+    )
+    log.info("%s: %s", spectrum.source, note)
+    return out, [note]
+
+
+def _grid(lo: float, hi: float, r_model: float) -> NDArray[np.float64]:
+    step = 1.0 / (_OVERSAMPLE * r_model)  # in ln(lambda): FWHM / 10
+    n = max(int(np.floor((np.log(hi) - np.log(lo)) / step)), 2)
+    return np.exp(np.log(lo) + step * (np.arange(n) + 0.5))
+
+
+def _binned(spectrum: Spectrum, good: NDArray[np.bool_], target: NDArray[np.float64]) -> Spectrum:
+    """Flux-conserving binning of the good pixels onto ``target`` (bins they fill to half)."""
+    from atmospec.transforms import resampling_matrix
+
+    W, covered = resampling_matrix(target, spectrum.wavelength)
+    Wv = W[:, np.flatnonzero(good)]
+    fill = np.asarray(Wv.sum(axis=1)).ravel()
+    usable = covered & (fill >= _MIN_FILL)
+    safe = np.where(fill > 0, fill, 1.0)
+    flux = np.asarray(Wv @ spectrum.flux[good]).ravel() / safe
+    unc = None
+    if spectrum.uncertainty is not None:
+        var = np.asarray(Wv.multiply(Wv) @ spectrum.uncertainty[good] ** 2).ravel() / safe**2
+        unc = np.where(usable, np.sqrt(var), np.nan)
+    keep = np.flatnonzero(covered)
+    return spectrum.with_arrays(
+        target[keep],
+        np.where(usable, flux, np.nan)[keep],
+        None if unc is None else unc[keep],
+        mask=~usable[keep],
+    )
+
+
+def _smoothed(spectrum: Spectrum, good: NDArray[np.bool_], r_model: float, r_in: float) -> Spectrum:
+    """Bin onto the fine log grid, smooth with the normalised Gaussian kernel, trim the ends."""
+    fine = _grid(float(spectrum.wavelength[good][0]), float(spectrum.wavelength[good][-1]), r_model)
+    binned = _binned(spectrum, good, fine)
+    box = 1.0 / (_OVERSAMPLE * r_model)
+    inv2 = 1.0 / r_model**2 - 1.0 / r_in**2 - _BOX_FWHM2 * box**2
+    sigma = np.sqrt(max(inv2, 0.0)) * _FWHM_TO_SIGMA
+    data = ~binned.mask
+    if sigma <= 0:
+        return binned
+    half = int(np.ceil(4.0 * sigma / box))
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets * box / sigma) ** 2)
+    f = np.where(data, binned.flux, 0.0)
+    weight = np.convolve(data.astype(np.float64), kernel, mode="same")
+    smooth = np.convolve(f, kernel, mode="same") / np.where(weight > 0, weight, 1.0)
+    keep = data & (weight >= _MIN_KERNEL * kernel.sum())
+    inside = np.flatnonzero(keep)
+    if inside.size < 2:
+        from atmospec.errors import InvalidSpectrumError
+
+        raise InvalidSpectrumError(
+            f"{spectrum.source}: too short to smooth to R {r_model:.0f}: its data span less "
+            "than a few of the models' resolution elements"
+        )
+    lo, hi = inside[0], inside[-1] + 1  # the ends are dropped, gaps inside are masked
+    return binned.with_arrays(
+        binned.wavelength[lo:hi],
+        np.where(keep, smooth, np.nan)[lo:hi],
+        None if binned.uncertainty is None else binned.uncertainty[lo:hi],
+        mask=~keep[lo:hi],
+        resolution=r_model,
+    )

@@ -1,0 +1,161 @@
+"""Spectra of higher resolution than the models are smoothed to the models' resolving power
+before any route bins them; prism spectra are left as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atmospec.resolution import FINE_SAMPLING, SPEX_PRISM_R, to_model_resolution
+from atmospec.spectrum import Spectrum
+
+SIGMA_PER_FWHM = 1.0 / np.sqrt(8.0 * np.log(2.0))
+
+
+def _high_res(step_um: float = 6e-5, lo: float = 0.9, hi: float = 2.4) -> np.ndarray:
+    return np.arange(lo, hi, step_um)  # lambda / dlambda 15000-40000
+
+
+def test_an_unresolved_line_gets_the_models_width_and_keeps_its_equivalent_width() -> None:
+    # A line of R 20000 at 1.25 um, smoothed to R 120, is a Gaussian of FWHM
+    # 1.25 / 120 = 0.0104 um (the input's own width adds 1.25 / 20000 in quadrature: 0.02 %)
+    # with the same equivalent width: convolution conserves area.
+    w = _high_res(2e-5, 1.0, 1.5)  # 1.3 pixels per sigma of the line: its area is sampled
+    sig_line = 1.25 / 20000 * SIGMA_PER_FWHM
+    depth = 0.6 * np.exp(-0.5 * ((w - 1.25) / sig_line) ** 2)
+    s = Spectrum(w, 1.0 - depth, np.full(w.size, 0.01), meta={"resolution": 20000})
+    out, notes = to_model_resolution(s, SPEX_PRISM_R)
+    assert notes and notes[0].startswith("smoothed from R 20000 (stated) to the models' R 120")
+    near = (out.wavelength > 1.15) & (out.wavelength < 1.35)
+    w_out, absorbed = out.wavelength[near], 1.0 - out.flux[near]
+    ew_in = 0.6 * sig_line * np.sqrt(2 * np.pi)
+    ew_out = np.trapezoid(absorbed, w_out)
+    assert ew_out == pytest.approx(ew_in, rel=0.01)
+    centre = np.sum(absorbed * w_out) / np.sum(absorbed)
+    sigma = np.sqrt(np.sum(absorbed * (w_out - centre) ** 2) / np.sum(absorbed))
+    assert sigma / SIGMA_PER_FWHM == pytest.approx(1.25 / 120, rel=0.02)  # FWHM from sigma
+    assert out.meta["resolution"] == 120.0
+
+
+def test_binned_errors_are_those_of_the_pixels_in_each_bin() -> None:
+    # White noise of sigma 0.05 per pixel: the smoothing grid has ten bins per model FWHM
+    # (lambda / dlambda = 1200), so each holds lambda / (1200 * 6e-5 um) pixels and keeps the
+    # error of their mean, sigma / sqrt(n). Smoothing itself lowers the scatter further.
+    rng = np.random.default_rng(1)
+    w = _high_res()
+    flux = 1.0 + 0.05 * rng.standard_normal(w.size)
+    out, _ = to_model_resolution(Spectrum(w, flux, np.full(w.size, 0.05)), SPEX_PRISM_R)
+    n_per_bin = out.wavelength / 1200.0 / 6e-5
+    np.testing.assert_allclose(out.uncertainty, 0.05 / np.sqrt(n_per_bin), rtol=0.08)
+    assert np.std(out.flux) < 0.5 * np.median(out.uncertainty)
+
+
+def test_nothing_is_smoothed_across_a_gap_or_invented_in_it() -> None:
+    w = _high_res()
+    gap = (w > 1.35) & (w < 1.45)  # a telluric band the reduction blanked
+    flux = np.where(gap, np.nan, 1.0 + 0.1 * (w > 1.40))
+    s = Spectrum(w, flux, np.full(w.size, 0.01), mask=gap)
+    out, _ = to_model_resolution(s, SPEX_PRISM_R)
+    inside = (out.wavelength > 1.35) & (out.wavelength < 1.45)
+    assert out.mask[inside].all()
+    # within 0.84 sigma of the kernel of an edge the data fill less than 80 % of it: masked
+    sigma = 1.35 / SPEX_PRISM_R * SIGMA_PER_FWHM
+    assert out.mask[(out.wavelength > 1.35 - 0.8 * sigma) & (out.wavelength < 1.35)].all()
+    kept = ~out.mask & (out.wavelength < 1.35)
+    np.testing.assert_allclose(out.flux[kept], 1.0, rtol=1e-9)  # no step leaked from 1.45 um
+
+
+def test_prism_spectra_are_left_as_they_are(splat_dir: Path) -> None:
+    # Library prism files sample at lambda / dlambda 410-710, below FINE_SAMPLING; a stated R
+    # within the prism's range (the 0.3 arcsec slit's 200) changes nothing either. A prism
+    # spectrum put on a fine axis is smoothed unless its R is stated.
+    from atmospec import library
+
+    gd165b = library.load("11250_11052").good()
+    same, notes = to_model_resolution(gd165b, SPEX_PRISM_R)
+    assert same is gd165b and notes == []
+    fine = np.arange(0.7, 2.5, 2e-4)  # sampling ~ 7500
+    assert np.median(fine / 2e-4) > FINE_SAMPLING
+    on_fine = Spectrum(
+        fine,
+        np.interp(fine, gd165b.wavelength, gd165b.flux),
+        np.interp(fine, gd165b.wavelength, gd165b.uncertainty),
+    )
+    _, notes = to_model_resolution(on_fine, SPEX_PRISM_R)
+    assert "(state the spectrum's own with --resolution if it is lower)" in notes[0]
+    stated = on_fine.copy(meta={"resolution": 200})
+    assert to_model_resolution(stated, SPEX_PRISM_R) == (stated, [])
+    assert to_model_resolution(on_fine, None) == (on_fine, [])  # a user grid: R unknown
+
+
+@pytest.mark.realdata
+def test_a_high_resolution_spectrum_answers_as_the_prism_spectrum_of_the_same_object(
+    splat_dir: Path,
+) -> None:
+    # 2M1207A (TWA 27A, young M8) has two library spectra: a prism one (10799_10869) and one
+    # taken with SpeX's cross-dispersed mode (12300_10869: GRAT 'ShortXD', RES 750, pixels at
+    # lambda/dlambda ~ 3900). Smoothed to the grids' R 120, the SXD spectrum gets the prism's
+    # BT-Settl best node (2300 K, log g 5.0, [M/H] +0.5); binned as it is, it got 2000 K and
+    # [M/H] -0.5. The default predictor's combined answer moves from 95 K to 22 K off the
+    # prism's, through BT-Settl (fitted by chi-square); the Diamondback CNN reads both SXD
+    # versions within 20 K of each other, ~185 K below its prism answer, but it too is given
+    # the smoothed spectrum, and says so.
+    from atmospec import io
+    from atmospec.fitting import fit_chi2
+    from atmospec.grids import load_grid
+    from atmospec.library import spectrum_path
+    from atmospec.multigrid import MultiGridPredictor
+
+    prism = io.read(spectrum_path("10799_10869"))
+    sxd = io.read(spectrum_path("12300_10869"))
+    as_is = sxd.copy(meta={**sxd.meta, "resolution": 200})  # within the prism's: not smoothed
+    grid = load_grid("btsettl08")
+    want = fit_chi2(prism, grid).best
+    smoothed = fit_chi2(sxd, grid)
+    assert smoothed.best == want
+    assert any(n.startswith("smoothed from R 1953") for n in smoothed.notes)
+    assert fit_chi2(as_is, grid).best["teff"] <= want["teff"] - 200
+    rows = MultiGridPredictor(draws=500, coverage="mask").predict([prism, sxd, as_is]).table()
+    teff = [float(t) for t in rows["teff_median"]]
+    assert abs(teff[1] - teff[0]) < 50 < abs(teff[2] - teff[0])
+    from atmospec.prediction import Predictor
+
+    cnn = Predictor("default", draws=50, coverage="mask").predict([sxd]).table()[0]
+    assert "smoothed from R 1953" in str(cnn["notes"])
+
+
+@pytest.mark.realdata
+def test_stating_the_resolution_on_the_command_line(splat_dir: Path, tmp_path: Path) -> None:
+    # GD 165B's prism spectrum written on a fine axis, as a user's interpolated file would be:
+    # unstated, the pixels say R up to ~3700 and the spectrum is smoothed (and said to be);
+    # with --resolution 120, its true R, nothing is smoothed.
+    from astropy.table import Table
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    gd165b = library.load("11250_11052").good()
+    fine = np.arange(0.7, 2.5, 2e-4)
+    on_fine = Table(
+        {
+            "wavelength": fine,
+            "flux": np.interp(fine, gd165b.wavelength, gd165b.flux),
+            "error": np.interp(fine, gd165b.wavelength, gd165b.uncertainty),
+        },
+        units={"wavelength": "um", "flux": "erg s-1 cm-2 um-1", "error": "erg s-1 cm-2 um-1"},
+    )
+    path = tmp_path / "fine.ecsv"
+    on_fine.write(path)
+    runner = CliRunner()
+    args = ["--quiet", "predict", str(path), "--draws", "100", "--no-plots", "-o"]
+    res = runner.invoke(app, [*args, str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "a" / "predictions.ecsv")[0]
+    assert "smoothed from R" in row["notes"] and row["sampling_resolution"] > FINE_SAMPLING
+    res = runner.invoke(app, [*args, str(tmp_path / "b"), "--resolution", "120"])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "b" / "predictions.ecsv")[0]
+    assert "smoothed from R" not in row["notes"]
