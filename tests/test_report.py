@@ -58,7 +58,7 @@ def test_report_of_fit_run_and_cli(tiny: dict[str, Any], tmp_path: Path) -> None
     assert res.exit_code != 0
 
 
-def test_report_says_when_a_spectrum_is_coarser_than_the_models() -> None:
+def test_report_says_when_a_spectrum_is_coarser_or_finer_than_the_models() -> None:
     # The row's note about a coarse spectrum reaches the object's text in the report, with
     # or without several grids; notes about other things (which model served) do not.
     import pandas as pd
@@ -75,3 +75,14 @@ def test_report_says_when_a_spectrum_is_coarser_than_the_models() -> None:
     stated = _low_resolution_note(470.0, 75.0, "model dback24-spex", declared=40.0)
     df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {stated}"]})
     assert _row_sentences(df, 0).startswith("its stated resolving power R 40 is coarser")
+    # and a spectrum of higher resolution, smoothed to the models'
+    import numpy as np
+
+    from atmospec.resolution import to_model_resolution
+    from atmospec.spectrum import Spectrum
+
+    w = np.linspace(1.0, 2.0, 20001)
+    _, smoothed = to_model_resolution(Spectrum(w, np.ones(w.size), np.ones(w.size)), 120.0)
+    df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {smoothed[0]}"]})
+    # median lambda/dlambda 1.5 / 5e-5 = 30000: R taken as 15000
+    assert _row_sentences(df, 0).startswith("smoothed from R 15000 (from the pixels")

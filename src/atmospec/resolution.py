@@ -143,7 +143,7 @@ def to_model_resolution(
         "models describe spectra of that resolution"
         + (" (state the spectrum's own with --resolution if it is lower)" if stated is None else "")
     )
-    log.info("%s: %s", spectrum.source, note)
+    log.debug("%s: %s", spectrum.source, note)  # the caller carries the note to the user
     return out, [note]
 
 

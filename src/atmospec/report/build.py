@@ -134,8 +134,8 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
 
 
 def _row_sentences(df: Any, i: int) -> str:
-    """What a prediction says in words about row ``i``: a spectrum coarser than the models, a
-    flux unit assumed, and with several grids coverage, disagreement and a flux that reads as
+    """What a prediction says in words about row ``i``: a spectrum coarser than the models or
+    smoothed to them, a flux unit assumed, and with several grids coverage, disagreement and a flux that reads as
     F_nu."""
     if "notes" not in df.columns:
         return ""
@@ -143,7 +143,7 @@ def _row_sentences(df: Any, i: int) -> str:
     if not isinstance(notes, str):
         return ""
     # "coarser than the R >=": both forms of the low-resolution note (sampled, or stated R)
-    keys: tuple[str, ...] = ("coarser than the R >=", "no flux unit in the file")
+    keys: tuple[str, ...] = ("coarser than the R >=", "smoothed from R", "no flux unit in the file")
     if "grids_used" in df.columns:
         keys += (
             "disagree",
