@@ -156,7 +156,9 @@ def test_iraf_multispec_apertures(gd165b: Spectrum, tmp_path: Path) -> None:
     }
     path = tmp_path / "two_apertures.fits"
     _primary(np.stack([flux, flux * 0.5]), **hdr).writeto(path)  # type: ignore[attr-defined]
-    s = io.read(path)
+    with pytest.raises(FileFormatError, match="holds 2 spectra .* choose one with aperture="):
+        io.read(path)  # never a silent pick of one of them
+    s = io.read(path, aperture=0)
     np.testing.assert_allclose(s.wavelength, aa / 1e4, rtol=1e-12)
     assert s.meta["wavelength_axis"] == "multispec spec1 linear" and s.uncertainty is None
     with pytest.raises(FileFormatError, match="non-linear dispersion function"):
@@ -284,3 +286,36 @@ def test_predict_answers_an_image_file_as_the_same_table(gd165b: Spectrum, tmp_p
     assert rows[0]["teff_median"] == pytest.approx(rows[1]["teff_median"], abs=1.0)
     assert 1600 <= rows[0]["teff_median"] <= 2100
     assert "no flux unit" not in rows[0]["notes"]
+
+
+@pytest.mark.realdata
+def test_aperture_option_on_the_command_line(gd165b: Spectrum, tmp_path: Path) -> None:
+    # A file of two apertures: predict and fit refuse to pick one silently (the row fails,
+    # naming the choice), take --aperture; a table takes no such option and says so.
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    aa = _linear_axis_aa()
+    flux, err = _on_axis(gd165b, aa / 1e4)
+    hdr = {"CTYPE1": "WAVE", "CUNIT1": "Angstrom", "CRVAL1": 8500.0, "CDELT1": 25.0}
+    hdr |= {"CRPIX1": 1.0, "WAT0_001": "system=equispec", "BUNIT": BUNIT}
+    path = tmp_path / "two.fits"
+    image = fits.PrimaryHDU(np.stack([flux, flux]))
+    image.header.update(hdr)
+    fits.HDUList([image, fits.ImageHDU(np.stack([err, err]), name="ERR")]).writeto(path)
+    runner = CliRunner()
+    base = ["--quiet", "predict", str(path), "--grids", "none", "--draws", "50", "--no-plots"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 4
+    assert "choose one with aperture=" in (tmp_path / "a" / "failures.csv").read_text()
+    res = runner.invoke(app, [*base, "--aperture", "1", "-o", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["fit", str(path), "--grid", "btsettl08", "--aperture", "0"])
+    assert res.exit_code == 0, res.output
+    table = tmp_path / "t.csv"
+    table.write_text("wavelength [um],flux,error\n1.0,1.0,0.1\n1.1,1.0,0.1\n")
+    res = runner.invoke(app, ["fit", str(table), "--grid", "btsettl08", "--aperture", "0"])
+    said = " ".join((res.output + str(res.exception)).split())
+    assert res.exit_code != 0 and "takes no aperture option" in said

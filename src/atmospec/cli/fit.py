@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from atmospec.cli.predict import FluxUnit, WaveUnit
+from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit
 
 __all__ = ["register", "load_target", "write_fit"]
 
@@ -63,6 +63,8 @@ def fit_cmd(
     wave_col: Optional[str] = typer.Option(None, "--wave-col", help="Wavelength column name."),  # noqa: UP045
     flux_col: Optional[str] = typer.Option(None, "--flux-col", help="Flux column name."),  # noqa: UP045
     err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
+    resolution: Resolution = None,
+    aperture: Aperture = None,
 ) -> None:
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
     from atmospec.cli._console import summary_console
@@ -78,7 +80,10 @@ def fit_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
+        aperture=aperture,
     )
+    if resolution is not None:
+        spectrum.meta["resolution"] = float(resolution)
     model_grid = load_grid(grid)
     kwargs: dict[str, Any] = {
         "distance_pc": distance_pc,

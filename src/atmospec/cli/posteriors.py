@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from atmospec.cli.predict import FluxUnit, WaveUnit
+from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit
 
 __all__ = ["register"]
 
@@ -59,6 +59,8 @@ def sample(
     ),
     wave_unit: WaveUnit = None,
     flux_unit: FluxUnit = None,
+    resolution: Resolution = None,
+    aperture: Aperture = None,
 ) -> None:
     """Draw posterior samples for spectra and write one CSV of samples per file.
 
@@ -90,8 +92,10 @@ def sample(
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
     for f in files:
-        read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit}
+        read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit, "aperture": aperture}
         sp = Spectrum.read(f, **{k: v for k, v in read_options.items() if v is not None})
+        if resolution is not None:
+            sp.meta["resolution"] = float(resolution)
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
         assumed = assumed_note(sp)

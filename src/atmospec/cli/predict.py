@@ -120,6 +120,14 @@ Resolution = Annotated[
         "with R taken from the pixels, when sampled finer than lambda/dlambda 1000).",
     ),
 ]
+Aperture = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--aperture",
+        help="Which spectrum of a FITS file holding several (IRAF apertures or echelle orders, "
+        "counted from 0); such a file is refused without it.",
+    ),
+]
 WaveCol = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--wave-col", help="Wavelength column name."),
@@ -180,6 +188,7 @@ def predict_cmd(
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
     resolution: Resolution = None,
+    aperture: Aperture = None,
     grids: Grids = None,
     no_calibration: NoCalibration = False,
 ) -> None:
@@ -243,6 +252,7 @@ def predict_cmd(
         flux_col=flux_col,
         err_col=err_col,
         resolution=resolution,
+        aperture=aperture,
         grids=grids,
         calibration=not no_calibration,
     )
@@ -278,6 +288,7 @@ def run_batch_command(
     flux_col: str | None = None,
     err_col: str | None = None,
     resolution: float | None = None,
+    aperture: int | None = None,
     grids: str | None = "none",
     calibration: bool = True,
 ) -> None:
@@ -339,6 +350,7 @@ def run_batch_command(
             flux_col=flux_col,
             err_col=err_col,
             resolution=resolution,
+            aperture=aperture,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from atmospec.cli.predict import (
+    Aperture,
     AssumeSnr,
     Column,
     Coverage,
@@ -82,6 +83,7 @@ def predict_cmd(
     flux_col: FluxCol = None,
     err_col: ErrCol = None,
     resolution: Resolution = None,
+    aperture: Aperture = None,
     grids: Grids = None,
     no_calibration: NoCalibration = False,
 ) -> None:
@@ -123,6 +125,7 @@ def predict_cmd(
         flux_col=flux_col,
         err_col=err_col,
         resolution=resolution,
+        aperture=aperture,
         grids=grids,
         calibration=not no_calibration,
     )

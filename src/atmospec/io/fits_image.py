@@ -122,7 +122,7 @@ def read_fits_image(
     path: str | Path,
     *,
     extension: int | str | None = None,
-    aperture: int = 0,
+    aperture: int | None = None,
     wave_unit: str | None = None,
     flux_unit: str | None = None,
     invalid: Invalid = "mask",
@@ -135,8 +135,9 @@ def read_fits_image(
     ``units=`` of ``WAT1_001``; a file that states none needs ``wave_unit``, and one that
     states another unit than ``wave_unit`` is refused. The flux unit is ``BUNIT``
     (``flux_unit`` overrides it; with neither, F_lambda is assumed and said). ``aperture``
-    picks one of several spectra (IRAF apertures or orders); ``extension`` the HDU holding the
-    flux (default: the primary, or the first image extension when the primary is empty).
+    picks one of several spectra (IRAF apertures or echelle orders, from 0; a file holding
+    several is refused without it, naming them); ``extension`` the HDU holding the flux
+    (default: the primary, or the first image extension when the primary is empty).
     Pixels with NaN flux, a bad uncertainty or a non-zero quality flag are masked
     (``invalid="error"`` refuses NaN flux and bad uncertainties instead).
 
@@ -163,16 +164,18 @@ def read_fits_image(
         meta: dict[str, Any] = {"source": src, "format": "fits-image"}
         if idx:
             meta["extension"] = str(hdu.name) or idx
-        flux, sigma, line = _select(np.asarray(hdu.data, dtype=np.float64), header, aperture, src)
+        data = np.asarray(hdu.data, dtype=np.float64)
+        flux, sigma, line = _select(data, header, aperture, src)
+        chosen = 0 if line is None else line
         if line is not None:
-            meta["aperture"] = aperture
+            meta["aperture"] = line
         wave, wunit = _axis(header, flux.size, line, wave_unit, src, meta)
         unc = sigma
         if sigma is not None:
             meta["uncertainty_from"] = "the sigma band"
         else:
-            unc = _plane(hdul, idx, flux.size, aperture, src, meta, kind="error")
-        quality = _plane(hdul, idx, flux.size, aperture, src, meta, kind="quality")
+            unc = _plane(hdul, idx, flux.size, chosen, src, meta, kind="error")
+        quality = _plane(hdul, idx, flux.size, chosen, src, meta, kind="quality")
         for h in (hdul[0].header, header):
             for card, key in _META_CARDS.items():
                 value = h.get(card)
@@ -225,9 +228,9 @@ def _flux_hdu(hdul: Any, extension: int | str | None, src: str) -> int:
 
 
 def _select(
-    data: NDArray[np.float64], header: Any, aperture: int, src: str
+    data: NDArray[np.float64], header: Any, aperture: int | None, src: str
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, int | None]:
-    """(flux, sigma band or None, image line of the aperture or None)."""
+    """(flux, sigma band or None, the aperture's index in the file or None)."""
     if "BANDID1" in header:
         if data.ndim == 3:
             cube = data
@@ -242,29 +245,38 @@ def _select(
                 f"{src}: {len(bands)} BANDID cards for {cube.shape[0]} bands of shape "
                 f"{data.shape}; cannot tell which band is the spectrum"
             )
-        _check_aperture(aperture, cube.shape[1], src)
+        k = _pick(aperture, cube.shape[1], src)
         sigma_bands = [i for i, b in enumerate(bands) if b.lower().startswith(("sigma", "error"))]
-        sigma = cube[sigma_bands[0], aperture] if sigma_bands else None
-        return cube[0, aperture], sigma, aperture
+        sigma = cube[sigma_bands[0], k] if sigma_bands else None
+        return cube[0, k], sigma, k
     squeezed = np.squeeze(data) if data.size > 1 else data.reshape(-1)
     if squeezed.ndim == 1:
-        _check_aperture(aperture, 1, src)
+        _pick(aperture, 1, src)
         return squeezed, None, None
     if squeezed.ndim == 2:
-        _check_aperture(aperture, squeezed.shape[0], src)
-        return squeezed[aperture], None, aperture
+        k = _pick(aperture, squeezed.shape[0], src)
+        return squeezed[k], None, k
     raise FileFormatError(
         f"{src}: an image of shape {data.shape} is not a spectrum (expected one row of flux, "
         "apertures x pixels, or IRAF bands)"
     )
 
 
-def _check_aperture(aperture: int, n: int, src: str) -> None:
+def _pick(aperture: int | None, n: int, src: str) -> int:
+    """The aperture to read: the only one, or the one asked for (never a silent choice)."""
+    if aperture is None:
+        if n == 1:
+            return 0
+        raise FileFormatError(
+            f"{src}: holds {n} spectra (IRAF apertures or echelle orders); choose one with "
+            f"aperture= (0 to {n - 1}; --aperture N on the command line)"
+        )
     if not 0 <= aperture < n:
         raise FileFormatError(
             f"{src}: aperture {aperture} requested but the file holds {n} "
             f"{'spectra' if n != 1 else 'spectrum'} (aperture 0 to {n - 1})"
         )
+    return aperture
 
 
 def _stated_unit(header: Any, src: str) -> str | None:

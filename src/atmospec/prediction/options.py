@@ -34,6 +34,8 @@ class BatchOptions:
     err_col: str | None = None
     # the spectra's resolving power (lambda / FWHM) when the user states it
     resolution: float | None = None
+    # which spectrum of a file holding several (FITS apertures / orders)
+    aperture: int | None = None
     # how the work is done (does not change the rows)
     threads: int | None = None
     plots: bool = True
@@ -56,6 +58,8 @@ class BatchOptions:
             raise ValueError(f"assume_snr must be a positive finite S/N, not {self.assume_snr}")
         if self.resolution is not None and not 0.0 < self.resolution < float("inf"):
             raise ValueError(f"resolution must be a positive finite R, not {self.resolution}")
+        if self.aperture is not None and self.aperture < 0:
+            raise ValueError(f"aperture counts from 0, not {self.aperture}")
         if self.partition_size < 1:
             raise ValueError(f"partition_size must be >= 1, not {self.partition_size}")
 
@@ -91,6 +95,7 @@ class BatchOptions:
             "flux_col",
             "err_col",
             "resolution",
+            "aperture",
         )
         return {k: v for k, v in asdict(self).items() if k in keep}
 
@@ -98,7 +103,15 @@ class BatchOptions:
         """The options given to :func:`atmospec.io.read` for every spectrum file (the ones
         set), on the local and the Dask executor alike; ``resolution`` is stated on every
         spectrum read (:meth:`~atmospec.prediction.sources.Partition.load`)."""
-        names = ("wave_unit", "flux_unit", "wave_col", "flux_col", "err_col", "resolution")
+        names = (
+            "wave_unit",
+            "flux_unit",
+            "wave_col",
+            "flux_col",
+            "err_col",
+            "resolution",
+            "aperture",
+        )
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
