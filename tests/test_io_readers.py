@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from atmospec.errors import FileFormatError
 from atmospec.io import detect_format, read, read_jwst_x1d
 from atmospec.spectrum import Spectrum
 
@@ -88,6 +89,32 @@ def test_spex_transposed_3d_and_flagged_layouts(splat_dir: Path) -> None:
     flagged = read(spex_file(splat_dir, "12043_11769"))  # 4th row: Spextool flags, 147 set
     assert flagged.meta["n_flagged"] == 147
     assert read(spex_file(splat_dir, "12043_11769"), mask_flagged=True).mask.sum() >= 147
+
+
+def test_spex_cross_dispersed_orders_are_never_read_as_their_first(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # 2M1207A's SXD spectrum (merged by Spextool: NORDERS 1) cut back into three overlapping
+    # orders, as Spextool writes them before xmergeorders (orders x rows x pixels). Read as
+    # the first order it would silently lose two thirds of the spectrum: refused, naming the
+    # orders; aperture= reads one order on purpose.
+    from astropy.io import fits
+
+    path = spex_file(splat_dir, "12300_10869")
+    data, header = fits.getdata(path, header=True)
+    size = data.shape[1]
+    length = size // 3 + 50
+    starts = (0, size // 3, size - length)
+    cube = np.stack([data[:, k : k + length] for k in starts])
+    header["NORDERS"], header["ORDERS"] = 3, "5,4,3"
+    out = tmp_path / "unmerged.fits"
+    fits.PrimaryHDU(cube, header=header).writeto(out)
+    with pytest.raises(FileFormatError, match="spectrum of 3 orders \\(5,4,3\\) not merged"):
+        read(out)
+    middle = read(out, aperture=1)
+    assert middle.wavelength[0] == pytest.approx(data[0, starts[1]], rel=1e-6)
+    with pytest.raises(FileFormatError, match="aperture 1 requested but the file holds one"):
+        read(path, aperture=1)  # a merged file: one spectrum
 
 
 def test_spex_nan_wavelength_pixels_are_dropped_and_counted(tmp_path: Path) -> None:

@@ -27,14 +27,17 @@ def read_spex(
     path: str | Path,
     *,
     invalid: Invalid = "mask",
-    aperture: int = 0,
+    aperture: int | None = None,
     mask_flagged: bool = False,
 ) -> Spectrum:
     """Read a SpeX prism spectrum (``.fits`` or ``.fits.gz``) as written by Spextool / SPLAT.
 
     The primary HDU holds a 2-4 × N array: wavelength (µm), flux, uncertainty and optionally the
     Spextool flag row (a few library files store it transposed, N × 2-4, or with a leading
-    aperture axis, 2 × 3 × N: ``aperture`` picks one). Units come from the ``XUNITS`` /
+    aperture axis, 2 × 3 × N: ``aperture`` picks one, the first by default). A cross-dispersed
+    file whose orders were not merged (``NORDERS`` > 1: one spectrum per order) is refused
+    unless ``aperture`` picks one order: merge them first (Spextool's xmergeorders). Units
+    come from the ``XUNITS`` /
     ``YUNITS`` cards (microns and relative flux when absent). NaN pixels are *masked*, not
     dropped (``invalid="mask"``); pixels with a NaN wavelength cannot be kept and are dropped.
     Flagged pixels (non-zero flag row) are kept unless ``mask_flagged``; their number is in
@@ -59,13 +62,26 @@ def read_spex(
         data = np.asarray(data, dtype=np.float64)
         meta: dict[str, object] = {"source": src, "format": "spex"}
         if data.ndim == 3:
-            if not 0 <= aperture < data.shape[0]:
+            orders = header.get("NORDERS")
+            if aperture is None and isinstance(orders, int) and orders > 1:
                 raise FileFormatError(
-                    f"{src}: aperture {aperture} requested but the file has {data.shape[0]}"
+                    f"{src}: a cross-dispersed spectrum of {orders} orders "
+                    f"({str(header.get('ORDERS', '')).strip() or 'unnamed'}) not merged into "
+                    "one: merge them first (Spextool's xmergeorders), or read one order with "
+                    f"aperture= (0 to {data.shape[0] - 1}; --aperture N on the command line)"
+                )
+            pick = 0 if aperture is None else aperture
+            if not 0 <= pick < data.shape[0]:
+                raise FileFormatError(
+                    f"{src}: aperture {pick} requested but the file has {data.shape[0]}"
                 )
             meta["n_apertures"] = int(data.shape[0])
-            meta["aperture"] = aperture
-            data = data[aperture]
+            meta["aperture"] = pick
+            data = data[pick]
+        elif aperture not in (None, 0):
+            raise FileFormatError(
+                f"{src}: aperture {aperture} requested but the file holds one spectrum"
+            )
         if data.ndim != 2:
             raise FileFormatError(
                 f"{src}: expected a 2-4 x N array (wavelength, flux, error[, flag]), "
