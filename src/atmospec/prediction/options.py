@@ -8,6 +8,18 @@ from typing import Any
 __all__ = ["BatchOptions"]
 
 
+_READ_OPTIONS = (
+    "wave_unit",
+    "flux_unit",
+    "wave_col",
+    "flux_col",
+    "err_col",
+    "resolution",
+    "aperture",
+)
+"""How each file is read: options of :func:`atmospec.io.read`, and the stated resolving power."""
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """Every option of a batch prediction, with the defaults of ``atmospec predict``.
@@ -89,13 +101,7 @@ class BatchOptions:
             "seed",
             "precision",
             "partition_size",
-            "wave_unit",
-            "flux_unit",
-            "wave_col",
-            "flux_col",
-            "err_col",
-            "resolution",
-            "aperture",
+            *_READ_OPTIONS,
         )
         return {k: v for k, v in asdict(self).items() if k in keep}
 
@@ -103,16 +109,7 @@ class BatchOptions:
         """The options given to :func:`atmospec.io.read` for every spectrum file (the ones
         set), on the local and the Dask executor alike; ``resolution`` is stated on every
         spectrum read (:meth:`~atmospec.prediction.sources.Partition.load`)."""
-        names = (
-            "wave_unit",
-            "flux_unit",
-            "wave_col",
-            "flux_col",
-            "err_col",
-            "resolution",
-            "aperture",
-        )
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in _READ_OPTIONS if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
