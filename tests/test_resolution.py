@@ -115,7 +115,7 @@ def test_a_high_resolution_spectrum_answers_as_the_prism_spectrum_of_the_same_ob
     want = fit_chi2(prism, grid).best
     smoothed = fit_chi2(sxd, grid)
     assert smoothed.best == want
-    assert any(n.startswith("smoothed from R 1953") for n in smoothed.notes)
+    assert any(n.startswith("smoothed from R 750 (stated)") for n in smoothed.notes)
     assert fit_chi2(as_is, grid).best["teff"] <= want["teff"] - 200
     rows = MultiGridPredictor(draws=3000, coverage="mask").predict([prism, sxd, as_is]).table()
     teff = [float(t) for t in rows["teff_median"]]
@@ -123,7 +123,7 @@ def test_a_high_resolution_spectrum_answers_as_the_prism_spectrum_of_the_same_ob
     from atmospec.prediction import Predictor
 
     cnn = Predictor("default", draws=50, coverage="mask").predict([sxd]).table()[0]
-    assert "smoothed from R 1953" in str(cnn["notes"])
+    assert "smoothed from R 750 (stated)" in str(cnn["notes"])
 
 
 @pytest.mark.realdata

@@ -41,7 +41,9 @@ def read_spex(
     ``YUNITS`` cards (microns and relative flux when absent). NaN pixels are *masked*, not
     dropped (``invalid="mask"``); pixels with a NaN wavelength cannot be kept and are dropped.
     Flagged pixels (non-zero flag row) are kept unless ``mask_flagged``; their number is in
-    ``meta["n_flagged"]``.
+    ``meta["n_flagged"]``. The resolving power Spextool records (``RES``: about 200, 120, 75
+    and 37.5 for the prism's 0.3, 0.5, 0.8 and 1.6 arcsec slits) is the spectrum's stated
+    ``meta["resolution"]``.
 
     Example:
         >>> from atmospec.data import require
@@ -108,6 +110,9 @@ def read_spex(
             value = header.get(card)
             if isinstance(value, str) and value.strip():
                 meta[key] = value.strip()
+        stated = header.get("RES")  # Spextool: the resolving power of the slit and mode used
+        if isinstance(stated, (int, float)) and not isinstance(stated, bool) and stated > 0:
+            meta["resolution"] = float(stated)
     unc = rows[2] if rows.shape[0] >= 3 else None
     mask = None
     if rows.shape[0] == 4:
