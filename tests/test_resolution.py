@@ -159,3 +159,20 @@ def test_stating_the_resolution_on_the_command_line(splat_dir: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     row = Table.read(tmp_path / "b" / "predictions.ecsv")[0]
     assert "smoothed from R" not in row["notes"]
+
+
+def test_spextool_files_state_their_resolution(splat_dir: Path) -> None:
+    # Spextool's RES card: 37.5 with the prism's 1.6 arcsec slit (2MASS J1126+4819, L6), half
+    # the models' lowest prism R 75, though its pixels sample as finely as any prism file; so
+    # the spectrum is marked coarser than the models, which its sampling alone cannot show.
+    from atmospec import io
+    from atmospec.library import spectrum_path
+    from atmospec.prediction.coverage import SPEX_PRISM_MIN_R, prepare_input
+
+    wide = io.read(spectrum_path("12400_12133"))
+    assert wide.meta["resolution"] == pytest.approx(37.5, abs=0.01)
+    axis = np.linspace(0.95, 2.35, 300)
+    told = prepare_input(wide, axis, policy="mask", min_resolution=SPEX_PRISM_MIN_R)
+    assert told.low_resolution and told.sampling_resolution > 2 * SPEX_PRISM_MIN_R
+    unstated = wide.copy(meta={k: v for k, v in wide.meta.items() if k != "resolution"})
+    assert not prepare_input(unstated, axis, policy="mask", min_resolution=75.0).low_resolution
