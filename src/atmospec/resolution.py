@@ -136,8 +136,12 @@ def to_model_resolution(
             return spectrum, []
         r_in, how = sampling / 2.0, "from the pixels: no stated R, so at most half the sampling"
     out = _smoothed(spectrum, good, r_model, r_in)
-    if axis is not None:
-        out = _binned(out, ~out.mask, np.asarray(axis, dtype=np.float64))
+    target = None if axis is None else np.asarray(axis, dtype=np.float64)
+    if (
+        target is not None
+        and np.sum((target > out.wavelength[0]) & (target < out.wavelength[-1])) > 2
+    ):
+        out = _binned(out, ~out.mask, target)  # else the route says what it does not cover
     note = (
         f"smoothed from R {r_in:.0f} ({how}) to the models' R {r_model:.0f} before binning: the "
         "models describe spectra of that resolution"

@@ -97,7 +97,8 @@ def image_spectrum_hdu(hdul: Any) -> int | None:
         >>> from astropy.io import fits
         >>> hdu = fits.PrimaryHDU(np.ones(5))
         >>> hdu.header.update(CRVAL1=1.0, CDELT1=0.1, CUNIT1="um")
-        >>> image_spectrum_hdu(fits.HDUList([hdu])), image_spectrum_hdu(fits.HDUList([fits.PrimaryHDU()]))
+        >>> empty = fits.PrimaryHDU()
+        >>> image_spectrum_hdu(fits.HDUList([hdu])), image_spectrum_hdu(fits.HDUList([empty]))
         (0, None)
     """
     from astropy.io import fits
