@@ -265,3 +265,21 @@ def test_no_warning_for_good_proposal() -> None:
         warnings.simplefilter("error", LowEfficiencyWarning)
         res = importance_correct(_GaussianProposal(m, s), flux, like, sigma=sigma, n=5000)
     assert res.efficiency > 0.9
+
+
+@pytest.mark.realdata
+def test_npe_refuses_a_spectrum_short_of_its_axis_and_says_what_serves_it(splat_dir) -> None:
+    # The shipped NPE was trained on complete spectra of 0.85-2.45 um; GD 165B cut to
+    # 1.0-2.3 um is refused in words a user can act on (the predictor's CNN takes it with
+    # the missing bins masked), not with the resampler's advice to pass fill=.
+    from atmospec import library
+    from atmospec.errors import CoverageError
+    from atmospec.models import load_model
+
+    gd165b = library.load("11250_11052").good().trim(1.0, 2.3)
+    npe = load_model("npe_dback24", kind="npe")
+    with pytest.raises(CoverageError) as info:
+        npe.sample(gd165b, n=10)
+    said = str(info.value)
+    assert "spans 1.003-2.299 um but the NPE reads every bin of its axis (0.852-2.449" in said
+    assert "--coverage mask" in said and "fill=" not in said

@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from atmospec.errors import IncompatibleModelError, InvalidSpectrumError, ModelFileError
+from atmospec.errors import (
+    CoverageError,
+    IncompatibleModelError,
+    InvalidSpectrumError,
+    ModelFileError,
+)
 from atmospec.estimators.base import BOUND_TOLERANCE, Estimator, Prediction
 
 __all__ = ["NoiseModel", "NPEstimator", "DEFAULT_NOISE"]
@@ -490,7 +495,16 @@ class NPEstimator(Estimator):
                 good = ~np.asarray(spectrum.mask, dtype=bool)  # masked (e.g. NaN) pixels out
                 if not good.all():
                     wave, flux, sig = wave[good], flux[good], sig[good]
-                flux, sig = resample(mw, wave, flux, sig)
+                try:
+                    flux, sig = resample(mw, wave, flux, sig)
+                except CoverageError as err:
+                    raise CoverageError(
+                        f"{spectrum.source}: the spectrum spans {wave[0]:.3f}-{wave[-1]:.3f} um "
+                        f"but the NPE reads every bin of its axis ({mw[0]:.3f}-{mw[-1]:.3f} um): "
+                        "trained on complete spectra, it takes none with bins missing. "
+                        "`atmospec predict --coverage mask` answers such a spectrum with the "
+                        "CNN, which is told which bins are missing"
+                    ) from err
             return flux[None, :], sig[None, :], False
         if sigma is None:
             raise InvalidSpectrumError("give sigma (per-pixel uncertainties) with a flux array")
