@@ -319,3 +319,32 @@ def test_aperture_option_on_the_command_line(gd165b: Spectrum, tmp_path: Path) -
     res = runner.invoke(app, ["fit", str(table), "--grid", "btsettl08", "--aperture", "0"])
     said = " ".join((res.output + str(res.exception)).split())
     assert res.exit_code != 0 and "takes no aperture option" in said
+
+
+def test_fire_error_spectrum_beside_the_flux_is_read_with_it(
+    gd165b: Spectrum, tmp_path: Path
+) -> None:
+    # FIREHOSE writes NAME_F.fits (flux) and NAME_E.fits (errors), both log-linear images. The
+    # flux file reads its errors from the other; a batch run lists the pair once; an error
+    # file on another axis is refused naming both.
+
+    from atmospec.prediction.sources import Catalog
+
+    loglam = np.log10(8500.0) + 2e-4 * np.arange(500)
+    flux, err = _on_axis(gd165b, 10**loglam / 1e4)
+    cards = {"CTYPE1": "LINEAR", "CUNIT1": "Angstrom", "CRVAL1": float(loglam[0])}
+    cards |= {"CDELT1": 2e-4, "CRPIX1": 1.0, "DC-FLAG": 1}
+    _primary(flux, **cards).writeto(tmp_path / "J1424_F.fits")  # type: ignore[attr-defined]
+    _primary(err, **cards).writeto(tmp_path / "J1424_E.fits")  # type: ignore[attr-defined]
+    s = io.read(tmp_path / "J1424_F.fits")
+    np.testing.assert_allclose(s.uncertainty, err, rtol=1e-6)
+    assert s.meta["uncertainty_from"] == "file J1424_E.fits (the error spectrum beside it)"
+    assert Catalog.from_folder(tmp_path).items == (str(tmp_path / "J1424_F.fits"),)
+    pair = [tmp_path / "J1424_E.fits", tmp_path / "J1424_F.fits"]
+    assert Catalog.from_files(pair).items == (str(tmp_path / "J1424_F.fits"),)
+    assert Catalog.from_files(pair[:1]).items == (str(pair[0]),)  # alone, it is what was asked
+    _primary(err, **{**cards, "CRVAL1": 3.9}).writeto(  # type: ignore[attr-defined]
+        tmp_path / "J1424_E.fits", overwrite=True
+    )
+    with pytest.raises(FileFormatError, match="J1424_E.fits does not match it \\(cards"):
+        io.read(tmp_path / "J1424_F.fits")

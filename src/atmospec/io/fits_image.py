@@ -5,7 +5,8 @@ other reductions write a spectrum: no wavelength array, but ``CRVAL1`` / ``CDELT
 ``CD1_1``) / ``CRPIX1`` / ``CTYPE1`` / ``CUNIT1`` cards, or IRAF's ``WAT`` cards. The
 uncertainty is an IRAF band (``BANDIDn = 'sigma ...'``) or an image extension (``ERR``,
 ``ERRS``, ``SIGMA`` ...; ``VAR`` and ``IVAR`` are converted); a quality extension (``QUAL``,
-``DQ``, ``MASK`` ...) masks its non-zero pixels.
+``DQ``, ``MASK`` ...) masks its non-zero pixels. FIREHOSE (Magellan/FIRE) writes the
+errors as a second file: ``NAME_E.fits`` beside ``NAME_F.fits`` is read with it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from atmospec.io._common import (
 from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
-__all__ = ["read_fits_image", "image_spectrum_hdu", "air_to_vacuum"]
+__all__ = [
+    "read_fits_image",
+    "image_spectrum_hdu",
+    "air_to_vacuum",
+    "error_partner",
+    "flux_partner",
+]
+
+_PAIRED = re.compile(r"^(?P<stem>.+)_(?P<kind>[FE])(?P<ext>\.fits(?:\.gz)?)$")
 
 _ERROR_KINDS = {
     **dict.fromkeys(
@@ -73,6 +82,36 @@ def air_to_vacuum(wavelength_um: NDArray[np.float64]) -> NDArray[np.float64]:
         + 1.599740894897e-4 / (3.892568793293e1 - s2)
     )
     return lam * n
+
+
+def error_partner(path: str | Path) -> Path | None:
+    """The error spectrum beside a flux spectrum ``NAME_F.fits``: ``NAME_E.fits``, as
+    FIREHOSE (Magellan/FIRE) writes them, when that file exists.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "J0047_F.fits").write_bytes(b""), (d / "J0047_E.fits").write_bytes(b"")
+        >>> error_partner(d / "J0047_F.fits").name, error_partner(d / "J0047_E.fits")
+        ('J0047_E.fits', None)
+    """
+    p = Path(path)
+    m = _PAIRED.match(p.name)
+    if m is None or m["kind"] != "F":
+        return None
+    partner = p.with_name(f"{m['stem']}_E{m['ext']}")
+    return partner if partner.is_file() else None
+
+
+def flux_partner(path: str | Path) -> Path | None:
+    """The flux spectrum ``NAME_F.fits`` an error spectrum ``NAME_E.fits`` belongs to, when
+    that file exists (a batch run reads the pair as one spectrum, not the errors alone)."""
+    p = Path(path)
+    m = _PAIRED.match(p.name)
+    if m is None or m["kind"] != "E":
+        return None
+    partner = p.with_name(f"{m['stem']}_F{m['ext']}")
+    return partner if partner.is_file() else None
 
 
 def _has_axis(header: Any) -> bool:
@@ -176,6 +215,10 @@ def read_fits_image(
             meta["uncertainty_from"] = "the sigma band"
         else:
             unc = _plane(hdul, idx, flux.size, chosen, src, meta, kind="error")
+            partner = error_partner(p) if unc is None else None
+            if partner is not None:
+                unc = _partner_errors(partner, header, flux.size, src)
+                meta["uncertainty_from"] = f"file {partner.name} (the error spectrum beside it)"
         quality = _plane(hdul, idx, flux.size, chosen, src, meta, kind="quality")
         for h in (hdul[0].header, header):
             for card, key in _META_CARDS.items():
@@ -205,6 +248,27 @@ def read_fits_image(
         name=str(meta.get("object", p.name.split(".")[0])),
         invalid=invalid,
     )
+
+
+def _partner_errors(partner: Path, header: Any, n: int, src: str) -> NDArray[np.float64]:
+    """The 1-sigma array of an error file, which must share the flux file's axis."""
+    with open_fits(partner) as hdul:
+        data = hdul[0].data
+        own = hdul[0].header
+        sigma = None if data is None else np.squeeze(np.asarray(data, dtype=np.float64))
+        cards = ("CRVAL1", "CDELT1", "CD1_1", "CRPIX1", "DC-FLAG")
+        differ = [c for c in cards if c in header and c in own and header[c] != own[c]]
+    if sigma is None or sigma.shape != (n,) or differ:
+        why = (
+            f"cards {differ} differ"
+            if differ
+            else f"shape {None if sigma is None else sigma.shape}"
+        )
+        raise FileFormatError(
+            f"{src}: its error spectrum {partner} does not match it ({why}; the flux has {n} "
+            "pixels); correct or move the error file"
+        )
+    return sigma
 
 
 def _flux_hdu(hdul: Any, extension: int | str | None, src: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ __all__ = [
     "ROW_ERRORS",
     "read_spectrum",
 ]
+
+log = logging.getLogger(__name__)
 
 PATH_COLUMNS: tuple[str, ...] = ("path", "file", "filename", "spectrum", "source")
 """Column names searched, in order, for the file paths of a catalogue table (``key``: SpeX
@@ -152,6 +155,21 @@ def _read_item(item: str, kind: str, read_options: dict[str, Any]) -> Spectrum:
     return read_spectrum(item, **read_options)
 
 
+def _without_error_partners(files: list[str]) -> list[str]:
+    """``files`` less the error spectra whose flux spectrum is among them (read with it)."""
+    from atmospec.io.fits_image import flux_partner
+
+    listed = {str(Path(f).resolve()) for f in files}
+    keep = []
+    for f in files:
+        partner = flux_partner(f)
+        if partner is not None and str(partner.resolve()) in listed:
+            log.info("%s: read as the errors of %s, not as a spectrum", f, partner.name)
+            continue
+        keep.append(f)
+    return keep
+
+
 class Catalog:
     """The spectra a batch run goes over, in a fixed order, cut into deterministic partitions.
 
@@ -205,8 +223,12 @@ class Catalog:
     # ---------------------------------------------------------------- constructors
     @classmethod
     def from_files(cls, paths: Sequence[str | os.PathLike[str]], *, label: str = "") -> Catalog:
-        """A catalogue of spectrum files, in the given order (ids are the paths as given)."""
-        return cls([str(p) for p in paths], label=label or "files")
+        """A catalogue of spectrum files, in the given order (ids are the paths as given).
+
+        An error spectrum listed with its flux spectrum (FIREHOSE's ``NAME_E.fits`` beside
+        ``NAME_F.fits``) is left out: it is read with the flux, not as a spectrum of its own.
+        """
+        return cls(_without_error_partners([str(p) for p in paths]), label=label or "files")
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> Catalog:
@@ -221,6 +243,7 @@ class Catalog:
             and not p.name.startswith(".")
             and p.name.lower().endswith(SPECTRUM_SUFFIXES)
         )
+        files = _without_error_partners(files)
         if not files:
             raise FileFormatError(
                 f"{root}: no spectrum files (endings {', '.join(SPECTRUM_SUFFIXES)}) in this folder"
