@@ -95,22 +95,21 @@ def error_partner(path: str | Path) -> Path | None:
         >>> error_partner(d / "J0047_F.fits").name, error_partner(d / "J0047_E.fits")
         ('J0047_E.fits', None)
     """
-    p = Path(path)
-    m = _PAIRED.match(p.name)
-    if m is None or m["kind"] != "F":
-        return None
-    partner = p.with_name(f"{m['stem']}_E{m['ext']}")
-    return partner if partner.is_file() else None
+    return _partner(path, have="F", want="E")
 
 
 def flux_partner(path: str | Path) -> Path | None:
     """The flux spectrum ``NAME_F.fits`` an error spectrum ``NAME_E.fits`` belongs to, when
     that file exists (a batch run reads the pair as one spectrum, not the errors alone)."""
+    return _partner(path, have="E", want="F")
+
+
+def _partner(path: str | Path, *, have: str, want: str) -> Path | None:
     p = Path(path)
     m = _PAIRED.match(p.name)
-    if m is None or m["kind"] != "E":
+    if m is None or m["kind"] != have:
         return None
-    partner = p.with_name(f"{m['stem']}_F{m['ext']}")
+    partner = p.with_name(f"{m['stem']}_{want}{m['ext']}")
     return partner if partner.is_file() else None
 
 
