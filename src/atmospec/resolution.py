@@ -126,12 +126,12 @@ def to_model_resolution(
         good &= np.isfinite(spectrum.uncertainty) & (spectrum.uncertainty > 0)
     if good.sum() < 2:
         return spectrum, []
-    sampling = pixel_sampling(spectrum.wavelength[good])
     if stated is not None:
         if stated <= max(SPEX_PRISM_MAX_R, r_model):
             return spectrum, []
         r_in, how = stated, "stated"
     else:
+        sampling = pixel_sampling(spectrum.wavelength[good])
         if not sampling > FINE_SAMPLING:
             return spectrum, []
         r_in, how = sampling / 2.0, "from the pixels: no stated R, so at most half the sampling"

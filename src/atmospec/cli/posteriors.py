@@ -76,13 +76,10 @@ def sample(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
+    from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
-    from atmospec.prediction.coverage import (
-        min_resolution_of,
-        model_resolution_of,
-        prepare_input,
-    )
+    from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.routing import NPEDomain
     from atmospec.spectrum import Spectrum
 
@@ -105,7 +102,7 @@ def sample(
             policy="mask",
             max_masked_fraction=1.0,
             min_resolution=min_resolution_of(grid),
-            model_resolution=model_resolution_of(grid),
+            model_resolution=resolution_of(grid),
         )
         outside = domain.input_problem(inp)
         if outside:

@@ -81,7 +81,8 @@ class MultiGridResult(PredictionResult):
         """The base table (its percentiles are the combined estimate) plus, per grid,
         ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
         ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``flux_unit_suspect``,
-        ``grids_used``, ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``, ``logg_inflation``; and
+        ``grids_used``, ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``,
+        ``logg_inflation``; and
         ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
         systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
         shift and the widening, the per-grid columns do not; ``<param>_err_stat``: the

@@ -24,7 +24,6 @@ __all__ = [
     "MIN_BIN_FILL",
     "SPEX_PRISM_MIN_R",
     "min_resolution_of",
-    "model_resolution_of",
 ]
 
 CoveragePolicy = Literal["refuse", "mask"]
@@ -57,19 +56,6 @@ def min_resolution_of(grid: str | None) -> float | None:
     from atmospec.grids import BUILTIN_GRIDS
 
     return SPEX_PRISM_MIN_R if grid in BUILTIN_GRIDS else None
-
-
-def model_resolution_of(grid: str | None) -> float | None:
-    """The resolving power of the spectra a model of ``grid`` describes, to which spectra of
-    higher resolution are smoothed (:func:`atmospec.grids.resolution_of`).
-
-    Example:
-        >>> model_resolution_of("btsettl08"), model_resolution_of("runs/my_grid.h5")
-        (120.0, None)
-    """
-    from atmospec.grids import resolution_of
-
-    return resolution_of(grid)
 
 
 @dataclass

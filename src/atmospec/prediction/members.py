@@ -64,11 +64,8 @@ class _AxisMember:
         assume_snr: float | None,
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
-        from atmospec.prediction.coverage import (
-            min_resolution_of,
-            model_resolution_of,
-            prepare_input,
-        )
+        from atmospec.grids import resolution_of
+        from atmospec.prediction.coverage import min_resolution_of, prepare_input
 
         return prepare_input(
             spectrum,
@@ -78,7 +75,7 @@ class _AxisMember:
             assume_snr=assume_snr,
             model=f"model {self.model_id}",
             min_resolution=min_resolution_of(self.grid_name),
-            model_resolution=model_resolution_of(self.grid_name),
+            model_resolution=resolution_of(self.grid_name),
         )
 
     @property
