@@ -109,8 +109,11 @@ def test_spex_cross_dispersed_orders_are_never_read_as_their_first(
     header["NORDERS"], header["ORDERS"] = 3, "5,4,3"
     out = tmp_path / "unmerged.fits"
     fits.PrimaryHDU(cube, header=header).writeto(out)
-    with pytest.raises(FileFormatError, match="spectrum of 3 orders \\(5,4,3\\) not merged"):
+    with pytest.raises(
+        FileFormatError, match="spectrum of 3 orders \\(5,4,3\\) not merged"
+    ) as info:
         read(out)
+    assert str(out) in str(info.value)
     middle = read(out, aperture=1)
     assert middle.wavelength[0] == pytest.approx(data[0, starts[1]], rel=1e-6)
     with pytest.raises(FileFormatError, match="aperture 1 requested but the file holds one"):
