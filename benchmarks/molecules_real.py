@@ -27,7 +27,9 @@ these bins (a single-amplitude approximation, not a bound).
 Target: >= 85 % of testable pairs agree, none confidently wrong.
 
 The last printed line is one JSON object:
-{"n_pairs_all": N, "n_pairs": n, "n_agree": k, "fraction_agree": k/n, "fraction_agree_all": k/N,
+{"n_pairs_all": N, "n_pairs": n, "n_agree": k, "fraction_agree": k/n,
+ "fraction_agree_ci95": [lo, hi] (Clopper-Pearson, over the n testable pairs),
+ "fraction_agree_all": k/N,
  "n_data_supported": m, "fraction_agree_data_supported": f, "n_agree_from_fit": a,
  "fraction_agree_from_fit": a/n, "confident_false": c, "not_testable": [...], "pairs": [...]}
 """
@@ -160,6 +162,22 @@ def p_from_fit(dchi2: float | None) -> float | None:
     return float(norm.cdf(np.sqrt(max(dchi2, 0.0)) - np.sqrt(DETECTION_THRESHOLD)))
 
 
+def agreement_interval(k: int, n: int) -> list[float] | None:
+    """The exact (Clopper-Pearson) 95 % interval of an agreeing fraction k / n: what so few
+    pairs allow the true fraction to be.
+
+    Example:
+        >>> [round(x, 3) for x in agreement_interval(10, 18)]
+        [0.308, 0.785]
+    """
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20 dropout passes instead of 100")
@@ -266,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_pairs": len(scored),
         "n_agree": n_agree,
         "fraction_agree": frac(n_agree, len(scored)),
+        "fraction_agree_ci95": agreement_interval(n_agree, len(scored)),
         "fraction_agree_all": frac(n_agree, len(pairs)),
         "n_data_supported": len(supported),
         "fraction_agree_data_supported": frac(n_agree_supported, len(supported)),
@@ -283,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(pairs) - len(scored)} not testable, counted as not agreeing), "
         f"{n_agree_supported}/{len(supported)} where the forward model fitted to these bins "
         "agrees with the paper"
+    )
+    lo, hi = summary["fraction_agree_ci95"] or (float("nan"), float("nan"))
+    console.print(
+        f"95 % interval of the agreeing fraction over {len(scored)} pairs (Clopper-Pearson): "
+        f"{lo:.2f}-{hi:.2f}; the 0.85 target is {'inside' if lo <= 0.85 <= hi else 'outside'} it"
     )
     console.print(
         f"from the forward-model fit alone (p from fit, the same 5-sigma question): "

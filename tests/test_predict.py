@@ -281,3 +281,9 @@ def test_npe_domain_excludes_a_coarse_spectrum() -> None:
         assert ("coarser than the spectra it was trained on" in problem) is coarse, problem
         if not coarse:
             assert problem == ""
+            # the same fine pixels stated to resolve R 40 (a wide slit): the reason names R
+            told = prepare_input(
+                spec.copy(meta={"resolution": 40.0}), axis, min_resolution=SPEX_PRISM_MIN_R
+            )
+            assert told.low_resolution
+            assert dom.input_problem(told).startswith("stated to resolve R 40, coarser")

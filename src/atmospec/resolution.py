@@ -18,15 +18,19 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
+    from scipy import sparse
+
     from atmospec.spectrum import Spectrum
 
 __all__ = [
     "SPEX_PRISM_R",
     "SPEX_PRISM_MAX_R",
+    "SPEX_PRISM_MIN_R",
     "FINE_SAMPLING",
     "stated_resolution",
     "pixel_sampling",
     "to_model_resolution",
+    "model_smoothing",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,15 @@ SPEX_PRISM_MAX_R: float = 250.0
 """The sharpest SpeX prism spectra (0.3 arcsec slit). A spectrum stated to resolve more is
 smoothed to :data:`SPEX_PRISM_R`; one within the prism's range is left as it is, as the
 library spectra the models of mismatch were learned from are."""
+
+SPEX_PRISM_MIN_R: float = 75.0
+"""The lowest resolving power of the SpeX prism (0.8 arcsec slit; about 120 with the 0.5
+arcsec slit the built-in grids' spectra have, :data:`SPEX_PRISM_R`, and about 200 with the
+0.3 arcsec slit). Spectra of R 75-250 are what the models and their models of mismatch were
+learned on; a spectrum stated to resolve less gets the models smoothed to it on the
+chi-square routes (:func:`model_smoothing`). A spectrum sampled at lambda / dlambda below
+twice this (two pixels per resolution element) resolves less than any SpeX prism spectrum
+too: library spectra sample at 410-710 over 0.90-2.45 um (median 470)."""
 
 FINE_SAMPLING: float = 1000.0
 """Median lambda / dlambda per pixel above which a spectrum with no stated resolution is
@@ -149,6 +162,58 @@ def to_model_resolution(
     )
     log.debug("%s: %s", spectrum.source, note)  # the caller carries the note to the user
     return out, [note]
+
+
+def model_smoothing(
+    spectrum: Spectrum, r_model: float | None, axis: ArrayLike
+) -> tuple[sparse.csr_matrix | None, tuple[float, float], list[str]]:
+    """The matrix that smooths models on ``axis`` down to a spectrum stated to resolve less.
+
+    A spectrum whose stated resolving power (:func:`stated_resolution`) is below
+    :data:`SPEX_PRISM_MIN_R` has broader lines and band edges than any model of resolving
+    power ``r_model`` (wide-slit prism spectra, JWST/NIRSpec PRISM ...); data cannot be made
+    sharper, so the models are smoothed instead, with a Gaussian of FWHM
+    ``sqrt(1/R^2 - 1/r_model^2)`` in ln(lambda)
+    (:func:`atmospec.transforms.convolve_to_resolution`). Returns ``(M, (lo, hi), notes)``:
+    ``M @ flux`` is a model at the spectrum's R, and only data pixels inside ``lo-hi``
+    (micron) should be compared with it: within one resolution element of the axis's ends
+    the kernel runs off the models and is cut. With no stated R (the pixels cannot tell the
+    line-spread function), an R within the models' range, or ``r_model`` None (a grid of
+    unknown resolution), ``M`` is None and nothing is noted.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> axis = np.exp(np.linspace(np.log(0.9), np.log(2.5), 600))
+        >>> s = Spectrum(axis, np.ones(600), meta={"resolution": 40})
+        >>> M, (lo, hi), notes = model_smoothing(s, 120.0, axis)
+        >>> line = np.exp(-0.5 * ((axis - 1.6) / (1.6 / 120 / 2.3548)) ** 2)  # a line at R 120
+        >>> wide = M @ line
+        >>> sd = np.sqrt(np.sum(wide * (axis - 1.6) ** 2) / np.sum(wide))
+        >>> round(1.6 / (2.3548 * sd)), round(lo, 3), notes[0][:28]  # its R now: 40
+        (40, 0.921, 'the models smoothed from R 1')
+        >>> model_smoothing(Spectrum(axis, np.ones(600), meta={"resolution": 75}), 120.0, axis)[0]
+    """
+    from scipy import sparse
+
+    from atmospec.transforms import convolve_to_resolution
+
+    w = np.asarray(axis, dtype=np.float64)
+    stated = stated_resolution(spectrum)
+    if r_model is None or stated is None or stated >= min(SPEX_PRISM_MIN_R, r_model):
+        return None, (float(w[0]), float(w[-1])), []
+    smooth = convolve_to_resolution(w, np.eye(w.size), stated, r_model).T
+    smooth[np.abs(smooth) < 1e-12] = 0.0
+    fwhm = float(np.sqrt(1.0 / stated**2 - 1.0 / r_model**2))  # in ln(lambda)
+    lo, hi = float(w[0] * np.exp(fwhm)), float(w[-1] * np.exp(-fwhm))
+    note = (
+        f"the models smoothed from R {r_model:.0f} to the spectrum's stated R {stated:g}, "
+        f"coarser than the R {SPEX_PRISM_MIN_R:.0f}-{SPEX_PRISM_MAX_R:.0f} they stand for, "
+        f"and pixels beyond {lo:.3f}-{hi:.3f} um (within one resolution element of the models' "
+        "ends) are not compared"
+    )
+    log.debug("%s: %s", spectrum.source, note)
+    return sparse.csr_matrix(smooth), (lo, hi), [note]
 
 
 def _grid(lo: float, hi: float, r_model: float) -> NDArray[np.float64]:

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from atmospec.errors import CoverageError, InvalidSpectrumError
-from atmospec.resolution import to_model_resolution
+from atmospec.resolution import model_smoothing, to_model_resolution
 from atmospec.transforms import check_coverage, resampling_matrix
 
 if TYPE_CHECKING:
@@ -43,8 +43,11 @@ class FitData:
 
     ``matrix`` maps grid fluxes (n_grid_wave) onto the used data pixels (n_pix) with the
     spectres weights of each data pixel's own bin (edges from the *full* data axis, so masked
-    neighbours do not widen a bin). ``n_masked`` pixels were masked or had no valid error,
-    ``n_uncovered`` lie outside the grid's wavelength range (dropped under the mask policy).
+    neighbours do not widen a bin), after smoothing the models to the spectrum's resolution
+    when it is stated to be coarser than theirs. ``n_masked`` pixels were masked or had no
+    valid error, ``n_uncovered`` lie outside the grid's wavelength range, or within one
+    resolution element of its ends when the models are smoothed (dropped under the mask
+    policy).
     ``notes``: what was converted or assumed about the flux unit (an F_nu flux is converted
     to the grid's F_lambda; :func:`atmospec.io.flux_density.as_flux_lambda`).
     """
@@ -84,7 +87,10 @@ def prepare(
     Pixels are used when unmasked, with finite flux and a positive finite uncertainty, inside
     ``wave_range`` (micron) if given, and whose bins lie wholly inside the grid's wavelength
     coverage. A spectrum of higher resolution than a built-in grid's is first smoothed to it
-    on the grid's own axis (:func:`atmospec.resolution.to_model_resolution`, noted). With
+    on the grid's own axis (:func:`atmospec.resolution.to_model_resolution`, noted); one
+    stated to resolve less than the grid's spectra gets the grid's models smoothed to its
+    resolution in ``matrix`` (:func:`atmospec.resolution.model_smoothing`, noted), and its
+    pixels within one resolution element of the grid's ends count as uncovered. With
     ``coverage="error"`` a pixel outside the grid's coverage raises
     :class:`~atmospec.errors.CoverageError` instead of being dropped.
     """
@@ -106,6 +112,9 @@ def prepare(
 
     spectrum, smoothed = to_model_resolution(spectrum, resolution_of(grid.name), grid.wavelength)
     notes.extend(smoothed)
+    # ... and one stated to resolve less gets the models smoothed to it
+    smooth, (lo, hi), said = model_smoothing(spectrum, resolution_of(grid.name), grid.wavelength)
+    notes.extend(said)
     wave = spectrum.wavelength
     flux = spectrum.flux
     unc = spectrum.uncertainty
@@ -114,6 +123,8 @@ def prepare(
     if wave_range is not None:
         valid &= (wave >= wave_range[0]) & (wave <= wave_range[1])
     covered = check_coverage(grid.wavelength, wave, policy="mask", source=src)
+    if smooth is not None:
+        covered &= (wave >= lo) & (wave <= hi)  # the smoothing kernel runs off the models
     uncovered_range = ""
     if not covered.all():
         uncovered_range = ranges_text(wave, ~covered)
@@ -130,6 +141,8 @@ def prepare(
             f"{wave[0]:.3f}-{wave[-1]:.3f} um"
         )
     matrix, _ = resampling_matrix(wave, grid.wavelength)
+    if smooth is not None:
+        matrix = matrix @ smooth
     return FitData(
         source=src,
         wavelength=wave[use],

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
 from atmospec.io.flux_density import MODEL_FLUX_UNIT
-from atmospec.resolution import stated_resolution, to_model_resolution
+from atmospec.resolution import SPEX_PRISM_MIN_R, stated_resolution, to_model_resolution
 
 if TYPE_CHECKING:
     from atmospec.spectrum import Spectrum
@@ -30,16 +30,6 @@ CoveragePolicy = Literal["refuse", "mask"]
 
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
-
-SPEX_PRISM_MIN_R: float = 75.0
-"""The lowest resolving power of the SpeX prism (0.8 arcsec slit; about 120 with the 0.5
-arcsec slit the built-in grids' spectra have, :data:`atmospec.resolution.SPEX_PRISM_R`, and
-about 200 with the 0.3 arcsec slit).
-
-A spectrum sampled at lambda / dlambda below twice this (two pixels per resolution element)
-resolves less than any SpeX prism spectrum: its features are broader than the models'. SpeX
-prism library spectra sample at 410-710 over 0.90-2.45 um (median 470, 400 library
-spectra)."""
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -145,10 +135,16 @@ def _low_resolution_note(
         )
     return (
         f"{what} coarser than the R >= {min_resolution:.0f} {model} was built "
-        "for, so its features are broader than the models' (answers are biased, log g most) "
-        "and each pixel feeds several bins with the same noise (their errors are correlated: "
-        "the intervals are too narrow), while a chi-square fit on the data's own pixels "
-        "(atmospec fit) averages each model over each pixel"
+        "for, so its features are broader than the models' (a learned model's answers are "
+        "biased, log g most) and each pixel feeds several bins with the same noise (their "
+        "errors are correlated: the intervals are too narrow). A chi-square fit on the data's "
+        "own pixels (atmospec fit, and each grid the default prediction answers by chi-square) "
+        + (
+            f"compares it with the models smoothed to R {declared:g}"
+            if declared is not None and declared < min_resolution
+            else "averages each model over each pixel, and with the spectrum's resolving power "
+            "stated (--resolution) it compares it with the models smoothed to that"
+        )
     )
 
 

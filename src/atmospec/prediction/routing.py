@@ -72,6 +72,11 @@ class NPEDomain:
         coarsely for the grid's resolution (``inp.low_resolution``).
         """
         if inp.low_resolution:
+            from atmospec.resolution import stated_resolution
+
+            stated = None if inp.spectrum is None else stated_resolution(inp.spectrum)
+            if stated is not None and stated < inp.sampling_resolution / 2:
+                return f"stated to resolve R {stated:g}, coarser than the spectra it was trained on"
             return (
                 f"sampled at lambda/dlambda {inp.sampling_resolution:.0f}, coarser than the "
                 "spectra it was trained on"
