@@ -44,10 +44,10 @@ class FitData:
     ``matrix`` maps grid fluxes (n_grid_wave) onto the used data pixels (n_pix) with the
     spectres weights of each data pixel's own bin (edges from the *full* data axis, so masked
     neighbours do not widen a bin), after smoothing the models to the spectrum's resolution
-    when it is stated to be coarser than theirs. ``n_masked`` pixels were masked or had no
-    valid error, ``n_uncovered`` lie outside the grid's wavelength range, or within one
-    resolution element of its ends when the models are smoothed (dropped under the mask
-    policy).
+    when it is stated to be coarser than theirs (pixels within one resolution element of the
+    grid's ends are then left out, as the note says). ``n_masked`` pixels were masked or had
+    no valid error, ``n_uncovered`` lie outside the grid's wavelength range (dropped under the
+    mask policy).
     ``notes``: what was converted or assumed about the flux unit (an F_nu flux is converted
     to the grid's F_lambda; :func:`atmospec.io.flux_density.as_flux_lambda`).
     """
@@ -90,7 +90,7 @@ def prepare(
     on the grid's own axis (:func:`atmospec.resolution.to_model_resolution`, noted); one
     stated to resolve less than the grid's spectra gets the grid's models smoothed to its
     resolution in ``matrix`` (:func:`atmospec.resolution.model_smoothing`, noted), and its
-    pixels within one resolution element of the grid's ends count as uncovered. With
+    pixels within one resolution element of the grid's ends are left out. With
     ``coverage="error"`` a pixel outside the grid's coverage raises
     :class:`~atmospec.errors.CoverageError` instead of being dropped.
     """
@@ -123,8 +123,8 @@ def prepare(
     if wave_range is not None:
         valid &= (wave >= wave_range[0]) & (wave <= wave_range[1])
     covered = check_coverage(grid.wavelength, wave, policy="mask", source=src)
-    if smooth is not None:
-        covered &= (wave >= lo) & (wave <= hi)  # the smoothing kernel runs off the models
+    # where the smoothing kernel runs off the models (the note names the range)
+    inside = (wave >= lo) & (wave <= hi) if smooth is not None else np.ones(wave.size, bool)
     uncovered_range = ""
     if not covered.all():
         uncovered_range = ranges_text(wave, ~covered)
@@ -132,7 +132,7 @@ def prepare(
             check_coverage(grid.wavelength, wave[valid], policy="error", source=src)
     elif coverage not in ("mask", "error"):
         raise ValueError(f"coverage={coverage!r}: expected 'mask' or 'error'")
-    use = valid & covered
+    use = valid & covered & inside
     n_fit = int(use.sum())
     if n_fit < 10:
         raise CoverageError(
