@@ -3,6 +3,9 @@ and the model-error augmentation of training sets."""
 
 from __future__ import annotations
 
+import re
+import zlib
+
 import numpy as np
 import pytest
 
@@ -12,7 +15,7 @@ from atmospec.multigrid.predictor import parse_routes
 
 
 def _est(name, teff, logg=5.0, lo=500.0, hi=3500.0, spread=20.0, at_bound=False, misfit=0.5):
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # hash() is salted per process
     s = np.stack(
         [
             rng.normal(teff, spread, 4000),
@@ -58,6 +61,19 @@ def test_combined_interval_contains_the_spread_between_grids():
     assert lo < 1500 and hi > 1800
     assert c.disagree and c.spread["teff"] == pytest.approx(300, abs=10)
     assert any("disagree" in n for n in c.notes)
+    # The row's notes are joined with "; " and the report splits them there: the sentence
+    # reaches it whole, with every grid's answer and the spread.
+    import pandas as pd
+
+    from atmospec.report.build import _row_sentences
+
+    row = pd.DataFrame({"notes": ["; ".join(c.notes)], "grids_used": ["a;b"]})
+    said = _row_sentences(row, 0)
+    assert re.match(
+        r"the grids disagree beyond their own intervals \(a 1[45]\d\d K / log g 5\.00, b 1[78]\d\d K",
+        said,
+    )
+    assert re.search(r"Teff spread 3\d\d K\): the combined interval includes that spread\.$", said)
     # Each grid contributes exactly half the samples (equal weights; the answers are 15 sd
     # apart, so a sample above 1650 K is one of b's), interleaved in any prefix.
     assert int(np.sum(c.samples[:, 0] > 1650)) == 4000

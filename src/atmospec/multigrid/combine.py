@@ -243,7 +243,7 @@ def combine(
         if misfit > 1.0:
             notes.append(
                 f"misfit: {len(dropped)} of the {len(use)} grids that cover the object do not "
-                "reproduce it within their model of mismatch; the answer comes from "
+                "reproduce it within their model of mismatch, so the answer comes from "
                 f"{', '.join(fitting)} alone and is flagged (a spectrum most physical models "
                 "cannot match is not an ordinary brown dwarf: a young embedded or reddened "
                 "star, a binary, a reduction artefact?)"
@@ -290,8 +290,8 @@ def combine(
             )
         notes.append(
             "the grids disagree beyond their own intervals ("
-            + "; ".join(parts)
-            + f"; Teff spread {spread['teff']:.0f} K): the combined interval includes that spread"
+            + ", ".join(parts)
+            + f", Teff spread {spread['teff']:.0f} K): the combined interval includes that spread"
         )
     outside = [g for g in names if not covers[g]]
     if outside and len(outside) < len(names):

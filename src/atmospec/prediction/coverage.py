@@ -127,7 +127,7 @@ def _low_resolution_note(
     sampling: float, min_resolution: float, model: str, declared: float | None = None
 ) -> str:
     if declared is not None and declared < sampling / 2:
-        what = f"its stated resolving power R {declared:.0f} is"
+        what = f"its stated resolving power R {declared:g} is"
     else:
         what = (
             f"pixels at lambda/dlambda {sampling:.0f}: the spectrum resolves at most R "
