@@ -60,6 +60,19 @@ def test_folder_batch_with_failure(tiny: dict[str, Any], folder: Path, tmp_path:
     # Teff of the synthetic spectra rises by 175 K per file: the medians follow in order.
     med = rows.sort_values("source")["teff_median"].to_numpy()
     assert (pd.Series(med).diff().dropna() > 0).mean() >= 6 / 7
+    # What the percentiles are (here a network's Monte Carlo) is recorded with the run, in
+    # the ECSV table's header and in the report's words.
+    import json
+
+    from astropy.table import Table
+
+    from atmospec.prediction.result import INTERVALS_NOTE
+    from atmospec.report import write_report
+
+    assert json.loads((out / "run.json").read_text())["intervals"] == INTERVALS_NOTE
+    assert Table.read(out / "predictions.ecsv").meta["intervals"] == INTERVALS_NOTE
+    page = write_report(out).read_text()
+    assert "Intervals (16-84 % and 2.5-97.5 %) are predictive percentiles of Monte Carlo" in page
 
 
 def test_interrupted_batch_resumes(

@@ -265,6 +265,25 @@ class MultiGridPredictor:
         ]
         return routed
 
+    def _intervals(self, each: str) -> str:
+        return (
+            "percentiles of an equal-weight mixture of the answers of every grid that covers "
+            "the object (each: " + each + "; chi-square grids: node posterior under noise plus "
+            "the grid's model-error covariance)"
+            + (
+                "; then shifted and widened by the grids' shared systematic error learned from "
+                "labelled real objects"
+                if self.calibration is not None
+                else ""
+            )
+        )
+
+    @property
+    def intervals(self) -> str:
+        """What the percentiles of this predictor's rows are (:meth:`Predictor.intervals` of
+        each learned grid's, within the mixture of grids)."""
+        return self._intervals(self.primary.intervals)
+
     def predict(self, spectra: Any) -> MultiGridResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""
         items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
@@ -406,17 +425,7 @@ class MultiGridPredictor:
                 "at_bound": at_bound,
                 "bounds": bounds,
                 "notes": notes,
-                "intervals": (
-                    "percentiles of an equal-weight mixture of the answers of every grid that "
-                    "covers the object (each: " + base.intervals + "; chi-square grids: node "
-                    "posterior under noise plus the grid's model-error covariance)"
-                    + (
-                        "; then shifted and widened by the grids' shared systematic error "
-                        "learned from labelled real objects"
-                        if self.calibration is not None
-                        else ""
-                    )
-                ),
+                "intervals": self._intervals(base.intervals),
             },
             routes=list(self.routes),
             estimates=estimates,

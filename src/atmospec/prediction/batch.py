@@ -400,6 +400,7 @@ def run_catalog(
         "options": options.row_options(),
         "run_options": options.to_dict(),
         "selection": None if predictor.policy is None else predictor.policy.to_dict(),
+        "intervals": getattr(predictor, "intervals", ""),
         "provenance": provenance(
             seed=options.seed, job="atmospec predict (batch)", model_id=predictor.model_id
         ),

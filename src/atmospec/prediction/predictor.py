@@ -209,6 +209,29 @@ class Predictor:
         return next(iter(self.members.values()))
 
     @property
+    def intervals(self) -> str:
+        """What the percentiles of this predictor's rows are: the NPE's posterior, the
+        network's Monte Carlo, or each for its rows with a chain that serves rows with either
+        (recorded in a batch run's ``run.json`` and its tables' header).
+
+        Example:
+            >>> Predictor("default").intervals[:32]
+            'rows the NPE serves: percentiles'
+            >>> Predictor("dback24-spex").intervals[:33]
+            'predictive percentiles of Monte C'
+        """
+        from atmospec.prediction.members import NPEMember
+
+        npe = any(isinstance(m, NPEMember) for m in self.members.values())
+        network = any(not isinstance(m, NPEMember) for m in self.members.values())
+        if npe and network:
+            return (
+                f"rows the NPE serves: {NPE_INTERVALS_NOTE}; rows a network serves: "
+                + INTERVALS_NOTE
+            )
+        return NPE_INTERVALS_NOTE if npe else INTERVALS_NOTE
+
+    @property
     def estimator(self) -> Any:
         """The estimator of the (last) member: the CNN of ``"default"``, else the model."""
         m = list(self.members.values())[-1]

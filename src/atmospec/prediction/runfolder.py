@@ -376,7 +376,10 @@ class RunFolder:
             with self.output("predictions.csv") as tmp:
                 rows.to_csv(tmp, index=False)
             with self.output("predictions.ecsv") as tmp:
-                Table.from_pandas(rows).write(tmp, format="ascii.ecsv", overwrite=True)
+                out = Table.from_pandas(rows)
+                if self._record.get("intervals"):  # what the percentiles are, in the header
+                    out.meta["intervals"] = str(self._record["intervals"])
+                out.write(tmp, format="ascii.ecsv", overwrite=True)
         with self.output("failures.csv") as tmp:
             fails.to_csv(tmp, index=False)
         return rows, fails

@@ -90,10 +90,13 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         ("throughput [spectra/s]", f"{record.get('spectra_per_s', float('nan')):.1f}"),
     ]
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in info if v != "")
+    what = str(record.get("intervals") or "") or (
+        "predictive percentiles of samples that combine Monte Carlo over the flux errors with "
+        "the estimator's own uncertainty"
+    )
     intro = (
-        f'<table>{rows}</table><p class="note">Intervals are predictive percentiles (16-84 % '
-        "and 2.5-97.5 %) of samples that combine Monte Carlo over the flux errors with the "
-        "estimator's own uncertainty. <b>ood_flag</b> marks spectra unlike the synthetic "
+        f'<table>{rows}</table><p class="note">Intervals (16-84 % and 2.5-97.5 %) are '
+        f"{esc(what)}. <b>ood_flag</b> marks spectra unlike the synthetic "
         "spectra the model learned (ood_score &gt; 1; calibrated for &le; 5 % false alarms on "
         "in-grid synthetic spectra); <b>chi2_red</b> compares the grid model at the median "
         "prediction with the data (flux scale solved, dof = pixels - parameters - 1). With "
