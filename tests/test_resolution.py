@@ -160,6 +160,37 @@ def test_models_are_smoothed_to_a_spectrum_stated_coarser_than_them(splat_dir: P
 
 
 @pytest.mark.realdata
+def test_a_coarse_spectrum_is_answered_by_the_coarse_variants(splat_dir: Path) -> None:
+    # GD 165B (L4, R 120) smoothed to R 37.5 and so stated. The prism-resolution CNNs read its
+    # broader bands as lower gravity: the default answer's log g fell from 5.23 to 4.77
+    # (-0.46 dex; -0.16 on average over twelve companions). The coarse variants (trained on
+    # spectra smoothed to R 25-75) serve it instead: log g within 0.15 dex of the native
+    # spectrum's answer (5.13 against 5.23), Teff within 100 K (1887 against 1933), and the
+    # row says which model served and why.
+    from atmospec import library
+    from atmospec.multigrid import MultiGridPredictor
+
+    native = library.load("11250_11052")
+    coarse = native.convolve(37.5, r_in=120.0)
+    mp = MultiGridPredictor(draws=3000)
+    assert set(mp.coarse) == {"dback24", "burrows06"}
+    assert "|coarse:dback24=dback24-spex-coarse-" in mp.model_id
+    rows = mp.predict([native, coarse]).table()
+    assert "coarse" not in str(rows[0]["notes"])
+    assert str(rows[1]["model_id"]).startswith("dback24-spex-coarse-")
+    assert "its stated R 37.5 is coarser than the SpeX prism spectra" in str(rows[1]["notes"])
+    assert "answered by dback24-spex-coarse-" in str(rows[1]["notes"])
+    assert not rows[1]["low_resolution"]  # within the R 25-75 its model was trained on
+    dlogg = float(rows[1]["logg_median"]) - float(rows[0]["logg_median"])
+    dteff = float(rows[1]["teff_median"]) - float(rows[0]["teff_median"])
+    assert abs(dlogg) < 0.15 and abs(dteff) < 100, (dlogg, dteff)
+    # the same predictor without its coarse variants: the bias they remove
+    mp.coarse = {}
+    old = mp.predict([coarse]).table()[0]
+    assert float(old["logg_median"]) < float(rows[0]["logg_median"]) - 0.3
+
+
+@pytest.mark.realdata
 def test_stating_the_resolution_on_the_command_line(splat_dir: Path, tmp_path: Path) -> None:
     # GD 165B's prism spectrum written on a fine axis, as a user's interpolated file would be:
     # unstated, the pixels say R up to ~3700 and the spectrum is smoothed (and said to be);

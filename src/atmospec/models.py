@@ -40,6 +40,7 @@ from atmospec.errors import ModelFileError
 
 __all__ = [
     "ALIASES",
+    "COARSE_VARIANTS",
     "DEFAULT_CHAIN",
     "FAMILIES",
     "LOADERS",
@@ -57,6 +58,17 @@ ALIASES: dict[str, str] = {
 }
 """Short names of shipped models. ``load_model("default")`` is the CNN; ``atmospec predict
 --model default`` follows :data:`DEFAULT_CHAIN` instead."""
+
+COARSE_VARIANTS: dict[str, str] = {
+    "default": "dback24-spex-coarse",
+    "dback24-spex": "dback24-spex-coarse",
+    "burrows06-spex": "burrows06-spex-coarse",
+}
+"""Shipped model -> its variant trained on spectra of resolving power 25-75 (each training
+spectrum smoothed further than the grid's R 120: ``configs/*_coarse.toml``). ``atmospec predict
+--model default`` sends a spectrum coarser than the SpeX prism's (stated, or sampled so) to
+the variant of each grid's model, since the prism-resolution models read its broader bands as
+lower gravity."""
 
 DEFAULT_CHAIN: tuple[str, str] = ("npe_dback24", "dback24-spex")
 """What ``--model default`` runs: the NPE (first) serves a spectrum when its shipped

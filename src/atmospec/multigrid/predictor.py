@@ -22,6 +22,7 @@ from .calibration import Calibration, load_calibration
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
 from .flux_reading import FluxReading, flux_reading
+from .learned import base_answers, coarse_input, from_result, is_coarse, learned_estimates
 from .result import MultiGridResult
 from .routes import (
     DEFAULT_ROUTES,
@@ -131,6 +132,14 @@ class MultiGridPredictor:
         for r in self.routes[1:]:
             if r.model is not None:
                 self.learned[r.grid] = built.get(r.grid) or Predictor(r.model, ood=False, **kw)
+        # Each learned model's variant for spectra coarser than the SpeX prism's (R < 75)
+        from atmospec.models import COARSE_VARIANTS
+
+        self.coarse: dict[str, Predictor] = {
+            r.grid: Predictor(COARSE_VARIANTS[r.model], ood=False, **kw)
+            for r in self.routes
+            if r.model is not None and r.model in COARSE_VARIANTS
+        }
         self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
         for g in self.grids.values():
             # every spectrum scans every node of every grid (twice): a grid that fits in
@@ -160,8 +169,13 @@ class MultiGridPredictor:
             "grids:" + "+".join(names) + "|" + self.primary.model_id + others + errors
         )
         self.calibration, self.calibration_note = self._calibration(calibration)
-        self.model_id = self.base_model_id + (
-            f"|calibrated:{self.calibration.digest()}" if self.calibration is not None else ""
+        # The coarse variants answer only spectra no calibration object is (it was learned on
+        # prism spectra), so they are part of the run's identity, not of the calibration's.
+        coarse = ",".join(f"{g}={p.model_id}" for g, p in self.coarse.items())
+        self.model_id = (
+            self.base_model_id
+            + (f"|coarse:{coarse}" if coarse else "")
+            + (f"|calibrated:{self.calibration.digest()}" if self.calibration is not None else "")
         )
 
     def _calibration(
@@ -229,6 +243,8 @@ class MultiGridPredictor:
         record's ``model_error``) serves it, as the CNN would.
         """
         inp = self.primary.prepare(spectrum)
+        if inp.low_resolution and self.routes[0].grid in self.coarse:
+            return coarse_input(self.coarse[self.routes[0].grid], spectrum, inp)
         policy = self.primary.policy
         disc = self.discrepancy.get(self.routes[0].grid)
         if policy is None or disc is None or not inp.notes:
@@ -290,35 +306,19 @@ class MultiGridPredictor:
         inputs = [self.prepare(read_spectrum(s)) for s in items]
         return self.predict_inputs(inputs)
 
-    def _learned_estimates(
-        self, grid: str, predictor: Predictor, inputs: list[ModelInput]
-    ) -> list[GridEstimate | None]:
-        out: list[GridEstimate | None] = [None] * len(inputs)
-        prepared, where = [], []
-        for i, inp in enumerate(inputs):
-            try:
-                assert inp.spectrum is not None
-                prepared.append(predictor.prepare(inp.spectrum))
-                where.append(i)
-            except AtmospecError as err:
-                log.info("%s: %s cannot take it (%s)", inp.source, grid, err)
-        if prepared:
-            res = predictor.predict_inputs(prepared)
-            for k, i in enumerate(where):
-                out[i] = _from_result(res, k, grid)
-        return out
-
     def predict_inputs(self, inputs: list[ModelInput], **_: Any) -> MultiGridResult:
         """Predict spectra prepared by :meth:`prepare` with every grid, and combine."""
         t0 = time.perf_counter()
-        base = self.primary.predict_inputs(inputs)
+        first = self.coarse.get(self.routes[0].grid)
+        coarse = [is_coarse(first, inp) for inp in inputs]
+        base = base_answers(self.primary, first, inputs)
         learned: dict[str, list[GridEstimate | None]] = {
             self.routes[0].grid: [
-                _from_result(base, i, self.routes[0].grid) for i in range(len(base))
+                from_result(base, i, self.routes[0].grid) for i in range(len(base))
             ]
         }
         for g, pred in self.learned.items():
-            learned[g] = self._learned_estimates(g, pred, inputs)
+            learned[g] = learned_estimates(g, pred, self.coarse.get(g), inputs, coarse)
         estimates: list[dict[str, GridEstimate]] = []
         combined: list[Combined] = []
         readings: list[FluxReading | None] = []
@@ -483,21 +483,3 @@ def _reason(res: MultiGridResult, i: int) -> str:
     if res.flux_unit_suspect(i):
         why.append("flux_unit")
     return ",".join(why)
-
-
-def _from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
-    """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`."""
-    from .estimate import _at_bound
-
-    samples = np.asarray(res.samples[k], dtype=np.float32)
-    names = tuple(res.param_names)
-    pressed = _at_bound(samples, names, dict(res.bounds), set())
-    return GridEstimate(
-        grid=grid,
-        route=res.row_model_id(k).split("-")[0],
-        param_names=tuple(res.param_names),
-        samples=np.asarray(res.samples[k], dtype=np.float32),
-        bounds=dict(res.bounds),
-        at_bound=np.asarray(res.at_bound[k], dtype=bool) | pressed,
-        notes=[],
-    )

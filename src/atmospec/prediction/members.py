@@ -31,6 +31,7 @@ __all__ = [
     "npe_ood_model_error",
     "npe_digest",
     "resolve_model",
+    "trained_min_resolution",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -39,6 +40,35 @@ Draws = tuple[NDArray[np.float32], FloatArray, "FloatArray | None", NDArray[np.b
 
 def _folder_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def trained_min_resolution(meta: dict[str, Any], grid: str | None) -> float | None:
+    """The lowest resolving power of the spectra a model was trained on, from its record.
+
+    A built-in grid's models describe SpeX prism spectra, R 75 and up
+    (:data:`atmospec.resolution.SPEX_PRISM_MIN_R`); a recipe whose resolution systematic
+    blurs every training spectrum (``resolution_fraction`` 1) by an extra Gaussian of
+    resolving power ``extra_R_range`` was trained down to
+    ``1 / sqrt(1 / R_grid^2 + 1 / min(extra_R_range)^2)``. None: unknown (a user grid).
+
+    Example:
+        >>> trained_min_resolution({}, "dback24")
+        75.0
+        >>> recipe = {"systematics": {"extra_R_range": [25.6, 96.1], "resolution_fraction": 1.0}}
+        >>> round(trained_min_resolution({"recipe": recipe}, "dback24"), 1)
+        25.0
+    """
+    from atmospec.grids import resolution_of
+    from atmospec.resolution import SPEX_PRISM_MIN_R
+
+    r_grid = resolution_of(grid)
+    if r_grid is None:
+        return None
+    sys_cfg = (meta.get("recipe") or {}).get("systematics") or {}
+    extra = sys_cfg.get("extra_R_range")
+    if extra and float(sys_cfg.get("resolution_fraction", 0.0)) >= 1.0:
+        return float(1.0 / np.sqrt(1.0 / r_grid**2 + 1.0 / float(min(extra)) ** 2))
+    return SPEX_PRISM_MIN_R
 
 
 class _AxisMember:
@@ -55,6 +85,7 @@ class _AxisMember:
         self.param_names: tuple[str, ...] = tuple(model.param_names_)
         self.bounds: dict[str, tuple[float, float]] = dict(model.bounds_)
         self.wavelength = np.asarray(model.wavelength_, dtype=np.float64)
+        self.meta: dict[str, Any] = dict(getattr(model, "meta_", None) or {})
 
     def prepare(
         self,
@@ -65,7 +96,7 @@ class _AxisMember:
     ) -> ModelInput:
         """The spectrum on this member's axis under a coverage policy."""
         from atmospec.grids import resolution_of
-        from atmospec.prediction.coverage import min_resolution_of, prepare_input
+        from atmospec.prediction.coverage import prepare_input
 
         return prepare_input(
             spectrum,
@@ -74,7 +105,7 @@ class _AxisMember:
             max_masked_fraction=max_masked_fraction,
             assume_snr=assume_snr,
             model=f"model {self.model_id}",
-            min_resolution=min_resolution_of(self.grid_name),
+            min_resolution=trained_min_resolution(self.meta, self.grid_name),
             model_resolution=resolution_of(self.grid_name),
         )
 

@@ -154,6 +154,7 @@ def _row_sentences(df: Any, i: int) -> str:
             "no grid covers",
             "left out of the combination",
             "flux unit suspect",
+            "coarser than the SpeX prism spectra",
         )
     return " ".join(n.strip() + "." for n in notes.split(";") if any(k in n for k in keys))
 
