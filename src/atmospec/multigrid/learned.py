@@ -35,6 +35,13 @@ def coarse_input(pred: Predictor, spectrum: Spectrum, inp: ModelInput) -> ModelI
     ``inp`` is the spectrum as the primary model read it (flagged ``low_resolution``); its
     notes are kept, less the one that says the primary model's answer would be biased and the
     primary's own routing note.
+
+    Example:
+        >>> from atmospec.prediction import Predictor  # doctest: +SKIP
+        >>> gd165b = atmospec.library.load("11250_11052").convolve(37.5, r_in=120.0)  # doctest: +SKIP
+        >>> inp = Predictor().prepare(gd165b)  # doctest: +SKIP
+        >>> coarse_input(Predictor("dback24-spex-coarse"), gd165b, inp).notes[-1][:28]  # doctest: +SKIP
+        'its stated R 37.5 is coarser'
     """
     from atmospec.resolution import stated_resolution
 
@@ -56,7 +63,13 @@ def coarse_input(pred: Predictor, spectrum: Spectrum, inp: ModelInput) -> ModelI
 
 
 def is_coarse(pred: Predictor | None, inp: ModelInput) -> bool:
-    """Whether :func:`coarse_input` sent ``inp`` to ``pred`` (the primary's coarse variant)."""
+    """Whether :func:`coarse_input` sent ``inp`` to ``pred`` (the primary's coarse variant).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> is_coarse(None, SimpleNamespace(member="dback24-spex-coarse-172e7c0e06"))
+        False
+    """
     return pred is not None and getattr(inp, "member", "") in pred.members
 
 
@@ -64,14 +77,22 @@ def base_answers(
     primary: Predictor, coarse: Predictor | None, inputs: list[ModelInput]
 ) -> PredictionResult:
     """The primary grid's answers: its default chain's, or its coarse variant's for the
-    spectra :func:`coarse_input` sent there, in the order of ``inputs``."""
+    spectra :func:`coarse_input` sent there, in the order of ``inputs``.
+
+    Example:
+        >>> mp = atmospec.multigrid.MultiGridPredictor()  # doctest: +SKIP
+        >>> first = mp.coarse["dback24"]  # doctest: +SKIP
+        >>> base_answers(mp.primary, first, [mp.prepare(gd165b)]).row_model_id(0)[:19]  # doctest: +SKIP
+        'dback24-spex-coarse'
+    """
     sent = [i for i, inp in enumerate(inputs) if is_coarse(coarse, inp)]
     if not sent:
         return primary.predict_inputs(inputs)
     assert coarse is not None
     from atmospec.prediction.result import concat_rows
 
-    rest = [i for i in range(len(inputs)) if i not in set(sent)]
+    taken = set(sent)
+    rest = [i for i in range(len(inputs)) if i not in taken]
     parts = [(sent, coarse.predict_inputs([inputs[i] for i in sent]))]
     if rest:
         parts.append((rest, primary.predict_inputs([inputs[i] for i in rest])))
@@ -88,7 +109,12 @@ def learned_estimates(
     sent: list[bool],
 ) -> list[GridEstimate | None]:
     """A learned grid's answer to each input (None where it cannot take one): from its
-    ``coarse`` variant for the inputs ``sent`` to the primary's, when it has one."""
+    ``coarse`` variant for the inputs ``sent`` to the primary's, when it has one.
+
+    Example:
+        >>> ests = learned_estimates("burrows06", mp.learned["burrows06"],  # doctest: +SKIP
+        ...                          mp.coarse["burrows06"], inputs, [True])
+    """
     out: list[GridEstimate | None] = [None] * len(inputs)
     for pred, flag in ((predictor, False), (coarse or predictor, True)):
         prepared, where = [], []
@@ -109,7 +135,12 @@ def learned_estimates(
 
 
 def from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
-    """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`."""
+    """Row ``k`` of a single-grid prediction as a :class:`GridEstimate`.
+
+    Example:
+        >>> from_result(Predictor("t-dwarf").predict(hd3651b), 0, "burrows06").grid  # doctest: +SKIP
+        'burrows06'
+    """
     from .estimate import _at_bound
 
     samples = np.asarray(res.samples[k], dtype=np.float32)
