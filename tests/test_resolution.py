@@ -225,6 +225,57 @@ def test_stating_the_resolution_on_the_command_line(splat_dir: Path, tmp_path: P
     assert "smoothed from R" not in row["notes"]
 
 
+@pytest.mark.realdata
+def test_a_resolving_power_that_varies_with_wavelength(splat_dir: Path, tmp_path: Path) -> None:
+    # A low-resolution prism's R varies along the spectrum (JWST/NIRSpec PRISM's rises from
+    # ~30 near 1.2 um). GD 165B smoothed from R 30 at 1.0 um to R 60 at 2.4 um, and that curve
+    # stated in a file (wavelength, R): the models are smoothed to each wavelength's R, which
+    # describes the spectrum better than any one R does (BT-Settl's best reduced chi-square
+    # 10.20 against 10.48 at R 30, 10.87 at R 45, 11.75 at R 60 and 14.71 unsmoothed). The
+    # default prediction sends it to the coarse variants; a table without an R column is
+    # refused, naming the file.
+    from astropy.table import Table
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+    from atmospec.fitting import fit_chi2
+    from atmospec.grids import load_grid
+    from atmospec.resolution import read_resolution, resolution_at
+
+    gd165b = library.load("11250_11052").good()
+    coarse = gd165b.convolve(np.interp(gd165b.wavelength, [1.0, 2.4], [30.0, 60.0]), r_in=120.0)
+    curve_file = tmp_path / "r.csv"
+    curve_file.write_text("wavelength,R\n1.0,30\n2.4,60\n")
+    curve = read_resolution(str(curve_file))
+    meta = {k: v for k, v in coarse.meta.items() if k != "resolution"}
+    told = coarse.copy(meta={**meta, "resolution": curve})
+    assert resolution_at(told, [1.7]).tolist() == [45.0]
+    grid = load_grid("btsettl08")
+    best = fit_chi2(told, grid, discrepancy=None)
+    assert any("stated R 30-60 (by wavelength)" in n for n in best.notes), best.notes
+    for one in (30.0, 45.0, 60.0, None):
+        other = coarse.copy(meta=meta if one is None else {**meta, "resolution": one})
+        assert best.chi2_red < fit_chi2(other, grid, discrepancy=None).chi2_red, one
+    path = tmp_path / "coarse.ecsv"
+    coarse.copy(meta=meta).write(path)
+    runner = CliRunner()
+    args = ["--quiet", "predict", str(path), "--draws", "100", "--no-plots", "-o"]
+    res = runner.invoke(app, [*args, str(tmp_path / "a"), "--resolution", str(curve_file)])
+    assert res.exit_code == 0, res.output
+    row = Table.read(tmp_path / "a" / "predictions.ecsv")[0]
+    assert str(row["model_id"]).startswith("dback24-spex-coarse-")
+    assert "its stated R 30 is coarser" in row["notes"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("wavelength,width\n1.0,0.03\n2.4,0.04\n")
+    res = runner.invoke(
+        app, [*args, str(tmp_path / "b"), "--resolution", str(bad)], env={"COLUMNS": "400"}
+    )
+    said = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code != 0
+    assert "bad.csv" in said and "an R column" in said, said
+
+
 def test_spextool_files_state_their_resolution(splat_dir: Path) -> None:
     # Spextool's RES card: 37.5 with the prism's 1.6 arcsec slit (2MASS J1126+4819, L6), half
     # the models' lowest prism R 75, though its pixels sample as finely as any prism file; so

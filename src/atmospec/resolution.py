@@ -27,7 +27,9 @@ __all__ = [
     "SPEX_PRISM_MAX_R",
     "SPEX_PRISM_MIN_R",
     "FINE_SAMPLING",
+    "resolution_at",
     "stated_resolution",
+    "read_resolution",
     "pixel_sampling",
     "to_model_resolution",
     "model_smoothing",
@@ -65,10 +67,53 @@ _FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 _BOX_FWHM2 = 8.0 * np.log(2.0) / 12.0  # FWHM^2 of a boxcar of unit width, as a Gaussian
 
 
+def resolution_at(spectrum: Spectrum, wavelength: ArrayLike) -> NDArray[np.float64] | None:
+    """The resolving power ``spectrum.meta["resolution"]`` states, at ``wavelength`` (micron).
+
+    The statement is one positive number (``--resolution 40``; Spextool's ``RES`` card), a
+    curve ``{"wavelength": [...], "R": [...]}`` (micron; ``--resolution FILE`` of an
+    instrument whose R varies, as JWST/NIRSpec PRISM's does), interpolated and held constant
+    beyond its ends, or one value per pixel of the spectrum (what
+    :meth:`~atmospec.spectrum.Spectrum.convolve` writes for an array). None when nothing
+    usable is stated.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.spectrum import Spectrum
+        >>> curve = {"wavelength": [1.0, 2.0], "R": [30.0, 60.0]}
+        >>> s = Spectrum(np.linspace(0.9, 2.4, 50), np.ones(50), meta={"resolution": curve})
+        >>> resolution_at(s, [0.8, 1.5, 2.5]).tolist()
+        [30.0, 45.0, 60.0]
+    """
+    w = np.asarray(wavelength, dtype=np.float64)
+    value = spectrum.meta.get("resolution")
+    if isinstance(value, dict) and "wavelength" in value and "R" in value:
+        cw = np.asarray(value["wavelength"], dtype=np.float64).ravel()
+        cr = np.asarray(value["R"], dtype=np.float64).ravel()
+    elif (
+        isinstance(value, (list, tuple, np.ndarray)) and np.size(value) == spectrum.wavelength.size
+    ):
+        cw = np.asarray(spectrum.wavelength, dtype=np.float64)
+        cr = np.asarray(value, dtype=np.float64).ravel()
+    else:
+        try:
+            r = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return np.full(w.shape, r) if np.isfinite(r) and r > 0 else None
+    ok = np.isfinite(cw) & np.isfinite(cr) & (cr > 0)
+    if cw.size != cr.size or ok.sum() < 2:
+        return None
+    order = np.argsort(cw[ok])
+    return np.interp(w, cw[ok][order], cr[ok][order])
+
+
 def stated_resolution(spectrum: Spectrum) -> float | None:
     """The resolving power ``spectrum.meta["resolution"]`` states (set by
-    :meth:`~atmospec.spectrum.Spectrum.convolve`, or ``--resolution`` on the command line),
-    when it is one positive number; else None.
+    :meth:`~atmospec.spectrum.Spectrum.convolve`, ``--resolution`` on the command line, or a
+    reader), as one number: the number stated, or the lowest of a stated curve over the
+    spectrum's pixels (the coarsest it is stated to resolve; :func:`resolution_at`). None
+    when nothing usable is stated.
 
     Example:
         >>> import numpy as np
@@ -76,13 +121,89 @@ def stated_resolution(spectrum: Spectrum) -> float | None:
         >>> s = Spectrum(np.linspace(1.0, 2.0, 50), np.ones(50), meta={"resolution": 40})
         >>> stated_resolution(s), stated_resolution(Spectrum(s.wavelength, s.flux))
         (40.0, None)
+        >>> curve = {"wavelength": [1.0, 2.0], "R": [30.0, 60.0]}
+        >>> stated_resolution(Spectrum(s.wavelength, s.flux, meta={"resolution": curve}))
+        30.0
     """
-    value = spectrum.meta.get("resolution")
+    r = resolution_at(spectrum, spectrum.wavelength)
+    return None if r is None or r.size == 0 else float(np.min(r))
+
+
+def read_resolution(text: str) -> float | dict[str, list[float]]:
+    """``--resolution``'s value: one resolving power, or a table file of R against wavelength.
+
+    The table (CSV / text / ECSV / FITS, as JWST's instrument dispersion files) needs a
+    wavelength column (``wavelength``, ``wave``, ``lambda``; micron unless its unit says
+    otherwise) and a resolving-power column (``R``, ``resolution``, ``resolving_power``);
+    every R must be positive and finite. Errors name the file and the problem.
+
+    Example:
+        >>> read_resolution("40")
+        40.0
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "prism.csv"
+        >>> _ = f.write_text("wavelength,R\\n1.0,30\\n2.0,60\\n")
+        >>> read_resolution(str(f))
+        {'wavelength': [1.0, 2.0], 'R': [30.0, 60.0]}
+    """
+    from pathlib import Path
+
+    from atmospec.errors import FileFormatError
+
     try:
-        r = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return r if np.isfinite(r) and r > 0 else None
+        r = float(text)
+    except ValueError:
+        r = float("nan")
+        if not Path(text).is_file():
+            raise FileFormatError(
+                f"--resolution {text!r}: neither a resolving power (a positive number) nor a "
+                "file of R against wavelength"
+            ) from None
+    else:
+        if not (np.isfinite(r) and r > 0):
+            raise ValueError(f"resolution must be a positive finite R, not {text}")
+        return r
+    import astropy.units as u
+    from astropy.table import Table
+
+    try:
+        table = (
+            Table.read(text, format="fits")
+            if text.lower().endswith((".fits", ".fit"))
+            else Table.read(text, format="ascii")
+        )
+    except Exception as err:  # noqa: BLE001 - any reader failure is the file's problem
+        raise FileFormatError(
+            f"{text}: cannot read a table of R against wavelength ({err})"
+        ) from err
+    names = {c.lower(): c for c in table.colnames}
+    wcol = next((names[k] for k in ("wavelength", "wave", "lambda") if k in names), None)
+    rcol = next((names[k] for k in ("r", "resolution", "resolving_power") if k in names), None)
+    if wcol is None or rcol is None:
+        raise FileFormatError(
+            f"{text}: a table of R against wavelength needs a wavelength column (wavelength, "
+            f"wave or lambda) and an R column (R, resolution or resolving_power); it has "
+            f"{', '.join(table.colnames)}"
+        )
+    wave = np.asarray(table[wcol], dtype=np.float64)
+    unit = table[wcol].unit
+    if unit is not None and str(unit).strip():
+        from atmospec.io._common import parse_unit
+
+        unit_text = parse_unit(str(unit), source=text, column=wcol) or "um"
+        wave = (wave * u.Unit(unit_text)).to_value(u.um, equivalencies=u.spectral())
+    res = np.asarray(table[rcol], dtype=np.float64)
+    if wave.size < 2 or not (np.all(np.isfinite(wave)) and np.all(wave > 0)):
+        raise FileFormatError(f"{text}: the wavelengths must be two or more positive numbers")
+    if not (np.all(np.isfinite(res)) and np.all(res > 0)):
+        raise FileFormatError(f"{text}: every resolving power must be a positive number")
+    if not 0.05 < float(np.median(wave)) < 100.0:
+        raise FileFormatError(
+            f"{text}: wavelengths around {float(np.median(wave)):g} are not micron; give the "
+            "column its unit (e.g. 'wavelength [nm]' in an ECSV header, TUNIT in FITS)"
+        )
+    order = np.argsort(wave)
+    return {"wavelength": wave[order].tolist(), "R": res[order].tolist()}
 
 
 def pixel_sampling(wavelength: ArrayLike) -> float:
@@ -179,7 +300,9 @@ def model_smoothing(
     (micron) should be compared with it: within one resolution element of the axis's ends
     the kernel runs off the models and is cut. With no stated R (the pixels cannot tell the
     line-spread function), an R within the models' range, or ``r_model`` None (a grid of
-    unknown resolution), ``M`` is None and nothing is noted.
+    unknown resolution), ``M`` is None and nothing is noted. A stated curve of R against
+    wavelength (:func:`resolution_at`) smooths each wavelength to its own R, wherever it is
+    below the models'.
 
     Example:
         >>> import numpy as np
@@ -193,6 +316,14 @@ def model_smoothing(
         >>> round(1.6 / (2.3548 * sd)), round(lo, 3), notes[0][:28]  # its R now: 40
         (40, 0.921, 'the models smoothed from R 1')
         >>> model_smoothing(Spectrum(axis, np.ones(600), meta={"resolution": 75}), 120.0, axis)[0]
+        >>> curve = {"wavelength": [1.0, 2.0], "R": [30.0, 60.0]}  # R 40 at 1.33, 55 at 1.83 um
+        >>> prism = Spectrum(axis, np.ones(600), meta={"resolution": curve})
+        >>> M, _, notes = model_smoothing(prism, 120.0, axis)
+        >>> def r_of(c):
+        ...     line = M @ np.exp(-0.5 * ((axis - c) / (c / 120 / 2.3548)) ** 2)
+        ...     return c / (2.3548 * np.sqrt(np.sum(line * (axis - c) ** 2) / np.sum(line)))
+        >>> round(r_of(4 / 3)), round(r_of(11 / 6)), notes[0][38:71]
+        (40, 55, "spectrum's stated R 30-60 (by wav")
     """
     from scipy import sparse
 
@@ -200,14 +331,27 @@ def model_smoothing(
 
     w = np.asarray(axis, dtype=np.float64)
     stated = stated_resolution(spectrum)
-    if r_model is None or stated is None or stated >= min(SPEX_PRISM_MIN_R, r_model):
+    r_axis = resolution_at(spectrum, w)
+    if r_model is None or stated is None or r_axis is None:
         return None, (float(w[0]), float(w[-1])), []
-    smooth = convolve_to_resolution(w, np.eye(w.size), stated, r_model).T
+    if stated >= min(SPEX_PRISM_MIN_R, r_model):
+        return None, (float(w[0]), float(w[-1])), []
+    # where a stated curve reaches the models' R, (almost) nothing is added: R / 1.01 blurs by
+    # R ~ 850, negligible against the models' 120
+    r_out = np.minimum(r_axis, r_model / 1.01)
+    smooth = convolve_to_resolution(w, np.eye(w.size), r_out, r_model).T
     smooth[np.abs(smooth) < 1e-12] = 0.0
-    fwhm = float(np.sqrt(1.0 / stated**2 - 1.0 / r_model**2))  # in ln(lambda)
-    lo, hi = float(w[0] * np.exp(fwhm)), float(w[-1] * np.exp(-fwhm))
+    fwhm = np.sqrt(1.0 / r_out[[0, -1]] ** 2 - 1.0 / r_model**2)  # in ln(lambda), at the ends
+    lo, hi = float(w[0] * np.exp(fwhm[0])), float(w[-1] * np.exp(-fwhm[1]))
+    inside = (w >= spectrum.wavelength[0]) & (w <= spectrum.wavelength[-1])
+    span = r_axis[inside] if inside.any() else r_axis
+    what = (
+        f"R {stated:g}"
+        if float(np.ptp(span)) < 1e-6 * stated
+        else f"R {float(span.min()):.0f}-{float(span.max()):.0f} (by wavelength)"
+    )
     note = (
-        f"the models smoothed from R {r_model:.0f} to the spectrum's stated R {stated:g}, "
+        f"the models smoothed from R {r_model:.0f} to the spectrum's stated {what}, "
         f"coarser than the R {SPEX_PRISM_MIN_R:.0f}-{SPEX_PRISM_MAX_R:.0f} they stand for, "
         f"and pixels beyond {lo:.3f}-{hi:.3f} um (within one resolution element of the models' "
         "ends) are not compared"

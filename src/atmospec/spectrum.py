@@ -326,7 +326,9 @@ class Spectrum:
 
         Delegates to :func:`atmospec.transforms.convolve_to_resolution` on the unmasked
         pixels; ``r_in`` is the spectrum's own resolving power (None: a model at infinite
-        resolution). Uncertainties are kept as they are (smoothing correlates the noise of
+        resolution). ``meta["resolution"]`` states the result's: the number, or for a
+        per-pixel ``resolution`` the curve ``{"wavelength": ..., "R": ...}``
+        (:func:`atmospec.resolution.resolution_at`). Uncertainties are kept as they are (smoothing correlates the noise of
         neighbouring pixels; it does not lower it per pixel in a way one sigma can say).
 
         Example:
@@ -340,9 +342,17 @@ class Spectrum:
 
         src = self.good() if self.mask.any() else self
         flux = convolve_to_resolution(src.wavelength, src.flux, resolution, r_in)
-        return src.with_arrays(
-            src.wavelength, flux, src.uncertainty, resolution=np.asarray(resolution).tolist()
+        r = np.asarray(resolution, dtype=np.float64)
+        # one R, or the curve of R against wavelength (which stays true when pixels are cut)
+        stated: Any = (
+            float(r)
+            if r.ndim == 0
+            else {
+                "wavelength": src.wavelength.tolist(),
+                "R": np.broadcast_to(r, src.wavelength.shape).tolist(),
+            }
         )
+        return src.with_arrays(src.wavelength, flux, src.uncertainty, resolution=stated)
 
     def add_noise(
         self,

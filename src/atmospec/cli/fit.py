@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit
+from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit, stated_resolution_option
 
 __all__ = ["register", "load_target", "write_fit"]
 
@@ -83,7 +83,7 @@ def fit_cmd(
         aperture=aperture,
     )
     if resolution is not None:
-        spectrum.meta["resolution"] = float(resolution)
+        spectrum.meta["resolution"] = stated_resolution_option(resolution)
     model_grid = load_grid(grid)
     kwargs: dict[str, Any] = {
         "distance_pc": distance_pc,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit
+from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit, stated_resolution_option
 
 __all__ = ["register"]
 
@@ -88,11 +88,12 @@ def sample(
     domain = NPEDomain.of(est, model)
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
+    stated = stated_resolution_option(resolution)
     for f in files:
         read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit, "aperture": aperture}
         sp = Spectrum.read(f, **{k: v for k, v in read_options.items() if v is not None})
-        if resolution is not None:
-            sp.meta["resolution"] = float(resolution)
+        if stated is not None:
+            sp.meta["resolution"] = stated
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
         assumed = assumed_note(sp)

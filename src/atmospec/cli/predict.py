@@ -111,15 +111,34 @@ FluxUnit = Annotated[
     ),
 ]
 Resolution = Annotated[
-    Optional[float],  # noqa: UP045
+    Optional[str],  # noqa: UP045
     typer.Option(
         "--resolution",
-        help="The spectra's resolving power (lambda / FWHM), when known: below the models' "
-        "(R 75 for the SpeX prism grids) the rows say the spectrum is coarser than them; "
-        "above the prism's (R 250) the spectra are smoothed to the models' R 120 (as they are, "
-        "with R taken from the pixels, when sampled finer than lambda/dlambda 1000).",
+        help="The spectra's resolving power (lambda / FWHM), when known: one number, or a "
+        "table file of R against wavelength (columns wavelength [um] and R; CSV, ECSV or FITS, "
+        "as an instrument's dispersion file) for an instrument whose R varies. Below the "
+        "models' (R 75 for the SpeX prism grids) the chi-square grids smooth their models to "
+        "it and --model default answers with models trained at R 25-75; above the prism's "
+        "(R 250) the spectra are smoothed to the models' R 120 (as they are, with R taken from "
+        "the pixels, when sampled finer than lambda/dlambda 1000).",
     ),
 ]
+
+
+def stated_resolution_option(text: str | None) -> float | dict[str, list[float]] | None:
+    """``--resolution``'s value as :func:`atmospec.resolution.read_resolution` reads it (None:
+    not given); a bad value or file is a usage error naming it."""
+    if text is None:
+        return None
+    from atmospec.errors import AtmospecError
+    from atmospec.resolution import read_resolution
+
+    try:
+        return read_resolution(text)
+    except (ValueError, AtmospecError) as err:
+        raise typer.BadParameter(str(err)) from None
+
+
 Aperture = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
@@ -251,7 +270,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
-        resolution=resolution,
+        resolution=stated_resolution_option(resolution),
         aperture=aperture,
         grids=grids,
         calibration=not no_calibration,
@@ -287,7 +306,7 @@ def run_batch_command(
     wave_col: str | None = None,
     flux_col: str | None = None,
     err_col: str | None = None,
-    resolution: float | None = None,
+    resolution: float | dict[str, list[float]] | None = None,
     aperture: int | None = None,
     grids: str | None = "none",
     calibration: bool = True,

@@ -40,6 +40,7 @@ from atmospec.cli.predict import (
     WaveUnit,
     Workers,
     run_batch_command,
+    stated_resolution_option,
 )
 
 __all__ = ["register"]
@@ -124,7 +125,7 @@ def predict_cmd(
         wave_col=wave_col,
         flux_col=flux_col,
         err_col=err_col,
-        resolution=resolution,
+        resolution=stated_resolution_option(resolution),
         aperture=aperture,
         grids=grids,
         calibration=not no_calibration,

@@ -44,8 +44,9 @@ class BatchOptions:
     wave_col: str | None = None
     flux_col: str | None = None
     err_col: str | None = None
-    # the spectra's resolving power (lambda / FWHM) when the user states it
-    resolution: float | None = None
+    # the spectra's resolving power (lambda / FWHM) when the user states it: one number, or a
+    # curve {"wavelength": [...], "R": [...]} (atmospec.resolution.read_resolution)
+    resolution: float | dict[str, list[float]] | None = None
     # which spectrum of a file holding several (FITS apertures / orders)
     aperture: int | None = None
     # how the work is done (does not change the rows)
@@ -68,7 +69,14 @@ class BatchOptions:
             )
         if self.assume_snr is not None and not 0.0 < self.assume_snr < float("inf"):
             raise ValueError(f"assume_snr must be a positive finite S/N, not {self.assume_snr}")
-        if self.resolution is not None and not 0.0 < self.resolution < float("inf"):
+        if isinstance(self.resolution, dict):
+            w, r = self.resolution.get("wavelength"), self.resolution.get("R")
+            if not w or not r or len(w) != len(r) or not all(0.0 < x < float("inf") for x in r):
+                raise ValueError(
+                    "resolution must be one positive R or a curve {'wavelength': [...], 'R': "
+                    "[...]} of positive R values"
+                )
+        elif self.resolution is not None and not 0.0 < self.resolution < float("inf"):
             raise ValueError(f"resolution must be a positive finite R, not {self.resolution}")
         if self.aperture is not None and self.aperture < 0:
             raise ValueError(f"aperture counts from 0, not {self.aperture}")

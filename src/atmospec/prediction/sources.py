@@ -143,7 +143,9 @@ class Partition:
         if resolution is not None:
             for row in out:
                 if row.spectrum is not None:
-                    row.spectrum.meta["resolution"] = float(resolution)
+                    row.spectrum.meta["resolution"] = (
+                        dict(resolution) if isinstance(resolution, dict) else float(resolution)
+                    )
         return out
 
 
