@@ -342,16 +342,9 @@ class Spectrum:
 
         src = self.good() if self.mask.any() else self
         flux = convolve_to_resolution(src.wavelength, src.flux, resolution, r_in)
-        r = np.asarray(resolution, dtype=np.float64)
-        # one R, or the curve of R against wavelength (which stays true when pixels are cut)
-        stated: Any = (
-            float(r)
-            if r.ndim == 0
-            else {
-                "wavelength": src.wavelength.tolist(),
-                "R": np.broadcast_to(r, src.wavelength.shape).tolist(),
-            }
-        )
+        r = np.asarray(resolution, dtype=np.float64)  # one R, or a curve (true when cut)
+        curve = {"wavelength": src.wavelength.tolist(), "R": r.tolist()} if r.ndim else None
+        stated = float(r) if curve is None else curve
         return src.with_arrays(src.wavelength, flux, src.uncertainty, resolution=stated)
 
     def add_noise(
