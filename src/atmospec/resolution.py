@@ -11,8 +11,9 @@ to the models' resolving power, as the instrument of the models would have seen 
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +31,7 @@ __all__ = [
     "resolution_at",
     "stated_resolution",
     "read_resolution",
+    "check_resolution",
     "pixel_sampling",
     "to_model_resolution",
     "model_smoothing",
@@ -129,6 +131,30 @@ def stated_resolution(spectrum: Spectrum) -> float | None:
     return None if r is None or r.size == 0 else float(np.min(r))
 
 
+def check_resolution(value: Any) -> Any:
+    """``value`` when it can state a resolving power: one positive finite R, or a curve
+    ``{"wavelength": [...], "R": [...]}`` of positive finite R values; else ValueError.
+
+    Example:
+        >>> check_resolution(40.0), check_resolution({"wavelength": [1.0, 2.0], "R": [30, 60]})
+        (40.0, {'wavelength': [1.0, 2.0], 'R': [30, 60]})
+        >>> check_resolution(-3.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: resolution must be a positive finite R, not -3.0
+    """
+    if isinstance(value, dict):
+        w, r = value.get("wavelength"), value.get("R")
+        if not w or not r or len(w) != len(r) or not all(0.0 < x < float("inf") for x in r):
+            raise ValueError(
+                "resolution must be one positive R or a curve {'wavelength': [...], 'R': "
+                "[...]} of positive R values"
+            )
+    elif not 0.0 < value < float("inf"):
+        raise ValueError(f"resolution must be a positive finite R, not {value}")
+    return value
+
+
 def read_resolution(text: str) -> float | dict[str, list[float]]:
     """``--resolution``'s value: one resolving power, or a table file of R against wavelength.
 
@@ -151,18 +177,16 @@ def read_resolution(text: str) -> float | dict[str, list[float]]:
     from atmospec.errors import FileFormatError
 
     try:
-        r = float(text)
+        number = float(text)
     except ValueError:
-        r = float("nan")
-        if not Path(text).is_file():
-            raise FileFormatError(
-                f"--resolution {text!r}: neither a resolving power (a positive number) nor a "
-                "file of R against wavelength"
-            ) from None
-    else:
-        if not (np.isfinite(r) and r > 0):
-            raise ValueError(f"resolution must be a positive finite R, not {text}")
-        return r
+        number = None
+    if number is not None:
+        return check_resolution(number)
+    if not Path(text).is_file():
+        raise FileFormatError(
+            f"--resolution {text!r}: neither a resolving power (a positive number) nor a file "
+            "of R against wavelength"
+        )
     import astropy.units as u
     from astropy.table import Table
 
@@ -325,22 +349,20 @@ def model_smoothing(
         >>> round(r_of(4 / 3)), round(r_of(11 / 6)), notes[0][38:71]
         (40, 55, "spectrum's stated R 30-60 (by wav")
     """
-    from scipy import sparse
-
-    from atmospec.transforms import convolve_to_resolution
-
     w = np.asarray(axis, dtype=np.float64)
     stated = stated_resolution(spectrum)
     r_axis = resolution_at(spectrum, w)
-    if r_model is None or stated is None or r_axis is None:
-        return None, (float(w[0]), float(w[-1])), []
-    if stated >= min(SPEX_PRISM_MIN_R, r_model):
+    if (
+        r_model is None
+        or stated is None
+        or r_axis is None
+        or stated >= min(SPEX_PRISM_MIN_R, r_model)
+    ):
         return None, (float(w[0]), float(w[-1])), []
     # where a stated curve reaches the models' R, (almost) nothing is added: R / 1.01 blurs by
     # R ~ 850, negligible against the models' 120
     r_out = np.minimum(r_axis, r_model / 1.01)
-    smooth = convolve_to_resolution(w, np.eye(w.size), r_out, r_model).T
-    smooth[np.abs(smooth) < 1e-12] = 0.0
+    smooth = _smoothing_matrix(w.tobytes(), r_out.tobytes(), float(r_model))
     fwhm = np.sqrt(1.0 / r_out[[0, -1]] ** 2 - 1.0 / r_model**2)  # in ln(lambda), at the ends
     lo, hi = float(w[0] * np.exp(fwhm[0])), float(w[-1] * np.exp(-fwhm[1]))
     inside = (w >= spectrum.wavelength[0]) & (w <= spectrum.wavelength[-1])
@@ -357,7 +379,22 @@ def model_smoothing(
         "ends) are not compared"
     )
     log.debug("%s: %s", spectrum.source, note)
-    return sparse.csr_matrix(smooth), (lo, hi), [note]
+    return smooth, (lo, hi), [note]
+
+
+@functools.lru_cache(maxsize=16)
+def _smoothing_matrix(axis: bytes, r_out: bytes, r_model: float) -> sparse.csr_matrix:
+    """The (n, n) matrix smoothing spectra on ``axis`` from ``r_model`` to ``r_out`` (both
+    float64 buffers): built once per grid axis and stated R, since every chi-square route of a
+    prediction, and every spectrum of a batch, asks for the same one."""
+    from scipy import sparse
+
+    from atmospec.transforms import convolve_to_resolution
+
+    w = np.frombuffer(axis, dtype=np.float64)
+    smooth = convolve_to_resolution(w, np.eye(w.size), np.frombuffer(r_out), r_model).T
+    smooth[np.abs(smooth) < 1e-12] = 0.0
+    return sparse.csr_matrix(smooth)
 
 
 def _grid(lo: float, hi: float, r_model: float) -> NDArray[np.float64]:

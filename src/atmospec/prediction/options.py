@@ -69,15 +69,10 @@ class BatchOptions:
             )
         if self.assume_snr is not None and not 0.0 < self.assume_snr < float("inf"):
             raise ValueError(f"assume_snr must be a positive finite S/N, not {self.assume_snr}")
-        if isinstance(self.resolution, dict):
-            w, r = self.resolution.get("wavelength"), self.resolution.get("R")
-            if not w or not r or len(w) != len(r) or not all(0.0 < x < float("inf") for x in r):
-                raise ValueError(
-                    "resolution must be one positive R or a curve {'wavelength': [...], 'R': "
-                    "[...]} of positive R values"
-                )
-        elif self.resolution is not None and not 0.0 < self.resolution < float("inf"):
-            raise ValueError(f"resolution must be a positive finite R, not {self.resolution}")
+        if self.resolution is not None:
+            from atmospec.resolution import check_resolution
+
+            check_resolution(self.resolution)
         if self.aperture is not None and self.aperture < 0:
             raise ValueError(f"aperture counts from 0, not {self.aperture}")
         if self.partition_size < 1:
