@@ -291,3 +291,34 @@ def test_spextool_files_state_their_resolution(splat_dir: Path) -> None:
     assert told.low_resolution and told.sampling_resolution > 2 * SPEX_PRISM_MIN_R
     unstated = wide.copy(meta={k: v for k, v in wide.meta.items() if k != "resolution"})
     assert not prepare_input(unstated, axis, policy="mask", min_resolution=75.0).low_resolution
+
+
+def test_a_bad_resolution_statement_is_refused_naming_the_file(tmp_path: Path) -> None:
+    # Each refusal of --resolution names the value or file and what is wrong with it.
+    from atmospec.errors import FileFormatError
+    from atmospec.resolution import read_resolution
+
+    with pytest.raises(ValueError, match="positive finite R, not -3"):
+        read_resolution("-3")
+    with pytest.raises(FileFormatError, match="'nofile.csv': neither a resolving power"):
+        read_resolution("nofile.csv")
+    cases = {
+        "negative.csv": ("wavelength,R\n1.0,30\n2.0,-5\n", "every resolving power must be"),
+        "nm.csv": ("wavelength,R\n1000,30\n2000,60\n", "wavelengths around 1500 are not micron"),
+        "one.csv": ("wavelength,R\n1.0,30\n", "two or more positive numbers"),
+        "norcol.csv": ("wave,width\n1.0,0.03\n2.0,0.04\n", "needs a wavelength column"),
+    }
+    for name, (text, problem) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(FileFormatError) as err:
+            read_resolution(str(path))
+        assert name in str(err.value) and problem in str(err.value), str(err.value)
+    # a table in nm says so in its header and is converted to micron
+    ecsv = tmp_path / "nm.ecsv"
+    from astropy.table import Table
+
+    Table({"wavelength": [1000.0, 2000.0], "R": [30.0, 60.0]}, units={"wavelength": "nm"}).write(
+        ecsv
+    )
+    assert read_resolution(str(ecsv)) == {"wavelength": [1.0, 2.0], "R": [30.0, 60.0]}
