@@ -41,6 +41,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "atmospec.library",
             "atmospec.photometry",
             "atmospec.sanity",
+            # transmission spectra as published are read like any spectrum file (they need
+            # only the errors below them); the flux-spectrum reader names them when it
+            # refuses one (atmospec.io.other_kinds)
+            "atmospec.molecules.io",
+            "atmospec.molecules.columns",
+            "atmospec.molecules.spectrum",
         ),
     ),
     ("grids", ("atmospec.grids",)),

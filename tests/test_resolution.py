@@ -322,3 +322,27 @@ def test_a_bad_resolution_statement_is_refused_naming_the_file(tmp_path: Path) -
         ecsv
     )
     assert read_resolution(str(ecsv)) == {"wavelength": [1.0, 2.0], "R": [30.0, 60.0]}
+
+
+def test_a_spectrum_shorter_than_the_smoothing_kernel_is_smoothed_or_refused_by_name():
+    """One echelle order of 12 nm at 1 um: on the fine grid (FWHM/10 of R 120 per bin) it
+    fills 14 bins, while the Gaussian reaching 4 sigma spans 35. The kernel is longer than the
+    data (once a numpy broadcast error); the middle bins still hold >= 80 % of the kernel's
+    weight and are kept, a constant stays constant. Half as long, none is: refused, named."""
+    from atmospec.errors import InvalidSpectrumError
+
+    w = np.linspace(1.0, 1.012, 2000)
+    s = Spectrum(w, np.full(w.size, 2.0), np.full(w.size, 0.01), meta={"source": "order.fits"})
+    out, notes = to_model_resolution(s, 120.0)
+    assert notes and notes[0].startswith("smoothed from R")
+    good = ~out.mask
+    assert 2 <= good.sum() < 14
+    np.testing.assert_allclose(out.flux[good], 2.0, rtol=1e-12)
+    # kept bins sit in the middle: >= 1.28 sigma (80 % of the kernel) from each end
+    sigma_um = 1.006 / 120.0 / 2.3548
+    assert out.wavelength[good].min() > 1.0 + 0.9 * sigma_um
+    assert out.wavelength[good].max() < 1.012 - 0.9 * sigma_um
+    short = Spectrum(w[:800] * 1.0, np.full(800, 2.0), np.full(800, 0.01),
+                     meta={"source": "order.fits"})  # fmt: skip
+    with pytest.raises(InvalidSpectrumError, match=r"order\.fits: too short to smooth to R 120"):
+        to_model_resolution(short, 120.0)

@@ -1,4 +1,4 @@
-"""Atomic file writing and provenance records shared by everything that writes results."""
+"""Atomic file writing, provenance records and file sniffing shared across atmospec."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ __all__ = [
     "verify_checksum",
     "checksum_path",
     "provenance",
+    "is_binary",
+    "first_block",
     "DATA_CREDITS",
 ]
 
@@ -121,6 +123,39 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def first_block(path: str | os.PathLike[str], n: int = 2880) -> bytes:
+    """The first ``n`` bytes of a file, decompressed when it is gzipped (one FITS block)."""
+    import gzip
+    import zlib
+
+    from atmospec.errors import FileFormatError
+
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+    if raw[:2] == b"\x1f\x8b":  # gzip
+        try:
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(n)
+        except (OSError, EOFError, zlib.error) as err:
+            raise FileFormatError(f"{path}: corrupt gzip file ({err})") from err
+    return raw
+
+
+def is_binary(path: str | os.PathLike[str]) -> bool:
+    """True for a gzip, FITS or other binary file (NUL bytes in its first 2880 bytes).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.txt"
+        >>> _ = f.write_text("wavelength depth\\n1.0 0.01\\n")
+        >>> is_binary(f)
+        False
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(2880)
+    return head[:2] == b"\x1f\x8b" or head.startswith(b"SIMPLE  =") or b"\x00" in head
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -428,6 +428,8 @@ def _binned(spectrum: Spectrum, good: NDArray[np.bool_], target: NDArray[np.floa
 
 def _smoothed(spectrum: Spectrum, good: NDArray[np.bool_], r_model: float, r_in: float) -> Spectrum:
     """Bin onto the fine log grid, smooth with the normalised Gaussian kernel, trim the ends."""
+    from scipy.ndimage import convolve1d
+
     fine = _grid(float(spectrum.wavelength[good][0]), float(spectrum.wavelength[good][-1]), r_model)
     binned = _binned(spectrum, good, fine)
     box = 1.0 / (_OVERSAMPLE * r_model)
@@ -440,8 +442,9 @@ def _smoothed(spectrum: Spectrum, good: NDArray[np.bool_], r_model: float, r_in:
     offsets = np.arange(-half, half + 1)
     kernel = np.exp(-0.5 * (offsets * box / sigma) ** 2)
     f = np.where(data, binned.flux, 0.0)
-    weight = np.convolve(data.astype(np.float64), kernel, mode="same")
-    smooth = np.convolve(f, kernel, mode="same") / np.where(weight > 0, weight, 1.0)
+    # zero beyond the ends, output as long as the data even when the kernel is longer
+    weight = convolve1d(data.astype(np.float64), kernel, mode="constant")
+    smooth = convolve1d(f, kernel, mode="constant") / np.where(weight > 0, weight, 1.0)
     keep = data & (weight >= _MIN_KERNEL * kernel.sum())
     inside = np.flatnonzero(keep)
     if inside.size < 2:

@@ -168,8 +168,9 @@ def molecules_cmd(
     import torch
 
     torch.set_num_threads(1)
+    from atmospec.cli._planet_files import read_planet
     from atmospec.errors import FileFormatError
-    from atmospec.molecules.io import combine, read_transmission
+    from atmospec.molecules.io import combine
     from atmospec.molecules.pipeline import identify
 
     try:
@@ -178,9 +179,7 @@ def molecules_cmd(
         raise typer.BadParameter(f"--offset values are numbers in ppm, got {offset!r}") from None
     mapping = _pairs(columns, "--columns") or None
     spectra = [
-        read_transmission(
-            f, depth_unit=depth_unit, width=width, wave_unit=wave_unit, columns=mapping
-        )
+        read_planet(f, depth_unit=depth_unit, width=width, wave_unit=wave_unit, columns=mapping)
         for f in files
     ]
     if not spectra:

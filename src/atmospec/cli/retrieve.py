@@ -74,12 +74,11 @@ def run_retrieve(args: list[str]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from atmospec.molecules.io import combine, read_transmission
+    from atmospec.cli._planet_files import read_planet
+    from atmospec.molecules.io import combine
     from atmospec.molecules.retrieve import retrieve
 
-    spectra = [
-        read_transmission(f, depth_unit=p["depth_unit"], width=p["width"]) for f in p["files"]
-    ]
+    spectra = [read_planet(f, depth_unit=p["depth_unit"], width=p["width"]) for f in p["files"]]
     spec = combine(spectra)
     mols = tuple(m.strip() for m in (p["evidence_molecules"] or "").split(",") if m.strip())
     res = retrieve(

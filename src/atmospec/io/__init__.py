@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from atmospec._fileio import first_block
 from atmospec.errors import FileFormatError
 from atmospec.io._common import check_file, open_fits
 from atmospec.io.fits_image import image_spectrum_hdu, read_fits_image
@@ -49,18 +48,6 @@ READERS: dict[str, Callable[..., Spectrum]] = {
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
-def _head(path: Path, n: int = 2880) -> bytes:
-    with open(path, "rb") as fh:
-        raw = fh.read(n)
-    if raw[:2] == b"\x1f\x8b":  # gzip
-        try:
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read(n)
-        except (OSError, EOFError, zlib.error) as err:
-            raise FileFormatError(f"{path}: corrupt gzip file ({err})") from err
-    return raw
-
-
 def detect_format(path: str | Path) -> str:
     """The format name of a spectrum file, from its content and name (a key of READERS).
 
@@ -77,7 +64,7 @@ def detect_format(path: str | Path) -> str:
         'telescopeml'
     """
     p = check_file(path)
-    head = _head(p)
+    head = first_block(p)
     name = p.name.lower()
     if head.startswith(b"SIMPLE  ="):
         with open_fits(p) as hdul:
@@ -119,13 +106,22 @@ def detect_format(path: str | Path) -> str:
     return "text"
 
 
-def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum:  # noqa: A002
+def read(
+    path: str | Path,
+    format: str | None = None,  # noqa: A002
+    *,
+    hint: bool = True,
+    **kwargs: Any,
+) -> Spectrum:
     """Read a spectrum file of any supported format (detected when ``format`` is None).
 
     Args:
         path: the file.
         format: one of :data:`READERS` (``spex``, ``jwst-x1d``, ``fits-image``, ``fits-table``,
             ``ecsv``, ``csv``, ``text``, ``telescopeml``) to skip detection.
+        hint: when the layout is refused, say which other atmospec command reads the file (a
+            transmission spectrum: ``atmospec molecules``; an HPF echelle file:
+            ``atmospec highres``; :mod:`atmospec.io.other_kinds`).
         **kwargs: passed to the reader (e.g. ``invalid="mask"``, ``wave_unit="nm"``).
 
     Raises:
@@ -142,6 +138,18 @@ def read(path: str | Path, format: str | None = None, **kwargs: Any) -> Spectrum
         >>> s.wavelength.round(6).tolist(), s.meta["format"]
         ([1.2, 1.3], 'csv')
     """
+    try:
+        return _read(path, format, **kwargs)
+    except FileFormatError as err:
+        from atmospec.io.other_kinds import spectrum_hint
+
+        said = spectrum_hint(path) if hint else None
+        if said is None:
+            raise
+        raise FileFormatError(f"{err}; {said}") from None
+
+
+def _read(path: str | Path, format: str | None, **kwargs: Any) -> Spectrum:  # noqa: A002
     if format is None:
         format = detect_format(path)  # noqa: A001
     if format not in READERS:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from atmospec._fileio import is_binary
 from atmospec.errors import FileFormatError, UnitError
 from atmospec.molecules.columns import (
     DEPTH_UNITS,
@@ -361,6 +362,7 @@ def read_transmission(
     ``Delta Wavelength``) decided by the spacing of the bins or ``width="half"/"full"``, or
     ``width="contiguous"`` for files with no widths. A ``quality`` column drops flagged bins;
     ``order`` becomes the instrument. ``spectrum.assumptions`` lists every such decision.
+    Binary files (FITS, gzip) are refused as such, never decoded as text.
 
     Example:
         >>> read_transmission("absent.dat")
@@ -375,8 +377,12 @@ def read_transmission(
         raise UnitError(f"depth unit {depth_unit!r} is not one of {sorted(DEPTH_UNITS)}")
     if width is not None and width not in ("half", "full", "contiguous"):
         raise FileFormatError(f"width must be 'half', 'full' or 'contiguous', not {width!r}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
+    if is_binary(path):
+        raise FileFormatError(
+            f"{path}: a binary file (FITS or compressed), not a table of transit depths: "
+            "transmission spectra are read from text, CSV, ECSV or IPAC tables"
+        )
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if any(line.strip().upper().startswith("@DATA") for line in lines):
         return _read_pyratbay(path, lines, depth_unit)
     return _read_table(

@@ -1,0 +1,82 @@
+"""Files another atmospec command reads: the command to name when the spectrum reader refuses one.
+
+A transmission spectrum or an HPF echelle file given to ``atmospec predict`` is refused by
+the flux-spectrum reader, whose message says what it could not parse ("cannot read 'ppm' as a
+number"). :func:`spectrum_hint` looks at the refused file once more and, when it is one that
+another atmospec command reads, returns a sentence naming that command, which
+:func:`atmospec.io.read` appends to the refusal. It never raises: a file nothing reads gets no
+hint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from atmospec.errors import AtmospecError
+
+__all__ = ["HPF_HINT", "is_hpf", "spectrum_hint"]
+
+HPF_HINT = (
+    "it is an HPF spectrum (INSTRUME 'HPF', R ~55,000): the `atmospec highres` commands "
+    "(`fit`, `echelle` for a Goldilocks file of 28 orders) model high-resolution spectra"
+)
+
+
+def is_hpf(path: str | Path) -> bool:
+    """A FITS file from HPF: Goldilocks HDUs (``Sci Flux``) or INSTRUME ``HPF`` in a header.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "order.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(name="Sci Flux")]).writeto(f)
+        >>> is_hpf(f)
+        True
+    """
+    from atmospec._fileio import first_block
+    from atmospec.io._common import open_fits
+
+    path = Path(path)
+    try:
+        if not first_block(path).startswith(b"SIMPLE  ="):
+            return False
+        with open_fits(path) as hdul:
+            return any(
+                h.name.upper() == "SCI FLUX"
+                or str(h.header.get("INSTRUME", "")).strip().upper().startswith("HPF")
+                for h in hdul
+            )
+    except (AtmospecError, OSError, ValueError):
+        return False
+
+
+def spectrum_hint(path: str | Path) -> str | None:
+    """For a file the flux-spectrum reader (:func:`atmospec.io.read`) refused: the atmospec
+    command that reads it, in a sentence; None when none does.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "planet.csv"
+        >>> _ = f.write_text("wavelength,bin_width,depth,depth_err\\n"
+        ...                  "1.0,0.01,0.0210,0.0001\\n1.1,0.01,0.0212,0.0001\\n")
+        >>> spectrum_hint(f)[:42]
+        'it reads as a transmission spectrum (2 bin'
+    """
+    from atmospec._fileio import is_binary
+
+    path = Path(path)
+    try:
+        if is_hpf(path):
+            return HPF_HINT
+        if is_binary(path):
+            return None
+        from atmospec.molecules.io import read_transmission
+
+        spec = read_transmission(path)
+    except (AtmospecError, OSError, ValueError, UnicodeError):
+        return None
+    return (
+        f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit depth, "
+        f"{spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
+        f"`atmospec molecules {path.name}` reads those"
+    )

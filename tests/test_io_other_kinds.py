@@ -1,0 +1,110 @@
+"""A file given to the wrong command: the refusal names the command that reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atmospec import io
+from atmospec.cli._planet_files import read_planet
+from atmospec.errors import FileFormatError
+from atmospec.molecules.io import read_transmission
+
+
+def _trans(shared_dir: Path, name: str) -> Path:
+    return shared_dir / "transmission" / name
+
+
+@pytest.mark.parametrize(
+    ("name", "n_bins"),
+    [("wasp39b_jwst_transit.dat", 383), ("WASP-39b_NIRISS-SOSS.csv", 129)],  # 3 NIRISS flagged
+)
+def test_a_transmission_spectrum_given_to_the_spectrum_reader_names_molecules(
+    shared_dir: Path, name: str, n_bins: int
+) -> None:
+    f = _trans(shared_dir, name)
+    spec = read_transmission(f)  # the hint describes the file as `atmospec molecules` reads it
+    assert len(spec) == n_bins
+    lo, hi = spec.wavelength.min(), spec.wavelength.max()
+    with pytest.raises(FileFormatError) as err:
+        io.read(f)
+    msg = str(err.value)
+    assert msg.startswith(str(f))
+    said = f"({n_bins} bins of transit depth, {lo:.2f}-{hi:.2f} um)"
+    assert f"it reads as a transmission spectrum {said}" in msg
+    assert f"`atmospec molecules {name}` reads those" in msg
+    with pytest.raises(FileFormatError) as err:
+        io.read(f, hint=False)
+    assert "atmospec molecules" not in str(err.value)
+
+
+def test_a_brown_dwarf_spectrum_given_to_the_transmission_reader_names_predict(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # A SpeX prism FITS was read as text (a gzip stream decoded as UTF-8) and refused for its
+    # column count; now refused as binary, and the molecule commands name the one that reads it
+    f = splat_dir / "resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz"
+    binary = f"{f}: a binary file (FITS or compressed), not a table of transit depths"
+    with pytest.raises(FileFormatError) as err:
+        read_transmission(f)
+    assert str(err.value).startswith(binary) and "atmospec predict" not in str(err.value)
+    with pytest.raises(FileFormatError) as err:
+        read_planet(f)
+    msg = str(err.value)
+    assert msg.startswith(binary)
+    assert "it reads as a flux spectrum (564 pixels, 0.65-2.56 um, spex format)" in msg
+    assert "`atmospec predict 10001_10443.fits.gz`" in msg
+    # a flux table in CSV: no depth column, and the same advice
+    csv = tmp_path / "dwarf.csv"
+    csv.write_text(
+        "wavelength [um],flux [W m-2 um-1],error [W m-2 um-1]\n"
+        "1.0,1e-15,1e-17\n1.1,2e-15,1e-17\n1.2,2e-15,1e-17\n"
+    )
+    with pytest.raises(FileFormatError, match=r"no transit-depth column.*atmospec predict dwarf"):
+        read_planet(csv)
+
+
+def test_hpf_files_name_the_highres_commands(shared_dir: Path) -> None:
+    hpf = shared_dir / "hpf"
+    goldilocks = hpf / "Goldilocks_20210517T054403_v1.0_0060.fits"
+    with pytest.raises(FileFormatError, match=r"neither a spectrum array.*`atmospec highres`"):
+        io.read(goldilocks)
+    for f in (goldilocks, hpf / "WASP_69_hpf_stack.fits"):
+        with pytest.raises(FileFormatError, match=r"it is an HPF spectrum \(INSTRUME 'HPF'"):
+            read_planet(f)
+
+
+def test_a_file_no_reader_takes_gets_no_hint(tmp_path: Path) -> None:
+    # a table of words: neither reader takes it, so the refusal is the reader's alone
+    f = tmp_path / "notes.txt"
+    f.write_text("name value\nalpha beta\ngamma delta\n")
+    for read in (io.read, read_planet):
+        with pytest.raises(FileFormatError) as err:
+            read(f)
+        assert "atmospec" not in str(err.value).replace(str(tmp_path), "")
+
+
+@pytest.mark.realdata
+def test_predict_and_molecules_commands_name_the_other(
+    shared_dir: Path, splat_dir: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    runner = CliRunner(env={"COLUMNS": "400"})
+    f = _trans(shared_dir, "wasp39b_jwst_transit.dat")
+    args = ["--quiet", "predict", str(f), "--grids", "none", "--draws", "50", "--no-plots"]
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "p")])
+    assert res.exit_code == 4, res.output  # none of the spectra could be used
+    with open(tmp_path / "p" / "failures.csv", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert "`atmospec molecules wasp39b_jwst_transit.dat`" in row["error"]
+    spex = splat_dir / "resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz"
+    res = runner.invoke(app, ["molecules", str(spex), "--out", str(tmp_path / "m")])
+    said = " ".join((res.output + str(res.exception)).split())
+    assert res.exit_code != 0
+    assert "`atmospec predict 10001_10443.fits.gz`" in said
