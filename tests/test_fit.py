@@ -183,3 +183,57 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert {p.name for p in plain.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
     assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None
+
+
+def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(splat_dir: Path, tmp_path: Path) -> None:
+    """A CSV with NaN flux in four rows was refused by `atmospec fit` and `posterior sample`
+    ("mark them with a mask", which a command-line user cannot) while `atmospec predict`
+    masked them. Now all three mask them: the fit equals the Python API's fit of the spectrum
+    with those pixels masked, and both commands say so."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    s = library.load(SPEX_KEY)
+    keep = ~s.mask
+    w, f, e = s.wavelength[keep], s.flux[keep], s.uncertainty[keep]
+    bad = np.zeros(w.size, dtype=bool)
+    bad[200:204] = True  # inside the grid's range (1.3 um)
+    rows = [
+        f"{a!r},{'nan' if m else repr(b)},{c!r}"
+        for a, b, c, m in zip(w.tolist(), f.tolist(), e.tolist(), bad, strict=True)
+    ]
+    csv = tmp_path / "nan.csv"
+    csv.write_text("\n".join(["wavelength [um],flux [W m-2 um-1],error [W m-2 um-1]", *rows]))
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(
+        app, ["fit", str(csv), "-g", "btsettl08", "-o", str(tmp_path / "fit")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "4 masked / invalid pixels were not fitted" in " ".join(res.output.split())
+    cli = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    api = fit(Spectrum(w, f, e, mask=bad, flux_unit=s.flux_unit, name="api"), "btsettl08")
+    assert cli["best"] == {k: pytest.approx(v) for k, v in api.best.items()}
+    assert cli["chi2"] == pytest.approx(api.chi2, rel=1e-9) and cli["dof"] == api.dof
+    # `posterior sample` reads the file the same way, and says the NPE met masked bins
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(
+        app, ["posterior", "sample", str(csv), "--n", "200", "-o", str(tmp_path / "post")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "bins of the npe_dback24 axis are masked" in " ".join(res.output.split())
+
+
+def test_nested_notes_masked_pixels(dback, spex_wave: np.ndarray) -> None:
+    from atmospec.fitting.nested import fit_nested
+
+    truth = {"teff": 1250.0, "logg": 4.75, "mh": 0.0, "fsed": 2.0}
+    spec = _synthetic(dback, spex_wave, dback.interpolate(truth), snr=30, seed=4, scale=3e-6)
+    mask = np.zeros(spec.wavelength.size, dtype=bool)
+    mask[100:107] = True
+    spec = Spectrum(spec.wavelength, spec.flux, spec.uncertainty, mask=mask, name="masked")
+    res = fit_nested(
+        spec, dback, fixed={"mh": 0.0, "fsed": 2.0, "logg": 4.75}, nlive=30, dlogz=5.0, seed=0
+    )
+    assert "7 masked / invalid pixels were not fitted" in res.notes

@@ -16,12 +16,15 @@ def load_target(target: str, **read_options: Any) -> Any:
     """A Spectrum from a file path, or from the SpeX library when ``target`` is a library key.
 
     ``read_options`` (``wave_unit=``, ``err_col=`` ...) go to :func:`atmospec.io.read`.
+    Pixels with NaN flux or no valid error are masked, as ``atmospec predict`` reads them
+    (the fit's notes count them), not refused.
     """
     path = Path(target)
     if path.exists():
         from atmospec.io import read
 
-        return read(path, **{k: v for k, v in read_options.items() if v is not None})
+        options = {k: v for k, v in read_options.items() if v is not None}
+        return read(path, **{"invalid": "mask", **options})
     from atmospec.library import catalogue, load
 
     if target in set(catalogue()["key"]):

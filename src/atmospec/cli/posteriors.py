@@ -91,6 +91,7 @@ def sample(
     stated = stated_resolution_option(resolution)
     for f in files:
         read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit, "aperture": aperture}
+        read_options["invalid"] = "mask"  # as predict reads files; the domain check says so
         sp = Spectrum.read(f, **{k: v for k, v in read_options.items() if v is not None})
         if stated is not None:
             sp.meta["resolution"] = stated

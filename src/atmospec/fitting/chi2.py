@@ -162,14 +162,7 @@ def fit_chi2(
     fitted = fitted_parameters(grid)
     batches = _batches(data, grid, batch_size)
     n_fitted = len(fitted) + 1
-    notes: list[str] = list(data.notes)
-    if data.n_uncovered:
-        notes.append(
-            f"{data.n_uncovered} pixels ({data.uncovered_range}) outside the {grid.name} "
-            "wavelength range were not fitted (coverage policy 'mask')"
-        )
-    if data.n_masked:
-        notes.append(f"{data.n_masked} masked / invalid pixels were not fitted")
+    notes: list[str] = [*data.notes, *data.left_out(grid.name)]
     from atmospec.discrepancy.route import discrepancy_nodes, misfit_record, resolve_discrepancy
 
     disc = resolve_discrepancy(discrepancy, grid, data, notes)

@@ -68,6 +68,25 @@ class FitData:
     def n_pix(self) -> int:
         return int(self.wavelength.size)
 
+    def left_out(self, grid_name: str) -> list[str]:
+        """Sentences for the fit's notes: pixels outside the grid and masked pixels, not fitted.
+
+        Example:
+            >>> d = FitData("s.csv", np.ones(2), np.ones(2), np.ones(2), sparse.csr_matrix((2, 3)),
+            ...             n_total=5, n_masked=3, n_uncovered=0, flux_unit="")
+            >>> d.left_out("dback24")
+            ['3 masked / invalid pixels were not fitted']
+        """
+        out = []
+        if self.n_uncovered:
+            out.append(
+                f"{self.n_uncovered} pixels ({self.uncovered_range}) outside the {grid_name} "
+                "wavelength range were not fitted (coverage policy 'mask')"
+            )
+        if self.n_masked:
+            out.append(f"{self.n_masked} masked / invalid pixels were not fitted")
+        return out
+
     def model(self, grid_flux: FloatArray) -> FloatArray:
         """Grid flux (n, n_grid_wave) or (n_grid_wave,) resampled onto the used pixels."""
         f = np.asarray(grid_flux, dtype=np.float64)

@@ -199,7 +199,7 @@ def fit_nested(
     rng = np.random.default_rng(seed)
     fitted = fitted_parameters(grid)
     fixed = dict(fixed or {})
-    notes: list[str] = list(data.notes)
+    notes: list[str] = [*data.notes, *data.left_out(grid.name)]
     from atmospec.discrepancy.route import resolve_discrepancy
 
     disc = resolve_discrepancy(discrepancy, grid, data, notes)
