@@ -185,7 +185,9 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None
 
 
-def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(splat_dir: Path, tmp_path: Path) -> None:
+def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(
+    splat_dir: Path, tmp_path: Path
+) -> None:
     """A CSV with NaN flux in four rows was refused by `atmospec fit` and `posterior sample`
     ("mark them with a mask", which a command-line user cannot) while `atmospec predict`
     masked them. Now all three mask them: the fit equals the Python API's fit of the spectrum
