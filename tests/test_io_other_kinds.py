@@ -108,3 +108,15 @@ def test_predict_and_molecules_commands_name_the_other(
     said = " ".join((res.output + str(res.exception)).split())
     assert res.exit_code != 0
     assert "`atmospec predict 10001_10443.fits.gz`" in said
+
+
+def test_the_hpf_reader_refuses_a_text_file_naming_what_reads_it(shared_dir: Path) -> None:
+    # once "not a readable FITS file (truncated or corrupt): No SIMPLE card found ..."
+    from atmospec.highres.io import read_hpf
+
+    f = _trans(shared_dir, "wasp39b_jwst_transit.dat")
+    with pytest.raises(FileFormatError) as err:
+        read_hpf(f)
+    msg = str(err.value)
+    assert msg.startswith(f"{f}: not a FITS file; HPF spectra are FITS files")
+    assert "`atmospec molecules wasp39b_jwst_transit.dat` reads those" in msg

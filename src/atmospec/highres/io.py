@@ -67,10 +67,19 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
     Returns:
         One :class:`~atmospec.spectrum.Spectrum` per order (wavelengths stored in µm).
     """
+    from atmospec._fileio import first_block
     from atmospec.io._common import open_fits
 
     path = Path(path)
     _exists(path)
+    if not first_block(path).startswith(b"SIMPLE  ="):
+        from atmospec.io.other_kinds import spectrum_hint
+
+        said = spectrum_hint(path)  # a transmission spectrum names `atmospec molecules`
+        raise FileFormatError(
+            f"{path}: not a FITS file; HPF spectra are FITS files (a Goldilocks file of 28 "
+            "orders, or a one-order table)" + (f"; {said}" if said else "")
+        )
     with open_fits(path) as hdul:  # read whole: truncated or corrupt files raise here
         names = [h.name.upper() for h in hdul]
         goldilocks = f"{fiber} FLUX".upper() in names
