@@ -109,3 +109,16 @@ def test_reader_errors_name_the_file(tmp_path: Path) -> None:
     pd.DataFrame({"0": np.zeros(7, dtype=np.uint16)}).to_parquet(signal)
     with pytest.raises(FileFormatError, match="AIRS-CH0_signal_0.parquet"):
         read_planet(tmp_path / "train" / "7")
+
+
+def test_a_file_of_a_planet_folder_names_the_folder(sample: Path) -> None:
+    from atmospec.transit.batch import planet_folders
+
+    assert planet_folders(sample) == [sample]
+    signal = sample / "AIRS-CH0_signal_0.parquet"
+    with pytest.raises(DataNotFoundError) as err:
+        planet_folders(signal)
+    assert str(err.value).endswith(f"this is a file of the planet folder {sample}: give the folder")
+    with pytest.raises(DataNotFoundError) as err:  # a folder of no planets: no such advice
+        planet_folders(sample / "AIRS-CH0_calibration_0")
+    assert "give the folder" not in str(err.value)

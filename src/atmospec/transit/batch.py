@@ -46,9 +46,11 @@ def planet_folders(path: str | Path) -> list[Path]:
             if (path / split).is_dir():
                 found += [p for p in sorted((path / split).iterdir()) if is_planet_folder(p)]
     if not found:
+        folder = path.parent if path.is_file() and is_planet_folder(path.parent) else None
         raise DataNotFoundError(
             f"{path}: no planet folder (one holding AIRS-CH0_signal*.parquet) here, in its "
             "sub-folders or under train/ or test/"
+            + (f"; this is a file of the planet folder {folder}: give the folder" if folder else "")
         )
     return found
 
