@@ -144,6 +144,12 @@ class Predictor:
         else:
             member = load_member(model, **kw)
             self.members = {member.model_id: member}
+        from atmospec.models import COARSE_VARIANTS
+
+        # a single shipped model with a variant for spectra coarser than the SpeX prism's
+        self._coarse_variant = (
+            COARSE_VARIANTS.get(model) if isinstance(model, str) and model != "default" else None
+        )
         if self.policy is None:
             self.model_id = next(iter(self.members))
         else:
@@ -328,7 +334,13 @@ class Predictor:
                     "(falls back to the CNN for such spectra) or a learned estimator "
                     "(--model dback24-spex)"
                 )
-            return RoutedInput.of(inp, member.model_id)
+            routed = RoutedInput.of(inp, member.model_id)
+            if inp.low_resolution and self._coarse_variant:
+                routed.notes.append(
+                    f"--model {self._coarse_variant} is this model trained on spectra as coarse "
+                    "as this one (the default prediction, without --model, switches to it)"
+                )
+            return routed
         reason = self.policy.gate_problem()
         if not reason and self._primary is not None:
             try:
