@@ -240,3 +240,73 @@ def test_header_without_data_rows_is_refused(shared_dir: Path, tmp_path: Path) -
     empty.write_text("\n".join(lines[: header + 1]) + "\n")
     with pytest.raises(FileFormatError, match=r"w107\.tsv: no data rows"):
         read_transmission(empty)
+
+
+# -- more layouts as users write them ------------------------------------------------------
+
+
+def _bins(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """n bins 1.0-2.1 um, 0.1 um apart (touching full widths 0.1 um), depths 2.10-2.21 %."""
+    return 1.0 + 0.1 * np.arange(n), 0.021 + 0.0001 * np.arange(n)
+
+
+def test_unit_suffixes_name_units(tmp_path: Path) -> None:
+    # `bin_half_width_um` was not a width column ("no bin-width column"); a unit after an
+    # underscore is read like one in brackets
+    w, d = _bins()
+    f = tmp_path / "pct.csv"
+    rows = "".join(f"{a:.3f},0.05,{100 * b:.4f},0.01\n" for a, b in zip(w, d, strict=True))
+    f.write_text("wavelength_um,bin_half_width_um,depth (%),depth_err (%)\n" + rows)
+    s = read_transmission(f)
+    np.testing.assert_allclose(s.half_width, 0.05)
+    np.testing.assert_allclose(s.depth, d)
+    np.testing.assert_allclose(s.error, 1e-4)
+    assert any("depth unit: percent" in a for a in s.assumptions)
+
+
+def test_single_spaced_names_in_a_comment_and_widths_in_nm(tmp_path: Path) -> None:
+    # the names were looked for only between runs of two spaces ("no column names"), and an
+    # ambiguous width column in nm was compared with bin spacings already in micron (never
+    # deciding); now: full widths of 100 nm, 100 nm apart -> half widths 0.05 um
+    w, d = _bins()
+    f = tmp_path / "nm.txt"
+    f.write_text(
+        "# transmission spectrum of a test planet\n# lambda[nm] dlambda[nm] (Rp/Rs)^2 err\n"
+        + "".join(f"{1000 * a:.1f} 100.0 {b:.6f} 0.0001\n" for a, b in zip(w, d, strict=True))
+    )
+    s = read_transmission(f)
+    np.testing.assert_allclose(s.wavelength, w)
+    np.testing.assert_allclose(s.half_width, 0.05)
+    assert any("read as full widths" in a for a in s.assumptions)
+    # a comment sentence of as many words as columns, naming no wavelength, is no header
+    g = tmp_path / "sentence.txt"
+    g.write_text("# from the paper table\n" + "".join(f"{a:.3f} 0.05 0.021 0.0001\n" for a in w))
+    with pytest.raises(FileFormatError, match="no column names"):
+        read_transmission(g)
+
+
+def test_a_width_column_in_its_own_unit_and_contiguous_bins_in_nm(tmp_path: Path) -> None:
+    w, _ = _bins()
+    f = tmp_path / "mixed.csv"  # wavelengths in micron, half widths in nm
+    f.write_text(
+        "wavelength [um],half_width [nm],depth,error\n"
+        + "".join(f"{a:.3f},50,0.021,0.0001\n" for a in w)
+    )
+    np.testing.assert_allclose(read_transmission(f).half_width, 0.05)
+    g = tmp_path / "contiguous.csv"  # once converted from nm twice: half widths of 5e-5 um
+    g.write_text(
+        "wavelength [nm],depth,error\n" + "".join(f"{1000 * a:.1f},0.021,0.0001\n" for a in w)
+    )
+    np.testing.assert_allclose(read_transmission(g, width="contiguous").half_width, 0.05)
+
+
+def test_asymmetric_errors_by_sign_names(tmp_path: Path) -> None:
+    w, _ = _bins()
+    f = tmp_path / "asym.csv"
+    f.write_text(
+        "wavelength,bin_width,depth,depth_err_pos,depth_err_neg\n"
+        + "".join(f"{a:.3f},0.1,0.021,0.0001,-0.0003\n" for a in w)
+    )
+    s = read_transmission(f)
+    np.testing.assert_allclose(s.error, 0.0002)  # the mean of |+1e-4| and |-3e-4|
+    assert any("asymmetric" in a for a in s.assumptions)

@@ -38,11 +38,7 @@ WAVE_UNITS: dict[str, float] = {"um": 1.0, "nm": 1e-3, "AA": 1e-4}
 COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
     "wavelength": {
         **{n: None for n in ("wavelength", "wave", "wl", "wav", "lambda", "centralwavelng")},
-        **{n: "um" for n in ("wavelength_um", "wavelength_micron", "wavelength_microns")},
         "central_wavelength": None,
-        "wave_um": "um",
-        "wavelength_nm": "nm",
-        "wavelength_aa": "AA",
     },
     "half_width": {
         n: None
@@ -71,6 +67,8 @@ COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
             "dwl",
             "delta_wl",
             "bin_size",
+            "dlambda",
+            "delta_lambda",
         )
     },
     "depth": {
@@ -79,11 +77,7 @@ COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
         "rp_rs2": "fraction",
         "(rp/rs)^2": "fraction",
         "rprs2": "fraction",
-        "depth_ppm": "ppm",
-        "transit_depth_ppm": "ppm",
         "dppm": "ppm",
-        "depth_percent": "percent",
-        "depth_ppt": "ppt",
         "pl_trandep": "percent",  # NASA Exoplanet Archive: transit depth in percent
     },
     "radius_ratio": {
@@ -107,13 +101,49 @@ COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
         "transit_depth_err": None,
         "(rp/rs)^2_+/-uncertainty": "fraction",
         "(rp/rs)^2_uncertainty": "fraction",
-        "depth_err_ppm": "ppm",
-        "depth_error_ppm": "ppm",
         "dppm_err": "ppm",
-        "depth_err_percent": "percent",
         "pl_trandeperr1": "percent",
+        # the upper (positive) error of asymmetric pairs; alone, it is the error
+        **{
+            n: None
+            for n in (
+                "err_up",
+                "error_up",
+                "err_upper",
+                "error_upper",
+                "err_pos",
+                "error_pos",
+                "err_plus",
+                "depth_err_up",
+                "depth_err_upper",
+                "depth_err_pos",
+                "depth_err_plus",
+                "+err",
+                "+error",
+            )
+        },
     },
-    "error_lower": {"pl_trandeperr2": "percent", "depth_err_lower": None},
+    "error_lower": {
+        "pl_trandeperr2": "percent",
+        **{
+            n: None
+            for n in (
+                "err_low",
+                "error_low",
+                "err_lower",
+                "error_lower",
+                "err_neg",
+                "error_neg",
+                "err_minus",
+                "depth_err_low",
+                "depth_err_lower",
+                "depth_err_neg",
+                "depth_err_minus",
+                "-err",
+                "-error",
+            )
+        },
+    },
     "radius_ratio_error": {
         "rp_rs_err": None,
         "rprs_err": None,
@@ -127,8 +157,8 @@ COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
 }
 """Exact (normalised) column names recognised per role, with the depth unit a name implies.
 
-Names are normalised by :func:`normalise_name` (lower case, units in brackets split off,
-spaces to ``_``). Nothing is matched by substring: a column that is not listed here is
+Names are normalised by :func:`normalise_name` (lower case, a unit in brackets or a unit
+suffix such as ``_um`` or ``_ppm`` split off, spaces to ``_``). Nothing is matched by substring: a column that is not listed here is
 ignored, and two listed columns for one role are refused with both named.
 """
 
@@ -152,21 +182,32 @@ _UNIT_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
+_UNIT_SUFFIXES = ("um", "micron", "microns", "nm", "aa", "angstrom", "ppm", "ppt", "percent")
+"""Units a column name may end with after an underscore (``half_width_um``, ``depth_ppm``)."""
+
+
 def normalise_name(name: str) -> tuple[str, str | None]:
-    """``(name, unit text)``: lower case, a trailing ``(unit)`` / ``[unit]`` split off.
+    """``(name, unit text)``: lower case, a trailing ``(unit)`` / ``[unit]`` or a unit suffix
+    (``_um``, ``_nm``, ``_ppm`` ...: :data:`_UNIT_SUFFIXES`) split off.
 
     Example:
         >>> normalise_name("Wavelength (microns)")
         ('wavelength', 'microns')
         >>> normalise_name("(Rp/Rs)^2 +/-uncertainty")
         ('(rp/rs)^2_+/-uncertainty', None)
+        >>> normalise_name("bin_half_width_um")
+        ('bin_half_width', 'um')
     """
     text = " ".join(name.strip().lower().split())
     unit = None
     m = re.match(r"^(.+?)\s*[\(\[]([^\)\]]*)[\)\]]$", text)
     if m and m.group(1).strip() and not m.group(1).strip().endswith("/"):
         text, unit = m.group(1).strip(), m.group(2).strip()
-    return text.replace(" ", "_"), unit
+    text = text.replace(" ", "_")
+    stem, sep, suffix = text.rpartition("_")
+    if unit is None and sep and stem and suffix in _UNIT_SUFFIXES:
+        text, unit = stem, suffix
+    return text, unit
 
 
 @dataclass(frozen=True)

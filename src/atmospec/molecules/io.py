@@ -136,6 +136,8 @@ def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
             parts = [p for p in re.split(r"\s{2,}|\t", text) if p]
             if parts and not set(text) <= set("-=# ") and ncol - 2 <= len(parts) <= ncol:
                 names = parts
+            elif len(text.split()) == ncol and _names_a_wavelength(text.split()):
+                names = text.split()  # one name per column, single spaces between them
         if not names:
             raise FileFormatError(
                 f"{path}: no column names (no header line, and no comment line naming "
@@ -155,6 +157,14 @@ def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
     cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
     table = Table([np.array(c) for c in cols], names=_unique(names))
     return table, how
+
+
+def _names_a_wavelength(words: list[str]) -> bool:
+    """True when one of ``words`` is a recognised wavelength column name (so a comment line
+    of single-spaced words is a header, not a sentence)."""
+    from atmospec.molecules.columns import COLUMN_SYNONYMS, normalise_name
+
+    return any(normalise_name(w)[0] in COLUMN_SYNONYMS["wavelength"] for w in words)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -278,20 +288,24 @@ def _read_table(
         unit, how = "fraction", "squared from R_p/R_s; error 2 (R_p/R_s) sigma"
     depth, error, unit, how = depth_to_fraction(raw, err, unit, source=str(path), how=how)
     notes.append(f"depth unit: {unit} ({how})")
-    # widths
+    # widths, in micron: a width column's own unit where it names one, else the wavelengths'
+    def width_scale(role: str) -> float:
+        return WAVE_UNITS[cunits[role] if cunits.get(role) in WAVE_UNITS else wunit]
+
     if "half_width" in cols:
-        half = np.abs(_floats(table, cols["half_width"], path))
+        half = np.abs(_floats(table, cols["half_width"], path)) * width_scale("half_width")
         kind = "half"
         notes.append(f"widths: half widths ({cols['half_width']!r})")
     elif "full_width" in cols or "width" in cols:
-        col = cols.get("full_width") or cols["width"]
-        w = np.abs(_floats(table, col, path))
+        role = "full_width" if "full_width" in cols else "width"
+        col = cols[role]
+        w = np.abs(_floats(table, col, path)) * width_scale(role)
         if width is not None:
             kind, how = width, "given"
         elif "full_width" in cols:
             kind, how = "full", "column name"
         else:
-            decided = width_kind_from_spacing(wave, w)
+            decided = width_kind_from_spacing(wave, w)  # both in micron
             if decided is None:
                 raise FileFormatError(
                     f"{path}: column {col!r} may hold half or full bin widths and the spacing "
@@ -321,7 +335,6 @@ def _read_table(
         half = np.empty_like(wave)
         half[order] = 0.5 * np.diff(edges)
         notes.append("widths: contiguous bins (edges halfway between centres; given)")
-    half = half * WAVE_UNITS[wunit]
     # instruments
     if instrument is not None:
         inst = np.full(len(table), instrument)
@@ -351,16 +364,21 @@ def read_transmission(
 
     Layouts: pyratbay ``.dat`` (``@DEPTH_UNITS`` / ``@DATA``), ECSV, IPAC, and text tables
     separated by tabs, commas or whitespace, with a header line or the column names in the
-    last comment line before the data (as in HST compilations). Columns are matched exactly
-    against :data:`~atmospec.molecules.columns.COLUMN_SYNONYMS`; two candidates for one role
-    are refused with both named (``columns={"depth": "NAME"}`` chooses).
+    last comment line before the data (as in HST compilations: names between runs of two
+    spaces, or one per column when one of them names the wavelength). Columns are matched
+    exactly against :data:`~atmospec.molecules.columns.COLUMN_SYNONYMS` (a unit in brackets or
+    after an underscore, ``depth (%)``, ``half_width_um``, is split off and used); two
+    candidates for one role are refused with both named (``columns={"depth": "NAME"}``
+    chooses). Asymmetric errors (``err_up``/``err_low``, ``depth_err_pos``/``_neg``,
+    ``PL_TRANDEPERR1``/``2``) are averaged, and said so.
 
     Units: depth units come from ``depth_unit``, ``@DEPTH_UNITS``, the column name
     (``dppm``, ``PL_TRANDEP`` in percent, ``(Rp/Rs)^2``), a header unit, or the values when
     only one unit fits them (:func:`~atmospec.molecules.columns.depth_to_fraction`); a radius
     ratio R_p/R_s is squared. Widths: half widths, full widths, ambiguous names (``BANDWIDTH``,
     ``Delta Wavelength``) decided by the spacing of the bins or ``width="half"/"full"``, or
-    ``width="contiguous"`` for files with no widths. A ``quality`` column drops flagged bins;
+    ``width="contiguous"`` for files with no widths. A width column in a unit of its own
+    (``half_width [nm]`` beside micron wavelengths) is converted with it. A ``quality`` column drops flagged bins;
     ``order`` becomes the instrument. ``spectrum.assumptions`` lists every such decision.
     Binary files (FITS, gzip) are refused as such, never decoded as text.
 
