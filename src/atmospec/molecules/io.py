@@ -288,6 +288,7 @@ def _read_table(
         unit, how = "fraction", "squared from R_p/R_s; error 2 (R_p/R_s) sigma"
     depth, error, unit, how = depth_to_fraction(raw, err, unit, source=str(path), how=how)
     notes.append(f"depth unit: {unit} ({how})")
+
     # widths, in micron: a width column's own unit where it names one, else the wavelengths'
     def width_scale(role: str) -> float:
         return WAVE_UNITS[cunits[role] if cunits.get(role) in WAVE_UNITS else wunit]
