@@ -100,6 +100,7 @@ def test_predict_and_molecules_commands_name_the_other(
     args = ["--quiet", "predict", str(f), "--grids", "none", "--draws", "50", "--no-plots"]
     res = runner.invoke(app, [*args, "-o", str(tmp_path / "p")])
     assert res.exit_code == 4, res.output  # none of the spectra could be used
+    assert "default selection" not in res.output  # no summary of rows that do not exist
     with open(tmp_path / "p" / "failures.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert "`atmospec molecules wasp39b_jwst_transit.dat`" in row["error"]

@@ -274,6 +274,25 @@ def test_csv_with_units_and_error_column(tmp_path: Path) -> None:
     np.testing.assert_allclose(s.to_flux_unit("Jy").flux, [2e-3, 2.5e-3, 1e-3])
 
 
+def test_semicolon_separated_csv(tmp_path: Path) -> None:
+    # a spreadsheet's export where ',' is the decimal mark separates columns with ';': once
+    # refused ("cannot read '1000;2.0;0.1' as a number"), now read as the comma version is
+    text = "wavelength (nm),flux (mJy),flux_err (mJy)\n1000,2.0,0.1\n1500,2.5,0.2\n2000,1.0,0.1\n"
+    comma, semi = tmp_path / "c.csv", tmp_path / "s.csv"
+    comma.write_text(text)
+    semi.write_text(text.replace(",", ";"))
+    a, b = read(comma), read(semi)
+    np.testing.assert_array_equal(a.wavelength, b.wavelength)
+    np.testing.assert_array_equal(a.flux, b.flux)
+    np.testing.assert_array_equal(a.uncertainty, b.uncertainty)
+    assert b.flux_unit == "mJy" and b.meta["format"] == "csv"
+    # with decimal commas the values cannot be read: refused, never split at the commas
+    decimal = tmp_path / "d.csv"
+    decimal.write_text("wavelength (nm);flux (mJy)\n1000,5;2,0\n1500,5;2,5\n")
+    with pytest.raises(FileFormatError, match="d.csv"):
+        read(decimal)
+
+
 def test_ecsv_from_astropy(tmp_path: Path) -> None:
     import astropy.units as u
     from astropy.table import Table

@@ -439,7 +439,7 @@ def run_batch_command(
             )
     else:
         console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
-    if predictor.policy is not None:
+    if predictor.policy is not None and run.n_predicted:
         gate = predictor.policy.gate_problem()
         if gate:
             console.print(
@@ -449,7 +449,7 @@ def run_batch_command(
         console.print(
             f"default selection: rows served {escape(counts or 'none')} (why: the notes column)"
         )
-    if multi:
+    if multi and run.n_predicted:
         console.print(
             "grids: "
             + escape(", ".join(r.describe() for r in predictor.routes))

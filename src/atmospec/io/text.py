@@ -182,8 +182,11 @@ def read_text(
     """
     p = check_file(path)
     src = str(p)
-    table = parse_table(open_text(p), source=src, delimiter=delimiter)
-    fmt = "csv" if delimiter == "," else "text"
+    lines = open_text(p)
+    if delimiter == "," and _semicolon_separated(lines):
+        delimiter = ";"  # a spreadsheet's CSV in locales that keep ',' for decimals
+    table = parse_table(lines, source=src, delimiter=delimiter)
+    fmt = "csv" if delimiter in (",", ";") else "text"
     return _from_table(
         table,
         source=src,
@@ -198,6 +201,13 @@ def read_text(
     )
 
 
+def _semicolon_separated(lines: list[str]) -> bool:
+    """True when the rows are separated by ';' and hold no ',' at all (so nothing else could
+    separate them)."""
+    rows = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")][:20]
+    return bool(rows) and all(";" in ln and "," not in ln for ln in rows)
+
+
 def read_csv(
     path: str | Path,
     *,
@@ -208,7 +218,11 @@ def read_csv(
     flux_unit: str | None = None,
     invalid: Invalid = "error",
 ) -> Spectrum:
-    """Read a comma-separated table (see :func:`read_text`; header ``wavelength [um],flux,...``)."""
+    """Read a comma-separated table (see :func:`read_text`; header ``wavelength [um],flux,...``).
+
+    Rows separated by ';' with no ',' anywhere (a spreadsheet's export where ',' is the
+    decimal mark is refused by its values) are read with ';' as the separator.
+    """
     return read_text(
         path,
         delimiter=",",
