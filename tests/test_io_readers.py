@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atmospec.errors import FileFormatError
+from atmospec.errors import FileFormatError, InvalidSpectrumError
 from atmospec.io import detect_format, read, read_jwst_x1d
 from atmospec.spectrum import Spectrum
 
@@ -272,6 +272,54 @@ def test_csv_with_units_and_error_column(tmp_path: Path) -> None:
     np.testing.assert_array_equal(s.uncertainty, [0.1, 0.2, 0.1])
     # mJy -> Jy by astropy: factor 1e-3
     np.testing.assert_allclose(s.to_flux_unit("Jy").flux, [2e-3, 2.5e-3, 1e-3])
+
+
+def test_variance_and_inverse_variance_columns_give_sigma(tmp_path: Path) -> None:
+    # an `ivar` or `variance` column was ignored: the spectrum had no errors and prediction
+    # refused it for that; now sigma = 1/sqrt(ivar) = sqrt(variance), and the file says which
+    from astropy.io import fits
+    from astropy.table import Table
+
+    w = np.array([1.0, 1.5, 2.0, 2.3])
+    f = np.array([2.0, 2.5, 1.0, 0.5])
+    sigma = np.array([0.1, 0.2, 0.1, 0.05])
+    head = "wavelength [um],flux [W m-2 um-1],"
+    (tmp_path / "ivar.csv").write_text(
+        head
+        + "ivar\n"
+        + "".join(f"{a},{b},{1 / c**2!r}\n" for a, b, c in zip(w, f, sigma.tolist(), strict=True))
+    )
+    Table({"wave": w, "flux": f, "variance": sigma**2}).write(tmp_path / "var.ecsv")
+    cols = [fits.Column(name=n, format="D", array=v) for n, v in
+            (("WAVELENGTH", w), ("FLUX", f), ("IVAR", 1 / sigma**2))]  # fmt: skip
+    fits.BinTableHDU.from_columns(cols).writeto(tmp_path / "ivar.fits")
+    for name, kind in (("ivar.csv", "inverse variance"), ("var.ecsv", "variance"),
+                       ("ivar.fits", "inverse variance")):  # fmt: skip
+        s = read(tmp_path / name, wave_unit="um")
+        np.testing.assert_allclose(s.uncertainty, sigma, rtol=1e-12)
+        assert s.meta["uncertainty_from"].startswith(f"{kind} column")
+    # ivar = 0 (no information) is an invalid pixel: refused by default, masked on request
+    (tmp_path / "zero.csv").write_text(
+        head + "ivar\n1.0,2.0,100\n1.5,2.5,0\n2.0,1.0,100\n2.3,0.5,400\n"
+    )
+    with pytest.raises(InvalidSpectrumError, match="zero.csv"):
+        read(tmp_path / "zero.csv")
+    masked = read(tmp_path / "zero.csv", invalid="mask")
+    assert masked.mask.tolist() == [False, True, False, False]
+    # a 1-sigma column wins over a variance beside it (no ambiguity)
+    (tmp_path / "both.csv").write_text(head + "error,variance\n1.0,2.0,0.1,9\n1.5,2.5,0.2,9\n")
+    np.testing.assert_allclose(read(tmp_path / "both.csv").uncertainty, [0.1, 0.2])
+
+
+def test_a_snr_column_is_named_when_errors_are_missing(tmp_path: Path) -> None:
+    from atmospec.prediction.coverage import prepare_input
+
+    path = tmp_path / "snr.csv"
+    path.write_text("wavelength [um],flux [W m-2 um-1],S/N\n1.0,2.0,50\n1.5,2.5,60\n2.0,1.0,40\n")
+    s = read(path)
+    assert s.uncertainty is None and s.meta["snr_column"] == "S/N"
+    with pytest.raises(InvalidSpectrumError, match=r"the file's column 'S/N' holds S/N, not 1-s"):
+        prepare_input(s, np.linspace(1.1, 1.9, 5))
 
 
 def test_semicolon_separated_csv(tmp_path: Path) -> None:

@@ -115,9 +115,12 @@ def prepare(
     """
     src = spectrum.source
     if spectrum.uncertainty is None:
+        from atmospec.io.error_columns import snr_hint
+
         raise InvalidSpectrumError(
             f"{src}: the spectrum has no uncertainties; a chi-square fit needs 1-sigma errors "
-            "per pixel (give uncertainty=... when building the Spectrum)"
+            "per pixel (an error column in the file, or uncertainty=... when building the "
+            "Spectrum)" + snr_hint(spectrum.meta)
         )
     from atmospec.sanity import check_spectrum
 

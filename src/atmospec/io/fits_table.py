@@ -9,7 +9,6 @@ import numpy as np
 
 from atmospec.errors import FileFormatError
 from atmospec.io._common import (
-    ERROR_NAMES,
     FLUX_NAMES,
     MASK_NAMES,
     WAVE_NAMES,
@@ -25,6 +24,7 @@ from atmospec.io._common import (
     parse_unit,
     wave_column_unit,
 )
+from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
 from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
@@ -87,9 +87,7 @@ def read_fits_table(
         names = list(hdu.columns.names)
         cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=wave_col)
         cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=flux_col)
-        ce = find_column(
-            names, ERROR_NAMES, what="uncertainty", source=src, given=err_col, required=False
-        )
+        ce, kind = find_error_column(names, source=src, given=err_col)
         cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
         assert cw is not None and cf is not None
         units = {c.name: c.unit for c in hdu.columns}
@@ -118,7 +116,7 @@ def read_fits_table(
 
         wave = column(cw)
         flux = column(cf)
-        unc = column(ce)
+        unc = to_sigma(column(ce), kind)
         mask = column(cm)
         stored = hdu.header.get(META_KEY)
     name: str | None = None
@@ -127,6 +125,7 @@ def read_fits_table(
     else:
         meta = {"source": src, "format": "fits-table"}
         name = p.name.split(".")[0]
+        note_errors(meta, names, ce, kind)
     # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit) or bool(stored))
     return build_spectrum(

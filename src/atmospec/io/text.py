@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from atmospec.errors import FileFormatError
 from atmospec.io._common import (
-    ERROR_NAMES,
     FLUX_NAMES,
     MASK_NAMES,
     WAVE_NAMES,
@@ -29,6 +28,7 @@ from atmospec.io._common import (
     parse_unit,
     wave_column_unit,
 )
+from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
 from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
@@ -254,15 +254,14 @@ def _from_table(
             raise FileFormatError(f"{source}: has no header line, so columns cannot be named")
         iw, jf = 0, 1
         je: int | None = 2 if data.shape[1] >= 3 else None
+        kind = "sigma"
         wu = fu = None
         labels = ["column 1", "column 2"]
     else:
         names = table.names
         cw = find_column(names, WAVE_NAMES, what="wavelength", source=source, given=wave_col)
         cf = find_column(names, FLUX_NAMES, what="flux", source=source, given=flux_col)
-        ce = find_column(
-            names, ERROR_NAMES, what="uncertainty", source=source, given=err_col, required=False
-        )
+        ce, kind = find_error_column(names, source=source, given=err_col)
         iw, jf = names.index(cw), names.index(cf)  # type: ignore[arg-type]
         je = None if ce is None else names.index(ce)
         units = table.units or [None] * len(names)
@@ -277,11 +276,13 @@ def _from_table(
     meta: dict[str, Any] = {"source": source, "format": fmt}
     if table.header:
         meta["header"] = table.header
+    if table.names is not None:
+        note_errors(meta, table.names, None if je is None else table.names[je], kind)
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(fu))
     return build_spectrum(
         data[:, iw],
         data[:, jf],
-        None if je is None else data[:, je],
+        None if je is None else to_sigma(data[:, je], kind),
         source=source,
         wave_unit=wunit,
         flux_unit=funit,
@@ -320,9 +321,7 @@ def read_ecsv(
     names = list(table.colnames)
     cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=wave_col)
     cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=flux_col)
-    ce = find_column(
-        names, ERROR_NAMES, what="uncertainty", source=src, given=err_col, required=False
-    )
+    ce, kind = find_error_column(names, source=src, given=err_col)
     cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
 
     def unit_of(col: str | None) -> str | None:
@@ -349,13 +348,14 @@ def read_ecsv(
         meta = {"source": src, "format": "ecsv"}
         meta.update({k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))})
         name = p.name.split(".")[0]
+        note_errors(meta, names, ce, kind)
     # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(unit_of(cf)) or bool(stored))
     mask = None if cm is None else np.asarray(table[cm], dtype=bool)
     return build_spectrum(
         values(cw),  # type: ignore[arg-type]
         values(cf),  # type: ignore[arg-type]
-        values(ce),
+        to_sigma(values(ce), kind),
         source=src,
         wave_unit=wunit,
         flux_unit=funit,

@@ -199,11 +199,13 @@ def _uncertainty(spectrum: Spectrum, assume_snr: float | None, notes: list[str])
             )
         return np.asarray(unc, dtype=np.float64)
     if assume_snr is None:
+        from atmospec.io.error_columns import snr_hint
+
         raise InvalidSpectrumError(
             f"{spectrum.source}: the spectrum has no uncertainties; prediction intervals need "
             "1-sigma errors per pixel (Monte Carlo over the flux errors). Provide them "
             "(Spectrum(..., uncertainty=...), an error column in the file), or state a typical "
-            "S/N with assume_snr= (CLI --assume-snr)"
+            "S/N with assume_snr= (CLI --assume-snr)" + snr_hint(spectrum.meta)
         )
     if not np.isfinite(assume_snr) or assume_snr <= 0:
         raise ValueError(f"assume_snr must be a positive number, got {assume_snr!r}")
