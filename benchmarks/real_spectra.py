@@ -31,6 +31,13 @@ optional test data):
 - ``field_mh_median``: median [M/H] of field L0-T4 dwarfs (S/N >= 50; the population is
   near solar).
 - ``ood_false_alarm_real``: fraction of those field dwarfs flagged (outside the grid or misfit).
+- ``field_dteff_spt_l0_l4`` / ``_l5_l9`` (comparison only, no target; never fitted
+  into anything): median Teff of those field dwarfs minus the field-age spectral type-Teff
+  relation of Filippazzo et al. (2015, ApJ 810, 158; a sixth-order polynomial over M6-T9 with
+  113 K scatter, its coefficients as SPLAT lists them), per spectral-type range, and
+  ``field_dteff_spt_scatter`` (1.4826 MAD of all of them): every field dwarf against an
+  independent empirical scale, beside the 14 companions' labels (gravity classes, and so the
+  field set, stop at the L/T transition).
 - ``ood_recall_outside``: fraction flagged among M0-M5 dwarfs and >= T8 dwarfs, whose Teff
   lies outside Diamondback's 900-2400 K.
 
@@ -457,6 +464,36 @@ def _repeat_pulls(
     return pulls, pulls_total
 
 
+SPT_TEFF_FILIPPAZZO15 = (1.546e-4, -1.606e-2, 6.318e-1, -1.191e1, 1.155e2, -7.005e2, 4.747e3)
+"""Filippazzo et al. (2015) field-age Teff(SpT), highest power first, SpT = spt_num - 10
+(M6 = 16 ... T9 = 39 in the library's numbering); 113 K scatter. Comparison only."""
+
+
+def spt_teff(spt_num: Any) -> np.ndarray:
+    """Teff (K) of the Filippazzo et al. (2015) relation at the library's ``spt_num``.
+
+    Example:
+        >>> [round(float(t)) for t in spt_teff([20.0, 25.0, 30.0])]  # L0, L5, T0
+        [2249, 1581, 1247]
+    """
+    x = np.asarray(spt_num, dtype=float) - 10.0
+    return np.where((x >= 6) & (x <= 29), np.polyval(SPT_TEFF_FILIPPAZZO15, x), np.nan)
+
+
+def _spt_offsets(rows: dict[str, dict[str, Any]], field: pd.DataFrame) -> dict[str, Any]:
+    d = _column(rows, field["key"].tolist(), "teff_median") - spt_teff(field["spt_num"])
+    spt = field["spt_num"].to_numpy(float)
+    out: dict[str, Any] = {}
+    for name, lo, hi in (("l0_l4", 20, 24.9), ("l5_l9", 25, 29.9)):
+        sel = (spt >= lo) & (spt <= hi) & np.isfinite(d)
+        out[f"field_dteff_spt_{name}"] = float(np.median(d[sel])) if sel.any() else None
+    ok = np.isfinite(d)
+    out["field_dteff_spt_scatter"] = (
+        float(1.4826 * np.median(np.abs(d[ok] - np.median(d[ok])))) if ok.sum() > 2 else None
+    )
+    return out
+
+
 def _other_metrics(
     rows: dict[str, dict[str, Any]], sets: dict[str, pd.DataFrame]
 ) -> dict[str, Any]:
@@ -493,6 +530,7 @@ def _other_metrics(
         "field_mh_median": float(np.nanmedian(get(field_k, "mh_median"))),
         "ood_false_alarm_real": _nanmean(f_flag),
         "ood_recall_outside": _nanmean(o_flag),
+        **_spt_offsets(rows, sets["field"]),
         "n_field": int(np.isfinite(f_flag).sum()),
         "n_vlg": len(vlg_k),
         "n_outside": int(np.isfinite(o_flag).sum()),
@@ -620,6 +658,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "field_mh_median",
         "ood_false_alarm_real",
         "ood_recall_outside",
+        "field_dteff_spt_l0_l4",
+        "field_dteff_spt_l5_l9",
+        "field_dteff_spt_scatter",
     ]
     width = max(len(c) for c in cols) + 2
     col = max(len(n) for n in flat) + 2
