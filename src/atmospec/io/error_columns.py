@@ -100,8 +100,10 @@ def snr_hint(meta: dict[str, Any]) -> str:
     """For a refusal of a spectrum without errors: the S/N column its file held, if any.
 
     Example:
-        >>> snr_hint({"snr_column": "S/N"})
-        "; the file's column 'S/N' holds S/N, not 1-sigma errors: add a column flux / S/N (with the S/N per pixel)"
+        >>> snr_hint({"snr_column": "S/N"})[:55]
+        "; the file's column 'S/N' holds S/N, not 1-sigma errors"
+        >>> snr_hint({})
+        ''
     """
     col = meta.get("snr_column")
     if not col:

@@ -158,8 +158,9 @@ COLUMN_SYNONYMS: dict[str, dict[str, str | None]] = {
 """Exact (normalised) column names recognised per role, with the depth unit a name implies.
 
 Names are normalised by :func:`normalise_name` (lower case, a unit in brackets or a unit
-suffix such as ``_um`` or ``_ppm`` split off, spaces to ``_``). Nothing is matched by substring: a column that is not listed here is
-ignored, and two listed columns for one role are refused with both named.
+suffix such as ``_um`` or ``_ppm`` split off, spaces to ``_``). Nothing is matched by
+substring: a column that is not listed here is ignored, and two listed columns for one role
+are refused with both named.
 """
 
 _UNIT_ALIASES: dict[str, tuple[str, str]] = {

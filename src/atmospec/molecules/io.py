@@ -379,8 +379,9 @@ def read_transmission(
     ratio R_p/R_s is squared. Widths: half widths, full widths, ambiguous names (``BANDWIDTH``,
     ``Delta Wavelength``) decided by the spacing of the bins or ``width="half"/"full"``, or
     ``width="contiguous"`` for files with no widths. A width column in a unit of its own
-    (``half_width [nm]`` beside micron wavelengths) is converted with it. A ``quality`` column drops flagged bins;
-    ``order`` becomes the instrument. ``spectrum.assumptions`` lists every such decision.
+    (``half_width [nm]`` beside micron wavelengths) is converted with it. A ``quality`` column
+    drops flagged bins; ``order`` becomes the instrument. ``spectrum.assumptions`` lists every
+    such decision.
     Binary files (FITS, gzip) are refused as such, never decoded as text.
 
     Example:
