@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from _inference_support import synthetic_spectrum, tiny  # noqa: F401 (fixture)
@@ -176,3 +177,22 @@ def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Pa
     rows = pd.read_csv(out / "predictions.csv")
     assert len(rows) == 8 and rows["source"].is_unique
     assert pd.read_csv(out / "failures.csv")["source"].str.endswith("broken.csv").tolist() == [True]
+
+
+def test_a_library_key_among_the_files_is_that_library_spectrum(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # `atmospec fit 10703_10070` took a library key, `atmospec predict 10703_10070` failed it
+    # ("no such spectrum file"); now a name that is no file but a key is that spectrum
+    from atmospec import library
+    from atmospec.prediction.sources import Catalog
+
+    real = tmp_path / "s.csv"
+    real.write_text("wavelength [um],flux,error\n1.0,1.0,0.1\n1.1,1.0,0.1\n")
+    cat = Catalog.from_files(["10703_10070", str(real), "nothere.csv"])
+    assert cat.kinds == ("library", "file", "file")
+    (hd3651b, mine, missing) = cat.partitions(3)[0].load()
+    assert hd3651b.spectrum is not None
+    np.testing.assert_array_equal(hd3651b.spectrum.flux, library.load("10703_10070").flux)
+    assert mine.spectrum is not None
+    assert missing.spectrum is None and "nothere.csv: no such spectrum file" in str(missing.error)

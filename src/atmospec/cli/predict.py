@@ -168,7 +168,7 @@ chunk x draws x parameters)."""
 
 def predict_cmd(
     files: Optional[list[Path]] = typer.Argument(  # noqa: UP045
-        None, help="Spectrum files (FITS, ECSV, CSV, text)."
+        None, help="Spectrum files (FITS, ECSV, CSV, text), or SpeX library keys (10703_10070)."
     ),
     model: Model = "default",
     out: Out = Path("atmospec-predict"),

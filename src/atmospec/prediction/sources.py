@@ -229,8 +229,21 @@ class Catalog:
 
         An error spectrum listed with its flux spectrum (FIREHOSE's ``NAME_E.fits`` beside
         ``NAME_F.fits``) is left out: it is read with the flux, not as a spectrum of its own.
+        A name that is no file but a SpeX library key (``10703_10070``, as ``atmospec library``
+        lists them and ``atmospec fit`` takes them) is that library spectrum.
         """
-        return cls(_without_error_partners([str(p) for p in paths]), label=label or "files")
+        items = _without_error_partners([str(p) for p in paths])
+        missing = [i for i in items if not Path(i).exists()]
+        keys: set[str] = set()
+        if missing:
+            from atmospec.library import catalogue
+
+            try:
+                keys = set(catalogue()["key"].astype(str)) & set(missing)
+            except DataNotFoundError:  # no library fetched: each name stays a (missing) file
+                keys = set()
+        kinds = [_LIBRARY if i in keys else _FILE for i in items]
+        return cls(items, kinds, label=label or "files")
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> Catalog:
