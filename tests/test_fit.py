@@ -225,6 +225,12 @@ def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(
     )
     assert res.exit_code == 0, res.output
     assert "bins of the npe_dback24 axis are masked" in " ".join(res.output.split())
+    # and takes a SpeX library key, as fit does (once "no such file")
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(
+        app, ["posterior", "sample", SPEX_KEY, "--n", "200", "-o", str(tmp_path / "key")]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "key" / f"{SPEX_KEY}_samples.csv").is_file()
 
 
 def test_nested_notes_masked_pixels(dback, spex_wave: np.ndarray) -> None:

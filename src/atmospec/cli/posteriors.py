@@ -46,7 +46,9 @@ def train(
 
 @posterior_app.command("sample")
 def sample(
-    files: list[Path] = typer.Argument(..., help="Spectra to read (any format atmospec reads)."),
+    files: list[Path] = typer.Argument(
+        ..., help="Spectra to read (any format atmospec reads), or SpeX library keys."
+    ),
     model: str = typer.Option("npe_dback24", "--model", "-m", help="Shipped NPE name or folder."),
     n: int = typer.Option(10_000, "--n", help="Posterior samples per spectrum."),
     seed: int = typer.Option(0, "--seed"),
@@ -75,13 +77,13 @@ def sample(
     import pandas as pd
 
     from atmospec._fileio import atomic_path, write_json
+    from atmospec.cli.fit import load_target
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
     from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
     from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.routing import NPEDomain
-    from atmospec.spectrum import Spectrum
 
     est = load_model(model, kind="npe")
     grid = grid_of(est.meta_)
@@ -90,9 +92,9 @@ def sample(
     refused = 0
     stated = stated_resolution_option(resolution)
     for f in files:
-        read_options = {"wave_unit": wave_unit, "flux_unit": flux_unit, "aperture": aperture}
-        read_options["invalid"] = "mask"  # as predict reads files; the domain check says so
-        sp = Spectrum.read(f, **{k: v for k, v in read_options.items() if v is not None})
+        # read as fit and predict read: NaN pixels masked (the domain check says so), a SpeX
+        # library key taken for its spectrum
+        sp = load_target(str(f), wave_unit=wave_unit, flux_unit=flux_unit, aperture=aperture)
         if stated is not None:
             sp.meta["resolution"] = stated
         draws = est.sample(sp, n=n, seed=seed)
