@@ -37,7 +37,11 @@ optional test data):
   113 K scatter, its coefficients as SPLAT lists them), per spectral-type range, and
   ``field_dteff_spt_scatter`` (1.4826 MAD of all of them): every field dwarf against an
   independent empirical scale, beside the 14 companions' labels (gravity classes, and so the
-  field set, stop at the L/T transition).
+  field set, stop at the L/T transition). ``field_spt_in_68_l0_l4`` ... ``field_spt_in_95_l5_l9``:
+  the fraction whose relation Teff lies inside the route's 68 % / 95 % interval. The
+  relation's own 113 K scatter keeps these below the nominal levels even for an unbiased
+  route with honest intervals: with 68 % half widths of ~140 K, about 0.56 and 0.87
+  (P(|z| < 140 / sqrt(140^2 + 113^2)) and the same for 1.96 x 140).
 - ``ood_recall_outside``: fraction flagged among M0-M5 dwarfs and >= T8 dwarfs, whose Teff
   lies outside Diamondback's 900-2400 K.
 
@@ -481,12 +485,25 @@ def spt_teff(spt_num: Any) -> np.ndarray:
 
 
 def _spt_offsets(rows: dict[str, dict[str, Any]], field: pd.DataFrame) -> dict[str, Any]:
-    d = _column(rows, field["key"].tolist(), "teff_median") - spt_teff(field["spt_num"])
+    keys = field["key"].tolist()
+    rel = spt_teff(field["spt_num"])
+    d = _column(rows, keys, "teff_median") - rel
     spt = field["spt_num"].to_numpy(float)
     out: dict[str, Any] = {}
     for name, lo, hi in (("l0_l4", 20, 24.9), ("l5_l9", 25, 29.9)):
         sel = (spt >= lo) & (spt <= hi) & np.isfinite(d)
         out[f"field_dteff_spt_{name}"] = float(np.median(d[sel])) if sel.any() else None
+        # how often the relation's Teff lies inside the route's intervals (routes without a
+        # 95 % interval, the per-grid columns, give None there)
+        for level, (a, b) in (
+            ("68", ("teff_p16", "teff_p84")),
+            ("95", ("teff_p2.5", "teff_p97.5")),
+        ):
+            inside = (rel >= _column(rows, keys, a)) & (rel <= _column(rows, keys, b))
+            known = sel & np.isfinite(_column(rows, keys, a))
+            out[f"field_spt_in_{level}_{name}"] = (
+                float(inside[known].mean()) if known.any() else None
+            )
     ok = np.isfinite(d)
     out["field_dteff_spt_scatter"] = (
         float(1.4826 * np.median(np.abs(d[ok] - np.median(d[ok])))) if ok.sum() > 2 else None
@@ -661,6 +678,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "field_dteff_spt_l0_l4",
         "field_dteff_spt_l5_l9",
         "field_dteff_spt_scatter",
+        "field_spt_in_68_l0_l4",
+        "field_spt_in_68_l5_l9",
+        "field_spt_in_95_l5_l9",
     ]
     width = max(len(c) for c in cols) + 2
     col = max(len(n) for n in flat) + 2
