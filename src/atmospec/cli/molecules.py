@@ -130,7 +130,8 @@ def molecules_cmd(
         None,
         "--columns",
         help="Column mapping ROLE=NAME[,...] (roles: wavelength, half_width, full_width, width, "
-        "depth, radius_ratio, error, instrument) where a file is ambiguous.",
+        "depth, radius_ratio, error, error_lower, radius_ratio_error, radius_ratio_error_lower, "
+        "instrument, order, quality) where a file is ambiguous.",
     ),
     offset: Optional[str] = typer.Option(  # noqa: UP045
         None,
