@@ -499,8 +499,9 @@ def _spt_offsets(rows: dict[str, dict[str, Any]], field: pd.DataFrame) -> dict[s
             ("68", ("teff_p16", "teff_p84")),
             ("95", ("teff_p2.5", "teff_p97.5")),
         ):
-            inside = (rel >= _column(rows, keys, a)) & (rel <= _column(rows, keys, b))
-            known = sel & np.isfinite(_column(rows, keys, a))
+            lower, upper = _column(rows, keys, a), _column(rows, keys, b)
+            inside = (rel >= lower) & (rel <= upper)
+            known = sel & np.isfinite(lower)
             out[f"field_spt_in_{level}_{name}"] = (
                 float(inside[known].mean()) if known.any() else None
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from atmospec.errors import AtmospecError, FileFormatError
+from atmospec.errors import FileFormatError
 from atmospec.molecules.spectrum import TransmissionSpectrum
 
 __all__ = ["read_planet", "transmission_hint"]
@@ -25,21 +25,17 @@ def transmission_hint(path: str | Path) -> str | None:
         'it reads as a flux spectrum (2 pixel'
     """
     from atmospec.io import read
-    from atmospec.io.other_kinds import HPF_HINT, is_hpf
+    from atmospec.io.other_kinds import hint_from
 
-    path = Path(path)
-    try:
-        if is_hpf(path):
-            return HPF_HINT
-        spec = read(path, hint=False, invalid="mask")
-    except (AtmospecError, OSError, ValueError, UnicodeError):
-        return None
-    return (
-        f"it reads as a flux spectrum ({spec.wavelength.size} pixels, "
-        f"{spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um, "
-        f"{spec.meta.get('format', 'spectrum')} format): "
-        f"`atmospec predict {path.name}` or `atmospec fit {path.name}` read those"
-    )
+    def sentence(spec: Any, path: Path) -> str:
+        return (
+            f"it reads as a flux spectrum ({spec.wavelength.size} pixels, "
+            f"{spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um, "
+            f"{spec.meta.get('format', 'spectrum')} format): "
+            f"`atmospec predict {path.name}` or `atmospec fit {path.name}` read those"
+        )
+
+    return hint_from(path, lambda p: read(p, hint=False, invalid="mask"), sentence)
 
 
 def read_planet(path: str | Path, **options: Any) -> TransmissionSpectrum:

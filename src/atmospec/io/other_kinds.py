@@ -10,11 +10,13 @@ hint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from atmospec.errors import AtmospecError
 
-__all__ = ["HPF_HINT", "is_hpf", "spectrum_hint"]
+__all__ = ["HPF_HINT", "hint_from", "is_hpf", "spectrum_hint"]
 
 HPF_HINT = (
     "it is an HPF spectrum (INSTRUME 'HPF', R ~55,000): the `atmospec highres` commands "
@@ -50,6 +52,27 @@ def is_hpf(path: str | Path) -> bool:
         return False
 
 
+def hint_from(
+    path: str | Path, read: Callable[[Path], Any], sentence: Callable[[Any, Path], str]
+) -> str | None:
+    """The hint for a refused file: :data:`HPF_HINT` for an HPF file, else
+    ``sentence(read(path), path)`` when another reader, ``read``, takes it; None when it
+    refuses the file too (never raises).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> _ = f.write_text("just words")
+        >>> hint_from(f, lambda p: float(p.read_text()), lambda x, p: "a number") is None
+        True
+    """
+    path = Path(path)
+    try:
+        return HPF_HINT if is_hpf(path) else sentence(read(path), path)
+    except (AtmospecError, OSError, ValueError, UnicodeError):
+        return None
+
+
 def spectrum_hint(path: str | Path) -> str | None:
     """For a file the flux-spectrum reader (:func:`atmospec.io.read`) refused: the atmospec
     command that reads it, in a sentence; None when none does.
@@ -62,21 +85,13 @@ def spectrum_hint(path: str | Path) -> str | None:
         >>> spectrum_hint(f)[:42]
         'it reads as a transmission spectrum (2 bin'
     """
-    from atmospec._fileio import is_binary
+    from atmospec.molecules.io import read_transmission  # refuses binary files itself
 
-    path = Path(path)
-    try:
-        if is_hpf(path):
-            return HPF_HINT
-        if is_binary(path):
-            return None
-        from atmospec.molecules.io import read_transmission
+    def sentence(spec: Any, path: Path) -> str:
+        return (
+            f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit "
+            f"depth, {spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
+            f"`atmospec molecules {path.name}` reads those"
+        )
 
-        spec = read_transmission(path)
-    except (AtmospecError, OSError, ValueError, UnicodeError):
-        return None
-    return (
-        f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit depth, "
-        f"{spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
-        f"`atmospec molecules {path.name}` reads those"
-    )
+    return hint_from(path, read_transmission, sentence)

@@ -13,10 +13,12 @@ from numpy.typing import NDArray
 from atmospec._fileio import is_binary
 from atmospec.errors import FileFormatError, UnitError
 from atmospec.molecules.columns import (
+    COLUMN_SYNONYMS,
     DEPTH_UNITS,
     WAVE_UNITS,
     depth_to_fraction,
     match_columns,
+    normalise_name,
     width_kind_from_spacing,
 )
 from atmospec.molecules.spectrum import TransmissionSpectrum, combine
@@ -162,8 +164,6 @@ def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
 def _names_a_wavelength(words: list[str]) -> bool:
     """True when one of ``words`` is a recognised wavelength column name (so a comment line
     of single-spaced words is a header, not a sentence)."""
-    from atmospec.molecules.columns import COLUMN_SYNONYMS, normalise_name
-
     return any(normalise_name(w)[0] in COLUMN_SYNONYMS["wavelength"] for w in words)
 
 
