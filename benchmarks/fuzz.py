@@ -320,7 +320,7 @@ def _toy_grid(folder: Path) -> Path:
 
 def _spectrum_seeds(splat: Path | None, work: Path) -> dict[str, list[bytes]]:
     """Real seed files per format: SpeX FITS, and the same spectra written as text/CSV/ECSV/
-    fluxcal/FITS table/JWST x1d layouts (the x1d built as the JWST pipeline lays it out)."""
+    IPAC/VOTable/fluxcal/FITS table/JWST x1d layouts (the x1d built as the JWST pipeline lays it out)."""
     from astropy.io import fits
 
     from atmospec.io import read
@@ -355,6 +355,18 @@ def _spectrum_seeds(splat: Path | None, work: Path) -> dict[str, list[bytes]]:
         for suffix in ("ecsv", "fits-table"):
             path = work / f"seed.{'ecsv' if suffix == 'ecsv' else 'fits'}"
             spec.write(path)
+            seeds[suffix].append(path.read_bytes())
+        from astropy.table import Table
+
+        table = Table({"wave": w, "flux": f, "flux_err": e}, meta={"keywords": {}})
+        table["wave"].unit = "um"
+        table["flux"].unit = table["flux_err"].unit = "W m-2 um-1"
+        table.meta["keywords"]["OBJECT"] = {"value": str(spec.name)}
+        for suffix, fmt in (("ipac", "ipac"), ("votable", "votable")):
+            path = work / f"seed.{suffix}"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # VOUnit remarks
+                table.write(path, format=fmt, overwrite=True)
             seeds[suffix].append(path.read_bytes())
         cols = [
             fits.Column("WAVELENGTH", "D", unit="um", array=w),
@@ -429,6 +441,8 @@ def build_targets(work: Path) -> list[Target]:
         Target("read_text", "s.txt", seeds["txt"], aio.read_text, "text", 2, leak),
         Target("read_csv", "s.csv", seeds["csv"], aio.read_csv, "text", 2, leak),
         Target("read_ecsv", "s.ecsv", seeds["ecsv"], aio.read_ecsv, "text", 1.5, leak),
+        Target("read_ipac", "s.tbl", seeds["ipac"], aio.read_ipac, "text", 1.5, leak),
+        Target("read_votable", "s.xml", seeds["votable"], aio.read_votable, "text", 1.5, leak),
         Target(
             "read_fluxcal", "s_fluxcal.dat", seeds["fluxcal"], aio.read_fluxcal, "text", 1, leak
         ),

@@ -281,7 +281,7 @@ def test_fluxcal_with_two_columns(tmp_path: Path) -> None:
 
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = text_file(tmp_path, "1 1 1\n2 1 1\n")
-    check(FileFormatError, path, "unknown format 'votable'", format="votable")
+    check(FileFormatError, path, "unknown format 'hdf5'", format="hdf5")
 
 
 def test_detect_does_not_guess_content_of_fits_named_text(tmp_path: Path) -> None:

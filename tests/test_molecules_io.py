@@ -62,6 +62,26 @@ def test_nasa_archive_tsv(shared_dir):
     assert s.error[0] == pytest.approx(95e-6)
 
 
+def test_nasa_archive_table_as_votable_reads_as_the_tsv(shared_dir, tmp_path):
+    """The archive's own columns written as a VOTable (the Virtual Observatory's format, which
+    the archive's table service also serves) give the same bins as the published TSV."""
+    import warnings
+
+    from astropy.table import Table
+
+    tsv = _trans(shared_dir, "WASP-107b_NIRCam-F322W2.tsv")
+    table = Table.read(tsv, format="ascii.tab")
+    vot = tmp_path / "wasp107b.xml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # empty string columns: a VOTable remark
+        table.write(vot, format="votable")
+    a, b = read_transmission(tsv), read_transmission(vot)
+    assert len(b) == len(a) == 100
+    for field in ("wavelength", "half_width", "depth", "error"):
+        np.testing.assert_allclose(getattr(b, field), getattr(a, field), rtol=1e-12)
+    assert any("VOTable" in note for note in b.assumptions)
+
+
 def test_wasp80b_needs_widths_and_infers_fractions(shared_dir):
     f = _trans(shared_dir, "WASP-80b_NIRCam-F322W2.csv")
     with pytest.raises(FileFormatError, match="--width contiguous"):

@@ -103,7 +103,7 @@ def molecules_cmd(
     ctx: typer.Context,
     files: list[str] = typer.Argument(  # noqa: B008
         ...,
-        help="Observed spectrum file(s) (pyratbay .dat, CSV/TSV/whitespace, ECSV, IPAC); "
+        help="Observed spectrum file(s) (pyratbay .dat, CSV/TSV/whitespace, ECSV, IPAC, VOTable); "
         "several files are combined, one instrument each. Or 'train' to rebuild.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {molecule: p}."),

@@ -98,14 +98,15 @@ Overwrite = Annotated[
 WaveUnit = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
-        "--wave-unit", help="Wavelength unit of text/CSV/ECSV/FITS-table files (um, nm, AA)."
+        "--wave-unit",
+        help="Wavelength unit of text/CSV/ECSV/IPAC/VOTable/FITS-table files (um, nm, AA).",
     ),
 ]
 FluxUnit = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--flux-unit",
-        help="Flux unit of text/CSV/ECSV/FITS-table files that give none (e.g. Jy for F_nu, "
+        help="Flux unit of text/CSV/ECSV/IPAC/VOTable/FITS-table files that give none (e.g. Jy for F_nu, "
         "'W m-2 um-1' for F_lambda; any scale). Without it such a flux is read as F_lambda "
         "and the answers say so.",
     ),
@@ -168,7 +169,8 @@ chunk x draws x parameters)."""
 
 def predict_cmd(
     files: Optional[list[Path]] = typer.Argument(  # noqa: UP045
-        None, help="Spectrum files (FITS, ECSV, CSV, text), or SpeX library keys (10703_10070)."
+        None,
+        help="Spectrum files (FITS, ECSV, IPAC, VOTable, CSV, text), or SpeX library keys (10703_10070).",
     ),
     model: Model = "default",
     out: Out = Path("atmospec-predict"),

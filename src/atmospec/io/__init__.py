@@ -14,7 +14,8 @@ from atmospec.io.fits_table import read_fits_table
 from atmospec.io.jwst import has_extract1d, read_jwst_x1d
 from atmospec.io.spex import read_spex
 from atmospec.io.telescopeml import read_fluxcal
-from atmospec.io.text import read_csv, read_ecsv, read_text
+from atmospec.io.text import read_csv, read_text
+from atmospec.io.unit_tables import read_ecsv, read_ipac, read_votable
 from atmospec.io.writers import WRITE_FORMATS, format_for_path
 from atmospec.spectrum import Spectrum
 
@@ -30,6 +31,8 @@ __all__ = [
     "read_text",
     "read_csv",
     "read_ecsv",
+    "read_ipac",
+    "read_votable",
     "read_fluxcal",
 ]
 
@@ -39,6 +42,8 @@ READERS: dict[str, Callable[..., Spectrum]] = {
     "fits-table": read_fits_table,
     "fits-image": read_fits_image,
     "ecsv": read_ecsv,
+    "ipac": read_ipac,
+    "votable": read_votable,
     "csv": read_csv,
     "text": read_text,
     "telescopeml": read_fluxcal,
@@ -53,7 +58,8 @@ def detect_format(path: str | Path) -> str:
 
     FITS (by content, even compressed): an EXTRACT1D extension is ``jwst-x1d``, a 1-D image
     (or IRAF bands) with a wavelength WCS ``fits-image``, a 2-4 × N primary array ``spex``, a
-    binary table ``fits-table``. Text: ``# %ECSV`` is ``ecsv``,
+    binary table ``fits-table``. Text: ``# %ECSV`` is ``ecsv``, an XML ``<VOTABLE>`` is
+    ``votable``, a table whose first line is an IPAC ``\\keyword`` or ``|name|`` row is ``ipac``,
     ``*_fluxcal.dat`` is ``telescopeml``, ``.csv`` is ``csv``, anything else ``text``.
 
     Example:
@@ -93,10 +99,14 @@ def detect_format(path: str | Path) -> str:
             "(truncated, corrupt or mislabelled)"
         )
     if b"\x00" in head:
-        raise FileFormatError(f"{p}: binary file of unknown format")
+        raise FileFormatError(f"{p}: {_binary_kind(head)}; {_READABLE}")
     text = head.decode("utf-8-sig", errors="replace")
     if text.startswith("# %ECSV"):
         return "ecsv"
+    if text.lstrip().startswith("<") and "<VOTABLE" in text.upper():
+        return "votable"
+    if text.lstrip().startswith(("\\", "|")):
+        return "ipac"
     if name.endswith(".ecsv"):
         raise FileFormatError(f"{p}: named .ecsv but the first line is not '# %ECSV <version>'")
     if name.endswith(("_fluxcal.dat", "_fluxcal.dat.gz")):
@@ -104,6 +114,21 @@ def detect_format(path: str | Path) -> str:
     if name.endswith((".csv", ".csv.gz")):
         return "csv"
     return "text"
+
+
+_READABLE = (
+    "atmospec reads spectra from FITS (SpeX, JWST x1d, 1-D images, binary tables), ECSV, "
+    "IPAC, VOTable, CSV and whitespace text tables"
+)
+
+
+def _binary_kind(head: bytes) -> str:
+    """What a binary file that is not FITS is, where its signature says."""
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file, not a spectrum format atmospec reads"
+    if head.startswith(b"PAR1"):
+        return "a Parquet file, not a spectrum format atmospec reads"
+    return "binary file of unknown format"
 
 
 def read(
@@ -118,7 +143,8 @@ def read(
     Args:
         path: the file.
         format: one of :data:`READERS` (``spex``, ``jwst-x1d``, ``fits-image``, ``fits-table``,
-            ``ecsv``, ``csv``, ``text``, ``telescopeml``) to skip detection.
+            ``ecsv``, ``ipac``, ``votable``, ``csv``, ``text``, ``telescopeml``) to skip
+            detection.
         hint: when the layout is refused, say which other atmospec command reads the file (a
             transmission spectrum: ``atmospec molecules``; an HPF echelle file:
             ``atmospec highres``; :mod:`atmospec.io.other_kinds`).

@@ -1,4 +1,5 @@
-"""Readers of text tables: ECSV, CSV and whitespace-separated columns with units in the header."""
+"""Readers of text tables: CSV and whitespace-separated columns with units in the header
+(ECSV, IPAC and VOTable: :mod:`atmospec.io.unit_tables`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from numpy.typing import NDArray
 from atmospec.errors import FileFormatError
 from atmospec.io._common import (
     FLUX_NAMES,
-    MASK_NAMES,
     WAVE_NAMES,
     Invalid,
     build_spectrum,
@@ -23,7 +23,6 @@ from atmospec.io._common import (
     check_wave_unit,
     find_column,
     match_columns,
-    meta_from_json,
     open_text,
     parse_unit,
     wave_column_unit,
@@ -32,9 +31,7 @@ from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
 from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
-__all__ = ["read_text", "read_csv", "read_ecsv", "parse_table", "TextTable", "ECSV_META_KEY"]
-
-ECSV_META_KEY = "atmospec"  # table meta key holding the JSON name/meta of files atmospec writes
+__all__ = ["read_text", "read_csv", "parse_table", "TextTable"]
 
 _FIELD = re.compile(r"([^\s\[\(,]+)\s*(?:\[([^\]]*)\]|\(([^)]*)\))?")
 _KEYVAL = re.compile(r"^\s*([A-Za-z][\w .-]*?)\s*[:=]\s*(.+?)\s*$")
@@ -288,79 +285,5 @@ def _from_table(
         flux_unit=funit,
         meta=meta,
         name=table.header.get("object", name),
-        invalid=invalid,
-    )
-
-
-def read_ecsv(
-    path: str | Path,
-    *,
-    wave_col: str | None = None,
-    flux_col: str | None = None,
-    err_col: str | None = None,
-    wave_unit: str | None = None,
-    flux_unit: str | None = None,
-    invalid: Invalid = "error",
-) -> Spectrum:
-    """Read an ECSV table (units and metadata in its YAML header), e.g. one atmospec wrote.
-
-    Columns are matched as in :func:`read_text`; a ``mask`` column restores the mask, and the
-    metadata atmospec stores (``meta['atmospec']``) restores name and meta exactly.
-    """
-    from astropy.table import Table
-
-    p = check_file(path)
-    src = str(p)
-    lines = open_text(p)
-    if not lines[0].startswith("# %ECSV"):
-        raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
-    try:
-        table = Table.read("\n".join(lines), format="ascii.ecsv")
-    except Exception as err:  # astropy raises many types for malformed YAML / rows
-        raise FileFormatError(f"{src}: malformed ECSV ({type(err).__name__}: {err})") from err
-    names = list(table.colnames)
-    cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=wave_col)
-    cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=flux_col)
-    ce, kind = find_error_column(names, source=src, given=err_col)
-    cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
-
-    def unit_of(col: str | None) -> str | None:
-        if col is None or table[col].unit is None:
-            return None
-        return table[col].unit.to_string()
-
-    def values(col: str | None) -> NDArray[np.float64] | None:
-        if col is None:
-            return None
-        return np.ma.filled(np.ma.asarray(table[col], dtype=np.float64), np.nan)
-
-    wunit = check_wave_unit(
-        wave_unit or wave_column_unit(str(cw), unit_of(cw), source=src), source=src, column=str(cw)
-    )
-    funit = check_flux_unit(
-        flux_unit if flux_unit is not None else unit_of(cf), source=src, column=str(cf)
-    )
-    stored = table.meta.get(ECSV_META_KEY)
-    name: str | None
-    if stored is not None:
-        name, meta = meta_from_json(str(stored), source=src)
-    else:
-        meta = {"source": src, "format": "ecsv"}
-        meta.update({k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))})
-        name = p.name.split(".")[0]
-        note_errors(meta, names, ce, kind)
-    # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
-    mark_assumed(meta, funit, stated=flux_unit is not None or bool(unit_of(cf)) or bool(stored))
-    mask = None if cm is None else np.asarray(table[cm], dtype=bool)
-    return build_spectrum(
-        values(cw),  # type: ignore[arg-type]
-        values(cf),  # type: ignore[arg-type]
-        to_sigma(values(ce), kind),
-        source=src,
-        wave_unit=wunit,
-        flux_unit=funit,
-        mask=mask,
-        meta=meta,
-        name=name,
         invalid=invalid,
     )

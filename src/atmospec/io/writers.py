@@ -10,7 +10,7 @@ from atmospec._fileio import atomic_path
 from atmospec.errors import FileFormatError
 from atmospec.io._common import meta_to_json
 from atmospec.io.fits_table import META_KEY
-from atmospec.io.text import ECSV_META_KEY
+from atmospec.io.unit_tables import ECSV_META_KEY
 from atmospec.spectrum import Spectrum
 
 __all__ = ["write_ecsv", "write_fits", "WRITE_FORMATS"]

@@ -1,4 +1,5 @@
-"""Observed transmission spectra as published: pyratbay, CSV/TSV/whitespace, ECSV and IPAC tables."""
+"""Observed transmission spectra as published: pyratbay, CSV/TSV/whitespace, ECSV, IPAC and
+VOTable tables."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def _read_pyratbay(path: Path, lines: list[str], depth_unit: str | None) -> Tran
 
 
 def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
-    """An astropy table from IPAC, ECSV, delimited text with a header, or whitespace text
-    whose column names are in the last comment line before the data."""
+    """An astropy table from IPAC, ECSV, VOTable, delimited text with a header, or whitespace
+    text whose column names are in the last comment line before the data."""
     from astropy.table import Table
 
     content = [ln for ln in lines if ln.strip()]
@@ -115,6 +116,12 @@ def _table(path: Path, lines: list[str]) -> tuple[Any, str]:
             return Table.read(path, format="ascii.ecsv"), "ECSV"
         if first.startswith("\\") or first.startswith("|"):
             return Table.read(path, format="ascii.ipac"), "IPAC table"
+        if first.startswith("<") and "<VOTABLE" in "".join(content[:20]).upper():
+            import warnings
+
+            with warnings.catch_warnings():  # VOUnit remarks; the units are checked later
+                warnings.simplefilter("ignore")
+                return Table.read(path, format="votable", use_names_over_ids=True), "VOTable"
     except Exception as err:  # astropy raises many types for bad tables
         raise FileFormatError(f"{path}: cannot read as {first[:6]!r} table ({err})") from None
     data = [ln for ln in content if not ln.lstrip().startswith("#")]
@@ -400,7 +407,7 @@ def read_transmission(
     if is_binary(path):
         raise FileFormatError(
             f"{path}: a binary file (FITS or compressed), not a table of transit depths: "
-            "transmission spectra are read from text, CSV, ECSV or IPAC tables"
+            "transmission spectra are read from text, CSV, ECSV, IPAC or VOTable tables"
         )
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if any(line.strip().upper().startswith("@DATA") for line in lines):

@@ -1,0 +1,382 @@
+"""Readers of tables whose header gives each column a unit: ECSV, IPAC and VOTable.
+
+ECSV is what atmospec writes; IPAC tables are what the NASA/IPAC archives (IRSA, the
+Exoplanet Archive) serve; VOTables are the Virtual Observatory's format (VizieR, the SVO,
+Simple Spectral Access services). astropy parses all three; the columns are then matched
+by name as in every other reader, and a VOTable's columns without a known name are matched
+by their UCD or utype (``em.wl``, ``phot.flux.density``, ``stat.error``; the IVOA Spectrum
+data model's ``SpectralAxis`` / ``FluxAxis`` utypes).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from atmospec.errors import FileFormatError
+from atmospec.io._common import (
+    ERROR_NAMES,
+    FLUX_NAMES,
+    MASK_NAMES,
+    WAVE_NAMES,
+    Invalid,
+    build_spectrum,
+    check_file,
+    check_flux_unit,
+    check_wave_unit,
+    find_column,
+    match_columns,
+    meta_from_json,
+    open_text,
+    parse_unit,
+    wave_column_unit,
+)
+from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
+from atmospec.io.flux_density import mark_assumed
+from atmospec.spectrum import Spectrum
+
+__all__ = ["read_ecsv", "read_ipac", "read_votable", "ECSV_META_KEY", "vo_roles"]
+
+ECSV_META_KEY = "atmospec"  # table meta key holding the JSON name/meta of files atmospec writes
+
+
+def read_ecsv(
+    path: str | Path,
+    *,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Read an ECSV table (units and metadata in its YAML header), e.g. one atmospec wrote.
+
+    Columns are matched as in :func:`atmospec.io.text.read_text`; a ``mask`` column restores
+    the mask, and the metadata atmospec stores (``meta['atmospec']``) restores name and meta
+    exactly.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.ecsv"
+        >>> _ = f.write_text("# %ECSV 1.0\\n# ---\\n# datatype:\\n"
+        ...                  "# - {name: wave, unit: nm, datatype: float64}\\n"
+        ...                  "# - {name: flux, unit: Jy, datatype: float64}\\n"
+        ...                  "wave flux\\n1000 2.0\\n1500 2.5\\n")
+        >>> s = read_ecsv(f)
+        >>> s.wavelength.tolist(), s.flux_unit
+        ([1.0, 1.5], 'Jy')
+    """
+    from astropy.table import Table
+
+    p = check_file(path)
+    src = str(p)
+    lines = open_text(p)
+    if not lines[0].startswith("# %ECSV"):
+        raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
+    try:
+        table = Table.read("\n".join(lines), format="ascii.ecsv")
+    except Exception as err:  # astropy raises many types for malformed YAML / rows
+        raise FileFormatError(f"{src}: malformed ECSV ({type(err).__name__}: {err})") from err
+    stored = table.meta.get(ECSV_META_KEY)
+    return _spectrum(
+        table,
+        src=src,
+        fmt="ecsv",
+        name=p.name.split(".")[0],
+        stored=None if stored is None else meta_from_json(str(stored), source=src),
+        given=(wave_col, flux_col, err_col),
+        units=(wave_unit, flux_unit),
+        invalid=invalid,
+    )
+
+
+def read_ipac(
+    path: str | Path,
+    *,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Read an IPAC table (``\\KEY = value`` lines, then ``|``-delimited header rows of names,
+    types and units), as the NASA/IPAC archives serve spectra.
+
+    Columns are matched by name as in the other readers; units come from the header's unit
+    row; null values become NaN (refused, or masked with ``invalid="mask"``). A keyword
+    ``OBJECT`` names the spectrum.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.tbl"
+        >>> _ = f.write_text("\\\\OBJECT = 'HD 3651B'\\n"
+        ...                  "|  wave  |  flux  |  error |\\n"
+        ...                  "| double | double | double |\\n"
+        ...                  "|   um   |   Jy   |   Jy   |\\n"
+        ...                  "   1.0     2.0      0.1\\n   1.5     2.5      0.1\\n")
+        >>> s = read_ipac(f)
+        >>> s.name, s.wavelength.tolist(), s.flux_unit
+        ('HD 3651B', [1.0, 1.5], 'Jy')
+    """
+    from astropy.table import Table
+
+    p = check_file(path)
+    src = str(p)
+    lines = open_text(p)
+    try:
+        table = Table.read(lines, format="ascii.ipac")
+    except Exception as err:  # astropy raises many types for malformed headers / rows
+        raise FileFormatError(f"{src}: malformed IPAC table ({type(err).__name__}: {err})") from err
+    keywords = {
+        str(k): v.get("value") if isinstance(v, Mapping) else v
+        for k, v in dict(table.meta.get("keywords", {})).items()
+    }
+    return _spectrum(
+        table,
+        src=src,
+        fmt="ipac",
+        name=_object_name(keywords) or p.name.split(".")[0],
+        header=keywords,
+        given=(wave_col, flux_col, err_col),
+        units=(wave_unit, flux_unit),
+        invalid=invalid,
+    )
+
+
+def read_votable(
+    path: str | Path,
+    *,
+    table: int | None = None,
+    wave_col: str | None = None,
+    flux_col: str | None = None,
+    err_col: str | None = None,
+    wave_unit: str | None = None,
+    flux_unit: str | None = None,
+    invalid: Invalid = "error",
+) -> Spectrum:
+    """Read a spectrum from a VOTable (an IVOA Simple Spectral Access answer, a VizieR or
+    SVO table).
+
+    ``table`` is the index of the TABLE element (default: the first holding a wavelength and
+    a flux column). Columns are matched by name as in the other readers; a role no name
+    matches is taken from the column's UCD or utype (:func:`vo_roles`). Units come from each
+    FIELD's ``unit``; null values become NaN; a table of one row whose cells are arrays is
+    read from that row. A ``PARAM`` or ``INFO`` named ``TargetName`` / ``OBJECT`` names the
+    spectrum.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.vot"
+        >>> _ = f.write_text('<?xml version="1.0"?><VOTABLE version="1.4"><RESOURCE><TABLE>'
+        ...     '<FIELD name="SPECTRAL" datatype="double" unit="um" ucd="em.wl"/>'
+        ...     '<FIELD name="FLUX" datatype="double" unit="Jy" ucd="phot.flux.density"/>'
+        ...     '<DATA><TABLEDATA><TR><TD>1.0</TD><TD>2.0</TD></TR>'
+        ...     '<TR><TD>1.5</TD><TD>2.5</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE>'
+        ...     '</VOTABLE>')
+        >>> s = read_votable(f)
+        >>> s.wavelength.tolist(), s.flux_unit, s.meta["columns_from_ucd"]
+        ([1.0, 1.5], 'Jy', {'wavelength': 'SPECTRAL'})
+    """
+    from astropy.io.votable import parse
+    from astropy.io.votable.tree import Info, Param
+
+    p = check_file(path)
+    src = str(p)
+    try:
+        with warnings.catch_warnings():  # VOUnit and schema remarks: the units are checked below
+            warnings.simplefilter("ignore")
+            vot = parse(str(p), verify="ignore")
+            elements = list(vot.iter_tables())
+    except Exception as err:  # astropy raises many types for malformed XML
+        raise FileFormatError(f"{src}: malformed VOTable ({type(err).__name__}: {err})") from err
+    if not elements:
+        raise FileFormatError(f"{src}: a VOTable without any TABLE element; no spectrum in it")
+    if table is not None:
+        if not 0 <= table < len(elements):
+            raise FileFormatError(f"{src}: no TABLE {table}; it holds {len(elements)}")
+        chosen = elements[table]
+    else:
+        usable = [t for t in elements if _has_spectrum(t)]
+        chosen = usable[0] if usable else elements[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = chosen.to_table(use_names_over_ids=True)
+    fields = {f.name: f for f in chosen.fields}
+    given = [wave_col, flux_col, err_col]
+    from_ucd: dict[str, str] = {}
+    names = list(data.colnames)
+    for k, (role, synonyms) in enumerate(
+        (("wavelength", WAVE_NAMES), ("flux", FLUX_NAMES), ("uncertainty", ERROR_NAMES))
+    ):
+        by_meaning = vo_roles(fields.values()).get(role)
+        if given[k] is None and not match_columns(names, synonyms) and by_meaning is not None:
+            given[k] = from_ucd[role] = by_meaning
+    params = {
+        str(x.name): x.value
+        for x in (*vot.iter_fields_and_params(), *vot.iter_info())
+        if x.name and isinstance(x, (Param, Info))  # a Param is a kind of Field
+    }
+    header = {k: v for k, v in params.items() if isinstance(v, (str, int, float))}
+    return _spectrum(
+        data,
+        src=src,
+        fmt="votable",
+        name=_object_name(header) or p.name.split(".")[0],
+        header=header,
+        given=(given[0], given[1], given[2]),
+        units=(wave_unit, flux_unit),
+        invalid=invalid,
+        extra={"columns_from_ucd": from_ucd} if from_ucd else None,
+        raw_units={n: f.unit for n, f in fields.items()},
+    )
+
+
+_ROLE_UCD = {
+    "wavelength": ("em.wl", "em.freq", "em.wavenumber", "em.energy"),
+    "flux": ("phot.flux.density", "phot.fludens"),
+    "uncertainty": ("stat.error",),
+}
+_ROLE_UTYPE = {
+    "wavelength": "spectralaxis.value",
+    "flux": "fluxaxis.value",
+    "uncertainty": "fluxaxis.accuracy.staterror",
+}
+
+
+def vo_roles(fields: Any) -> dict[str, str]:
+    """Role (``wavelength``, ``flux``, ``uncertainty``) -> the name of the one VOTable FIELD
+    whose UCD's first word (or utype, after the IVOA Spectrum data model) says it; a role
+    that no field or several fields claim is left out.
+
+    A flux error's UCD begins with ``stat.error`` (``stat.error;phot.flux.density``); a flux
+    column's begins with ``phot.flux.density`` (UCD1+) or ``phot.fluDens`` (UCD1);
+    ``em.freq`` is not a wavelength axis and is not taken.
+
+    Example:
+        >>> from types import SimpleNamespace as F
+        >>> vo_roles([F(name="x", ucd="em.wl", utype=None),
+        ...           F(name="y", ucd="phot.flux.density;em.wl", utype=None),
+        ...           F(name="e", ucd="stat.error;phot.flux.density", utype=None)])
+        {'wavelength': 'x', 'flux': 'y', 'uncertainty': 'e'}
+    """
+    out: dict[str, str] = {}
+    fields = list(fields)
+    for role, words in _ROLE_UCD.items():
+        for word in (*words, None):  # in order of preference; None: the utype
+            hits = [
+                str(f.name)
+                for f in fields
+                if (
+                    str(f.ucd or "").split(";")[0].strip().lower() == word
+                    if word is not None
+                    else str(f.utype or "").lower().endswith(_ROLE_UTYPE[role])
+                )
+            ]
+            if hits:
+                if len(hits) == 1:
+                    out[role] = hits[0]
+                break
+    return out
+
+
+def _has_spectrum(element: Any) -> bool:
+    names = [str(f.name) for f in element.fields]
+    roles = vo_roles(element.fields)
+    wave = bool(match_columns(names, WAVE_NAMES)) or "wavelength" in roles
+    flux = bool(match_columns(names, FLUX_NAMES)) or "flux" in roles
+    return wave and flux
+
+
+def _object_name(header: Mapping[str, Any]) -> str | None:
+    for key, value in header.items():
+        if key.lower() in ("object", "targetname", "target", "target_name") and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _spectrum(
+    table: Any,
+    *,
+    src: str,
+    fmt: str,
+    name: str,
+    given: tuple[str | None, str | None, str | None],
+    units: tuple[str | None, str | None],
+    invalid: Invalid,
+    stored: tuple[str | None, dict[str, Any]] | None = None,
+    header: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    raw_units: Mapping[str, Any] | None = None,
+) -> Spectrum:
+    """A Spectrum from an astropy table with per-column units (ECSV, IPAC, VOTable)."""
+    names = list(table.colnames)
+    cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=given[0])
+    cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=given[1])
+    ce, kind = find_error_column(names, source=src, given=given[2])
+    cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
+    assert cw is not None and cf is not None
+    wave_unit, flux_unit = units
+
+    def unit_of(col: str) -> str | None:
+        raw = (raw_units or {}).get(col)
+        unit = raw if raw is not None else table[col].unit
+        return (
+            None if unit is None else str(unit.to_string() if hasattr(unit, "to_string") else unit)
+        )
+
+    def values(col: str | None) -> NDArray[np.float64] | None:
+        if col is None:
+            return None
+        cells = np.ma.asarray(table[col])
+        if cells.ndim == 2 and cells.shape[0] == 1:  # one row of array cells (SSA, FITS-like)
+            cells = cells[0]
+        if cells.ndim != 1:
+            raise FileFormatError(
+                f"{src}: column '{col}' has shape {cells.shape}; expected one value per pixel, "
+                "or a single row holding the arrays"
+            )
+        try:
+            return np.ma.filled(cells.astype(np.float64), np.nan)
+        except (TypeError, ValueError):
+            raise FileFormatError(f"{src}: column '{col}' does not hold numbers") from None
+
+    wunit = check_wave_unit(
+        wave_unit or wave_column_unit(cw, unit_of(cw), source=src), source=src, column=cw
+    )
+    file_unit = parse_unit(unit_of(cf), source=src, column=cf)
+    funit = check_flux_unit(
+        flux_unit if flux_unit is not None else file_unit, source=src, column=cf
+    )
+    if stored is not None:
+        out_name, meta = stored
+    else:
+        out_name = name
+        meta = {"source": src, "format": fmt}
+        if fmt == "ecsv":
+            meta.update({k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))})
+        if header:
+            meta["header"] = dict(header)
+        meta.update(extra or {})
+        note_errors(meta, names, ce, kind)
+    # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
+    mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit) or bool(stored))
+    mask = values(cm)
+    return build_spectrum(
+        values(cw),  # type: ignore[arg-type]
+        values(cf),  # type: ignore[arg-type]
+        to_sigma(values(ce), kind),
+        source=src,
+        wave_unit=wunit,
+        flux_unit=funit,
+        mask=None if mask is None else np.nan_to_num(mask, nan=1.0).astype(bool),
+        meta=meta,
+        name=out_name,
+        invalid=invalid,
+    )
