@@ -245,6 +245,10 @@ def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp
     assert t.loc[0, "dback24_weight"] == 0.0 and 650 <= t.loc[0, "teff_median"] <= 880
     assert t.loc[1, "dback24_weight"] > 0 and 1500 <= t.loc[1, "teff_median"] <= 2200
     assert {"teff_burrows06_median", "teff_btsettl08_median", "misfit_flag"} <= set(t.columns)
+    # model_id names what answered: outside Diamondback, not Diamondback's model
+    assert t.loc[0, "model_id"].startswith("burrows06-spex-")
+    assert t.loc[0, "model_id"].endswith("+chi2:btsettl08")
+    assert t.loc[1, "model_id"].startswith(("dback24-spex-", "npe_dback24-"))
     figs = sorted(p.name for p in (out / "objects").glob("*_fit.png"))
     assert len(figs) == 1 and figs[0].startswith("HD_3651B")
 

@@ -38,6 +38,8 @@ class GridEstimate:
         wavelength, flux, uncertainty, model_flux, band: the data and the best model on the
             data pixels, and the 1-sigma model-error band around the model (for figures).
         notes: why and how (routing, error inflation, masked pixels).
+        model: the id of what answered: a learned model's id, or ``chi2:<grid>`` for the
+            scan over the grid's nodes.
     """
 
     grid: str
@@ -53,6 +55,7 @@ class GridEstimate:
     model_flux: FloatArray | None = None
     band: FloatArray | None = None
     notes: list[str] = field(default_factory=list)
+    model: str = ""
 
     def column(self, name: str) -> NDArray[np.float32] | None:
         """The samples of parameter ``name`` (None when this grid lacks it)."""
@@ -219,6 +222,7 @@ def chi2_estimate(
         model_flux=model,
         band=band,
         notes=notes,
+        model=f"chi2:{grid.name}",
     )
 
 

@@ -154,4 +154,5 @@ def from_result(res: PredictionResult, k: int, grid: str) -> GridEstimate:
         bounds=dict(res.bounds),
         at_bound=np.asarray(res.at_bound[k], dtype=bool) | pressed,
         notes=[],
+        model=res.row_model_id(k),
     )

@@ -63,6 +63,24 @@ class MultiGridResult(PredictionResult):
         reading = self.flux_readings[i] if i < len(self.flux_readings) else None
         return bool(reading is not None and reading.suspect)
 
+    def row_model_id(self, i: int) -> str:
+        """The ``model_id`` of row ``i``: the primary grid's model where it took part in the
+        answer (its default selection, e.g. the NPE or its CNN fallback); otherwise, outside
+        the primary grid's parameters, the models of the grids that answered, joined by
+        ``+`` (``chi2:<grid>`` for a scan over a grid's nodes).
+
+        Example:
+            >>> res = MultiGridPredictor().predict(library.load("10703_10070"))  # doctest: +SKIP
+            >>> res.table()["model_id"][0]  # HD 3651B, outside Diamondback  # doctest: +SKIP
+            'burrows06-spex-951c446810+chi2:btsettl08'
+        """
+        primary_model = super().row_model_id(i)
+        if i >= len(self.combined) or self.combined[i].weights.get(self.primary, 0.0) > 0:
+            return primary_model
+        used = [g for g, w in self.combined[i].weights.items() if w > 0]
+        ids = [self.estimates[i][g].model or g for g in used if g in self.estimates[i]]
+        return "+".join(ids) or primary_model
+
     def inflation(self, i: int, name: str = "teff") -> float:
         """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
         the primary grid does not cover the object)."""
