@@ -205,6 +205,10 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     assert row["burrows06_weight"] > 0 and row["btsettl08_weight"] > 0
     assert 650 <= row["teff_median"] <= 880
     assert "outside the parameters of dback24" in row["notes"]
+    # Diamondback's own routing notes are marked as describing an answer not used
+    routing = [n for n in str(row["notes"]).split("; ") if "served by" in n or "presses" in n]
+    assert routing and all(n.startswith("dback24, not used for this object: ") for n in routing)
+    assert str(row["model_id"]).endswith("+chi2:btsettl08")
     # The per-object figure draws every grid's residual with its band.
     fig = res.plot(0)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3

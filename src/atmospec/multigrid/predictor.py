@@ -372,6 +372,11 @@ class MultiGridPredictor:
             if not per:
                 raise AtmospecError(f"{inp.source}: no grid could answer")
             comb = combine(per, draws=self.draws, rng=rng, reference=scans)
+            primary = self.routes[0].grid
+            if comb.weights.get(primary, 0.0) == 0.0 and base.notes:
+                # the primary grid's own routing notes describe an answer that was not used
+                k = len(base.notes[i])
+                notes[i][:k] = [f"{primary}, not used for this object: {n}" for n in notes[i][:k]]
             if self.calibration is not None:
                 self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:
