@@ -116,6 +116,16 @@ def test_flux_unit_that_is_not_a_flux_density(tmp_path: Path) -> None:
     check(UnitError, path, "which is not a spectral flux density")
 
 
+@pytest.mark.parametrize("unit", ["ct/s", "adu", "electron s-1", "DN"])
+def test_detector_counts_are_refused_as_not_flux_calibrated(tmp_path: Path, unit: str) -> None:
+    # a raw extraction's shape holds the throughput and telluric bands: not a flux density,
+    # and read as relative flux it would be fitted as if it were the object's
+    path = text_file(tmp_path, "1 1\n2 1\n", header=f"# wavelength [um] flux [{unit}]\n")
+    check(UnitError, path, "detector counts")
+    check(UnitError, path, "flux-calibrate it first")
+    assert read(path, flux_unit="").flux_unit == ""  # the caller's statement is taken
+
+
 def test_missing_wavelength_unit(tmp_path: Path) -> None:
     path = text_file(tmp_path, "1 1\n2 1\n", header="")
     check(UnitError, path, "no unit for the wavelength column")

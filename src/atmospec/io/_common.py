@@ -245,7 +245,8 @@ def _parse_unit_cached(raw: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _unit_kind(unit: str) -> str:
-    """'spectral', 'flux density', 'dimensionless' or 'other' (cached: astropy is slow here)."""
+    """'spectral', 'flux density', 'dimensionless', 'counts' (detector counts, per second or
+    not: a spectrum not flux-calibrated) or 'other' (cached: astropy is slow here)."""
     import astropy.units as u
 
     q = u.Unit(unit)
@@ -259,6 +260,8 @@ def _unit_kind(unit: str) -> str:
     photon = u.photon / u.s / u.cm**2
     if q.is_equivalent(photon / u.AA) or q.is_equivalent(photon / u.Hz):
         return "flux density"
+    if {str(b) for b in q.bases} & {"ct", "adu", "electron", "DN", "ph", "chan"}:
+        return "counts"  # per second or not, without an area: a detector's raw counts
     return "other"
 
 
@@ -319,6 +322,13 @@ def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> s
     kind = _unit_kind(unit)
     if kind == "dimensionless":
         return "" if unit in ("", "dimensionless") else unit
+    if kind == "counts":
+        raise UnitError(
+            f"{source}: flux column '{column}' is in {unit!r}, detector counts: its shape still "
+            "holds the instrument's throughput and telluric absorption, which no model fit can "
+            "tell from the object's; flux-calibrate it first (a telluric standard, as Spextool's "
+            "xtellcor does) or, if only the label is wrong, give the unit (--flux-unit)"
+        )
     if kind != "flux density":
         raise UnitError(
             f"{source}: flux column '{column}' has unit {unit!r}, which is not a spectral flux "
