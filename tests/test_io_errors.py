@@ -112,8 +112,15 @@ def test_wavelength_unit_that_is_not_a_wavelength(tmp_path: Path) -> None:
 
 
 def test_flux_unit_that_is_not_a_flux_density(tmp_path: Path) -> None:
+    # erg s-1 cm-2 is a power per area (an SED's lambda F_lambda): the remedy is named
     path = text_file(tmp_path, "1 1\n2 1\n", header="# wavelength [um] flux [erg s-1 cm-2]\n")
     check(UnitError, path, "which is not a spectral flux density")
+    check(UnitError, path, "divide such a column by the wavelength")
+    kelvin = text_file(tmp_path, "1 1\n2 1\n", name="k.txt", header="# wavelength [um] flux [K]\n")
+    check(UnitError, kelvin, "which is not a spectral flux density")
+    with pytest.raises(UnitError) as err:
+        read(kelvin)
+    assert "divide" not in str(err.value)
 
 
 @pytest.mark.parametrize("unit", ["ct/s", "adu", "electron s-1", "DN"])

@@ -1,9 +1,9 @@
-"""Shared helpers of the readers: file checks, units, column names, building the Spectrum."""
+"""Shared helpers of the readers: file checks, column names, building the Spectrum (units:
+:mod:`atmospec.io.units`, re-exported here)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import io
 import json
@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from atmospec.errors import DataNotFoundError, FileFormatError, InvalidSpectrumError, UnitError
+from atmospec.io.units import check_flux_unit, check_wave_unit, parse_unit
 from atmospec.spectrum import Spectrum, invalid_pixels, validate_arrays
 
 if TYPE_CHECKING:
@@ -98,22 +99,6 @@ WAVE_NAME_UNITS = {
 MASK_NAMES = ("mask", "bad")
 SNR_NAMES = ("snr", "s/n", "s_n", "sn", "signal_to_noise", "signal_noise", "signaltonoise")
 """Names of signal-to-noise columns: never read as uncertainties (named in the error text)."""
-
-# Compact spellings found in real headers (SpeX library YUNITS) and common aliases.
-_UNIT_ALIASES = {
-    "wm-2um-1": "W m-2 um-1",
-    "ergss-1cm-2a-1": "erg s-1 cm-2 AA-1",
-    "ergs s-1 cm-2 a-1": "erg s-1 cm-2 AA-1",
-    "erg/s/cm2/a": "erg s-1 cm-2 AA-1",
-    "erg/s/cm^2/a": "erg s-1 cm-2 AA-1",
-    "erg/cm2/s/a": "erg s-1 cm-2 AA-1",
-    "microns": "um",
-    "micron": "um",
-    "angstrom": "AA",
-    "angstroms": "AA",
-    "a": "AA",
-    "å": "AA",
-}
 
 
 def check_file(path: str | Path) -> Path:
@@ -204,67 +189,6 @@ def open_text(path: Path) -> list[str]:
     return lines
 
 
-def parse_unit(text: str | None, *, source: str, column: str) -> str | None:
-    """Parse a unit string from a file header into an astropy unit string (None if absent).
-
-    Understands compact spellings (``Wm-2um-1``), ``µm``, ``microns``, ``Angstrom``/``Å``/``A``.
-
-    Example:
-        >>> parse_unit("ergss-1cm-2A-1", source="x.fits", column="flux")
-        'erg / (Angstrom s cm2)'
-        >>> parse_unit("µm", source="x.fits", column="wavelength")
-        'um'
-    """
-    if text is None or not str(text).strip():
-        return None
-    try:
-        return _parse_unit_cached(str(text).strip())
-    except (ValueError, TypeError) as err:
-        raise UnitError(
-            f"{source}: unknown unit {str(text).strip()!r} for column '{column}'; "
-            "write it as an astropy unit string such as 'um', 'nm', 'AA', 'W m-2 um-1' or 'Jy'"
-        ) from err
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_unit_cached(raw: str) -> str:
-    import astropy.units as u
-
-    key = raw.lower().replace("µ", "u").replace("μ", "u")
-    candidate = _UNIT_ALIASES.get(key, _UNIT_ALIASES.get(key.replace(" ", ""), None))
-    if candidate is None:
-        candidate = raw.replace("µ", "u").replace("μ", "u").replace("Å", "AA")
-        candidate = re.sub(r"\bmicrons?\b", "um", candidate)
-        candidate = re.sub(r"\b[Aa]ngstroms?\b", "AA", candidate)
-        candidate = re.sub(r"\bergs\b", "erg", candidate)
-        candidate = re.sub(r"(?<![A-Za-z])A(?=$|[\s/\-^0-9)])", "AA", candidate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return u.Unit(candidate, parse_strict="raise").to_string()
-
-
-@functools.lru_cache(maxsize=256)
-def _unit_kind(unit: str) -> str:
-    """'spectral', 'flux density', 'dimensionless', 'counts' (detector counts, per second or
-    not: a spectrum not flux-calibrated) or 'other' (cached: astropy is slow here)."""
-    import astropy.units as u
-
-    q = u.Unit(unit)
-    if q.physical_type == "dimensionless":
-        return "dimensionless"
-    if q.is_equivalent(u.um, equivalencies=u.spectral()):
-        return "spectral"
-    # F_lambda or F_nu (energy or photon), but not lambda F_lambda = an integrated flux
-    if q.is_equivalent(u.W / u.m**2 / u.um) or q.is_equivalent(u.Jy):
-        return "flux density"
-    photon = u.photon / u.s / u.cm**2
-    if q.is_equivalent(photon / u.AA) or q.is_equivalent(photon / u.Hz):
-        return "flux density"
-    if {str(b) for b in q.bases} & {"ct", "adu", "electron", "DN", "ph", "chan"}:
-        return "counts"  # per second or not, without an area: a detector's raw counts
-    return "other"
-
-
 def wave_column_unit(column: str, unit: str | None, *, source: str) -> str | None:
     """The wavelength unit of ``column``: its header/metadata ``unit``, else the one its name
     states (``wavelength_um``, ``wavelength_nm``, ...; see ``WAVE_NAME_UNITS``); None when
@@ -295,47 +219,6 @@ def wave_column_unit(column: str, unit: str | None, *, source: str) -> str | Non
             "line, wave_unit= in Python"
         )
     return parsed
-
-
-def check_wave_unit(unit: str | None, *, source: str, column: str = "wavelength") -> str:
-    """Check that ``unit`` is a spectral coordinate (length, frequency, wavenumber, energy)."""
-    unit = parse_unit(unit, source=source, column=column)
-    if unit is None:
-        raise UnitError(
-            f"{source}: no unit for the wavelength column '{column}'; put it in the header "
-            "(e.g. '# wavelength [um] flux [W m-2 um-1]') or give the unit: --wave-unit um on "
-            "the command line, wave_unit='um' in Python"
-        )
-    if _unit_kind(unit) != "spectral":
-        raise UnitError(
-            f"{source}: wavelength column '{column}' has unit {unit!r}, which is not a "
-            "wavelength (expected a length such as um, nm or AA)"
-        )
-    return unit
-
-
-def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> str:
-    """Check that ``unit`` is a spectral flux density (F_λ or F_ν) or dimensionless ('')."""
-    unit = parse_unit(unit, source=source, column=column)
-    if unit is None or unit == "":
-        return ""
-    kind = _unit_kind(unit)
-    if kind == "dimensionless":
-        return "" if unit in ("", "dimensionless") else unit
-    if kind == "counts":
-        raise UnitError(
-            f"{source}: flux column '{column}' is in {unit!r}, detector counts: its shape still "
-            "holds the instrument's throughput and telluric absorption, which no model fit can "
-            "tell from the object's; flux-calibrate it first (a telluric standard, as Spextool's "
-            "xtellcor does) or, if only the label is wrong, give the unit (--flux-unit)"
-        )
-    if kind != "flux density":
-        raise UnitError(
-            f"{source}: flux column '{column}' has unit {unit!r}, which is not a spectral flux "
-            "density (expected F_lambda like 'W m-2 um-1' / 'erg s-1 cm-2 AA-1' or F_nu like "
-            "'Jy'); pass flux_unit= to override"
-        )
-    return unit
 
 
 def normalise_column(name: str) -> str:
