@@ -169,6 +169,12 @@ def test_votable_spectrum_table_and_one_row_of_arrays(hd3651b: Spectrum, tmp_pat
     assert s.meta["columns_from_ucd"] == {"wavelength": "x", "flux": "y"}
     np.testing.assert_array_equal(s.wavelength, hd3651b.wavelength)
     assert s.uncertainty is None  # none given: not invented
+    # variable-length cells (arraysize="*", as SSA services write them) read the same
+    for f in spec[0]:
+        f["arraysize"] = "*"
+    cells = tuple(np.ma.array(a, mask=np.zeros(n, bool)) for a in spec[1][0])
+    var = read(_votable(tmp_path / "var.vot", [targets, (spec[0], [cells])]))
+    np.testing.assert_array_equal(var.flux, s.flux)
 
 
 def test_votable_without_a_spectrum_is_refused_naming_the_columns(tmp_path: Path) -> None:

@@ -334,9 +334,10 @@ def _spectrum(
     def values(col: str | None) -> NDArray[np.float64] | None:
         if col is None:
             return None
-        cells = np.ma.asarray(table[col])
-        if cells.ndim == 2 and cells.shape[0] == 1:  # one row of array cells (SSA, FITS-like)
-            cells = cells[0]
+        column = table[col]
+        # one row of array cells (SSA answers): fixed length, or variable ("*": object cells)
+        one_row = len(column) == 1 and np.ndim(column[0]) == 1
+        cells = np.ma.asarray(column[0] if one_row else column)
         if cells.ndim != 1:
             raise FileFormatError(
                 f"{src}: column '{col}' has shape {cells.shape}; expected one value per pixel, "
