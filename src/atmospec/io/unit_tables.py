@@ -11,9 +11,9 @@ data model's ``SpectralAxis`` / ``FluxAxis`` utypes).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +41,8 @@ from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
 __all__ = ["read_ecsv", "read_ipac", "read_votable", "ECSV_META_KEY", "vo_roles"]
+
+_T = TypeVar("_T")
 
 ECSV_META_KEY = "atmospec"  # table meta key holding the JSON name/meta of files atmospec writes
 
@@ -79,10 +81,7 @@ def read_ecsv(
     lines = open_text(p)
     if not lines[0].startswith("# %ECSV"):
         raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
-    try:
-        table = Table.read("\n".join(lines), format="ascii.ecsv")
-    except Exception as err:  # astropy raises many types for malformed YAML / rows
-        raise FileFormatError(f"{src}: malformed ECSV ({type(err).__name__}: {err})") from err
+    table = _parsed(lambda: Table.read("\n".join(lines), format="ascii.ecsv"), src, "ECSV")
     stored = table.meta.get(ECSV_META_KEY)
     return _spectrum(
         table,
@@ -130,10 +129,7 @@ def read_ipac(
     p = check_file(path)
     src = str(p)
     lines = open_text(p)
-    try:
-        table = Table.read(lines, format="ascii.ipac")
-    except Exception as err:  # astropy raises many types for malformed headers / rows
-        raise FileFormatError(f"{src}: malformed IPAC table ({type(err).__name__}: {err})") from err
+    table = _parsed(lambda: Table.read(lines, format="ascii.ipac"), src, "IPAC table")
     keywords = {
         str(k): v.get("value") if isinstance(v, Mapping) else v
         for k, v in dict(table.meta.get("keywords", {})).items()
@@ -189,13 +185,14 @@ def read_votable(
 
     p = check_file(path)
     src = str(p)
-    try:
+
+    def elements_of() -> tuple[Any, list[Any]]:
         with warnings.catch_warnings():  # VOUnit and schema remarks: the units are checked below
             warnings.simplefilter("ignore")
             vot = parse(str(p), verify="ignore")
-            elements = list(vot.iter_tables())
-    except Exception as err:  # astropy raises many types for malformed XML
-        raise FileFormatError(f"{src}: malformed VOTable ({type(err).__name__}: {err})") from err
+            return vot, list(vot.iter_tables())
+
+    vot, elements = _parsed(elements_of, src, "VOTable")
     if not elements:
         raise FileFormatError(f"{src}: a VOTable without any TABLE element; no spectrum in it")
     if table is not None:
@@ -284,6 +281,15 @@ def vo_roles(fields: Any) -> dict[str, str]:
                     out[role] = hits[0]
                 break
     return out
+
+
+def _parsed(read: Callable[[], _T], src: str, what: str) -> _T:
+    """``read()``, with whatever astropy raises on a malformed file (many types: YAML, XML,
+    header rows) turned into a FileFormatError naming the file."""
+    try:
+        return read()
+    except Exception as err:
+        raise FileFormatError(f"{src}: malformed {what} ({type(err).__name__}: {err})") from err
 
 
 def _has_spectrum(element: Any) -> bool:
