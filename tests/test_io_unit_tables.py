@@ -175,6 +175,10 @@ def test_votable_spectrum_table_and_one_row_of_arrays(hd3651b: Spectrum, tmp_pat
     cells = tuple(np.ma.array(a, mask=np.zeros(n, bool)) for a in spec[1][0])
     var = read(_votable(tmp_path / "var.vot", [targets, (spec[0], [cells])]))
     np.testing.assert_array_equal(var.flux, s.flux)
+    # two spectra in two rows: refused, not read as one nor as its first
+    two = _votable(tmp_path / "two.vot", [targets, (spec[0], [cells, cells])])
+    with pytest.raises(FileFormatError, match=r"two\.vot: column 'x' holds 2 spectra, one per row"):
+        read(two)
 
 
 def test_votable_without_a_spectrum_is_refused_naming_the_columns(tmp_path: Path) -> None:

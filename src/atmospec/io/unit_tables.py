@@ -342,8 +342,13 @@ def _spectrum(
             return None
         column = table[col]
         # one row of array cells (SSA answers): fixed length, or variable ("*": object cells)
-        one_row = len(column) == 1 and np.ndim(column[0]) == 1
-        cells = np.ma.asarray(column[0] if one_row else column)
+        arrays = len(column) > 0 and np.ndim(column[0]) == 1
+        if arrays and len(column) > 1:
+            raise FileFormatError(
+                f"{src}: column '{col}' holds {len(column)} spectra, one per row; atmospec "
+                "reads one spectrum per file: write each row to its own file"
+            )
+        cells = np.ma.asarray(column[0] if arrays else column)
         if cells.ndim != 1:
             raise FileFormatError(
                 f"{src}: column '{col}' has shape {cells.shape}; expected one value per pixel, "
