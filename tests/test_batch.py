@@ -133,6 +133,25 @@ def test_catalog_table_and_model_mixing(tiny: dict[str, Any], folder: Path, tmp_
         _run(tiny, twice, tmp_path / "twice", plots=False)
 
 
+def test_catalogue_as_an_archive_table(folder: Path) -> None:
+    """A catalogue as the archives write it: an IPAC table (IRSA) or a VOTable (a TAP answer);
+    the IPAC header rows were read as file names before."""
+    import warnings
+
+    from astropy.table import Table
+
+    from atmospec.prediction.sources import Catalog
+
+    table = Table({"file": ["s1.ecsv", "s2.ecsv"], "comment": ["a", "b"]})
+    table.write(folder / "list.tbl", format="ipac")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # VOTable remarks on string columns
+        table.write(folder / "list.vot", format="votable")
+    for name in ("list.tbl", "list.vot"):
+        cat = Catalog.from_table(folder / name)
+        assert [Path(s).name for s in cat.ids] == ["s1.ecsv", "s2.ecsv"], name
+
+
 def test_cli_killed_run_resumes(tiny: dict[str, Any], folder: Path, tmp_path: Path) -> None:
     """A real interruption: the CLI process is killed (SIGKILL) mid-run, then rerun."""
     import signal

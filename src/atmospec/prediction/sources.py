@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atmospec._fileio import first_block
 from atmospec.errors import AtmospecError, DataNotFoundError, FileFormatError
 
 if TYPE_CHECKING:
@@ -399,6 +400,10 @@ def _read_table(path: Path) -> pd.DataFrame:
             return Table.read(path, format="ascii.ecsv").to_pandas()
         if name.endswith(".csv"):
             return pd.read_csv(path)
+        if first_block(path).lstrip().startswith((b"\\", b"|")):  # an IPAC table (IRSA)
+            from astropy.table import Table
+
+            return Table.read(path, format="ascii.ipac").to_pandas()
     except (OSError, ValueError) as err:
         raise FileFormatError(f"{path}: cannot read the catalogue table ({err})") from None
     try:  # any other table astropy reads, with a header naming the columns
