@@ -80,11 +80,13 @@ def scan_nodes(
         m = models[idx]
         s = scale[idx]
         dd = np.broadcast_to(data, m.shape)
+        # reference(s m) = |s| reference(m): the median is taken once, not per iteration
+        ref = discrepancy.reference(m)
         for _ in range(max(n_iter, 1)):
-            mm = discrepancy.reference(s[:, None] * m)
+            mm = np.abs(s)[:, None] * ref
             batch = _Batch(noise[None, :] + var[None, :] * mm**2, mm, fac, pairs)
             s = batch.quad(m, dd) / batch.quad(m, m)
-        mm = discrepancy.reference(s[:, None] * m)
+        mm = np.abs(s)[:, None] * ref
         batch = _Batch(noise[None, :] + var[None, :] * mm**2, mm, fac, pairs)
         r = data[None, :] - s[:, None] * m
         chi2[idx] = batch.quad(r, r)
