@@ -200,6 +200,20 @@ def test_part_tables_round_trip_exactly_without_pyarrow(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
     assert back["teff_median"][1] == third and back["draws"].dtype == np.float32
     assert json.loads(path.read_text())["format"] == "atmospec-partition"
+
+    # strict JSON: no bare NaN / Infinity, which other JSON readers refuse
+    def refuse(name: str) -> None:
+        raise ValueError(f"bare {name}")
+
+    json.loads(path.read_text(), parse_constant=refuse)
+    # a part written before (bare NaN / Infinity) still reads: a run resumes across versions
+    old = json.loads(path.read_text())
+    old["data"] = [
+        [float(v["float"]) if isinstance(v, dict) else v for v in col] for col in old["data"]
+    ]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert "NaN" in (tmp_path / "old.json").read_text()
+    pd.testing.assert_frame_equal(read_part(tmp_path / "old.json"), frame, check_exact=True)
     (tmp_path / "other.json").write_text('{"columns": []}')
     with pytest.raises(ValueError, match="other.json: not an atmospec partition table"):
         read_part(tmp_path / "other.json")

@@ -11,9 +11,9 @@ A :class:`RunFolder` guards the folder a resumable batch (``atmospec predict``) 
 - files the run did not write are never overwritten: every output is recorded in
   ``run.json`` with its sha256, and an output that exists without a matching record is
   refused (an existing *file* as the folder, or a folder that is not writable, too);
-- partition files (``parts/part-NNNNNN.json``: column names, dtypes and values, floats
-  written exactly; no pyarrow needed) carry a sha256 sidecar, verified before they are used,
-  so a truncated or edited part is an error, never a row of NaNs;
+- partition files (``parts/part-NNNNNN.json``, :mod:`atmospec.prediction.partfile`: strict
+  JSON, floats written exactly; no pyarrow needed) carry a sha256 sidecar, verified before
+  they are used, so a truncated or edited part is an error, never a row of NaNs;
 - :func:`exit_code` maps the counts of a batch to the process exit status.
 
 Example:
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmospec.errors import AtmospecError
+from atmospec.prediction.partfile import read_part, write_part_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 _PARTS = "parts"
-_PART_FORMAT = "atmospec-partition"
 _LOCK = ".atmospec.lock"
 RUN_FILE = "run.json"
 OUTPUTS: tuple[str, ...] = ("predictions.csv", "predictions.ecsv", "failures.csv")
@@ -437,59 +437,3 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
         >>> table = read_results("predictions/")  # doctest: +SKIP
     """
     return RunFolder(out).results()
-
-
-def _native(value: Any) -> Any:
-    """A numpy scalar inside an object column as the Python value JSON can hold."""
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"a partition value of type {type(value).__name__} cannot be written")
-
-
-def write_part_file(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write one partition's table as JSON: column names, dtypes and values.
-
-    Floats are written with Python's shortest exact representation (``NaN`` and ``Infinity``
-    included), so :func:`read_part` gives back the same values and dtypes bit for bit; no
-    pickle and no optional dependency is involved.
-
-    Example:
-        >>> import tempfile, pathlib, numpy as np, pandas as pd
-        >>> f = pathlib.Path(tempfile.mkdtemp()) / "part-000000.json"
-        >>> t = pd.DataFrame({"row": [0, 1], "teff": [1234.5678901234567, np.nan],
-        ...                   "ood_flag": [False, True], "error": ["", "bad file"]})
-        >>> write_part_file(f, t)
-        >>> back = read_part(f)
-        >>> back.equals(t), list(back.dtypes.astype(str))[:3]
-        (True, ['int64', 'float64', 'bool'])
-    """
-    body = {
-        "format": _PART_FORMAT,
-        "columns": [str(c) for c in frame.columns],
-        "dtypes": [str(t) for t in frame.dtypes],
-        "data": [frame[c].tolist() for c in frame.columns],
-    }
-    Path(path).write_text(json.dumps(body, default=_native), encoding="utf-8")
-
-
-def read_part(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a partition table written by :func:`write_part_file`.
-
-    Raises:
-        ValueError: the file is not a partition table (the message names it).
-    """
-    import pandas as pd
-
-    body = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(body, dict) or body.get("format") != _PART_FORMAT:
-        raise ValueError(f"{path}: not an atmospec partition table")
-    columns, dtypes, data = body["columns"], body["dtypes"], body["data"]
-    return pd.DataFrame(
-        {
-            c: pd.Series(v, dtype=object if t == "object" else t)
-            for c, t, v in zip(columns, dtypes, data, strict=True)
-        },
-        columns=columns,
-    )
