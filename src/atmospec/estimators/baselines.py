@@ -182,7 +182,9 @@ class RandomForestEstimator(_TreeEstimator):
             random_state=self.seed,
             n_jobs=self.n_jobs,
         )
-        rf.fit(self._features(X), self.preprocessor_.transform_targets(y))
+        t = self.preprocessor_.transform_targets(y)
+        # one parameter as a 1-D target: the same trees, without sklearn's column-vector warning
+        rf.fit(self._features(X), t[:, 0] if t.shape[1] == 1 else t)
         self.trees_ = TreeEnsemble.from_sklearn(list(rf.estimators_))
         self.sigma_scale_ = np.ones(len(self.param_names_))
         if validation is not None:
