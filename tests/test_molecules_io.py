@@ -62,6 +62,29 @@ def test_nasa_archive_tsv(shared_dir):
     assert s.error[0] == pytest.approx(95e-6)
 
 
+def test_a_null_depth_is_left_out_and_said_so(shared_dir, tmp_path):
+    """A null (an empty cell of an archive table) was read as a depth of 0 from IPAC ("row 5
+    has 0") and as NaN percent from a VOTable ("nan of the stellar disc"): now the bin is left
+    out, and the assumptions say which."""
+    import warnings
+
+    from astropy.table import Table
+
+    tsv = _trans(shared_dir, "WASP-107b_NIRCam-F322W2.tsv")
+    table = Table(Table.read(tsv, format="ascii.tab"), masked=True)
+    table["PL_TRANDEP"].mask[5] = True
+    full = read_transmission(tsv)
+    for name, fmt in (("w107.tbl", "ipac"), ("w107.xml", "votable")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table.write(tmp_path / name, format=fmt)
+        s = read_transmission(tmp_path / name)
+        assert len(s) == 99
+        np.testing.assert_allclose(s.wavelength, np.delete(full.wavelength, 5), rtol=1e-12)
+        np.testing.assert_allclose(s.depth, np.delete(full.depth, 5), rtol=1e-12)
+        assert any("dropped 1 bins without a value" in a and "2.5325" in a for a in s.assumptions)
+
+
 def test_nasa_archive_table_as_votable_reads_as_the_tsv(shared_dir, tmp_path):
     """The archive's own columns written as a VOTable (the Virtual Observatory's format, which
     the archive's table service also serves) give the same bins as the published TSV."""

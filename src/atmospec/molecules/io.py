@@ -193,11 +193,35 @@ def _is_number(text: str) -> bool:
 
 
 def _floats(table: Any, col: str, path: Path) -> NDArray[np.float64]:
+    """A column as floats; a null (a masked cell of an IPAC table or VOTable) becomes NaN."""
     try:
         values = np.array([float(v) for v in np.asarray(table[col]).tolist()], dtype=float)
     except (TypeError, ValueError) as err:
         raise FileFormatError(f"{path}: column {col!r} is not numeric ({err})") from None
+    values[np.ma.getmaskarray(table[col])] = np.nan
     return values
+
+
+_VALUE_ROLES = ("wavelength", "depth", "error", "error_lower")
+_RATIO_ROLES = ("wavelength", "radius_ratio", "radius_ratio_error", "radius_ratio_error_lower")
+
+
+def _without_missing(table: Any, cols: dict[str, str], path: Path, notes: list[str]) -> Any:
+    """The rows with a value in every column used (wavelength, depth or radius ratio, their
+    errors); rows without one (a null, or NaN) are left out, and said so, naming where."""
+    roles = _VALUE_ROLES if "depth" in cols else _RATIO_ROLES
+    used = [cols[r] for r in roles if r in cols]
+    missing = np.zeros(len(table), bool)
+    for c in used:
+        missing |= np.isnan(_floats(table, c, path))
+    if missing.any():
+        wave = _floats(table, cols["wavelength"], path)[missing]
+        where = ", ".join(f"{w:g}" for w in wave[np.isfinite(wave)][:5])
+        notes.append(
+            f"dropped {int(missing.sum())} bins without a value (null or NaN) in "
+            f"{', '.join(repr(c) for c in used)}" + (f": at {where} (file's unit)" if where else "")
+        )
+    return table[~missing]
 
 
 def _positive(values: NDArray[np.float64], col: str, wave: NDArray[np.float64], path: Path) -> None:
@@ -243,9 +267,10 @@ def _read_table(
         if (~keep).any():
             notes.append(f"dropped {int((~keep).sum())} bins with {cols['quality']} != 0")
         table = table[keep]
+    table = _without_missing(table, cols, path, notes)
     if len(table) == 0:
         raise FileFormatError(
-            f"{path}: no data rows{' left after the quality flags' if 'quality' in cols else ''}"
+            f"{path}: no data rows left after the quality flags and the rows without a value"
         )
     wave = _floats(table, cols["wavelength"], path)
     wunit = wave_unit or cunits.get("wavelength")
