@@ -209,10 +209,11 @@ def read_votable(
     given = [wave_col, flux_col, err_col]
     from_ucd: dict[str, str] = {}
     names = list(data.colnames)
+    meanings = vo_roles(fields.values())
     for k, (role, synonyms) in enumerate(
         (("wavelength", WAVE_NAMES), ("flux", FLUX_NAMES), ("uncertainty", ERROR_NAMES))
     ):
-        by_meaning = vo_roles(fields.values()).get(role)
+        by_meaning = meanings.get(role)
         if given[k] is None and not match_columns(names, synonyms) and by_meaning is not None:
             given[k] = from_ucd[role] = by_meaning
     params = {
@@ -253,8 +254,9 @@ def vo_roles(fields: Any) -> dict[str, str]:
     that no field or several fields claim is left out.
 
     A flux error's UCD begins with ``stat.error`` (``stat.error;phot.flux.density``); a flux
-    column's begins with ``phot.flux.density`` (UCD1+) or ``phot.fluDens`` (UCD1);
-    ``em.freq`` is not a wavelength axis and is not taken.
+    column's begins with ``phot.flux.density`` (UCD1+) or ``phot.fluDens``. A spectral axis
+    in frequency, wavenumber or energy (``em.freq``, ...) takes the wavelength role where no
+    ``em.wl`` column does: its unit converts it.
 
     Example:
         >>> from types import SimpleNamespace as F
