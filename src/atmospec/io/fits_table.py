@@ -5,27 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from atmospec.errors import FileFormatError
 from atmospec.io._common import (
     FLUX_NAMES,
-    MASK_NAMES,
     WAVE_NAMES,
     Invalid,
-    build_spectrum,
     check_file,
-    check_flux_unit,
-    check_wave_unit,
-    find_column,
     match_columns,
     meta_from_json,
     open_fits,
-    parse_unit,
-    wave_column_unit,
 )
-from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
-from atmospec.io.flux_density import mark_assumed
+from atmospec.io.unit_tables import spectrum_from_table
 from atmospec.spectrum import Spectrum
 
 __all__ = ["read_fits_table", "META_KEY"]
@@ -83,60 +73,17 @@ def read_fits_table(
                 if match_columns(names, WAVE_NAMES) and match_columns(names, FLUX_NAMES):
                     hdu = t
                     break
-        table = hdu.data
-        names = list(hdu.columns.names)
-        cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=wave_col)
-        cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=flux_col)
-        ce, kind = find_error_column(names, source=src, given=err_col)
-        cm = find_column(names, MASK_NAMES, what="mask", source=src, required=False)
-        assert cw is not None and cf is not None
-        units = {c.name: c.unit for c in hdu.columns}
-        wunit = check_wave_unit(
-            wave_unit or wave_column_unit(cw, units.get(cw), source=src),
-            source=src,
-            column=cw,
-        )
-        file_unit = parse_unit(units.get(cf), source=src, column=cf)
-        funit = check_flux_unit(
-            flux_unit if flux_unit is not None else file_unit, source=src, column=cf
-        )
+        from astropy.table import Table
 
-        def column(name: str | None) -> np.ndarray | None:
-            if name is None:
-                return None
-            values = np.asarray(table[name])
-            if values.ndim == 2 and values.shape[0] == 1:  # one row of array cells
-                values = values[0]
-            if values.ndim != 1:
-                raise FileFormatError(
-                    f"{src}: column '{name}' has shape {values.shape}; expected one value per "
-                    "pixel, or a single row holding the arrays"
-                )
-            return values
-
-        wave = column(cw)
-        flux = column(cf)
-        unc = to_sigma(column(ce), kind)
-        mask = column(cm)
         stored = hdu.header.get(META_KEY)
-    name: str | None = None
-    if stored is not None:
-        name, meta = meta_from_json(str(stored), source=src)
-    else:
-        meta = {"source": src, "format": "fits-table"}
-        name = p.name.split(".")[0]
-        note_errors(meta, names, ce, kind)
-    # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
-    mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit) or bool(stored))
-    return build_spectrum(
-        wave,  # type: ignore[arg-type]
-        flux,  # type: ignore[arg-type]
-        unc,
-        source=src,
-        wave_unit=wunit,
-        flux_unit=funit,
-        mask=None if mask is None else mask.astype(bool),
-        meta=meta,
-        name=name,
-        invalid=invalid,
-    )
+        return spectrum_from_table(
+            Table(hdu.data),
+            src=src,
+            fmt="fits-table",
+            name=p.name.split(".")[0],
+            stored=None if stored is None else meta_from_json(str(stored), source=src),
+            given=(wave_col, flux_col, err_col),
+            units=(wave_unit, flux_unit),
+            invalid=invalid,
+            raw_units={c.name: c.unit for c in hdu.columns},  # TUNITn as written
+        )

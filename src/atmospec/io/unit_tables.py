@@ -40,7 +40,14 @@ from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
 from atmospec.io.flux_density import mark_assumed
 from atmospec.spectrum import Spectrum
 
-__all__ = ["read_ecsv", "read_ipac", "read_votable", "ECSV_META_KEY", "vo_roles"]
+__all__ = [
+    "read_ecsv",
+    "read_ipac",
+    "read_votable",
+    "spectrum_from_table",
+    "ECSV_META_KEY",
+    "vo_roles",
+]
 
 _T = TypeVar("_T")
 
@@ -83,7 +90,7 @@ def read_ecsv(
         raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
     table = _parsed(lambda: Table.read("\n".join(lines), format="ascii.ecsv"), src, "ECSV")
     stored = table.meta.get(ECSV_META_KEY)
-    return _spectrum(
+    return spectrum_from_table(
         table,
         src=src,
         fmt="ecsv",
@@ -134,7 +141,7 @@ def read_ipac(
         str(k): v.get("value") if isinstance(v, Mapping) else v
         for k, v in dict(table.meta.get("keywords", {})).items()
     }
-    return _spectrum(
+    return spectrum_from_table(
         table,
         src=src,
         fmt="ipac",
@@ -200,7 +207,7 @@ def read_votable(
             raise FileFormatError(f"{src}: no TABLE {table}; it holds {len(elements)}")
         chosen = elements[table]
     else:
-        usable = [t for t in elements if _has_spectrum(t)]
+        usable = [t for t in elements if _hasspectrum_from_table(t)]
         chosen = usable[0] if usable else elements[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -222,7 +229,7 @@ def read_votable(
         if x.name and isinstance(x, (Param, Info))  # a Param is a kind of Field
     }
     header = {k: v for k, v in params.items() if isinstance(v, (str, int, float))}
-    return _spectrum(
+    return spectrum_from_table(
         data,
         src=src,
         fmt="votable",
@@ -294,7 +301,7 @@ def _parsed(read: Callable[[], _T], src: str, what: str) -> _T:
         raise FileFormatError(f"{src}: malformed {what} ({type(err).__name__}: {err})") from err
 
 
-def _has_spectrum(element: Any) -> bool:
+def _hasspectrum_from_table(element: Any) -> bool:
     names = [str(f.name) for f in element.fields]
     roles = vo_roles(element.fields)
     wave = bool(match_columns(names, WAVE_NAMES)) or "wavelength" in roles
@@ -309,7 +316,7 @@ def _object_name(header: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _spectrum(
+def spectrum_from_table(
     table: Any,
     *,
     src: str,
@@ -323,7 +330,12 @@ def _spectrum(
     extra: Mapping[str, Any] | None = None,
     raw_units: Mapping[str, Any] | None = None,
 ) -> Spectrum:
-    """A Spectrum from an astropy table with per-column units (ECSV, IPAC, VOTable)."""
+    """A Spectrum from an astropy table with per-column units (ECSV, IPAC, VOTable, a FITS
+    binary table): the wavelength, flux, error (or variance, inverse variance) and mask
+    columns found by name (or ``given``), units from each column (``raw_units``: the file's
+    own unit strings, where astropy's parse would lose a spelling), a table of one row of
+    array cells read from that row. ``stored`` is the (name, meta) atmospec wrote into its own
+    files; otherwise the meta records the source, format, ``header`` and ``extra``."""
     names = list(table.colnames)
     cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=given[0])
     cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=given[1])
