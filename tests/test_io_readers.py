@@ -246,6 +246,16 @@ def test_fits_table_single_row_of_arrays(tmp_path: Path) -> None:
     s = read(path)
     np.testing.assert_array_equal(s.wavelength, w)
     assert s.uncertainty is None and s.flux_unit == "Jy"
+    # two rows of arrays are two spectra: refused as such, not read as the first
+    two = [
+        fits.Column("WAVE", "7D", unit="um", array=np.vstack([w, w])),
+        fits.Column("FLUX", "7D", unit="Jy", array=np.ones((2, 7))),
+    ]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(two)]).writeto(
+        tmp_path / "two.fits"
+    )
+    with pytest.raises(FileFormatError, match=r"two\.fits: column 'WAVE' holds 2 spectra"):
+        read(tmp_path / "two.fits")
 
 
 # ---------------------------------------------------------------------- text formats
