@@ -197,6 +197,10 @@ def test_binary_formats_that_hold_no_spectrum_are_named(tmp_path: Path) -> None:
     h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
     with pytest.raises(FileFormatError, match=r"spectrum\.h5: an HDF5 file.*IPAC, VOTable"):
         read(h5)
+    parquet = tmp_path / "spectrum.parquet"
+    parquet.write_bytes(b"PAR1" + bytes(200))
+    with pytest.raises(FileFormatError, match=r"spectrum\.parquet: a Parquet file.*IPAC"):
+        read(parquet)
 
 
 def test_a_folder_of_archive_tables_is_scanned(hd3651b: Spectrum, tmp_path: Path) -> None:
