@@ -215,3 +215,41 @@ def test_a_library_key_among_the_files_is_that_library_spectrum(
     np.testing.assert_array_equal(hd3651b.spectrum.flux, library.load("10703_10070").flux)
     assert mine.spectrum is not None
     assert missing.spectrum is None and "nothere.csv: no such spectrum file" in str(missing.error)
+
+
+def test_a_table_of_library_keys_under_another_column_name_is_read_as_keys(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # a benchmark table lists its spectra in `splat_key`: `--column splat_key` took each key
+    # for a file beside the table ("<folder>/10703_10070: no such spectrum file"), so every
+    # row failed; a value that is no file there but a library key is that library spectrum
+    from atmospec import library
+    from atmospec.prediction.sources import Catalog
+
+    (tmp_path / "mine.csv").write_text("wavelength [um],flux,error\n1.0,1.0,0.1\n1.1,1.0,0.1\n")
+    table = tmp_path / "companions.csv"
+    table.write_text("name,splat_key\nHD 3651B,10703_10070\nmine,mine.csv\nlost,nothere.csv\n")
+    cat = Catalog.from_table(table, column="splat_key")
+    assert cat.kinds == ("library", "file", "file")
+    assert cat.items == ("10703_10070", str(tmp_path / "mine.csv"), str(tmp_path / "nothere.csv"))
+    hd3651b, mine, missing = cat.partitions(3)[0].load()
+    assert hd3651b.spectrum is not None
+    np.testing.assert_array_equal(hd3651b.spectrum.flux, library.load("10703_10070").flux)
+    assert mine.spectrum is not None and missing.spectrum is None
+
+
+def test_quiet_still_says_which_spectra_could_not_be_used(tmp_path: Path) -> None:
+    # `atmospec --quiet` keeps warnings and errors: a run where no spectrum could be used
+    # exited 4 without a word
+    import subprocess
+    import sys
+
+    table = tmp_path / "cat.csv"
+    table.write_text("path\nnothere.fits\n")
+    cmd = [sys.executable, "-c", "from atmospec.cli.main import main; main()", "--quiet"]
+    cmd += ["predict", "--catalog", str(table), "--out", str(tmp_path / "o"), "--no-plots"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert res.returncode == 4
+    assert "nothere.fits: no such spectrum file" in res.stderr
+    assert "no spectrum could be used" in res.stderr and "exit status 4" in res.stderr
+    assert res.stdout == ""

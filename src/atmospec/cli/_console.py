@@ -1,10 +1,11 @@
-"""The console a command prints its summary to: silent under ``atmospec --quiet``."""
+"""The consoles a command prints to: its summary (silent under ``atmospec --quiet``) and its
+problems (standard error, always)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summary_console"]
+__all__ = ["problem_console", "summary_console"]
 
 
 def summary_console(**kwargs: Any) -> Any:
@@ -19,3 +20,13 @@ def summary_console(**kwargs: Any) -> Any:
     from atmospec._logging import progress_enabled
 
     return Console(quiet=not progress_enabled(), **kwargs)
+
+
+def problem_console(**kwargs: Any) -> Any:
+    """A rich Console on standard error for what went wrong (spectra that could not be used,
+    the exit status that says so): printed under ``atmospec --quiet`` too, which keeps
+    warnings and errors. Lines are not wrapped, so a file name in them stays whole for grep.
+    """
+    from rich.console import Console
+
+    return Console(stderr=True, **{"soft_wrap": True, **kwargs})

@@ -326,7 +326,7 @@ def run_batch_command(
 
     from rich.markup import escape
 
-    from atmospec.cli._console import summary_console
+    from atmospec.cli._console import problem_console, summary_console
     from atmospec.prediction.batch import (
         BatchOptions,
         IncompleteRunError,
@@ -376,6 +376,7 @@ def run_batch_command(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     console = summary_console(stderr=False)
+    problems = problem_console()
     multi = model == "default" and grid is None and grids != "none"
     if grids not in (None, "none") and not multi:
         raise typer.BadParameter("--grids applies to --model default (without --grid)")
@@ -416,7 +417,7 @@ def run_batch_command(
 
         reasons = pd.read_csv(out / "failures.csv", dtype=str, keep_default_na=False)
         for reason in reasons["error"].tail(run.rows_failed).head(5):
-            console.print(f"  [red]failed:[/] {escape(reason)}", highlight=False)
+            problems.print(f"  [red]failed:[/] {escape(reason)}", highlight=False)
     if run.n_predicted:
         table = escape(str(out / "predictions.ecsv"))
         console.print(
@@ -440,11 +441,11 @@ def run_batch_command(
                 )
             )
     else:
-        console.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
+        problems.print(f"[bold red]no spectrum could be used[/]: every reason is in {failures}")
     if predictor.policy is not None and run.n_predicted:
         gate = predictor.policy.gate_problem()
         if gate:
-            console.print(
+            problems.print(
                 f"[yellow]default: {escape(gate)}; every row was served by the fallback[/]"
             )
         counts = ", ".join(f"{n} by {m}" for m, n in run.rows_by_model.items())
@@ -465,7 +466,7 @@ def run_batch_command(
             "rerun the same command to complete them"
         )
     if run.exit_code:
-        console.print(
+        problems.print(
             f"[yellow]{run.n_unusable} of {run.n_predicted + run.n_unusable} spectra could not "
             f"be used[/] (exit status {run.exit_code})"
         )

@@ -178,6 +178,19 @@ def _without_error_partners(files: list[str]) -> list[str]:
     return keep
 
 
+def _library_keys(names: Sequence[str]) -> set[str]:
+    """Those of ``names`` (no file of that name exists) that are SpeX library keys; none when
+    no library was fetched (each name then stays a missing file, refused as such)."""
+    if not names:
+        return set()
+    from atmospec.library import catalogue
+
+    try:
+        return set(catalogue()["key"].astype(str)) & set(names)
+    except DataNotFoundError:
+        return set()
+
+
 class Catalog:
     """The spectra a batch run goes over, in a fixed order, cut into deterministic partitions.
 
@@ -239,15 +252,7 @@ class Catalog:
         lists them and ``atmospec fit`` takes them) is that library spectrum.
         """
         items = _without_error_partners([str(p) for p in paths])
-        missing = [i for i in items if not Path(i).exists()]
-        keys: set[str] = set()
-        if missing:
-            from atmospec.library import catalogue
-
-            try:
-                keys = set(catalogue()["key"].astype(str)) & set(missing)
-            except DataNotFoundError:  # no library fetched: each name stays a (missing) file
-                keys = set()
+        keys = _library_keys([i for i in items if not Path(i).exists()])
         kinds = [_LIBRARY if i in keys else _FILE for i in items]
         return cls(items, kinds, label=label or "files")
 
@@ -307,7 +312,9 @@ class Catalog:
 
         The paths are in ``column``, else in the first of :data:`PATH_COLUMNS` present; a
         ``key`` column lists SpeX library spectra instead. Relative paths are taken relative
-        to the table's folder.
+        to the table's folder. In any other column, a value that is no file there but a SpeX
+        library key (a ``splat_key`` column, given with ``column=``) is that library
+        spectrum, as in :meth:`from_files`.
         """
         import pandas as pd
 
@@ -332,7 +339,12 @@ class Catalog:
         if col == "key":
             return cls(values, [_LIBRARY] * len(values), label=label)
         paths = [v if Path(v).is_absolute() else str(base / v) for v in values]
-        return cls(paths, label=label)
+        keys = _library_keys(
+            [v for v, q in zip(values, paths, strict=True) if not Path(q).exists()]
+        )
+        items = [v if v in keys else q for v, q in zip(values, paths, strict=True)]
+        kinds = [_LIBRARY if v in keys else _FILE for v in values]
+        return cls(items, kinds, label=label)
 
     @classmethod
     def open(
