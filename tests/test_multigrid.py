@@ -209,6 +209,18 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     routing = [n for n in str(row["notes"]).split("; ") if "served by" in n or "presses" in n]
     assert routing and all(n.startswith("dback24, not used for this object: ") for n in routing)
     assert str(row["model_id"]).endswith("+chi2:btsettl08")
+    # chi2_red and dof are those of a grid that answered (the one that fits best, named in the
+    # notes), recomputed here from its best model and the data's own errors; they were
+    # Diamondback's at a Teff below its grid
+    from atmospec.multigrid.estimate import photon_chi2
+
+    fits = {g: photon_chi2(e) for g, e in res.estimates[0].items() if row[f"{g}_weight"] > 0}
+    best = min(fits, key=lambda g: fits[g][0] / fits[g][1])  # type: ignore[index]
+    assert f"chi2_red and dof: {best}'s best node" in row["notes"]
+    chi2, dof = fits[best]  # type: ignore[misc]
+    assert row["dof"] == dof and row["chi2_red"] == pytest.approx(chi2 / dof, rel=1e-12)
+    e = res.estimates[0][best]
+    assert dof == int(np.isfinite(e.flux).sum()) - len(e.param_names) - 1
     # The per-object figure draws every grid's residual with its band.
     fig = res.plot(0)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) >= 3

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from atmospec.grids import ModelGrid
     from atmospec.spectrum import Spectrum
 
-__all__ = ["GridEstimate", "chi2_estimate", "node_weights", "COMMON_PARAMS"]
+__all__ = ["GridEstimate", "chi2_estimate", "node_weights", "photon_chi2", "COMMON_PARAMS"]
 
 FloatArray = NDArray[np.float64]
 
@@ -224,6 +224,27 @@ def chi2_estimate(
         notes=notes,
         model=f"chi2:{grid.name}",
     )
+
+
+def photon_chi2(est: GridEstimate) -> tuple[float, int] | None:
+    """Chi-square of the estimate's best model under the data's own errors, and its degrees of
+    freedom (pixels - fitted parameters - 1, the flux scale among them); None when the estimate
+    carries no model on the data.
+
+    Example:
+        >>> import numpy as np
+        >>> est = GridEstimate("g", "chi2", ("teff", "logg"), np.zeros((1, 2), np.float32), {},
+        ...                    np.zeros(2, bool), flux=np.ones(10), uncertainty=np.full(10, 0.1),
+        ...                    model_flux=np.full(10, 1.1))
+        >>> chi2, dof = photon_chi2(est)
+        >>> round(chi2, 6), dof
+        (10.0, 7)
+    """
+    if est.flux is None or est.uncertainty is None or est.model_flux is None:
+        return None
+    ok = np.isfinite(est.flux) & np.isfinite(est.model_flux) & (est.uncertainty > 0)
+    chi2 = float(np.sum(((est.flux[ok] - est.model_flux[ok]) / est.uncertainty[ok]) ** 2))
+    return chi2, max(int(ok.sum()) - (len(est.param_names) + 1), 1)
 
 
 def _at_bound(

@@ -445,6 +445,7 @@ class MultiGridPredictor:
             dtype=bool,
         )
         res.ood_reason = [_reason(res, i) for i in range(n)]
+        res.fit_of_answering_grids()
         res.model_id = self.model_id
         res.wall_time_s = time.perf_counter() - t0
         return res

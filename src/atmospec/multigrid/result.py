@@ -10,7 +10,7 @@ import numpy as np
 from atmospec.prediction.result import PredictionResult
 
 from .combine import Combined
-from .estimate import COMMON_PARAMS, GridEstimate
+from .estimate import COMMON_PARAMS, GridEstimate, photon_chi2
 from .flux_reading import FluxReading
 from .routes import GridRoute
 
@@ -81,6 +81,25 @@ class MultiGridResult(PredictionResult):
         ids = [self.estimates[i][g].model or g for g in used if g in self.estimates[i]]
         return "+".join(ids) or primary_model
 
+    def fit_of_answering_grids(self) -> None:
+        """Rows outside the primary grid: ``chi2_red`` and ``dof`` of the grid that answered
+        and fits best (its best node under the data's own errors, flux scale solved; said in
+        the row's notes), not of the primary grid's model at a Teff it does not reach."""
+        self.chi2_red = np.array(self.chi2_red, dtype=np.float64, copy=True)
+        self.dof = np.array(self.dof, copy=True)
+        for i, (per, comb) in enumerate(zip(self.estimates, self.combined, strict=True)):
+            if comb.weights.get(self.primary, 0.0) > 0:
+                continue
+            fits = {g: photon_chi2(per[g]) for g, w in comb.weights.items() if w > 0 and g in per}
+            red = {g: f[0] / f[1] for g, f in fits.items() if f is not None}
+            if red:
+                best = min(red, key=red.__getitem__)
+                self.chi2_red[i], self.dof[i] = red[best], fits[best][1]  # type: ignore[index]
+                self.notes[i].append(
+                    f"chi2_red and dof: {best}'s best node (the grid that fits best of those "
+                    f"that answered), not {self.primary}'s"
+                )
+
     def inflation(self, i: int, name: str = "teff") -> float:
         """Combined 68 % width of ``name`` over the primary grid's own 68 % width (NaN when
         the primary grid does not cover the object)."""
@@ -146,6 +165,10 @@ class MultiGridResult(PredictionResult):
             ]
             table[f"{name}_weight"] = [self.combined[i].weights.get(g, 0.0) for i in range(n)]
         table.meta["grids"] = [r.describe() for r in self.routes]
+        table.meta["chi2_rule"] = (
+            f"{table.meta.get('chi2_rule', '')}; outside the primary grid: the best node of the "
+            "grid that answered and fits best (named in the notes), under the data's own errors"
+        )
         table.meta["combined"] = (
             "percentiles of an equal-weight mixture of the answers of every grid that covers the "
             "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "

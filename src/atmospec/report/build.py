@@ -103,7 +103,7 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "several grids (<code>--model default</code>): the percentiles are the combined "
         "estimate of every grid that covers the object (the spread between grids included), "
         "<b>outside_grid</b> marks objects outside the primary grid's parameters (the grids "
-        "that cover them answer), <b>misfit_flag</b> residuals beyond the learned model of "
+        "that cover them answer, and chi2_red is the best node of the one that fits best), <b>misfit_flag</b> residuals beyond the learned model of "
         "mismatch of most covering grids (both of two, two of three); <b>teff_inflation</b> "
         "is the combined 68 % width over the primary grid's own. <b>low_resolution</b> marks "
         "spectra of lower resolution than the SpeX prism's of the built-in grids (sampled "
