@@ -293,6 +293,38 @@ def test_posterior_sample_names_an_snr_outside_the_npe_training_range(
     assert res.exit_code == 3
 
 
+def test_posterior_sample_warns_where_predict_routes_away_from_the_npe(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    """HIP 38939B (T4.5, 1036 +- 36 K from its luminosity, Sanghi et al. 2023) has an S/N
+    inside the NPE's 3-30 and fills its axis, but the NPE's OOD score is above 1 (the grid
+    model at its estimate misses the spectrum), so `predict` serves it with the CNN.
+    `posterior sample` returned 1164 (+5/-4) K without a word; it now warns with the same
+    score, and refuses under --refuse-outside."""
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+    from atmospec.prediction.predictor import Predictor
+
+    key = "11524_10541"
+    default = Predictor("default", coverage="mask", draws=200).predict(library.load(key))
+    assert default.table()["model_id"][0].startswith("dback24-spex")  # routed to the CNN
+    npe = Predictor("npe_dback24", coverage="mask", max_masked_fraction=1.0, draws=200)
+    score = float(npe.predict(library.load(key)).ood_score[0])
+    assert score > 1
+    out = tmp_path / "post"
+    res = CliRunner().invoke(app, ["posterior", "sample", key, "--n", "300", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    warn = json.loads(next(out.glob("*_warnings.json")).read_text())["warnings"]
+    assert any(f"ood_score {score:.2f} > 1" in w for w in warn), warn
+    assert "spread between grids" in res.output  # what the NPE's posterior leaves out
+    res = CliRunner().invoke(
+        app, ["posterior", "sample", key, "--n", "300", "--refuse-outside", "--out", str(out)]
+    )
+    assert res.exit_code == 3
+
+
 # -- Teff bins --------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -57,7 +58,8 @@ def sample(
         False,
         "--refuse-outside",
         help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's "
-        "edge, or that lie outside the S/N range or wavelength axis the NPE was trained on.",
+        "edge, that lie outside the S/N range or wavelength axis the NPE was trained on, or "
+        "that its OOD score finds unlike the synthetic spectra it learned.",
     ),
     wave_unit: WaveUnit = None,
     flux_unit: FluxUnit = None,
@@ -68,8 +70,9 @@ def sample(
 
     Each spectrum is checked like ``predict`` does: a posterior piled at an edge of the
     grid (the object lies outside its parameters), a spectrum outside the NPE's training
-    domain (an S/N beyond the trained range, bins of its axis the spectrum does not fill:
-    ``predict`` routes such spectra to the CNN) and a best grid fit that misses the spectrum
+    domain (an S/N beyond the trained range, bins of its axis the spectrum does not fill) or
+    unlike the synthetic spectra it learned (its OOD score above 1; ``predict`` routes such
+    spectra to the CNN) and a best grid fit that misses the spectrum
     beyond the grid's model-discrepancy allowance are reported as warnings (and in
     ``<name>_warnings.json``).
     """
@@ -83,11 +86,14 @@ def sample(
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
     from atmospec.prediction.coverage import min_resolution_of, prepare_input
+    from atmospec.prediction.predictor import Predictor
     from atmospec.prediction.routing import NPEDomain
 
     est = load_model(model, kind="npe")
     grid = grid_of(est.meta_)
     domain = NPEDomain.of(est, model)
+    # the OOD score `predict` routes by (calibrated once per model, cached)
+    checker = Predictor(est, ood=True, coverage="mask", max_masked_fraction=1.0, draws=200)
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
     stated = stated_resolution_option(resolution)
@@ -114,6 +120,10 @@ def sample(
                 f"outside the NPE's training domain: {outside}; its intervals are not "
                 "calibrated here (`atmospec predict` serves such spectra with the CNN)"
             )
+        else:
+            unlike = npe_ood(checker, sp)
+            if unlike:
+                edges.append(unlike)
         misfit = misfit_warning(sp, grid) if grid else None
         warnings = edges + ([misfit] if misfit else []) + ([assumed] if assumed else [])
         for w in warnings:
@@ -135,8 +145,28 @@ def sample(
             for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
+    typer.secho(
+        f"{model}: posterior on the {grid or 'its'} grid with that grid's model of mismatch; "
+        "the spread between grids and their shared systematic error (in `atmospec predict`'s "
+        "combined intervals) are not in it",
+        err=True,
+    )
     if refused:
         raise typer.Exit(3)
+
+
+def npe_ood(checker: Any, spectrum: Any) -> str:
+    """The warning for a spectrum the NPE's OOD score finds unlike the synthetic spectra it
+    learned (the score ``predict`` routes by), or ``""``."""
+    res = checker.predict(spectrum)
+    if not bool(res.ood_flag[0]):
+        return ""
+    return (
+        f"unlike the synthetic spectra the NPE learned (ood_score {res.ood_score[0]:.2f} > 1: "
+        f"{res.ood_reason[0]}): its posterior is not calibrated here and describes the grid's "
+        "closest spectra, not this object (`atmospec predict` serves such spectra with the CNN "
+        "and other grids)"
+    )
 
 
 def calibrate_cmd(
