@@ -400,3 +400,44 @@ def test_fluxcal_negative_error_masked_on_request(tmp_path: Path) -> None:
     path.write_text("1.0 1e-16 1e-17\n1.1 1e-16 0\n1.2 1e-16 1e-17\n1.3 1e-16 1e-17\n")
     s = read(path, invalid="mask")
     assert s.mask.tolist() == [False, True, False, False]
+
+
+def test_an_error_column_of_zeros_is_named_and_an_assumed_snr_serves_it(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # A CSV whose error column is all 0 had every pixel masked by its error, so predict and
+    # fit said only "fewer than 2 unmasked pixels (0 of 564)", and --assume-snr could not
+    # help. Now the column is read as no errors, the refusal says why, and an assumed S/N
+    # serves it (noted). A few zero errors still only mask their pixels.
+    from atmospec import library
+    from atmospec.errors import InvalidSpectrumError
+    from atmospec.io import read
+    from atmospec.prediction.predictor import Predictor
+
+    s = library.load("11250_11052")  # GD 165B
+    good = ~s.mask
+    w, f = s.wavelength[good], s.flux[good]
+    path = tmp_path / "zeros.csv"
+    np.savetxt(
+        path,
+        np.c_[w, f, np.zeros_like(f)],
+        delimiter=",",
+        header="wavelength,flux,error",
+        comments="",
+    )
+    sp = read(path, wave_unit="um", invalid="mask")
+    assert sp.uncertainty is None and not sp.mask.any()
+    assert sp.meta["errors_unusable"].startswith(f"{f.size} of {f.size} uncertainties are zero")
+    with pytest.raises(InvalidSpectrumError, match="error column cannot be used: .* zero"):
+        Predictor("dback24-spex", ood=False, draws=50).predict(sp)
+    res = Predictor("dback24-spex", ood=False, draws=50, assume_snr=50).predict(sp)
+    assert 1200 < res.table()["teff_median"][0] < 2400
+    assert "error column was not used" in res.table()["notes"][0]
+    some = tmp_path / "some.csv"
+    e = s.uncertainty[good].copy()
+    e[:10] = 0.0
+    np.savetxt(some, np.c_[w, f, e], delimiter=",", header="wavelength,flux,error", comments="")
+    sp = read(some, wave_unit="um", invalid="mask")
+    assert sp.uncertainty is not None and int(sp.mask.sum()) == 10
+    with pytest.raises(InvalidSpectrumError, match="positive|uncertaint"):
+        read(path, wave_unit="um")  # the strict reader still refuses zero errors

@@ -128,7 +128,7 @@ def test_cli_exit_codes_and_clear_errors(tiny, spectra, tmp_path) -> None:
     broken.write_text("not a spectrum\n")
     res = _cli([*base, str(broken), "--out", str(tmp_path / "all-failed")])
     assert res.returncode == 4, res.stderr
-    assert "no spectrum could be used" in res.stdout and "predictions.ecsv" not in res.stdout
+    assert "no spectrum could be used" in res.stderr and "predictions.ecsv" not in res.stdout
     assert not (tmp_path / "all-failed" / "predictions.ecsv").exists()
 
     # in-process from here (the console entry point turns atmospec errors into exit 2)

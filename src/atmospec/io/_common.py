@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import DataNotFoundError, FileFormatError, InvalidSpectrumError, UnitError
 from atmospec.io.units import check_flux_unit, check_wave_unit, parse_unit
@@ -313,6 +313,9 @@ def build_spectrum(
     ``meta["reversed"]``). With ``invalid="mask"`` pixels with NaN flux or non-positive / NaN
     uncertainty are masked and pixels with a NaN *wavelength* are dropped (their number in
     ``meta["dropped_pixels"]``); with ``invalid="error"`` they raise InvalidSpectrumError.
+    Where most uncertainties are so (a column of zeros), the column holds no 1-sigma errors:
+    with ``invalid="mask"`` the spectrum is read without them and ``meta["errors_unusable"]``
+    says why (a prediction then asks for an assumed S/N, instead of masking every pixel).
     """
     if invalid not in ("error", "mask"):
         raise ValueError(f"invalid={invalid!r}: expected 'error' or 'mask'")
@@ -345,6 +348,8 @@ def build_spectrum(
         unc = None if unc is None else unc[::-1]
         meta["reversed"] = True
     if invalid == "mask" and unc is not None and unc.shape == flx.shape:
+        unc = _usable_errors(unc, flx, msk, meta)
+    if invalid == "mask" and unc is not None and unc.shape == flx.shape:
         msk = msk | invalid_pixels(flx, unc)
     elif invalid == "mask":
         msk = msk | invalid_pixels(flx)
@@ -359,6 +364,35 @@ def build_spectrum(
         name=name,
         validate=False,
     )
+
+
+def _usable_errors(
+    unc: NDArray[np.float64],
+    flux: NDArray[np.float64],
+    mask: NDArray[np.bool_],
+    meta: dict[str, Any],
+) -> NDArray[np.float64] | None:
+    """``unc``, or None (said in ``meta["errors_unusable"]``) when most of the pixels with a
+    flux have an uncertainty that is zero, negative or missing: no 1-sigma errors to mask by.
+
+    Example:
+        >>> meta = {}
+        >>> _usable_errors(np.zeros(4), np.ones(4), np.zeros(4, bool), meta) is None
+        True
+        >>> meta["errors_unusable"]
+        '4 of 4 uncertainties are zero, negative or missing (4 zero/negative, 0 NaN)'
+    """
+    has_flux = np.isfinite(flux) & ~mask
+    u = unc[has_flux]
+    bad = ~np.isfinite(u) | (u <= 0)
+    if not u.size or bad.mean() <= 0.5:
+        return unc
+    n_zero = int(np.sum(np.isfinite(u) & (u <= 0)))
+    meta["errors_unusable"] = (
+        f"{int(bad.sum())} of {u.size} uncertainties are zero, negative or missing "
+        f"({n_zero} zero/negative, {int(bad.sum()) - n_zero} NaN)"
+    )
+    return None
 
 
 def meta_to_json(spectrum: Spectrum) -> str:

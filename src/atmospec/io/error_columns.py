@@ -97,7 +97,8 @@ def note_errors(meta: dict[str, Any], names: Sequence[str], column: str | None, 
 
 
 def snr_hint(meta: dict[str, Any]) -> str:
-    """For a refusal of a spectrum without errors: the S/N column its file held, if any.
+    """For a refusal of a spectrum without errors: why its file's error column was not used,
+    or the S/N column it held, if any.
 
     Example:
         >>> snr_hint({"snr_column": "S/N"})[:55]
@@ -105,6 +106,8 @@ def snr_hint(meta: dict[str, Any]) -> str:
         >>> snr_hint({})
         ''
     """
+    if meta.get("errors_unusable"):
+        return f"; the file's error column cannot be used: {meta['errors_unusable']}"
     col = meta.get("snr_column")
     if not col:
         return ""

@@ -173,7 +173,9 @@ class MultiGridResult(PredictionResult):
             "percentiles of an equal-weight mixture of the answers of every grid that covers the "
             "object; outside_grid: outside the parameters of " + self.primary + "; misfit_flag: "
             "residuals beyond the learned model of mismatch of most covering grids (both of "
-            "two, two of three)"
+            "two, two of three); ood_flag: outside_grid or misfit_flag or flux_unit_suspect; "
+            "ood_score: the primary grid's learned model's own score (unlike its synthetic "
+            "spectra: it decides which of its models serves the row), not the flag's"
         )
         if any(c.calibration for c in self.combined):
             table.meta["calibration"] = (

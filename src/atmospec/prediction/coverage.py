@@ -211,8 +211,10 @@ def _uncertainty(spectrum: Spectrum, assume_snr: float | None, notes: list[str])
         raise ValueError(f"assume_snr must be a positive number, got {assume_snr!r}")
     good = ~spectrum.mask & np.isfinite(flux)
     level = float(np.median(np.abs(flux[good]))) / float(assume_snr)
+    unusable = spectrum.meta.get("errors_unusable")
     notes.append(
         f"uncertainties assumed: constant sigma = median |flux| / {assume_snr:g} (assume_snr)"
+        + (f"; the file's error column was not used ({unusable})" if unusable else "")
     )
     return np.full(flux.shape, level)
 
