@@ -215,6 +215,10 @@ def test_a_library_key_among_the_files_is_that_library_spectrum(
     np.testing.assert_array_equal(hd3651b.spectrum.flux, library.load("10703_10070").flux)
     assert mine.spectrum is not None
     assert missing.spectrum is None and "nothere.csv: no such spectrum file" in str(missing.error)
+    # a key-shaped name that is neither a file nor a library key says both
+    (lost,) = Catalog.from_files(["99999_99999"]).partitions(1)[0].load()
+    assert "no such spectrum file, and not a SpeX library key" in str(lost.error)
+    assert "library key" not in str(missing.error)
 
 
 def test_a_table_of_library_keys_under_another_column_name_is_read_as_keys(

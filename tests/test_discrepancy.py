@@ -319,10 +319,22 @@ def test_posterior_sample_warns_where_predict_routes_away_from_the_npe(
     warn = json.loads(next(out.glob("*_warnings.json")).read_text())["warnings"]
     assert any(f"ood_score {score:.2f} > 1" in w for w in warn), warn
     assert "spread between grids" in res.output  # what the NPE's posterior leaves out
+    # the run's record (model, seed, each file's warnings), and a report page made from it
+    from atmospec.report import write_report
+
+    rec = json.loads((out / "posterior.json").read_text())
+    assert rec["model"].startswith("npe_dback24-") and rec["seed"] == 0 and rec["n"] == 300
+    assert rec["objects"][key]["warnings"] == warn
+    assert rec["objects"][key]["samples"] == f"{key}_samples.csv"
+    page = write_report(out).read_text()
+    assert "Corner plots" in page and f"ood_score {score:.2f}" in page
+    assert '<tr class="flag"><td>11524_10541</td><td>300</td>' in page
     res = CliRunner().invoke(
         app, ["posterior", "sample", key, "--n", "300", "--refuse-outside", "--out", str(out)]
     )
     assert res.exit_code == 3
+    assert json.loads((out / "posterior.json").read_text())["objects"][key]["samples"] is None
+    assert "No samples written for 11524_10541" in write_report(out).read_text()
 
 
 # -- Teff bins --------------------------------------------------------------------------------

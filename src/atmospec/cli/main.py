@@ -56,7 +56,12 @@ def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show debug messages."),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Only warnings and errors; no progress bars."
+        False,
+        "--quiet",
+        "-q",
+        help="Only warnings and errors: no progress bars and no printed summaries or tables "
+        "(the answers are in the output files: `fit --out`, `predict --out`; --json still "
+        "prints).",
     ),
 ) -> None:
     from atmospec._logging import configure

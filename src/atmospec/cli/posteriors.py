@@ -66,7 +66,9 @@ def sample(
     resolution: Resolution = None,
     aperture: Aperture = None,
 ) -> None:
-    """Draw posterior samples for spectra and write one CSV of samples per file.
+    """Draw posterior samples for spectra and write one CSV of samples per file, and the
+    run's record (model, seed, versions, each file's warnings) to ``posterior.json``;
+    ``atmospec report`` makes a page of them.
 
     Each spectrum is checked like ``predict`` does: a posterior piled at an edge of the
     grid (the object lies outside its parameters), a spectrum outside the NPE's training
@@ -79,7 +81,7 @@ def sample(
     import numpy as np
     import pandas as pd
 
-    from atmospec._fileio import atomic_path, write_json
+    from atmospec._fileio import atomic_path, provenance, write_json
     from atmospec.cli.fit import load_target
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
     from atmospec.grids import resolution_of
@@ -88,6 +90,7 @@ def sample(
     from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.predictor import Predictor
     from atmospec.prediction.routing import NPEDomain
+    from atmospec.report.posterior import POSTERIOR_RECORD
 
     est = load_model(model, kind="npe")
     grid = grid_of(est.meta_)
@@ -96,6 +99,7 @@ def sample(
     checker = Predictor(est, ood=True, coverage="mask", max_masked_fraction=1.0, draws=200)
     out.mkdir(parents=True, exist_ok=True)
     refused = 0
+    objects: dict[str, dict[str, Any]] = {}
     stated = stated_resolution_option(resolution)
     for f in files:
         # read as fit and predict read: NaN pixels masked (the domain check says so), a SpeX
@@ -132,6 +136,8 @@ def sample(
             write_json(
                 out / f"{Path(f).stem}_warnings.json", {"file": str(f), "warnings": warnings}
             )
+        entry: dict[str, Any] = {"file": str(f), "warnings": warnings, "samples": None}
+        objects[Path(f).stem] = entry
         if refuse_outside and edges:
             refused += 1
             typer.secho(f"{f}: refused (--refuse-outside): no samples written", err=True)
@@ -139,18 +145,22 @@ def sample(
         table = pd.DataFrame(draws, columns=list(est.param_names_))
         with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
             table.to_csv(tmp, index=False)
+        entry["samples"] = f"{Path(f).stem}_samples.csv"
         q = np.percentile(draws, [16, 50, 84], axis=0)
         text = ", ".join(
             f"{p} {q[1, j]:.4g} (+{q[2, j] - q[1, j]:.2g}/-{q[1, j] - q[0, j]:.2g})"
             for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
-    typer.secho(
-        f"{model}: posterior on the {grid or 'its'} grid with that grid's model of mismatch; "
-        "the spread between grids and their shared systematic error (in `atmospec predict`'s "
-        "combined intervals) are not in it",
-        err=True,
+    scope = (
+        f"posterior on the {grid or 'its'} grid with that grid's model of mismatch; the spread "
+        "between grids and their shared systematic error (in `atmospec predict`'s combined "
+        "intervals) are not in it"
     )
+    record = provenance(seed=seed, grid=grid or None, model=next(iter(checker.members)))
+    record.update(command="posterior sample", n=n, intervals=scope, objects=objects)
+    write_json(out / POSTERIOR_RECORD, record)
+    typer.secho(f"{model}: {scope}", err=True)
     if refused:
         raise typer.Exit(3)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,8 @@ ROW_ERRORS: tuple[type[BaseException], ...] = (AtmospecError, OSError, ValueErro
 of stopping the run: bad or unreadable input. Anything else is a bug and stops the run."""
 
 _FILE, _LIBRARY = "file", "library"
+_KEY = re.compile(r"\d+_\d+")
+"""The shape of a SpeX library key (``10703_10070``)."""
 
 
 def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
@@ -81,7 +84,14 @@ def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
 
         path = Path(item)
         if not path.exists():
-            raise DataNotFoundError(f"{path}: no such spectrum file")
+            raise DataNotFoundError(
+                f"{path}: no such spectrum file"
+                + (
+                    ", and not a SpeX library key (see `atmospec library`)"
+                    if _KEY.fullmatch(path.name)
+                    else ""
+                )
+            )
         return read(path, invalid="mask", **read_options)
     raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from atmospec.errors import DataNotFoundError, FileFormatError
 from atmospec.report.html import esc, image_html, page, table_html
+from atmospec.report.posterior import POSTERIOR_RECORD, posterior_sections
 
 __all__ = ["write_report", "run_kind"]
 
@@ -21,12 +22,15 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def run_kind(run_dir: str | os.PathLike[str]) -> str:
-    """``"predict"``, ``"fit"`` or ``"folder"`` (any other folder with tables or figures)."""
+    """``"predict"``, ``"fit"``, ``"posterior"`` (``atmospec posterior sample``) or
+    ``"folder"`` (any other folder with tables or figures)."""
     d = Path(run_dir)
     if (d / "predictions.csv").exists() or (d / "parts").is_dir():
         return "predict"
     if (d / "fit.json").exists():
         return "fit"
+    if (d / POSTERIOR_RECORD).exists():
+        return "posterior"
     return "folder"
 
 
@@ -292,6 +296,8 @@ def _sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
         return _predict_sections(d, max_objects)
     if kind == "fit":
         return _fit_sections(d)
+    if kind == "posterior":
+        return posterior_sections(d, max_objects)
     return _folder_sections(d, max_objects)
 
 

@@ -1,0 +1,106 @@
+"""The report of an ``atmospec posterior sample`` folder: each object's posterior summary,
+its warnings and its corner plot."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from atmospec.errors import FileFormatError
+from atmospec.report.html import esc, table_html
+
+__all__ = ["POSTERIOR_RECORD", "posterior_sections", "summary_frame"]
+
+POSTERIOR_RECORD = "posterior.json"
+"""The record ``atmospec posterior sample`` writes beside its samples: model, seed, versions,
+and each file's warnings."""
+
+
+def summary_frame(samples: dict[str, Any], warnings: dict[str, list[str]]) -> Any:
+    """One row per object: ``<param>`` as ``median [p16, p84]`` and the number of warnings.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> s = pd.DataFrame({"teff": np.arange(1000.0, 1101.0)})
+        >>> row = summary_frame({"obj": s}, {"obj": ["at the edge"]}).iloc[0]
+        >>> row["object"], int(row["samples"]), row["teff"], int(row["warnings"])
+        ('obj', 101, '1050 [1016, 1084]', 1)
+    """
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for name, frame in samples.items():
+        row: dict[str, Any] = {"object": name, "samples": len(frame)}
+        for col in frame.columns:
+            lo, mid, hi = np.percentile(frame[col].to_numpy(dtype=float), [16, 50, 84])
+            row[col] = f"{mid:.4g} [{lo:.4g}, {hi:.4g}]"
+        row["warnings"] = len(warnings.get(name, []))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _corner_html(frame: Any, caption: str) -> str:
+    from matplotlib import pyplot as plt
+
+    from atmospec.plots import corner
+
+    fig = corner(frame, label=caption)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
+    """Title and sections of the page: the run (model, seed, what the intervals are), the
+    summary table (flagged rows for objects with warnings), each warning, the corner plots of
+    at most ``max_objects`` objects."""
+    import pandas as pd
+
+    try:
+        rec = dict(json.loads((d / POSTERIOR_RECORD).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        raise FileFormatError(f"{d / POSTERIOR_RECORD}: unreadable run record ({err})") from None
+    objects: dict[str, dict[str, Any]] = dict(rec.get("objects", {}))
+    warnings = {k: list(v.get("warnings", [])) for k, v in objects.items()}
+    samples = {
+        k: pd.read_csv(d / v["samples"])
+        for k, v in objects.items()
+        if v.get("samples") and (d / v["samples"]).is_file()
+    }
+    info = [
+        ("model", rec.get("model", "")),
+        ("grid", rec.get("grid", "")),
+        ("samples per object", rec.get("n", "")),
+        ("seed", rec.get("seed", "")),
+        ("atmospec", dict(rec.get("versions", {})).get("atmospec", "")),
+        ("created", rec.get("created", "")),
+    ]
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in info if v != "")
+    intro = f'<table>{rows}</table><p class="note">Intervals: 16-84 % of the {esc(rec.get("intervals", "posterior"))}.</p>'
+    sections = [("Run", intro)]
+    refused = sorted(set(objects) - set(samples))
+    table = summary_frame(samples, warnings)
+    if not table.empty:
+        table["flag"] = table["warnings"] > 0
+        sections.append(("Posteriors", table_html(table, flag_column="flag")))
+    if refused:
+        sections.append(
+            ("Refused", "<p>No samples written for " + esc(", ".join(refused)) + ".</p>")
+        )
+    said = [(k, w) for k in objects for w in warnings[k]]
+    if said:
+        items = "".join(f"<li><b>{esc(k)}</b>: {esc(w)}</li>" for k, w in said)
+        sections.append(("Warnings", f"<ul>{items}</ul>"))
+    figs = [_corner_html(f, k) for k, f in list(samples.items())[:max_objects]]
+    if figs:
+        sections.append(("Corner plots", '<div class="figs">' + "".join(figs) + "</div>"))
+    return f"atmospec posterior: {rec.get('model', d.name)}", sections
