@@ -3,6 +3,7 @@ an F_nu flux read as F_lambda caught by the grids."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,33 @@ def test_flux_unit_option_reaches_the_reader_and_the_run_record(
     assert "no flux unit in the file" in " ".join((res.output + res.stderr).split())
     res = runner.invoke(app, [*post, "--flux-unit", "mJy"])
     assert "no flux unit in the file" not in " ".join((res.output + res.stderr).split())
+
+
+def test_fit_warns_when_its_grid_reads_a_unitless_flux_far_better_as_f_nu(
+    gd165b: Spectrum, tmp_path: Path
+) -> None:
+    # `atmospec fit` on GD 165B (L4, ~1860 K) written as F_nu without a unit answered as for a
+    # much cooler object with only the generic "no flux unit" note; predict flagged it. It
+    # now makes the same test with its one grid, under that grid's model of mismatch
+    # (tempered 2 ln Bayes factor of the F_nu reading above 2 ln 100), and the F_lambda
+    # file of the same object passes.
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    fnu = _as_f_nu_mjy(gd165b)
+    cols = "wavelength_um,flux,error"
+    nu = _write_csv(tmp_path / "fnu.csv", cols, fnu.wavelength, fnu.flux, fnu.uncertainty)
+    lam = _write_csv(
+        tmp_path / "flam.csv", cols, gd165b.wavelength, gd165b.flux, gd165b.uncertainty
+    )
+    runner = CliRunner()
+    res = runner.invoke(app, ["fit", str(nu), "--grid", "btsettl08", "-o", str(tmp_path / "n")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "warning: flux unit suspect" in said and "btsettl08 reproduces it far better" in said
+    notes = json.loads((tmp_path / "n" / "fit.json").read_text())["notes"]
+    assert any(n.startswith("flux unit suspect") for n in notes)
+    res = runner.invoke(app, ["fit", str(lam), "--grid", "btsettl08"])
+    assert res.exit_code == 0, res.output
+    assert "flux unit suspect" not in res.output

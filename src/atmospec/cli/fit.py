@@ -70,7 +70,9 @@ def fit_cmd(
     aperture: Aperture = None,
 ) -> None:
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
-    from atmospec.cli._console import summary_console
+    from rich.markup import escape
+
+    from atmospec.cli._console import problem_console, summary_console
     from atmospec.fitting import fit
     from atmospec.fitting.result import rich_table
     from atmospec.grids import load_grid
@@ -102,6 +104,11 @@ def fit_cmd(
         raise typer.BadParameter(f"--method must be chi2 or nested, got {method!r}")
     result = fit(spectrum, model_grid, method=method, **kwargs)  # type: ignore[arg-type]
     result.source = spectrum.name if spectrum.name else result.source
+    if not no_discrepancy:
+        suspect = flux_unit_warning(spectrum, model_grid)
+        if suspect:
+            result.notes.append(suspect)
+            problem_console().print(f"[yellow]warning:[/] {escape(suspect)}", highlight=False)
     console.print(rich_table([result], f"{spectrum.name}: {method} fit with {model_grid.name}"))
     console.print(
         f"dof = {result.n_pix} pixels - {result.n_fitted} fitted "
@@ -128,6 +135,25 @@ def fit_cmd(
     if out is not None:
         written = write_fit(result, out)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+def flux_unit_warning(spectrum: Any, grid: Any) -> str:
+    """For a flux read as F_lambda because its file gave no unit: the warning when ``grid``,
+    under its shipped model of mismatch, reproduces it decisively better read as F_nu (the
+    test ``predict`` makes with every grid, :func:`~atmospec.multigrid.flux_reading.flux_reading`),
+    else ``""`` (also without a model of mismatch for the grid)."""
+    from atmospec.discrepancy.route import _shipped
+    from atmospec.errors import DataNotFoundError
+    from atmospec.multigrid.flux_reading import flux_reading
+
+    try:
+        disc = _shipped(grid.name)
+    except DataNotFoundError:
+        return ""
+    reading = flux_reading(spectrum, {grid.name: grid}, {grid.name: disc})
+    if reading is None or not reading.suspect:
+        return ""
+    return reading.note().replace("the grids reproduce", f"{grid.name} reproduces")
 
 
 def write_fit(result: Any, out: Path) -> list[Path]:

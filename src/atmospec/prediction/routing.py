@@ -43,7 +43,7 @@ class NPEDomain:
 
     Example:
         >>> d = NPEDomain("npe", (3.0, 30.0), "dback24")
-        >>> d.snr_problem(100.0)
+        >>> d.snr_problem(100.0)[:56]
         'S/N 100 is outside the S/N range 3-30 npe was trained on'
     """
 
@@ -62,7 +62,11 @@ class NPEDomain:
         lo, hi = self.snr_range
         if np.isfinite(snr) and lo <= snr <= hi:
             return ""
-        return f"S/N {snr:.3g} is outside the S/N range {lo:g}-{hi:g} {self.name} was trained on"
+        return (
+            f"S/N {snr:.3g} is outside the S/N range {lo:g}-{hi:g} {self.name} was trained on "
+            "(S/N as its noise model means it: median flux / median error on its axis; the "
+            "table's snr column is the median of flux / error per bin)"
+        )
 
     def input_problem(self, inp: ModelInput) -> str:
         """Why a spectrum put on the NPE's axis cannot go to the NPE ('' when it can).
