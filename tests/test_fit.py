@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,50 @@ def test_nested_notes_masked_pixels(dback, spex_wave: np.ndarray) -> None:
         spec, dback, fixed={"mh": 0.0, "fsed": 2.0, "logg": 4.75}, nlive=30, dlogz=5.0, seed=0
     )
     assert "7 masked / invalid pixels were not fitted" in res.notes
+
+
+def test_fit_takes_an_assumed_snr_for_a_spectrum_without_errors(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # `fit` on a file without errors pointed only to a Python remedy (uncertainty=...);
+    # `predict` had --assume-snr. fit now takes it too: constant sigma = median |flux| / S/N,
+    # said in the notes. (The best node moves with the weights: 2300 K at S/N 50 against
+    # 1800 K with the file's errors, BT-Settl's two minima of early- and mid-L dwarfs.)
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    s = library.load("11250_11052")  # GD 165B, L4
+    good = ~s.mask
+    path = tmp_path / "noerr.csv"
+    np.savetxt(
+        path,
+        np.c_[s.wavelength[good], s.flux[good]],
+        delimiter=",",
+        header="wavelength_um,flux",
+        comments="",
+    )
+    runner = CliRunner()
+    res = runner.invoke(app, ["fit", str(path), "--grid", "btsettl08"])
+    assert res.exit_code != 0 and "--assume-snr" in " ".join(
+        (res.output + str(res.exception)).split()
+    )
+    res = runner.invoke(
+        app,
+        ["fit", str(path), "--grid", "btsettl08", "--assume-snr", "50", "-o", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "o" / "fit.json").read_text())
+    assert any(
+        n.startswith("uncertainties assumed: constant sigma = median |flux| / 50")
+        for n in rec["notes"]
+    )
+    # the same as the library's fit with that constant error on the same pixels
+    from atmospec.grids import load_grid
+    from atmospec.io import read
+
+    sp = read(path, invalid="mask")
+    sp = sp.copy(uncertainty=np.full(sp.flux.shape, np.median(np.abs(sp.flux)) / 50))
+    assert rec["best"] == fit(sp, load_grid("btsettl08")).to_dict()["best"]
+    assert 1500 <= rec["best"]["teff"] <= 2400  # an L dwarf (GD 165B: 1863 K, Sanghi 2023)

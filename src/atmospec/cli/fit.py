@@ -7,7 +7,14 @@ from typing import Any, Optional
 
 import typer
 
-from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit, stated_resolution_option
+from atmospec.cli.predict import (
+    Aperture,
+    AssumeSnr,
+    FluxUnit,
+    Resolution,
+    WaveUnit,
+    stated_resolution_option,
+)
 
 __all__ = ["register", "load_target", "write_fit"]
 
@@ -68,6 +75,7 @@ def fit_cmd(
     err_col: Optional[str] = typer.Option(None, "--err-col", help="1-sigma error column name."),  # noqa: UP045
     resolution: Resolution = None,
     aperture: Aperture = None,
+    assume_snr: AssumeSnr = None,
 ) -> None:
     """Fit a spectrum with a model grid; print the best parameters, chi2_red and dof."""
     from rich.markup import escape
@@ -89,6 +97,12 @@ def fit_cmd(
     )
     if resolution is not None:
         spectrum.meta["resolution"] = stated_resolution_option(resolution)
+    assumed = ""
+    if assume_snr is not None:
+        from atmospec.prediction.coverage import assumed_uncertainty
+
+        sigma, assumed = assumed_uncertainty(spectrum, assume_snr)
+        spectrum = spectrum.copy(uncertainty=sigma)
     model_grid = load_grid(grid)
     kwargs: dict[str, Any] = {
         "distance_pc": distance_pc,
@@ -104,6 +118,8 @@ def fit_cmd(
         raise typer.BadParameter(f"--method must be chi2 or nested, got {method!r}")
     result = fit(spectrum, model_grid, method=method, **kwargs)  # type: ignore[arg-type]
     result.source = spectrum.name if spectrum.name else result.source
+    if assumed:
+        result.notes.append(assumed)
     if not no_discrepancy:
         suspect = flux_unit_warning(spectrum, model_grid)
         if suspect:

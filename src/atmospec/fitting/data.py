@@ -120,7 +120,7 @@ def prepare(
         raise InvalidSpectrumError(
             f"{src}: the spectrum has no uncertainties; a chi-square fit needs 1-sigma errors "
             "per pixel (an error column in the file, or uncertainty=... when building the "
-            "Spectrum)" + snr_hint(spectrum.meta)
+            "Spectrum), or a typical S/N to assume (CLI --assume-snr)" + snr_hint(spectrum.meta)
         )
     from atmospec.sanity import check_spectrum
 

@@ -207,16 +207,32 @@ def _uncertainty(spectrum: Spectrum, assume_snr: float | None, notes: list[str])
             "(Spectrum(..., uncertainty=...), an error column in the file), or state a typical "
             "S/N with assume_snr= (CLI --assume-snr)" + snr_hint(spectrum.meta)
         )
+    sigma, note = assumed_uncertainty(spectrum, assume_snr)
+    notes.append(note)
+    return sigma
+
+
+def assumed_uncertainty(spectrum: Spectrum, assume_snr: float) -> tuple[FloatArray, str]:
+    """A constant 1-sigma error ``median |flux| / assume_snr`` on every pixel (for a spectrum
+    without usable errors), and the note that says so.
+
+    Example:
+        >>> from atmospec.spectrum import Spectrum
+        >>> sigma, note = assumed_uncertainty(Spectrum([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]), 20)
+        >>> sigma.tolist(), note
+        ([0.2, 0.2, 0.2], 'uncertainties assumed: constant sigma = median |flux| / 20 (assume_snr)')
+    """
     if not np.isfinite(assume_snr) or assume_snr <= 0:
         raise ValueError(f"assume_snr must be a positive number, got {assume_snr!r}")
+    flux = spectrum.flux
     good = ~spectrum.mask & np.isfinite(flux)
     level = float(np.median(np.abs(flux[good]))) / float(assume_snr)
     unusable = spectrum.meta.get("errors_unusable")
-    notes.append(
+    note = (
         f"uncertainties assumed: constant sigma = median |flux| / {assume_snr:g} (assume_snr)"
         + (f"; the file's error column was not used ({unusable})" if unusable else "")
     )
-    return np.full(flux.shape, level)
+    return np.full(flux.shape, level), note
 
 
 def prepare_input(
