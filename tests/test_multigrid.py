@@ -135,6 +135,26 @@ def test_misfit_flag_needs_most_covering_grids_not_all():
     assert not c.covers["c"] and c.misfit == pytest.approx(0.7)
 
 
+def test_a_grid_pressing_a_bound_of_log_g_inside_the_mixture_is_named():
+    # Burrows 2006 stops at log g 4.5: where its answer presses that edge and the other grids
+    # answer freely, its share of the combined log g piles at 4.5 (a limit, not a value).
+    # The combined answer is not at a bound (the others are free), so only a note says so.
+    import dataclasses
+
+    a = _est("a", 1600.0, logg=4.0)
+    b = dataclasses.replace(_est("b", 1650.0, logg=4.5), at_bound=np.array([False, True, False]))
+    b.bounds["logg"] = (4.5, 5.5)
+    c = combine({"a": a, "b": b}, draws=1000, rng=np.random.default_rng(0))
+    said = [n for n in c.notes if "presses its grid bound" in n]
+    assert said == [
+        "b: logg presses its grid bound (4.5; a limit, not a value): its share of the combined "
+        "logg piles there"
+    ]
+    both = dataclasses.replace(a, at_bound=np.array([False, True, False]))
+    c = combine({"a": both, "b": b}, draws=1000, rng=np.random.default_rng(0))
+    assert not [n for n in c.notes if "presses its grid bound" in n]  # all: flagged as such
+
+
 def test_parse_routes():
     r = parse_routes("dback24=default, btsettl08")
     assert [(x.grid, x.model) for x in r] == [("dback24", "default"), ("btsettl08", None)]

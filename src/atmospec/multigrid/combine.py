@@ -293,6 +293,7 @@ def combine(
             + ", ".join(parts)
             + f", Teff spread {spread['teff']:.0f} K): the combined interval includes that spread"
         )
+    notes.extend(_limits_in_mixture(estimates, use, params))
     outside = [g for g in names if not covers[g]]
     if outside and len(outside) < len(names):
         notes.append(
@@ -300,3 +301,41 @@ def combine(
             f"{', '.join(g for g in names if covers[g])}"
         )
     return Combined(out, weights, covers, t_ref, misfit, spread, disagree, notes)
+
+
+def _limits_in_mixture(
+    estimates: Mapping[str, GridEstimate], use: Sequence[str], params: Sequence[str]
+) -> list[str]:
+    """Notes for the grids in the mixture whose own answer presses a bound of their range for
+    a parameter (read as a limit there: Burrows 2006 stops at log g 4.5), while other grids
+    answer it freely: that part of the combined interval piles at the bound.
+
+    Example:
+        >>> import numpy as np
+        >>> a = GridEstimate("a", "chi2", ("logg",), np.full((4, 1), 4.5, np.float32),
+        ...                  {"logg": (4.5, 5.5)}, np.array([True]))
+        >>> b = GridEstimate("b", "chi2", ("logg",), np.full((4, 1), 4.0, np.float32),
+        ...                  {"logg": (3.0, 5.5)}, np.array([False]))
+        >>> _limits_in_mixture({"a": a, "b": b}, ["a", "b"], ["logg"])[0][:63]
+        'a: logg presses its grid bound (4.5; a limit, not a value): its'
+    """
+    out = []
+    for p in params:
+        pressed = [
+            g
+            for g in use
+            if p in estimates[g].param_names
+            and estimates[g].at_bound[estimates[g].param_names.index(p)]
+        ]
+        if not pressed or len(pressed) == len(use):
+            continue  # none, or all of them (then the combined answer is flagged at its bound)
+        for g in pressed:
+            lo, hi = estimates[g].bounds[p]
+            edge = (
+                lo if abs(estimates[g].median(p) - lo) <= abs(estimates[g].median(p) - hi) else hi
+            )
+            out.append(
+                f"{g}: {p} presses its grid bound ({edge:g}; a limit, not a value): its share of "
+                f"the combined {p} piles there"
+            )
+    return out
