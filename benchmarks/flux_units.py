@@ -13,7 +13,9 @@ default grids and models, as ``atmospec predict --model default``).
 
 Measured on real data only: SpeX prism library spectra (F_lambda) of M0-T9 dwarfs with S/N >= 20,
 one per object, of objects outside the fit half of every grid's model of mismatch (``--half
-fit``: inside it; the rule has no fitted parameter, its threshold is set a priori). Each
+fit``: inside it; the rule has no fitted parameter, its threshold is set a priori).
+``--fit-grid GRID`` measures instead the check ``atmospec fit --grid GRID`` makes: the same
+rule with that one grid. Each
 spectrum is written as a CSV without a flux unit twice: as it is (F_lambda: a flag is a false
 alarm) and as F_nu (flux and errors times lambda^2: a flag is a catch); both are read back with
 :func:`atmospec.io.read`, as a user's file is.
@@ -65,14 +67,33 @@ def _write(path: Path, wave: np.ndarray, flux: np.ndarray, err: np.ndarray) -> N
 
 
 _PREDICTOR = None
+_FIT_GRID = None
 
 
-def _start() -> None:
-    """One predictor per worker process: the default grids and models, as `predict` uses."""
-    global _PREDICTOR
+def _start(fit_grid: str | None = None) -> None:
+    """One predictor per worker process: the default grids and models, as `predict` uses;
+    or, with ``fit_grid``, that one grid, as `atmospec fit --grid` checks the flux unit."""
+    global _PREDICTOR, _FIT_GRID
+    if fit_grid is not None:
+        from atmospec.grids import load_grid
+
+        _FIT_GRID = load_grid(fit_grid)
+        return
     from atmospec.multigrid import MultiGridPredictor
 
     _PREDICTOR = MultiGridPredictor(draws=200, coverage="mask")
+
+
+def _verdict(spectrum: Any) -> Any:
+    """The flux reading of the route measured (None: nothing to decide)."""
+    if _FIT_GRID is not None:
+        from atmospec.discrepancy.route import _shipped
+        from atmospec.multigrid.flux_reading import flux_reading
+
+        g = _FIT_GRID
+        return flux_reading(spectrum, {g.name: g}, {g.name: _shipped(g.name)})
+    assert _PREDICTOR is not None
+    return _PREDICTOR.predict(spectrum).flux_readings[0]
 
 
 def _one(obj: tuple[str, str, str, float]) -> dict[str, object] | None:
@@ -92,8 +113,7 @@ def _one(obj: tuple[str, str, str, float]) -> dict[str, object] | None:
             path = Path(tmp) / f"{key}_{kind}.csv"
             _write(path, lam, spec.flux * tilt, spec.uncertainty * tilt)
             try:
-                assert _PREDICTOR is not None
-                verdicts[kind] = _PREDICTOR.predict(io.read(path)).flux_readings[0]
+                verdicts[kind] = _verdict(io.read(path))
             except AtmospecError:
                 return None
     a, b = verdicts["flambda"], verdicts["fnu"]
@@ -122,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         help="objects outside (default) or inside the models of mismatch's fit half",
     )
     ap.add_argument("--workers", type=int, default=1, help="processes (one predictor each)")
+    ap.add_argument(
+        "--fit-grid",
+        default=None,
+        help="measure the check `atmospec fit --grid GRID` makes (that grid alone, under its "
+        "model of mismatch) instead of the multi-grid prediction",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     args = ap.parse_args(argv)
 
@@ -135,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         (str(o["key"]), str(o.get("name", "")), str(o.get("gravity_class", "")), o["spt_num"])
         for _, o in sel.iterrows()
     ]
-    with ProcessPoolExecutor(args.workers, initializer=_start) as pool:
+    with ProcessPoolExecutor(args.workers, initializer=_start, initargs=(args.fit_grid,)) as pool:
         done = list(tqdm(pool.map(_one, objs), total=len(objs), desc="objects", unit="obj"))
     rows = [r for r in done if r is not None]
     skipped = len(done) - len(rows)  # refused by the sanity checks (errors not 1-sigma)
@@ -151,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_class": {},
         "quick": args.quick,
         "half": args.half,
+        "route": f"fit --grid {args.fit_grid}" if args.fit_grid else "predict --model default",
     }
     print(f"{'class':8s} {'n':>5s} {'false alarm':>12s} {'recall (F_nu)':>14s}")
     for name, (lo, hi) in CLASSES.items():

@@ -84,6 +84,7 @@ def sample(
     from atmospec._fileio import atomic_path, provenance, write_json
     from atmospec.cli.fit import load_target
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
+    from atmospec.fitting.result import plus_minus
     from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
@@ -148,8 +149,7 @@ def sample(
         entry["samples"] = f"{Path(f).stem}_samples.csv"
         q = np.percentile(draws, [16, 50, 84], axis=0)
         text = ", ".join(
-            f"{p} {q[1, j]:.4g} (+{q[2, j] - q[1, j]:.2g}/-{q[1, j] - q[0, j]:.2g})"
-            for j, p in enumerate(est.param_names_)
+            f"{p} {plus_minus(q[0, j], q[1, j], q[2, j])}" for j, p in enumerate(est.param_names_)
         )
         typer.echo(f"{f}: {text}")
     scope = (

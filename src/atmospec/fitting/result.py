@@ -201,7 +201,7 @@ def rich_table(
         for p in params:
             if r.samples is not None and p in r.samples:
                 q16, q50, q84 = (float(v) for v in r.samples[p].quantile([0.16, 0.5, 0.84]))
-                row.append(f"{q50:.4g} +{q84 - q50:.2g}/-{q50 - q16:.2g}")
+                row.append(plus_minus(q16, q50, q84))
             else:
                 row.append(f"{r.best[p]:g}" if p in r.best else "-")
         row += [f"{r.chi2_red:.2f}", str(r.dof), f"{r.p_value:.2g}"]
@@ -210,3 +210,21 @@ def rich_table(
             row += [f"{lit[k]:g}" if k in lit else "-" for k in ("teff", "logg", "mh")]
         table.add_row(*row)
     return table
+
+
+def plus_minus(lo: float, mid: float, hi: float) -> str:
+    """``mid +up/-down`` with every number to the decimal place of the smaller error's two
+    significant digits (at most 6 decimals).
+
+    Example:
+        >>> plus_minus(1506.0, 1656.0, 1816.0), plus_minus(4.83, 5.002, 5.17)
+        ('1656 +160/-150', '5.00 +0.17/-0.17')
+    """
+    import math
+
+    up, down = hi - mid, mid - lo
+    errs = [e for e in (up, down) if math.isfinite(e) and e > 0]
+    if not errs or not math.isfinite(mid):
+        return f"{mid:.4g}"
+    dec = min(max(0, 1 - math.floor(math.log10(min(errs)))), 6)
+    return f"{mid:.{dec}f} +{up:.{dec}f}/-{down:.{dec}f}"
