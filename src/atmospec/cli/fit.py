@@ -157,7 +157,12 @@ def flux_unit_warning(spectrum: Any, grid: Any) -> str:
     """For a flux read as F_lambda because its file gave no unit: the warning when ``grid``,
     under its shipped model of mismatch, reproduces it decisively better read as F_nu (the
     test ``predict`` makes with every grid, :func:`~atmospec.multigrid.flux_reading.flux_reading`),
-    else ``""`` (also without a model of mismatch for the grid)."""
+    else ``""`` (also without a model of mismatch for the grid).
+
+    Measured by ``benchmarks/flux_units.py --quick --fit-grid dback24`` (150 library objects
+    M0-T9 written without a unit, as F_lambda and as F_nu): 1.3 % of the F_lambda files
+    warned of, 81 % of the F_nu ones (M7-L9: 96 %); ``--fit-grid btsettl08``: 1.3 % and 87 %.
+    """
     from atmospec.discrepancy.route import _shipped
     from atmospec.errors import DataNotFoundError
     from atmospec.multigrid.flux_reading import flux_reading
