@@ -293,3 +293,30 @@ def test_fit_takes_an_assumed_snr_for_a_spectrum_without_errors(
     sp = sp.copy(uncertainty=np.full(sp.flux.shape, np.median(np.abs(sp.flux)) / 50))
     assert rec["best"] == fit(sp, load_grid("btsettl08")).to_dict()["best"]
     assert 1500 <= rec["best"]["teff"] <= 2400  # an L dwarf (GD 165B: 1863 K, Sanghi 2023)
+
+
+def test_fit_of_one_band_says_so_and_widens(splat_dir: Path) -> None:
+    # A J-band-only spectrum was fitted like a whole one, without a word. The discrepancy
+    # route now says what share of the range its model of mismatch was learned on the fitted
+    # pixels cover (1.10-1.34 um: 12 % of 0.70-2.50 um), and the Teff interval is wider than
+    # the whole spectrum's because one band constrains less (measured on five field L2-L6
+    # dwarfs: 68 % half widths 37-68 K whole, 171-230 K J only).
+    from atmospec import library
+    from atmospec.grids import load_grid
+
+    grid = load_grid("dback24")
+    s = library.load("10001_10443")  # SDSS J0539-0059, L5: 37 K whole, 172 K J only
+    j = (s.wavelength > 1.10) & (s.wavelength < 1.34)
+    band = Spectrum(s.wavelength[j], s.flux[j], s.uncertainty[j], mask=s.mask[j], name="J")
+    whole, part = fit(s, grid, method="chi2"), fit(band, grid, method="chi2")
+    said = [n for n in part.notes if n.startswith("the fitted pixels (1.10-1.34 um) cover ")]
+    assert said and "rest on that part of the spectrum alone" in said[0]
+    # 0.24 um of 1.80 um: 13 %, less the pixels' edges
+    assert 10 <= int(said[0].split(" cover ")[1].split("%")[0]) <= 14
+    assert not any(n.startswith("the fitted pixels") for n in whole.notes)
+
+    def half_width(r) -> float:  # noqa: ANN001
+        q = r.samples["teff"].quantile([0.16, 0.84])
+        return float(q.iloc[1] - q.iloc[0]) / 2
+
+    assert half_width(part) > 3 * half_width(whole)

@@ -24,6 +24,7 @@ __all__ = [
     "discrepancy_nodes",
     "discrepancy_loglike",
     "misfit_record",
+    "covered_share",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,42 @@ def resolve_discrepancy(
             f"{int(outside.sum())} pixels lie outside the discrepancy model's {lo:.2f}-{hi:.2f} "
             "um; they take its value at the nearest end"
         )
+    share, band = covered_share(model.wavelength, data.wavelength)
+    if share < 0.5:
+        notes.append(
+            f"the fitted pixels ({band}) cover {share:.0%} of the {lo:.2f}-{hi:.2f} um "
+            f"that the {model.grid} model of mismatch was learned on: the parameters rest on "
+            "that part of the spectrum alone, and the misfit threshold was set on whole spectra"
+        )
     notes.append(
         f"model discrepancy {model.grid}/{model.instrument} v{model.version} added to the "
         "covariance (fractional floor + correlated modes learned from real library spectra)"
     )
     return model
+
+
+def covered_share(axis: FloatArray, pixels: FloatArray) -> tuple[float, str]:
+    """The share of ``axis`` (a model's wavelengths) that the sorted ``pixels`` sample (an
+    axis point counts when a pixel lies within two median pixel spacings of it), and the
+    pixels' wavelength runs as text (a run breaks where the spacing exceeds three medians).
+
+    Example:
+        >>> axis = np.linspace(0.7, 2.5, 181)
+        >>> share, band = covered_share(axis, np.linspace(1.1, 1.34, 60))
+        >>> round(share, 2), band
+        (0.14, '1.10-1.34 um')
+    """
+    px = np.asarray(pixels, dtype=np.float64)
+    ax = np.asarray(axis, dtype=np.float64)
+    if px.size < 2:
+        return 0.0, ""
+    step = float(np.median(np.diff(px)))
+    pos = np.clip(np.searchsorted(px, ax), 1, px.size - 1)
+    near = np.minimum(np.abs(ax - px[pos - 1]), np.abs(px[pos] - ax))
+    breaks = np.flatnonzero(np.diff(px) > 3 * step)
+    starts, ends = np.r_[0, breaks + 1], np.r_[breaks, px.size - 1]
+    band = ", ".join(f"{px[a]:.2f}-{px[b]:.2f} um" for a, b in zip(starts, ends, strict=True))
+    return float(np.mean(near <= 2 * step)), band
 
 
 _CACHE: dict[str, DiscrepancyModel] = {}
