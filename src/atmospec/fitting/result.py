@@ -184,24 +184,49 @@ def rich_table(
     results: list[Any], title: str, literature: dict[str, dict[str, float]] | None = None
 ) -> Any:
     """A rich Table of fit results: best parameters (nested: median +- 16/84 percentiles),
-    chi2_red, dof, p-value, and literature values per object when given."""
+    chi2_red, dof, p-value, and literature values per object when given. The grid and the
+    method have columns where the results differ in them; else ``title`` should say them.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from rich.console import Console
+        >>> r = SimpleNamespace(source="HD 3651B", grid="dback24", method="chi2",
+        ...                     best={"teff": 800.0, "logg": 5.0}, samples=None,
+        ...                     chi2_red=3.2, dof=497, p_value=0.0)
+        >>> Console(width=60).print(rich_table([r], "chi2 fit with dback24"))
+        ... # doctest: +NORMALIZE_WHITESPACE
+                        chi2 fit with dback24
+        ┏━━━━━━━━━━┳━━━━━━┳━━━━━━┳━━━━━━━━━━┳━━━━━┳━━━━━━━━━┓
+        ┃ object   ┃ teff ┃ logg ┃ chi2_red ┃ dof ┃ p-value ┃
+        ┡━━━━━━━━━━╇━━━━━━╇━━━━━━╇━━━━━━━━━━╇━━━━━╇━━━━━━━━━┩
+        │ HD 3651B │  800 │    5 │     3.20 │ 497 │       0 │
+        └──────────┴──────┴──────┴──────────┴─────┴─────────┘
+    """
     from rich.table import Table
 
     table = Table(title=title)
     params: list[str] = []
     for r in results:
         params += [p for p in r.best if p not in params]
-    for col in ("object", "grid", "method", *params, "chi2_red", "dof", "p-value"):
-        table.add_column(col, justify="left" if col in ("object", "grid", "method") else "right")
+    # Names fold and numbers never wrap or shorten, so an 80-column terminal shows every
+    # digit (a median above its upper and lower errors). The grid and the method get a column
+    # only where the results differ in them (else the title says them).
+    labels = ["object"] + [
+        c for c in ("grid", "method") if len({getattr(r, c) for r in results}) > 1
+    ]
+    for col in labels:
+        table.add_column(col, overflow="fold", min_width=8)
+    for col in (*params, "chi2_red", "dof", "p-value"):
+        table.add_column(col, justify="right", no_wrap=True)
     if literature:
         for col in ("lit. teff", "lit. logg", "lit. mh"):
             table.add_column(col, justify="right", style="cyan")
     for r in results:
-        row = [r.source, r.grid, r.method]
+        row = [str(getattr(r, c)) for c in ("source", *labels[1:])]
         for p in params:
             if r.samples is not None and p in r.samples:
                 q16, q50, q84 = (float(v) for v in r.samples[p].quantile([0.16, 0.5, 0.84]))
-                row.append(plus_minus(q16, q50, q84))
+                row.append("\n".join(plus_minus(q16, q50, q84).replace("/", " ").split()))
             else:
                 row.append(f"{r.best[p]:g}" if p in r.best else "-")
         row += [f"{r.chi2_red:.2f}", str(r.dof), f"{r.p_value:.2g}"]
@@ -214,11 +239,15 @@ def rich_table(
 
 def plus_minus(lo: float, mid: float, hi: float) -> str:
     """``mid +up/-down`` with every number to the decimal place of the smaller error's two
-    significant digits (at most 6 decimals).
+    significant digits, at most 6 decimals and at most five significant digits of ``mid``
+    (an interval pinned at a grid edge reads ``900.00 +0.00/-0.00``, not ``900.000001
+    +0.000004/-0.000001``).
 
     Example:
         >>> plus_minus(1506.0, 1656.0, 1816.0), plus_minus(4.83, 5.002, 5.17)
         ('1656 +160/-150', '5.00 +0.17/-0.17')
+        >>> plus_minus(900.0, 900.000001, 900.000005)
+        '900.00 +0.00/-0.00'
     """
     import math
 
@@ -226,5 +255,6 @@ def plus_minus(lo: float, mid: float, hi: float) -> str:
     errs = [e for e in (up, down) if math.isfinite(e) and e > 0]
     if not errs or not math.isfinite(mid):
         return f"{mid:.4g}"
-    dec = min(max(0, 1 - math.floor(math.log10(min(errs)))), 6)
+    most = 6 if mid == 0 else max(0, 4 - math.floor(math.log10(abs(mid))))
+    dec = min(max(0, 1 - math.floor(math.log10(min(errs)))), 6, most)
     return f"{mid:.{dec}f} +{up:.{dec}f}/-{down:.{dec}f}"
