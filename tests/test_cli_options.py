@@ -26,3 +26,22 @@ def test_every_out_option_also_answers_to_dash_o():
                     missing.append(name)
     assert n >= 20, f"only {n} commands with --out found: the walk over commands broke"
     assert not missing, f"--out without -o: {missing}"
+
+
+def test_every_command_summary_is_one_line():
+    # The command lists of `atmospec --help` print a docstring's first paragraph with its
+    # line breaks as written: a summary wrapped over several source lines showed up as
+    # ragged lines ("... set them beside" / "chi-square fits ..."). Each summary is one line.
+    import inspect
+
+    ragged = []
+    n = 0
+    for name, cmd in _commands(typer.main.get_command(app)):
+        if getattr(cmd, "commands", None) or cmd.callback is None:
+            continue
+        n += 1
+        doc = inspect.getdoc(cmd.callback) or ""
+        if "\n" in doc.split("\n\n")[0]:
+            ragged.append(name)
+    assert n >= 30, f"only {n} commands found: the walk over commands broke"
+    assert not ragged, f"summaries over several lines: {ragged}"

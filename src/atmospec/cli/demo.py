@@ -15,8 +15,9 @@ def demo_cmd(
     nested: bool = typer.Option(True, "--nested/--no-nested", help="Nested sampling of HD 3651B."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
-    """Predict HD 3651B, GJ 570D and field L/T dwarfs with the learned models, set them beside
-    chi-square fits and literature values, and write OUT/report.html.
+    """Predict benchmark brown dwarfs beside chi-square fits and literature; write OUT/report.html.
+
+    HD 3651B, GJ 570D and field L/T dwarfs of the SpeX library, with the learned models.
 
     ``atmospec --quiet demo`` prints only warnings and errors.
     """

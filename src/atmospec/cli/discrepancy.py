@@ -104,8 +104,9 @@ def calibrate_cmd(
     draws: int = typer.Option(1000, help="Draws per spectrum."),
     max_field: int = typer.Option(150, "--max-field", help="At most this many field dwarfs."),
 ) -> None:
-    """Learn the correction for the grids' shared systematic error of the default multi-grid
-    predictor: Teff from half the companions, the [M/H] zero point from field dwarfs of the
+    """Learn the correction for the grids' shared systematic error (default multi-grid model).
+
+    Teff from half the companions, the [M/H] zero point from field dwarfs of the
     discrepancy models' fit half; the other half of the companions is recorded as held out."""
     import json
 

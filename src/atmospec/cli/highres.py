@@ -175,11 +175,13 @@ def transfer_cmd(
     ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
 ) -> None:
-    """Semi-empirical transfer to a real star: re-learn line positions, widths and strengths
-    (adding lines the template lacks, pruning those the star lacks) with RV, vsini,
-    resolution and continuum. Writes transfer_params.json, transfer_lines.ecsv (model
-    parameters), transfer_linetable.ecsv / .txt (wavelength, depth, equivalent width, FWHM,
-    origin) and transfer.png."""
+    """Semi-empirical transfer to a real star: re-learn the lines with RV, vsini, R, continuum.
+
+    Line positions, widths and strengths are re-learned (adding lines the template lacks,
+    pruning those the star lacks) with RV, vsini, resolution and continuum. Writes
+    transfer_params.json, transfer_lines.ecsv (model parameters), transfer_linetable.ecsv /
+    .txt (wavelength, depth, equivalent width, FWHM, origin) and transfer.png.
+    """
     from pathlib import Path
 
     from atmospec._fileio import atomic_path, provenance
@@ -289,8 +291,11 @@ def echelle_cmd(
     epochs: int = typer.Option(100, help="Adam steps over all orders together."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
 ) -> None:
-    """Fit all orders of an HPF file in one model: shared RV and v sin i, a continuum and a
-    telluric scale per order. Writes echelle.json (with seconds per epoch on the device)."""
+    """Fit all orders of an HPF file in one model: shared RV and v sin i.
+
+    A continuum and a telluric scale per order. Writes echelle.json (with seconds per epoch
+    on the device).
+    """
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json
@@ -348,9 +353,12 @@ def telluric_cmd(
     epochs: int = typer.Option(120, help="Adam steps over all orders together."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),  # noqa: UP045
 ) -> None:
-    """Fit a telluric standard (star x telluric, all chosen orders at once) and report, per
-    order, the RMS in the telluric bands before and after correction and the fitted telluric
-    scale (water column x airmass, airmass from the O2 order). Writes telluric.json."""
+    """Fit a telluric standard (star x telluric, all chosen orders at once); RMS per order.
+
+    Reports, per order, the RMS in the telluric bands before and after correction and the
+    fitted telluric scale (water column x airmass, airmass from the O2 order). Writes
+    telluric.json.
+    """
     from pathlib import Path
 
     from atmospec._fileio import provenance, write_json

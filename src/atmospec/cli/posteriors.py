@@ -66,17 +66,16 @@ def sample(
     resolution: Resolution = None,
     aperture: Aperture = None,
 ) -> None:
-    """Draw posterior samples for spectra and write one CSV of samples per file, and the
-    run's record (model, seed, versions, each file's warnings) to ``posterior.json``;
-    ``atmospec report`` makes a page of them.
+    """Draw posterior samples: one CSV per spectrum, and the run's record in posterior.json.
 
-    Each spectrum is checked like ``predict`` does: a posterior piled at an edge of the
-    grid (the object lies outside its parameters), a spectrum outside the NPE's training
-    domain (an S/N beyond the trained range, bins of its axis the spectrum does not fill) or
-    unlike the synthetic spectra it learned (its OOD score above 1; ``predict`` routes such
-    spectra to the CNN) and a best grid fit that misses the spectrum
+    The record holds the model, seed, versions and each file's warnings; atmospec report
+    makes a page of the folder. Each spectrum is checked as predict checks it: a posterior
+    piled at an edge of the grid (the object lies outside its parameters), a spectrum outside
+    the NPE's training domain (an S/N beyond the trained range, bins of its axis the
+    spectrum does not fill) or unlike the synthetic spectra it learned (its OOD score above
+    1; predict routes such spectra to the CNN) and a best grid fit that misses the spectrum
     beyond the grid's model-discrepancy allowance are reported as warnings (and in
-    ``<name>_warnings.json``).
+    NAME_warnings.json).
     """
     import numpy as np
     import pandas as pd

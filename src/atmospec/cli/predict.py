@@ -119,7 +119,8 @@ Resolution = Annotated[
         "table file of R against wavelength (columns wavelength [um] and R; CSV, ECSV or FITS, "
         "as an instrument's dispersion file) for an instrument whose R varies. Below the "
         "models' (R 75 for the SpeX prism grids) the chi-square grids smooth their models to "
-        "it and --model default answers with models trained at R 25-75; above the prism's "
+        "it (and predict --model default answers with models trained at R 25-75); above the "
+        "prism's "
         "(R 250) the spectra are smoothed to the models' R 120 (as they are, with R taken from "
         "the pixels, when sampled finer than lambda/dlambda 1000).",
     ),
@@ -450,7 +451,7 @@ def run_batch_command(
             )
         counts = ", ".join(f"{n} by {m}" for m, n in run.rows_by_model.items())
         console.print(
-            f"default selection: rows served {escape(counts or 'none')} (why: the notes column)"
+            f"default selection, rows served: {escape(counts or 'none')} (why: the notes column)"
         )
     if multi and run.n_predicted:
         console.print(

@@ -159,9 +159,10 @@ def intervals_cmd(
     ),
     level: float = typer.Option(0.68, "--level", help="Samples: interval probability."),
 ) -> None:
-    """Predictive intervals: from a predictions table (its percentile columns), or from a table
-    of samples (percentiles; the standard error of the mean is shown apart, never as an
-    error bar)."""
+    """Predictive intervals from a predictions table or from a table of samples.
+
+    From a predictions table: its percentile columns; from samples: their percentiles (the
+    standard error of the mean is shown apart, never as an error bar)."""
     import numpy as np
     from rich.console import Console
     from rich.markup import escape

@@ -165,8 +165,10 @@ def train_cnn_cmd(
     epochs: int = typer.Option(40, "--epochs", min=1),
     seed: int = typer.Option(1, "--seed"),
 ) -> None:
-    """Train a transit CNN on simulated planets (in memory), calibrate its sigmas on other
-    simulated planets, and save it (safetensors + JSON with the provenance)."""
+    """Train a transit CNN on simulated planets, calibrate its sigmas on others, and save it.
+
+    The planets are simulated in memory; the model is saved as safetensors + JSON with the
+    provenance."""
     if calibrate_to not in ("coverage", "likelihood"):
         raise typer.BadParameter("--calibrate-to: coverage or likelihood")
     from dataclasses import asdict
@@ -220,8 +222,10 @@ def score_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Ariel 2024 GLL score, RMSE and 68% coverage of spectra against known depths, per
-    method when the spectra come from several methods (each planet counted once per method)."""
+    """Ariel 2024 GLL score, RMSE and 68% coverage of spectra against known depths.
+
+    Per method when the spectra come from several methods (each planet counted once per
+    method)."""
     from atmospec.transit.batch import score_spectra
 
     results = score_spectra(predictions, labels, reference)
