@@ -227,7 +227,9 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     assert "outside the parameters of dback24" in row["notes"]
     # Diamondback's own routing notes are marked as describing an answer not used
     routing = [n for n in str(row["notes"]).split("; ") if "served by" in n or "presses" in n]
-    assert routing and all(n.startswith("dback24, not used for this object: ") for n in routing)
+    assert routing and all(
+        n.startswith("dback24 (its answer not used for this object): ") for n in routing
+    )
     assert str(row["model_id"]).endswith("+chi2:btsettl08")
     # chi2_red and dof are those of a grid that answered (the one that fits best, named in the
     # notes), recomputed here from its best model and the data's own errors; they were

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PARAMETERS", "describe"]
+__all__ = ["PARAMETERS", "describe", "with_unit"]
 
 #: name -> (astropy-style unit, description). Every grid, estimator and table in atmospec uses
 #: these names. Grid-specific parameters are listed after the common ones.
@@ -35,3 +35,14 @@ def describe(name: str) -> str:
     """
     unit, text = PARAMETERS.get(name, ("", "grid-specific parameter"))
     return f"{name} [{unit}]: {text}" if unit else f"{name}: {text}"
+
+
+def with_unit(name: str) -> str:
+    """A column header for parameter ``name``: its name and unit (a unitless one alone).
+
+    Example:
+        >>> with_unit("teff"), with_unit("fsed"), with_unit("x")
+        ('teff [K]', 'fsed', 'x')
+    """
+    unit = PARAMETERS.get(name, ("", ""))[0]
+    return f"{name} [{unit}]" if unit else name

@@ -376,7 +376,9 @@ class MultiGridPredictor:
             if comb.weights.get(primary, 0.0) == 0.0 and base.notes:
                 # the primary grid's own routing notes describe an answer that was not used
                 k = len(base.notes[i])
-                notes[i][:k] = [f"{primary}, not used for this object: {n}" for n in notes[i][:k]]
+                notes[i][:k] = [
+                    f"{primary} (its answer not used for this object): {n}" for n in notes[i][:k]
+                ]
             if self.calibration is not None:
                 self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:

@@ -44,10 +44,12 @@ def _prediction_summary(df: Any) -> Any:
     """A compact view: name, source, median [p16, p84] per parameter, flags, chi2_red."""
     import pandas as pd
 
+    from atmospec.grids.parameters import with_unit
+
     params = [c[: -len("_median")] for c in df.columns if c.endswith("_median")]
     view = pd.DataFrame({"name": df.get("name", df["source"]), "source": df["source"]})
     for p in params:
-        view[p] = [
+        view[with_unit(p)] = [
             f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
             for m, lo, hi in zip(df[f"{p}_median"], df[f"{p}_p16"], df[f"{p}_p84"], strict=True)
         ]
@@ -113,7 +115,8 @@ def _predict_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, s
         "grid's learned model's own score, which decides which of its models serves the row "
         "and on real spectra often exceeds 1 where the learned mismatch allows the residuals; "
         "<b>teff_inflation</b> "
-        "is the combined 68 % width over the primary grid's own. <b>low_resolution</b> marks "
+        "is the combined 68 % width over the primary grid's own (empty for a row outside the "
+        "primary grid: it has no width of its own there). <b>low_resolution</b> marks "
         "spectra of lower resolution than the SpeX prism's of the built-in grids (sampled "
         "too coarsely, or so stated with --resolution): their features are broader than the "
         "models' (the object's text says more). <b>flux_unit_suspect</b> marks a flux read as "

@@ -20,24 +20,27 @@ and each file's warnings."""
 
 
 def summary_frame(samples: dict[str, Any], warnings: dict[str, list[str]]) -> Any:
-    """One row per object: ``<param>`` as ``median [p16, p84]`` and the number of warnings.
+    """One row per object: ``<param> [unit]`` as ``median [p16, p84]`` and the number of
+    warnings.
 
     Example:
         >>> import numpy as np, pandas as pd
         >>> s = pd.DataFrame({"teff": np.arange(1000.0, 1101.0)})
         >>> row = summary_frame({"obj": s}, {"obj": ["at the edge"]}).iloc[0]
-        >>> row["object"], int(row["samples"]), row["teff"], int(row["warnings"])
+        >>> row["object"], int(row["samples"]), row["teff [K]"], int(row["warnings"])
         ('obj', 101, '1050 [1016, 1084]', 1)
     """
     import numpy as np
     import pandas as pd
+
+    from atmospec.grids.parameters import with_unit
 
     rows = []
     for name, frame in samples.items():
         row: dict[str, Any] = {"object": name, "samples": len(frame)}
         for col in frame.columns:
             lo, mid, hi = np.percentile(frame[col].to_numpy(dtype=float), [16, 50, 84])
-            row[col] = f"{mid:.4g} [{lo:.4g}, {hi:.4g}]"
+            row[with_unit(col)] = f"{mid:.4g} [{lo:.4g}, {hi:.4g}]"
         row["warnings"] = len(warnings.get(name, []))
         rows.append(row)
     return pd.DataFrame(rows)
