@@ -253,6 +253,10 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     top = max(np.nanpercentile(np.abs(e.flux - e.model_flux), 98) for e in used)
     assert fig.axes[1].get_ylim() == pytest.approx((-1.2 * top, 1.2 * top))
     assert top < 0.5 * np.nanmax(used[0].flux)
+    # The title says by how much the correction for the grids' shared systematic error moved
+    # the combined Teff (which then need not lie among the grids' answers drawn below it).
+    mu, sd = res.combined[0].calibration["teff"]
+    assert f"including {mu:+.0f} ± {sd:.0f} K for the grids' shared" in fig.axes[0].get_title()
     res.write(tmp_path / "out", plots=False)
     assert (tmp_path / "out" / "predictions.ecsv").is_file()
 

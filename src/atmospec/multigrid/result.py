@@ -199,8 +199,9 @@ def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
     """Object ``i``: the data over each grid's best model (top), and each grid's residual
     ``data - model`` (in the same normalised flux) with its 1-sigma model-error band (shaded)
     and the noise (grey) below. A residual inside its band is as large as the grid's learned
-    model of mismatch allows; the title gives the combined Teff and log g and the two
-    warnings. (A fractional residual would blow up in the deep water and methane troughs of
+    model of mismatch allows; the title gives the combined Teff and log g, the two
+    warnings, and the shift of the correction for the grids' shared systematic error (the
+    combined Teff need not lie among the grids' own answers). (A fractional residual would blow up in the deep water and methane troughs of
     L and T dwarfs, where the flux and every band are near zero.)
 
     Example:
@@ -262,9 +263,17 @@ def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
     if result.misfit_flag(i):
         flags.append("misfit beyond the model of mismatch")
     flag = f"  [{'; '.join(flags)}]" if flags else ""
+    # The combined Teff need not lie among the grids' own answers drawn above: say by how
+    # much the correction for their shared systematic error moved it.
+    shift = comb.calibration.get("teff")
+    moved = (
+        f"\nincluding {shift[0]:+.0f} ± {shift[1]:.0f} K for the grids' shared systematic error"
+        if shift is not None and np.isfinite(shift[0]) and abs(shift[0]) >= 1
+        else ""
+    )
     ax.set_title(
         f"{result.names[i]}: combined Teff {q_t[1]:.0f} [{q_t[0]:.0f}, {q_t[2]:.0f}] K, "
-        f"log g {q_g[1]:.2f} [{q_g[0]:.2f}, {q_g[2]:.2f}]{flag}",
+        f"log g {q_g[1]:.2f} [{q_g[0]:.2f}, {q_g[2]:.2f}]{flag}{moved}",
         fontsize=9,
     )
     return fig
