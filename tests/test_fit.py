@@ -320,3 +320,39 @@ def test_fit_of_one_band_says_so_and_widens(splat_dir: Path) -> None:
         return float(q.iloc[1] - q.iloc[0]) / 2
 
     assert half_width(part) > 3 * half_width(whole)
+
+
+def test_a_fit_in_the_grids_edge_cell_of_teff_is_warned_of(splat_dir: Path) -> None:
+    # HD 3651B (785 +- 12 K from its luminosity, Sanghi et al. 2023) fitted with Diamondback,
+    # which starts at 900 K, gave 925 +17/-18 K without a word: the posterior sat in the edge
+    # cell (900-950 K) of the grid, as it does for any object beyond it. Teff in an edge cell
+    # is now a warning (in the result, fit.json and on standard error); [M/H] and log g at
+    # an edge are notes, because the grids put most field dwarfs there. Measured on the 162
+    # field L0-T4 dwarfs of the real-spectra benchmark: no Teff warning with any of the three
+    # built-in grids.
+    from atmospec import library
+    from atmospec.grids import load_grid
+
+    grid = load_grid("dback24")
+    for discrepancy in ("auto", None):
+        res = fit(library.load(SPEX_KEY), grid, discrepancy=discrepancy)
+        assert res.best["teff"] == 900.0  # the grid's last node
+        assert len(res.warnings) == 1 and res.warnings[0].startswith(
+            "teff: 100% of the posterior lies in the lower edge cell of the dback24 grid "
+            "(900 to 950 K"
+        )
+        assert res.to_dict()["warnings"] == res.warnings
+    # fsed = 10 is the cloud-free end-member (an answer for a T dwarf), never at the edge
+    assert not any(n.startswith("fsed") for n in res.notes + res.warnings)
+    field = fit(library.load("10001_10443"), grid)  # SDSS J0539-0059, L5 field dwarf
+    assert field.warnings == []
+    assert 1500 <= field.best["teff"] <= 2000
+
+
+def test_posterior_edge_warnings_spare_the_cloud_free_end_member() -> None:
+    from atmospec.discrepancy.domain import edge_warnings
+
+    draws = np.column_stack([np.full(50, 1200.0), np.full(50, 10.0), np.full(50, 0.5)])
+    bounds = {"teff": (900.0, 2400.0), "fsed": (1.0, 10.0), "mh": (-0.5, 0.5)}
+    said = edge_warnings(draws, ["teff", "fsed", "mh"], bounds, "dback24")
+    assert [w.split(":")[0] for w in said] == ["mh"]

@@ -125,6 +125,8 @@ def fit_cmd(
         if suspect:
             result.notes.append(suspect)
             problem_console().print(f"[yellow]warning:[/] {escape(suspect)}", highlight=False)
+    for warning in result.warnings:
+        problem_console().print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(rich_table([result], f"{spectrum.name}: {method} fit with {model_grid.name}"))
     console.print(
         f"dof = {result.n_pix} pixels - {result.n_fitted} fitted "

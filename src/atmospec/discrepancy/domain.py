@@ -27,13 +27,16 @@ def edge_warnings(
 
     A posterior with most of its mass at the edge of the prior box says the object probably
     lies outside the grid's parameters (an 800 K T dwarf fitted with a grid starting at
-    900 K): its width then means nothing.
+    900 K): its width then means nothing. An edge that is a physical end-member
+    (:data:`~atmospec.grids.parameters.END_MEMBERS`: the cloud-free fsed = 10) is not warned of.
 
     Example:
         >>> d = np.column_stack([np.full(100, 900.0), np.linspace(4, 5, 100)])
         >>> edge_warnings(d, ["teff", "logg"], {"teff": (900, 2400), "logg": (3.5, 5.5)})[0][:35]
         'teff: 100% of the posterior lies at'
     """
+    from atmospec.grids.parameters import END_MEMBERS
+
     d = np.asarray(draws, dtype=np.float64)
     out = []
     name = f"the {grid} grid" if grid else "the grid"
@@ -45,7 +48,8 @@ def edge_warnings(
             ("upper", hi, d[:, j] >= hi - tol),
         ):
             frac = float(np.mean(at))
-            if frac > EDGE_MASS:
+            # an edge that is a physical end-member (cloud-free fsed = 10) is an answer
+            if frac > EDGE_MASS and END_MEMBERS.get(p) != value:
                 out.append(
                     f"{p}: {frac:.0%} of the posterior lies at the {side} edge of {name} "
                     f"({p} = {value:g}); the object is probably outside the grid's parameters "

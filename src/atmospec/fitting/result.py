@@ -36,6 +36,9 @@ class FitResult:
         samples: posterior samples (equal weight) as a DataFrame (nested only).
         logz, logz_err: log evidence and its error (nested only).
         nodes: every grid node with its chi2 and scale (chi2 only).
+        notes: what was converted, assumed or left out on the way.
+        warnings: what makes the answer doubtful: a parameter piled in an edge cell of the
+            grid (:func:`atmospec.fitting.edges.fit_edge_warnings`: a limit, not a value).
     """
 
     method: str
@@ -68,6 +71,7 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     discrepancy: dict[str, Any] | None = None  # model-discrepancy model used + misfit score
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def chi2_red(self) -> float:
@@ -160,6 +164,7 @@ class FitResult:
             "grid_flux_unit": self.grid_flux_unit,
             "credit": self.credit,
             "notes": self.notes,
+            "warnings": self.warnings,
             "provenance": self.provenance,
             "discrepancy": self.discrepancy,
         }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PARAMETERS", "describe", "with_unit"]
+__all__ = ["END_MEMBERS", "PARAMETERS", "describe", "with_unit"]
 
 #: name -> (astropy-style unit, description). Every grid, estimator and table in atmospec uses
 #: these names. Grid-specific parameters are listed after the common ones.
@@ -24,6 +24,11 @@ PARAMETERS: dict[str, tuple[str, str]] = {
         "0 = clear models ('cldnc'); categorical, never interpolated",
     ),
 }
+
+#: name -> the value at which a grid's edge is a physical end-member, not the end of the
+#: models' reach: a posterior piled there is an answer (fsed = 10 is Diamondback's cloud-free
+#: 'nc' models: a T dwarf without condensate clouds), not a sign the object lies beyond it.
+END_MEMBERS: dict[str, float] = {"fsed": 10.0}
 
 
 def describe(name: str) -> str:
