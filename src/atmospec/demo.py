@@ -313,6 +313,8 @@ def run_demo(
                     "chi2_red": fit.chi2_red,
                     "n_pix": fit.n_pix,
                     "n_fitted": fit.n_fitted,
+                    # an answer in the grid's edge cell of Teff (a limit, not a value)
+                    "warnings": "; ".join(fit.warnings),
                 }
             )
             cur = best_fit.get(key)
