@@ -322,7 +322,9 @@ def test_fit_of_one_band_says_so_and_widens(splat_dir: Path) -> None:
     assert half_width(part) > 3 * half_width(whole)
 
 
-def test_a_fit_in_the_grids_edge_cell_of_teff_is_warned_of(splat_dir: Path) -> None:
+def test_a_fit_in_the_grids_edge_cell_of_teff_or_beyond_its_mismatch_is_warned_of(
+    splat_dir: Path,
+) -> None:
     # HD 3651B (785 +- 12 K from its luminosity, Sanghi et al. 2023) fitted with Diamondback,
     # which starts at 900 K, gave 925 +17/-18 K without a word: the posterior sat in the edge
     # cell (900-950 K) of the grid, as it does for any object beyond it. Teff in an edge cell
@@ -347,6 +349,14 @@ def test_a_fit_in_the_grids_edge_cell_of_teff_is_warned_of(splat_dir: Path) -> N
     field = fit(library.load("10001_10443"), grid)  # SDSS J0539-0059, L5 field dwarf
     assert field.warnings == []
     assert 1500 <= field.best["teff"] <= 2000
+    # A misfit beyond the grid's model of mismatch is a warning too (it was one line of the
+    # summary, hidden under --quiet): an M2 dwarf, far above Diamondback's 2400 K, is answered
+    # inside the grid's Teff range, and its residuals say the grid does not describe it
+    # (measured on the benchmark's quick sets: 37 of 40 M0-M5 / T8+ dwarfs, 0 of 60 field
+    # L0-T4 dwarfs).
+    m_dwarf = fit(library.load("10201_11129"), grid)
+    assert m_dwarf.discrepancy is not None and m_dwarf.discrepancy["misfit_flagged"]
+    assert [w[:45] for w in m_dwarf.warnings] == ["misfit beyond the model-discrepancy allowance"]
 
 
 def test_posterior_edge_warnings_spare_the_cloud_free_end_member() -> None:

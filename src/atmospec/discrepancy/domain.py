@@ -81,15 +81,10 @@ def misfit_warning(spectrum: Spectrum, grid: str) -> str | None:
 
     if (grid, "spex-prism") not in available_discrepancy():
         return None
+    from atmospec.discrepancy.route import misfit_sentence
+
     res = fit_chi2(spectrum, grid_obj(grid), discrepancy="auto")
-    d = res.discrepancy
-    if d is None or not d["misfit_flagged"]:
-        return None
-    return (
-        f"misfit beyond the model-discrepancy allowance: score {d['misfit_score']:.2f} > "
-        f"{d['misfit_threshold']:.2f} (exceeded by {d['misfit_false_alarm_rate']:.0%} of real "
-        f"field dwarfs); {grid} does not describe this spectrum"
-    )
+    return misfit_sentence(res.discrepancy, grid)
 
 
 def grid_obj(name: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     "discrepancy_loglike",
     "misfit_record",
     "covered_share",
+    "misfit_sentence",
 ]
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,26 @@ def misfit_record(
         "misfit_false_alarm_rate": mis.false_alarm_rate,
         "misfit_flagged": mis.flagged,
     }
+
+
+def misfit_sentence(record: Mapping[str, Any] | None, grid: str) -> str | None:
+    """The warning for a fit whose misfit record (:func:`atmospec.discrepancy.route.misfit_record`)
+    is flagged, else None.
+
+    Example:
+        >>> rec = {"misfit_score": 4.2, "misfit_threshold": 3.14, "misfit_flagged": True,
+        ...        "misfit_false_alarm_rate": 0.05}
+        >>> misfit_sentence(rec, "dback24")[:60]
+        'misfit beyond the model-discrepancy allowance: score 4.20 > '
+    """
+    if record is None or not record.get("misfit_flagged"):
+        return None
+    return (
+        f"misfit beyond the model-discrepancy allowance: score {record['misfit_score']:.2f} > "
+        f"{record['misfit_threshold']:.2f} (exceeded by "
+        f"{record['misfit_false_alarm_rate']:.0%} of real field dwarfs); {grid} does not "
+        "describe this spectrum"
+    )
 
 
 def discrepancy_loglike(

@@ -123,7 +123,8 @@ def edge_warnings(
 def fit_edge_warnings(result: FitResult, grid: ModelGrid) -> None:
     """:func:`edge_warnings` for a fit, added to its ``warnings`` and ``notes``: from its
     posterior samples where it has them, else from its best node (a photon-noise chi-square
-    fit: a best node at the end of an axis)."""
+    fit: a best node at the end of an axis); and a flagged misfit
+    (:func:`atmospec.discrepancy.domain.misfit_sentence`) to its ``warnings``."""
     if result.samples is not None:
         samples = {p: result.samples[p].to_numpy() for p in result.fitted if p in result.samples}
     else:
@@ -131,3 +132,9 @@ def fit_edge_warnings(result: FitResult, grid: ModelGrid) -> None:
     warnings, notes = edge_warnings(samples, grid.axes, result.fitted, grid.name)
     result.warnings.extend(warnings)
     result.notes.extend(notes)
+    # and residuals beyond the grid's model of mismatch (a misfit flagged)
+    from atmospec.discrepancy.route import misfit_sentence
+
+    misfit = misfit_sentence(result.discrepancy, grid.name)
+    if misfit:
+        result.warnings.append(misfit)

@@ -37,8 +37,9 @@ class FitResult:
         logz, logz_err: log evidence and its error (nested only).
         nodes: every grid node with its chi2 and scale (chi2 only).
         notes: what was converted, assumed or left out on the way.
-        warnings: what makes the answer doubtful: a parameter piled in an edge cell of the
-            grid (:func:`atmospec.fitting.edges.fit_edge_warnings`: a limit, not a value).
+        warnings: what makes the answer doubtful: Teff piled in an edge cell of the grid (a
+            limit, not a value) and residuals beyond the grid's model of mismatch
+            (:func:`atmospec.fitting.edges.fit_edge_warnings`).
     """
 
     method: str
