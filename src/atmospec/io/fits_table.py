@@ -12,7 +12,6 @@ from atmospec.io._common import (
     Invalid,
     check_file,
     match_columns,
-    meta_from_json,
     open_fits,
 )
 from atmospec.io.unit_tables import spectrum_from_table
@@ -75,13 +74,12 @@ def read_fits_table(
                     break
         from astropy.table import Table
 
-        stored = hdu.header.get(META_KEY)
         return spectrum_from_table(
             Table(hdu.data),
             src=src,
             fmt="fits-table",
             name=p.name.split(".")[0],
-            stored=None if stored is None else meta_from_json(str(stored), source=src),
+            stored=hdu.header.get(META_KEY),
             given=(wave_col, flux_col, err_col),
             units=(wave_unit, flux_unit),
             invalid=invalid,

@@ -89,13 +89,12 @@ def read_ecsv(
     if not lines[0].startswith("# %ECSV"):
         raise FileFormatError(f"{src}: not an ECSV file (first line is not '# %ECSV <version>')")
     table = _parsed(lambda: Table.read("\n".join(lines), format="ascii.ecsv"), src, "ECSV")
-    stored = table.meta.get(ECSV_META_KEY)
     return spectrum_from_table(
         table,
         src=src,
         fmt="ecsv",
         name=p.name.split(".")[0],
-        stored=None if stored is None else meta_from_json(str(stored), source=src),
+        stored=table.meta.get(ECSV_META_KEY),
         given=(wave_col, flux_col, err_col),
         units=(wave_unit, flux_unit),
         invalid=invalid,
@@ -207,7 +206,7 @@ def read_votable(
             raise FileFormatError(f"{src}: no TABLE {table}; it holds {len(elements)}")
         chosen = elements[table]
     else:
-        usable = [t for t in elements if _hasspectrum_from_table(t)]
+        usable = [t for t in elements if _has_spectrum(t)]
         chosen = usable[0] if usable else elements[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -301,7 +300,7 @@ def _parsed(read: Callable[[], _T], src: str, what: str) -> _T:
         raise FileFormatError(f"{src}: malformed {what} ({type(err).__name__}: {err})") from err
 
 
-def _hasspectrum_from_table(element: Any) -> bool:
+def _has_spectrum(element: Any) -> bool:
     names = [str(f.name) for f in element.fields]
     roles = vo_roles(element.fields)
     wave = bool(match_columns(names, WAVE_NAMES)) or "wavelength" in roles
@@ -325,7 +324,7 @@ def spectrum_from_table(
     given: tuple[str | None, str | None, str | None],
     units: tuple[str | None, str | None],
     invalid: Invalid,
-    stored: tuple[str | None, dict[str, Any]] | None = None,
+    stored: Any = None,
     header: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     raw_units: Mapping[str, Any] | None = None,
@@ -334,8 +333,9 @@ def spectrum_from_table(
     binary table): the wavelength, flux, error (or variance, inverse variance) and mask
     columns found by name (or ``given``), units from each column (``raw_units``: the file's
     own unit strings, where astropy's parse would lose a spelling), a table of one row of
-    array cells read from that row. ``stored`` is the (name, meta) atmospec wrote into its own
-    files; otherwise the meta records the source, format, ``header`` and ``extra``."""
+    array cells read from that row. ``stored`` is the JSON of the name and meta atmospec wrote
+    into its own files (a table meta key, a FITS header card); without it the meta records the
+    source, format, ``header`` and ``extra``."""
     names = list(table.colnames)
     cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=given[0])
     cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=given[1])
@@ -381,7 +381,7 @@ def spectrum_from_table(
         flux_unit if flux_unit is not None else file_unit, source=src, column=cf
     )
     if stored is not None:
-        out_name, meta = stored
+        out_name, meta = meta_from_json(str(stored), source=src)
     else:
         out_name = name
         meta = {"source": src, "format": fmt}
