@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["esc", "table_html", "image_html", "page", "STYLE"]
+__all__ = ["esc", "table_html", "image_html", "png_html", "page", "STYLE"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -79,7 +79,17 @@ def table_html(frame: pd.DataFrame, *, max_rows: int = 500, flag_column: str | N
 
 def image_html(path: Path, caption: str = "", *, width: int | None = None) -> str:
     """A PNG file embedded as a base64 data URI inside a captioned figure."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return png_html(Path(path).read_bytes(), caption, width=width)
+
+
+def png_html(png: bytes, caption: str = "", *, width: int | None = None) -> str:
+    """PNG bytes embedded as a base64 data URI inside a captioned figure.
+
+    Example:
+        >>> png_html(b"PNG", "HD 3651B")[:61]
+        '<figure><img src="data:image/png;base64,UE5H" alt="HD 3651B">'
+    """
+    data = base64.b64encode(png).decode("ascii")
     style = f' style="width:{width}px"' if width else ""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     return f'<figure><img{style} src="data:image/png;base64,{data}" alt="{esc(caption)}">{cap}</figure>'

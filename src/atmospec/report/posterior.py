@@ -3,14 +3,13 @@ its warnings and its corner plot."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from pathlib import Path
 from typing import Any
 
 from atmospec.errors import FileFormatError
-from atmospec.report.html import esc, table_html
+from atmospec.report.html import esc, png_html, table_html
 
 __all__ = ["POSTERIOR_RECORD", "posterior_sections", "summary_frame"]
 
@@ -55,11 +54,7 @@ def _corner_html(frame: Any, caption: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
+    return png_html(buf.getvalue(), caption)
 
 
 def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
@@ -88,7 +83,8 @@ def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, 
         ("created", rec.get("created", "")),
     ]
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in info if v != "")
-    intro = f'<table>{rows}</table><p class="note">Intervals: 16-84 % of the {esc(rec.get("intervals", "posterior"))}.</p>'
+    scope = esc(rec.get("intervals", "posterior"))
+    intro = f'<table>{rows}</table><p class="note">Intervals: 16-84 % of the {scope}.</p>'
     sections = [("Run", intro)]
     refused = sorted(set(objects) - set(samples))
     table = summary_frame(samples, warnings)
