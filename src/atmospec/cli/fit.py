@@ -120,13 +120,12 @@ def fit_cmd(
     result.source = spectrum.name if spectrum.name else result.source
     if assumed:
         result.notes.append(assumed)
-    if not no_discrepancy:
-        suspect = flux_unit_warning(spectrum, model_grid)
-        if suspect:
-            result.notes.append(suspect)
-            problem_console().print(f"[yellow]warning:[/] {escape(suspect)}", highlight=False)
-    for warning in result.warnings:
-        problem_console().print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    suspect = "" if no_discrepancy else flux_unit_warning(spectrum, model_grid)
+    if suspect:
+        result.notes.append(suspect)
+    problems = problem_console()
+    for warning in ([suspect] if suspect else []) + result.warnings:
+        problems.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(rich_table([result], f"{spectrum.name}: {method} fit with {model_grid.name}"))
     console.print(
         f"dof = {result.n_pix} pixels - {result.n_fitted} fitted "

@@ -249,9 +249,9 @@ def fit_chi2(
     if disc_nodes is not None:
         result.samples = disc_nodes["samples"]
         result.discrepancy = disc_record
-    from atmospec.fitting.edges import fit_edge_warnings
+    from atmospec.fitting.edges import fit_warnings
 
-    fit_edge_warnings(result, grid)
+    fit_warnings(result, grid)
     return result
 
 

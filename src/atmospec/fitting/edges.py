@@ -1,4 +1,5 @@
-"""Whether a fit's answer lies at the edge of its grid: a limit, not a value.
+"""Whether a fit's answer lies at the edge of its grid (a limit, not a value), and the
+warnings a fit carries.
 
 A grid fitted to an object beyond its range answers with its outermost nodes, and the
 interval (the nodes' cells, or a posterior against the prior's wall) is then as narrow as
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from atmospec.fitting.result import FitResult
     from atmospec.grids import ModelGrid
 
-__all__ = ["edge_cells", "edge_cells_hit", "edge_warnings", "fit_edge_warnings"]
+__all__ = ["edge_cells", "edge_cells_hit", "edge_cell_warnings", "fit_warnings"]
 
 EDGE_MASS = 0.5
 """Warn when more than this share of the posterior lies in a grid's edge cell."""
@@ -76,7 +77,7 @@ def edge_cells_hit(
     return out
 
 
-def edge_warnings(
+def edge_cell_warnings(
     samples: Mapping[str, ArrayLike],
     axes: Mapping[str, ArrayLike],
     params: Sequence[str],
@@ -95,7 +96,7 @@ def edge_warnings(
     Example:
         >>> s = {"teff": np.linspace(900.0, 940.0, 50), "mh": np.full(50, 0.5)}
         >>> axes = {"teff": [900.0, 1000.0, 1100.0], "mh": [-0.5, 0.0, 0.5]}
-        >>> warn, notes = edge_warnings(s, axes, ["teff", "mh"], "dback24")
+        >>> warn, notes = edge_cell_warnings(s, axes, ["teff", "mh"], "dback24")
         >>> warn[0][:62]
         'teff: 100% of the posterior lies in the lower edge cell of the'
         >>> notes[0][:55]
@@ -120,16 +121,16 @@ def edge_warnings(
     return warnings, notes
 
 
-def fit_edge_warnings(result: FitResult, grid: ModelGrid) -> None:
-    """:func:`edge_warnings` for a fit, added to its ``warnings`` and ``notes``: from its
-    posterior samples where it has them, else from its best node (a photon-noise chi-square
-    fit: a best node at the end of an axis); and a flagged misfit
-    (:func:`atmospec.discrepancy.domain.misfit_sentence`) to its ``warnings``."""
+def fit_warnings(result: FitResult, grid: ModelGrid) -> None:
+    """What makes a fit's answer doubtful, added to its ``warnings`` (and ``notes``):
+    :func:`edge_cell_warnings` from its posterior samples where it has them, else from its
+    best node (a photon-noise chi-square fit: a best node at the end of an axis); and a
+    flagged misfit (:func:`atmospec.discrepancy.route.misfit_sentence`)."""
     if result.samples is not None:
         samples = {p: result.samples[p].to_numpy() for p in result.fitted if p in result.samples}
     else:
         samples = {p: np.array([v]) for p, v in result.best.items() if p in result.fitted}
-    warnings, notes = edge_warnings(samples, grid.axes, result.fitted, grid.name)
+    warnings, notes = edge_cell_warnings(samples, grid.axes, result.fitted, grid.name)
     result.warnings.extend(warnings)
     result.notes.extend(notes)
     # and residuals beyond the grid's model of mismatch (a misfit flagged)

@@ -314,7 +314,7 @@ def fit_nested(
         result.discrepancy = misfit_record(
             disc, data, sig_best, result.model_flux, teff_best, n_fitted
         )
-    from atmospec.fitting.edges import fit_edge_warnings
+    from atmospec.fitting.edges import fit_warnings
 
-    fit_edge_warnings(result, grid)
+    fit_warnings(result, grid)
     return result

@@ -39,7 +39,7 @@ class FitResult:
         notes: what was converted, assumed or left out on the way.
         warnings: what makes the answer doubtful: Teff piled in an edge cell of the grid (a
             limit, not a value) and residuals beyond the grid's model of mismatch
-            (:func:`atmospec.fitting.edges.fit_edge_warnings`).
+            (:func:`atmospec.fitting.edges.fit_warnings`).
     """
 
     method: str

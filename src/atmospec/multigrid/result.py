@@ -201,8 +201,9 @@ def plot_grids(result: MultiGridResult, i: int = 0) -> Figure:
     and the noise (grey) below. A residual inside its band is as large as the grid's learned
     model of mismatch allows; the title gives the combined Teff and log g, the two
     warnings, and the shift of the correction for the grids' shared systematic error (the
-    combined Teff need not lie among the grids' own answers). (A fractional residual would blow up in the deep water and methane troughs of
-    L and T dwarfs, where the flux and every band are near zero.)
+    combined Teff need not lie among the grids' own answers). (A fractional residual would
+    blow up in the deep water and methane troughs of L and T dwarfs, where the flux and
+    every band are near zero.)
 
     Example:
         >>> fig = plot_grids(result, 0)  # doctest: +SKIP
