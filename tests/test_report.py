@@ -32,6 +32,7 @@ def test_report_of_predict_run(tiny: dict[str, Any], tmp_path: Path) -> None:
     html = write_report(tmp_path / "run").read_text()
     assert html.count("data:image/png;base64,") == 4  # fit + corner per object
     assert "obj1200" in html and "obj1800" in html and "teff" in html
+    assert "teff [K]" in html and "logg [dex(cm/s2)]" in html  # headers carry units
     assert not re.search(r'(src|href)="(http|//)', html)  # no external resources
 
 
