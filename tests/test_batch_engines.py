@@ -152,7 +152,7 @@ def test_both_commands_take_the_same_options_with_the_same_defaults() -> None:
     for name in set(scale) - {"catalog", "serial"}:
         assert local[name].default == scale[name].default, name
         assert local[name].opts == scale[name].opts, name
-    assert local["coverage"].default == "refuse"
+    assert local["coverage"].default == "gaps"
 
 
 def test_read_options_honoured_by_both_executors(

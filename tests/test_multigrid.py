@@ -401,3 +401,32 @@ def test_results_table_reads_a_partial_table_with_missing_names():
     assert "a.fits" in text and "GJ 570D" in text and "nan" not in text
     assert "OOD" in text and "OOD (" not in text
     assert "teff_burrows06" not in text and "the first 2 of 1000 rows" in text
+
+
+@pytest.mark.realdata
+def test_telluric_holes_of_a_library_spectrum_are_masked_by_default(splat_dir, tmp_path):
+    # GJ 570D's SpeX spectrum has invalid pixels in the 1.35-1.42 um water band (20 model
+    # bins). The default coverage ("gaps") masks those bins, says so in the notes, and answers
+    # (Teff 771 +- 18 K from its luminosity and the host's age, Sanghi et al. 2023, below
+    # Diamondback: the grids that reach it answer); "refuse" fails the row naming the bins and
+    # the default that would serve it.
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    catalog = tmp_path / "targets.csv"
+    pd.DataFrame({"splat_key": ["10020_11100"]}).to_csv(catalog, index=False)
+    base = ["--quiet", "predict", "--catalog", str(catalog), "--column", "splat_key"]
+    base += ["--draws", "200", "--no-plots"]
+    res = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "gaps")])
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(tmp_path / "gaps" / "predictions.csv").iloc[0]
+    assert "20 bins on masked pixels (1.350 um, 1.359 um, 1.377-1.382 um" in row["notes"]
+    assert bool(row["outside_grid"]) and 650 <= row["teff_median"] <= 950
+    res = CliRunner().invoke(app, [*base, "--coverage", "refuse", "-o", str(tmp_path / "refuse")])
+    assert res.exit_code != 0
+    failed = pd.read_csv(tmp_path / "refuse" / "failures.csv")
+    assert len(failed) == 1
+    assert "20 model bins" in failed.loc[0, "error"]
+    assert "coverage='gaps' (CLI --coverage gaps, the default)" in failed.loc[0, "error"]

@@ -105,8 +105,13 @@ def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
 
     wave = predictor.estimator.wavelength_
     short = _spec(wave=np.linspace(1.1, 2.55, 400))
-    with pytest.raises(CoverageError, match=r"test.fits: .* lie outside it; use coverage='mask'"):
+    # bins beyond the spectrum's range: refused by the default ("gaps") and by "refuse"
+    with pytest.raises(
+        CoverageError, match=r"test.fits: .* lie outside it \(the default coverage 'gaps' masks"
+    ):
         prepare_input(short, wave)
+    with pytest.raises(CoverageError, match=r"test.fits: .* lie outside it; use coverage='mask'"):
+        prepare_input(short, wave, policy="refuse")
     m = prepare_input(short, wave, policy="mask")
     # bins below 1.1 um are masked: ~ln(1.1/0.897)/ln(2.512/0.897) = 20 % of a log-uniform axis
     assert 0.15 < m.masked_fraction < 0.25
@@ -125,12 +130,22 @@ def test_nan_flux_named(predictor: Any) -> None:
     flux = 1.0 + 0.2 * np.sin(4 * wave)
     flux[100:120] = np.nan
     spec = Spectrum(wave, flux, np.full(400, 0.02), meta={"source": "nan.fits"}, validate=False)
+    wave_m = predictor.estimator.wavelength_
     with pytest.raises(
-        InvalidSpectrumError, match=r"nan.fits: 20 pixels have NaN or infinite flux"
+        InvalidSpectrumError,
+        match=r"nan.fits: 20 pixels have NaN or infinite flux .*use coverage='gaps'",
     ):
-        prepare_input(spec, predictor.estimator.wavelength_)
-    m = prepare_input(spec, predictor.estimator.wavelength_, policy="mask")
-    assert m.masked.any() and np.all(np.isfinite(m.flux))
+        prepare_input(spec, wave_m, policy="refuse")
+    # The default ("gaps") masks the hole, as "mask" does: the bins whose centre lies inside
+    # the NaN pixels' span (less than MIN_BIN_FILL of them is filled) and nothing else.
+    lo, hi = wave[100], wave[119]
+    for policy in ("gaps", "mask"):
+        m = prepare_input(spec, wave_m, policy=policy)  # type: ignore[arg-type]
+        inside = (wave_m > lo) & (wave_m < hi)
+        assert np.array_equal(m.masked, inside), policy
+        assert np.all(np.isfinite(m.flux)) and np.all(np.isinf(m.sigma[m.masked]))
+        span = f"{wave_m[inside][0]:.3f}-{wave_m[inside][-1]:.3f} um"
+        assert m.notes == [f"{int(inside.sum())} bins on NaN fluxes ({span}) masked"]
 
 
 def test_missing_and_zero_errors(predictor: Any) -> None:

@@ -271,7 +271,8 @@ def run_demo(
     note_mask = (
         "coverage policy 'mask' (explicit): bins without valid data (GJ 570D has masked "
         "pixels at 1.38-1.42 um) are masked and the network is told they carry no "
-        "information; the default policy 'refuse' would stop on them"
+        "information, as the default policy 'gaps' does; 'mask' also masks bins beyond a "
+        "spectrum's range, which 'gaps' refuses"
     )
     t_pred = Predictor(tdwarf_model, coverage="mask", draws=draws, seed=seed)
     res_t = t_pred.predict(bench)

@@ -31,9 +31,16 @@ Grid = Annotated[
     typer.Option("--grid", help="Grid for chi2 and model plots (default: the model's grid)."),
 ]
 Coverage = Annotated[
-    str, typer.Option("--coverage", help="refuse: a spectrum with gaps fails; mask: mask them.")
+    str,
+    typer.Option(
+        "--coverage",
+        help="gaps: mask holes inside the spectrum's range, refuse bins beyond it; refuse: "
+        "refuse both; mask: mask both.",
+    ),
 ]
-MaxMasked = Annotated[float, typer.Option("--max-masked", help="mask: largest masked fraction.")]
+MaxMasked = Annotated[
+    float, typer.Option("--max-masked", help="gaps, mask: largest masked fraction.")
+]
 AssumeSnr = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option("--assume-snr", help="Constant S/N for spectra without errors."),
@@ -188,7 +195,7 @@ def predict_cmd(
     folder: Optional[Path] = typer.Option(None, "--folder", help="Every spectrum in a folder."),  # noqa: UP045
     column: Column = None,
     grid: Grid = None,
-    coverage: Coverage = "refuse",
+    coverage: Coverage = "gaps",
     max_masked: MaxMasked = 0.5,
     assume_snr: AssumeSnr = None,
     draws: Draws = 1000,

@@ -61,7 +61,7 @@ def predict_cmd(
     out: Out = Path("atmospec-predict"),
     column: Column = None,
     grid: Grid = None,
-    coverage: Coverage = "refuse",
+    coverage: Coverage = "gaps",
     max_masked: MaxMasked = 0.5,
     assume_snr: AssumeSnr = None,
     draws: Draws = 1000,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelInput",
     "CoveragePolicy",
+    "POLICIES",
     "prepare_input",
     "sampling_resolution",
     "MODEL_FLUX_UNIT",
@@ -26,7 +27,11 @@ __all__ = [
     "min_resolution_of",
 ]
 
-CoveragePolicy = Literal["refuse", "mask"]
+CoveragePolicy = Literal["gaps", "refuse", "mask"]
+"""``gaps`` (the default): mask the holes inside the spectrum's range, refuse bins beyond it;
+``refuse``: refuse both; ``mask``: mask both."""
+
+POLICIES: tuple[str, ...] = ("gaps", "refuse", "mask")
 
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
@@ -94,12 +99,27 @@ class ModelInput:
 
 
 def _ranges(wave: FloatArray, sel: BoolArray) -> str:
+    """The runs of ``sel`` on ``wave`` in words (a single bin as one wavelength).
+
+    Example:
+        >>> w = np.linspace(1.0, 2.0, 11)
+        >>> _ranges(w, (w > 1.05) & (w < 1.35) | (w == 1.5) | (w > 1.85))
+        '1.100-1.300 um, 1.500 um, 1.900-2.000 um'
+        >>> _ranges(w, np.arange(11) % 2 == 0)
+        '1.000 um, 1.200 um, 1.400 um, 1.600 um, 1.800 um, 2.000 um'
+        >>> _ranges(np.linspace(1.0, 2.0, 21), np.arange(21) % 2 == 0)
+        '1.000 um, 1.100 um, 1.200 um, 1.300 um, 1.400 um, 1.500 um and 5 more up to 2.000 um'
+    """
     idx = np.flatnonzero(sel)
     if idx.size == 0:
         return ""
     runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
-    text = ", ".join(f"{wave[r[0]]:.3f}-{wave[r[-1]]:.3f} um" for r in runs[:6])
-    return text + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
+    text = ", ".join(
+        f"{wave[r[0]]:.3f} um" if r.size == 1 else f"{wave[r[0]]:.3f}-{wave[r[-1]]:.3f} um"
+        for r in runs[:6]
+    )
+    more = f" and {len(runs) - 6} more up to {wave[runs[-1][-1]]:.3f} um" if len(runs) > 6 else ""
+    return text + more
 
 
 def sampling_resolution(pixels: ArrayLike, lo: float, hi: float) -> float:
@@ -239,7 +259,7 @@ def prepare_input(
     spectrum: Spectrum,
     wavelength: ArrayLike,
     *,
-    policy: CoveragePolicy = "refuse",
+    policy: CoveragePolicy = "gaps",
     max_masked_fraction: float = 0.5,
     assume_snr: float | None = None,
     model: str = "the model",
@@ -255,7 +275,12 @@ def prepare_input(
 
     Policies for unusable bins:
 
-    * ``"refuse"`` (default): raise :class:`~atmospec.errors.CoverageError` (bins outside the
+    * ``"gaps"`` (default): mask the bins inside the spectrum's range that its invalid pixels
+      leave empty (a telluric band set to NaN, flagged pixels, zero errors), as ``"mask"``
+      does and as the chi-square fit drops them, and say so in the notes; refuse bins beyond
+      the spectrum's range as ``"refuse"`` does (the model would be read where there are no
+      data at all).
+    * ``"refuse"``: raise :class:`~atmospec.errors.CoverageError` (bins outside the
       spectrum's range) or :class:`~atmospec.errors.InvalidSpectrumError` (NaN fluxes, zero or
       missing errors inside it), naming the wavelength ranges.
     * ``"mask"``: mark them masked (flux interpolated from neighbours, sigma infinite, so the
@@ -269,8 +294,9 @@ def prepare_input(
     Args:
         spectrum: the observed spectrum.
         wavelength: the model's axis (``estimator.wavelength_``), micron.
-        policy: ``"refuse"`` or ``"mask"``.
-        max_masked_fraction: with ``"mask"``, refuse spectra missing more of the axis.
+        policy: ``"gaps"``, ``"refuse"`` or ``"mask"``.
+        max_masked_fraction: with ``"gaps"`` or ``"mask"``, refuse spectra missing more of
+            the axis.
         assume_snr: when the spectrum has no errors, assume this constant S/N (noted).
         model: model name used in messages.
         min_resolution: the resolving power of the spectra the model describes (None:
@@ -297,8 +323,8 @@ def prepare_input(
     """
     from atmospec.transforms import bin_edges, resampling_matrix
 
-    if policy not in ("refuse", "mask"):
-        raise ValueError(f"coverage policy must be 'refuse' or 'mask', not {policy!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"coverage policy must be 'gaps', 'refuse' or 'mask', not {policy!r}")
     wave = np.asarray(wavelength, dtype=np.float64)
     notes: list[str] = []
     _check_wavelength_units(spectrum, wave, model)
@@ -338,16 +364,24 @@ def prepare_input(
         )
         outside = ~covered
         gap = covered & ~usable
+        told = "(the network is told they are missing, never given NaN)"
+        if outside.any() and policy != "mask":
+            why = (
+                " (the default coverage 'gaps' masks holes inside the spectrum's range, never "
+                "beyond it)"
+                if policy == "gaps"
+                else ""
+            )
+            raise CoverageError(
+                f"{src}: {span}: {int(outside.sum())} of {wave.size} bins "
+                f"({_ranges(wave, outside)}) lie outside it{why}; use coverage='mask' (CLI "
+                f"--coverage mask) to mask these bins {told}, or a model for this range"
+            )
         if policy == "refuse":
             hint = (
-                "; use coverage='mask' (CLI --coverage mask) to mask these bins (the network is "
-                "told they are missing, never given NaN), or a model for this range"
+                "; use coverage='gaps' (CLI --coverage gaps, the default) or 'mask' to mask "
+                f"these bins {told}"
             )
-            if outside.any():
-                raise CoverageError(
-                    f"{src}: {span}: {int(outside.sum())} of {wave.size} bins "
-                    f"({_ranges(wave, outside)}) lie outside it{hint}"
-                )
             # Name the cause of the gaps inside the covered range.
             gap_w = _ranges(wave, gap)
             if nan_flux.any():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from atmospec.prediction.coverage import POLICIES
+
 __all__ = ["BatchOptions"]
 
 
@@ -31,7 +33,7 @@ class BatchOptions:
     model: str = "default"
     grid: str | None = None
     draws: int = 1000
-    coverage: str = "refuse"
+    coverage: str = "gaps"
     max_masked_fraction: float = 0.5
     assume_snr: float | None = None
     ood: bool = True
@@ -57,8 +59,8 @@ class BatchOptions:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.coverage not in ("refuse", "mask"):
-            raise ValueError(f"coverage must be refuse or mask, not {self.coverage!r}")
+        if self.coverage not in POLICIES:
+            raise ValueError(f"coverage must be gaps, refuse or mask, not {self.coverage!r}")
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, not {self.precision!r}")
         if self.draws < 1:

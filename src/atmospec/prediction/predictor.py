@@ -85,7 +85,9 @@ class Predictor:
             ``{model_id: OODDetector}``.
         draws: samples per spectrum (Monte Carlo draws for a learned estimator, posterior
             draws for an NPE; >= 1,000 recommended).
-        coverage: ``"refuse"`` or ``"mask"`` (see :func:`~atmospec.prediction.coverage.prepare_input`).
+        coverage: ``"gaps"`` (default: mask holes inside the spectrum's range, refuse bins
+            beyond it), ``"refuse"`` or ``"mask"``
+            (see :func:`~atmospec.prediction.coverage.prepare_input`).
         max_masked_fraction: passed to ``prepare_input``.
         assume_snr: passed to ``prepare_input``.
         seed: base seed; each spectrum's draws use ``(seed, crc32(source))``.
@@ -104,7 +106,7 @@ class Predictor:
         grid: ModelGrid | str | None = None,
         ood: bool | OODDetector | Mapping[str, OODDetector] = True,
         draws: int = 1000,
-        coverage: CoveragePolicy = "refuse",
+        coverage: CoveragePolicy = "gaps",
         max_masked_fraction: float = 0.5,
         assume_snr: float | None = None,
         seed: int = 0,
@@ -559,7 +561,7 @@ def predict(
     *,
     grid: ModelGrid | str | None = None,
     draws: int = 1000,
-    coverage: CoveragePolicy = "refuse",
+    coverage: CoveragePolicy = "gaps",
     max_masked_fraction: float = 0.5,
     assume_snr: float | None = None,
     ood: bool | OODDetector = True,
@@ -568,7 +570,7 @@ def predict(
     """Predict atmospheric parameters of observed spectra, with predictive intervals.
 
     Each spectrum is checked (units, errors, wavelength coverage under the ``coverage``
-    policy: refuse, or mask; NaN never reaches the network), resampled onto the model's axis
+    policy: gaps, refuse, or mask; NaN never reaches the network), resampled onto the model's axis
     and normalised. ``draws`` noisy copies drawn from its flux errors go through the
     estimator in one batched call; each contributes one sample of the estimator's calibrated
     predictive (sigma heads, ensembles; Student-t where the model's held-out errors are
@@ -581,8 +583,10 @@ def predict(
         model: an Estimator, a saved model folder, or a registry name.
         grid: the model grid; default the grid the model was trained on.
         draws: Monte Carlo draws per spectrum.
-        coverage: ``"refuse"`` (default) or ``"mask"``.
-        max_masked_fraction: with ``"mask"``, the largest fraction of the axis to mask.
+        coverage: ``"gaps"`` (default: mask holes inside the spectrum's range, refuse bins
+            beyond it), ``"refuse"`` or ``"mask"``.
+        max_masked_fraction: with ``"gaps"`` or ``"mask"``, the largest fraction of the axis
+            to mask.
         assume_snr: constant S/N to assume for spectra without errors.
         ood: compute the OOD score (calibrated once per model, cached), or a detector.
         seed: random seed (per spectrum: ``(seed, crc32(source))``).
