@@ -56,8 +56,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("discrepancy", ("atmospec.discrepancy",)),
     # The spectra store holds spectra resampled onto a training axis; batch runs read it.
     ("training", ("atmospec.training", "atmospec.scale.store")),
-    # The neural posterior estimator, its flow, its calibration record and its simulator are
-    # estimators like the others (the prediction layer loads them); the rest of posteriors/
+    # The neural posterior estimator, its flow, its calibration record, its simulator and the
+    # added noise that brings a spectrum into its S/N range are estimators like the others
+    # (the prediction layer loads them); the rest of posteriors/
     # (importance sampling, comparison with nested sampling, the pipeline) works on top of
     # classic fitting.
     (
@@ -68,6 +69,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "atmospec.posteriors.flow",
             "atmospec.posteriors.calibration",
             "atmospec.posteriors.simulate",
+            "atmospec.posteriors.degrade",
         ),
     ),
     ("models", ("atmospec.learning", "atmospec.models")),

@@ -259,17 +259,20 @@ def test_posterior_sample_warns_and_refuses_hd3651b(splat_dir: Path, tmp_path: P
     assert not list(refused.glob("*_samples.csv"))
 
 
-def test_posterior_sample_names_an_snr_outside_the_npe_training_range(
+def test_posterior_sample_brings_a_high_snr_spectrum_into_the_npe_range(
     splat_dir: Path, tmp_path: Path
 ) -> None:
     """The shipped NPE learned S/N 3-30 (its record's noise model). An L dwarf observed at a
-    median S/N of a few hundred (2MASSW J0036+1821) is beyond it: `posterior sample` says so
-    with the S/N it measured, and refuses under --refuse-outside."""
+    median S/N of a few hundred (2MASSW J0036+1821) is beyond it; read as it is the NPE would
+    extrapolate. `posterior sample` adds noise that brings it to S/N 29.7 and notes it (no
+    S/N warning, samples written under --refuse-outside); the same spectrum degraded below
+    S/N 3 is outside the range: warned, and refused under --refuse-outside."""
     from typer.testing import CliRunner
 
     from atmospec import library
     from atmospec.cli.main import app
     from atmospec.models import load_model
+    from atmospec.posteriors.degrade import degrade_spectrum
     from atmospec.prediction.coverage import prepare_input
     from atmospec.prediction.routing import NPEDomain, noise_snr
 
@@ -282,13 +285,34 @@ def test_posterior_sample_names_an_snr_outside_the_npe_training_range(
     assert snr > hi
     path = str(library.spectrum_path(key))
     out = tmp_path / "post"
-    res = CliRunner().invoke(app, ["posterior", "sample", path, "--n", "300", "--out", str(out)])
+    args = ["posterior", "sample", path, "--n", "300", "--refuse-outside", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    warn = json.loads(next(out.glob("*_warnings.json")).read_text())["warnings"]
-    assert any(f"S/N {snr:.3g} is outside the S/N range 3-30" in w for w in warn), warn
+    rec = json.loads((out / "posterior.json").read_text())["objects"][Path(path).stem]
+    assert rec["notes"] == [rec["notes"][0]] and rec["notes"][0].startswith(
+        f"S/N {snr:.3g} is above the S/N range 3-30 the NPE was trained on: noise was added "
+        "to bring it to S/N 29.7 (one draw, seed 0)"
+    )
+    assert not any("S/N" in w for w in rec["warnings"]), rec["warnings"]
+    assert rec["samples"] is not None and "note: S/N" in res.output
+    from atmospec.report import write_report
+
+    page = write_report(out).read_text()
+    assert "<h2>Notes</h2>" in page and "noise was added to bring it to S/N 29.7" in page
+    # below the range: nothing can be added back; a warning, and a refusal when asked
+    faint = degrade_spectrum(library.load(key), snr / 2.0, np.random.default_rng(0))
+    faint.write(tmp_path / "faint.ecsv")
     res = CliRunner().invoke(
         app,
-        ["posterior", "sample", path, "--n", "300", "--refuse-outside", "--out", str(out / "r")],
+        ["posterior", "sample", str(tmp_path / "faint.ecsv"), "--n", "300", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    warn = json.loads((out / "faint_warnings.json").read_text())["warnings"]
+    assert any(" is outside the S/N range 3-30" in w for w in warn), warn
+    res = CliRunner().invoke(
+        app,
+        ["posterior", "sample", str(tmp_path / "faint.ecsv"), "--n", "300", "--refuse-outside"]
+        + ["--out", str(out / "r")],
     )
     assert res.exit_code == 3
 

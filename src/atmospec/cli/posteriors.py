@@ -58,8 +58,8 @@ def sample(
         False,
         "--refuse-outside",
         help="Write no samples (and exit 3) for spectra whose posterior piles at the grid's "
-        "edge, that lie outside the S/N range or wavelength axis the NPE was trained on, or "
-        "that its OOD score finds unlike the synthetic spectra it learned.",
+        "edge, that lie below the S/N range or outside the wavelength axis the NPE was trained "
+        "on, or that its OOD score finds unlike the synthetic spectra it learned.",
     ),
     wave_unit: WaveUnit = None,
     flux_unit: FluxUnit = None,
@@ -68,14 +68,17 @@ def sample(
 ) -> None:
     """Draw posterior samples: one CSV per spectrum, and the run's record in posterior.json.
 
-    The record holds the model, seed, versions and each file's warnings; atmospec report
-    makes a page of the folder. Each spectrum is checked as predict checks it: a posterior
-    piled at an edge of the grid (the object lies outside its parameters), a spectrum outside
-    the NPE's training domain (an S/N beyond the trained range, bins of its axis the
-    spectrum does not fill) or unlike the synthetic spectra it learned (its OOD score above
-    1; predict routes such spectra to the CNN) and a best grid fit that misses the spectrum
-    beyond the grid's model-discrepancy allowance are reported as warnings (and in
-    NAME_warnings.json).
+    The record holds the model, seed, versions and each file's warnings and notes; atmospec
+    report makes a page of the folder. A spectrum whose S/N lies above the range the NPE was
+    trained on first gets noise that brings it just inside that range (one seeded draw;
+    noted): its posterior is then the calibrated one of that noisier spectrum, where read as
+    it is the NPE would extrapolate with intervals too narrow. Each spectrum is checked as
+    predict checks it: a posterior piled at an edge of the grid (the object lies outside its
+    parameters), a spectrum outside the NPE's training domain (an S/N below the trained
+    range, bins of its axis the spectrum does not fill) or unlike the synthetic spectra it
+    learned (its OOD score above 1; predict routes such spectra to the CNN) and a best grid
+    fit that misses the spectrum beyond the grid's model-discrepancy allowance are reported
+    as warnings (and in NAME_warnings.json).
     """
     import numpy as np
     import pandas as pd
@@ -87,9 +90,10 @@ def sample(
     from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
+    from atmospec.posteriors.degrade import degrade_into_range, degraded_note
     from atmospec.prediction.coverage import min_resolution_of, prepare_input
     from atmospec.prediction.predictor import Predictor
-    from atmospec.prediction.routing import NPEDomain
+    from atmospec.prediction.routing import NPEDomain, noise_snr
     from atmospec.report.posterior import POSTERIOR_RECORD
 
     est = load_model(model, kind="npe")
@@ -101,23 +105,37 @@ def sample(
     refused = 0
     objects: dict[str, dict[str, Any]] = {}
     stated = stated_resolution_option(resolution)
-    for f in files:
-        # read as fit and predict read: NaN pixels masked (the domain check says so), a SpeX
-        # library key taken for its spectrum
-        sp = load_target(str(f), wave_unit=wave_unit, flux_unit=flux_unit, aperture=aperture)
-        if stated is not None:
-            sp.meta["resolution"] = stated
-        draws = est.sample(sp, n=n, seed=seed)
-        edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
-        assumed = assumed_note(sp)
-        inp = prepare_input(
-            sp,
+
+    def on_npe_axis(spectrum: Any) -> Any:
+        return prepare_input(
+            spectrum,
             est.wavelength_,
             policy="mask",
             max_masked_fraction=1.0,
             min_resolution=min_resolution_of(grid),
             model_resolution=resolution_of(grid),
         )
+
+    def axis_snr(spectrum: Any) -> float:
+        inp = on_npe_axis(spectrum)
+        return noise_snr(inp.flux, inp.sigma)
+
+    for f in files:
+        # read as fit and predict read: NaN pixels masked (the domain check says so), a SpeX
+        # library key taken for its spectrum
+        sp = load_target(str(f), wave_unit=wave_unit, flux_unit=flux_unit, aperture=aperture)
+        if stated is not None:
+            sp.meta["resolution"] = stated
+        # A spectrum above the NPE's S/N range is brought into it on its own pixels, so that
+        # the draws, the domain check and the OOD score below all read the same spectrum.
+        sp, snr = degrade_into_range(
+            sp, axis_snr, domain.snr_range[1], np.random.default_rng([seed, 1])
+        )
+        notes = [degraded_note(snr, domain.snr_range, seed)] if snr > domain.snr_range[1] else []
+        inp = on_npe_axis(sp)
+        draws = est.sample(sp, n=n, seed=seed)
+        edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        assumed = assumed_note(sp)
         outside = domain.input_problem(inp)
         if outside:
             edges.append(
@@ -130,13 +148,20 @@ def sample(
                 edges.append(unlike)
         misfit = misfit_warning(sp, grid) if grid else None
         warnings = edges + ([misfit] if misfit else []) + ([assumed] if assumed else [])
+        for note in notes:
+            typer.echo(f"{f}: note: {note}", err=True)
         for w in warnings:
             typer.secho(f"{f}: warning: {w}", fg=typer.colors.YELLOW, err=True)
         if warnings:
             write_json(
                 out / f"{Path(f).stem}_warnings.json", {"file": str(f), "warnings": warnings}
             )
-        entry: dict[str, Any] = {"file": str(f), "warnings": warnings, "samples": None}
+        entry: dict[str, Any] = {
+            "file": str(f),
+            "warnings": warnings,
+            "notes": notes,
+            "samples": None,
+        }
         objects[Path(f).stem] = entry
         if refuse_outside and edges:
             refused += 1

@@ -528,19 +528,40 @@ class NPEstimator(Estimator):
         *,
         chunk: int = 64,
         temperature: float | None = None,
+        degrade: bool = False,
     ) -> NDArray[np.float64]:
         """Posterior samples in physical units: ``(n, n_params)``, or ``(batch, n, n_params)``.
 
         ``spectrum`` is a :class:`atmospec.spectrum.Spectrum` (with uncertainties; resampled
         onto the model's wavelength axis when it differs), a flux array ``(n_pix,)`` or a
         batch ``(batch, n_pix)`` with ``sigma`` of the same shape. ``temperature``: the flow's
-        latent temperature (default: the fitted ``temperature_``).
+        latent temperature (default: the fitted ``temperature_``). ``degrade=True``: a
+        spectrum whose S/N (median flux / median error on the model's axis) lies above the
+        noise model's ``snr_range`` first gets noise that brings it just inside its top (one
+        draw from ``seed``; :mod:`atmospec.posteriors.degrade`), so the posterior is the
+        calibrated one of that noisier spectrum rather than an extrapolation (``atmospec
+        posterior sample`` does this); the default reads every spectrum as it is, as
+        :meth:`log_prob` does.
         """
         import torch
 
         self._require_fitted()
         tau = self.temperature_ if temperature is None else float(temperature)
         f, s, batch = self._prepare(spectrum, sigma)
+        snr_range = getattr(self.noise, "snr_range", None)  # None: a noise model without one
+        if degrade and snr_range is not None:
+            from atmospec.posteriors.degrade import degrade_to_snr
+
+            top = float(snr_range[1])
+            f, s, factor = degrade_to_snr(f, s, top, np.random.default_rng([int(seed), 1]))
+            if np.any(factor > 1.0):
+                log.info(
+                    "%d of %d spectra above S/N %g (the NPE's training range): noise added to "
+                    "bring them to it",
+                    int(np.sum(factor > 1.0)),
+                    factor.size,
+                    top,
+                )
         out = np.empty((f.shape[0], n, len(self.param_names_)))
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():

@@ -95,10 +95,11 @@ def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, 
         sections.append(
             ("Refused", "<p>No samples written for " + esc(", ".join(refused)) + ".</p>")
         )
-    said = [(k, w) for k in objects for w in warnings[k]]
-    if said:
-        items = "".join(f"<li><b>{esc(k)}</b>: {esc(w)}</li>" for k, w in said)
-        sections.append(("Warnings", f"<ul>{items}</ul>"))
+    for title, key in (("Warnings", "warnings"), ("Notes", "notes")):
+        said = [(k, w) for k, v in objects.items() for w in v.get(key, [])]
+        if said:
+            items = "".join(f"<li><b>{esc(k)}</b>: {esc(w)}</li>" for k, w in said)
+            sections.append((title, f"<ul>{items}</ul>"))
     figs = [_corner_html(f, k) for k, f in list(samples.items())[:max_objects]]
     if figs:
         sections.append(("Corner plots", '<div class="figs">' + "".join(figs) + "</div>"))
