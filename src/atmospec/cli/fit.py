@@ -161,12 +161,12 @@ def flux_unit_warning(spectrum: Any, grid: Any) -> str:
     M0-T9 written without a unit, as F_lambda and as F_nu): 1.3 % of the F_lambda files
     warned of, 81 % of the F_nu ones (M7-L9: 96 %); ``--fit-grid btsettl08``: 1.3 % and 87 %.
     """
-    from atmospec.discrepancy.route import _shipped
+    from atmospec.discrepancy.route import shipped_model
     from atmospec.errors import DataNotFoundError
     from atmospec.multigrid.flux_reading import flux_reading
 
     try:
-        disc = _shipped(grid.name)
+        disc = shipped_model(grid.name)
     except DataNotFoundError:
         return ""
     reading = flux_reading(spectrum, {grid.name: grid}, {grid.name: disc})

@@ -26,6 +26,7 @@ __all__ = [
     "misfit_record",
     "covered_share",
     "misfit_sentence",
+    "shipped_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def resolve_discrepancy(
         if option != "auto":
             raise ValueError(f"discrepancy={option!r}: expected 'auto', None or a model")
         try:
-            model = _shipped(grid.name)
+            model = shipped_model(grid.name)
         except DataNotFoundError:
             notes.append(
                 f"no model-discrepancy model for {grid.name}: errors are photon noise only "
@@ -109,8 +110,14 @@ def covered_share(axis: FloatArray, pixels: FloatArray) -> tuple[float, str]:
 _CACHE: dict[str, DiscrepancyModel] = {}
 
 
-def _shipped(grid: str) -> DiscrepancyModel:
-    """The shipped model of ``grid``, read (and checksum-verified) once per process."""
+def shipped_model(grid: str) -> DiscrepancyModel:
+    """The shipped model of mismatch of ``grid``, read (and checksum-verified) once per
+    process; :class:`~atmospec.errors.DataNotFoundError` when none is shipped.
+
+    Example:
+        >>> shipped_model("dback24").grid
+        'dback24'
+    """
     from atmospec.discrepancy.model import load_discrepancy
 
     if grid not in _CACHE:
