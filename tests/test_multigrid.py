@@ -3,6 +3,7 @@ and the model-error augmentation of training sets."""
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 
@@ -424,6 +425,8 @@ def test_telluric_holes_of_a_library_spectrum_are_masked_by_default(splat_dir, t
     row = pd.read_csv(tmp_path / "gaps" / "predictions.csv").iloc[0]
     assert "20 bins on masked pixels (1.350 um, 1.359 um, 1.377-1.382 um" in row["notes"]
     assert bool(row["outside_grid"]) and 650 <= row["teff_median"] <= 950
+    assert row["masked_fraction"] == pytest.approx(20 / 300)  # of the CNN's 300-bin axis
+    assert json.loads((tmp_path / "gaps" / "run.json").read_text())["rows_masked"] == 1
     res = CliRunner().invoke(app, [*base, "--coverage", "refuse", "-o", str(tmp_path / "refuse")])
     assert res.exit_code != 0
     failed = pd.read_csv(tmp_path / "refuse" / "failures.csv")

@@ -460,6 +460,13 @@ def run_batch_command(
         console.print(
             f"default selection, rows served: {escape(counts or 'none')} (why: the notes column)"
         )
+    if run.rows_masked:
+        console.print(
+            f"{run.rows_masked} of {run.n_predicted} rows answered with some model bins masked "
+            f"(--coverage {coverage}: the masked_fraction column; which bins and why: the notes "
+            "column)",
+            highlight=False,
+        )
     if multi and run.n_predicted:
         console.print(
             "grids: "

@@ -290,6 +290,7 @@ class BatchRun:
     n_predicted: int = 0
     n_unusable: int = 0
     rows_by_model: dict[str, int] = field(default_factory=dict)
+    rows_masked: int = 0  # rows answered with some model bins masked (masked_fraction > 0)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     workers: int = 0
@@ -330,6 +331,7 @@ class BatchRun:
             "predicted": self.n_predicted,
             "unusable": self.n_unusable,
             "rows_by_model": dict(self.rows_by_model),
+            "rows_masked": self.rows_masked,
             "seconds": round(self.seconds, 3),
             "spectra_per_s": round(self.spectra_per_s, 2),
             "spectra_per_cpu_s": round(self.spectra_per_cpu_s, 2),
@@ -471,6 +473,8 @@ def _run_locked(
     )
     if "model_id" in rows:
         run.rows_by_model = {str(k): int(v) for k, v in rows["model_id"].value_counts().items()}
+    if "masked_fraction" in rows:
+        run.rows_masked = int((rows["masked_fraction"].astype(float) > 0).sum())
     folder.finish(
         {
             **record,
@@ -483,6 +487,7 @@ def _run_locked(
             "wall_time_s": run.seconds,
             "spectra_per_s": run.spectra_per_s,
             "rows_by_model": run.rows_by_model,
+            "rows_masked": run.rows_masked,
             "workers": run.workers,
         }
     )
