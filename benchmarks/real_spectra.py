@@ -56,9 +56,11 @@ Routes, in one run:
       models; the grids that cover the object (best Teff not on the grid's edge, no misfit
       flag) are pooled with equal weight, so the interval includes the spread between grids.
   ``predict_uncalibrated``: the same with ``--no-calibration`` (the grids' answers alone).
-  ``predict``: ``atmospec predict --model default`` (default coverage, ``gaps``: holes inside
-      a spectrum such as GJ 570D's telluric band are masked) on a ``--catalog`` of the library
-      keys (the user's route; it picks up whatever the default model is).
+  ``predict``: ``atmospec predict --model default --coverage mask`` on a ``--catalog`` of the
+      library keys (the user's route; it picks up whatever the default model is). ``mask``
+      rather than the default ``gaps`` serves one VL-G spectrum (11710_11307) whose five bluest
+      model bins fall on NaN pixels at the end of its range; the two agree on every other
+      spectrum of the sets.
   ``grid_<name>``: each grid's own answer, from the per-grid columns of the uncalibrated
       ``predict`` table (median and 68 % interval only; no flags): what the combination and
       the calibration start from.
@@ -292,6 +294,8 @@ def predict_route(
         "key",
         "--model",
         "default",
+        "--coverage",
+        "mask",
         "--draws",
         str(draws),
         "--no-plots",

@@ -148,6 +148,29 @@ def test_nan_flux_named(predictor: Any) -> None:
         assert m.notes == [f"{int(inside.sum())} bins on NaN fluxes ({span}) masked"]
 
 
+def test_invalid_pixels_at_an_end_are_no_hole(predictor: Any) -> None:
+    # NaN pixels up to 0.95 um (a blue end the detector did not reach): the data stop there,
+    # so the default refuses the bluer model bins as it refuses bins beyond the spectrum's
+    # range; "mask" masks them.
+    from atmospec.errors import CoverageError
+    from atmospec.prediction.coverage import prepare_input
+    from atmospec.spectrum import Spectrum
+
+    wave = np.linspace(0.85, 2.55, 400)
+    flux = 1.0 + 0.2 * np.sin(4 * wave)
+    flux[wave < 0.95] = np.nan
+    spec = Spectrum(wave, flux, np.full(400, 0.02), meta={"source": "blue.fits"}, validate=False)
+    wave_m = predictor.estimator.wavelength_
+    first = wave[wave >= 0.95][0]
+    with pytest.raises(
+        CoverageError,
+        match=rf"blue.fits: its valid pixels span {first:.3f}-2.550 um .* lie beyond them",
+    ):
+        prepare_input(spec, wave_m)
+    m = prepare_input(spec, wave_m, policy="mask")
+    assert m.masked.any() and not m.masked[wave_m > 1.0].any()
+
+
 def test_missing_and_zero_errors(predictor: Any) -> None:
     from atmospec.errors import InvalidSpectrumError
     from atmospec.prediction.coverage import prepare_input

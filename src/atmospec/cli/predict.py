@@ -34,7 +34,7 @@ Coverage = Annotated[
     str,
     typer.Option(
         "--coverage",
-        help="gaps: mask holes inside the spectrum's range, refuse bins beyond it; refuse: "
+        help="gaps: mask holes between valid pixels, refuse bins beyond them; refuse: "
         "refuse both; mask: mask both.",
     ),
 ]

@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 CoveragePolicy = Literal["gaps", "refuse", "mask"]
-"""``gaps`` (the default): mask the holes inside the spectrum's range, refuse bins beyond it;
-``refuse``: refuse both; ``mask``: mask both."""
+"""``gaps`` (the default): mask the holes between valid pixels, refuse bins beyond them (beyond
+the spectrum's range, or on invalid pixels at one of its ends); ``refuse``: refuse both;
+``mask``: mask both."""
 
 POLICIES: tuple[str, ...] = ("gaps", "refuse", "mask")
 
@@ -275,11 +276,11 @@ def prepare_input(
 
     Policies for unusable bins:
 
-    * ``"gaps"`` (default): mask the bins inside the spectrum's range that its invalid pixels
-      leave empty (a telluric band set to NaN, flagged pixels, zero errors), as ``"mask"``
-      does and as the chi-square fit drops them, and say so in the notes; refuse bins beyond
-      the spectrum's range as ``"refuse"`` does (the model would be read where there are no
-      data at all).
+    * ``"gaps"`` (default): mask the bins that invalid pixels between valid ones leave empty
+      (a telluric band set to NaN, flagged pixels, zero errors), as ``"mask"`` does and as
+      the chi-square fit drops them, and say so in the notes; refuse bins beyond the valid
+      pixels' span (beyond the spectrum's range, or on a run of invalid pixels at one of its
+      ends: the model would be read where there are no data at all).
     * ``"refuse"``: raise :class:`~atmospec.errors.CoverageError` (bins outside the
       spectrum's range) or :class:`~atmospec.errors.InvalidSpectrumError` (NaN fluxes, zero or
       missing errors inside it), naming the wavelength ranges.
@@ -367,8 +368,7 @@ def prepare_input(
         told = "(the network is told they are missing, never given NaN)"
         if outside.any() and policy != "mask":
             why = (
-                " (the default coverage 'gaps' masks holes inside the spectrum's range, never "
-                "beyond it)"
+                " (the default coverage 'gaps' masks holes between valid pixels, never beyond them)"
                 if policy == "gaps"
                 else ""
             )
@@ -377,6 +377,19 @@ def prepare_input(
                 f"({_ranges(wave, outside)}) lie outside it{why}; use coverage='mask' (CLI "
                 f"--coverage mask) to mask these bins {told}, or a model for this range"
             )
+        if policy == "gaps":
+            # A run of invalid pixels at an end of the spectrum is no hole: the data stop there.
+            w_valid = spectrum.wavelength[valid]
+            beyond = ~resampling_matrix(wave, w_valid)[1]
+            if beyond.any():
+                raise CoverageError(
+                    f"{src}: its valid pixels span {w_valid[0]:.3f}-{w_valid[-1]:.3f} um (the "
+                    f"pixels beyond are NaN, flagged or without errors) but {model} reads "
+                    f"{edges[0]:.3f}-{edges[-1]:.3f} um: {int(beyond.sum())} of {wave.size} bins "
+                    f"({_ranges(wave, beyond)}) lie beyond them (the default coverage 'gaps' "
+                    "masks holes between valid pixels, never beyond them); use coverage='mask' "
+                    f"(CLI --coverage mask) to mask these bins {told}, or a model for this range"
+                )
         if policy == "refuse":
             hint = (
                 "; use coverage='gaps' (CLI --coverage gaps, the default) or 'mask' to mask "

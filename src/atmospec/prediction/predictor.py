@@ -85,8 +85,8 @@ class Predictor:
             ``{model_id: OODDetector}``.
         draws: samples per spectrum (Monte Carlo draws for a learned estimator, posterior
             draws for an NPE; >= 1,000 recommended).
-        coverage: ``"gaps"`` (default: mask holes inside the spectrum's range, refuse bins
-            beyond it), ``"refuse"`` or ``"mask"``
+        coverage: ``"gaps"`` (default: mask holes between valid pixels, refuse bins beyond
+            them), ``"refuse"`` or ``"mask"``
             (see :func:`~atmospec.prediction.coverage.prepare_input`).
         max_masked_fraction: passed to ``prepare_input``.
         assume_snr: passed to ``prepare_input``.
@@ -583,8 +583,8 @@ def predict(
         model: an Estimator, a saved model folder, or a registry name.
         grid: the model grid; default the grid the model was trained on.
         draws: Monte Carlo draws per spectrum.
-        coverage: ``"gaps"`` (default: mask holes inside the spectrum's range, refuse bins
-            beyond it), ``"refuse"`` or ``"mask"``.
+        coverage: ``"gaps"`` (default: mask holes between valid pixels, refuse bins beyond
+            them), ``"refuse"`` or ``"mask"``.
         max_masked_fraction: with ``"gaps"`` or ``"mask"``, the largest fraction of the axis
             to mask.
         assume_snr: constant S/N to assume for spectra without errors.
