@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -299,6 +300,26 @@ def test_posterior_sample_brings_a_high_snr_spectrum_into_the_npe_range(
 
     page = write_report(out).read_text()
     assert "<h2>Notes</h2>" in page and "noise was added to bring it to S/N 29.7" in page
+    # The grid's misfit is judged on the spectrum as observed, not on the noisier copy the
+    # NPE reads: LSR 2036+5059 (M5, S/N 268, warmer than Diamondback's 2400 K) misses
+    # Diamondback by a score of 8.6 against 3.1; at S/N 29.7 the score falls below it.
+    from atmospec.discrepancy.domain import misfit_warning
+    from atmospec.posteriors.degrade import degrade_into_range
+
+    m5 = library.load("10141_11478")
+
+    def axis_snr(s: Any) -> float:
+        i = prepare_input(s, npe.wavelength_, policy="mask")
+        return noise_snr(i.flux, i.sigma)
+
+    noisier = degrade_into_range(m5, axis_snr, hi, np.random.default_rng([0, 1]))[0]
+    assert misfit_warning(m5, "dback24") and not misfit_warning(noisier, "dback24")
+    res = CliRunner().invoke(
+        app, ["posterior", "sample", "10141_11478", "--n", "300", "--out", str(out / "m5")]
+    )
+    assert res.exit_code == 0, res.output
+    warn = json.loads((out / "m5" / "10141_11478_warnings.json").read_text())["warnings"]
+    assert any("misfit beyond the model-discrepancy allowance" in w for w in warn), warn
     # below the range: nothing can be added back; a warning, and a refusal when asked
     faint = degrade_spectrum(library.load(key), snr / 2.0, np.random.default_rng(0))
     faint.write(tmp_path / "faint.ecsv")

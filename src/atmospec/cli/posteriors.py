@@ -127,7 +127,9 @@ def sample(
         if stated is not None:
             sp.meta["resolution"] = stated
         # A spectrum above the NPE's S/N range is brought into it on its own pixels, so that
-        # the draws, the domain check and the OOD score below all read the same spectrum.
+        # the draws, the domain check and the OOD score below all read the same spectrum; the
+        # grid's misfit is judged on the spectrum as observed.
+        observed = sp
         sp, snr = degrade_into_range(
             sp, axis_snr, domain.snr_range[1], np.random.default_rng([seed, 1])
         )
@@ -135,7 +137,7 @@ def sample(
         inp = on_npe_axis(sp)
         draws = est.sample(sp, n=n, seed=seed)
         edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
-        assumed = assumed_note(sp)
+        assumed = assumed_note(observed)
         outside = domain.input_problem(inp)
         if outside:
             edges.append(
@@ -146,7 +148,7 @@ def sample(
             unlike = npe_ood(checker, sp)
             if unlike:
                 edges.append(unlike)
-        misfit = misfit_warning(sp, grid) if grid else None
+        misfit = misfit_warning(observed, grid) if grid else None
         warnings = edges + ([misfit] if misfit else []) + ([assumed] if assumed else [])
         for note in notes:
             typer.echo(f"{f}: note: {note}", err=True)
