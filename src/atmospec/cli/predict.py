@@ -127,9 +127,8 @@ Resolution = Annotated[
         "as an instrument's dispersion file) for an instrument whose R varies. Below the "
         "models' (R 75 for the SpeX prism grids) the chi-square grids smooth their models to "
         "it (and predict --model default answers with models trained at R 25-75); above the "
-        "prism's "
-        "(R 250) the spectra are smoothed to the models' R 120 (as they are, with R taken from "
-        "the pixels, when sampled finer than lambda/dlambda 1000).",
+        "prism's (R 250) the spectra are smoothed to the models' R 120 (as they are, with R "
+        "taken from the pixels, when sampled finer than lambda/dlambda 1000).",
     ),
 ]
 

@@ -50,7 +50,8 @@ MARGIN: float = 0.99
 
 
 def noise_snr_rows(flux: FloatArray, sigma: FloatArray) -> FloatArray:
-    """Per-row S/N in the noise model's sense: ``median(flux) / median(sigma)``.
+    """Per-row S/N in the noise model's sense: ``median(flux) / median(sigma)`` (the one
+    definition; :func:`atmospec.prediction.routing.noise_snr` reads one spectrum with it).
 
     Example:
         >>> noise_snr_rows(np.full((2, 4), 2.0), np.array([[0.1] * 4, [0.02] * 4])).tolist()

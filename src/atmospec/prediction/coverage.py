@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,7 +32,7 @@ CoveragePolicy = Literal["gaps", "refuse", "mask"]
 the spectrum's range, or on invalid pixels at one of its ends); ``refuse``: refuse both;
 ``mask``: mask both."""
 
-POLICIES: tuple[str, ...] = ("gaps", "refuse", "mask")
+POLICIES: tuple[str, ...] = get_args(CoveragePolicy)
 
 MIN_BIN_FILL: float = 0.5
 """A model bin is usable when valid data pixels fill at least this fraction of its width."""
@@ -366,16 +366,18 @@ def prepare_input(
         outside = ~covered
         gap = covered & ~usable
         told = "(the network is told they are missing, never given NaN)"
+        gaps_why = (
+            " (the default coverage 'gaps' masks holes between valid pixels, never beyond them)"
+        )
+        use_mask = (
+            f"; use coverage='mask' (CLI --coverage mask) to mask these bins {told}, or a model "
+            "for this range"
+        )
         if outside.any() and policy != "mask":
-            why = (
-                " (the default coverage 'gaps' masks holes between valid pixels, never beyond them)"
-                if policy == "gaps"
-                else ""
-            )
             raise CoverageError(
                 f"{src}: {span}: {int(outside.sum())} of {wave.size} bins "
-                f"({_ranges(wave, outside)}) lie outside it{why}; use coverage='mask' (CLI "
-                f"--coverage mask) to mask these bins {told}, or a model for this range"
+                f"({_ranges(wave, outside)}) lie outside it"
+                f"{gaps_why if policy == 'gaps' else ''}{use_mask}"
             )
         if policy == "gaps":
             # A run of invalid pixels at an end of the spectrum is no hole: the data stop there.
@@ -386,9 +388,7 @@ def prepare_input(
                     f"{src}: its valid pixels span {w_valid[0]:.3f}-{w_valid[-1]:.3f} um (the "
                     f"pixels beyond are NaN, flagged or without errors) but {model} reads "
                     f"{edges[0]:.3f}-{edges[-1]:.3f} um: {int(beyond.sum())} of {wave.size} bins "
-                    f"({_ranges(wave, beyond)}) lie beyond them (the default coverage 'gaps' "
-                    "masks holes between valid pixels, never beyond them); use coverage='mask' "
-                    f"(CLI --coverage mask) to mask these bins {told}, or a model for this range"
+                    f"({_ranges(wave, beyond)}) lie beyond them{gaps_why}{use_mask}"
                 )
         if policy == "refuse":
             hint = (

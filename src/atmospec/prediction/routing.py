@@ -34,7 +34,9 @@ def noise_snr(flux: NDArray[np.float64], sigma: NDArray[np.float64]) -> float:
         >>> round(noise_snr(np.full(10, 2.0), np.full(10, 0.1)), 6)
         20.0
     """
-    return float(np.median(flux) / np.median(sigma))
+    from atmospec.posteriors.degrade import noise_snr_rows
+
+    return float(noise_snr_rows(flux, sigma)[0])
 
 
 @dataclass(frozen=True)
