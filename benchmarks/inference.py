@@ -97,7 +97,8 @@ def main() -> None:
     from atmospec.fitting.nested import fit_nested
     from atmospec.grids import load_grid
     from atmospec.prediction.engine import Engine
-    from atmospec.prediction.ood import calibrate_ood, grid_model_on_axis
+    from atmospec.prediction.ood import grid_model_on_axis
+    from atmospec.prediction.ood_calibration import calibrate_ood
     from atmospec.prediction.predictor import Predictor
     from atmospec.prediction.sampling import monte_carlo
     from atmospec.spectrum import Spectrum

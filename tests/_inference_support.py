@@ -32,7 +32,7 @@ def train_tiny(tmp: Path) -> dict[str, Any]:
 
     from atmospec.estimators.mlp import SpectrumMLP
     from atmospec.grids import load_grid
-    from atmospec.prediction.ood import calibrate_ood
+    from atmospec.prediction.ood_calibration import calibrate_ood
     from atmospec.training.builder import build_training_set
 
     torch.set_num_threads(1)

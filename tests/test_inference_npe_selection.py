@@ -308,3 +308,100 @@ def test_npe_ood_reference_carries_the_model_error_it_was_trained_with(
         flags[name] = Predictor(NPE, ood=d, draws=200, seed=0).predict(specs).ood_flag
     assert flags["plain"].all()
     assert not flags["model error"].any()
+
+
+def test_npe_ood_threshold_keeps_its_false_alarm_rate_at_every_snr(
+    dback: Any, tmp_path: Path
+) -> None:
+    """In-domain spectra of high S/N show model error more plainly against their noise, so
+    their residual and grid chi-square scores are larger. One threshold over the NPE's whole
+    S/N range (3-30, drawn log-uniform: few spectra near 30) flagged 18 % of fresh in-domain
+    spectra at S/N 28 and 1.5 % at S/N 6 (measured on this set when the threshold was made
+    S/N-dependent), where it promises ~4 %; `posterior sample` brings every spectrum of
+    higher S/N to 29.7, so most real spectra meet it there. Read at the spectrum's S/N the
+    threshold holds: ~4 % at each, three binomial standard errors (400 spectra) allowed."""
+    import dataclasses
+
+    from atmospec.models import load_model
+    from atmospec.prediction.members import calibrate_npe_ood
+    from atmospec.prediction.ood import grid_model_on_axis
+    from atmospec.training import discrepancy_augment
+    from atmospec.training.builder import build_training_set
+
+    npe = load_model(NPE)
+    det = calibrate_npe_ood(npe, dback, n_samples=6000, seed=3)
+    assert det.snr_conditional
+    one = dataclasses.replace(det, snr_knots=np.zeros(0), snr_threshold=np.zeros(0))
+    error = discrepancy_augment.model_error_from_config(npe.meta_.get("config"))
+    assert error is not None
+    wave = np.asarray(npe.wavelength_, dtype=np.float64)
+    ts = build_training_set(
+        dback, tmp_path / "fresh.h5", n_samples=400, axis=wave, snr=(1e5, 1e5), seed=77,
+        bounds=npe.bounds_, discrepancy=error[0], discrepancy_amplitude=error[1],
+    )  # fmt: skip
+    clean = np.asarray(ts.arrays()[0], dtype=np.float64)
+    ts.close()
+    clean = clean[np.isfinite(clean).all(axis=1) & (clean.mean(axis=1) > 0)]
+    allowed = 0.04 + 3 * np.sqrt(0.04 * 0.96 / clean.shape[0])
+    rates = {}
+    for snr in (6.0, 15.0, 28.0):
+        noise = dataclasses.replace(npe.noise, snr_range=(snr, snr))
+        X, S = noise.draw(clean, np.random.default_rng(int(snr)))
+        post = npe.sample(X, S, n=256, seed=1)
+        mean, std = post.mean(axis=1), post.std(axis=1)
+        raw = det.raw_scores(
+            X, S, mean, std, grid_model_on_axis(dback, mean, npe.param_names_, wave)
+        )
+        # the S/N the threshold is read at: the noise model's, within its tilt and the noise
+        assert abs(np.median(raw["snr"]) / snr - 1) < 0.05
+        rates[snr] = (float(det.score(raw)[1].mean()), float(one.score(raw)[1].mean()))
+    assert all(new <= allowed for new, _ in rates.values()), rates
+    assert rates[28.0][1] > 2 * allowed, rates  # one threshold: far above its promise
+
+
+def test_npe_ood_does_not_flag_field_dwarfs_brought_to_the_top_of_its_snr_range(
+    dback: Any,
+) -> None:
+    """Twelve field L1-L7 dwarfs of the discrepancy models' evaluation half (library S/N
+    51-316): `posterior sample` brings each to S/N 29.7 and asks the NPE's OOD score whether
+    it is like the spectra the NPE learned. With one threshold for every S/N, six of them
+    were "unlike" (scores 1.07-1.37, all from the grid chi-square; three with the same
+    threshold taken from this detector's larger reference set); read at S/N 29.7, none is
+    (scores 0.50-0.82 when this was written), while an M5 dwarf far above Diamondback's
+    2400 K (LSR 2036+5059, S/N 268, the test of the misfit warning) still is."""
+    import dataclasses
+
+    from atmospec import library
+    from atmospec.discrepancy import load_discrepancy
+    from atmospec.models import load_model
+    from atmospec.posteriors.degrade import degrade_into_range
+    from atmospec.prediction.coverage import prepare_input
+    from atmospec.prediction.predictor import Predictor
+    from atmospec.prediction.routing import noise_snr
+
+    keys = ["10038_11075", "10048_11471", "10087_10162", "10118_11495", "10295_10491",
+            "10321_10585", "10322_10601", "10592_11111", "10598_10892", "10627_11341",
+            "10785_10768", "10901_11541"]  # fmt: skip
+    t = library.query()
+    rows = t[t.key.isin(keys)]
+    assert len(rows) == 12 and rows.gravity_class.eq("FLD-G").all() and rows.snr.ge(50).all()
+    assert not set(rows.source_key) & set(load_discrepancy("dback24").meta["split"]["fit_objects"])
+    npe = load_model(NPE, kind="npe")
+    checker = Predictor(npe, ood=True, coverage="mask", max_masked_fraction=1.0, draws=200)
+    det = checker.detector
+    assert det is not None and det.snr_conditional
+    one = dataclasses.replace(det, snr_knots=np.zeros(0), snr_threshold=np.zeros(0))
+    single = Predictor(npe, ood=one, coverage="mask", max_masked_fraction=1.0, draws=200)
+
+    def axis_snr(s: Any) -> float:
+        inp = prepare_input(s, npe.wavelength_, policy="mask", max_masked_fraction=1.0)
+        return noise_snr(inp.flux, inp.sigma)
+
+    flags = {"read at S/N": [], "one threshold": []}
+    for key in [*keys, "10141_11478"]:
+        sp, _ = degrade_into_range(library.load(key), axis_snr, 30.0, np.random.default_rng([0, 1]))
+        flags["read at S/N"].append(bool(checker.predict(sp).ood_flag[0]))
+        flags["one threshold"].append(bool(single.predict(sp).ood_flag[0]))
+    assert sum(flags["read at S/N"][:12]) == 0, flags
+    assert sum(flags["one threshold"][:12]) >= 3, flags
+    assert flags["read at S/N"][12]  # the M5 dwarf

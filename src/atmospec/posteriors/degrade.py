@@ -25,6 +25,7 @@ spectrum brought to exactly the top would often be measured above it again;
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -50,15 +51,25 @@ MARGIN: float = 0.99
 
 
 def noise_snr_rows(flux: FloatArray, sigma: FloatArray) -> FloatArray:
-    """Per-row S/N in the noise model's sense: ``median(flux) / median(sigma)`` (the one
-    definition; :func:`atmospec.prediction.routing.noise_snr` reads one spectrum with it).
+    """Per-row S/N in the noise model's sense: ``median(flux) / median(sigma)`` over the bins
+    with a finite flux and error (a masked bin, of infinite error, is no measurement; NaN for
+    a row without one). The one definition: :func:`atmospec.prediction.routing.noise_snr`
+    reads one spectrum with it, and the OOD score's threshold is read at it.
 
     Example:
         >>> noise_snr_rows(np.full((2, 4), 2.0), np.array([[0.1] * 4, [0.02] * 4])).tolist()
         [20.0, 100.0]
+        >>> float(noise_snr_rows(np.full(4, 2.0), np.array([0.1, 0.1, 0.1, np.inf]))[0])
+        20.0
     """
-    f, s = np.atleast_2d(flux), np.atleast_2d(sigma)
-    return np.asarray(np.median(f, axis=1) / np.median(s, axis=1), dtype=np.float64)
+    f = np.atleast_2d(np.asarray(flux, dtype=np.float64))
+    s = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+    good = np.isfinite(f) & np.isfinite(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row without a measured bin: NaN
+        num = np.nanmedian(np.where(good, f, np.nan), axis=1)
+        den = np.nanmedian(np.where(good, s, np.nan), axis=1)
+    return np.asarray(num / den, dtype=np.float64)
 
 
 def degrade_to_snr(

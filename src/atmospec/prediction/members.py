@@ -166,7 +166,7 @@ class EstimatorMember(_AxisMember):
         )
 
     def calibrate_ood(self, grid: ModelGrid) -> OODDetector:
-        from atmospec.prediction.ood import calibrate_ood
+        from atmospec.prediction.ood_calibration import calibrate_ood
 
         return calibrate_ood(self.estimator, grid)
 
@@ -348,7 +348,7 @@ def calibrate_npe_ood(
     npe: NPEstimator,
     grid: ModelGrid,
     *,
-    n_samples: int = 3000,
+    n_samples: int = 10000,
     n_components: int = 12,
     floor: float = 0.02,
     level: float = 0.96,
@@ -357,17 +357,20 @@ def calibrate_npe_ood(
 ) -> OODDetector:
     """Calibrate the OOD score of an NPE on in-grid synthetic spectra inside its noise domain.
 
-    The same detector as :func:`~atmospec.prediction.ood.calibrate_ood` (principal-component
-    distance and residual, grid chi-square at the estimate, bound pressure), on the NPE's
-    own axis, with the posterior mean and sd in place of a network's mean and sigma. The
+    The same detector as :func:`~atmospec.prediction.ood_calibration.calibrate_ood`
+    (principal-component distance and residual, grid chi-square at the estimate, bound
+    pressure), on the NPE's own axis, with the posterior mean and sd in place of a network's mean and sigma. The
     spectra come from the training-set builder (nodes and off-node points, the default
     calibration systematics) made noise-free, carrying one realisation of the model error the
     NPE was trained with (its recorded ``discrepancy``; none for an NPE trained with photon
     noise only), then noised with the NPE's own :class:`~atmospec.posteriors.npe.NoiseModel`,
     so the reference is the population the NPE serves: real spectra differ from the grid by
     that model error, and a score calibrated without it flags them for it. 40 % fit the
-    components, 40 % set the threshold (exceeded by ``1 - level`` of them), 20 % measure the
-    false-alarm rate.
+    components, 40 % set the threshold at each S/N (exceeded by ``1 - level`` of those of that
+    S/N), 20 % measure the false-alarm rate. ``n_samples`` is larger than for a learned
+    estimator: the noise model draws few spectra near the top of its S/N range (about 3 % of
+    them at S/N 28-30), where model error stands out most against the noise, and where
+    ``posterior sample`` brings every spectrum of higher S/N.
 
     Example:
         >>> det = calibrate_npe_ood(npe, grid)  # doctest: +SKIP
@@ -377,7 +380,7 @@ def calibrate_npe_ood(
     import tempfile
 
     from atmospec._fileio import provenance
-    from atmospec.prediction.ood import fit_detector
+    from atmospec.prediction.ood_calibration import fit_detector
     from atmospec.training import discrepancy_augment
     from atmospec.training.builder import build_training_set
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,16 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from atmospec.errors import ModelFileError
+from atmospec.posteriors.degrade import noise_snr_rows
 
 if TYPE_CHECKING:
-    from atmospec.estimators.base import Estimator
     from atmospec.grids import ModelGrid
 
 __all__ = [
-    "fit_detector",
     "OODDetector",
     "COMPONENTS",
-    "calibrate_ood",
     "grid_model_on_axis",
     "ood_cache_path",
 ]
@@ -46,7 +44,7 @@ COMPONENTS: tuple[str, ...] = ("pca_distance", "pca_residual", "grid_chi2", "bou
 """
 
 _FORMAT = "atmospec-ood-detector"
-_VERSION = 1
+_VERSION = 2  # 2: the threshold depends on S/N (1: one threshold, still read)
 
 
 def _weighted_pca_fit(
@@ -145,11 +143,22 @@ class OODDetector:
 
     Each of the :data:`COMPONENTS` is converted into a tail probability ``p`` against the
     same score on held-out in-grid synthetic spectra (the reference set); the combined score is
-    ``max(-log10 p)`` divided by ``threshold``, the value exceeded by ``1 - level`` of those
-    reference spectra. ``ood_score > 1`` raises the flag; ``false_alarm`` is the flag rate
-    measured on a further held-out in-grid set (target <= 5 %).
+    ``max(-log10 p)`` divided by the threshold exceeded by ``1 - level`` of the reference
+    spectra *of the same S/N*. ``ood_score > 1`` raises the flag; ``false_alarm`` is the flag
+    rate measured on a further held-out in-grid set (target <= 5 %), and
+    ``meta["false_alarm_by_snr"]`` the same per S/N range.
 
-    Build one with :func:`calibrate_ood`; save and load it as JSON (no pickle).
+    Why a threshold per S/N: model error (the mismatch the references carry) grows against
+    the noise as S/N rises, so the residual and grid chi-square scores of in-domain spectra
+    grow with it. One threshold over all S/N then flags the in-domain spectra of high S/N far
+    more often than ``1 - level`` (an NPE trained with model error: 2-4 % below S/N 20,
+    13-18 % at S/N 20-30) and those of low S/N less. ``snr_knots`` (log10 S/N) and
+    ``snr_threshold`` give the threshold at each S/N (linear in log S/N between the knots,
+    constant beyond them); a record without them (format version 1) uses ``threshold``
+    everywhere.
+
+    Build one with :func:`~atmospec.prediction.ood_calibration.calibrate_ood`; save and load
+    it as JSON (no pickle).
     """
 
     wavelength: FloatArray
@@ -166,6 +175,29 @@ class OODDetector:
     grid: str = ""
     categorical: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    snr_knots: FloatArray = field(default_factory=lambda: np.zeros(0))
+    snr_threshold: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def snr_conditional(self) -> bool:
+        """Whether the threshold depends on S/N (calibrated by this version of atmospec)."""
+        return bool(self.snr_knots.size)
+
+    def threshold_at(self, snr: ArrayLike) -> FloatArray:
+        """The threshold on ``max(-log10 p)`` at each S/N (``threshold`` where not known).
+
+        Example:
+            >>> det = OODDetector(np.zeros(1), ("t",), {}, np.zeros(1), np.zeros((0, 1)),
+            ...     np.zeros(0), 0.02, {}, 2.0, 0.96, 0.04,
+            ...     snr_knots=np.log10([10.0, 100.0]), snr_threshold=np.array([2.0, 3.0]))
+            >>> det.threshold_at([5.0, 31.6, 300.0]).round(2).tolist()
+            [2.0, 2.5, 3.0]
+        """
+        s = np.atleast_1d(np.asarray(snr, dtype=np.float64))
+        if not self.snr_conditional:
+            return np.full(s.shape, self.threshold)
+        log_s = np.log10(np.clip(np.where(np.isfinite(s), s, 1.0), 1e-3, None))
+        return np.interp(log_s, self.snr_knots, self.snr_threshold)
 
     # -- raw scores --------------------------------------------------------------------
     def raw_scores(
@@ -176,7 +208,9 @@ class OODDetector:
         std: ArrayLike | None,
         grid_model: ArrayLike | None = None,
     ) -> dict[str, FloatArray]:
-        """The raw component scores of spectra on the model axis.
+        """The raw component scores of spectra on the model axis, and their S/N (``"snr"``,
+        :func:`~atmospec.posteriors.degrade.noise_snr_rows` over the unmasked bins), which
+        :meth:`score` reads its threshold at.
 
         Args:
             flux: (n, n_wave) flux (any scale).
@@ -195,6 +229,7 @@ class OODDetector:
         k = self.components.shape[0]
         dof = np.maximum(good.sum(axis=1) - k, 1)
         out = {
+            "snr": noise_snr_rows(f, s),
             "pca_distance": np.sqrt(np.sum(coef**2 / self.variances, axis=1)),
             "pca_residual": np.sum(w * resid**2, axis=1) / dof,
             "grid_chi2": np.full(f.shape[0], np.nan),
@@ -230,16 +265,20 @@ class OODDetector:
     def score(
         self, raw: Mapping[str, FloatArray]
     ) -> tuple[FloatArray, NDArray[np.bool_], list[str]]:
-        """``(ood_score, ood_flag, reasons)``: score > 1 flags; reasons name the components."""
+        """``(ood_score, ood_flag, reasons)``: score > 1 flags; reasons name the components.
+
+        The threshold is read at ``raw["snr"]`` (the constant ``threshold`` without it)."""
         t = self.tail_log10(raw)
-        score = t.max(axis=1) / self.threshold
+        snr = raw.get("snr")
+        thr = self.threshold_at(snr) if snr is not None else np.full(t.shape[0], self.threshold)
+        score = t.max(axis=1) / thr
         flag = score > 1.0
         reasons = []
-        for row, fl in zip(t, flag, strict=True):
+        for row, fl, th in zip(t, flag, thr, strict=True):
             if not fl:
                 reasons.append("")
                 continue
-            hits = [COMPONENTS[j] for j in np.flatnonzero(row > self.threshold)]
+            hits = [COMPONENTS[j] for j in np.flatnonzero(row > th)]
             reasons.append(",".join(hits))
         return score, flag, reasons
 
@@ -262,11 +301,13 @@ class OODDetector:
             "grid": self.grid,
             "categorical": list(self.categorical),
             "meta": self.meta,
+            "snr_knots": self.snr_knots.tolist(),
+            "snr_threshold": self.snr_threshold.tolist(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OODDetector:
-        if d.get("format") != _FORMAT or d.get("version") != _VERSION:
+        if d.get("format") != _FORMAT or d.get("version") not in (1, _VERSION):
             raise ModelFileError("not an atmospec OOD detector record (format/version)")
         try:
             return cls(
@@ -284,6 +325,8 @@ class OODDetector:
                 grid=str(d.get("grid", "")),
                 categorical=tuple(d.get("categorical", ())),
                 meta=dict(d.get("meta", {})),
+                snr_knots=np.asarray(d.get("snr_knots", []), dtype=np.float64),
+                snr_threshold=np.asarray(d.get("snr_threshold", []), dtype=np.float64),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"OOD detector record is incomplete ({err})") from None
@@ -312,140 +355,3 @@ def ood_cache_path(model_id: str) -> Path:
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
     return data_dir() / "ood" / f"{safe}.json"
-
-
-def calibrate_ood(
-    estimator: Estimator,
-    grid: ModelGrid,
-    *,
-    n_samples: int = 3000,
-    n_components: int = 12,
-    floor: float = 0.02,
-    level: float = 0.96,
-    seed: int = 12345,
-) -> OODDetector:
-    """Calibrate the OOD score of ``estimator`` on fresh in-grid synthetic spectra of ``grid``.
-
-    ``n_samples`` spectra are drawn with the training-set builder (nodes and off-node points,
-    S/N 10-300 with real SpeX error shapes, the default systematics) on the estimator's axis.
-    40 % fit the principal components, 40 % form the reference distributions and set the
-    threshold (exceeded by ``1 - level`` of them), 20 % are held out to measure the false
-    alarm rate. ``floor`` is the relative systematic error added in quadrature in the
-    residual and chi-square scores.
-
-    Example:
-        >>> det = calibrate_ood(estimator, grid)  # doctest: +SKIP
-        >>> det.false_alarm <= 0.05  # doctest: +SKIP
-        True
-    """
-    import tempfile
-
-    from atmospec._fileio import provenance
-    from atmospec.training.builder import build_training_set
-
-    estimator._require_fitted()
-    wave = np.asarray(estimator.wavelength_, dtype=np.float64)
-    names = tuple(estimator.param_names_)
-    with tempfile.TemporaryDirectory() as tmp:
-        ts = build_training_set(
-            grid,
-            Path(tmp) / "ood.h5",
-            n_samples=n_samples,
-            axis=wave,
-            seed=seed,
-            bounds=estimator.bounds_,
-        )
-        X, _, S = ts.arrays()
-        ts.close()
-    rng = np.random.default_rng(seed)
-    bad = ~np.isfinite(X)
-    X = np.where(bad, 0.0, X)
-    S = np.where(bad | ~np.isfinite(S), np.inf, S)
-    if bad.any():
-        from atmospec.estimators.preprocessing import fill_masked
-
-        X, _ = fill_masked(np.where(bad, np.nan, X))
-    med = np.array([np.median(r[np.isfinite(s)]) for r, s in zip(X, S, strict=True)])[:, None]
-
-    from atmospec.prediction.engine import Engine
-
-    engine = Engine(estimator)
-    return fit_detector(
-        X,
-        S,
-        med,
-        lambda x, s: engine.predict(x, s),
-        grid=grid,
-        wavelength=wave,
-        param_names=names,
-        bounds=dict(estimator.bounds_),
-        rng=rng,
-        n_components=n_components,
-        floor=floor,
-        level=level,
-        meta={"n_samples": n_samples, "provenance": provenance(seed=seed, grid=grid.name)},
-    )
-
-
-def fit_detector(
-    X: FloatArray,
-    S: FloatArray,
-    med: FloatArray,
-    estimate: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray | None]],
-    *,
-    grid: ModelGrid,
-    wavelength: FloatArray,
-    param_names: tuple[str, ...],
-    bounds: dict[str, tuple[float, float]],
-    rng: np.random.Generator,
-    n_components: int,
-    floor: float,
-    level: float,
-    meta: dict[str, Any],
-) -> OODDetector:
-    """Fit an :class:`OODDetector` on in-distribution spectra ``X`` (errors ``S``, per-row
-    normalisation ``med``): a random 40 % fit the principal components, 40 % form the
-    reference distributions and set the threshold (exceeded by ``1 - level`` of them), 20 %
-    measure the false-alarm rate. ``estimate(X, S) -> (mean, std)`` is the estimator's point
-    estimate and spread (a network's mean and sigma, or a posterior's mean and sd)."""
-    order = rng.permutation(X.shape[0])
-    n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
-    part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]
-    xa = X[part_a] / med[part_a]
-    mu = xa.mean(axis=0)
-    _, sv, vt = np.linalg.svd(xa - mu, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    det = OODDetector(
-        wavelength=wavelength,
-        param_names=param_names,
-        bounds=bounds,
-        mean=mu,
-        components=vt[:k],
-        variances=sv[:k] ** 2 / (xa.shape[0] - 1),
-        floor=floor,
-        reference={c: np.zeros(1) for c in COMPONENTS},
-        threshold=1.0,
-        level=level,
-        false_alarm=float("nan"),
-        grid=grid.name,
-        categorical=tuple(p for p in (getattr(grid, "categorical", ()) or ()) if p in param_names),
-    )
-
-    def raw_for(idx: NDArray[np.int64]) -> dict[str, FloatArray]:
-        mean, std = estimate(X[idx], S[idx])
-        model = grid_model_on_axis(grid, mean, param_names, wavelength)
-        return det.raw_scores(X[idx], S[idx], mean, std, model)
-
-    raw_b = raw_for(part_b)
-    det.reference = {c: np.sort(v[np.isfinite(v)]) for c, v in raw_b.items()}
-    combined = det.tail_log10(raw_b).max(axis=1)
-    det.threshold = float(np.quantile(combined, level))
-    _, flag_c, _ = det.score(raw_for(part_c))
-    det.false_alarm = float(flag_c.mean())
-    det.meta = {
-        **meta,
-        "n_pca_fit": int(n_a),
-        "n_reference": int(n_b - n_a),
-        "n_held_out": int(part_c.size),
-    }
-    return det

@@ -274,7 +274,8 @@ class Predictor:
         if path.exists():
             try:
                 det = OODDetector.load(path)
-                current = member.detector_is_current(det)
+                # a detector of one threshold for every S/N (format 1) is calibrated again
+                current = member.detector_is_current(det) and det.snr_conditional
                 if det.wavelength.shape == member.wavelength.shape and current:
                     return det
             except ModelFileError:
