@@ -87,11 +87,11 @@ def _start(fit_grid: str | None = None) -> None:
 def _verdict(spectrum: Any) -> Any:
     """The flux reading of the route measured (None: nothing to decide)."""
     if _FIT_GRID is not None:
-        from atmospec.discrepancy.route import _shipped
+        from atmospec.discrepancy.route import shipped_model
         from atmospec.multigrid.flux_reading import flux_reading
 
         g = _FIT_GRID
-        return flux_reading(spectrum, {g.name: g}, {g.name: _shipped(g.name)})
+        return flux_reading(spectrum, {g.name: g}, {g.name: shipped_model(g.name)})
     assert _PREDICTOR is not None
     return _PREDICTOR.predict(spectrum).flux_readings[0]
 

@@ -298,6 +298,8 @@ def _written_leak(out: Path) -> str | None:
             for col in ("chi2_red", "chi2", "snr", "ood_score", "scale"):
                 if col in numbers and not np.isfinite(numbers[col]).all():
                     return f"{path.name}: non-finite {col}"
+            if path.name.endswith("_samples.csv") and not np.isfinite(numbers.to_numpy()).all():
+                return f"{path.name}: non-finite posterior samples"
             medians = [c for c in numbers if c.endswith("_median")]
             if medians and not np.isfinite(numbers[medians].to_numpy()).all():
                 return f"{path.name}: non-finite parameter medians"
@@ -670,6 +672,11 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
         invoke(["--quiet", "predict", str(path), "--out", str(out), "--no-plots", "--draws", "64"])
         return out
 
+    def posterior_cli(path: Path) -> Any:
+        out = path.parent / "posterior-out"
+        invoke(["--quiet", "posterior", "sample", str(path), "--n", "64", "--out", str(out)])
+        return out
+
     option_values = (
         "0",
         "-1",
@@ -712,6 +719,9 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
         ),
         Target(
             "cli predict options", "seed.bin", [b"\0" * 8], predict_options, "binary", 0.1, written
+        ),
+        Target(
+            "cli posterior sample", "spec.txt", seeds["txt"], posterior_cli, "text", 0.15, written
         ),
     ]
 

@@ -260,6 +260,46 @@ def test_posterior_sample_warns_and_refuses_hd3651b(splat_dir: Path, tmp_path: P
     assert not list(refused.glob("*_samples.csv"))
 
 
+def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    """One unusable file among several ended the run with a traceback-free error, but with the
+    earlier files' samples written and no posterior.json: a run written half-way. Now every
+    file is tried, the unusable ones are named with their reason (printed, in posterior.json
+    and on the report page) and the exit status says how many could be used (3: some, 4:
+    none), as `atmospec predict` does."""
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+    from atmospec.report import write_report
+
+    good = "10249_10068"  # 2MASSW J0036+1821, field L dwarf
+    bare = tmp_path / "no_errors.csv"
+    bare.write_text("wavelength [um],flux [W m-2 um-1]\n1.0,1e-15\n1.1,1.1e-15\n1.2,1.2e-15\n")
+    blue = "11710_11307"  # a VL-G L1 whose bluest pixels are NaN: bins missing from the NPE's axis
+    out = tmp_path / "post"
+    args = ["posterior", "sample", str(bare), good, blue, "--n", "300", "-o", str(out)]
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
+    assert res.exit_code == 3, res.output
+    text = " ".join(res.output.split())
+    assert f"{bare}: error: the spectrum has no uncertainties" in text  # named once
+    assert f"{blue}: error:" in text
+    assert "2 of 3 files could not be used" in text
+    rec = json.loads((out / "posterior.json").read_text())["objects"]
+    assert rec[good]["samples"] == f"{good}_samples.csv" and (out / rec[good]["samples"]).is_file()
+    assert "has no uncertainties" in rec[bare.stem]["error"], rec[bare.stem]
+    assert "NPE reads every bin of its axis" in rec[blue]["error"], rec[blue]
+    assert not (out / f"{blue}_samples.csv").exists()
+    page = write_report(out).read_text()
+    assert "<h2>Could not be used</h2>" in page and "NPE reads every bin" in page
+    none = tmp_path / "none"
+    res = CliRunner().invoke(app, ["posterior", "sample", str(bare), "--n", "300", "-o", str(none)])
+    assert res.exit_code == 4, res.output
+    assert (
+        json.loads((none / "posterior.json").read_text())["objects"][bare.stem]["samples"] is None
+    )
+
+
 def test_posterior_sample_brings_a_high_snr_spectrum_into_the_npe_range(
     splat_dir: Path, tmp_path: Path
 ) -> None:

@@ -79,6 +79,11 @@ def sample(
     learned (its OOD score above 1; predict routes such spectra to the CNN) and a best grid
     fit that misses the spectrum beyond the grid's model-discrepancy allowance are reported
     as warnings (and in NAME_warnings.json).
+
+    A file that cannot be used (unreadable, no errors, bins missing from the NPE's axis) is
+    reported with its reason, recorded in posterior.json, and the other files go on. Exit
+    status: 0 every file sampled; 3 some refused (--refuse-outside) or unusable; 4 none could
+    be used.
     """
     import numpy as np
     import pandas as pd
@@ -86,6 +91,7 @@ def sample(
     from atmospec._fileio import atomic_path, provenance, write_json
     from atmospec.cli.fit import load_target
     from atmospec.discrepancy.domain import edge_warnings, grid_of, misfit_warning
+    from atmospec.errors import AtmospecError
     from atmospec.fitting.result import plus_minus
     from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
@@ -120,7 +126,8 @@ def sample(
         inp = on_npe_axis(spectrum)
         return noise_snr(inp.flux, inp.sigma)
 
-    for f in files:
+    def read_and_draw(f: Path) -> tuple[Any, Any, Any, list[str], list[str]]:
+        """The spectrum as observed and as sampled, its draws, notes and edge warnings."""
         # read as fit and predict read: NaN pixels masked (the domain check says so), a SpeX
         # library key taken for its spectrum
         sp = load_target(str(f), wave_unit=wave_unit, flux_unit=flux_unit, aperture=aperture)
@@ -134,9 +141,21 @@ def sample(
             sp, axis_snr, domain.snr_range[1], np.random.default_rng([seed, 1])
         )
         notes = [degraded_note(snr, domain.snr_range, seed)] if snr > domain.snr_range[1] else []
-        inp = on_npe_axis(sp)
         draws = est.sample(sp, n=n, seed=seed)
-        edges = edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        return observed, sp, draws, notes, edge_warnings(draws, est.param_names_, est.bounds_, grid)
+
+    failed = 0
+    for f in files:
+        try:
+            observed, sp, draws, notes, edges = read_and_draw(f)
+        except AtmospecError as err:
+            # one unusable file does not end the run: it is recorded and the exit status says so
+            failed += 1
+            said = str(err).removeprefix(f"{f}: ")  # most messages name the file first
+            typer.secho(f"{f}: error: {said}", fg=typer.colors.RED, err=True)
+            objects[Path(f).stem] = {"file": str(f), "error": str(err), "samples": None}
+            continue
+        inp = on_npe_axis(sp)
         assumed = assumed_note(observed)
         outside = domain.input_problem(inp)
         if outside:
@@ -187,7 +206,16 @@ def sample(
     record.update(command="posterior sample", n=n, intervals=scope, objects=objects)
     write_json(out / POSTERIOR_RECORD, record)
     typer.secho(f"{model}: {scope}", err=True)
-    if refused:
+    if failed:
+        typer.secho(
+            f"{failed} of {len(files)} files could not be used (each reason is in "
+            f"{out / POSTERIOR_RECORD})",
+            fg=typer.colors.RED,
+            err=True,
+        )
+    if failed and failed + refused == len(files):
+        raise typer.Exit(4)
+    if refused or failed:
         raise typer.Exit(3)
 
 

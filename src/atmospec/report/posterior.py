@@ -86,7 +86,8 @@ def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, 
     scope = esc(rec.get("intervals", "posterior"))
     intro = f'<table>{rows}</table><p class="note">Intervals: 16-84 % of the {scope}.</p>'
     sections = [("Run", intro)]
-    refused = sorted(set(objects) - set(samples))
+    errors = {k: str(v["error"]) for k, v in objects.items() if v.get("error")}
+    refused = sorted(set(objects) - set(samples) - set(errors))
     table = summary_frame(samples, warnings)
     if not table.empty:
         table["flag"] = table["warnings"] > 0
@@ -95,6 +96,9 @@ def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, 
         sections.append(
             ("Refused", "<p>No samples written for " + esc(", ".join(refused)) + ".</p>")
         )
+    if errors:
+        items = "".join(f"<li><b>{esc(k)}</b>: {esc(e)}</li>" for k, e in errors.items())
+        sections.append(("Could not be used", f"<ul>{items}</ul>"))
     for title, key in (("Warnings", "warnings"), ("Notes", "notes")):
         said = [(k, w) for k, v in objects.items() for w in v.get(key, [])]
         if said:
