@@ -300,6 +300,41 @@ def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
     )
 
 
+def test_assume_snr_serves_a_file_without_errors_and_refuses_a_meaningless_snr(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    """A table with no error column: `posterior sample` told the user to state a typical S/N
+    with --assume-snr, an option only fit and predict had. It now takes it (noted), and every
+    command refuses an S/N that is not positive and finite before reading anything (fit
+    raised a ValueError traceback at --assume-snr 0)."""
+    from typer.testing import CliRunner
+
+    from atmospec import library
+    from atmospec.cli.main import app
+
+    s = library.load("10249_10068")  # 2MASSW J0036+1821
+    keep = ~s.mask
+    wave, flux = s.wavelength[keep].tolist(), s.flux[keep].tolist()
+    rows = [f"{w!r},{f!r}" for w, f in zip(wave, flux, strict=True)]
+    bare = tmp_path / "no_errors.csv"
+    bare.write_text("\n".join(["wavelength [um],flux [W m-2 um-1]", *rows]))
+    out = tmp_path / "post"
+    args = ["posterior", "sample", str(bare), "--assume-snr", "20", "--n", "300", "-o", str(out)]
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
+    assert res.exit_code == 0, res.output
+    notes = json.loads((out / "posterior.json").read_text())["objects"]["no_errors"]["notes"]
+    assert notes[0] == "uncertainties assumed: constant sigma = median |flux| / 20 (assume_snr)"
+    assert not any("above the S/N range" in n for n in notes)  # S/N 20 is inside 3-30
+    for command in (["fit", "-g", "dback24"], ["predict"], ["posterior", "sample"]):
+        for bad in ("0", "-5", "nan", "inf"):
+            res = CliRunner(env={"COLUMNS": "400"}).invoke(
+                app, [*command, str(bare), "--assume-snr", bad, "-o", str(tmp_path / "x")]
+            )
+            assert res.exit_code == 2, (command, bad, res.output)
+            assert "must be a positive finite S/N" in res.output, (command, bad)
+    assert not (tmp_path / "x").exists()
+
+
 def test_posterior_sample_brings_a_high_snr_spectrum_into_the_npe_range(
     splat_dir: Path, tmp_path: Path
 ) -> None:

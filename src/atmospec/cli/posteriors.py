@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from atmospec.cli.predict import Aperture, FluxUnit, Resolution, WaveUnit, stated_resolution_option
+from atmospec.cli.predict import (
+    Aperture,
+    AssumeSnr,
+    FluxUnit,
+    Resolution,
+    WaveUnit,
+    stated_resolution_option,
+)
 
 __all__ = ["register"]
 
@@ -65,6 +72,7 @@ def sample(
     flux_unit: FluxUnit = None,
     resolution: Resolution = None,
     aperture: Aperture = None,
+    assume_snr: AssumeSnr = None,
 ) -> None:
     """Draw posterior samples: one CSV per spectrum, and the run's record in posterior.json.
 
@@ -97,7 +105,11 @@ def sample(
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
     from atmospec.posteriors.degrade import degrade_into_range, degraded_note
-    from atmospec.prediction.coverage import min_resolution_of, prepare_input
+    from atmospec.prediction.coverage import (
+        assumed_uncertainty,
+        min_resolution_of,
+        prepare_input,
+    )
     from atmospec.prediction.predictor import Predictor
     from atmospec.prediction.routing import NPEDomain, noise_snr
     from atmospec.report.posterior import POSTERIOR_RECORD
@@ -133,6 +145,11 @@ def sample(
         sp = load_target(str(f), wave_unit=wave_unit, flux_unit=flux_unit, aperture=aperture)
         if stated is not None:
             sp.meta["resolution"] = stated
+        said = []
+        if assume_snr is not None:  # a file without (usable) errors, as fit and predict take it
+            sigma, assumed_errors = assumed_uncertainty(sp, assume_snr)
+            sp = sp.copy(uncertainty=sigma)
+            said.append(assumed_errors)
         # A spectrum above the NPE's S/N range is brought into it on its own pixels, so that
         # the draws, the domain check and the OOD score below all read the same spectrum; the
         # grid's misfit is judged on the spectrum as observed.
@@ -140,9 +157,10 @@ def sample(
         sp, snr = degrade_into_range(
             sp, axis_snr, domain.snr_range[1], np.random.default_rng([seed, 1])
         )
-        notes = [degraded_note(snr, domain.snr_range, seed)] if snr > domain.snr_range[1] else []
+        if snr > domain.snr_range[1]:
+            said.append(degraded_note(snr, domain.snr_range, seed))
         draws = est.sample(sp, n=n, seed=seed)
-        return observed, sp, draws, notes, edge_warnings(draws, est.param_names_, est.bounds_, grid)
+        return observed, sp, draws, said, edge_warnings(draws, est.param_names_, est.bounds_, grid)
 
     failed = 0
     for f in files:

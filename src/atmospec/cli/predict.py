@@ -41,9 +41,20 @@ Coverage = Annotated[
 MaxMasked = Annotated[
     float, typer.Option("--max-masked", help="gaps, mask: largest masked fraction.")
 ]
+
+
+def _positive_snr(value: float | None) -> float | None:
+    """``--assume-snr`` is a positive, finite S/N (or not given)."""
+    if value is not None and not 0.0 < value < float("inf"):  # also refuses nan
+        raise typer.BadParameter(f"must be a positive finite S/N, not {value}")
+    return value
+
+
 AssumeSnr = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--assume-snr", help="Constant S/N for spectra without errors."),
+    typer.Option(
+        "--assume-snr", help="Constant S/N for spectra without errors.", callback=_positive_snr
+    ),
 ]
 Draws = Annotated[int, typer.Option("--draws", help="Monte Carlo draws per spectrum.")]
 PartitionSize = Annotated[
@@ -353,8 +364,6 @@ def run_batch_command(
         )
     if not 0.0 <= max_masked <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--max-masked must be a fraction in [0, 1], not {max_masked}")
-    if assume_snr is not None and not 0.0 < assume_snr < float("inf"):
-        raise typer.BadParameter(f"--assume-snr must be a positive finite S/N, not {assume_snr}")
     try:
         options = BatchOptions(
             model=model,
