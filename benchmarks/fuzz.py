@@ -705,6 +705,32 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
         invoke(args)
         return out
 
+    def options_of(command: list[str], opts: tuple[str, ...], last: list[str]) -> Any:
+        """Edge values for a command's numeric options (on a valid spectrum file)."""
+
+        def call(path: Path) -> Any:
+            seed = int.from_bytes(path.read_bytes()[:8].ljust(8, b"\0"), "little")
+            rng = np.random.default_rng(seed)
+            out = path.parent / "opts-out"
+            spec = path.parent / "spec.txt"
+            spec.write_bytes(seeds["txt"][0])
+            args = ["--quiet", *command, str(spec), "--out", str(out)]
+            for opt in opts:
+                if rng.random() < 0.4:
+                    args += [opt, option_values[int(rng.integers(len(option_values)))]]
+            invoke(args + last)
+            return out
+
+        return call
+
+    fit_options = options_of(
+        ["fit", "--grid", str(grid_path)],
+        ("--distance-pc", "--sys-floor", "--top", "--assume-snr", "--resolution", "--seed"),
+        [],
+    )
+    posterior_options = options_of(
+        ["posterior", "sample"], ("--n", "--seed", "--assume-snr", "--resolution"), ["--n", "64"]
+    )
     written = lambda out, _path: _written_leak(out) if Path(out).exists() else None  # noqa: E731
     return [
         Target("cli fit", "spec.txt", seeds["txt"], fit_cli, "text", 0.4, written),
@@ -723,6 +749,16 @@ def _cli_targets(work: Path, grid_path: Path, seeds: dict[str, list[bytes]]) -> 
         Target(
             "cli posterior sample", "spec.txt", seeds["txt"], posterior_cli, "text", 0.15, written
         ),
+        Target("cli fit options", "seed.bin", [b"\0" * 8], fit_options, "binary", 0.1, written),
+        Target(
+            "cli posterior options",
+            "seed.bin",
+            [b"\0" * 8],
+            posterior_options,
+            "binary",
+            0.1,
+            written,
+        ),  # fmt: skip
     ]
 
 

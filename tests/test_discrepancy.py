@@ -331,7 +331,7 @@ def test_assume_snr_serves_a_file_without_errors_and_refuses_a_meaningless_snr(
                 app, [*command, str(bare), "--assume-snr", bad, "-o", str(tmp_path / "x")]
             )
             assert res.exit_code == 2, (command, bad, res.output)
-            assert "must be a positive finite S/N" in res.output, (command, bad)
+            assert "must be a finite number > 0" in res.output, (command, bad)
     assert not (tmp_path / "x").exists()
 
 

@@ -39,6 +39,20 @@ def test_an_unresolved_line_gets_the_models_width_and_keeps_its_equivalent_width
     assert out.meta["resolution"] == 120.0
 
 
+def test_a_stated_resolving_power_near_the_largest_float_is_an_unresolved_one() -> None:
+    # `fit --resolution 1e308` ended in an OverflowError (1 / R**2 squared R first). Any R far
+    # above the models' is the same statement: the line is smoothed to the models' width alone.
+    w = _high_res(2e-5, 1.0, 1.5)
+    line = 1.0 - 0.6 * np.exp(-0.5 * ((w - 1.25) / 1e-5) ** 2)
+    flux = {}
+    for r in (1e6, 1e308):
+        s = Spectrum(w, line, np.full(w.size, 0.01), meta={"resolution": r})
+        out, notes = to_model_resolution(s, SPEX_PRISM_R)
+        assert notes and out.meta["resolution"] == 120.0
+        flux[r] = out.flux
+    np.testing.assert_allclose(flux[1e308], flux[1e6], atol=1e-9)
+
+
 def test_binned_errors_are_those_of_the_pixels_in_each_bin() -> None:
     # White noise of sigma 0.05 per pixel: the smoothing grid has ten bins per model FWHM
     # (lambda / dlambda = 1200), so each holds lambda / (1200 * 6e-5 um) pixels and keeps the

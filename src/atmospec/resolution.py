@@ -433,7 +433,7 @@ def _smoothed(spectrum: Spectrum, good: NDArray[np.bool_], r_model: float, r_in:
     fine = _grid(float(spectrum.wavelength[good][0]), float(spectrum.wavelength[good][-1]), r_model)
     binned = _binned(spectrum, good, fine)
     box = 1.0 / (_OVERSAMPLE * r_model)
-    inv2 = 1.0 / r_model**2 - 1.0 / r_in**2 - _BOX_FWHM2 * box**2
+    inv2 = (1.0 / r_model) ** 2 - (1.0 / r_in) ** 2 - _BOX_FWHM2 * box**2  # no overflow at huge R
     sigma = np.sqrt(max(inv2, 0.0)) * _FWHM_TO_SIGMA
     data = ~binned.mask
     if sigma <= 0:

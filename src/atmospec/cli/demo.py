@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
+
 __all__ = ["register"]
 
 
@@ -13,7 +15,7 @@ def demo_cmd(
     out: Path = typer.Option(Path("atmospec-demo"), "--out", "-o", help="Output folder."),
     n_field: int = typer.Option(12, "--n-field", help="L and T field dwarfs from the library."),
     nested: bool = typer.Option(True, "--nested/--no-nested", help="Nested sampling of HD 3651B."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Random seed."),
 ) -> None:
     """Predict benchmark brown dwarfs beside chi-square fits and literature; write OUT/report.html.
 

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
+
 __all__ = ["register"]
 
 group = typer.Typer(help="Model discrepancy learned from real SpeX library spectra.")
@@ -16,7 +18,9 @@ group = typer.Typer(help="Model discrepancy learned from real SpeX library spect
 def fit_cmd(
     grid: str = typer.Option(..., "--grid", help="Grid name: dback24, btsettl08, burrows06."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for discrepancy.safetensors/.json."),
-    seed: int = typer.Option(0, help="Seed of the split of objects into fit / evaluation."),
+    seed: int = typer.Option(
+        0, min=0, max=SEED_MAX, help="Seed of the split of objects into fit / evaluation."
+    ),
     snr_min: float = typer.Option(20.0, "--snr-min", help="Minimum median S/N of spectra."),
     n_modes: int = typer.Option(6, "--modes", help="Correlated modes per Teff bin."),
     n_iter: int = typer.Option(2, "--iter", help="Refits with the learned covariance."),
@@ -100,7 +104,9 @@ def calibrate_cmd(
         "and evolutionary models).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json."),
-    seed: int = typer.Option(0, help="Seed of the split of companions into halves."),
+    seed: int = typer.Option(
+        0, min=0, max=SEED_MAX, help="Seed of the split of companions into halves."
+    ),
     draws: int = typer.Option(1000, help="Draws per spectrum."),
     max_field: int = typer.Option(150, "--max-field", help="At most this many field dwarfs."),
 ) -> None:

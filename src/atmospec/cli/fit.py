@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX, finite
 from atmospec.cli.predict import (
     Aperture,
     AssumeSnr,
@@ -48,7 +49,10 @@ def fit_cmd(
     grid: str = typer.Option(..., "--grid", "-g", help="Grid name (atmospec grids) or .h5 path."),
     method: str = typer.Option("chi2", help="chi2 (best grid node) or nested (dynesty)."),
     distance_pc: Optional[float] = typer.Option(  # noqa: UP045
-        None, "--distance-pc", help="Distance [pc]: radius from the scale (calibrated flux)."
+        None,
+        "--distance-pc",
+        help="Distance [pc]: radius from the scale (calibrated flux).",
+        callback=finite(0.0, low_open=True),
     ),
     inflate_errors: bool = typer.Option(
         False,
@@ -56,11 +60,14 @@ def fit_cmd(
         help="Fit an error-inflation floor (chi2: chi2_red=1 at the best node; nested: sampled).",
     ),
     sys_floor: Optional[float] = typer.Option(  # noqa: UP045
-        None, "--sys-floor", help="chi2: fixed systematic floor, fraction of median |flux|."
+        None,
+        "--sys-floor",
+        help="chi2: fixed systematic floor, fraction of median |flux| (0-1).",
+        callback=finite(0.0, 1.0),
     ),
-    nlive: int = typer.Option(250, help="nested: live points."),
-    seed: int = typer.Option(0, help="nested: random seed."),
-    top: int = typer.Option(5, help="chi2: show this many best nodes."),
+    nlive: int = typer.Option(250, min=2, max=100_000, help="nested: live points."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="nested: random seed."),
+    top: int = typer.Option(5, min=0, help="chi2: show this many best nodes."),
     no_discrepancy: bool = typer.Option(
         False,
         "--no-discrepancy",

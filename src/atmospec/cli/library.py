@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from atmospec.cli._checks import finite
+
 __all__ = ["register"]
 
 _JSON_COLUMNS = (
@@ -53,7 +55,9 @@ def _plain(value: Any) -> Any:
 
 def library_cmd(
     spt: Optional[str] = typer.Option(None, help="Spectral-type range, e.g. L0-T8 or T5."),  # noqa: UP045
-    snr_min: Optional[float] = typer.Option(None, "--snr-min", help="Minimum median S/N."),  # noqa: UP045
+    snr_min: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--snr-min", help="Minimum median S/N.", callback=finite(0.0)
+    ),
     quality: Optional[list[str]] = typer.Option(  # noqa: UP045
         None, help="Quality flag(s): OK, POOR, BG (repeatable)."
     ),

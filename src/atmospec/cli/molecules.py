@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
+
 __all__ = ["register"]
 
 train_app = typer.Typer(add_completion=False, help="Rebuild the molecule classifier.")
@@ -21,7 +23,7 @@ def train_cmd(
         "(default: the WASP-39b JWST file in the shared data).",
     ),
     n: int = typer.Option(24000, "--n", help="Number of simulated planets (70/15/15 split)."),
-    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    seed: int = typer.Option(1, "--seed", min=0, max=SEED_MAX, help="Random seed."),
     training_set: Optional[str] = typer.Option(  # noqa: UP045
         None, "--training-set", help="HDF5 training set: reused if it exists, else written."
     ),

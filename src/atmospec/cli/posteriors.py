@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
 from atmospec.cli.predict import (
     Aperture,
     AssumeSnr,
@@ -58,8 +59,10 @@ def sample(
         ..., help="Spectra to read (any format atmospec reads), or SpeX library keys."
     ),
     model: str = typer.Option("npe_dback24", "--model", "-m", help="Shipped NPE name or folder."),
-    n: int = typer.Option(10_000, "--n", help="Posterior samples per spectrum."),
-    seed: int = typer.Option(0, "--seed"),
+    n: int = typer.Option(
+        10_000, "--n", min=1, max=10_000_000, help="Posterior samples per spectrum."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     out: Path = typer.Option(Path("posteriors"), "--out", "-o", help="Output folder."),
     refuse_outside: bool = typer.Option(
         False,
@@ -258,7 +261,9 @@ def calibrate_cmd(
     ),
     n_tests: int | None = typer.Option(None, "--n-tests", help="Test spectra (default: config)."),
     n_samples: int | None = typer.Option(None, "--n-samples", help="Draws per test spectrum."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the test split."),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, max=SEED_MAX, help="Seed of the test split."
+    ),
 ) -> None:
     """Measure the coverage of an NPE on its held-out simulation split (SBC, HPD, TARP)."""
     from atmospec.posteriors.pipeline import calibrate_model

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX, finite
+
 __all__ = ["register", "run_batch_command"]
 
 # The options of a batch prediction, shared by `atmospec predict` and `atmospec scale predict`
@@ -41,19 +43,12 @@ Coverage = Annotated[
 MaxMasked = Annotated[
     float, typer.Option("--max-masked", help="gaps, mask: largest masked fraction.")
 ]
-
-
-def _positive_snr(value: float | None) -> float | None:
-    """``--assume-snr`` is a positive, finite S/N (or not given)."""
-    if value is not None and not 0.0 < value < float("inf"):  # also refuses nan
-        raise typer.BadParameter(f"must be a positive finite S/N, not {value}")
-    return value
-
-
 AssumeSnr = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
-        "--assume-snr", help="Constant S/N for spectra without errors.", callback=_positive_snr
+        "--assume-snr",
+        help="Constant S/N for spectra without errors.",
+        callback=finite(0.0, low_open=True),
     ),
 ]
 Draws = Annotated[int, typer.Option("--draws", help="Monte Carlo draws per spectrum.")]
@@ -68,13 +63,13 @@ Precision = Annotated[
 ]
 Threads = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option("--threads", help="Engine threads (per Dask worker: default 1)."),
+    typer.Option("--threads", min=1, max=1024, help="Engine threads (per Dask worker: default 1)."),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed.")]
 Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Per object PNG figures.")]
-MaxPlots = Annotated[int, typer.Option("--max-plots", help="Figures for this many objects.")]
+MaxPlots = Annotated[int, typer.Option("--max-plots", min=0, help="Figures for this many objects.")]
 Show = Annotated[
-    int, typer.Option("--show", help="Print the answers of this many objects (0: none).")
+    int, typer.Option("--show", min=0, help="Print the answers of this many objects (0: none).")
 ]
 NoOod = Annotated[bool, typer.Option("--no-ood", help="Skip the out-of-distribution score.")]
 RetryFailed = Annotated[
@@ -88,7 +83,9 @@ Scheduler = Annotated[
 ]
 Workers = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option("--workers", help="Run on a local Dask cluster of this many processes."),
+    typer.Option(
+        "--workers", min=1, max=1024, help="Run on a local Dask cluster of this many processes."
+    ),
 ]
 Grids = Annotated[
     Optional[str],  # noqa: UP045
@@ -194,9 +191,13 @@ def predict_cmd(
     out: Out = Path("atmospec-predict"),
     library: bool = typer.Option(False, "--library", help="Predict SpeX library spectra."),
     spt: Optional[str] = typer.Option(None, "--spt", help="Library: type range, e.g. L0-T8."),  # noqa: UP045
-    snr_min: Optional[float] = typer.Option(None, "--snr-min", help="Library: minimum S/N."),  # noqa: UP045
+    snr_min: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--snr-min", help="Library: minimum S/N.", callback=finite(0.0)
+    ),
     quality: Optional[str] = typer.Option(None, "--quality", help="Library: OK, POOR, BG."),  # noqa: UP045
-    limit: Optional[int] = typer.Option(None, "--limit", help="Library: at most this many."),  # noqa: UP045
+    limit: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--limit", min=1, help="Library: at most this many."
+    ),
     catalog: Optional[Path] = typer.Option(  # noqa: UP045
         None,
         "--catalog",

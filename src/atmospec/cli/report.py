@@ -15,7 +15,7 @@ def report_cmd(
     out: Optional[Path] = typer.Option(  # noqa: UP045
         None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."
     ),
-    max_objects: int = typer.Option(60, "--max-objects", help="Embed figures of this many."),
+    max_objects: int = typer.Option(60, "--max-objects", min=0, help="Embed figures of this many."),
 ) -> None:
     """Write RUN_DIR/report.html: tables and figures embedded, no external files needed."""
     import logging

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
+
 __all__ = ["retrieve_app", "run_retrieve"]
 
 retrieve_app = typer.Typer(add_completion=False, help="Retrieve abundances with intervals.")
@@ -43,7 +45,7 @@ def retrieve_cmd(
     dlogz: float = typer.Option(0.5, "--dlogz", help="Nested sampling stops at this ln Z gain."),
     n_train: int = typer.Option(20000, "--n-train", help="Simulated planets to train the NPE."),
     train_minutes: float = typer.Option(8.0, "--train-minutes", help="NPE training budget."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Random seed."),
     depth_unit: Optional[str] = typer.Option(  # noqa: UP045
         None, "--depth-unit", help="Depth unit when the file does not say: ppm, percent, fraction."
     ),

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX, finite
 from atmospec.cli.predict import (
     Aperture,
     AssumeSnr,
@@ -167,7 +168,9 @@ def store_cmd(
     axis: str = typer.Option("spex-dense", "--axis", help="Wavelength axis preset."),
     pattern: str = typer.Option("*", "--pattern", help="Folder: file name pattern."),
     spt: Optional[str] = typer.Option(None, "--spt", help="Library: type range, e.g. L0-T8."),  # noqa: UP045
-    snr_min: Optional[float] = typer.Option(None, "--snr-min", help="Library: minimum S/N."),  # noqa: UP045
+    snr_min: Optional[float] = typer.Option(  # noqa: UP045
+        None, "--snr-min", help="Library: minimum S/N.", callback=finite(0.0)
+    ),
     quality: Optional[str] = typer.Option(None, "--quality", help="Library: OK, POOR, BG."),  # noqa: UP045
     chunk_rows: int = typer.Option(512, "--chunk-rows", help="Spectra per chunk."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Folder: leave out unreadable files."),
@@ -207,7 +210,7 @@ def shards_cmd(
     shards: Optional[int] = typer.Option(None, "--shards", help="Shard files (default: workers)."),  # noqa: UP045
     block_size: int = typer.Option(1024, "--block-size", help="Rows per seeded block."),
     axis: str = typer.Option("spex-dense", "--axis", help="Target wavelength axis preset."),
-    seed: int = typer.Option(0, "--seed", help="Global seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Global seed."),
     merge: Optional[Path] = typer.Option(None, "--merge", help="Also join into this .h5 file."),  # noqa: UP045
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHED),  # noqa: UP045
     workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes."),  # noqa: UP045

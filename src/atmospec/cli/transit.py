@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from atmospec.cli._checks import SEED_MAX
+
 __all__ = ["register"]
 
 transit_app = typer.Typer(
@@ -22,7 +24,9 @@ def simulate_cmd(
         ..., "--out", "-o", help="Dataset folder to write (Ariel raw layout)."
     ),
     planets: int = typer.Option(10, "--planets", min=1, help="Number of planets."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (planet i uses stream (seed, i))."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=SEED_MAX, help="Random seed (planet i uses stream (seed, i))."
+    ),
     exposures: int = typer.Option(400, "--exposures", min=2, help="AIRS-CH0 CDS exposures."),
     clean: bool = typer.Option(False, "--clean", help="No noise and no systematics."),
 ) -> None:
@@ -163,7 +167,7 @@ def train_cnn_cmd(
         "fall inside the 68 % intervals; likelihood: the likelihood fit alone.",
     ),
     epochs: int = typer.Option(40, "--epochs", min=1),
-    seed: int = typer.Option(1, "--seed"),
+    seed: int = typer.Option(1, "--seed", min=0, max=SEED_MAX),
 ) -> None:
     """Train a transit CNN on simulated planets, calibrate its sigmas on others, and save it.
 
