@@ -31,10 +31,11 @@ def finite(
         >>> check = finite(0.0, low_open=True)
         >>> check(2.5), check(None)
         (2.5, None)
-        >>> check(float("nan"))
-        Traceback (most recent call last):
-        ...
-        click.exceptions.BadParameter: must be a finite number > 0, not nan
+        >>> try:
+        ...     check(float("nan"))
+        ... except typer.BadParameter as err:
+        ...     print(err)
+        must be a finite number > 0, not nan
     """
     parts = []
     if low is not None:

@@ -195,9 +195,7 @@ def predict_cmd(
         None, "--snr-min", help="Library: minimum S/N.", callback=finite(0.0)
     ),
     quality: Optional[str] = typer.Option(None, "--quality", help="Library: OK, POOR, BG."),  # noqa: UP045
-    limit: Optional[int] = typer.Option(  # noqa: UP045
-        None, "--limit", min=1, help="Library: at most this many."
-    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Library: at most this many."),  # noqa: UP045
     catalog: Optional[Path] = typer.Option(  # noqa: UP045
         None,
         "--catalog",
