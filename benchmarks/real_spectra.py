@@ -61,6 +61,11 @@ Routes, in one run:
       rather than the default ``gaps`` serves one VL-G spectrum (11710_11307) whose five bluest
       model bins fall on NaN pixels at the end of its range; the two agree on every other
       spectrum of the sets.
+  ``posterior_sample``: ``atmospec posterior sample`` (the shipped NPE: Diamondback alone with
+      its model of mismatch; spectra above its S/N range brought to 29.7) on the same keys,
+      ``--n`` as predict's draws; any warning it gives (posterior at a grid edge, outside the
+      NPE's domain, unlike its training spectra, misfit, flux unit) is the flag. Comparison
+      only: its interval leaves out the spread between grids and their shared error.
   ``grid_<name>``: each grid's own answer, from the per-grid columns of the uncalibrated
       ``predict`` table (median and 68 % interval only; no flags): what the combination and
       the calibration start from.
@@ -318,6 +323,36 @@ def predict_route(
             and isinstance(v, (int, float, np.number))
         }
         rows[str(rec["source"])] = {**q, "flag": bool(any(bool(rec[c]) for c in flags))}
+    return rows
+
+
+def posterior_route(keys: list[str], n: int, tmp: Path) -> dict[str, dict[str, Any]]:
+    """``atmospec posterior sample`` on the keys (the shipped NPE: Diamondback alone, with its
+    model of mismatch); quantiles of its samples, and a flag where it warned (any warning).
+    Spectra it cannot use (its axis not filled) have no row."""
+    out = tmp / "posterior"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from atmospec.cli.main import main; main()",
+        "--quiet",
+        "posterior",
+        "sample",
+        *keys,
+        "--n",
+        str(n),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 3):  # 3: some spectra could not be used (recorded)
+        raise RuntimeError(f"posterior sample failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    record = json.loads((out / "posterior.json").read_text())
+    rows = {}
+    for key, obj in record["objects"].items():
+        if obj.get("samples"):
+            samples = pd.read_csv(out / obj["samples"])
+            rows[key] = {**_quantiles(samples), "flag": bool(obj["warnings"])}
     return rows
 
 
@@ -658,6 +693,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             routes["predict_uncalibrated"] = predict_route(keys, draws, Path(tmp), False)
             routes["predict"] = predict_route(keys + extra, draws, Path(tmp))
+            routes["posterior_sample"] = posterior_route(keys, draws, Path(tmp))
     if "predict_uncalibrated" in routes:
         # Each grid's own answer (the table's per-grid columns; no 95 % interval there): what
         # the combination starts from.
