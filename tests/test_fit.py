@@ -320,6 +320,12 @@ def test_fit_of_one_band_says_so_and_widens(splat_dir: Path) -> None:
         return float(q.iloc[1] - q.iloc[0]) / 2
 
     assert half_width(part) > 3 * half_width(whole)
+    # Photon noise only (--no-discrepancy) rests on the same band: the same note, without the
+    # misfit threshold's clause (there is no misfit test then); nothing for the whole spectrum.
+    plain = fit(band, grid, method="chi2", discrepancy=None)
+    said = [n for n in plain.notes if n.startswith("the fitted pixels (1.10-1.34 um) cover ")]
+    assert said and said[0].endswith("rest on that part of the spectrum alone"), plain.notes
+    assert not any(n.startswith("the fitted pixels") for n in fit(s, grid, discrepancy=None).notes)
 
 
 def test_a_fit_in_the_grids_edge_cell_of_teff_or_beyond_its_mismatch_is_warned_of(

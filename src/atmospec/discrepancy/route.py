@@ -44,6 +44,11 @@ def resolve_discrepancy(
     from atmospec.errors import DataNotFoundError, IncompatibleModelError
 
     if option is None:
+        # photon noise only: the fit still rests on the bands the pixels cover
+        try:
+            _share_note(shipped_model(grid.name).wavelength, data, grid.name, notes, "")
+        except DataNotFoundError:
+            pass  # no range the grid's spectra were judged on
         return None
     if isinstance(option, str):
         if option != "auto":
@@ -69,18 +74,28 @@ def resolve_discrepancy(
             f"{int(outside.sum())} pixels lie outside the discrepancy model's {lo:.2f}-{hi:.2f} "
             "um; they take its value at the nearest end"
         )
-    share, band = covered_share(model.wavelength, data.wavelength)
-    if share < 0.5:
-        notes.append(
-            f"the fitted pixels ({band}) cover {share:.0%} of the {lo:.2f}-{hi:.2f} um "
-            f"that the {model.grid} model of mismatch was learned on: the parameters rest on "
-            "that part of the spectrum alone, and the misfit threshold was set on whole spectra"
-        )
+    _share_note(
+        model.wavelength, data, model.grid, notes, ", and the misfit threshold was set on whole "
+        "spectra",
+    )  # fmt: skip
     notes.append(
         f"model discrepancy {model.grid}/{model.instrument} v{model.version} added to the "
         "covariance (fractional floor + correlated modes learned from real library spectra)"
     )
     return model
+
+
+def _share_note(axis: FloatArray, data: FitData, grid: str, notes: list[str], tail: str) -> None:
+    """The note for fitted pixels that cover less than half of the range the grid's model of
+    mismatch was learned on (one band of a SpeX spectrum, say)."""
+    share, band = covered_share(axis, data.wavelength)
+    if share < 0.5:
+        lo, hi = float(axis[0]), float(axis[-1])
+        notes.append(
+            f"the fitted pixels ({band}) cover {share:.0%} of the {lo:.2f}-{hi:.2f} um "
+            f"that the {grid} model of mismatch was learned on: the parameters rest on "
+            f"that part of the spectrum alone{tail}"
+        )
 
 
 def covered_share(axis: FloatArray, pixels: FloatArray) -> tuple[float, str]:
