@@ -277,14 +277,17 @@ def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
     bare = tmp_path / "no_errors.csv"
     bare.write_text("wavelength [um],flux [W m-2 um-1]\n1.0,1e-15\n1.1,1.1e-15\n1.2,1.2e-15\n")
     blue = "11710_11307"  # a VL-G L1 whose bluest pixels are NaN: bins missing from the NPE's axis
+    red = tmp_path / "optical.csv"  # 0.60-0.64 um: nowhere on the NPE's axis
+    red.write_text("wavelength [um],flux,error\n0.60,1.0,0.1\n0.62,1.1,0.1\n0.64,1.2,0.1\n")
     out = tmp_path / "post"
-    args = ["posterior", "sample", str(bare), good, blue, "--n", "300", "-o", str(out)]
+    args = ["posterior", "sample", str(bare), good, blue, str(red), "--n", "300", "-o", str(out)]
     res = CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
     assert res.exit_code == 3, res.output
     text = " ".join(res.output.split())
     assert f"{bare}: error: the spectrum has no uncertainties" in text  # named once
     assert f"{blue}: error:" in text
-    assert "2 of 3 files could not be used" in text
+    assert "does not overlap the NPE npe_dback24 axis (0.852-2.449 um)" in text  # once "the the"
+    assert "3 of 4 files could not be used" in text
     rec = json.loads((out / "posterior.json").read_text())["objects"]
     assert rec[good]["samples"] == f"{good}_samples.csv" and (out / rec[good]["samples"]).is_file()
     assert "has no uncertainties" in rec[bare.stem]["error"], rec[bare.stem]

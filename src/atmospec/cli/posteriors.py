@@ -135,6 +135,7 @@ def sample(
             max_masked_fraction=1.0,
             min_resolution=min_resolution_of(grid),
             model_resolution=resolution_of(grid),
+            model=f"NPE {model}",
         )
 
     def axis_snr(spectrum: Any) -> float:

@@ -179,6 +179,16 @@ def _to_model_units(spectrum: Spectrum, notes: list[str]) -> Spectrum:
     return out
 
 
+def _the(model: str) -> str:
+    """``model`` with one leading "the" ("model X" -> "the model X"; "the model" stays).
+
+    Example:
+        >>> _the("model dback24-spex"), _the("the model")
+        ('the model dback24-spex', 'the model')
+    """
+    return model if model.startswith("the ") else f"the {model}"
+
+
 def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) -> None:
     lo, hi = float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])
     if hi >= wave[0] and lo <= wave[-1]:
@@ -193,11 +203,11 @@ def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) ->
             break
     if hint:
         raise UnitError(
-            f"{spectrum.source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap the "
-            f"{model} axis {wave[0]:.3f}-{wave[-1]:.3f} um{hint}"
+            f"{spectrum.source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap "
+            f"{_the(model)} axis {wave[0]:.3f}-{wave[-1]:.3f} um{hint}"
         )
     raise CoverageError(
-        f"{spectrum.source}: the spectrum ({lo:.4g}-{hi:.4g} um) does not overlap the {model} "
+        f"{spectrum.source}: the spectrum ({lo:.4g}-{hi:.4g} um) does not overlap {_the(model)} "
         f"axis ({wave[0]:.3f}-{wave[-1]:.3f} um); use a model trained for this wavelength range"
     )
 
