@@ -186,6 +186,26 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None
 
 
+def test_fit_names_the_unit_a_file_that_misses_the_grid_looks_like(tmp_path: Path) -> None:
+    # A table headed "wavelength [um]" holding Angstroms: predict and posterior sample said
+    # "they look like 'AA'"; fit said only "0 usable pixels overlap ... spans 6492-25605 um".
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    w = np.linspace(6500.0, 25500.0, 300)
+    rows = [f"{x:.1f},{1.0 + 0.5 * np.sin(x / 3000.0):.4f},0.05" for x in w]
+    path = tmp_path / "angstrom.csv"
+    path.write_text("\n".join(["wavelength [um],flux [W m-2 um-1],error [W m-2 um-1]", *rows]))
+    from atmospec.errors import UnitError
+
+    res = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["fit", str(path), "-g", "dback24"])
+    assert isinstance(res.exception, UnitError), res.output  # the CLI prints it, exit 2
+    said = str(res.exception)
+    assert "do not overlap the dback24 grid" in said and "they look like 'AA'" in said
+    assert "--wave-unit AA" in said
+
+
 def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(
     splat_dir: Path, tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ import warnings
 
 from atmospec.errors import UnitError
 
-__all__ = ["parse_unit", "check_wave_unit", "check_flux_unit", "unit_kind"]
+__all__ = ["parse_unit", "check_wave_unit", "check_flux_unit", "unit_kind", "wave_unit_hint"]
 
 # Compact spellings found in real headers (SpeX library YUNITS) and common aliases.
 _UNIT_ALIASES = {
@@ -157,3 +157,23 @@ def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> s
             "line, flux_unit= in Python"
         )
     return unit
+
+
+def wave_unit_hint(lo: float, hi: float, axis_lo: float, axis_hi: float) -> str:
+    """What unit wavelengths read as micron (``lo``-``hi``) that miss a model axis
+    (``axis_lo``-``axis_hi`` um) look like, as a sentence tail naming the option; ``""`` when
+    no common unit would bring them onto it.
+
+    Example:
+        >>> wave_unit_hint(6500.0, 25600.0, 0.9, 2.45)[:24]
+        "; they look like 'AA': b"
+        >>> wave_unit_hint(3.0, 5.0, 0.9, 2.45)
+        ''
+    """
+    for factor, unit in ((1e4, "AA"), (1e3, "nm"), (1e-4, "cm"), (1e-6, "m")):
+        if lo / factor <= axis_hi and hi / factor >= axis_lo:
+            return (
+                f"; they look like {unit!r}: build the Spectrum with wave_unit={unit!r} "
+                f"(or pass --wave-unit {unit} / read(..., wave_unit={unit!r}))"
+            )
+    return ""

@@ -193,14 +193,9 @@ def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) ->
     lo, hi = float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])
     if hi >= wave[0] and lo <= wave[-1]:
         return
-    hint = ""
-    for factor, unit in ((1e4, "AA"), (1e3, "nm"), (1e-4, "cm"), (1e-6, "m")):
-        if lo / factor <= wave[-1] and hi / factor >= wave[0]:
-            hint = (
-                f"; they look like {unit!r}: build the Spectrum with wave_unit={unit!r} "
-                f"(or pass --wave-unit {unit} / read(..., wave_unit={unit!r}))"
-            )
-            break
+    from atmospec.io.units import wave_unit_hint
+
+    hint = wave_unit_hint(lo, hi, float(wave[0]), float(wave[-1]))
     if hint:
         raise UnitError(
             f"{spectrum.source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap "
