@@ -301,6 +301,18 @@ def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
     assert (
         json.loads((none / "posterior.json").read_text())["objects"][bare.stem]["samples"] is None
     )
+    # Two files of one name would write one NAME_samples.csv (the second silently replaced
+    # the first, and posterior.json kept one record): refused before anything is read.
+    (tmp_path / "a").mkdir()
+    twin = tmp_path / "a" / bare.name
+    twin.write_text(bare.read_text())
+    same = tmp_path / "same"
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(
+        app, ["posterior", "sample", str(bare), str(twin), "-o", str(same)]
+    )
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "would both write no_errors_samples.csv" in said, said
+    assert not same.exists()
 
 
 def test_assume_snr_serves_a_file_without_errors_and_refuses_a_meaningless_snr(

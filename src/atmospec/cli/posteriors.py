@@ -117,6 +117,14 @@ def sample(
     from atmospec.prediction.routing import NPEDomain, noise_snr
     from atmospec.report.posterior import POSTERIOR_RECORD
 
+    stems: dict[str, Path] = {}
+    for f in files:  # every file writes NAME_samples.csv: two of one name would overwrite
+        if Path(f).stem in stems:
+            raise typer.BadParameter(
+                f"{stems[Path(f).stem]} and {f} would both write {Path(f).stem}_samples.csv "
+                f"in {out}: give the files distinct names, or sample them in separate runs"
+            )
+        stems[Path(f).stem] = Path(f)
     est = load_model(model, kind="npe")
     grid = grid_of(est.meta_)
     domain = NPEDomain.of(est, model)
