@@ -405,3 +405,22 @@ def test_npe_ood_does_not_flag_field_dwarfs_brought_to_the_top_of_its_snr_range(
     assert sum(flags["read at S/N"][:12]) == 0, flags
     assert sum(flags["one threshold"][:12]) >= 3, flags
     assert flags["read at S/N"][12]  # the M5 dwarf
+
+
+def test_a_spectrum_below_every_members_snr_range_is_answered_with_a_note(dback: Any) -> None:
+    """At S/N 2 the NPE (3-30) refuses and the CNN (trained at S/N 10-300) answers from noisier
+    copies than it ever learned from: the row says so. Inside the ranges nothing is said."""
+    from atmospec.prediction.predictor import Predictor
+
+    pred = Predictor("default", ood=False, draws=300)
+    point = {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}
+    faint = _spectrum(dback, point, 2.0, 3, "faint")
+    fine = _spectrum(dback, point, 20.0, 3, "fine")
+    tab = pred.predict([faint, fine]).table()
+    assert tab["model_id"][0].startswith(CNN)
+    said = [n for n in tab["notes"][0].split("; ") if "below the S/N 10-300" in n]
+    # each member reads S/N on its own axis: the CNN's wider bins average more noise (~3.4)
+    assert len(said) == 1 and float(said[0].split()[1]) < 5, tab["notes"][0]
+    assert "below the S/N" not in tab["notes"][1]
+    cnn = Predictor(CNN, ood=False, draws=300).predict([fine]).table()
+    assert "below the S/N" not in cnn["notes"][0]

@@ -128,6 +128,20 @@ class EstimatorMember(_AxisMember):
 
     kind = "estimator"
 
+    def prepare(
+        self,
+        spectrum: Spectrum,
+        policy: CoveragePolicy,
+        max_masked_fraction: float,
+        assume_snr: float | None,
+    ) -> ModelInput:
+        from atmospec.prediction.routing import below_trained_snr
+
+        inp = super().prepare(spectrum, policy, max_masked_fraction, assume_snr)
+        note = below_trained_snr(self.meta, self.name, inp.flux, inp.sigma)
+        inp.notes.extend([note] if note else [])
+        return inp
+
     def __init__(
         self,
         estimator: Estimator,

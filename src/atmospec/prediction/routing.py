@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NPEDomain",
     "noise_snr",
+    "below_trained_snr",
     "SelectionPolicy",
     "RoutedInput",
 ]
@@ -37,6 +38,34 @@ def noise_snr(flux: NDArray[np.float64], sigma: NDArray[np.float64]) -> float:
     from atmospec.posteriors.degrade import noise_snr_rows
 
     return float(noise_snr_rows(flux, sigma)[0])
+
+
+def below_trained_snr(
+    meta: dict[str, Any], model: str, flux: NDArray[np.float64], sigma: NDArray[np.float64]
+) -> str:
+    """The note for a spectrum below the S/N range a learned estimator was trained on (its
+    recipe's ``snr``), or ``""``: its intervals then come from noisier copies of the spectrum
+    than any it learned from (wide, but not calibrated there).
+
+    Example:
+        >>> flux, sigma = np.full(5, 1.0), np.full(5, 0.5)
+        >>> below_trained_snr({"recipe": {"snr": [10, 300]}}, "cnn", flux, sigma)[:45]
+        'S/N 2 is below the S/N 10-300 cnn was trained'
+        >>> below_trained_snr({}, "cnn", flux, sigma)
+        ''
+    """
+    trained = (meta.get("recipe") or {}).get("snr")
+    if not trained:
+        return ""
+    lo, hi = float(min(trained)), float(max(trained))
+    snr = noise_snr(flux, sigma)
+    if not (np.isfinite(snr) and snr < lo):
+        return ""
+    return (
+        f"S/N {snr:.3g} is below the S/N {lo:g}-{hi:g} {model} was trained on (median flux / "
+        "median error on its axis): its intervals come from noisier copies of the spectrum "
+        "than any it learned from, wide but not calibrated there"
+    )
 
 
 @dataclass(frozen=True)
