@@ -288,6 +288,11 @@ def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
     assert f"{blue}: error:" in text
     assert "does not overlap the NPE npe_dback24 axis (0.852-2.449 um)" in text  # once "the the"
     assert "3 of 4 files could not be used" in text
+    assert "1 of 4 files sampled" in text and "0 refused (--refuse-outside), 3 unusable" in text
+    summary = json.loads((out / "posterior.json").read_text())["summary"]
+    assert {k: summary[k] for k in ("files", "sampled", "refused", "unusable")} == {
+        "files": 4, "sampled": 1, "refused": 0, "unusable": 3,
+    }  # fmt: skip
     rec = json.loads((out / "posterior.json").read_text())["objects"]
     assert rec[good]["samples"] == f"{good}_samples.csv" and (out / rec[good]["samples"]).is_file()
     assert "has no uncertainties" in rec[bare.stem]["error"], rec[bare.stem]
@@ -295,6 +300,7 @@ def test_posterior_sample_goes_on_past_a_file_it_cannot_use(
     assert not (out / f"{blue}_samples.csv").exists()
     page = write_report(out).read_text()
     assert "<h2>Could not be used</h2>" in page and "NPE reads every bin" in page
+    assert "4: 1 sampled" in page
     none = tmp_path / "none"
     res = CliRunner().invoke(app, ["posterior", "sample", str(bare), "--n", "300", "-o", str(none)])
     assert res.exit_code == 4, res.output

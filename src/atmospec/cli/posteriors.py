@@ -232,10 +232,23 @@ def sample(
         "between grids and their shared systematic error (in `atmospec predict`'s combined "
         "intervals) are not in it"
     )
+    summary = {
+        "files": len(files),
+        "sampled": sum(1 for o in objects.values() if o.get("samples")),
+        "with_warnings": sum(1 for o in objects.values() if o.get("warnings")),
+        "refused": refused,
+        "unusable": failed,
+    }
     record = provenance(seed=seed, grid=grid or None, model=next(iter(checker.members)))
-    record.update(command="posterior sample", n=n, intervals=scope, objects=objects)
+    record.update(
+        command="posterior sample", n=n, intervals=scope, summary=summary, objects=objects
+    )
     write_json(out / POSTERIOR_RECORD, record)
     typer.secho(f"{model}: {scope}", err=True)
+    typer.echo(
+        f"{summary['sampled']} of {len(files)} files sampled, {summary['with_warnings']} with "
+        f"warnings, {refused} refused (--refuse-outside), {failed} unusable: {out / POSTERIOR_RECORD}"
+    )
     if failed:
         typer.secho(
             f"{failed} of {len(files)} files could not be used (each reason is in "

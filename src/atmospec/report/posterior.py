@@ -57,6 +57,23 @@ def _corner_html(frame: Any, caption: str) -> str:
     return png_html(buf.getvalue(), caption)
 
 
+def _summary_text(summary: Any) -> str:
+    """One line of a run's counts (older records have none).
+
+    Example:
+        >>> _summary_text({"files": 3, "sampled": 2, "with_warnings": 1, "refused": 0,
+        ...                "unusable": 1})
+        '3: 2 sampled, 1 with warnings, 0 refused, 1 unusable'
+    """
+    if not isinstance(summary, dict):
+        return ""
+    return (
+        f"{summary.get('files', '')}: {summary.get('sampled', '')} sampled, "
+        f"{summary.get('with_warnings', '')} with warnings, {summary.get('refused', '')} "
+        f"refused, {summary.get('unusable', '')} unusable"
+    )
+
+
 def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
     """Title and sections of the page: the run (model, seed, what the intervals are), the
     summary table (flagged rows for objects with warnings), each warning, the corner plots of
@@ -78,6 +95,7 @@ def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, 
         ("model", rec.get("model", "")),
         ("grid", rec.get("grid", "")),
         ("samples per object", rec.get("n", "")),
+        ("files", _summary_text(rec.get("summary"))),
         ("seed", rec.get("seed", "")),
         ("atmospec", dict(rec.get("versions", {})).get("atmospec", "")),
         ("created", rec.get("created", "")),
