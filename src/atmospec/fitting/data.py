@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
+from atmospec.errors import CoverageError, InvalidSpectrumError
 from atmospec.resolution import model_smoothing, to_model_resolution
 from atmospec.transforms import check_coverage, resampling_matrix
 
@@ -157,15 +157,13 @@ def prepare(
     use = valid & covered & inside
     n_fit = int(use.sum())
     if n_fit < 10:
-        from atmospec.io.units import wave_unit_hint
+        from atmospec.io.units import unit_slip_error
 
         glo, ghi = float(grid.wavelength[0]), float(grid.wavelength[-1])
-        hint = wave_unit_hint(float(wave[0]), float(wave[-1]), glo, ghi)
-        if hint and (wave[0] > ghi or wave[-1] < glo):  # nothing overlaps: a unit slip?
-            raise UnitError(
-                f"{src}: wavelengths {wave[0]:.4g}-{wave[-1]:.4g} (read as micron) do not "
-                f"overlap the {grid.name} grid ({glo:.3f}-{ghi:.3f} um){hint}"
-            )
+        grid_text = f"the {grid.name} grid ({glo:.3f}-{ghi:.3f} um)"
+        slip = unit_slip_error(src, float(wave[0]), float(wave[-1]), glo, ghi, grid_text)
+        if slip is not None:  # nothing overlaps, and a common unit would: a unit slip
+            raise slip
         raise CoverageError(
             f"{src}: only {n_fit} usable pixels overlap the {grid.name} grid "
             f"({grid.wavelength[0]:.3f}-{grid.wavelength[-1]:.3f} um); the spectrum spans "

@@ -9,7 +9,7 @@ import warnings
 
 from atmospec.errors import UnitError
 
-__all__ = ["parse_unit", "check_wave_unit", "check_flux_unit", "unit_kind", "wave_unit_hint"]
+__all__ = ["parse_unit", "check_wave_unit", "check_flux_unit", "unit_kind", "unit_slip_error"]
 
 # Compact spellings found in real headers (SpeX library YUNITS) and common aliases.
 _UNIT_ALIASES = {
@@ -159,21 +159,27 @@ def check_flux_unit(unit: str | None, *, source: str, column: str = "flux") -> s
     return unit
 
 
-def wave_unit_hint(lo: float, hi: float, axis_lo: float, axis_hi: float) -> str:
-    """What unit wavelengths read as micron (``lo``-``hi``) that miss a model axis
-    (``axis_lo``-``axis_hi`` um) look like, as a sentence tail naming the option; ``""`` when
-    no common unit would bring them onto it.
+def unit_slip_error(
+    source: str, lo: float, hi: float, axis_lo: float, axis_hi: float, missed: str
+) -> UnitError | None:
+    """The error for wavelengths read as micron (``lo``-``hi``) that miss a model's axis
+    (``axis_lo``-``axis_hi`` um, described by ``missed``) entirely but would land on it in a
+    common unit, naming that unit and the option; None when they overlap it or no common unit
+    fits (then the spectrum simply covers another range).
 
     Example:
-        >>> wave_unit_hint(6500.0, 25600.0, 0.9, 2.45)[:24]
-        "; they look like 'AA': b"
-        >>> wave_unit_hint(3.0, 5.0, 0.9, 2.45)
-        ''
+        >>> str(unit_slip_error("x.csv", 6500.0, 25600.0, 0.9, 2.45, "the grid"))[:79]
+        'x.csv: wavelengths 6500-2.56e+04 (read as micron) do not overlap the grid; they'
+        >>> unit_slip_error("x.csv", 3.0, 5.0, 0.9, 2.45, "the grid") is None
+        True
     """
+    if hi >= axis_lo and lo <= axis_hi:
+        return None
     for factor, unit in ((1e4, "AA"), (1e3, "nm"), (1e-4, "cm"), (1e-6, "m")):
         if lo / factor <= axis_hi and hi / factor >= axis_lo:
-            return (
-                f"; they look like {unit!r}: build the Spectrum with wave_unit={unit!r} "
+            return UnitError(
+                f"{source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap "
+                f"{missed}; they look like {unit!r}: build the Spectrum with wave_unit={unit!r} "
                 f"(or pass --wave-unit {unit} / read(..., wave_unit={unit!r}))"
             )
-    return ""
+    return None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from atmospec.errors import CoverageError, InvalidSpectrumError, UnitError
+from atmospec.errors import CoverageError, InvalidSpectrumError
 from atmospec.io.flux_density import MODEL_FLUX_UNIT
 from atmospec.resolution import SPEX_PRISM_MIN_R, stated_resolution, to_model_resolution
 
@@ -193,14 +193,12 @@ def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) ->
     lo, hi = float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])
     if hi >= wave[0] and lo <= wave[-1]:
         return
-    from atmospec.io.units import wave_unit_hint
+    from atmospec.io.units import unit_slip_error
 
-    hint = wave_unit_hint(lo, hi, float(wave[0]), float(wave[-1]))
-    if hint:
-        raise UnitError(
-            f"{spectrum.source}: wavelengths {lo:.4g}-{hi:.4g} (read as micron) do not overlap "
-            f"{_the(model)} axis {wave[0]:.3f}-{wave[-1]:.3f} um{hint}"
-        )
+    axis = f"{_the(model)} axis {wave[0]:.3f}-{wave[-1]:.3f} um"
+    slip = unit_slip_error(spectrum.source, lo, hi, float(wave[0]), float(wave[-1]), axis)
+    if slip is not None:
+        raise slip
     raise CoverageError(
         f"{spectrum.source}: the spectrum ({lo:.4g}-{hi:.4g} um) does not overlap {_the(model)} "
         f"axis ({wave[0]:.3f}-{wave[-1]:.3f} um); use a model trained for this wavelength range"
@@ -327,7 +325,7 @@ def prepare_input(
         ...
         atmospec.errors.CoverageError: flat: the spectrum covers 1.000-2.000 um but the model reads 1.474-2.526 um: 10 of 20 bins (2.026-2.500 um) lie outside it...
     """
-    from atmospec.transforms import bin_edges, resampling_matrix
+    from atmospec.transforms import bin_edges, check_coverage, resampling_matrix
 
     if policy not in POLICIES:
         raise ValueError(f"coverage policy must be 'gaps', 'refuse' or 'mask', not {policy!r}")
@@ -387,7 +385,7 @@ def prepare_input(
         if policy == "gaps":
             # A run of invalid pixels at an end of the spectrum is no hole: the data stop there.
             w_valid = spectrum.wavelength[valid]
-            beyond = ~resampling_matrix(wave, w_valid)[1]
+            beyond = ~check_coverage(w_valid, wave, policy="mask")
             if beyond.any():
                 raise CoverageError(
                     f"{src}: its valid pixels span {w_valid[0]:.3f}-{w_valid[-1]:.3f} um (the "
