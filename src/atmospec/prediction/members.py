@@ -94,11 +94,14 @@ class _AxisMember:
         max_masked_fraction: float,
         assume_snr: float | None,
     ) -> ModelInput:
-        """The spectrum on this member's axis under a coverage policy."""
+        """The spectrum on this member's axis under a coverage policy, noted when its S/N lies
+        below the range a learned estimator's recipe trained it at (an NPE's S/N domain is
+        its routing's to judge; its record holds no recipe)."""
         from atmospec.grids import resolution_of
         from atmospec.prediction.coverage import prepare_input
+        from atmospec.prediction.routing import below_trained_snr
 
-        return prepare_input(
+        inp = prepare_input(
             spectrum,
             self.wavelength,
             policy=policy,
@@ -108,6 +111,9 @@ class _AxisMember:
             min_resolution=trained_min_resolution(self.meta, self.grid_name),
             model_resolution=resolution_of(self.grid_name),
         )
+        note = below_trained_snr(self.meta, self.name, inp.flux, inp.sigma)
+        inp.notes.extend([note] if note else [])
+        return inp
 
     @property
     def ood_key(self) -> str:
@@ -127,20 +133,6 @@ class EstimatorMember(_AxisMember):
     """
 
     kind = "estimator"
-
-    def prepare(
-        self,
-        spectrum: Spectrum,
-        policy: CoveragePolicy,
-        max_masked_fraction: float,
-        assume_snr: float | None,
-    ) -> ModelInput:
-        from atmospec.prediction.routing import below_trained_snr
-
-        inp = super().prepare(spectrum, policy, max_masked_fraction, assume_snr)
-        note = below_trained_snr(self.meta, self.name, inp.flux, inp.sigma)
-        inp.notes.extend([note] if note else [])
-        return inp
 
     def __init__(
         self,
