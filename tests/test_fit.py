@@ -202,6 +202,7 @@ def test_fit_names_the_unit_a_file_that_misses_the_grid_looks_like(tmp_path: Pat
     res = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["fit", str(path), "-g", "dback24"])
     assert isinstance(res.exception, UnitError), res.output  # the CLI prints it, exit 2
     said = str(res.exception)
+    assert said.startswith(f"{path}: wavelengths 6500-2.55e+04 (read as micron)"), said
     assert "do not overlap the dback24 grid" in said and "they look like 'AA'" in said
     assert "--wave-unit AA" in said
 
