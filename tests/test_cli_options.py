@@ -47,6 +47,24 @@ def test_every_command_summary_is_one_line():
     assert not ragged, f"summaries over several lines: {ragged}"
 
 
+def test_command_help_paragraphs_flow_as_one_text():
+    # The help renderer keeps a docstring's line breaks inside every paragraph after the
+    # first, so `atmospec predict --help` in an 80-column terminal broke its sentences twice
+    # ("An interrupted run resumes where it" / "stopped" / "when rerun ..."). In a terminal
+    # wide enough for a whole paragraph, each sentence now reads on one line.
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, ["predict", "--help"], terminal_width=400, env={"COLUMNS": "400"})
+    assert res.exit_code == 0
+    assert "An interrupted run resumes where it stopped when rerun with the same --out" in (
+        res.output
+    )
+    # a blank line between paragraphs still separates them
+    lines = [line.strip() for line in res.output.splitlines()]
+    i = next(i for i, line in enumerate(lines) if line.startswith("Exit status: 0 all spectra"))
+    assert lines[i - 1] == ""
+
+
 def test_every_seed_option_takes_only_what_numpy_and_torch_take():
     # `posterior sample --seed -1` ended in numpy's "expected non-negative integer" traceback
     # and a seed above 2**63 in torch's "Overflow when unpacking long long". Every --seed is

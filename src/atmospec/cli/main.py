@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import typer
 
@@ -48,7 +49,39 @@ def _register_all() -> None:
         module.register(app)
 
 
+def reflow(text: str) -> str:
+    """A command's help with each paragraph on one line, for the terminal to wrap.
+
+    Docstrings are wrapped at the source's line length; the help renderer keeps those line
+    breaks inside every paragraph after the first, so in a terminal narrower than the source
+    a sentence broke twice. Paragraphs (blank-line separated) stay apart; a paragraph that
+    starts with ``\\b`` keeps its lines, as click means it; anything after ``\\f`` is not help.
+
+    Example:
+        >>> reflow("First line.\\n\\nA sentence wrapped\\nat the source.\\n\\nNext.")
+        'First line.\\n\\nA sentence wrapped at the source.\\n\\nNext.'
+    """
+    head, sep, tail = inspect.cleandoc(text).partition("\f")
+    paragraphs = [
+        p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+        for p in head.split("\n\n")
+    ]
+    return "\n\n".join(paragraphs) + sep + tail
+
+
+def _reflow_helps(group: typer.Typer) -> None:
+    """Set every command's help (its docstring when none is given) to :func:`reflow`'s."""
+    for info in group.registered_commands:
+        doc = info.help if info.help is not None else inspect.getdoc(info.callback)
+        if doc:
+            info.help = reflow(doc)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _reflow_helps(sub.typer_instance)
+
+
 _register_all()
+_reflow_helps(app)
 
 
 @app.callback()

@@ -238,6 +238,7 @@ def predict_cmd(
     when rerun with the same --out and options; other options or inputs into the same --out
     are refused unless --overwrite, and one --out serves one run at a time. With --scheduler
     or --workers the partitions run on a Dask cluster: same options, same table.
+
     Exit status: 0 all spectra predicted, 3 some could not be used, 4 none could.
 
     With the default model every grid that covers the object answers too (per-grid columns,

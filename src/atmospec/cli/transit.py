@@ -75,6 +75,7 @@ def reduce_cmd(
     PLANET_ID_METHOD.ecsv (wavelength, depth, sigma) and, unless --no-figures, the white-light,
     residual and spectrum figures. A folder run also writes summary_METHOD.csv / .json (one
     row per planet) with the GLL score across planets when the dataset has labels.
+
     Exit codes: 0 all planets reduced, 2 none, 3 some.
     """
     from atmospec._logging import progress_enabled, progress_hidden
