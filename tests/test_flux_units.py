@@ -39,6 +39,34 @@ def test_flat_f_nu_becomes_lambda_to_the_minus_two_f_lambda() -> None:
         as_flux_lambda(Spectrum([1.0, 2.0], [1.0, 2.0], flux_unit="mag"))
 
 
+def test_a_flux_column_named_for_its_unit_is_read_in_that_unit(tmp_path: Path) -> None:
+    # `wavelength_um,flux_mjy,flux_err_mjy` (a photometry-style export) was refused for want
+    # of a flux column; the name states mJy as `wavelength_um` states um. Read through any
+    # reader, it converts to F_lambda like a `flux [mJy]` header: 1 mJy at 2 um is
+    # 1e-26 erg/s/cm2/Hz * c / (2 um)^2 = 7.495e-13 erg/s/cm2/um. A name and a unit that
+    # disagree, or errors named for another unit, are refused with both named.
+    from astropy.table import Table
+
+    w = np.array([1.0, 1.5, 2.0])
+    f, e = np.ones(3), np.full(3, 0.1)
+    named = _write_csv(tmp_path / "named.csv", "wavelength_um,Flux_mJy,flux_err_mJy", w, f, e)
+    s = io.read(named)
+    assert s.flux_unit == "mJy" and ASSUMED_KEY not in s.meta
+    out, _ = as_flux_lambda(s)
+    assert out.flux[2] == pytest.approx(1e-26 * C_UM_PER_S / 4.0, rel=1e-6)
+    Table({"wave": w, "fnu_jy": f, "err_jy": e}, units={"wave": "um"}).write(
+        tmp_path / "named.ecsv"
+    )
+    assert io.read(tmp_path / "named.ecsv").flux_unit == "Jy"
+    clash = _write_csv(tmp_path / "clash.csv", "wavelength_um,flux_mjy [Jy],error", w, f, e)
+    with pytest.raises(UnitError, match="'flux_mjy.*' is named for 'mJy' but its unit is 'Jy'"):
+        io.read(clash)
+    assert io.read(clash, flux_unit="Jy").flux_unit == "Jy"  # the caller decides
+    mixed = _write_csv(tmp_path / "mixed.csv", "wavelength_um,flux_mjy,err_jy", w, f, e)
+    with pytest.raises(UnitError, match="mixed.csv: error column 'err_jy' is named for 'Jy'"):
+        io.read(mixed)
+
+
 def test_readers_record_a_flux_unit_they_had_to_assume(tmp_path: Path) -> None:
     # A table with no flux unit is read as relative F_lambda, and says so; a unit in the
     # header, one passed by the caller, or a file atmospec wrote (its relative flux is

@@ -30,6 +30,7 @@ __all__ = [
     "open_text",
     "parse_unit",
     "wave_column_unit",
+    "flux_column_unit",
     "check_wave_unit",
     "check_flux_unit",
     "find_column",
@@ -67,7 +68,23 @@ WAVE_NAMES = (
     "wavelength_aa",
     "wavelength_angstrom",
 )
-FLUX_NAMES = ("flux", "f_lambda", "flam", "f_nu", "fnu", "flux_density", "fluxdensity")
+_JANSKY = {"jy": "Jy", "mjy": "mJy", "ujy": "uJy"}
+FLUX_NAME_UNITS = {
+    f"{stem}_{suffix}": unit
+    for stem in ("flux", "f_nu", "fnu", "flux_density")
+    for suffix, unit in _JANSKY.items()
+}
+"""The unit a flux column's own name states (normalised name -> unit): ``flux_mjy``,
+``fnu_jy``... (a flux density per unit frequency; F_lambda names carry no unit this way)."""
+ERROR_NAME_UNITS = {
+    f"{stem}_{suffix}": unit
+    for stem in ("error", "err", "flux_error", "flux_err", "e_flux", "fnu_err", "f_nu_err")
+    for suffix, unit in _JANSKY.items()
+}
+"""The unit an error column's own name states (``flux_err_mjy``...): it must be the flux's."""
+FLUX_NAMES = ("flux", "f_lambda", "flam", "f_nu", "fnu", "flux_density", "fluxdensity") + tuple(
+    FLUX_NAME_UNITS
+)
 ERROR_NAMES = (
     "error",
     "err",
@@ -87,6 +104,7 @@ ERROR_NAMES = (
     "f_nu_error",
     "f_nu_err",
     "noise",
+    *ERROR_NAME_UNITS,
 )
 WAVE_NAME_UNITS = {
     "wavelength_um": "um",
@@ -202,21 +220,70 @@ def wave_column_unit(column: str, unit: str | None, *, source: str) -> str | Non
         >>> wave_column_unit("wave", None, source="x.csv") is None
         True
     """
+    return _named_unit(column, unit, WAVE_NAME_UNITS, "wavelength", "wave", source=source)
+
+
+def flux_column_unit(
+    column: str, unit: str | None, error_column: str | None = None, *, source: str
+) -> str | None:
+    """The flux unit of ``column``: its header/metadata ``unit``, else the one its name
+    states (``flux_mjy``, ``fnu_jy``...; see ``FLUX_NAME_UNITS``); None when neither says.
+    A name and a unit that disagree are refused, naming both, and so is an error column
+    named for another unit than the flux's (``flux_mjy`` beside ``err_jy``).
+
+    Example:
+        >>> flux_column_unit("Flux_mJy", None, "flux_err_mJy", source="x.csv")
+        'mJy'
+        >>> flux_column_unit("flux", "erg / (s cm2 AA)", source="x.csv")
+        'erg / (s cm2 AA)'
+        >>> flux_column_unit("flux", None, source="x.csv") is None
+        True
+    """
+    funit = _named_unit(column, unit, FLUX_NAME_UNITS, "flux", "flux", source=source)
+    named_err = ERROR_NAME_UNITS.get(normalise_column(error_column or ""))
+    if named_err is not None and not _same_unit(funit, named_err):
+        said = f"is in {funit!r}" if funit else "has no unit"
+        raise UnitError(
+            f"{source}: error column '{error_column}' is named for {named_err!r} but the flux "
+            f"column '{column}' {said}; errors are read in the flux's unit, so "
+            + (
+                "write both columns in one unit"
+                if funit
+                else "state it: --flux-unit on the command line, flux_unit= in Python"
+            )
+        )
+    return funit
+
+
+def _same_unit(a: str | None, b: str) -> bool:
     import astropy.units as u
 
+    try:
+        return a is not None and u.Unit(a) == u.Unit(b)
+    except ValueError:
+        return False
+
+
+def _named_unit(
+    column: str,
+    unit: str | None,
+    named_units: Mapping[str, str],
+    role: str,
+    option: str,
+    *,
+    source: str,
+) -> str | None:
+    """A column's unit from its header/metadata ``unit`` or else its name (``named_units``);
+    a name and a unit that disagree are refused, naming both."""
     parsed = parse_unit(unit, source=source, column=column)
-    named = WAVE_NAME_UNITS.get(normalise_column(column))
+    named = named_units.get(normalise_column(column))
     if parsed is None or named is None:
         return parsed if parsed is not None else named
-    try:
-        same = u.Unit(parsed) == u.Unit(named)
-    except ValueError:
-        same = False
-    if not same:
+    if not _same_unit(parsed, named):
         raise UnitError(
-            f"{source}: wavelength column '{column}' is named for {named!r} but its unit is "
-            f"{parsed!r}; correct one of them or give the unit: --wave-unit on the command "
-            "line, wave_unit= in Python"
+            f"{source}: {role} column '{column}' is named for {named!r} but its unit is "
+            f"{parsed!r}; correct one of them or give the unit: --{option}-unit on the "
+            f"command line, {option}_unit= in Python"
         )
     return parsed
 

@@ -22,9 +22,9 @@ from atmospec.io._common import (
     check_flux_unit,
     check_wave_unit,
     find_column,
+    flux_column_unit,
     match_columns,
     open_text,
-    parse_unit,
     wave_column_unit,
 )
 from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
@@ -264,7 +264,11 @@ def _from_table(
         units = table.units or [None] * len(names)
         # an explicit unit overrides the file's, so a file's contradiction is not raised
         wu = None if wave_unit else wave_column_unit(names[iw], units[iw], source=source)
-        fu = parse_unit(units[jf], source=source, column=names[jf])
+        fu = (
+            None
+            if flux_unit is not None
+            else flux_column_unit(names[jf], units[jf], ce, source=source)
+        )
         labels = [names[iw], names[jf]]
     wunit = check_wave_unit(wave_unit or wu, source=source, column=labels[0])
     funit = check_flux_unit(

@@ -30,10 +30,10 @@ from atmospec.io._common import (
     check_flux_unit,
     check_wave_unit,
     find_column,
+    flux_column_unit,
     match_columns,
     meta_from_json,
     open_text,
-    parse_unit,
     wave_column_unit,
 )
 from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
@@ -376,7 +376,7 @@ def spectrum_from_table(
     wunit = check_wave_unit(
         wave_unit or wave_column_unit(cw, unit_of(cw), source=src), source=src, column=cw
     )
-    file_unit = parse_unit(unit_of(cf), source=src, column=cf)
+    file_unit = None if flux_unit is not None else flux_column_unit(cf, unit_of(cf), ce, source=src)
     funit = check_flux_unit(
         flux_unit if flux_unit is not None else file_unit, source=src, column=cf
     )
