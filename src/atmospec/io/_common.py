@@ -234,8 +234,8 @@ def flux_column_unit(
     Example:
         >>> flux_column_unit("Flux_mJy", None, "flux_err_mJy", source="x.csv")
         'mJy'
-        >>> flux_column_unit("flux", "erg / (s cm2 AA)", source="x.csv")
-        'erg / (s cm2 AA)'
+        >>> flux_column_unit("flux", "Jy", source="x.csv")
+        'Jy'
         >>> flux_column_unit("flux", None, source="x.csv") is None
         True
     """
