@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from atmospec.data import require, shared_data
 from atmospec.errors import DataNotFoundError
+
+# Property tests draw the same examples on every run (a test suite that fails one run in a
+# hundred is not a check); HYPOTHESIS_PROFILE=explore draws new ones to look for failures.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)

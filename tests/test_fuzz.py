@@ -134,6 +134,7 @@ def test_error_column_is_an_exact_synonym_or_refused(names: list[str]) -> None:
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(values=st.lists(st.tuples(_EDGE, _EDGE, _EDGE), min_size=1, max_size=30))
+@example(values=[(1.0, 0.0, 0.0), (2.0, 0.0, 0.0)])
 def test_text_tables_of_edge_numbers(tmp_path_factory, values) -> None:
     """A reader returns a spectrum without NaN where unmasked, or an atmospec error."""
     from atmospec.io import read_text
@@ -147,7 +148,12 @@ def test_text_tables_of_edge_numbers(tmp_path_factory, values) -> None:
         return
     use = ~spec.mask
     assert np.isfinite(spec.wavelength).all() and np.isfinite(spec.flux[use]).all()
-    assert (spec.uncertainty[use] > 0).all()
+    if spec.uncertainty is None:
+        # no usable error at all (every one zero or negative): read as no errors and said
+        # so, for --assume-snr or a refusal to name (hypothesis found [(1, 0, 0), (2, 0, 0)])
+        assert "uncertainties are zero, negative or missing" in spec.meta["errors_unusable"]
+    else:
+        assert (spec.uncertainty[use] > 0).all()
 
 
 # ------------------------------------------------ regressions: cases the fuzzer found
