@@ -56,12 +56,13 @@ def reflow(text: str) -> str:
     breaks inside every paragraph after the first, so in a terminal narrower than the source
     a sentence broke twice. Paragraphs (blank-line separated) stay apart; a paragraph that
     starts with ``\\b`` keeps its lines, as click means it; anything after ``\\f`` is not help.
+    The docs' literal quotes (two backticks) become one, as the other help text writes them.
 
     Example:
-        >>> reflow("First line.\\n\\nA sentence wrapped\\nat the source.\\n\\nNext.")
-        'First line.\\n\\nA sentence wrapped at the source.\\n\\nNext.'
+        >>> reflow("First line.\\n\\nA sentence wrapped\\nat the ``source``.\\n\\nNext.")
+        'First line.\\n\\nA sentence wrapped at the `source`.\\n\\nNext.'
     """
-    head, sep, tail = inspect.cleandoc(text).partition("\f")
+    head, sep, tail = inspect.cleandoc(text).replace("``", "`").partition("\f")
     paragraphs = [
         p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
         for p in head.split("\n\n")
