@@ -204,7 +204,9 @@ def test_discrepancy_widens_hd3651b_to_include_its_evolutionary_teff(splat_dir: 
     assert q["p2.5"] < 785.0 < q["p97.5"]
     assert q["p97.5"] - q["p2.5"] > 100.0
     assert res.to_dict()["discrepancy"]["grid"] == "btsettl08"
-    assert any("model discrepancy" in n for n in res.notes)
+    note = next(n for n in res.notes if "model discrepancy" in n)
+    # one grid's model error, and the note says what the interval leaves out
+    assert "not the spread between grids or the error they share" in note
 
 
 def test_temperature_gives_repeat_pulls_of_unit_spread() -> None:

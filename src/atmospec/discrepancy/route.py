@@ -80,7 +80,10 @@ def resolve_discrepancy(
     )  # fmt: skip
     notes.append(
         f"model discrepancy {model.grid}/{model.instrument} v{model.version} added to the "
-        "covariance (fractional floor + correlated modes learned from real library spectra)"
+        "covariance (fractional floor + correlated modes learned from real library spectra): "
+        f"the intervals hold {model.grid}'s own model error, not the spread between grids or "
+        "the error they share (`atmospec predict` combines grids and corrects for that error "
+        "with labelled objects)"
     )
     return model
 
