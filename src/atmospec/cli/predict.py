@@ -359,9 +359,7 @@ def run_batch_command(
             "already pin the 2.5 and 97.5 % percentiles to ~1 % of sigma)"
         )
     if partition_size < 1:
-        raise typer.BadParameter(
-            f"--chunk / --partition-size must be >= 1 spectra, not {partition_size}"
-        )
+        raise typer.BadParameter(f"--chunk / --partition-size must be >= 1, not {partition_size}")
     if not 0.0 <= max_masked <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--max-masked must be a fraction in [0, 1], not {max_masked}")
     try:
@@ -475,13 +473,14 @@ def run_batch_command(
             "column)",
             highlight=False,
         )
-    if multi and run.n_predicted:
-        console.print(
-            "grids: "
-            + escape(", ".join(r.describe() for r in predictor.routes))
-            + " (per-grid columns, outside_grid, misfit_flag, grids_disagree: the table)"
+    if run.n_predicted:  # what the intervals are: several grids, or what one leaves out
+        what = (
+            "grids: " + ", ".join(r.describe() for r in predictor.routes) + " (per-grid columns, "
+            "outside_grid, misfit_flag, grids_disagree: the table)"
+            if multi
+            else f"intervals: {predictor.scope}"
         )
-    if run.n_predicted:
+        console.print(escape(what))
         console.print(f"[dim]write an HTML page with: atmospec report {escape(str(out))}[/]")
     if not run.complete:
         raise IncompleteRunError(

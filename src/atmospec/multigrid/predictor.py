@@ -298,7 +298,7 @@ class MultiGridPredictor:
     def intervals(self) -> str:
         """What the percentiles of this predictor's rows are (:meth:`Predictor.intervals` of
         each learned grid's, within the mixture of grids)."""
-        return self._intervals(self.primary.intervals)
+        return self._intervals(self.primary.base_intervals)
 
     def predict(self, spectra: Any) -> MultiGridResult:
         """Predict one spectrum or a list (Spectrum objects or file paths)."""

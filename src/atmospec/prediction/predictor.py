@@ -22,6 +22,7 @@ from atmospec.prediction.result import (
     NPE_INTERVALS_NOTE,
     PredictionResult,
     concat_rows,
+    interval_scope,
     subset_rows,
 )
 from atmospec.prediction.routing import RoutedInput
@@ -219,15 +220,29 @@ class Predictor:
     @property
     def intervals(self) -> str:
         """What the percentiles of this predictor's rows are: the NPE's posterior, the
-        network's Monte Carlo, or each for its rows with a chain that serves rows with either
-        (recorded in a batch run's ``run.json`` and its tables' header).
+        network's Monte Carlo, or each for its rows with a chain that serves rows with either,
+        and what they hold of model error (:attr:`scope`); recorded in a batch run's
+        ``run.json`` and its tables' header.
 
         Example:
             >>> Predictor("default").intervals[:32]
             'rows the NPE serves: percentiles'
-            >>> Predictor("dback24-spex").intervals[:33]
-            'predictive percentiles of Monte C'
+            >>> Predictor("t-dwarf").intervals.split("; ")[-1][:52]
+            "the model's training spectra were exact grid spectra"
         """
+        return f"{self.base_intervals}; {self.scope}"
+
+    @property
+    def scope(self) -> str:
+        """What the intervals hold of real spectra's model error (one sentence per kind of
+        training among the members; :func:`~atmospec.prediction.result.interval_scope`)."""
+        said = [interval_scope(m.meta, m.kind) for m in self.members.values()]
+        return "; ".join(dict.fromkeys(said))
+
+    @property
+    def base_intervals(self) -> str:
+        """How the percentiles are made, without :attr:`scope` (a multi-grid answer, which
+        holds what one grid's leaves out, quotes this)."""
         from atmospec.prediction.members import NPEMember
 
         npe = any(isinstance(m, NPEMember) for m in self.members.values())
@@ -377,12 +392,14 @@ class Predictor:
         t0 = time.perf_counter()
         items = spectra if isinstance(spectra, (list, tuple)) else [spectra]
         inputs = [self.prepare(read_spectrum(s)) for s in items]
-        return self.predict_inputs(
+        res = self.predict_inputs(
             inputs,
             t0=t0,
             provenance_record=self._provenance(),
             grid_model_fn=grid_model_on_axis,
         )
+        res.intervals = f"{res.intervals}; {self.scope}"
+        return res
 
     def _provenance(self) -> dict[str, Any]:
         from atmospec._fileio import provenance

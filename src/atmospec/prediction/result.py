@@ -53,6 +53,34 @@ NPE_INTERVALS_NOTE = (
 )
 
 
+def interval_scope(meta: dict[str, Any], kind: str) -> str:
+    """What a learned model's intervals hold of the model error real spectra carry, from its
+    record: the model of mismatch its training spectra were given realisations of (a CNN's
+    ``recipe``, an NPE's ``config``), or none.
+
+    Example:
+        >>> interval_scope({"recipe": {"discrepancy": "dback24-spex"}}, "cnn")[:54]
+        "the model's training spectra carried model error (dbac"
+        >>> interval_scope({"recipe": {}}, "cnn")[:52]
+        "the model's training spectra were exact grid spectra"
+    """
+    from atmospec.training.discrepancy_augment import model_error_spec
+
+    record = meta.get("config") if kind == "npe" else meta.get("recipe")
+    spec = model_error_spec(record)
+    if spec is None:
+        return (
+            "the model's training spectra were exact grid spectra: the intervals leave out model "
+            "error, which on real spectra is larger than photon noise (the default model "
+            "includes it)"
+        )
+    return (
+        f"the model's training spectra carried model error ({spec[0]}, learned from real "
+        "spectra), so the intervals include that grid's; not the spread between grids or the "
+        "error they share (the default `predict`, with its grids, holds both)"
+    )
+
+
 @dataclass
 class PredictionResult:
     """Predictions for one or more spectra: samples, percentiles, OOD score, model fit.
