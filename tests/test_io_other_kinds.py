@@ -39,6 +39,27 @@ def test_a_transmission_spectrum_given_to_the_spectrum_reader_names_molecules(
     assert "atmospec molecules" not in str(err.value)
 
 
+def test_depths_without_bin_widths_name_molecules_with_the_option_that_reads_them(
+    shared_dir: Path,
+) -> None:
+    # WASP-80b's source-data table (Bell et al. 2023) has depths and no bin widths: `atmospec
+    # molecules` reads it only with --width contiguous, so the hint names that option; before,
+    # the spectrum reader's refusal had no hint at all. Its 17 column names are cut in the
+    # middle of the message, not listed whole.
+    f = _trans(shared_dir, "WASP-80b_NIRCam-F322W2.csv")
+    with pytest.raises(FileFormatError, match="no bin-width column"):
+        read_transmission(f)
+    spec = read_transmission(f, width="contiguous")
+    assert len(spec) == 23
+    with pytest.raises(FileFormatError) as err:
+        io.read(f)
+    msg = str(err.value)
+    assert "(23 bins of transit depth, 2.47-4.05 um)" in msg
+    assert "`atmospec molecules WASP-80b_NIRCam-F322W2.csv --width contiguous` reads those" in msg
+    assert "found 17 columns ['wavelength_micron', 'transit_depth', " in msg
+    assert "..., 'emission_no_h2o_upper']" in msg and "'emission_no_ch4_upper'" not in msg
+
+
 def test_a_brown_dwarf_spectrum_given_to_the_transmission_reader_names_predict(
     splat_dir: Path, tmp_path: Path
 ) -> None:

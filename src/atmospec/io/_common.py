@@ -340,7 +340,7 @@ def find_column(
             return hits[0]
         if len(hits) > 1:
             raise FileFormatError(f"{source}: several columns are named {given!r}: {hits}")
-        raise FileFormatError(f"{source}: no column named {given!r}; columns are {list(names)}")
+        raise FileFormatError(f"{source}: no column named {given!r}; found {_listed(names)}")
     hits = match_columns(names, candidates)
     option = {"wavelength": "wave_col", "flux": "flux_col", "uncertainty": "err_col"}.get(what)
     how = f" (pass {option}= / --{option.replace('_', '-')})" if option else ""
@@ -353,12 +353,35 @@ def find_column(
     if required:
         snr = match_columns(names, SNR_NAMES) if what == "uncertainty" else []
         extra = f"; {snr} hold S/N, not 1-sigma errors" if snr else ""
+        named = {*FLUX_NAME_UNITS, *ERROR_NAME_UNITS}
+        shown = [c for c in candidates if c not in named]
+        examples = "flux_mjy, fnu_jy" if what == "flux" else "flux_err_mjy, err_jy"
+        jansky = (
+            f" or one named for a jansky unit ({examples}...)"
+            if len(shown) < len(candidates)
+            else ""
+        )
         raise FileFormatError(
-            f"{source}: no {what} column; expected one of {list(candidates)} "
-            f"(case-insensitive, units in brackets ignored), found columns {list(names)}"
+            f"{source}: no {what} column; expected one of {shown}{jansky} "
+            f"(case-insensitive, units in brackets ignored), found {_listed(names)}"
             f"{extra}; name it{how}"
         )
     return None
+
+
+def _listed(names: Sequence[str], most: int = 12) -> str:
+    """``columns [...]``, the middle of a long list cut (a table of hundreds of columns).
+
+    Example:
+        >>> _listed([f"wl_{i}" for i in range(1, 284)], most=4)
+        "283 columns ['wl_1', 'wl_2', 'wl_3', ..., 'wl_283']"
+        >>> _listed(["wave", "flux"])
+        "columns ['wave', 'flux']"
+    """
+    if len(names) <= most:
+        return f"columns {list(names)}"
+    head = ", ".join(repr(str(n)) for n in names[: most - 1])
+    return f"{len(names)} columns [{head}, ..., {str(names[-1])!r}]"
 
 
 def build_spectrum(

@@ -87,11 +87,19 @@ def spectrum_hint(path: str | Path) -> str | None:
     """
     from atmospec.molecules.io import read_transmission  # refuses binary files itself
 
-    def sentence(spec: Any, path: Path) -> str:
-        return (
-            f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit "
-            f"depth, {spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
-            f"`atmospec molecules {path.name}` reads those"
-        )
+    def sentence(option: str) -> Callable[[Any, Path], str]:
+        def said(spec: Any, path: Path) -> str:
+            return (
+                f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit "
+                f"depth, {spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
+                f"`atmospec molecules {path.name}{option}` reads those"
+            )
 
-    return hint_from(path, read_transmission, sentence)
+        return said
+
+    # a table of depths without bin widths (a paper's source data) is read as contiguous bins
+    return hint_from(path, read_transmission, sentence("")) or hint_from(
+        path,
+        lambda p: read_transmission(p, width="contiguous"),
+        sentence(" --width contiguous"),
+    )
