@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "provenance",
     "is_binary",
     "first_block",
+    "listed_columns",
     "DATA_CREDITS",
 ]
 
@@ -261,3 +262,18 @@ def provenance(*, seed: int | None = None, grid: str | None = None, **extra: Any
         record["data_credits"] = credits
     record.update(extra)
     return record
+
+
+def listed_columns(names: Sequence[str], most: int = 12) -> str:
+    """``columns [...]``, the middle of a long list cut (a table of hundreds of columns).
+
+    Example:
+        >>> listed_columns([f"wl_{i}" for i in range(1, 284)], most=4)
+        "283 columns ['wl_1', 'wl_2', 'wl_3', ..., 'wl_283']"
+        >>> listed_columns(["wave", "flux"])
+        "columns ['wave', 'flux']"
+    """
+    if len(names) <= most:
+        return f"columns {list(names)}"
+    head = ", ".join(repr(str(n)) for n in names[: most - 1])
+    return f"{len(names)} columns [{head}, ..., {str(names[-1])!r}]"

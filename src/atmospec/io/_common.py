@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from atmospec._fileio import listed_columns
 from atmospec.errors import DataNotFoundError, FileFormatError, InvalidSpectrumError, UnitError
 from atmospec.io.units import check_flux_unit, check_wave_unit, parse_unit
 from atmospec.spectrum import Spectrum, invalid_pixels, validate_arrays
@@ -340,7 +341,7 @@ def find_column(
             return hits[0]
         if len(hits) > 1:
             raise FileFormatError(f"{source}: several columns are named {given!r}: {hits}")
-        raise FileFormatError(f"{source}: no column named {given!r}; found {_listed(names)}")
+        raise FileFormatError(f"{source}: no column named {given!r}; found {listed_columns(names)}")
     hits = match_columns(names, candidates)
     option = {"wavelength": "wave_col", "flux": "flux_col", "uncertainty": "err_col"}.get(what)
     how = f" (pass {option}= / --{option.replace('_', '-')})" if option else ""
@@ -363,25 +364,10 @@ def find_column(
         )
         raise FileFormatError(
             f"{source}: no {what} column; expected one of {shown}{jansky} "
-            f"(case-insensitive, units in brackets ignored), found {_listed(names)}"
+            f"(case-insensitive, units in brackets ignored), found {listed_columns(names)}"
             f"{extra}; name it{how}"
         )
     return None
-
-
-def _listed(names: Sequence[str], most: int = 12) -> str:
-    """``columns [...]``, the middle of a long list cut (a table of hundreds of columns).
-
-    Example:
-        >>> _listed([f"wl_{i}" for i in range(1, 284)], most=4)
-        "283 columns ['wl_1', 'wl_2', 'wl_3', ..., 'wl_283']"
-        >>> _listed(["wave", "flux"])
-        "columns ['wave', 'flux']"
-    """
-    if len(names) <= most:
-        return f"columns {list(names)}"
-    head = ", ".join(repr(str(n)) for n in names[: most - 1])
-    return f"{len(names)} columns [{head}, ..., {str(names[-1])!r}]"
 
 
 def build_spectrum(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec._fileio import is_binary
+from atmospec._fileio import is_binary, listed_columns
 from atmospec.errors import FileFormatError, UnitError
 from atmospec.molecules.columns import (
     COLUMN_SYNONYMS,
@@ -251,12 +251,12 @@ def _read_table(
     notes = [f"layout: {layout}; columns " + ", ".join(f"{r}={c!r}" for r, c in cols.items())]
     if "wavelength" not in cols:
         raise FileFormatError(
-            f"{path}: no wavelength column among {table.colnames}; recognised names include "
+            f"{path}: no wavelength column among {listed_columns(table.colnames)}; recognised names include "
             "wavelength, wave, wl, CENTRALWAVELNG (or --columns wavelength=NAME)"
         )
     if "depth" not in cols and "radius_ratio" not in cols:
         raise FileFormatError(
-            f"{path}: no transit-depth column among {table.colnames}; recognised names include "
+            f"{path}: no transit-depth column among {listed_columns(table.colnames)}; recognised names include "
             "depth, transit_depth, dppm, (Rp/Rs)^2, PL_TRANDEP, Rp_Rs (or --columns depth=NAME)"
         )
     # quality flags: flagged rows are left out, and said so
@@ -292,7 +292,7 @@ def _read_table(
         raw = _floats(table, cols["depth"], path)
         if "error" not in cols:
             raise FileFormatError(
-                f"{path}: no depth-error column among {table.colnames}; recognised names "
+                f"{path}: no depth-error column among {listed_columns(table.colnames)}; recognised names "
                 "include error, depth_err, dppm_err, PL_TRANDEPERR1 (or --columns error=NAME)"
             )
         err = _floats(table, cols["error"], path)
@@ -354,7 +354,7 @@ def _read_table(
     else:
         if width != "contiguous":
             raise FileFormatError(
-                f"{path}: no bin-width column among {table.colnames}; if the bins touch their "
+                f"{path}: no bin-width column among {listed_columns(table.colnames)}; if the bins touch their "
                 "neighbours, say so (option --width contiguous) or add a half_width column"
             )
         order = np.argsort(wave)
