@@ -96,6 +96,27 @@ def test_hpf_files_name_the_highres_commands(shared_dir: Path) -> None:
             read_planet(f)
 
 
+def test_an_echelle_order_given_to_predict_or_fit_names_the_highres_commands(
+    shared_dir: Path,
+) -> None:
+    # WASP-69's HPF order (8656-8768 AA, 2048 pixels) reads as a spectrum; predict refused it
+    # as "use a model trained for this wavelength range" and fit for "only 7 usable pixels"
+    # (it is smoothed onto the grid's pixels first), neither naming what models it.
+    from atmospec.errors import CoverageError
+    from atmospec.fitting.chi2 import fit_chi2
+    from atmospec.grids import load_grid
+    from atmospec.prediction.predictor import Predictor
+
+    f = shared_dir / "hpf" / "WASP_69_hpf_stack.fits"
+    said = "sampled at lambda/dlambda 159,000, it is a high-resolution spectrum: the `atmospec "
+    with pytest.raises(CoverageError) as err:
+        Predictor("dback24-spex", ood=False, draws=10).predict(io.read(f, invalid="mask"))
+    assert said in str(err.value) and "use a model trained" not in str(err.value)
+    with pytest.raises(CoverageError) as err:
+        fit_chi2(io.read(f, invalid="mask"), load_grid("btsettl08"))
+    assert "the spectrum spans 0.8656-0.8768 um; " + said in str(err.value)
+
+
 def test_a_file_no_reader_takes_gets_no_hint(tmp_path: Path) -> None:
     # a table of words: neither reader takes it, so the refusal is the reader's alone
     f = tmp_path / "notes.txt"

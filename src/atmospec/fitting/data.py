@@ -132,6 +132,7 @@ def prepare(
     # a spectrum of higher resolution than the grid's, smoothed to it on the grid's own axis
     from atmospec.grids import resolution_of
 
+    native = spectrum.wavelength  # as observed (an echelle order: for the refusal's hint)
     spectrum, smoothed = to_model_resolution(spectrum, resolution_of(grid.name), grid.wavelength)
     notes.extend(smoothed)
     # ... and one stated to resolve less gets the models smoothed to it
@@ -164,10 +165,13 @@ def prepare(
         slip = unit_slip_error(src, float(wave[0]), float(wave[-1]), glo, ghi, grid_text)
         if slip is not None:  # nothing overlaps, and a common unit would: a unit slip
             raise slip
+        from atmospec.io.other_kinds import highres_hint
+
+        fine = highres_hint(native)
         raise CoverageError(
             f"{src}: only {n_fit} usable pixels overlap the {grid.name} grid "
             f"({grid.wavelength[0]:.3f}-{grid.wavelength[-1]:.3f} um); the spectrum spans "
-            f"{wave[0]:.3f}-{wave[-1]:.3f} um"
+            f"{native[0]:.4g}-{native[-1]:.4g} um" + (f"; {fine}" if fine else "")
         )
     matrix, _ = resampling_matrix(wave, grid.wavelength)
     if smooth is not None:

@@ -199,9 +199,13 @@ def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) ->
     slip = unit_slip_error(spectrum.source, lo, hi, float(wave[0]), float(wave[-1]), axis)
     if slip is not None:
         raise slip
+    from atmospec.io.other_kinds import highres_hint
+
+    fine = highres_hint(spectrum.wavelength)
     raise CoverageError(
         f"{spectrum.source}: the spectrum ({lo:.4g}-{hi:.4g} um) does not overlap {_the(model)} "
-        f"axis ({wave[0]:.3f}-{wave[-1]:.3f} um); use a model trained for this wavelength range"
+        f"axis ({wave[0]:.3f}-{wave[-1]:.3f} um); "
+        + (fine or "use a model trained for this wavelength range")
     )
 
 
