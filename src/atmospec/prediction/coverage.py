@@ -425,7 +425,8 @@ def prepare_input(
             raise CoverageError(
                 f"{src}: {span}; {int((~usable).sum())} of {wave.size} bins "
                 f"({frac:.0%}) would be masked, more than max_masked_fraction = "
-                f"{max_masked_fraction:.0%}; the estimate would rest on too little of the spectrum"
+                f"{max_masked_fraction:.0%}; the estimate would rest on too little of the spectrum "
+                "(`atmospec fit FILE --grid NAME` fits the pixels there are, with a note)"
             )
         if outside.any():
             notes.append(
