@@ -498,12 +498,19 @@ class NPEstimator(Estimator):
                 try:
                     flux, sig = resample(mw, wave, flux, sig)
                 except CoverageError as err:
+                    share = float(np.mean((mw >= wave[0]) & (mw <= wave[-1])))
                     raise CoverageError(
                         f"{spectrum.source}: the spectrum spans {wave[0]:.3f}-{wave[-1]:.3f} um "
                         f"but the NPE reads every bin of its axis ({mw[0]:.3f}-{mw[-1]:.3f} um): "
                         "trained on complete spectra, it takes none with bins missing. "
-                        "`atmospec predict --coverage mask` answers such a spectrum with the "
-                        "CNN, which is told which bins are missing"
+                        + (
+                            "`atmospec predict --coverage mask` answers such a spectrum with "
+                            "the CNN, which is told which bins are missing"
+                            if share >= 0.5  # predict's default largest masked fraction
+                            else f"It covers {share:.0%} of that axis, too little for the "
+                            "learned models: `atmospec fit FILE --grid NAME` fits the pixels "
+                            "there are"
+                        )
                     ) from err
             return flux[None, :], sig[None, :], False
         if sigma is None:
