@@ -283,7 +283,7 @@ def test_npe_refuses_a_spectrum_short_of_its_axis_and_says_what_serves_it(splat_
     said = str(info.value)
     assert "spans 1.003-2.299 um but the NPE reads every bin of its axis (0.852-2.449" in said
     assert said.startswith("11250_11052: ") and "--coverage mask" in said and "fill=" not in said
-    # the J band alone (13 % of the axis) is too little for the CNN too: the classic fit is named
+    # the J band alone (10 % of the axis) is too little for the CNN too: the classic fit is named
     with pytest.raises(CoverageError) as info:
         npe.sample(library.load("11250_11052").good().trim(1.15, 1.35), n=10)
     said = str(info.value)
