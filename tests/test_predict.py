@@ -117,11 +117,18 @@ def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
     assert 0.15 < m.masked_fraction < 0.25
     assert np.all(np.isfinite(m.flux)) and np.all(np.isinf(m.sigma[m.masked]))
     assert "masked" in m.notes[0]
-    # one band: too little for the network, and the refusal names the route that fits it
+    # one band: too little for the network, and the refusal names the route that fits it,
+    # under the default policy too (which named --coverage mask, refused in turn)
+    band = _spec(wave=np.linspace(1.9, 2.55, 400))
     with pytest.raises(
         CoverageError, match=r"more than max_masked_fraction.*`atmospec fit FILE --grid NAME`"
     ):
-        prepare_input(_spec(wave=np.linspace(1.9, 2.55, 400)), wave, policy="mask")
+        prepare_input(band, wave, policy="mask")
+    with pytest.raises(CoverageError) as err:
+        prepare_input(band, wave)
+    said = str(err.value)
+    assert "masked, they would leave" in said and "`atmospec fit FILE --grid NAME`" in said
+    assert "--coverage mask" not in said
 
 
 def test_nan_flux_named(predictor: Any) -> None:

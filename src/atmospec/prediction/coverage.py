@@ -379,6 +379,10 @@ def prepare_input(
         use_mask = (
             f"; use coverage='mask' (CLI --coverage mask) to mask these bins {told}, or a model "
             "for this range"
+            if (~usable).mean() <= max_masked_fraction
+            else f"; masked, they would leave {usable.mean():.0%} of the axis (more than "
+            f"{max_masked_fraction:.0%} masked is refused): `atmospec fit FILE --grid NAME` fits "
+            "the pixels there are, or use a model for this range"
         )
         if outside.any() and policy != "mask":
             raise CoverageError(
