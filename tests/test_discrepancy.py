@@ -199,6 +199,7 @@ def test_discrepancy_widens_hd3651b_to_include_its_evolutionary_teff(splat_dir: 
     grid = load_grid("btsettl08")
     plain = fit_chi2(spec, grid, discrepancy=None)
     assert plain.samples is None and plain.discrepancy is None
+    assert any(n.startswith("model discrepancy off") for n in plain.notes)  # and says so
     res = fit_chi2(spec, grid)
     q = res.summary()["teff"]
     assert q["p2.5"] < 785.0 < q["p97.5"]

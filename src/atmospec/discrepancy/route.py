@@ -44,7 +44,13 @@ def resolve_discrepancy(
     from atmospec.errors import DataNotFoundError, IncompatibleModelError
 
     if option is None:
-        # photon noise only: the fit still rests on the bands the pixels cover
+        notes.append(
+            "model discrepancy off (discrepancy=None, CLI --no-discrepancy): the likelihood has "
+            "no model-error covariance, so unless an error floor is fitted (--inflate-errors, "
+            "--sys-floor) the intervals hold photon noise only, far narrower than how far "
+            "grids miss real spectra"
+        )
+        # the fit still rests on the bands the pixels cover
         try:
             _share_note(shipped_model(grid.name).wavelength, data, grid.name, notes, "")
         except DataNotFoundError:
