@@ -121,19 +121,20 @@ def spectrum_hint(path: str | Path) -> str | None:
     """
     from atmospec.molecules.io import read_transmission  # refuses binary files itself
 
-    def sentence(option: str) -> Callable[[Any, Path], str]:
-        def said(spec: Any, path: Path) -> str:
-            return (
-                f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit "
-                f"depth, {spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
-                f"`atmospec molecules {path.name}{option}` reads those"
-            )
+    def read(p: Path) -> tuple[Any, str]:
+        """The spectrum and the option it needs: a table of depths without bin widths (a
+        paper's source data) reads only as contiguous bins."""
+        try:
+            return read_transmission(p), ""
+        except AtmospecError:
+            return read_transmission(p, width="contiguous"), " --width contiguous"
 
-        return said
+    def sentence(got: tuple[Any, str], path: Path) -> str:
+        spec, option = got
+        return (
+            f"it reads as a transmission spectrum ({spec.wavelength.size} bins of transit "
+            f"depth, {spec.wavelength.min():.2f}-{spec.wavelength.max():.2f} um): "
+            f"`atmospec molecules {path.name}{option}` reads those"
+        )
 
-    # a table of depths without bin widths (a paper's source data) is read as contiguous bins
-    return hint_from(path, read_transmission, sentence("")) or hint_from(
-        path,
-        lambda p: read_transmission(p, width="contiguous"),
-        sentence(" --width contiguous"),
-    )
+    return hint_from(path, read, sentence)
