@@ -376,11 +376,12 @@ def prepare_input(
         gaps_why = (
             " (the default coverage 'gaps' masks holes between valid pixels, never beyond them)"
         )
+        frac = float((~usable).mean())  # what masking every bin without data would mask
         use_mask = (
             f"; use coverage='mask' (CLI --coverage mask) to mask these bins {told}, or a model "
             "for this range"
-            if (~usable).mean() <= max_masked_fraction
-            else f"; masked, they would leave {usable.mean():.0%} of the axis (more than "
+            if frac <= max_masked_fraction
+            else f"; masked, they would leave {1 - frac:.0%} of the axis (more than "
             f"{max_masked_fraction:.0%} masked is refused): `atmospec fit FILE --grid NAME` fits "
             "the pixels there are, or use a model for this range"
         )
@@ -424,7 +425,6 @@ def prepare_input(
                 f"{src}: {int(gap.sum())} model bins ({gap_w}) fall on masked pixels (NaN or "
                 f"invalid values in the file, or the spectrum's mask){hint}"
             )
-        frac = float((~usable).mean())
         if frac > max_masked_fraction:
             raise CoverageError(
                 f"{src}: {span}; {int((~usable).sum())} of {wave.size} bins "
