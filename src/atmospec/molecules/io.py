@@ -251,13 +251,14 @@ def _read_table(
     notes = [f"layout: {layout}; columns " + ", ".join(f"{r}={c!r}" for r, c in cols.items())]
     if "wavelength" not in cols:
         raise FileFormatError(
-            f"{path}: no wavelength column among {listed_columns(table.colnames)}; recognised names include "
-            "wavelength, wave, wl, CENTRALWAVELNG (or --columns wavelength=NAME)"
+            f"{path}: no wavelength column among {listed_columns(table.colnames)}; recognised "
+            "names include wavelength, wave, wl, CENTRALWAVELNG (or --columns wavelength=NAME)"
         )
     if "depth" not in cols and "radius_ratio" not in cols:
         raise FileFormatError(
-            f"{path}: no transit-depth column among {listed_columns(table.colnames)}; recognised names include "
-            "depth, transit_depth, dppm, (Rp/Rs)^2, PL_TRANDEP, Rp_Rs (or --columns depth=NAME)"
+            f"{path}: no transit-depth column among {listed_columns(table.colnames)}; "
+            "recognised names include depth, transit_depth, dppm, (Rp/Rs)^2, PL_TRANDEP, Rp_Rs "
+            "(or --columns depth=NAME)"
         )
     # quality flags: flagged rows are left out, and said so
     keep = np.ones(len(table), bool)
@@ -292,8 +293,9 @@ def _read_table(
         raw = _floats(table, cols["depth"], path)
         if "error" not in cols:
             raise FileFormatError(
-                f"{path}: no depth-error column among {listed_columns(table.colnames)}; recognised names "
-                "include error, depth_err, dppm_err, PL_TRANDEPERR1 (or --columns error=NAME)"
+                f"{path}: no depth-error column among {listed_columns(table.colnames)}; "
+                "recognised names include error, depth_err, dppm_err, PL_TRANDEPERR1 (or "
+                "--columns error=NAME)"
             )
         err = _floats(table, cols["error"], path)
         _positive(err, cols["error"], wave, path)
@@ -354,8 +356,9 @@ def _read_table(
     else:
         if width != "contiguous":
             raise FileFormatError(
-                f"{path}: no bin-width column among {listed_columns(table.colnames)}; if the bins touch their "
-                "neighbours, say so (option --width contiguous) or add a half_width column"
+                f"{path}: no bin-width column among {listed_columns(table.colnames)}; if the "
+                "bins touch their neighbours, say so (option --width contiguous) or add a "
+                "half_width column"
             )
         order = np.argsort(wave)
         edges = np.concatenate(

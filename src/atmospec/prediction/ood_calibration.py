@@ -42,9 +42,9 @@ def calibrate_ood(
     ``n_samples`` spectra are drawn with the training-set builder (nodes and off-node points,
     S/N 10-300 with real SpeX error shapes, the default systematics) on the estimator's axis.
     40 % fit the principal components, 40 % form the reference distributions and set the
-    threshold at each S/N (exceeded by ``1 - level`` of those of that S/N, :func:`snr_thresholds`),
-    20 % are held out to measure the false alarm rate. ``floor`` is the relative systematic error added in quadrature in the
-    residual and chi-square scores.
+    threshold at each S/N (exceeded by ``1 - level`` of those of that S/N,
+    :func:`snr_thresholds`), 20 % are held out to measure the false alarm rate. ``floor`` is the
+    relative systematic error added in quadrature in the residual and chi-square scores.
 
     Example:
         >>> det = calibrate_ood(estimator, grid)  # doctest: +SKIP
