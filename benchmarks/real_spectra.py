@@ -277,6 +277,15 @@ def classic(keys: list[str], quick: bool) -> dict[str, dict[str, dict[str, Any]]
 _FLAG_COLUMNS = ("ood_flag", "outside_grid", "outside_flag", "misfit_flag")
 
 
+def _atmospec(*args: str, ok: tuple[int, ...] = (0,)) -> None:
+    """Run ``atmospec --quiet ARGS`` as a user would (a fresh process); an exit status outside
+    ``ok`` raises with the end of its standard error."""
+    cmd = [sys.executable, "-c", "from atmospec.cli.main import main; main()", "--quiet", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode not in ok:
+        raise RuntimeError(f"atmospec {args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
 def predict_route(
     keys: list[str], draws: int, tmp: Path, calibration: bool = True
 ) -> dict[str, dict[str, Any]]:
@@ -287,11 +296,7 @@ def predict_route(
     cat = tmp / "catalog.csv"
     pd.DataFrame({"key": keys}).to_csv(cat, index=False)
     out = tmp / ("predict" if calibration else "predict_uncalibrated")
-    cmd = [
-        sys.executable,
-        "-c",
-        "from atmospec.cli.main import main; main()",
-        "--quiet",
+    _atmospec(
         "predict",
         "--catalog",
         str(cat),
@@ -306,10 +311,8 @@ def predict_route(
         "--no-plots",
         "--out",
         str(out),
-    ] + ([] if calibration else ["--no-calibration"])
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"atmospec predict failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        *([] if calibration else ["--no-calibration"]),
+    )
     table = Table.read(out / "predictions.ecsv").to_pandas()
     flags = [c for c in _FLAG_COLUMNS if c in table]
     rows = {}
@@ -331,22 +334,8 @@ def posterior_route(keys: list[str], n: int, tmp: Path) -> dict[str, dict[str, A
     model of mismatch); quantiles of its samples, and a flag where it warned (any warning).
     Spectra it cannot use (its axis not filled) have no row."""
     out = tmp / "posterior"
-    cmd = [
-        sys.executable,
-        "-c",
-        "from atmospec.cli.main import main; main()",
-        "--quiet",
-        "posterior",
-        "sample",
-        *keys,
-        "--n",
-        str(n),
-        "--out",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode not in (0, 3):  # 3: some spectra could not be used (recorded)
-        raise RuntimeError(f"posterior sample failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    # exit status 3: some spectra could not be used (recorded in posterior.json)
+    _atmospec("posterior", "sample", *keys, "--n", str(n), "--out", str(out), ok=(0, 3))
     record = json.loads((out / "posterior.json").read_text())
     rows = {}
     for key, obj in record["objects"].items():
