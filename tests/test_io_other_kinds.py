@@ -112,9 +112,11 @@ def test_an_echelle_order_given_to_predict_or_fit_names_the_highres_commands(
     with pytest.raises(CoverageError) as err:
         Predictor("dback24-spex", ood=False, draws=10).predict(io.read(f, invalid="mask"))
     assert said in str(err.value) and "use a model trained" not in str(err.value)
+    assert str(err.value).startswith(f"{f}: the spectrum (0.8656-0.8768 um) does not overlap")
     with pytest.raises(CoverageError) as err:
         fit_chi2(io.read(f, invalid="mask"), load_grid("btsettl08"))
     assert "the spectrum spans 0.8656-0.8768 um; " + said in str(err.value)
+    assert str(err.value).startswith(f"{f}: only 7 usable pixels overlap the btsettl08 grid")
 
 
 def test_a_file_no_reader_takes_gets_no_hint(tmp_path: Path) -> None:

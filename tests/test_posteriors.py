@@ -287,5 +287,6 @@ def test_npe_refuses_a_spectrum_short_of_its_axis_and_says_what_serves_it(splat_
     with pytest.raises(CoverageError) as info:
         npe.sample(library.load("11250_11052").good().trim(1.15, 1.35), n=10)
     said = str(info.value)
+    assert said.startswith("11250_11052: the spectrum spans 1.1")
     assert "It covers 1" in said and "`atmospec fit FILE --grid NAME`" in said
     assert "--coverage mask" not in said

@@ -127,6 +127,7 @@ def test_partial_coverage_refused_or_masked(predictor: Any) -> None:
     with pytest.raises(CoverageError) as err:
         prepare_input(band, wave)
     said = str(err.value)
+    assert said.startswith("test.fits: the spectrum covers 1.900-2.550 um")
     assert "masked, they would leave" in said and "`atmospec fit FILE --grid NAME`" in said
     assert "--coverage mask" not in said
 
