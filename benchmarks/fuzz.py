@@ -228,7 +228,8 @@ class Target:
     weight: float = 1.0
     leak: Callable[[Any, Path], str | None] | None = None
     setup: Callable[[Path, bytes], Path] | None = None  # place the bytes, return the argument
-    stats: Counter = field(default_factory=Counter)
+    stats: Counter[str] = field(default_factory=Counter)  # outcome -> number of cases
+    seconds: float = 0.0  # wall time of this target's cases in the last run
     failures: list[str] = field(default_factory=list)
 
 
@@ -332,11 +333,11 @@ def _spectrum_seeds(splat: Path | None, work: Path) -> dict[str, list[bytes]]:
     if splat is not None:
         folder = splat / "resources/Spectra/Public/SPEX-PRISM"
         for key in ("10703_10070", "10020_11100", "11576_11050"):
-            f = folder / f"{key}.fits.gz"
-            if f.exists():
-                seeds["fits.gz"].append(f.read_bytes())
-                seeds["fits"].append(gzip.decompress(f.read_bytes()))
-                spectra.append(read(f, invalid="mask"))
+            gz = folder / f"{key}.fits.gz"
+            if gz.exists():
+                seeds["fits.gz"].append(gz.read_bytes())
+                seeds["fits"].append(gzip.decompress(gz.read_bytes()))
+                spectra.append(read(gz, invalid="mask"))
     if not spectra:  # no embedded data: a synthetic T-dwarf-like spectrum
         from atmospec.spectrum import Spectrum
 
@@ -858,14 +859,15 @@ def run(
             t1 = time.perf_counter()
             for _ in range(int(n)):
                 target.stats[run_case(target, generate(target, rng), work, save)] += 1
-            target.stats["seconds"] = round(time.perf_counter() - t1, 2)
+            target.seconds = round(time.perf_counter() - t1, 2)
             if not quiet:
-                print(f"  {target.name}: {dict(target.stats)}", file=sys.stderr, flush=True)
+                shown = {**target.stats, "seconds": target.seconds}
+                print(f"  {target.name}: {shown}", file=sys.stderr, flush=True)
         wall = time.perf_counter() - t0
     logging.disable(logging.NOTSET)
-    total = Counter()
+    total: Counter[str] = Counter()
     for t in targets:
-        total.update({k: v for k, v in t.stats.items() if k != "seconds"})
+        total.update(t.stats)
     return {
         "cases": int(sum(total.values())),
         "tracebacks": int(total["traceback"]),
@@ -876,8 +878,8 @@ def run(
         "seed": seed,
         "targets": {
             t.name: {
-                **{k: int(v) for k, v in t.stats.items() if k != "seconds"},
-                "s": t.stats["seconds"],
+                **{k: int(v) for k, v in t.stats.items()},
+                "s": t.seconds,
             }
             for t in targets
         },

@@ -41,8 +41,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TypedDict
 
 import numpy as np
+
+
+class _TransferCommon(TypedDict):
+    """The ``TransferConfig`` arguments shared by the WASP-69 variants."""
+
+    rounds: int
+    epochs: int
+    width_anchor: str
+    vsini_grid: tuple[float, ...]
+    profile_epochs: int
 
 
 def main() -> None:
@@ -106,11 +117,12 @@ def _wasp69(args: argparse.Namespace, summary: dict, extra: dict) -> None:
     w = normalize_order(read_hpf(path)[0]).wavelength * 1e4
     tmpl, _, _ = clone_template("phoenix", (w[0] - 20.0, w[-1] + 20.0), prominence=0.005,
                                 rounds=2, epochs=200, profile="pseudo-voigt", device="cpu")  # fmt: skip
-    grid = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+    grid: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
     if not args.quick:
         grid = (0.5, *grid, 6.0)
-    common = {"rounds": 3, "epochs": 100, "width_anchor": "shared", "vsini_grid": grid,
-              "profile_epochs": 100 if args.quick else 150}  # fmt: skip
+    common: _TransferCommon = {"rounds": 3, "epochs": 100, "width_anchor": "shared",
+                               "vsini_grid": grid,
+                               "profile_epochs": 100 if args.quick else 150}  # fmt: skip
     # 1. the lines' Gaussian widths stand for macroturbulence (up to 3 km/s, sigma zeta / 2),
     #    R fixed and fitted; 2. macroturbulence as its own radial-tangential profile at the
     #    Valenti & Fischer (2005) value for this Teff, the lines thermal + microturbulence only

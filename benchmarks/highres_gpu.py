@@ -19,8 +19,13 @@ import json
 import os
 import platform
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from atmospec.highres.echelle import EchelleOrder
+    from atmospec.highres.emulator import LineEmulator
 
 # HPF order edges (Å) as in the Goldilocks files (first and last pixel of each order)
 HPF_ORDERS = [
@@ -33,7 +38,9 @@ HPF_ORDERS = [
 ]  # fmt: skip
 
 
-def synthetic(n_orders: int, lines_per_order: int, seed: int) -> tuple[list, object, object]:
+def synthetic(
+    n_orders: int, lines_per_order: int, seed: int
+) -> tuple[list[EchelleOrder], LineEmulator, LineEmulator]:
     import torch
 
     from atmospec.highres.echelle import EchelleOrder
@@ -51,7 +58,7 @@ def synthetic(n_orders: int, lines_per_order: int, seed: int) -> tuple[list, obj
 
     star = LineEmulator(lines(lines_per_order, 1.2), profile="pseudo-voigt", device="cpu")
     tell = LineEmulator(lines(lines_per_order // 3, 0.8), profile="pseudo-voigt", device="cpu")
-    orders = []
+    orders: list[EchelleOrder] = []
     with torch.no_grad():
         for lo, hi in edges:
             w = np.linspace(lo, hi, 2048)
@@ -80,6 +87,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     orders, star, tell = synthetic(args.orders, args.lines_per_order, args.seed)
+    # per device; the same dictionaries are in ``result``
+    seconds_per_epoch: dict[str, float | None] = {}
+    wall_seconds: dict[str, float] = {}
+    rv: dict[str, float] = {}
+    vsini: dict[str, float] = {}
     result: dict[str, object] = {
         "orders": args.orders,
         "pixels": 2048 * args.orders,
@@ -89,14 +101,14 @@ def main() -> None:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu_threads": torch.get_num_threads(),
-        "seconds_per_epoch": {},
-        "wall_seconds": {},
-        "rv": {},
-        "vsini": {},
+        "seconds_per_epoch": seconds_per_epoch,
+        "wall_seconds": wall_seconds,
+        "rv": rv,
+        "vsini": vsini,
     }
     for dev in [d for d in args.devices.split(",") if d]:
         if dev.startswith("cuda") and not torch.cuda.is_available():
-            result["seconds_per_epoch"][dev] = None  # type: ignore[index]
+            seconds_per_epoch[dev] = None
             continue
         if dev.startswith("cuda"):
             result["gpu"] = torch.cuda.get_device_name(0)
@@ -105,10 +117,10 @@ def main() -> None:
             orders, star, telluric=tell, rv_range=(-15.0, 5.0), epochs=args.epochs,
             device=dev,
         )  # fmt: skip
-        result["seconds_per_epoch"][dev] = round(res.seconds_per_epoch, 4)  # type: ignore[index]
-        result["wall_seconds"][dev] = round(time.perf_counter() - t0, 1)  # type: ignore[index]
-        result["rv"][dev] = round(res.rv, 3)  # type: ignore[index]
-        result["vsini"][dev] = round(res.vsini, 3)  # type: ignore[index]
+        seconds_per_epoch[dev] = round(res.seconds_per_epoch, 4)
+        wall_seconds[dev] = round(time.perf_counter() - t0, 1)
+        rv[dev] = round(res.rv, 3)
+        vsini[dev] = round(res.vsini, 3)
         print(f"{dev}: {res.seconds_per_epoch:.4f} s per epoch ({args.orders} orders)", flush=True)
         if args.out:  # after each device, so a later one running out of time loses nothing
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

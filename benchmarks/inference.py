@@ -188,8 +188,8 @@ def main() -> None:
             a = (q[f"{p}_p16"][i], q[f"{p}_p84"][i])
             b = tuple(np.percentile(fit.samples[p], [16, 84]))
             pairs += 1
-            hits += _overlap(a, b)  # type: ignore[arg-type]
-            per_param[p][0] += _overlap(a, b)  # type: ignore[arg-type]
+            hits += _overlap(a, b)
+            per_param[p][0] += _overlap(a, b)
             per_param[p][1] += 1
             ml_cov += a[0] <= y[i, j] <= a[1]
             ns_cov += b[0] <= y[i, j] <= b[1]
@@ -284,12 +284,12 @@ def main() -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_column("target / note")
-    for level in ("68", "95"):
-        for key, vals in cov[level].items():
+    for pct in ("68", "95"):
+        for key, vals in cov[pct].items():
             table.add_row(
-                f"coverage {level} % intervals, S/N {key}",
+                f"coverage {pct} % intervals, S/N {key}",
                 " ".join(f"{v:.3f}" for v in vals),
-                f"{'/'.join(names)}; nominal 0.{level}",
+                f"{'/'.join(names)}; nominal 0.{pct}",
             )
     table.add_row("coverage set", f"{n_cov} spectra", node_note)
     table.add_row(

@@ -61,7 +61,7 @@ def main() -> None:
     from atmospec.grids import load_grid
     from atmospec.learning.evaluation import evaluate
     from atmospec.learning.recipe import load_recipe, make_estimator
-    from atmospec.training.builder import build_training_set, target_axis
+    from atmospec.training.builder import TrainingSet, build_training_set, target_axis
     from atmospec.training.splits import grid_aware_split
 
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "configs" / "dback24_spex.toml")
@@ -80,7 +80,7 @@ def main() -> None:
     dense = target_axis("spex-dense")
     ref = float(np.median(np.diff(np.log(dense))))  # S/N quoted per pixel of the dense axis
     t0 = time.perf_counter()
-    sets: dict[str, Any] = {}
+    sets: dict[tuple[str, str], TrainingSet] = {}
     train_opts = {"snr": (10.0, 300.0), "interpolation_error": recipe.interpolation_error}
     for axis in ("spex-dense", "spex-prism"):
         for part, nodes, n, mode, noise, k in (

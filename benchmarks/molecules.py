@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from atmospec.data import shared_data
     from atmospec.molecules.binning import Binning
     from atmospec.molecules.classifiers import (
+        BaselineClassifier,
+        MoleculeClassifier,
         evaluate,
         load_pretrained,
         train_baseline,
@@ -93,12 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             train.save(args.train_set)
     t_sim = time.perf_counter() - t0
 
-    classifiers = {
-        "cnn": train_cnn(train, seed=args.seed) if args.retrain_cnn else load_pretrained(),
+    cnn = train_cnn(train, seed=args.seed) if args.retrain_cnn else load_pretrained()
+    classifiers: dict[str, MoleculeClassifier | BaselineClassifier] = {
+        "cnn": cnn,
         "rf": train_baseline(train, "rf", seed=args.seed),
         "mlp": train_baseline(train, "mlp", seed=args.seed),
     }
-    molecules = classifiers["cnn"].molecules
+    molecules = cnn.molecules
     rng = np.random.default_rng(3000 + args.seed)
     results: dict[str, dict[str, dict]] = {k: {} for k in classifiers}
     for level in LEVELS:
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, clf in classifiers.items():
             results[name][f"{level:g}"] = evaluate(clf.predict_proba(obs, err), labels, molecules)
 
-    wasp_p = classifiers["cnn"].predict_spectrum(wasp)
+    wasp_p = cnn.predict_spectrum(wasp)
     elapsed = time.perf_counter() - t0
 
     table = Table(title=f"molecule classifiers on {n_test} held-out spectra (WASP-39b bins)")

@@ -31,14 +31,33 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from atmospec.molecules.binning import Binning
+    from atmospec.molecules.classifiers import MoleculeClassifier
+    from atmospec.molecules.dataset import MoleculeTrainingSet
 
 QUICK = ("wasp39b_jwst", "wasp39b_niriss", "hd189733b_hst")
 
 
-def _binnings(shared: Path | None, quick: bool, saved: Path | None) -> dict[str, object]:
+class _BinningResult(TypedDict):
+    """One binning's entry of the summary's "binnings"."""
+
+    n_bins: int
+    n_test: int
+    general: dict[str, float]
+    fixed: dict[str, float]
+    worst_gap: float | None
+
+
+def _binnings(shared: Path | None, quick: bool, saved: Path | None) -> dict[str, Binning]:
     from atmospec.molecules.binning import Binning
 
     if saved is not None:
@@ -72,7 +91,14 @@ def _binnings(shared: Path | None, quick: bool, saved: Path | None) -> dict[str,
     return out
 
 
-def _reference(ts, obs, err, args, minutes, train_cnn):  # type: ignore[no-untyped-def]
+def _reference(
+    ts: MoleculeTrainingSet,
+    obs: NDArray[np.float64],
+    err: NDArray[np.float64],
+    args: argparse.Namespace,
+    minutes: float,
+    train_cnn: Callable[..., MoleculeClassifier],
+) -> NDArray[np.float64]:
     """Train the CNN for exactly these bins and score the test observations."""
     fixed = train_cnn(
         ts,
@@ -179,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         general = AnyBinningClassifier.load(args.model) if args.model else load_pretrained_anybin()
     test_rows = np.nonzero(native.split == 2)[0]
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, _BinningResult] = {}
     for name, binning in binnings.items():
         ts = native.bin(binning, slice(None) if args.reference_json is None else test_rows)
         test = ts.subset(2)
@@ -194,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             console.print(f"{name}: {len(binning)} bins; training the per-binning reference")
             p_fixed = _reference(ts, obs, err, args, minutes, train_cnn)
-        row: dict[str, object] = {"n_bins": len(binning), "n_test": int(test_rows.size)}
-        gen, fix, gaps = {}, {}, []
+        gen: dict[str, float] = {}
+        fix: dict[str, float] = {}
+        gaps: list[float] = []
         for j, m in enumerate(native.molecules):
             y = labels[:, j]
             if min(y.sum(), (~y).sum()) < 20:
@@ -203,14 +230,19 @@ def main(argv: list[str] | None = None) -> int:
             gen[m] = float(roc_auc_score(y, p_general[:, j]))
             fix[m] = float(roc_auc_score(y, p_fixed[:, j])) if p_fixed is not None else ref[m]
             gaps.append(fix[m] - gen[m])
-        row.update(general=gen, fixed=fix, worst_gap=float(max(gaps)) if gaps else None)
-        results[name] = row
+        results[name] = {
+            "n_bins": len(binning),
+            "n_test": int(test_rows.size),
+            "general": gen,
+            "fixed": fix,
+            "worst_gap": float(max(gaps)) if gaps else None,
+        }
     table = Table(title="ROC-AUC on held-out planets at the published error bars")
     for col in ("binning", "bins", "molecule", "any-binning", "per-binning", "gap"):
         table.add_column(col)
     for name, row in results.items():
-        for m, g in row["general"].items():  # type: ignore[union-attr]
-            f = row["fixed"][m]  # type: ignore[index]
+        for m, g in row["general"].items():
+            f = row["fixed"][m]
             table.add_row(name, str(row["n_bins"]), m, f"{g:.3f}", f"{f:.3f}", f"{f - g:+.3f}")
     console.print(table)
     gaps_all = [float(r["worst_gap"]) for r in results.values() if r["worst_gap"] is not None]

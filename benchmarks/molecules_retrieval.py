@@ -35,12 +35,28 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from atmospec.molecules.spectrum import TransmissionSpectrum
+
+
+class _PlanetRequired(TypedDict):
+    files: list[str]
+    gravity: float
+    star_radius: float
+
+
+class _Planet(_PlanetRequired, total=False):
+    """A planet's spectrum files, literature gravity and stellar radius, reading options."""
+
+    width: str
+
+
 # literature gravity (m/s^2, from mass and radius) and stellar radius (R_sun)
-PLANETS = {
+PLANETS: dict[str, _Planet] = {
     # Faedi et al. 2011 / Mancini et al. 2018: 0.28 M_J, 1.27 R_J; R_s 0.939
     "wasp39b": {"files": ["wasp39b_jwst_transit.dat"], "gravity": 4.3, "star_radius": 0.939},
     # Triaud et al. 2015: 0.54 M_J, 0.95 R_J; R_s 0.586
@@ -87,12 +103,12 @@ def _summary(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _spectrum(shared: Path, planet: str):  # noqa: ANN202
+def _spectrum(shared: Path, planet: str) -> TransmissionSpectrum:
     from atmospec.molecules.io import combine, read_transmission
 
     cfg = PLANETS[planet]
     t = shared / "transmission"
-    specs = [read_transmission(t / f, width=cfg.get("width")) for f in cfg["files"]]  # type: ignore[arg-type]
+    specs = [read_transmission(t / f, width=cfg.get("width")) for f in cfg["files"]]
     return combine(specs)
 
 

@@ -90,10 +90,13 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from atmospec.fitting.result import FitResult
 
 GRIDS = ("dback24", "btsettl08", "burrows06")
 PARAMS = ("teff", "logg", "mh")
@@ -211,6 +214,21 @@ def _quantiles(samples: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _samples(res: FitResult) -> pd.DataFrame:
+    """The model-discrepancy posterior samples of a chi-square fit (every grid here has a
+    discrepancy model, so the fit draws them)."""
+    if res.samples is None:
+        raise RuntimeError(f"the chi-square fit with {res.grid} has no model-discrepancy samples")
+    return res.samples
+
+
+def _misfit(res: FitResult) -> bool:
+    """Whether a chi-square fit's model-discrepancy score flags a misfit."""
+    if res.discrepancy is None:
+        raise RuntimeError(f"the chi-square fit with {res.grid} has no model-discrepancy record")
+    return bool(res.discrepancy["misfit_flagged"])
+
+
 def classic(keys: list[str], quick: bool) -> dict[str, dict[str, dict[str, Any]]]:
     """Per route, per key: quantiles and flags from chi-square fits of every grid."""
     from tqdm.auto import tqdm
@@ -241,25 +259,25 @@ def classic(keys: list[str], quick: bool) -> dict[str, dict[str, dict[str, Any]]
             per_grid[g] = (res, at_edge)
         res, at_edge = per_grid["dback24"]
         nodes = res.nodes
+        if nodes is None:
+            raise RuntimeError(f"{key}: the chi-square fit with dback24 has no node table")
         fitted = [p for p in res.fitted if p in nodes]
         plain_w = node_weights(nodes["chi2"].to_numpy())
         plain = _quantiles(node_samples(nodes, plain_w, fitted, n=2000))
         p_value = chi2_test(float(nodes["chi2"].min()), res.dof).p_value
         routes["chi2_plain"][key] = {**plain, "flag": bool(at_edge or p_value < 0.05)}
-        disc = _quantiles(res.samples)
+        disc = _quantiles(_samples(res))
         routes["chi2_discrepancy"][key] = {
             **disc,
-            "flag": bool(at_edge or res.discrepancy["misfit_flagged"]),
+            "flag": bool(at_edge or _misfit(res)),
         }
-        covering = [
-            g for g, (r, e) in per_grid.items() if not e and not r.discrepancy["misfit_flagged"]
-        ]
+        covering = [g for g, (r, e) in per_grid.items() if not e and not _misfit(r)]
         if not covering:
             covering = [g for g, (r, e) in per_grid.items() if not e] or list(GRIDS)
         pooled = pd.concat(
             [
-                per_grid[g][0].samples[[p for p in PARAMS if p in per_grid[g][0].samples]]
-                for g in covering
+                s[[p for p in PARAMS if p in s]]
+                for s in (_samples(per_grid[g][0]) for g in covering)
             ],
             ignore_index=True,
         )

@@ -151,9 +151,11 @@ def main() -> None:
 
     ref = read_results(out_ref)
     identical = True
-    for w in ("1", "2"):
+    for n_workers in ("1", "2"):
         try:
-            pd.testing.assert_frame_equal(read_results(work / f"workers{w}"), ref, check_exact=True)
+            pd.testing.assert_frame_equal(
+                read_results(work / f"workers{n_workers}"), ref, check_exact=True
+            )
         except AssertionError:
             identical = False
     complete = all(r.complete for r in runs.values())
