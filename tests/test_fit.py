@@ -177,6 +177,16 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     record = json.loads((out / "fit.json").read_text())
     assert record["discrepancy"]["grid"] == "btsettl08"
     assert "misfit_score" in record["discrepancy"]
+    # the best nodes print as a table ranked as nodes.csv is (by -2 ln L under the model of
+    # mismatch), not as a pandas dump wrapped across lines
+    import pandas as pd
+
+    nodes = pd.read_csv(out / "nodes.csv")
+    assert f"best 5 of {len(nodes)} grid nodes" in res.output
+    after = res.output.split(f"best 5 of {len(nodes)} grid nodes")[1]
+    first = next(line for line in after.splitlines() if line.startswith("│"))
+    cells = [c.strip() for c in first.strip("│").split("│")]
+    assert cells[-2:] == [f"{nodes['neg2_loglike'][0]:.1f}", f"{nodes['weight'][0]:.3f}"]
     plain = tmp_path / "plain"
     res = CliRunner().invoke(
         app, ["fit", SPEX_KEY, "--grid", "btsettl08", "--no-discrepancy", "--out", str(plain)]
@@ -184,6 +194,7 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert {p.name for p in plain.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
     assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None
+    assert "-2 ln L" not in res.output  # photon noise only: ranked by chi-square
 
 
 def test_fit_names_the_unit_a_file_that_misses_the_grid_looks_like(tmp_path: Path) -> None:

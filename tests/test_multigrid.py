@@ -300,7 +300,8 @@ def test_predict_command_runs_every_grid_through_the_batch_engine(splat_dir, tmp
 def test_predict_prints_each_objects_answer_and_warnings(splat_dir, tmp_path):
     # A user with one file reads the answer in the terminal: the median and 68 % interval of
     # each parameter as written to predictions.ecsv, and the warning (HD 3651B, 785 K from its
-    # luminosity, lies below Diamondback's 900 K: "outside grid"). --show 0 prints none.
+    # luminosity, lies below Diamondback's 900 K: "outside dback24", the grid it is outside,
+    # since Burrows 2006 and BT-Settl answer it). --show 0 prints none.
     from astropy.table import Table
     from typer.testing import CliRunner
 
@@ -315,7 +316,7 @@ def test_predict_prints_each_objects_answer_and_warnings(splat_dir, tmp_path):
     text = " ".join(res.output.split())
     assert "median [68 % interval] per object" in text
     assert f"[{row['teff_p16']:.0f}, {row['teff_p84']:.0f}]" in text
-    assert f"{row['logg_median']:.2f}" in text and "outside grid" in text
+    assert f"{row['logg_median']:.2f}" in text and "outside dback24" in text
     quiet = CliRunner().invoke(
         app, ["predict", str(path), "-o", str(tmp_path / "b"), "--no-plots", "--show", "0"]
     )
@@ -346,10 +347,19 @@ def test_one_grid_answers_say_what_their_intervals_leave_out(splat_dir, tmp_path
     assert "intervals: the model's training spectra carried model error (dback24-spex" in " ".join(
         res.output.split()
     )
-    res = CliRunner().invoke(app, ["--quiet", *base, str(several)])
+    assert "; 1 row in" in res.output  # one row, not "1 rows"
+    res = CliRunner().invoke(app, [*base, str(several)])
     assert res.exit_code == 0, res.output
     header = Table.read(several / "predictions.ecsv").meta["intervals"]
     assert header.startswith("percentiles of an equal-weight mixture") and said not in header
+    # the several-grid id (every member's and the calibration's, ~300 characters) is left to
+    # run.json; the terminal names the answer and the grids line lists the grids
+    assert "model default over several grids (its id: run.json); 1 row in" in " ".join(
+        res.output.split()
+    )
+    assert "grids:" not in res.output.split("1 row in")[0]
+    run = json.loads((several / "run.json").read_text())
+    assert run["model_id"].startswith("grids:dback24+burrows06+btsettl08")
 
 
 def test_grids_given_as_files_are_named_by_their_stem_and_must_not_collide():

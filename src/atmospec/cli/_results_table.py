@@ -31,7 +31,11 @@ def _flags(row: Any, params: list[str]) -> str:
     cols = row.colnames
     out = []
     if "outside_grid" in cols and bool(row["outside_grid"]):
-        out.append("outside grid")
+        # several grids: outside the primary one (ood_reason "outside_grid:dback24"), which
+        # is named, since the answer then comes from the grids that cover the object
+        reason = _text(row["ood_reason"]) if "ood_reason" in cols else ""
+        primary = [r.split(":", 1)[1] for r in reason.split(",") if r.startswith("outside_grid:")]
+        out.append(f"outside {primary[0]}" if primary else "outside grid")
     if "misfit_flag" in cols and bool(row["misfit_flag"]):
         out.append("misfit")
     if "outside_grid" not in cols and "ood_flag" in cols and bool(row["ood_flag"]):
@@ -75,6 +79,17 @@ def results_table(table: Any, limit: int = 20, title: str = "", total: int | Non
         │ HD 3651B   │        795 │ outside grid │
         │            │ [704, 894] │              │
         └────────────┴────────────┴──────────────┘
+
+        With several grids the object is outside the primary one, which is named:
+
+        >>> t["ood_reason"] = ["outside_grid:dback24"]
+        >>> Console(width=80).print(results_table(t))  # doctest: +NORMALIZE_WHITESPACE
+        ┏━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┓
+        ┃ object     ┃       teff ┃ warnings        ┃
+        ┡━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━┩
+        │ HD 3651B   │        795 │ outside dback24 │
+        │            │ [704, 894] │                 │
+        └────────────┴────────────┴─────────────────┘
     """
     from rich.table import Table
 

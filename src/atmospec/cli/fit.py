@@ -152,7 +152,9 @@ def fit_cmd(
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
     if result.nodes is not None and top > 0:
-        console.print(result.nodes.head(top).to_string(index=False))
+        from atmospec.fitting.result import nodes_table
+
+        console.print(nodes_table(result.nodes, result.fitted, top))
     if out is not None:
         written = write_fit(result, out)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")

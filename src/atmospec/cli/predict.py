@@ -433,11 +433,9 @@ def run_batch_command(
         for reason in reasons["error"].tail(run.rows_failed).head(5):
             problems.print(f"  [red]failed:[/] {escape(reason)}", highlight=False)
     if run.n_predicted:
-        table = escape(str(out / "predictions.ecsv"))
-        console.print(
-            f"model {escape(predictor.model_id)}; {run.n_predicted} rows in {table}",
-            highlight=False,
-        )
+        table, rows = escape(str(out / "predictions.ecsv")), run.n_predicted
+        used = "default over several grids (its id: run.json)" if multi else predictor.model_id
+        console.print(f"model {escape(used)}; {rows} row{'s' * (rows != 1)} in {table}")
         if show > 0:
             import pandas as pd
             from astropy.table import Table

@@ -243,6 +243,44 @@ def rich_table(
     return table
 
 
+def nodes_table(nodes: Any, params: list[str], top: int) -> Any:
+    """A rich Table of the ``top`` best grid nodes of a chi-square fit (``FitResult.nodes``,
+    sorted best first): the node's parameters, chi2_red, and with a model of mismatch the
+    ``-2 ln L`` the nodes are ranked by and their posterior weight.
+
+    Example:
+        >>> import pandas as pd
+        >>> from rich.console import Console
+        >>> nodes = pd.DataFrame({"teff": [900.0, 800.0], "logg": [5.0, 5.0],
+        ...                       "chi2": [12881.7, 11199.4], "chi2_red": [23.17, 20.14],
+        ...                       "neg2_loglike": [-3484.13, -3449.87], "weight": [0.421, 0.094]})
+        >>> Console(width=60).print(nodes_table(nodes, ["teff", "logg"], 5))
+        ... # doctest: +NORMALIZE_WHITESPACE
+                   best 2 of 2 grid nodes
+        ┏━━━━━━┳━━━━━━┳━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━┓
+        ┃ teff ┃ logg ┃ chi2_red ┃ -2 ln L ┃ weight ┃
+        ┡━━━━━━╇━━━━━━╇━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━┩
+        │  900 │    5 │    23.17 │ -3484.1 │  0.421 │
+        │  800 │    5 │    20.14 │ -3449.9 │  0.094 │
+        └──────┴──────┴──────────┴─────────┴────────┘
+    """
+    from rich.table import Table
+
+    shown = nodes.head(top)
+    table = Table(title=f"best {len(shown)} of {len(nodes)} grid nodes")
+    ranked = "neg2_loglike" in nodes  # with a model of mismatch: ranked by -2 ln L
+    cols = [*params, "chi2_red", *(["neg2_loglike", "weight"] if ranked else [])]
+    for col in cols:
+        table.add_column("-2 ln L" if col == "neg2_loglike" else col, justify="right")
+    for _, row in shown.iterrows():
+        table.add_row(
+            *(f"{row[p]:g}" for p in params),
+            f"{row['chi2_red']:.2f}",
+            *([f"{row['neg2_loglike']:.1f}", f"{row['weight']:.3f}"] if ranked else []),
+        )
+    return table
+
+
 def plus_minus(lo: float, mid: float, hi: float) -> str:
     """``mid +up/-down`` with every number to the decimal place of the smaller error's two
     significant digits, at most 6 decimals and at most five significant digits of ``mid``
