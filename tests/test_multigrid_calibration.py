@@ -216,6 +216,39 @@ def test_default_predictor_applies_the_shipped_calibration(splat_dir):
     assert "teff_calibration_shift" not in off_row.colnames
 
 
+@pytest.mark.realdata
+def test_shipped_calibration_was_learned_from_the_answers_the_code_gives_today(
+    splat_dir, shared_dir
+):
+    # The corrections are learned from the uncalibrated combined answers of their objects. A
+    # change that moves those answers without renaming a model (a coverage rule that answers
+    # a spectrum it used to refuse, a member's routing) leaves the id current but the record
+    # stale: `atmospec discrepancy calibrate` would learn another one. Found so: SDSS
+    # J2131-0119 (two NaN bins, refused before such bins were masked) was missing from the
+    # calibration half, and LHS 2803B's answer had moved from 1036 to 1011 K.
+    import pandas as pd
+
+    from atmospec import library
+    from atmospec.multigrid import MultiGridPredictor
+
+    cal = load_calibration()
+    comp = pd.read_csv(shared_dir / "benchmarks" / "companions.csv")
+    comp = comp[comp["teff"].notna() & comp["splat_key"].isin(library.catalogue()["key"])]
+    half, held = stratified_split(
+        comp["splat_key"].astype(str).tolist(), comp["teff"].tolist(), cal.meta["seed"]
+    )
+    teff = cal.corrections["teff"]
+    assert sorted(teff.objects) == sorted(half) and sorted(cal.held_out) == sorted(held)
+    assert cal.meta["split"]["calibration_refused"] == {}
+    mp = MultiGridPredictor(draws=cal.meta["draws"], seed=cal.meta["seed"], calibration=None)
+    mh = cal.corrections["mh"]  # its x: the field dwarfs' uncalibrated Teff; 8 of 150 checked
+    checked = [*zip(teff.objects, teff.x, strict=True), *zip(mh.objects, mh.x, strict=True)][:20]
+    for key, x in checked:
+        res = mp.predict(library.load(key))
+        now = float(np.median(res.samples[0][:, res.param_names.index("teff")]))
+        assert now == pytest.approx(x, abs=0.5), (key, now, x)
+
+
 def test_calibrate_command_refuses_a_table_without_the_labels(tmp_path):
     # The companions table must give each object's library key and its Teff with an error;
     # a table without them (or no file at all) is refused naming the file, before any work.

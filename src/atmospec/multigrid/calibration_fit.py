@@ -80,8 +80,13 @@ def repeat_pairs(max_objects: int | None, seed: int) -> list[tuple[str, str, str
     return out
 
 
-def _predict(predictor: Any, keys: list[str]) -> dict[str, Any]:
-    """Combined medians and 68 % half-widths of Teff and [M/H] per key (calibration off)."""
+def _predict(
+    predictor: Any, keys: list[str], left_out: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Combined medians and 68 % half-widths of Teff and [M/H] per key (calibration off).
+
+    A key the predictor refuses is logged and, with ``left_out``, recorded there with why
+    (the calibration's record then says which objects of its half it could not use)."""
     from tqdm.auto import tqdm
 
     from atmospec import library
@@ -93,6 +98,8 @@ def _predict(predictor: Any, keys: list[str]) -> dict[str, Any]:
             res = predictor.predict(library.load(key))
         except AtmospecError as err:
             log.warning("%s: left out of the calibration (%s)", key, err)
+            if left_out is not None:
+                left_out[key] = str(err)
             continue
         s = res.samples[0]
         j_t, j_m = res.param_names.index("teff"), res.param_names.index("mh")
@@ -142,7 +149,8 @@ def fit_calibration(
         comp["splat_key"].astype(str).tolist(), comp["teff"].tolist(), seed
     )
     predictor = MultiGridPredictor(draws=draws, seed=seed, calibration=None)
-    answers = _predict(predictor, fit_keys)
+    refused: dict[str, str] = {}
+    answers = _predict(predictor, fit_keys, refused)
     rows = comp.set_index(comp["splat_key"].astype(str)).loc[[k for k in fit_keys if k in answers]]
     x = np.array([answers[k]["teff"] for k in rows.index])
     y = rows["teff"].to_numpy(float) - x
@@ -191,6 +199,8 @@ def fit_calibration(
         "split": {
             "method": "companions sorted by Teff, one of each consecutive pair to each half",
             "calibration": list(rows.index),
+            # companions of the calibration half the predictor refused: in neither half
+            "calibration_refused": refused,
             "held_out": held,
             "field_objects": fk,
             "field_left_out_flagged": sorted(set(field) - set(fk)),
