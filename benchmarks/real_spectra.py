@@ -189,7 +189,11 @@ def _fit_half_repeats() -> pd.DataFrame:
 
 
 def _calibration_split(comp: pd.DataFrame) -> tuple[set[str], set[str]]:
-    """Companions held out of the shipped calibration (reported) and those it learned from."""
+    """Companions held out of the shipped calibration (reported) and those it learned from.
+
+    A companion of the calibration half that the predictor refused when the calibration was
+    learned (``split.calibration_refused`` in its record) is in neither set: it belongs to
+    the calibration half by the split, and is named here rather than counted as held out."""
     from atmospec.errors import DataNotFoundError
     from atmospec.multigrid.calibration import load_calibration
 
@@ -198,7 +202,10 @@ def _calibration_split(comp: pd.DataFrame) -> tuple[set[str], set[str]]:
     except DataNotFoundError:
         return set(comp["key"]), set()
     used = cal.calibration_objects & set(comp["key"])
-    return set(comp["key"]) - used, used
+    refused = set(cal.meta.get("split", {}).get("calibration_refused", {})) & set(comp["key"])
+    if refused:
+        print(f"calibration half, refused when the calibration was learned: {sorted(refused)}")
+    return set(comp["key"]) - used - refused, used
 
 
 # -- classic route ---------------------------------------------------------------------
