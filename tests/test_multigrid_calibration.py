@@ -249,6 +249,77 @@ def test_shipped_calibration_was_learned_from_the_answers_the_code_gives_today(
         assert now == pytest.approx(x, abs=0.5), (key, now, x)
 
 
+@pytest.mark.realdata
+def test_calibrate_command_records_and_names_objects_of_its_half_it_could_not_use(
+    splat_dir, tmp_path, monkeypatch
+):
+    # An object of the calibration half the predictor refuses cannot inform the correction,
+    # and it is not held out either (the split put it in the calibration half): the record
+    # lists it with the reason and the command names it. Before, it was only logged, and the
+    # benchmark counted it among the held-out companions. The predictor is replaced by one
+    # that answers Teff = 1500 K + 10 % of the label offset from 1500 K, so the run is fast.
+    import zlib
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import atmospec.multigrid.predictor as mgp
+    from atmospec.cli.main import app
+    from atmospec.errors import InvalidSpectrumError
+
+    keys = ["10001_10443", "10002_10782", "10038_11075", "10039_11138", "10042_11301"]
+    keys += ["10043_11300", "10048_11471", "10049_11495", "10050_11504", "10051_10171"]
+    labels = dict(zip(keys, np.linspace(1300.0, 2200.0, len(keys)), strict=True))
+    half, _ = stratified_split(keys, list(labels.values()), 0)
+    refused = half[0]
+
+    class Answers:
+        base_model_id = "stand-in"
+
+        def __init__(self, **_):
+            pass
+
+        def predict(self, spectrum):
+            if spectrum.source == refused:
+                raise InvalidSpectrumError(f"{refused}: no model bin overlaps it")
+            teff = 1500.0 + 0.1 * (labels.get(spectrum.source, 1500.0) - 1500.0)
+            rng = np.random.default_rng(zlib.crc32(spectrum.source.encode()))  # per spectrum
+            draws = rng.normal([teff, 5.0, 0.1], [30.0, 0.1, 0.1], (400, 3))
+            return SimpleNamespace(
+                samples=draws[None],
+                param_names=("teff", "logg", "mh"),
+                ood_flag=np.array([False]),
+                inputs=[SimpleNamespace(snr=100.0)],
+            )
+
+    monkeypatch.setattr(mgp, "MultiGridPredictor", Answers)
+    table = tmp_path / "companions.csv"
+    table.write_text(
+        "splat_key,teff,teff_err\n" + "".join(f"{k},{t:.0f},30\n" for k, t in labels.items())
+    )
+    res = CliRunner().invoke(
+        app,
+        [
+            "discrepancy",
+            "calibrate",
+            "--companions",
+            str(table),
+            "--out",
+            str(tmp_path / "c"),
+            "--max-field",
+            "6",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert f"{refused}: left out of the calibration half: {refused}: no model bin" in res.output
+    cal = load_calibration(tmp_path / "c")
+    assert cal.meta["split"]["calibration_refused"] == {
+        refused: f"{refused}: no model bin overlaps it"
+    }
+    assert sorted(cal.corrections["teff"].objects) == sorted(k for k in half if k != refused)
+    assert refused not in cal.held_out and len(cal.held_out) == len(keys) - len(half)
+
+
 def test_calibrate_command_refuses_a_table_without_the_labels(tmp_path):
     # The companions table must give each object's library key and its Teff with an error;
     # a table without them (or no file at all) is refused naming the file, before any work.

@@ -130,7 +130,12 @@ def calibrate_cmd(
         p: {"n": len(c.objects), "length_scale_K": 1000 * c.length_scale}
         for p, c in cal.corrections.items()
     }
-    typer.echo(json.dumps({"out": str(path), "model_id": cal.model_id, **summary}))
+    refused = cal.meta["split"]["calibration_refused"]  # objects of its half it could not use
+    for key, why in refused.items():
+        typer.secho(f"{key}: left out of the calibration half: {why}", fg="yellow", err=True)
+    typer.echo(
+        json.dumps({"out": str(path), "model_id": cal.model_id, **summary, "refused": refused})
+    )
 
 
 def register(app: typer.Typer) -> None:
