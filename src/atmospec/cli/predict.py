@@ -435,7 +435,8 @@ def run_batch_command(
     if run.n_predicted:
         table, rows = escape(str(out / "predictions.ecsv")), run.n_predicted
         used = "default over several grids (its id: run.json)" if multi else predictor.model_id
-        console.print(f"model {escape(used)}; {rows} row{'s' * (rows != 1)} in {table}")
+        said = f"model {escape(used)}; {rows} row{'s' * (rows != 1)} in {table}"
+        console.print(said, highlight=False)
         if show > 0:
             import pandas as pd
             from astropy.table import Table
