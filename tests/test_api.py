@@ -78,6 +78,7 @@ def test_resample_conserves_flux_and_refuses_uncovered_bins() -> None:
     # integrated flux over the covered range is conserved: sum f dlambda
     assert float(np.sum(out.flux * 0.1)) == pytest.approx(np.sum(3.0 + 2.0 * new) * 0.1)
     # independent pixel errors average down: 50 pixels per bin -> 0.1 / sqrt(50)
+    assert out.uncertainty is not None
     assert float(np.median(out.uncertainty)) == pytest.approx(0.1 / np.sqrt(50), rel=0.02)
     with pytest.raises(CoverageError, match="line"):
         spec.resample([0.8, 1.5])
@@ -112,6 +113,7 @@ def test_add_noise_is_reproducible_and_adds_in_quadrature() -> None:
     b = spec.add_noise(snr=50, rng=np.random.default_rng(7))
     np.testing.assert_array_equal(a.flux, b.flux)
     added = 2.0 / 50  # median flux / snr
+    assert a.uncertainty is not None
     np.testing.assert_allclose(a.uncertainty, np.hypot(0.03, added))
     z = (a.flux - spec.flux) / added
     assert float(np.std(z)) == pytest.approx(1.0, abs=0.02)

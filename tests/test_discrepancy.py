@@ -21,7 +21,9 @@ def _toy(seed: int = 0) -> DiscrepancyModel:
     rng = np.random.default_rng(seed)
     w = np.linspace(1.0, 2.0, 40)
     modes = 0.03 * rng.standard_normal((2, 3, 40))
-    return DiscrepancyModel(w, [1000.0, 2000.0], np.full((2, 40), 0.02), modes, grid="toy")
+    return DiscrepancyModel(
+        w, np.array([1000.0, 2000.0]), np.full((2, 40), 0.02), modes, grid="toy"
+    )
 
 
 def test_woodbury_solve_and_logdet_equal_the_dense_matrix() -> None:
@@ -548,7 +550,7 @@ def test_floor_only_scaling_keeps_the_modes_and_finds_the_floor() -> None:
     rng = np.random.default_rng(5)
     w = np.linspace(1.0, 2.0, 120)
     modes = 0.03 * rng.standard_normal((1, 3, w.size))
-    truth = DiscrepancyModel(w, [1500.0], np.full((1, w.size), 0.02), modes, grid="toy")
+    truth = DiscrepancyModel(w, np.array([1500.0]), np.full((1, w.size), 0.02), modes, grid="toy")
     m = np.full(w.size, 1.0)
     err = np.full(w.size, 1e-3)
     fits = [
@@ -568,7 +570,9 @@ def test_floor_only_scaling_keeps_the_modes_and_finds_the_floor() -> None:
     ]
 
     def start() -> DiscrepancyModel:
-        return DiscrepancyModel(w, [1500.0], np.full((1, w.size), 0.08), modes.copy(), grid="toy")
+        return DiscrepancyModel(
+            w, np.array([1500.0]), np.full((1, w.size), 0.08), modes.copy(), grid="toy"
+        )
 
     floor_only = start()
     calibrate_bin(fits, floor_only, 0, scale_modes=False)

@@ -167,7 +167,7 @@ def test_truncated_record_and_foreign_files(tmp_path):
         load_estimator(tmp_path / "missing")
 
 
-def _unit_sigma_estimator():
+def _unit_sigma_estimator() -> tuple[np.ndarray, SpectrumCNN]:
     """A one-parameter SpectrumCNN whose network says mean 0, raw sigma 1 for every spectrum
     (so only the calibration acts), on an axis containing the 1.20-1.30 um S/N window."""
     wave = np.linspace(1.0, 2.0, 40)
@@ -178,7 +178,7 @@ def _unit_sigma_estimator():
         n = np.asarray(X).shape[0]
         return np.zeros((n, 1)), np.ones((n, 1)) * est.sigma_scale_for(X, sigma)
 
-    est._predict = fake_predict  # type: ignore[method-assign]
+    est._predict = fake_predict
     return wave, est
 
 

@@ -149,6 +149,7 @@ def test_nested_posterior_covers_an_off_node_truth(dback, spex_wave: np.ndarray)
     for p in ("teff", "logg"):
         assert summary[p]["p2.5"] <= truth[p] <= summary[p]["p97.5"], (p, summary[p])
     assert summary["scale"]["p2.5"] <= 3e-6 <= summary["scale"]["p97.5"]
+    assert res.logz is not None and res.logz_err is not None
     assert np.isfinite(res.logz) and 0 < res.logz_err < 5
     assert abs(res.chi2_red - 1.0) < 5 * np.sqrt(2 / res.dof)
     assert res.wall_time_s > 0
@@ -234,6 +235,7 @@ def test_fit_and_posterior_cli_mask_nan_pixels_as_predict_does(
 
     s = library.load(SPEX_KEY)
     keep = ~s.mask
+    assert s.uncertainty is not None
     w, f, e = s.wavelength[keep], s.flux[keep], s.uncertainty[keep]
     bad = np.zeros(w.size, dtype=bool)
     bad[200:204] = True  # inside the grid's range (1.3 um)
@@ -339,6 +341,7 @@ def test_fit_of_one_band_says_so_and_widens(splat_dir: Path) -> None:
     grid = load_grid("dback24")
     s = library.load("10001_10443")  # SDSS J0539-0059, L5: 37 K whole, 172 K J only
     j = (s.wavelength > 1.10) & (s.wavelength < 1.34)
+    assert s.uncertainty is not None
     band = Spectrum(s.wavelength[j], s.flux[j], s.uncertainty[j], mask=s.mask[j], name="J")
     whole, part = fit(s, grid, method="chi2"), fit(band, grid, method="chi2")
     said = [n for n in part.notes if n.startswith("the fitted pixels (1.10-1.34 um) cover ")]

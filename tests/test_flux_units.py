@@ -31,6 +31,7 @@ def test_flat_f_nu_becomes_lambda_to_the_minus_two_f_lambda() -> None:
     out, notes = as_flux_lambda(s)
     assert out.flux[0] == pytest.approx(1e-23 * C_UM_PER_S, rel=1e-6)
     np.testing.assert_allclose(out.flux / out.flux[0], [1.0, 0.25, 0.0625], rtol=1e-9)
+    assert out.uncertainty is not None
     np.testing.assert_allclose(out.uncertainty / out.flux, 0.1, rtol=1e-9)
     assert notes == ["flux converted from Jy (F_nu) to F_lambda (erg / (s cm2 um))"]
     same, said = as_flux_lambda(Spectrum([1.0, 2.0], [1.0, 2.0], flux_unit="W m-2 um-1"))
@@ -105,6 +106,7 @@ def _as_f_nu_mjy(spec: Spectrum) -> Spectrum:
     """The spectrum in F_nu (mJy, a physical scale): F_nu = F_lambda lambda^2 / c."""
     lam = np.asarray(spec.wavelength)
     k = lam**2 / C_UM_PER_S * 1e26 * 1e-15  # erg/s/cm2/um (x 1e-15) -> mJy
+    assert spec.uncertainty is not None
     return Spectrum(lam, spec.flux * k, spec.uncertainty * k, flux_unit="mJy", name="gd165b")
 
 

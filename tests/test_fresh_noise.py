@@ -25,7 +25,7 @@ def test_builder_stores_the_noise_free_flux(grid, tmp_path):
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
 
 
-def test_fresh_noise_differs_per_epoch_and_repeats_under_its_seed():
+def test_fresh_noise_differs_per_epoch_and_repeats_under_its_seed() -> None:
     import torch
 
     from atmospec.estimators import SpectrumCNN
@@ -45,7 +45,7 @@ def test_fresh_noise_differs_per_epoch_and_repeats_under_its_seed():
     def tensors(X, s):
         return [torch.from_numpy(np.nan_to_num(X, nan=-1.0))]
 
-    est._tensors = tensors  # type: ignore[method-assign]
+    est._tensors = tensors
     fn = _FreshNoise(est, clean, sigma, torch.zeros(64, 1), seed=5)
 
     def draw(epoch):

@@ -60,10 +60,10 @@ def test_voigt_is_differentiable() -> None:
 
 def _truth() -> LineList:
     return LineList(
-        center=[5000.6, 5001.5, 5002.3],
-        amplitude=[0.03, 0.05, 0.015],
-        sigma=[0.04, 0.05, 0.03],
-        gamma=[0.01, 0.03, 0.005],
+        center=np.array([5000.6, 5001.5, 5002.3]),
+        amplitude=np.array([0.03, 0.05, 0.015]),
+        sigma=np.array([0.04, 0.05, 0.03]),
+        gamma=np.array([0.01, 0.03, 0.005]),
     )
 
 
@@ -100,7 +100,7 @@ def test_broad_lines_on_coarse_grid_are_accurate() -> None:
     # s = floor(FWHM / (24 px)) = 33, then linearly interpolated. Linear interpolation errs by
     # at most h^2/8 max|tau''| = h^2/8 * tau0 / sigma^2 (h = 33 px = 0.0825 A).
     sigma, amp = 2.0 / 2.3548, 0.5
-    line = LineList([5001.5], [amp], [sigma], [1e-6])
+    line = LineList(np.array([5001.5]), np.array([amp]), np.array([sigma]), np.array([1e-6]))
     w = torch.linspace(4995.0, 5008.0, 5201, dtype=torch.float64)
     em = LineEmulator(line, wing=400.0, tolerance=0.0, device="cpu")
     tau0 = amp / (sigma * np.sqrt(2 * np.pi))
@@ -295,7 +295,9 @@ def test_macroturbulence_kernel_is_gray_radial_tangential_profile() -> None:
 def test_extrinsic_macroturbulence_adds_zeta_squared_over_four() -> None:
     """A weak line's velocity variance grows by (zeta / 2)^2 under radial-tangential
     macroturbulence: variances add under convolution."""
-    lines = LineList([8700.0], [0.002], [8700.0 * 1.0 / C_KMS], [1e-6])
+    lines = LineList(
+        np.array([8700.0]), np.array([0.002]), np.array([8700.0 * 1.0 / C_KMS]), np.array([1e-6])
+    )
     star = LineEmulator(lines, device="cpu")
     w = np.linspace(8690.0, 8710.0, 1000)
 

@@ -15,15 +15,23 @@ from atmospec.highres.telluric import TelluricModel
 
 def test_shared_rv_and_per_order_telluric_scales() -> None:
     star = LineEmulator(
-        LineList([8702.0, 8706.0, 8802.0, 8807.0], [0.03, 0.02, 0.025, 0.03], [0.04] * 4,
-                 [0.005] * 4),
+        LineList(
+            np.array([8702.0, 8706.0, 8802.0, 8807.0]),
+            np.array([0.03, 0.02, 0.025, 0.03]),
+            np.full(4, 0.04),
+            np.full(4, 0.005),
+        ),
         device="cpu",
-    )  # fmt: skip
+    )
     tell = LineEmulator(
-        LineList([8704.0, 8709.0, 8804.5, 8809.0], [0.02, 0.03, 0.02, 0.025], [0.03] * 4,
-                 [0.004] * 4),
+        LineList(
+            np.array([8704.0, 8709.0, 8804.5, 8809.0]),
+            np.array([0.02, 0.03, 0.02, 0.025]),
+            np.full(4, 0.03),
+            np.full(4, 0.004),
+        ),
         device="cpu",
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(2)
     truth_scales = (0.5, 1.6)  # e.g. a drier and a wetter band
     orders = []
@@ -67,10 +75,11 @@ def test_telluric_velocity_shift_is_fitted() -> None:
     """Telluric lines 0.8 km/s off the template's wavelengths (a template's wavelength scale
     against the spectrograph's, or wind): the shared telluric velocity recovers the shift."""
     star = LineEmulator(
-        LineList([8702.0, 8806.0], [0.03, 0.03], [0.04] * 2, [0.005] * 2), device="cpu"
+        LineList(np.array([8702.0, 8806.0]), np.full(2, 0.03), np.full(2, 0.04), np.full(2, 0.005)),
+        device="cpu",
     )
     centres = np.array([8704.0, 8709.0, 8804.5, 8809.0])
-    amp, sig, gam = [0.02, 0.03, 0.02, 0.025], [0.02] * 4, [0.003] * 4
+    amp, sig, gam = np.array([0.02, 0.03, 0.02, 0.025]), np.full(4, 0.02), np.full(4, 0.003)
     shift = 0.8
     moved = LineEmulator(LineList(centres * (1 + shift / 299_792.458), amp, sig, gam), device="cpu")
     tmpl = LineEmulator(LineList(centres, amp, sig, gam), device="cpu")

@@ -47,6 +47,7 @@ def test_goldilocks_is_in_observatory_frame(shared_dir, muler_dir) -> None:
     )
     train_clone(em, tw[m], tel.flux[m], epochs=60)
     good = ~spec.mask
+    assert spec.uncertainty is not None
     fl = torch.as_tensor(np.where(good, spec.flux, 1.0))
     wt = torch.as_tensor(good / spec.uncertainty**2)
     ext = ExtrinsicModel(w, vsini=1.0, device="cpu")
@@ -152,6 +153,11 @@ def test_telfit_template_is_already_at_hpf_resolution(shared_dir, muler_dir) -> 
     # removing the instrument leaves lines narrower than the resolution element
     from atmospec.highres.linefinder import LineList
 
-    ll = LineList([9500.0], [0.01], [9500.0 * template / 299_792.458 / 2.3548], [0.0])
+    ll = LineList(
+        np.array([9500.0]),
+        np.array([0.01]),
+        np.array([9500.0 * template / 299_792.458 / 2.3548]),
+        np.array([0.0]),
+    )
     native = remove_instrument(ll, TELFIT_TEMPLATE_RESOLUTION).fwhm[0] / 9500.0 * 299_792.458
     assert native < 0.7 * inst

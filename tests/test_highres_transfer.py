@@ -14,16 +14,16 @@ from atmospec.highres.transfer import TransferConfig, line_table, transfer
 # a "star" of six lines; the "template" has three of them at the right rest wavelengths with
 # wrong strengths and widths, plus one line the star does not have (at 8712.0)
 STAR = LineList(
-    [8702.0, 8704.5, 8707.0, 8709.3, 8713.5, 8716.0],
-    [0.020, 0.012, 0.030, 0.008, 0.015, 0.010],
-    [0.035, 0.035, 0.040, 0.035, 0.035, 0.035],
-    [0.004, 0.004, 0.005, 0.004, 0.004, 0.004],
+    np.array([8702.0, 8704.5, 8707.0, 8709.3, 8713.5, 8716.0]),
+    np.array([0.020, 0.012, 0.030, 0.008, 0.015, 0.010]),
+    np.array([0.035, 0.035, 0.040, 0.035, 0.035, 0.035]),
+    np.array([0.004, 0.004, 0.005, 0.004, 0.004, 0.004]),
 )
 TEMPLATE = LineList(
-    [8702.0, 8707.0, 8712.0, 8716.0],
-    [0.010, 0.060, 0.020, 0.005],
-    [0.080, 0.080, 0.080, 0.080],
-    [0.004, 0.004, 0.004, 0.004],
+    np.array([8702.0, 8707.0, 8712.0, 8716.0]),
+    np.array([0.010, 0.060, 0.020, 0.005]),
+    np.array([0.080, 0.080, 0.080, 0.080]),
+    np.array([0.004, 0.004, 0.004, 0.004]),
 )
 RV, VSINI, NOISE = 12.0, 4.0, 2e-3
 
@@ -80,13 +80,17 @@ def test_transfer_adds_missing_lines_and_prunes_absent_ones(fitted) -> None:
     assert res.meta["n_lines_data"] >= 3 and res.meta["n_lines_added"] >= 3
 
 
+def _weak_line() -> LineList:
+    return LineList(np.array([8700.0]), np.array([0.002]), np.array([0.04]), np.array([0.002]))
+
+
 def test_line_table_equivalent_width_of_a_weak_line() -> None:
     # a weak line's equivalent width is its integrated optical depth: amplitude 2e-3 A
-    t = line_table(LineList([8700.0], [0.002], [0.04], [0.002]))
+    t = line_table(_weak_line())
     assert float(t["ew_mA"][0]) == pytest.approx(2.0, rel=0.02)
     # FWHM in km/s: the Voigt FWHM / lambda * c
     assert float(t["fwhm_kms"][0]) == pytest.approx(
-        float(LineList([8700.0], [0.002], [0.04], [0.002]).fwhm[0]) / 8700.0 * C_KMS, abs=0.01
+        float(_weak_line().fwhm[0]) / 8700.0 * C_KMS, abs=0.01
     )
 
 

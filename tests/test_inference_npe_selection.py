@@ -178,6 +178,7 @@ def test_an_npe_whose_calibration_fails_is_not_chosen(
     good = Predictor(str(_bundle(tmp_path / "good", False)), ood=False, draws=200)
     assert good.predict(spec).table()["model_id"][0].startswith(NPE)  # the copy itself works
     bad = Predictor(str(_bundle(tmp_path / "bad", True)), ood=False, draws=200)
+    assert bad.policy is not None
     assert not bad.policy.primary_usable
     assert bad.policy.calibration.max_error == pytest.approx(2 * bad.policy.calibration.tolerance)
     row = bad.predict(spec).table()[0]
@@ -222,6 +223,7 @@ def test_dask_spec_ships_the_whole_default_selection(default: Any, dback: Any) -
     worker = spec.build()  # rebuilt from the shipped bytes, as in a worker
     assert worker.model_id == spec.model_id == default.model_id
     # the members keep their names, so the notes read the same as at home
+    assert worker.policy is not None
     assert (worker.policy.primary, worker.policy.fallback) == (
         default.policy.primary,
         default.policy.fallback,
@@ -262,10 +264,12 @@ def test_several_grids_let_an_npe_trained_with_model_error_serve_its_snr_range(
     # with that model error, so the several-grid predictor keeps it (and says why).
     from atmospec.multigrid import MultiGridPredictor
     from atmospec.multigrid.predictor import NPE_MODEL_ERROR_RATIO, model_error_ratio
+    from atmospec.prediction.routing import RoutedInput
 
     mp = MultiGridPredictor(draws=200, ood=False, calibration=None)
     spec = _spectrum(dback, {"teff": 1500, "logg": 5.0, "mh": 0.0, "fsed": 2}, 12, 5, "me")
     inp = mp.prepare(spec)
+    assert isinstance(inp, RoutedInput)  # routed: it names the member that serves it
     member = mp.primary.members[inp.member]
     disc = mp.discrepancy["dback24"]
     assert model_error_ratio(disc, member.wavelength, inp.flux, inp.sigma) > NPE_MODEL_ERROR_RATIO
@@ -397,7 +401,7 @@ def test_npe_ood_does_not_flag_field_dwarfs_brought_to_the_top_of_its_snr_range(
         inp = prepare_input(s, npe.wavelength_, policy="mask", max_masked_fraction=1.0)
         return noise_snr(inp.flux, inp.sigma)
 
-    flags = {"read at S/N": [], "one threshold": []}
+    flags: dict[str, list[bool]] = {"read at S/N": [], "one threshold": []}
     for key in [*keys, "10141_11478"]:
         sp, _ = degrade_into_range(library.load(key), axis_snr, 30.0, np.random.default_rng([0, 1]))
         flags["read at S/N"].append(bool(checker.predict(sp).ood_flag[0]))

@@ -49,8 +49,10 @@ def test_verify_rehashes_extracted_files(toy_dist: data.Distribution) -> None:
     (row,) = data.status(verify=True)
     assert row["verified"]  # the wheel's sha256: still the recorded one, which is why
     assert not row["files_ok"]  # "verified ok" alone never meant the files were intact
-    assert sorted(p.split(":")[0] for p in row["problems"]) == ["changed", "missing"]
-    assert any(p.endswith("a.txt") for p in row["problems"])
+    problems = row["problems"]
+    assert isinstance(problems, list)
+    assert sorted(p.split(":")[0] for p in problems) == ["changed", "missing"]
+    assert any(p.endswith("a.txt") for p in problems)
 
 
 def _cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -51,6 +51,7 @@ def test_two_error_columns_are_refused_naming_both(tmp_path: Path) -> None:
     with pytest.raises(FileFormatError, match=r"\['err', 'flux_error'\].*err_col"):
         read(f)
     spec = read(f, err_col="flux_error")  # the explicit mapping decides
+    assert spec.uncertainty is not None
     np.testing.assert_allclose(spec.uncertainty, 0.02 * FLUX, rtol=1e-5)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def text_file(tmp_path: Path, body: str, name: str = "s.txt", header: str = HEAD
     return path
 
 
-def check(exc: type[Exception], path: Path, message: str, **kw: object) -> None:
+def check(exc: type[Exception], path: Path, message: str, **kw: Any) -> None:
     with pytest.raises(exc) as info:
         read(path, **kw)
     text = str(info.value)

@@ -31,6 +31,7 @@ def _on_axis(spec: Spectrum, wave_um: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Flux (erg/s/cm2/A, the file's scale) and error of ``spec`` interpolated onto an axis."""
     scale = spec.meta["normalisation"]["scale"]
     w = np.asarray(spec.wavelength)
+    assert spec.uncertainty is not None
     return np.interp(wave_um, w, spec.flux) * scale, np.interp(wave_um, w, spec.uncertainty) * scale
 
 
@@ -77,6 +78,7 @@ def test_linear_axis_with_error_and_quality_extensions(gd165b: Spectrum, tmp_pat
     s = io.read(path)
     np.testing.assert_allclose(s.wavelength, aa / 1e4, rtol=1e-12)
     np.testing.assert_allclose(s.flux, flux, rtol=1e-12)
+    assert s.uncertainty is not None
     np.testing.assert_allclose(s.uncertainty, err, rtol=1e-12)
     assert s.mask.sum() == 3 and s.mask[[10, 11, 300]].all()
     assert s.flux_unit == "erg / (Angstrom s cm2)" and s.name == "GD 165B"
@@ -101,6 +103,7 @@ def test_variance_and_inverse_variance_planes_become_one_sigma(
         )
         s = io.read(path)
         keep = np.arange(aa.size) != 5
+        assert s.uncertainty is not None
         np.testing.assert_allclose(s.uncertainty[keep], err[keep], rtol=1e-10)
         assert s.mask.tolist() == (~keep).tolist()
 
@@ -130,6 +133,7 @@ def test_iraf_log_linear_bands_read_the_sigma_band(gd165b: Spectrum, tmp_path: P
     s = io.read(path)
     np.testing.assert_allclose(s.wavelength, 10**loglam / 1e4, rtol=1e-6)  # float32 pixels
     np.testing.assert_allclose(s.flux, flux, rtol=1e-6)
+    assert s.uncertainty is not None
     np.testing.assert_allclose(s.uncertainty, err, rtol=1e-6)
     assert s.meta["wavelength_axis"] == "log-linear (DC-FLAG = 1)"
     assert s.meta["flux_unit_assumed"] is True  # no BUNIT: F_lambda assumed, and said
@@ -171,7 +175,7 @@ def test_air_wavelengths_become_vacuum(gd165b: Spectrum, tmp_path: Path) -> None
     # Refractivity of standard air (Morton 2000, eq. 8): (n - 1) 1e8 = 8342.54 + 2406147 /
     # (130 - s^2) + 15998 / (38.9 - s^2), s the vacuum wavenumber in 1/um: 2.7417e-4 at 1 um
     # (the reader inverts it to go from air to vacuum).
-    air_nm = 1000.0 + 2.5 * np.arange(600)
+    air_nm = 1000.0 + 2.5 * np.arange(600, dtype=np.float64)
     vac = air_to_vacuum(air_nm / 1e3)
     s2 = (1.0 / vac) ** 2
     morton = 1e-8 * (8342.54 + 2406147.0 / (130.0 - s2) + 15998.0 / (38.9 - s2))
@@ -338,6 +342,7 @@ def test_fire_error_spectrum_beside_the_flux_is_read_with_it(
     _primary(flux, **cards).writeto(tmp_path / "J1424_F.fits")  # type: ignore[attr-defined]
     _primary(err, **cards).writeto(tmp_path / "J1424_E.fits")  # type: ignore[attr-defined]
     s = io.read(tmp_path / "J1424_F.fits")
+    assert s.uncertainty is not None
     np.testing.assert_allclose(s.uncertainty, err, rtol=1e-6)
     assert s.meta["uncertainty_from"] == "file J1424_E.fits (the error spectrum beside it)"
     assert Catalog.from_folder(tmp_path).items == (str(tmp_path / "J1424_F.fits"),)

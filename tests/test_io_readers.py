@@ -141,6 +141,7 @@ def write_x1d(path: Path, spectrum: Spectrum, n_ext: int = 1) -> None:
     from astropy.io import fits
 
     n = len(spectrum)
+    assert spectrum.uncertainty is not None
     prim = fits.PrimaryHDU()
     for k, v in {
         "TELESCOP": "JWST",
@@ -306,6 +307,7 @@ def test_variance_and_inverse_variance_columns_give_sigma(tmp_path: Path) -> Non
     for name, kind in (("ivar.csv", "inverse variance"), ("var.ecsv", "variance"),
                        ("ivar.fits", "inverse variance")):  # fmt: skip
         s = read(tmp_path / name, wave_unit="um")
+        assert s.uncertainty is not None
         np.testing.assert_allclose(s.uncertainty, sigma, rtol=1e-12)
         assert s.meta["uncertainty_from"].startswith(f"{kind} column")
     # ivar = 0 (no information) is an invalid pixel: refused by default, masked on request
@@ -318,7 +320,9 @@ def test_variance_and_inverse_variance_columns_give_sigma(tmp_path: Path) -> Non
     assert masked.mask.tolist() == [False, True, False, False]
     # a 1-sigma column wins over a variance beside it (no ambiguity)
     (tmp_path / "both.csv").write_text(head + "error,variance\n1.0,2.0,0.1,9\n1.5,2.5,0.2,9\n")
-    np.testing.assert_allclose(read(tmp_path / "both.csv").uncertainty, [0.1, 0.2])
+    both = read(tmp_path / "both.csv")
+    assert both.uncertainty is not None
+    np.testing.assert_allclose(both.uncertainty, [0.1, 0.2])
 
 
 def test_a_snr_column_is_named_when_errors_are_missing(tmp_path: Path) -> None:
@@ -434,6 +438,7 @@ def test_an_error_column_of_zeros_is_named_and_an_assumed_snr_serves_it(
     assert 1200 < res.table()["teff_median"][0] < 2400
     assert "error column was not used" in res.table()["notes"][0]
     some = tmp_path / "some.csv"
+    assert s.uncertainty is not None
     e = s.uncertainty[good].copy()
     e[:10] = 0.0
     np.savetxt(some, np.c_[w, f, e], delimiter=",", header="wavelength,flux,error", comments="")

@@ -49,5 +49,6 @@ def test_from_specutils_frequency_axis_and_variance() -> None:
     s = from_specutils(sp, name="freq")
     # c / nu: 2.998e14 um Hz / 1.5e14 Hz = 1.9986 um, ...
     np.testing.assert_allclose(s.wavelength, 2.99792458e14 / nu.value, rtol=1e-12)
+    assert s.uncertainty is not None
     np.testing.assert_allclose(s.uncertainty, [0.2, 0.2, 0.2])  # sqrt of the variance
     assert s.flux.tolist() == [3.0, 2.0, 1.0]

@@ -238,9 +238,9 @@ def test_t_dwarf_below_diamondback_is_answered_by_the_grids_that_cover_it(splat_
     from atmospec.multigrid.estimate import photon_chi2
 
     fits = {g: photon_chi2(e) for g, e in res.estimates[0].items() if row[f"{g}_weight"] > 0}
-    best = min(fits, key=lambda g: fits[g][0] / fits[g][1])  # type: ignore[index]
+    best = min(fits, key=lambda g: fits[g][0] / fits[g][1])
     assert f"chi2_red and dof: {best}'s best node" in row["notes"]
-    chi2, dof = fits[best]  # type: ignore[misc]
+    chi2, dof = fits[best]
     assert row["dof"] == dof and row["chi2_red"] == pytest.approx(chi2 / dof, rel=1e-12)
     e = res.estimates[0][best]
     assert dof == int(np.isfinite(e.flux).sum()) - len(e.param_names) - 1

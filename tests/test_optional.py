@@ -61,7 +61,9 @@ def _pyproject() -> dict:
 
 def _dist_name(requirement: str) -> str:
     """``"batman-package>=2.4"`` -> ``"batman-package"`` (normalised as in PEP 503)."""
-    name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+    match = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert match is not None, requirement
+    name = match.group(0)
     return re.sub(r"[-_.]+", "-", name).lower()
 
 

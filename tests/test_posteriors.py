@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,7 +120,9 @@ def test_wrong_pixel_count_is_refused(linear_npe: NPEstimator) -> None:
 
 
 # --------------------------------------------------------------------------- calibration
-def _conjugate(n: int, shrink: float, seed: int) -> tuple[np.ndarray, ...]:
+def _conjugate(
+    n: int, shrink: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """theta ~ N(0, 1), x = theta + N(0, s^2): exact posterior N(x/(1+s^2), s^2/(1+s^2)).
 
     ``shrink`` multiplies the posterior sd (1 = exact, 0.5 = over-confident).
@@ -198,7 +201,11 @@ def test_interval68_of_gaussian() -> None:
 
 # --------------------------------------------------------------------------- importance
 class _GaussianProposal:
-    """A stand-in fitted estimator: q = N(mu, sd^2) in one parameter, with the NPE interface."""
+    """A stand-in fitted estimator: q = N(mu, sd^2) in one parameter, with the NPE interface.
+
+    Not an NPEstimator, so the tests hold it as ``Any`` to hand it to ``importance_correct``
+    (which uses only ``param_names_``, ``bounds_``, ``sample`` and ``log_prob``).
+    """
 
     param_names_ = ("a",)
     bounds_ = {"a": (-3.0, 3.0)}
@@ -236,19 +243,20 @@ def test_importance_correction_matches_quadrature() -> None:
     dx = grid[1] - grid[0]
     mean_ref = float(np.sum(grid * post) / np.sum(post))
     logz_ref = float(ll.max() + np.log(np.sum(post) * dx / 6.0))  # prior density 1/6
-    proposal = _GaussianProposal(mean_ref + 0.05, 0.12)  # shifted and too wide
+    proposal: Any = _GaussianProposal(mean_ref + 0.05, 0.12)  # shifted and too wide
     res = importance_correct(proposal, flux, like, sigma=sigma, n=20000, seed=1)
     wmean = float(np.sum(res.weights * res.samples[:, 0]))
     assert abs(wmean - mean_ref) < 0.005
     assert abs(res.log_evidence - logz_ref) < 0.05
     assert 0.05 < res.efficiency < 1.0
     # the flux scale drawn from its conditional Gaussian recovers the injected scale 2
+    assert res.scale is not None
     assert abs(np.sum(res.weights * res.scale) - 2.0) < 0.05
 
 
 def test_low_efficiency_warns() -> None:
     flux, sigma, like = _slope_problem()
-    bad = _GaussianProposal(-1.0, 0.05)  # far from the posterior at ~0.4
+    bad: Any = _GaussianProposal(-1.0, 0.05)  # far from the posterior at ~0.4
     with pytest.warns(LowEfficiencyWarning, match="efficiency"):
         res = importance_correct(bad, flux, like, sigma=sigma, n=2000, seed=0)
     assert res.low_efficiency
@@ -261,9 +269,10 @@ def test_no_warning_for_good_proposal() -> None:
     p = np.exp(ll - ll.max())
     m = float(np.sum(grid * p) / p.sum())
     s = float(np.sqrt(np.sum((grid - m) ** 2 * p) / p.sum()))
+    good: Any = _GaussianProposal(m, s)
     with warnings.catch_warnings():
         warnings.simplefilter("error", LowEfficiencyWarning)
-        res = importance_correct(_GaussianProposal(m, s), flux, like, sigma=sigma, n=5000)
+        res = importance_correct(good, flux, like, sigma=sigma, n=5000)
     assert res.efficiency > 0.9
 
 

@@ -151,7 +151,7 @@ def test_nan_flux_named(predictor: Any) -> None:
     # the NaN pixels' span (less than MIN_BIN_FILL of them is filled) and nothing else.
     lo, hi = wave[100], wave[119]
     for policy in ("gaps", "mask"):
-        m = prepare_input(spec, wave_m, policy=policy)  # type: ignore[arg-type]
+        m = prepare_input(spec, wave_m, policy=policy)
         inside = (wave_m > lo) & (wave_m < hi)
         assert np.array_equal(m.masked, inside), policy
         assert np.all(np.isfinite(m.flux)) and np.all(np.isinf(m.sigma[m.masked]))
@@ -193,6 +193,7 @@ def test_missing_and_zero_errors(predictor: Any) -> None:
         prepare_input(no_err, wave)
     m = prepare_input(no_err, wave, assume_snr=50)
     # constant per-pixel sigma = median |flux| / 50 (before averaging pixels into model bins)
+    assert m.spectrum is not None and m.spectrum.uncertainty is not None
     assert np.allclose(m.spectrum.uncertainty, np.median(np.abs(no_err.flux)) / 50)
     assert "assume_snr" in m.notes[0]
     w = np.linspace(0.85, 2.55, 400)

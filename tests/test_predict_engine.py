@@ -43,6 +43,7 @@ def test_engine_matches_estimator(tiny: dict[str, Any], held_out: Any) -> None:
     # grid range (Teff range 1500 K -> well below 0.01 K).
     span = np.array([hi - lo for lo, hi in est.bounds_.values()])
     assert np.max(np.abs(mean - ref.mean) / span) < 1e-4
+    assert std is not None and ref.std is not None
     np.testing.assert_allclose(std, ref.std, rtol=1e-3)
 
 
@@ -70,6 +71,7 @@ def test_noise_counted_once(tiny: dict[str, Any], held_out: Any) -> None:
     engine = Engine(tiny["estimator"])
     assert sigma_kind(tiny["estimator"]) == "total"
     samples, _, std, _ = monte_carlo(engine, X[:20], S[:20], draws=2000, seeds=list(range(20)))
+    assert std is not None
     res = engine.draws(X[:20], S[:20], n_draws=2000, seeds=list(range(20)))
     teff = 0  # far from bounds for most rows: keep rows whose 3-sigma range stays inside
     lo, hi = engine.lo[teff], engine.hi[teff]
@@ -141,7 +143,7 @@ def test_engine_falls_back_when_it_cannot_reproduce(
 
     est = load_estimator(tiny["estimator"].save(tmp_path / "copy"))
     original = est._predict
-    est._predict = lambda X, s: (original(X, s)[0] + 50.0, original(X, s)[1])  # type: ignore[method-assign]
+    est._predict = lambda X, sigma: (original(X, sigma)[0] + 50.0, original(X, sigma)[1])  # type: ignore[method-assign]
     X, _, S = held_out
     engine = Engine(est)
     with pytest.warns(RuntimeWarning, match="fast inference path"):

@@ -99,6 +99,7 @@ def test_absurd_flux_is_a_failure_with_a_reason_not_a_nan_row(tiny, spectra, tmp
     from atmospec.io import read
 
     spec = read(spectra[0])
+    assert spec.uncertainty is not None
     bad = tmp_path / "spectra" / "huge.ecsv"
     spec.__class__(spec.wavelength, spec.flux * 1e300, spec.uncertainty * 1e300, name="huge").write(
         bad
@@ -126,9 +127,9 @@ def test_cli_exit_codes_and_clear_errors(tiny, spectra, tmp_path) -> None:
     base = ["predict", "--model", str(model), "--no-plots", "--no-ood", "--draws", "50"]
     broken = tmp_path / "broken.csv"
     broken.write_text("not a spectrum\n")
-    res = _cli([*base, str(broken), "--out", str(tmp_path / "all-failed")])
-    assert res.returncode == 4, res.stderr
-    assert "no spectrum could be used" in res.stderr and "predictions.ecsv" not in res.stdout
+    proc = _cli([*base, str(broken), "--out", str(tmp_path / "all-failed")])
+    assert proc.returncode == 4, proc.stderr
+    assert "no spectrum could be used" in proc.stderr and "predictions.ecsv" not in proc.stdout
     assert not (tmp_path / "all-failed" / "predictions.ecsv").exists()
 
     # in-process from here (the console entry point turns atmospec errors into exit 2)

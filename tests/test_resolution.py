@@ -62,6 +62,7 @@ def test_binned_errors_are_those_of_the_pixels_in_each_bin() -> None:
     flux = 1.0 + 0.05 * rng.standard_normal(w.size)
     out, _ = to_model_resolution(Spectrum(w, flux, np.full(w.size, 0.05)), SPEX_PRISM_R)
     n_per_bin = out.wavelength / 1200.0 / 6e-5
+    assert out.uncertainty is not None
     np.testing.assert_allclose(out.uncertainty, 0.05 / np.sqrt(n_per_bin), rtol=0.08)
     assert np.std(out.flux) < 0.5 * np.median(out.uncertainty)
 
@@ -92,6 +93,7 @@ def test_prism_spectra_are_left_as_they_are(splat_dir: Path) -> None:
     assert same is gd165b and notes == []
     fine = np.arange(0.7, 2.5, 2e-4)  # sampling ~ 7500
     assert np.median(fine / 2e-4) > FINE_SAMPLING
+    assert gd165b.uncertainty is not None
     on_fine = Spectrum(
         fine,
         np.interp(fine, gd165b.wavelength, gd165b.flux),
@@ -216,6 +218,7 @@ def test_stating_the_resolution_on_the_command_line(splat_dir: Path, tmp_path: P
     from atmospec.cli.main import app
 
     gd165b = library.load("11250_11052").good()
+    assert gd165b.uncertainty is not None
     fine = np.arange(0.7, 2.5, 2e-4)
     on_fine = Table(
         {
@@ -264,7 +267,8 @@ def test_a_resolving_power_that_varies_with_wavelength(splat_dir: Path, tmp_path
     curve = read_resolution(str(curve_file))
     meta = {k: v for k, v in coarse.meta.items() if k != "resolution"}
     told = coarse.copy(meta={**meta, "resolution": curve})
-    assert resolution_at(told, [1.7]).tolist() == [45.0]
+    at = resolution_at(told, [1.7])
+    assert at is not None and at.tolist() == [45.0]
     grid = load_grid("btsettl08")
     best = fit_chi2(told, grid, discrepancy=None)
     assert any("stated R 30-60 (by wavelength)" in n for n in best.notes), best.notes

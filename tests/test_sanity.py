@@ -65,6 +65,7 @@ def test_real_spectrum_passes(real: Spectrum) -> None:
 def test_degenerate_variants_of_a_real_spectrum_are_refused(
     real: Spectrum, change, message: str
 ) -> None:
+    assert real.uncertainty is not None
     flux, unc = change(real.flux.copy(), real.uncertainty.copy())
     with pytest.raises(InvalidSpectrumError, match=message) as err:
         check_spectrum(_variant(real, flux, unc))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ import pytest
 
 from atmospec.scale.distributed import predict_catalog, read_results
 from atmospec.scale.shards import build_shards, merge_shards
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 N_SPECTRA = 48
 PART = 6
@@ -65,7 +69,7 @@ def work(splat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[object]:
+def client() -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     with (
@@ -77,7 +81,7 @@ def client() -> Iterator[object]:
         yield c
 
 
-def _predict(work: dict[str, Path], client: object, out: Path):  # noqa: ANN202
+def _predict(work: dict[str, Path], client: Client, out: Path):  # noqa: ANN202
     return predict_catalog(
         work["store"],
         work["model"],
@@ -92,7 +96,7 @@ def _predict(work: dict[str, Path], client: object, out: Path):  # noqa: ANN202
 
 
 def test_two_workers_match_one_process_and_rerun_skips(
-    work: dict[str, Path], client: object, tmp_path: Path
+    work: dict[str, Path], client: Client, tmp_path: Path
 ) -> None:
     run = _predict(work, client, tmp_path / "out")
     assert run.complete and run.workers == 2
@@ -118,7 +122,7 @@ def test_two_workers_match_one_process_and_rerun_skips(
 
 
 def test_killed_worker_then_rerun_gives_every_row_once(
-    work: dict[str, Path], client: object, tmp_path: Path
+    work: dict[str, Path], client: Client, tmp_path: Path
 ) -> None:
     out = tmp_path / "kill"
     result: dict[str, object] = {}
@@ -127,9 +131,9 @@ def test_killed_worker_then_rerun_gives_every_row_once(
     killed = None
     deadline = time.time() + 60
     while th.is_alive() and time.time() < deadline:
-        busy = [w for w, keys in client.processing().items() if keys]  # type: ignore[attr-defined]
+        busy = [w for w, keys in client.processing().items() if keys]
         if busy and list(out.glob("parts/part-*.json")):
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]  # type: ignore[attr-defined]
+            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
             os.kill(pid, signal.SIGKILL)
             killed = pid
             break
@@ -150,11 +154,11 @@ def test_killed_worker_then_rerun_gives_every_row_once(
 
 
 def test_shards_on_two_workers_equal_one_serial_shard(
-    work: dict[str, Path], client: object, tmp_path: Path
+    work: dict[str, Path], client: Client, tmp_path: Path
 ) -> None:
     import h5py
 
-    kw = {"axis": "spex-prism", "block_size": 30, "seed": 9}
+    kw: dict[str, Any] = {"axis": "spex-prism", "block_size": 30, "seed": 9}
     par = build_shards("dback24", tmp_path / "par", n_samples=90, n_shards=2, client=client, **kw)
     ser = build_shards("dback24", tmp_path / "ser", n_samples=90, n_shards=1, **kw)
     assert len(par) == 2 and len(ser) == 1
@@ -208,14 +212,14 @@ def test_cli_predict_serial_then_collect(work: dict[str, Path], tmp_path: Path) 
 
 
 def test_predict_cli_with_scheduler_address(
-    work: dict[str, Path], client: object, tmp_path: Path
+    work: dict[str, Path], client: Client, tmp_path: Path
 ) -> None:
     """`atmospec predict --catalog STORE --scheduler ADDRESS` runs on that cluster, same rows."""
     from typer.testing import CliRunner
 
     from atmospec.cli.main import app
 
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = client.scheduler.address
     out = tmp_path / "sched"
     args = [
         "--quiet",

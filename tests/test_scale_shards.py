@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from atmospec.errors import FileFormatError
 from atmospec.scale.shards import block_seeds, build_shards, merge_shards, plan_shards
 
-KW = {"axis": "spex-prism", "block_size": 40}
+KW: dict[str, Any] = {"axis": "spex-prism", "block_size": 40}
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:

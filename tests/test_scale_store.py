@@ -31,6 +31,7 @@ def test_resample_masked_conserves_flux_and_keeps_masks() -> None:
     s = Spectrum(w, np.where(mask, np.nan, f), np.full(w.size, 0.1), mask=mask)
     target = np.round(np.arange(1.205, 2.0051, 0.1), 10)  # last bin 1.955-2.055 leaves the data
     flux, unc, m = resample_masked(s, target)
+    assert unc is not None
     expect_mask = np.zeros(target.size, dtype=bool)
     expect_mask[3] = True  # 1.455-1.555 holds the bad pixels
     expect_mask[-1] = True  # not covered by the spectrum (it ends at 2.005 um)

@@ -24,6 +24,7 @@ def test_flambda_fnu_round_trip() -> None:
     assert fnu.flux[1] == pytest.approx(1e6 * (2e-6) ** 2 / 2.99792458e8, rel=1e-12)
     back = fnu.to_flux_unit("W m-2 um-1")
     np.testing.assert_allclose(back.flux, s.flux, rtol=1e-12)
+    assert back.uncertainty is not None and s.uncertainty is not None
     np.testing.assert_allclose(back.uncertainty, s.uncertainty, rtol=1e-12)
     with pytest.raises(UnitError, match="cannot convert flux"):
         s.to_flux_unit("kg")
@@ -64,6 +65,7 @@ def test_normalize_trim_good() -> None:
         flux_unit="Jy",
     )
     n = s.normalize("max")
+    assert n.uncertainty is not None
     assert n.flux_unit == "" and n.flux[1] == 1.0 and n.uncertainty[1] == pytest.approx(0.1)
     assert n.meta["normalisation"]["scale"] == 4.0
     assert len(s.good()) == 3 and not s.good().mask.any()

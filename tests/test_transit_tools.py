@@ -222,6 +222,7 @@ def test_shipped_cnn_is_small_calibrated_and_runs(kind: str) -> None:
     assert meta["provenance"]["training_planets"] > 0
     assert meta["provenance"]["sigma_calibration"]["planets"] > 0
     det = make_detrender(f"cnn{kind}")  # what `transit reduce --method cnn1d|cnn2d` loads
+    assert isinstance(det, CNNDetrender)
     assert det.config.kind == kind and det.name == f"cnn{kind}"
     assert det.sigma_scale > 0 and det.sigma_shared_scale > 0
     raw, truth = simulate_planet("9", TINY, np.random.default_rng([17, 0]))
