@@ -583,3 +583,38 @@ def test_floor_only_scaling_keeps_the_modes_and_finds_the_floor() -> None:
     # (here a ~ 0.08: the modes come out at ~0.3 of the truth, as the shipped L bins' factors
     # of 0.2-0.6 shrink theirs)
     assert a < 1.0 and np.abs(both.modes).mean() < 0.5 * np.abs(modes).mean()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("grid_name", ["dback24", "btsettl08", "burrows06"])
+def test_shipped_model_of_mismatch_scores_its_evaluation_half_as_when_learned(
+    splat_dir: Path, grid_name: str
+) -> None:
+    # Each shipped model's misfit threshold and recorded scores come from fits of library
+    # spectra. A change to the fitting, the grid's preparation or the library reading that
+    # moves those fits leaves the model's digest as it was but its threshold stale (the
+    # several-grid calibration went stale that way once). The first 12 spectra of its
+    # evaluation half inside the grid's Teff range, fitted and scored as learning did, must
+    # give the scores its scores.json recorded (equal to ~1e-8 today).
+    from atmospec.discrepancy.learn import _Prepared, fit_library, select_spectra
+    from atmospec.discrepancy.scaling import dof_scores
+    from atmospec.grids import load_grid
+
+    model = load_discrepancy(grid_name)
+    grid = load_grid(grid_name)
+    table = select_spectra(float(model.meta["selection"]["snr_min"]))
+    rows = table[~table["source_key"].isin(set(model.meta["split"]["fit_objects"]))]
+    teff = np.unique(grid.params["teff"].to_numpy(dtype=np.float64))
+    flux = grid.flux(slice(None))
+    fits = []
+    for key, source in zip(rows["key"], rows["source_key"], strict=True):
+        fit = fit_library(_Prepared(key, source, grid), grid, flux, model)
+        if teff[0] < fit.teff < teff[-1]:  # learning kept those inside the grid's range
+            fits.append(fit)
+        if len(fits) == 12:
+            break
+    import atmospec
+
+    folder = Path(atmospec.__file__).parent / "pretrained" / "discrepancy" / f"{grid_name}-spex"
+    recorded = json.loads((folder / "scores.json").read_text())["eval_scores"][:12]
+    np.testing.assert_allclose(dof_scores(fits, model), recorded, rtol=1e-6)
