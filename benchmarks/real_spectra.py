@@ -73,10 +73,11 @@ Routes, in one run:
 Before it, a table gives every companion's label, estimate, intervals and each grid's median,
 held-out and calibration halves marked (``companion_table`` in the JSON), and the top route's
 keys with their 68 % interval over resamplings of the objects behind each (``bootstrap_68``):
-14 companions or 17 pairs let a key move far, and a target inside that interval is not missed
-beyond what they can tell. The last printed
-line is one JSON object: the ``predict`` route's keys at the top level and every route under
-``routes``.
+13 companions or 17 pairs let a key move far, and a target inside that interval is not missed
+beyond what they can tell. The last printed line is one JSON object: the ``predict`` route's
+keys at the top level, every route under ``routes``, and under ``provenance`` the versions,
+the seed and the model id ``atmospec predict`` ran with (it ends with the calibration's
+digest).
 """
 
 from __future__ import annotations
@@ -313,9 +314,10 @@ def _atmospec(*args: str, ok: tuple[int, ...] = (0,)) -> None:
 
 def predict_route(
     keys: list[str], draws: int, tmp: Path, calibration: bool = True
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], str]:
     """``atmospec predict --model default --catalog`` on the keys; quantiles and flags
-    (``calibration=False``: with ``--no-calibration``)."""
+    (``calibration=False``: with ``--no-calibration``), and the run's model id (every
+    member's, each grid's model of mismatch and the calibration's digest)."""
     from astropy.table import Table
 
     cat = tmp / "catalog.csv"
@@ -351,7 +353,7 @@ def predict_route(
             and isinstance(v, (int, float, np.number))
         }
         rows[str(rec["source"])] = {**q, "flag": bool(any(bool(rec[c]) for c in flags))}
-    return rows
+    return rows, str(json.loads((out / "run.json").read_text())["model_id"])
 
 
 def posterior_route(keys: list[str], n: int, tmp: Path) -> dict[str, dict[str, Any]]:
@@ -692,6 +694,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-predict", action="store_true", help="classic routes only")
     ap.add_argument("--out", default=None, help="write the JSON result here")
     args = ap.parse_args(argv)
+    from atmospec._fileio import provenance
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     companions = args.companions or _default_companions()
     if companions is None:
@@ -701,12 +705,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     keys = sorted({k for n, s in sets.items() if n != "repeats_fit_half" for k in s["key"]})
     print(f"{len(keys)} library spectra: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
     routes = classic(keys, args.quick)
+    model_ids: dict[str, str] = {}
     if not args.no_predict:
         draws = args.draws or (300 if args.quick else 1000)
         extra = sorted(set(sets["repeats_fit_half"]["key"]) - set(keys))
         with tempfile.TemporaryDirectory() as tmp:
-            routes["predict_uncalibrated"] = predict_route(keys, draws, Path(tmp), False)
-            routes["predict"] = predict_route(keys + extra, draws, Path(tmp))
+            routes["predict_uncalibrated"], _ = predict_route(keys, draws, Path(tmp), False)
+            routes["predict"], model_ids["predict"] = predict_route(keys + extra, draws, Path(tmp))
             routes["posterior_sample"] = posterior_route(keys, draws, Path(tmp))
     if "predict_uncalibrated" in routes:
         # Each grid's own answer (the table's per-grid columns; no 95 % interval there): what
@@ -774,6 +779,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "companion_table": table,
         "quick": args.quick,
         "wall_s": time.perf_counter() - t0,
+        # what produced these numbers: versions, seed, and the model id `atmospec predict`
+        # ran with (it names the calibration's digest, so a relearned one is told apart)
+        "provenance": provenance(seed=args.seed, model_ids=model_ids),
     }
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2, default=float) + "\n")
