@@ -33,6 +33,8 @@ __all__ = [
     "read_resolution",
     "check_resolution",
     "pixel_sampling",
+    "HIGHRES_SAMPLING",
+    "highres_hint",
     "to_model_resolution",
     "model_smoothing",
 ]
@@ -245,6 +247,32 @@ def pixel_sampling(wavelength: ArrayLike) -> float:
     if w.size < 2:
         return float("nan")
     return float(np.median(w / np.diff(bin_edges(w))))
+
+
+HIGHRES_SAMPLING = 10_000.0
+"""Median lambda/dlambda of the pixels above which a spectrum is a high-resolution one (the
+library's prism spectra are sampled at 300-700, echelle spectra at tens of thousands)."""
+
+
+def highres_hint(wavelength: ArrayLike) -> str:
+    """``""``, or for a spectrum sampled finer than :data:`HIGHRES_SAMPLING` the sentence that
+    names the commands for it (appended to a refusal for too little overlap with a grid of
+    low-resolution models).
+
+    Example:
+        >>> highres_hint(np.linspace(0.8656, 0.8768, 2048))[:52]
+        'sampled at lambda/dlambda 159,000, it is a high-reso'
+        >>> highres_hint(np.linspace(0.7, 2.5, 500))
+        ''
+    """
+    sampling = pixel_sampling(wavelength)
+    if not sampling >= HIGHRES_SAMPLING:  # also NaN: fewer than two pixels
+        return ""
+    rounded = float(f"{sampling:.3g}")  # three figures, written in full: 158,000
+    return (
+        f"sampled at lambda/dlambda {rounded:,.0f}, it is a high-resolution spectrum: the "
+        "`atmospec highres` commands (`fit`, `transfer`) model those line by line"
+    )
 
 
 def to_model_resolution(

@@ -165,7 +165,7 @@ def prepare(
         slip = unit_slip_error(src, float(wave[0]), float(wave[-1]), glo, ghi, grid_text)
         if slip is not None:  # nothing overlaps, and a common unit would: a unit slip
             raise slip
-        from atmospec.io.other_kinds import highres_hint
+        from atmospec.resolution import highres_hint
 
         fine = highres_hint(native)
         raise CoverageError(

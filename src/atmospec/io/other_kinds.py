@@ -16,46 +16,12 @@ from typing import Any
 
 from atmospec.errors import AtmospecError
 
-__all__ = ["HPF_HINT", "HIGHRES_SAMPLING", "highres_hint", "hint_from", "is_hpf", "spectrum_hint"]
+__all__ = ["HPF_HINT", "hint_from", "is_hpf", "spectrum_hint"]
 
 HPF_HINT = (
     "it is an HPF spectrum (INSTRUME 'HPF', R ~55,000): the `atmospec highres` commands "
     "(`fit`, `echelle` for a Goldilocks file of 28 orders) model high-resolution spectra"
 )
-
-
-HIGHRES_SAMPLING = 10_000.0
-"""Median lambda/dlambda of the pixels above which a spectrum is a high-resolution one (the
-library's prism spectra are sampled at 300-700, echelle spectra at tens of thousands)."""
-
-
-def highres_hint(wavelength: Any) -> str:
-    """``""``, or for a spectrum sampled finer than :data:`HIGHRES_SAMPLING` the sentence that
-    names the commands for it (appended to a refusal for too little overlap with a grid of
-    low-resolution models).
-
-    Example:
-        >>> import numpy as np
-        >>> highres_hint(np.linspace(0.8656, 0.8768, 2048))[:52]
-        'sampled at lambda/dlambda 159,000, it is a high-reso'
-        >>> highres_hint(np.linspace(0.7, 2.5, 500))
-        ''
-    """
-    import numpy as np
-
-    w = np.asarray(wavelength, dtype=np.float64)
-    step = np.diff(w)
-    ok = np.isfinite(step) & (step > 0)
-    if ok.sum() < 2:
-        return ""
-    sampling = float(np.median(w[1:][ok] / step[ok]))
-    if sampling < HIGHRES_SAMPLING:
-        return ""
-    rounded = float(f"{sampling:.3g}")  # three figures, written in full: 158,000
-    return (
-        f"sampled at lambda/dlambda {rounded:,.0f}, it is a high-resolution spectrum: the "
-        "`atmospec highres` commands (`fit`, `transfer`) model those line by line"
-    )
 
 
 def is_hpf(path: str | Path) -> bool:

@@ -199,7 +199,7 @@ def _check_wavelength_units(spectrum: Spectrum, wave: FloatArray, model: str) ->
     slip = unit_slip_error(spectrum.source, lo, hi, float(wave[0]), float(wave[-1]), axis)
     if slip is not None:
         raise slip
-    from atmospec.io.other_kinds import highres_hint
+    from atmospec.resolution import highres_hint
 
     fine = highres_hint(spectrum.wavelength)
     raise CoverageError(
