@@ -299,3 +299,33 @@ def test_npe_refuses_a_spectrum_short_of_its_axis_and_says_what_serves_it(splat_
     assert said.startswith("11250_11052: the spectrum spans 1.1")
     assert "It covers 1" in said and "`atmospec fit FILE --grid NAME`" in said
     assert "--coverage mask" not in said
+
+
+def test_shipped_npe_calibration_is_what_the_code_measures_today(grid) -> None:
+    # `predict --model default` hands in-domain spectra to the NPE because its calibration
+    # record passed; the record is read, not re-measured. So the record must be what
+    # `calibrate_model` measures now (same held-out simulations: seed 0, its test stream, its
+    # model-error realisations), or a change of the simulator, the noise model or the model
+    # of mismatch would leave a stale "passed" in force. It is deterministic (equal to the
+    # last digit today); one test case in 2000 may flip on other BLAS builds. 6 s.
+    from atmospec.models import model_path
+    from atmospec.posteriors.calibration import CALIBRATION_FILE
+    from atmospec.posteriors.pipeline import calibrate_model
+
+    shipped = json.loads((model_path("npe_dback24") / CALIBRATION_FILE).read_text())
+    now = calibrate_model("npe_dback24").to_dict()
+    assert (
+        (now["n_tests"], now["n_samples"])
+        == (shipped["n_tests"], shipped["n_samples"])
+        == (2000, 1000)
+    )
+    assert now["meta"]["model_error"] == shipped["meta"]["model_error"]
+    one_case = 1.5 / shipped["n_tests"]
+    curves = [("coverage_hpd", shipped["coverage_hpd"], now["coverage_hpd"])]
+    curves.append(("coverage_tarp", shipped["coverage_tarp"], now["coverage_tarp"]))
+    for p, curve in shipped["coverage_marginal"].items():
+        curves.append((p, curve, now["coverage_marginal"][p]))
+    for name, old, new in curves:
+        assert old.keys() == new.keys(), name
+        worst = max(abs(new[k] - old[k]) for k in old)
+        assert worst <= one_case, f"{name}: coverage moved by {worst:.4f}; re-run the calibration"
