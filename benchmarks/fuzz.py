@@ -68,6 +68,7 @@ EDGE_NUMBERS = (
     "0x1p3",
     "[/b]",
     "1e",
+    "10703_10070",  # Python's float() takes digit separators; numpy's table reader does not
 )
 EDGE_NAMES = (
     "signal_to_noise",

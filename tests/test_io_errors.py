@@ -210,6 +210,16 @@ def test_text_value_not_a_number(tmp_path: Path) -> None:
     check(FileFormatError, path, "line 3: cannot read 'abc' as a number")
 
 
+def test_text_value_with_digit_separators_is_not_a_number(tmp_path: Path) -> None:
+    # Python's float() reads '10703_10070' (digit groups) but the table parser does not: a
+    # list of library keys under a path line leaked numpy's bare ValueError, naming no file.
+    path = text_file(tmp_path, "1.0 1_000\n1.1 2\n", header="")
+    check(FileFormatError, path, "line 1: cannot read '1_000' as a number")
+    listing = tmp_path / "list.txt"
+    listing.write_text("spectra/a.fits\n10703_10070\n")
+    check(FileFormatError, listing, "line 2: cannot read '10703_10070' as a number")
+
+
 def test_header_names_wrong_number_of_columns(tmp_path: Path) -> None:
     path = text_file(tmp_path, "1.0 1\n1.1 1\n", header="wavelength flux error\n")
     check(FileFormatError, path, "the header names 3 columns")

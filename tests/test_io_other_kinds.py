@@ -165,3 +165,60 @@ def test_the_hpf_reader_refuses_a_text_file_naming_what_reads_it(shared_dir: Pat
     msg = str(err.value)
     assert msg.startswith(f"{f}: not a FITS file; HPF spectra are FITS files")
     assert "`atmospec molecules wasp39b_jwst_transit.dat` reads those" in msg
+
+
+def test_ariel_raw_files_name_transit_reduce(shared_dir: Path) -> None:
+    # A frame file, a calibration frame and a dataset table of the Ariel sample: each is
+    # refused as a spectrum with the `atmospec transit reduce` call for its planet / dataset.
+    root = shared_dir / "ariel_sample" / "raw"
+    planet = root / "train" / "342072318"
+    for f, folder in (
+        (planet / "AIRS-CH0_signal_0.parquet", planet),
+        (planet / "FGS1_calibration_0" / "dark.parquet", planet),
+        (root / "wavelengths.csv", root),
+    ):
+        with pytest.raises(FileFormatError) as err:
+            io.read(f)
+        msg = str(err.value)
+        assert msg.startswith(str(f)), msg
+        assert f"`atmospec transit reduce {folder}`" in msg, msg
+
+
+@pytest.mark.realdata
+def test_a_table_of_spectra_given_as_a_spectrum_names_the_catalog_call(
+    shared_dir: Path, splat_dir: Path, tmp_path: Path
+) -> None:
+    # The companions table lists library keys in `splat_key`; a table of files names its
+    # column too; the call named is the one that then predicts them.
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+    from atmospec.prediction.sources import read_spectrum
+
+    comp = shared_dir / "benchmarks" / "companions.csv"
+    with pytest.raises(FileFormatError) as err:
+        read_spectrum(comp)
+    msg = str(err.value)
+    assert msg.startswith(f"{comp}: line 2: cannot read 'HD 89744B' as a number"), msg
+    want = "it lists 26 spectra (column 'splat_key': 26 library keys), not a spectrum: "
+    assert want + f"`atmospec predict --catalog {comp} --column splat_key`" in msg
+
+    spex = splat_dir / "resources/Spectra/Public/SPEX-PRISM"
+    for name in ("10001_10443.fits.gz", "10703_10070.fits.gz"):
+        shutil.copy(spex / name, tmp_path / name)
+    table = tmp_path / "targets.csv"
+    table.write_text("name,spectrum_file\nA,10001_10443.fits.gz\nHD 3651B,10703_10070.fits.gz\n")
+    with pytest.raises(FileFormatError) as err:
+        read_spectrum(table)
+    said = f"`atmospec predict --catalog {table} --column spectrum_file` predicts them"
+    assert "(column 'spectrum_file': 2 files)" in str(err.value) and said in str(err.value)
+    runner = CliRunner(env={"COLUMNS": "400"})
+    common = ["--quiet", "predict", "--grids", "none", "--draws", "50", "--no-plots"]
+    res = runner.invoke(
+        app,
+        [*common, "--catalog", str(table), "--column", "spectrum_file", "-o", str(tmp_path / "p")],
+    )
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "p" / "predictions.csv").read_text().splitlines()) == 3

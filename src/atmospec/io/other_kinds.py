@@ -16,7 +16,7 @@ from typing import Any
 
 from atmospec.errors import AtmospecError
 
-__all__ = ["HPF_HINT", "hint_from", "is_hpf", "spectrum_hint"]
+__all__ = ["HPF_HINT", "ariel_hint", "hint_from", "is_hpf", "spectrum_hint"]
 
 HPF_HINT = (
     "it is an HPF spectrum (INSTRUME 'HPF', R ~55,000): the `atmospec highres` commands "
@@ -52,6 +52,36 @@ def is_hpf(path: str | Path) -> bool:
         return False
 
 
+def ariel_hint(path: str | Path) -> str | None:
+    """For a file of an Ariel raw dataset (the Ariel Data Challenge layout: ``ROOT`` holding
+    ``axis_info.parquet``, planets in ``ROOT/train/ID`` with ``AIRS-CH0_signal*.parquet`` and
+    calibration folders): the command that reduces it, in a sentence; None for any other file.
+    It looks at file names only.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> planet = pathlib.Path(tempfile.mkdtemp()) / "train" / "342072318"
+        >>> (planet / "AIRS-CH0_calibration_0").mkdir(parents=True)
+        >>> _ = (planet / "AIRS-CH0_signal_0.parquet").write_bytes(b"PAR1")
+        >>> ariel_hint(planet / "AIRS-CH0_calibration_0" / "dark.parquet")[:56]
+        'it belongs to the Ariel raw visit of planet 342072318: `'
+    """
+    path = Path(path)
+    for planet in (path.parent, path.parent.parent):
+        if any(planet.glob("AIRS-CH0_signal*.parquet")):
+            return (
+                f"it belongs to the Ariel raw visit of planet {planet.name}: "
+                f"`atmospec transit reduce {planet}` calibrates its frames into a "
+                "transmission spectrum"
+            )
+    if (path.parent / "axis_info.parquet").is_file():
+        return (
+            f"it belongs to the Ariel raw dataset {path.parent}: `atmospec transit reduce "
+            f"{path.parent}` reduces its planets"
+        )
+    return None
+
+
 def hint_from(
     path: str | Path, read: Callable[[Path], Any], sentence: Callable[[Any, Path], str]
 ) -> str | None:
@@ -85,6 +115,9 @@ def spectrum_hint(path: str | Path) -> str | None:
         >>> spectrum_hint(f)[:42]
         'it reads as a transmission spectrum (2 bin'
     """
+    ariel = ariel_hint(path)
+    if ariel is not None:
+        return ariel
     from atmospec.molecules.io import read_transmission  # refuses binary files itself
 
     def read(p: Path) -> tuple[Any, str]:

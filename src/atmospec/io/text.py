@@ -68,6 +68,10 @@ def _parse_header(line: str, delimiter: str | None) -> tuple[list[str], list[str
 
 
 def _is_number(token: str) -> bool:
+    """A number as the table parser reads it (Python's ``float`` also takes ``1_000``,
+    numpy's reader does not)."""
+    if "_" in token:
+        return False
     try:
         float(token)
     except ValueError:
@@ -127,9 +131,9 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
     text = "\n".join(r for _, r in rows)
     try:
         data = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=np.float64)
-    except ValueError:
+    except ValueError as err:
         _raise_row_error(rows, source=source, delimiter=delimiter)
-        raise
+        raise FileFormatError(f"{source}: cannot read the data rows as numbers ({err})") from None
     if data.shape[1] < 2:
         raise FileFormatError(
             f"{source}: needs at least 2 columns (wavelength, flux), found {data.shape[1]}"

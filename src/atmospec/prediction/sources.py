@@ -5,14 +5,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmospec._fileio import first_block
 from atmospec.errors import AtmospecError, DataNotFoundError, FileFormatError
+
+from .catalogue_table import (
+    LIBRARY_KEY,
+    PATH_COLUMNS,
+    catalogue_hint,
+    library_keys,
+    read_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,10 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-PATH_COLUMNS: tuple[str, ...] = ("path", "file", "filename", "spectrum", "source")
-"""Column names searched, in order, for the file paths of a catalogue table (``key``: SpeX
-library keys instead)."""
 
 SPECTRUM_SUFFIXES: tuple[str, ...] = (
     ".fits",
@@ -59,8 +61,6 @@ ROW_ERRORS: tuple[type[BaseException], ...] = (AtmospecError, OSError, ValueErro
 of stopping the run: bad or unreadable input. Anything else is a bug and stops the run."""
 
 _FILE, _LIBRARY = "file", "library"
-_KEY = re.compile(r"\d+_\d+")
-"""The shape of a SpeX library key (``10703_10070``)."""
 
 
 def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
@@ -88,11 +88,17 @@ def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
                 f"{path}: no such spectrum file"
                 + (
                     ", and not a SpeX library key (see `atmospec library`)"
-                    if _KEY.fullmatch(path.name)
+                    if LIBRARY_KEY.fullmatch(path.name)
                     else ""
                 )
             )
-        return read(path, invalid="mask", **read_options)
+        try:
+            return read(path, invalid="mask", **read_options)
+        except FileFormatError as err:
+            said = catalogue_hint(path)
+            if said is None:
+                raise
+            raise FileFormatError(f"{err}; {said}") from None
     raise TypeError(f"expected a Spectrum or a file path, got {type(item).__name__}")
 
 
@@ -188,19 +194,6 @@ def _without_error_partners(files: list[str]) -> list[str]:
     return keep
 
 
-def _library_keys(names: Sequence[str]) -> set[str]:
-    """Those of ``names`` (no file of that name exists) that are SpeX library keys; none when
-    no library was fetched (each name then stays a missing file, refused as such)."""
-    if not names:
-        return set()
-    from atmospec.library import catalogue
-
-    try:
-        return set(catalogue()["key"].astype(str)) & set(names)
-    except DataNotFoundError:
-        return set()
-
-
 class Catalog:
     """The spectra a batch run goes over, in a fixed order, cut into deterministic partitions.
 
@@ -262,7 +255,7 @@ class Catalog:
         lists them and ``atmospec fit`` takes them) is that library spectrum.
         """
         items = _without_error_partners([str(p) for p in paths])
-        keys = _library_keys([i for i in items if not Path(i).exists()])
+        keys = library_keys([i for i in items if not Path(i).exists()])
         kinds = [_LIBRARY if i in keys else _FILE for i in items]
         return cls(items, kinds, label=label or "files")
 
@@ -336,7 +329,7 @@ class Catalog:
             if not p.is_file():
                 raise DataNotFoundError(f"{p}: catalogue table not found")
             base, label = p.parent, p.name
-            df = _read_table(p)
+            df = read_table(p)
         wanted = [column] if column else [*PATH_COLUMNS, "key"]
         col = next((c for c in wanted if c in df.columns), None)
         if col is None:
@@ -349,9 +342,7 @@ class Catalog:
         if col == "key":
             return cls(values, [_LIBRARY] * len(values), label=label)
         paths = [v if Path(v).is_absolute() else str(base / v) for v in values]
-        keys = _library_keys(
-            [v for v, q in zip(values, paths, strict=True) if not Path(q).exists()]
-        )
+        keys = library_keys([v for v, q in zip(values, paths, strict=True) if not Path(q).exists()])
         items = [v if v in keys else q for v, q in zip(values, paths, strict=True)]
         kinds = [_LIBRARY if v in keys else _FILE for v in values]
         return cls(items, kinds, label=label)
@@ -404,37 +395,3 @@ class Catalog:
                 )
             )
         return parts
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
-            from atmospec._optional import require
-
-            require("pyarrow", "scale")  # pandas reads Parquet through pyarrow
-            return pd.read_parquet(path)
-        if name.endswith(".ecsv"):
-            from astropy.table import Table
-
-            return Table.read(path, format="ascii.ecsv").to_pandas()
-        if name.endswith(".csv"):
-            return pd.read_csv(path)
-        if first_block(path).lstrip().startswith((b"\\", b"|")):  # an IPAC table (IRSA)
-            from astropy.table import Table
-
-            return Table.read(path, format="ascii.ipac").to_pandas()
-    except (OSError, ValueError) as err:
-        raise FileFormatError(f"{path}: cannot read the catalogue table ({err})") from None
-    try:  # any other table astropy reads, with a header naming the columns
-        from astropy.table import Table
-
-        frame = Table.read(path).to_pandas()
-        if any(c in frame.columns for c in (*PATH_COLUMNS, "key")):
-            return frame
-    except Exception:  # noqa: BLE001  (astropy raises many types; a plain list follows)
-        pass
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    return pd.DataFrame({"path": [ln for ln in lines if ln and not ln.startswith("#")]})
