@@ -8,6 +8,7 @@ from typing import Any
 __all__ = [
     "Estimator",
     "Prediction",
+    "Preprocessor",
     "load_estimator",
     "TelescopeCNN",
     "SpectrumCNN",
@@ -19,6 +20,7 @@ __all__ = [
 _WHERE = {
     "Estimator": "base",
     "Prediction": "base",
+    "Preprocessor": "preprocessing",
     "load_estimator": "base",
     "TelescopeCNN": "telescope_cnn",
     "SpectrumCNN": "cnn",

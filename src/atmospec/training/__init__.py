@@ -1,4 +1,5 @@
-"""Training sets, splits, preprocessing, the Trainer and tuning."""
+"""Training sets, splits, systematics, the Trainer and tuning (the estimators' preprocessing
+is :mod:`atmospec.estimators.preprocessing`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ __all__ = [
     "TrainingSet",
     "build_training_set",
     "Systematics",
-    "Preprocessor",
     "grid_aware_split",
     "random_split",
     "tune",
@@ -23,7 +23,6 @@ _WHERE = {
     "TrainingSet": "builder",
     "build_training_set": "builder",
     "Systematics": "systematics",
-    "Preprocessor": "preprocessing",
     "grid_aware_split": "splits",
     "random_split": "splits",
     "tune": "tuning",
