@@ -169,3 +169,30 @@ def test_errors(splat_dir: Path) -> None:
 
     with pytest.raises(DataNotFoundError, match="no filter 'Q'"):
         load_filter("Q")
+
+
+def test_synthetic_flux_integrates_the_ramps_of_a_zero_padded_curve() -> None:
+    # Published curves (2MASS, MKO) start and end with a zero sample; the response is linear
+    # between samples, so the ramps up from those zeros belong to the band, as the zero point
+    # and pivot wavelength integrate them. For S = [0, 1, 1, 0] at 1.0, 1.1, 1.3, 1.4 um and
+    # F = 2 lambda, <F> = int 2 lambda^2 S / int lambda S (closed form below) = 2.4139;
+    # dropping the ramps gave 2.4056, the value over 1.1-1.3 um alone.
+    from atmospec.photometry import Filter, synthetic_flux
+
+    def integral(power: int) -> float:  # int lambda^power S(lambda) over the trapezoid
+        up = (1.1 ** (power + 2) - 1.0 ** (power + 2)) / (power + 2) - 1.0 * (
+            1.1 ** (power + 1) - 1.0 ** (power + 1)
+        ) / (power + 1)
+        flat = (1.3 ** (power + 1) - 1.1 ** (power + 1)) / (power + 1)
+        down = 1.4 * (1.4 ** (power + 1) - 1.3 ** (power + 1)) / (power + 1) - (
+            1.4 ** (power + 2) - 1.3 ** (power + 2)
+        ) / (power + 2)
+        return (up / 0.1) + flat + (down / 0.1)
+
+    exact = 2.0 * integral(2) / integral(1)
+    band = Filter("pad", np.array([1.0, 1.1, 1.3, 1.4]), np.array([0.0, 1.0, 1.0, 0.0]))
+    w = np.linspace(0.9, 1.5, 601)
+    assert round(exact, 4) == 2.4139
+    assert synthetic_flux(Spectrum(w, 2.0 * w), band) == pytest.approx(exact, rel=1e-5)
+    with pytest.raises(CoverageError, match="needs 1.000-1.400 um"):  # the ramps need data too
+        synthetic_flux(Spectrum(w[w >= 1.05], 2.0 * w[w >= 1.05]), band)

@@ -73,13 +73,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file for writing that replaces ``path`` atomically on success."""
+    """Open a temporary file for writing that replaces ``path`` atomically on success.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> with atomic_open(f) as fh:
+        ...     _ = fh.write("first")
+        >>> try:  # a failed write leaves the old file, and no temporary file, behind
+        ...     with atomic_open(f) as fh:
+        ...         _ = fh.write("half")
+        ...         raise RuntimeError("interrupted")
+        ... except RuntimeError:
+        ...     pass
+        >>> f.read_text(), [p.name for p in f.parent.iterdir()]
+        ('first', ['notes.txt'])
+    """
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically and return the path."""
+    """Write ``obj`` as indented JSON atomically and return the path.
+
+    NumPy scalars and arrays and paths are written as plain JSON values.
+
+    Example:
+        >>> import json, pathlib, tempfile
+        >>> import numpy as np
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "r.json"
+        >>> json.loads(write_json(out, {"teff": np.float64(850.0), "n": np.arange(3)}).read_text())
+        {'teff': 850.0, 'n': [0, 1, 2]}
+    """
     with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, default=_json_default)
         fh.write("\n")
@@ -127,7 +152,21 @@ def _json_default(obj: Any) -> Any:
 
 
 def first_block(path: str | os.PathLike[str], n: int = 2880) -> bytes:
-    """The first ``n`` bytes of a file, decompressed when it is gzipped (one FITS block)."""
+    """The first ``n`` bytes of a file, decompressed when it is gzipped (one FITS block).
+
+    Example:
+        >>> import gzip, pathlib, tempfile
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with gzip.open(d / "s.fits.gz", "wb") as fh:
+        ...     _ = fh.write(b"SIMPLE  =                    T")
+        >>> first_block(d / "s.fits.gz", n=9)
+        b'SIMPLE  ='
+        >>> _ = (d / "bad.gz").write_bytes(b"\\x1f\\x8b not gzip")
+        >>> first_block(d / "bad.gz")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: ...bad.gz: corrupt gzip file (...)
+    """
     import gzip
     import zlib
 
@@ -160,7 +199,15 @@ def is_binary(path: str | os.PathLike[str]) -> bool:
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
+    """Return the hex sha256 of a file, read in chunks.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "abc.txt"
+        >>> _ = f.write_bytes(b"abc")
+        >>> sha256_file(f, chunk=2)
+        'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -169,7 +216,12 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 
 def checksum_path(path: str | os.PathLike[str]) -> Path:
-    """The sidecar holding the sha256 of ``path``: ``<path>.sha256``."""
+    """The sidecar holding the sha256 of ``path``: ``<path>.sha256``.
+
+    Example:
+        >>> checksum_path("grids/dback24.h5").as_posix()
+        'grids/dback24.h5.sha256'
+    """
     p = Path(path)
     return p.with_name(p.name + ".sha256")
 
@@ -206,6 +258,21 @@ def verify_checksum(path: str | os.PathLike[str], *, fix: str, required: bool = 
     The result is remembered per process for the file's (size, mtime), so a file opened
     often is hashed once. A mismatch (or, with ``required``, a missing sidecar) raises
     :class:`~atmospec.errors.ChecksumError` naming the file and ``fix`` (what to do).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "grid.h5"
+        >>> _ = f.write_bytes(b"abc")
+        >>> verify_checksum(f, fix="rebuild it")  # no sidecar yet
+        False
+        >>> _ = write_checksum(f)
+        >>> verify_checksum(f, fix="rebuild it")
+        True
+        >>> _ = f.write_bytes(b"abcd")
+        >>> verify_checksum(f, fix="rebuild it")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ChecksumError: ...grid.h5: the file does not match ...; rebuild it
     """
     from atmospec.errors import ChecksumError
 

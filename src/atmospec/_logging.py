@@ -64,6 +64,17 @@ def configure(*, verbose: bool = False, quiet: bool = False) -> None:
 
     ``verbose`` shows DEBUG records too; ``quiet`` shows only warnings and errors and hides the
     progress bars. Calling it again replaces the handler (no duplicated lines).
+
+    Example:
+        >>> import logging
+        >>> log = logging.getLogger("atmospec")
+        >>> saved = log.level, list(log.handlers)
+        >>> configure(quiet=True); configure(quiet=True)
+        >>> [h.get_name() for h in log.handlers].count("atmospec-cli"), progress_enabled()
+        (1, False)
+        >>> logging.getLevelName(log.level)
+        'WARNING'
+        >>> log.setLevel(saved[0]); log.handlers[:] = saved[1]  # restore the global state
     """
     from rich.console import Console
     from rich.logging import RichHandler

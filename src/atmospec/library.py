@@ -242,7 +242,12 @@ def _row(key: str | int) -> dict[str, Any]:
 
 
 def spectrum_path(key: str | int) -> Path:
-    """The FITS file of library spectrum ``key``."""
+    """The FITS file of library spectrum ``key`` (a full key or its DATA_KEY).
+
+    Example:
+        >>> spectrum_path("10703_10070").name, spectrum_path(10703).name
+        ('10703_10070.fits.gz', '10703_10070.fits.gz')
+    """
     return _splat_dir() / _SPEX_DIR / str(_row(key)["file"])
 
 

@@ -59,6 +59,11 @@ class Filter:
         response: relative response (any scale), >= 0.
         zero_point_jy: F_ν (Jy) of a flat spectrum that has magnitude 0 in this band, or None.
         source: the file it was read from.
+
+    Example:
+        >>> box = Filter("box", np.array([1.1, 1.2, 1.3]), np.ones(3))
+        >>> box.range, round(box.pivot_wavelength, 4)
+        ((1.1, 1.3), 1.1979)
     """
 
     name: str
@@ -69,9 +74,18 @@ class Filter:
 
     @property
     def range(self) -> tuple[float, float]:
-        """The wavelength interval where the response is non-zero (µm)."""
+        """The wavelength interval where the response is non-zero (µm): the curve is linear
+        between its samples, so it reaches from the zero sample before the first non-zero
+        one to the zero sample after the last (as the pivot wavelength and zero point
+        integrate it).
+
+        Example:
+            >>> Filter("pad", np.array([1.0, 1.1, 1.3, 1.4]), np.array([0.0, 1.0, 1.0, 0.0])).range
+            (1.0, 1.4)
+        """
         nz = np.flatnonzero(self.response > 0)
-        return float(self.wavelength[nz[0]]), float(self.wavelength[nz[-1]])
+        lo, hi = max(int(nz[0]) - 1, 0), min(int(nz[-1]) + 1, self.response.size - 1)
+        return float(self.wavelength[lo]), float(self.wavelength[hi])
 
     @property
     def pivot_wavelength(self) -> float:
@@ -107,7 +121,13 @@ def _filters_dir() -> Path:
 
 
 def list_filters() -> list[str]:
-    """File stems of the filter curves in splat's resources (e.g. ``j_2mass``, ``mko_j``)."""
+    """File stems of the filter curves in splat's resources (e.g. ``j_2mass``, ``mko_j``).
+
+    Example:
+        >>> stems = list_filters()
+        >>> "j_2mass" in stems, stems == sorted(stems)
+        (True, True)
+    """
     return sorted(p.name.split(".")[0] for p in _filters_dir().glob("*.txt.gz"))
 
 
@@ -176,6 +196,18 @@ def synthetic_flux(spectrum: Spectrum, band: str | Filter, *, max_masked: float 
     linear interpolation unless they carry more than ``max_masked`` of the band's weight
     (bridging biases faint, noisy bands where the masked pixels are the negative ones). F_ν
     spectra are converted to F_λ; a normalised spectrum gives a relative value.
+
+    Example:
+        >>> box = Filter("box", np.array([1.1, 1.2, 1.3]), np.ones(3))
+        >>> w = np.linspace(1.0, 1.5, 51)
+        >>> round(synthetic_flux(Spectrum(w, np.full(51, 3.0)), box), 6)
+        3.0
+        >>> round(synthetic_flux(Spectrum(w, 2.0 * w), box), 4)  # weight λ favours the red end
+        2.4056
+        >>> synthetic_flux(Spectrum(w[:20], np.ones(20)), box)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.CoverageError: spectrum: covers 1.000-1.190 um but band box needs 1.100-...
     """
     filt = _as_filter(band)
     lo, hi = filt.range

@@ -106,7 +106,17 @@ def histogram(
     xlabel: str = "",
     density: bool = False,
 ) -> Figure:
-    """Histogram of one array, or overlaid step histograms of several named arrays."""
+    """Histogram of one array, or overlaid step histograms of several named arrays.
+
+    Non-finite values are left out.
+
+    Example:
+        >>> ax = histogram({"a": [1.0, 2.0, 2.0, float("nan")], "b": [2.0, 3.0]}).axes[0]
+        >>> [t.get_text() for t in ax.get_legend().get_texts()], ax.get_ylabel()
+        (['a', 'b'], 'count')
+        >>> histogram([1.0, 2.0], density=True, xlabel="Teff").axes[0].get_ylabel()
+        'density'
+    """
     fig = _figure(figsize=(6, 4))
     ax = fig.add_subplot()
     groups = values if isinstance(values, Mapping) else {"": values}
@@ -150,7 +160,13 @@ def scatter(
     ylabel: str = "",
     clabel: str = "",
 ) -> Figure:
-    """Scatter plot, optionally coloured by a third quantity."""
+    """Scatter plot, optionally coloured by a third quantity.
+
+    Example:
+        >>> fig = scatter([1.0, 2.0, 3.0], [3.0, 1.0, 2.0], c=[800, 900, 1000], clabel="Teff [K]")
+        >>> len(fig.axes), fig.axes[1].get_ylabel()  # the plot and its colour bar
+        (2, 'Teff [K]')
+    """
     fig = _figure(figsize=(6, 4.5))
     ax = fig.add_subplot()
     sc = ax.scatter(x, y, c=c, s=12, cmap="viridis" if c is not None else None)
@@ -169,7 +185,13 @@ def parity(
     upper: ArrayLike | None = None,
     label: str = "",
 ) -> Figure:
-    """Predicted against true values with the 1:1 line, optional intervals, RMSE/bias/R^2."""
+    """Predicted against true values with the 1:1 line, optional intervals, RMSE/bias/R^2.
+
+    Example:
+        >>> ax = parity([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], label="Teff").axes[0]
+        >>> ax.texts[0].get_text().splitlines(), ax.get_xlabel()
+        (['RMSE 0.577', 'bias 0.333', 'R² 0.500'], 'true Teff')
+    """
     from atmospec.stats import regression_metrics
 
     t = np.asarray(true, dtype=np.float64)

@@ -164,7 +164,18 @@ def _check_errors(f: NDArray[np.float64], u: NDArray[np.float64], src: str) -> l
 
 
 def check_spectrum(spectrum: Spectrum) -> list[str]:
-    """Run the gates on the unmasked pixels of ``spectrum``; raise, or return notes."""
+    """Run the gates on the unmasked pixels of ``spectrum``; raise, or return notes.
+
+    Example:
+        >>> from atmospec.spectrum import Spectrum
+        >>> w, f = np.linspace(1.0, 2.0, 5), np.array([1.0, 1.2, 1e300, 0.9, 1.1])
+        >>> check_spectrum(Spectrum(w, f, mask=[False, False, True, False, False]))
+        []
+        >>> check_spectrum(Spectrum(w, f, meta={"source": "x.fits"}))
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.InvalidSpectrumError: x.fits: |flux| reaches 1e+300, ...
+    """
     use = ~np.asarray(spectrum.mask, dtype=bool)
     unc = spectrum.uncertainty
     return check_arrays(

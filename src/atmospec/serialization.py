@@ -43,14 +43,28 @@ _WEIGHTS = "weights.safetensors"
 
 
 def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Return ``(record, weights)`` paths of a model folder (or of its ``model.json``)."""
+    """Return ``(record, weights)`` paths of a model folder (or of its ``model.json``).
+
+    Example:
+        >>> [p.as_posix() for p in model_paths("models/cnn/model.json")]
+        ['models/cnn/model.json', 'models/cnn/weights.safetensors']
+        >>> model_paths("models/cnn") == model_paths("models/cnn/model.json")
+        True
+    """
     p = Path(path)
     folder = p.parent if p.name == _RECORD else p
     return folder / _RECORD, folder / _WEIGHTS
 
 
 def record_checksum(record: Mapping[str, Any]) -> str:
-    """sha256 of a record's canonical JSON (sorted keys, compact), its ``checksum`` left out."""
+    """sha256 of a record's canonical JSON (sorted keys, compact), its ``checksum`` left out.
+
+    Example:
+        >>> record_checksum({"checksum": "left out"})  # the sha256 of the text "{}"
+        '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+        >>> record_checksum({"b": 1, "a": 2}) == record_checksum({"a": 2, "b": 1})
+        True
+    """
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -99,7 +113,13 @@ def seal(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_sealed(record: Mapping[str, Any]) -> bool:
-    """True when ``record`` carries a ``checksum`` matching its content (see :func:`seal`)."""
+    """True when ``record`` carries a ``checksum`` matching its content (see :func:`seal`).
+
+    Example:
+        >>> rec = seal({"kind": "demo"})
+        >>> is_sealed(rec), is_sealed({**rec, "kind": "edited"}), is_sealed({"kind": "demo"})
+        (True, False, False)
+    """
     return bool(record.get("checksum")) and record.get("checksum") == record_checksum(record)
 
 
@@ -185,6 +205,19 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
     Raises:
         ModelFileError: a file is missing, truncated, not valid JSON/safetensors, of an
             unknown format, or does not match its recorded sha256 (the message names the file).
+
+    Example:
+        >>> import tempfile
+        >>> d = save_arrays(tempfile.mkdtemp(), {"kind": "demo"}, {"w": np.arange(3.0)})
+        >>> rec, arrays = load_arrays(d)
+        >>> rec["format"], arrays["w"].tolist()
+        ('atmospec-model', [0.0, 1.0, 2.0])
+        >>> weights = model_paths(d)[1]
+        >>> _ = weights.write_bytes(weights.read_bytes()[:-8])  # truncate the weights file
+        >>> load_arrays(d)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ModelFileError: ...weights.safetensors: sha256 ... does not match ...
     """
     from safetensors.numpy import load_file
 

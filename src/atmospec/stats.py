@@ -31,6 +31,11 @@ class ChiSquareTest:
 
     ``p_value`` is the probability of a chi-square at least this large if the model were right
     and the errors Gaussian and correct; ``chi2_red = chi2 / dof``.
+
+    Example:
+        >>> t = ChiSquareTest(chi2=12.0, dof=8, p_value=0.151)  # as chi2_test(12.0, 8) gives
+        >>> t.chi2_red
+        1.5
     """
 
     chi2: float
