@@ -127,9 +127,10 @@ def leave_one_out(
     axis, all other parameters equal) is dropped and predicted from those two neighbours by
     linear interpolation in log flux, exactly what :meth:`ModelGrid.interpolate` does along a
     single axis of a regular grid. The node's error is given by :func:`node_error`
-    (default: the flux-weighted fractional error ``sum|predicted - true| / sum(true)``). In a sparse grid the neighbours are the nearest populated
-    nodes on each side, so gaps make the estimate larger. Parameters tied to ``axis`` (BT-Settl
-    alpha to mh) follow it; categorical parameters have no interpolation error.
+    (default: the flux-weighted fractional error ``sum|predicted - true| / sum(true)``). In a
+    sparse grid the neighbours are the nearest populated nodes on each side, so gaps make the
+    estimate larger. Parameters tied to ``axis`` (BT-Settl alpha to mh) follow it; categorical
+    parameters have no interpolation error.
 
     Args:
         grid: the grid.
@@ -141,6 +142,17 @@ def leave_one_out(
     Returns:
         ``{"axis", "n_nodes", "median", "p95", "max", "worst": label, "rows": array,
         "errors": array}`` (``rows`` and ``errors`` per evaluated node).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "loo.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff",), name="loo") as w:
+        ...     for t, f in ((1000.0, 1.0), (1500.0, 2.5), (2000.0, 4.0)):
+        ...         w.add({"teff": t}, [f, f], label=f"t{t:.0f}")
+        >>> res = leave_one_out(ModelGrid(path), "teff")  # predicts 2.0 = sqrt(1 * 4)
+        >>> res["n_nodes"], res["worst"], round(res["max"], 3)  # |2.0 - 2.5| / 2.5
+        (1, 't1500', 0.2)
     """
     if axis not in grid.param_names:
         raise KeyError(f"{grid.name} has no parameter {axis!r}; it has {grid.param_names}")
@@ -213,6 +225,21 @@ def check_grid(
     :func:`find_duplicates`), ``leave_one_out`` (per parameter: ``n_nodes``, ``median``,
     ``p95``, ``max`` fractional flux error and the ``worst`` node's label; or a ``skipped``
     reason for categorical and tied parameters and axes without interior nodes).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff", "logg"), name="toy") as w:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         for g in (4.0, 5.0):
+        ...             w.add({"teff": t, "logg": g}, [t, t * t * g], label=f"t{t:.0f}g{g:.0f}")
+        >>> rep = check_grid(ModelGrid(path))
+        >>> rep["n_spectra"], rep["duplicates"]["n_groups"], rep["leave_one_out"]["logg"]
+        (6, 0, {'skipped': 'no interior nodes along this axis'})
+        >>> teff = rep["leave_one_out"]["teff"]
+        >>> teff["n_nodes"], round(teff["max"], 4), teff["worst"]
+        (2, 0.1111, 't1500g5')
     """
     tied = _tied(grid)
     loo: dict[str, Any] = {}

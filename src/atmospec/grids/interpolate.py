@@ -144,6 +144,14 @@ def combine_log(
 
     Returns:
         (n, n_wave) interpolated flux.
+
+    Example:
+        >>> import numpy as np
+        >>> flux = np.array([[1.0, 2.0], [4.0, 8.0], [9.0, 9.0]])
+        >>> rows = np.array([[0, 1], [1, 2]])
+        >>> weights = np.array([[0.5, 0.5], [1.0, 0.0]])  # row 2 has weight 0: never read
+        >>> combine_log(rows, weights, lambda need: flux[need]).round(3).tolist()
+        [[2.0, 4.0], [4.0, 8.0]]
     """
     n = rows.shape[0]
     out: FloatArray | None = None

@@ -42,14 +42,25 @@ def resolution_of(name: str | None) -> float | None:
 
 
 def grids_dir() -> Path:
-    """Folder of converted grids: ``data_dir()/grids``."""
+    """Folder of converted grids: ``data_dir()/grids``.
+
+    Example:
+        >>> from atmospec.data import data_dir
+        >>> grids_dir().name, grids_dir().parent == data_dir()
+        ('grids', True)
+    """
     from atmospec.data import data_dir
 
     return data_dir() / "grids"
 
 
 def grid_path(name: str) -> Path:
-    """Where the grid called ``name`` is (or will be) stored."""
+    """Where the grid called ``name`` is (or will be) stored.
+
+    Example:
+        >>> grid_path("mine").name, grid_path("mine").parent == grids_dir()
+        ('mine.h5', True)
+    """
     return grids_dir() / f"{name}.h5"
 
 
@@ -128,6 +139,20 @@ def list_grids(*, include_user: bool = True) -> list[dict[str, Any]]:
 
     Built-in grids are converted if needed; when the splat data is absent they are listed
     with ``available: False`` and the command to run.
+
+    Example:
+        >>> import os, tempfile
+        >>> old = os.environ.get("ATMOSPEC_DATA_DIR")
+        >>> os.environ["ATMOSPEC_DATA_DIR"] = tempfile.mkdtemp()  # empty cache: no splat data
+        >>> with ModelGrid.create(grid_path("mine"), [1.0, 2.0], ("teff",), name="mine") as w:
+        ...     w.add({"teff": 1000.0}, [1.0, 2.0])
+        >>> [(g["name"], g["available"]) for g in list_grids()]
+        [('dback24', False), ('btsettl08', False), ('burrows06', False), ('mine', True)]
+        >>> list_grids()[0]["error"].rsplit(". ", 1)[1]
+        'Run `atmospec data fetch splat` (or `atmospec data fetch` for all) first.'
+        >>> del os.environ["ATMOSPEC_DATA_DIR"]
+        >>> if old is not None:
+        ...     os.environ["ATMOSPEC_DATA_DIR"] = old
     """
     out: list[dict[str, Any]] = []
     for name in BUILTIN_GRIDS:

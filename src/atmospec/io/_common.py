@@ -192,7 +192,7 @@ def _gunzip(path: Path) -> bytes:
 
 
 def open_text(path: Path) -> list[str]:
-    """The lines of a text file (gzip-compressed if it ends with .gz); binary content raises."""
+    """The lines of a text file (decompressed if gzip, whatever its name); binary content raises."""
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
@@ -392,6 +392,11 @@ def build_spectrum(
     Where most uncertainties are so (a column of zeros), the column holds no 1-sigma errors:
     with ``invalid="mask"`` the spectrum is read without them and ``meta["errors_unusable"]``
     says why (a prediction then asks for an assumed S/N, instead of masking every pixel).
+
+    Example:
+        >>> s = build_spectrum([2000.0, 1000.0], [1.0, 2.0], source="x.txt", wave_unit="nm")
+        >>> s.wavelength.tolist(), s.flux.tolist(), s.meta
+        ([1.0, 2.0], [2.0, 1.0], {'reversed': True})
     """
     if invalid not in ("error", "mask"):
         raise ValueError(f"invalid={invalid!r}: expected 'error' or 'mask'")

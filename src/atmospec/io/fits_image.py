@@ -100,7 +100,17 @@ def error_partner(path: str | Path) -> Path | None:
 
 def flux_partner(path: str | Path) -> Path | None:
     """The flux spectrum ``NAME_F.fits`` an error spectrum ``NAME_E.fits`` belongs to, when
-    that file exists (a batch run reads the pair as one spectrum, not the errors alone)."""
+    that file exists (a batch run reads the pair as one spectrum, not the errors alone).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "J0047_F.fits").write_bytes(b""), (d / "J0047_E.fits").write_bytes(b"")
+        >>> flux_partner(d / "J0047_E.fits").name, flux_partner(d / "J0047_F.fits")
+        ('J0047_F.fits', None)
+        >>> flux_partner(d / "J1234_E.fits") is None  # no J1234_F.fits beside it
+        True
+    """
     return _partner(path, have="E", want="F")
 
 

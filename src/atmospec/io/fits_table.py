@@ -48,6 +48,17 @@ def read_fits_table(
     overrides TUNITn, as in the text readers). ``extension`` is the HDU
     index or EXTNAME (default: the first table with wavelength and flux columns). A table of
     one row whose cells are arrays (one spectrum per row) is read from that row.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.table import Table
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "spec.fits"
+        >>> t = Table({"WAVE": [1000.0, 1500.0, 2000.0], "FLUX": [1.0, 2.0, 3.0], "ERR": [0.1] * 3})
+        >>> t["WAVE"].unit = "nm"
+        >>> t.write(f)
+        >>> s = read_fits_table(f)
+        >>> s.name, s.wavelength.tolist(), s.uncertainty.tolist()  # TUNIT1 = nm -> micron
+        ('spec', [1.0, 1.5, 2.0], [0.1, 0.1, 0.1])
     """
     p = check_file(path)
     src = str(p)

@@ -26,7 +26,16 @@ _PRIMARY_META = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "GRATING", "EXP_T
 
 
 def has_extract1d(hdul: object) -> bool:
-    """True if an opened HDU list has an EXTRACT1D extension."""
+    """True if an opened HDU list has an EXTRACT1D extension.
+
+    Example:
+        >>> from astropy.io import fits
+        >>> x1d = fits.BinTableHDU.from_columns([fits.Column("FLUX", "D")], name="EXTRACT1D")
+        >>> has_extract1d(fits.HDUList([fits.PrimaryHDU(), x1d]))
+        True
+        >>> has_extract1d(fits.HDUList([fits.PrimaryHDU()]))
+        False
+    """
     return any(getattr(h, "name", "") == "EXTRACT1D" for h in hdul)  # type: ignore[attr-defined]
 
 
@@ -44,6 +53,23 @@ def read_jwst_x1d(
     in ``meta["n_extract1d"]``). Pixels with the DO_NOT_USE bit in the DQ column, NaN flux or a
     non-positive error are masked (the pipeline flags bad pixels with NaN); ``invalid="error"``
     refuses them instead.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> cols = [
+        ...     fits.Column("WAVELENGTH", "D", unit="um", array=[1.0, 1.1, 1.2]),
+        ...     fits.Column("FLUX", "D", unit="Jy", array=[1e-3, 2e-3, 3e-3]),
+        ...     fits.Column("FLUX_ERROR", "D", unit="Jy", array=[1e-4] * 3),
+        ...     fits.Column("DQ", "J", array=[0, 1, 0]),  # DO_NOT_USE on pixel 1
+        ... ]
+        >>> primary = fits.PrimaryHDU(header=fits.Header({"TARGNAME": "WISE 0855"}))
+        >>> x1d = fits.BinTableHDU.from_columns(cols, name="EXTRACT1D")
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "jw_x1d.fits"
+        >>> fits.HDUList([primary, x1d]).writeto(f)
+        >>> s = read_jwst_x1d(f)
+        >>> s.name, s.flux_unit, s.mask.tolist(), s.meta["n_extract1d"]
+        ('WISE 0855', 'Jy', [False, True, False], 1)
     """
     p = check_file(path)
     src = str(p)

@@ -27,6 +27,19 @@ def read_fluxcal(path: str | Path, *, invalid: Invalid = "error") -> Spectrum:
     ignored), F_λ in erg s⁻¹ cm⁻² Å⁻¹ -- the layout TelescopeML's ``Predictor`` reads.
     TelescopeML silently replaced zero or negative fluxes and errors by interpolated values;
     atmospec refuses non-positive errors or NaN flux instead (``invalid="mask"`` masks them).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "WISE0855_fluxcal.dat"
+        >>> rows = "1.0 2e-17 1e-18\\n1.1 3e-17 0.0\\n1.2 4e-17 1e-18\\n"
+        >>> _ = f.write_text("# wl F_lambda err\\n" + rows)
+        >>> s = read_fluxcal(f, invalid="mask")  # the zero error masks pixel 1
+        >>> s.name, s.flux_unit, s.flux.tolist(), s.mask.tolist()
+        ('WISE0855', 'erg / (Angstrom s cm2)', [2e-17, 3e-17, 4e-17], [False, True, False])
+        >>> read_fluxcal(f)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.InvalidSpectrumError: ...: 1 uncertainty value(s) are missing, zero, ...
     """
     p = check_file(path)
     src = str(p)

@@ -39,7 +39,13 @@ _KEYVAL = re.compile(r"^\s*([A-Za-z][\w .-]*?)\s*[:=]\s*(.+?)\s*$")
 
 @dataclass
 class TextTable:
-    """A parsed text table: column names and units from the header, the numbers, comments."""
+    """A parsed text table: column names and units from the header, the numbers, comments.
+
+    Example:
+        >>> t = parse_table(["# object: W0855", "wave [um] flux", "1.0 2.0", "2.0 3.0"], source="x")
+        >>> t.names, t.units, t.data.tolist(), t.header
+        (['wave', 'flux'], ['um', None], [[1.0, 2.0], [2.0, 3.0]], {'object': 'W0855'})
+    """
 
     names: list[str] | None
     units: list[str | None] | None
@@ -223,6 +229,17 @@ def read_csv(
 
     Rows separated by ';' with no ',' anywhere (a spreadsheet's export where ',' is the
     decimal mark is refused by its values) are read with ';' as the separator.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "w0855.csv"
+        >>> _ = f.write_text("wavelength [um],flux_mJy,flux_err_mJy\\n1.0,2.0,0.1\\n1.5,2.5,0.1\\n")
+        >>> s = read_csv(f)  # the unit is the one the flux column's name states
+        >>> s.name, s.flux_unit, s.flux.tolist(), s.uncertainty.tolist()
+        ('w0855', 'mJy', [2.0, 2.5], [0.1, 0.1])
+        >>> _ = f.write_text("wavelength [um];flux\\n1.0;2.0\\n1.5;2.5\\n")
+        >>> read_csv(f).flux.tolist()  # ';'-separated
+        [2.0, 2.5]
     """
     return read_text(
         path,

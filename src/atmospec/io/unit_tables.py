@@ -335,7 +335,19 @@ def spectrum_from_table(
     own unit strings, where astropy's parse would lose a spelling), a table of one row of
     array cells read from that row. ``stored`` is the JSON of the name and meta atmospec wrote
     into its own files (a table meta key, a FITS header card); without it the meta records the
-    source, format, ``header`` and ``extra``."""
+    source, format, ``header`` and ``extra``.
+
+    Example:
+        >>> from astropy.table import Table
+        >>> t = Table({"wave": [1000.0, 2000.0], "flux": [2.0, 3.0], "ivar": [100.0, 25.0]})
+        >>> t["wave"].unit, t["flux"].unit = "nm", "Jy"
+        >>> s = spectrum_from_table(t, src="mem", fmt="table", name="toy", given=(None,) * 3,
+        ...                         units=(None, None), invalid="error")
+        >>> s.wavelength.tolist(), s.flux_unit, s.uncertainty.tolist()  # 1 / sqrt(ivar)
+        ([1.0, 2.0], 'Jy', [0.1, 0.2])
+        >>> s.meta["uncertainty_from"]
+        "inverse variance column 'ivar' converted to 1-sigma errors"
+    """
     names = list(table.colnames)
     cw = find_column(names, WAVE_NAMES, what="wavelength", source=src, given=given[0])
     cf = find_column(names, FLUX_NAMES, what="flux", source=src, given=given[1])

@@ -36,6 +36,15 @@ def write_ecsv(spectrum: Spectrum, path: str | Path) -> Path:
 
     Floats are written with full precision, so reading the file back gives identical arrays;
     name and metadata are kept as JSON in ``meta['atmospec']``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.io.unit_tables import read_ecsv
+        >>> s = Spectrum([1.0, 2.0], [1 / 3, 2 / 3], flux_unit="Jy", name="W0855", meta={"snr": 30})
+        >>> path = write_ecsv(s, pathlib.Path(tempfile.mkdtemp()) / "w0855.ecsv")
+        >>> back = read_ecsv(path)
+        >>> back.name, back.meta, back.flux_unit, back.flux.tolist() == s.flux.tolist()
+        ('W0855', {'snr': 30}, 'Jy', True)
     """
     table = _table(spectrum)
     table.meta[ECSV_META_KEY] = meta_to_json(spectrum)  # type: ignore[attr-defined]
@@ -48,8 +57,21 @@ def write_ecsv(spectrum: Spectrum, path: str | Path) -> Path:
 def write_fits(spectrum: Spectrum, path: str | Path) -> Path:
     """Write ``spectrum`` as a FITS binary table (EXTNAME SPECTRUM; gzip if the name ends .gz).
 
-    Columns WAVELENGTH (um), FLUX, UNCERTAINTY (TUNIT = the flux unit) and MASK (logical);
+    Columns wavelength (um), flux, uncertainty (TUNIT = the flux unit) and mask (logical);
     name and metadata as JSON in the ``ATMSMETA`` header card.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> from atmospec.io.fits_table import read_fits_table
+        >>> s = Spectrum([1.0, 2.0], [1 / 3, 2 / 3], [0.1, 0.1], flux_unit="Jy", name="W0855")
+        >>> path = write_fits(s, pathlib.Path(tempfile.mkdtemp()) / "w0855.fits.gz")
+        >>> with fits.open(path) as hdul:
+        ...     [h.name for h in hdul], hdul["SPECTRUM"].columns.names
+        (['PRIMARY', 'SPECTRUM'], ['wavelength', 'flux', 'uncertainty', 'mask'])
+        >>> back = read_fits_table(path)
+        >>> back.name, back.flux_unit, back.flux.tolist() == s.flux.tolist()
+        ('W0855', 'Jy', True)
     """
     from astropy.io import fits
 

@@ -18,7 +18,13 @@ SPLAT_FLUX_UNIT = "erg / (s cm2 um)"
 
 
 def splat_model_folder(family: str) -> Path:
-    """``<splat>/resources/SpectralModels/<family>/SPEX-PRISM`` of the fetched splat data."""
+    """``<splat>/resources/SpectralModels/<family>/SPEX-PRISM`` of the fetched splat data.
+
+    Example:
+        >>> folder = splat_model_folder("burrows06")  # needs `atmospec data fetch splat`
+        >>> folder.parts[-3:], len(list(folder.glob("burrows06_*.txt.gz")))
+        (('SpectralModels', 'burrows06', 'SPEX-PRISM'), 252)
+    """
     from atmospec.data import require
 
     return require("splat") / "resources" / "SpectralModels" / family / "SPEX-PRISM"
@@ -37,7 +43,30 @@ def build_splat_grid(
     builder: str,
     value_labels: dict[str, dict[float, str]] | None = None,
 ) -> Path:
-    """Convert one SPLAT model folder into a grid file; parameters parsed from file names."""
+    """Convert one SPLAT model folder into a grid file; parameters parsed from file names.
+
+    Every ``*.txt`` / ``*.txt.gz`` file of the folder must match ``pattern``; the spectra are
+    stored sorted by ``param_names``, with SPLAT's flux unit and the credit of ``family``.
+
+    Example:
+        >>> import re, tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> for t in (1200, 1000):
+        ...     _ = (d / f"dback24_t{t}.txt").write_text(f"1.0 {t}\\n2.0 {t}\\n")
+        >>> rx = re.compile(r"dback24_t(?P<teff>[0-9]+)[.]txt")
+        >>> def parse(name):
+        ...     return {"teff": float(rx.fullmatch(name)["teff"])}
+        >>> kw = dict(param_names=("teff",), pattern=rx, folder=d, builder="toy/1")
+        >>> grid = ModelGrid(build_splat_grid("dback24", d / "toy.h5", parse, **kw))
+        >>> grid.name, grid.params["teff"].tolist(), grid.flux_unit
+        ('dback24', [1000.0, 1200.0], 'erg / (s cm2 um)')
+        >>> _ = (d / "readme.txt").write_text("not a model")
+        >>> build_splat_grid("dback24", d / "toy2.h5", parse, **kw)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: ...readme.txt: file name does not follow the dback24 ...
+    """
     src = Path(folder) if folder is not None else splat_model_folder(family)
     files = sorted(p for p in src.iterdir() if p.name.endswith((".txt", ".txt.gz")))
     if not files:

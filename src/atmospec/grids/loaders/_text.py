@@ -22,7 +22,17 @@ FloatArray = NDArray[np.float64]
 
 
 def open_text(path: str | os.PathLike[str]) -> Any:
-    """Open a text file for binary reading, decompressing .gz / .bz2 / .xz transparently."""
+    """Open a text file for binary reading, decompressing .gz / .bz2 / .xz transparently.
+
+    Example:
+        >>> import gzip, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.txt.gz"
+        >>> with gzip.open(path, "wt") as fh:
+        ...     _ = fh.write("wave flux\\n1.0 2.0\\n")
+        >>> with open_text(path) as fh:
+        ...     fh.read()
+        b'wave flux\\n1.0 2.0\\n'
+    """
     p = str(path)
     if p.endswith(".gz"):
         return gzip.open(p, "rb")
@@ -58,6 +68,19 @@ def read_table(
 
     Raises:
         FileFormatError: no numeric rows, ragged rows or non-numeric values (names the file).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.txt"
+        >>> _ = path.write_text("# a model\\nwave flux\\n1.0 2.5D-3\\n2.0 1.5D-3\\n")
+        >>> header, data = read_table(path)
+        >>> header, data.tolist()
+        (['# a model', 'wave flux'], [[1.0, 0.0025], [2.0, 0.0015]])
+        >>> _ = path.write_text("1.0 2.0\\n3.0\\n")
+        >>> read_table(path)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: ...model.txt: rows have unequal numbers of columns ...
     """
     try:
         with open_text(path) as fh:
@@ -93,7 +116,19 @@ def read_table(
 def read_two_column(
     path: str | os.PathLike[str], *, columns: tuple[int, int] = (0, 1)
 ) -> tuple[FloatArray, FloatArray]:
-    """Wavelength and flux columns of a text spectrum, sorted by increasing wavelength."""
+    """Wavelength and flux columns of a text spectrum; a decreasing wavelength axis is reversed.
+
+    Only the order of the first and last wavelengths is looked at: an unordered axis is
+    returned as it is.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.txt"
+        >>> _ = path.write_text("2.0 9 0.5\\n1.0 8 0.25\\n")  # decreasing wavelength
+        >>> wave, flux = read_two_column(path, columns=(0, 2))
+        >>> wave.tolist(), flux.tolist()
+        ([1.0, 2.0], [0.25, 0.5])
+    """
     _, data = read_table(path)
     if data.shape[1] <= max(columns):
         raise FileFormatError(
@@ -149,6 +184,19 @@ def build_grid(
         total: number of items (for the progress bar).
         notes: remarks stored in the metadata.
         **writer_kwargs: passed to :class:`GridWriter` (source, credit, flux_unit, ...).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "a.txt").write_text("1.0 2.0\\n2.0 4.0\\n3.0 8.0\\n")
+        >>> _ = (d / "b.txt").write_text("0.5 1.0\\n1.5 1.0\\n2.5 1.0\\n3.5 1.0\\n")  # other axis
+        >>> items = [(d / "a.txt", {"teff": 1000.0}), (d / "b.txt", {"teff": 1100.0})]
+        >>> grid = ModelGrid(build_grid(items, d / "g.h5", param_names=("teff",), name="toy"))
+        >>> grid.wavelength.tolist(), grid.flux(slice(None)).round(3).tolist()
+        ([1.0, 2.0, 3.0], [[2.0, 4.0, 8.0], [1.0, 1.0, 1.0]])
+        >>> grid.summary()["notes"][0].split(" (")[0]
+        '1 file(s) had a different wavelength axis and were resampled'
     """
     from tqdm.auto import tqdm
 

@@ -40,7 +40,22 @@ def parse_name(filename: str) -> dict[str, float]:
 
 
 def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
-    """Convert the 485 BT-Settl 2008 files (default: the fetched splat data) to a grid file."""
+    """Convert the 485 BT-Settl 2008 files (default: the fetched splat data) to a grid file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> d = pathlib.Path(tempfile.mkdtemp())  # three tiny files named like the real ones
+        >>> nodes = [("-0.50", "0.20", 1.0), ("-0.00", "0.00", 4.0), ("+0.50", "0.00", 9.0)]
+        >>> for z, en, f in nodes:  # alpha ("en") is tied to [M/H] ("z")
+        ...     name = f"btsettl08_t1000_g4.00_z{z}_en{en}_SPEX-PRISM.txt"
+        ...     _ = (d / name).write_text(f"1.0 {f}\\n2.0 {f}\\n")
+        >>> grid = ModelGrid(build(d / "btsettl08.h5", folder=d))
+        >>> grid.params["alpha"].tolist()
+        [0.2, 0.0, 0.0]
+        >>> grid.interpolate({"teff": 1000.0, "logg": 4.0, "mh": -0.25}).round(3).tolist()
+        [2.0, 2.0]
+    """
     return build_splat_grid(
         "btsettl08",
         out,

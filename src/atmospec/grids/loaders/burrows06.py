@@ -45,7 +45,22 @@ def parse_name(filename: str) -> dict[str, float]:
 
 
 def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
-    """Convert the 252 Burrows 2006 files (default: the fetched splat data) to a grid file."""
+    """Convert the 252 Burrows 2006 files (default: the fetched splat data) to a grid file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> d = pathlib.Path(tempfile.mkdtemp())  # two tiny files named like the real ones
+        >>> for cld, f in (("nc", 1.0), ("f100", 2.0)):
+        ...     name = f"burrows06_t1000_g4.50_z-0.00_cld{cld}_SPEX-PRISM.txt"
+        ...     _ = (d / name).write_text(f"1.0 {f}\\n2.0 {f}\\n")
+        >>> grid = ModelGrid(build(d / "burrows06.h5", folder=d))
+        >>> grid.categorical, grid.params["cloudy"].tolist()
+        (('cloudy',), [0.0, 1.0])
+        >>> point = {"teff": 1000.0, "logg": 4.5, "mh": 0.0, "cloudy": 1.0}
+        >>> grid.interpolate(point).round(3).tolist()  # the cloudy sub-grid only
+        [2.0, 2.0]
+    """
     return build_splat_grid(
         "burrows06",
         out,

@@ -45,7 +45,21 @@ def parse_name(filename: str) -> dict[str, float]:
 
 
 def build(out: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
-    """Convert the 1,440 Diamondback files (default: the fetched splat data) to a grid file."""
+    """Convert the 1,440 Diamondback files (default: the fetched splat data) to a grid file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> d = pathlib.Path(tempfile.mkdtemp())  # two tiny files named like the real ones
+        >>> for t in (1100, 1000):
+        ...     name = f"dback24_t{t}_g3.49_z-0.00_f10.00_SPEX-PRISM.txt"
+        ...     _ = (d / name).write_text(f"wave flux\\n1.0 {t}\\n2.0 {t / 2}\\n")
+        >>> grid = ModelGrid(build(d / "dback24.h5", folder=d))
+        >>> grid.params.to_dict("records")[0]  # logg 3.49 -> the 3.5 dex node
+        {'teff': 1000.0, 'logg': 3.5, 'mh': 0.0, 'fsed': 10.0}
+        >>> len(grid), grid.flux(1).tolist()
+        (2, [1100.0, 550.0])
+    """
     return build_splat_grid(
         "dback24",
         out,

@@ -49,7 +49,16 @@ def parse_with_pattern(
     rx: re.Pattern[str],
     converters: Mapping[str, Callable[[float], float]] | None = None,
 ) -> dict[str, float] | None:
-    """Parameters of ``filename`` under the compiled pattern, or None when it does not match."""
+    """Parameters of ``filename`` under the compiled pattern, or None when it does not match.
+
+    Example:
+        >>> import math
+        >>> rx = pattern_regex("sp_t{teff}g{g}")
+        >>> parse_with_pattern("sp_t1000g100.txt", rx, {"g": lambda g: math.log10(100 * g)})
+        {'teff': 1000.0, 'g': 4.0}
+        >>> parse_with_pattern("readme.txt", rx) is None
+        True
+    """
     m = rx.fullmatch(filename)
     if m is None:
         return None
@@ -97,6 +106,18 @@ def load_folder(
 
     Returns:
         The new :class:`ModelGrid`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> for t in (1200, 1000):
+        ...     _ = (d / f"sp_t{t}g5.0.txt").write_text(f"1.0 {t}\\n2.0 {t}\\n")
+        >>> _ = (d / "readme.txt").write_text("not a spectrum")
+        >>> grid = load_folder(d, "sp_t{teff}g{logg}", name="mine", out=d / "mine.h5")
+        >>> grid.params.to_dict("records"), grid.wavelength.tolist()
+        ([{'teff': 1000.0, 'logg': 5.0}, {'teff': 1200.0, 'logg': 5.0}], [1.0, 2.0])
+        >>> grid.summary()["notes"][-1]
+        '1 file(s) in the folder did not match the pattern and were skipped'
     """
     src = Path(folder)
     if not src.is_dir():

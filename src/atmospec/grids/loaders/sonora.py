@@ -100,7 +100,16 @@ def _family(family: str) -> str:
 
 
 def read_sonora(family: str, path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Wavelength (micron, increasing) and F_lambda (erg s^-1 cm^-2 micron^-1) of one file."""
+    """Wavelength (micron, increasing) and F_lambda (erg s^-1 cm^-2 micron^-1) of one file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "1000K_1780g_logkzz4.spec"
+        >>> _ = path.write_text("Cholla model\\nmicron W/m2/m\\n2.0 3000.0\\n1.0 5000.0\\n")
+        >>> wave, flux = read_sonora("cholla", path)  # W m^-2 m^-1 -> erg s^-1 cm^-2 um^-1
+        >>> wave.tolist(), flux.round(6).tolist()
+        ([1.0, 2.0], [5.0, 3.0])
+    """
     fam = _family(family)
     n_header = SONORA_FAMILIES[fam][1]
     header, data = read_table(path, skip=n_header)
@@ -130,6 +139,19 @@ def load_sonora(
         family: "bobcat", "cholla" or "diamondback".
         name: grid name (default ``sonora-<family>``); written to ``data_dir()/grids``.
         out: output file instead of the default.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> for t, f in ((1100, 6000.0), (1000, 5000.0)):
+        ...     text = f"Cholla model\\nmicron W/m2/m\\n1.0 {f}\\n2.0 {f / 2}\\n"
+        ...     _ = (d / f"{t}K_1780g_logkzz4.spec").write_text(text)
+        >>> _ = (d / "notes.txt").write_text("not a Sonora file: ignored")
+        >>> grid = load_sonora(d, "cholla", out=d / "cholla.h5")
+        >>> grid.name, grid.params.to_dict("records")[0]  # g = 1780 m/s^2 -> logg 5.25
+        ('sonora-cholla', {'teff': 1000.0, 'logg': 5.25, 'kzz': 4.0})
+        >>> grid.flux(slice(None)).round(6).tolist(), grid.flux_unit
+        ([[5.0, 2.5], [6.0, 3.0]], 'erg / (s cm2 um)')
     """
     fam = _family(family)
     src = Path(folder)

@@ -50,6 +50,19 @@ def load_telescopeml(
         columns: parameter column -> atmospec name (default :data:`TELESCOPEML_COLUMNS`).
         flux_unit: unit of the flux columns (the file does not state it).
         chunksize: rows read at a time.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "grid.csv"
+        >>> _ = path.write_text(
+        ...     "gravity,temperature,c_o_ratio,metallicity,2.0,1.0\\n"
+        ...     "5.0,1000,1.0,0.0,3.0,4.0\\n5.0,1100,1.0,0.0,5.0,6.0\\n"
+        ... )
+        >>> grid = load_telescopeml(path, out=path.with_suffix(".h5"))
+        >>> grid.param_names, grid.wavelength.tolist()  # renamed; wavelengths sorted
+        (('logg', 'teff', 'co', 'mh'), [1.0, 2.0])
+        >>> grid.flux(slice(None)).tolist(), grid.labels[1]
+        ([[4.0, 3.0], [6.0, 5.0]], 'grid.csv line 3')
     """
     import pandas as pd
     from tqdm.auto import tqdm
