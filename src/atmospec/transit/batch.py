@@ -26,7 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def is_planet_folder(path: str | Path) -> bool:
-    """True when ``path`` holds an AIRS-CH0 signal file (an Ariel ``ROOT/split/PLANET_ID``)."""
+    """True when ``path`` holds an AIRS-CH0 signal file (an Ariel ``ROOT/split/PLANET_ID``).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "AIRS-CH0_signal_0.parquet").touch()
+        >>> is_planet_folder(d), is_planet_folder(d.parent)
+        (True, False)
+    """
     return Path(path).is_dir() and any(Path(path).glob("AIRS-CH0_signal*.parquet"))
 
 
@@ -36,6 +43,15 @@ def planet_folders(path: str | Path) -> list[Path]:
 
     Raises:
         DataNotFoundError: no planet folder was found.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for pid in ("12", "7"):
+        ...     (root / "train" / pid).mkdir(parents=True)
+        ...     (root / "train" / pid / "AIRS-CH0_signal_0.parquet").touch()
+        >>> [p.name for p in planet_folders(root)], len(planet_folders(root / "train" / "7"))
+        (['12', '7'], 1)
     """
     path = Path(path)
     if is_planet_folder(path):
@@ -57,7 +73,15 @@ def planet_folders(path: str | Path) -> list[Path]:
 
 @dataclass
 class PlanetOutcome:
-    """What happened to one planet: ``status`` is ``ok``, ``no_transit`` or ``error``."""
+    """What happened to one planet: ``status`` is ``ok``, ``no_transit`` or ``error``.
+
+    Example:
+        >>> o = PlanetOutcome("7", Path("data/train/7"), "ok", path=Path("out/7_poly.ecsv"),
+        ...                   transit_snr=42.5, white_depth_ppm=10000.0)
+        >>> o.row()  # doctest: +NORMALIZE_WHITESPACE
+        {'planet_id': '7', 'status': 'ok', 'transit_snr': 42.5, 'white_depth_ppm': 10000.0,
+         'spectrum': '7_poly.ecsv', 'message': ''}
+    """
 
     planet_id: str
     folder: Path
@@ -84,7 +108,14 @@ class PlanetOutcome:
 @dataclass
 class ReductionSummary:
     """Outcomes of :func:`reduce_many` and, when the dataset has labels, the score over the
-    planets that gave a spectrum."""
+    planets that gave a spectrum.
+
+    Example:
+        >>> s = ReductionSummary("poly", [PlanetOutcome("1", Path("1"), "ok"),
+        ...     PlanetOutcome("2", Path("2"), "no_transit", "S/N 2.1 < 7")])
+        >>> s.n_ok, {k: s.to_dict()[k] for k in ("planets", "ok", "no_transit", "errors")}
+        (1, {'planets': 2, 'ok': 1, 'no_transit': 1, 'errors': 0})
+    """
 
     method: str
     outcomes: list[PlanetOutcome]
@@ -235,6 +266,18 @@ def score_spectra(
     Raises:
         FileFormatError: a file is unreadable, holds a non-finite depth or a sigma <= 0, names
             a planet absent from ``labels``, or repeats a planet for the same method.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); labels = d / "train_labels.csv"
+        >>> _ = labels.write_text("planet_id,wl_1,wl_2\\n1,0.010,0.011\\n2,0.020,0.021\\n")
+        >>> for pid, depth in (("1", [0.0101, 0.0109]), ("2", [0.0201, 0.0209])):
+        ...     spec = DepthSpectrum(np.array([0.7, 2.0]), np.array(depth), np.full(2, 2e-4),
+        ...                          planet_id=pid, method="poly")
+        ...     _ = spec.write(d / f"{pid}_poly.ecsv")
+        >>> res = score_spectra(sorted(d.glob("*.ecsv")), labels)["poly"]
+        >>> {k: round(v, 3) for k, v in res.items()}
+        {'planets': 2, 'gll_score': 0.536, 'rmse_ppm': 100.0, 'coverage68': 1.0}
     """
     from atmospec.errors import FileFormatError
     from atmospec.transit.io import read_labels

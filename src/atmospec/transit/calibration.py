@@ -47,6 +47,14 @@ class CalibrationConfig:
             a zeroed pixel.
         linearity: apply the linearity correction.
         chunk_bins: time bins processed at once (bounds the memory of 11,250-frame visits).
+
+    Example:
+        >>> from atmospec.transit.simulator import SimulationConfig, simulate_planet
+        >>> raw, _ = simulate_planet("1", SimulationConfig(n_exposures=8, airs_cols=12),
+        ...                          np.random.default_rng(0))
+        >>> obs = calibrate(raw, CalibrationConfig(time_bin=2))
+        >>> obs.n_time, obs.meta["time_bin_cds"], calibrate(raw).n_time
+        (4, 2, 8)
     """
 
     time_bin: int | None = None
@@ -108,7 +116,13 @@ def correct_linearity(
 def subtract_dark(
     signal: NDArray[np.float64], dark: NDArray[np.float64], dt: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Remove the dark current accumulated over each frame's integration time ``dt`` (s)."""
+    """Remove the dark current accumulated over each frame's integration time ``dt`` (s).
+
+    Example:
+        >>> import numpy as np
+        >>> subtract_dark(np.full((2, 1, 1), 10.0), np.array([[2.0]]), np.array([0.5, 4.0])).ravel()
+        array([9., 2.])
+    """
     return signal - dark[None] * dt[:, None, None]
 
 
@@ -125,7 +139,13 @@ def correlated_double_sampling(signal: NDArray[np.float64]) -> NDArray[np.float6
 
 
 def flat_field(signal: NDArray[np.float64], flat: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Divide by the relative pixel response (non-positive flat values become NaN)."""
+    """Divide by the relative pixel response (non-positive flat values become NaN).
+
+    Example:
+        >>> import numpy as np
+        >>> flat_field(np.full((1, 1, 3), 6.0), np.array([[2.0, 0.0, -1.0]]))
+        array([[[ 3., nan, nan]]])
+    """
     safe = np.where(flat > 0, flat, np.nan)
     return signal / safe[None]
 
@@ -221,6 +241,14 @@ def spectral_columns(raw: RawObservation) -> NDArray[np.int64]:
 
     Raises:
         FileFormatError: a target wavelength matches no detector column.
+
+    Example:
+        >>> from atmospec.transit.simulator import SimulationConfig, simulate_planet
+        >>> raw, _ = simulate_planet("1", SimulationConfig(n_exposures=2, airs_cols=12),
+        ...                          np.random.default_rng(0))
+        >>> cols = spectral_columns(raw)
+        >>> cols.tolist(), bool(np.allclose(raw.airs_wavelength_um[cols], raw.wavelengths[1:]))
+        ([9, 8, 7, 6, 5, 4, 3, 2, 1], True)
     """
     target = raw.wavelengths[1:]
     axis = raw.airs_wavelength_um
@@ -243,11 +271,22 @@ _ADC_MAX = np.iinfo(np.uint16).max
 def check_detector(raw: RawObservation, cols: NDArray[np.int64]) -> None:
     """Refuse degenerate frames before calibrating: a detector whose frames are one constant
     value (all zero, or any other: no light and no noise), more than 1 % of the science pixels
-    at the 16-bit ADC ceiling (saturated), or a flat field with no positive value over the
-    science pixels.
+    at the 16-bit ADC ceiling (saturated), or a flat field positive (and finite) over fewer
+    than half of the science pixels.
 
     Raises:
         FileFormatError: naming the planet folder, the instrument and what was found.
+
+    Example:
+        >>> from atmospec.transit.simulator import SimulationConfig, simulate_planet
+        >>> raw, _ = simulate_planet("1", SimulationConfig(n_exposures=2, airs_cols=12),
+        ...                          np.random.default_rng(0))
+        >>> check_detector(raw, spectral_columns(raw))  # fine: returns None
+        >>> raw.frames["AIRS-CH0"][:] = 0
+        >>> check_detector(raw, spectral_columns(raw))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: planet 1: every AIRS-CH0 signal value is 0: ...
     """
     where = raw.source if raw.source is not None else f"planet {raw.planet_id}"
     for inst in ("AIRS-CH0", "FGS1"):
@@ -314,6 +353,14 @@ def calibrate(raw: RawObservation, config: CalibrationConfig | None = None) -> T
     The result's flux is in restored ADC counts per time bin (the sum of ``time_bin`` CDS
     exposures); column 0 is the FGS1 photometry (sum over its image), columns 1.. the AIRS-CH0
     spectral columns matching ``wavelengths.csv``.
+
+    Example:
+        >>> from atmospec.transit.simulator import SimulationConfig, simulate_planet
+        >>> raw, _ = simulate_planet("1", SimulationConfig(n_exposures=8, airs_cols=12),
+        ...                          np.random.default_rng(0))
+        >>> obs = calibrate(raw)
+        >>> obs.flux.shape, obs.meta["n_frames"], bool((obs.flux > 0).all())
+        ((8, 10), {'AIRS-CH0': 16, 'FGS1': 32}, True)
     """
     config = config or CalibrationConfig()
     airs, fgs = raw.frames["AIRS-CH0"], raw.frames["FGS1"]

@@ -20,7 +20,19 @@ MIN_BINS = 3
 
 
 class NoTransitError(InvalidSpectrumError):
-    """A visit holds no detectable transit, so no transmission spectrum can be measured."""
+    """A visit holds no detectable transit, so no transmission spectrum can be measured.
+
+    Example:
+        >>> import numpy as np
+        >>> obs = TransitObservation("9", np.linspace(0, 6, 60), np.array([0.7, 2.0]),
+        ...     np.ones((60, 2)), np.ones((60, 2)), np.zeros((60, 3)),
+        ...     star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> try:
+        ...     require_transit(obs)
+        ... except InvalidSpectrumError as err:  # a NoTransitError is an InvalidSpectrumError
+        ...     print(type(err).__name__, "-", str(err)[:51])
+        NoTransitError - planet 9: the AIRS-CH0 white light curve is exactly
+    """
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,20 @@ class TransitDetection:
         duration_h: the transit duration the orbit in the star info implies (h).
         span_h: the time covered by the visit (h).
         reason: one sentence saying why the transit was or was not detected.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> noise = np.random.default_rng(0).normal(0.0, 1e-4, (80, 2))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0]), 1e4 * f[:, None] * (1 + noise),
+        ...     np.ones((80, 2)), np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> det = detect_transit(obs)
+        >>> det.detected, round(det.t0_h, 2), round(det.depth, 3), round(det.duration_h, 2)
+        (True, 3.0, 0.01, 2.53)
+        >>> det.to_dict()["span_h"]
+        6.0
     """
 
     detected: bool
@@ -183,6 +209,23 @@ def require_transit(obs: TransitObservation, threshold: float = SNR_THRESHOLD) -
 
     Raises:
         NoTransitError: the visit holds no detectable transit (the message says why).
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * (1 + np.random.default_rng(0).normal(0.0, 1e-4, (80, 2)))
+        >>> star = {"P": 3.0, "sma": 10.0, "i": 90.0}
+        >>> obs = TransitObservation("2", t, np.array([0.7, 2.0]), flux * f[:, None],
+        ...                          np.ones((80, 2)), np.zeros((80, 3)), star=star)
+        >>> round(require_transit(obs).snr, -1)
+        120.0
+        >>> require_transit(TransitObservation("3", t, obs.wavelength, flux, obs.flux_err,
+        ...                 obs.centroid, star=star))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.transit.detection.NoTransitError: planet 3: no transit: the best depth ...
     """
     det = detect_transit(obs, threshold)
     if not det.detected:

@@ -38,6 +38,10 @@ class CalibrationFrames:
     ``dark`` is the dark current (counts per second), ``dead`` is True at dead pixels, ``flat``
     the relative pixel response, ``read`` the read noise (counts) and ``linear_corr`` the
     ``(6, rows, cols)`` polynomial coefficients of the linearity correction, lowest power first.
+
+    Example:
+        >>> z = np.zeros((2, 3)); CalibrationFrames(z, z > 0, z + 1, z, np.stack([z] * 6)).shape
+        (2, 3)
     """
 
     dark: NDArray[np.float64]
@@ -68,6 +72,11 @@ class RawObservation:
         wavelengths: the target wavelength bins (µm); the first is the FGS1 photometric bin.
         star: the row of ``*_star_info.csv`` for this planet (empty if absent).
         source: the planet folder.
+
+    Example:
+        >>> from atmospec.transit.simulator import SimulationConfig, simulate_planet
+        >>> simulate_planet("7", SimulationConfig(n_exposures=4), np.random.default_rng(0))[0]
+        RawObservation(planet 7: AIRS-CH0 (8, 16, 40), FGS1 (16, 8, 8); 31 bins)
     """
 
     planet_id: str
@@ -91,6 +100,11 @@ def find_root(planet_dir: str | Path) -> Path:
 
     Raises:
         DataNotFoundError: when no folder up to two levels above holds the metadata files.
+
+    Example:
+        >>> import tempfile; d = Path(tempfile.mkdtemp()); (d / "axis_info.parquet").touch()
+        >>> find_root(d / "train" / "7") == d
+        True
     """
     planet_dir = Path(planet_dir)
     for cand in (planet_dir, planet_dir.parent, planet_dir.parent.parent):
@@ -220,7 +234,13 @@ def read_star_info(root: str | Path, planet_id: str) -> dict[str, float]:
 
 
 def read_labels(root: str | Path, split: str = "train") -> dict[str, NDArray[np.float64]]:
-    """True depth spectra from ``ROOT/{split}_labels.csv`` (2024 layout), by planet id."""
+    """True depth spectra from ``ROOT/{split}_labels.csv`` (2024 layout), by planet id.
+
+    Example:
+        >>> import tempfile; d = Path(tempfile.mkdtemp()); f = d / "train_labels.csv"
+        >>> _ = f.write_text("planet_id,wl_1,wl_2\\n7,0.01,0.02\\n"); read_labels(d)
+        {'7': array([0.01, 0.02])}
+    """
 
     path = Path(root) / f"{split}_labels.csv"
     if not path.exists():
@@ -247,6 +267,11 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
     Raises:
         DataNotFoundError: a required file is missing (its path is in the message).
         FileFormatError: a file does not have the expected layout.
+
+    Example:
+        >>> import tempfile; from atmospec.transit.simulator import simulate_dataset
+        >>> d = Path(tempfile.mkdtemp()); _ = simulate_dataset(d, 1); read_planet(d / "train" / "0")
+        RawObservation(planet 0: AIRS-CH0 (800, 16, 40), FGS1 (1600, 8, 8); 31 bins)
     """
     import pandas as pd
 

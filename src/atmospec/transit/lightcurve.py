@@ -20,6 +20,13 @@ class TransitGeometry:
         period_d: orbital period (days).
         a_rs: semi-major axis in stellar radii.
         inc_deg: inclination (degrees).
+
+    Example:
+        >>> geo = TransitGeometry.from_star({"P": 3.0, "sma": 10.0, "i": 90.0}, t0_h=2.0)
+        >>> geo.t0_h, round(geo.duration_h(), 3)
+        (2.0, 2.526)
+        >>> TransitGeometry(0.0, 3.0, 10.0, 80.0).duration_h()   # impact parameter 1.7: no transit
+        0.0
     """
 
     t0_h: float

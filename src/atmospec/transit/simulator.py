@@ -74,6 +74,11 @@ class SimulationConfig:
         depth_range: range of the planets' mean transit depth (log-uniform).
         quantize: round to uint16 like the real ADC (False keeps float frames, in memory only:
             the rounding is itself a noise of ~1e-5 per pixel read).
+
+    Example:
+        >>> c = SimulationConfig(n_exposures=200, airs_cols=24)
+        >>> c.time_bin, c.only("jitter_px").jitter_loss, c.only("jitter_px").ramp
+        (2, 0.003, 0.0)
     """
 
     n_exposures: int = 400
@@ -150,7 +155,16 @@ class SimulationConfig:
 
 @dataclass
 class PlanetTruth:
-    """What was injected: the depth spectrum ``(Rp/Rs)**2`` per bin, limb darkening, orbit."""
+    """What was injected: the depth spectrum ``(Rp/Rs)**2`` per bin, limb darkening, orbit.
+
+    Example:
+        >>> cfg = SimulationConfig(n_exposures=4, airs_cols=12)
+        >>> _, truth = simulate_planet("3", cfg, np.random.default_rng(0))
+        >>> float(truth.wavelength[0]), truth.depth.size, round(float(truth.depth[0]), 4)
+        (0.7, 10, 0.011)
+        >>> truth.geometry.period_d == truth.star["P"], truth.u1.shape
+        (True, (10,))
+    """
 
     planet_id: str
     wavelength: NDArray[np.float64]
@@ -429,6 +443,15 @@ def simulate_dataset(
     depths) and ``simulation.json`` (config, seed and provenance). Planet ``i`` uses the
     random stream ``(seed, i)``, so a dataset is reproducible and its planets independent.
     A progress bar shows unless the ``atmospec`` logger is set above INFO.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> truths = simulate_dataset(d, 2, SimulationConfig(n_exposures=4), seed=1)
+        >>> [t.planet_id for t in truths], sorted(p.name for p in (d / "train").iterdir())
+        (['1000000', '1000001'], ['1000000', '1000001'])
+        >>> sorted(p.name for p in d.glob("*.csv"))
+        ['adc_info.csv', 'train_labels.csv', 'train_star_info.csv', 'wavelengths.csv']
     """
     from tqdm.auto import tqdm
 

@@ -32,7 +32,12 @@ _U_BOUNDS = (-1.0, 2.0)
 
 
 def normalized_time(t: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Times mapped linearly onto [-1, 1]."""
+    """Times mapped linearly onto [-1, 1].
+
+    Example:
+        >>> normalized_time(np.array([2.0, 3.0, 6.0]))
+        array([-1. , -0.5,  1. ])
+    """
     span = float(t.max() - t.min()) or 1.0
     return np.asarray(2.0 * (t - t.min()) / span - 1.0, dtype=np.float64)
 
@@ -41,7 +46,15 @@ def regressors(
     obs: TransitObservation, degree: int = 2, centroid: bool = True
 ) -> NDArray[np.float64]:
     """Systematics regressors: a polynomial in time and (optionally) the pointing centroids
-    (FGS1 x, y, AIRS-CH0 spatial y, and the squared FGS1 offset), each standardised."""
+    (FGS1 x, y, AIRS-CH0 spatial y, and the squared FGS1 offset), each standardised.
+
+    Example:
+        >>> c = np.random.default_rng(0).normal(size=(50, 3))
+        >>> obs = TransitObservation("1", np.linspace(0, 5, 50), np.array([0.7, 2.0]),
+        ...                          np.ones((50, 2)), np.ones((50, 2)), c)
+        >>> regressors(obs, 2).shape, regressors(obs, 1, centroid=False)[[0, -1]].tolist()
+        ((50, 7), [[1.0, -1.0], [1.0, 1.0]])
+    """
     tau = normalized_time(obs.time_h)
     cols = [tau**k for k in range(degree + 1)]
     if centroid:
@@ -54,7 +67,13 @@ def regressors(
 
 
 def linear_solve(X: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Least-squares coefficients of ``X a = y``."""
+    """Least-squares coefficients of ``X a = y``.
+
+    Example:
+        >>> x = np.arange(4.0)
+        >>> linear_solve(np.column_stack([np.ones(4), x]), 1.0 + 2.0 * x).round(6)
+        array([1., 2.])
+    """
     return np.asarray(np.linalg.lstsq(X, y, rcond=None)[0], dtype=np.float64)
 
 
@@ -82,7 +101,16 @@ def beta_factor(resid: NDArray[np.float64], max_bin: int | None = None) -> float
 
 
 def channel_models(obs: TransitObservation, geometry: TransitGeometry) -> list[TransitModel]:
-    """One supersampled transit model per channel (FGS1 and AIRS-CH0 exposure times differ)."""
+    """One supersampled transit model per channel (FGS1 and AIRS-CH0 exposure times differ).
+
+    Example:
+        >>> obs = TransitObservation("1", np.linspace(0, 6, 20), np.array([0.7, 2.0, 3.0]),
+        ...     np.ones((20, 3)), np.ones((20, 3)), np.zeros((20, 3)),
+        ...     meta={"exposure_offsets_h": {"FGS1": [-0.01, 0.01], "AIRS-CH0": [0.0]}})
+        >>> ms = channel_models(obs, TransitGeometry(3.0, 3.0, 10.0, 90.0))
+        >>> len(ms), ms[1] is ms[2], ms[0].offsets_h.tolist()
+        (3, True, [-0.01, 0.01])
+    """
     offsets = obs.meta.get("exposure_offsets_h", {})
     m_fgs = TransitModel(obs.time_h, geometry, offsets.get("FGS1"))
     m_airs = TransitModel(obs.time_h, geometry, offsets.get("AIRS-CH0"))
@@ -99,7 +127,18 @@ def _weights(err: NDArray[np.float64]) -> NDArray[np.float64]:
 
 @dataclass
 class WhiteFit:
-    """Result of the white-light fit: orbit (with fitted mid-time), radius ratio, limb darkening."""
+    """Result of the white-light fit: orbit (with fitted mid-time), radius ratio, limb darkening.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> w = fit_white(obs.normalized(), regressors(obs, 2))
+        >>> round(w.geometry.t0_h, 2), round(w.rp, 2), w.geometry.period_d
+        (3.0, 0.1, 3.0)
+    """
 
     geometry: TransitGeometry
     rp: float
@@ -119,7 +158,18 @@ def _star(obs: TransitObservation) -> dict[str, float]:
 
 def fit_white(obs: TransitObservation, R: NDArray[np.float64]) -> WhiteFit:
     """Fit mid-time, radius ratio and limb darkening to the AIRS-CH0 white light curve with a
-    multiplicative linear baseline ``R a``."""
+    multiplicative linear baseline ``R a``.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> w = fit_white(obs.normalized(), regressors(obs, 1))   # injected: t0 3 h, rp 0.1
+        >>> round(w.geometry.t0_h, 2), round(w.rp, 2)
+        (3.0, 0.1)
+    """
     star = _star(obs)
     y = obs.white
     err = np.sqrt((obs.flux_err[:, 1:] ** 2).sum(axis=1))
@@ -153,7 +203,18 @@ def fit_white(obs: TransitObservation, R: NDArray[np.float64]) -> WhiteFit:
 
 @dataclass
 class ChannelFit:
-    """Per-channel result of a multiplicative-baseline transit fit."""
+    """Per-channel result of a multiplicative-baseline transit fit.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> model = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))
+        >>> R = np.column_stack([np.ones(80), normalized_time(t)])   # baseline 2 (1 + 0.01 tau)
+        >>> y = 2 * (1 + 0.01 * R[:, 1]) * model(0.1, 0.3, 0.2)
+        >>> y *= 1 + np.random.default_rng(1).normal(0.0, 1e-4, 80)
+        >>> fit = fit_channel(y, np.full(80, 2e-4), R, model, 0.09, (0.3, 0.2), free_u=False)
+        >>> round(fit.rp, 3), fit.u, round(float(fit.transit.min()), 2), fit.baseline.shape
+        (0.1, (0.3, 0.2), 0.99, (80,))
+    """
 
     rp: float
     rp_sigma: float
@@ -182,6 +243,16 @@ def fit_channel(
     With ``free_u`` the limb darkening is fitted too, with a Gaussian prior
     ``u_prior = (mean u1, mean u2, sd)`` if given. The 1-sigma of ``rp`` comes from the
     Jacobian, scaled by the reduced chi-square and (with ``inflate``) the red-noise factor.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> model = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))
+        >>> R = np.column_stack([np.ones(80), normalized_time(t)])   # baseline 2 (1 + 0.01 tau)
+        >>> y = 2 * (1 + 0.01 * R[:, 1]) * model(0.1, 0.3, 0.2)
+        >>> y *= 1 + np.random.default_rng(1).normal(0.0, 1e-4, 80)
+        >>> fit = fit_channel(y, np.full(80, 2e-4), R, model, 0.09, (0.3, 0.2), free_u=False)
+        >>> round(fit.rp, 3), round(fit.rp_sigma * 1e4, 1), fit.baseline[[0, -1]].round(2)
+        (0.1, 0.9, array([1.98, 2.02]))
     """
     w = _weights(err)
     cache: dict[str, NDArray[np.float64]] = {}
@@ -235,7 +306,14 @@ def smooth_limb_darkening(
     u_sigma: NDArray[np.float64],
     degree: int = 2,
 ) -> NDArray[np.float64]:
-    """Weighted polynomial (in wavelength) through per-channel limb-darkening estimates."""
+    """Weighted polynomial (in wavelength) through per-channel limb-darkening estimates.
+
+    Example:
+        >>> wl = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+        >>> u = np.array([0.1, 0.2, 1.0, 0.4, 0.5])   # the 1.0 has a large sigma: overruled
+        >>> smooth_limb_darkening(wl, u, np.array([0.01, 0.01, 10.0, 0.01, 0.01])).round(3)
+        array([0.1, 0.2, 0.3, 0.4, 0.5])
+    """
     s = np.where(np.isfinite(u_sigma) & (u_sigma > 0), u_sigma, np.inf)
     s = np.maximum(s, 1e-6 * np.ones_like(s))
     w = 1.0 / s
@@ -251,7 +329,15 @@ def smoothed_channel_limb_darkening(
     """Quadratic limb-darkening coefficients for the spectral channels, smoothed in
     wavelength (:func:`smooth_limb_darkening`) through free per-channel fits; ``fits[0]`` is
     the white light curve and is not part of the smoothing. Returns one ``(u1, u2)`` per
-    spectral channel (``len(fits) - 1``)."""
+    spectral channel (``len(fits) - 1``).
+
+    Example:
+        >>> wl = np.array([0.7, 2.0, 2.5, 3.0, 3.5])
+        >>> u1 = [0.9, 0.40, 0.35, 0.30, 0.25]       # fits[0] (0.9) is left out
+        >>> fits = [ChannelFit(0.1, 1e-3, (a, 0.2), (0.02, 0.02), wl, wl, 1.0, 1.0) for a in u1]
+        >>> [(round(a, 3), round(b, 3)) for a, b in smoothed_channel_limb_darkening(wl, fits)]
+        [(0.4, 0.2), (0.35, 0.2), (0.3, 0.2), (0.25, 0.2)]
+    """
     wl = np.asarray(wavelength, dtype=np.float64)[1:]
     u = np.array([f.u for f in fits[1:]])
     us = np.array([f.u_sigma for f in fits[1:]])
@@ -268,6 +354,18 @@ def ramp_regressor(
     The detector ramp at the start of a visit is shared by the channels (with different
     amplitudes), so one time scale, picked on a grid by the white-light chi-square, gives a
     regressor every channel can use linearly.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> f = f * (1 - 2e-3 * np.exp(-t / 0.3))   # a ramp with time scale 0.3 h
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> R = regressors(obs, 2)
+        >>> col = ramp_regressor(obs, R, fit_white(obs.normalized(), R))
+        >>> float(col[0]), round(float((t[0] - t[1]) / np.log(col[1])), 2)  # grid tau nearest 0.3
+        (1.0, 0.28)
     """
     norm = obs.normalized()
     y = norm.white / np.median(norm.white)

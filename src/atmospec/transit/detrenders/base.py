@@ -183,6 +183,21 @@ class Detrender(ABC):
     Subclasses implement :meth:`fit`; after it, ``observation_``, ``model_`` (the full fitted
     model, normalised flux, ``(n_time, n_wl)``), ``transit_`` (its transit part) and
     ``spectrum_`` are set and :meth:`diagnose` draws them.
+
+    Example:
+        >>> from atmospec.transit.detrenders.polynomial import PolynomialDetrender
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> det = PolynomialDetrender()
+        >>> isinstance(det, Detrender), det.fit(obs) is det.spectrum_, det.model_.shape
+        (True, True, (80, 3))
+        >>> det.set_sigma_model(1.0, 1.0, 1e-3)   # a 1000 ppm floor, added in quadrature
+        >>> det.fit(obs).sigma.round(3), len(det.diagnose())
+        (array([0.001, 0.001, 0.001]), 3)
     """
 
     name: str = "detrender"  # the method's label; CNNDetrender sets it per instance (cnn1d, cnn2d)

@@ -32,7 +32,19 @@ _SCALE = 1e3  # inputs and targets in units of 1000 ppm
 class CNNFeatures:
     """Network inputs of one planet: ``x`` is ``(n_wl, 4, n_time)`` (channel / white light
     curve, white-light transit shape, white-light systematics, wavelength / 4 um);
-    ``white_depth`` and ``white_sigma`` the common-mode (GP) white-light depth and its sigma."""
+    ``white_depth`` and ``white_sigma`` the common-mode (GP) white-light depth and its sigma.
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> feat = cnn_features(obs)
+        >>> feat.x.shape, (4 * feat.x[:, 3, 0]).round(2), round(feat.white_depth, 4)
+        ((3, 4, 80), array([0.7, 2. , 3. ], dtype=float32), 0.01)
+    """
 
     x: NDArray[np.float32]
     white_depth: float
@@ -50,6 +62,19 @@ def cnn_features(obs: TransitObservation, common_mode: CommonModeFit | None = No
     cancel, the relative depth remains), the white-light transit shape, and the fitted
     white-light systematics (whose wavelength-dependent remainder it may learn to remove).
     A ``common_mode`` fit of ``obs`` already made (e.g. by the GP detrender) is reused.
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> from atmospec.transit.detrenders.common_mode import fit_common_mode
+        >>> cm = fit_common_mode(obs)
+        >>> feat = cnn_features(obs, cm)   # reuses the fit instead of repeating it
+        >>> feat.white_depth == cm.depth, feat.x.dtype.name, float(feat.x[:, 1].max())
+        (True, 'float32', 1.0)
     """
     from atmospec.transit.detrenders.common_mode import fit_common_mode
 
@@ -78,6 +103,11 @@ class CNNConfig:
     ``arch2d`` picks the 2D network: 2 (default) has the 1D network's three convolutions and
     pooling with kernels spanning 3 wavelength bins; 1 is the earlier two-layer network
     (models saved without this field are of that kind).
+
+    Example:
+        >>> config = CNNConfig(kind="2d", width=8, epochs=3)
+        >>> CNNDetrender(config).name, config.arch2d, config.batch_size
+        ('cnn2d', 2, 256)
     """
 
     kind: str = "1d"
@@ -179,6 +209,22 @@ class CNNDetrender(Detrender):
     simulated planets (see :func:`atmospec.transit.simulator.simulate_planet`), then
     :meth:`fit` like any detrender; :meth:`save` / :meth:`load` keep the weights in
     safetensors with a JSON config and provenance.
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> feat = cnn_features(obs)
+        >>> det = CNNDetrender(CNNConfig(epochs=1, width=4))   # one tiny training step
+        >>> _ = det.train_features([feat] * 4, [np.full(3, 0.01)] * 4)
+        >>> import tempfile; from pathlib import Path
+        >>> det = CNNDetrender.load(det.save(Path(tempfile.mkdtemp()) / "cnn"))
+        >>> spec = det.fit(obs, feat)
+        >>> det.name, spec.depth.shape, spec.depth.round(2), spec.sigma.round(3)
+        ('cnn1d', (3,), array([0.01, 0.01, 0.01]), array([0.001, 0.001, 0.001]))
     """
 
     name = "cnn"

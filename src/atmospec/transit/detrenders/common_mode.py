@@ -99,6 +99,16 @@ class CommonModeFit:
         systematics: named time series (mean 0) whose sum is the fitted multiplicative
             systematics minus 1: each regressor's contribution and the GP.
         gp: ln amplitude, ln time scale and white-noise level of the GP.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> cm = fit_common_mode(obs)
+        >>> round(cm.depth, 4), round(cm.depth_sigma * 1e6, -1), sorted(cm.systematics)
+        (0.01, 30.0, ['gp', 'ramp', 't^1'])
     """
 
     white: WhiteFit
@@ -142,6 +152,16 @@ def fit_common_mode(
     the regressor coefficients marginalised; the depth's sigma comes from the inverse Hessian
     over all of them, so it contains the correlated noise the GP cannot tell from the transit
     (drifts and 1/f noise on the transit's time scale).
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> cm = fit_common_mode(obs)   # injected: depth 0.1**2 = 10000 ppm at 3 h
+        >>> round(cm.depth * 1e6, -1), round(float(cm.white.geometry.t0_h), 2), cm.transit.shape
+        (10000.0, 3.0, (80,))
     """
     R0 = regressors(obs, degree, centroid=True)
     start = fit_white(obs.normalized(), R0)
@@ -377,6 +397,17 @@ def fit_differential(
     (chi-square and red-noise scaled); the white-light depth's sigma is added by the caller.
     Limb darkening is first fitted per channel with a Gaussian prior (sd ``ld_sd``) around
     the white-light values, smoothed in wavelength, then held fixed.
+
+    Example:
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> model = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))
+        >>> f = np.column_stack([model(rp, 0.3, 0.2) for rp in (0.1, 0.1, 0.105)])
+        >>> flux = 1e4 * f * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> fits = fit_differential(obs, fit_common_mode(obs))
+        >>> [round(fit.rp, 3) for fit in fits]
+        [0.1, 0.1, 0.105]
     """
     norm = obs.normalized()
     w = _white_curve(obs)

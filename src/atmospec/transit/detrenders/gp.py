@@ -37,6 +37,20 @@ class GPDetrender(PolynomialDetrender):
         degree: polynomial degree in time of the white-light baseline and of each channel's
             relative baseline.
         ld_prior: Gaussian prior (u1, u2, sd) on the white-light limb darkening, or None.
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> spec = GPDetrender().fit(obs)   # injected depth 0.01 in every channel
+        >>> spec.method, spec.depth.round(3), round(spec.meta["white_depth"] * 1e6, -1)
+        ('gp', array([0.01, 0.01, 0.01]), 10000.0)
+        >>> own, white = spec.meta["sigma_relative"], spec.meta["white_depth_sigma"]
+        >>> bool(np.allclose(spec.sigma, np.hypot(own, white)))
+        True
     """
 
     name = "gp"

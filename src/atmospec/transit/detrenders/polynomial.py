@@ -32,6 +32,20 @@ def fit_linear_spectrum(
     darkening; a quadratic in wavelength through the AIRS-CH0 limb-darkening estimates; a
     final per-channel fit of the radius ratio with the smoothed limb darkening fixed (FGS1
     keeps its own free limb darkening).
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> from atmospec.transit.detrenders._core import regressors
+        >>> white, fits = fit_linear_spectrum(obs, regressors(obs, 2))
+        >>> round(white.rp, 2), [round(fit.rp**2 * 1e6, -2) for fit in fits]
+        (0.1, [10100.0, 10000.0, 10000.0])
+        >>> fits[0].u_sigma[0] > 0, fits[1].u_sigma   # AIRS-CH0: smoothed, then held fixed
+        (True, (0.0, 0.0))
     """
     norm = obs.normalized()
     white = fit_white(norm, R)
@@ -95,6 +109,17 @@ class PolynomialDetrender(Detrender):
     Args:
         degree: polynomial degree in time.
         centroid: include the pointing regressors.
+
+    Example:
+        >>> from atmospec.transit.lightcurve import TransitGeometry, TransitModel
+        >>> t = np.linspace(0.0, 6.0, 80)
+        >>> f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+        >>> flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+        >>> obs = TransitObservation("1", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)),
+        ...     np.zeros((80, 3)), star={"P": 3.0, "sma": 10.0, "i": 90.0})
+        >>> spec = PolynomialDetrender(degree=2).fit(obs)   # injected depth 0.01
+        >>> spec.method, spec.depth.round(3), (spec.sigma * 1e6).round(-1)
+        ('poly', array([0.01, 0.01, 0.01]), array([40., 30., 30.]))
     """
 
     name = "poly"
