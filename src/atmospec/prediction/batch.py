@@ -275,7 +275,12 @@ class LocalExecutor:
 # ------------------------------------------------------------------------- the runner
 @dataclass
 class BatchRun:
-    """What a batch run did: partitions computed, skipped (already done) and failed."""
+    """What a batch run did: partitions computed, skipped (already done) and failed.
+
+    Example:
+        >>> BatchRun(Path("o"), 5, 1, done=["part-000000"], n_predicted=4, n_unusable=1).exit_code
+        3
+    """
 
     out: Path
     n_rows: int

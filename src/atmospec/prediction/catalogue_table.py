@@ -37,7 +37,12 @@ walked through)."""
 
 def library_keys(names: Sequence[str]) -> set[str]:
     """Those of ``names`` (no file of that name exists) that are SpeX library keys; none when
-    no library was fetched (each name then stays a missing file, refused as such)."""
+    no library was fetched (each name then stays a missing file, refused as such).
+
+    Example:
+        >>> sorted(library_keys(["10703_10070", "123_456", "a.fits"]))
+        ['10703_10070']
+    """
     if not names:
         return set()
     from atmospec.library import catalogue
@@ -54,6 +59,13 @@ def read_table(path: Path) -> pd.DataFrame:
 
     Raises:
         FileFormatError: a CSV, ECSV, Parquet or IPAC table that cannot be read.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "targets.txt"
+        >>> _ = f.write_text("# my targets\\na.fits\\nb.fits\\n")
+        >>> read_table(f)["path"].tolist()
+        ['a.fits', 'b.fits']
     """
     import pandas as pd
 

@@ -74,6 +74,12 @@ class ModelInput:
         low_resolution: the spectrum resolves less than the model's resolution (sampled too
             coarsely, or so stated; a note says what that does; see ``min_resolution`` of
             :func:`prepare_input`).
+
+    Example:
+        >>> inp = ModelInput("a.fits", "a", np.array([1.0, 2.0, 3.0, 1.0]),
+        ...                  np.array([0.1, 0.1, 0.1, np.inf]), np.arange(4) == 3, 1.0)
+        >>> inp.masked_fraction, round(inp.snr, 1)
+        (0.25, 20.0)
     """
 
     source: str

@@ -67,7 +67,17 @@ def sigma_kind(estimator: Estimator) -> SigmaKind:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads, restoring the previous number after."""
+    """Run a block with ``n`` torch intra-op threads, restoring the previous number after.
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with torch_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
     import torch
 
     before = torch.get_num_threads()
@@ -142,6 +152,17 @@ class DrawResult:
             for the observed spectrum (``sigma_scale_for``), or None (point estimators).
         point: (n, p) the ensemble's mean for the observed spectra.
         point_std: (n, p) the ensemble's predictive sigma for the observed spectra, or None.
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> flux, sigma = 1 + 0.5 * wave[None], np.full((1, 12), 0.05)
+        >>> res = Engine(rf).draws(flux, sigma, n_draws=4, seeds=[0])
+        >>> res.mean.shape, res.sigma.shape, res.point.round(3).tolist()
+        ((1, 4, 1), (1, 4, 1), [[0.459]])
     """
 
     mean: NDArray[np.float32]
@@ -168,6 +189,20 @@ class Engine:
         estimator: a fitted estimator.
         num_threads: worker threads (default: ``min(2, os.cpu_count())``).
         sub_batch: rows per network call.
+
+    Example:
+        >>> from atmospec.estimators.mlp import SpectrumMLP
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (64, 1))
+        >>> X, S = 1 + t * wave, np.full((64, 12), 0.02)
+        >>> mlp = SpectrumMLP(hidden=(8,), max_epochs=2, num_threads=1).fit(
+        ...     X, t, sigma=S, wavelength=wave, param_names=["t"])
+        >>> engine = Engine(mlp, num_threads=1)
+        >>> mean, std = engine.predict(X[:3], S[:3])
+        >>> bool(np.allclose(mean, mlp.predict(X[:3], S[:3]).mean, atol=1e-5)), engine.kind
+        (True, 'total')
+        >>> engine.draws(X[:2], S[:2], n_draws=5, seeds=[1, 2]).mean.shape
+        (2, 5, 1)
     """
 
     def __init__(

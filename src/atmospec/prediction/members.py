@@ -458,6 +458,10 @@ def resolve_model(model: Any) -> tuple[Estimator, str]:
 
     The id is ``meta_["model_id"]`` when the model records one, else
     ``<kind>-<grid>-<sha256 of the weights, 10 hex>`` so that results name the exact weights.
+
+    Example:
+        >>> resolve_model("t-dwarf")[1][:15]  # the shipped model's id and weights hash
+        'burrows06-spex-'
     """
     from atmospec.estimators.base import Estimator, load_estimator
 

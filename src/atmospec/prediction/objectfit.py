@@ -21,7 +21,15 @@ FloatArray = NDArray[np.float64]
 
 @dataclass
 class ObjectModel:
-    """The data of one object over the grid model interpolated at its prediction."""
+    """The data of one object over the grid model interpolated at its prediction.
+
+    Example:
+        >>> w = np.array([1.0, 1.5, 2.0])
+        >>> m = ObjectModel(w, np.ones(3), np.full(3, 0.1), np.array([1.0, 1.1, 0.8]),
+        ...                 chi2=5.0, dof=2, point={"teff": 1500.0}, grid="toy")
+        >>> m.chi2_red
+        2.5
+    """
 
     wavelength: FloatArray
     flux: FloatArray
@@ -59,6 +67,21 @@ def object_model(
     Only the data pixels inside the model axis ``wavelength`` count; ``dof`` is the number of
     those pixels minus the parameters and the scale. None where the median falls in a hole
     of a sparse grid.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.prediction.coverage import prepare_input
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, wave = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 11)
+        >>> with ModelGrid.create(path, wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         w.add({"teff": t}, (t / 1000.0) ** (wave - 1.0))
+        >>> spec = Spectrum(wave, 3.0 * 2.0 ** ((wave - 1.0) / 2), np.full(11, 0.01))
+        >>> inp = prepare_input(spec, wave)  # the grid's model at teff 1500, times 3
+        >>> m = object_model(ModelGrid(path), ("teff",), wave, inp, np.array([1500.0]))
+        >>> m.point, m.dof, round(m.chi2_red, 6), m.model_flux[[0, -1]].round(3).tolist()
+        ({'teff': 1500.0}, 9, 0.0, [3.0, 4.243])
     """
     from atmospec.fitting.chi2 import chi2_with_scale
     from atmospec.fitting.data import prepare

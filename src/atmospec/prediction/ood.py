@@ -69,7 +69,19 @@ def grid_model_on_axis(
     """Grid spectra interpolated at ``points`` (n, p in ``param_names``) on ``wavelength``.
 
     Categorical parameters are rounded to the nearest allowed value, tied parameters filled;
-    rows outside a sparse grid's populated hull are NaN.
+    rows outside the grid (its bounds, or a sparse grid's populated hull) are NaN.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> path, wave = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 5)
+        >>> with ModelGrid.create(path, wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         w.add({"teff": t}, np.full(5, t))
+        >>> points = [[1000.0], [1500.0], [3000.0]]  # the last outside the grid
+        >>> out = grid_model_on_axis(ModelGrid(path), points, ("teff",), np.array([1.25, 1.75]))
+        >>> out.round(1).tolist()  # interpolation is linear in log flux
+        [[1000.0, 1000.0], [1414.2, 1414.2], [nan, nan]]
     """
     from atmospec.transforms import resampling_matrix
 
@@ -159,6 +171,19 @@ class OODDetector:
 
     Build one with :func:`~atmospec.prediction.ood_calibration.calibrate_ood`; save and load
     it as JSON (no pickle).
+
+    Example:
+        >>> ref = {k: np.linspace(0.0, 1.0, 99) for k in COMPONENTS}  # in-grid raw scores
+        >>> det = OODDetector(np.arange(4.0), ("t",), {"t": (0.0, 1.0)}, np.ones(4),
+        ...                   np.array([[0.5, 0.5, -0.5, -0.5]]), np.array([0.01]), 0.0, ref,
+        ...                   threshold=1.5, level=0.96, false_alarm=0.04)
+        >>> flux = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 3.0, 3.0]])
+        >>> raw = det.raw_scores(flux, np.full((2, 4), 0.1), [[0.5], [0.5]], [[0.1], [0.1]])
+        >>> raw["pca_distance"].round(3).tolist()
+        [0.0, 10.0]
+        >>> score, flag, reasons = det.score(raw)
+        >>> score.round(3).tolist(), flag.tolist(), reasons
+        ([0.003, 1.333], [False, True], ['', 'pca_distance'])
     """
 
     wavelength: FloatArray
@@ -350,7 +375,13 @@ class OODDetector:
 
 
 def ood_cache_path(model_id: str) -> Path:
-    """Where the OOD calibration of a model is cached (under the atmospec data directory)."""
+    """Where the OOD calibration of a model is cached (under the atmospec data directory).
+
+    Example:
+        >>> path = ood_cache_path("cnn/dback24 v2")
+        >>> path.parent.name, path.name
+        ('ood', 'cnn_dback24_v2.json')
+    """
     from atmospec.data import data_dir
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)

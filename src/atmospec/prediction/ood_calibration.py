@@ -120,7 +120,33 @@ def fit_detector(
     normalisation ``med``): a random 40 % fit the principal components, 40 % form the
     reference distributions and set the threshold (exceeded by ``1 - level`` of them), 20 %
     measure the false-alarm rate. ``estimate(X, S) -> (mean, std)`` is the estimator's point
-    estimate and spread (a network's mean and sigma, or a posterior's mean and sd)."""
+    estimate and spread (a network's mean and sigma, or a posterior's mean and sd).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> path, wave = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 5)
+        >>> with ModelGrid.create(path, wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         w.add({"teff": t}, 2.0 ** ((t / 1000.0 - 1.0) * (wave - 1.0)))
+        >>> rng = np.random.default_rng(0)
+        >>> clean = 2.0 ** ((rng.uniform(1.0, 2.0, (500, 1)) - 1.0) * (wave - 1.0))
+        >>> S = clean / rng.uniform(20, 200, (500, 1))  # in-grid spectra at S/N 20-200
+        >>> X = clean + S * rng.standard_normal(clean.shape)
+        >>> def estimate(x, s):  # teff from the flux ratio of the ends; no sigma
+        ...     return np.clip(1000.0 + 1000.0 * np.log2(x[:, -1:] / x[:, :1]), 1000, 2000), None
+        >>> det = fit_detector(X, S, np.median(X, axis=1, keepdims=True), estimate,
+        ...                    grid=ModelGrid(path), wavelength=wave, param_names=("teff",),
+        ...                    bounds={"teff": (1000.0, 2000.0)}, rng=rng, n_components=2,
+        ...                    floor=0.01, level=0.96, meta={})
+        >>> det.components.shape, det.meta["n_reference"], bool(det.false_alarm < 0.15)
+        ((2, 5), 200, True)
+        >>> bump = (2.0 ** (0.5 * (wave - 1.0)) * [1.0, 1.0, 1.3, 1.0, 1.0])[None]  # no grid shape
+        >>> raw = det.raw_scores(bump, bump / 100, *estimate(bump, None))  # S/N 100
+        >>> score, flag, reasons = det.score(raw)
+        >>> flag.tolist(), reasons
+        ([True], ['pca_distance,pca_residual'])
+    """
     order = rng.permutation(X.shape[0])
     n_a, n_b = int(0.4 * X.shape[0]), int(0.8 * X.shape[0])
     part_a, part_b, part_c = order[:n_a], order[n_a:n_b], order[n_b:]

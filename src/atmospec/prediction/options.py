@@ -28,6 +28,15 @@ class BatchOptions:
 
     The first group decides the rows (a rerun into the same folder must use the same values);
     the second only how the work is done.
+
+    Example:
+        >>> opts = BatchOptions(draws=200, wave_unit="um", threads=4)
+        >>> opts.read_options(), opts.row_options()["draws"], opts.predictor_kwargs()["num_threads"]
+        ({'wave_unit': 'um'}, 200, 4)
+        >>> BatchOptions(coverage="all")
+        Traceback (most recent call last):
+        ...
+        ValueError: coverage must be gaps, refuse or mask, not 'all'
     """
 
     model: str = "default"

@@ -70,6 +70,19 @@ def read_part(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     Raises:
         ValueError: the file is not a partition table (the message names it).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "part-000000.json"
+        >>> _ = f.write_text('{"format": "atmospec-partition", "columns": ["row", "teff"], '
+        ...                  '"dtypes": ["int64", "float64"], "data": [[0, 1], [900.5, NaN]]}')
+        >>> read_part(f)["teff"].tolist()  # an earlier version's bare NaN
+        [900.5, nan]
+        >>> _ = f.write_text('{"columns": []}')
+        >>> read_part(f)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: /.../part-000000.json: not an atmospec partition table
     """
     import pandas as pd
 

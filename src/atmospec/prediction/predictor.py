@@ -98,6 +98,26 @@ class Predictor:
         precision: ``"float32"`` (default) or ``"bfloat16"`` for the noisy copies (about
             twice as fast on CPUs with bfloat16 instructions; percentiles move by < 1 % of the
             grid range).
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> from atmospec.spectrum import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> pred = Predictor(rf, ood=False, draws=100)  # no grid recorded: no chi-square
+        >>> pred.model_id[:21], pred.grid
+        ('random_forest-nogrid-', None)
+        >>> spec = Spectrum(wave, 1 + 0.5 * wave, np.full(12, 0.02), name="obj")  # t = 0.5
+        >>> row = pred.predict(spec).table()[0]
+        >>> round(float(row["t_median"]), 2), bool(row["t_p16"] < 0.5 < row["t_p84"])
+        (0.47, True)
+        >>> red = Spectrum(wave + 0.5, spec.flux, spec.uncertainty, name="red")
+        >>> pred.predict(red)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.CoverageError: red: the spectrum covers 1.500-2.500 um but model ...
     """
 
     def __init__(

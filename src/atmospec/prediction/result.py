@@ -98,6 +98,22 @@ class PredictionResult:
         model_id: the predictor's id (kind, grid, hash of the weights; ``default:...`` for
             the default selection); ``row_model_ids`` the model that served each row.
         intervals: what the percentiles are (Monte Carlo or posterior samples).
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> from atmospec.prediction.predictor import Predictor
+        >>> from atmospec.spectrum import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> spectra = [Spectrum(wave, 1 + a * wave, np.full(12, 0.02), name=n)
+        ...            for a, n in ((0.2, "a"), (0.8, "b"))]
+        >>> res = Predictor(rf, ood=False, draws=50).predict(spectra)  # no grid, no OOD
+        >>> len(res), res.samples.shape, res.quantiles()["t_median"].round(1).tolist()
+        (2, (2, 50, 1), [0.2, 0.8])
+        >>> res.table().colnames[:4], res.to_dict(1)["name"]
+        (['source', 't_median', 't_p16', 't_p84'], 'b')
     """
 
     param_names: tuple[str, ...]
@@ -285,7 +301,24 @@ def object_stem(source: str, name: str) -> str:
 
 
 def write_object_figures(result: PredictionResult, folder: Path) -> list[Path]:
-    """The fit and corner PNGs of every object of ``result`` (atomic writes)."""
+    """The fit and corner PNGs of every object of ``result`` (atomic writes); no fit PNG
+    for an object without a grid model (:attr:`PredictionResult.fits` None).
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> from atmospec.prediction.predictor import Predictor
+        >>> from atmospec.spectrum import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> spectra = [Spectrum(wave, 1 + a * wave, np.full(12, 0.02), name=n)
+        ...            for a, n in ((0.2, "a"), (0.8, "b"))]
+        >>> res = Predictor(rf, ood=False, draws=50).predict(spectra)  # no grid, no OOD
+        >>> [p.name for p in write_object_figures(res, Path(tempfile.mkdtemp()))]
+        ['a-86f7e4_corner.png', 'b-e9d71f_corner.png']
+    """
     from atmospec.plots import save_figure
 
     written = []
@@ -305,7 +338,23 @@ _ROW_LISTS = ("sources", "names", "ood_reason", "fits", "inputs", "notes", "row_
 
 
 def subset_rows(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
-    """The rows ``idx`` of a result."""
+    """The rows ``idx`` of a result.
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> from atmospec.prediction.predictor import Predictor
+        >>> from atmospec.spectrum import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> spectra = [Spectrum(wave, 1 + a * wave, np.full(12, 0.02), name=n)
+        ...            for a, n in ((0.2, "a"), (0.8, "b"))]
+        >>> res = Predictor(rf, ood=False, draws=50).predict(spectra)  # no grid, no OOD
+        >>> one = subset_rows(res, [1])
+        >>> len(one), one.names, bool((one.samples == res.samples[1:]).all())
+        (1, ['b'], True)
+    """
     ix = list(idx)
     rows: dict[str, Any] = {k: getattr(res, k)[ix] for k in _ROW_ARRAYS}
     lists = _ROW_LISTS + type(res).row_lists
@@ -315,7 +364,24 @@ def subset_rows(res: PredictionResult, idx: Sequence[int]) -> PredictionResult:
 
 
 def concat_rows(parts: list[tuple[list[int], PredictionResult]], n: int) -> PredictionResult:
-    """Rows of several results put back in their original order (``parts``: positions, rows)."""
+    """Rows of several results put back in their original order (``parts``: positions, rows).
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> from atmospec.prediction.predictor import Predictor
+        >>> from atmospec.spectrum import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> spectra = [Spectrum(wave, 1 + a * wave, np.full(12, 0.02), name=n)
+        ...            for a, n in ((0.2, "a"), (0.8, "b"))]
+        >>> res = Predictor(rf, ood=False, draws=50).predict(spectra)  # no grid, no OOD
+        >>> parts = [([1], subset_rows(res, [1])), ([0], subset_rows(res, [0]))]
+        >>> back = concat_rows(parts, 2)
+        >>> back.names, bool((back.samples == res.samples).all())
+        (['a', 'b'], True)
+    """
     pos = [i for idx, _ in parts for i in idx]
     order = np.argsort(pos, kind="stable")
     assert sorted(pos) == list(range(n))

@@ -177,7 +177,14 @@ class SelectionPolicy:
 
 @dataclass
 class RoutedInput(ModelInput):
-    """A :class:`ModelInput` that records which member of a Predictor serves it."""
+    """A :class:`ModelInput` that records which member of a Predictor serves it.
+
+    Example:
+        >>> inp = ModelInput("a.fits", "a", np.ones(4), np.full(4, 0.1), np.zeros(4, bool), 1.0)
+        >>> routed = RoutedInput.of(inp, "dback24-spex")
+        >>> routed.member, routed.source, round(routed.snr, 1)
+        ('dback24-spex', 'a.fits', 10.0)
+    """
 
     member: str = ""
 

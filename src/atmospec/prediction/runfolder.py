@@ -77,7 +77,19 @@ _FIX_PART = "delete it (and its .sha256) and rerun to recompute its spectra"
 
 
 class RunFolderError(AtmospecError):
-    """An output folder cannot be used: locked, holding another run, or holding foreign files."""
+    """An output folder cannot be used: locked, holding another run, or holding foreign files.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> first = RunFolder(out)
+        >>> first.begin({"kind": "predict"})
+        >>> RunFolder(out).begin({"kind": "predict"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.prediction.runfolder.RunFolderError: ...another atmospec run (process ...
+        >>> first.release()
+    """
 
 
 def exit_code(n_ok: int, n_failed: int) -> int:
@@ -99,6 +111,25 @@ class RunFolder:
         out: the folder (created by :meth:`begin`; an existing *file* is refused).
         overwrite: :meth:`begin` discards an earlier run in the folder (its recorded outputs,
             parts and figures) instead of refusing another run's record or foreign files.
+
+    Example:
+        >>> import pandas as pd, tempfile
+        >>> from atmospec.prediction.sources import Partition
+        >>> folder = RunFolder(Path(tempfile.mkdtemp()) / "run")
+        >>> folder.begin({"kind": "predict", "n_rows": 2})
+        >>> part = Partition(0, 0, 2, ("a.fits", "b.fits"), ("file", "file"))
+        >>> folder.finished(part)
+        False
+        >>> folder.write_part(part, pd.DataFrame({"row": [0, 1], "source": ["a.fits", "b.fits"],
+        ...     "teff": [900.0, float("nan")], "error": ["", "unreadable"]}))
+        >>> folder.finished(part), folder.finished(part, retry_failed=True)
+        (True, False)
+        >>> rows, fails = folder.merge()
+        >>> rows["teff"].tolist(), fails["error"].tolist()
+        ([900.0], ['unreadable'])
+        >>> folder.finish({"kind": "predict", "n_rows": 2, "status": "complete"})
+        >>> sorted(p.name for p in folder.out.iterdir() if p.name != ".atmospec.lock")
+        ['failures.csv', 'parts', 'predictions.csv', 'predictions.ecsv', 'run.json']
     """
 
     IDENTITY = ("kind", "catalog", "n_rows", "model_id", "options")
@@ -421,7 +452,21 @@ def _describe(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
 
 def merge_parts(out: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the part files of a run folder (see :meth:`RunFolder.merge`); the outputs are
-    recorded in the folder's ``run.json`` as the run's own."""
+    recorded in the folder's ``run.json`` as the run's own.
+
+    Example:
+        >>> import pandas as pd, tempfile
+        >>> from atmospec.prediction.sources import Partition
+        >>> folder = RunFolder(Path(tempfile.mkdtemp()))
+        >>> folder.begin({"kind": "predict"})
+        >>> for i, teff in enumerate([900.0, 1200.0]):
+        ...     folder.write_part(Partition(i, i, i + 1), pd.DataFrame(
+        ...         {"row": [i], "source": [f"s{i}.fits"], "teff": [teff], "error": [""]}))
+        >>> folder.release()
+        >>> rows, fails = merge_parts(folder.out)
+        >>> rows["teff"].tolist(), len(fails), sorted(folder.read_record()["files"])
+        ([900.0, 1200.0], 0, ['failures.csv', 'predictions.csv', 'predictions.ecsv'])
+    """
     folder = RunFolder(out)
     record = folder.read_record()
     files = record.pop("files", None)

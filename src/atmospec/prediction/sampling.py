@@ -19,7 +19,12 @@ FloatArray = NDArray[np.float64]
 
 
 def spectrum_seed(seed: int, source: str) -> tuple[int, int]:
-    """The seed of one spectrum's draws: ``(seed, crc32(source))``."""
+    """The seed of one spectrum's draws: ``(seed, crc32(source))``.
+
+    Example:
+        >>> spectrum_seed(0, "HD3651B.fits")
+        (0, 3515408534)
+    """
     return (int(seed), zlib.crc32(source.encode("utf-8")))
 
 
@@ -62,6 +67,17 @@ def monte_carlo(
     Returns:
         ``(samples (n, draws, p) float32, point_mean (n, p), point_std (n, p) or None,
         at_bound (n, p))``, the last three for the observed spectra themselves.
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 12); t = rng.uniform(0, 1, (60, 1))
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(1 + t * wave, t, wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> samples, point, std, at_bound = monte_carlo(
+        ...     rf, 1 + 0.5 * wave, np.full(12, 0.05), draws=50, seeds=[(0, 1)])
+        >>> samples.shape, point.round(3).tolist(), at_bound.tolist()
+        ((1, 50, 1), [[0.459]], [[False]])
     """
     from atmospec.estimators.base import BOUND_TOLERANCE
     from atmospec.prediction.engine import Engine

@@ -74,6 +74,13 @@ def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
     Raises:
         DataNotFoundError: the file does not exist.
         TypeError: ``item`` is neither a Spectrum nor a path.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+        >>> _ = f.write_text("wavelength,flux,error\\n1.0,2.0,0.1\\n1.5,nan,0.1\\n2.0,3.0,0.1\\n")
+        >>> read_spectrum(f, wave_unit="um").mask.tolist()  # the NaN pixel is masked
+        [False, True, False]
     """
     from atmospec.spectrum import Spectrum
 
@@ -104,7 +111,13 @@ def read_spectrum(item: Any, **read_options: Any) -> Spectrum:
 
 @dataclass(frozen=True)
 class LoadedSpectrum:
-    """One catalogue row after reading: the spectrum, or the error that prevented it."""
+    """One catalogue row after reading: the spectrum, or the error that prevented it.
+
+    Example:
+        >>> row = Partition(0, 4, 5, ("nosuch.fits",), ("file",)).load()[0]
+        >>> row.row, row.spectrum, row.error
+        (4, None, 'DataNotFoundError: nosuch.fits: no such spectrum file')
+    """
 
     row: int
     source: str
@@ -118,6 +131,17 @@ class Partition:
 
     ``items`` are file paths or library keys (``kinds`` says which, per item); a store
     partition holds rows ``start:stop`` of the store at ``store`` instead.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+        >>> _ = f.write_text("wavelength,flux\\n1.0,2.0\\n2.0,3.0\\n")
+        >>> p = Partition(3, 6, 8, (str(f), "nosuch.fits"), ("file", "file"))
+        >>> p.name, len(p)
+        ('part-000003', 2)
+        >>> rows = p.load(wave_unit="um", resolution=100)
+        >>> [r.row for r in rows], rows[0].spectrum.meta["resolution"], rows[1].error
+        ([6, 7], 100.0, 'DataNotFoundError: nosuch.fits: no such spectrum file')
     """
 
     index: int
