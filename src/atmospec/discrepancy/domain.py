@@ -59,7 +59,12 @@ def edge_warnings(
 
 
 def grid_of(meta: Mapping[str, Any]) -> str | None:
-    """The grid name recorded in a model's metadata (searched recursively), or None."""
+    """The grid name recorded in a model's metadata (searched recursively), or None.
+
+    Example:
+        >>> grid_of({"seed": 0, "recipe": {"grid": "dback24"}}), grid_of({"seed": 0})
+        ('dback24', None)
+    """
     if isinstance(meta.get("grid"), str):
         return str(meta["grid"])
     for v in meta.values():
@@ -75,6 +80,15 @@ def misfit_warning(spectrum: Spectrum, grid: str) -> str | None:
 
     Runs the chi-square fit with the grid's shipped discrepancy model; returns None when the
     grid has none or the misfit score is under the calibrated threshold.
+
+    Example:
+        >>> from atmospec.spectrum import Spectrum
+        >>> w = np.linspace(0.9, 2.4, 150)
+        >>> f = np.exp(-(((w - 1.6) / 0.4) ** 2)) + 0.1  # a smooth bump: no brown dwarf
+        >>> misfit_warning(Spectrum(w, f, 0.01 * f), "dback24")[:45]
+        'misfit beyond the model-discrepancy allowance'
+        >>> print(misfit_warning(Spectrum(w, f, 0.01 * f), "my_grid"))  # no model shipped
+        None
     """
     from atmospec.discrepancy.model import available_discrepancy
     from atmospec.fitting.chi2 import fit_chi2

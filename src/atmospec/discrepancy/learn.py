@@ -123,7 +123,15 @@ def fit_library(
     grid_flux: FloatArray,
     discrepancy: DiscrepancyModel | None,
 ) -> LibraryFit:
-    """Fit one prepared spectrum with every grid node (with or without the discrepancy)."""
+    """Fit one prepared spectrum with every grid node (with or without the discrepancy).
+
+    Example:
+        >>> from atmospec.grids import load_grid
+        >>> grid = load_grid("burrows06")
+        >>> hd = _Prepared("10703_10070", 10070, grid)  # HD 3651B, ~800 K
+        >>> fit_library(hd, grid, grid.flux(slice(None)), None).best
+        {'teff': 800.0, 'logg': 4.5, 'mh': 0.0, 'cloudy': 0.0}
+    """
     from atmospec.fitting.chi2 import chi2_with_scale
     from atmospec.fitting.data import fitted_parameters
 
@@ -223,6 +231,12 @@ def fit_discrepancy(
     Returns:
         The model (with ``meta``: split, selection, calibration and evaluation) and a record of
         the per-spectrum scores for figures.
+
+    Example:
+        >>> fit_discrepancy("dback24", max_spectra=3)  # a model needs 40 spectra at least
+        Traceback (most recent call last):
+        ...
+        ValueError: dback24: only 3 library spectra inside the grid; at least 40 are needed...
     """
     from tqdm.auto import tqdm
 
@@ -414,7 +428,17 @@ def calibrate_temperature(
     grid_flux: FloatArray,
     prepared: list[_Prepared],
 ) -> dict[str, Any]:
-    """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half)."""
+    """Set ``model.temperature`` from the repeat spectra among ``prepared`` (fit half).
+
+    Example:
+        >>> from atmospec.discrepancy.model import load_discrepancy
+        >>> from atmospec.grids import load_grid
+        >>> grid, model = load_grid("burrows06"), load_discrepancy("burrows06")
+        >>> two = [_Prepared(k, 10207, grid) for k in ("11138_10207", "10666_10207")]
+        >>> rec = calibrate_temperature(model, grid, grid.flux(slice(None)), two)
+        >>> rec["n_objects"], rec["tau"], round(rec["pull_std_at_tau_1"], 2)  # tau needs 5
+        (1, 1.0, 1.9)
+    """
     from tqdm.auto import tqdm
 
     from atmospec._logging import progress_enabled

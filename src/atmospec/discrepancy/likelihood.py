@@ -158,7 +158,14 @@ def node_intervals(
     n: int = 4000,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Median and 68 / 95 % central intervals per parameter from :func:`node_samples`."""
+    """Median and 68 / 95 % central intervals per parameter from :func:`node_samples`.
+
+    Example:
+        >>> p = pd.DataFrame({"teff": [900.0, 1000.0, 1100.0]})
+        >>> iv = node_intervals(p, np.array([0.0, 1.0, 0.0]), ["teff"])  # one node: its cell
+        >>> {k: round(v) for k, v in iv["teff"].items()}
+        {'p2.5': 953, 'p16': 965, 'median': 1001, 'p84': 1034, 'p97.5': 1048}
+    """
     s = node_samples(params, weights, names, n=n, seed=seed)
     out = {}
     for p in names:

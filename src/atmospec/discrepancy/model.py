@@ -103,6 +103,13 @@ class Misfit:
 
     ``score = r^T C^-1 r / dof``; ``threshold`` is the score exceeded by ``false_alarm_rate``
     of the real spectra the model was calibrated on; ``flagged = score > threshold``.
+
+    Example:
+        >>> d = DiscrepancyModel([1.0, 2.0], [1000.0], [[0.1, 0.1]], [[[0.0, 0.0]]], "toy",
+        ...                      misfit_threshold=1.5)
+        >>> m = d.misfit([1.2, 1.2], [0.1, 0.1], [1.0, 1.0], 1000.0)  # 0.2 off, 0.14 allowed
+        >>> round(m.score, 6), m.dof, m.flagged, Misfit(1.2, 2, 1.5, 0.05).flagged
+        (2.0, 2, True, False)
     """
 
     score: float

@@ -40,6 +40,20 @@ def resolve_discrepancy(
     """The discrepancy model to use: ``"auto"`` = the shipped one of the grid, if any.
 
     A model learned for another grid is refused (its modes describe that grid's errors).
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> data, notes = NS(wavelength=np.linspace(0.8, 2.4, 300)), []
+        >>> resolve_discrepancy("auto", NS(name="dback24"), data, notes).instrument
+        'spex-prism'
+        >>> notes[-1][:40]
+        'model discrepancy dback24/spex-prism v1 '
+        >>> resolve_discrepancy("auto", NS(name="my_grid"), data, notes), notes[-1][:38]
+        (None, 'no model-discrepancy model for my_grid')
+        >>> resolve_discrepancy(shipped_model("dback24"), NS(name="btsettl08"), data, notes)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.IncompatibleModelError: discrepancy model of grid 'dback24' cannot...
     """
     from atmospec.errors import DataNotFoundError, IncompatibleModelError
 
@@ -163,9 +177,23 @@ def discrepancy_nodes(
     """Chi-square, log-determinant, scale and posterior weight of every node, and samples.
 
     Returns a dict with arrays ``chi2`` (r^T C^-1 r), ``logdet``, ``scale``, ``neg2_loglike``,
-    ``weight`` (per node, grid order, from ``-2 log L / temperature``), ``best`` (index), ``samples`` (node posterior spread
-    over grid cells, see :func:`~atmospec.discrepancy.likelihood.node_samples`) and
-    ``misfit`` (the best node's score against the model's calibrated threshold).
+    ``weight`` (per node, grid order, from ``-2 log L / temperature``), ``best`` (index) and
+    ``samples`` (node posterior spread over grid cells, see
+    :func:`~atmospec.discrepancy.likelihood.node_samples`).
+
+    Example:
+        >>> import pandas as pd
+        >>> from types import SimpleNamespace as NS
+        >>> w = np.linspace(1.0, 2.0, 4)
+        >>> d = DiscrepancyModel(w, [1000.0], np.full((1, 4), 0.1), np.zeros((1, 1, 4)), "toy")
+        >>> models = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0]])  # flat, rising
+        >>> nodes = pd.DataFrame({"teff": [1000.0, 1000.0], "logg": [4.0, 5.0]})
+        >>> out = discrepancy_nodes(lambda: iter([models]), NS(flux=2 * models[0], wavelength=w),
+        ...                         np.full(4, 0.1), nodes, ["logg"], d)
+        >>> out["best"], out["weight"].round(3).tolist(), out["scale"].round(3).tolist()
+        (0, [1.0, 0.0], [2.0, 0.888])
+        >>> bool(out["samples"]["logg"].between(4.0, 4.5).all())  # the 4.0 node's cell
+        True
     """
     teff = params["teff"].to_numpy(dtype=np.float64)
     chi2, logdet, scale = [], [], []
@@ -202,7 +230,18 @@ def misfit_record(
     teff: float,
     n_fitted: int,
 ) -> dict[str, Any]:
-    """The misfit score of the best fit and the model's description, for results."""
+    """The misfit score of the best fit and the model's description, for results.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> w = np.linspace(1.0, 2.0, 4)
+        >>> d = DiscrepancyModel(w, [1000.0], np.full((1, 4), 0.1), np.zeros((1, 1, 4)), "toy",
+        ...                      misfit_threshold=1.5)
+        >>> data = NS(flux=np.full(4, 1.2), wavelength=w)
+        >>> rec = misfit_record(d, data, np.full(4, 0.1), np.ones(4), 1000.0, n_fitted=2)
+        >>> rec["grid"], round(rec["misfit_score"], 6), rec["misfit_flagged"]
+        ('toy', 4.0, True)
+    """
     mis = model.misfit(
         data.flux, sigma, best_model, teff, wavelength=data.wavelength, n_fitted=n_fitted
     )
@@ -247,7 +286,19 @@ def discrepancy_loglike(
     """log L with the flux scale marginalised (uniform prior on [0, s_max]) under noise +
     discrepancy, divided by the model's temperature (a power posterior, see
     :mod:`atmospec.discrepancy.temperature`); the covariance is built at the generalised
-    least-squares scale."""
+    least-squares scale.
+
+    Example:
+        >>> w, m, sigma = np.linspace(1.0, 2.0, 4), np.ones(4), np.full(4, 0.1)
+        >>> d = DiscrepancyModel(w, [1000.0], np.full((1, 4), 0.1), np.zeros((1, 1, 4)), "toy")
+        >>> wiggle = np.array([0.3, -0.3, 0.3, -0.3])
+        >>> ll = [discrepancy_loglike(d, m, 2 * m + e, sigma, 1000.0, w, 0.0) for e in (0, wiggle)]
+        >>> round(ll[0], 3), round(ll[0] - ll[1], 3)
+        (1.044, 3.6)
+        >>> d.temperature = 2.0  # a power posterior: log L halved
+        >>> round(discrepancy_loglike(d, m, 2 * m + wiggle, sigma, 1000.0, w, 0.0), 3)
+        -1.278
+    """
     noise = sigma**2
     s = float(m @ (data / noise)) / float(m @ (m / noise))
     cov: LowRankCovariance | None = None

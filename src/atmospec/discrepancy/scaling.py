@@ -85,7 +85,16 @@ def _per_fit(
 
 
 def whitened_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Chi-square per pixel of each fit under noise + discrepancy."""
+    """Chi-square per pixel of each fit under noise + discrepancy.
+
+    Example:
+        >>> w, m, wiggle = np.linspace(1.0, 2.0, 4), np.ones(4), np.array([1.0, -1.0, 1.0, -1.0])
+        >>> d = DiscrepancyModel(w, [1000.0], np.full((1, 4), 0.1), np.zeros((1, 1, 4)), "toy")
+        >>> mk = lambda off: LibraryFit("k", 1, w, m + off * wiggle, np.zeros(4), m, 1000.0, {},
+        ...                             np.zeros(1), 2)
+        >>> whitened_scores([mk(0.1), mk(0.2)], d).round(6).tolist()  # (residual / 10 %)^2
+        [1.0, 4.0]
+    """
     return _per_fit(fits, model, lambda cov, r: cov.quad(r) / r.size)
 
 
@@ -153,7 +162,19 @@ def calibrate_bin(
     residuals' principal components. With the whole covariance scaled (the shipped models),
     the L-dwarf bins' factors of 0.2-0.6 shrink the modes too, and real residuals project on
     them with a mean z^2 of 3-6 per mode instead of 1; with the floor alone it is about 2
-    (BT-Settl), for the same held-out whitened variance and false alarms."""
+    (BT-Settl), for the same held-out whitened variance and false alarms.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> w, m, err = np.linspace(1.0, 2.0, 20), np.ones(20), np.full(20, 1e-3)
+        >>> fits = [LibraryFit(str(i), i, w, m + 0.05 * rng.standard_normal(20), err, m, 1500.0,
+        ...                    {}, np.zeros(1), 1) for i in range(10)]  # 5 % model error
+        >>> model = DiscrepancyModel(w, [1500.0], np.full((1, 20), 0.1), np.zeros((1, 1, 20)), "")
+        >>> a = calibrate_bin(fits, model, 0)  # a floor of 10 % is too wide
+        >>> round(a, 3), round(float(model.floor[0, 0]), 3), round(float(np.median(
+        ...     whitened_scores(fits, model))), 3)
+        (0.217, 0.047, 1.0)
+    """
     floor0, modes0 = model.floor[b].copy(), model.modes[b].copy()
     a = _scale_root(
         fits,
@@ -180,7 +201,24 @@ def calibrate_bin(
 def by_bin(
     fits: list[LibraryFit], scores: FloatArray, model: DiscrepancyModel, grid: ModelGrid
 ) -> list[dict[str, Any]]:
-    """Evaluation numbers per Teff bin (spectra assigned to the nearest bin centre)."""
+    """Evaluation numbers per Teff bin (spectra assigned to the nearest bin centre).
+
+    Example:
+        >>> import pandas as pd
+        >>> from types import SimpleNamespace as NS
+        >>> w, m, wiggle = np.linspace(1.0, 2.0, 4), np.ones(4), np.array([1.0, -1.0, 1.0, -1.0])
+        >>> d = DiscrepancyModel(w, [1000.0, 2000.0], np.full((2, 4), 0.1), np.zeros((2, 1, 4)),
+        ...                      "toy", misfit_threshold=3.0)
+        >>> mk = lambda src, off, t: LibraryFit("k", src, w, m + off * wiggle, np.zeros(4), m, t,
+        ...                                     {}, np.array([0.0, t / 10 - 100]), 2)
+        >>> fits = [mk(1, 0.1, 1000.0), mk(1, 0.2, 1100.0), mk(2, 0.1, 2000.0)]
+        >>> grid = NS(params=pd.DataFrame({"teff": [1000.0, 2000.0]}))  # its nodes
+        >>> rows = by_bin(fits, dof_scores(fits, d), d, grid)
+        >>> [(r["teff_centre"], r["n_spectra"], r["false_alarm_rate"]) for r in rows]
+        [(1000.0, 2, 0.5), (2000.0, 1, 0.0)]
+        >>> round(rows[0]["whitened_variance_mean"], 3), rows[1]["repeat_pull_std"]
+        (2.5, None)
+    """
     labels = np.array([int(np.argmin(np.abs(model.teff - f.teff))) for f in fits])
     white = whitened_scores(fits, model)
     out = []
@@ -205,7 +243,16 @@ def by_bin(
 
 
 def dof_scores(fits: list[LibraryFit], model: DiscrepancyModel) -> FloatArray:
-    """Misfit score (chi-square per degree of freedom) of each fit under the model."""
+    """Misfit score (chi-square per degree of freedom) of each fit under the model.
+
+    Example:
+        >>> w, m, wiggle = np.linspace(1.0, 2.0, 4), np.ones(4), np.array([1.0, -1.0, 1.0, -1.0])
+        >>> d = DiscrepancyModel(w, [1000.0], np.full((1, 4), 0.1), np.zeros((1, 1, 4)), "toy")
+        >>> mk = lambda off: LibraryFit("k", 1, w, m + off * wiggle, np.zeros(4), m, 1000.0, {},
+        ...                             np.zeros(1), 2)
+        >>> dof_scores([mk(0.1), mk(0.2)], d).round(6).tolist()  # chi2 / (4 pixels - 2)
+        [2.0, 8.0]
+    """
     return np.asarray(
         [
             model.misfit(

@@ -38,7 +38,16 @@ _TAU_RANGE = (1.0, 1e4)
 
 @dataclass
 class LibraryFit:
-    """The best grid node of one library spectrum (on its own fitted pixels)."""
+    """The best grid node of one library spectrum (on its own fitted pixels).
+
+    Example:
+        >>> w = np.linspace(1.0, 2.0, 5)
+        >>> fit = LibraryFit("10703_10070", 10070, w, np.full(5, 1.1), np.full(5, 0.1),
+        ...                  np.ones(5), 900.0, {"teff": 900.0}, np.array([0.0, 3.0]), 2)
+        >>> chi2 = float(np.sum(((fit.flux - fit.model) / fit.error) ** 2))
+        >>> round(chi2 / (fit.flux.size - fit.n_fitted), 3)  # reduced chi-square of the fit
+        1.667
+    """
 
     key: str
     source_key: int
@@ -85,7 +94,16 @@ def _cell_var(teff: FloatArray) -> FloatArray:
 
 
 def repeat_pulls(fits: Sequence[LibraryFit], node_teff: FloatArray, tau: float) -> FloatArray:
-    """Teff pulls between the first two spectra of every object with several."""
+    """Teff pulls between the first two spectra of every object with several.
+
+    Example:
+        >>> nodes = np.array([900.0, 1000.0, 1100.0, 1200.0])
+        >>> mk = lambda src, mu: LibraryFit("k", src, nodes, nodes, nodes, nodes, mu, {},
+        ...                                 ((nodes - mu) / 50.0) ** 2, 1)
+        >>> fits = [mk(1, 1000.0), mk(1, 1100.0), mk(2, 1000.0)]  # object 2: one spectrum
+        >>> [repeat_pulls(fits, nodes, tau).round(2).tolist() for tau in (1.0, 4.0)]
+        [[-1.31], [-0.61]]
+    """
     cell = _cell_var(node_teff)
     by_object: dict[int, list[LibraryFit]] = defaultdict(list)
     for f in fits:
@@ -113,7 +131,18 @@ def pull_rms(pulls: FloatArray) -> float:
 def fit_temperature(fits: Sequence[LibraryFit], node_teff: FloatArray) -> tuple[float, int]:
     """The temperature giving repeat pulls of unit standard deviation (at least 1).
 
-    Returns ``(tau, n_objects)``.
+    Returns ``(tau, n_objects)``; ``tau = 1`` when fewer than five objects have repeats.
+
+    Example:
+        >>> nodes = np.arange(900.0, 2401.0, 10.0)
+        >>> mk = lambda src, mu: LibraryFit("k", src, nodes, nodes, nodes, nodes, mu, {},
+        ...                                 ((nodes - mu) / 20.0) ** 2, 1)  # sd 20 K at tau 1
+        >>> fits = [mk(o, 1200.0 + 150 * o + d) for o in range(6) for d in (-50.0, 50.0)]
+        >>> round(pull_rms(repeat_pulls(fits, nodes, 1.0)), 2)  # 100 K apart: too narrow
+        3.5
+        >>> tau, n = fit_temperature(fits, nodes)
+        >>> round(tau), n, round(pull_rms(repeat_pulls(fits, nodes, tau)), 2)
+        (12, 6, 1.0)
     """
     from scipy.optimize import brentq
 
@@ -133,6 +162,19 @@ def fit_temperature(fits: Sequence[LibraryFit], node_teff: FloatArray) -> tuple[
 
 
 def grid_pull_std(fits: Sequence[LibraryFit], grid: ModelGrid, tau: float) -> float | None:
-    """:func:`pull_rms` of the Teff repeat pulls over ``grid``'s nodes (None: no repeats)."""
+    """:func:`pull_rms` of the Teff repeat pulls over ``grid``'s nodes (None: no repeats).
+
+    Example:
+        >>> import pandas as pd
+        >>> from types import SimpleNamespace as NS
+        >>> grid = NS(params=pd.DataFrame({"teff": [900.0, 1000.0, 1100.0, 1200.0]}))
+        >>> nodes = grid.params["teff"].to_numpy()
+        >>> mk = lambda src, mu: LibraryFit("k", src, nodes, nodes, nodes, nodes, mu, {},
+        ...                                 ((nodes - mu) / 50.0) ** 2, 1)
+        >>> round(grid_pull_std([mk(1, 1000.0), mk(1, 1100.0)], grid, 1.0), 2)
+        1.31
+        >>> print(grid_pull_std([mk(1, 1000.0), mk(2, 1100.0)], grid, 1.0))  # no repeats
+        None
+    """
     pulls = repeat_pulls(fits, grid.params["teff"].to_numpy(dtype=np.float64), tau)
     return pull_rms(pulls) if pulls.size else None

@@ -30,6 +30,25 @@ def fit(
 
     See :func:`atmospec.fitting.chi2.fit_chi2` and
     :func:`atmospec.fitting.nested.fit_nested` for the keyword arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, (w / 1.5) ** (t / 500.0))  # steeper when hotter
+        >>> grid, x = ModelGrid(path), w[5:35]
+        >>> spec = Spectrum(x, 2 * (x / 1.5) ** 3, 0.02 * (x / 1.5) ** 3)  # 2 x the 1500 K node
+        >>> res = fit(spec, grid)
+        >>> res.method, res.best, round(res.scale, 6), res.dof
+        ('chi2', {'teff': 1500.0}, 2.0, 28)
+        >>> fit(spec, grid, method="mcmc")
+        Traceback (most recent call last):
+        ...
+        ValueError: fit(method='mcmc'): expected 'chi2' or 'nested'
     """
     if isinstance(grid, str):
         from atmospec.grids import load_grid

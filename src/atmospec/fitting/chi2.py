@@ -154,6 +154,22 @@ def fit_chi2(
     Returns:
         A :class:`~atmospec.fitting.result.FitResult` with ``nodes`` (all nodes, sorted by chi2,
         or by ``neg2_loglike`` with the discrepancy).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, (w / 1.5) ** (t / 500.0))  # steeper when hotter
+        >>> grid, x = ModelGrid(path), w[5:35]
+        >>> spec = Spectrum(x, 2 * (x / 1.5) ** 3, 0.02 * (x / 1.5) ** 3)  # 2 x the 1500 K node
+        >>> res = fit_chi2(spec, grid)  # no model of mismatch is shipped for "toy"
+        >>> res.best, round(res.scale, 6), res.n_pix, res.n_fitted, res.dof
+        ({'teff': 1500.0}, 2.0, 30, 2, 28)
+        >>> res.nodes["teff"].tolist(), res.nodes["chi2_red"].round(1).tolist()  # best first
+        ([1500.0, 2000.0, 1000.0], [0.0, 229.5, 242.0])
     """
     from atmospec._fileio import provenance
 

@@ -50,6 +50,13 @@ class FitData:
     mask policy).
     ``notes``: what was converted or assumed about the flux unit (an F_nu flux is converted
     to the grid's F_lambda; :func:`atmospec.io.flux_density.as_flux_lambda`).
+
+    Example:
+        >>> m = sparse.csr_matrix([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 3 grid pixels onto 2
+        >>> d = FitData("s.csv", np.array([1.0, 2.0]), np.ones(2), np.full(2, 0.1), m,
+        ...             n_total=2, n_masked=0, n_uncovered=0, flux_unit="")
+        >>> d.n_pix, d.model(np.array([1.0, 3.0, 5.0])).tolist()
+        (2, [2.0, 4.0])
     """
 
     source: str
@@ -112,6 +119,21 @@ def prepare(
     pixels within one resolution element of the grid's ends are left out. With
     ``coverage="error"`` a pixel outside the grid's coverage raises
     :class:`~atmospec.errors.CoverageError` instead of being dropped.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     g.add({"teff": 1000.0}, w**2)
+        ...     g.add({"teff": 2000.0}, w**3)
+        >>> x = np.linspace(0.9, 1.9, 30)  # starts below the grid's 1.0 um
+        >>> d = prepare(Spectrum(x, x**2, 0.02 * x**2, mask=np.arange(30) == 10), ModelGrid(path))
+        >>> d.n_total, d.n_pix, d.n_masked, d.n_uncovered, d.matrix.shape
+        (30, 25, 1, 4, (25, 40))
+        >>> d.uncovered_range
+        '0.9000-1.0034 um'
     """
     src = spectrum.source
     if spectrum.uncertainty is None:
@@ -208,7 +230,18 @@ def ranges_text(wave: FloatArray, selected: NDArray[np.bool_]) -> str:
 
 def fitted_parameters(grid: ModelGrid) -> list[str]:
     """The grid parameters a fit actually chooses: those taking more than one value and not
-    tied to another parameter (BT-Settl's ``alpha`` follows ``mh``)."""
+    tied to another parameter (BT-Settl's ``alpha`` follows ``mh``).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff", "logg"), name="toy") as g:
+        ...     for t in (1000.0, 2000.0):
+        ...         g.add({"teff": t, "logg": 5.0}, [t, 2 * t])  # a single log g
+        >>> ModelGrid(path).param_names, fitted_parameters(ModelGrid(path))
+        (('teff', 'logg'), ['teff'])
+    """
     dependent: set[str] = set()
     names_fn = getattr(grid, "_dependent_names", None)
     if callable(names_fn):
@@ -238,6 +271,14 @@ def dilution_factor(
 
     The fit gives data = s * model in their own units, so (R/d)^2 = s * (1 data unit in grid
     units). A normalised spectrum (no flux unit) has no radius.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> grid, notes = NS(flux_unit="erg / (s cm2 um)"), []
+        >>> dilution_factor(NS(flux_unit="W / (m2 um)"), grid, 10.0, notes)  # 1 W = 1e7 erg/s
+        1000.0
+        >>> dilution_factor(NS(flux_unit=""), grid, 10.0, notes), notes[-1][:50]
+        (None, 'radius not computed: the spectrum is normalised (n')
     """
     if distance_pc is None:
         return None

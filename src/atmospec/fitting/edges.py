@@ -125,7 +125,18 @@ def fit_warnings(result: FitResult, grid: ModelGrid) -> None:
     """What makes a fit's answer doubtful, added to its ``warnings`` (and ``notes``):
     :func:`edge_cell_warnings` from its posterior samples where it has them, else from its
     best node (a photon-noise chi-square fit: a best node at the end of an axis); and a
-    flagged misfit (:func:`atmospec.discrepancy.route.misfit_sentence`)."""
+    flagged misfit (:func:`atmospec.discrepancy.route.misfit_sentence`).
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> misfit = {"misfit_score": 4.2, "misfit_threshold": 3.1, "misfit_flagged": True,
+        ...           "misfit_false_alarm_rate": 0.05}
+        >>> res = NS(samples=None, best={"teff": 900.0, "logg": 5.0}, fitted=["teff", "logg"],
+        ...          warnings=[], notes=[], discrepancy=misfit)
+        >>> fit_warnings(res, NS(name="toy", axes={"teff": [900.0, 1000.0], "logg": [4.5, 5.5]}))
+        >>> [w[:40] for w in res.warnings]
+        ['teff: 100% of the posterior lies in the ', 'misfit beyond the model-discrepancy allo']
+    """
     if result.samples is not None:
         samples = {p: result.samples[p].to_numpy() for p in result.fitted if p in result.samples}
     else:

@@ -49,6 +49,22 @@ class GridLikelihood:
     ``A = sum m^2 / sigma^2`` (the truncation at 0 and s_max is negligible when s is well
     measured). With ``inflate`` the last parameter is ``log10 f`` and the errors become
     ``sqrt(sigma^2 + (f median|d|)^2)`` (see :func:`~atmospec.fitting.chi2.inflated_sigma`).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, (w / 1.5) ** (t / 500.0))  # steeper when hotter
+        >>> grid, x = ModelGrid(path), w[5:35]
+        >>> spec = Spectrum(x, 2 * (x / 1.5) ** 3, 0.02 * (x / 1.5) ** 3)  # 2 x the 1500 K node
+        >>> like = GridLikelihood(prepare(spec, grid), grid, ["teff"], {}, 4.0, inflate=False)
+        >>> [round(like(np.array([t])), 1) for t in (1500.0, 1400.0)]
+        [84.7, -51.4]
+        >>> like(np.array([2500.0]))  # outside the grid: zero likelihood
+        -1e+300
     """
 
     def __init__(
@@ -188,6 +204,20 @@ def fit_nested(
         A :class:`~atmospec.fitting.result.FitResult` with ``samples`` (parameters, ``scale``,
         ``radius_rjup`` when available, ``log10_f`` when inflating), ``logz`` +- ``logz_err``
         and ``wall_time_s``; ``best`` is the maximum-likelihood sample.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, (w / 1.5) ** (t / 500.0))  # steeper when hotter
+        >>> grid, x = ModelGrid(path), w[5:35]
+        >>> spec = Spectrum(x, 2 * (x / 1.5) ** 3, 0.02 * (x / 1.5) ** 3)  # 2 x the 1500 K node
+        >>> res = fit_nested(spec, grid, nlive=10, n_samples=50)
+        >>> res.method, list(res.samples.columns), round(res.best["teff"])
+        ('nested', ['teff', 'scale'], 1500)
     """
     import dynesty
     from dynesty.utils import resample_equal

@@ -33,13 +33,22 @@ class FitResult:
             flux scale) ``+ 1`` if an error-inflation factor was fitted.
         scale: the flux scale s (data = s * model); ``radius_rjup`` ``R = d sqrt(s)`` when a
             distance was given and the data are flux calibrated.
-        samples: posterior samples (equal weight) as a DataFrame (nested only).
+        samples: posterior samples (equal weight) as a DataFrame (nested; and chi-square with
+            a model of mismatch: the node posterior spread over grid cells).
         logz, logz_err: log evidence and its error (nested only).
         nodes: every grid node with its chi2 and scale (chi2 only).
         notes: what was converted, assumed or left out on the way.
         warnings: what makes the answer doubtful: Teff piled in an edge cell of the grid (a
             limit, not a value) and residuals beyond the grid's model of mismatch
             (:func:`atmospec.fitting.edges.fit_warnings`).
+
+    Example:
+        >>> r = FitResult("chi2", "toy", "s.csv", ("teff",), ["teff"], {"teff": 1500.0},
+        ...               chi2=42.0, dof=28, n_pix=30, n_fitted=2, scale=2.0,
+        ...               wavelength=np.linspace(1.0, 2.0, 30), flux=np.ones(30),
+        ...               uncertainty=np.full(30, 0.1), model_flux=np.ones(30))
+        >>> round(r.chi2_red, 3), round(r.p_value, 3), r.summary()
+        (1.5, 0.043, {'teff': {'best': 1500.0}})
     """
 
     method: str

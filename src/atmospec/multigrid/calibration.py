@@ -111,6 +111,12 @@ class Correction:
             (``value / scale``, Teff in 1000 K).
         objects: the calibration objects (library keys).
         label: where the labels come from.
+
+    Example:
+        >>> c = Correction("teff", np.array([1000.0, 2000.0]), np.array([100.0, 100.0]),
+        ...                np.ones(2), 0.01, 0.5, 1e-4, ["a", "b"], "toy: 100 K too cool")
+        >>> [tuple(round(v) for v in c.predict(t)) for t in (1500.0, 9000.0)]  # far: prior
+        [(106, 61), (0, 100)]
     """
 
     param: str
@@ -257,6 +263,13 @@ class Calibration:
         model_id: the multi-grid predictor the corrections were learned for; they apply only
             to its answers.
         meta: how it was made (seed, split, versions, numbers on the held-out objects).
+
+    Example:
+        >>> import tempfile
+        >>> cal = Calibration({}, "toy", repeat={"teff": RepeatScatter("teff", 40.0, 0.0, [])})
+        >>> back = Calibration.load(cal.save(tempfile.mkdtemp()))
+        >>> back.model_id, back.statistical(snr=50.0)
+        ('toy', {'teff': 40.0})
     """
 
     corrections: dict[str, Correction]
@@ -423,7 +436,13 @@ def _antithetic(rng: np.random.Generator, n: int, sd: float) -> NDArray[np.float
 
 
 def shipped_calibration_dir() -> Path:
-    """Where the shipped calibration of the default grids lives."""
+    """Where the shipped calibration of the default grids lives.
+
+    Example:
+        >>> d = shipped_calibration_dir()
+        >>> d.name, (d / "calibration.json").is_file()
+        ('multigrid-spex', True)
+    """
     return Path(__file__).resolve().parent.parent / "pretrained" / "calibration" / "multigrid-spex"
 
 

@@ -50,7 +50,12 @@ def _fit_half() -> tuple[Any, Any]:
 
 def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
     """One spectrum (the highest S/N) per field dwarf of the discrepancy models' fit half:
-    normal gravity, L0-T8, S/N >= 50, quality OK, no binary or companion."""
+    normal gravity, L0-T8, S/N >= 50, quality OK, no binary or companion.
+
+    Example:
+        >>> len(field_calibration_keys(None, seed=0)), field_calibration_keys(3, seed=0)
+        (154, ['11303_10401', '11498_10544', '12868_12598'])
+    """
     cat, ok = _fit_half()
     grav = cat["gravity_class"].astype("string").str.upper().eq("FLD-G").fillna(False)
     sel = cat[ok & grav & cat["spt_num"].between(20, 38) & cat["snr"].ge(50).fillna(False)]
@@ -63,7 +68,12 @@ def field_calibration_keys(max_objects: int | None, seed: int) -> list[str]:
 
 def repeat_pairs(max_objects: int | None, seed: int) -> list[tuple[str, str, str]]:
     """(object, key1, key2): the two highest-S/N spectra of objects of the discrepancy
-    models' fit half with at least two (quality OK, L0-T8, S/N >= 20, not young, no binary)."""
+    models' fit half with at least two (quality OK, L0-T8, S/N >= 20, not young, no binary).
+
+    Example:
+        >>> len(repeat_pairs(None, seed=0)), repeat_pairs(2, seed=0)
+        (32, [('11130', '11039_11130', '10712_11130'), ('11473', '11596_11473', '11697_11473')])
+    """
     cat, ok = _fit_half()
     young = cat["gravity_class"].astype("string").str.upper().isin(["INT-G", "VL-G"]).fillna(False)
     rep = cat[ok & ~young & cat["spt_num"].between(20, 38) & cat["snr"].ge(20).fillna(False)]

@@ -27,7 +27,8 @@ class Combined:
         samples: (draws, 3) mixture samples of ``teff, logg, mh`` with equal weight for every
             grid that covers the object (its interval therefore includes the spread between
             grids: the systematic uncertainty of the atmosphere models).
-        weights: grid -> weight in the mixture (0 for grids that do not cover the object).
+        weights: grid -> weight in the mixture (0 for grids that do not cover the object, and
+            for covering grids left out as misfits while another covering grid fits).
         covers: grid -> whether the grid's parameter range contains the object.
         reference_teff: the Teff the coverage was decided at (median of the grids' answers
             that do not press a bound).
@@ -42,6 +43,17 @@ class Combined:
         statistical: parameter -> the scatter expected between independent spectra of the
             object at its S/N (the statistical part of the uncertainty, learned from objects
             with two spectra; empty without a calibration).
+
+    Example:
+        >>> mk = lambda t, hi: GridEstimate("g", "chi2", COMMON_PARAMS,
+        ...     np.tile(np.float32([t, 5.0, 0.0]), (100, 1)), {"teff": (500.0, hi)},
+        ...     np.zeros(3, bool))
+        >>> c = combine({"a": mk(1500.0, 3000.0), "b": mk(1700.0, 3000.0), "c": mk(1600.0, 1200.0)},
+        ...             draws=100, rng=np.random.default_rng(0))
+        >>> c.reference_teff, c.covers, c.weights
+        (1600.0, {'a': True, 'b': True, 'c': False}, {'a': 0.5, 'b': 0.5, 'c': 0.0})
+        >>> c.spread["teff"], c.disagree, c.notes[-1]
+        (200.0, True, 'Teff ~ 1600 K is outside the parameters of c: answered by a, b')
     """
 
     samples: NDArray[np.float32]

@@ -40,6 +40,13 @@ class GridEstimate:
         notes: why and how (routing, error inflation, masked pixels).
         model: the id of what answered: a learned model's id, or ``chi2:<grid>`` for the
             scan over the grid's nodes.
+
+    Example:
+        >>> s = np.float32([[900.0, 5.0], [1000.0, 5.5], [1100.0, 5.0]])
+        >>> est = GridEstimate("dback24", "chi2", ("teff", "logg"), s, {"teff": (900.0, 2400.0)},
+        ...                    np.array([False, False]))
+        >>> est.median("teff"), est.column("mh"), est.covers("teff", 800.0)
+        (1000.0, None, False)
     """
 
     grid: str

@@ -41,7 +41,14 @@ reading: odds of 100 to 1 (Jeffreys' "decisive"). Set a priori, not fitted."""
 @dataclass(frozen=True)
 class GridReading:
     """One grid's best node for one reading of the flux: its ``-2 ln L`` (noise plus the
-    grid's model of mismatch, Jacobian included, untempered) and its Teff."""
+    grid's model of mismatch, Jacobian included, untempered) and its Teff.
+
+    Example:
+        >>> lam, nu = GridReading(1250.0, 1800.0), GridReading(1210.0, 1300.0)  # F_lambda, F_nu
+        >>> b = (lam.neg2_loglike - nu.neg2_loglike) / 2.0  # tempered 2 ln B, temperature 2
+        >>> b, bool(b > DECISIVE), nu.teff  # F_nu favoured decisively, and read cooler
+        (20.0, True, 1300.0)
+    """
 
     neg2_loglike: float
     teff: float
@@ -57,6 +64,11 @@ class FluxReading:
             that covers the object under both readings (:func:`flux_reading`).
         suspect: True when more than half of those grids favour F_nu by more than
             :data:`DECISIVE`.
+
+    Example:
+        >>> r = FluxReading({"dback24": 35.2, "btsettl08": 12.0}, suspect=True)
+        >>> r.note()[:18], r.note().split("F_lambda: ")[1][:41]
+        ('flux unit suspect:', 'dback24 +35, btsettl08 +12, above 9.2 mea')
     """
 
     evidence: dict[str, float]

@@ -33,6 +33,20 @@ class MultiGridResult(PredictionResult):
         flux_readings: per object, the grids' verdict on a flux read as F_lambda without a
             stated unit (:class:`~atmospec.multigrid.flux_reading.FluxReading`; None when the
             unit was stated).
+
+    Example:
+        >>> s = np.tile(np.float32([2800.0, 5.0, 0.0]), (10, 1))  # beyond Diamondback's 2400 K
+        >>> bt = GridEstimate("btsettl08", "chi2", COMMON_PARAMS, s, {}, np.zeros(3, bool),
+        ...                   model="chi2:btsettl08")
+        >>> comb = Combined(s, {"dback24": 0.0, "btsettl08": 1.0},
+        ...                 {"dback24": False, "btsettl08": True}, 2800.0, 0.4, {}, False)
+        >>> res = MultiGridResult(COMMON_PARAMS, ["x.csv"], ["x"], s[None], np.zeros((1, 3)), None,
+        ...     np.zeros((1, 3), bool), {}, np.zeros(1), np.zeros(1, bool), [""], np.zeros(1),
+        ...     np.zeros(1, int), [None], [], "default", "dback24", 10,
+        ...     routes=[GridRoute("dback24", "default"), GridRoute("btsettl08")],
+        ...     estimates=[{"btsettl08": bt}], combined=[comb], flux_readings=[None])
+        >>> res.primary, res.outside_grid(0), res.misfit_flag(0), res.row_model_id(0)
+        ('dback24', True, False, 'chi2:btsettl08')
     """
 
     routes: list[GridRoute] = field(default_factory=list)

@@ -30,6 +30,13 @@ class MultiGridSpec:
     here, and the routes, draws,
     seed and options as values. :meth:`build` gives the worker a predictor that answers as
     the local one does, so the local and Dask runs write the same table.
+
+    Example:
+        >>> spec = MultiGridSpec("m", (("btsettl08", None),), None, {}, {}, {}, 1000, 0, None)
+        >>> spec.key  # the worker's cache key of the rebuilt predictor
+        '9a8dd1b0f920f463'
+        >>> dataclasses.replace(spec, seed=1).key == spec.key  # another seed: another predictor
+        False
     """
 
     model_id: str
