@@ -120,8 +120,11 @@ def test_coverage_and_missing_errors(dback, spex_wave: np.ndarray) -> None:
     from atmospec.library import load
 
     real = load(SPEX_KEY)  # spans 0.651-2.563 um, beyond dback24's 0.686-2.537 um
-    with pytest.raises(CoverageError, match="not covered"):
+    with pytest.raises(CoverageError) as err:
         fit_chi2(real, dback, coverage="error")
+    said = str(err.value)  # once the resampler's advice (fill=, check_coverage), not fit's
+    assert said.startswith(f"{SPEX_KEY}: ") and "lie outside grid dback24's wavelengths" in said
+    assert "coverage='mask'" in said and "fill=" not in said
     res = fit_chi2(real, dback)
     assert res.n_pix < len(real) and any("outside the dback24" in n for n in res.notes)
     no_err = Spectrum(real.wavelength, real.flux, name="noerr")

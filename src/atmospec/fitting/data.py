@@ -173,8 +173,14 @@ def prepare(
     uncovered_range = ""
     if not covered.all():
         uncovered_range = ranges_text(wave, ~covered)
-        if coverage == "error":
-            check_coverage(grid.wavelength, wave[valid], policy="error", source=src)
+        outside = valid & ~covered
+        if coverage == "error" and outside.any():
+            raise CoverageError(
+                f"{src}: {int(outside.sum())} of {int(valid.sum())} usable pixels "
+                f"({ranges_text(wave, outside)}) lie outside grid {grid.name}'s wavelengths "
+                f"({grid.wavelength[0]:.3f}-{grid.wavelength[-1]:.3f} um); trim the spectrum, "
+                "or fit with coverage='mask' to leave them out"
+            )
     elif coverage not in ("mask", "error"):
         raise ValueError(f"coverage={coverage!r}: expected 'mask' or 'error'")
     use = valid & covered & inside
