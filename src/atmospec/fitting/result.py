@@ -96,7 +96,9 @@ class FitResult:
         return chi2_test(self.chi2, self.dof).p_value
 
     def summary(self) -> dict[str, Any]:
-        """Parameter summaries: nested -> median and 16/84, 2.5/97.5 percentiles."""
+        """Parameter summaries: with posterior samples (nested sampling, or chi-square under a
+        model of mismatch) the median and 16/84, 2.5/97.5 percentiles; without, the best
+        node's values (``{"best": value}``)."""
         out: dict[str, Any] = {}
         if self.samples is None:
             return {p: {"best": v} for p, v in self.best.items()}
