@@ -64,7 +64,12 @@ def intrinsic_width_range(
 
 def rotation_sd_per_vsini(epsilon: float) -> float:
     """Standard deviation of the rotation kernel (limb darkening ``epsilon``) per km/s of
-    v sin i: 0.474 at epsilon 0.6, 0.5 for a uniform disk."""
+    v sin i: 0.474 at epsilon 0.6, 0.5 for a uniform disk.
+
+    Example:
+        >>> round(rotation_sd_per_vsini(0.6), 3), round(rotation_sd_per_vsini(0.0), 3)
+        (0.474, 0.5)
+    """
     k = rotation_kernel(0.01, torch.tensor(10.0, dtype=torch.float64), epsilon)
     v = (torch.arange(k.numel(), dtype=torch.float64) - (k.numel() - 1) / 2) * 0.01
     return float(torch.sqrt((k * v**2).sum())) / 10.0

@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class EchelleOrder:
     """One order: pixel wavelengths (Å, increasing), continuum-normalised flux, its 1-sigma
-    and a mask (True = ignore)."""
+    and a mask (True = ignore).
+
+    Example:
+        >>> o = EchelleOrder(np.linspace(8700.0, 8710.0, 11), np.ones(11), np.full(11, 0.01))
+        >>> o.mask is None, order_bands([o], pad=5.0)
+        (True, [(8695.0, 8715.0)])
+    """
 
     wavelength: np.ndarray
     flux: np.ndarray
@@ -42,6 +48,18 @@ class EchelleResult:
     the instrument's resolution, model / model without tellurics) are per order;
     ``seconds_per_epoch`` is the mean wall time of one Adam step over all orders (forward,
     backward, update) on ``device``.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres.linefinder import LineList
+        >>> star = LineEmulator(LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04],
+        ...                              [0.005, 0.005]), device="cpu")
+        >>> w = np.linspace(8700.0, 8706.0, 300)
+        >>> f = ExtrinsicModel(w, rv=3.0, vsini=3.0, device="cpu")(star).detach().numpy()
+        >>> res = fit_echelle([EchelleOrder(w, f, np.full(w.size, 1e-3))], star,
+        ...                   rv_range=(-10, 10), epochs=5, device="cpu")
+        >>> res.device, res.models[0].shape, res.telluric_scale, res.meta["rv_scan_best"]
+        ('cpu', (300,), [], 3.0)
     """
 
     rv: float
@@ -270,7 +288,24 @@ def read_orders(
 ) -> list[EchelleOrder]:
     """The continuum-normalised orders of an HPF file (all of them by default), in Å; the
     continuum is the upper envelope in chunks of ``window`` Å (wider for orders whose
-    every few Å are absorbed, e.g. by telluric water bands)."""
+    every few Å are absorbed, e.g. by telluric water bands).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> w = np.linspace(8700.0, 8710.0, 501)                 # a one-order HPF table
+        >>> f = 2.0 * (1.0 - 0.3 * np.exp(-0.5 * ((w - 8705.0) / 0.05) ** 2))   # blaze 2
+        >>> f[10] = np.nan
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", w), ("flux", f), ("uncertainty", np.full(w.size, 0.02)))]
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stack.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        >>> (o,) = read_orders(str(path))
+        >>> round(float(o.wavelength[250]), 3), round(float(o.flux[250]), 3), int(o.mask.sum())
+        (8705.0, 0.7, 1)
+        >>> round(float(o.uncertainty[0]), 3)   # scaled with the flux
+        0.01
+    """
     from atmospec.highres.io import read_hpf
     from atmospec.highres.pipeline import normalize_order
 

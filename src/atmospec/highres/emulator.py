@@ -22,7 +22,12 @@ KIND = "line_emulator"  # the record kind (atmospec.models, atmospec.serializati
 
 
 def default_device() -> torch.device:
-    """CUDA when available, else CPU: the default ``device`` of every highres model."""
+    """CUDA when available, else CPU: the default ``device`` of every highres model.
+
+    Example:
+        >>> default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+        True
+    """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -312,6 +317,15 @@ def dense_optical_depth(em: LineEmulator, wavelength: torch.Tensor) -> torch.Ten
 
     Mathematically identical to :meth:`LineEmulator.optical_depth` without window cuts; its
     memory grows as lines × pixels, which is what the sparse evaluation avoids.
+
+    Example:
+        >>> em = LineEmulator(LineList([5000.0], [0.05], [0.05], [0.01]), device="cpu")
+        >>> wl = torch.linspace(4999.0, 5001.0, 401, dtype=torch.float64)
+        >>> tau = dense_optical_depth(em, wl).detach()
+        >>> round(float(tau.max()), 4)   # 0.05 * voigt_profile(0, 0.05, 0.01)
+        0.3425
+        >>> bool(torch.allclose(tau, em.optical_depth(wl), atol=1e-5))   # the sparse sum
+        True
     """
     wl = wavelength.to(em.center0)
     profile = PROFILES[em.profile]

@@ -133,7 +133,18 @@ def gaussian_kernel(dv: float, fwhm_kms: torch.Tensor) -> torch.Tensor:
 
 
 def convolve(flux: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Convolve a 1-D flux with an odd-length kernel, edges extended by their end values."""
+    """Convolve a 1-D flux with an odd-length kernel, edges extended by their end values.
+
+    Example:
+        >>> import torch
+        >>> line = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+        >>> convolve(line, torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64)).tolist()
+        [1.0, 0.75, 0.5, 0.75, 1.0]
+        >>> ramp = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+        >>> shift = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)   # one pixel to the right
+        >>> convolve(ramp, shift).tolist()
+        [1.0, 1.0, 2.0, 3.0]
+    """
     half = (kernel.numel() - 1) // 2
     if half == 0:
         return flux * kernel[0]

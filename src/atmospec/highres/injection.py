@@ -315,6 +315,13 @@ def vsini_by_injection(
     (share of injections whose fitted 68 % interval held the truth) and the ``seed``. The
     transfers run on ``device``, as :func:`injection_recovery`'s.
     ``config`` must scan v sin i (``vsini_grid``), as the observed fit's did.
+
+    Example:
+        >>> try:   # checked first, before any transfer runs (a full run takes many transfers)
+        ...     vsini_by_injection(None, None, 4700.0, TransferConfig(vsini_grid=()))
+        ... except ValueError as err:
+        ...     print(err)
+        vsini_by_injection needs a config with a v sin i scan (vsini_grid)
     """
     import math
 

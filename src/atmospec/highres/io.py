@@ -66,6 +66,24 @@ def read_hpf(path: str | Path, *, fiber: str = "Sci", order: int | None = None) 
 
     Returns:
         One :class:`~atmospec.spectrum.Spectrum` per order (wavelengths stored in µm).
+
+    Example:
+        >>> import tempfile
+        >>> from astropy.io import fits
+        >>> w = np.linspace(8700.0, 8710.0, 100)                 # a one-order table, Å
+        >>> flux = np.ones(w.size)
+        >>> flux[3] = np.nan
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", w), ("flux", flux), ("uncertainty", np.full(w.size, 0.01)))]
+        >>> table = fits.BinTableHDU.from_columns(cols)
+        >>> table.header["BRVCORR"] = 12345.0                     # m/s
+        >>> path = Path(tempfile.mkdtemp()) / "stack.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+        >>> (spec,) = read_hpf(path)
+        >>> spec.name, round(float(spec.wavelength[0]), 4), int(spec.mask.sum())
+        ('stack[0]', 0.87, 1)
+        >>> spec.meta["berv_kms"], spec.meta["instrument"]
+        (12.345, 'HPF')
     """
     from atmospec._fileio import first_block
     from atmospec.io._common import open_fits
@@ -150,6 +168,20 @@ def read_muler_template(name: str, root: str | Path | None = None) -> Spectrum:
     The PSG file has one transmittance column per molecule; its ``Total`` column is returned.
     Wavelengths are returned in µm (the PHOENIX template's are vacuum: Ca II 8662 sits at
     8664.5 Å).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())                       # a tiny stand-in file, Å
+        >>> _ = (root / MULER_TEMPLATES["phoenix"]).write_text(
+        ...     "wavelength,flux\\n8700.0,1.0\\n8700.5,0.8\\n8700.5,0.8\\n8701.0,1.0\\n")
+        >>> spec = read_muler_template("phoenix", root=root)      # duplicates dropped
+        >>> spec.wavelength.round(5).tolist(), spec.flux.tolist(), spec.name
+        ([0.87, 0.87005, 0.8701], [1.0, 0.8, 1.0], 'muler:phoenix')
+        >>> try:
+        ...     read_muler_template("kurucz")
+        ... except FileFormatError as err:
+        ...     print(err)
+        unknown muler template 'kurucz'; known: ['phoenix', 'psg', 'telfit']
     """
     if name not in MULER_TEMPLATES:
         raise FileFormatError(f"unknown muler template {name!r}; known: {sorted(MULER_TEMPLATES)}")
@@ -186,6 +218,15 @@ def read_psg_molecules(
     per absorber after the total: H2O, CO2, O3, N2O, CO, CH4, O2, N2, Rayleigh, CIA. Returns
     ``{name: Spectrum}`` for every column (``"Total"`` included), wavelengths in µm,
     restricted to ``band_um`` when given.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())                       # a tiny stand-in file, µm
+        >>> rows = "".join(f"{1.5 + 0.001 * i:.3f} 0.90 0.92 0.98\\n" for i in range(8))
+        >>> _ = (root / MULER_TEMPLATES["psg"]).write_text("# Wave/freq Total H2O CO2\\n" + rows)
+        >>> mols = read_psg_molecules((1.501, 1.505), root=root)
+        >>> sorted(mols), mols["H2O"].wavelength.size, float(mols["H2O"].flux[0])
+        (['CO2', 'H2O', 'Total'], 5, 0.92)
     """
     if root is None:
         from atmospec.data import require
@@ -241,6 +282,19 @@ def read_solar_atlas(
 
     Returns:
         ``{"solar": ..., "telluric": ..., "total": ...}`` spectra on one wavelength grid.
+
+    Example:
+        >>> import gzip, tempfile
+        >>> root = Path(tempfile.mkdtemp())     # one tiny page: cm^-1, solar, telluric, total
+        >>> page = ["8999.0 1 1 1", "9000.0 0.9 1.0 0.9", "9010.0 1.0 0.8 0.8",
+        ...         "9020.0 1.0 1.0 1.0", "9026.0 1 1 1", "0 0 0 0.5"]   # overlaps, dg
+        >>> with gzip.open(root / "wn9000.gz", "wt") as fh:
+        ...     _ = fh.write("\\n".join(page) + "\\n")
+        >>> atlas = read_solar_atlas(9000, root=root)
+        >>> sorted(atlas), atlas["telluric"].wavelength.round(5).tolist()   # 1e4 / sigma
+        (['solar', 'telluric', 'total'], [1.10865, 1.10988, 1.11111])
+        >>> atlas["telluric"].flux.tolist(), atlas["solar"].flux.tolist()
+        ([1.0, 0.8, 1.0], [1.0, 1.0, 0.9])
     """
     if root is None:
         from atmospec.data import require

@@ -28,7 +28,18 @@ __all__ = [
 def load_template(
     source: str, band: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Wavelength (Å) and flux of a muler template name or a CSV/text file (Å, flux) in ``band``."""
+    """Wavelength (Å) and flux of a muler template name or a CSV/text file (Å, flux) in ``band``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> w = np.arange(8690.0, 8720.5, 0.5)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "template.csv"
+        >>> np.savetxt(path, np.column_stack([w, np.ones(w.size)]), delimiter=",",
+        ...            header="wavelength,flux", comments="")
+        >>> wl, fl = load_template(str(path), band=(8700.0, 8710.0))
+        >>> wl.size, float(wl[0]), float(wl[-1]), float(fl.mean())
+        (21, 8700.0, 8710.0, 1.0)
+    """
     if source in MULER_TEMPLATES:
         spec = read_muler_template(source)
         w, f = spec.wavelength * 1e4, spec.flux
@@ -78,6 +89,18 @@ def clone_template(
     of the band).
 
     Returns the trained emulator, the wavelengths (Å) and the normalised flux it was fitted to.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> w = np.arange(8698.0, 8714.0, 0.02)            # a template file: two lines, Å
+        >>> tau = 0.3 * np.exp(-0.5 * ((w - 8702.0) / 0.04) ** 2) + 0.2 * np.exp(
+        ...     -0.5 * ((w - 8708.0) / 0.04) ** 2)
+        >>> tmpl = pathlib.Path(tempfile.mkdtemp()) / "template.csv"
+        >>> np.savetxt(tmpl, np.column_stack([w, (1.0 + 1e-3 * (w - 8700.0)) * np.exp(-tau)]),
+        ...            delimiter=",", header="wavelength,flux", comments="")
+        >>> em, wl, fn = clone_template(str(tmpl), rounds=1, epochs=50, device="cpu")
+        >>> em.n_lines, em.lines().center.round(1).tolist(), round(float(fn.max()), 3)
+        (2, [8702.0, 8708.0], 1.0)
     """
     w, f = load_template(source, band)
     continuum_window = min(continuum_window, (w[-1] - w[0]) / 3.0)
@@ -91,7 +114,17 @@ def clone_template(
 
 
 def normalize_order(spec: Spectrum, *, window: float = 8.0, quantile: float = 0.95) -> Spectrum:
-    """Divide an echelle order by its upper envelope (blaze and continuum); wavelengths kept."""
+    """Divide an echelle order by its upper envelope (blaze and continuum); wavelengths kept.
+
+    Example:
+        >>> w = np.linspace(8700.0, 8712.0, 600)
+        >>> f = 2.0 * (1.0 - 0.3 * np.exp(-0.5 * ((w - 8705.0) / 0.05) ** 2))   # blaze 2
+        >>> out = normalize_order(Spectrum(w, f, np.full(w.size, 0.02), wave_unit="AA"))
+        >>> round(float(out.flux.max()), 3), round(float(out.flux.min()), 2)
+        (1.0, 0.7)
+        >>> round(float(out.uncertainty[0]), 4), round(float(out.wavelength[0]), 4)   # µm
+        (0.01, 0.87)
+    """
     good = ~spec.mask
     w = spec.wavelength
     cont = continuum_envelope(w[good], spec.flux[good], window=window * 1e-4, quantile=quantile)
@@ -142,6 +175,22 @@ def fit_file(
 
     Without ``star`` a clone of ``template`` over the order's range (±20 Å) is trained first.
     For Goldilocks files ``order`` is required (0-27); the WASP-69 stack has one order.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> from atmospec.highres import ExtrinsicModel, LineList
+        >>> star = LineEmulator(LineList([8702.0, 8708.0], [0.03, 0.02], [0.04, 0.04],
+        ...                              [0.005, 0.005]), device="cpu")
+        >>> w = np.linspace(8700.0, 8712.0, 600)           # one order, RV 3 km/s, blaze 2
+        >>> f = 2.0 * ExtrinsicModel(w, rv=3.0, vsini=3.0, device="cpu")(star).detach().numpy()
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", w), ("flux", f), ("uncertainty", np.full(w.size, 2e-3)))]
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stack.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        >>> res = fit_file(path, star=star, rv_range=(-10, 10), epochs=(10, 10), device="cpu")
+        >>> round(res.params["rv"], 1), res.meta["instrument"], res.meta["order"]
+        (3.0, 'HPF', 0)
     """
     spec, w, star = _order_and_star(path, order, star, template, device)
     assert spec.uncertainty is not None
@@ -174,7 +223,26 @@ def order_template(
 ) -> LineEmulator:
     """The clone of ``template`` over one order of an HPF file (±20 Å), as
     :func:`transfer_file` makes it when no ``star`` is given; keep it to re-run the same
-    transfer (injection-recovery, :mod:`atmospec.highres.injection`)."""
+    transfer (injection-recovery, :mod:`atmospec.highres.injection`).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> w = np.arange(8698.0, 8714.0, 0.02)            # a template file: two lines, Å
+        >>> tau = 0.3 * np.exp(-0.5 * ((w - 8702.0) / 0.04) ** 2) + 0.2 * np.exp(
+        ...     -0.5 * ((w - 8708.0) / 0.04) ** 2)
+        >>> tmpl = pathlib.Path(tempfile.mkdtemp()) / "template.csv"
+        >>> np.savetxt(tmpl, np.column_stack([w, (1.0 + 1e-3 * (w - 8700.0)) * np.exp(-tau)]),
+        ...            delimiter=",", header="wavelength,flux", comments="")
+        >>> from astropy.io import fits
+        >>> wo = np.linspace(8700.0, 8712.0, 600)          # the order's wavelengths
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", wo), ("flux", np.ones(wo.size)), ("uncertainty", 0.01 * wo))]
+        >>> path = tmpl.parent / "stack.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        >>> em = order_template(path, template=str(tmpl), device="cpu")
+        >>> em.n_lines, em.profile, em.lines().center.round(1).tolist()
+        (2, 'pseudo-voigt', [8702.0, 8708.0])
+    """
     return _order_and_star(path, order, None, template, device)[2]
 
 
@@ -195,6 +263,24 @@ def transfer_file(
     The embedded data ship one stellar template, PHOENIX at 10,000 K; a cooler star's lines
     are then mostly learned from the data (see ``meta["n_lines_data"]``). Pass a clone of a
     template nearer the star's temperature as ``star`` when you have one.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> from atmospec.highres import ExtrinsicModel, LineList
+        >>> star = LineEmulator(LineList([8702.0, 8708.0], [0.03, 0.02], [0.04, 0.04],
+        ...                              [0.005, 0.005]), device="cpu")
+        >>> w = np.linspace(8700.0, 8712.0, 600)           # one order, RV 3 km/s, blaze 2
+        >>> f = 2.0 * ExtrinsicModel(w, rv=3.0, vsini=3.0, device="cpu")(star).detach().numpy()
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", w), ("flux", f), ("uncertainty", np.full(w.size, 2e-3)))]
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stack.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        >>> from atmospec.highres.transfer_config import TransferConfig
+        >>> res = transfer_file(path, star=star, rv_range=(-10, 10),
+        ...                     config=TransferConfig(rounds=0, epochs=10), device="cpu")
+        >>> round(res.params["rv"], 1), res.meta["template"], res.meta["n_lines_template"]
+        (3.0, 'user clone', 2)
     """
     from atmospec.highres.transfer import transfer
 

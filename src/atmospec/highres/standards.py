@@ -70,6 +70,16 @@ class TelluricStandard:
     transmission between 0.3 and 0.98: absorbed, not saturated) with the star model alone and
     with star x telluric; ``scales``:
     the fitted telluric optical-depth scale of each order relative to the TelFit template.
+
+    Example:
+        >>> fit = EchelleResult(rv=-20.0, vsini=50.0, rms_percent=[], telluric_scale=[],
+        ...                     models=[], telluric_models=[], seconds_per_epoch=0.0,
+        ...                     device="cpu")
+        >>> std = TelluricStandard([9, 10, 27], [0.04, 0.05, 0.03], [0.01, 0.01, 0.01],
+        ...                        [1.2, 1.4, 1.1], fit,
+        ...                        {"rms_before_all": 0.04, "rms_after_all": 0.01})
+        >>> round(std.water_scale, 6), std.airmass_scale, std.flatness_ratio   # 9-13: water
+        (1.3, 1.1, 0.25)
     """
 
     orders: list[int]
@@ -125,6 +135,27 @@ def fit_telluric_standard(
     bands few pixels are unabsorbed) and fitted with a Legendre continuum of
     ``poly_degree``; one velocity shift is shared by all telluric lines. ``star`` and
     ``telluric`` reuse clones made for the same orders (e.g. for a second standard).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from astropy.io import fits
+        >>> from atmospec.highres import ExtrinsicModel
+        >>> from atmospec.highres.telluric import TelluricModel
+        >>> star = LineEmulator(LineList([8706.0], [0.3], [0.3], [0.05]), device="cpu")
+        >>> tell = LineEmulator(LineList([8703.0, 8709.0], [0.02, 0.015], [0.03, 0.03],
+        ...                              [0.002, 0.002]), device="cpu")
+        >>> w = np.linspace(8700.0, 8712.0, 600)           # one order: A star x water, blaze 2
+        >>> ext = ExtrinsicModel(w, rv=-20.0, vsini=50.0, device="cpu")
+        >>> f = 2.0 * ext(star, TelluricModel(tell)).detach().numpy()
+        >>> cols = [fits.Column(name=n, format="D", array=a) for n, a in
+        ...         (("wavelength", w), ("flux", f), ("uncertainty", np.full(w.size, 2e-3)))]
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "standard.fits"
+        >>> fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        >>> std = fit_telluric_standard(path, (0,), epochs=5, template_resolution=None,
+        ...                             continuum_window=4.0, star=star, telluric=tell,
+        ...                             device="cpu")
+        >>> std.orders, round(std.meta["rv"]), std.flatness_ratio < 0.5
+        ([0], -20, True)
     """
     ech = read_orders(str(path), tuple(orders), window=continuum_window)
     kw = {"prominence": 0.005, "rounds": 2, "epochs": 150, "profile": "pseudo-voigt",

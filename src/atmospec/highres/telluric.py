@@ -113,6 +113,15 @@ class JointModel(nn.Module):
     """Star × telluric × constant continuum, both line models evaluated on one grid.
 
     For spectra at a resolution far above the lines' widths (an FTS atlas), no convolution.
+
+    Example:
+        >>> import torch
+        >>> star = LineEmulator(LineList([9002.0], [0.02], [0.08], [0.001]), device="cpu")
+        >>> h2o = LineEmulator(LineList([9001.0], [0.004], [0.012], [0.001]), device="cpu")
+        >>> joint = JointModel(star, TelluricModel(h2o))
+        >>> wl = torch.tensor([9001.0, 9002.0], dtype=torch.float64)
+        >>> bool(torch.allclose(joint(wl), star(wl) * h2o(wl))), float(joint.level.detach())
+        (True, 1.0)
     """
 
     def __init__(self, star: LineEmulator, telluric: nn.Module) -> None:
@@ -226,6 +235,19 @@ def decompose(
 
     Returns:
         The fitted :class:`JointModel` and a summary dict.
+
+    Example:
+        >>> import torch
+        >>> w = np.linspace(9000.0, 9004.0, 801)
+        >>> h2o = LineEmulator(LineList([9001.0, 9003.0], [0.004, 0.003], [0.012, 0.012],
+        ...                             [0.001, 0.001]), device="cpu")   # 0.4 km/s: cold
+        >>> star = np.exp(-0.2 * np.exp(-0.5 * ((w - 9002.0) / 0.08) ** 2))   # 2.7 km/s
+        >>> total = 0.98 * star * h2o(torch.as_tensor(w)).detach().numpy()
+        >>> joint, info = decompose(w, total, {"H2O": h2o}, epochs=(20, 20))
+        >>> info["n_star_lines"], info["n_telluric_lines"], round(info["telluric_scales"]["H2O"], 2)
+        (1, {'H2O': 2}, 1.0)
+        >>> round(float(joint.star.lines().center[0]), 1)   # the stellar line, found in the data
+        9002.0
     """
     from tqdm.auto import trange
 

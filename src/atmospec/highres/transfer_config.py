@@ -80,6 +80,15 @@ class TransferConfig:
             scan; the interval is then the Laplace one).
         profile_epochs: Adam steps re-optimising everything else at each grid point.
         poly_degree: continuum polynomial degree.
+
+    Example:
+        >>> cfg = TransferConfig(rounds=1, vsini_grid=(2.0, 3.0, 4.0))
+        >>> cfg.epochs, cfg.resolution, cfg.fit_resolution
+        (150, 55000.0, False)
+        >>> cfg.rounds = 2   # frozen: derive a variant with dataclasses.replace
+        Traceback (most recent call last):
+        ...
+        dataclasses.FrozenInstanceError: cannot assign to field 'rounds'
     """
 
     rounds: int = 3
@@ -108,20 +117,42 @@ class TransferConfig:
 
 
 def width_floor(cfg: TransferConfig) -> float:
-    """The smallest Gaussian sigma (km/s) of any line."""
+    """The smallest Gaussian sigma (km/s) of any line.
+
+    Example:
+        >>> width_floor(TransferConfig())
+        0.7
+        >>> width_floor(TransferConfig(min_width_kms=0.7, intrinsic_range_kms=(0.9, 1.9)))
+        0.9
+    """
     lo = cfg.intrinsic_range_kms[0] if cfg.intrinsic_range_kms else 0.0
     return max(cfg.min_width_kms, lo)
 
 
 def shared_bounds(cfg: TransferConfig) -> tuple[float, float]:
-    """ln bounds of the shared intrinsic sigma (km/s)."""
+    """ln bounds of the shared intrinsic sigma (km/s).
+
+    Example:
+        >>> lo, hi = shared_bounds(TransferConfig(intrinsic_range_kms=(0.9, 1.9)))
+        >>> round(math.exp(lo), 6), round(math.exp(hi), 6)
+        (0.9, 1.9)
+        >>> shared_bounds(TransferConfig())[1]
+        inf
+    """
     hi = cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else math.inf
     return math.log(width_floor(cfg)), math.log(hi)
 
 
 def width_ceiling(cfg: TransferConfig, shared: float) -> float:
     """The largest Gaussian sigma (km/s) of the lines' shared width: the physical ceiling, or
-    3 x the fitted ``shared`` width without ``intrinsic_range_kms``."""
+    3 x the fitted ``shared`` width without ``intrinsic_range_kms``.
+
+    Example:
+        >>> round(width_ceiling(TransferConfig(), 1.2), 6)
+        3.6
+        >>> width_ceiling(TransferConfig(intrinsic_range_kms=(0.9, 1.9)), 1.2)
+        1.9
+    """
     return cfg.intrinsic_range_kms[1] if cfg.intrinsic_range_kms else 3.0 * shared
 
 

@@ -29,7 +29,31 @@ def optimise(
 ) -> None:
     """Adam steps on the lines, the shared width, v sin i (unless ``fix_vsini``), R (when
     fitted) and the continuum under the priors, with the width floor, the shared width's
-    bounds and v sin i's 0.05 km/s floor enforced after each step."""
+    bounds and v sin i's 0.05 km/s floor enforced after each step.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres import LineEmulator, LineList
+        >>> from atmospec.highres.transfer_state import new_state, prior
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> is_t = np.array([True, False])                 # 8704 Å: a line found in the data
+        >>> st = new_state(ll, is_t, ll.select(is_t), LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> w = np.linspace(8700.0, 8706.0, 300)
+        >>> fl = ExtrinsicModel(w, rv=3.0, vsini=3.2, device="cpu")(st.star).detach()
+        >>> ext = ExtrinsicModel(w, rv=3.0, vsini=2.0, device="cpu")   # v sin i starts low
+        >>> wt, cfg = torch.full((w.size,), 1e6, dtype=torch.float64), TransferConfig()
+        >>> def loss_fn(s):                                # as transfer() builds it
+        ...     chi2 = (wt * (fl - ext(s.star)) ** 2).sum()
+        ...     return 0.5 * chi2 + prior(ext, s, cfg), chi2
+        >>> with torch.no_grad():
+        ...     before = float(loss_fn(st)[0])
+        >>> optimise(ext, st, loss_fn, 20, 0.002, cfg, "demo")
+        >>> with torch.no_grad():
+        ...     after = float(loss_fn(st)[0])
+        >>> after < before, float(st.star.d_center[0])     # the template line stays put
+        (True, 0.0)
+    """
     from tqdm.auto import trange
 
     star = st.star
@@ -88,7 +112,25 @@ def laplace(
 ) -> dict[str, float]:
     """Laplace 1-sigma of RV, v sin i and R with the continuum and the shared intrinsic width
     of the data lines (their common log-width shift, the direction along which line widths
-    trade against rotation and resolution) marginalised."""
+    trade against rotation and resolution) marginalised.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres import LineEmulator, LineList
+        >>> from atmospec.highres.transfer_state import new_state, prior
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> is_t = np.array([True, False])                 # 8704 Å: a line found in the data
+        >>> st = new_state(ll, is_t, ll.select(is_t), LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> w = np.linspace(8700.0, 8706.0, 300)
+        >>> ext = ExtrinsicModel(w, rv=3.0, vsini=3.2, device="cpu")
+        >>> fl = ext(st.star).detach()
+        >>> wt = torch.full((w.size,), 1e6, dtype=torch.float64)     # 1-sigma 1e-3
+        >>> e1 = laplace(ext, st, fl, wt, TransferConfig())
+        >>> e2 = laplace(ext, st, fl, 4.0 * wt, TransferConfig())     # half the noise
+        >>> e1["resolution"], round(e2["rv"] / e1["rv"], 6), round(e2["vsini"] / e1["vsini"], 6)
+        (0.0, 0.5, 0.5)
+    """
     theta0 = torch.cat(
         [
             torch.stack([ext.rv, ext.vsini, ext.resolution]).detach(),
@@ -133,7 +175,28 @@ def profile_vsini(
     each point starting from its neighbour's solution (a continuous path: the lines' widths
     change smoothly as rotation takes over their broadening). Returns the profile and the
     state at its lowest grid point (None when the fit itself is lowest); the fit's state is
-    restored."""
+    restored.
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres import LineEmulator, LineList
+        >>> from atmospec.highres.transfer_state import new_state, prior
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> is_t = np.array([True, False])                 # 8704 Å: a line found in the data
+        >>> st = new_state(ll, is_t, ll.select(is_t), LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> w = np.linspace(8700.0, 8706.0, 300)
+        >>> ext = ExtrinsicModel(w, rv=3.0, vsini=3.2, device="cpu")  # at the truth
+        >>> fl = ext(st.star).detach()
+        >>> wt, cfg = torch.full((w.size,), 1e6, dtype=torch.float64), TransferConfig()
+        >>> def loss_fn(s):                                # as transfer() builds it
+        ...     chi2 = (wt * (fl - ext(s.star)) ** 2).sum()
+        ...     return 0.5 * chi2 + prior(ext, s, cfg), chi2
+        >>> grid = TransferConfig(vsini_grid=(2.2, 4.2), profile_epochs=5)
+        >>> scan, low = profile_vsini(ext, st, loss_fn, grid)
+        >>> [round(v, 6) for v, _ in scan], low is None, round(float(ext.vsini.detach()), 6)
+        ([2.2, 3.2, 4.2], True, 3.2)
+    """
     best = snapshot(ext, st)
     v_best = float(ext.vsini.detach())
     out: list[tuple[float, float]] = []
@@ -169,7 +232,25 @@ def limits(
     errors: dict[str, float],
 ) -> list[str]:
     """Messages for parameters at a limit (a clamp or the end of the scan grid) or whose
-    uncertainty is undefined (the likelihood is not curved there)."""
+    uncertainty is undefined (the likelihood is not curved there).
+
+    Example:
+        >>> import numpy as np
+        >>> from atmospec.highres import LineEmulator, LineList
+        >>> from atmospec.highres.transfer_state import new_state, prior
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> is_t = np.array([True, False])                 # 8704 Å: a line found in the data
+        >>> st = new_state(ll, is_t, ll.select(is_t), LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> w = np.linspace(8700.0, 8706.0, 300)
+        >>> ext = ExtrinsicModel(w, vsini=0.05, device="cpu")
+        >>> params = {"rv": 3.0, "vsini": 0.05, "resolution": 55_000.0}
+        >>> errors = {"rv": float("nan"), "vsini": 0.1, "resolution": 0.0}
+        >>> for msg in limits(ext, st, TransferConfig(), params, (0.05, 0.3), errors):
+        ...     print(msg)
+        rv: the likelihood is not curved at the optimum (Laplace error undefined)
+        v sin i is at its 0.05 km/s floor: rotation unresolved
+    """
     msgs = [
         f"{k}: the likelihood is not curved at the optimum (Laplace error undefined)"
         for k, v in errors.items()

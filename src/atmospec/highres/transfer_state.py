@@ -32,7 +32,18 @@ __all__ = [
 class TransferState:
     """The star's line emulator during a transfer, which of its lines came from the template
     (``template``, in the emulator's parameter order) with their template centres, ln
-    amplitudes and ln widths (the priors' anchors), and the ln shared intrinsic width."""
+    amplitudes and ln widths (the priors' anchors), and the ln shared intrinsic width.
+
+    Example:
+        >>> em = LineEmulator(LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04],
+        ...                            [0.005, 0.005]), device="cpu")
+        >>> def t(x):
+        ...     return torch.tensor([x], dtype=torch.float64)
+        >>> st = TransferState(em, torch.tensor([True, False]), t(8702.0), t(0.03).log(),
+        ...                    t(0.04).log())          # the first line is the template's
+        >>> st.star.n_lines, int(st.template.sum()), float(torch.exp(st.ln_s))   # 1 km/s
+        (2, 1, 1.0)
+    """
 
     star: LineEmulator
     template: torch.Tensor  # True for lines that came from the template
@@ -55,7 +66,16 @@ def new_state(
     intrinsic_kms: float,
 ) -> TransferState:
     """A state at ``lines`` (``is_template`` marks the template's), anchored to the template
-    lines ``tmpl``, with the shared intrinsic width at ``intrinsic_kms``."""
+    lines ``tmpl``, with the shared intrinsic width at ``intrinsic_kms``.
+
+    Example:
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> is_t = np.array([True, False])
+        >>> settings = LineEmulator(ll, device="cpu").settings()
+        >>> st = new_state(ll, is_t, ll.select(is_t), settings, torch.device("cpu"), 1.2)
+        >>> st.template.tolist(), st.center_t.tolist(), round(float(torch.exp(st.ln_s)), 6)
+        ([True, False], [8702.0], 1.2)
+    """
     kw: dict[str, Any] = {"dtype": torch.float64, "device": dev}
     star = _emulator_from(lines, settings, dev)
     return TransferState(
@@ -76,7 +96,16 @@ def merge_lines(
     state: TransferState, extra: LineList, settings: dict[str, Any], dev: torch.device
 ) -> TransferState:
     """The state with ``extra`` (lines found in the data) added, the template lines keeping
-    their anchors."""
+    their anchors.
+
+    Example:
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> settings, cpu = LineEmulator(ll, device="cpu").settings(), torch.device("cpu")
+        >>> st = new_state(ll, np.ones(2, bool), ll, settings, cpu, 1.2)
+        >>> st = merge_lines(st, LineList([8701.0], [0.01], [0.04], [0.005]), settings, cpu)
+        >>> st.star.lines().center.tolist(), st.template.tolist(), st.center_t.tolist()
+        ([8701.0, 8702.0, 8704.0], [False, True, True], [8702.0, 8704.0])
+    """
     cur = _lines_of(state)
     # star.lines() is sorted by centre; keep the template flags in the same order
     order = np.argsort(state.star.center.detach().cpu().numpy(), kind="stable")
@@ -98,7 +127,17 @@ def merge_lines(
 def select_lines(
     state: TransferState, keep: np.ndarray, settings: dict[str, Any], dev: torch.device
 ) -> TransferState:
-    """The state with only the lines where ``keep`` (in centre order) is True (pruning)."""
+    """The state with only the lines where ``keep`` (in centre order) is True (pruning).
+
+    Example:
+        >>> ll = LineList([8702.0, 8703.0, 8704.0], [0.03, 0.01, 0.02], [0.04] * 3, [0.005] * 3)
+        >>> settings, cpu = LineEmulator(ll, device="cpu").settings(), torch.device("cpu")
+        >>> is_t = np.array([True, False, True])           # 8703 Å was found in the data
+        >>> st = new_state(ll, is_t, ll.select(is_t), settings, cpu, 1.2)
+        >>> st = select_lines(st, np.array([False, True, True]), settings, cpu)
+        >>> st.star.lines().center.tolist(), st.template.tolist(), st.center_t.tolist()
+        ([8703.0, 8704.0], [False, True], [8704.0])
+    """
     cur = _lines_of(state)
     order = np.argsort(state.star.center.detach().cpu().numpy(), kind="stable")
     flags = state.template.cpu().numpy()[order]
@@ -135,7 +174,19 @@ def to_rest_intrinsic(
 ) -> LineList:
     """Lines found in the observed residual, moved to the rest frame with their width reduced
     by the instrumental and rotational broadening (quadrature), at the shared intrinsic width
-    when nothing is left; the integrated optical depth (amplitude) is kept."""
+    when nothing is left; the integrated optical depth (amplitude) is kept.
+
+    Example:
+        >>> ll = LineList([8703.0], [0.02], [0.04], [0.005])
+        >>> st = new_state(ll, np.ones(1, bool), ll, LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> ext = ExtrinsicModel(np.linspace(8700.0, 8706.0, 300), vsini=3.0, device="cpu")
+        >>> c = 8703.0 * (1 + 3.0 / C_KMS)                 # observed at RV 3 km/s, 3.5 km/s wide
+        >>> found = LineList([c], [0.01], [c * 3.5 / C_KMS], [0.001])
+        >>> rest = to_rest_intrinsic(found, 3.0, ext, TransferConfig(), st)
+        >>> round(float(rest.center[0]), 6), round(float(rest.sigma[0] / rest.center[0] * C_KMS), 2)
+        (8703.0, 1.91)
+    """
     if len(extra) == 0:
         return extra
     center = extra.center / (1.0 + rv / C_KMS)
@@ -152,7 +203,21 @@ def to_rest_intrinsic(
 def prior(ext: ExtrinsicModel, st: TransferState, cfg: TransferConfig) -> torch.Tensor:
     """The negative log prior that keeps the clone physical: template lines near their
     template positions, strengths and widths, data lines' widths near the shared intrinsic
-    width and their shifts near their common shift, R near the instrument's (when fitted)."""
+    width and their shifts near their common shift, R near the instrument's (when fitted).
+
+    Example:
+        >>> ll = LineList([8702.0, 8704.0], [0.03, 0.02], [0.04, 0.04], [0.005, 0.005])
+        >>> st = new_state(ll, np.ones(2, bool), ll, LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> ext = ExtrinsicModel(np.linspace(8700.0, 8706.0, 300), device="cpu")
+        >>> cfg = TransferConfig()                         # amp_sd 2: ln A one sd away
+        >>> float(prior(ext, st, cfg).detach())            # every line at its template values
+        0.0
+        >>> with torch.no_grad():
+        ...     _ = st.star.ln_amp[0].add_(2.0)
+        >>> float(prior(ext, st, cfg).detach())
+        0.5
+    """
     star = st.star
     lam = star.center0
     out = torch.zeros((), dtype=lam.dtype, device=lam.device)
@@ -180,7 +245,19 @@ def prior(ext: ExtrinsicModel, st: TransferState, cfg: TransferConfig) -> torch.
 
 
 def snapshot(ext: ExtrinsicModel, st: TransferState) -> dict[str, Any]:
-    """A copy of every fitted value (extrinsic model, lines, shared width)."""
+    """A copy of every fitted value (extrinsic model, lines, shared width).
+
+    Example:
+        >>> ll = LineList([8702.0], [0.03], [0.04], [0.005])
+        >>> st = new_state(ll, np.ones(1, bool), ll, LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> ext = ExtrinsicModel(np.linspace(8700.0, 8706.0, 300), rv=3.0, device="cpu")
+        >>> snap = snapshot(ext, st)
+        >>> with torch.no_grad():
+        ...     _ = ext.rv.fill_(9.0)
+        >>> sorted(snap), float(snap["ext"]["rv"])             # a copy: still 3 km/s
+        (['ext', 'ln_s', 'star'], 3.0)
+    """
     return {
         "ext": {k: v.detach().clone() for k, v in ext.state_dict().items()},
         "star": {k: v.detach().clone() for k, v in st.star.state_dict().items()},
@@ -189,7 +266,21 @@ def snapshot(ext: ExtrinsicModel, st: TransferState) -> dict[str, Any]:
 
 
 def restore(ext: ExtrinsicModel, st: TransferState, snap: dict[str, Any]) -> None:
-    """Put back the values of a :func:`snapshot`."""
+    """Put back the values of a :func:`snapshot`.
+
+    Example:
+        >>> ll = LineList([8702.0], [0.03], [0.04], [0.005])
+        >>> st = new_state(ll, np.ones(1, bool), ll, LineEmulator(ll, device="cpu").settings(),
+        ...                torch.device("cpu"), 1.2)
+        >>> ext = ExtrinsicModel(np.linspace(8700.0, 8706.0, 300), rv=3.0, device="cpu")
+        >>> snap = snapshot(ext, st)
+        >>> with torch.no_grad():
+        ...     _ = ext.rv.fill_(9.0)
+        ...     _ = st.star.ln_amp.fill_(0.0)
+        >>> restore(ext, st, snap)
+        >>> float(ext.rv.detach()), round(float(st.star.amplitude[0].detach()), 6)
+        (3.0, 0.03)
+    """
     ext.load_state_dict(snap["ext"])
     st.star.load_state_dict(snap["star"])
     st.star.set_windows()

@@ -91,7 +91,15 @@ def voigt_profile(
 
 
 def voigt_fwhm(sigma: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """Voigt full width at half maximum (Olivero & Longbothum 1977, accurate to 0.02 %)."""
+    """Voigt full width at half maximum (Olivero & Longbothum 1977, accurate to 0.02 %).
+
+    Example:
+        >>> import torch
+        >>> sigma = torch.tensor([1.0, 0.0], dtype=torch.float64)   # pure Gaussian, Lorentzian
+        >>> gamma = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        >>> [round(float(v), 4) for v in voigt_fwhm(sigma, gamma)]   # 2 sqrt(2 ln 2) sigma, 2 gamma
+        [2.3548, 2.0]
+    """
     fg = 2.0 * math.sqrt(2.0 * math.log(2.0)) * sigma
     fl = 2.0 * gamma
     return 0.5346 * fl + torch.sqrt(0.2166 * fl**2 + fg**2)
