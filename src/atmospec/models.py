@@ -107,6 +107,11 @@ class ShippedModel:
         family: ``"brown-dwarf"``, ``"npe"``, ``"molecules"``, ``"transit"`` or ``"highres"``.
         folder: the model folder.
         record: the verified ``model.json`` content.
+
+    Example:
+        >>> m = shipped_models()["npe_dback24"]
+        >>> m.kind, m.family, m.folder.name, m.record["param_names"]
+        ('npe', 'npe', 'npe_dback24', ['teff', 'logg', 'mh', 'fsed'])
     """
 
     name: str
@@ -154,6 +159,16 @@ def model_path(name: str = "default") -> Path:
 
     Raises:
         ModelFileError: no shipped model has this name (the message lists the names).
+
+    Example:
+        >>> model_path().name, model_path("transit").parts[-2:]  # aliases of shipped models
+        ('dback24-spex', ('transit', 'cnn1d'))
+        >>> (model_path("t-dwarf") / "model.json").is_file()
+        True
+        >>> model_path("nope")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ModelFileError: no pretrained model named 'nope'; available: [...]
     """
     real = ALIASES.get(name, name)
     root = _root()

@@ -28,6 +28,12 @@ def gaussian_nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     ``out`` has shape (n, 2, p): ``out[:, 0]`` the means, ``out[:, 1]`` the sigmas (> 0).
     The constant ``0.5 ln 2 pi`` is dropped.
+
+    Example:
+        >>> import torch
+        >>> out = torch.tensor([[[0.0], [1.0]]]); y = torch.tensor([[2.0]])  # 2 sigma off
+        >>> float(gaussian_nll(out, y))  # ln 1 + 0.5 * 2**2
+        2.0
     """
     mean, sigma = out[:, 0], out[:, 1]
     return (sigma.log() + 0.5 * ((target - mean) / sigma) ** 2).mean()
@@ -96,6 +102,25 @@ class NeuralEstimator(Estimator):
     with Gaussian NLL, else point outputs trained with ``loss``) and ``_network``.
     After training, a probabilistic model recalibrates its sigmas on the validation set, per
     parameter and as a function of the input S/N (see :meth:`calibrate_sigma`).
+
+    Example:
+        >>> import torch
+        >>> class Linear(NeuralEstimator):  # the smallest subclass: one linear layer
+        ...     kind = "linear"
+        ...     def _preprocessor(self):
+        ...         return Preprocessor(target="bounded")
+        ...     def _network(self, n_wave, n_channels, n_side, n_out):
+        ...         layer = torch.nn.Linear(n_channels * n_wave, n_out)
+        ...         return torch.nn.Sequential(torch.nn.Flatten(), layer)
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 8); t = rng.uniform(0, 1, (64, 1)); X = 1 + t * wave
+        >>> est = Linear(max_epochs=2, batch_size=32).fit(X, t, wavelength=wave,
+        ...                                               param_names=["t"], bounds={"t": (0, 1)})
+        >>> est.n_parameters(), len(est.history_[0]["train_loss"])  # 8 inputs -> mean, sigma
+        (18, 2)
+        >>> pred = est.predict(X[:3])
+        >>> pred.std.shape, bool(((pred.mean >= 0) & (pred.mean <= 1)).all())
+        ((3, 1), True)
     """
 
     probabilistic: bool = True

@@ -422,6 +422,20 @@ def load_estimator(path: str | os.PathLike[str]) -> Estimator:
 
     Raises:
         ModelFileError: truncated, tampered or unknown model file (the message names the file).
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> wave = np.linspace(1.0, 2.0, 8); t = np.linspace(0, 1, 20)[:, None]; X = 1 + t * wave
+        >>> rf = RandomForestEstimator(n_estimators=3).fit(X, t, wavelength=wave, param_names=["t"])
+        >>> path = rf.save(Path(tempfile.mkdtemp()) / "rf")
+        >>> sorted(f.name for f in path.iterdir())
+        ['model.json', 'weights.safetensors']
+        >>> back = load_estimator(path)
+        >>> type(back).__name__, back.param_names_
+        ('RandomForestEstimator', ('t',))
+        >>> bool((back.predict(X).mean == rf.predict(X).mean).all())
+        True
     """
     from atmospec.serialization import load_arrays
 

@@ -103,6 +103,17 @@ def evaluate(
 
     Returns:
         ``{"overall": {param: metrics}, "by_snr": {snr: {param: metrics}}, ...}``.
+
+    Example:
+        >>> from atmospec.estimators.baselines import RandomForestEstimator
+        >>> wave = np.linspace(1.0, 2.0, 8); t = np.linspace(0, 1, 40)[:, None]; X = 1 + t * wave
+        >>> rf = RandomForestEstimator(n_estimators=5).fit(X[::2], t[::2], wavelength=wave,
+        ...                                                param_names=["t"])
+        >>> rep = evaluate(rf, (X[1::2], t[1::2]), snr=np.repeat([20.0, 100.0], 10))
+        >>> rep["n_test"], list(rep["by_snr"]), rep["by_snr"]["20"]["t"]["n"]
+        (20, ['20', '100'], 10)
+        >>> round(rep["overall"]["t"]["rmse"], 2), round(rep["overall"]["t"]["r2"], 2)
+        (0.04, 0.98)
     """
     from atmospec._fileio import provenance, write_json
 

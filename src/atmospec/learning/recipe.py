@@ -111,7 +111,21 @@ class Recipe:
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Read a TOML training config; errors name the file and the problem."""
+    """Read a TOML training config; errors name the file and the problem.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "toy.toml"
+        >>> _ = path.write_text('[model]\\nname = "toy"\\nestimator = "mlp"\\n'
+        ...                     '[data]\\nn_train = 500\\n')
+        >>> r = load_recipe(path)
+        >>> r.name, r.estimator, r.n_train, r.grid  # unset keys keep their defaults
+        ('toy', 'mlp', 500, 'dback24')
+        >>> load_recipe("/no/such.toml")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: /no/such.toml: config file not found
+    """
     from atmospec._fileio import read_toml
 
     return Recipe.from_dict(read_toml(path), source=str(Path(path)))
@@ -119,7 +133,17 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
 
 def make_estimator(kind: str, params: dict[str, Any]) -> Any:
     """An estimator of ``kind`` (``cnn``, ``mlp``, ``telescope_cnn``, ``random_forest``,
-    ``gradient_boosting``) with hyperparameters ``params``."""
+    ``gradient_boosting``) with hyperparameters ``params``.
+
+    Example:
+        >>> est = make_estimator("mlp", {"hidden": [32, 32], "lr": 0.01})  # as read from TOML
+        >>> type(est).__name__, est.hidden, est.lr
+        ('SpectrumMLP', (32, 32), 0.01)
+        >>> make_estimator("svm", {})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown estimator 'svm'; choose one of ['cnn', 'gradient_boosting', ...]
+    """
     from atmospec.estimators import (
         GradientBoostingEstimator,
         RandomForestEstimator,
@@ -156,7 +180,24 @@ def recipe_split(
 ) -> tuple[Any, Any]:
     """The grid-aware split a recipe's ``[split]`` table describes, over the grid rows inside
     its parameter ``ranges`` (all rows without ranges); returns ``(split, rows or None)``.
-    Re-derives a trained model's test nodes from the recipe in its metadata."""
+    Re-derives a trained model's test nodes from the recipe in its metadata.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(0.8, 2.6, 100)
+        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 1250.0, 1500.0, 1750.0, 2000.0):
+        ...         w.add({"teff": t}, wave ** -(t / 1000))
+        >>> grid = ModelGrid(d / "toy.h5")
+        >>> split, rows = recipe_split(grid, {"hold_out": {"teff": [1500.0]}})
+        >>> split.sizes(), rows
+        ({'train': 4, 'val': 0, 'test': 1}, None)
+        >>> ranges = {"teff": [1000.0, 1750.0]}  # the grid rows inside these ranges only
+        >>> split, rows = recipe_split(grid, {"hold_out": {"teff": [1250.0]}}, ranges)
+        >>> split.sizes(), rows.tolist(), split.test.tolist()
+        ({'train': 3, 'val': 0, 'test': 1}, [0, 1, 2, 3], [1])
+    """
     from atmospec.training.splits import grid_aware_split
 
     rows = _rows_in_ranges(grid, ranges) if ranges else None
@@ -173,7 +214,28 @@ def recipe_split(
 
 
 def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
-    """Split the grid and build the train / val / test sets of a recipe into ``work``."""
+    """Split the grid and build the train / val / test sets of a recipe into ``work``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(0.8, 2.6, 100)
+        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 1250.0, 1500.0, 1750.0, 2000.0):
+        ...         w.add({"teff": t}, wave ** -(t / 1000))
+        >>> r = Recipe.from_dict({
+        ...     "model": {"name": "toy-rf", "estimator": "random_forest",
+        ...               "params": {"n_estimators": 5}},
+        ...     "grid": {"name": str(d / "toy.h5")},
+        ...     "split": {"hold_out": {"teff": [1500.0]}, "val_hold_out": {"teff": [1250.0]}},
+        ...     "data": {"axis": "spex-prism", "n_train": 40, "n_val": 10, "n_test": 10,
+        ...              "noise_shapes": "flat", "test_snr_levels": [20.0, 100.0]}})
+        >>> sets = build_sets(r, d / "work")
+        >>> {k: len(sets[k]) for k in ("train", "val", "test")}, sets["bounds"]
+        ({'train': 40, 'val': 10, 'test': 10}, {'teff': (1000.0, 2000.0)})
+        >>> sorted(p.name for p in (d / "work").iterdir()), sets["test"].snr[:4].tolist()
+        (['test.h5', 'train.h5', 'val.h5'], [20.0, 100.0, 20.0, 100.0])
+    """
     from atmospec.grids import load_grid
     from atmospec.training.builder import TrainingSet, build_training_set
     from atmospec.training.systematics import Systematics
@@ -273,6 +335,30 @@ def run_recipe(
     ``out_dir`` receives the model folder (``model.json``, ``weights.safetensors``) and the
     ``evaluation/`` report (JSON, PNG, HTML); training sets go to ``work_dir`` (default
     ``out_dir/work``) and are reused when present. Returns ``(estimator, report)``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(0.8, 2.6, 100)
+        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 1250.0, 1500.0, 1750.0, 2000.0):
+        ...         w.add({"teff": t}, wave ** -(t / 1000))
+        >>> r = Recipe.from_dict({
+        ...     "model": {"name": "toy-rf", "estimator": "random_forest",
+        ...               "params": {"n_estimators": 5}},
+        ...     "grid": {"name": str(d / "toy.h5")},
+        ...     "split": {"hold_out": {"teff": [1500.0]}, "val_hold_out": {"teff": [1250.0]}},
+        ...     "data": {"axis": "spex-prism", "n_train": 40, "n_val": 10, "n_test": 10,
+        ...              "noise_shapes": "flat", "test_snr_levels": [20.0, 100.0]}})
+        >>> est, report = run_recipe(r, d / "out")
+        >>> sorted(p.name for p in (d / "out").iterdir())
+        ['evaluation', 'model', 'recipe.json', 'work']
+        >>> sorted(p.name for p in (d / "out" / "evaluation").iterdir())
+        ['evaluation.json', 'index.html', 'parity.png', 'residuals.png']
+        >>> type(est).__name__, report["n_test"], list(report["by_snr"])
+        ('RandomForestEstimator', 10, ['20', '100'])
+        >>> est.meta_["split"]
+        "grid-aware slices: test {'teff': [1500.0]}, val {'teff': [1250.0]}"
     """
     from atmospec._fileio import write_json
     from atmospec.learning.evaluation import evaluate

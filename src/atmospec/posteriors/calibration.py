@@ -168,6 +168,12 @@ class CalibrationReport:
     ``regions`` holds the HPD coverage per region of parameter (or S/N) space, with the
     number of tests in each; ``binomial_sd`` is the largest sampling error expected from
     the finite number of tests (so departures smaller than ~2 of it are noise).
+
+    Example:
+        >>> rep = CalibrationReport((0.5, 0.9), 100, 200, ("teff",), {"0.5": 0.52, "0.9": 0.86},
+        ...                         {"0.5": 0.5, "0.9": 0.9}, {"teff": {"0.5": 0.49, "0.9": 0.9}})
+        >>> round(rep.max_error, 3), rep.passed, rep.binomial_sd  # 0.04 > tolerance 0.03
+        (0.04, False, 0.05)
     """
 
     levels: tuple[float, ...]
@@ -361,7 +367,24 @@ def calibrate_estimator(
 
     ``estimator`` needs ``sample(flux, sigma, n, seed)`` returning ``(batch, n, d)`` and
     ``log_prob(theta, flux, sigma)`` accepting ``(batch, m, d)`` (e.g.
-    :class:`~atmospec.posteriors.npe.NPEstimator`), plus ``param_names`` and ``bounds``.
+    :class:`~atmospec.posteriors.npe.NPEstimator`), plus ``param_names_`` and ``bounds_``.
+
+    Example:
+        >>> class Gauss:  # the posterior of x is N(mean flux, 1)
+        ...     param_names_, bounds_ = ("x",), {"x": (-6.0, 6.0)}
+        ...     def sample(self, flux, sigma, n, seed):
+        ...         rng = np.random.default_rng(seed)
+        ...         return flux.mean(1)[:, None, None] + rng.normal(size=(len(flux), n, 1))
+        ...     def log_prob(self, theta, flux, sigma):
+        ...         return -0.5 * (theta[..., 0] - flux.mean(1)[:, None]) ** 2
+        >>> rng = np.random.default_rng(0); mu = rng.normal(size=400)
+        >>> flux = np.repeat(mu[:, None], 3, axis=1); theta = (mu + rng.normal(size=400))[:, None]
+        >>> rep = calibrate_estimator(Gauss(), flux, np.ones_like(flux), theta, n_samples=200)
+        >>> rep.n_tests, round(rep.max_error, 4), rep.passed
+        (400, 0.0175, True)
+        >>> wide = (mu + 2 * rng.normal(size=400))[:, None]  # truths spread twice as far
+        >>> calibrate_estimator(Gauss(), flux, np.ones_like(flux), wide, n_samples=200).hpd["0.5"]
+        0.295
     """
     f = np.asarray(flux, dtype=np.float64)
     s = np.asarray(sigma, dtype=np.float64)

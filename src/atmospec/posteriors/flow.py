@@ -154,6 +154,14 @@ class ConditionalPosterior:
 
     Returned by calling a :class:`PosteriorFlow` on spectra; ``z`` is the standardised
     parameter vector, of shape ``(..., batch, n_params)``.
+
+    Example:
+        >>> flow = PosteriorFlow(2, 10, n_features=8, width=16, depth=1)
+        >>> q = flow(torch.zeros(3, 10), torch.zeros(3, 10))  # three spectra
+        >>> q.sample((4,), generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([4, 3, 2])
+        >>> [round(v, 4) for v in q.log_prob(torch.zeros(3, 2)).tolist()]  # untrained: N(0, I)
+        [-1.8379, -1.8379, -1.8379]
     """
 
     def __init__(self, flow: PosteriorFlow, context: torch.Tensor) -> None:

@@ -29,7 +29,23 @@ FloatArray = NDArray[np.float64]
 
 
 class LowEfficiencyWarning(UserWarning):
-    """The importance weights are dominated by few samples: the NPE proposal is poor here."""
+    """The importance weights are dominated by few samples: the NPE proposal is poor here.
+
+    Example:
+        >>> class Far:  # an "NPE" proposing x ~ N(3, 0.1), far from the likelihood's x = 0
+        ...     param_names_, bounds_ = ("x",), {"x": (-5.0, 5.0)}
+        ...     def sample(self, spectrum, sigma, n, seed):
+        ...         return np.random.default_rng(seed).normal(3.0, 0.1, (n, 1))
+        ...     def log_prob(self, theta, spectrum, sigma):
+        ...         return -0.5 * ((theta[:, 0] - 3.0) / 0.1) ** 2
+        >>> m = lambda th: 1.0 + th * np.linspace(-1, 1, 5)
+        >>> like = ScaledGaussianLikelihood(np.ones(5), np.full(5, 0.1), m, s_max=10.0)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     res = importance_correct(Far(), None, like, n=1000)
+        >>> caught[0].category.__name__, res.low_efficiency, str(caught[0].message)[:34]
+        ('LowEfficiencyWarning', True, 'importance sampling efficiency 0.1')
+    """
 
 
 class ScaledGaussianLikelihood:
@@ -105,6 +121,22 @@ def grid_likelihood(
     (:class:`atmospec.fitting.nested.GridLikelihood`), with the same scale prior
     (``s_max`` = twice the largest best-fit scale over the grid nodes), so importance
     weights and evidences are directly comparable with :func:`atmospec.fitting.fit_nested`.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.spectrum import Spectrum
+        >>> path, w = pathlib.Path(tempfile.mkdtemp()) / "toy.h5", np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(path, w, ("teff",), name="toy") as g:
+        ...     g.add({"teff": 1000.0}, w**2)
+        ...     g.add({"teff": 2000.0}, w**3)
+        >>> x = np.linspace(1.1, 1.9, 20)  # the 1000 K model, three times brighter
+        >>> like = grid_likelihood(Spectrum(x, 3 * x**2, 0.01 * x**2), ModelGrid(path))
+        >>> th = np.array([[1000.0], [1500.0], [2000.0], [2500.0]])  # 2500 K: off the grid
+        >>> like(th).round(1).tolist()
+        [49.5, -5941.8, -22958.8, -inf]
+        >>> like.scales(th[:1], np.random.default_rng(0)).round(3).tolist(), like.data.n_pix
+        ([3.0], 20)
     """
     from atmospec.fitting.chi2 import chi2_with_scale
     from atmospec.fitting.data import prepare
@@ -147,6 +179,15 @@ class ImportanceResult:
     the NPE already matches the exact posterior; below ``min_efficiency`` the corrected
     posterior rests on few samples (a :class:`LowEfficiencyWarning` is issued).
     ``log_evidence`` estimates ``log p(d)`` (same prior and likelihood as nested sampling).
+
+    Example:
+        >>> r = ImportanceResult(("x",), np.array([[0.0], [1.0], [2.0]]), np.log([1.0, 1.0, 2.0]),
+        ...                      ess=2.67, efficiency=0.89, log_evidence=0.0,
+        ...                      log_evidence_err=0.1, min_efficiency=0.05)
+        >>> r.weights.tolist(), r.quantiles((0.5,)), r.low_efficiency
+        ([0.25, 0.25, 0.5], {'x': [1.3333333333333333]}, False)
+        >>> r.resample(5, seed=0).ravel().tolist()  # equal-weight draws
+        [2.0, 1.0, 0.0, 0.0, 2.0]
     """
 
     param_names: tuple[str, ...]
@@ -251,6 +292,23 @@ def importance_correct(
             on the estimator's wavelength axis; ``likelihood`` must describe the same data.
         likelihood: e.g. :func:`grid_likelihood` of the spectrum.
         with_scale: also draw the flux scale from its conditional Gaussian per sample.
+
+    Example:
+        >>> class Gauss:  # an "NPE" proposing x ~ N(0.3, 0.2)
+        ...     param_names_, bounds_ = ("x",), {"x": (-5.0, 5.0)}
+        ...     def sample(self, spectrum, sigma, n, seed):
+        ...         return np.random.default_rng(seed).normal(0.3, 0.2, (n, 1))
+        ...     def log_prob(self, theta, spectrum, sigma):
+        ...         z = (theta[:, 0] - 0.3) / 0.2
+        ...         return -0.5 * z**2 - np.log(0.2 * np.sqrt(2 * np.pi))
+        >>> m = lambda th: 1.0 + th * np.linspace(-1, 1, 5)
+        >>> data = 2 * m(np.array([[0.3]]))[0]  # x = 0.3 at twice the flux
+        >>> like = ScaledGaussianLikelihood(data, np.full(5, 0.1), m, s_max=10.0)
+        >>> res = importance_correct(Gauss(), None, like, n=4000)
+        >>> round(res.efficiency, 2), [round(v, 2) for v in res.quantiles()["x"]]
+        (0.22, [0.27, 0.3, 0.33])
+        >>> round(float(np.median(res.scale)), 2), round(res.log_evidence, 2)
+        (1.98, -2.47)
     """
     names = estimator.param_names_
     box = bounds or estimator.bounds_

@@ -91,7 +91,23 @@ class NPEConfig:
 
 
 def read_config(path: str | os.PathLike[str]) -> NPEConfig:
-    """Read an NPE config (TOML, section ``[npe]`` plus ``[npe.noise]``, ``[npe.model]``...)."""
+    """Read an NPE config (TOML, section ``[npe]`` plus ``[npe.noise]``, ``[npe.model]``...).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "npe.toml"
+        >>> _ = path.write_text('[npe]\\nname = "toy"\\nn_train = 5000\\n'
+        ...                     '[npe.noise]\\nsnr_range = [10.0, 50.0]\\n')
+        >>> cfg = read_config(path)  # tables are merged into the defaults
+        >>> cfg.name, cfg.n_train, cfg.grid, cfg.noise["snr_range"], cfg.noise["floor"]
+        ('toy', 5000, 'dback24', [10.0, 50.0], 0.05)
+        >>> _ = path.write_text('[npe]\\nepochs = 5\\n')
+        >>> try:
+        ...     read_config(path)
+        ... except FileFormatError as err:
+        ...     print(str(err).split(": ", 1)[1].split(";")[0])
+        unknown keys in [npe]: ['epochs']
+    """
     from atmospec._fileio import read_toml
 
     p = Path(path)
@@ -134,7 +150,17 @@ def _simulator(cfg: NPEConfig) -> Any:
 
 def model_error_of(estimator: Any) -> tuple[Any, float] | None:
     """The model-discrepancy model (and amplitude) an NPE was trained with, from its record
-    (None: trained with photon noise only)."""
+    (None: trained with photon noise only).
+
+    Example:
+        >>> from atmospec.models import load_model
+        >>> model, amplitude = model_error_of(load_model("npe_dback24", kind="npe"))
+        >>> type(model).__name__, model.grid, amplitude
+        ('DiscrepancyModel', 'dback24', 1.0)
+        >>> from types import SimpleNamespace
+        >>> model_error_of(SimpleNamespace(meta_={})) is None
+        True
+    """
     from atmospec.training.discrepancy_augment import model_error_from_config
 
     return model_error_from_config(getattr(estimator, "meta_", {}).get("config"))
@@ -159,6 +185,18 @@ def add_model_error(
     The realisations are those of the CNNs' training sets
     (:func:`atmospec.training.discrepancy_augment.discrepancy_realisations`), at each
     spectrum's Teff; ``model_error`` is ``(discrepancy model, amplitude)``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> class Flat:  # a 10 % fractional floor, no modes
+        ...     grid = "toy"
+        ...     def fractional(self, teff, wavelength=None):
+        ...         return np.full(len(wavelength), 0.1**2), np.zeros((len(wavelength), 0))
+        >>> sim = SimpleNamespace(param_names=("teff",), wavelength=np.linspace(1.0, 2.0, 10))
+        >>> flux = np.ones((1000, 10)); theta = np.full((1000, 1), 1500.0)
+        >>> out = add_model_error(flux, theta, sim, (Flat(), 0.5), np.random.default_rng(0))
+        >>> out is flux, round(float(flux.std()), 3)  # in place; 0.5 * 10 %
+        (True, 0.05)
     """
     from atmospec.training.discrepancy_augment import discrepancy_realisations
 
@@ -203,6 +241,23 @@ def test_split(
     (:func:`model_error_of`) is tested on spectra that carry them too (its own simulator);
     ``model_error=False`` leaves them out (exact grid spectra: how much wider its intervals
     are where the grid is right). Parameters and noise do not depend on that choice.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); w = np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(d / "toy.h5", w, ("teff",), name="toy") as g:
+        ...     g.add({"teff": 1000.0}, w**-1)
+        ...     g.add({"teff": 2000.0}, w**-2)
+        >>> from types import SimpleNamespace
+        >>> from atmospec.posteriors.npe import NoiseModel
+        >>> from atmospec.posteriors.simulate import GridSimulator
+        >>> sim = GridSimulator(ModelGrid(d / "toy.h5"), np.linspace(1.1, 1.9, 10))
+        >>> noise = NoiseModel(snr_range=(20.0, 20.0), tilt_range=(0.0, 0.0))
+        >>> est = SimpleNamespace(noise=noise, meta_={})  # what test_split needs of an NPE
+        >>> theta, noisy, sigma = test_split(est, sim, 3, seed=0)
+        >>> theta.round(1).tolist(), noisy.shape, (np.median(noisy, 1) / sigma[:, 0]).round(1)
+        ([[1080.8], [1402.4], [1601.3]], (3, 10), array([19.4, 19.4, 19.7]))
     """
     me = model_error_of(estimator) if model_error else None
     theta, flux, rng = _simulate(simulator, n, seed, _TEST, me)
@@ -245,6 +300,22 @@ def calibrate_model(
     model's record, so the test spectra come from the same simulator the model was trained
     for (``model_error=False``: without the realisations, see :func:`test_split`). Writes
     ``calibration.json`` and ``calibration.png`` into ``out`` when given.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); w = np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(d / "toy.h5", w, ("teff",), name="toy") as g:
+        ...     g.add({"teff": 1000.0}, w**-1)
+        ...     g.add({"teff": 2000.0}, w**-2)
+        >>> cfg = NPEConfig(name="toy-npe", grid=str(d / "toy.h5"), wave_range=(1.1, 1.9),
+        ...                 n_train=256, n_val=64,
+        ...                 model={"n_features": 8, "width": 16, "depth": 1, "transforms": 1},
+        ...                 training={"max_epochs": 2, "batch_size": 128, "num_threads": 1})
+        >>> _ = train_npe(cfg, d / "npe", calibrate=False)
+        >>> rep = calibrate_model(d / "npe", n_tests=40, n_samples=50)
+        >>> rep.n_tests, rep.n_samples, rep.meta["model"], sorted(rep.regions)[-2:]
+        (40, 50, 'toy-npe', ['teff < 1500', 'teff >= 1500'])
     """
     from atmospec.models import load_model
     from atmospec.posteriors.calibration import calibrate_estimator
@@ -307,6 +378,23 @@ def train_npe(
     Returns ``(estimator, calibration_report or None)``. The model folder holds
     ``model.json`` (config, noise model, history, provenance, calibration summary),
     ``weights.safetensors``, ``calibration.json`` and ``calibration.png``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); w = np.linspace(1.0, 2.0, 40)
+        >>> with ModelGrid.create(d / "toy.h5", w, ("teff",), name="toy") as g:
+        ...     g.add({"teff": 1000.0}, w**-1)
+        ...     g.add({"teff": 2000.0}, w**-2)
+        >>> cfg = NPEConfig(name="toy-npe", grid=str(d / "toy.h5"), wave_range=(1.1, 1.9),
+        ...                 n_train=256, n_val=64,
+        ...                 model={"n_features": 8, "width": 16, "depth": 1, "transforms": 1},
+        ...                 training={"max_epochs": 2, "batch_size": 128, "num_threads": 1})
+        >>> est, rep = train_npe(cfg, d / "npe", calibrate=False)  # 2 epochs of 2 batches
+        >>> sorted(p.name for p in (d / "npe").iterdir()), rep
+        (['model.json', 'weights.safetensors'], None)
+        >>> est.param_names_, est.bounds_, est.wavelength_.size, est.meta_["config"]["name"]
+        (('teff',), {'teff': (1000.0, 2000.0)}, 32, 'toy-npe')
     """
     from atmospec._fileio import provenance
     from atmospec.posteriors.npe import NoiseModel, NPEstimator

@@ -23,7 +23,17 @@ def _json(path: Path) -> dict[str, Any]:
 
 def run_kind(run_dir: str | os.PathLike[str]) -> str:
     """``"predict"``, ``"fit"``, ``"posterior"`` (``atmospec posterior sample``) or
-    ``"folder"`` (any other folder with tables or figures)."""
+    ``"folder"`` (any other folder with tables or figures).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> run_kind(d)
+        'folder'
+        >>> _ = (d / "fit.json").write_text("{}")
+        >>> run_kind(d)
+        'fit'
+    """
     d = Path(run_dir)
     if (d / "predictions.csv").exists() or (d / "parts").is_dir():
         return "predict"
@@ -316,8 +326,9 @@ def write_report(
     """Write one self-contained HTML page (tables, base64-embedded PNGs) for a run folder.
 
     Recognises ``atmospec predict`` folders (``predictions.csv``, ``run.json``,
-    ``objects/``), ``atmospec fit --out`` folders (``fit.json``, ``fit.png``, ...) and, for
-    any other folder, shows its ECSV/CSV tables and PNG figures (sub-folders too).
+    ``objects/``), ``atmospec fit --out`` folders (``fit.json``, ``fit.png``, ...),
+    ``atmospec posterior sample`` folders (``posterior.json``) and, for any other folder,
+    shows its ECSV/CSV tables and PNG figures (sub-folders too).
 
     Args:
         run_dir: the run folder.
@@ -329,6 +340,17 @@ def write_report(
 
     Returns:
         The path of the HTML file.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "scores.csv").write_text("name,teff\\nHD 3651B,820.5\\n")
+        >>> html = write_report(d, title="scores")
+        >>> html.name
+        'report.html'
+        >>> text = html.read_text(encoding="utf-8")
+        >>> "<h2>scores.csv</h2>" in text, "<td>HD 3651B</td><td>820.5</td>" in text
+        (True, True)
     """
     from atmospec import __version__
     from atmospec._fileio import atomic_open

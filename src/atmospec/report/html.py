@@ -78,7 +78,15 @@ def table_html(frame: pd.DataFrame, *, max_rows: int = 500, flag_column: str | N
 
 
 def image_html(path: Path, caption: str = "", *, width: int | None = None) -> str:
-    """A PNG file embedded as a base64 data URI inside a captioned figure."""
+    """A PNG file embedded as a base64 data URI inside a captioned figure.
+
+    Example:
+        >>> import tempfile
+        >>> png = Path(tempfile.mkdtemp()) / "fig.png"
+        >>> _ = png.write_bytes(b"PNG")
+        >>> image_html(png, "a<b", width=300)[:79]
+        '<figure><img style="width:300px" src="data:image/png;base64,UE5H" alt="a&lt;b">'
+    """
     return png_html(Path(path).read_bytes(), caption, width=width)
 
 
@@ -96,7 +104,15 @@ def png_html(png: bytes, caption: str = "", *, width: int | None = None) -> str:
 
 
 def page(title: str, sections: list[tuple[str, str]], footer: str = "") -> str:
-    """A complete HTML document (inline CSS, no external resources)."""
+    """A complete HTML document (inline CSS, no external resources).
+
+    Example:
+        >>> doc = page("HD 3651B", [("Run", "<p>ok</p>")], footer="made by atmospec")
+        >>> doc.startswith("<!DOCTYPE html>"), "<title>HD 3651B</title>" in doc
+        (True, True)
+        >>> doc.splitlines()[-2:]
+        ['<h2>Run</h2>', '<p>ok</p><hr><p class="note">made by atmospec</p></body></html>']
+    """
     parts = [f"<h2>{esc(t)}</h2>\n{body}" for t, body in sections]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -77,7 +77,24 @@ def _summary_text(summary: Any) -> str:
 def posterior_sections(d: Path, max_objects: int) -> tuple[str, list[tuple[str, str]]]:
     """Title and sections of the page: the run (model, seed, what the intervals are), the
     summary table (flagged rows for objects with warnings), each warning, the corner plots of
-    at most ``max_objects`` objects."""
+    at most ``max_objects`` objects.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "c.csv").write_text("teff,logg\\n1000,5.0\\n1100,5.5\\n")
+        >>> objects = {"a": {"warnings": ["at the grid edge"]}, "b": {"error": "no flux"},
+        ...            "c": {"samples": "c.csv"}}
+        >>> rec = {"model": "npe_dback24", "seed": 1, "objects": objects}
+        >>> _ = (d / POSTERIOR_RECORD).write_text(json.dumps(rec))
+        >>> title, sections = posterior_sections(d, max_objects=0)
+        >>> title
+        'atmospec posterior: npe_dback24'
+        >>> [name for name, _ in sections]
+        ['Run', 'Posteriors', 'Refused', 'Could not be used', 'Warnings']
+        >>> "<td>1050 [1016, 1084]</td>" in dict(sections)["Posteriors"]
+        True
+    """
     import pandas as pd
 
     try:

@@ -47,7 +47,13 @@ log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
-    """Worker processes a local cluster starts: the CPU cores this process may use."""
+    """Worker processes a local cluster starts: the CPU cores this process may use.
+
+    Example:
+        >>> usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        >>> default_workers() == (len(usable) if usable else os.cpu_count() or 1)
+        True
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

@@ -49,6 +49,11 @@ class ShardPlan:
     learning core's :func:`~atmospec.training.builder.build_training_set` with seed
     ``block_seeds(seed, n_blocks)[b]``. Shards are runs of consecutive blocks, so
     concatenating the shards in order gives the same rows for any shard count.
+
+    Example:
+        >>> plan = plan_shards(2500, 2, block_size=1000)
+        >>> plan.n_blocks, plan.block_rows(2), plan.shard_rows(0), plan.shard_rows(1)
+        (3, (2000, 2500), (0, 2000), (2000, 2500))
     """
 
     n_samples: int
@@ -274,6 +279,23 @@ def merge_shards(
 
     The merged file is identical in rows to a single-shard build; its ``shard`` record lists
     the block seeds. Shards must be consecutive and complete.
+
+    Example:
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.training.systematics import Systematics
+        >>> d = Path(tempfile.mkdtemp()); w = np.linspace(1.0, 2.0, 60)
+        >>> with ModelGrid.create(d / "toy.h5", w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, w ** -(t / 1000))
+        >>> kw = dict(axis=np.linspace(1.1, 1.9, 16), noise_shapes="flat",
+        ...           systematics=Systematics.none(), n_samples=10, block_size=4)
+        >>> two = build_shards(str(d / "toy.h5"), d / "two", n_shards=2, **kw)
+        >>> [p.name for p in two]
+        ['shard-00000.h5', 'shard-00001.h5']
+        >>> ts = merge_shards(d / "two", d / "merged.h5")  # the folder, or the list of files
+        >>> one = merge_shards(build_shards(str(d / "toy.h5"), d / "one", **kw), d / "one.h5")
+        >>> len(ts), np.array_equal(ts.flux[:], one.flux[:])  # the same rows as one shard
+        (10, True)
     """
     import h5py
 

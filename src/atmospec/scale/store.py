@@ -93,6 +93,14 @@ class StoreWriter:
     Rows are buffered and written a whole chunk at a time into a temporary folder next to
     ``path``, which replaces ``path`` only when the writer closes without error. Use it as a
     context manager (see :func:`store_from_spectra`).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "s.zarr"
+        >>> with StoreWriter(path, [1.0, 1.5, 2.0], chunk_rows=2) as w:
+        ...     w.append([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]], None, None, ["a", "b"])
+        >>> SpectraStore(path).read(0, 2)[2].tolist()  # the mask: NaN flux is a bad pixel
+        [[False, False, True], [False, False, False]]
     """
 
     def __init__(
@@ -368,6 +376,14 @@ def store_from_spectra(
         chunk_rows: rows per chunk (the unit a worker reads).
         dtype: storage type of flux and uncertainty.
         overwrite: replace an existing store.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.spectrum import Spectrum
+        >>> s = Spectrum(np.linspace(1.0, 2.0, 11), np.full(11, 2.0), name="x")
+        >>> path, axis = Path(tempfile.mkdtemp()) / "s.zarr", np.linspace(1.3, 2.4, 12)
+        >>> store_from_spectra([s], path, axis).read(0, 1)[2].astype(int).tolist()  # > 2 um: bad
+        [[0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]]
     """
     from tqdm.auto import tqdm
 
@@ -425,6 +441,15 @@ def store_from_folder(
     Files are read with :func:`atmospec.io.read` (format detected); the row label is the
     file path. ``on_error="skip"`` leaves out unreadable files instead of raising (the error
     names the file). Other keyword arguments go to :func:`store_from_spectra`.
+
+    Example:
+        >>> import tempfile
+        >>> d, w = Path(tempfile.mkdtemp()), np.linspace(1.0, 2.0, 20)
+        >>> for k in (1, 2):
+        ...     np.savetxt(d / f"o{k}.txt", np.c_[w, k + 0 * w], header="wavelength [um] flux [Jy]")
+        >>> store = store_from_folder(d, d / "store.zarr", w[2:-2], pattern="*.txt")
+        >>> [Path(s).name for s in store.sources], store.read(0, 2)[0][:, 0].tolist()
+        (['o1.txt', 'o2.txt'], [1.0, 2.0])
     """
     root = Path(folder)
     if not root.is_dir():

@@ -81,6 +81,14 @@ class TuneJob:
     :func:`~atmospec.training.tuning.tune` on training / validation sets stored as files
     (built once, read by every worker), for estimator ``estimator`` with fixed ``params``
     and the searched ``space`` (default: the core's ``DEFAULT_SPACE``).
+
+    Example:
+        >>> job = TuneJob("train.h5", "val.h5", estimator="mlp", params={"hidden": [64]},
+        ...               storage="postgresql://tuner@db.example.org/atmospec")
+        >>> TuneJob.from_json(job.to_json()) == job  # what travels to each worker
+        True
+        >>> job.url, job.max_epochs
+        ('postgresql://tuner@db.example.org/atmospec', 30)
     """
 
     train: str
@@ -138,7 +146,20 @@ class TuneJob:
 
 
 def create_study(job: TuneJob) -> optuna.Study:
-    """Create the shared study (or load it) before the workers start."""
+    """Create the shared study (or load it) before the workers start.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> study = create_study(TuneJob("t.h5", "v.h5", study_name="demo", out_dir=str(d)))
+        >>> study.study_name, study.direction.name, len(study.trials), (d / "study.db").is_file()
+        ('demo', 'MINIMIZE', 0, True)
+        >>> try:  # an unreachable server: the error names the study, never the password
+        ...     create_study(TuneJob("t.h5", "v.h5", storage="postgresql://u:pw@localhost:1/db"))
+        ... except AtmospecError as err:
+        ...     print(str(err).split(": ")[0])
+        cannot open the Optuna study 'atmospec' at postgresql://u:***@localhost:1/db
+    """
     from atmospec._optional import require
 
     optuna = require("optuna", "tune")
@@ -175,6 +196,26 @@ def run_tune_worker(job: TuneJob, index: int, n_trials: int) -> dict[str, Any]:
     index)``. Returns ``{"worker": "host:pid", "index", "trials": [numbers run here]}``; the
     trial numbers are read back from the estimator seeds the tuner hands out
     (``seed + trial.number``).
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> from atmospec.training.builder import build_training_set
+        >>> from atmospec.training.systematics import Systematics
+        >>> d, w = Path(tempfile.mkdtemp()), np.linspace(1.0, 2.0, 60)
+        >>> with ModelGrid.create(d / "toy.h5", w, ("teff",), name="toy") as g:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         g.add({"teff": t}, w ** -(t / 1000))
+        >>> for name, n in (("train", 64), ("val", 16)):
+        ...     build_training_set(ModelGrid(d / "toy.h5"), d / f"{name}.h5", n_samples=n,
+        ...                        axis=np.linspace(1.1, 1.9, 16), noise_shapes="flat",
+        ...                        systematics=Systematics.none()).close()
+        >>> job = TuneJob(str(d / "train.h5"), str(d / "val.h5"), estimator="mlp",
+        ...               params={"hidden": [4]}, space={"lr": ["log", 1e-3, 1e-2]},
+        ...               out_dir=str(d / "tune"), max_epochs=2)
+        >>> rec = run_tune_worker(job, 0, 1)
+        >>> rec["index"], rec["trials"], run_tune_worker(job, 1, 1)["trials"]  # one study
+        (0, [0], [1])
     """
     from atmospec._logging import progress_hidden
     from atmospec.learning.recipe import make_estimator

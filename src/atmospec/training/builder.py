@@ -228,6 +228,26 @@ def build_training_set(
 
     Returns:
         The :class:`TrainingSet` opened on ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(1.0, 2.0, 60)
+        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff", "logg"), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         for g in (4.0, 5.0):
+        ...             w.add({"teff": t, "logg": g}, g * wave ** -(t / 1000))
+        >>> ts = build_training_set(ModelGrid(d / "toy.h5"), d / "set.h5", n_samples=8,
+        ...                         axis=np.linspace(1.1, 1.9, 16), noise_shapes="flat",
+        ...                         systematics=Systematics.none(), flux_scale=(1.0, 1.0),
+        ...                         snr_levels=[100.0])
+        >>> ts
+        TrainingSet('set.h5', n=8, params=('teff', 'logg'), n_wave=16)
+        >>> X, y, sigma = ts.arrays()
+        >>> int((ts.node >= 0).sum()), np.unique(sigma.round(6)).tolist()  # 4 on nodes; 1/S/N
+        (4, [0.01])
+        >>> y[:4].round(1).tolist()  # on nodes and between them
+        [[2000.0, 5.0], [1000.0, 5.0], [1000.0, 4.0], [1543.6, 4.9]]
     """
     import h5py
 
@@ -462,6 +482,26 @@ class TrainingSet:
 
     Arrays are read lazily (``flux`` and ``sigma`` are h5py datasets); :meth:`arrays` loads a
     subset into memory as ``(X, y, sigma)`` for ``Estimator.fit``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.grids import ModelGrid
+        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(1.0, 2.0, 60)
+        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff",), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         w.add({"teff": t}, wave ** -(t / 1000))
+        >>> _ = build_training_set(ModelGrid(d / "toy.h5"), d / "set.h5", n_samples=4,
+        ...                        axis=np.linspace(1.1, 1.9, 16), off_node_fraction=0.0,
+        ...                        noise_shapes="flat", systematics=Systematics.none())
+        >>> with TrainingSet(d / "set.h5") as ts:
+        ...     X, y, sigma = ts.arrays([0, 1])
+        ...     len(ts), X.shape, ts.fit_kwargs()["bounds"], ts.has_clean
+        (4, (2, 16), {'teff': (1000.0, 2000.0)}, True)
+        >>> try:
+        ...     TrainingSet(d / "toy.h5")  # a grid file, not a training set
+        ... except FileFormatError as err:
+        ...     print(str(err).split(": ")[-1])
+        not an atmospec training set (format attribute)
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

@@ -33,8 +33,21 @@ TEFF_STEP = 10.0
 
 
 class DiscrepancySource(Protocol):
-    """What the builder needs of a discrepancy model: its fractional floor and modes at a
-    Teff on a wavelength axis (:meth:`atmospec.discrepancy.DiscrepancyModel.fractional`)."""
+    """What the builder needs of a discrepancy model: its fractional floor variance and mode
+    factors at a Teff on a wavelength axis
+    (:meth:`atmospec.discrepancy.DiscrepancyModel.fractional`).
+
+    Example:
+        >>> class Flat:  # a 5 % floor and one 10 % mode shared by every pixel
+        ...     grid = "toy"
+        ...     def fractional(self, teff, wavelength=None):
+        ...         n = len(wavelength)
+        ...         return np.full(n, 0.05**2), np.full((n, 1), 0.1)
+        >>> w, rng = np.linspace(1.0, 2.0, 50), np.random.default_rng(0)
+        >>> d = discrepancy_realisations(Flat(), w, np.ones((2000, 50)), np.full(2000, 1e3), rng)
+        >>> round(float(d.std()), 2)  # sqrt(0.05**2 + 0.1**2) = 0.112
+        0.11
+    """
 
     grid: str
 

@@ -16,7 +16,19 @@ __all__ = ["Lattice", "target_params"]
 
 def target_params(grid: ModelGrid) -> tuple[str, ...]:
     """Grid parameters an estimator learns: all except those tied to another one (BT-Settl
-    alpha follows [M/H]) and those with a single value."""
+    alpha follows [M/H]) and those with a single value.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff", "logg", "kzz"), name="toy") as w:
+        ...     for t in (1000.0, 2000.0):
+        ...         for g in (4.0, 5.0):
+        ...             w.add({"teff": t, "logg": g, "kzz": 2.0}, [t, t * g])
+        >>> target_params(ModelGrid(path))  # kzz has a single value
+        ('teff', 'logg')
+    """
     return tuple(p for p in grid.param_names if p not in _tied(grid) and grid.axes[p].size > 1)
 
 
@@ -43,6 +55,25 @@ class Lattice:
     the gap, so held-out nodes never contribute to training spectra. ``cells(allowed, mode)``
     lists the cells whose corners are all allowed (``"inside"``) or that touch an allowed node
     (``"touching"``, used for points around held-out test nodes).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff", "logg"), name="toy") as w:
+        ...     for t in (1000.0, 1500.0, 2000.0):
+        ...         for g in (4.0, 5.0):
+        ...             w.add({"teff": t, "logg": g}, [t, t * g])
+        >>> grid = ModelGrid(path)
+        >>> Lattice(grid).cells(range(6)).tolist()
+        [[0, 1, 2, 3], [2, 3, 4, 5]]
+        >>> Lattice(grid, rows=[0, 1, 4, 5]).cells(range(6)).tolist()  # Teff 1500 held out
+        [[0, 1, 4, 5]]
+        >>> lat = Lattice(grid)
+        >>> rng = np.random.default_rng(0)
+        >>> corners, w, values, _ = lat.sample(lat.cells(range(6)), 2, rng)
+        >>> corners.tolist(), w.sum(axis=1).round(6).tolist(), values.round(1).tolist()
+        ([[2, 3, 4, 5], [2, 3, 4, 5]], [1.0, 1.0], [[1634.9, 4.0], [1508.3, 4.8]])
     """
 
     def __init__(self, grid: ModelGrid, rows: ArrayLike | None = None) -> None:

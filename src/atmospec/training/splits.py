@@ -65,6 +65,17 @@ def duplicate_groups(grid: ModelGrid) -> list[list[int]]:
     """Groups of grid rows holding identical (or near-identical) spectra under different labels.
 
     Uses :func:`atmospec.grids.check.find_duplicates` (exact and 0.1 %-shape hashes).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from atmospec.grids import ModelGrid
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "dup.h5"
+        >>> with ModelGrid.create(path, [1.0, 2.0], ("teff",), name="dup") as w:
+        ...     for t, f in ((1000.0, [1.0, 2.0]), (1100.0, [3.0, 1.0]), (1200.0, [1.0, 2.0])):
+        ...         w.add({"teff": t}, f)
+        ...     w.add({"teff": 1300.0}, [2.0, 4.0])  # the same shape, twice the flux
+        >>> duplicate_groups(ModelGrid(path))  # the exact group, then the same-shape one
+        [[0, 2], [0, 2, 3]]
     """
     from atmospec.grids.check import find_duplicates
 

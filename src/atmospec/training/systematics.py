@@ -126,12 +126,24 @@ def _band_profile(wave: NDArray[np.float64]) -> NDArray[np.float64]:
 def apply_telluric_residuals(
     wave: NDArray[np.float64], flux: NDArray[np.float64], amp: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Multiply by ``1 + sum_k amp[:, k] * window_k(lambda)`` over :data:`TELLURIC_BANDS`."""
+    """Multiply by ``1 + sum_k amp[:, k] * window_k(lambda)`` over :data:`TELLURIC_BANDS`.
+
+    Example:
+        >>> w = np.array([1.0, 1.135, 1.4, 1.875, 2.2])  # the band centres peak at amp
+        >>> amp = np.array([[0.1, 0.05, -0.05]])  # the weak 1.13 um band scaled by 0.3
+        >>> apply_telluric_residuals(w, np.ones((1, 5)), amp).tolist()
+        [[1.0, 1.03, 1.05, 0.95, 1.0]]
+    """
     return flux * (1 + amp @ _band_profile(wave))
 
 
 def telluric_mask(wave: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """True inside the two strong telluric bands (1.35-1.45 and 1.80-1.95 um)."""
+    """True inside the two strong telluric bands (1.35-1.45 and 1.80-1.95 um).
+
+    Example:
+        >>> telluric_mask(np.array([1.0, 1.135, 1.4, 1.875, 2.2])).tolist()
+        [False, False, True, True, False]
+    """
     return ((wave > 1.35) & (wave < 1.45)) | ((wave > 1.80) & (wave < 1.95))
 
 
@@ -157,6 +169,12 @@ def apply_resolution_mismatch(
     """Blur rows with a Gaussian kernel of resolving power ``extra_R`` (inf = untouched).
 
     Rows are grouped on a coarse log grid of ``extra_R`` so each group is one sparse product.
+
+    Example:
+        >>> w = np.linspace(1.0, 2.0, 11); f = np.zeros((2, 11)); f[:, 5] = 1.0
+        >>> out = apply_resolution_mismatch(w, f, np.array([np.inf, 20.0]))
+        >>> out[0].tolist() == f[0].tolist(), out[1, 3:8].round(3).tolist()
+        (True, [0.0, 0.128, 0.736, 0.13, 0.0])
     """
     from atmospec.transforms import convolve_to_resolution
 
@@ -191,6 +209,13 @@ def spex_noise_shapes(
 
     Returns:
         (n_shapes, n_wave) array, each row with median 1 in the S/N window.
+
+    Example:
+        >>> w = np.linspace(1.0, 2.3, 30)
+        >>> shapes = spex_noise_shapes(w, n_max=2)  # needs the SPLAT data (atmospec data)
+        >>> in_j = (w >= SNR_WINDOW[0]) & (w <= SNR_WINDOW[1])
+        >>> shapes.shape, np.median(shapes[:, in_j], axis=1).tolist()
+        ((2, 30), [1.0, 1.0])
     """
     w = np.ascontiguousarray(wave, dtype=np.float64)
     return _shapes_cached(w.tobytes(), int(n_max), float(min_snr)).copy()
@@ -261,7 +286,14 @@ def _read_shapes(wave: NDArray[np.float64], n_max: int, min_snr: float) -> NDArr
 
 
 def digest(*arrays: NDArray[Any]) -> str:
-    """Short sha256 of arrays (used to label axes in metadata)."""
+    """Short sha256 of arrays (used to label axes in metadata).
+
+    Example:
+        >>> digest(np.zeros(2)) == hashlib.sha256(bytes(16)).hexdigest()[:16]
+        True
+        >>> digest(np.zeros(2)), digest(np.zeros(2), np.ones(1)) == digest(np.zeros(2))
+        ('374708fff7719dd5', False)
+    """
     h = hashlib.sha256()
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())

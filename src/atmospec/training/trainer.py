@@ -76,7 +76,13 @@ class TrainingHistory:
 
 
 def default_device() -> str:
-    """``"cuda"`` when a GPU is visible to torch, else ``"cpu"``."""
+    """``"cuda"`` when a GPU is visible to torch, else ``"cpu"``.
+
+    Example:
+        >>> import torch
+        >>> default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+        True
+    """
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -100,6 +100,24 @@ def tune(
         timeout: stop after this many seconds.
         callbacks: Optuna callbacks ``f(study, frozen_trial)`` called after each trial of
             this process (e.g. to record which trials it ran, or to stop the study).
+
+    Example:
+        >>> import json, tempfile
+        >>> from atmospec.estimators import SpectrumMLP
+        >>> rng = np.random.default_rng(0)
+        >>> wave = np.linspace(1.0, 2.0, 8); t = rng.uniform(0, 1, (64, 1)); X = 1 + t * wave
+        >>> sig = np.full_like(X, 0.01)
+        >>> out = Path(tempfile.mkdtemp())
+        >>> study = tune(lambda p: SpectrumMLP(hidden=(4,), **p),
+        ...              (X[:48], t[:48], sig[:48]), (X[48:], t[48:], sig[48:]),
+        ...              {"wavelength": wave, "param_names": ["t"], "bounds": {"t": (0, 1)}},
+        ...              n_trials=1, space={"lr": ("log", 1e-3, 1e-2)}, out_dir=out,
+        ...              max_epochs=2)
+        >>> len(study.trials), sorted(p.name for p in out.iterdir())
+        (1, ['best_params.json', 'study.db'])
+        >>> best = json.loads((out / "best_params.json").read_text())
+        >>> best["study"], list(best["best_params"]), best["best_value"] == study.best_value
+        ('atmospec', ['lr'], True)
     """
     from atmospec._optional import require
 
