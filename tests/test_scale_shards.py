@@ -10,6 +10,7 @@ import pytest
 
 from atmospec.errors import FileFormatError
 from atmospec.scale.shards import block_seeds, build_shards, merge_shards, plan_shards
+from atmospec.training.builder import TrainingSet
 
 KW: dict[str, Any] = {"axis": "spex-prism", "block_size": 40}
 
@@ -18,7 +19,7 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
     with h5py.File(path, "r") as h5:
-        return {k: h5[k][:] for k in ("flux", "sigma", "params", "snr", "node", "cell")}
+        return {k: h5[k][:] for k in ("flux", "sigma", "params", "snr", "node", "cell", "clean")}
 
 
 def test_block_seeds_follow_seedsequence_spawn() -> None:
@@ -44,6 +45,9 @@ def test_one_or_three_shards_give_identical_rows(splat_dir: Path, tmp_path: Path
     for key in a:
         assert a[key].shape[0] == 100
         assert np.array_equal(a[key], b[key], equal_nan=True), key
+    # the noise-free fluxes travel too (fit(clean=...), a recipe's fresh_noise): once dropped
+    assert TrainingSet(tmp_path / "b.h5").has_clean
+    assert np.nanmax(np.abs(a["flux"] - a["clean"])) > 0  # noisy and clean differ
     # different blocks really are different draws (not one seed reused)
     assert not np.allclose(a["snr"][:40], a["snr"][40:80])
     # another global seed gives another set

@@ -265,6 +265,9 @@ def test_split(
     return theta, noisy, sigma
 
 
+test_split.__test__ = False  # type: ignore[attr-defined]  # a data split, not a pytest test
+
+
 def _describe(model_error: tuple[Any, float]) -> dict[str, Any] | None:
     from atmospec.training.discrepancy_augment import describe
 

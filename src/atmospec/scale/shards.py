@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 __all__ = ["block_seeds", "plan_shards", "build_shards", "merge_shards", "ShardPlan"]
 
 _DATASETS = ("flux", "sigma", "params", "snr", "node", "cell")
+_OPTIONAL = ("clean",)
+"""Datasets a training set may hold (the noise-free fluxes for ``fit(clean=...)`` and a
+recipe's ``fresh_noise``): carried through shards and merges whenever the blocks have them."""
+
+
+def _datasets(h5: Any) -> tuple[str, ...]:
+    """The row datasets of an open training-set file: the required ones and those optional
+    ones it holds."""
+    return _DATASETS + tuple(n for n in _OPTIONAL if n in h5)
 
 
 def block_seeds(seed: int, n_blocks: int) -> list[int]:
@@ -185,7 +194,7 @@ def _build_shard(grid_ref: str, out: str, plan: ShardPlan, s: int, kwargs: dict[
                     }
                 )
                 h5.create_dataset("wavelength", data=first["wavelength"][:])
-                for name in _DATASETS:
+                for name in _datasets(first):
                     data = np.concatenate([t._h5[name][:] for t in sets])
                     chunks = (min(256, data.shape[0]),) + data.shape[1:] if data.ndim > 1 else None
                     h5.create_dataset(name, data=data, chunks=chunks)
@@ -335,8 +344,9 @@ def merge_shards(
             for key, value in h0.attrs.items():
                 out.attrs[key] = value
             out.create_dataset("wavelength", data=h0["wavelength"][:])
-            shapes = {n: h0[n].shape[1:] for n in _DATASETS}
-            dtypes = {n: h0[n].dtype for n in _DATASETS}
+            names = _datasets(h0)
+            shapes = {n: h0[n].shape[1:] for n in names}
+            dtypes = {n: h0[n].dtype for n in names}
         seeds = [s for info in infos for s in info["block_seeds"]]
         out.attrs["shard"] = json.dumps(
             {
@@ -354,11 +364,16 @@ def merge_shards(
                 dtypes[n],
                 chunks=(min(256, expect), *shapes[n]) if shapes[n] else None,
             )
-            for n in _DATASETS
+            for n in names
         }
         for f, info in zip(files, infos, strict=True):
             lo, hi = info["rows"]
             with h5py.File(f, "r") as h5:
-                for n in _DATASETS:
+                if _datasets(h5) != names:
+                    raise FileFormatError(
+                        f"{f}: holds {', '.join(_datasets(h5))} but {files[0]} holds "
+                        f"{', '.join(names)} (shards built with other options; rebuild them)"
+                    )
+                for n in names:
                     dsets[n][lo:hi] = h5[n][:]
     return TrainingSet(path)
