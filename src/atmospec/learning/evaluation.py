@@ -129,7 +129,7 @@ def evaluate(
         sigma = test[2] if len(test) > 2 else None
         snr_arr = None if snr is None else np.asarray(snr)
         source = "arrays"
-    pred = estimator.predict(X, sigma if getattr(estimator, "uses_sigma", False) else sigma)
+    pred = estimator.predict(X, sigma)  # an estimator that does not use sigma ignores it
     report: dict[str, Any] = {
         "title": title or f"{type(estimator).__name__} evaluation",
         "estimator": type(estimator).__name__,
