@@ -270,3 +270,25 @@ def test_beta_nll_weights_terms_by_sigma_and_validation_stays_plain_nll():
     want = gaussian_nll(torch.from_numpy(raw), torch.from_numpy(t)).item()
     best = est.history_[0]["best_epoch"]  # the kept weights are the best epoch's
     assert est.history_[0]["val_loss"][best] == pytest.approx(want, rel=1e-4)
+
+
+def test_random_forest_sigma_survives_spectra_on_which_every_tree_agrees() -> None:
+    # y = max(t - 0.3, 0): below t = 0.3 every leaf holds 0, so the trees agree exactly and
+    # their spread is 0. A validation label off by 0.01 there gave a z-score of 1e10 and a
+    # root-mean-square sigma scale of ~1e9 (every sigma of the parameter with it); the scale
+    # is the 68.27 % quantile of |z| now, set by the spectra the trees disagree on.
+    rng = np.random.default_rng(0)
+    wave = np.linspace(1.0, 2.0, 20)
+    t = rng.uniform(0.0, 1.0, 600)
+    X, y = 1.0 + t[:, None] * wave, np.maximum(t - 0.3, 0.0)[:, None]
+    vt = np.r_[0.1, rng.uniform(0.35, 1.0, 199)]
+    vy = np.maximum(vt - 0.3, 0.0)[:, None]
+    vy[0, 0] = 0.01  # the one label the trees cannot explain
+    rf = RandomForestEstimator(n_estimators=50, seed=0).fit(
+        X, y, wavelength=wave, param_names=["p"], validation=(1.0 + vt[:, None] * wave, vy)
+    )
+    assert rf.predict(1.0 + vt[:1, None] * wave).std[0, 0] < 1e-9  # the trees agree there
+    assert rf.sigma_scale_ is not None and 0.3 < float(rf.sigma_scale_[0]) < 3.0
+    pred = rf.predict(1.0 + vt[1:, None] * wave)
+    z = (vy[1:, 0] - pred.mean[:, 0]) / pred.std[:, 0]
+    assert abs(float(np.mean(np.abs(z) <= 1.0)) - 0.6827) < 0.02  # calibrated where they vary

@@ -11,7 +11,7 @@ from atmospec.estimators.preprocessing import Preprocessor
 
 from .base import Estimator
 
-__all__ = ["RandomForestEstimator", "GradientBoostingEstimator", "TreeEnsemble"]
+__all__ = ["RandomForestEstimator", "GradientBoostingEstimator", "TreeEnsemble", "spread_scale"]
 
 
 class TreeEnsemble:
@@ -99,6 +99,24 @@ class TreeEnsemble:
         return out
 
 
+def spread_scale(error: NDArray[np.float64], spread: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per parameter (column), the factor that makes ``spread`` a 1-sigma error: the 68.27 %
+    quantile of ``|error| / spread`` (as for a Gaussian, where it is 1).
+
+    A quantile, not the root mean square: on a spectrum where every tree agrees the spread
+    is 0 and its z-score infinite, which would make an RMS scale (and every sigma) infinite.
+
+    Example:
+        >>> err = np.array([[1.0], [-2.0], [0.5], [3.0]])
+        >>> spread_scale(err, np.array([[1.0], [1.0], [1.0], [0.0]])).round(3).tolist()
+        [2.0]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(error) / spread
+    z = np.where(np.isnan(z), 0.0, z)  # no error and no spread: exact
+    return np.asarray(np.quantile(z, 0.6827, axis=0, method="inverted_cdf"), dtype=np.float64)
+
+
 class _TreeEstimator(Estimator):
     """Shared preprocessing and state handling of the tree baselines (flux / mean input)."""
 
@@ -138,7 +156,7 @@ class RandomForestEstimator(_TreeEstimator):
     """Random forest on the mean-normalised flux (Lueber et al. 2023 style baseline).
 
     The predictive sigma is the spread of the trees, rescaled on the validation set (when one
-    is given) so that held-out z-scores have unit variance.
+    is given) so that 68.27 % of held-out z-scores lie within +-1 (:func:`spread_scale`).
 
     Example:
         >>> rng = np.random.default_rng(1)
@@ -190,8 +208,7 @@ class RandomForestEstimator(_TreeEstimator):
         if validation is not None:
             mean, std = self._predict(np.asarray(validation[0], dtype=np.float64), None)
             assert std is not None  # the forest's spread is always returned
-            z = (np.asarray(validation[1]) - mean) / np.maximum(std, 1e-12)
-            self.sigma_scale_ = np.sqrt(np.mean(z**2, axis=0))
+            self.sigma_scale_ = spread_scale(np.asarray(validation[1]) - mean, std)
 
     def _predict(
         self, X: Any, sigma: Any
