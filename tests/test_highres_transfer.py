@@ -286,3 +286,39 @@ def test_transfer_cli_refuses_injections_without_teff(tmp_path) -> None:
     assert res.exit_code == 2
     assert "--teff" in res.output
     assert not out.exists()
+
+
+def test_laplace_errors_with_no_line_found_in_the_data() -> None:
+    # With every line from the template (rounds=0, or no new line found), the shared width
+    # shift of the data lines moves nothing: its Hessian row was zero and every error NaN.
+    # It is left out then; the errors scale as 1/sqrt(weight), and a data line (whose width
+    # trades against rotation) widens v sin i's.
+    from atmospec.highres.transfer_optimise import laplace
+    from atmospec.highres.transfer_state import new_state
+
+    a = np.array
+    lines = LineList(a([8702.0, 8704.0]), a([0.03, 0.02]), a([0.04, 0.04]), a([0.005, 0.005]))
+    w = np.linspace(8700.0, 8706.0, 300)
+    errors = {}
+    for found in (False, True):
+        is_t = np.array([True, not found])
+        st = new_state(
+            lines,
+            is_t,
+            lines.select(is_t),
+            LineEmulator(lines, device="cpu").settings(),
+            torch.device("cpu"),
+            1.2,
+        )
+        ext = ExtrinsicModel(w, rv=3.0, vsini=3.2, device="cpu")
+        fl = ext(st.star).detach()
+        wt = torch.full((w.size,), 1e6, dtype=torch.float64)
+        e1 = laplace(ext, st, fl, wt, TransferConfig())
+        e4 = laplace(ext, st, fl, 4.0 * wt, TransferConfig())
+        assert np.isfinite(e1["rv"]) and np.isfinite(e1["vsini"]), e1
+        assert e4["rv"] / e1["rv"] == pytest.approx(0.5) and e4["vsini"] / e1["vsini"] == (
+            pytest.approx(0.5)
+        )
+        errors[found] = e1
+    assert errors[True]["vsini"] > 1.1 * errors[False]["vsini"]
+    assert errors[True]["rv"] == pytest.approx(errors[False]["rv"], rel=1e-3)

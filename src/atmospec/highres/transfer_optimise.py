@@ -150,7 +150,10 @@ def laplace(
         return 0.5 * (wt * (fl - model) ** 2).sum() + prior
 
     h = torch.autograd.functional.hessian(nlp, theta0)
-    free = [0, 1] + ([2] if cfg.fit_resolution else []) + list(range(3, theta0.numel()))
+    # the shared width shift moves only lines found in the data: with none it has no
+    # curvature (a zero row that would make every error NaN) and nothing to marginalise
+    shift = [3] if bool((~st.template).any()) else []
+    free = [0, 1] + ([2] if cfg.fit_resolution else []) + shift + list(range(4, theta0.numel()))
     try:
         var = torch.diagonal(torch.linalg.inv(h[free][:, free]))
     except RuntimeError:
