@@ -157,7 +157,7 @@ def combine_log(
     out: FloatArray | None = None
     start = 0
     while start < n:
-        # grow the block of points until it needs more than max_rows distinct spectra
+        # a block of points whose corners (k per point) are at most max_rows spectra
         stop = min(n, start + max(1, max_rows // max(1, rows.shape[1])))
         r, w = rows[start:stop], weights[start:stop]
         used = w > 0
