@@ -102,6 +102,29 @@ class TransitNPE(NPEstimator):
     The residuals of a transmission spectrum average to zero per instrument, so the
     brown-dwarf estimator's division by the mean flux is replaced by a division by the
     (fixed) error bars; everything else (flow, training, sampling, saving) is inherited.
+
+    Example:
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> from atmospec.molecules.spectrum import TransmissionSpectrum
+        >>> lam, c = np.linspace(1.0, 2.0, 5), np.linspace(1.1, 1.9, 8)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> spec = TransmissionSpectrum(c, np.full(8, 0.05), np.full(8, 0.012), np.full(8, 1e-4),
+        ...                             np.full(8, "x"), "toy")
+        >>> sim = TransmissionModel(lam, [grey], n_levels=20)
+        >>> r = Retrieval.build(spec, sim, molecules=("H2O",))
+        >>> toy = {"n": 64, "max_epochs": 1, "n_calibration": 0,   # a toy: one epoch, 64 planets
+        ...        "hyper": {"width": 16, "n_features": 8, "transforms": 1}}
+        >>> est = train_abundance_npe(r, **toy)
+        >>> a = est.sample(r.data_residual, r.spec.error, n=5, seed=0)
+        >>> b = est.sample(3 * r.data_residual, 3 * r.spec.error, n=5, seed=0)
+        >>> a.shape, bool(np.allclose(a, b))   # it reads residuals in units of the error bars
+        ((5, 5), True)
+        >>> import tempfile
+        >>> again = TransitNPE.load(est.save(Path(tempfile.mkdtemp()) / "npe"))
+        >>> type(again).__name__, again.noise == est.noise   # with its training noise
+        ('TransitNPE', True)
     """
 
     def _normalise(
@@ -144,7 +167,13 @@ class TransitNPE(NPEstimator):
 
 
 def cache_dir() -> Path:
-    """Where trained retrieval NPEs are kept (``data_dir()/molecules/retrieval``)."""
+    """Where trained retrieval NPEs are kept (``data_dir()/molecules/retrieval``).
+
+    Example:
+        >>> from atmospec.data import data_dir
+        >>> cache_dir().relative_to(data_dir()).as_posix()
+        'molecules/retrieval'
+    """
     from atmospec.data import data_dir
 
     return data_dir() / "molecules" / "retrieval"
@@ -286,7 +315,32 @@ def load_or_train(
     **train: Any,
 ) -> TransitNPE:
     """The NPE for ``retrieval``'s binning: loaded from the cache if its digest matches,
-    otherwise trained and saved there (atomically, sealed)."""
+    otherwise trained and saved there (atomically, sealed).
+
+    A cached NPE without a calibration record is calibrated first (on ``n_calibration``
+    planets, 1000 unless given; :func:`calibrate`) and saved again.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> from atmospec.molecules.spectrum import TransmissionSpectrum
+        >>> lam, c = np.linspace(1.0, 2.0, 5), np.linspace(1.1, 1.9, 8)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> spec = TransmissionSpectrum(c, np.full(8, 0.05), np.full(8, 0.012), np.full(8, 1e-4),
+        ...                             np.full(8, "x"), "toy")
+        >>> sim = TransmissionModel(lam, [grey], n_levels=20)
+        >>> r = Retrieval.build(spec, sim, molecules=("H2O",))
+        >>> toy = {"n": 64, "max_epochs": 1, "n_calibration": 0,   # a toy: one epoch, 64 planets
+        ...        "hyper": {"width": 16, "n_features": 8, "transforms": 1}}
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> est = load_or_train(r, folder=folder, **toy)   # trained, saved under the digest
+        >>> [f.name for f in folder.iterdir()] == [r.digest()]
+        True
+        >>> load_or_train(r, folder=folder, n=10, n_calibration=0).meta_["n_simulated"]   # cached
+        64
+    """
     root = Path(folder) if folder is not None else cache_dir()
     path = root / retrieval.digest()
     if path.exists() and not retrain:
@@ -339,7 +393,27 @@ def coverage(
     """Coverage on ``n_tests`` fresh simulations (never seen in training): a
     :class:`~atmospec.posteriors.calibration.CalibrationReport` with SBC ranks (marginal
     central intervals), HPD expected coverage and TARP, at the usual levels and at 0.68.
-    ``temperature``: the latent temperature to test (default: the estimator's own)."""
+    ``temperature``: the latent temperature to test (default: the estimator's own).
+
+    Example:
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> from atmospec.molecules.spectrum import TransmissionSpectrum
+        >>> lam, c = np.linspace(1.0, 2.0, 5), np.linspace(1.1, 1.9, 8)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> spec = TransmissionSpectrum(c, np.full(8, 0.05), np.full(8, 0.012), np.full(8, 1e-4),
+        ...                             np.full(8, "x"), "toy")
+        >>> sim = TransmissionModel(lam, [grey], n_levels=20)
+        >>> r = Retrieval.build(spec, sim, molecules=("H2O",))
+        >>> toy = {"n": 64, "max_epochs": 1, "n_calibration": 0,   # a toy: one epoch, 64 planets
+        ...        "hyper": {"width": 16, "n_features": 8, "transforms": 1}}
+        >>> rep = coverage(train_abundance_npe(r, **toy), r, n_tests=20, n_samples=20)
+        >>> type(rep).__name__, rep.n_tests, 0.68 in rep.levels, rep.meta["temperature"]
+        ('CalibrationReport', 20, True, 1.0)
+        >>> sorted(rep.meta["sbc_rank_uniformity_p"])   # one p-value per parameter
+        ['log_H2O', 'log_haze', 'log_p_cloud_bar', 'radius_rjup', 'temperature']
+    """
     from scipy.stats import chisquare
 
     from atmospec.posteriors.calibration import LEVELS, calibration_report, sbc_ranks

@@ -18,7 +18,13 @@ PI_R_E = np.pi * 2.8179403262e-15
 
 @dataclass(frozen=True)
 class AlkaliLine:
-    """One resonance line: vacuum wavelength (nm), oscillator strength f, Einstein A (s^-1)."""
+    """One resonance line: vacuum wavelength (nm), oscillator strength f, Einstein A (s^-1).
+
+    Example:
+        >>> d2 = AlkaliLine("Na", 589.1583, 0.641, 6.16e7)
+        >>> d2 in ALKALI_LINES, round(1e7 / d2.wavelength_nm, 1)   # Na D2; its wavenumber, cm^-1
+        (True, 16973.4)
+    """
 
     species: str
     wavelength_nm: float

@@ -258,6 +258,22 @@ class AnyBinningClassifier:
 
     ``predict_spectrum`` accepts any :class:`TransmissionSpectrum` whose bins lie within
     :attr:`coverage` and whose depths the simulated population covers.
+
+    Example:
+        >>> clf = load_pretrained_anybin()
+        >>> clf.coverage, clf.edges.size - 1   # the canonical axis and its cells
+        ((0.46, 12.4), 384)
+        >>> lam = np.geomspace(1.0, 5.0, 40)
+        >>> b = Binning(lam, lam / 200, np.full(40, "prism"), np.full(40, 1e-4))
+        >>> noise = 0.02 + 1e-4 * np.random.default_rng(0).standard_normal((1, 40))
+        >>> p = clf.predict_proba(b, noise, np.full((1, 40), 1e-4))   # noise alone
+        >>> p.shape, bool(p.max() < 0.05)
+        ((1, 6), True)
+        >>> clf.check_spectrum(TransmissionSpectrum(lam, lam / 200, np.full(40, 0.3),
+        ...                                         np.full(40, 1e-4), np.full(40, "x"), "deep"))
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.OutOfGridError: deep: median transit depth 0.3 is outside the simulated ...
     """
 
     network: Any
@@ -409,7 +425,13 @@ class AnyBinningClassifier:
 
 def load_pretrained_anybin() -> AnyBinningClassifier:
     """The shipped any-binning classifier, from the model registry
-    (:func:`atmospec.models.load_model` name :data:`SHIPPED_NAME`)."""
+    (:func:`atmospec.models.load_model` name :data:`SHIPPED_NAME`).
+
+    Example:
+        >>> clf = load_pretrained_anybin()
+        >>> clf.molecules, clf.config["n_cells"], clf.info["detection_threshold"]
+        (('H2O', 'CO2', 'CH4', 'CO', 'Na', 'K'), 384, 25.0)
+    """
     from atmospec.models import load_model
 
     clf: AnyBinningClassifier = load_model(SHIPPED_NAME, kind=KIND)

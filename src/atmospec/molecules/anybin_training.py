@@ -82,7 +82,24 @@ class _Binner:
 
 
 def project_torch(obs: Any, err: Any, binning: Binning, onehot: Any, edges: NDArray) -> Any:
-    """:func:`project` in torch (same formula), for batches on any device."""
+    """:func:`project` in torch (same formula), for batches on any device.
+
+    ``onehot`` is the ``(n_bins, n_instruments)`` instrument indicator matrix.
+
+    Example:
+        >>> import torch
+        >>> from atmospec.molecules.anybin import project
+        >>> b = Binning(np.array([1.5, 2.5]), np.full(2, 0.5), np.array(["x", "x"]), np.ones(2))
+        >>> edges, f64 = np.array([1.0, 2.0, 3.0, 4.0]), torch.float64
+        >>> x = project_torch(torch.tensor([[1.0, 3.0]], dtype=f64), torch.ones(1, 2, dtype=f64),
+        ...                   b, torch.ones(2, 1, dtype=f64), edges)
+        >>> x[0].tolist()   # residual, log S/N (-4: empty cell), coverage per cell
+        [[-1.0, 1.0, 0.0], [0.0, 0.0, -4.0], [1.0, 1.0, 0.0]]
+        >>> y = project(np.array([[1.0, 3.0]]), np.ones((1, 2)), b.lower, b.upper,
+        ...             b.instrument_ids(), edges)
+        >>> bool(np.allclose(x.numpy(), y))
+        True
+    """
     import torch
 
     dev = obs.device
@@ -147,7 +164,25 @@ def train_anybin(
     observed with ``n_val_binnings`` fixed random binnings.
 
     ``init`` starts from an earlier classifier's weights (fine-tuning; same ``n_cells``,
-    ``width`` and molecules), recorded in the provenance."""
+    ``width`` and molecules), recorded in the provenance.
+
+    Example:
+        >>> from atmospec.molecules.native import NativeSet
+        >>> lam = np.geomspace(0.45, 12.5, 300)
+        >>> on = np.random.default_rng(0).random((40, 2)) < 0.5   # H2O, CO2 on or off
+        >>> band = on[:, :, None] * np.exp(-0.5 * ((lam - np.array([[1.4], [4.3]])) / 0.1) ** 2)
+        >>> ns = NativeSet(lam, (0.01 + 1e-3 * band.sum(1)).astype(np.float32),
+        ...     band.astype(np.float16), np.full((40, 2), 1e-3, np.float32),
+        ...     np.where(on, -3.0, -np.inf), ("log_H2O", "log_CO2"),
+        ...     (np.arange(40) % 4 == 0).astype(np.int8), ("H2O", "CO2"))
+        >>> clf = train_anybin(ns, n_cells=16, width=4, max_epochs=1, n_val_binnings=1)  # a toy
+        >>> clf.molecules, clf.edges.size, clf.temperatures.shape, clf.info["n_train"]
+        (('H2O', 'CO2'), 17, (2,), 30)
+        >>> train_anybin(ns, n_cells=32, init=clf)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ModelInputError: init: a classifier with other molecules or another axis
+    """
     import torch
 
     from atmospec._fileio import provenance

@@ -176,6 +176,13 @@ class Atmosphere:
         vmr: complete, height-independent volume mixing ratios (incl. H2, He).
         mu: mean molecular weight (amu).
         planet: the bulk planet.
+
+    Example:
+        >>> atm = hydrostatic(Planet.from_units(1.0, 10.0, 1.0), 1000.0, {}, n_levels=5, p_top=0.1)
+        >>> atm.pressure.tolist(), round(atm.mu, 2)   # Pa from the bottom up; solar H2/He
+        ([10000000.0, 100000.0, 1000.0, 10.0, 0.1], 2.3)
+        >>> f"{atm.number_density[0]:.3g}", (atm.scale_height()[[0, -1]] / 1e3).round().tolist()
+        ('7.24e+26', [353.0, 428.0])
     """
 
     pressure: NDArray[np.float64]

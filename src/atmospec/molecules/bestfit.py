@@ -37,6 +37,12 @@ class BestFit:
         model: the best model on the observed bins, offsets applied.
         without: the same model with each molecule removed (offsets refitted).
         dchi2: chi-square increase when each molecule is removed (no other refit).
+
+    Example:
+        >>> fit = BestFit({"log_H2O": -3.0, "temperature": 1000.0}, 12.0, 10, np.full(3, 0.0115),
+        ...               dchi2={"H2O": 897.2, "CO2": 0.4})
+        >>> round(fit.chi2 / fit.dof, 2), max(fit.dchi2, key=fit.dchi2.get)
+        (1.2, 'H2O')
     """
 
     params: dict[str, float]
@@ -198,7 +204,19 @@ def removal_dchi2(spec: TransmissionSpectrum, fit: BestFit) -> dict[str, float]:
 def plot_switched_off(
     spec: TransmissionSpectrum, fit: BestFit, path: str | os.PathLike[str]
 ) -> Path:
-    """One panel per molecule: data, best model, and the model without that molecule."""
+    """One panel per molecule: data, best model, and the model without that molecule.
+
+    Example:
+        >>> import tempfile
+        >>> lam = np.array([0.5, 2.0, 8.0])
+        >>> spec = TransmissionSpectrum(lam, lam / 20, np.array([0.011, 0.0112, 0.011]),
+        ...                             np.full(3, 5e-5), np.full(3, "x"), "toy")
+        >>> fit = BestFit({}, 0.0, 0, spec.depth, without={"H2O": np.full(3, 0.011)},
+        ...               dchi2={"H2O": 16.0})
+        >>> png = plot_switched_off(spec, fit, Path(tempfile.mkdtemp()) / "switched_off.png")
+        >>> png.name, png.read_bytes()[1:4]
+        ('switched_off.png', b'PNG')
+    """
     from matplotlib.figure import Figure
 
     mols = list(fit.without)

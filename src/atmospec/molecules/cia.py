@@ -30,6 +30,14 @@ class CIATable:
         temperature: K, increasing.
         k: shape ``(n_T, n_wavenumber)``, m^5 molecule^-2.
         source: the file read.
+
+    Example:
+        >>> t = CIATable(("H2", "He"), np.array([1000.0, 3000.0]), np.array([100.0, 300.0]),
+        ...              np.array([[1.0, 3.0], [2.0, 6.0]]))
+        >>> t.on_wavelength([5.0, 20.0]).tolist()   # 2000 cm^-1, and 500 cm^-1 off the table
+        [[2.0, 0.0], [4.0, 0.0]]
+        >>> t.temperature_weights(150.0).tolist()   # a quarter of the way from 100 to 300 K
+        [[0.75, 0.25]]
     """
 
     pair: tuple[str, str]

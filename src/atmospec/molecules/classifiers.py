@@ -70,7 +70,20 @@ def noisy_observations(
     noise_scale: float | NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """Observed depths, their errors and labels: Gaussian noise of ``noise_scale`` x the
-    reference errors (default: each spectrum's own ``noise_scale``)."""
+    reference errors (default: each spectrum's own ``noise_scale``).
+
+    Example:
+        >>> b = Binning(np.array([1.0, 2.0]), np.full(2, 0.5), np.array(["x", "x"]),
+        ...             np.full(2, 1e-4))
+        >>> ts = MoleculeTrainingSet(np.full((2, 2), 0.01), np.array([[100.0], [100.0]]),
+        ...     np.array([[-3.0, 1.0], [-3.0, 4.0]]), ("log_H2O", "noise_scale"),
+        ...     np.zeros(2, np.int8), b, ("H2O",))
+        >>> obs, err, labels = noisy_observations(ts, np.random.default_rng(0))
+        >>> err.tolist(), labels.tolist()   # at 4x the errors, Delta chi^2 = 100 / 16 < 25
+        ([[0.0001, 0.0001], [0.0004, 0.0004]], [[True], [False]])
+        >>> bool(np.all(np.abs(obs - 0.01) < 5 * err))
+        True
+    """
     s = ts.column("noise_scale") if noise_scale is None else np.asarray(noise_scale, float)
     s = np.broadcast_to(s, (len(ts),))
     err = s[:, None] * ts.binning.error[None, :]
@@ -165,6 +178,21 @@ class MoleculeClassifier:
 
     ``predict_proba`` gives calibrated probabilities that each molecule is present and
     detectable; ``predict_spectrum`` adds an interval from Monte-Carlo dropout.
+
+    Example:
+        >>> clf = load_pretrained()
+        >>> len(clf.binning), clf.coverage
+        (383, (0.51707, 12.0))
+        >>> e = clf.binning.error
+        >>> noise = 0.02 + e * np.random.default_rng(0).standard_normal((1, e.size))
+        >>> p = clf.predict_proba(noise, e[None])   # noise alone: no molecule detectable
+        >>> p.shape, bool(p.max() < 0.05)
+        ((1, 6), True)
+        >>> clf.check_bins(TransmissionSpectrum(np.array([1.0, 2.0]), np.full(2, 0.1),
+        ...     np.full(2, 0.02), np.full(2, 1e-4), np.full(2, "x"), "toy"))
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.IncompatibleModelError: toy: 2 bins (1-2 um) differ from the 383 bins ...
     """
 
     network: Any
@@ -305,7 +333,15 @@ def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def load_pretrained() -> MoleculeClassifier:
     """The shipped classifier (trained on the WASP-39b JWST bins), from the model registry
-    (:func:`atmospec.models.load_model` name ``"molecules"``)."""
+    (:func:`atmospec.models.load_model` name ``"molecules"``).
+
+    Example:
+        >>> clf = load_pretrained()
+        >>> clf.molecules, clf.info["detection_threshold"]
+        (('H2O', 'CO2', 'CH4', 'CO', 'Na', 'K'), 25.0)
+        >>> sorted(set(clf.binning.instrument.tolist()))[:3]   # 7 JWST modes
+        ['miri_lrs', 'nircam_f322w2', 'niriss_soss1']
+    """
     from atmospec.models import load_model
 
     clf: MoleculeClassifier = load_model("molecules", kind=KIND)
@@ -361,6 +397,22 @@ def train_cnn(
     Each epoch draws new noise and new noise scales (log-uniform over the prior's range), and
     the labels follow the drawn scale. Calibration: one temperature per molecule fitted on
     the validation split (fixed noise draw).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> b = Binning(np.linspace(1.0, 2.0, 8), np.full(8, 0.06), np.full(8, "x"),
+        ...             np.full(8, 1e-4))
+        >>> on = rng.random((60, 2)) < 0.5   # H2O and CO2 on or off, each with its own shape
+        >>> depth = 0.01 + 1e-3 * on @ np.array([np.sin(np.arange(8)), np.cos(np.arange(8))])
+        >>> params = np.column_stack([np.where(on, -3.0, -np.inf), np.ones(60)])
+        >>> ts = MoleculeTrainingSet(depth, np.where(on, 400.0, 0.0), params,
+        ...     ("log_H2O", "log_CO2", "noise_scale"), (np.arange(60) % 3 == 0).astype(np.int8),
+        ...     b, ("H2O", "CO2"))
+        >>> clf = train_cnn(ts, width=4, max_epochs=2)   # a toy: two epochs of one batch
+        >>> clf.molecules, clf.temperatures.shape, clf.info["n_train"], clf.info["n_val"]
+        (('H2O', 'CO2'), (2,), 40, 20)
+        >>> len(clf.info["history"]["train_loss"]), clf.predict_proba(depth[:3], b.error).shape
+        (2, (3, 2))
     """
     import torch
 
@@ -424,7 +476,17 @@ def train_cnn(
 
 @dataclass
 class BaselineClassifier:
-    """A scikit-learn random forest or MLP on the flattened CNN inputs, isotonic-calibrated."""
+    """A scikit-learn random forest or MLP on the flattened CNN inputs, isotonic-calibrated.
+
+    Example:
+        >>> from sklearn.dummy import DummyClassifier
+        >>> b = Binning(np.array([1.0, 2.0]), np.full(2, 0.5), np.array(["x", "x"]),
+        ...             np.full(2, 1e-4))
+        >>> prior = DummyClassifier().fit(np.zeros((4, 4)), [[0, 1], [1, 1], [0, 1], [0, 0]])
+        >>> clf = BaselineClassifier("dummy", prior, b, ("H2O", "CO2"))
+        >>> clf.predict_proba(np.array([[0.01, 0.011]]), np.full((1, 2), 1e-4)).tolist()
+        [[0.25, 0.75]]
+    """
 
     kind: str
     model: Any
@@ -454,7 +516,26 @@ def train_baseline(
     ts: MoleculeTrainingSet, kind: str = "rf", *, seed: int = 0, n_jobs: int = 1
 ) -> BaselineClassifier:
     """Fit a random forest (``"rf"``) or MLP (``"mlp"``) on one noisy draw per training spectrum,
-    then isotonic calibration per molecule on the validation split."""
+    then isotonic calibration per molecule on the validation split.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> b = Binning(np.linspace(1.0, 2.0, 8), np.full(8, 0.06), np.full(8, "x"),
+        ...             np.full(8, 1e-4))
+        >>> on = rng.random((60, 2)) < 0.5   # H2O and CO2 on or off, each with its own shape
+        >>> depth = 0.01 + 1e-3 * on @ np.array([np.sin(np.arange(8)), np.cos(np.arange(8))])
+        >>> params = np.column_stack([np.where(on, -3.0, -np.inf), np.ones(60)])
+        >>> ts = MoleculeTrainingSet(depth, np.where(on, 400.0, 0.0), params,
+        ...     ("log_H2O", "log_CO2", "noise_scale"), (np.arange(60) % 3 == 0).astype(np.int8),
+        ...     b, ("H2O", "CO2"))
+        >>> clf = train_baseline(ts, "rf")
+        >>> clf.kind, len(clf.calibrators), clf.predict_proba(depth[:3], b.error).shape
+        ('rf', 2, (3, 2))
+        >>> train_baseline(ts, "svm")
+        Traceback (most recent call last):
+        ...
+        ValueError: kind must be 'rf' or 'mlp', not 'svm'
+    """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.isotonic import IsotonicRegression
     from sklearn.neural_network import MLPClassifier
@@ -518,7 +599,16 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """Per molecule: precision, recall, F1 (at 0.5), ROC-AUC, PR-AUC, recall at 5 % FPR,
     confusion matrix [[tn, fp], [fn, tp]] and a reliability table (mean predicted vs observed
-    frequency in ``n_reliability`` probability bins)."""
+    frequency in ``n_reliability`` probability bins).
+
+    Example:
+        >>> labels = np.array([[0], [0], [1], [1]], bool)
+        >>> m = evaluate(np.array([[0.1], [0.6], [0.4], [0.9]]), labels, ("H2O",))["H2O"]
+        >>> m["precision"], m["recall"], m["roc_auc"], m["confusion"]
+        (0.5, 0.5, 0.75, [[1, 1], [1, 1]])
+        >>> m["reliability"][9]   # the predictions in 0.9-1: one, and it was present
+        {'bin': [0.9, 1.0], 'count': 1, 'mean_predicted': 0.9, 'observed': 1.0}
+    """
     from sklearn.metrics import (
         average_precision_score,
         confusion_matrix,

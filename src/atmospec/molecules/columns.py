@@ -213,7 +213,15 @@ def normalise_name(name: str) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class ColumnMatch:
-    """Which table column plays which role, and the units read from names or headers."""
+    """Which table column plays which role, and the units read from names or headers.
+
+    Example:
+        >>> m = match_columns(["Wavelength (nm)", "Rp/Rs", "err", "notes"])
+        >>> m.columns   # "notes" is no synonym of any role: ignored
+        {'wavelength': 'Wavelength (nm)', 'radius_ratio': 'Rp/Rs', 'error': 'err'}
+        >>> m.units
+        {'wavelength': 'nm'}
+    """
 
     columns: dict[str, str]
     units: dict[str, str]
@@ -295,13 +303,27 @@ def depth_to_fraction(
 
     A transit depth is a fraction of the stellar disc: between 0 and 0.5 as a fraction
     (R_p/R_s <= 0.7). With ``unit`` None the unit is inferred only when exactly one of ppm,
-    percent and fraction puts every depth in (0, 0.5] and every error at or above 3 ppm (no instrument reaches below per bin);
-    otherwise the user must name it.
+    percent and fraction puts every depth in (0, 0.5] and every error at or above 3 ppm (no
+    instrument reaches below per bin); otherwise the user must name it.
 
-    Returns ``(depth, error, unit, note)`` where ``note`` says how the unit was decided.
+    Returns ``(depth, error, unit, note)`` where ``note`` says how the unit was decided
+    (``how``, where the unit was given).
 
     Raises:
         UnitError: the values do not fit the declared unit, or the unit is ambiguous.
+
+    Example:
+        >>> d, e, unit, note = depth_to_fraction(np.array([21000.0, 21500.0]),
+        ...                                      np.array([50.0, 60.0]), None, source="t", how="")
+        >>> d.round(6).tolist(), e.round(7).tolist(), unit
+        ([0.021, 0.0215], [5e-05, 6e-05], 'ppm')
+        >>> note
+        'inferred: only ppm puts all depths in (0, 0.5] with errors >= 3 ppm'
+        >>> depth_to_fraction(np.array([21000.0]), np.array([50.0]), "percent", source="t.csv",
+        ...                   how="from the header")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.UnitError: t.csv: depth 21000 percent (from the header) in row 0 is 210 ...
     """
     if np.size(depth) == 0:
         raise FileFormatError(f"{source}: no data rows (no depths to read)")

@@ -111,6 +111,14 @@ class Prior:
     only for switched-on molecules. The nuisance absorber is a Gaussian band at a random
     wavelength: it stands for species the model lacks (SO2 at 4.05 um in WASP-39b), so that
     unexplained absorption is not credited to a modelled molecule.
+
+    Example:
+        >>> p = Prior(molecules=("H2O", "CO2"), p_on=1.0).sample(np.random.default_rng(0))
+        >>> round(p["log_H2O"], 2), round(p["temperature"]), round(p["gravity"], 1), len(p)
+        (-6.25, 1701, 15.4, 13)
+        >>> clear = Prior(p_on=0.0, p_clear=1.0).sample(np.random.default_rng(0))
+        >>> clear["log_H2O"], clear["log_p_cloud_bar"]   # switched off; no cloud deck
+        (-inf, inf)
     """
 
     molecules: tuple[str, ...] = MOLECULES
@@ -210,6 +218,23 @@ class MoleculeTrainingSet:
         params: parameter table ``(n, n_params)`` with names ``param_names``.
         split: 0 train, 1 validation, 2 test (70/15/15).
         binning: the bins (with the reference error bars).
+
+    Example:
+        >>> import tempfile
+        >>> b = Binning(np.array([1.0, 2.0]), np.full(2, 0.5), np.array(["x", "x"]),
+        ...             np.full(2, 1e-4))
+        >>> params = np.array([[-3.0, -np.inf, 1.0], [-5.0, -4.0, 2.0]])
+        >>> names = ("log_H2O", "log_CO2", "noise_scale")
+        >>> ts = MoleculeTrainingSet(np.full((2, 2), 0.01, np.float32),
+        ...     np.array([[400.0, 0.0], [30.0, 120.0]]), params, names,
+        ...     np.array([0, 1], np.int8), b, ("H2O", "CO2"))
+        >>> ts.labels().tolist()   # present and Delta chi^2 / noise_scale^2 > 25
+        [[True, False], [False, True]]
+        >>> ts.labels(1.0).tolist(), len(ts.subset(1))
+        ([[True, False], [True, True]], 1)
+        >>> again = MoleculeTrainingSet.load(ts.save(Path(tempfile.mkdtemp()) / "ts.h5"))
+        >>> again.molecules, again.binning.instrument.tolist(), again.column("log_CO2").tolist()
+        (('H2O', 'CO2'), ['x', 'x'], [-inf, -4.0])
     """
 
     depth: NDArray[np.float32]

@@ -45,6 +45,24 @@ def integrated_gradients(
     (pass the spectrum's ``binning``) they are the cells of its canonical wavelength axis.
     The baseline is a featureless spectrum (channel 0 = 0) with the same error bars, so the
     attributions say which cells' departures from flat raised the molecule's score.
+
+    Example:
+        >>> import torch
+        >>> from atmospec.molecules.classifiers import load_pretrained
+        >>> clf = load_pretrained()
+        >>> e = clf.binning.error
+        >>> depth = 0.02 + e * np.random.default_rng(0).standard_normal((2, e.size))
+        >>> a = integrated_gradients(clf, depth, e[None], "CO2")
+        >>> a.shape
+        (2, 383)
+        >>> ids = clf.binning.instrument_ids()
+        >>> x = torch.from_numpy(features(depth, np.broadcast_to(e, depth.shape), ids))
+        >>> flat = x.clone()
+        >>> flat[:, 0] = 0.0
+        >>> with torch.no_grad():   # completeness: they add up to the logit's rise over flat
+        ...     rise = (clf.network(x) - clf.network(flat))[:, 1].numpy()
+        >>> bool(np.allclose(a.sum(axis=1), rise, atol=0.05))
+        True
     """
     import torch
     from captum.attr import IntegratedGradients
@@ -107,7 +125,23 @@ def molecule_attributions(
     max_spectra: int = 200,
     background: tuple[NDArray, NDArray] | None = None,
 ) -> dict[str, NDArray[np.float64]]:
-    """Mean attribution per bin for each molecule, over spectra where it is detectable."""
+    """Mean attribution per bin for each molecule, over spectra where it is detectable.
+
+    Example:
+        >>> from atmospec.molecules.classifiers import load_pretrained
+        >>> clf = load_pretrained()
+        >>> e = np.broadcast_to(clf.binning.error, (2, 383))
+        >>> depth = 0.02 + e * np.random.default_rng(0).standard_normal(e.shape)
+        >>> labels = np.zeros((2, 6), bool)
+        >>> labels[0, 0] = True   # H2O detectable in the first spectrum, nothing else anywhere
+        >>> att = molecule_attributions(clf, depth, e, labels)
+        >>> att["H2O"].shape, bool(att["H2O"].any()), bool(att["CO2"].any())
+        ((383,), True, False)
+        >>> molecule_attributions(clf, depth, e, labels, method="lime")
+        Traceback (most recent call last):
+        ...
+        ValueError: method must be 'ig' or 'shap', not 'lime'
+    """
     out: dict[str, NDArray[np.float64]] = {}
     for j, m in enumerate(clf.molecules):
         sel = np.nonzero(labels[:, j])[0][:max_spectra]
@@ -167,7 +201,17 @@ def plot_attributions(
     probabilities: Mapping[str, float] | None = None,
     title: str = "",
 ) -> Path:
-    """One panel per molecule: attribution per bin over the molecule's cross-section (grey)."""
+    """One panel per molecule: attribution per bin over the molecule's cross-section (grey).
+
+    Example:
+        >>> import tempfile
+        >>> lam = np.array([0.6, 2.0, 4.3])
+        >>> png = plot_attributions({"CO2": np.array([0.0, 0.1, 2.0])}, lam,
+        ...                         Path(tempfile.mkdtemp()) / "attributions.png",
+        ...                         probabilities={"CO2": 0.97}, title="toy")
+        >>> png.name, png.read_bytes()[1:4]
+        ('attributions.png', b'PNG')
+    """
     from matplotlib.figure import Figure  # no pyplot: no global state, no backend switch
 
     from atmospec._fileio import atomic_path

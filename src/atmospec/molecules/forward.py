@@ -38,6 +38,18 @@ class Clouds:
 
     The haze cross-section per gas molecule is ``haze_factor * 5.31e-31 m^2 *
     (lambda / 0.35 um)^haze_slope`` (see :func:`~atmospec.molecules.opacity.haze_cross_section`).
+
+    Example:
+        >>> model = TransmissionModel(np.array([0.4, 1.0, 4.0]), n_levels=40)   # Rayleigh only
+        >>> def ppm(clouds):
+        ...     d = model.transit_depth(Planet.from_units(1.0, 10.0, 1.0), 1000.0, {}, clouds)
+        ...     return (d * 1e6).round().tolist()
+        >>> ppm(Clouds())   # clear: the Rayleigh slope
+        [11251.0, 10821.0, 10342.0]
+        >>> ppm(Clouds(p_cloud=1e2))   # an opaque deck at 1 mbar flattens it
+        [11618.0, 11615.0, 11615.0]
+        >>> ppm(Clouds(haze_factor=100.0))   # a haze (factor 100) raises and steepens it
+        [11820.0, 11367.0, 10730.0]
     """
 
     p_cloud: float | None = None
@@ -52,6 +64,17 @@ class Simulator(Protocol):
     ``transit_depth`` returns (R_p(lambda) / R_s)^2 on ``wavelength`` (micron) for trace-species
     mixing ratios ``vmr`` (H2/He background filling the rest). ``extra_sigma``, if given, is an
     additional cross-section per gas molecule (m^2, on ``wavelength``), e.g. a nuisance absorber.
+
+    Example:
+        >>> class Flat:   # a stand-in: a flat 1 % transit
+        ...     wavelength, species = np.array([1.0, 2.0]), ("H2O",)
+        ...     def transit_depth(self, planet, temperature, vmr, clouds=Clouds(), *,
+        ...                       extra_sigma=None):
+        ...         return np.full(2, 0.01)
+        >>> isinstance(Flat(), Simulator), isinstance(object(), Simulator)
+        (True, False)
+        >>> isinstance(TransmissionModel(np.array([1.0, 2.0])), Simulator)
+        True
     """
 
     @property

@@ -51,6 +51,18 @@ class LineList:
         n_temp: temperature exponents of the half widths.
         partition: Q(T), or None when the file carried none (then only T = 296 K works).
         source: the file read.
+
+    Example:
+        >>> co = LineList("CO", 27.995, np.array([2143.0]), np.array([0.0]), np.array([1e-19]),
+        ...               np.array([0.07]), np.array([0.5]), partition=lambda t: t / 2.77)
+        >>> f"{co.intensity(1000.0)[0]:.3g}"   # Q(296 K)/Q(1000 K) = 0.296, stimulated emission
+        '2.82e-20'
+        >>> [round(float(w[0]), 4) for w in co.widths(1000.0, 101325.0)]   # sigma, HWHM (cm^-1)
+        [0.0039, 0.0381]
+        >>> nu = np.linspace(2118.0, 2168.0, 10001)   # the line +- its 25 cm^-1 cutoff
+        >>> xs = co.cross_section(nu, 1000.0, 1e5)   # m^2
+        >>> round(float(xs.sum() * 0.005 / (co.intensity(1000.0)[0] * 1e-4)), 3)   # of S(T)
+        0.999
     """
 
     name: str
@@ -193,6 +205,20 @@ def read_hitran_par(
     half widths and their temperature exponents are used as the Lorentz widths. HITRAN files
     carry no partition function: pass ``partition`` (callable or a file of T, Q columns) for
     temperatures other than 296 K.
+
+    Example:
+        >>> import tempfile
+        >>> rec = f"{5:2d}{1:1d}{2147.081139:12.6f}{1.9e-20:10.3E}{11.71:10.3E}.0700.0800"
+        >>> rec += f"{0.0:10.4f}0.75"   # E'' (cm^-1), temperature exponent of the width
+        >>> path = Path(tempfile.mkdtemp()) / "co.par"
+        >>> _ = path.write_text(rec.ljust(160) + "\\n")
+        >>> co = read_hitran_par(path)
+        >>> co.name, co.mass, co.wavenumber.tolist(), co.gamma_ref.tolist(), co.n_temp.tolist()
+        ('CO', 27.994915, [2147.081139], [0.07], [0.75])
+        >>> co.intensity(1000.0)
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.DataNotFoundError: ...co.par: no partition function; pass partition= ...
     """
     path = Path(path)
     rows = []
@@ -263,6 +289,20 @@ def read_slab_par(
     per molecule of the isotopologue (no abundance scaling). The format has no broadening
     parameters: ``gamma_ref`` (cm^-1/atm at 296 K; 0.07 is typical of CO broadened by H2) and
     ``n_temp`` are used for every line.
+
+    Example:
+        >>> import tempfile
+        >>> rows = ["# HITRAN 2020 CO; id:5; iso:1", "#", "#", "# Q(T) entries", "3",
+        ...         "# T  Q(T)", "# [K]", "100 36.4954", "296 107.41982", "1000 380.29697",
+        ...         "Number of lines", "1", "# Nr  up|  low|  A  E_up  E_low  g_up  g_low",
+        ...         "472  1|  0|R_0  4.65749 64367.87109 1.171e+01 3089.17041 0.0 3.0 1.0"]
+        >>> path = Path(tempfile.mkdtemp()) / "data_Hitran_CO.par"
+        >>> _ = path.write_text("\\n".join(rows) + "\\n")
+        >>> co = read_slab_par(path)   # the 1-0 R(0) line of 12C16O
+        >>> co.name, round(float(co.wavenumber[0]), 2), f"{co.intensity_ref[0]:.3g}"
+        ('CO', 2147.08, '9.42e-20')
+        >>> co.gamma_ref.tolist(), f"{co.intensity(1000.0)[0]:.3g}"   # width assumed
+        ([0.07], '2.54e-20')
     """
     path = Path(path)
     try:

@@ -29,6 +29,20 @@ def simulate_planet(
 
     The mean molecular weight stays at ``p["mu"]`` when a molecule is removed (the filler gas
     takes its place), and unocculted spots multiply every spectrum by the same factor.
+
+    Example:
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> lam = np.linspace(1.0, 2.0, 5)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> sim = TransmissionModel(lam, [grey], n_levels=40)
+        >>> p = {"radius_rjup": 1.0, "gravity": 10.0, "star_radius_rsun": 1.0,
+        ...      "temperature": 1000.0, "log_H2O": -3.0, "log_CO2": -np.inf, "haze_slope": -4.0,
+        ...      "log_p_cloud_bar": np.inf, "log_haze": -np.inf, "log_nuisance_peak": -np.inf}
+        >>> full, without = simulate_planet(sim, p, ("H2O", "CO2"))
+        >>> (1e6 * (full - without[0])).round().tolist(), without[1]   # ppm from H2O; CO2 is off
+        ([567.0, 666.0, 745.0, 812.0, 869.0], None)
     """
     planet = Planet(p["radius_rjup"] * R_JUP, p["gravity"], p["star_radius_rsun"] * R_SUN)
     trace = {m: 10 ** p[f"log_{m}"] for m in molecules if np.isfinite(p[f"log_{m}"])}
@@ -69,7 +83,20 @@ def simulate_planet(
 
 def save_simulator(sim: Any, path: str | os.PathLike[str]) -> Path:
     """Write a :class:`~atmospec.molecules.forward.TransmissionModel`'s tables (as resampled on
-    its wavelengths) to one ``.npz``, so that a machine without the data cache can simulate."""
+    its wavelengths) to one ``.npz``, so that a machine without the data cache can simulate.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> lam = np.linspace(1.0, 2.0, 5)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> sim = TransmissionModel(lam, [grey], n_levels=40)
+        >>> path = save_simulator(sim, Path(tempfile.mkdtemp()) / "sim.npz")
+        >>> sorted(np.load(path).files)
+        ['n_levels', 'table/H2O/pressure', 'table/H2O/sigma', 'table/H2O/temperature', 'wavelength']
+    """
     from atmospec._fileio import atomic_path
 
     arrays: dict[str, Any] = {"wavelength": sim.wavelength, "n_levels": np.array(sim.n_levels)}
@@ -87,7 +114,24 @@ def save_simulator(sim: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def load_simulator(path: str | os.PathLike[str]) -> Any:
-    """The :class:`~atmospec.molecules.forward.TransmissionModel` saved by :func:`save_simulator`."""
+    """The :class:`~atmospec.molecules.forward.TransmissionModel` saved by :func:`save_simulator`.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.molecules.forward import TransmissionModel
+        >>> from atmospec.molecules.opacity import OpacityTable
+        >>> lam = np.linspace(1.0, 2.0, 5)
+        >>> grey = OpacityTable("H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]),
+        ...                     np.full((1, 2, 5), 1e-27))
+        >>> sim = TransmissionModel(lam, [grey], n_levels=40)
+        >>> again = load_simulator(save_simulator(sim, Path(tempfile.mkdtemp()) / "sim.npz"))
+        >>> again.species, again.n_levels, again.wavelength.tolist()
+        (('H2O',), 40, [1.0, 1.25, 1.5, 1.75, 2.0])
+        >>> planet = Planet.from_units(1.0, 10.0, 1.0)
+        >>> a, b = (m.transit_depth(planet, 1000.0, {"H2O": 1e-3}) for m in (sim, again))
+        >>> bool(np.allclose(a, b, rtol=1e-6))   # cross-sections are stored as float32
+        True
+    """
     from atmospec.molecules.cia import CIATable
     from atmospec.molecules.forward import TransmissionModel
     from atmospec.molecules.opacity import OpacityTable
@@ -156,6 +200,21 @@ class NativeSet:
         scale: ``(n, n_mol)`` scale of each contribution.
         params: ``(n, n_params)`` parameter table named ``param_names``.
         split: 0 train, 1 validation, 2 test.
+
+    Example:
+        >>> contrib = np.zeros((2, 2, 4), np.float16)
+        >>> contrib[0, 0, :2] = contrib[1, 1, 2:] = 1.0   # H2O below 1.5 um, CO2 above 2.5 um
+        >>> ns = NativeSet(np.array([1.0, 1.5, 2.5, 3.0]), np.full((2, 4), 0.01, np.float32),
+        ...     contrib, np.array([[5e-4, 0.0], [0.0, 1e-4]], np.float32),
+        ...     np.array([[-3.0, -np.inf], [-np.inf, -4.0]]), ("log_H2O", "log_CO2"),
+        ...     np.array([0, 1], np.int8), ("H2O", "CO2"))
+        >>> one = Binning(np.array([1.25, 2.75]), np.full(2, 0.25), np.array(["x", "x"]),
+        ...               np.full(2, 1e-4))
+        >>> ns.bin(one).dchi2.round(2).tolist()   # Delta chi^2 after the offset is refitted
+        [[12.5, 0.0], [0.0, 0.5]]
+        >>> two = Binning(one.centre, one.half_width, np.array(["x", "y"]), one.error)
+        >>> ns.bin(two).dchi2.tolist()   # one bin per instrument: the offsets absorb everything
+        [[0.0, 0.0], [0.0, 0.0]]
     """
 
     wavelength: NDArray[np.float64]

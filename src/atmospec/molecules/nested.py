@@ -28,7 +28,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class NestedResult:
-    """Equal-weight posterior samples and the log evidence of one dynesty run."""
+    """Equal-weight posterior samples and the log evidence of one dynesty run.
+
+    Example:
+        >>> draws = np.array([[-3.0, 900.0], [-2.0, 1100.0]])
+        >>> res = NestedResult(("log_H2O", "temperature"), draws, -12.5, 0.1, 5000, 2.0)
+        >>> dict(zip(res.param_names, np.median(res.samples, axis=0).tolist()))
+        {'log_H2O': -2.5, 'temperature': 1000.0}
+        >>> round(bayes_sigma(res.logz - (-17.5)), 1)   # against ln Z = -17.5 without H2O
+        3.6
+    """
 
     param_names: tuple[str, ...]
     samples: NDArray[np.float64]

@@ -194,6 +194,23 @@ def read_exo_transmit(
 
     Raises:
         FileFormatError: the numbers do not follow the layout (the message names the file).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "opacH2O.dat"
+        >>> _ = path.write_text("500 1000\\n1e3 1e5\\n"   # T nodes (K), P nodes (Pa)
+        ...     "1e-6\\n1e3 1e-26 2e-26\\n1e5 3e-26 4e-26\\n"   # 1 um: P, sigma per T
+        ...     "2e-6\\n1e3 5e-26 6e-26\\n1e5 7e-26 8e-26\\n")
+        >>> t = read_exo_transmit(path)
+        >>> t.name, t.wavelength.tolist(), t.sigma.shape
+        ('H2O', [1.0, 2.0], (2, 2, 2))
+        >>> t.sigma[1, 0].tolist()   # 1000 K, 1e3 Pa
+        [2e-26, 6e-26]
+        >>> _ = path.write_text("500 1000\\n1e3 1e5\\n1e-6\\n1e3 1e-26 2e-26\\n")
+        >>> read_exo_transmit(path, name="X")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: ...opacH2O.dat: 4 numbers after the header do not form ...
     """
     path = Path(path)
     if not path.is_file():

@@ -42,7 +42,22 @@ LIMITATIONS = (
 
 @dataclass
 class MoleculeReport:
-    """The answer for one spectrum: probability and interval per molecule, attributions."""
+    """The answer for one spectrum: probability and interval per molecule, attributions.
+
+    Example:
+        >>> so2 = {"reason": "not testable: no opacity for SO2 in the simulator"}
+        >>> rep = MoleculeReport("toy", {"CO2": {"probability": 0.98765, "low": 0.9, "high": 0.99}},
+        ...                      info={"testability": {"SO2": so2}})
+        >>> rep.as_json()
+        {'CO2': 0.9877}
+        >>> print("\\n".join(rep.markdown().splitlines()[:6]))
+        # Molecules in toy
+        <BLANKLINE>
+        | molecule | probability | 90 % interval | what these bins can say |
+        | --- | --- | --- | --- |
+        | CO2 | 0.988 | 0.900 - 0.990 |  |
+        | SO2 | - | - | not testable: no opacity for SO2 in the simulator |
+    """
 
     name: str
     probabilities: dict[str, dict[str, float]]
@@ -252,7 +267,16 @@ def load_classifier(
 ) -> MoleculeClassifier | AnyBinningClassifier:
     """A classifier object, a saved folder or registry name (either kind), or the shipped
     default: the any-binning classifier when it is shipped, else the one trained for
-    WASP-39b's bins. Folders are verified by sha256 (:mod:`atmospec.serialization`)."""
+    WASP-39b's bins. Folders are verified by sha256 (:mod:`atmospec.serialization`).
+
+    Example:
+        >>> type(load_classifier()).__name__, type(load_classifier("molecules")).__name__
+        ('AnyBinningClassifier', 'MoleculeClassifier')
+        >>> load_classifier("no-such-model")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.ModelFileError: no-such-model: no such classifier folder, and no shipped ...
+    """
     from atmospec.errors import ModelFileError
     from atmospec.models import ALIASES, load_model, shipped_models
     from atmospec.molecules.anybin import SHIPPED_NAME, load_pretrained_anybin
@@ -286,7 +310,30 @@ def train_classifier(
     max_minutes: float | None = 20.0,
 ) -> MoleculeClassifier:
     """Simulate (or load) a training set on the bins and error bars of ``bins``, train the CNN
-    (optionally tune it with optuna first) and save it to ``out``."""
+    (optionally tune it with optuna first) and save it to ``out``.
+
+    An existing ``training_set`` file is used as it is: the classifier gets that set's bins,
+    which are not compared with those of ``bins``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.molecules.dataset import MoleculeTrainingSet
+        >>> d = Path(tempfile.mkdtemp())
+        >>> b = Binning(np.linspace(1.0, 2.0, 8), np.full(8, 0.06), np.full(8, "x"),
+        ...             np.full(8, 1e-4))
+        >>> on = np.random.default_rng(0).random((30, 2)) < 0.5   # a toy set: H2O, CO2
+        >>> depth = 0.01 + 1e-3 * on @ np.array([np.sin(np.arange(8)), np.cos(np.arange(8))])
+        >>> params = np.column_stack([np.where(on, -3.0, -np.inf), np.ones(30)])
+        >>> _ = MoleculeTrainingSet(depth, np.where(on, 400.0, 0.0), params,
+        ...     ("log_H2O", "log_CO2", "noise_scale"), (np.arange(30) % 3 == 0).astype(np.int8),
+        ...     b, ("H2O", "CO2")).save(d / "ts.h5")
+        >>> spec = TransmissionSpectrum(b.centre, b.half_width, depth[0], b.error, b.instrument)
+        >>> clf = train_classifier(spec, d / "model", training_set=d / "ts.h5", max_epochs=1)
+        >>> sorted(f.name for f in (d / "model").iterdir()), len(clf.binning)
+        (['model.json', 'weights.safetensors'], 8)
+        >>> load_classifier(d / "model").molecules
+        ('H2O', 'CO2')
+    """
     from atmospec.molecules.binning import Binning
     from atmospec.molecules.classifiers import train_cnn, tune_cnn
     from atmospec.molecules.dataset import MoleculeTrainingSet, generate
@@ -325,6 +372,23 @@ def train_any_binning(
 
     The set is simulated with seed ``seed`` and the network trained with seed ``seed`` too;
     both seeds and the package versions are recorded in ``model.json``.
+
+    Example:
+        >>> import tempfile
+        >>> from atmospec.molecules.native import NativeSet
+        >>> d = Path(tempfile.mkdtemp())
+        >>> lam = np.geomspace(0.45, 12.5, 300)
+        >>> on = np.random.default_rng(0).random((20, 2)) < 0.5   # a toy set: H2O, CO2
+        >>> band = on[:, :, None] * np.exp(-0.5 * ((lam - np.array([[1.4], [4.3]])) / 0.1) ** 2)
+        >>> _ = NativeSet(lam, (0.01 + 1e-3 * band.sum(1)).astype(np.float32),
+        ...     band.astype(np.float16), np.full((20, 2), 1e-3, np.float32),
+        ...     np.where(on, -3.0, -np.inf), ("log_H2O", "log_CO2"),
+        ...     (np.arange(20) % 4 == 0).astype(np.int8), ("H2O", "CO2")).save(d / "native.h5")
+        >>> clf = train_any_binning(d / "model", native=d / "native.h5", max_epochs=1)
+        >>> clf.config["n_cells"], clf.info["n_train"], sorted(f.name for f in d.iterdir())
+        (384, 15, ['model', 'native.h5'])
+        >>> type(load_classifier(d / "model")).__name__
+        'AnyBinningClassifier'
     """
     from atmospec.molecules.anybin_training import train_anybin
     from atmospec.molecules.native import NativeSet, simulate_native

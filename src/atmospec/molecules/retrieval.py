@@ -63,6 +63,16 @@ def check_population(spec: TransmissionSpectrum) -> None:
 
     Raises:
         OutOfGridError: naming the spectrum and the broken assumption.
+
+    Example:
+        >>> lam = np.array([1.0, 2.0, 3.0])
+        >>> check_population(TransmissionSpectrum(lam, np.full(3, 0.1), np.full(3, 0.02),
+        ...                                       np.full(3, 1e-4), np.full(3, "a"), "ok"))
+        >>> check_population(TransmissionSpectrum(lam, np.full(3, 0.1), np.full(3, 0.3),
+        ...                                       np.full(3, 1e-4), np.full(3, "a"), "deep"))
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.OutOfGridError: deep: median transit depth 0.3 is outside the population ...
     """
     from atmospec.molecules.anybin import DEPTH_RANGE, MAX_RELATIVE_AMPLITUDE
 

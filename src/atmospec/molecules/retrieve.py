@@ -85,7 +85,14 @@ def bound_notes(
 
 
 def corner(samples: dict[str, NDArray[np.float64]], names: tuple[str, ...], title: str) -> Any:
-    """Corner figure of one or two posteriors (``{label: samples}``) over the same parameters."""
+    """Corner figure of one or two posteriors (``{label: samples}``) over the same parameters.
+
+    Example:
+        >>> s = np.column_stack([np.linspace(-4.0, -2.0, 200), np.linspace(800.0, 1200.0, 200)])
+        >>> fig = corner({"npe": s}, ("log_H2O", "temperature"), "toy")
+        >>> len(fig.axes), fig.axes[0].get_title()   # a 2 x 2 grid; the diagonal names the median
+        (4, 'log_H2O = -3 (+0.68 / -0.68)')
+    """
     labels = list(samples)
     if len(labels) == 2:
         from atmospec.posteriors.compare import corner_overlay
@@ -132,7 +139,22 @@ def corner(samples: dict[str, NDArray[np.float64]], names: tuple[str, ...], titl
 
 @dataclass
 class RetrievalResult:
-    """Posterior samples per method, their intervals, the evidence table and how they were made."""
+    """Posterior samples per method, their intervals, the evidence table and how they were made.
+
+    Example:
+        >>> draws = {"npe": np.linspace(-4.0, -2.0, 101)[:, None],
+        ...          "nested": np.linspace(-3.5, -1.5, 101)[:, None]}
+        >>> res = RetrievalResult("toy", ("log_H2O",), draws, {"H2O": {"ln_B": 5.0, "sigma": 3.61}})
+        >>> res.overlap68(), res.intervals["nested"]["log_H2O"]["median"]
+        ({'log_H2O': True}, -2.5)
+        >>> print(res.parameter_csv() + res.evidence_csv())
+        method,parameter,median,p16,p84,p2.5,p97.5
+        npe,log_H2O,-3,-3.68,-2.32,-3.95,-2.05
+        nested,log_H2O,-2.5,-3.18,-1.82,-3.45,-1.55
+        molecule,ln_B,ln_B_err,sigma,classifier_probability
+        H2O,5,,3.61,
+        <BLANKLINE>
+    """
 
     name: str
     param_names: tuple[str, ...]

@@ -22,8 +22,9 @@ __all__ = ["TransmissionSpectrum", "combine"]
 class TransmissionSpectrum:
     """A binned transit-depth spectrum, possibly from several instruments.
 
-    Bins are kept sorted by instrument (in order of first appearance) and by wavelength within
-    each instrument; instruments may overlap in wavelength.
+    The readers and :func:`combine` return the bins sorted by instrument (in order of first
+    appearance) and by wavelength within each instrument (:meth:`sorted`); the constructor
+    keeps the order it is given. Instruments may overlap in wavelength.
 
     Attributes:
         wavelength: bin centres (micron).
@@ -32,6 +33,19 @@ class TransmissionSpectrum:
         error: 1-sigma uncertainty of the depth (fraction).
         instrument: instrument name per bin.
         name: a label (the file stem).
+
+    Example:
+        >>> s = TransmissionSpectrum(np.array([3.0, 2.0, 1.0]), np.full(3, 0.1),
+        ...     np.full(3, 0.02), np.full(3, 1e-4), np.array(["b", "a", "a"]), "toy")
+        >>> s.instruments, s.sorted().wavelength.tolist()
+        (['b', 'a'], [3.0, 1.0, 2.0])
+        >>> s.within(0.5, 2.5).assumptions
+        ['left out 1 bins outside 0.5-2.5 um (3-3 um; no opacities there)']
+        >>> TransmissionSpectrum(np.array([1.0]), np.array([0.1]), np.array([-0.02]),
+        ...                      np.array([1e-4]), np.array(["a"]), "toy")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: toy: depth must be finite and positive; bad value ... (1 um)
     """
 
     wavelength: NDArray[np.float64]

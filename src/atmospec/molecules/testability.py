@@ -40,10 +40,22 @@ class Testability:
     Attributes:
         molecule: the species.
         testable: False where the answer cannot be trusted either way.
-        reason: one sentence; starts with "not testable with these bins" where not testable.
+        reason: one sentence; starts with "not testable" where not testable ("not testable
+            with these bins" where no bin covers the species' bands).
         n_bins: bins overlapping the species' bands.
         dchi2_refit: chi-square rise when the species is removed from the best fit and the rest
             refitted: how strongly these data ask for it (None without a fit).
+
+    Example:
+        >>> s = TransmissionSpectrum(np.array([1.4, 4.3]), np.array([0.05, 0.05]),
+        ...     np.array([0.01, 0.01]), np.array([1e-4, 1e-4]), np.array(["a", "a"]))
+        >>> t = testability(s, "CO2", modelled={"H2O", "CO2"}, dchi2_refit={"CO2": 42.0})
+        >>> t.testable, t.n_bins, t.as_dict()["dchi2_refit"]
+        (True, 1, 42.0)
+        >>> t.reason
+        '1 bins in its bands; these data raise chi2 by 42.0 when it is removed (rest refitted)'
+        >>> testability(s, "SO2", modelled={"H2O", "CO2"}).reason
+        'not testable: no opacity for SO2 in the simulator'
     """
 
     molecule: str
