@@ -210,6 +210,28 @@ def test_baselines_fit(small_set):
         assert p.shape == (4, 6) and np.all((p >= 0) & (p <= 1))
 
 
+def test_a_one_molecule_baseline_scores_presence_not_absence() -> None:
+    # With one label scikit-learn returns (absent, present) columns, not one column per label:
+    # the classifier scored P(absent) and its calibration then fitted a constant. A forest
+    # on depth-above-continuum must rank a present molecule above an absent one.
+    from sklearn.ensemble import RandomForestClassifier
+
+    from atmospec.molecules.classifiers import BaselineClassifier, features
+
+    rng = np.random.default_rng(0)
+    b = Binning(np.array([1.0, 1.4, 2.0]), np.full(3, 0.2), np.array(["x"] * 3), np.full(3, 1e-4))
+    present = rng.uniform(size=300) < 0.5
+    depth = 0.01 + rng.normal(0.0, 1e-4, (300, 3))
+    depth[:, 1] += 1e-3 * present  # a band at 1.4 um when present
+    err = np.full_like(depth, 1e-4)
+    x = features(depth, err, b.instrument_ids()).reshape(300, -1)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, present.astype(int))
+    clf = BaselineClassifier("rf", model, b, ("H2O",))
+    p = clf.predict_proba(depth[:40], err[:40])
+    assert p.shape == (40, 1)
+    assert p[present[:40], 0].min() > 0.5 > p[~present[:40], 0].max()
+
+
 # -- the shipped classifier on real data ---------------------------------------------------
 
 

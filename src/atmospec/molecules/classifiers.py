@@ -503,7 +503,11 @@ class BaselineClassifier:
             return np.stack(
                 [p[:, -1] if p.shape[1] > 1 else np.zeros(len(p)) for p in proba], axis=1
             )
-        return np.asarray(proba)
+        proba = np.asarray(proba)
+        if len(self.molecules) == 1 and proba.ndim == 2 and proba.shape[1] == 2:
+            # one molecule: scikit-learn gives (absent, present) columns, not one per label
+            return proba[:, 1:]
+        return proba
 
     def predict_proba(self, depth: NDArray, error: NDArray) -> NDArray[np.float64]:
         raw = self._raw(depth, error)
