@@ -241,7 +241,7 @@ class LineEmulator(nn.Module):
         half_px = int(math.ceil(half / step))
         width = min(2 * half_px + 1, n_pix)
         c = center[sel]
-        idx0 = torch.searchsorted(wl.detach(), c.detach()) - half_px
+        idx0 = torch.searchsorted(wl.detach().contiguous(), c.detach()) - half_px
         idx0 = idx0.clamp(0, n_pix - width)
         win = idx0.unsqueeze(1) + torch.arange(width, device=wl.device).unsqueeze(0)
         x = wl[win] - c.unsqueeze(1)
