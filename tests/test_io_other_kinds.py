@@ -205,6 +205,11 @@ def test_a_table_of_spectra_given_as_a_spectrum_names_the_catalog_call(
     want = "it lists 26 spectra (column 'splat_key': 26 library keys), not a spectrum: "
     assert want + f"`atmospec predict --catalog {comp} --column splat_key`" in msg
 
+    runner = CliRunner(env={"COLUMNS": "400"})
+    res = runner.invoke(app, ["fit", str(comp), "--grid", "dback24", "-o", str(tmp_path / "f")])
+    said = " ".join((res.output + str(res.exception)).split())  # fit names it too
+    assert res.exit_code != 0 and "--column splat_key` predicts them" in said
+
     spex = splat_dir / "resources/Spectra/Public/SPEX-PRISM"
     for name in ("10001_10443.fits.gz", "10703_10070.fits.gz"):
         shutil.copy(spex / name, tmp_path / name)
@@ -214,7 +219,6 @@ def test_a_table_of_spectra_given_as_a_spectrum_names_the_catalog_call(
         read_spectrum(table)
     said = f"`atmospec predict --catalog {table} --column spectrum_file` predicts them"
     assert "(column 'spectrum_file': 2 files)" in str(err.value) and said in str(err.value)
-    runner = CliRunner(env={"COLUMNS": "400"})
     common = ["--quiet", "predict", "--grids", "none", "--draws", "50", "--no-plots"]
     res = runner.invoke(
         app,

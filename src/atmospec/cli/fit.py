@@ -25,14 +25,14 @@ def load_target(target: str, **read_options: Any) -> Any:
 
     ``read_options`` (``wave_unit=``, ``err_col=`` ...) go to :func:`atmospec.io.read`.
     Pixels with NaN flux or no valid error are masked, as ``atmospec predict`` reads them
-    (the fit's notes count them), not refused.
+    (the fit's notes count them), not refused; a table that lists spectra is refused with
+    the ``--catalog`` call that reads them (:func:`atmospec.prediction.sources.read_spectrum`).
     """
     path = Path(target)
     if path.exists():
-        from atmospec.io import read
+        from atmospec.prediction.sources import read_spectrum
 
-        options = {k: v for k, v in read_options.items() if v is not None}
-        return read(path, **{"invalid": "mask", **options})
+        return read_spectrum(path, **{k: v for k, v in read_options.items() if v is not None})
     from atmospec.library import catalogue, load
 
     if target in set(catalogue()["key"]):
