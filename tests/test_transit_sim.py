@@ -133,3 +133,21 @@ def test_white_noise_sigmas_are_honest() -> None:
         zs.append((spec.depth - truth.depth) / spec.sigma)
     z = np.concatenate(zs)
     assert 0.5 < np.sqrt(np.mean(z**2)) < 2.0
+
+
+def test_pca_refuses_as_many_components_as_channels() -> None:
+    # Two components on two channels fit each channel's residual exactly: its sigma fell to
+    # the 1 ppm floor. The components must be fewer than the channels they summarise.
+    from atmospec.transit.detrenders.pca import common_modes
+    from atmospec.transit.observation import TransitObservation
+
+    t = np.linspace(0.0, 6.0, 80)
+    f = TransitModel(t, TransitGeometry(3.0, 3.0, 10.0, 90.0))(0.1, 0.3, 0.2)
+    flux = 1e4 * f[:, None] * (1 + np.random.default_rng(0).normal(0, 1e-4, (80, 3)))
+    obs = TransitObservation(
+        "7", t, np.array([0.7, 2.0, 3.0]), flux, np.ones((80, 3)), np.zeros((80, 3)),
+        star={"P": 3.0, "sma": 10.0, "i": 90.0},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"planet 7: n_components=2 .* channels \(2\)"):
+        common_modes(obs, n_components=2)
+    assert common_modes(obs, n_components=1).shape == (80, 1)

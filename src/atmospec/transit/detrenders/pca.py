@@ -34,6 +34,14 @@ def common_modes(
         >>> c.shape, c.std(axis=0).round(6), round(abs(float(np.corrcoef(c[:, 0], drift)[0, 1])), 1)
         ((80, 2), array([1., 1.]), 0.8)
     """
+    n_channels = obs.flux.shape[1] - 1
+    if not 0 < n_components < n_channels:
+        # as many components as channels fit every channel's residual exactly (its sigma
+        # collapses to the floor): the components must summarise the channels, not copy them
+        raise ValueError(
+            f"planet {obs.planet_id}: n_components={n_components} must be at least 1 and "
+            f"below the number of AIRS-CH0 channels ({n_channels})"
+        )
     first = PolynomialDetrender(degree=degree, centroid=True)
     first.transit_threshold = None  # the caller checks the transit
     first.fit(obs)
