@@ -16,7 +16,7 @@ from typing import Any
 
 from atmospec.errors import AtmospecError
 
-__all__ = ["HPF_HINT", "ariel_hint", "hint_from", "is_hpf", "spectrum_hint"]
+__all__ = ["HPF_HINT", "ariel_hint", "hint_from", "is_hpf", "is_planet_folder", "spectrum_hint"]
 
 HPF_HINT = (
     "it is an HPF spectrum (INSTRUME 'HPF', R ~55,000): the `atmospec highres` commands "
@@ -52,6 +52,19 @@ def is_hpf(path: str | Path) -> bool:
         return False
 
 
+def is_planet_folder(path: str | Path) -> bool:
+    """True when ``path`` holds an AIRS-CH0 signal file (an Ariel ``ROOT/split/PLANET_ID``;
+    ``atmospec transit`` reads such folders, the spectrum reader names it for their files).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "AIRS-CH0_signal_0.parquet").touch()
+        >>> is_planet_folder(d), is_planet_folder(d.parent)
+        (True, False)
+    """
+    return Path(path).is_dir() and any(Path(path).glob("AIRS-CH0_signal*.parquet"))
+
+
 def ariel_hint(path: str | Path) -> str | None:
     """For a file of an Ariel raw dataset (the Ariel Data Challenge layout: ``ROOT`` holding
     ``axis_info.parquet``, planets in ``ROOT/train/ID`` with ``AIRS-CH0_signal*.parquet`` and
@@ -68,7 +81,7 @@ def ariel_hint(path: str | Path) -> str | None:
     """
     path = Path(path)
     for planet in (path.parent, path.parent.parent):
-        if any(planet.glob("AIRS-CH0_signal*.parquet")):
+        if is_planet_folder(planet):
             return (
                 f"it belongs to the Ariel raw visit of planet {planet.name}: "
                 f"`atmospec transit reduce {planet}` calibrates its frames into a "

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from atmospec.errors import AtmospecError, DataNotFoundError
+from atmospec.io.other_kinds import is_planet_folder
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 
 __all__ = [
@@ -23,18 +24,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def is_planet_folder(path: str | Path) -> bool:
-    """True when ``path`` holds an AIRS-CH0 signal file (an Ariel ``ROOT/split/PLANET_ID``).
-
-    Example:
-        >>> import tempfile
-        >>> d = Path(tempfile.mkdtemp()); (d / "AIRS-CH0_signal_0.parquet").touch()
-        >>> is_planet_folder(d), is_planet_folder(d.parent)
-        (True, False)
-    """
-    return Path(path).is_dir() and any(Path(path).glob("AIRS-CH0_signal*.parquet"))
 
 
 def planet_folders(path: str | Path) -> list[Path]:
