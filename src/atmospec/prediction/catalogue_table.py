@@ -21,7 +21,14 @@ from atmospec.errors import AtmospecError, DataNotFoundError, FileFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LIBRARY_KEY", "PATH_COLUMNS", "catalogue_hint", "library_keys", "read_table"]
+__all__ = [
+    "LIBRARY_KEY",
+    "PATH_COLUMNS",
+    "catalogue_hint",
+    "library_keys",
+    "read_table",
+    "resolve_entries",
+]
 
 PATH_COLUMNS: tuple[str, ...] = ("path", "file", "filename", "spectrum", "source")
 """Column names searched, in order, for the file paths of a catalogue table (``key``: SpeX
@@ -51,6 +58,19 @@ def library_keys(names: Sequence[str]) -> set[str]:
         return set(catalogue()["key"].astype(str)) & set(names)
     except DataNotFoundError:
         return set()
+
+
+def resolve_entries(values: Sequence[str], base: Path) -> tuple[list[Path], set[str]]:
+    """A catalogue column's entries as paths (relative ones taken in ``base``, the table's
+    folder) and those of the entries that are no file there but a SpeX library key.
+
+    Example:
+        >>> paths, keys = resolve_entries(["a.fits", "/data/b.fits"], Path("tables"))
+        >>> [p.as_posix() for p in paths], keys
+        (['tables/a.fits', '/data/b.fits'], set())
+    """
+    paths = [Path(v) if Path(v).is_absolute() else base / v for v in values]
+    return paths, library_keys([v for v, p in zip(values, paths, strict=True) if not p.exists()])
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -126,10 +146,8 @@ def catalogue_hint(path: str | Path) -> str | None:
         if values.empty or values.isna().any() or values.dtype.kind not in "OSU":
             continue
         names = [str(v).strip() for v in values]
-        files = sum((p if p.is_absolute() else path.parent / p).is_file() for p in map(Path, names))
-        keys = set()
-        if files < len(names):
-            keys = library_keys([n for n in names if LIBRARY_KEY.fullmatch(n)])
+        paths, keys = resolve_entries(names, path.parent)
+        files = sum(p.is_file() for p in paths)
         if files + sum(n in keys for n in names) < len(names):
             continue
         what = " and ".join(

@@ -18,6 +18,7 @@ from .catalogue_table import (
     catalogue_hint,
     library_keys,
     read_table,
+    resolve_entries,
 )
 
 if TYPE_CHECKING:
@@ -365,9 +366,11 @@ class Catalog:
         values = [str(v) for v in df[col]]
         if col == "key":
             return cls(values, [_LIBRARY] * len(values), label=label)
-        paths = [v if Path(v).is_absolute() else str(base / v) for v in values]
-        keys = library_keys([v for v, q in zip(values, paths, strict=True) if not Path(q).exists()])
-        items = [v if v in keys else q for v, q in zip(values, paths, strict=True)]
+        paths, keys = resolve_entries(values, base)
+        items = [
+            v if v in keys or Path(v).is_absolute() else str(q)
+            for v, q in zip(values, paths, strict=True)
+        ]
         kinds = [_LIBRARY if v in keys else _FILE for v in values]
         return cls(items, kinds, label=label)
 
