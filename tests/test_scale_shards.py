@@ -65,3 +65,19 @@ def test_rerun_skips_complete_shards_and_merge_detects_gaps(
     paths[0].unlink()
     with pytest.raises(FileFormatError, match="missing"):
         merge_shards(tmp_path / "s", tmp_path / "m.h5")
+
+
+def test_merge_refuses_shards_holding_different_datasets(splat_dir: Path, tmp_path: Path) -> None:
+    # A shard without the noise-free fluxes (built by other options) cannot join one that has
+    # them: the merge names the file and what each holds instead of writing a set without them.
+    import h5py
+
+    paths = build_shards("dback24", tmp_path / "s", n_samples=80, n_shards=2, seed=1, **KW)
+    with h5py.File(paths[1], "a") as h5:
+        del h5["clean"]
+    with pytest.raises(FileFormatError) as err:
+        merge_shards(tmp_path / "s", tmp_path / "m.h5")
+    said = str(err.value)
+    assert said.startswith(f"{paths[1]}: holds flux, sigma, params, snr, node, cell but ")
+    assert "holds flux, sigma, params, snr, node, cell, clean" in said and "rebuild" in said
+    assert not (tmp_path / "m.h5").exists()  # nothing written half-way
