@@ -91,11 +91,16 @@ def tune_cmd(
     from pathlib import Path
 
     from atmospec._optional import require
-    from atmospec.learning.recipe import build_sets, load_recipe, make_estimator
+    from atmospec.learning.recipe import (
+        build_sets,
+        load_recipe,
+        make_estimator,
+        tunable_recipe,
+    )
     from atmospec.training.tuning import tune
 
     require("optuna", "tune")  # before the training sets are built, not after
-    recipe = load_recipe(config)
+    recipe = tunable_recipe(load_recipe(config))  # so is an estimator that cannot be tuned
     sets = build_sets(recipe, Path(out) / "work")
     base = dict(recipe.params)
     base.pop("max_cpu_seconds", None)

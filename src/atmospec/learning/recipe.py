@@ -9,9 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from atmospec.errors import FileFormatError
+from atmospec.errors import AtmospecError, FileFormatError
 
-__all__ = ["Recipe", "load_recipe", "run_recipe", "make_estimator", "build_sets", "recipe_split"]
+__all__ = [
+    "Recipe",
+    "load_recipe",
+    "run_recipe",
+    "make_estimator",
+    "build_sets",
+    "recipe_split",
+    "tunable_recipe",
+]
 
 
 @dataclass
@@ -62,12 +70,26 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "") -> Recipe:
+        """A recipe from the tables of a TOML config; a key, table, estimator kind or
+        hyperparameter that no step reads raises FileFormatError naming ``source`` (a typo
+        such as ``n_trian`` would otherwise leave the default of 20,000 spectra in place).
+
+        Example:
+            >>> Recipe.from_dict({"model": {"name": "x"}, "data": {"n_trian": 500}}, "my.toml")
+            Traceback (most recent call last):
+            ...
+            atmospec.errors.FileFormatError: my.toml: unknown [data] keys ['n_trian']; valid ...
+        """
+        where = source or "config"
+        _check_keys(where, "", d, _KEYS)
+        for table in _KEYS:
+            _check_keys(where, table, d.get(table, {}), _KEYS[table])
         model = d.get("model", {})
         data = d.get("data", {})
         train = d.get("train", {})
         grid = d.get("grid", {})
         if "name" not in model:
-            raise FileFormatError(f"{source or 'config'}: [model] needs a name")
+            raise FileFormatError(f"{where}: [model] needs a name")
         kw: dict[str, Any] = {
             "name": model["name"],
             "estimator": model.get("estimator", "cnn"),
@@ -78,22 +100,7 @@ class Recipe:
             "split": dict(d.get("split", {})),
             "source": source,
         }
-        for key in (
-            "axis",
-            "n_train",
-            "n_val",
-            "n_test",
-            "snr",
-            "test_snr_levels",
-            "off_node_fraction",
-            "noise_shapes",
-            "systematics",
-            "mask_telluric",
-            "interpolation_error",
-            "discrepancy",
-            "discrepancy_amplitude",
-            "seed",
-        ):
+        for key in _KEYS["data"]:
             if key in data:
                 kw[key] = data[key]
         if "num_threads" in train:
@@ -102,12 +109,50 @@ class Recipe:
             kw["fresh_noise"] = bool(train["fresh_noise"])
         if "max_cpu_seconds" in train:
             kw["params"].setdefault("max_cpu_seconds", train["max_cpu_seconds"])
+        _check_keys(where, "data.systematics", kw.get("systematics", {}), _systematics_keys())
+        try:
+            _estimator_class(kw["estimator"], kw["params"])
+        except ValueError as err:
+            raise FileFormatError(f"{where}: [model]: {err}") from None
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+#: The tables of a recipe and the keys each one may hold (what some step reads).
+_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("name", "estimator", "description", "params"),
+    "grid": ("name", "ranges"),
+    "split": tuple("mode hold_out val_hold_out seed val_fraction test_fraction keep_edges".split()),
+    "data": tuple(
+        "axis n_train n_val n_test snr test_snr_levels off_node_fraction noise_shapes systematics "
+        "mask_telluric interpolation_error discrepancy discrepancy_amplitude seed".split()
+    ),
+    "train": ("num_threads", "fresh_noise", "max_cpu_seconds"),
+}
+
+
+def _check_keys(where: str, table: str, given: Any, allowed: Any) -> None:
+    """Refuse keys of a recipe table that nothing reads (typos are not silently ignored)."""
+    if not isinstance(given, dict):
+        raise FileFormatError(f"{where}: [{table}] must be a table, not {given!r}")
+    unknown = [k for k in given if k not in allowed]
+    if unknown:
+        what = f"[{table}] keys" if table else "tables"
+        raise FileFormatError(
+            f"{where}: unknown {what} {unknown}; valid ones are {sorted(allowed)}"
+        )
+
+
+def _systematics_keys() -> tuple[str, ...]:
+    from dataclasses import fields
+
+    from atmospec.training.systematics import Systematics
+
+    return tuple(f.name for f in fields(Systematics))
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
@@ -131,6 +176,25 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     return Recipe.from_dict(read_toml(path), source=str(Path(path)))
 
 
+def tunable_recipe(recipe: Recipe) -> Recipe:
+    """``recipe`` if its estimator can be tuned, else FileFormatError naming the recipe file.
+
+    Example:
+        >>> r = Recipe.from_dict({"model": {"name": "rf", "estimator": "random_forest"}}, "rf.toml")
+        >>> tunable_recipe(r)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.FileFormatError: rf.toml: estimator 'random_forest' cannot be tuned: ...
+    """
+    from atmospec.training.tuning import default_space
+
+    try:
+        default_space(recipe.estimator)
+    except ValueError as err:
+        raise FileFormatError(f"{recipe.source or recipe.name}: {err}") from None
+    return recipe
+
+
 def make_estimator(kind: str, params: dict[str, Any]) -> Any:
     """An estimator of ``kind`` (``cnn``, ``mlp``, ``telescope_cnn``, ``random_forest``,
     ``gradient_boosting``) with hyperparameters ``params``.
@@ -144,6 +208,14 @@ def make_estimator(kind: str, params: dict[str, Any]) -> Any:
         ...
         ValueError: unknown estimator 'svm'; choose one of ['cnn', 'gradient_boosting', ...]
     """
+    p = dict(params)
+    if "hidden" in p and isinstance(p["hidden"], list):
+        p["hidden"] = tuple(p["hidden"])
+    return _estimator_class(kind, p)(**p)
+
+
+def _estimator_class(kind: str, params: dict[str, Any]) -> Any:
+    """The estimator class of ``kind``; ValueError for an unknown kind or hyperparameter."""
     from atmospec.estimators import (
         GradientBoostingEstimator,
         RandomForestEstimator,
@@ -161,15 +233,22 @@ def make_estimator(kind: str, params: dict[str, Any]) -> Any:
     }
     if kind not in classes:
         raise ValueError(f"unknown estimator {kind!r}; choose one of {sorted(classes)}")
-    p = dict(params)
-    if "hidden" in p and isinstance(p["hidden"], list):
-        p["hidden"] = tuple(p["hidden"])
-    return classes[kind](**p)
+    valid = classes[kind]._hyperparameter_names()
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"estimator {kind!r} has no hyperparameter(s) {unknown}; valid: {sorted(valid)}"
+        )
+    return classes[kind]
 
 
 def _rows_in_ranges(grid: Any, ranges: dict[str, list[float]]) -> Any:
     keep = np.ones(len(grid), dtype=bool)
     for p, (lo, hi) in ranges.items():
+        if p not in grid.param_names:
+            raise ValueError(
+                f"ranges: unknown parameter {p!r} (grid {grid.name} has {list(grid.param_names)})"
+            )
         v = grid.params[p].to_numpy()
         keep &= (v >= lo) & (v <= hi)
     return np.flatnonzero(keep)
@@ -209,6 +288,7 @@ def recipe_split(
         val_hold_out=sp.get("val_hold_out"),
         seed=int(sp.get("seed", 0)),
         rows=rows,
+        **{k: sp[k] for k in ("val_fraction", "test_fraction", "keep_edges") if k in sp},
     )
     return out, rows
 
@@ -241,7 +321,12 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
     from atmospec.training.systematics import Systematics
 
     grid = load_grid(recipe.grid)
-    split, rows = recipe_split(grid, recipe.split, recipe.ranges)
+    try:
+        split, rows = recipe_split(grid, recipe.split, recipe.ranges)
+    except ValueError as err:  # a hold-out slice or range that does not fit the grid
+        if isinstance(err, AtmospecError):
+            raise
+        raise FileFormatError(f"{recipe.source or recipe.name}: [split]/[grid]: {err}") from None
     sys_cfg = Systematics(**recipe.systematics) if recipe.systematics else Systematics()
     allowed = np.arange(len(grid)) if rows is None else rows
     vals = grid.params.iloc[allowed]
@@ -365,14 +450,14 @@ def run_recipe(
 
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"
-    sets = build_sets(recipe, work)
-    train, val, test = sets["train"], sets["val"], sets["test"]
     params = dict(recipe.params)
     if recipe.num_threads is not None and recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
         params.setdefault("num_threads", recipe.num_threads)
     if recipe.estimator in ("cnn", "mlp", "telescope_cnn"):
         params.setdefault("checkpoint_dir", str(work / "checkpoints"))
-    est = make_estimator(recipe.estimator, params)
+    est = make_estimator(recipe.estimator, params)  # before minutes of set building
+    sets = build_sets(recipe, work)
+    train, val, test = sets["train"], sets["val"], sets["test"]
     est.resume_training = resume
     X, y, s = train.arrays()
     clean = train.clean() if recipe.fresh_noise else None

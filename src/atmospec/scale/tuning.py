@@ -125,9 +125,9 @@ class TuneJob:
         max_epochs: int = 30,
     ) -> TuneJob:
         """Build a recipe's training and validation sets once and describe the job."""
-        from atmospec.learning.recipe import build_sets, load_recipe
+        from atmospec.learning.recipe import build_sets, load_recipe, tunable_recipe
 
-        recipe = load_recipe(config)
+        recipe = tunable_recipe(load_recipe(config))  # refused before the sets are built
         sets = build_sets(recipe, Path(out_dir) / "work")
         params = dict(recipe.params)
         params.pop("max_cpu_seconds", None)
@@ -230,7 +230,8 @@ def run_tune_worker(job: TuneJob, index: int, n_trials: int) -> dict[str, Any]:
     mine: list[int] = []
 
     def build(p: dict[str, Any]) -> Any:
-        mine.append(int(p.get("seed", seed)) - seed)
+        if "seed" in p:  # a trial's estimator (the tuner also builds one to read its kind)
+            mine.append(int(p["seed"]) - seed)
         return make_estimator(job.estimator, {**job.params, **p})
 
     with TrainingSet(job.train) as tr, TrainingSet(job.validation) as va:

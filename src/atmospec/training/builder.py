@@ -254,6 +254,9 @@ def build_training_set(
     from atmospec._fileio import atomic_path, provenance
     from atmospec.transforms import resample
 
+    _check_options(
+        n_samples, snr, snr_levels, flux_scale, off_node_fraction, cell_mode, mask_telluric
+    )
     rng = np.random.default_rng([seed, 0])
     sys_cfg = Systematics() if systematics is None else systematics
     wave = target_axis(axis)
@@ -274,6 +277,12 @@ def build_training_set(
     native = np.asarray(grid.wavelength, dtype=np.float64)
     lo_w, hi_w = wave[0] * 0.95, wave[-1] * 1.05
     win = np.flatnonzero((native >= lo_w) & (native <= hi_w))
+    if win.size < 2:  # disjoint axes, e.g. a grid's wavelengths in Angstrom read as micron
+        raise CoverageError(
+            f"grid {grid.name!r} does not cover the target axis: the grid spans "
+            f"{native[0]:g}-{native[-1]:g} um, the target axis {wave[0]:g}-{wave[-1]:g} um"
+            f"{_unit_hint(native, wave)}"
+        )
     win = np.arange(max(win[0] - 2, 0), min(win[-1] + 3, native.size))
     nat = native[win]
     try:
@@ -371,6 +380,53 @@ def build_training_set(
     if bar is not None:
         bar.close()
     return TrainingSet(path)
+
+
+def _check_options(
+    n_samples: int,
+    snr: Any,
+    snr_levels: Sequence[float] | None,
+    flux_scale: Any,
+    off_node_fraction: float,
+    cell_mode: str,
+    mask_telluric: float,
+) -> None:
+    """Refuse option values that would end as numpy errors or non-finite training spectra
+    (an S/N of 0 gives infinite sigmas) or that would be read as another mode."""
+    if int(n_samples) < 1:
+        raise ValueError(f"n_samples must be at least 1, not {n_samples}")
+    if cell_mode not in ("inside", "touching"):  # "touching" would let held-out nodes in
+        raise ValueError(f"cell_mode must be 'inside' or 'touching', not {cell_mode!r}")
+    if snr_levels is not None:
+        levels = np.asarray(snr_levels, dtype=np.float64).ravel()
+        if levels.size == 0 or not np.all(np.isfinite(levels) & (levels > 0)):
+            raise ValueError(f"snr_levels must be finite S/N values > 0, not {list(snr_levels)}")
+    else:
+        _check_range("snr", snr)
+    _check_range("flux_scale", flux_scale)
+    for name, value in (("off_node_fraction", off_node_fraction), ("mask_telluric", mask_telluric)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} is a fraction between 0 and 1, not {value}")
+
+
+def _check_range(name: str, value: Any) -> None:
+    v = np.asarray(value, dtype=np.float64).ravel()
+    if v.size != 2 or not np.all(np.isfinite(v) & (v > 0)) or v[0] > v[1]:
+        raise ValueError(
+            f"{name} must be a (low, high) range with 0 < low <= high (drawn log-uniformly), "
+            f"not {np.atleast_1d(np.asarray(value, dtype=np.float64)).tolist()}"
+        )
+
+
+def _unit_hint(native: NDArray[np.float64], wave: NDArray[np.float64]) -> str:
+    ratio = float(np.median(native) / np.median(wave))
+    if 300 < ratio < 1e5:
+        return (
+            f"; the grid's wavelengths are ~{ratio:.0f} times the target's: written in "
+            "Angstrom or nm rather than micron? Convert the grid again with its wavelength unit "
+            "(e.g. the folder loader's wave_unit='Angstrom')"
+        )
+    return ""
 
 
 def _make_batch(

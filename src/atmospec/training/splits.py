@@ -178,10 +178,10 @@ def grid_aware_split(
             hold_out, default_val = default_slices(grid, "teff", allowed)
             if val_hold_out is None:
                 val_hold_out = default_val
-        test_sel = _on_slices(grid, hold_out, "hold_out") & in_allowed
+        test_sel = _on_slices(grid, hold_out, "hold_out", in_allowed)
         val_sel = (
             (
-                _on_slices(grid, val_hold_out, "val_hold_out")
+                _on_slices(grid, val_hold_out, "val_hold_out", in_allowed)
                 if val_hold_out
                 else np.zeros(n, dtype=bool)
             )
@@ -233,13 +233,27 @@ def grid_aware_split(
 
 
 def _on_slices(
-    grid: ModelGrid, slices: Mapping[str, Sequence[float]], what: str
+    grid: ModelGrid,
+    slices: Mapping[str, Sequence[float]],
+    what: str,
+    allowed: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
+    """Rows on the listed slices, among the ``allowed`` rows; a listed value that is no
+    node there is refused (a typo would otherwise shrink or empty a part silently)."""
     sel = np.zeros(len(grid), dtype=bool)
     for p, values in slices.items():
         if p not in grid.param_names:
             raise ValueError(f"{what}: unknown parameter {p!r} (grid has {grid.param_names})")
-        sel |= np.isin(grid.params[p].to_numpy(), np.asarray(values, dtype=float))
+        col = grid.params[p].to_numpy()
+        for v in np.atleast_1d(np.asarray(values, dtype=float)):
+            on = np.isclose(col, v, rtol=1e-9, atol=1e-12) & allowed
+            if not on.any():
+                axis = np.unique(col[allowed]).tolist()
+                raise ValueError(
+                    f"{what}: {p} = {v:g} is not a node of grid {grid.name} (its {p} values "
+                    f"{'in the allowed rows ' if not allowed.all() else ''}are {axis})"
+                )
+            sel |= on
     return sel
 
 

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from optuna.trial import Trial
 
-__all__ = ["tune", "storage_url", "DEFAULT_SPACE"]
+__all__ = ["tune", "storage_url", "DEFAULT_SPACE", "default_space"]
 
 # name -> (kind, low, high): "log" / "float" / "int" ranges, or ("choice", values...).
 DEFAULT_SPACE: dict[str, tuple[Any, ...]] = {
@@ -22,6 +22,40 @@ DEFAULT_SPACE: dict[str, tuple[Any, ...]] = {
     "weight_decay": ("log", 1e-6, 1e-3),
     "batch_size": ("choice", 64, 128, 256),
 }
+
+#: Spaces of the other tunable (neural) kinds: only hyperparameters their constructor takes
+#: (SpectrumMLP's ``hidden`` is a tuple of layer widths, TelescopeCNN's layers are fixed).
+_KIND_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "cnn": DEFAULT_SPACE,
+    "mlp": {k: DEFAULT_SPACE[k] for k in ("lr", "weight_decay", "batch_size")},
+    "telescope_cnn": {k: DEFAULT_SPACE[k] for k in ("lr", "weight_decay", "batch_size")},
+}
+
+
+def default_space(kind: str) -> dict[str, tuple[Any, ...]]:
+    """The search space :func:`tune` uses for an estimator ``kind`` when none is given.
+
+    Tuning trains epoch by epoch under Hyperband pruning, so only the neural kinds (``cnn``,
+    ``mlp``, ``telescope_cnn``) can be tuned; each gets the hyperparameters it takes.
+
+    Example:
+        >>> sorted(default_space("mlp"))
+        ['batch_size', 'lr', 'weight_decay']
+        >>> default_space("random_forest")
+        Traceback (most recent call last):
+        ...
+        ValueError: estimator 'random_forest' cannot be tuned: tuning trains epoch by epoch (Hyperband pruning), which only the neural estimators do; choose one of ['cnn', 'mlp', 'telescope_cnn']
+    """
+    if kind not in _KIND_SPACES:
+        raise ValueError(_untunable(repr(kind)))
+    return dict(_KIND_SPACES[kind])
+
+
+def _untunable(what: str) -> str:
+    return (
+        f"estimator {what} cannot be tuned: tuning trains epoch by epoch (Hyperband pruning), "
+        f"which only the neural estimators do; choose one of {sorted(_KIND_SPACES)}"
+    )
 
 
 def storage_url(storage: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]) -> str:
@@ -91,7 +125,7 @@ def tune(
         validation: ``(X_val, y_val, sigma_val)``.
         fit_kwargs: ``wavelength``, ``param_names``, ``bounds`` for ``fit``.
         n_trials: trials run by this process.
-        space: search space (:data:`DEFAULT_SPACE` by default).
+        space: search space (default: :func:`default_space` of the estimator's kind).
         study_name: name of the study (several processes may share it).
         storage: where the study lives (see :func:`storage_url`).
         out_dir: folder for the SQLite file and results.
@@ -125,6 +159,15 @@ def tune(
 
     from atmospec._fileio import provenance, write_json
 
+    # The kind's own space (and a clear refusal of kinds that train without epochs) before
+    # the study is created; building an estimator only stores its hyperparameters.
+    probe = make_estimator({})
+    if space is None:
+        chosen = default_space(str(getattr(probe, "kind", "")))
+    elif not hasattr(probe, "epoch_callback"):  # trains without epochs to report
+        raise ValueError(_untunable(type(probe).__name__))
+    else:
+        chosen = dict(space)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from atmospec._logging import progress_enabled
@@ -139,7 +182,6 @@ def tune(
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs),
         load_if_exists=True,
     )
-    chosen = dict(DEFAULT_SPACE if space is None else space)
 
     def objective(trial: Trial) -> float:
         params = _suggest(trial, chosen)
