@@ -116,6 +116,22 @@ def test_auto_inflation_makes_best_chi2_red_one(dback, spex_wave: np.ndarray) ->
     assert res.table()["chi2_red"][0] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_auto_inflation_holds_at_the_node_the_model_of_mismatch_ranks_first(dback) -> None:
+    # With the grid's model of mismatch (the default) the best node is the one ranked first
+    # by -2 ln L, not the smallest chi2; the floor was solved for the smallest chi2, so the
+    # reported chi2_red of a real L5 dwarf (SDSS J0539-0059) was 1.29 under a note saying
+    # "best chi2_red = 1 by construction" (1.33 for HD 3651B, 1.55 for a T8). The floor is
+    # now solved at the node the fit reports.
+    from atmospec.library import load
+
+    for key in ("10001_10443", "10703_10070"):
+        res = fit_chi2(load(key), dback, inflate_errors="auto")
+        assert res.discrepancy is not None and res.inflation > 0
+        assert res.chi2_red == pytest.approx(1.0, abs=1e-3), key
+        assert any(n.endswith("(best chi2_red = 1 by construction)") for n in res.notes)
+        assert res.nodes is not None and res.nodes["chi2_red"][0] == pytest.approx(1.0, abs=1e-3)
+
+
 def test_coverage_and_missing_errors(dback, spex_wave: np.ndarray) -> None:
     from atmospec.library import load
 
@@ -199,6 +215,29 @@ def test_fit_cli_writes_results(splat_dir: Path, tmp_path: Path) -> None:
     assert {p.name for p in plain.iterdir()} == {"fit.ecsv", "fit.json", "fit.png", "nodes.csv"}
     assert json.loads((plain / "fit.json").read_text())["discrepancy"] is None
     assert "-2 ln L" not in res.output  # photon noise only: ranked by chi-square
+
+
+def test_fit_cli_refuses_a_fixed_floor_that_nested_sampling_would_drop(
+    splat_dir: Path, tmp_path: Path
+) -> None:
+    # `fit --method nested --sys-floor 0.05` ran and reported photon-noise intervals (teff
+    # 1585.4 +0.5/-0.5 K for SDSS J0539-0059 with --no-discrepancy), with a note that said a
+    # --sys-floor widens them: the option never reached the sampler, which has no fixed
+    # floor. It is refused before anything is read or written, and the message names the
+    # option that does fit a floor there.
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    out = tmp_path / "nested"
+    res = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app,
+        ["fit", SPEX_KEY, "-g", "dback24", "--method", "nested", "--sys-floor", "0.05"]
+        + ["--nlive", "5", "--out", str(out)],
+    )
+    assert res.exit_code == 2, res.output
+    assert "--sys-floor" in res.output and "--inflate-errors" in res.output
+    assert not out.exists()
 
 
 def test_fit_names_the_unit_a_file_that_misses_the_grid_looks_like(tmp_path: Path) -> None:

@@ -87,3 +87,26 @@ def test_report_says_when_a_spectrum_is_coarser_or_finer_than_the_models() -> No
     df = pd.DataFrame({"notes": [f"served by dback24-spex instead of npe_dback24; {smoothed[0]}"]})
     # median lambda/dlambda 1.5 / 5e-5 = 30000: R taken as 15000
     assert _row_sentences(df, 0).startswith("smoothed from R 15000 (from the pixels")
+
+
+def test_report_of_a_fit_leads_with_its_warnings(splat_dir: Path, tmp_path: Path) -> None:
+    # HD 3651B (785 K from its luminosity, Sanghi et al. 2023) fitted with Diamondback, which
+    # starts at 900 K, answers with the grid's last node and warns that the Teff is a limit.
+    # The CLI printed that warning and fit.json held it, but the report of the run folder
+    # showed the notes only: the page read as a measurement of 900 K.
+    from atmospec import library
+    from atmospec.cli.fit import write_fit
+    from atmospec.fitting import fit
+    from atmospec.report import write_report
+
+    res = fit(library.load("10703_10070"), "dback24", discrepancy=None)
+    assert res.warnings, "the edge-cell warning this test reads is gone"
+    write_fit(res, tmp_path / "fit")
+    html = write_report(tmp_path / "fit").read_text(encoding="utf-8")
+    import html as html_lib
+
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", html))
+    for warning in res.warnings:
+        assert warning in text
+    # before the tables: the first thing read under "Fit"
+    assert text.index(res.warnings[0]) < text.index("chi2_red")

@@ -53,6 +53,31 @@ def test_stats_chi2_model_file(tmp_path: Path) -> None:
     assert _number(res.output, "dof") == n
 
 
+def test_stats_chi2_model_file_in_another_flux_unit(tmp_path: Path) -> None:
+    # The model is the truth, written in mJy (F_nu) while the data are in W m-2 um-1
+    # (F_lambda). F_nu = F_lambda lambda^2 / c tilts the shape by lambda^2 (a factor 4 over
+    # 1-2 um) that no flux scale absorbs: compared as raw numbers the chi2_red was in the
+    # thousands. Converted to the data's unit, chi2_red = 1 +- 0.07 as for one unit (4 sigma
+    # bound below), with the scale solved or not.
+    from atmospec.spectrum import Spectrum
+
+    n = 400
+    wave = np.linspace(1.0, 2.0, n)
+    truth = 1e-15 * (1.0 + 0.5 * np.sin(4 * wave))
+    sigma = np.full(n, 2e-17)
+    noisy = truth + sigma * np.random.default_rng(0).standard_normal(n)
+    data, model = tmp_path / "data.ecsv", tmp_path / "model.ecsv"
+    Spectrum(wave, noisy, sigma, flux_unit="W m-2 um-1", name="data").write(data)
+    flam = Spectrum(wave, truth, sigma / 20, flux_unit="W m-2 um-1", name="model")
+    flam.to_flux_unit("mJy").write(model)
+    for extra in ([], ["--no-scale"]):
+        res = runner.invoke(app, ["stats", "chi2", str(data), "--model-file", str(model), *extra])
+        assert res.exit_code == 0, res.output
+        assert abs(_number(res.output, "chi2_red") - 1.0) < 0.3, res.output
+        if not extra:
+            assert _number(res.output, "scale") == pytest.approx(1.0, abs=0.01)
+
+
 def test_stats_chi2_needs_one_model(tmp_path: Path) -> None:
     data, _ = _spectrum_files(tmp_path)
     res = runner.invoke(app, ["stats", "chi2", str(data)])
@@ -86,6 +111,22 @@ def test_stats_intervals_from_samples_and_predictions(tmp_path: Path) -> None:
     assert "1000 [950, 1060]" in res.output and "900-1120" in res.output
 
 
+def test_stats_intervals_say_what_they_leave_out(tmp_path: Path) -> None:
+    # A samples table with a column that holds no number (a radius never computed) ended in
+    # an IndexError from numpy; NaN among samples were dropped without a word. The empty
+    # column is refused by name, and the count of values left out is printed.
+    x = np.random.default_rng(3).normal(10.0, 2.0, 1000)
+    x[:10] = np.nan
+    frame = pd.DataFrame({"teff": x, "radius": np.full(1000, np.nan)})
+    frame.to_csv(tmp_path / "samples.csv", index=False)
+    res = runner.invoke(app, ["stats", "intervals", str(tmp_path / "samples.csv")])
+    assert res.exit_code != 0 and isinstance(res.exception, Exception)
+    assert "column radius has 0 finite values of 1000" in str(res.exception)
+    res = runner.invoke(app, ["stats", "intervals", str(tmp_path / "samples.csv"), "-c", "teff"])
+    assert res.exit_code == 0, res.output
+    assert "teff: 10 of 1000" in res.output
+
+
 def test_stats_metrics(tmp_path: Path) -> None:
     # pred = true + 1 everywhere: bias 1, RMSE 1; intervals [pred-1.5, pred+1.5] all cover.
     t = np.arange(10.0)
@@ -111,6 +152,27 @@ def test_stats_metrics(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert _number(res.output, "rmse") == 1.0 and _number(res.output, "bias") == 1.0
     assert _number(res.output, "coverage") == 1.0
+
+
+def test_stats_metrics_leave_out_rows_without_a_value_and_say_so(tmp_path: Path) -> None:
+    # A predictions table scored against literature values that only some objects have:
+    # the NaN truths made every metric nan, and the coverage counted them as misses (0.7
+    # here). As above, pred = true + 1 with intervals that cover: RMSE 1, bias 1, coverage 1
+    # over the 7 rows with a value, and the 3 others are counted in the output.
+    t = np.arange(10.0)
+    lit = np.where(np.arange(10) % 3 == 1, np.nan, t)
+    pd.DataFrame({"lit": lit, "p": t + 1, "lo": t - 0.5, "hi": t + 2.5}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    args = ["stats", "metrics", str(tmp_path / "m.csv"), "--true", "lit", "--pred", "p"]
+    res = runner.invoke(app, [*args, "--lower", "lo", "--upper", "hi"])
+    assert res.exit_code == 0, res.output
+    assert _number(res.output, "rmse") == 1.0 and _number(res.output, "bias") == 1.0
+    assert _number(res.output, "coverage") == 1.0 and _number(res.output, "n") == 7
+    assert "3 of 10 rows left out" in res.output
+    pd.DataFrame({"lit": [np.nan, np.nan], "p": [1.0, 2.0]}).to_csv(tmp_path / "e.csv")
+    res = runner.invoke(app, ["stats", "metrics", str(tmp_path / "e.csv"), *args[3:]])
+    assert res.exit_code != 0 and "no row has a finite number" in str(res.exception)
 
 
 @pytest.mark.parametrize("kind", ["hist", "box", "scatter", "corner", "parity"])

@@ -51,7 +51,7 @@ def fit_cmd(
     distance_pc: Optional[float] = typer.Option(  # noqa: UP045
         None,
         "--distance-pc",
-        help="Distance [pc]: radius from the scale (calibrated flux).",
+        help="Distance in parsecs: the radius from the flux scale (calibrated flux only).",
         callback=finite(0.0, low_open=True),
     ),
     inflate_errors: bool = typer.Option(
@@ -92,6 +92,16 @@ def fit_cmd(
     from atmospec.fitting.result import rich_table
     from atmospec.grids import load_grid
 
+    if method not in ("chi2", "nested"):
+        raise typer.BadParameter(f"--method must be chi2 or nested, got {method!r}")
+    if inflate_errors and sys_floor is not None:
+        raise typer.BadParameter("give --inflate-errors or --sys-floor, not both")
+    if method == "nested" and sys_floor is not None:
+        # nested sampling has no fixed floor: it would be dropped without a word
+        raise typer.BadParameter(
+            "--sys-floor is a chi2 option; nested sampling fits the floor instead "
+            "(--method nested --inflate-errors)"
+        )
     console = summary_console()
     spectrum = load_target(
         target,
@@ -116,13 +126,9 @@ def fit_cmd(
         "discrepancy": None if no_discrepancy else "auto",
     }
     if method == "chi2":
-        if inflate_errors and sys_floor is not None:
-            raise typer.BadParameter("give --inflate-errors or --sys-floor, not both")
         kwargs["inflate_errors"] = "auto" if inflate_errors else sys_floor
-    elif method == "nested":
-        kwargs.update(inflate_errors=inflate_errors, nlive=nlive, seed=seed)
     else:
-        raise typer.BadParameter(f"--method must be chi2 or nested, got {method!r}")
+        kwargs.update(inflate_errors=inflate_errors, nlive=nlive, seed=seed)
     result = fit(spectrum, model_grid, method=method, **kwargs)  # type: ignore[arg-type]
     result.source = spectrum.name if spectrum.name else result.source
     if assumed:

@@ -137,6 +137,7 @@ def chi2_of(
             from atmospec.errors import InvalidSpectrumError
 
             raise InvalidSpectrumError(f"{spectrum.source}: no uncertainties; chi2 needs them")
+        good, mspec = _common_flux_unit(good, mspec)
         inside = (good.wavelength > mspec.wavelength[0]) & (good.wavelength < mspec.wavelength[-1])
         wave = good.wavelength[inside]
         model = resample(wave, mspec.wavelength, mspec.flux, fill=np.nan)
@@ -149,6 +150,34 @@ def chi2_of(
     else:
         value, factor = float(np.sum(((flux - model) / sig) ** 2)), 1.0
     return {"chi2": value, "n_pix": int(flux.size), "n_params": n_params, "scale": factor}
+
+
+def _common_flux_unit(data: Any, model: Any) -> tuple[Any, Any]:
+    """``data`` and ``model`` with their fluxes in one unit, the data's.
+
+    An F_nu flux has the object's shape tilted by lambda^2 against F_lambda, which no flux
+    scale absorbs: a model in Jy against data in W m-2 um-1 is converted pixel by pixel
+    (F_lambda = F_nu c / lambda^2). A flux without a unit is read as F_lambda, as everywhere
+    in atmospec: an F_nu flux compared with it is converted to F_lambda
+    (:func:`atmospec.io.flux_density.as_flux_lambda`).
+
+    Example:
+        >>> from atmospec.spectrum import Spectrum
+        >>> d = Spectrum([1.0, 2.0], [1.0, 0.25], [0.1, 0.1], flux_unit="W m-2 um-1")
+        >>> m = Spectrum([1.0, 2.0], [1.0, 1.0], flux_unit="Jy")  # F_nu flat: F_lambda ~ 1/l^2
+        >>> _, same = _common_flux_unit(d, m)
+        >>> round(float(same.flux[0] / same.flux[1]), 6)  # the data's shape...
+        4.0
+        >>> f"{same.flux[0]:.4e}"  # ... and unit: 1 Jy c / (1 um)^2 = 2.998e-12 W m-2 um-1
+        '2.9979e-12'
+    """
+    from atmospec.io.flux_density import as_flux_lambda
+
+    # F_nu to F_lambda; refuses a flux that is not a spectral flux density (magnitudes, counts)
+    data_l, model_l = as_flux_lambda(data)[0], as_flux_lambda(model)[0]
+    if not data.flux_unit or not model.flux_unit:
+        return data_l, model_l
+    return data, model.to_flux_unit(data.flux_unit)
 
 
 @stats_app.command("intervals")
@@ -164,6 +193,7 @@ def intervals_cmd(
     From a predictions table: its percentile columns; from samples: their percentiles (the
     standard error of the mean is shown apart, never as an error bar)."""
     import numpy as np
+    import pandas as pd
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -208,8 +238,18 @@ def intervals_cmd(
         chosen = _columns(frame, columns, table, "sample") if columns else numeric
         for name in ("column", "median", f"{level:.0%} interval", "std", "std. error of mean"):
             out.add_column(escape(name), justify="right")
+        left: list[str] = []
         for c in chosen:
-            x = frame[c].to_numpy(float)
+            x = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
+            if np.isfinite(x).sum() < 2:
+                from atmospec.errors import FileFormatError
+
+                raise FileFormatError(
+                    f"{table}: column {c} has {int(np.isfinite(x).sum())} finite values of "
+                    f"{x.size}; an interval needs samples (at least 2)"
+                )
+            if not np.isfinite(x).all():
+                left.append(f"{c}: {int((~np.isfinite(x)).sum())} of {x.size}")
             x = x[np.isfinite(x)]
             lo, hi = predictive_interval(x, level)
             out.add_row(
@@ -219,6 +259,8 @@ def intervals_cmd(
                 f"{x.std(ddof=1):.3g}",
                 f"{float(standard_error(x)):.3g}",
             )
+        if left:
+            out.caption = "non-finite values left out: " + "; ".join(left)
     Console().print(out)
 
 
@@ -230,15 +272,34 @@ def metrics_cmd(
     lower: Optional[str] = typer.Option(None, "--lower", help="Interval lower column."),  # noqa: UP045
     upper: Optional[str] = typer.Option(None, "--upper", help="Interval upper column."),  # noqa: UP045
 ) -> None:
-    """RMSE, bias, MAE, R^2 (true first: not swapped) and, with --lower/--upper, coverage."""
+    """RMSE, bias, MAE, R^2 (true first: not swapped) and, with --lower/--upper, coverage.
+
+    Rows without a finite number in every named column (an object with no literature value,
+    a spectrum that failed) are left out, and the output says how many."""
+    import numpy as np
+    import pandas as pd
+
+    from atmospec.errors import FileFormatError
     from atmospec.stats import coverage, regression_metrics
 
     frame = read_table(table)
     cols = _columns(frame, ",".join(c for c in (true, pred, lower, upper) if c), table, "")
-    m = regression_metrics(frame[cols[0]], frame[cols[1]])
+    values = frame[cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    finite = np.isfinite(values.to_numpy()).all(axis=1)
+    if not finite.any():
+        raise FileFormatError(
+            f"{table}: no row has a finite number in every one of {', '.join(cols)}"
+        )
+    values = values[finite]
+    m = regression_metrics(values[cols[0]], values[cols[1]])
     text = ", ".join(f"{k} = {v:.4g}" for k, v in m.items())
     if lower and upper:
-        text += f", coverage = {coverage(frame[true], frame[lower], frame[upper]):.3f}"
+        text += f", coverage = {coverage(values[true], values[lower], values[upper]):.3f}"
+    left = int((~finite).sum())
+    if left:
+        text += (
+            f" ({left} of {len(frame)} rows left out: no finite number in one of {', '.join(cols)})"
+        )
     typer.echo(text)
 
 

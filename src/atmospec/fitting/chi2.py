@@ -189,10 +189,18 @@ def fit_chi2(
         inflation_fitted = True
         n_fitted += 1
         fraction = _auto_fraction(batches, data, data.n_pix - n_fitted)
-        notes.append(
-            f"errors inflated by a fitted systematic floor f = {fraction:.4g} x median |flux| "
-            "(best chi2_red = 1 by construction)"
-        )
+        if disc is not None:  # the best node is the one the model of mismatch ranks first
+
+            def ranked_best(sig: FloatArray) -> int:
+                return int(discrepancy_nodes(batches, data, sig, grid.params, fitted, disc)["best"])
+
+            fraction = _ranked_fraction(
+                lambda i: data.model(grid.flux(i)),
+                ranked_best,
+                data,
+                data.n_pix - n_fitted,
+                fraction,
+            )
     elif inflate_errors is not None:
         fraction = float(inflate_errors)
         if not np.isfinite(fraction) or fraction < 0:
@@ -229,6 +237,20 @@ def fit_chi2(
             nodes[col] = disc_nodes[col]
         nodes["chi2_discrepancy"] = disc_nodes["chi2"]
         disc_record = misfit_record(disc, data, sigma, model, float(best_params["teff"]), n_fitted)
+    if inflation_fitted:
+        red = float(chi2[best]) / dof
+        if fraction == 0.0:
+            why = f"(none needed: chi2_red {red:.3g} <= 1 at the best node without one)"
+        elif abs(red - 1.0) < 1e-3:
+            why = "(best chi2_red = 1 by construction)"
+        else:
+            why = (
+                f"(chi2_red {red:.3g} at the best node: the node the model of mismatch ranks "
+                "first changed with the floor without settling on one)"
+            )
+        notes.append(
+            f"errors inflated by a fitted systematic floor f = {fraction:.4g} x median |flux| {why}"
+        )
     nodes = nodes.sort_values("chi2" if disc_nodes is None else "neg2_loglike", kind="stable")
     factor = dilution_factor(data, grid, distance_pc, notes)
     radius = None
@@ -297,6 +319,35 @@ def _best_node(chi2: FloatArray, scale: FloatArray, source: str, grid: str) -> i
             "anti-correlated with every model; is the flux sign flipped?"
         )
     return best
+
+
+def _ranked_fraction(
+    model_of: Callable[[int], FloatArray],
+    best_of: Callable[[FloatArray], int],
+    data: FitData,
+    dof: int,
+    start: float,
+    max_rounds: int = 10,
+) -> float:
+    """The floor f that makes chi2_red = 1 at the node ``best_of`` ranks first under the errors
+    inflated by f (with a model of mismatch that node need not have the smallest chi2, so the
+    f of :func:`_auto_fraction` leaves it above 1): alternately the ranking at f and the f of
+    that node, from ``start``, until the node stays the same (else the last f)."""
+    fraction = start
+    node = best_of(inflated_sigma(data.uncertainty, data.flux, fraction))
+    for _ in range(max_rounds):
+        model = model_of(node)
+        fraction = _auto_fraction(_single(model), data, dof)
+        again = best_of(inflated_sigma(data.uncertainty, data.flux, fraction))
+        if again == node:
+            break
+        node = again
+    return fraction
+
+
+def _single(model: FloatArray) -> Callable[[], Iterator[FloatArray]]:
+    """A batch factory over one model row (for :func:`_auto_fraction` at one node)."""
+    return lambda: iter([model[None, :]])
 
 
 def _auto_fraction(batches: Callable[[], Iterator[FloatArray]], data: FitData, dof: int) -> float:

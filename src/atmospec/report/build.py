@@ -243,7 +243,15 @@ def _fit_sections(d: Path) -> tuple[str, list[tuple[str, str]]]:
     )
     summary = pd.DataFrame({"quantity": list(keys), "value": [rec.get(k) for k in keys]})
     summary = summary[summary["value"].notna()]
-    body = table_html(summary.astype({"value": str}))
+    body = ""
+    # what makes the answer doubtful (a Teff in the grid's edge cell: a limit; a misfit
+    # beyond the grid's model of mismatch) leads the page, as it leads the CLI's output
+    said = rec.get("warnings") or []
+    if said:
+        badge = f' <span class="badge">{len(said)} warning{"s" if len(said) > 1 else ""}</span>'
+        body += f"<h3>Warnings{badge}</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in said)
+        body += "</ul>"
+    body += table_html(summary.astype({"value": str}))
     best = rec.get("best") or {}
     if best:
         body += "<h3>Best fit</h3>" + table_html(pd.DataFrame([best]))
