@@ -44,6 +44,11 @@ optional test data):
   (P(|z| < 140 / sqrt(140^2 + 113^2)) and the same for 1.96 x 140).
 - ``ood_recall_outside``: fraction flagged among M0-M5 dwarfs and >= T8 dwarfs, whose Teff
   lies outside Diamondback's 900-2400 K.
+- ``grids_disagree_field`` / ``_vlg`` / ``_outside`` (``predict`` routes; no target): how
+  often the table's ``grids_disagree`` warning is raised on those field dwarfs, on the VL-G
+  dwarfs and on the outside set. Its threshold is learned on field dwarfs of the fit half at
+  a 5 % false-alarm rate; without it (``--no-calibration``) it is raised whenever two grids'
+  68 % intervals do not overlap.
 
 Only library objects of the discrepancy models' *evaluation* half are used (their split is
 recorded in each model's JSON); young, binary and companion objects were never in either half.
@@ -352,7 +357,12 @@ def predict_route(
             and "_" in k
             and isinstance(v, (int, float, np.number))
         }
-        rows[str(rec["source"])] = {**q, "flag": bool(any(bool(rec[c]) for c in flags))}
+        rows[str(rec["source"])] = {
+            **q,
+            "flag": bool(any(bool(rec[c]) for c in flags)),
+            # the grids' disagreement warning (a note, not an OOD flag)
+            "disagree": float(bool(rec["grids_disagree"])) if "grids_disagree" in rec else np.nan,
+        }
     return rows, str(json.loads((out / "run.json").read_text())["model_id"])
 
 
@@ -602,6 +612,12 @@ def _other_metrics(
         "field_mh_median": float(np.nanmedian(get(field_k, "mh_median"))),
         "ood_false_alarm_real": _nanmean(f_flag),
         "ood_recall_outside": _nanmean(o_flag),
+        # how often the grids' disagreement warning is raised: on field dwarfs it should be
+        # rare (its threshold is learned on the fit half at 5 %); VL-G and outside objects for
+        # comparison (objects the grids know less well)
+        "grids_disagree_field": _nanmean(get(field_k, "disagree")),
+        "grids_disagree_vlg": _nanmean(get(vlg_k, "disagree")),
+        "grids_disagree_outside": _nanmean(get(sets["outside"]["key"].tolist(), "disagree")),
         **_spt_offsets(rows, sets["field"]),
         "n_field": int(np.isfinite(f_flag).sum()),
         "n_vlg": len(vlg_k),
@@ -734,6 +750,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "field_mh_median",
         "ood_false_alarm_real",
         "ood_recall_outside",
+        "grids_disagree_field",
+        "grids_disagree_vlg",
+        "grids_disagree_outside",
         "field_dteff_spt_l0_l4",
         "field_dteff_spt_l5_l9",
         "field_dteff_spt_scatter",

@@ -81,6 +81,52 @@ def test_combined_interval_contains_the_spread_between_grids():
     assert 0.4 < np.mean(c.samples[:200, 0] > 1650) < 0.6
 
 
+def test_disagreement_score_is_the_distance_in_units_of_the_grids_own_intervals():
+    # a at 1500 +- 20 K, b at 1800 +- 20 K (log g identical): 300 / sqrt(20^2 + 20^2) = 10.6.
+    # With log g 0.5 dex apart at +- 0.05 each, log g dominates: 0.5 / sqrt(2 * 0.05^2) = 7.1
+    # < 10.6, so the Teff pair stays the maximum; at 1.0 dex apart log g gives 14.1.
+    from atmospec.multigrid.disagreement import disagreement_score
+
+    ests = {"a": _est("a", 1500.0), "b": _est("b", 1800.0, logg=5.5)}
+    assert disagreement_score(ests, ["a", "b"]) == pytest.approx(300 / np.hypot(20, 20), rel=0.04)
+    ests["b"] = _est("b", 1800.0, logg=6.0)
+    assert disagreement_score(ests, ["a", "b"]) == pytest.approx(
+        1.0 / np.hypot(0.05, 0.05), rel=0.04
+    )
+    assert np.isnan(disagreement_score(ests, ["a"]))
+    assert np.isnan(combine({"a": ests["a"]}, draws=100, rng=np.random.default_rng(0)).disagreement)
+
+
+def test_a_learned_threshold_warns_only_beyond_the_grids_usual_spread():
+    # Real grids differ systematically (their intervals rarely overlap), so without a learned
+    # threshold "disagree" is raised on almost every object. With a threshold learned on
+    # field dwarfs (here 12: distances below it are the usual spread), grids 300 K apart at
+    # +- 20 K (distance 10.6) are ordinary and grids 600 K apart (21.2) are not.
+    from atmospec.multigrid.disagreement import Disagreement
+
+    usual = Disagreement.fit({f"f{i}": 2.0 + 10.0 * i / 99 for i in range(100)})
+    assert usual.threshold == pytest.approx(2.0 + 10.0 * 0.95, abs=0.01)
+    near = {"a": _est("a", 1500.0), "b": _est("b", 1800.0)}
+    far = {"a": _est("a", 1500.0), "b": _est("b", 2100.0)}
+    rng = np.random.default_rng(3)
+    assert combine(near, draws=2000, rng=rng).disagree  # no threshold: intervals apart
+    c = combine(near, draws=2000, rng=rng, disagreement=usual)
+    assert not c.disagree and not any("disagree" in n for n in c.notes)
+    assert c.disagreement == pytest.approx(10.6, abs=0.4)
+    c = combine(far, draws=2000, rng=rng, disagreement=usual)
+    assert c.disagree
+    assert any(
+        re.search(
+            r"disagree beyond their usual spread \(distance 2\d\.\d of their own "
+            r"intervals, against 11\.5 for 95% of field dwarfs\)",
+            n,
+        )
+        for n in c.notes
+    )
+    with pytest.raises(ValueError, match=">= 20 objects"):
+        Disagreement.fit({"x": 1.0, "y": float("nan")})
+
+
 def test_mixture_counts_do_not_move_by_chance_between_spectra():
     # Two grids whose answers do not overlap: with the component of each sample drawn at
     # random the counts are binomial (sd sqrt(1000 / 4) = 16) and the median falls in one

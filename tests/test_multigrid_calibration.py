@@ -243,10 +243,19 @@ def test_shipped_calibration_was_learned_from_the_answers_the_code_gives_today(
     mp = MultiGridPredictor(draws=cal.meta["draws"], seed=cal.meta["seed"], calibration=None)
     mh = cal.corrections["mh"]  # its x: the field dwarfs' uncalibrated Teff; 8 of 150 checked
     checked = [*zip(teff.objects, teff.x, strict=True), *zip(mh.objects, mh.x, strict=True)][:20]
+    scores = cal.disagreement.scores if cal.disagreement is not None else {}
     for key, x in checked:
         res = mp.predict(library.load(key))
         now = float(np.median(res.samples[0][:, res.param_names.index("teff")]))
         assert now == pytest.approx(x, abs=0.5), (key, now, x)
+        if key in scores:  # the field dwarfs: the grids' disagreement the threshold came from
+            assert res.combined[0].disagreement == pytest.approx(scores[key], rel=1e-3), key
+    # the threshold of the grids' disagreement warning: the 95 % quantile of those scores,
+    # over the 150 field dwarfs (answered by two grids or more)
+    assert cal.disagreement is not None
+    assert len(scores) >= 140
+    assert cal.disagreement.threshold == pytest.approx(np.quantile(list(scores.values()), 0.95))
+    assert sum(k in scores for k, _ in checked) == 8
 
 
 @pytest.mark.realdata
@@ -290,6 +299,7 @@ def test_calibrate_command_records_and_names_objects_of_its_half_it_could_not_us
                 param_names=("teff", "logg", "mh"),
                 ood_flag=np.array([False]),
                 inputs=[SimpleNamespace(snr=100.0)],
+                combined=[SimpleNamespace(disagreement=4.0)],
             )
 
     monkeypatch.setattr(mgp, "MultiGridPredictor", Answers)
@@ -318,6 +328,9 @@ def test_calibrate_command_records_and_names_objects_of_its_half_it_could_not_us
     }
     assert sorted(cal.corrections["teff"].objects) == sorted(k for k in half if k != refused)
     assert refused not in cal.held_out and len(cal.held_out) == len(keys) - len(half)
+    # 6 field dwarfs are too few to learn the threshold of the grids' disagreement: none is
+    # recorded, and the predictor keeps the rule for uncalibrated grids
+    assert cal.disagreement is None
 
 
 def test_calibrate_command_refuses_a_table_without_the_labels(tmp_path):

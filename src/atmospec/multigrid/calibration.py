@@ -51,7 +51,9 @@ from numpy.typing import NDArray
 
 from atmospec.errors import DataNotFoundError, ModelFileError
 
+from .disagreement import Disagreement
 from .repeat import RepeatScatter
+from .split import stratified_split
 
 if TYPE_CHECKING:
     from .combine import Combined
@@ -276,6 +278,7 @@ class Calibration:
     model_id: str
     meta: dict[str, Any] = field(default_factory=dict)
     repeat: dict[str, RepeatScatter] = field(default_factory=dict)
+    disagreement: Disagreement | None = None
 
     def statistical(self, snr: float, teff: float | None = None) -> dict[str, float]:
         """Parameter -> the scatter expected between independent spectra at this S/N, of the
@@ -305,10 +308,14 @@ class Calibration:
         return out
 
     def digest(self) -> str:
-        """Twelve hex digits of the sha256 of the corrections (for model ids in outputs)."""
+        """Twelve hex digits of the sha256 of the corrections and of the threshold of the
+        grids' disagreement (for model ids in outputs)."""
         from atmospec.serialization import record_checksum
 
-        return record_checksum({p: c.to_json() for p, c in sorted(self.corrections.items())})[:12]
+        rec: dict[str, Any] = {p: c.to_json() for p, c in sorted(self.corrections.items())}
+        if self.disagreement is not None:
+            rec["disagreement"] = self.disagreement.threshold
+        return record_checksum(rec)[:12]
 
     @property
     def held_out(self) -> list[str]:
@@ -365,6 +372,7 @@ class Calibration:
             "model_id": self.model_id,
             "corrections": {p: c.to_json() for p, c in self.corrections.items()},
             "repeat": {p: r.to_json() for p, r in self.repeat.items()},
+            "disagreement": None if self.disagreement is None else self.disagreement.to_json(),
             "meta": self.meta,
         }
         write_json(path / _FILE, seal(record))
@@ -401,6 +409,9 @@ class Calibration:
                 )
                 for p, r in dict(rec.get("repeat", {})).items()
             },
+            disagreement=(
+                Disagreement.from_json(rec["disagreement"]) if rec.get("disagreement") else None
+            ),
         )
 
     def correct(self, comb: Combined, snr: float, rng: np.random.Generator) -> None:
@@ -463,30 +474,3 @@ def load_calibration(folder: str | os.PathLike[str] | None = None) -> Calibratio
             f"no calibration record in {path} (learn one with `atmospec discrepancy calibrate`)"
         )
     return Calibration.load(path)
-
-
-def stratified_split(
-    names: Sequence[str], labels: Sequence[float], seed: int
-) -> tuple[list[str], list[str]]:
-    """Split objects into a calibration half and a held-out half, stratified in ``labels``:
-    sorted by label, each consecutive pair gives one object to each half (which one by the
-    seeded generator); an odd last object is held out.
-
-    Example:
-        >>> fit, held = stratified_split(list("abcde"), [1, 2, 3, 4, 5], seed=0)
-        >>> len(fit), len(held), sorted(fit + held) == list("abcde")
-        (2, 3, True)
-    """
-    rng = np.random.default_rng(seed)
-    order = np.argsort(np.asarray(labels, dtype=np.float64), kind="stable")
-    fit: list[str] = []
-    held: list[str] = []
-    for k in range(0, len(order), 2):
-        pair = [str(names[i]) for i in order[k : k + 2]]
-        if len(pair) == 1:
-            held.append(pair[0])
-            continue
-        pick = int(rng.integers(0, 2))
-        fit.append(pair[pick])
-        held.append(pair[1 - pick])
-    return fit, held

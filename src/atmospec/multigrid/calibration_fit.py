@@ -3,8 +3,8 @@
 See :mod:`atmospec.multigrid.calibration` for the model. The labelled sets are a companions
 table (columns ``splat_key``, ``teff``, ``teff_err``: Teff from bolometric luminosity and
 evolutionary models at the host's age) and the library's field dwarfs of the discrepancy
-models' fit half (for the [M/H] zero point; those with two spectra for the statistical part
-of the uncertainty). Half the companions (stratified in Teff, split
+models' fit half (for the [M/H] zero point and the usual disagreement between the grids;
+those with two spectra for the statistical part of the uncertainty). Half the companions (stratified in Teff, split
 by object) are the calibration set; the other half is recorded as held out and never enters.
 """
 
@@ -25,12 +25,17 @@ from .calibration import (
     RepeatScatter,
     stratified_split,
 )
+from .disagreement import Disagreement
 
 __all__ = ["fit_calibration", "field_calibration_keys", "repeat_pairs"]
 
 log = logging.getLogger(__name__)
 
 GRIDS = ("dback24", "btsettl08", "burrows06")
+
+DISAGREEMENT_FALSE_ALARMS = 0.05
+"""The fraction of ordinary field dwarfs the grids' disagreement warning may flag (as each
+grid's misfit threshold: its model of mismatch's false-alarm rate)."""
 
 
 def _fit_half() -> tuple[Any, Any]:
@@ -123,6 +128,7 @@ def _predict(
             "flag": bool(res.ood_flag[0]) if res.ood_flag is not None else False,
             "snr": float(res.inputs[0].snr),
             "logg": float(np.median(s[:, res.param_names.index("logg")])),
+            "disagreement": float(res.combined[0].disagreement),
         }
     return out
 
@@ -179,6 +185,18 @@ def fit_calibration(
     field_keys = field_calibration_keys(max_field, seed)
     field = _predict(predictor, field_keys)
     fk = [k for k, v in field.items() if not v["flag"]]
+    try:
+        disagreement: Disagreement | None = Disagreement.fit(
+            {k: v["disagreement"] for k, v in field.items()},
+            false_alarm_rate=DISAGREEMENT_FALSE_ALARMS,
+            learned_from="field dwarfs of the discrepancy models' fit half (L0-T8, "
+            "S/N >= 50), one spectrum each, answered by two grids or more",
+        )
+    except ValueError as err:
+        # too few field dwarfs (a small --max-field): the grids' disagreement is then judged
+        # by whether their intervals overlap, as without a calibration
+        log.warning("no threshold for the grids' disagreement: %s", err)
+        disagreement = None
     mh = Correction.fit(
         "mh",
         np.array([field[k]["teff"] for k in fk]),
@@ -223,4 +241,6 @@ def fit_calibration(
             "python": platform.python_version(),
         },
     }
-    return Calibration({"teff": teff, "mh": mh}, predictor.base_model_id, meta, repeat)
+    return Calibration(
+        {"teff": teff, "mh": mh}, predictor.base_model_id, meta, repeat, disagreement
+    )

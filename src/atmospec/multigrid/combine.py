@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from .disagreement import Disagreement, disagreement_score, intervals_apart
 from .estimate import COMMON_PARAMS, GridEstimate
 
 __all__ = ["Combined", "combine", "covering", "majority_misfit", "reference_teff", "shares"]
@@ -35,7 +36,10 @@ class Combined:
         misfit: the lower median of the covering grids' misfits (each in units of its
             threshold; :func:`majority_misfit`): above 1 when most of them misfit.
         spread: per common parameter, max - min of the covering grids' medians.
-        disagree: True when covering grids' 68 % intervals of Teff or log g do not overlap.
+        disagree: True when the covering grids disagree more than they do on ordinary field
+            dwarfs (``disagreement`` above the learned threshold of a
+            :class:`~atmospec.multigrid.disagreement.Disagreement`); without one, when their
+            68 % intervals of Teff or log g do not overlap.
         notes: the sentences a user reads (coverage, disagreement).
         calibration: parameter -> (shift, sd) of the correction for the grids' shared
             systematic error applied to ``samples`` (empty when none was applied; see
@@ -43,6 +47,8 @@ class Combined:
         statistical: parameter -> the scatter expected between independent spectra of the
             object at its S/N (the statistical part of the uncertainty, learned from objects
             with two spectra; empty without a calibration).
+        disagreement: the grids' distance in units of their own intervals
+            (:func:`~atmospec.multigrid.disagreement.disagreement_score`; NaN with one grid).
 
     Example:
         >>> mk = lambda t, hi: GridEstimate("g", "chi2", COMMON_PARAMS,
@@ -66,6 +72,7 @@ class Combined:
     notes: list[str] = field(default_factory=list)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     statistical: dict[str, float] = field(default_factory=dict)
+    disagreement: float = float("nan")
 
 
 def reference_teff(estimates: Mapping[str, GridEstimate]) -> float:
@@ -198,6 +205,7 @@ def combine(
     rng: np.random.Generator,
     params: Sequence[str] = COMMON_PARAMS,
     reference: Mapping[str, GridEstimate] | None = None,
+    disagreement: Disagreement | None = None,
 ) -> Combined:
     """Combine several grids' answers for one object.
 
@@ -211,7 +219,10 @@ def combine(
     each grid exactly its share, :func:`shares`, drawn from its samples, without preferring
     any grid: the spread between grids is a systematic uncertainty, not something the data
     decide). When no grid covers the object, every grid enters and the notes say the answer
-    is an extrapolation.
+    is an extrapolation. The grids disagree (a warning) when their
+    :func:`~atmospec.multigrid.disagreement.disagreement_score` exceeds the threshold
+    ``disagreement`` learned on field dwarfs; without one, when their 68 % intervals of Teff
+    or log g do not overlap, which is true of most real objects.
 
     Why not weight the grids by their evidence: under each grid's model of mismatch the
     best-node likelihood (tempered by the largest calibrated likelihood temperature) favours
@@ -281,19 +292,21 @@ def combine(
             out[bad, j] = rng.choice(out[~bad, j], bad.sum())
     out = out[rng.permutation(draws)]  # grids interleaved: any subset is a fair mixture
     spread: dict[str, float] = {}
-    disagree = False
     for p in params:
         meds = [estimates[g].median(p) for g in use]
         meds = [m for m in meds if np.isfinite(m)]
         spread[p] = float(max(meds) - min(meds)) if len(meds) > 1 else 0.0
-        if p in ("teff", "logg") and len(use) > 1:
-            ivs = []
-            for g in use:
-                col = estimates[g].column(p)
-                if col is not None:
-                    ivs.append(np.percentile(col, [16, 84]))
-            if ivs and max(i[0] for i in ivs) > min(i[1] for i in ivs):
-                disagree = True
+    score = disagreement_score(estimates, use) if len(use) > 1 else float("nan")
+    if disagreement is not None:
+        disagree = disagreement.flags(score)
+        beyond = (
+            f"beyond their usual spread (distance {score:.1f} of their own intervals, against "
+            f"{disagreement.threshold:.1f} for {1 - disagreement.false_alarm_rate:.0%} of field "
+            "dwarfs)"
+        )
+    else:
+        disagree = len(use) > 1 and intervals_apart(estimates, use)
+        beyond = "beyond their own intervals"
     if disagree:
         parts = []
         for g in use:
@@ -301,7 +314,7 @@ def combine(
                 f"{g} {estimates[g].median('teff'):.0f} K / log g {estimates[g].median('logg'):.2f}"
             )
         notes.append(
-            "the grids disagree beyond their own intervals ("
+            f"the grids disagree {beyond} ("
             + ", ".join(parts)
             + f", Teff spread {spread['teff']:.0f} K): the combined interval includes that spread"
         )
@@ -312,7 +325,9 @@ def combine(
             f"Teff ~ {t_ref:.0f} K is outside the parameters of {', '.join(outside)}: answered by "
             f"{', '.join(g for g in names if covers[g])}"
         )
-    return Combined(out, weights, covers, t_ref, misfit, spread, disagree, notes)
+    return Combined(
+        out, weights, covers, t_ref, misfit, spread, disagree, notes, disagreement=score
+    )
 
 
 def _limits_in_mixture(

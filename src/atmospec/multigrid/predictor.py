@@ -371,7 +371,13 @@ class MultiGridPredictor:
                     notes[i].append(self.discrepancy_notes[r.grid])
             if not per:
                 raise AtmospecError(f"{inp.source}: no grid could answer")
-            comb = combine(per, draws=self.draws, rng=rng, reference=scans)
+            comb = combine(
+                per,
+                draws=self.draws,
+                rng=rng,
+                reference=scans,
+                disagreement=None if self.calibration is None else self.calibration.disagreement,
+            )
             primary = self.routes[0].grid
             if comb.weights.get(primary, 0.0) == 0.0 and base.notes:
                 # the primary grid's own routing notes describe an answer that was not used

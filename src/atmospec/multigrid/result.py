@@ -132,7 +132,8 @@ class MultiGridResult(PredictionResult):
         """The base table (its percentiles are the combined estimate) plus, per grid,
         ``<param>_<grid>_median/_p16/_p84``, ``<grid>_misfit``, ``<grid>_weight``; and
         ``outside_grid``, ``misfit_score``, ``misfit_flag``, ``flux_unit_suspect``,
-        ``grids_used``, ``grids_disagree``, ``teff_grid_spread``, ``teff_inflation``,
+        ``grids_used``, ``grids_disagree`` (and the score it is decided on,
+        ``grids_disagreement``), ``teff_grid_spread``, ``teff_inflation``,
         ``logg_inflation``; and
         ``<param>_calibration_shift/_sd`` for every parameter corrected for the grids' shared
         systematic error (:mod:`atmospec.multigrid.calibration`): the percentiles include the
@@ -151,6 +152,7 @@ class MultiGridResult(PredictionResult):
             for i in range(n)
         ]
         table["grids_disagree"] = [self.combined[i].disagree for i in range(n)]
+        table["grids_disagreement"] = [self.combined[i].disagreement for i in range(n)]
         table["teff_grid_spread"] = [self.combined[i].spread.get("teff", 0.0) for i in range(n)]
         table["teff_inflation"] = [self.inflation(i, "teff") for i in range(n)]
         table["logg_inflation"] = [self.inflation(i, "logg") for i in range(n)]
