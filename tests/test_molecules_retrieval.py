@@ -228,3 +228,47 @@ def test_classifier_column_reads_the_bins_inside_its_axis():
     probs = classifier_probabilities(spec, ("H2O", "CO2", "Na"))
     assert probs["bins_left_out"] == int(np.sum(c - h < 0.46)) == 1  # 0.450-0.461 um
     assert all(isinstance(probs[m], float) and probs[m] <= 0.3 for m in ("H2O", "CO2", "Na"))
+
+
+def _toy_retrieval():
+    """A grey H2O opacity on 8 bins: a retrieval whose NPE trains in a second, without data."""
+    from atmospec.molecules.forward import TransmissionModel
+    from atmospec.molecules.opacity import OpacityTable
+    from atmospec.molecules.retrieval import Retrieval
+
+    lam, c = np.linspace(1.0, 2.0, 5), np.linspace(1.1, 1.9, 8)
+    grey = OpacityTable(
+        "H2O", lam, np.array([1000.0]), np.array([1.0, 1e7]), np.full((1, 2, 5), 1e-27)
+    )
+    spec = TransmissionSpectrum(
+        c, np.full(8, 0.05), np.full(8, 0.012), np.full(8, 1e-4), np.full(8, "x"), "toy"
+    )
+    return Retrieval.build(spec, TransmissionModel(lam, [grey], n_levels=20), molecules=("H2O",))
+
+
+def test_cached_npe_trained_without_calibration_stays_uncalibrated(tmp_path):
+    """An NPE trained with ``n_calibration=0`` was loaded later (by `molecules retrieve`, which
+    asks for the default calibration) as if it predated calibration: it was calibrated behind
+    the user's back and its cached folder rewritten. Loading now respects its record."""
+    from atmospec.molecules.abundances import load_or_train
+
+    r = _toy_retrieval()
+    toy = {"n": 64, "max_epochs": 1, "hyper": {"width": 16, "n_features": 8, "transforms": 1}}
+    load_or_train(r, folder=tmp_path, n_calibration=0, **toy)
+    saved = (tmp_path / r.digest() / "model.json").read_bytes()
+    again = load_or_train(r, folder=tmp_path, n_calibration=40)  # a later, default-style call
+    assert (tmp_path / r.digest() / "model.json").read_bytes() == saved  # not recalibrated
+    # ...and it says so where the retrieval reports it (`retrieve` copies this record)
+    assert again.temperature_ == 1.0 and again.meta_["calibration"]["calibrated"] is False
+    assert again.meta_["calibration"]["n_calibration"] == 0
+    from atmospec.molecules.retrieve import retrieve
+
+    # `retrieve` (what `atmospec molecules retrieve` runs) finds the cached toy for these bins
+    res = retrieve(r.spec, simulator=r.simulator, molecules=("H2O",), cache=tmp_path, n_samples=50)
+    assert res.info["npe_calibration"]["calibrated"] is False  # written to retrieval.json
+    # a folder saved before calibration existed (no record at all) is still calibrated once
+    del again.meta_["calibration"]
+    again.save(tmp_path / r.digest())
+    old = load_or_train(r, folder=tmp_path, n_calibration=40)
+    assert old.meta_["calibration"]["calibrated"] is True
+    assert old.meta_["calibration"]["n_calibration"] == 40

@@ -25,7 +25,10 @@ def train_cmd(
     n: int = typer.Option(24000, "--n", help="Number of simulated planets (70/15/15 split)."),
     seed: int = typer.Option(1, "--seed", min=0, max=SEED_MAX, help="Random seed."),
     training_set: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--training-set", help="HDF5 training set: reused if it exists, else written."
+        None,
+        "--training-set",
+        help="HDF5 training set: reused if it exists and holds these bins (refused if it holds "
+        "others), else simulated and written.",
     ),
     epochs: int = typer.Option(40, "--epochs", help="Maximum epochs."),
     tune: int = typer.Option(0, "--tune", help="Optuna trials before the final fit (0 = off)."),

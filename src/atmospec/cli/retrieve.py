@@ -106,6 +106,9 @@ def run_retrieve(args: list[str]) -> None:
     notes.print("[bold]assumed:[/bold]")
     for note in res.info.get("assumptions", []):
         notes.print("  - " + escape(str(note)))
+    calibration = res.info.get("npe_calibration") or {}
+    if calibration.get("calibrated") is False:  # trained with n_calibration=0, as recorded
+        notes.print("[yellow]NPE not calibrated:[/yellow] " + escape(str(calibration["method"])))
     for method, at_bound in res.info.get("at_bound", {}).items():
         for note in at_bound.values():
             notes.print(f"[yellow]at a prior bound ({method}):[/yellow] " + escape(note))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ __all__ = [
     "ResidualNoise",
     "train_abundance_npe",
     "calibrate",
+    "is_calibrated",
+    "UNCALIBRATED",
     "load_or_train",
     "coverage",
     "cache_dir",
@@ -196,7 +199,7 @@ def train_abundance_npe(
     the observed error bars (:class:`ResidualNoise`: a network shown the same noisy spectra
     every epoch learns their noise and becomes over-confident on new ones). Then its latent
     temperature is fitted on ``n_calibration`` further planets (:func:`calibrate`; 0 leaves
-    it at 1, uncalibrated).
+    it at 1, uncalibrated, and records so: :data:`UNCALIBRATED`).
 
     Example:
         >>> est = train_abundance_npe(retrieval, n=2000, max_minutes=1)   # doctest: +SKIP
@@ -263,7 +266,35 @@ def train_abundance_npe(
     }
     if n_calibration > 0:
         calibrate(est, retrieval, n=n_calibration, seed=seed)
+    else:
+        est.meta_["calibration"] = dict(UNCALIBRATED)
     return est
+
+
+UNCALIBRATED: dict[str, Any] = {
+    "calibrated": False,
+    "method": "none: trained with n_calibration=0, the latent temperature left at 1 "
+    "(intervals may be too narrow)",
+    "temperature": 1.0,
+    "n_calibration": 0,
+    "seed": None,
+}
+"""The calibration record of an NPE trained without a calibration set, on purpose."""
+
+
+def is_calibrated(meta: Mapping[str, Any]) -> bool | None:
+    """Whether an NPE's record ``meta`` (its ``meta_``) says its latent temperature was fitted
+    (:func:`calibrate`): True, False (trained with ``n_calibration=0`` on purpose), or None
+    (saved before calibration existed).
+
+    Example:
+        >>> is_calibrated({"calibration": UNCALIBRATED}), is_calibrated({})
+        (False, None)
+    """
+    record = meta.get("calibration")
+    if record is None:
+        return None
+    return bool(record.get("calibrated", True))  # calibrate() wrote no such key at first
 
 
 def calibration_seed(seed: int) -> int:
@@ -295,7 +326,7 @@ def calibrate(
     fit = fit_temperature(est, noisy, err, theta, n_samples=n_samples, seed=sim_seed)
     est.temperature_ = fit.temperature
     # "seed": the calibration set's simulation seed (also that of the draws and TARP points)
-    record = {**fit.to_dict(), "seconds": round(time.perf_counter() - t0, 1)}
+    record = {"calibrated": True, **fit.to_dict(), "seconds": round(time.perf_counter() - t0, 1)}
     est.meta_["calibration"] = record
     log.info(
         "latent temperature %.2f from %d calibration planets (worst coverage error %.3f -> %.3f)",
@@ -317,8 +348,11 @@ def load_or_train(
     """The NPE for ``retrieval``'s binning: loaded from the cache if its digest matches,
     otherwise trained and saved there (atomically, sealed).
 
-    A cached NPE without a calibration record is calibrated first (on ``n_calibration``
-    planets, 1000 unless given; :func:`calibrate`) and saved again.
+    The cached NPE is returned as its record says it was trained: one trained with
+    ``n_calibration=0`` stays uncalibrated (``meta_["calibration"]["calibrated"]`` is False;
+    ``retrain=True`` trains a calibrated one). Only an NPE saved before calibration existed
+    (no calibration record at all) is calibrated first (on ``n_calibration`` planets, 1000
+    unless given; :func:`calibrate`) and saved again.
 
     Example:
         >>> import tempfile
@@ -338,8 +372,9 @@ def load_or_train(
         >>> est = load_or_train(r, folder=folder, **toy)   # trained, saved under the digest
         >>> [f.name for f in folder.iterdir()] == [r.digest()]
         True
-        >>> load_or_train(r, folder=folder, n=10, n_calibration=0).meta_["n_simulated"]   # cached
-        64
+        >>> again = load_or_train(r, folder=folder, n=10)   # cached: as trained, uncalibrated
+        >>> again.meta_["n_simulated"], again.meta_["calibration"]["calibrated"], again.temperature_
+        (64, False, 1.0)
     """
     root = Path(folder) if folder is not None else cache_dir()
     path = root / retrieval.digest()
@@ -348,10 +383,18 @@ def load_or_train(
             est = TransitNPE.load(path)
             if est.meta_.get("digest") == retrieval.digest():
                 log.info("loaded the retrieval NPE for these bins from %s", path)
-                if "calibration" not in est.meta_ and train.get("n_calibration", 1000) > 0:
+                wanted = train.get("n_calibration", 1000)
+                status = is_calibrated(est.meta_)
+                if status is None and wanted > 0:
                     log.info("calibrating the cached NPE (saved before calibration existed)")
-                    calibrate(est, retrieval, n=train.get("n_calibration", 1000), seed=est.seed)
+                    calibrate(est, retrieval, n=wanted, seed=est.seed)
                     est.save(path)
+                elif status is False and wanted > 0:
+                    log.warning(
+                        "%s: this NPE was trained without calibration (n_calibration=0) and is "
+                        "used uncalibrated, as recorded; retrain=True trains a calibrated one",
+                        path,
+                    )
                 return est
         except ModelFileError as err:
             log.warning("retraining: %s", err)

@@ -22,16 +22,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from atmospec.errors import CoverageError, ModelFileError, OutOfGridError
+from atmospec.errors import CoverageError, ModelFileError
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.io import TransmissionSpectrum
+from atmospec.molecules.population_range import PopulationRange
 
 __all__ = [
     "ALKALI_LINES",
     "AXIS_RANGE",
-    "DEPTH_RANGE",
     "IRAC_CHANNELS",
-    "MAX_RELATIVE_AMPLITUDE",
     "KIND",
     "SHIPPED_NAME",
     "MODES",
@@ -41,6 +40,7 @@ __all__ = [
     "P_JOINT_HST",
     "AnyBinningClassifier",
     "load_pretrained_anybin",
+    "shipped_population_range",
     "canonical_edges",
     "project",
     "random_binning",
@@ -53,15 +53,6 @@ KIND = "molecule_anybin_classifier"  # the record kind (atmospec.models, atmospe
 
 SHIPPED_NAME = "molecules-any-binning"
 """Registry name of the shipped any-binning classifier (:func:`atmospec.models.load_model`)."""
-
-DEPTH_RANGE = (3e-5, 0.12)
-"""Median transit depths the population covers: a 1 R_earth planet around a 1.5 R_sun star up to
-R_p/R_s = 0.3 with an extended atmosphere."""
-
-MAX_RELATIVE_AMPLITUDE = 0.75
-"""Largest spread (5-95 % percentiles) of a spectrum's depths relative to its median that the
-population produces: the 99.9th percentile among its planets whose scale height is below 2 % of
-their radius (82 % of them; the rest are extended, super-puff atmospheres)."""
 
 MODES: dict[str, tuple[float, float, float, float, float, float]] = {
     # name: (lower um, upper um, R min, R max, error min ppm, error max ppm)
@@ -257,7 +248,8 @@ class AnyBinningClassifier:
     """The CNN over the canonical axis, its calibration, and the population's range.
 
     ``predict_spectrum`` accepts any :class:`TransmissionSpectrum` whose bins lie within
-    :attr:`coverage` and whose depths the simulated population covers.
+    :attr:`coverage` and whose depths the simulated population covers, as its record says
+    (:attr:`population_range`). ``source`` names the folder it was loaded from in messages.
 
     Example:
         >>> clf = load_pretrained_anybin()
@@ -282,10 +274,20 @@ class AnyBinningClassifier:
     temperatures: NDArray[np.float64]
     config: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    source: str = "this any-binning classifier"
 
     @property
     def coverage(self) -> tuple[float, float]:
         return float(self.edges[0]), float(self.edges[-1])
+
+    @property
+    def population_range(self) -> PopulationRange:
+        """The median depths and depth spread of the simulated population, from the record.
+
+        Raises:
+            ModelFileError: the record has none of the current form (naming :attr:`source`).
+        """
+        return PopulationRange.from_record(self.info.get("population_range"), self.source)
 
     def _logits(self, x: NDArray[np.float32], *, dropout: bool = False, seed: int = 0) -> NDArray:
         import torch
@@ -317,7 +319,8 @@ class AnyBinningClassifier:
 
     def check_spectrum(self, spec: TransmissionSpectrum) -> None:
         """Refuse a spectrum the simulated population does not cover, saying which assumption
-        it breaks (wavelengths, depth, or feature size)."""
+        it breaks: wavelengths (the axis), median depth or depth spread (the ranges recorded
+        with the model, :attr:`population_range`)."""
         lo, hi = self.coverage
         outside = (spec.wavelength - spec.half_width < lo) | (
             spec.wavelength + spec.half_width > hi
@@ -329,22 +332,7 @@ class AnyBinningClassifier:
                 f"{spec.wavelength[i]:g} um), where the classifier has no opacities; leave them "
                 "out with --trim (they are then listed in the report)"
             )
-        depth = float(np.median(spec.depth))
-        d_lo, d_hi = DEPTH_RANGE
-        if not d_lo <= depth <= d_hi:
-            raise OutOfGridError(
-                f"{spec.name}: median transit depth {depth:.3g} is outside the simulated "
-                f"population ({d_lo:.2g}-{d_hi:.2g}: planets of 1 R_earth-2 R_Jup around 0.1-1.5 "
-                "R_sun stars with R_p/R_s <= 0.3)"
-            )
-        amp = float((np.percentile(spec.depth, 95) - np.percentile(spec.depth, 5)) / depth)
-        if amp > MAX_RELATIVE_AMPLITUDE:
-            raise OutOfGridError(
-                f"{spec.name}: the depth varies by {amp:.2g} of its median across the spectrum; "
-                f"the population's atmospheres and spots change it by at most "
-                f"{MAX_RELATIVE_AMPLITUDE:g}. Offsets between files or instrument systematics "
-                "are likely (give known offsets with --offset)"
-            )
+        self.population_range.check(spec)
 
     def predict_spectrum(
         self, spec: TransmissionSpectrum, *, n_mc: int = 100, level: float = 0.9
@@ -420,6 +408,7 @@ class AnyBinningClassifier:
             np.array(record["temperatures"]),
             cfg,
             record.get("info", {}),
+            str(folder),
         )
 
 
@@ -436,3 +425,20 @@ def load_pretrained_anybin() -> AnyBinningClassifier:
 
     clf: AnyBinningClassifier = load_model(SHIPPED_NAME, kind=KIND)
     return clf
+
+
+def shipped_population_range() -> PopulationRange:
+    """The population range recorded with the shipped any-binning classifier (its verified
+    ``model.json`` alone: no weights are read). The retrieval's prior checks read it too.
+
+    Example:
+        >>> r = shipped_population_range()
+        >>> bool(0 < r.median_depth[0] < r.median_depth[1] < 1), r.n_planets
+        (True, 40000)
+    """
+    from atmospec.models import model_path
+    from atmospec.serialization import read_record
+
+    folder = model_path(SHIPPED_NAME)
+    record = read_record(folder)
+    return PopulationRange.from_record(record.get("info", {}).get("population_range"), str(folder))

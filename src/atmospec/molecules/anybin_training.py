@@ -24,6 +24,7 @@ from atmospec.molecules.anybin import (
     random_binning,
 )
 from atmospec.molecules.binning import Binning
+from atmospec.molecules.population_range import COLUMNS, population_range
 
 __all__ = ["project_torch", "train_anybin"]
 
@@ -171,13 +172,17 @@ def train_anybin(
         >>> lam = np.geomspace(0.45, 12.5, 300)
         >>> on = np.random.default_rng(0).random((40, 2)) < 0.5   # H2O, CO2 on or off
         >>> band = on[:, :, None] * np.exp(-0.5 * ((lam - np.array([[1.4], [4.3]])) / 0.1) ** 2)
+        >>> planet = np.tile([1.0, 10.0, 1000.0, 2.3], (40, 1))   # R_Jup, g, T, mu
         >>> ns = NativeSet(lam, (0.01 + 1e-3 * band.sum(1)).astype(np.float32),
         ...     band.astype(np.float16), np.full((40, 2), 1e-3, np.float32),
-        ...     np.where(on, -3.0, -np.inf), ("log_H2O", "log_CO2"),
+        ...     np.column_stack([np.where(on, -3.0, -np.inf), planet]),
+        ...     ("log_H2O", "log_CO2", "radius_rjup", "gravity", "temperature", "mu"),
         ...     (np.arange(40) % 4 == 0).astype(np.int8), ("H2O", "CO2"))
         >>> clf = train_anybin(ns, n_cells=16, width=4, max_epochs=1, n_val_binnings=1)  # a toy
         >>> clf.molecules, clf.edges.size, clf.temperatures.shape, clf.info["n_train"]
         (('H2O', 'CO2'), 17, (2,), 30)
+        >>> clf.info["population_range"]["n_transiting"]   # what its checks will read
+        40
         >>> train_anybin(ns, n_cells=32, init=clf)
         Traceback (most recent call last):
         ...
@@ -189,6 +194,14 @@ def train_anybin(
     from atmospec.molecules.classifiers import _temperatures, _train_detector
 
     edges = canonical_edges(n_cells)
+    # what check_spectrum tests (median depth, 5-95 % spread) on the axis it reads, measured
+    # before training so that a set without the needed columns is refused at once
+    covered = population_range(
+        native.wavelength,
+        native.depth,
+        {c: native.column(c) for c in COLUMNS if c in native.param_names},
+        (float(edges[0]), float(edges[-1])),
+    )
     binner = _Binner(native, edges, device)
     train_rows, val_rows = np.nonzero(native.split == 0)[0], np.nonzero(native.split == 1)[0]
     log_scale = (float(np.log10(0.35)), float(np.log10(3.0)))
@@ -227,11 +240,6 @@ def train_anybin(
     v_x = np.concatenate([x.cpu().numpy() for x, _ in val_loader])
     v_y = np.concatenate([y.cpu().numpy() for _, y in val_loader]) > 0.5
     clf.temperatures = _temperatures(clf._logits(v_x), v_y)
-    depth_lo, depth_hi = (
-        np.percentile(native.depth.min(1), 0.1),
-        np.percentile(native.depth.max(1), 99.9),
-    )
-    amp = (native.depth.max(1) - native.depth.min(1)) / np.median(native.depth, axis=1)
     clf.info = {
         "provenance": provenance(
             seed=seed,
@@ -243,10 +251,7 @@ def train_anybin(
         "detection_threshold": 25.0,
         "population": native.meta.get("population"),
         "species": native.meta.get("species"),
-        "population_range": {
-            "depth": [float(depth_lo), float(depth_hi)],
-            "relative_amplitude": float(np.percentile(amp, 99.9)),
-        },
+        "population_range": covered.as_record(),
         "n_train": int(train_rows.size),
         "n_val_spectra": int(len(v_x)),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,30 @@ from atmospec.molecules.dataset import DETECTION_THRESHOLD, MoleculeTrainingSet,
 from atmospec.molecules.forward import Clouds, Simulator
 from atmospec.molecules.population import Population, heavy_filler, spot_contamination
 
-__all__ = ["NativeSet", "load_simulator", "save_simulator", "simulate_native", "simulate_planet"]
+__all__ = [
+    "NativeSet",
+    "load_simulator",
+    "save_simulator",
+    "simulate_depths",
+    "simulate_native",
+    "simulate_planet",
+]
 
 
 def simulate_planet(
-    sim: Simulator, p: Mapping[str, float], molecules: tuple[str, ...]
+    sim: Simulator,
+    p: Mapping[str, float],
+    molecules: tuple[str, ...],
+    *,
+    contributions: bool = True,
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64] | None]]:
     """Depth of one population planet (everything on) and with each present molecule removed.
 
     The mean molecular weight stays at ``p["mu"]`` when a molecule is removed (the filler gas
-    takes its place), and unocculted spots multiply every spectrum by the same factor.
+    takes its place), and unocculted spots multiply every spectrum by the same factor. With
+    ``contributions=False`` only the full depth is computed (the list holds None), but the
+    atmosphere without each molecule is still built, so that a planet is refused as unbound
+    (:class:`~atmospec.errors.ModelInputError`) exactly when it would be with them.
 
     Example:
         >>> from atmospec.molecules.forward import TransmissionModel
@@ -71,12 +85,22 @@ def simulate_planet(
             planet, p["temperature"], full_vmr, clouds, extra_sigma=extra
         )
 
+    def bound(vmr: Mapping[str, float]) -> None:
+        build = getattr(sim, "atmosphere", None)  # the cheap part of transit_depth, if any
+        if build is None:
+            depth(vmr)
+        else:
+            build(planet, p["temperature"], heavy_filler(vmr, p.get("mu", 0.0)))
+
     full = depth(trace)
     without: list[NDArray[np.float64] | None] = []
     for m in molecules:
-        if m in trace:
+        if m not in trace:
+            without.append(None)
+        elif contributions:
             without.append(depth({k: v for k, v in trace.items() if k != m}))
         else:
+            bound({k: v for k, v in trace.items() if k != m})
             without.append(None)
     return full, without
 
@@ -167,15 +191,15 @@ def load_simulator(path: str | os.PathLike[str]) -> Any:
 _SIM: Any = None
 
 
-def _chunk(args: tuple[int, Any, Population, tuple[str, ...]]) -> tuple[list[Any], int]:
-    n, seed_seq, pop, mols = args
+def _chunk(args: tuple[int, Any, Population, tuple[str, ...], bool]) -> tuple[list[Any], int]:
+    n, seed_seq, pop, mols, contributions = args
     rng = np.random.default_rng(seed_seq)
     out, rejected = [], 0
     for _ in range(n):
         while True:
             p = pop.sample(rng)
             try:
-                full, without = simulate_planet(_SIM, p, mols)
+                full, without = simulate_planet(_SIM, p, mols, contributions=contributions)
                 break
             except ModelInputError:
                 rejected += 1
@@ -310,6 +334,58 @@ class NativeSet:
             raise FileFormatError(f"{path}: not a native molecules set ({err})") from None
 
 
+def _simulate(
+    n: int,
+    sim: Simulator,
+    pop: Population,
+    seed: int,
+    workers: int,
+    contributions: bool,
+    each: Callable[[int, dict[str, float], NDArray[np.float64], list[Any]], None],
+) -> int:
+    """Draw and simulate ``n`` planets, calling ``each(i, params, full, without)`` in order;
+    return how many draws were refused as unbound. Planets are drawn in chunks of 64 with
+    seeds spawned from ``seed``, so the planets do not depend on ``workers``."""
+    from threadpoolctl import threadpool_limits
+    from tqdm.auto import tqdm
+
+    from atmospec._logging import progress_enabled
+
+    missing = [m for m in pop.molecules if m not in sim.species]
+    if missing:
+        raise ModelInputError(f"the simulator has no opacity for {missing}")
+    global _SIM
+    _SIM = sim
+    sizes = [min(64, n - k) for k in range(0, n, 64)]  # chunks (and their seeds) fixed by n
+    jobs = [
+        (k, ss, pop, pop.molecules, contributions)
+        for k, ss in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True)
+    ]
+    rejected = 0
+    with (
+        threadpool_limits(1),
+        tqdm(total=n, desc="simulating", disable=not progress_enabled(), unit="planet") as bar,
+    ):
+        if workers > 1:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(workers)
+            results: Iterator[tuple[list[Any], int]] = pool.imap(_chunk, jobs)
+        else:
+            pool, results = None, map(_chunk, jobs)
+        i = 0
+        for chunk, rej in results:
+            rejected += rej
+            for p, full, without in chunk:
+                each(i, p, full, without)
+                i += 1
+            bar.update(len(chunk))
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return rejected
+
+
 def simulate_native(
     n: int,
     *,
@@ -327,64 +403,33 @@ def simulate_native(
     Example:
         >>> ns = simulate_native(2, seed=1)   # doctest: +SKIP
     """
-    from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
-
     from atmospec._fileio import provenance
-    from atmospec._logging import progress_enabled
     from atmospec.molecules.dataset import build_simulator
 
     if n < 1:
         raise ModelInputError(f"n must be >= 1, got {n}")
     pop = population or Population()
     sim = simulator or build_simulator(t_max=2600.0)
-    missing = [m for m in pop.molecules if m not in sim.species]
-    if missing:
-        raise ModelInputError(f"the simulator has no opacity for {missing}")
     rng = np.random.default_rng(seed)
     lam = _pair_average(sim.wavelength)
     mols = pop.molecules
     depth = np.zeros((n, lam.size), np.float32)
     contrib = np.zeros((n, len(mols), lam.size), np.float16)
     scale = np.zeros((n, len(mols)), np.float32)
-    rows = []
-    rejected = 0
-    global _SIM
-    _SIM = sim
-    sizes = [min(64, n - k) for k in range(0, n, 64)]  # chunks (and their seeds) fixed by n
-    jobs = [
-        (k, ss, pop, mols)
-        for k, ss in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True)
-    ]
-    with (
-        threadpool_limits(1),
-        tqdm(total=n, desc="simulating", disable=not progress_enabled(), unit="planet") as bar,
-    ):
-        if workers > 1:
-            import multiprocessing as mp
+    rows: list[dict[str, float]] = []
 
-            pool = mp.get_context("fork").Pool(workers)
-            results: Iterator[tuple[list[Any], int]] = pool.imap(_chunk, jobs)
-        else:
-            pool, results = None, map(_chunk, jobs)
-        i = 0
-        for chunk, rej in results:
-            rejected += rej
-            for p, full, without in chunk:
-                f = _pair_average(full)
-                depth[i] = f
-                for j, w in enumerate(without):
-                    if w is not None:
-                        d = f - _pair_average(w)
-                        sc = float(np.abs(d).max()) or 1.0
-                        scale[i, j] = sc
-                        contrib[i, j] = (d / sc).astype(np.float16)
-                rows.append(p)
-                i += 1
-            bar.update(len(chunk))
-        if pool is not None:
-            pool.close()
-            pool.join()
+    def keep(i: int, p: dict[str, float], full: NDArray[np.float64], without: list[Any]) -> None:
+        f = _pair_average(full)
+        depth[i] = f
+        for j, w in enumerate(without):
+            if w is not None:
+                d = f - _pair_average(w)
+                sc = float(np.abs(d).max()) or 1.0
+                scale[i, j] = sc
+                contrib[i, j] = (d / sc).astype(np.float16)
+        rows.append(p)
+
+    rejected = _simulate(n, sim, pop, seed, workers, True, keep)
     names = tuple(rows[0])
     params = np.array([[r[k] for k in names] for r in rows])
     split = np.zeros(n, dtype=np.int8)
@@ -400,3 +445,36 @@ def simulate_native(
         rejected_unbound=rejected,
     )
     return NativeSet(lam, depth, contrib, scale, params, names, split, mols, meta)
+
+
+def simulate_depths(
+    n: int,
+    *,
+    simulator: Simulator | None = None,
+    population: Population | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> tuple[NDArray[np.float64], NDArray[np.float32], dict[str, NDArray[np.float64]]]:
+    """The fine axis, ``depth`` and parameter columns :func:`simulate_native` gives for the
+    same arguments (the same planets, bit for bit), without each molecule's contribution:
+    about a quarter of the forward models. It recomputes what a set's depths record.
+
+    Example:
+        >>> lam, depth, columns = simulate_depths(2, seed=1)   # doctest: +SKIP
+    """
+    from atmospec.molecules.dataset import build_simulator
+
+    if n < 1:
+        raise ModelInputError(f"n must be >= 1, got {n}")
+    pop = population or Population()
+    sim = simulator or build_simulator(t_max=2600.0)
+    lam = _pair_average(sim.wavelength)
+    depth = np.zeros((n, lam.size), np.float32)
+    rows: list[dict[str, float]] = []
+
+    def keep(i: int, p: dict[str, float], full: NDArray[np.float64], without: list[Any]) -> None:
+        depth[i] = _pair_average(full)
+        rows.append(p)
+
+    _simulate(n, sim, pop, seed, workers, False, keep)
+    return lam, depth, {k: np.array([r[k] for r in rows]) for k in rows[0]}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from atmospec.errors import ModelInputError
+from atmospec.errors import IncompatibleModelError, ModelInputError
 from atmospec.molecules.anybin import AnyBinningClassifier
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.classifiers import MoleculeClassifier, load_pretrained
@@ -21,6 +21,8 @@ __all__ = [
     "load_classifier",
     "train_classifier",
     "train_any_binning",
+    "bins_difference",
+    "describe_bins",
     "LIMITATIONS",
 ]
 
@@ -312,8 +314,10 @@ def train_classifier(
     """Simulate (or load) a training set on the bins and error bars of ``bins``, train the CNN
     (optionally tune it with optuna first) and save it to ``out``.
 
-    An existing ``training_set`` file is used as it is: the classifier gets that set's bins,
-    which are not compared with those of ``bins``.
+    An existing ``training_set`` file is reused only if it was simulated for the same bins
+    (centres, widths, instrument grouping and error bars, :func:`bins_difference`); a set for
+    other bins is refused (:class:`~atmospec.errors.IncompatibleModelError`, naming the file
+    and both binnings), never silently trained on, nor overwritten.
 
     Example:
         >>> import tempfile
@@ -333,16 +337,30 @@ def train_classifier(
         (['model.json', 'weights.safetensors'], 8)
         >>> load_classifier(d / "model").molecules
         ('H2O', 'CO2')
+        >>> wider = TransmissionSpectrum(b.centre, 2 * b.half_width, depth[0], b.error,
+        ...                              b.instrument, "wider")
+        >>> train_classifier(wider, d / "other", training_set=d / "ts.h5")
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.IncompatibleModelError: .../ts.h5: this training set was simulated for ...
     """
-    from atmospec.molecules.binning import Binning
     from atmospec.molecules.classifiers import train_cnn, tune_cnn
     from atmospec.molecules.dataset import MoleculeTrainingSet, generate
 
     spec = bins if isinstance(bins, TransmissionSpectrum) else read_transmission(bins)
+    requested = Binning.from_spectrum(spec)
     if training_set is not None and Path(training_set).is_file():
         ts = MoleculeTrainingSet.load(training_set)
+        diff = bins_difference(ts.binning, requested)
+        if diff:
+            raise IncompatibleModelError(
+                f"{training_set}: this training set was simulated for "
+                f"{describe_bins(ts.binning)}, but {spec.name} asks for "
+                f"{describe_bins(requested)} ({diff}); give another --training-set path (a set "
+                "for these bins is then simulated and saved there) or remove this file"
+            )
     else:
-        ts = generate(n, Binning.from_spectrum(spec), seed=seed)
+        ts = generate(n, requested, seed=seed)
         if training_set is not None:
             ts.save(training_set)
     params: dict[str, Any] = {}
@@ -357,6 +375,50 @@ def train_classifier(
     )
     clf.save(out)
     return clf
+
+
+def describe_bins(b: Binning) -> str:
+    """A one-line summary of a binning: bins, wavelengths, instruments, error bars.
+
+    Example:
+        >>> describe_bins(Binning(np.array([1.0, 2.0]), np.full(2, 0.1), np.array(["a", "b"]),
+        ...                       np.array([1e-4, 2e-4])))
+        '2 bins at 0.9-2.1 um, 2 instruments (a, b), errors 100-200 ppm'
+    """
+    names = list(dict.fromkeys(b.instrument.tolist()))
+    return (
+        f"{len(b)} bins at {b.lower.min():.3g}-{b.upper.max():.3g} um, {len(names)} "
+        f"instrument{'s' if len(names) > 1 else ''} ({', '.join(names)}), errors "
+        f"{1e6 * b.error.min():.3g}-{1e6 * b.error.max():.3g} ppm"
+    )
+
+
+def bins_difference(a: Binning, b: Binning, rtol: float = 1e-6) -> str:
+    """What differs between two binnings, or ``""`` if they are the same for training.
+
+    Centres, half widths and error bars are compared to ``rtol``; instruments by how they
+    group the bins (each has its own free offset), not by their names.
+
+    Example:
+        >>> a = Binning(np.array([1.0, 2.0]), np.full(2, 0.1), np.array(["x", "x"]),
+        ...             np.full(2, 1e-4))
+        >>> bins_difference(a, Binning(a.centre, a.half_width, np.array(["y", "y"]), a.error))
+        ''
+        >>> bins_difference(a, Binning(a.centre, a.half_width, a.instrument, 2 * a.error))
+        'other error bars'
+    """
+    if len(a) != len(b):
+        return f"{len(a)} bins against {len(b)}"
+    checks = (
+        ("other bin centres", np.allclose(a.centre, b.centre, rtol=rtol, atol=0.0)),
+        ("other bin widths", np.allclose(a.half_width, b.half_width, rtol=rtol, atol=0.0)),
+        (
+            "other instruments (free offsets)",
+            np.array_equal(a.instrument_ids(), b.instrument_ids()),
+        ),
+        ("other error bars", np.allclose(a.error, b.error, rtol=rtol, atol=0.0)),
+    )
+    return "; ".join(what for what, same in checks if not same)
 
 
 def train_any_binning(
@@ -380,9 +442,11 @@ def train_any_binning(
         >>> lam = np.geomspace(0.45, 12.5, 300)
         >>> on = np.random.default_rng(0).random((20, 2)) < 0.5   # a toy set: H2O, CO2
         >>> band = on[:, :, None] * np.exp(-0.5 * ((lam - np.array([[1.4], [4.3]])) / 0.1) ** 2)
+        >>> planet = np.tile([1.0, 10.0, 1000.0, 2.3], (20, 1))   # R_Jup, g, T, mu
         >>> _ = NativeSet(lam, (0.01 + 1e-3 * band.sum(1)).astype(np.float32),
         ...     band.astype(np.float16), np.full((20, 2), 1e-3, np.float32),
-        ...     np.where(on, -3.0, -np.inf), ("log_H2O", "log_CO2"),
+        ...     np.column_stack([np.where(on, -3.0, -np.inf), planet]),
+        ...     ("log_H2O", "log_CO2", "radius_rjup", "gravity", "temperature", "mu"),
         ...     (np.arange(20) % 4 == 0).astype(np.int8), ("H2O", "CO2")).save(d / "native.h5")
         >>> clf = train_any_binning(d / "model", native=d / "native.h5", max_epochs=1)
         >>> clf.config["n_cells"], clf.info["n_train"], sorted(f.name for f in d.iterdir())

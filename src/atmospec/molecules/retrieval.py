@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from atmospec.errors import CoverageError, ModelInputError, OutOfGridError
+from atmospec.errors import CoverageError, ModelInputError
 from atmospec.molecules.binning import Binning
 from atmospec.molecules.spectrum import TransmissionSpectrum
 
@@ -57,9 +57,9 @@ RADIUS_SPAN = (0.7, 1.3)  # times the radius of the median depth
 def check_population(spec: TransmissionSpectrum) -> None:
     """Refuse a spectrum the retrieval's prior does not cover, saying which assumption it breaks.
 
-    The median depth must lie within the simulated population's range (1 R_earth-2 R_Jup
-    planets around 0.1-1.5 R_sun stars) and the depth spread within what atmospheres and spots
-    produce (see :mod:`atmospec.molecules.anybin`).
+    The median depth must lie within the simulated population's range and the depth spread
+    within what its atmospheres and spots produce: the range recorded with the shipped
+    any-binning classifier (:func:`~atmospec.molecules.anybin.shipped_population_range`).
 
     Raises:
         OutOfGridError: naming the spectrum and the broken assumption.
@@ -72,23 +72,11 @@ def check_population(spec: TransmissionSpectrum) -> None:
         ...                                       np.full(3, 1e-4), np.full(3, "a"), "deep"))
         Traceback (most recent call last):
         ...
-        atmospec.errors.OutOfGridError: deep: median transit depth 0.3 is outside the population ...
+        atmospec.errors.OutOfGridError: deep: median transit depth 0.3 is outside the simulated ...
     """
-    from atmospec.molecules.anybin import DEPTH_RANGE, MAX_RELATIVE_AMPLITUDE
+    from atmospec.molecules.anybin import shipped_population_range
 
-    depth = float(np.median(spec.depth))
-    if not DEPTH_RANGE[0] <= depth <= DEPTH_RANGE[1]:
-        raise OutOfGridError(
-            f"{spec.name}: median transit depth {depth:.3g} is outside the population the "
-            f"retrieval covers ({DEPTH_RANGE[0]:.2g}-{DEPTH_RANGE[1]:.2g})"
-        )
-    amp = float((np.percentile(spec.depth, 95) - np.percentile(spec.depth, 5)) / depth)
-    if amp > MAX_RELATIVE_AMPLITUDE:
-        raise OutOfGridError(
-            f"{spec.name}: the depth varies by {amp:.2g} of its median; atmospheres in the prior "
-            f"change it by at most {MAX_RELATIVE_AMPLITUDE:g} (offsets between files? give them "
-            "with --offset)"
-        )
+    shipped_population_range().check(spec)
 
 
 @dataclass
