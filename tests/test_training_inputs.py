@@ -188,3 +188,72 @@ def test_tuning_an_estimator_without_epochs_is_refused_before_any_work(toy, tmp_
     config.write_text(_recipe_text(toy), encoding="utf-8")
     with pytest.raises(FileFormatError, match=r"rf\.toml: estimator 'random_forest' cannot"):
         tunable_recipe(load_recipe(config))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        # log(0) = -inf: the log-uniform draw of the extra resolving power overflowed.
+        ("extra_R_range", (0.0, 10.0), r"0 < low <= high"),
+        ("extra_R_range", (800.0, 200.0), r"0 < low <= high"),
+        ("extra_R_range", (200.0, np.inf), r"0 < low <= high, finite"),
+        ("probability", 1.5, r"0 <= value <= 1"),
+        ("resolution_fraction", -0.1, r"0 <= value <= 1"),
+        ("slope_amplitude", -0.05, r"0 <= value < 1"),
+        # A telluric residual of 100 % zeroes the flux at a band centre (weight 1).
+        ("telluric_amplitude", 1.0, r"0 <= value < 1"),
+        ("max_shift", np.nan, r"value >= 0"),
+        ("slope", "false", r"is a switch \(true or false\)"),  # a non-empty string is truthy
+    ],
+)
+def test_systematics_out_of_range_are_refused_naming_the_field(
+    field: str, value: Any, valid: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"Systematics\.{field} .*{valid}"):
+        Systematics(**{field: value})
+
+
+def test_slope_and_curvature_that_zero_the_flux_are_refused() -> None:
+    # 1 + a x + b (x^2 - 1/3) at the blue end (x = -1) with a = 0.8, b = -0.3 is
+    # 1 - 0.8 - 0.3 * 2/3 = 0: a training spectrum with zero flux.
+    from atmospec.training.systematics import apply_slope
+
+    wave = np.linspace(0.9, 2.4, 50)
+    tilted = apply_slope(wave, np.ones((1, 50)), np.array([0.8]), np.array([-0.3]))
+    assert tilted.min() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match=r"Systematics\.slope_amplitude \+ 2/3 curvature"):
+        Systematics(slope_amplitude=0.8, curvature_amplitude=0.3)
+    # The ranges the shipped coarse configs use stay valid.
+    assert Systematics(extra_R_range=(25.6, 96.1), resolution_fraction=1.0).extra_R_range == (
+        25.6,
+        96.1,
+    )
+
+
+def test_recipe_systematics_out_of_range_are_refused_at_load(toy, tmp_path):
+    # Read from a recipe, extra_R_range = [0, 10] ended in a numpy OverflowError once the
+    # training set was being built.
+    config = tmp_path / "sys.toml"
+    text = _recipe_text(toy) + "[data.systematics]\nextra_R_range = [0.0, 10.0]\n"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(FileFormatError, match=r"sys\.toml: \[data.systematics\]: .*extra_R_range"):
+        load_recipe(config)
+
+
+def test_a_split_without_validation_is_refused_before_any_set_is_built(toy, tmp_path):
+    # hold_out without val_hold_out left validation empty; the training set was built and
+    # then the validation set failed with "no grid node allowed (empty nodes=)".
+    config = tmp_path / "noval.toml"
+    text = _recipe_text(toy).replace("val_hold_out = { teff = [1250.0] }\n", "")
+    config.write_text(text, encoding="utf-8")
+    recipe = load_recipe(config)
+    assert "val_hold_out" not in recipe.split
+    # The interior Teff nodes (1000 and 2000 K are the ends) that the test slice leaves.
+    free = r"interior nodes outside hold_out are teff \[1250.0, 1750.0\]"
+    with pytest.raises(FileFormatError, match=rf"noval\.toml: .*add val_hold_out .*{free}"):
+        run_recipe(recipe, tmp_path / "out")
+    assert not (tmp_path / "out" / "work" / "train.h5").exists()
+    # A val_hold_out on the test slice only leaves validation empty too.
+    recipe.split["val_hold_out"] = {"teff": [1500.0]}
+    with pytest.raises(FileFormatError, match=r"noval\.toml: .*selects test nodes only"):
+        run_recipe(recipe, tmp_path / "out")

@@ -52,12 +52,7 @@ def evaluate_cmd(
 
     path = Path(model) if Path(model).exists() else model_path(model)
     est = load_estimator(path)
-    rec = est.meta_.get("recipe")
-    if not rec:
-        from atmospec.errors import ModelFileError
-
-        raise ModelFileError(f"{path}: the model records no recipe, so its test split is unknown")
-    recipe = Recipe(**rec)
+    recipe = Recipe.from_record(est.meta_.get("recipe"), str(path))  # its grid checked
     if n_test is not None:
         recipe.n_test = n_test
     recipe.n_train = recipe.n_val = 16  # only the test part is needed; keep the others tiny

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from atmospec.errors import AtmospecError, FileFormatError
+from atmospec.errors import AtmospecError, FileFormatError, ModelFileError
+from atmospec.learning.recipe_keys import KEYS, check_tables
+from atmospec.learning.recipe_split import recipe_split, require_validation
+from atmospec.training.systematics import Systematics
 
 __all__ = [
     "Recipe",
@@ -21,16 +25,22 @@ __all__ = [
     "tunable_recipe",
 ]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Recipe:
     """Everything needed to reproduce a trained model (read from a TOML config).
 
     Sections: ``[model]`` (name, description, estimator kind, ``[model.params]``), ``[grid]``
-    (name, optional ``ranges``), ``[split]`` (mode, hold-out slices), ``[data]`` (axis, sizes,
+    (name, or a path: relative to the recipe's folder when the file is there; optional
+    ``ranges``), ``[split]`` (mode, hold-out slices), ``[data]`` (axis, sizes,
     S/N range, test S/N levels, noise shapes, systematics switches, model-error augmentation
     ``discrepancy = "dback24-spex"``, seed), ``[train]``
-    (threads, CPU budget).
+    (threads, CPU budget). A trained model records its recipe with ``grid_name`` and
+    ``grid_sha256`` filled in (the grid's own name and content sha256, see
+    :func:`atmospec.grids.identity.grid_identity`): rebuilding its sets from another grid
+    at that path is refused.
 
     Example:
         >>> r = Recipe.from_dict({"model": {"name": "demo", "estimator": "cnn"},
@@ -67,6 +77,9 @@ class Recipe:
     # Draw new noise every epoch from the stored noise-free fluxes (neural estimators).
     fresh_noise: bool = False
     source: str = ""
+    # Recorded by run_recipe (not read from TOML): which grid the model was trained on.
+    grid_name: str = ""
+    grid_sha256: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "") -> Recipe:
@@ -81,9 +94,7 @@ class Recipe:
             atmospec.errors.FileFormatError: my.toml: unknown [data] keys ['n_trian']; valid ...
         """
         where = source or "config"
-        _check_keys(where, "", d, _KEYS)
-        for table in _KEYS:
-            _check_keys(where, table, d.get(table, {}), _KEYS[table])
+        check_tables(d, where)
         model = d.get("model", {})
         data = d.get("data", {})
         train = d.get("train", {})
@@ -100,7 +111,11 @@ class Recipe:
             "split": dict(d.get("split", {})),
             "source": source,
         }
-        for key in _KEYS["data"]:
+        if not isinstance(kw["grid"], str):
+            raise FileFormatError(
+                f"{where}: [grid] name is a grid name or path, not {kw['grid']!r}"
+            )
+        for key in KEYS["data"]:
             if key in data:
                 kw[key] = data[key]
         if "num_threads" in train:
@@ -109,50 +124,45 @@ class Recipe:
             kw["fresh_noise"] = bool(train["fresh_noise"])
         if "max_cpu_seconds" in train:
             kw["params"].setdefault("max_cpu_seconds", train["max_cpu_seconds"])
-        _check_keys(where, "data.systematics", kw.get("systematics", {}), _systematics_keys())
         try:
             _estimator_class(kw["estimator"], kw["params"])
         except ValueError as err:
             raise FileFormatError(f"{where}: [model]: {err}") from None
         return cls(**kw)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None, where: str) -> Recipe:
+        """The recipe a saved model records (``meta["recipe"]``), to rebuild its sets from;
+        ModelFileError naming ``where`` (the model) when it records none. A model saved before
+        grid checksums were recorded (the shipped ones) has its grid used unchecked, as a log
+        line says.
+
+        Example:
+            >>> Recipe.from_record({"name": "old", "grid": "dback24"}, "old-model").grid_sha256
+            ''
+            >>> Recipe.from_record({}, "my-model")
+            Traceback (most recent call last):
+            ...
+            atmospec.errors.ModelFileError: my-model: the model records no recipe, so its test split is unknown
+        """
+        if not record:
+            raise ModelFileError(
+                f"{where}: the model records no recipe, so its test split is unknown"
+            )
+        recipe = cls(**record)
+        if not recipe.grid_sha256:
+            logger.info(
+                "%s records no grid checksum (saved before they were recorded): its grid %r "
+                "is used as found, unchecked",
+                where,
+                recipe.grid,
+            )
+        return recipe
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-#: The tables of a recipe and the keys each one may hold (what some step reads).
-_KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("name", "estimator", "description", "params"),
-    "grid": ("name", "ranges"),
-    "split": tuple("mode hold_out val_hold_out seed val_fraction test_fraction keep_edges".split()),
-    "data": tuple(
-        "axis n_train n_val n_test snr test_snr_levels off_node_fraction noise_shapes systematics "
-        "mask_telluric interpolation_error discrepancy discrepancy_amplitude seed".split()
-    ),
-    "train": ("num_threads", "fresh_noise", "max_cpu_seconds"),
-}
-
-
-def _check_keys(where: str, table: str, given: Any, allowed: Any) -> None:
-    """Refuse keys of a recipe table that nothing reads (typos are not silently ignored)."""
-    if not isinstance(given, dict):
-        raise FileFormatError(f"{where}: [{table}] must be a table, not {given!r}")
-    unknown = [k for k in given if k not in allowed]
-    if unknown:
-        what = f"[{table}] keys" if table else "tables"
-        raise FileFormatError(
-            f"{where}: unknown {what} {unknown}; valid ones are {sorted(allowed)}"
-        )
-
-
-def _systematics_keys() -> tuple[str, ...]:
-    from dataclasses import fields
-
-    from atmospec.training.systematics import Systematics
-
-    return tuple(f.name for f in fields(Systematics))
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
@@ -172,8 +182,11 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         atmospec.errors.FileFormatError: /no/such.toml: config file not found
     """
     from atmospec._fileio import read_toml
+    from atmospec.learning.recipe_grid import grid_beside
 
-    return Recipe.from_dict(read_toml(path), source=str(Path(path)))
+    recipe = Recipe.from_dict(read_toml(path), source=str(Path(path)))
+    recipe.grid = grid_beside(recipe.grid, Path(path).parent)
+    return recipe
 
 
 def tunable_recipe(recipe: Recipe) -> Recipe:
@@ -242,59 +255,11 @@ def _estimator_class(kind: str, params: dict[str, Any]) -> Any:
     return classes[kind]
 
 
-def _rows_in_ranges(grid: Any, ranges: dict[str, list[float]]) -> Any:
-    keep = np.ones(len(grid), dtype=bool)
-    for p, (lo, hi) in ranges.items():
-        if p not in grid.param_names:
-            raise ValueError(
-                f"ranges: unknown parameter {p!r} (grid {grid.name} has {list(grid.param_names)})"
-            )
-        v = grid.params[p].to_numpy()
-        keep &= (v >= lo) & (v <= hi)
-    return np.flatnonzero(keep)
-
-
-def recipe_split(
-    grid: Any, split: dict[str, Any], ranges: dict[str, list[float]] | None = None
-) -> tuple[Any, Any]:
-    """The grid-aware split a recipe's ``[split]`` table describes, over the grid rows inside
-    its parameter ``ranges`` (all rows without ranges); returns ``(split, rows or None)``.
-    Re-derives a trained model's test nodes from the recipe in its metadata.
-
-    Example:
-        >>> import tempfile
-        >>> from atmospec.grids import ModelGrid
-        >>> d = Path(tempfile.mkdtemp()); wave = np.linspace(0.8, 2.6, 100)
-        >>> with ModelGrid.create(d / "toy.h5", wave, ("teff",), name="toy") as w:
-        ...     for t in (1000.0, 1250.0, 1500.0, 1750.0, 2000.0):
-        ...         w.add({"teff": t}, wave ** -(t / 1000))
-        >>> grid = ModelGrid(d / "toy.h5")
-        >>> split, rows = recipe_split(grid, {"hold_out": {"teff": [1500.0]}})
-        >>> split.sizes(), rows
-        ({'train': 4, 'val': 0, 'test': 1}, None)
-        >>> ranges = {"teff": [1000.0, 1750.0]}  # the grid rows inside these ranges only
-        >>> split, rows = recipe_split(grid, {"hold_out": {"teff": [1250.0]}}, ranges)
-        >>> split.sizes(), rows.tolist(), split.test.tolist()
-        ({'train': 3, 'val': 0, 'test': 1}, [0, 1, 2, 3], [1])
-    """
-    from atmospec.training.splits import grid_aware_split
-
-    rows = _rows_in_ranges(grid, ranges) if ranges else None
-    sp = dict(split)
-    out = grid_aware_split(
-        grid,
-        mode=sp.get("mode", "slices"),
-        hold_out=sp.get("hold_out"),
-        val_hold_out=sp.get("val_hold_out"),
-        seed=int(sp.get("seed", 0)),
-        rows=rows,
-        **{k: sp[k] for k in ("val_fraction", "test_fraction", "keep_edges") if k in sp},
-    )
-    return out, rows
-
-
 def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
-    """Split the grid and build the train / val / test sets of a recipe into ``work``.
+    """Split the grid and build the train / val / test sets of a recipe into ``work``; also
+    returns the ``split``, ``grid``, ``bounds`` and grid ``identity``. A split without a
+    validation node is refused before any set is built, and so is a grid other than the one
+    a recorded recipe names (ChecksumError naming the file and both checksums).
 
     Example:
         >>> import tempfile
@@ -317,17 +282,20 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
         (['test.h5', 'train.h5', 'val.h5'], [20.0, 100.0, 20.0, 100.0])
     """
     from atmospec.grids import load_grid
+    from atmospec.learning.recipe_grid import check_recorded_grid
     from atmospec.training.builder import TrainingSet, build_training_set
-    from atmospec.training.systematics import Systematics
 
+    where = recipe.source or recipe.name
     grid = load_grid(recipe.grid)
+    identity = check_recorded_grid(grid, recipe.grid_sha256, recipe.name)
     try:
         split, rows = recipe_split(grid, recipe.split, recipe.ranges)
-    except ValueError as err:  # a hold-out slice or range that does not fit the grid
+        sys_cfg = Systematics.from_dict(recipe.systematics)
+    except ValueError as err:  # a hold-out slice, range or systematic that does not fit
         if isinstance(err, AtmospecError):
             raise
-        raise FileFormatError(f"{recipe.source or recipe.name}: [split]/[grid]: {err}") from None
-    sys_cfg = Systematics(**recipe.systematics) if recipe.systematics else Systematics()
+        raise FileFormatError(f"{where}: [split]/[grid]/[data.systematics]: {err}") from None
+    require_validation(split, recipe.split, grid, rows, where)  # before any set is built
     allowed = np.arange(len(grid)) if rows is None else rows
     vals = grid.params.iloc[allowed]
     from atmospec.training.builder import target_params
@@ -349,7 +317,7 @@ def build_sets(recipe: Recipe, work: str | os.PathLike[str]) -> dict[str, Any]:
         off_node_fraction=recipe.off_node_fraction,
     )
     work = Path(work)
-    sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds}
+    sets: dict[str, Any] = {"split": split, "grid": grid, "bounds": bounds, "identity": identity}
     interp = recipe.interpolation_error
     specs: dict[str, tuple[Any, int, str, dict[str, Any], int]] = {
         "train": (
@@ -442,8 +410,8 @@ def run_recipe(
         ['evaluation.json', 'index.html', 'parity.png', 'residuals.png']
         >>> type(est).__name__, report["n_test"], list(report["by_snr"])
         ('RandomForestEstimator', 10, ['20', '100'])
-        >>> est.meta_["split"]
-        "grid-aware slices: test {'teff': [1500.0]}, val {'teff': [1250.0]}"
+        >>> est.meta_["split"], est.meta_["recipe"]["grid_name"]  # and its content sha256
+        ("grid-aware slices: test {'teff': [1500.0]}, val {'teff': [1250.0]}", 'toy')
     """
     from atmospec._fileio import write_json
     from atmospec.learning.evaluation import evaluate
@@ -462,6 +430,8 @@ def run_recipe(
     X, y, s = train.arrays()
     clean = train.clean() if recipe.fresh_noise else None
     est.fit(X, y, sigma=s, validation=val.arrays(), clean=clean, **train.fit_kwargs())
+    identity = sets["identity"]  # recorded: rebuilding from another grid is refused
+    recipe = replace(recipe, grid_name=identity.name, grid_sha256=identity.sha256)
     est.meta_.update(
         {
             "name": recipe.name,

@@ -52,11 +52,17 @@ class Systematics:
       ~103-118), applied to a fraction ``resolution_fraction`` (default 0.5) of the spectra.
     - ``probability``: each systematic is applied to a spectrum with this probability.
 
+    A value outside its range raises ValueError naming the field and the range.
+
     Example:
         >>> Systematics().enabled()
         ['slope', 'telluric', 'shift', 'resolution']
         >>> Systematics.none().enabled()
         []
+        >>> Systematics(extra_R_range=(0, 10))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Systematics.extra_R_range must be a (low, high) range ... with 0 < low <= high...
     """
 
     slope: bool = True
@@ -70,6 +76,38 @@ class Systematics:
     extra_R_range: tuple[float, float] = (200.0, 800.0)
     resolution_fraction: float = 0.5
     probability: float = 0.8
+
+    def __post_init__(self) -> None:
+        """Refuse values that would end as numpy errors (a resolving power of 0 overflows its
+        log-uniform draw) or as non-positive spectra (a factor ``1 + ...`` that reaches 0)."""
+        for name in ("slope", "telluric", "shift", "resolution"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"Systematics.{name} is a switch (true or false), not {getattr(self, name)!r}"
+                )
+        for name in ("slope_amplitude", "curvature_amplitude", "telluric_amplitude"):
+            _check_number(
+                name, getattr(self, name), "0 <= value < 1 (a fraction of the flux)", 0.0, 1.0
+            )
+        if self.slope_amplitude + 2 / 3 * self.curvature_amplitude >= 1:
+            raise ValueError(
+                "Systematics.slope_amplitude + 2/3 curvature_amplitude must stay below 1 (the "
+                "factor 1 + a x + b (x^2 - 1/3) falls to 1 - a - 2b/3 at an axis end), not "
+                f"{self.slope_amplitude} + 2/3 {self.curvature_amplitude}"
+            )
+        _check_number("max_shift", self.max_shift, "value >= 0 (a shift in ln wavelength)", 0.0)
+        for name in ("resolution_fraction", "probability"):
+            _check_number(name, getattr(self, name), "0 <= value <= 1 (a fraction)", 0.0, 1.0, True)
+        try:
+            r = np.asarray(self.extra_R_range, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            r = np.array([np.nan])
+        if r.size != 2 or not np.all(np.isfinite(r) & (r > 0)) or r[0] > r[1]:
+            raise ValueError(
+                "Systematics.extra_R_range must be a (low, high) range of resolving powers with "
+                f"0 < low <= high, finite (drawn log-uniformly), not {self.extra_R_range!r}"
+            )
+        object.__setattr__(self, "extra_R_range", (float(r[0]), float(r[1])))
 
     @classmethod
     def none(cls) -> Systematics:
@@ -86,10 +124,21 @@ class Systematics:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Systematics:
-        kw = dict(d)
-        if "extra_R_range" in kw:
-            kw["extra_R_range"] = tuple(kw["extra_R_range"])
-        return cls(**kw)
+        return cls(**d)  # extra_R_range (a list in JSON and TOML) becomes a tuple
+
+
+def _check_number(
+    name: str, value: Any, valid: str, low: float, high: float = np.inf, closed: bool = False
+) -> None:
+    """ValueError naming ``Systematics.<name>`` unless ``low <= value < high`` (``<= high``
+    when ``closed``), finite."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = np.nan
+    inside = low <= v <= high if closed else low <= v < high
+    if isinstance(value, bool) or not (np.isfinite(v) and inside):
+        raise ValueError(f"Systematics.{name} must be a number with {valid}, not {value!r}")
 
 
 def _xnorm(wave: NDArray[np.float64]) -> NDArray[np.float64]:
