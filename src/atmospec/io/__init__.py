@@ -201,16 +201,19 @@ def _accepted(reader: Callable[..., Spectrum]) -> frozenset[str]:
 def write(spectrum: Spectrum, path: str | Path, format: str | None = None) -> Path:  # noqa: A002
     """Write ``spectrum`` to ECSV or FITS (by the file name, or ``format``), atomically.
 
-    Reading the file back with :func:`read` gives the same arrays, mask, unit, name and meta.
+    Reading the file back with :func:`read` gives the same arrays, mask, unit, name and meta,
+    but for ``meta["source"]``: the file read (so messages name it), the spectrum's source
+    when written kept as ``meta["origin"]``.
 
     Example:
         >>> import pathlib, tempfile
         >>> from atmospec.spectrum import Spectrum
-        >>> s = Spectrum([1, 2, 3], [3, 4, 5], [0.1, 0.2, 0.1], mask=[0, 1, 0], meta={"a": 1})
+        >>> s = Spectrum([1, 2, 3], [3, 4, 5], [0.1, 0.2, 0.1], mask=[0, 1, 0],
+        ...              meta={"source": "10703_10070", "a": 1})
         >>> f = write(s, pathlib.Path(tempfile.mkdtemp()) / "s.fits")
         >>> t = read(f)
-        >>> t.flux.tolist(), t.mask.tolist(), t.meta
-        ([3.0, 4.0, 5.0], [False, True, False], {'a': 1})
+        >>> t.flux.tolist(), t.mask.tolist(), t.source == str(f), t.meta["origin"], t.meta["a"]
+        ([3.0, 4.0, 5.0], [False, True, False], True, '10703_10070', 1)
     """
     target = Path(path)
     fmt = format or format_for_path(target)

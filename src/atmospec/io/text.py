@@ -51,6 +51,8 @@ class TextTable:
     units: list[str | None] | None
     data: NDArray[np.float64]
     header: dict[str, str] = field(default_factory=dict)
+    empty: dict[int, list[int]] = field(default_factory=dict)
+    """The empty fields of a delimited table, read as NaN: column index -> their line numbers."""
 
 
 def _parse_header(line: str, delimiter: str | None) -> tuple[list[str], list[str | None]]:
@@ -85,6 +87,46 @@ def _is_number(token: str) -> bool:
     return True
 
 
+def _is_row(line: str, delimiter: str | None) -> bool:
+    """True when ``line`` is a data row: its first field a number, or (a delimited table) its
+    fields numbers or empty."""
+    if delimiter is None:
+        return _is_number(line.split()[0])
+    fields = [f.strip() for f in line.split(delimiter)]
+    return _is_number(fields[0]) or (not fields[0] and all(_is_number(f) for f in fields if f))
+
+
+def _fill_empty(
+    rows: list[tuple[int, str]], *, source: str, delimiter: str
+) -> tuple[list[tuple[int, str]], dict[int, list[int]]]:
+    """The rows of a delimited table with each empty field read as ``nan``, a missing value
+    (pandas' ``to_csv`` writes NaN so), and where they were: column index -> line numbers.
+
+    A row whose fields are all empty holds no pixel and is refused, naming its line.
+
+    Example:
+        >>> _fill_empty([(2, "1.0,,0.1"), (3, "1.1,2.0,")], source="x.csv", delimiter=",")
+        ([(2, '1.0,nan,0.1'), (3, '1.1,2.0,nan')], {1: [2], 2: [3]})
+    """
+    filled: list[tuple[int, str]] = []
+    empty: dict[int, list[int]] = {}
+    for number, row in rows:
+        fields = [f.strip() for f in row.split(delimiter)]
+        if all(fields):
+            filled.append((number, row))
+            continue
+        if not any(fields):
+            raise FileFormatError(
+                f"{source}: line {number}: every field is empty (a row with no values); "
+                "remove the line, or write the pixel's wavelength and 'nan' for what is missing"
+            )
+        for j, f in enumerate(fields):
+            if not f:
+                empty.setdefault(j, []).append(number)
+        filled.append((number, delimiter.join(f or "nan" for f in fields)))
+    return filled, empty
+
+
 def _raise_row_error(rows: list[tuple[int, str]], *, source: str, delimiter: str | None) -> None:
     ncol = len(rows[0][1].split(delimiter))
     for number, row in rows:
@@ -104,7 +146,9 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
 
     The header is the last ``#`` comment line before the data (or a first non-numeric line);
     ``# key: value`` comment lines go into ``header``. Rows with another number of columns or
-    non-numeric values raise FileFormatError naming the line.
+    non-numeric values raise FileFormatError naming the line. With a ``delimiter`` an empty
+    field is a missing value, read as NaN (its line in ``empty``); a row with no value is
+    refused.
 
     Example:
         >>> t = parse_table(["# wavelength [um] flux [Jy]", "1.0 2.0", "1.1 2.5"], source="x.txt")
@@ -122,8 +166,7 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
             if not rows:
                 comments.append(stripped.lstrip("#").strip())
             continue
-        first = stripped.split(delimiter)[0].strip() if delimiter else stripped.split()[0]
-        if not rows and header_line is None and not _is_number(first):
+        if not rows and header_line is None and not _is_row(stripped, delimiter):
             header_line = stripped
             continue
         rows.append((number, stripped))
@@ -134,6 +177,9 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
         m = _KEYVAL.match(c)
         if m and not re.search(r"\[", c):
             header[m.group(1)] = m.group(2)
+    empty: dict[int, list[int]] = {}
+    if delimiter is not None:
+        rows, empty = _fill_empty(rows, source=source, delimiter=delimiter)
     text = "\n".join(r for _, r in rows)
     try:
         data = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=np.float64)
@@ -158,7 +204,7 @@ def parse_table(lines: list[str], *, source: str, delimiter: str | None = None) 
             if len(n) == data.shape[1] and match_columns(n, WAVE_NAMES):
                 names, units = n, un
                 break
-    return TextTable(names=names, units=units, data=data, header=header)
+    return TextTable(names=names, units=units, data=data, header=header, empty=empty)
 
 
 def read_text(
@@ -291,6 +337,14 @@ def _from_table(
             else flux_column_unit(names[jf], units[jf], ce, source=source)
         )
         labels = [names[iw], names[jf]]
+    if iw in table.empty:  # a pixel without a wavelength is no gap in the spectrum
+        lines = table.empty[iw]
+        more = f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else ""
+        raise FileFormatError(
+            f"{source}: line {lines[0]}{more}: the wavelength ({labels[0]}) is empty; a "
+            "missing flux or error is read as a gap, a missing wavelength cannot be: fill it "
+            "or remove the line"
+        )
     wunit = check_wave_unit(wave_unit or wu, source=source, column=labels[0])
     funit = check_flux_unit(
         flux_unit if flux_unit is not None else fu, source=source, column=labels[1]

@@ -68,7 +68,8 @@ def read_ecsv(
 
     Columns are matched as in :func:`atmospec.io.text.read_text`; a ``mask`` column restores
     the mask, and the metadata atmospec stores (``meta['atmospec']``) restores name and meta
-    exactly.
+    exactly, but for ``meta['source']``: it is this file (messages name it), and where the
+    spectrum was written from (a library key, another file) is kept as ``meta['origin']``.
 
     Example:
         >>> import pathlib, tempfile
@@ -315,6 +316,24 @@ def _object_name(header: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _restored_meta(stored: Any, src: str) -> tuple[str | None, dict[str, Any]]:
+    """The name and meta atmospec stored in a file it wrote, as read from ``src``: the
+    ``source`` is ``src``, the file read (messages name the file the user gave), and the one
+    the spectrum was written from (a library key, an earlier file) is kept as
+    ``meta["origin"]`` (the first one, over several writes and reads).
+
+    Example:
+        >>> _restored_meta('{"name": "HD 3651B", "meta": {"source": "10703_10070"}}', "hd.ecsv")
+        ('HD 3651B', {'source': 'hd.ecsv', 'origin': '10703_10070'})
+    """
+    name, meta = meta_from_json(str(stored), source=src)
+    earlier = meta.pop("source", None)
+    out: dict[str, Any] = {"source": src}
+    if earlier is not None and str(earlier) != src and "origin" not in meta:
+        out["origin"] = earlier
+    return name, {**out, **meta}
+
+
 def spectrum_from_table(
     table: Any,
     *,
@@ -334,8 +353,9 @@ def spectrum_from_table(
     columns found by name (or ``given``), units from each column (``raw_units``: the file's
     own unit strings, where astropy's parse would lose a spelling), a table of one row of
     array cells read from that row. ``stored`` is the JSON of the name and meta atmospec wrote
-    into its own files (a table meta key, a FITS header card); without it the meta records the
-    source, format, ``header`` and ``extra``.
+    into its own files (a table meta key, a FITS header card), restored with ``src`` as the
+    source (the one written, if another, as ``meta["origin"]``); without it the meta records
+    the source, format, ``header`` and ``extra``.
 
     Example:
         >>> from astropy.table import Table
@@ -393,7 +413,7 @@ def spectrum_from_table(
         flux_unit if flux_unit is not None else file_unit, source=src, column=cf
     )
     if stored is not None:
-        out_name, meta = meta_from_json(str(stored), source=src)
+        out_name, meta = _restored_meta(stored, src)
     else:
         out_name = name
         meta = {"source": src, "format": fmt}

@@ -35,16 +35,20 @@ def write_ecsv(spectrum: Spectrum, path: str | Path) -> Path:
     """Write ``spectrum`` as ECSV (columns wavelength [um], flux, uncertainty, mask).
 
     Floats are written with full precision, so reading the file back gives identical arrays;
-    name and metadata are kept as JSON in ``meta['atmospec']``.
+    name and metadata are kept as JSON in ``meta['atmospec']`` (read back, the source is the
+    file read and the one written is ``meta['origin']``).
 
     Example:
         >>> import pathlib, tempfile
         >>> from atmospec.io.unit_tables import read_ecsv
-        >>> s = Spectrum([1.0, 2.0], [1 / 3, 2 / 3], flux_unit="Jy", name="W0855", meta={"snr": 30})
+        >>> s = Spectrum([1.0, 2.0], [1 / 3, 2 / 3], flux_unit="Jy", name="W0855",
+        ...              meta={"source": "w0855.fits", "snr": 30})
         >>> path = write_ecsv(s, pathlib.Path(tempfile.mkdtemp()) / "w0855.ecsv")
         >>> back = read_ecsv(path)
-        >>> back.name, back.meta, back.flux_unit, back.flux.tolist() == s.flux.tolist()
-        ('W0855', {'snr': 30}, 'Jy', True)
+        >>> back.name, back.flux_unit, back.flux.tolist() == s.flux.tolist()
+        ('W0855', 'Jy', True)
+        >>> back.source == str(path), back.meta["origin"], back.meta["snr"]
+        (True, 'w0855.fits', 30)
     """
     table = _table(spectrum)
     table.meta[ECSV_META_KEY] = meta_to_json(spectrum)  # type: ignore[attr-defined]
