@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from atmospec.cli._checks import SEED_MAX
+from atmospec.cli._checks import SEED_MAX, finite
 
 __all__ = ["register"]
 
@@ -58,11 +59,22 @@ def reduce_cmd(
         "--model",
         help="CNN model folder (from `atmospec transit train-cnn`); default: the shipped one.",
     ),
-    sigma_scale: float = typer.Option(1.0, "--sigma-scale", help="Factor applied to sigmas."),
-    sigma_floor: float = typer.Option(0.0, "--sigma-floor", help="Added in quadrature."),
+    sigma_scale: float = typer.Option(
+        1.0,
+        "--sigma-scale",
+        callback=finite(0.0, low_open=True),
+        help="Factor applied to sigmas (on top of a CNN's calibrated sigma model).",
+    ),
+    sigma_floor: float = typer.Option(
+        0.0,
+        "--sigma-floor",
+        callback=finite(0.0),
+        help="Depth floor (fraction) added in quadrature to the sigmas.",
+    ),
     sigma_shared_scale: float = typer.Option(
         1.0,
         "--sigma-shared-scale",
+        callback=finite(0.0, low_open=True),
         help="Factor on the white-light (shared) part of the sigma (gp and cnn); --sigma-scale "
         "then acts on each bin's own part.",
     ),
@@ -71,7 +83,8 @@ def reduce_cmd(
     """Calibrate raw frames and measure transmission spectra, one planet or a folder of them.
 
     A spectrum is measured only when the visit holds a detectable transit; otherwise the
-    reason is printed and nothing is written for that planet. For each planet with a transit:
+    reason is printed, nothing is written for that planet and its spectrum and figures from
+    an earlier run into the same folder are removed. For each planet with a transit:
     PLANET_ID_METHOD.ecsv (wavelength, depth, sigma) and, unless --no-figures, the white-light,
     residual and spectrum figures. A folder run also writes summary_METHOD.csv / .json (one
     row per planet) with the GLL score across planets when the dataset has labels.
@@ -84,9 +97,16 @@ def reduce_cmd(
 
     if method not in METHODS:
         raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    det = make_detrender(method, model=model)
-    if (sigma_scale, sigma_shared_scale, sigma_floor) != (1.0, 1.0, 0.0):
-        det.set_sigma_model(sigma_scale, sigma_shared_scale, sigma_floor)
+    try:
+        det = make_detrender(method, model=model)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--model") from None
+    # on top of the sigma model the detrender carries (a CNN's calibration), not instead of it
+    det.set_sigma_model(
+        det.sigma_scale * sigma_scale,
+        det.sigma_shared_scale * sigma_shared_scale,
+        math.hypot(det.sigma_floor, sigma_floor),
+    )
     if is_planet_folder(path):
         with progress_hidden():  # one planet: its path is the output, no bar
             summary = reduce_many([path], det, out, figures=figures)
@@ -176,6 +196,8 @@ def train_cnn_cmd(
     provenance."""
     if calibrate_to not in ("coverage", "likelihood"):
         raise typer.BadParameter("--calibrate-to: coverage or likelihood")
+    if kind not in ("1d", "2d"):  # before minutes of simulation, not after
+        raise typer.BadParameter(f"must be 1d or 2d, not {kind!r}", param_hint="--kind")
     from dataclasses import asdict
 
     import numpy as np

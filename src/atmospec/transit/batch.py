@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from atmospec.errors import AtmospecError, DataNotFoundError
+from atmospec.errors import AtmospecError, DataNotFoundError, FileFormatError
 from atmospec.io.other_kinds import is_planet_folder
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
 
@@ -24,6 +24,20 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The diagnostic figures written per planet, as ``PLANET_ID_METHOD_NAME.png``.
+FIGURES = ("white", "residuals", "spectrum")
+
+
+def _remove_stale(out: Path, stem: str, *, spectrum: bool) -> None:
+    """Delete what an earlier run wrote for ``stem`` into ``out`` and this run does not
+    replace (the figures, and with ``spectrum`` the ECSV too), so the folder never pairs this
+    run's summary with another run's spectrum or figures."""
+    names = [f"{stem}_{name}.png" for name in FIGURES]
+    for path in [out / f"{stem}.ecsv"] * spectrum + [out / n for n in names]:
+        if path.is_file():
+            path.unlink()
+            log.info("removed %s, written by an earlier run", path)
 
 
 def planet_folders(path: str | Path) -> list[Path]:
@@ -152,9 +166,14 @@ def reduce_many(
     ``PLANET_ID_METHOD.ecsv`` (and figures) into ``out`` for each planet with a transit.
 
     A planet without a detectable transit or with bad files is recorded with its reason and
-    the others go on. When the dataset root has ``{split}_labels.csv`` for the planets, the
-    summary carries the Ariel GLL score, RMSE and 68 % coverage over the reduced planets
-    (reference: the mean and standard deviation of all labelled depths).
+    the others go on; its spectrum and figures from an earlier run into ``out`` are removed
+    (as are earlier figures of a planet reduced without ``figures``). When the dataset root
+    has ``{split}_labels.csv`` for the planets, the summary carries the Ariel GLL score, RMSE
+    and 68 % coverage over the reduced planets (reference: the mean and standard deviation of
+    all labelled depths).
+
+    Raises:
+        FileFormatError: ``out`` is an existing file, not a folder.
 
     Example:
         >>> from atmospec.transit.detrenders import make_detrender
@@ -171,12 +190,15 @@ def reduce_many(
     from atmospec.transit.io import read_planet
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"{out}: the output folder is an existing file; name a folder")
     out.mkdir(parents=True, exist_ok=True)
     outcomes: list[PlanetOutcome] = []
     for folder in tqdm(
         folders, desc=f"reducing ({detrender.name})", disable=not progress_enabled()
     ):
         pid = folder.name
+        stem = f"{pid}_{detrender.name}"
         try:
             obs = calibrate(read_planet(folder))
             spec = detrender.fit(obs)
@@ -186,17 +208,18 @@ def reduce_many(
                 PlanetOutcome(pid, folder, "no_transit", str(err), transit_snr=_snr(det), error=err)
             )
             log.info("%s", err)
+            _remove_stale(out, stem, spectrum=True)
             continue
         except AtmospecError as err:
             outcomes.append(PlanetOutcome(pid, folder, "error", str(err), error=err))
             log.info("planet %s: %s", pid, err)
+            _remove_stale(out, stem, spectrum=True)
             continue
-        stem = f"{obs.planet_id}_{detrender.name}"
         path = spec.write(out / f"{stem}.ecsv")
-        if figures:
-            for name, fig in zip(
-                ("white", "residuals", "spectrum"), detrender.diagnose(), strict=True
-            ):
+        if not figures:
+            _remove_stale(out, stem, spectrum=False)
+        else:
+            for name, fig in zip(FIGURES, detrender.diagnose(), strict=True):
                 with atomic_path(out / f"{stem}_{name}.png") as tmp:
                     fig.savefig(tmp, format="png", dpi=110)
         outcomes.append(
@@ -254,7 +277,8 @@ def score_spectra(
 
     Raises:
         FileFormatError: a file is unreadable, holds a non-finite depth or a sigma <= 0, names
-            a planet absent from ``labels``, or repeats a planet for the same method.
+            a planet absent from ``labels``, or repeats a planet for the same method; a labels
+            file is not named ``SPLIT_labels.csv``.
 
     Example:
         >>> import tempfile
@@ -268,11 +292,15 @@ def score_spectra(
         >>> {k: round(v, 3) for k, v in res.items()}
         {'planets': 2, 'gll_score': 0.536, 'rmse_ppm': 100.0, 'coverage68': 1.0}
     """
-    from atmospec.errors import FileFormatError
     from atmospec.transit.io import read_labels
     from atmospec.transit.scoring import ariel_score, coverage, rmse_ppm
 
     def labels_of(path: Path) -> dict[str, np.ndarray]:
+        if not path.name.endswith("_labels.csv"):
+            raise FileFormatError(
+                f"{path}: a labels file is named SPLIT_labels.csv (train_labels.csv as "
+                "`atmospec transit simulate` writes it), with columns planet_id, wl_1 .. wl_N"
+            )
         return read_labels(path.parent, path.name.removesuffix("_labels.csv"))
 
     labels = Path(labels)

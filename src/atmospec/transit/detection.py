@@ -96,9 +96,10 @@ def detect_transit(
     ``degree`` in time, the pointing regressors, and an exponential ramp at the start of the
     visit) minus ``depth x`` the transit shape; the depth's sigma is the residual scatter
     times the red-noise factor. The transit is detected when the best depth is positive with
-    S/N >= ``threshold``. A visit shorter than the transit (no mid-time testable), a constant
-    or non-positive light curve, or a depth below the threshold is reported as not detected,
-    with the reason.
+    S/N >= ``threshold``. A baseline is fitted only where the bins outnumber its parameters
+    by 3 (fewer leave no residual to measure the scatter with). A visit shorter than the
+    transit or with too few time bins (no mid-time testable), a constant or non-positive light
+    curve, or a depth below the threshold is reported as not detected, with the reason.
 
     Example:
         >>> import numpy as np
@@ -160,6 +161,7 @@ def detect_transit(
     bases = [base0] + [np.column_stack([base0, r]) for r in ramps]
     rp_unit = 0.1
     best: tuple[float, float, float, float] | None = None
+    n_params = 0  # parameters of the largest model a testable mid-time had too few bins for
     candidates = np.linspace(t.min() - 0.5 * duration, t.max() + 0.5 * duration, 81)
     for t0 in candidates:
         shape = (1.0 - model(rp_unit, 0.25, 0.15, t0_h=float(t0))) / rp_unit**2
@@ -170,9 +172,16 @@ def detect_transit(
         fits = []
         for base in bases:
             X = np.column_stack([base, -shape])
+            if t.size - X.shape[1] < MIN_BINS:
+                # as many parameters as bins fit the curve exactly: a zero residual would
+                # make any depth look infinitely significant
+                n_params = max(n_params, X.shape[1])
+                continue
             coef, *_ = np.linalg.lstsq(X, y, rcond=None)
             r = y - X @ coef
             fits.append((float(r @ r), X, coef, r))
+        if not fits:
+            continue
         _, X, coef, r = min(fits, key=lambda f: f[0])
         dof = max(t.size - X.shape[1], 1)
         s2 = float(r @ r) / dof * beta_factor(r) ** 2
@@ -185,6 +194,13 @@ def detect_transit(
         snr = depth / sigma if sigma > 0 else (np.inf if depth > 0 else 0.0)
         if best is None or snr > best[0]:
             best = (float(snr), depth, float(sigma), float(t0))
+    if best is None and n_params:
+        return result(
+            False,
+            f"the visit has {t.size} time bins, too few for the {n_params} parameters of the "
+            f"transit and baseline model with {MIN_BINS} bins to spare: the residual scatter, "
+            "and so the depth's S/N, cannot be measured",
+        )
     if best is None:
         return result(
             False,

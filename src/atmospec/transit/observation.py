@@ -78,6 +78,47 @@ class TransitObservation:
         """The AIRS-CH0 white light curve: the sum of the spectral channels."""
         return np.asarray(self.flux[:, 1:].sum(axis=1), dtype=np.float64)
 
+    def check_light(self) -> None:
+        """Refuse light curves no depth can be measured from: a time, flux or flux error that
+        is NaN or infinite, or a channel without light (median flux <= 0: all its pixels
+        masked, or a dead column). Normalising such a channel leaves a constant the transit
+        fits exactly, with a sigma of 0.
+
+        Raises:
+            InvalidSpectrumError: naming the planet, the first bad channel (index and
+                wavelength) and what is wrong with it.
+
+        Example:
+            >>> import numpy as np
+            >>> obs = TransitObservation("5", np.linspace(0, 1, 4), np.array([0.7, 2.0, 2.1]),
+            ...                          np.ones((4, 3)), np.full((4, 3), 1e-3), np.zeros((4, 3)))
+            >>> obs.check_light()                       # fine: returns None
+            >>> obs.flux[:, 2] = 0.0
+            >>> obs.check_light()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            atmospec.errors.InvalidSpectrumError: planet 5: channel 2 (2.1 um) has no light ...
+        """
+        if not np.all(np.isfinite(self.time_h)):
+            raise InvalidSpectrumError(f"planet {self.planet_id}: a time is NaN or infinite")
+        for name in ("flux", "flux_err"):
+            bad = ~np.isfinite(getattr(self, name))
+            if bad.any():
+                k = int(np.flatnonzero(bad.any(axis=0))[0])
+                raise InvalidSpectrumError(
+                    f"planet {self.planet_id}: {int(bad.any(axis=0).sum())} channel(s) have NaN "
+                    f"or infinite {name}, the first channel {k} ({self.wavelength[k]:.4g} um) "
+                    f"in {int(bad[:, k].sum())} of {self.n_time} time bins"
+                )
+        dark = np.flatnonzero(~(np.median(self.flux, axis=0) > 0))
+        if dark.size:
+            k = int(dark[0])
+            raise InvalidSpectrumError(
+                f"planet {self.planet_id}: channel {k} ({self.wavelength[k]:.4g} um) has no "
+                f"light (median flux {float(np.median(self.flux[:, k])):.3g}; "
+                f"{dark.size} such channel(s)): every pixel of it masked or dead?"
+            )
+
     def normalized(self) -> TransitObservation:
         """A copy with every channel divided by its median (errors scaled alike)."""
         med = np.median(self.flux, axis=0)

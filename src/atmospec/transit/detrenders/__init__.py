@@ -20,13 +20,18 @@ def make_detrender(method: str, model: str | Path | None = None) -> Detrender:
     shipped with atmospec when ``model`` is None.
 
     Raises:
-        ValueError: an unknown method.
+        ValueError: an unknown method, or a ``model`` given for a method that loads none.
         IncompatibleModelError: ``model`` is a CNN of the other kind.
 
     Example:
         >>> make_detrender("poly").name
         'poly'
     """
+    if model is not None and method not in ("cnn", "cnn1d", "cnn2d"):
+        raise ValueError(
+            f"model {model}: a trained CNN is loaded only by the cnn1d and cnn2d methods; "
+            f"{method!r} fits each planet on its own and would ignore it"
+        )
     if method == "poly":
         from atmospec.transit.detrenders.polynomial import PolynomialDetrender
 

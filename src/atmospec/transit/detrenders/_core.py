@@ -24,6 +24,7 @@ __all__ = [
     "normalized_time",
     "ramp_regressor",
     "regressors",
+    "require_time_bins",
     "smooth_limb_darkening",
     "smoothed_channel_limb_darkening",
 ]
@@ -64,6 +65,31 @@ def regressors(
             if s > 0:
                 cols.append((extra - extra.mean()) / s)
     return np.column_stack(cols)
+
+
+def require_time_bins(obs: TransitObservation, n_params: int, what: str) -> None:
+    """Refuse a fit of ``n_params`` parameters to fewer time bins than that plus one: with no
+    residual left, the scatter, and so every sigma, would come out as 0 (or the fit singular).
+
+    Raises:
+        InvalidSpectrumError: naming the planet, its time bins and the fit's parameters.
+
+    Example:
+        >>> obs = TransitObservation("4", np.linspace(0, 5, 6), np.array([0.7, 2.0]),
+        ...                          np.ones((6, 2)), np.ones((6, 2)), np.zeros((6, 3)))
+        >>> require_time_bins(obs, 5, "a 5-parameter fit")   # 6 bins: one to spare
+        >>> require_time_bins(obs, 6, "a 6-parameter fit")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.InvalidSpectrumError: planet 4: 6 time bins are too few for ...
+    """
+    if obs.n_time <= n_params:
+        raise InvalidSpectrumError(
+            f"planet {obs.planet_id}: {obs.n_time} time bins are too few for {what} "
+            f"({n_params} parameters): it needs more bins than parameters to measure the "
+            "scatter its sigmas come from; use a longer visit or smaller time bins "
+            "(CalibrationConfig.time_bin)"
+        )
 
 
 def linear_solve(X: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -228,10 +228,14 @@ class Detrender(ABC):
         """Refuse a visit without a detectable transit (sets ``detection_``).
 
         Raises:
+            InvalidSpectrumError: a channel holds NaN, infinite or no flux
+                (:meth:`~atmospec.transit.observation.TransitObservation.check_light`),
+                whatever the threshold.
             NoTransitError: no transit reaches :attr:`transit_threshold` (the reason is given).
         """
         from atmospec.transit.detection import SNR_THRESHOLD, NoTransitError, detect_transit
 
+        observation.check_light()
         threshold = self.transit_threshold
         self.detection_ = detect_transit(observation, threshold or SNR_THRESHOLD)
         if threshold is not None and not self.detection_.detected:
@@ -263,7 +267,18 @@ class Detrender(ABC):
         return self.sigma_scale, self.sigma_shared_scale, self.sigma_floor
 
     def set_sigma_model(self, scale: float, shared_scale: float, floor: float) -> None:
-        """Set the calibrated sigma model (see :attr:`sigma_scale`)."""
+        """Set the calibrated sigma model (see :attr:`sigma_scale`).
+
+        Raises:
+            ModelInputError: a scale that is not finite and > 0, or a floor not finite and >= 0
+                (either would write NaN, zero or meaningless sigmas).
+        """
+        values = {"scale": scale, "shared_scale": shared_scale, "floor": floor}
+        for key, v in values.items():
+            ok = np.isfinite(v) and (v >= 0 if key == "floor" else v > 0)
+            if not ok:
+                rule = "finite and >= 0" if key == "floor" else "finite and > 0"
+                raise ModelInputError(f"{self.name}: sigma model {key} must be {rule}, not {v}")
         self.sigma_scale, self.sigma_shared_scale, self.sigma_floor = scale, shared_scale, floor
 
     def _scaled(self, spec: DepthSpectrum) -> DepthSpectrum:

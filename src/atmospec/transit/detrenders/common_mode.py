@@ -18,6 +18,7 @@ from atmospec.transit.detrenders._core import (
     fit_white,
     ramp_regressor,
     regressors,
+    require_time_bins,
     smoothed_channel_limb_darkening,
 )
 from atmospec.transit.lightcurve import TransitGeometry, TransitModel
@@ -164,6 +165,8 @@ def fit_common_mode(
         (10000.0, 3.0, (80,))
     """
     R0 = regressors(obs, degree, centroid=True)
+    # the baseline and ramp coefficients, mid-time, radius ratio, limb darkening, 3 GP terms
+    require_time_bins(obs, R0.shape[1] + 8, "the white-light transit, baseline and GP")
     start = fit_white(obs.normalized(), R0)
     ramp = ramp_regressor(obs, R0, start)
     R = np.column_stack([R0, ramp])
@@ -415,6 +418,7 @@ def fit_differential(
     err = norm.flux_err / w[:, None]
     tau = np.linspace(-1.0, 1.0, obs.n_time)
     R = np.column_stack([tau**k for k in range(degree + 1)] + [cm.regressors])
+    require_time_bins(obs, R.shape[1] + 3, "a channel's relative transit on this baseline")
     models = [RatioModel(m, cm.transit) for m in channel_models(norm, cm.white.geometry)]
     u0 = (cm.white.u1, cm.white.u2)
 

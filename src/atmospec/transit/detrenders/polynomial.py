@@ -12,6 +12,7 @@ from atmospec.transit.detrenders._core import (
     fit_channel,
     fit_white,
     regressors,
+    require_time_bins,
     smoothed_channel_limb_darkening,
 )
 from atmospec.transit.detrenders.base import DepthSpectrum, Detrender
@@ -47,6 +48,8 @@ def fit_linear_spectrum(
         >>> fits[0].u_sigma[0] > 0, fits[1].u_sigma   # AIRS-CH0: smoothed, then held fixed
         (True, (0.0, 0.0))
     """
+    # the free limb-darkening pass fits the radius ratio, u1, u2 and the baseline
+    require_time_bins(obs, R.shape[1] + 3, "a transit with free limb darkening on this baseline")
     norm = obs.normalized()
     white = fit_white(norm, R)
     models = channel_models(norm, white.geometry)
