@@ -180,3 +180,28 @@ def test_train_cnn_kind_and_score_labels_are_checked_before_any_work(tmp_path: P
     assert r.exit_code != 0
     message = str(r.exception)
     assert message.startswith(f"{labels}:") and "SPLIT_labels.csv" in message
+
+
+def test_adc_table_without_the_planets_row_is_refused_not_another_planets_used(tmp_path):
+    # An adc_info.csv with a planet_id column that lacks this planet used to give it row 0's
+    # gain and offset (another planet's conversion, without a word); a table of several rows
+    # without that column cannot say which row is whose either.
+    from atmospec.errors import FileFormatError
+    from atmospec.transit.io import read_planet
+
+    simulate_dataset(tmp_path, 1, config=SMALL, seed=0)
+    adc = tmp_path / "adc_info.csv"
+    one = pd.read_csv(adc)
+    assert len(one) == 1 and "planet_id" not in one  # the layout of the real sample
+    read_planet(tmp_path / "train" / "0")  # one row: every planet's
+    other = one.assign(planet_id=[5])
+    other.to_csv(adc, index=False)
+    with pytest.raises(FileFormatError, match=r"adc_info.csv: no row for planet 0"):
+        read_planet(tmp_path / "train" / "0")
+    pd.concat([one, one.assign(FGS1_adc_gain=2 * one["FGS1_adc_gain"])]).to_csv(adc, index=False)
+    with pytest.raises(FileFormatError, match=r"2 rows and no planet_id column"):
+        read_planet(tmp_path / "train" / "0")
+    # the planet's own row is used, not the first
+    both = pd.concat([one.assign(planet_id=[5]), one.assign(planet_id=[0], FGS1_adc_gain=[2.0])])
+    both.to_csv(adc, index=False)
+    assert read_planet(tmp_path / "train" / "0").adc["FGS1"][0] == 2.0

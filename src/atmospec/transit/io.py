@@ -13,6 +13,8 @@ from atmospec._fileio import atomic_path
 from atmospec._optional import require
 from atmospec.errors import DataNotFoundError, FileFormatError
 
+from .adc import adc_of_planet
+
 __all__ = [
     "INSTRUMENTS",
     "CalibrationFrames",
@@ -284,20 +286,7 @@ def read_planet(planet_dir: str | Path) -> RawObservation:
     adc_path = root / "adc_info.csv"
     if not adc_path.exists():
         raise DataNotFoundError(f"{adc_path}: missing")
-    adc_table = _read_csv(adc_path)
-    if "planet_id" in adc_table and (adc_table["planet_id"].astype(str) == planet_id).any():
-        adc_table = adc_table[adc_table["planet_id"].astype(str) == planet_id]
-    adc: dict[str, tuple[float, float]] = {}
-    for inst in INSTRUMENTS:
-        try:
-            adc[inst] = (
-                float(adc_table[f"{inst}_adc_gain"].iloc[0]),
-                float(adc_table[f"{inst}_adc_offset"].iloc[0]),
-            )
-        except KeyError as err:
-            raise FileFormatError(f"{adc_path}: missing column {err}") from err
-        except (ValueError, TypeError, IndexError) as err:
-            raise FileFormatError(f"{adc_path}: {inst} gain/offset not numeric ({err})") from err
+    adc = adc_of_planet(adc_path, _read_csv(adc_path), planet_id, INSTRUMENTS)
 
     calibration = {inst: _read_calibration(_calib_dir(planet_dir, inst)) for inst in INSTRUMENTS}
     frames = {
