@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ posterior_app = typer.Typer(
 
 @posterior_app.command("train")
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="TOML config with an [npe] section."),
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="TOML config with an npe table (see configs/npe_dback24.toml)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Model folder to write (default: ./<name from the config>)."
     ),
@@ -89,7 +92,10 @@ def sample(
     range, bins of its axis the spectrum does not fill) or unlike the synthetic spectra it
     learned (its OOD score above 1; predict routes such spectra to the CNN) and a best grid
     fit that misses the spectrum beyond the grid's model-discrepancy allowance are reported
-    as warnings (and in NAME_warnings.json).
+    as warnings (and in NAME_warnings.json), and so, once for the run and in every file's
+    warnings, is an NPE whose calibration record is missing or did not pass. A file's samples
+    or warnings left in the folder by an earlier run and not written by this one (refused,
+    unusable, no warnings now) are removed.
 
     A file that cannot be used (unreadable, no errors, bins missing from the NPE's axis) is
     reported with its reason, recorded in posterior.json, and the other files go on. Exit
@@ -107,6 +113,7 @@ def sample(
     from atmospec.grids import resolution_of
     from atmospec.io.flux_density import assumed_note
     from atmospec.models import load_model
+    from atmospec.posteriors.calibration import read_calibration
     from atmospec.posteriors.degrade import degrade_into_range, degraded_note
     from atmospec.prediction.coverage import (
         assumed_uncertainty,
@@ -126,6 +133,16 @@ def sample(
             )
         stems[Path(f).stem] = Path(f)
     est = load_model(model, kind="npe")
+    calibration = read_calibration(_model_folder(model))
+    uncalibrated = (
+        ""
+        if calibration.passed
+        else f"NPE {model}: {calibration.summary()}, so its intervals are not known to hold "
+        "their stated coverage (`atmospec predict` does not use such an NPE); `atmospec "
+        "calibrate MODEL --out FOLDER` measures it"
+    )
+    if uncalibrated:
+        typer.secho(f"warning: {uncalibrated}", fg=typer.colors.YELLOW, err=True)
     grid = grid_of(est.meta_)
     domain = NPEDomain.of(est, model)
     # the OOD score `predict` routes by (calibrated once per model, cached)
@@ -184,6 +201,7 @@ def sample(
             said = str(err).removeprefix(f"{f}: ")  # most messages name the file first
             typer.secho(f"{f}: error: {said}", fg=typer.colors.RED, err=True)
             objects[Path(f).stem] = {"file": str(f), "error": str(err), "samples": None}
+            _drop_stale(out, Path(f).stem, samples=True, warnings=True)
             continue
         inp = on_npe_axis(sp)
         assumed = assumed_note(observed)
@@ -203,10 +221,14 @@ def sample(
             typer.echo(f"{f}: note: {note}", err=True)
         for w in warnings:
             typer.secho(f"{f}: warning: {w}", fg=typer.colors.YELLOW, err=True)
+        if uncalibrated:  # said once above; every posterior of this run carries it
+            warnings.append(uncalibrated)
         if warnings:
             write_json(
                 out / f"{Path(f).stem}_warnings.json", {"file": str(f), "warnings": warnings}
             )
+        else:
+            _drop_stale(out, Path(f).stem, samples=False, warnings=True)
         entry: dict[str, Any] = {
             "file": str(f),
             "warnings": warnings,
@@ -217,6 +239,7 @@ def sample(
         if refuse_outside and edges:
             refused += 1
             typer.secho(f"{f}: refused (--refuse-outside): no samples written", err=True)
+            _drop_stale(out, Path(f).stem, samples=True, warnings=False)
             continue
         table = pd.DataFrame(draws, columns=list(est.param_names_))
         with atomic_path(out / f"{Path(f).stem}_samples.csv") as tmp:
@@ -241,7 +264,12 @@ def sample(
     }
     record = provenance(seed=seed, grid=grid or None, model=next(iter(checker.members)))
     record.update(
-        command="posterior sample", n=n, intervals=scope, summary=summary, objects=objects
+        command="posterior sample",
+        n=n,
+        intervals=scope,
+        calibration=dataclasses.asdict(calibration),
+        summary=summary,
+        objects=objects,
     )
     write_json(out / POSTERIOR_RECORD, record)
     typer.secho(f"{model}: {scope}", err=True)
@@ -260,6 +288,28 @@ def sample(
         raise typer.Exit(4)
     if refused or failed:
         raise typer.Exit(3)
+
+
+def _model_folder(model: str) -> Path:
+    """The folder of an NPE given as ``--model`` (a folder, its model.json, or a shipped name)."""
+    from atmospec.models import model_path
+
+    path = Path(model)
+    if path.is_dir():
+        return path
+    return path.parent if path.name == "model.json" else model_path(model)
+
+
+def _drop_stale(out: Path, stem: str, *, samples: bool, warnings: bool) -> None:
+    """Remove ``stem``'s samples / warnings file that an earlier run left in ``out`` and this
+    run does not write (the folder must not show samples or warnings this run did not make)."""
+    names = ([f"{stem}_samples.csv"] if samples else []) + (
+        [f"{stem}_warnings.json"] if warnings else []
+    )
+    for name in names:
+        if (out / name).is_file():
+            (out / name).unlink()
+            typer.echo(f"{out / name}: removed (left by an earlier run)", err=True)
 
 
 def npe_ood(checker: Any, spectrum: Any) -> str:
@@ -281,8 +331,12 @@ def calibrate_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for calibration.json/png (default ./calibration_<model>)."
     ),
-    n_tests: int | None = typer.Option(None, "--n-tests", help="Test spectra (default: config)."),
-    n_samples: int | None = typer.Option(None, "--n-samples", help="Draws per test spectrum."),
+    n_tests: int | None = typer.Option(
+        None, "--n-tests", min=1, help="Test spectra (default: config)."
+    ),
+    n_samples: int | None = typer.Option(
+        None, "--n-samples", min=1, help="Draws per test spectrum (default: config)."
+    ),
     seed: int | None = typer.Option(
         None, "--seed", min=0, max=SEED_MAX, help="Seed of the test split."
     ),

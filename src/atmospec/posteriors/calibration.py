@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from atmospec.errors import ModelFileError
+from atmospec.serialization import is_sealed, read_record, seal
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -232,7 +235,6 @@ class CalibrationReport:
         """Write ``calibration.json`` (checksummed, see :func:`atmospec.serialization.seal`)
         and ``calibration.png`` into ``out_dir``; return the JSON's path."""
         from atmospec._fileio import atomic_path, write_json
-        from atmospec.serialization import seal
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -453,37 +455,42 @@ def read_calibration(folder: str | os.PathLike[str] | None) -> CalibrationStatus
     """Read and check the ``calibration.json`` of an NPE model folder.
 
     A missing, unreadable, incomplete or modified file (its checksum, written with it, does
-    not match) counts as *not passed*, with the problem named.
+    not match) counts as *not passed*, with the problem named, as does a record measured on
+    other weights than the folder's (``meta.weights_sha256``).
 
     Example:
         >>> read_calibration("/no/such/folder").passed
         False
     """
+    nan, redo = float("nan"), "re-run `atmospec calibrate MODEL --out FOLDER`"
     if folder is None:
-        return CalibrationStatus(False, float("nan"), float("nan"), "the model has no folder")
+        return CalibrationStatus(False, nan, nan, "the model has no folder")
     path = Path(folder) / CALIBRATION_FILE
     try:
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        return CalibrationStatus(False, float("nan"), float("nan"), f"{path}: unreadable ({err})")
-    from atmospec.serialization import is_sealed
-
+        return CalibrationStatus(False, nan, nan, f"{path}: unreadable ({err})")
     if not isinstance(record, dict) or not is_sealed(record):
-        return CalibrationStatus(
-            False,
-            float("nan"),
-            float("nan"),
-            f"{path}: checksum missing or not matching its content (modified after writing); "
-            "re-run `atmospec calibrate MODEL --out FOLDER`",
-        )
+        why = "checksum missing or not matching its content (modified after writing)"
+        return CalibrationStatus(False, nan, nan, f"{path}: {why}; {redo}")
     try:
         curve = {float(k): float(v) for k, v in record["coverage_hpd"].items()}
         tolerance = float(record["tolerance"])
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        return CalibrationStatus(
-            False, float("nan"), float("nan"), f"{path}: no coverage_hpd / tolerance ({err})"
-        )
+        return CalibrationStatus(False, nan, nan, f"{path}: no coverage_hpd / tolerance ({err})")
     if not curve or not np.isfinite(tolerance):
-        return CalibrationStatus(False, float("nan"), tolerance, f"{path}: empty coverage curve")
+        return CalibrationStatus(False, nan, tolerance, f"{path}: empty coverage curve")
+    measured = dict(record.get("meta") or {}).get("weights_sha256")
+    if measured and measured != _weights_sha256(Path(folder)):  # records without one: as found
+        why = f"measured on other weights ({measured}) than the model in its folder"
+        return CalibrationStatus(False, nan, tolerance, f"{path}: {why}; {redo}")
     max_error = max(abs(cov - level) for level, cov in curve.items())
     return CalibrationStatus(bool(max_error <= tolerance), float(max_error), tolerance)
+
+
+def _weights_sha256(folder: Path) -> str | None:
+    """The weights checksum of a model folder's record (None: no readable record)."""
+    try:
+        return str(read_record(folder).get("weights_sha256"))
+    except ModelFileError:
+        return None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
-from pathlib import Path
+from pathlib import Path  # noqa: F401  # the examples below use it
 from typing import Any
 
 import numpy as np
 
-from atmospec.errors import FileFormatError
+from atmospec.errors import CoverageError, ModelInputError
+from atmospec.posteriors.config import NPEConfig, check_config, read_config
 
 __all__ = [
     "NPEConfig",
@@ -22,120 +24,13 @@ __all__ = [
     "add_model_error",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Seed offsets: training, validation and test simulations never share a random stream.
 _TRAIN, _VAL, _TEST = 0, 1, 2
 #: Sub-stream of each split for its model-error realisations (as the training-set builder's).
 _MODEL_ERROR = 4
 _CHUNK = 16384
-
-
-@dataclasses.dataclass
-class NPEConfig:
-    """Everything that defines a trained NPE (read from ``configs/*.toml``, section ``[npe]``).
-
-    Example:
-        >>> cfg = NPEConfig(name="demo", n_train=1000)
-        >>> cfg.grid, cfg.noise["snr_range"]
-        ('dback24', [3.0, 30.0])
-
-    ``discrepancy`` names a model-discrepancy model (e.g. ``"dback24-spex"``, see
-    :func:`atmospec.training.discrepancy_augment.resolve_discrepancy`; ``""``: off). Every
-    training, validation and test spectrum then carries one realisation of it, drawn exactly
-    as the training-set builder draws them for the CNNs, so the posteriors include the model
-    error real spectra carry; ``discrepancy_amplitude`` scales those realisations.
-    """
-
-    name: str = "npe_dback24"
-    grid: str = "dback24"
-    wave_range: tuple[float, float] = (0.85, 2.45)
-    n_train: int = 100_000
-    n_val: int = 5_000
-    seed: int = 0
-    discrepancy: str = ""
-    discrepancy_amplitude: float = 1.0
-    noise: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {
-            "snr_range": [3.0, 30.0],
-            "power_range": [0.0, 0.0],
-            "tilt_range": [-1.0, 1.0],
-            "scale_range": [0.1, 10.0],
-            "floor": 0.05,
-        }
-    )
-    model: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {
-            "n_features": 64,
-            "width": 256,
-            "depth": 2,
-            "transforms": 4,
-            "couplings": 0,
-            "bins": 8,
-            "n_components": 0,
-            "n_sigma_components": 0,
-        }
-    )
-    training: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {
-            "lr": 1e-3,
-            "batch_size": 256,
-            "max_epochs": 12,
-            "patience": 15,
-            "max_seconds": 660.0,
-            "scheduler": "cosine",
-            "num_threads": 1,
-        }
-    )
-    calibration: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"n_tests": 2000, "n_samples": 1000, "tolerance": 0.03}
-    )
-
-
-def read_config(path: str | os.PathLike[str]) -> NPEConfig:
-    """Read an NPE config (TOML, section ``[npe]`` plus ``[npe.noise]``, ``[npe.model]``...).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "npe.toml"
-        >>> _ = path.write_text('[npe]\\nname = "toy"\\nn_train = 5000\\n'
-        ...                     '[npe.noise]\\nsnr_range = [10.0, 50.0]\\n')
-        >>> cfg = read_config(path)  # tables are merged into the defaults
-        >>> cfg.name, cfg.n_train, cfg.grid, cfg.noise["snr_range"], cfg.noise["floor"]
-        ('toy', 5000, 'dback24', [10.0, 50.0], 0.05)
-        >>> _ = path.write_text('[npe]\\nepochs = 5\\n')
-        >>> try:
-        ...     read_config(path)
-        ... except FileFormatError as err:
-        ...     print(str(err).split(": ", 1)[1].split(";")[0])
-        unknown keys in [npe]: ['epochs']
-    """
-    from atmospec._fileio import read_toml
-
-    p = Path(path)
-    data = read_toml(p)
-    sec = data.get("npe")
-    if not isinstance(sec, dict):
-        raise FileFormatError(f"{p}: no [npe] section")
-    cfg = NPEConfig()
-    known = {f.name for f in dataclasses.fields(NPEConfig)}
-    unknown = sorted(set(sec) - known)
-    if unknown:
-        raise FileFormatError(f"{p}: unknown keys in [npe]: {unknown}; known: {sorted(known)}")
-    for key, value in sec.items():
-        default = getattr(cfg, key)
-        try:
-            if isinstance(default, dict):
-                merged = dict(default)
-                merged.update(value)
-                setattr(cfg, key, merged)
-            elif isinstance(default, tuple):
-                setattr(cfg, key, tuple(value))
-            else:
-                setattr(cfg, key, type(default)(value))
-        except (TypeError, ValueError, OverflowError) as err:
-            raise FileFormatError(
-                f"{p}: [npe] {key} = {value!r} is not a valid {type(default).__name__} ({err})"
-            ) from None
-    return cfg
 
 
 def _simulator(cfg: NPEConfig) -> Any:
@@ -145,7 +40,13 @@ def _simulator(cfg: NPEConfig) -> Any:
     grid = load_grid(cfg.grid)
     w = np.asarray(grid.wavelength)
     lo, hi = cfg.wave_range
-    return GridSimulator(grid, w[(w >= lo) & (w <= hi)])
+    axis = w[(w >= lo) & (w <= hi)]
+    if axis.size < 2:
+        raise CoverageError(
+            f"NPE config {cfg.name!r}: grid {cfg.grid} has {axis.size} pixels in wave_range "
+            f"{lo:g}-{hi:g} um (its axis spans {w.min():.3f}-{w.max():.3f} um)"
+        )
+    return GridSimulator(grid, axis)
 
 
 def model_error_of(estimator: Any) -> tuple[Any, float] | None:
@@ -331,8 +232,13 @@ def calibrate_model(
     )
     if isinstance(cfg.wave_range, list):
         cfg.wave_range = tuple(cfg.wave_range)
-    n_tests = int(n_tests or cfg.calibration.get("n_tests", 2000))
-    n_samples = int(n_samples or cfg.calibration.get("n_samples", 1000))
+    n_tests = int(cfg.calibration.get("n_tests", 2000) if n_tests is None else n_tests)
+    n_samples = int(cfg.calibration.get("n_samples", 1000) if n_samples is None else n_samples)
+    if n_tests < 1 or n_samples < 1:
+        raise ModelInputError(
+            f"model {cfg.name}: calibration needs n_tests >= 1 and n_samples >= 1, got "
+            f"{n_tests} and {n_samples}"
+        )
     seed = cfg.seed if seed is None else int(seed)
     sim = _simulator(cfg)
     if est.wavelength_ is not None and not np.allclose(sim.wavelength, est.wavelength_):
@@ -365,6 +271,9 @@ def calibrate_model(
         },
     )
     rep.meta["seconds"] = time.perf_counter() - t0
+    weights = getattr(est, "record_", {}).get("weights_sha256")
+    if weights:  # binds the record to these weights (read_calibration checks it)
+        rep.meta["weights_sha256"] = weights
     if out is not None:
         rep.write(out)
     return rep
@@ -380,7 +289,9 @@ def train_npe(
 
     Returns ``(estimator, calibration_report or None)``. The model folder holds
     ``model.json`` (config, noise model, history, provenance, calibration summary),
-    ``weights.safetensors``, ``calibration.json`` and ``calibration.png``.
+    ``weights.safetensors``, ``calibration.json`` and ``calibration.png`` (the record names
+    the weights it measured; with ``calibrate=False`` a record an earlier model left in
+    ``out`` is removed, so that none speaks for these weights).
 
     Example:
         >>> import tempfile
@@ -402,7 +313,11 @@ def train_npe(
     from atmospec._fileio import provenance
     from atmospec.posteriors.npe import NoiseModel, NPEstimator
 
-    cfg = config if isinstance(config, NPEConfig) else read_config(config)
+    if isinstance(config, NPEConfig):
+        cfg = config
+        check_config(cfg, f"NPE config {cfg.name!r}")
+    else:
+        cfg = read_config(config)
     sim = _simulator(cfg)
     me = _model_error(cfg.discrepancy, cfg.discrepancy_amplitude)
     t0 = time.perf_counter()
@@ -440,7 +355,16 @@ def train_npe(
             "n_tests": rep.n_tests,
         }
     if out is not None:
-        est.save(out)
+        from atmospec.posteriors.calibration import CALIBRATION_FILE
+        from atmospec.serialization import read_record
+
+        folder = est.save(out)
         if rep is not None:
-            rep.write(out)
+            rep.meta["weights_sha256"] = read_record(folder)["weights_sha256"]
+            rep.write(folder)
+        else:  # a record left by an earlier model in this folder must not speak for this one
+            for stale in (folder / CALIBRATION_FILE, folder / "calibration.png"):
+                if stale.is_file():
+                    stale.unlink()
+                    log.info("%s: removed (it described the model trained there before)", stale)
     return est, rep
