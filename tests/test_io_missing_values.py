@@ -92,3 +92,37 @@ def test_whitespace_tables_are_unchanged(tmp_path: Path) -> None:
     f.write_text("# wavelength [um] flux error\n1.0 2.0 0.1\n1.1 0.1\n1.2 3.0 0.1\n")
     with pytest.raises(FileFormatError, match="line 3 has 2 columns, expected 3"):
         read(f, invalid="mask")
+
+
+def test_a_given_flux_unit_that_replaces_the_files_own_is_said(tmp_path):
+    # --flux-unit (flux_unit=) is the escape hatch for a file whose unit is missing or wrong;
+    # when it replaces a unit the file states, the answer must say so rather than read an
+    # F_lambda file as F_nu without a word (ECSV, CSV named for its unit, FITS image BUNIT).
+    from astropy.io import fits
+
+    from atmospec import io
+    from atmospec.io.flux_density import as_flux_lambda
+    from atmospec.spectrum import Spectrum
+
+    wave = np.linspace(1.0, 2.0, 50)
+    s = Spectrum(wave, np.full(50, 1e-15), np.full(50, 1e-17), flux_unit="erg s-1 cm-2 AA-1")
+    s.write(tmp_path / "flam.ecsv")
+    pd.DataFrame({"wavelength_um": wave, "flux_mjy": 1.0, "err_mjy": 0.01}).to_csv(
+        tmp_path / "fnu.csv", index=False
+    )
+    hdu = fits.PrimaryHDU(np.full(50, 1e-15))
+    hdu.header.update(CRVAL1=1.0, CDELT1=1.0 / 49, CRPIX1=1, CUNIT1="um", BUNIT="erg/s/cm2/A")
+    hdu.writeto(tmp_path / "flam.fits")
+    for name, given, stated in (
+        ("flam.ecsv", "mJy", "erg / (Angstrom s cm2)"),
+        ("fnu.csv", "W m-2 um-1", "mJy"),
+        ("flam.fits", "mJy", "erg / (Angstrom s cm2)"),
+    ):
+        sp = io.read(tmp_path / name, flux_unit=given)
+        assert sp.meta["flux_unit_in_file"] == stated, name
+        _, notes = as_flux_lambda(sp)
+        assert any(f"not in {stated} as the file states" in n for n in notes), (name, notes)
+        # the same unit given again, or none given: nothing to say
+        same = io.read(tmp_path / name, flux_unit=stated)
+        assert "flux_unit_in_file" not in same.meta
+        assert "flux_unit_in_file" not in io.read(tmp_path / name).meta

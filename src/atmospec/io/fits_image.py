@@ -29,7 +29,7 @@ from atmospec.io._common import (
     open_fits,
     parse_unit,
 )
-from atmospec.io.flux_density import mark_assumed
+from atmospec.io.flux_density import mark_assumed, mark_overridden
 from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -241,6 +241,7 @@ def read_fits_image(
             flux_unit if flux_unit is not None else file_unit, source=src, column="BUNIT"
         )
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit))
+    mark_overridden(meta, flux_unit, file_unit)
     mask = None
     if quality is not None:
         mask = np.nan_to_num(quality, nan=1.0) != 0

@@ -20,10 +20,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASSUMED_KEY",
+    "GIVEN_KEY",
+    "IN_FILE_KEY",
     "MODEL_FLUX_UNIT",
     "as_flux_lambda",
     "assumed_note",
+    "file_flux_unit",
     "mark_assumed",
+    "mark_overridden",
+    "overridden_note",
 ]
 
 MODEL_FLUX_UNIT = "erg / (s cm2 um)"
@@ -49,6 +54,82 @@ def mark_assumed(meta: MutableMapping[str, Any], flux_unit: str, *, stated: bool
     """
     if not flux_unit and not stated:
         meta[ASSUMED_KEY] = True
+
+
+IN_FILE_KEY = "flux_unit_in_file"
+"""Meta key a reader sets to the file's own flux unit when the caller's unit replaced it."""
+
+GIVEN_KEY = "flux_unit_given"
+"""Meta key of the caller's unit that replaced it (the flux may be converted since)."""
+
+
+def mark_overridden(meta: MutableMapping[str, Any], given: str | None, in_file: str | None) -> None:
+    """Record in ``meta`` the flux unit the file states (``in_file``) when the caller's unit
+    (``given``: --flux-unit, ``flux_unit=``) is another one and replaced it; the routes then
+    say so (:func:`overridden_note`). A file whose column name and unit contradict each
+    other is described as such (``in_file`` is then that description).
+
+    Example:
+        >>> meta = {}
+        >>> mark_overridden(meta, "mJy", "erg / (Angstrom s cm2)"); meta
+        {'flux_unit_in_file': 'erg / (Angstrom s cm2)', 'flux_unit_given': 'mJy'}
+        >>> meta = {}
+        >>> mark_overridden(meta, "mJy", "mJy"); mark_overridden(meta, "Jy", None); meta
+        {}
+    """
+    if given is None or not in_file:
+        return
+    import astropy.units as u
+
+    try:
+        if u.Unit(given) == u.Unit(in_file):
+            return
+    except ValueError:
+        pass
+    meta[IN_FILE_KEY] = in_file
+    meta[GIVEN_KEY] = given
+
+
+def file_flux_unit(
+    column: str, unit: str | None, error_column: str | None, *, source: str
+) -> str | None:
+    """The flux unit a table states for its flux ``column`` (its ``unit``, else its name), for
+    the record when the caller gives another; where name and unit contradict each other
+    (refused without a given unit), the unit as written.
+
+    Example:
+        >>> file_flux_unit("flux_mjy", None, None, source="x.csv")
+        'mJy'
+        >>> file_flux_unit("flux_mjy", "Jy", None, source="x.csv")
+        'Jy'
+    """
+    from atmospec.io._common import flux_column_unit
+
+    try:
+        return flux_column_unit(column, unit, error_column, source=source)
+    except UnitError:
+        return unit
+
+
+def overridden_note(spectrum: Spectrum) -> str | None:
+    """The sentence that says the file's own flux unit was replaced by the one given, or None.
+
+    Example:
+        >>> from atmospec.spectrum import Spectrum
+        >>> s = Spectrum([1.0, 2.0], [1.0, 1.0], flux_unit="mJy",
+        ...              meta={"flux_unit_in_file": "erg / (Angstrom s cm2)",
+        ...                    "flux_unit_given": "mJy"})
+        >>> overridden_note(s)
+        'flux read in mJy as given (--flux-unit, flux_unit=), not in erg / (Angstrom s cm2) as the file states'
+    """
+    in_file = spectrum.meta.get(IN_FILE_KEY)
+    if not in_file:
+        return None
+    given = spectrum.meta.get(GIVEN_KEY) or spectrum.flux_unit or "relative units"
+    return (
+        f"flux read in {given} as given (--flux-unit, flux_unit=), not in {in_file} as the "
+        "file states"
+    )
 
 
 def assumed_note(spectrum: Spectrum) -> str | None:
@@ -88,10 +169,7 @@ def as_flux_lambda(spectrum: Spectrum, unit: str = MODEL_FLUX_UNIT) -> tuple[Spe
         >>> notes
         ['flux converted from Jy (F_nu) to F_lambda (erg / (s cm2 um))']
     """
-    notes: list[str] = []
-    note = assumed_note(spectrum)
-    if note is not None:
-        notes.append(note)
+    notes = [n for n in (overridden_note(spectrum), assumed_note(spectrum)) if n is not None]
     if not spectrum.flux_unit:
         return spectrum, notes
     import astropy.units as u

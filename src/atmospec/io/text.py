@@ -28,7 +28,7 @@ from atmospec.io._common import (
     wave_column_unit,
 )
 from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
-from atmospec.io.flux_density import mark_assumed
+from atmospec.io.flux_density import file_flux_unit, mark_assumed, mark_overridden
 from atmospec.spectrum import Spectrum
 
 __all__ = ["read_text", "read_csv", "parse_table", "TextTable"]
@@ -355,6 +355,9 @@ def _from_table(
     if table.names is not None:
         note_errors(meta, table.names, None if je is None else table.names[je], kind)
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(fu))
+    if flux_unit is not None and table.names is not None:
+        stated = file_flux_unit(names[jf], units[jf], ce, source=source)
+        mark_overridden(meta, flux_unit, stated)
     return build_spectrum(
         data[:, iw],
         data[:, jf],

@@ -37,7 +37,7 @@ from atmospec.io._common import (
     wave_column_unit,
 )
 from atmospec.io.error_columns import find_error_column, note_errors, to_sigma
-from atmospec.io.flux_density import mark_assumed
+from atmospec.io.flux_density import file_flux_unit, mark_assumed, mark_overridden
 from atmospec.spectrum import Spectrum
 
 __all__ = [
@@ -425,6 +425,8 @@ def spectrum_from_table(
         note_errors(meta, names, ce, kind)
     # atmospec writes a relative flux as F_lambda: only someone else's file leaves it open
     mark_assumed(meta, funit, stated=flux_unit is not None or bool(file_unit) or bool(stored))
+    if flux_unit is not None:
+        mark_overridden(meta, flux_unit, file_flux_unit(cf, unit_of(cf), ce, source=src))
     mask = values(cm)
     return build_spectrum(
         values(cw),  # type: ignore[arg-type]
