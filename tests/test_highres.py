@@ -15,7 +15,7 @@ from atmospec.highres.emulator import (
     dense_optical_depth,
     train_clone,
 )
-from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel, rotation_kernel
+from atmospec.highres.extrinsic import C_KMS, ExtrinsicModel
 from atmospec.highres.fit import fit_spectrum
 from atmospec.highres.linefinder import LineList, find_lines
 from atmospec.highres.voigt import faddeeva, pseudo_voigt_profile, voigt_profile
@@ -132,21 +132,6 @@ def test_find_lines_initial_depth() -> None:
     ll = find_lines(w, f, prominence=0.05)
     assert len(ll) == 1
     assert abs(ll.depth[0] - (1 - np.exp(-0.5))) < 1e-3
-
-
-def test_rotation_kernel_matches_gray_profile() -> None:
-    # Gray (2005) eq. 18.14 with epsilon = 0.6 evaluated directly at bin centres (fine bins)
-    vsini, eps, dv = 20.0, 0.6, 0.05
-    k = rotation_kernel(dv, torch.tensor(vsini, dtype=torch.float64), eps, oversample=1).numpy()
-    v = (np.arange(k.size) - (k.size - 1) / 2) * dv
-    u2 = np.clip(1 - (v / vsini) ** 2, 0, None)
-    g = 2 * (1 - eps) * np.sqrt(u2) + 0.5 * np.pi * eps * u2
-    assert np.abs(k - g / g.sum()).max() < 1e-12
-    # its second moment: <v^2> = vsini^2 (1/4 (1-eps) + 1/5 eps... ) normalised, computed here
-    uu = np.linspace(-1, 1, 200001)
-    gg = 2 * (1 - eps) * np.sqrt(1 - uu**2) + 0.5 * np.pi * eps * (1 - uu**2)
-    m2 = np.trapezoid(gg * uu**2, uu) / np.trapezoid(gg, uu) * vsini**2
-    assert abs((k * v**2).sum() - m2) / m2 < 1e-3
 
 
 def test_fit_recovers_rv_and_vsini() -> None:

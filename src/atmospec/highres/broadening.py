@@ -6,9 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-
-from atmospec.highres.extrinsic import rotation_kernel
 
 __all__ = [
     "correlation_length",
@@ -63,16 +60,16 @@ def intrinsic_width_range(
 
 
 def rotation_sd_per_vsini(epsilon: float) -> float:
-    """Standard deviation of the rotation kernel (limb darkening ``epsilon``) per km/s of
-    v sin i: 0.474 at epsilon 0.6, 0.5 for a uniform disk.
+    """Standard deviation of the rotation profile (limb darkening ``epsilon``) per km/s of
+    v sin i: sqrt((1/4 - 7 epsilon/60) / (1 - epsilon/3)), the second moment of Gray's (2005)
+    profile, which :func:`~atmospec.highres.extrinsic.rotation_kernel` keeps on any grid.
+    0.474 at epsilon 0.6, 0.5 for a uniform disk.
 
     Example:
         >>> round(rotation_sd_per_vsini(0.6), 3), round(rotation_sd_per_vsini(0.0), 3)
         (0.474, 0.5)
     """
-    k = rotation_kernel(0.01, torch.tensor(10.0, dtype=torch.float64), epsilon)
-    v = (torch.arange(k.numel(), dtype=torch.float64) - (k.numel() - 1) / 2) * 0.01
-    return float(torch.sqrt((k * v**2).sum())) / 10.0
+    return math.sqrt((0.25 - 7.0 * epsilon / 60.0) / (1.0 - epsilon / 3.0))
 
 
 def parabola_minimum(scan: list[tuple[float, float]]) -> float:

@@ -10,7 +10,8 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
-from atmospec.errors import CoverageError
+from atmospec.errors import CoverageError, ModelInputError
+from atmospec.highres.broadening import rotation_sd_per_vsini
 from atmospec.highres.emulator import default_device
 
 __all__ = [
@@ -43,32 +44,115 @@ def log_uniform_grid(wmin: float, wmax: float, dv: float) -> np.ndarray:
     return wmin * np.exp(np.arange(n) * math.log1p(dv / C_KMS))
 
 
-def rotation_kernel(
-    dv: float, vsini: torch.Tensor, epsilon: float = 0.6, oversample: int = 9
-) -> torch.Tensor:
-    """The rotational broadening profile (Gray 2005, eq. 18.14) sampled on pixels of ``dv`` km/s.
+def rotation_kernel(dv: float, vsini: torch.Tensor, epsilon: float = 0.6) -> torch.Tensor:
+    """The rotational broadening profile (Gray 2005, eq. 18.14) integrated onto a grid of step
+    ``dv`` km/s.
 
     G(v) = [2(1-ε)√(1-u²) + (πε/2)(1-u²)] / [π vsini (1-ε/3)], u = v / vsini, for linear limb
-    darkening ε. Each pixel averages ``oversample`` sub-samples so the kernel, and its
-    derivative in vsini, stay smooth when vsini spans few pixels. Normalised to unit sum.
+    darkening ε. Pixel k first holds w_k = ∫ G(v) Λ(v/dv - k) dv, Λ the unit triangle (one
+    pixel's box convolved with another): the exact convolution of G with the spectrum drawn
+    linearly between its grid samples, in closed form (a second difference of G's second
+    antiderivative). Drawing lines between samples widens a profile (by a variance between 0
+    and dv²/4, dv²/6 once vsini ≫ dv), so the weights are then convolved with [c, 1 - 2c, c],
+    -1/8 ≤ c ≤ 0, c set to give back G's exact variance vsini² (1/4 - 7ε/60) / (1 - ε/3)
+    (:func:`~atmospec.highres.broadening.rotation_sd_per_vsini`).
+
+    The kernel sums to 1, has zero mean and G's variance, tends to a single unit pixel as
+    vsini tends to 0, and is smooth in vsini with finite, continuous first and second
+    derivatives wherever the disk's edge ±vsini falls: a Hessian in vsini needs no more.
+    (Sampling G at points instead gives a derivative that diverges as 1/√(1-u²) when a sample
+    lies just inside the edge.) Computed in float64, returned in ``vsini``'s dtype and device.
 
     Example:
         >>> import torch
         >>> k = rotation_kernel(1.0, torch.tensor(10.0, dtype=torch.float64))
-        >>> k.numel(), round(float(k.sum()), 12), bool(k[11] == k.max())  # ±(10 km/s + 1 px)
-        (23, 1.0, True)
+        >>> k.numel(), round(float(k.sum()), 12), bool(k[12] == k.max())  # ±(10 km/s + 2 px)
+        (25, 1.0, True)
+        >>> v = torch.arange(-12.0, 13.0, dtype=torch.float64)
+        >>> round(float((k * v**2).sum()) / 100.0, 12)   # (1/4 - 7 * 0.6/60) / (1 - 0.6/3)
+        0.225
+        >>> round(float(rotation_kernel(1.0, torch.tensor(1e-9)).max()), 9)   # a unit pixel
+        1.0
     """
     vs = torch.as_tensor(vsini)
-    half = int(math.ceil(float(vs.detach()) / dv)) + 1
-    sub = (torch.arange(oversample, dtype=vs.dtype, device=vs.device) + 0.5) / oversample - 0.5
-    v = (torch.arange(-half, half + 1, dtype=vs.dtype, device=vs.device).unsqueeze(1) + sub) * dv
-    u2 = (v / vs) ** 2
-    inside = u2 < 1.0
-    one_minus = torch.where(inside, 1.0 - u2, torch.zeros_like(u2))
-    root = torch.sqrt(torch.where(inside, one_minus, torch.ones_like(u2))) * inside
-    g = 2.0 * (1.0 - epsilon) * root + 0.5 * math.pi * epsilon * one_minus
-    k = g.mean(1)
-    return k / k.sum()
+    value = float(vs.detach())
+    if not (math.isfinite(value) and value > 0.0 and 0.0 <= epsilon <= 1.0):
+        raise ModelInputError(
+            f"rotation_kernel needs v sin i > 0 km/s and limb darkening 0 <= epsilon <= 1, got "
+            f"v sin i {value:g} and epsilon {epsilon:g}"
+        )
+    v64 = vs.to(torch.float64)
+    half = int(math.ceil(value / dv)) + 1
+    nodes = torch.arange(-half - 1, half + 2, dtype=torch.float64, device=vs.device)
+    a, b = _rotation_coefficients(epsilon)
+    e = _RotationSecondIntegral.apply(nodes * (dv / v64), a, b)
+    w = (v64 / dv) * ((e[2:] - e[1:-1]) - (e[1:-1] - e[:-2]))
+    w = w / w.sum()
+    variance = (rotation_sd_per_vsini(epsilon) * v64) ** 2
+    c = (variance - (w * (nodes[1:-1] * dv) ** 2).sum()) / (2.0 * dv * dv)
+    w = torch.nn.functional.pad(w, (2, 2))
+    k = (1.0 - 2.0 * c) * w[1:-1] + c * (w[:-2] + w[2:])
+    return (k / k.sum()).to(vs.dtype)
+
+
+def _rotation_coefficients(epsilon: float) -> tuple[float, float]:
+    # g(x) = a √(1-x²) + b (1-x²) on |x| < 1: Gray's profile in x = v / vsini, unit area
+    norm = math.pi * (1.0 - epsilon / 3.0)
+    return 2.0 * (1.0 - epsilon) / norm, 0.5 * math.pi * epsilon / norm
+
+
+def _rotation_profile(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """g(x); 0 outside |x| < 1 (its own derivative, never needed, kept finite there)."""
+    s2 = 1.0 - x * x
+    inside = s2 > 0.0
+    s2 = torch.where(inside, s2, torch.zeros_like(s2))
+    root = torch.sqrt(torch.where(inside, s2, torch.ones_like(s2))) * inside
+    return a * root + b * s2
+
+
+def _rotation_first_integral(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """∫₀ˣ g: odd, ±1/2 beyond ±1."""
+    xc = x.clamp(-1.0, 1.0)
+    s = torch.sqrt(1.0 - xc * xc)
+    return 0.5 * a * (xc * s + torch.asin(xc)) + b * (xc - xc**3 / 3.0)
+
+
+def _rotation_second_integral(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """E(x) with E'' = g, E' = :func:`_rotation_first_integral`: even, |x|/2 beyond ±1."""
+    xc = x.clamp(-1.0, 1.0)
+    s2 = 1.0 - xc * xc
+    s = torch.sqrt(s2)
+    inner = xc * _rotation_first_integral(xc, a, b) + a * s2 * s / 3.0 + 0.25 * b * s2 * s2
+    return inner + 0.5 * (x.abs() - xc.abs())
+
+
+class _RotationFirstIntegral(torch.autograd.Function):
+    # derivative g(x) written out: autograd through asin and sqrt would subtract infinities
+    # at |x| = 1 (and lose all precision just inside)
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.coeffs = (a, b)
+        return _rotation_first_integral(x, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return grad * _rotation_profile(x, *ctx.coeffs), None, None
+
+
+class _RotationSecondIntegral(torch.autograd.Function):
+    # derivative the first integral, itself twice differentiable: finite second derivatives
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.coeffs = (a, b)
+        return _rotation_second_integral(x, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return grad * _RotationFirstIntegral.apply(x, *ctx.coeffs), None, None
 
 
 def macroturbulence_kernel(
