@@ -16,7 +16,12 @@ group = typer.Typer(help="Model discrepancy learned from real SpeX library spect
 
 @group.command("fit")
 def fit_cmd(
-    grid: str = typer.Option(..., "--grid", help="Grid name: dback24, btsettl08, burrows06."),
+    grid: str = typer.Option(
+        ...,
+        "--grid",
+        help="Grid name (dback24, btsettl08, burrows06, or one converted into the cache) or "
+        "grid .h5 file; give the model to `atmospec predict --grids ...,GRID=OUT`.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for discrepancy.safetensors/.json."),
     seed: int = typer.Option(
         0, min=0, max=SEED_MAX, help="Seed of the split of objects into fit / evaluation."
@@ -40,16 +45,23 @@ def fit_cmd(
 
     from atmospec._fileio import atomic_path, write_json
     from atmospec.discrepancy.learn import fit_discrepancy
+    from atmospec.errors import AtmospecError
 
-    model, record = fit_discrepancy(
-        grid,
-        seed=seed,
-        snr_min=snr_min,
-        n_modes=n_modes,
-        n_iter=n_iter,
-        max_spectra=max_spectra,
-        scale_modes=not floor_only,
-    )
+    try:
+        model, record = fit_discrepancy(
+            grid,
+            seed=seed,
+            snr_min=snr_min,
+            n_modes=n_modes,
+            n_iter=n_iter,
+            max_spectra=max_spectra,
+            scale_modes=not floor_only,
+        )
+    except AtmospecError:
+        raise  # said in one line by the entry point
+    except ValueError as err:  # too few library spectra inside the grid: nothing is written
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None
     model.save(out)
     write_json(out / "scores.json", record)
     if figure:

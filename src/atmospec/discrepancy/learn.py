@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from numpy.typing import NDArray
 
 from atmospec.discrepancy.likelihood import scan_nodes
 from atmospec.discrepancy.model import DiscrepancyModel
+from atmospec.discrepancy.moments import CLIP, moments, residual_rows
 from atmospec.discrepancy.scaling import (
     MIN_MODES,
     SPECTRA_PER_MODE,
@@ -71,7 +73,6 @@ FloatArray = NDArray[np.float64]
 AXIS_RANGE = (0.70, 2.50)  # micron: the SpeX prism range where library spectra have signal
 TEFF_EDGES = (1300.0, 1600.0, 1900.0, 2200.0)  # K: candidate Teff bin edges (see scaling.teff_bins)
 _MIN_PER_BIN = 40  # spectra needed in total to learn any model
-_CLIP = 2.0  # fractional residuals are winsorised at +-200 % before the moments
 
 
 def select_spectra(snr_min: float = 20.0, spt: str = "M7-T8") -> pd.DataFrame:
@@ -161,48 +162,6 @@ def fit_library(
     )
 
 
-def _residual_rows(
-    fits: list[LibraryFit], axis: FloatArray, model: DiscrepancyModel
-) -> tuple[FloatArray, FloatArray]:
-    """Fractional residuals and fractional noise variances on ``axis`` (NaN where absent)."""
-    n = len(fits)
-    res = np.full((n, axis.size), np.nan)
-    var = np.full((n, axis.size), np.nan)
-    for i, f in enumerate(fits):
-        w, m = f.wavelength, model.reference(f.model)
-        r = np.clip((f.flux - f.model) / m, -_CLIP, _CLIP)
-        v = (f.error / m) ** 2
-        inside = (axis >= w[0]) & (axis <= w[-1])
-        res[i, inside] = np.interp(axis[inside], w, r)
-        var[i, inside] = np.interp(axis[inside], w, v)
-    return res, var
-
-
-def _moments(res: FloatArray, var: FloatArray, n_modes: int) -> tuple[FloatArray, FloatArray]:
-    """Floor (n_wave,) and modes (n_modes, n_wave) from fractional residual rows."""
-    have = np.isfinite(res)
-    r0 = np.where(have, res, 0.0)
-    cnt = have.T.astype(np.float64) @ have.astype(np.float64)
-    second = (r0.T @ r0) / np.maximum(cnt, 1.0)
-    noise = np.nanmedian(np.where(have, var, np.nan), axis=0)
-    noise = np.where(np.isfinite(noise), noise, 0.0)
-    frac = second - np.diag(noise)
-    sparse = np.diag(cnt) < 5
-    frac[sparse, :] = 0.0
-    frac[:, sparse] = 0.0
-    vals, vecs = np.linalg.eigh(0.5 * (frac + frac.T))
-    order = np.argsort(vals)[::-1][:n_modes]
-    vals = np.clip(vals[order], 0.0, None)
-    modes = (vecs[:, order] * np.sqrt(vals)[None, :]).T
-    floor2 = np.diag(frac) - np.sum(modes**2, axis=0)
-    floor2 = np.where(sparse, np.nan, floor2)
-    # pixels seen by too few spectra take their neighbours' floor
-    good = np.isfinite(floor2)
-    floor2 = np.interp(np.arange(floor2.size), np.flatnonzero(good), floor2[good])
-    floor = np.sqrt(np.clip(floor2, 0.005**2, None))
-    return floor, modes
-
-
 def fit_discrepancy(
     grid_name: str,
     *,
@@ -241,10 +200,18 @@ def fit_discrepancy(
     from tqdm.auto import tqdm
 
     from atmospec._logging import progress_enabled
-    from atmospec.grids import load_grid
+    from atmospec.errors import CoverageError
+    from atmospec.grids import grid_identity, load_grid
 
     no_bars = not progress_enabled()
     grid = load_grid(grid_name)
+    axis = grid.wavelength[(grid.wavelength >= AXIS_RANGE[0]) & (grid.wavelength <= AXIS_RANGE[1])]
+    if axis.size < 2:  # else every library spectrum is skipped, and the count says "0 inside"
+        raise CoverageError(
+            f"{grid.path}: grid {grid.name!r} spans {grid.wavelength[0]:.2f}-"
+            f"{grid.wavelength[-1]:.2f} um, outside the {AXIS_RANGE[0]:.2f}-{AXIS_RANGE[1]:.2f} "
+            "um of the SpeX prism library spectra a model of mismatch is learned from"
+        )
     table = select_spectra(snr_min)
     fit_ids, eval_ids = split_objects(table["source_key"], seed)
     halves = {
@@ -256,7 +223,6 @@ def fit_discrepancy(
     grid_flux = grid.flux(slice(None))
     t_axis = np.unique(grid.params["teff"].to_numpy(dtype=np.float64))
     edge = (float(t_axis[0]), float(t_axis[-1]))
-    axis = grid.wavelength[(grid.wavelength >= AXIS_RANGE[0]) & (grid.wavelength <= AXIS_RANGE[1])]
     prepared: dict[str, list[_Prepared]] = {}
     skipped: dict[str, int] = {}
     for half, rows in halves.items():
@@ -311,8 +277,8 @@ def fit_discrepancy(
             k = bin_modes(len(members), n_modes)
             if k < 1:
                 continue
-            res, var = _residual_rows(members, axis, ref)
-            fl, md = _moments(res, var, k)
+            res, var = residual_rows(members, axis, ref)
+            fl, md = moments(res, var, k)
             md = np.concatenate([md, np.zeros((n_modes - k, axis.size))])
             modes_per_bin.append(k)
             centres.append(float(np.median(first[labels == b])))
@@ -367,6 +333,8 @@ def fit_discrepancy(
     }
     model.meta = {
         "seed": seed,
+        "grid_file": str(Path(grid.path).resolve()),
+        "grid_sha256": grid_identity(grid).sha256,  # checked where the model is used
         "split": split_record,
         "selection": {
             "library": "SpeX prism library (splat 1.14)",
@@ -384,7 +352,7 @@ def fit_discrepancy(
             "teff_edge_candidates": list(TEFF_EDGES),
             "teff_edges": edges.tolist(),
             "n_iter": n_iter,
-            "clip": _CLIP,
+            "clip": CLIP,
             "reference_fraction": model.reference_fraction,
             "spectra_per_mode": SPECTRA_PER_MODE,
             "min_modes_per_bin": MIN_MODES,
@@ -468,12 +436,14 @@ def recalibrate_temperature(folder: Any) -> DiscrepancyModel:
 
     Also records the repeat-pull spread on the evaluation half at that temperature.
     """
-    from pathlib import Path
-
-    from atmospec.grids import load_grid
+    from atmospec.discrepancy.route import check_learned_for
+    from atmospec.grids import BUILTIN_GRIDS, load_grid
 
     model = DiscrepancyModel.load(folder)
-    grid = load_grid(model.grid)
+    # a user grid is found by the file it was learned from (its name need not be in the cache)
+    builtin = model.grid in BUILTIN_GRIDS
+    grid = load_grid(model.grid if builtin else model.meta.get("grid_file") or model.grid)
+    check_learned_for(model, grid)
     table = select_spectra(float(model.meta["selection"]["snr_min"]))
     fit_ids = set(model.meta["split"]["fit_objects"])
     grid_flux = grid.flux(slice(None))

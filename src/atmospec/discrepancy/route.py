@@ -27,6 +27,7 @@ __all__ = [
     "covered_share",
     "misfit_sentence",
     "shipped_model",
+    "check_learned_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def resolve_discrepancy(
         ...
         atmospec.errors.IncompatibleModelError: discrepancy model of grid 'dback24' cannot...
     """
-    from atmospec.errors import DataNotFoundError, IncompatibleModelError
+    from atmospec.errors import DataNotFoundError
 
     if option is None:
         notes.append(
@@ -83,10 +84,7 @@ def resolve_discrepancy(
             return None
     else:
         model = option
-    if model.grid != grid.name:
-        raise IncompatibleModelError(
-            f"discrepancy model of grid {model.grid!r} cannot be used with grid {grid.name!r}"
-        )
+    check_learned_for(model, grid)
     lo, hi = float(model.wavelength[0]), float(model.wavelength[-1])
     outside = (data.wavelength < lo - 0.02) | (data.wavelength > hi + 0.02)
     if outside.any():
@@ -106,6 +104,57 @@ def resolve_discrepancy(
         "with labelled objects)"
     )
     return model
+
+
+def check_learned_for(model: DiscrepancyModel, grid: ModelGrid) -> None:
+    """Refuse a model of mismatch learned for another grid: its floor and modes describe that
+    grid's errors. The grid is known by its name and, where the model records one (models
+    learned since it was recorded, :func:`~atmospec.discrepancy.learn.fit_discrepancy`), by
+    the sha256 of its content (:func:`~atmospec.grids.identity.grid_identity`): a grid whose
+    spectra changed after the model was learned is refused too.
+
+    Raises:
+        IncompatibleModelError: the model names another grid.
+        ChecksumError: the grid's content is not the content the model was learned on.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> check_learned_for(shipped_model("dback24"), NS(name="dback24"))  # no sha256 recorded
+        >>> check_learned_for(shipped_model("dback24"), NS(name="btsettl08", path="b.h5"))
+        Traceback (most recent call last):
+        ...
+        atmospec.errors.IncompatibleModelError: discrepancy model of grid 'dback24' cannot...
+    """
+    from atmospec.errors import ChecksumError, IncompatibleModelError
+
+    where = model.meta.get("path") or "given as an object"
+    if model.grid != grid.name:
+        raise IncompatibleModelError(
+            f"discrepancy model of grid {model.grid!r} cannot be used with grid {grid.name!r} "
+            f"({getattr(grid, 'path', grid.name)}; model {where}): its floor and modes describe "
+            f"the errors of {model.grid!r}; {_relearn(grid)}"
+        )
+    recorded = model.meta.get("grid_sha256")
+    if not recorded:
+        return
+    from atmospec.grids.identity import grid_identity
+
+    now = grid_identity(grid).sha256
+    if now != recorded:
+        raise ChecksumError(
+            f"{grid.path}: the content of grid {grid.name!r} (sha256 {now}) is not what its "
+            f"model of mismatch {where} was learned on (sha256 {recorded}): the grid changed "
+            f"since; {_relearn(grid)}"
+        )
+
+
+def _relearn(grid: ModelGrid) -> str:
+    """How to learn a model of mismatch for ``grid`` (a built-in one by name, any other by
+    its file)."""
+    from atmospec.grids import BUILTIN_GRIDS
+
+    name = grid.name if grid.name in BUILTIN_GRIDS else getattr(grid, "path", grid.name)
+    return f"learn one for it with `atmospec discrepancy fit --grid {name} --out FOLDER`"
 
 
 def _share_note(axis: FloatArray, data: FitData, grid: str, notes: list[str], tail: str) -> None:

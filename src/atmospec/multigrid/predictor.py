@@ -22,6 +22,7 @@ from .calibration import Calibration, load_calibration
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
 from .flux_reading import FluxReading, flux_reading
+from .grid_setup import check_given, check_parameters, route_discrepancy, unmeasured_notes
 from .learned import base_answers, coarse_input, from_result, is_coarse, learned_estimates
 from .result import MultiGridResult
 from .routes import (
@@ -73,8 +74,11 @@ class MultiGridPredictor:
     ``"shipped"`` (default) uses the shipped one when it was learned for these grids, a path
     or a :class:`~atmospec.multigrid.calibration.Calibration` another, None none.
 
-    ``discrepancy`` maps grid names to their model-discrepancy models (default: the shipped
-    ones, :func:`atmospec.discrepancy.load_discrepancy`; None for a grid: none).
+    ``discrepancy`` maps grid names to their model-discrepancy models (default: the folder a
+    route names, ``GRID=FOLDER``, else the shipped one of a built-in grid,
+    :func:`~atmospec.multigrid.grid_setup.route_discrepancy`; None for a grid: none); a model
+    learned for another grid is refused. Every grid must vary ``teff``; one that does not vary
+    ``logg`` or ``mh`` joins, and the notes say where the combined value comes from.
     ``predictors`` maps grid names to learned predictors already built (a batch worker's,
     rebuilt from what the runner shipped, :meth:`shipping_spec`); the others are built from
     the routes.
@@ -141,6 +145,8 @@ class MultiGridPredictor:
             if r.model is not None and r.model in COARSE_VARIANTS
         }
         self.grids: dict[str, ModelGrid] = {r.grid: load_grid(r.grid) for r in self.routes}
+        for r in self.routes:
+            check_parameters(r, self.grids[r.grid])
         for g in self.grids.values():
             # every spectrum scans every node of every grid (twice): a grid that fits in
             # memory is read once instead of from disk per spectrum (~30 % of the time)
@@ -150,9 +156,13 @@ class MultiGridPredictor:
         self.discrepancy_notes: dict[str, str] = {}
         given = dict(discrepancy or {})
         for r in self.routes:
-            self.discrepancy[r.grid] = (
-                given[r.grid] if r.grid in given else self._discrepancy(r.grid)
-            )
+            if r.grid in given:
+                check_given(r.grid, given[r.grid], self.grids[r.grid])
+                self.discrepancy[r.grid] = given[r.grid]
+                continue
+            self.discrepancy[r.grid], note = route_discrepancy(r, self.grids[r.grid])
+            if note:
+                self.discrepancy_notes[r.grid] = note
         self.coverage = self.primary.coverage
         self.policy = self.primary.policy
         # every learned model is named: retraining any of them, or learning a grid's model of
@@ -197,19 +207,6 @@ class MultiGridPredictor:
                 cal.model_id, self.base_model_id
             )
         return cal, ""
-
-    def _discrepancy(self, grid: str) -> Any:
-        try:
-            from atmospec.discrepancy import load_discrepancy
-        except ImportError:  # pragma: no cover - the module ships with the package
-            self.discrepancy_notes[grid] = "no discrepancy module"
-            return None
-        try:
-            return load_discrepancy(grid)
-        except (DataNotFoundError, AtmospecError) as err:
-            self.discrepancy_notes[grid] = f"{grid}: no model-error covariance ({err})"
-            log.info("%s", self.discrepancy_notes[grid])
-            return None
 
     @property
     def grid(self) -> ModelGrid:
@@ -385,6 +382,7 @@ class MultiGridPredictor:
                 notes[i][:k] = [
                     f"{primary} (its answer not used for this object): {n}" for n in notes[i][:k]
                 ]
+            comb.notes.extend(unmeasured_notes(per, comb.weights, self.grids))
             if self.calibration is not None:
                 self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:

@@ -205,6 +205,18 @@ class MultiGridResult(PredictionResult):
             )
         return table
 
+    def corner(self, i: int = 0) -> Figure:
+        """Corner plot of the combined samples of object ``i``, less the parameters no grid
+        that answered varies (NaN, said in the notes: a solar-metallicity grid's ``mh``).
+
+        Example:
+            >>> res.corner(0)  # doctest: +SKIP
+        """
+        from atmospec.plots import corner
+
+        frame = self.samples_frame(i)
+        return corner(frame.loc[:, frame.notna().any()])
+
     def plot(self, i: int = 0) -> Figure:
         """Data over each grid's best model, and the residual with the model-error band."""
 

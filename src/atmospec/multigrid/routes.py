@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -25,14 +25,20 @@ class GridRoute:
     ``model`` is a learned model for that grid (``"default"``: the default NPE/CNN chain; a
     registry name or a model folder), or None: chi-square over the grid's nodes with its
     model-error covariance. ``grid`` is a grid name or folder (:func:`atmospec.grids.load_grid`).
+    ``discrepancy`` is a folder holding the grid's model of mismatch (written by
+    ``atmospec discrepancy fit --grid GRID --out FOLDER``); None: the shipped one of a
+    built-in grid, if any.
 
     Example:
         >>> GridRoute("btsettl08").describe()
         'btsettl08 (chi-square over the grid nodes)'
+        >>> GridRoute("runs/mine.h5", discrepancy="runs/mine-mismatch").describe()
+        'runs/mine.h5 (chi-square over the grid nodes, model of mismatch runs/mine-mismatch)'
     """
 
     grid: str
     model: str | None = None
+    discrepancy: str | None = None
 
     @property
     def label(self) -> str:
@@ -51,6 +57,8 @@ class GridRoute:
 
     def describe(self) -> str:
         how = "chi-square over the grid nodes" if self.model is None else f"model {self.model}"
+        if self.discrepancy is not None:
+            how += f", model of mismatch {self.discrepancy}"
         return f"{self.grid} ({how})"
 
 
@@ -67,6 +75,10 @@ DEFAULT_ROUTES: tuple[GridRoute, ...] = (
 def parse_routes(text: str | None) -> tuple[GridRoute, ...]:
     """Routes from ``"dback24=default,burrows06=burrows06-spex,btsettl08"`` (None: defaults).
 
+    ``GRID=FOLDER`` where the folder holds a model of mismatch (``discrepancy.json``, written
+    by ``atmospec discrepancy fit``) makes the grid answer by chi-square over its nodes under
+    that model; any other ``GRID=MODEL`` names a learned model.
+
     Example:
         >>> [r.describe() for r in parse_routes("dback24=default,btsettl08")]
         ['dback24 (model default)', 'btsettl08 (chi-square over the grid nodes)']
@@ -79,7 +91,11 @@ def parse_routes(text: str | None) -> tuple[GridRoute, ...]:
         if not part:
             continue
         grid, _, model = part.partition("=")
-        out.append(GridRoute(grid.strip(), model.strip() or None))
+        how = model.strip() or None
+        if how is not None and (Path(how).expanduser() / "discrepancy.json").is_file():
+            out.append(GridRoute(grid.strip(), None, discrepancy=how))
+        else:
+            out.append(GridRoute(grid.strip(), how))
     if not out:
         raise ValueError(f"no grid in {text!r}")
     return tuple(out)

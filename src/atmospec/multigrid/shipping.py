@@ -40,7 +40,7 @@ class MultiGridSpec:
     """
 
     model_id: str
-    routes: tuple[tuple[str, str | None], ...]
+    routes: tuple[tuple[str, str | None, str | None], ...]  # grid, model, model of mismatch
     primary: PredictorSpec
     learned: dict[str, PredictorSpec]
     discrepancy: dict[str, Any]
@@ -68,7 +68,7 @@ class MultiGridSpec:
         plain = dataclasses.replace(options, ood=False)  # the other grids run without OOD
         return cls(
             model_id=predictor.model_id,
-            routes=tuple((r.grid, r.model) for r in predictor.routes),
+            routes=tuple((r.grid, r.model, r.discrepancy) for r in predictor.routes),
             primary=PredictorSpec.of(predictor.primary, options),
             learned={g: PredictorSpec.of(p, plain) for g, p in predictor.learned.items()},
             discrepancy=dict(predictor.discrepancy),
@@ -85,7 +85,7 @@ class MultiGridSpec:
         """The multi-grid predictor, rebuilt here (once per process and spec)."""
         if self.key in _BUILT:
             return _BUILT[self.key]
-        routes = [GridRoute(g, m) for g, m in self.routes]
+        routes = [GridRoute(*r) for r in self.routes]
         built = {routes[0].grid: self.primary.build()}
         built.update({g: s.build() for g, s in self.learned.items()})
         kw = {k: v for k, v in self.options.items() if k not in ("draws", "seed")}
