@@ -180,3 +180,24 @@ def test_discrepancy_fit_with_too_few_spectra_says_so_in_one_line(splat_dir, tmp
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert "only 5 library spectra inside the grid; at least 40 are needed" in res.output
     assert not out.exists()
+
+
+@pytest.mark.realdata
+def test_grids_listed_wrongly_is_a_usage_error_not_a_traceback(splat_dir, tmp_path):
+    # The order and names of --grids are the user's to fix: a primary grid without a learned
+    # model, a grid listed twice. They used to reach the terminal as a ValueError traceback.
+    from typer.testing import CliRunner
+
+    from atmospec.cli.main import app
+
+    for grids, said in (
+        ("btsettl08,dback24=default", "the first grid (btsettl08) is the primary one"),
+        ("dback24=default,btsettl08,btsettl08", "a grid is listed twice"),
+    ):
+        res = CliRunner().invoke(
+            app, ["predict", "10703_10070", "--grids", grids, "--out", str(tmp_path / "o")]
+        )
+        assert res.exit_code == 2, (grids, res.output)
+        assert "--grids" in res.output and said in " ".join(res.output.split()), res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+        assert not (tmp_path / "o" / "predictions.csv").exists()

@@ -91,9 +91,10 @@ Grids = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--grids",
-        help="With --model default: the grids asked, comma separated, primary first; grid "
-        "names or folders, NAME=MODEL to use a learned model (default "
-        "dback24=default,burrows06=burrows06-spex,btsettl08). 'none': the primary model alone.",
+        help="With --model default: the grids asked, comma separated, primary first; grid names "
+        "or files, GRID=MODEL for a learned model, GRID=FOLDER for a model of mismatch from "
+        "`atmospec discrepancy fit` (default dback24=default,burrows06=burrows06-spex,btsettl08)"
+        ". 'none': the primary model alone.",
     ),
 ]
 NoCalibration = Annotated[
@@ -335,11 +336,9 @@ def run_batch_command(
 
     Exits with :attr:`~atmospec.prediction.batch.BatchRun.exit_code` (3: some spectra could
     not be used, 4: none could) when the run is complete but not every spectrum has a row.
-
     ``grids`` other than ``"none"`` with ``model="default"`` and no ``grid``: several grids
     (:class:`~atmospec.multigrid.MultiGridPredictor`, ``None``: its default grids), on either
-    executor (the Dask workers rebuild it from its shipped spec).
-    """
+    executor (the Dask workers rebuild it from its shipped spec)."""
     import contextlib
 
     from rich.markup import escape
@@ -396,14 +395,16 @@ def run_batch_command(
         raise typer.BadParameter("--grids applies to --model default (without --grid)")
     predictor: Any
     if multi:
-        from atmospec.multigrid import MultiGridPredictor
-        from atmospec.multigrid.predictor import parse_routes
+        from atmospec.multigrid.predictor import MultiGridPredictor, parse_routes
 
         kwargs = options.predictor_kwargs()
         kwargs.pop("grid")
-        predictor = MultiGridPredictor(
-            parse_routes(grids), calibration="shipped" if calibration else None, **kwargs
-        )
+        try:
+            predictor = MultiGridPredictor(
+                parse_routes(grids), calibration="shipped" if calibration else None, **kwargs
+            )
+        except ValueError as err:  # how the grids are listed (the errors of files name them)
+            raise typer.BadParameter(str(err), param_hint="--grids") from None
     else:
         predictor = Predictor(model, **options.predictor_kwargs())
     with contextlib.ExitStack() as stack:
