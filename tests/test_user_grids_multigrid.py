@@ -140,6 +140,12 @@ def test_solar_grid_answering_alone_gives_no_metallicity_and_says_so(splat_dir, 
         "no model of mismatch" in n and f"--grids ...,{solar}=FOLDER" in n for n in res.notes[0]
     )
     assert [a.get_xlabel() for a in res.corner(0).axes if a.get_xlabel()] == ["teff", "logg"]
+    # without a model of mismatch the grid answered under a fitted error floor: the row says
+    # so and by how much (the grid's own note; it never reached the row before)
+    assert any(
+        n.startswith("solar: no model-error covariance for this grid; errors inflated by a")
+        for n in res.notes[0]
+    ), res.notes[0]
 
 
 @pytest.mark.realdata

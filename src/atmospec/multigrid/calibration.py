@@ -12,9 +12,8 @@ a Gaussian process over the combined Teff median (``ConstantKernel * RBF + White
 hyperparameters by maximum marginal likelihood), with each calibration object's own variance
 (its estimate's spread and its label's error) on the diagonal. Applied to a new object, the
 samples are shifted by the GP mean at its Teff and widened by the GP's predictive standard
-deviation (the uncertainty of the mean plus the object-to-object scatter of the systematic
-error). Far from the calibration objects the mean returns to zero and the widening to its
-prior: the correction never extrapolates a trend.
+deviation (the mean's uncertainty plus the object-to-object scatter of the systematic error).
+Far from the calibration objects the mean returns to zero and the widening to its prior.
 
 Two corrections ship, each fitted on one set of objects and evaluated on another:
 
@@ -64,6 +63,7 @@ __all__ = [
     "Calibration",
     "load_calibration",
     "shipped_calibration_dir",
+    "stale_reason",
     "stratified_split",
     "FIELD_MH_SCATTER",
 ]
@@ -474,3 +474,27 @@ def load_calibration(folder: str | os.PathLike[str] | None = None) -> Calibratio
             f"no calibration record in {path} (learn one with `atmospec discrepancy calibrate`)"
         )
     return Calibration.load(path)
+
+
+def stale_reason(learned_for: str, now: str) -> str:
+    """Why a calibration does not apply, in the parts of the two model ids that differ.
+
+    Example:
+        >>> stale_reason("grids:a+b|m1|b=m2", "grids:a+c|m1")
+        'the calibration was learned for the grids a+b, these are a+c'
+        >>> stale_reason("grids:a+b|m1|b~d1", "grids:a+b|m1|b~d2")
+        'the calibration was learned for other models of these grids (here b~d2, there b~d1); relearn it with `atmospec discrepancy calibrate`'
+    """
+    old, new = learned_for.split("|"), now.split("|")
+    if old[0] != new[0]:
+        return (
+            f"the calibration was learned for the grids {old[0].removeprefix('grids:')}, "
+            f"these are {new[0].removeprefix('grids:')}"
+        )
+    here = [p for p in new if p not in old]
+    there = [p for p in old if p not in new]
+    return (
+        f"the calibration was learned for other models of these grids (here "
+        f"{', '.join(here) or '-'}, there {', '.join(there) or '-'}); relearn it with "
+        "`atmospec discrepancy calibrate`"
+    )

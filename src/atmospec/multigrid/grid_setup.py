@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from .estimate import GridEstimate
     from .routes import GridRoute
 
-__all__ = ["check_parameters", "check_given", "route_discrepancy", "unmeasured_notes"]
+__all__ = [
+    "answer_notes",
+    "check_parameters",
+    "check_given",
+    "route_discrepancy",
+    "unmeasured_notes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +175,30 @@ def check_given(grid_key: str, model: Any, grid: ModelGrid) -> None:
             check_learned_for(model, grid)
         except AtmospecError as err:
             raise type(err)(f"discrepancy[{grid_key!r}]: {err}") from None
+
+
+def answer_notes(
+    estimates: Mapping[str, GridEstimate], weights: Mapping[str, float], said: Sequence[str]
+) -> list[str]:
+    """The notes of the grids' own answers that the combination used (a grid without a model
+    of mismatch answering with a fitted error floor, a learned model that could not take the
+    spectrum), each once and less those already ``said``: they explain the answer a user
+    reads, so they reach its row.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> est = {"a": NS(notes=["a: errors inflated by a fitted floor f = 0.05"]),
+        ...        "b": NS(notes=["b: its model could not take the spectrum; chi-square"])}
+        >>> answer_notes(est, {"a": 0.5, "b": 0.0}, said=[])
+        ['a: errors inflated by a fitted floor f = 0.05']
+    """
+    seen = set(said)
+    out: list[str] = []
+    for g, est in estimates.items():
+        if not weights.get(g):
+            continue
+        for n in est.notes:
+            if n not in seen:
+                seen.add(n)
+                out.append(n)
+    return out

@@ -18,11 +18,17 @@ from atmospec.prediction.result import PredictionResult
 from atmospec.prediction.sampling import spectrum_seed
 from atmospec.prediction.sources import read_spectrum
 
-from .calibration import Calibration, load_calibration
+from .calibration import Calibration, load_calibration, stale_reason
 from .combine import Combined, combine
 from .estimate import COMMON_PARAMS, GridEstimate, chi2_estimate
 from .flux_reading import FluxReading, flux_reading
-from .grid_setup import check_given, check_parameters, route_discrepancy, unmeasured_notes
+from .grid_setup import (
+    answer_notes,
+    check_given,
+    check_parameters,
+    route_discrepancy,
+    unmeasured_notes,
+)
 from .learned import base_answers, coarse_input, from_result, is_coarse, learned_estimates
 from .result import MultiGridResult
 from .routes import (
@@ -203,7 +209,7 @@ class MultiGridPredictor:
             except DataNotFoundError as err:
                 return None, f"no correction for the grids' shared systematic error ({err})"
         if cal.model_id != self.base_model_id:
-            return None, "no correction for the grids' shared systematic error: " + _stale(
+            return None, "no correction for the grids' shared systematic error: " + stale_reason(
                 cal.model_id, self.base_model_id
             )
         return cal, ""
@@ -383,6 +389,7 @@ class MultiGridPredictor:
                     f"{primary} (its answer not used for this object): {n}" for n in notes[i][:k]
                 ]
             comb.notes.extend(unmeasured_notes(per, comb.weights, self.grids))
+            comb.notes.extend(answer_notes(per, comb.weights, notes[i] + comb.notes))
             if self.calibration is not None:
                 self.calibration.correct(comb, inp.snr, rng)
             elif self.calibration_note:
@@ -460,30 +467,6 @@ class MultiGridPredictor:
 IN_MEMORY_BYTES = 512 * 2**20
 """Grids whose fluxes take at most this much memory (float64) are held in memory while a
 multi-grid predictor lives (the shipped ones take 1-9 MB); larger ones are read per scan."""
-
-
-def _stale(learned_for: str, now: str) -> str:
-    """Why a calibration does not apply, in the parts of the two model ids that differ.
-
-    Example:
-        >>> _stale("grids:a+b|m1|b=m2", "grids:a+c|m1")
-        'the calibration was learned for the grids a+b, these are a+c'
-        >>> _stale("grids:a+b|m1|b~d1", "grids:a+b|m1|b~d2")
-        'the calibration was learned for other models of these grids (here b~d2, there b~d1); relearn it with `atmospec discrepancy calibrate`'
-    """
-    old, new = learned_for.split("|"), now.split("|")
-    if old[0] != new[0]:
-        return (
-            f"the calibration was learned for the grids {old[0].removeprefix('grids:')}, "
-            f"these are {new[0].removeprefix('grids:')}"
-        )
-    here = [p for p in new if p not in old]
-    there = [p for p in old if p not in new]
-    return (
-        f"the calibration was learned for other models of these grids (here "
-        f"{', '.join(here) or '-'}, there {', '.join(there) or '-'}); relearn it with "
-        "`atmospec discrepancy calibrate`"
-    )
 
 
 def _reason(res: MultiGridResult, i: int) -> str:
