@@ -3,6 +3,7 @@ with ``atmospec discrepancy fit`` and given as ``--grids GRID=FOLDER``), and the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,3 +208,26 @@ def test_grids_listed_wrongly_is_a_usage_error_not_a_traceback(splat_dir, tmp_pa
         assert "--grids" in res.output and said in " ".join(res.output.split()), res.output
         assert res.exception is None or isinstance(res.exception, SystemExit)
         assert not (tmp_path / "o" / "predictions.csv").exists()
+
+
+@pytest.mark.realdata
+def test_a_grid_of_one_band_says_its_answer_rests_on_that_band(splat_dir, tmp_path):
+    # A user grid that spans 1.00-1.35 um answers a SpeX spectrum (0.9-2.45 um fitted) from
+    # the J band alone: its answer enters the combination, so its row must say on how many of
+    # the spectrum's pixels it rests; a grid spanning the whole range says nothing.
+    from atmospec import library
+    from atmospec.multigrid.estimate import chi2_estimate
+
+    gd165b = library.load("11250_11052")
+    jband = _planck_grid(
+        tmp_path / "j.h5", (1600.0, 1800.0, 2000.0), name="jband", wave=np.linspace(1.0, 1.35, 60)
+    )
+    est = chi2_estimate(gd165b, jband, draws=100, rng=np.random.default_rng(0))
+    said = [n for n in est.notes if n.startswith("jband: answers from ")]
+    assert len(said) == 1 and "outside the jband wavelength range were not fitted" in said[0]
+    n_fit, n_all = (int(x) for x in re.findall(r"from (\d+) of the spectrum's (\d+)", said[0])[0])
+    assert n_fit < 0.4 * n_all  # J is about a fifth of 0.9-2.45 um
+    whole = _planck_grid(tmp_path / "w.h5", (1600.0, 1800.0, 2000.0), name="whole",
+                         wave=np.linspace(0.6, 2.6, 200))  # fmt: skip
+    est = chi2_estimate(gd165b, whole, draws=100, rng=np.random.default_rng(0))
+    assert not any("answers from" in n for n in est.notes)

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GridEstimate", "chi2_estimate", "node_weights", "photon_chi2", "COMMON_PARAMS"]
 
+PART_COVERAGE = 0.1
+"""A grid that leaves more than this fraction of a spectrum's usable pixels uncovered (inside
+the fitted wavelength range) answers with a note naming them: its answer rests on the rest."""
+
 FloatArray = NDArray[np.float64]
 
 COMMON_PARAMS: tuple[str, ...] = ("teff", "logg", "mh")
@@ -175,6 +179,12 @@ def chi2_estimate(
     models = data.model(np.asarray(grid.flux(np.arange(len(grid))), dtype=np.float64))
     dof = max(data.n_pix - (len(names) + 1), 1)
     notes: list[str] = []
+    usable = data.n_pix + data.n_uncovered
+    if data.n_uncovered > PART_COVERAGE * usable:  # a grid of one band, say: its answer too
+        notes.append(
+            f"{grid.name}: answers from {data.n_pix} of the spectrum's {usable} usable pixels; "
+            + data.left_out(grid.name)[0]
+        )
     teff = grid.params["teff"].to_numpy(dtype=np.float64)
     misfit = float("nan")
     if discrepancy is not None:
