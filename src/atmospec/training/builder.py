@@ -23,6 +23,7 @@ from .systematics import (
     apply_shift,
     apply_slope,
     apply_telluric_residuals,
+    log_uniform_range,
     spex_noise_shapes,
     telluric_mask,
 )
@@ -402,20 +403,11 @@ def _check_options(
         if levels.size == 0 or not np.all(np.isfinite(levels) & (levels > 0)):
             raise ValueError(f"snr_levels must be finite S/N values > 0, not {list(snr_levels)}")
     else:
-        _check_range("snr", snr)
-    _check_range("flux_scale", flux_scale)
+        log_uniform_range("snr", snr)
+    log_uniform_range("flux_scale", flux_scale)
     for name, value in (("off_node_fraction", off_node_fraction), ("mask_telluric", mask_telluric)):
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} is a fraction between 0 and 1, not {value}")
-
-
-def _check_range(name: str, value: Any) -> None:
-    v = np.asarray(value, dtype=np.float64).ravel()
-    if v.size != 2 or not np.all(np.isfinite(v) & (v > 0)) or v[0] > v[1]:
-        raise ValueError(
-            f"{name} must be a (low, high) range with 0 < low <= high (drawn log-uniformly), "
-            f"not {np.atleast_1d(np.asarray(value, dtype=np.float64)).tolist()}"
-        )
 
 
 def _unit_hint(native: NDArray[np.float64], wave: NDArray[np.float64]) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "spex_noise_shapes",
     "SNR_WINDOW",
     "digest",
+    "log_uniform_range",
 ]
 
 # Strong telluric H2O absorption between the near-infrared windows (centre, half-width, um).
@@ -98,16 +99,10 @@ class Systematics:
         _check_number("max_shift", self.max_shift, "value >= 0 (a shift in ln wavelength)", 0.0)
         for name in ("resolution_fraction", "probability"):
             _check_number(name, getattr(self, name), "0 <= value <= 1 (a fraction)", 0.0, 1.0, True)
-        try:
-            r = np.asarray(self.extra_R_range, dtype=np.float64).ravel()
-        except (TypeError, ValueError):
-            r = np.array([np.nan])
-        if r.size != 2 or not np.all(np.isfinite(r) & (r > 0)) or r[0] > r[1]:
-            raise ValueError(
-                "Systematics.extra_R_range must be a (low, high) range of resolving powers with "
-                f"0 < low <= high, finite (drawn log-uniformly), not {self.extra_R_range!r}"
-            )
-        object.__setattr__(self, "extra_R_range", (float(r[0]), float(r[1])))
+        r = log_uniform_range(
+            "Systematics.extra_R_range", self.extra_R_range, what=" of resolving powers"
+        )
+        object.__setattr__(self, "extra_R_range", r)
 
     @classmethod
     def none(cls) -> Systematics:
@@ -125,6 +120,31 @@ class Systematics:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Systematics:
         return cls(**d)  # extra_R_range (a list in JSON and TOML) becomes a tuple
+
+
+def log_uniform_range(name: str, value: Any, what: str = "") -> tuple[float, float]:
+    """``value`` as the ``(low, high)`` range of a log-uniform draw (an S/N, a flux scale, a
+    resolving power); ValueError naming ``name`` (and ``what`` the numbers are) unless it is
+    two finite numbers with ``0 < low <= high`` (a 0 overflows the draw's logarithm).
+
+    Example:
+        >>> log_uniform_range("snr", [10, 300])
+        (10.0, 300.0)
+        >>> log_uniform_range("snr", (0.0, 100.0))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: snr must be a (low, high) range with 0 < low <= high, finite (drawn ...
+    """
+    try:
+        r = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        r = np.array([np.nan])
+    if r.size != 2 or not np.all(np.isfinite(r) & (r > 0)) or r[0] > r[1]:
+        raise ValueError(
+            f"{name} must be a (low, high) range{what} with 0 < low <= high, finite (drawn "
+            f"log-uniformly), not {value!r}"
+        )
+    return float(r[0]), float(r[1])
 
 
 def _check_number(
