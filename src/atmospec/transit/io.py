@@ -13,7 +13,7 @@ from atmospec._fileio import atomic_path
 from atmospec._optional import require
 from atmospec.errors import DataNotFoundError, FileFormatError
 
-from .adc import adc_of_planet
+from .tables import adc_of_planet, planet_ids
 
 __all__ = [
     "INSTRUMENTS",
@@ -219,12 +219,7 @@ def read_star_info(root: str | Path, planet_id: str) -> dict[str, float]:
 
     for path in sorted(Path(root).glob("*star_info.csv")):
         table = _read_csv(path)
-        if "planet_id" not in table:
-            raise FileFormatError(f"{path}: no planet_id column")
-        ids = _numbers(
-            path, "planet_id", lambda t=table: t["planet_id"].astype(float).astype(np.int64)
-        ).astype(str)
-        rows = table[ids == str(planet_id)]
+        rows = table[planet_ids(path, table) == str(planet_id)]
         if len(rows):
             row = rows.iloc[0]
             return _numbers(
@@ -248,11 +243,10 @@ def read_labels(root: str | Path, split: str = "train") -> dict[str, NDArray[np.
     if not path.exists():
         raise DataNotFoundError(f"{path}: no labels file (only simulated or training data has one)")
     table = _read_csv(path)
-    if "planet_id" not in table:
-        raise FileFormatError(f"{path}: no planet_id column")
+    ids = planet_ids(path, table)
     wl = [c for c in table.columns if c.startswith("wl_")]
     values = table[wl].to_numpy(np.float64)
-    return {str(int(pid)): values[i] for i, pid in enumerate(table["planet_id"])}
+    return {pid: values[i] for i, pid in enumerate(ids)}
 
 
 def read_planet(planet_dir: str | Path) -> RawObservation:

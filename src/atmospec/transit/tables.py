@@ -1,4 +1,5 @@
-"""The analogue-to-digital conversion of each instrument, from a dataset's ``adc_info.csv``."""
+"""A dataset's tables of planets: their ids, and each instrument's analogue-to-digital
+conversion (``adc_info.csv``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from atmospec.errors import FileFormatError
 
-__all__ = ["adc_of_planet"]
+__all__ = ["adc_of_planet", "planet_ids"]
+
+
+def planet_ids(path: Path, table: Any) -> Any:
+    """The ``planet_id`` column of a table read from ``path``, as the planet folders name
+    them (``"7"`` for 7 or 7.0); FileFormatError naming ``path`` when the column is missing
+    or an id is not an integer.
+
+    Example:
+        >>> import pandas as pd
+        >>> planet_ids(Path("x.csv"), pd.DataFrame({"planet_id": [7.0, 12]})).tolist()
+        ['7', '12']
+    """
+    if "planet_id" not in table:
+        raise FileFormatError(f"{path}: no planet_id column")
+    try:
+        return table["planet_id"].astype(float).astype(np.int64).astype(str)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise FileFormatError(f"{path}: planet_id is not numeric or is missing ({err})") from None
 
 
 def adc_of_planet(
@@ -32,7 +53,7 @@ def adc_of_planet(
         atmospec.errors.FileFormatError: adc_info.csv: no row for planet 9 (its planet_id column lists 2 other planets)
     """
     if "planet_id" in table:
-        ids = table["planet_id"].astype(str).str.removesuffix(".0")
+        ids = planet_ids(path, table)
         mine = ids == str(planet_id)
         if not mine.any():
             raise FileFormatError(
